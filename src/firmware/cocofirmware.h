@@ -1,0 +1,153 @@
+/*
+ * cocofirmware.h: the firmware seam (CocoFirmware)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * One interface for the six KVM_MIGRATE_CMD sub-commands of the RFC
+ * ("Add import export API for confidential guest live migration") and
+ * KVM_{EXPORT,IMPORT}_{MEMORY,VCPU}. Backends: "kvm" (the RFC ioctls on a
+ * VM fd and vCPU fds) and "emulated" (a software firmware following the TDX
+ * module's migration rules). Everything above this seam is backend-blind.
+ *
+ * Conventions for every call:
+ *  - returns 0 on success, or a negative errno exactly as the RFC ioctl
+ *    would (-EPERM wrong state/order, -EBADMSG MAC/format, -EPROTO
+ *    replay/drop/reorder, -EBUSY vCPUs running, -EAGAIN key not yet set,
+ *    -EEXIST already exported, -EINVAL malformed or buffer too small,
+ *    -ENOTTY/-EOPNOTSUPP not supported); and then @error is set too, in the
+ *    COCO_ERROR domain with the matching COCO_ERROR_FW_* code and a clear,
+ *    translated message;
+ *  - @status (may be NULL) receives the errno, the raw firmware status
+ *    (TDX-style 64-bit completion code; the RFC has no such field, we keep
+ *    it anyway) and, for a too-small buffer, the size needed;
+ *  - buffers are caller-owned; *buflen is the capacity on input and the
+ *    bytes used on output.
+ */
+
+#pragma once
+
+#include "internal.h"
+#include "util/cocoenum.h"
+#include "util/cocoerror.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    COCO_MIGRATE_CMD_PREPARE = 0,
+    COCO_MIGRATE_CMD_SETUP = 1,
+    COCO_MIGRATE_CMD_TOKEN = 2,
+    COCO_MIGRATE_CMD_SOURCE_BLACKOUT = 3,
+    COCO_MIGRATE_CMD_ABORT = 4,
+    COCO_MIGRATE_CMD_FINISH = 5,
+    COCO_MIGRATE_CMD_LAST
+} CocoMigrateCmd;
+COCO_ENUM_DECL(cocoMigrateCmd); /* "prepare", "setup", "token", ... */
+
+typedef enum {
+    COCO_FIRMWARE_ROLE_SOURCE = 0,
+    COCO_FIRMWARE_ROLE_DESTINATION,
+    COCO_FIRMWARE_ROLE_LAST
+} CocoFirmwareRole;
+COCO_ENUM_DECL(cocoFirmwareRole); /* "source", "destination" */
+
+/* Flags of COCO_MIGRATE_CMD_TOKEN: the start token (in-order phase done). */
+#define COCO_MIGRATE_TOKEN_START (1U << 0)
+
+typedef struct {
+    int err; /* 0 or the negative errno returned */
+    uint64_t fw_status; /* raw firmware completion status, 0 = success */
+    size_t needed; /* -EINVAL for a short buffer: the size needed */
+} CocoFirmwareStatus;
+
+typedef struct {
+    bool migration; /* KVM_CAP_MIGRATION */
+    unsigned int max_streams; /* forward streams + 1 backward */
+    unsigned int max_gfns; /* pages per EXPORT/IMPORT_MEMORY call */
+    unsigned int mig_version; /* bundle format version */
+} CocoFirmwareCaps;
+
+typedef struct _CocoFirmware CocoFirmware;
+
+typedef struct {
+    const char *name; /* "kvm", "emulated" */
+
+    int (*getCaps)(CocoFirmware *fw, CocoFirmwareCaps *caps, GError **error);
+
+    /*
+     * KVM_MIGRATE_CMD. Buffer use per sub-command:
+     *  PREPARE          in: the peer agent's last message (len 0 at first);
+     *                   out: the message for the peer agent (len 0: none).
+     *                   Returns -EAGAIN until the session keys are
+     *                   installed, then 0. The host only carries the
+     *                   messages; it never sees a key.
+     *  SETUP            source out / destination in: immutable-state bundle.
+     *  TOKEN            source out / destination in: an epoch token, or the
+     *                   start token with COCO_MIGRATE_TOKEN_START.
+     *  SOURCE_BLACKOUT  source only; no buffer.
+     *  ABORT            destination out: the abort token;
+     *                   source in: the abort token (len 0 before the start
+     *                   token).
+     *  FINISH           destination: commit (the VM may run after this);
+     *                   source: end the session (the VM can never run).
+     */
+    int (*migrateCmd)(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags,
+                      void *buf, size_t *buflen, CocoFirmwareStatus *status,
+                      GError **error);
+
+    /*
+     * KVM_EXPORT_MEMORY: export @ngfns pages (<= caps.max_gfns) on forward
+     * stream @stream into one bundle in @buf. @gfn_status (may be NULL) gets
+     * one per-page status (0 ok) so the caller can retry failed pages.
+     */
+    int (*exportMemory)(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
+                        uint32_t ngfns, uint8_t *gfn_status, void *buf,
+                        size_t *buflen, CocoFirmwareStatus *status,
+                        GError **error);
+
+    /* KVM_IMPORT_MEMORY: import one memory bundle received on @stream. */
+    int (*importMemory)(CocoFirmware *fw, uint32_t stream, const void *buf,
+                        size_t buflen, CocoFirmwareStatus *status,
+                        GError **error);
+
+    /* KVM_EXPORT_VCPU / KVM_IMPORT_VCPU for vCPU @vcpu. */
+    int (*exportVcpu)(CocoFirmware *fw, unsigned int vcpu, void *buf,
+                      size_t *buflen, CocoFirmwareStatus *status,
+                      GError **error);
+    int (*importVcpu)(CocoFirmware *fw, unsigned int vcpu, const void *buf,
+                      size_t buflen, CocoFirmwareStatus *status,
+                      GError **error);
+
+    void (*free)(CocoFirmware *fw);
+} CocoFirmwareDriver;
+
+struct _CocoFirmware {
+    const CocoFirmwareDriver *driver;
+    CocoFirmwareRole role;
+    void *priv; /* the backend's */
+};
+
+/* Dispatchers: check arguments, call the backend, keep *status filled. */
+int cocoFirmwareGetCaps(CocoFirmware *fw, CocoFirmwareCaps *caps,
+                        GError **error);
+int cocoFirmwareMigrateCmd(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags,
+                           void *buf, size_t *buflen,
+                           CocoFirmwareStatus *status, GError **error);
+int cocoFirmwareExportMemory(CocoFirmware *fw, uint32_t stream,
+                             const uint64_t *gfns, uint32_t ngfns,
+                             uint8_t *gfn_status, void *buf, size_t *buflen,
+                             CocoFirmwareStatus *status, GError **error);
+int cocoFirmwareImportMemory(CocoFirmware *fw, uint32_t stream, const void *buf,
+                             size_t buflen, CocoFirmwareStatus *status,
+                             GError **error);
+int cocoFirmwareExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *buf,
+                           size_t *buflen, CocoFirmwareStatus *status,
+                           GError **error);
+int cocoFirmwareImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *buf,
+                           size_t buflen, CocoFirmwareStatus *status,
+                           GError **error);
+void cocoFirmwareFree(CocoFirmware *fw);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoFirmware, cocoFirmwareFree)
+
+/* Map a negative errno to its COCO_ERROR_FW_* code. */
+CocoErrorCode cocoFirmwareErrnoToCode(int err);
