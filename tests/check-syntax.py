@@ -132,6 +132,14 @@ def check_spec(top):
         print("libvirt-coco.spec Version %s differs from meson's %s"
               % (m.group(1) if m else "(none)", version))
         return 1
+    rpmspec = shutil.which("rpmspec")
+    if rpmspec:
+        # rpm's own parser must accept the spec (macros expanded)
+        r = subprocess.run([rpmspec, "-P", os.path.join(top, "libvirt-coco.spec")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print("rpmspec rejects libvirt-coco.spec:\n" + r.stderr)
+            return 1
     return 0
 
 
