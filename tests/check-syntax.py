@@ -123,6 +123,36 @@ def check_symbols(top):
     return ret
 
 
+def check_exports(top):
+    """The built library exports exactly the symbols the .syms lists name."""
+    lib = os.environ.get("COCO_LIBRARY")
+    nm = shutil.which("nm")
+    if not lib or not nm:
+        print("SKIP: no COCO_LIBRARY or nm")
+        return 77
+    r = subprocess.run([nm, "-D", "--defined-only", lib], capture_output=True,
+                       text=True, check=True)
+    exported = set()
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "TDBRVW" and parts[2] != "LIBVIRT_COCO_0.1.0":
+            exported.add(parts[2].split("@")[0])
+    listed = set()
+    for syms in glob.glob(os.path.join(top, "src", "*", "*.syms")):
+        for line in open(syms, encoding="utf-8"):
+            sym = line.split("#", 1)[0].strip()
+            if sym:
+                listed.add(sym)
+    ret = 0
+    for sym in sorted(exported - listed):
+        print("exported but not listed in a .syms file: %s" % sym)
+        ret = 1
+    for sym in sorted(listed - exported):
+        print("listed in a .syms file but not exported: %s" % sym)
+        ret = 1
+    return ret
+
+
 def check_spec(top):
     meson = open(os.path.join(top, "meson.build"), encoding="utf-8").read()
     version = re.search(r"version:\s*'([^']+)'", meson).group(1)
@@ -161,6 +191,7 @@ CHECKS = {
     "potfiles": check_potfiles,
     "symbols": check_symbols,
     "spec": check_spec,
+    "exports": check_exports,
     "markers": check_markers,
 }
 
