@@ -198,6 +198,7 @@ parseKvmHeader(GHashTable *nrs, GHashTable *caps, unsigned int *maxcap)
 static void
 testNoCollision(void)
 {
+    static const unsigned int upstream_nrs[] = {0x49, 0xd2, 0xd4, 0xd5};
     g_autoptr(GHashTable) nrs = g_hash_table_new(NULL, NULL);
     g_autoptr(GHashTable) caps = g_hash_table_new(NULL, NULL);
     unsigned int maxcap = 0;
@@ -216,6 +217,14 @@ testNoCollision(void)
     g_assert_true(g_hash_table_contains(
         caps, GUINT_TO_POINTER(KVM_CAP_CHECK_EXTENSION_VM)));
     g_assert_cmpuint(g_hash_table_size(caps), >=, 100);
+
+    /* Numbers newer kernels added after the installed header (upstream
+     * include/uapi/linux/kvm.h, 2025: KVM_SET_USER_MEMORY_REGION2,
+     * KVM_SET_MEMORY_ATTRIBUTES, KVM_CREATE_GUEST_MEMFD,
+     * KVM_PRE_FAULT_MEMORY; capabilities up to 243). */
+    for (i = 0; i < G_N_ELEMENTS(upstream_nrs); i++)
+        g_hash_table_add(nrs, GUINT_TO_POINTER(upstream_nrs[i]));
+    maxcap = MAX(maxcap, 243);
 
     cocoKvmConfigInit(&cfg);
     for (i = 0; i < COCO_KVM_IOCTL_LAST; i++) {
@@ -375,6 +384,13 @@ testCapability(void)
     g_assert_true(caps.migration);
     g_assert_cmpuint(caps.max_gfns, ==, 512);
     g_assert_cmpuint(caps.max_streams, ==, 512);
+    {
+        guint8 prep[COCO_FAKE_PREPARE_SIZE];
+
+        cmdOk(fw, COCO_MIGRATE_CMD_PREPARE, 0, prep, sizeof(prep));
+        g_assert_cmpuint(_IOC_SIZE(cocoFakeKernelLastRequest(k)), ==,
+                         sizeof(struct kvm_migrate_cmd));
+    }
     g_clear_pointer(&fw, cocoFirmwareFree);
 
     /* Probe failure other than "unknown": reported, not "absent". */
@@ -388,6 +404,15 @@ testCapability(void)
     fw = newFw(k, COCO_FIRMWARE_ROLE_SOURCE, &cfg, &err);
     g_assert_no_error(err);
     g_assert_true(cocoKvmFirmwareUsesExt(fw));
+    {
+        guint8 tok[COCO_FAKE_TOKEN_SIZE];
+
+        /* The fake is PREPARED from above; any call shows the form. */
+        cmdFail(fw, COCO_MIGRATE_CMD_PREPARE, 0, tok, sizeof(tok), -EPERM,
+                COCO_ERROR_FW_STATE, NULL);
+        g_assert_cmpuint(_IOC_SIZE(cocoFakeKernelLastRequest(k)), ==,
+                         sizeof(struct coco_kvm_migrate_cmd_ext));
+    }
 }
 
 static void

@@ -22,9 +22,26 @@ typedef struct {
     int *vcpu_fds;
     unsigned int nvcpus;
     bool use_ext;
+    GMutex hint_lock; /* protects the two hints below */
     size_t cmd_hint[COCO_MIGRATE_CMD_LAST];
     size_t vcpu_hint;
 } CocoKvmPriv;
+
+static size_t
+cocoKvmHintGet(CocoKvmPriv *priv, size_t *hint)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->hint_lock);
+
+    return *hint;
+}
+
+static void
+cocoKvmHintSet(CocoKvmPriv *priv, size_t *hint, size_t val)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->hint_lock);
+
+    *hint = MAX(*hint, val);
+}
 
 static int
 cocoKvmSystemIoctl(void *opaque G_GNUC_UNUSED, int fd, unsigned long request,
@@ -531,6 +548,7 @@ cocoKvmFree(CocoFirmware *fw)
     if (!priv)
         return;
     g_free(priv->vcpu_fds);
+    g_mutex_clear(&priv->hint_lock);
     g_free(priv);
     fw->priv = NULL;
 }
@@ -582,6 +600,7 @@ cocoKvmFirmwareNew(CocoFirmwareRole role, int vm_fd, const int *vcpu_fds,
     fw->driver = &cocoKvmFirmwareDriver;
     fw->role = role;
     fw->priv = priv = g_new0(CocoKvmPriv, 1);
+    g_mutex_init(&priv->hint_lock);
     priv->vm_fd = vm_fd;
     priv->ops = ops ? *ops : *cocoKvmSystemOps();
     if (cfg) {
@@ -640,7 +659,7 @@ cocoKvmMigrateCmdAlloc(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags,
         ret = -EINVAL;
         goto cleanup;
     }
-    cap = MAX(inlen, priv->cmd_hint[cmd]);
+    cap = MAX(inlen, cocoKvmHintGet(priv, &priv->cmd_hint[cmd]));
     buf = g_malloc0(cap);
     if (inlen)
         memcpy(buf, in, inlen);
@@ -649,7 +668,7 @@ cocoKvmMigrateCmdAlloc(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags,
     if (ret == -ENOBUFS && st.needed > cap) {
         /* Nothing happened: the same call again, with the size needed. */
         cocoKvmGrow(&buf, &cap, st.needed);
-        priv->cmd_hint[cmd] = cap;
+        cocoKvmHintSet(priv, &priv->cmd_hint[cmd], cap);
         len = cap;
         memset(&st, 0, sizeof(st));
         ret = cocoKvmMigrateCmdIssue(priv, cmd, flags, buf, &len, &st, error);
@@ -674,7 +693,7 @@ cocoKvmExportVcpuAlloc(CocoFirmware *fw, unsigned int vcpu, GBytes **out,
     CocoFirmwareStatus st = {0};
     g_autofree guint8 *buf = NULL;
     g_autoptr(GError) first = NULL;
-    size_t cap = priv->vcpu_hint;
+    size_t cap = cocoKvmHintGet(priv, &priv->vcpu_hint);
     size_t len = cap;
     int ret;
 
@@ -684,7 +703,7 @@ cocoKvmExportVcpuAlloc(CocoFirmware *fw, unsigned int vcpu, GBytes **out,
                       &first);
     if (ret == -ENOBUFS && st.needed > cap) {
         cocoKvmGrow(&buf, &cap, st.needed);
-        priv->vcpu_hint = cap;
+        cocoKvmHintSet(priv, &priv->vcpu_hint, cap);
         len = cap;
         memset(&st, 0, sizeof(st));
         ret = cocoKvmVcpu(priv, COCO_KVM_IOCTL_EXPORT_VCPU, vcpu, buf, &len,

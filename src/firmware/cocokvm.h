@@ -21,6 +21,10 @@
  *    accepted: -EINVAL or -ENOSPC with buf.size grown. Reported as -ENOBUFS
  *    (COCO_ERROR_FW_BUFFER) with CocoFirmwareStatus.needed; the *Alloc()
  *    calls below own their buffer and retry once with the size needed.
+ *
+ * Threads: every call may run concurrently with any other on the same
+ * object (e.g. one thread per memory stream); the object keeps no per-call
+ * state. Whether the kernel accepts concurrent calls is the kernel's rule.
  */
 
 #pragma once
