@@ -11,6 +11,9 @@
 #include "firmware/cocokvmuapi.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -1076,6 +1079,91 @@ testMemoryArgs(void)
                      cocoFakeKernelCalls(k, COCO_FAKE_CHECK_EXTENSION));
 }
 
+/* The real ioctl path on an fd that is not KVM at all. */
+static void
+testSystemOpsNotKvm(void)
+{
+    g_autoptr(GError) err = NULL;
+    CocoFirmwareCaps caps;
+    CocoKvmConfig cfg;
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int closed;
+
+    g_assert_cmpint(fd, >=, 0);
+    cocoKvmConfigInit(&cfg);
+    g_assert_cmpint(cocoKvmProbe(fd, NULL, &cfg, &caps, NULL, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_false(caps.migration);
+    g_assert_null(cocoKvmFirmwareNew(COCO_FIRMWARE_ROLE_SOURCE, fd, NULL, 0,
+                                     NULL, &cfg, &err));
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_NOT_SUPPORTED);
+    g_clear_error(&err);
+    closed = fd;
+    COCO_FORCE_CLOSE(fd);
+    g_assert_cmpint(cocoKvmProbe(closed, NULL, &cfg, &caps, NULL, &err), ==,
+                    -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+}
+
+/* The running kernel, when /dev/kvm is usable: it has no KVM_CAP_MIGRATION
+ * and knows none of our provisional requests (plain or extended), so they
+ * collide with nothing it implements. */
+static void
+testSystemOpsRealKvm(void)
+{
+    const CocoKvmOps *ops = cocoKvmSystemOps();
+    g_autoptr(GError) err = NULL;
+    CocoFirmwareCaps caps;
+    CocoKvmConfig cfg;
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    int vm = -1;
+    int vcpu = -1;
+    unsigned int i;
+
+    if (kvm < 0) {
+        g_test_skip("/dev/kvm is not usable here");
+        return;
+    }
+    if ((vm = ioctl(kvm, KVM_CREATE_VM, 0)) < 0) {
+        COCO_FORCE_CLOSE(kvm);
+        g_test_skip("KVM_CREATE_VM failed");
+        return;
+    }
+    vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+
+    cocoKvmConfigInit(&cfg);
+    g_assert_cmpint(cocoKvmProbe(vm, NULL, &cfg, &caps, NULL, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_false(caps.migration);
+    g_assert_null(cocoKvmFirmwareNew(COCO_FIRMWARE_ROLE_SOURCE, vm, NULL, 0,
+                                     NULL, &cfg, &err));
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_NOT_SUPPORTED);
+    g_assert_nonnull(strstr(err->message, "KVM_CAP_MIGRATION"));
+
+    for (i = 0; i < COCO_KVM_IOCTL_LAST * 2; i++) {
+        struct coco_kvm_memory_transfer_ext arg; /* the largest */
+        bool ext = i >= COCO_KVM_IOCTL_LAST;
+        CocoKvmIoctl which = i % COCO_KVM_IOCTL_LAST;
+        bool on_vcpu = which == COCO_KVM_IOCTL_IMPORT_VCPU ||
+                       which == COCO_KVM_IOCTL_EXPORT_VCPU;
+        int ret;
+
+        if (on_vcpu && vcpu < 0)
+            continue;
+        memset(&arg, 0, sizeof(arg));
+        ret = ops->ioctl(NULL, on_vcpu ? vcpu : vm,
+                         cocoKvmConfigRequest(&cfg, which, ext), &arg);
+        /* KVM: unknown VM ioctls -ENOTTY, unknown vCPU ioctls -EINVAL. */
+        if (ret != -ENOTTY && !(on_vcpu && ret == -EINVAL))
+            g_error("the running kernel answered %d to %s%s", ret,
+                    cocoKvmIoctlName(which), ext ? " (ext)" : "");
+    }
+    if (vcpu >= 0)
+        COCO_FORCE_CLOSE(vcpu);
+    COCO_FORCE_CLOSE(vm);
+    COCO_FORCE_CLOSE(kvm);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1112,6 +1200,8 @@ main(int argc, char **argv)
                          testShortBuffer);
     g_test_add_func("/kvm/einval-is-not-short", testEinvalIsNotShort);
     g_test_add_func("/kvm/memory-args", testMemoryArgs);
+    g_test_add_func("/kvm/system/not-kvm", testSystemOpsNotKvm);
+    g_test_add_func("/kvm/system/real-kvm", testSystemOpsRealKvm);
 
     return g_test_run();
 }
