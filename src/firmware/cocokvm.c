@@ -123,10 +123,10 @@ cocoKvmProbe(int vm_fd, const CocoKvmOps *ops, const CocoKvmConfig *cfg,
                             _("invalid VM file descriptor '%1$d'"), vm_fd);
 
     if ((ret = cocoKvmCheckExtension(ops, vm_fd, cfg->cap_migration)) < 0)
-        return cocoErrorSetSystem(error, -ret,
-                                  _("cannot probe capability KVM_CAP_MIGRATION "
-                                    "(%1$u) on VM file descriptor '%2$d'"),
-                                  cfg->cap_migration, vm_fd);
+        return cocoErrorSetSystem(
+            error, -ret,
+            _("cannot probe capability KVM_CAP_MIGRATION (%1$u) on VM file descriptor '%2$d'"),
+            cfg->cap_migration, vm_fd);
     caps->migration = ret == 1;
     caps->max_streams = cfg->max_streams;
     caps->max_gfns = cfg->max_gfns;
@@ -137,8 +137,7 @@ cocoKvmProbe(int vm_fd, const CocoKvmOps *ops, const CocoKvmConfig *cfg,
     if ((ret = cocoKvmCheckExtension(ops, vm_fd, cfg->cap_fw_status)) < 0)
         return cocoErrorSetSystem(
             error, -ret,
-            _("cannot probe the firmware-status extension capability (%1$u) on "
-              "VM file descriptor '%2$d'"),
+            _("cannot probe the firmware-status extension capability (%1$u) on VM file descriptor '%2$d'"),
             cfg->cap_fw_status, vm_fd);
     *fw_status = ret == 1;
     return 0;
@@ -216,15 +215,14 @@ cocoKvmReport(CocoKvmPriv *priv, CocoKvmIoctl which, const char *what, int ret,
         if (status)
             status->needed = newsize > given ? newsize : 0;
         if (newsize > given)
-            cocoErrorSet(error, cocoFirmwareErrnoToCode(err),
-                         _("'%1$s' failed: the buffer of %2$zu bytes is too "
-                           "small, the kernel needs %3$zu bytes"),
-                         what, given, newsize);
+            cocoErrorSet(
+                error, cocoFirmwareErrnoToCode(err),
+                _("'%1$s' failed: the buffer of %2$zu bytes is too small, the kernel needs %3$zu bytes"),
+                what, given, newsize);
         else
             cocoErrorSet(
                 error, cocoFirmwareErrnoToCode(err),
-                _("'%1$s' failed: the buffer of %2$zu bytes is too small and "
-                  "the kernel did not say how large it must be"),
+                _("'%1$s' failed: the buffer of %2$zu bytes is too small and the kernel did not say how large it must be"),
                 what, given);
         if (status)
             status->err = err;
@@ -235,84 +233,77 @@ cocoKvmReport(CocoKvmPriv *priv, CocoKvmIoctl which, const char *what, int ret,
         status->err = err;
     switch (-ret) {
     case EPERM:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' failed: the call is not legal in the VM's "
-                       "current migration state or comes out of order (EPERM, "
-                       "firmware status 0x%2$016llx)"),
-                     what, fw);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' failed: the call is not legal in the VM's current migration state or comes out of order (EPERM, firmware status 0x%2$016llx)"),
+            what, fw);
         break;
     case EBADMSG:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' failed: the firmware rejected the data, its "
-                       "format or integrity check (MAC) failed (EBADMSG, "
-                       "firmware status 0x%2$016llx)"),
-                     what, fw);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' failed: the firmware rejected the data, its format or integrity check (MAC) failed (EBADMSG, firmware status 0x%2$016llx)"),
+            what, fw);
         break;
     case EPROTO:
         cocoErrorSet(
             error, cocoFirmwareErrnoToCode(ret),
-            _("'%1$s' failed: the firmware detected a replayed, dropped or "
-              "reordered bundle (EPROTO, firmware status 0x%2$016llx)"),
+            _("'%1$s' failed: the firmware detected a replayed, dropped or reordered bundle (EPROTO, firmware status 0x%2$016llx)"),
             what, fw);
         break;
     case EBUSY:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' failed: the firmware is busy or vCPUs are still "
-                       "running (EBUSY, firmware status 0x%2$016llx)"),
-                     what, fw);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' failed: the firmware is busy or vCPUs are still running (EBUSY, firmware status 0x%2$016llx)"),
+            what, fw);
         break;
     case EAGAIN:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' is not ready yet: the migration agent has not "
-                       "installed the session keys or the firmware stayed "
-                       "busy; try again (EAGAIN, firmware status 0x%2$016llx)"),
-                     what, fw);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' is not ready yet: the migration agent has not installed the session keys or the firmware stayed busy; try again (EAGAIN, firmware status 0x%2$016llx)"),
+            what, fw);
         break;
     case EEXIST:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' failed: this state was already exported or "
-                       "imported (EEXIST, firmware status 0x%2$016llx)"),
-                     what, fw);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' failed: this state was already exported or imported (EEXIST, firmware status 0x%2$016llx)"),
+            what, fw);
         break;
     case EINVAL:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' failed: the kernel rejected the arguments as "
-                       "malformed (EINVAL, firmware status 0x%2$016llx)"),
-                     what, fw);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' failed: the kernel rejected the arguments as malformed (EINVAL, firmware status 0x%2$016llx)"),
+            what, fw);
         break;
     case EKEYREJECTED:
         cocoErrorSet(
             error, cocoFirmwareErrnoToCode(ret),
-            _("'%1$s' failed: the session keys of source and destination do "
-              "not match (EKEYREJECTED, firmware status 0x%2$016llx)"),
+            _("'%1$s' failed: the session keys of source and destination do not match (EKEYREJECTED, firmware status 0x%2$016llx)"),
             what, fw);
         break;
     case EACCES:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' failed: the migration policy does not accept "
-                       "the peer (EACCES, firmware status 0x%2$016llx)"),
-                     what, fw);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' failed: the migration policy does not accept the peer (EACCES, firmware status 0x%2$016llx)"),
+            what, fw);
         break;
     case EIO:
         cocoErrorSet(
             error, cocoFirmwareErrnoToCode(ret),
-            _("'%1$s' failed: the firmware failed for good, the VM can only be "
-              "torn down (EIO, firmware status 0x%2$016llx)"),
+            _("'%1$s' failed: the firmware failed for good, the VM can only be torn down (EIO, firmware status 0x%2$016llx)"),
             what, fw);
         break;
     case ENOTTY:
     case EOPNOTSUPP:
         cocoErrorSet(
             error, cocoFirmwareErrnoToCode(ret),
-            _("'%1$s' is not supported by this kernel: it does not know the "
-              "ioctl number 0x%2$lx (see the [ioctl] keys of kvm.conf)"),
+            _("'%1$s' is not supported by this kernel: it does not know the ioctl number 0x%2$lx (see the [ioctl] keys of kvm.conf)"),
             what, cocoKvmConfigRequest(&priv->cfg, which, priv->use_ext));
         break;
     case EBADF:
-        cocoErrorSet(error, cocoFirmwareErrnoToCode(ret),
-                     _("'%1$s' failed: the VM or vCPU file descriptor is not "
-                       "open (EBADF)"),
-                     what);
+        cocoErrorSet(
+            error, cocoFirmwareErrnoToCode(ret),
+            _("'%1$s' failed: the VM or vCPU file descriptor is not open (EBADF)"),
+            what);
         break;
     case EFAULT:
         cocoErrorSet(
@@ -346,10 +337,10 @@ static int
 cocoKvmCheckLen(const char *what, size_t len, GError **error)
 {
     if (len > UINT32_MAX) {
-        cocoErrorSet(error, COCO_ERROR_FW_INVALID,
-                     _("'%1$s': the buffer of %2$zu bytes exceeds the 4 GiB "
-                       "limit of the kernel interface"),
-                     what, len);
+        cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("'%1$s': the buffer of %2$zu bytes exceeds the 4 GiB limit of the kernel interface"),
+            what, len);
         return -EINVAL;
     }
     return 0;
@@ -619,11 +610,10 @@ cocoKvmFirmwareNew(CocoFirmwareRole role, int vm_fd, const int *vcpu_fds,
     if (cocoKvmProbe(vm_fd, &priv->ops, &priv->cfg, &caps, &ext, error) < 0)
         return NULL;
     if (!caps.migration) {
-        cocoErrorSet(error, COCO_ERROR_NOT_SUPPORTED,
-                     _("the kernel does not support confidential-VM migration: "
-                       "capability KVM_CAP_MIGRATION (%1$u) is absent on VM "
-                       "file descriptor '%2$d'"),
-                     priv->cfg.cap_migration, vm_fd);
+        cocoErrorSet(
+            error, COCO_ERROR_NOT_SUPPORTED,
+            _("the kernel does not support confidential-VM migration: capability KVM_CAP_MIGRATION (%1$u) is absent on VM file descriptor '%2$d'"),
+            priv->cfg.cap_migration, vm_fd);
         return NULL;
     }
     priv->use_ext = ext;

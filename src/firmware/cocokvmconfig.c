@@ -98,8 +98,7 @@ cocoKvmConfigParseUInt(GKeyFile *kf, const char *path, const char *group,
     if (rc < 0 || val < min || val > max)
         return cocoErrorSet(
             error, COCO_ERROR_INVALID_ARG,
-            _("invalid value '%1$s' of key '%2$s' in group '%3$s' of '%4$s': "
-              "expected a number from %5$u to %6$u"),
+            _("invalid value '%1$s' of key '%2$s' in group '%3$s' of '%4$s': expected a number from %5$u to %6$u"),
             str, key, group, path, min, max);
     *res = (unsigned int)val;
     return 0;
@@ -154,11 +153,10 @@ cocoKvmConfigValidate(const CocoKvmConfig *cfg, GError **error)
                 cfg->nr[i], cocoKvmIoctlName(i));
         for (j = 0; j < i; j++) {
             if (cfg->nr[i] == cfg->nr[j])
-                return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                                    _("ioctl number '0x%1$02x' is given to "
-                                      "both '%2$s' and '%3$s'"),
-                                    cfg->nr[i], cocoKvmIoctlName(j),
-                                    cocoKvmIoctlName(i));
+                return cocoErrorSet(
+                    error, COCO_ERROR_INVALID_ARG,
+                    _("ioctl number '0x%1$02x' is given to both '%2$s' and '%3$s'"),
+                    cfg->nr[i], cocoKvmIoctlName(j), cocoKvmIoctlName(i));
         }
     }
     if (cfg->cap_migration == 0 || cfg->cap_fw_status == 0 ||
@@ -170,14 +168,13 @@ cocoKvmConfigValidate(const CocoKvmConfig *cfg, GError **error)
     if (cfg->cap_migration == cfg->cap_fw_status)
         return cocoErrorSet(
             error, COCO_ERROR_INVALID_ARG,
-            _("capability number '%1$u' is given to both the migration "
-              "capability and the firmware-status extension"),
+            _("capability number '%1$u' is given to both the migration capability and the firmware-status extension"),
             cfg->cap_migration);
     if (cfg->max_gfns == 0 || cfg->max_streams < 2)
-        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                            _("limits max_gfns '%1$u' and max_streams '%2$u' "
-                              "must be at least 1 and 2"),
-                            cfg->max_gfns, cfg->max_streams);
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("limits max_gfns '%1$u' and max_streams '%2$u' must be at least 1 and 2"),
+            cfg->max_gfns, cfg->max_streams);
     return 0;
 }
 
@@ -225,10 +222,10 @@ cocoKvmConfigLoadFile(CocoKvmConfig *cfg, const char *path, GError **error)
             g_key_file_get_boolean(kf, "extension", "fw_status", &berr);
 
         if (berr)
-            return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                                _("invalid value of key 'fw_status' in group "
-                                  "'extension' of '%1$s': %2$s"),
-                                path, berr->message);
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("invalid value of key 'fw_status' in group 'extension' of '%1$s': %2$s"),
+                path, berr->message);
         tmp.fw_status_ext = val;
     }
 
