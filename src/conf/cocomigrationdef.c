@@ -90,11 +90,15 @@ cocoMigrationCheckChildNs(const xmlNode *parent, const xmlNode *child,
                             (const char *)parent->name,
                             COCO_MIGRATION_NAMESPACE_URI);
     }
-    return cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                        _("element '%1$s' in element '%2$s' is in namespace '%3$s'; it must be in namespace '%4$s'"),
-                        (const char *)child->name, (const char *)parent->name,
-                        (const char *)child->ns->href,
-                        COCO_MIGRATION_NAMESPACE_URI);
+    {
+        g_autofree char *href = cocoXMLQuote((const char *)child->ns->href);
+
+        return cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
+                            _("element '%1$s' in element '%2$s' is in namespace '%3$s'; it must be in namespace '%4$s'"),
+                            (const char *)child->name,
+                            (const char *)parent->name, href,
+                            COCO_MIGRATION_NAMESPACE_URI);
+    }
 }
 
 /* Elements declared empty: no element children, no text. */
@@ -456,9 +460,11 @@ cocoMigrationDefParseString(const char *xml, unsigned int flags,
         return NULL;
     }
     if (!cocoXMLNodeHasNs(root, COCO_MIGRATION_NAMESPACE_URI)) {
+        g_autofree char *href = cocoXMLQuote((const char *)root->ns->href);
+
         cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
                      _("element '%1$s' is in namespace '%2$s'; it must be in namespace '%3$s'"),
-                     COCO_MIGRATION_ELEMENT, (const char *)root->ns->href,
+                     COCO_MIGRATION_ELEMENT, href,
                      COCO_MIGRATION_NAMESPACE_URI);
         return NULL;
     }
@@ -528,10 +534,12 @@ cocoMigrationDefParseDomain(const char *domain_xml, unsigned int flags,
         if (STRNEQ((const char *)cur->ns->href, COCO_MIGRATION_NAMESPACE_URI)) {
             if (STRPREFIX((const char *)cur->ns->href,
                           COCO_MIGRATION_NAMESPACE_BASE)) {
+                g_autofree char *href =
+                    cocoXMLQuote((const char *)cur->ns->href);
+
                 cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
                              _("element '%1$s' in the domain metadata is in namespace '%2$s', which this version does not support; expected '%3$s'"),
-                             COCO_MIGRATION_ELEMENT,
-                             (const char *)cur->ns->href,
+                             COCO_MIGRATION_ELEMENT, href,
                              COCO_MIGRATION_NAMESPACE_URI);
                 return NULL;
             }
@@ -871,6 +879,12 @@ cocoMigrationLaunchPolicy(const xmlNode *launch, uint64_t *policy,
     g_strstrip(content);
 
     rc = cocoStrToU64(content, 16, policy);
+    if (rc < 0) {
+        g_autofree char *quoted = cocoXMLQuote(content);
+
+        g_free(content);
+        content = g_steal_pointer(&quoted);
+    }
     if (rc == -1) {
         return cocoErrorSet(error, COCO_ERROR_XML_FORMAT,
                             _("launchSecurity policy '%1$s' is not a hexadecimal number"),
@@ -919,9 +933,11 @@ cocoMigrationDefValidateDomain(const CocoMigrationDef *def,
     if (cocoXMLPropString(launch, "type", true, &type, error) < 0)
         return -1;
     if (STRNEQ(type, technology)) {
+        g_autofree char *quoted = cocoXMLQuote(type);
+
         return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
                             _("launchSecurity type '%1$s' does not match technology '%2$s' of element 'migration'"),
-                            type, technology);
+                            quoted, technology);
     }
     if ((rc = cocoMigrationLaunchPolicy(launch, &policy, &text, error)) < 0)
         return -1;

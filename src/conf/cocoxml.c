@@ -35,6 +35,35 @@ cocoXMLOneLine(const char *message)
     return g_steal_pointer(&copy);
 }
 
+#define COCO_XML_QUOTE_MAX 100
+
+char *
+cocoXMLQuote(const char *value)
+{
+    GString *buf = g_string_new(NULL);
+    const char *p;
+
+    for (p = value ? value : ""; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (buf->len >= COCO_XML_QUOTE_MAX && (c & 0xC0) != 0x80) {
+            g_string_append(buf, "...");
+            break;
+        }
+        if (c == '\n')
+            g_string_append(buf, "\\n");
+        else if (c == '\r')
+            g_string_append(buf, "\\r");
+        else if (c == '\t')
+            g_string_append(buf, "\\t");
+        else if (c < 0x20 || c == 0x7f)
+            g_string_append_printf(buf, "\\x%02x", c);
+        else
+            g_string_append_c(buf, (char)c);
+    }
+    return g_string_free(buf, FALSE);
+}
+
 static void
 cocoXMLParseError(void *data, xmlError *err)
 {
@@ -202,10 +231,11 @@ cocoXMLCheckAttributes(const xmlNode *node, const char *const *allowed,
         size_t i;
 
         if (attr->ns) {
+            g_autofree char *href = cocoXMLQuote((const char *)attr->ns->href);
+
             return cocoErrorSet(error, COCO_ERROR_XML_UNKNOWN,
                                 _("unknown attribute '%1$s' in namespace '%2$s' on element '%3$s'"),
-                                name, NULLSTR((const char *)attr->ns->href),
-                                (const char *)node->name);
+                                name, href, (const char *)node->name);
         }
         for (i = 0; allowed[i]; i++) {
             if (STREQ(allowed[i], name)) {
@@ -253,11 +283,13 @@ cocoXMLPropUInt(const xmlNode *node, const char *name, bool required,
     if ((rc = cocoXMLPropString(node, name, required, &str, error)) <= 0)
         return rc;
     if (cocoStrToU64(str, 10, &val) < 0 || val < min || val > max) {
+        g_autofree char *quoted = cocoXMLQuote(str);
+
         return cocoErrorSet(error, COCO_ERROR_XML_NUMBER,
                             _("attribute '%1$s' of element '%2$s' must be a decimal number from %3$llu to %4$llu, not '%5$s'"),
                             name, (const char *)node->name,
                             (unsigned long long)min, (unsigned long long)max,
-                            str);
+                            quoted);
     }
     *value = val;
     return 1;
@@ -283,6 +315,7 @@ cocoXMLPropEnum(const xmlNode *node, const char *name, bool required,
 
     {
         g_autoptr(GString) choices = g_string_new(NULL);
+        g_autofree char *quoted = cocoXMLQuote(str);
 
         for (i = 0; i < last; i++) {
             if (i > 0)
@@ -291,7 +324,7 @@ cocoXMLPropEnum(const xmlNode *node, const char *name, bool required,
         }
         return cocoErrorSet(error, COCO_ERROR_XML_ENUM,
                             _("attribute '%1$s' of element '%2$s' has the invalid value '%3$s' (expected one of %4$s)"),
-                            name, (const char *)node->name, str,
+                            name, (const char *)node->name, quoted,
                             choices->str);
     }
 }
@@ -339,10 +372,13 @@ cocoXMLPropHex(const xmlNode *node, const char *name, bool required,
     }
     return 1;
 
-bad:
+bad: {
+    g_autofree char *quoted = cocoXMLQuote(str);
+
     return cocoErrorSet(error, COCO_ERROR_XML_FORMAT,
                         _("attribute '%1$s' of element '%2$s' must be %3$zu hexadecimal digits, not '%4$s'"),
-                        name, (const char *)node->name, len * 2, str);
+                        name, (const char *)node->name, len * 2, quoted);
+}
 }
 
 void

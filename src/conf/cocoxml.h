@@ -34,6 +34,14 @@ xmlDoc *cocoXMLParseString(const char *xml, GError **error);
 char *cocoXMLOneLine(const char *message);
 
 /*
+ * cocoXMLQuote:
+ * @value made fit for an error message: control characters written as
+ * "\n", "\t", "\xNN", cut after 100 bytes (at a character boundary)
+ * with "..." appended. Error messages stay on one line.
+ */
+char *cocoXMLQuote(const char *value);
+
+/*
  * cocoXMLNodeHasNs:
  * Whether @node is an element in namespace @uri (NULL: in no namespace).
  */
