@@ -29,8 +29,8 @@ static int
 testXmllintVerdict(const char *path)
 {
     g_autoptr(GError) err = NULL;
-    const char *argv[] = {testXmllint, "--noout", "--relaxng", testSchema,
-                          path, NULL};
+    const char *argv[] = {testXmllint, "--noout", "--relaxng",
+                          testSchema,  path,      NULL};
     g_autofree char *out = NULL;
     g_autofree char *errout = NULL;
     int status = 0;
@@ -154,8 +154,8 @@ testSchemaMissing(void)
     g_autofree char *dir = cocoTestSrcPath("cocoxml2xmlindata");
     g_autofree char *valid = g_build_filename(dir, "tdx-minimal.xml", NULL);
     g_autofree char *xml = cocoTestReadFile(valid);
-    g_autofree char *bad = g_build_filename(testTmpDir, "coco-migration.rng",
-                                            NULL);
+    g_autofree char *bad =
+        g_build_filename(testTmpDir, "coco-migration.rng", NULL);
     g_autofree char *path = NULL;
 
     g_setenv("COCO_SCHEMA_DIR", "/nonexistent-coco-schemas", TRUE);
@@ -202,22 +202,67 @@ typedef struct {
 } TestAttrValues;
 
 static const char *const testNumbers[] = {
-    "0", "00", "1", "001", "2", "9", "10", "99", "100", "511", "512", "513",
-    "999", "1000", "65534", "65535", "65536", "0065535", "86399", "86400",
-    "86401", "599999", "600000", "600001", "4294967293", "4294967294",
-    "4294967295", "4294967296", "04294967294", "18446744073709551615",
-    "18446744073709551616", "99999999999999999999999999",
-    "0000000000000000000000000000000000000001", "", " 1", "1 ", "+1", "-0",
-    "-1", "0x1", "1e3", "1.0", "\xd9\xa1", "1\t", NULL};
+    "0",
+    "00",
+    "1",
+    "001",
+    "2",
+    "9",
+    "10",
+    "99",
+    "100",
+    "511",
+    "512",
+    "513",
+    "999",
+    "1000",
+    "65534",
+    "65535",
+    "65536",
+    "0065535",
+    "86399",
+    "86400",
+    "86401",
+    "599999",
+    "600000",
+    "600001",
+    "4294967293",
+    "4294967294",
+    "4294967295",
+    "4294967296",
+    "04294967294",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999999",
+    "0000000000000000000000000000000000000001",
+    "",
+    " 1",
+    "1 ",
+    "+1",
+    "-0",
+    "-1",
+    "0x1",
+    "1e3",
+    "1.0",
+    "\xd9\xa1",
+    "1\t",
+    NULL};
 
 static const char *const testHex96[] = {
-    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef63a0e6500c9d6537fae7fa",
-    "61979D8808016DC4DB41B03EC11CE60D4B69CAD93AC418E28ACE328B9E56AF99E5486183EF63A0E6500C9D6537FAE7FA",
-    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef63a0e6500c9d6537fae7f",
-    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef63a0e6500c9d6537fae7fa0",
-    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef63a0e6500c9d6537fae7fg",
-    " 1979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef63a0e6500c9d6537fae7fa",
-    "", NULL};
+    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef"
+    "63a0e6500c9d6537fae7fa",
+    "61979D8808016DC4DB41B03EC11CE60D4B69CAD93AC418E28ACE328B9E56AF99E5486183EF"
+    "63A0E6500C9D6537FAE7FA",
+    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef"
+    "63a0e6500c9d6537fae7f",
+    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef"
+    "63a0e6500c9d6537fae7fa0",
+    "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef"
+    "63a0e6500c9d6537fae7fg",
+    " 1979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef"
+    "63a0e6500c9d6537fae7fa",
+    "",
+    NULL};
 
 static const char *const testHex64[] = {
     "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc",
@@ -228,12 +273,13 @@ static const char *const testHex64[] = {
     NULL};
 
 static const char *const testEnums[] = {
-    "tdx", "sev", "sev-snp", "TDX", " tdx", "tdx ", "", "module", "microcode",
-    "loader", "agent", "Agent", "abort", "pause", "yes", "no", "Yes", "true",
-    "1", "refuse", "detach", NULL};
+    "tdx",   "sev",    "sev-snp",   "TDX",    " tdx",  "tdx ",
+    "",      "module", "microcode", "loader", "agent", "Agent",
+    "abort", "pause",  "yes",       "no",     "Yes",   "true",
+    "1",     "refuse", "detach",    NULL};
 
-static const char *const testNames[] = {"x", "", " ", "a&b", "\xc3\xa9",
-                                        "&#10;", NULL};
+static const char *const testNames[] = {"x",        "",      " ", "a&b",
+                                        "\xc3\xa9", "&#10;", NULL};
 
 static const TestAttrValues testAttrs[] = {
     {"migration", "technology", testEnums},
@@ -262,8 +308,12 @@ testBoundaryDoc(const TestAttrValues *t, const char *value)
         const char *element;
         const char *fixed; /* its other attributes */
     } parts[] = {
-        {"agent", "hash='61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56af99e5486183ef63a0e6500c9d6537fae7fa'"},
-        {"platform", "id='c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc'"},
+        {"agent", "hash='"
+                  "61979d8808016dc4db41b03ec11ce60d4b69cad93ac418e28ace328b9e56"
+                  "af99e5486183ef63a0e6500c9d6537fae7fa'"},
+        {"platform",
+         "id='"
+         "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc'"},
         {"minTcb", "component='loader' svn='1'"},
         {"streams", ""},
         {"precopy", ""},
@@ -273,7 +323,8 @@ testBoundaryDoc(const TestAttrValues *t, const char *value)
     g_autoptr(GString) doc = g_string_new(NULL);
     size_t i;
 
-    g_string_append(doc, "<coco:migration xmlns:coco='" COCO_MIGRATION_NAMESPACE_URI "'");
+    g_string_append(
+        doc, "<coco:migration xmlns:coco='" COCO_MIGRATION_NAMESPACE_URI "'");
     if (STREQ(t->element, "migration")) {
         g_string_append_printf(doc, " %s=\"", t->attr);
         g_string_append(doc, value);
@@ -318,26 +369,25 @@ testSchemaBoundaries(void)
 
     for (i = 0; i < G_N_ELEMENTS(testAttrs); i++) {
         for (j = 0; testAttrs[i].values[j]; j++) {
-            g_autofree char *xml = testBoundaryDoc(&testAttrs[i],
-                                                   testAttrs[i].values[j]);
+            g_autofree char *xml =
+                testBoundaryDoc(&testAttrs[i], testAttrs[i].values[j]);
             g_autoptr(GError) cerr = NULL;
             g_autoptr(GError) serr = NULL;
             bool c_ok = testCVerdict(xml, &cerr);
             bool lib_ok = cocoMigrationSchemaValidate(xml, &serr) == 0;
 
             if (c_ok != lib_ok) {
-                g_test_fail_printf("%s/@%s='%s': C %s (%s), grammar %s (%s)",
-                                   testAttrs[i].element, testAttrs[i].attr,
-                                   testAttrs[i].values[j],
-                                   c_ok ? "accepts" : "rejects",
-                                   cerr ? cerr->message : "",
-                                   lib_ok ? "accepts" : "rejects",
-                                   serr ? serr->message : "");
+                g_test_fail_printf(
+                    "%s/@%s='%s': C %s (%s), grammar %s (%s)",
+                    testAttrs[i].element, testAttrs[i].attr,
+                    testAttrs[i].values[j], c_ok ? "accepts" : "rejects",
+                    cerr ? cerr->message : "", lib_ok ? "accepts" : "rejects",
+                    serr ? serr->message : "");
                 return;
             }
             if (testXmllint) {
-                g_autofree char *path = g_build_filename(testTmpDir, "b.xml",
-                                                         NULL);
+                g_autofree char *path =
+                    g_build_filename(testTmpDir, "b.xml", NULL);
                 g_autoptr(GError) werr = NULL;
 
                 g_file_set_contents(path, xml, -1, &werr);

@@ -90,8 +90,8 @@ testValidateApi(void)
     g_assert_cmpint(cocoMigrationDefValidate(NULL, &err), ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
     g_clear_error(&err);
-    g_assert_cmpint(cocoMigrationDefValidateDomain(NULL, "<domain/>", &err),
-                    ==, -1);
+    g_assert_cmpint(cocoMigrationDefValidateDomain(NULL, "<domain/>", &err), ==,
+                    -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
     g_clear_error(&err);
     g_assert_cmpint(cocoMigrationDefValidateDomain(def, "<domain>", &err), ==,
@@ -284,17 +284,16 @@ testRandomDef(GRand *rand)
     def->nplatforms = g_rand_int_range(rand, 0, 4);
     def->platforms = g_new0(CocoPlatformId, def->nplatforms);
     for (i = 0; i < def->nplatforms; i++) {
-        static const char *const names[] = {"a", "rack 1 & 2", "<x>",
-                                            "tab\there", "line\nbreak",
-                                            "quote\"'", "\xc3\xa9t\xc3\xa9",
-                                            "cr\r"};
+        static const char *const names[] = {
+            "a",        "rack 1 & 2",        "<x>", "tab\there", "line\nbreak",
+            "quote\"'", "\xc3\xa9t\xc3\xa9", "cr\r"};
 
         for (j = 0; j < COCO_PLATFORM_ID_LEN; j++)
             def->platforms[i].id[j] = (uint8_t)g_rand_int(rand);
         def->platforms[i].id[0] = (uint8_t)i; /* distinct */
         if (g_rand_boolean(rand)) {
-            def->platforms[i].name = g_strdup(
-                names[g_rand_int_range(rand, 0, G_N_ELEMENTS(names))]);
+            def->platforms[i].name =
+                g_strdup(names[g_rand_int_range(rand, 0, G_N_ELEMENTS(names))]);
         }
     }
     def->min_tcbs = g_new0(CocoMinTcb, COCO_TCB_COMPONENT_LAST);

@@ -96,7 +96,8 @@ testXML2XML(gconstpointer data)
             /* An XML declaration cannot sit inside another document. */
             g_free(domain);
             domain = g_strdup_printf(
-                "<domain type='kvm'><name>t</name><metadata>%s</metadata></domain>",
+                "<domain "
+                "type='kvm'><name>t</name><metadata>%s</metadata></domain>",
                 body + 2);
         }
         def3 = cocoMigrationDefParseDomain(domain, 0, &err);

@@ -11,12 +11,10 @@
 #include "util/cocomath.h"
 
 COCO_ENUM_IMPL(cocoTechnology, COCO_TECHNOLOGY_LAST, "tdx", "sev", "sev-snp");
-COCO_ENUM_IMPL(cocoNonConvergence, COCO_NON_CONVERGENCE_LAST, "abort",
-               "pause");
-COCO_ENUM_IMPL(cocoHostdevAction, COCO_HOSTDEV_ACTION_LAST, "refuse",
-               "detach");
-COCO_ENUM_IMPL(cocoTcbComponent, COCO_TCB_COMPONENT_LAST, "module",
-               "microcode", "loader", "agent");
+COCO_ENUM_IMPL(cocoNonConvergence, COCO_NON_CONVERGENCE_LAST, "abort", "pause");
+COCO_ENUM_IMPL(cocoHostdevAction, COCO_HOSTDEV_ACTION_LAST, "refuse", "detach");
+COCO_ENUM_IMPL(cocoTcbComponent, COCO_TCB_COMPONENT_LAST, "module", "microcode",
+               "loader", "agent");
 
 /* The children of <migration>, in the order the grammar requires. */
 typedef enum {
@@ -34,7 +32,8 @@ COCO_ENUM_IMPL(cocoMigrationChild, COCO_MIGRATION_CHILD_LAST, "agent",
                "destinations", "streams", "precopy", "postcopy", "hostdev");
 
 /* The URI every version of the namespace starts with. */
-#define COCO_MIGRATION_NAMESPACE_BASE "https://libvirt-coco.org/xmlns/migration/"
+#define COCO_MIGRATION_NAMESPACE_BASE                                          \
+ "https://libvirt-coco.org/xmlns/migration/"
 
 /* TD attribute bit 29: the TD may be migrated. */
 #define COCO_TDX_ATTR_MIGRATABLE (1ULL << 29)
@@ -85,7 +84,8 @@ cocoMigrationCheckChildNs(const xmlNode *parent, const xmlNode *child,
         return 0;
     if (cocoXMLNodeHasNs(child, NULL)) {
         return cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                            _("element '%1$s' in element '%2$s' has no namespace; it must be in namespace '%3$s'"),
+                            _("element '%1$s' in element '%2$s' has no "
+                              "namespace; it must be in namespace '%3$s'"),
                             (const char *)child->name,
                             (const char *)parent->name,
                             COCO_MIGRATION_NAMESPACE_URI);
@@ -93,11 +93,12 @@ cocoMigrationCheckChildNs(const xmlNode *parent, const xmlNode *child,
     {
         g_autofree char *href = cocoXMLQuote((const char *)child->ns->href);
 
-        return cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                            _("element '%1$s' in element '%2$s' is in namespace '%3$s'; it must be in namespace '%4$s'"),
-                            (const char *)child->name,
-                            (const char *)parent->name, href,
-                            COCO_MIGRATION_NAMESPACE_URI);
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_NAMESPACE,
+            _("element '%1$s' in element '%2$s' is in namespace '%3$s'; it "
+              "must be in namespace '%4$s'"),
+            (const char *)child->name, (const char *)parent->name, href,
+            COCO_MIGRATION_NAMESPACE_URI);
     }
 }
 
@@ -110,10 +111,10 @@ cocoMigrationCheckEmpty(const xmlNode *node, GError **error)
     if (cocoXMLNextChild(node, node->children, &child, error) < 0)
         return -1;
     if (child) {
-        return cocoErrorSet(error, COCO_ERROR_XML_UNKNOWN,
-                            _("unknown element '%1$s' in element '%2$s', which must be empty"),
-                            (const char *)child->name,
-                            (const char *)node->name);
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_UNKNOWN,
+            _("unknown element '%1$s' in element '%2$s', which must be empty"),
+            (const char *)child->name, (const char *)node->name);
     }
     return 0;
 }
@@ -127,8 +128,8 @@ cocoMigrationParseAgent(CocoMigrationDef *def, const xmlNode *node,
     int rc;
 
     if (cocoXMLCheckAttributes(node, attrs, error) < 0 ||
-        cocoXMLPropHex(node, "hash", true, def->agent_hash,
-                       COCO_AGENT_HASH_LEN, error) < 0)
+        cocoXMLPropHex(node, "hash", true, def->agent_hash, COCO_AGENT_HASH_LEN,
+                       error) < 0)
         return -1;
     if ((rc = cocoXMLPropUInt(node, "minSvn", false, 0, COCO_SVN_MAX, &svn,
                               error)) < 0)
@@ -155,8 +156,9 @@ cocoMigrationParsePlatform(CocoMigrationDef *def, size_t *cap,
         cocoXMLPropString(node, "name", false, &name, error) < 0)
         return -1;
     if (name && !*name) {
-        return cocoErrorSet(error, COCO_ERROR_XML_FORMAT,
-                            _("attribute 'name' of element 'platform' must not be empty"));
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_FORMAT,
+            _("attribute 'name' of element 'platform' must not be empty"));
     }
     if (cocoMigrationCheckEmpty(node, error) < 0)
         return -1;
@@ -217,7 +219,8 @@ cocoMigrationParseDestinations(CocoMigrationDef *def, const xmlNode *node,
         if (STREQ(name, "platform")) {
             if (def->nmin_tcbs > 0) {
                 return cocoErrorSet(error, COCO_ERROR_XML_ORDER,
-                                    _("element '%1$s' must come before element '%2$s' in element '%3$s'"),
+                                    _("element '%1$s' must come before element "
+                                      "'%2$s' in element '%3$s'"),
                                     "platform", "minTcb", "destinations");
             }
             if (cocoMigrationParsePlatform(def, &platforms_cap, cur, error) < 0)
@@ -236,7 +239,8 @@ cocoMigrationParseDestinations(CocoMigrationDef *def, const xmlNode *node,
 
     if (def->nplatforms == 0 && def->nmin_tcbs == 0) {
         return cocoErrorSet(error, COCO_ERROR_XML_MISSING,
-                            _("element 'destinations' needs at least one 'platform' or 'minTcb' element"));
+                            _("element 'destinations' needs at least one "
+                              "'platform' or 'minTcb' element"));
     }
     def->has_destinations = true;
     return 0;
@@ -305,8 +309,8 @@ cocoMigrationParsePostcopy(CocoMigrationDef *def, const xmlNode *node,
     static const char *const attrs[] = {"allowed", NULL};
 
     if (cocoXMLCheckAttributes(node, attrs, error) < 0 ||
-        cocoXMLPropYesNo(node, "allowed", true, &def->postcopy_allowed,
-                         error) < 0 ||
+        cocoXMLPropYesNo(node, "allowed", true, &def->postcopy_allowed, error) <
+            0 ||
         cocoMigrationCheckEmpty(node, error) < 0)
         return -1;
     def->has_postcopy = true;
@@ -369,14 +373,16 @@ cocoMigrationDefParseNode(const xmlNode *root, GError **error)
             return NULL;
         }
         if (seen[child]) {
-            cocoErrorSet(error, COCO_ERROR_XML_DUPLICATE,
-                         _("element '%1$s' may appear only once in element '%2$s'"),
-                         name, COCO_MIGRATION_ELEMENT);
+            cocoErrorSet(
+                error, COCO_ERROR_XML_DUPLICATE,
+                _("element '%1$s' may appear only once in element '%2$s'"),
+                name, COCO_MIGRATION_ELEMENT);
             return NULL;
         }
         if (child < last) {
             cocoErrorSet(error, COCO_ERROR_XML_ORDER,
-                         _("element '%1$s' must come before element '%2$s' in element '%3$s'"),
+                         _("element '%1$s' must come before element '%2$s' in "
+                           "element '%3$s'"),
                          name, cocoMigrationChildTypeToString(last),
                          COCO_MIGRATION_ELEMENT);
             return NULL;
@@ -415,9 +421,10 @@ cocoMigrationDefParseNode(const xmlNode *root, GError **error)
     }
 
     if (!seen[COCO_MIGRATION_CHILD_DESTINATIONS]) {
-        cocoErrorSet(error, COCO_ERROR_XML_MISSING,
-                     _("element '%1$s' is missing its required child element '%2$s'"),
-                     COCO_MIGRATION_ELEMENT, "destinations");
+        cocoErrorSet(
+            error, COCO_ERROR_XML_MISSING,
+            _("element '%1$s' is missing its required child element '%2$s'"),
+            COCO_MIGRATION_ELEMENT, "destinations");
         return NULL;
     }
     return g_steal_pointer(&def);
@@ -434,8 +441,7 @@ cocoMigrationCheckFlags(unsigned int flags, GError **error)
 }
 
 CocoMigrationDef *
-cocoMigrationDefParseString(const char *xml, unsigned int flags,
-                            GError **error)
+cocoMigrationDefParseString(const char *xml, unsigned int flags, GError **error)
 {
     g_autoptr(xmlDoc) doc = NULL;
     xmlNode *root;
@@ -448,14 +454,16 @@ cocoMigrationDefParseString(const char *xml, unsigned int flags,
 
     if (STRNEQ((const char *)root->name, COCO_MIGRATION_ELEMENT)) {
         cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                     _("the root element is '%1$s'; expected element '%2$s' in namespace '%3$s'"),
+                     _("the root element is '%1$s'; expected element '%2$s' in "
+                       "namespace '%3$s'"),
                      (const char *)root->name, COCO_MIGRATION_ELEMENT,
                      COCO_MIGRATION_NAMESPACE_URI);
         return NULL;
     }
     if (cocoXMLNodeHasNs(root, NULL)) {
         cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                     _("element '%1$s' has no namespace; it must be in namespace '%2$s'"),
+                     _("element '%1$s' has no namespace; it must be in "
+                       "namespace '%2$s'"),
                      COCO_MIGRATION_ELEMENT, COCO_MIGRATION_NAMESPACE_URI);
         return NULL;
     }
@@ -463,7 +471,8 @@ cocoMigrationDefParseString(const char *xml, unsigned int flags,
         g_autofree char *href = cocoXMLQuote((const char *)root->ns->href);
 
         cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                     _("element '%1$s' is in namespace '%2$s'; it must be in namespace '%3$s'"),
+                     _("element '%1$s' is in namespace '%2$s'; it must be in "
+                       "namespace '%3$s'"),
                      COCO_MIGRATION_ELEMENT, href,
                      COCO_MIGRATION_NAMESPACE_URI);
         return NULL;
@@ -479,7 +488,8 @@ cocoMigrationDomainRoot(xmlDoc *doc, GError **error)
 
     if (!cocoXMLNodeIsElement(root, "domain", NULL)) {
         cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                     _("the root element is '%1$s'; expected a libvirt 'domain' element in no namespace"),
+                     _("the root element is '%1$s'; expected a libvirt "
+                       "'domain' element in no namespace"),
                      (const char *)root->name);
         return NULL;
     }
@@ -498,9 +508,10 @@ cocoMigrationDomainChild(const xmlNode *parent, const char *name,
         if (!cocoXMLNodeIsElement(cur, name, NULL))
             continue;
         if (*child) {
-            return cocoErrorSet(error, COCO_ERROR_XML_DUPLICATE,
-                                _("element '%1$s' may appear only once in element '%2$s'"),
-                                name, (const char *)parent->name);
+            return cocoErrorSet(
+                error, COCO_ERROR_XML_DUPLICATE,
+                _("element '%1$s' may appear only once in element '%2$s'"),
+                name, (const char *)parent->name);
         }
         *child = cur;
     }
@@ -538,7 +549,9 @@ cocoMigrationDefParseDomain(const char *domain_xml, unsigned int flags,
                     cocoXMLQuote((const char *)cur->ns->href);
 
                 cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE,
-                             _("element '%1$s' in the domain metadata is in namespace '%2$s', which this version does not support; expected '%3$s'"),
+                             _("element '%1$s' in the domain metadata is in "
+                               "namespace '%2$s', which this version does not "
+                               "support; expected '%3$s'"),
                              COCO_MIGRATION_ELEMENT, href,
                              COCO_MIGRATION_NAMESPACE_URI);
                 return NULL;
@@ -547,7 +560,8 @@ cocoMigrationDefParseDomain(const char *domain_xml, unsigned int flags,
         }
         if (found) {
             cocoErrorSet(error, COCO_ERROR_XML_DUPLICATE,
-                         _("element '%1$s' in namespace '%2$s' appears more than once in the domain metadata"),
+                         _("element '%1$s' in namespace '%2$s' appears more "
+                           "than once in the domain metadata"),
                          COCO_MIGRATION_ELEMENT, COCO_MIGRATION_NAMESPACE_URI);
             return NULL;
         }
@@ -556,7 +570,8 @@ cocoMigrationDefParseDomain(const char *domain_xml, unsigned int flags,
 
     if (!found) {
         cocoErrorSet(error, COCO_ERROR_NOT_CONFIGURED,
-                     _("the domain has no element '%1$s' in namespace '%2$s' in its metadata"),
+                     _("the domain has no element '%1$s' in namespace '%2$s' "
+                       "in its metadata"),
                      COCO_MIGRATION_ELEMENT, COCO_MIGRATION_NAMESPACE_URI);
         return NULL;
     }
@@ -576,13 +591,13 @@ cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags)
         return NULL;
 
     buf = g_string_new(NULL);
-    g_string_append_printf(buf, "<coco:%s xmlns:coco=\"%s\" technology=\"%s\">\n",
-                           COCO_MIGRATION_ELEMENT, COCO_MIGRATION_NAMESPACE_URI,
-                           technology);
+    g_string_append_printf(
+        buf, "<coco:%s xmlns:coco=\"%s\" technology=\"%s\">\n",
+        COCO_MIGRATION_ELEMENT, COCO_MIGRATION_NAMESPACE_URI, technology);
 
     if (def->has_agent) {
-        g_autofree char *hash = cocoHexString(def->agent_hash,
-                                              COCO_AGENT_HASH_LEN);
+        g_autofree char *hash =
+            cocoHexString(def->agent_hash, COCO_AGENT_HASH_LEN);
 
         g_string_append_printf(buf, "  <coco:agent hash=\"%s\"", hash);
         if (def->has_agent_min_svn)
@@ -597,8 +612,8 @@ cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags)
             g_string_append(buf, "  <coco:destinations>\n");
         }
         for (i = 0; i < def->nplatforms; i++) {
-            g_autofree char *id = cocoHexString(def->platforms[i].id,
-                                                COCO_PLATFORM_ID_LEN);
+            g_autofree char *id =
+                cocoHexString(def->platforms[i].id, COCO_PLATFORM_ID_LEN);
 
             g_string_append_printf(buf, "    <coco:platform id=\"%s\"", id);
             if (def->platforms[i].name) {
@@ -614,9 +629,9 @@ cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags)
 
             if (!component)
                 return NULL;
-            g_string_append_printf(buf,
-                                   "    <coco:minTcb component=\"%s\" svn=\"%u\"/>\n",
-                                   component, def->min_tcbs[i].svn);
+            g_string_append_printf(
+                buf, "    <coco:minTcb component=\"%s\" svn=\"%u\"/>\n",
+                component, def->min_tcbs[i].svn);
         }
         if (def->nplatforms > 0 || def->nmin_tcbs > 0)
             g_string_append(buf, "  </coco:destinations>\n");
@@ -625,7 +640,8 @@ cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags)
     if (def->has_streams) {
         g_string_append(buf, "  <coco:streams");
         if (def->forward_streams)
-            g_string_append_printf(buf, " forward=\"%u\"", def->forward_streams);
+            g_string_append_printf(buf, " forward=\"%u\"",
+                                   def->forward_streams);
         if (def->pages_per_bundle)
             g_string_append_printf(buf, " pagesPerBundle=\"%u\"",
                                    def->pages_per_bundle);
@@ -682,11 +698,12 @@ cocoMigrationValidateRange(const char *attr, const char *element,
                            GError **error)
 {
     if (value < min || value > max) {
-        return cocoErrorSet(error, COCO_ERROR_XML_NUMBER,
-                            _("attribute '%1$s' of element '%2$s' must be a decimal number from %3$llu to %4$llu, not '%5$llu'"),
-                            attr, element, (unsigned long long)min,
-                            (unsigned long long)max,
-                            (unsigned long long)value);
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_NUMBER,
+            _("attribute '%1$s' of element '%2$s' must be a decimal number "
+              "from %3$llu to %4$llu, not '%5$llu'"),
+            attr, element, (unsigned long long)min, (unsigned long long)max,
+            (unsigned long long)value);
     }
     return 0;
 }
@@ -700,15 +717,18 @@ cocoMigrationValidateAgent(const CocoMigrationDef *def, GError **error)
     case COCO_TECHNOLOGY_TDX:
     case COCO_TECHNOLOGY_SEV_SNP:
         if (!def->has_agent) {
-            return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("technology '%1$s' needs element 'agent' naming the migration agent the guest is bound to"),
-                                technology);
+            return cocoErrorSet(
+                error, COCO_ERROR_CONFIG_CONFLICT,
+                _("technology '%1$s' needs element 'agent' naming the "
+                  "migration agent the guest is bound to"),
+                technology);
         }
         break;
     case COCO_TECHNOLOGY_SEV:
         if (def->has_agent) {
             return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("technology '%1$s' has no migration agent; remove element 'agent'"),
+                                _("technology '%1$s' has no migration agent; "
+                                  "remove element 'agent'"),
                                 technology);
         }
         break;
@@ -733,13 +753,15 @@ cocoMigrationValidateDestinations(const CocoMigrationDef *def, GError **error)
     size_t i;
 
     if (!def->has_destinations) {
-        return cocoErrorSet(error, COCO_ERROR_XML_MISSING,
-                            _("element '%1$s' is missing its required child element '%2$s'"),
-                            COCO_MIGRATION_ELEMENT, "destinations");
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_MISSING,
+            _("element '%1$s' is missing its required child element '%2$s'"),
+            COCO_MIGRATION_ELEMENT, "destinations");
     }
     if (def->nplatforms == 0 && def->nmin_tcbs == 0) {
         return cocoErrorSet(error, COCO_ERROR_XML_MISSING,
-                            _("element 'destinations' needs at least one 'platform' or 'minTcb' element"));
+                            _("element 'destinations' needs at least one "
+                              "'platform' or 'minTcb' element"));
     }
 
     ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -749,13 +771,15 @@ cocoMigrationValidateDestinations(const CocoMigrationDef *def, GError **error)
 
         if (!g_hash_table_add(ids, id)) {
             return cocoErrorSet(error, COCO_ERROR_XML_DUPLICATE,
-                                _("platform '%1$s' is listed more than once in element 'destinations'"),
+                                _("platform '%1$s' is listed more than once in "
+                                  "element 'destinations'"),
                                 id);
         }
         if (platform->name &&
             (!*platform->name || !cocoXMLIsValidText(platform->name))) {
             return cocoErrorSet(error, COCO_ERROR_XML_FORMAT,
-                                _("attribute 'name' of platform '%1$s' must be a non-empty string of valid XML characters"),
+                                _("attribute 'name' of platform '%1$s' must be "
+                                  "a non-empty string of valid XML characters"),
                                 id);
         }
     }
@@ -771,7 +795,8 @@ cocoMigrationValidateDestinations(const CocoMigrationDef *def, GError **error)
         }
         if (seen[tcb->component]) {
             return cocoErrorSet(error, COCO_ERROR_XML_DUPLICATE,
-                                _("minTcb component '%1$s' is listed more than once in element 'destinations'"),
+                                _("minTcb component '%1$s' is listed more than "
+                                  "once in element 'destinations'"),
                                 component);
         }
         seen[tcb->component] = true;
@@ -780,9 +805,11 @@ cocoMigrationValidateDestinations(const CocoMigrationDef *def, GError **error)
             return -1;
         if (tcb->component == COCO_TCB_COMPONENT_AGENT &&
             def->technology == COCO_TECHNOLOGY_SEV) {
-            return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("minTcb component 'agent' needs a migration agent, which technology '%1$s' does not have"),
-                                cocoTechnologyTypeToString(def->technology));
+            return cocoErrorSet(
+                error, COCO_ERROR_CONFIG_CONFLICT,
+                _("minTcb component 'agent' needs a migration agent, which "
+                  "technology '%1$s' does not have"),
+                cocoTechnologyTypeToString(def->technology));
         }
     }
     return 0;
@@ -805,20 +832,18 @@ cocoMigrationValidateTuning(const CocoMigrationDef *def, GError **error)
     }
 
     if (def->has_precopy) {
-        if (def->max_epochs &&
-            cocoMigrationValidateRange("maxEpochs", "precopy", def->max_epochs,
-                                       1, COCO_PRECOPY_MAX_EPOCHS_MAX,
-                                       error) < 0)
+        if (def->max_epochs && cocoMigrationValidateRange(
+                                   "maxEpochs", "precopy", def->max_epochs, 1,
+                                   COCO_PRECOPY_MAX_EPOCHS_MAX, error) < 0)
             return -1;
         if (def->max_time &&
             cocoMigrationValidateRange("maxTime", "precopy", def->max_time, 1,
                                        COCO_PRECOPY_MAX_TIME_MAX, error) < 0)
             return -1;
         if (def->max_blackout &&
-            cocoMigrationValidateRange("maxBlackout", "precopy",
-                                       def->max_blackout, 1,
-                                       COCO_PRECOPY_MAX_BLACKOUT_MAX,
-                                       error) < 0)
+            cocoMigrationValidateRange(
+                "maxBlackout", "precopy", def->max_blackout, 1,
+                COCO_PRECOPY_MAX_BLACKOUT_MAX, error) < 0)
             return -1;
         if (def->has_on_non_convergence &&
             !cocoNonConvergenceTypeToString(def->on_non_convergence)) {
@@ -836,9 +861,11 @@ cocoMigrationValidateTuning(const CocoMigrationDef *def, GError **error)
         }
         if (def->has_allow_unsafe_iommu && def->allow_unsafe_iommu &&
             def->hostdev_action != COCO_HOSTDEV_ACTION_DETACH) {
-            return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("attribute allowUnsafeIommu='yes' of element 'hostdev' needs action='detach', not action='%1$s'"),
-                                cocoHostdevActionTypeToString(def->hostdev_action));
+            return cocoErrorSet(
+                error, COCO_ERROR_CONFIG_CONFLICT,
+                _("attribute allowUnsafeIommu='yes' of element 'hostdev' needs "
+                  "action='detach', not action='%1$s'"),
+                cocoHostdevActionTypeToString(def->hostdev_action));
         }
     }
     return 0;
@@ -860,8 +887,8 @@ cocoMigrationDefValidate(const CocoMigrationDef *def, GError **error)
 
 /* Read the <policy> of a <launchSecurity>: 1 (found), 0 (absent), -1. */
 static int
-cocoMigrationLaunchPolicy(const xmlNode *launch, uint64_t *policy,
-                          char **text, GError **error)
+cocoMigrationLaunchPolicy(const xmlNode *launch, uint64_t *policy, char **text,
+                          GError **error)
 {
     xmlNode *node = NULL;
     g_autofree char *content = NULL;
@@ -886,14 +913,15 @@ cocoMigrationLaunchPolicy(const xmlNode *launch, uint64_t *policy,
         content = g_steal_pointer(&quoted);
     }
     if (rc == -1) {
-        return cocoErrorSet(error, COCO_ERROR_XML_FORMAT,
-                            _("launchSecurity policy '%1$s' is not a hexadecimal number"),
-                            content);
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_FORMAT,
+            _("launchSecurity policy '%1$s' is not a hexadecimal number"),
+            content);
     }
     if (rc < 0) {
-        return cocoErrorSet(error, COCO_ERROR_XML_NUMBER,
-                            _("launchSecurity policy '%1$s' does not fit in 64 bits"),
-                            content);
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_NUMBER,
+            _("launchSecurity policy '%1$s' does not fit in 64 bits"), content);
     }
     *text = g_steal_pointer(&content);
     return 1;
@@ -936,7 +964,8 @@ cocoMigrationDefValidateDomain(const CocoMigrationDef *def,
         g_autofree char *quoted = cocoXMLQuote(type);
 
         return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                            _("launchSecurity type '%1$s' does not match technology '%2$s' of element 'migration'"),
+                            _("launchSecurity type '%1$s' does not match "
+                              "technology '%2$s' of element 'migration'"),
                             quoted, technology);
     }
     if ((rc = cocoMigrationLaunchPolicy(launch, &policy, &text, error)) < 0)
@@ -945,26 +974,33 @@ cocoMigrationDefValidateDomain(const CocoMigrationDef *def,
     switch ((CocoTechnology)def->technology) {
     case COCO_TECHNOLOGY_TDX:
         if (rc == 0) {
-            return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("TDX launchSecurity has no 'policy'; the default policy does not set the migratable bit 29 (0x20000000)"));
+            return cocoErrorSet(
+                error, COCO_ERROR_CONFIG_CONFLICT,
+                _("TDX launchSecurity has no 'policy'; the default policy does "
+                  "not set the migratable bit 29 (0x20000000)"));
         }
         if (!(policy & COCO_TDX_ATTR_MIGRATABLE)) {
             return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("TDX launchSecurity policy '%1$s' does not set the migratable bit 29 (0x20000000)"),
+                                _("TDX launchSecurity policy '%1$s' does not "
+                                  "set the migratable bit 29 (0x20000000)"),
                                 text);
         }
         break;
     case COCO_TECHNOLOGY_SEV:
         if (rc == 1 && (policy & COCO_SEV_POLICY_NOSEND)) {
-            return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("SEV launchSecurity policy '%1$s' sets NOSEND (bit 3, 0x8), which forbids migrating the guest"),
-                                text);
+            return cocoErrorSet(
+                error, COCO_ERROR_CONFIG_CONFLICT,
+                _("SEV launchSecurity policy '%1$s' sets NOSEND (bit 3, 0x8), "
+                  "which forbids migrating the guest"),
+                text);
         }
         break;
     case COCO_TECHNOLOGY_SEV_SNP:
         if (rc == 1 && !(policy & COCO_SNP_POLICY_MIGRATE_MA)) {
             return cocoErrorSet(error, COCO_ERROR_CONFIG_CONFLICT,
-                                _("SEV-SNP launchSecurity policy '%1$s' does not set MIGRATE_MA (bit 18, 0x40000), so the guest cannot use a migration agent"),
+                                _("SEV-SNP launchSecurity policy '%1$s' does "
+                                  "not set MIGRATE_MA (bit 18, 0x40000), so "
+                                  "the guest cannot use a migration agent"),
                                 text);
         }
         break;

@@ -82,9 +82,10 @@ cocoMigrationSchemaLoad(GError **error)
     grammar = xmlRelaxNGParse(pctxt);
     xmlRelaxNGFreeParserCtxt(pctxt);
     if (!grammar) {
-        cocoErrorSet(error, COCO_ERROR_INTERNAL,
-                     _("the schema '%1$s' is not a valid RelaxNG grammar: %2$s"),
-                     path, errors.message ? errors.message : _("unknown error"));
+        cocoErrorSet(
+            error, COCO_ERROR_INTERNAL,
+            _("the schema '%1$s' is not a valid RelaxNG grammar: %2$s"), path,
+            errors.message ? errors.message : _("unknown error"));
         g_free(errors.message);
         return NULL;
     }
@@ -130,8 +131,7 @@ cocoMigrationSchemaValidate(const char *xml, GError **error)
         cocoErrorSet(error, COCO_ERROR_XML_SCHEMA,
                      _("the element does not match the grammar '%1$s': %2$s"),
                      COCO_MIGRATION_SCHEMA_FILE,
-                     errors.message ? errors.message
-                                    : _("validation failed"));
+                     errors.message ? errors.message : _("validation failed"));
         g_free(errors.message);
         return -1;
     }

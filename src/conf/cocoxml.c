@@ -131,7 +131,8 @@ cocoXMLParseString(const char *xml, GError **error)
 
     if (state.doctype) {
         cocoErrorSet(error, COCO_ERROR_XML_MALFORMED,
-                     _("malformed XML at line %1$d: document type declarations (<!DOCTYPE>) are not allowed"),
+                     _("malformed XML at line %1$d: document type declarations "
+                       "(<!DOCTYPE>) are not allowed"),
                      state.doctype_line);
         goto error;
     }
@@ -210,9 +211,10 @@ cocoXMLNextChild(const xmlNode *parent, xmlNode *node, xmlNode **next,
         case XML_DOCB_DOCUMENT_NODE:
 #endif
         default:
-            return cocoErrorSet(error, COCO_ERROR_XML_UNKNOWN,
-                                _("element '%1$s' has content of an unexpected kind"),
-                                (const char *)parent->name);
+            return cocoErrorSet(
+                error, COCO_ERROR_XML_UNKNOWN,
+                _("element '%1$s' has content of an unexpected kind"),
+                (const char *)parent->name);
         }
     }
     *next = NULL;
@@ -234,7 +236,8 @@ cocoXMLCheckAttributes(const xmlNode *node, const char *const *allowed,
             g_autofree char *href = cocoXMLQuote((const char *)attr->ns->href);
 
             return cocoErrorSet(error, COCO_ERROR_XML_UNKNOWN,
-                                _("unknown attribute '%1$s' in namespace '%2$s' on element '%3$s'"),
+                                _("unknown attribute '%1$s' in namespace "
+                                  "'%2$s' on element '%3$s'"),
                                 name, href, (const char *)node->name);
         }
         for (i = 0; allowed[i]; i++) {
@@ -261,9 +264,10 @@ cocoXMLPropString(const xmlNode *node, const char *name, bool required,
     *value = NULL;
     if (!prop) {
         if (required) {
-            return cocoErrorSet(error, COCO_ERROR_XML_MISSING,
-                                _("element '%1$s' is missing its required attribute '%2$s'"),
-                                (const char *)node->name, name);
+            return cocoErrorSet(
+                error, COCO_ERROR_XML_MISSING,
+                _("element '%1$s' is missing its required attribute '%2$s'"),
+                (const char *)node->name, name);
         }
         return 0;
     }
@@ -285,11 +289,12 @@ cocoXMLPropUInt(const xmlNode *node, const char *name, bool required,
     if (cocoStrToU64(str, 10, &val) < 0 || val < min || val > max) {
         g_autofree char *quoted = cocoXMLQuote(str);
 
-        return cocoErrorSet(error, COCO_ERROR_XML_NUMBER,
-                            _("attribute '%1$s' of element '%2$s' must be a decimal number from %3$llu to %4$llu, not '%5$s'"),
-                            name, (const char *)node->name,
-                            (unsigned long long)min, (unsigned long long)max,
-                            quoted);
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_NUMBER,
+            _("attribute '%1$s' of element '%2$s' must be a decimal number "
+              "from %3$llu to %4$llu, not '%5$s'"),
+            name, (const char *)node->name, (unsigned long long)min,
+            (unsigned long long)max, quoted);
     }
     *value = val;
     return 1;
@@ -323,7 +328,8 @@ cocoXMLPropEnum(const xmlNode *node, const char *name, bool required,
             g_string_append_printf(choices, "'%s'", to_string(i));
         }
         return cocoErrorSet(error, COCO_ERROR_XML_ENUM,
-                            _("attribute '%1$s' of element '%2$s' has the invalid value '%3$s' (expected one of %4$s)"),
+                            _("attribute '%1$s' of element '%2$s' has the "
+                              "invalid value '%3$s' (expected one of %4$s)"),
                             name, (const char *)node->name, quoted,
                             choices->str);
     }
@@ -372,11 +378,12 @@ cocoXMLPropHex(const xmlNode *node, const char *name, bool required,
     }
     return 1;
 
-bad: {
+bad : {
     g_autofree char *quoted = cocoXMLQuote(str);
 
     return cocoErrorSet(error, COCO_ERROR_XML_FORMAT,
-                        _("attribute '%1$s' of element '%2$s' must be %3$zu hexadecimal digits, not '%4$s'"),
+                        _("attribute '%1$s' of element '%2$s' must be %3$zu "
+                          "hexadecimal digits, not '%4$s'"),
                         name, (const char *)node->name, len * 2, quoted);
 }
 }
