@@ -17,6 +17,7 @@
 #include "util/cocoerror.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <json-glib/json-glib.h>
 
 typedef enum {

@@ -14,6 +14,6 @@
 #include <libvirt-coco/coco-version.h>
 #include <libvirt-coco/coco-error.h>
 #include <libvirt-coco/coco-kvm-uapi.h>
-/* #include <libvirt-coco/coco-migration-def.h> (src/conf) */
+#include <libvirt-coco/coco-migration-def.h>
 
 #undef LIBVIRT_COCO_H_INSIDE
