@@ -38,8 +38,18 @@ char *
 cocoMigrationSchemaPath(void)
 {
     const char *dir = g_getenv("COCO_SCHEMA_DIR");
+    g_autofree char *exe = NULL;
 
-    if (!dir || !*dir)
+    if (dir && *dir)
+        return g_build_filename(dir, COCO_MIGRATION_SCHEMA_FILE, NULL);
+
+    /* A program run from the build tree, not installed, uses the grammar of
+     * the source tree it was built from (as libvirt's uninstalled builds
+     * do); an installed one only ever uses the installed grammar. */
+    exe = g_file_read_link("/proc/self/exe", NULL);
+    if (exe && g_str_has_prefix(exe, COCO_BUILDDIR "/"))
+        dir = COCO_SRC_SCHEMADIR;
+    else
         dir = COCO_SCHEMADIR;
     return g_build_filename(dir, COCO_MIGRATION_SCHEMA_FILE, NULL);
 }
