@@ -23,6 +23,7 @@ typedef struct {
     CocoEmuPlatform *spf;
     CocoEmuPlatform *dpf;
     CocoMigrationDef def;
+    CocoMigrationDef ddef; /* the destination's copy */
     CocoPlatformId allowed[1];
     CocoMinTcb mins[1];
     CocoFirmware *src;
@@ -35,12 +36,14 @@ typedef struct {
     unsigned int dst_vcpus; /* 0: NVCPUS */
     bool other_dst_platform; /* destination not in the allow list */
     unsigned int dst_module_svn;
-    bool dst_other_agent;
+    bool dst_other_agent; /* its platform runs another agent */
     unsigned int dst_agent_svn;
     unsigned int src_agent_svn;
+    bool dst_unbound; /* its VM definition names no agent */
+    unsigned int dst_streams; /* 0: as the source (2) */
 } PairOpts;
 
-static const PairOpts defaultOpts = {0, false, 5, false, 2, 2};
+static const PairOpts defaultOpts = {0, false, 5, false, 2, 2, false, 0};
 
 /* Assert a failed firmware call: errno, COCO_ERROR code, status class. */
 #define CHECK_FAIL(ret, err, st, errnum, code, cls)                            \
@@ -105,7 +108,12 @@ pairInit(Pair *p, const PairOpts *o)
     p->src =
         cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &p->def, NVCPUS, &err);
     g_assert_no_error(err);
-    p->dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->def,
+    p->ddef = p->def;
+    if (o->dst_unbound)
+        p->ddef.has_agent = false;
+    if (o->dst_streams)
+        p->ddef.forward_streams = o->dst_streams;
+    p->dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->ddef,
                         o->dst_vcpus ? o->dst_vcpus : NVCPUS, &err);
     g_assert_no_error(err);
     p->smem = g_malloc(MEMSIZE);
@@ -1206,6 +1214,21 @@ testImmutableMismatch(void)
     g_assert_false(cocoEmuCanRun(p.dst));
     g_assert_true(cocoEmuCanRun(p.src));
     pairClear(&p);
+
+    /* More forward streams at the source than created here. */
+    o = defaultOpts;
+    o.dst_streams = 1;
+    pairInit(&p, &o);
+    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
+    g_byte_array_set_size(s, COCO_EMU_SETUP_BUNDLE_SIZE);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_IMMUTABLE_MISMATCH);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    pairClear(&p);
 }
 
 /* ---- PREPARE: identity and policy ------------------------------------- */
@@ -1217,11 +1240,14 @@ typedef struct {
 } PolicyCase;
 
 static const PolicyCase policyCases[] = {
-    {"platform-not-allowed", {0, true, 5, false, 2, 2}, true},
-    {"tcb-too-low", {0, false, 2, false, 2, 2}, true},
-    {"agent-svn-too-low", {0, false, 5, false, 1, 2}, true},
-    {"source-agent-svn-too-low", {0, false, 5, false, 2, 1}, false},
-    {"agent-hash-mismatch", {0, false, 5, true, 2, 2}, false},
+    {"platform-not-allowed", {0, true, 5, false, 2, 2, false, 0}, true},
+    {"tcb-too-low", {0, false, 2, false, 2, 2, false, 0}, true},
+    {"agent-svn-too-low", {0, false, 5, false, 1, 2, false, 0}, true},
+    {"source-agent-svn-too-low", {0, false, 5, false, 2, 1, false, 0}, false},
+    /* the destination platform runs another agent: it refuses itself */
+    {"agent-hash-mismatch", {0, false, 5, true, 2, 2, false, 0}, false},
+    /* ... and when its own VM names none, the source refuses it */
+    {"peer-agent-hash-mismatch", {0, false, 5, true, 2, 2, true, 0}, true},
 };
 
 static void

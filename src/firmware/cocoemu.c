@@ -1538,7 +1538,7 @@ cocoEmuTokenExport(CocoEmu *emu, uint32_t flags, uint8_t *buf, size_t *buflen,
         if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
             0)
             return ret;
-    } else if (emu->epoch >= COCO_EMU_EPOCH_MAX - 1) {
+    } else if (emu->epoch >= COCO_EMU_EPOCH_MAX) {
         return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_EPOCH_OVERFLOW,
                            error, _("epoch counter exhausted at %1$u"),
                            emu->epoch);
