@@ -833,6 +833,58 @@ testUnreportedWrites(void)
     pairClear(&p);
 }
 
+/* The emulated dirty log finds unreported writes; reported ones too. */
+static void
+testDirtyLog(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autofree uint64_t *gfns = NULL;
+    size_t n = 0;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    setup(&p);
+    epochZero(&p);
+    guestWrite(&p, 12, 1, true);
+    guestWrite(&p, 30, 2, false);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpuint(gfns[0], ==, 12);
+    g_clear_pointer(&gfns, g_free);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(n, ==, 2);
+    g_assert_cmpuint(gfns[0], ==, 12);
+    g_assert_cmpuint(gfns[1], ==, 30);
+    /* Re-exported in the next epoch: clean again. */
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    b = expmem(p.src, 0, gfns, 2, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    g_clear_pointer(&gfns, g_free);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, 0);
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    g_byte_array_unref(t);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
 /* ---- abort ----------------------------------------------------------- */
 
 static GByteArray *
@@ -1396,6 +1448,7 @@ main(int argc, char **argv)
     g_test_add_func("/emu/state-rules", testStateRules);
     g_test_add_func("/emu/page-rules", testPageRules);
     g_test_add_func("/emu/unreported-writes", testUnreportedWrites);
+    g_test_add_func("/emu/dirty-log", testDirtyLog);
     g_test_add_func("/emu/abort-before-start", testAbortBeforeStart);
     g_test_add_func("/emu/abort-after-start", testAbortAfterStart);
     g_test_add_func("/emu/destination-lost", testDestinationLost);
