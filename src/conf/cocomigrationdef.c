@@ -5,6 +5,7 @@
  */
 
 #include "conf/cocomigrationdef.h"
+#include "util/cocohex.h"
 
 #include "conf/cocoxml.h"
 #include "util/cocoerror.h"
@@ -60,19 +61,6 @@ cocoMigrationDefFree(CocoMigrationDef *def)
     g_free(def->platforms);
     g_free(def->min_tcbs);
     g_free(def);
-}
-
-static char *
-cocoHexString(const uint8_t *buf, size_t len)
-{
-    char *str = g_new0(char, len * 2 + 1);
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        str[2 * i] = "0123456789abcdef"[buf[i] >> 4];
-        str[2 * i + 1] = "0123456789abcdef"[buf[i] & 0xf];
-    }
-    return str;
 }
 
 /* Element children must be in our namespace. */
@@ -592,7 +580,7 @@ cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags)
 
     if (def->has_agent) {
         g_autofree char *hash =
-            cocoHexString(def->agent_hash, COCO_AGENT_HASH_LEN);
+            cocoHexEncode(def->agent_hash, COCO_AGENT_HASH_LEN);
 
         g_string_append_printf(buf, "  <coco:agent hash=\"%s\"", hash);
         if (def->has_agent_min_svn)
@@ -608,7 +596,7 @@ cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags)
         }
         for (i = 0; i < def->nplatforms; i++) {
             g_autofree char *id =
-                cocoHexString(def->platforms[i].id, COCO_PLATFORM_ID_LEN);
+                cocoHexEncode(def->platforms[i].id, COCO_PLATFORM_ID_LEN);
 
             g_string_append_printf(buf, "    <coco:platform id=\"%s\"", id);
             if (def->platforms[i].name) {
@@ -760,7 +748,7 @@ cocoMigrationValidateDestinations(const CocoMigrationDef *def, GError **error)
     ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (i = 0; i < def->nplatforms; i++) {
         const CocoPlatformId *platform = &def->platforms[i];
-        char *id = cocoHexString(platform->id, COCO_PLATFORM_ID_LEN);
+        char *id = cocoHexEncode(platform->id, COCO_PLATFORM_ID_LEN);
 
         if (!g_hash_table_add(ids, id)) {
             return cocoErrorSet(
