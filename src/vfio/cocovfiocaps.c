@@ -112,17 +112,16 @@ cocoVfioParseIovaCap(CocoVfioIommuInfo *info, const uint8_t *cap, size_t caplen,
     uint32_t i;
 
     if (caplen < COCO_VFIO_CAP_IOVA_FIXED)
-        return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                            _("the IOVA range capability is truncated: %1$zu "
-                              "bytes, at least %2$d needed"),
-                            caplen, COCO_VFIO_CAP_IOVA_FIXED);
+        return cocoErrorSet(
+            error, COCO_ERROR_VFIO_CAPS,
+            _("the IOVA range capability is truncated: %1$zu bytes, at least %2$d needed"),
+            caplen, COCO_VFIO_CAP_IOVA_FIXED);
     nr = cocoVfioGetU32(cap + COCO_VFIO_CAP_HEADER_SIZE);
     if (!cocoU64Mul(nr, COCO_VFIO_CAP_IOVA_ENTRY, &need) ||
         !cocoU64Add(need, COCO_VFIO_CAP_IOVA_FIXED, &need) || need > caplen)
         return cocoErrorSet(
             error, COCO_ERROR_VFIO_CAPS,
-            _("the IOVA range capability claims %1$u ranges but has room for "
-              "%2$zu"),
+            _("the IOVA range capability claims %1$u ranges but has room for %2$zu"),
             nr, (caplen - COCO_VFIO_CAP_IOVA_FIXED) / COCO_VFIO_CAP_IOVA_ENTRY);
     ranges = g_new0(CocoVfioRange, nr ? nr : 1);
     for (i = 0; i < nr; i++) {
@@ -148,24 +147,24 @@ cocoVfioIommuInfoParse(const void *buf, size_t len, GError **error)
     bool seen[4] = {false, false, false, false};
 
     if (!buf || len < COCO_VFIO_INFO_MINSZ)
-        return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                            _("the IOMMU info is truncated: %1$zu bytes, at "
-                              "least %2$d needed"),
-                            buf ? len : 0, COCO_VFIO_INFO_MINSZ),
+        return cocoErrorSet(
+                   error, COCO_ERROR_VFIO_CAPS,
+                   _("the IOMMU info is truncated: %1$zu bytes, at least %2$d needed"),
+                   buf ? len : 0, COCO_VFIO_INFO_MINSZ),
                NULL;
     argsz = cocoVfioGetU32(p);
     flags = cocoVfioGetU32(p + 4);
     if (argsz < COCO_VFIO_INFO_MINSZ)
-        return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                            _("the IOMMU info has an argsz of %1$u, less than "
-                              "its %2$d-byte header"),
-                            argsz, COCO_VFIO_INFO_MINSZ),
+        return cocoErrorSet(
+                   error, COCO_ERROR_VFIO_CAPS,
+                   _("the IOMMU info has an argsz of %1$u, less than its %2$d-byte header"),
+                   argsz, COCO_VFIO_INFO_MINSZ),
                NULL;
     if (argsz > len)
-        return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                            _("the IOMMU info is truncated: the kernel needs "
-                              "%1$u bytes, %2$zu were read"),
-                            argsz, len),
+        return cocoErrorSet(
+                   error, COCO_ERROR_VFIO_CAPS,
+                   _("the IOMMU info is truncated: the kernel needs %1$u bytes, %2$zu were read"),
+                   argsz, len),
                NULL;
     limit = argsz;
 
@@ -184,10 +183,10 @@ cocoVfioIommuInfoParse(const void *buf, size_t len, GError **error)
     off = 0;
     if (flags & VFIO_IOMMU_INFO_CAPS) {
         if (limit < COCO_VFIO_INFO_CAPSZ)
-            return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                _("the IOMMU info announces capabilities but "
-                                  "has no cap_offset (argsz %1$zu)"),
-                                limit),
+            return cocoErrorSet(
+                       error, COCO_ERROR_VFIO_CAPS,
+                       _("the IOMMU info announces capabilities but has no cap_offset (argsz %1$zu)"),
+                       limit),
                    NULL;
         off = cocoVfioGetU32(p + 16);
     }
@@ -200,17 +199,17 @@ cocoVfioIommuInfoParse(const void *buf, size_t len, GError **error)
         size_t end;
 
         if (++ncaps > COCO_VFIO_CAPS_MAX)
-            return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                _("the IOMMU capability chain has more than "
-                                  "%1$d entries"),
-                                COCO_VFIO_CAPS_MAX),
+            return cocoErrorSet(
+                       error, COCO_ERROR_VFIO_CAPS,
+                       _("the IOMMU capability chain has more than %1$d entries"),
+                       COCO_VFIO_CAPS_MAX),
                    NULL;
         if (off < COCO_VFIO_INFO_CAPSZ || off % 4 != 0 ||
             (size_t)off > limit - COCO_VFIO_CAP_HEADER_SIZE)
-            return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                _("IOMMU capability offset %1$u is outside the "
-                                  "%2$zu-byte info or misaligned"),
-                                off, limit),
+            return cocoErrorSet(
+                       error, COCO_ERROR_VFIO_CAPS,
+                       _("IOMMU capability offset %1$u is outside the %2$zu-byte info or misaligned"),
+                       off, limit),
                    NULL;
         cap = p + off;
         id = cocoVfioGetU16(cap);
@@ -219,16 +218,16 @@ cocoVfioIommuInfoParse(const void *buf, size_t len, GError **error)
         /* The kernel appends capabilities, so a chain only moves forward;
          * this also rules out loops. */
         if (next != 0 && next <= off)
-            return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                _("IOMMU capability %1$u at offset %2$u points "
-                                  "back to offset %3$u (loop)"),
-                                id, off, next),
+            return cocoErrorSet(
+                       error, COCO_ERROR_VFIO_CAPS,
+                       _("IOMMU capability %1$u at offset %2$u points back to offset %3$u (loop)"),
+                       id, off, next),
                    NULL;
         if (next != 0 && next > limit)
-            return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                _("IOMMU capability %1$u at offset %2$u points "
-                                  "to offset %3$u past the %4$zu-byte info"),
-                                id, off, next, limit),
+            return cocoErrorSet(
+                       error, COCO_ERROR_VFIO_CAPS,
+                       _("IOMMU capability %1$u at offset %2$u points to offset %3$u past the %4$zu-byte info"),
+                       id, off, next, limit),
                    NULL;
         end = next != 0 ? next : limit;
 
@@ -252,10 +251,10 @@ cocoVfioIommuInfoParse(const void *buf, size_t len, GError **error)
             if (version != 1)
                 break;
             if (end - off < COCO_VFIO_CAP_MIGRATION_SIZE)
-                return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                    _("the IOMMU migration capability is "
-                                      "truncated: %1$zu bytes, %2$d needed"),
-                                    end - off, COCO_VFIO_CAP_MIGRATION_SIZE),
+                return cocoErrorSet(
+                           error, COCO_ERROR_VFIO_CAPS,
+                           _("the IOMMU migration capability is truncated: %1$zu bytes, %2$d needed"),
+                           end - off, COCO_VFIO_CAP_MIGRATION_SIZE),
                        NULL;
             info->has_migration = true;
             info->migration_flags = cocoVfioGetU32(cap + 8);
@@ -266,10 +265,10 @@ cocoVfioIommuInfoParse(const void *buf, size_t len, GError **error)
             if (version != 1)
                 break;
             if (end - off < COCO_VFIO_CAP_DMA_AVAIL_SIZE)
-                return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                    _("the IOMMU DMA-available capability is "
-                                      "truncated: %1$zu bytes, %2$d needed"),
-                                    end - off, COCO_VFIO_CAP_DMA_AVAIL_SIZE),
+                return cocoErrorSet(
+                           error, COCO_ERROR_VFIO_CAPS,
+                           _("the IOMMU DMA-available capability is truncated: %1$zu bytes, %2$d needed"),
+                           end - off, COCO_VFIO_CAP_DMA_AVAIL_SIZE),
                        NULL;
             info->has_dma_avail = true;
             info->dma_avail = cocoVfioGetU32(cap + 8);

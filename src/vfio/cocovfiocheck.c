@@ -71,32 +71,26 @@ cocoVfioReportVerdict(CocoVfioHostReport *r)
     g_free(r->verdict);
     switch (r->risk) {
     case COCO_VFIO_RISK_NONE:
-        r->verdict = g_strdup(_("safe: the kernel removes DMA mappings up to "
-                                "the end of the 64-bit IOVA space"));
+        r->verdict = g_strdup(_(
+            "safe: the kernel removes DMA mappings up to the end of the 64-bit IOVA space"));
         break;
     case COCO_VFIO_RISK_LOW:
-        r->verdict =
-            g_strdup(_("low risk: the kernel lacks the range-safe unmap fix, "
-                       "but no IOVA range of this IOMMU reaches 2^64-1"));
+        r->verdict = g_strdup(_(
+            "low risk: the kernel lacks the range-safe unmap fix, but no IOVA range of this IOMMU reaches 2^64-1"));
         break;
     case COCO_VFIO_RISK_HIGH:
-        r->verdict = g_strdup(
-            _("unsafe: the kernel lacks the range-safe unmap fix and an IOVA "
-              "range reaches 2^64-1, so a 64-bit vIOMMU guest can leave DMA "
-              "mappings and pinned pages behind; use kernel 6.18 or later or "
-              "limit the vIOMMU address width"));
+        r->verdict = g_strdup(_(
+            "unsafe: the kernel lacks the range-safe unmap fix and an IOVA range reaches 2^64-1, so a 64-bit vIOMMU guest can leave DMA mappings and pinned pages behind; use kernel 6.18 or later or limit the vIOMMU address width"));
         break;
     case COCO_VFIO_RISK_UNKNOWN:
     case COCO_VFIO_RISK_LAST:
     default:
         if (!r->vfio_present)
-            r->verdict =
-                g_strdup(_("no VFIO devices on this host (/dev/vfio/vfio is "
-                           "missing): nothing to check"));
+            r->verdict = g_strdup(_(
+                "no VFIO devices on this host (/dev/vfio/vfio is missing): nothing to check"));
         else
-            r->verdict =
-                g_strdup(_("unknown: no VFIO group could be opened to probe "
-                           "the kernel; name one with --group or --device"));
+            r->verdict = g_strdup(_(
+                "unknown: no VFIO group could be opened to probe the kernel; name one with --group or --device"));
         break;
     }
 }

@@ -137,10 +137,7 @@ cocoVfioLeakReport(CocoVfioContainer *c, GError **error)
                                c->leaks->len - COCO_VFIO_LEAKS_NAMED);
     return cocoErrorSet(
         error, COCO_ERROR_VFIO_LEAK,
-        _("cannot remove %1$u DMA mapping(s) %2$s: the kernel did not confirm "
-          "their removal (a mapping whose last byte is 2^64-1 cannot be "
-          "removed without the Linux 6.18 type1 fix); their pages stay pinned "
-          "until the container is closed, and on such a kernel until reboot"),
+        _("cannot remove %1$u DMA mapping(s) %2$s: the kernel did not confirm their removal (a mapping whose last byte is 2^64-1 cannot be removed without the Linux 6.18 type1 fix); their pages stay pinned until the container is closed, and on such a kernel until reboot"),
         c->leaks->len, list->str);
 }
 
@@ -309,8 +306,7 @@ cocoVfioUnmapSegment(CocoVfioContainer *c, uint64_t first, uint64_t last,
         _("the kernel unmapped 0x%1$" G_GINT64_MODIFIER
           "x bytes in [0x%2$" G_GINT64_MODIFIER "x, 0x%3$" G_GINT64_MODIFIER
           "x] but only 0x%4$" G_GINT64_MODIFIER
-          "x were mapped through this container; without the Linux 6.18 fix "
-          "the pages of the unknown mapping may stay pinned"),
+          "x were mapped through this container; without the Linux 6.18 fix the pages of the unknown mapping may stay pinned"),
         out, first, last, expected);
 }
 
@@ -448,9 +444,8 @@ cocoVfioContainerMap(CocoVfioContainer *c, void *vaddr, uint64_t first,
             error, COCO_ERROR_VFIO_UNSAFE,
             _("refusing to map [0x%1$" G_GINT64_MODIFIER
               "x, 0x%2$" G_GINT64_MODIFIER
-              "x]: its last byte is 2^64-1 and this kernel lacks the Linux "
-              "6.18 type1 fix, so it could never be unmapped; the usable IOVA "
-              "space ends at 0x%3$" G_GINT64_MODIFIER "x"),
+              "x]: its last byte is 2^64-1 and this kernel lacks the Linux 6.18 type1 fix, so it could never be unmapped; the usable IOVA space ends at 0x%3$" G_GINT64_MODIFIER
+              "x"),
             first, last, G_MAXUINT64 - c->pgsize);
     if (!cocoVfioInUsableRange(c, first, last))
         return cocoErrorSet(
@@ -563,10 +558,10 @@ cocoVfioReadType1Info(CocoVfioContainer *c, GError **error)
             return 0;
         }
         if (info->argsz > COCO_VFIO_INFO_MAX)
-            return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                _("the IOMMU info needs %1$u bytes, more than "
-                                  "the %2$d accepted"),
-                                info->argsz, COCO_VFIO_INFO_MAX);
+            return cocoErrorSet(
+                error, COCO_ERROR_VFIO_CAPS,
+                _("the IOMMU info needs %1$u bytes, more than the %2$d accepted"),
+                info->argsz, COCO_VFIO_INFO_MAX);
         len = info->argsz;
     }
     return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
@@ -710,11 +705,9 @@ cocoVfioContainerFree(CocoVfioContainer *c)
     if (nleaks > 0) {
         long after = before >= 0 ? cocoVfioReadVmLck() : -1;
 
-        g_message(_("closed the VFIO container with %1$zu DMA mapping(s) that "
-                    "could not be unmapped (locked memory %2$ld kB before the "
-                    "close, %3$ld kB after): without the Linux 6.18 fix their "
-                    "pages stay pinned until the host reboots"),
-                  nleaks, before, after);
+        g_message(
+            _("closed the VFIO container with %1$zu DMA mapping(s) that could not be unmapped (locked memory %2$ld kB before the close, %3$ld kB after): without the Linux 6.18 fix their pages stay pinned until the host reboots"),
+            nleaks, before, after);
     }
     if (c->extra_fds)
         g_array_unref(c->extra_fds);
@@ -843,10 +836,10 @@ cocoVfioContainerOpenGroup(unsigned int group, unsigned int flags,
     }
     rc = ops->ioctl(ops->opaque, gfd, VFIO_GROUP_GET_STATUS, &status);
     if (rc < 0 || !(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-        cocoErrorSet(error, COCO_ERROR_VFIO_KERNEL,
-                     _("VFIO group '%1$s' is not viable: every device in the "
-                       "group must be bound to vfio-pci or unbound"),
-                     path);
+        cocoErrorSet(
+            error, COCO_ERROR_VFIO_KERNEL,
+            _("VFIO group '%1$s' is not viable: every device in the group must be bound to vfio-pci or unbound"),
+            path);
         goto error;
     }
     rc = ops->ioctl(ops->opaque, gfd, VFIO_GROUP_SET_CONTAINER, &container);
@@ -910,8 +903,7 @@ cocoVfioContainerOpenIommufd(const char *bdf, GError **error)
     if (!(dir = g_dir_open(sysdir, 0, &direrr))) {
         cocoErrorSet(
             error, COCO_ERROR_NOT_SUPPORTED,
-            _("device '%1$s' has no VFIO cdev ('%2$s' is missing): it is not "
-              "bound to vfio-pci or the kernel lacks CONFIG_VFIO_DEVICE_CDEV"),
+            _("device '%1$s' has no VFIO cdev ('%2$s' is missing): it is not bound to vfio-pci or the kernel lacks CONFIG_VFIO_DEVICE_CDEV"),
             bdf, sysdir);
         return NULL;
     }
@@ -993,10 +985,10 @@ cocoVfioContainerOpenDevice(const char *bdf, unsigned int flags, GError **error)
 
     linkpath = g_strdup_printf("/sys/bus/pci/devices/%s/iommu_group", bdf);
     if (!(link = g_file_read_link(linkpath, NULL))) {
-        cocoErrorSet(error, COCO_ERROR_NOT_SUPPORTED,
-                     _("device '%1$s' has no IOMMU group ('%2$s' is missing): "
-                       "no such device or the IOMMU is disabled"),
-                     bdf, linkpath);
+        cocoErrorSet(
+            error, COCO_ERROR_NOT_SUPPORTED,
+            _("device '%1$s' has no IOMMU group ('%2$s' is missing): no such device or the IOMMU is disabled"),
+            bdf, linkpath);
         return NULL;
     }
     base = g_path_get_basename(link);

@@ -133,10 +133,8 @@ cocoVfioPolicyCheckDomain(const char *domain_xml, const CocoMigrationDef *def,
     name = cocoVfioXPathString(ctx, NULL, "string(/domain/name)");
 
     devs = xmlXPathEvalExpression(
-        (const xmlChar *)"/domain/devices/hostdev[(not(@mode) or "
-                         "@mode='subsystem') and (@type='pci' or "
-                         "@type='mdev')] | "
-                         "/domain/devices/interface[@type='hostdev']",
+        (const xmlChar
+             *)"/domain/devices/hostdev[(not(@mode) or @mode='subsystem') and (@type='pci' or @type='mdev')] | /domain/devices/interface[@type='hostdev']",
         ctx);
     if (devs && devs->nodesetval)
         res->nhostdevs = (size_t)devs->nodesetval->nodeNr;
@@ -177,13 +175,7 @@ cocoVfioPolicyCheckDomain(const char *domain_xml, const CocoMigrationDef *def,
         } else {
             cocoErrorSet(
                 error, COCO_ERROR_VFIO_UNSAFE,
-                _("domain '%1$s': host device '%2$s' sits behind the vIOMMU "
-                  "model '%3$s', which lets the guest use IOVAs up to 2^64-1, "
-                  "and this host kernel lacks the range-safe VFIO unmap fix "
-                  "(status '%4$s'), so DMA mappings can stay live and pages "
-                  "pinned until reboot; use a host kernel 6.18 or later, limit "
-                  "the vIOMMU with <driver aw_bits='48'/>, or accept the risk "
-                  "with <coco:hostdev allowUnsafeIommu='yes'/>"),
+                _("domain '%1$s': host device '%2$s' sits behind the vIOMMU model '%3$s', which lets the guest use IOVAs up to 2^64-1, and this host kernel lacks the range-safe VFIO unmap fix (status '%4$s'), so DMA mappings can stay live and pages pinned until reboot; use a host kernel 6.18 or later, limit the vIOMMU with <driver aw_bits='48'/>, or accept the risk with <coco:hostdev allowUnsafeIommu='yes'/>"),
                 NULLSTR(name), NULLSTR(res->first_hostdev), res->iommu_model,
                 cocoVfioFixStatusTypeToString(host_fix));
             goto cleanup;
