@@ -357,7 +357,7 @@ testFromModel(void)
     g_assert_cmpuint(small.argsz, >, sizeof(small));
     g_assert_cmpuint(small.cap_offset, ==, 0);
     buf = g_malloc0(small.argsz);
-    ((struct vfio_iommu_type1_info *)buf)->argsz = small.argsz;
+    ((struct vfio_iommu_type1_info *)(void *)buf)->argsz = small.argsz;
     g_assert_cmpint(
         ops->ioctl(ops->opaque, cocoVfioModelFd(m), VFIO_IOMMU_GET_INFO, buf),
         ==, 0);

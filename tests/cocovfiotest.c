@@ -637,7 +637,6 @@ propertyRun(const Variant *v, guint32 seed, unsigned int iter)
         uint64_t first;
         uint64_t last;
         g_autoptr(GError) uerr = NULL;
-        g_autoptr(GArray) before = NULL;
         uint64_t out = 0;
         int rc;
 
@@ -749,12 +748,19 @@ testShadow(void)
     g_assert_cmpuint(bytes, ==, 4 * PG);
     g_assert_true(cocoVfioShadowBytesIn(s, 0x1000, 0x2fff, &bytes));
     g_assert_cmpuint(bytes, ==, PG);
+    g_assert_true(cocoVfioShadowBytesIn(s, 0, G_MAXUINT64 - PG, &bytes));
+    g_assert_cmpuint(bytes, ==, 3 * PG);
+    g_assert_true(cocoVfioShadowBytesIn(s, 0x2000, G_MAXUINT64 - PG, &bytes));
+    g_assert_cmpuint(bytes, ==, 2 * PG);
     g_assert_nonnull(cocoVfioShadowFindSplit(s, 0x1000, 0x2fff));
     g_assert_null(cocoVfioShadowFindSplit(s, 0x1000, 0x3fff));
     list = cocoVfioShadowListIn(s, 0, G_MAXUINT64);
     g_assert_cmpuint(list->len, ==, 3);
-    g_assert_cmpuint(cocoVfioShadowRemoveIn(s, 0x0, 0x3fff), ==, 2);
+    g_assert_cmpuint(cocoVfioShadowRemoveIn(s, 0x0, G_MAXUINT64 - PG), ==, 2);
     g_assert_cmpuint(cocoVfioShadowCount(s), ==, 1);
+    g_assert_nonnull(cocoVfioShadowLookup(s, G_MAXUINT64));
+    g_assert_true(cocoVfioShadowBytesIn(s, 0, G_MAXUINT64, &bytes));
+    g_assert_cmpuint(bytes, ==, PG);
     g_assert_cmpuint(cocoVfioShadowRemoveIn(s, 0, G_MAXUINT64), ==, 1);
 
     /* The whole space mapped: the byte count does not fit in 64 bits. */

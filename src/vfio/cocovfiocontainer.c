@@ -535,7 +535,7 @@ cocoVfioProbeFix(const CocoVfioOps *ops, int fd, uint64_t pgsize)
 static int
 cocoVfioReadType1Info(CocoVfioContainer *c, GError **error)
 {
-    g_autofree uint8_t *buf = NULL;
+    g_autofree void *buf = NULL;
     size_t len = COCO_VFIO_INFO_CAPSZ;
     int attempt;
 
@@ -545,7 +545,7 @@ cocoVfioReadType1Info(CocoVfioContainer *c, GError **error)
 
         g_free(buf);
         buf = g_malloc0(len);
-        info = (struct vfio_iommu_type1_info *)buf;
+        info = buf;
         info->argsz = len;
         rc = cocoVfioIoctl(c, VFIO_IOMMU_GET_INFO, buf);
         if (rc < 0)
@@ -772,7 +772,7 @@ cocoVfioContainerGetUsableRanges(CocoVfioContainer *c, CocoVfioRange **ranges,
         g_array_append_val(out, r);
     }
     *nranges = out->len;
-    *ranges = (CocoVfioRange *)g_array_free(out, FALSE);
+    *ranges = (CocoVfioRange *)(void *)g_array_free(out, FALSE);
 }
 
 void

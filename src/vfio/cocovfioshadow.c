@@ -9,6 +9,8 @@
 
 struct _CocoVfioShadow {
     GTree *tree; /* &mapping->first -> CocoVfioMapping */
+    uint64_t total; /* bytes of all mappings, valid when !total_overflow */
+    bool total_overflow;
 };
 
 static int
@@ -72,6 +74,56 @@ cocoVfioShadowStart(CocoVfioShadow *shadow, uint64_t iova)
     return g_tree_node_first(shadow->tree);
 }
 
+/* Keep the byte total up to date. Once it has overflowed (the whole space
+ * is mapped) it is recomputed by walking when it is next needed. */
+static void
+cocoVfioShadowAccount(CocoVfioShadow *shadow, const CocoVfioMapping *m,
+                      bool add)
+{
+    uint64_t size = m->last - m->first; /* + 1 below, checked */
+
+    if (shadow->total_overflow)
+        return;
+    if (add) {
+        if (!cocoU64Add(shadow->total, size, &shadow->total) ||
+            !cocoU64Add(shadow->total, 1, &shadow->total))
+            shadow->total_overflow = true;
+    } else {
+        shadow->total -= size;
+        shadow->total -= 1;
+    }
+}
+
+/* Whether [first, last] holds every mapping, or every mapping but the
+ * highest one (*all_but_last). */
+static bool
+cocoVfioShadowCovers(CocoVfioShadow *shadow, uint64_t first, uint64_t last,
+                     bool *all_but_last)
+{
+    GTreeNode *lo = g_tree_node_first(shadow->tree);
+    GTreeNode *hi = g_tree_node_last(shadow->tree);
+    const CocoVfioMapping *mlo;
+    const CocoVfioMapping *mhi;
+    GTreeNode *prev;
+
+    *all_but_last = false;
+    if (!lo)
+        return true;
+    mlo = g_tree_node_value(lo);
+    mhi = g_tree_node_value(hi);
+    if (mlo->first < first)
+        return false;
+    if (mhi->last <= last)
+        return true;
+    if (lo == hi || mhi->first <= last)
+        return false;
+    prev = g_tree_node_previous(hi);
+    if (((const CocoVfioMapping *)g_tree_node_value(prev))->last > last)
+        return false;
+    *all_but_last = true;
+    return true;
+}
+
 const CocoVfioMapping *
 cocoVfioShadowFindOverlap(CocoVfioShadow *shadow, uint64_t first, uint64_t last)
 {
@@ -103,6 +155,7 @@ cocoVfioShadowInsert(CocoVfioShadow *shadow, uint64_t first, uint64_t last,
     m->last = last;
     m->vaddr = vaddr;
     g_tree_insert(shadow->tree, &m->first, m);
+    cocoVfioShadowAccount(shadow, m, true);
     return true;
 }
 
@@ -123,9 +176,24 @@ bool
 cocoVfioShadowBytesIn(CocoVfioShadow *shadow, uint64_t first, uint64_t last,
                       uint64_t *bytes)
 {
-    GTreeNode *node = cocoVfioShadowStart(shadow, first);
+    GTreeNode *node;
     uint64_t sum = 0;
+    bool but_last;
 
+    if (!shadow->total_overflow &&
+        cocoVfioShadowCovers(shadow, first, last, &but_last)) {
+        sum = shadow->total;
+        if (but_last) {
+            const CocoVfioMapping *m =
+                g_tree_node_value(g_tree_node_last(shadow->tree));
+
+            sum -= m->last - m->first;
+            sum -= 1;
+        }
+        *bytes = sum;
+        return true;
+    }
+    node = cocoVfioShadowStart(shadow, first);
     for (; node; node = g_tree_node_next(node)) {
         const CocoVfioMapping *m = g_tree_node_value(node);
 
@@ -164,14 +232,29 @@ size_t
 cocoVfioShadowRemoveIn(CocoVfioShadow *shadow, uint64_t first, uint64_t last)
 {
     g_autoptr(GArray) list = NULL;
+    bool but_last;
     size_t i;
 
-    if (first == 0 && last == G_MAXUINT64) {
+    if (cocoVfioShadowCovers(shadow, first, last, &but_last)) {
+        /* Drop the whole tree at once; keep the highest mapping if it
+         * lies outside the range. */
         size_t n = cocoVfioShadowCount(shadow);
+        CocoVfioMapping *keep = NULL;
 
+        if (but_last) {
+            keep = g_tree_node_value(g_tree_node_last(shadow->tree));
+            g_tree_steal(shadow->tree, &keep->first);
+            n--;
+        }
         g_tree_destroy(shadow->tree);
         shadow->tree =
             g_tree_new_full(cocoVfioShadowCompare, NULL, NULL, g_free);
+        shadow->total = 0;
+        shadow->total_overflow = false;
+        if (keep) {
+            g_tree_insert(shadow->tree, &keep->first, keep);
+            cocoVfioShadowAccount(shadow, keep, true);
+        }
         return n;
     }
     list = cocoVfioShadowListIn(shadow, first, last);
@@ -184,5 +267,10 @@ cocoVfioShadowRemoveIn(CocoVfioShadow *shadow, uint64_t first, uint64_t last)
 bool
 cocoVfioShadowRemove(CocoVfioShadow *shadow, uint64_t first)
 {
+    CocoVfioMapping *m = g_tree_lookup(shadow->tree, &first);
+
+    if (!m)
+        return false;
+    cocoVfioShadowAccount(shadow, m, false);
     return g_tree_remove(shadow->tree, &first);
 }
