@@ -525,7 +525,12 @@ testFdMemory(void)
     g_assert_true(cocoEmuCanRun(p.dst));
     g_assert_false(cocoEmuCanRun(p.src));
 
-    /* Mapping a bad fd fails cleanly. */
+    /* No new memory in a session; a bad fd fails cleanly. */
+    g_assert_cmpint(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), ==,
+                    -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
     g_assert_cmpint(cocoEmuAttachMemoryFd(p.dst, -1, 0, MEMSIZE, &err), ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
     g_clear_error(&err);
