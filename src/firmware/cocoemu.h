@@ -43,6 +43,8 @@ int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
  *                                      size_t *len);
  *   const uint8_t *cocoEmuGetTdState(CocoFirmware *fw, size_t *len);
  *       Firmware-owned private state (readable for tests; NULL when empty).
+ *       The pointer stays valid until that state is replaced (import, set)
+ *       or the firmware is freed.
  *   size_t cocoEmuMemoryBundleSize(uint32_t ngfns);
  *       Buffer size EXPORT_MEMORY needs for @ngfns pages.
  *
