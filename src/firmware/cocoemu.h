@@ -23,8 +23,6 @@
  *       @fd (unmapped on free). @size a multiple of 4096. Only outside a
  *       migration session (RUNNABLE or UNINIT).
  *   int cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error);
-int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
-                    size_t *ngfns, GError **error);
  *       The host reports a guest write (TDH.EXPORT.UNBLOCKW).
  *   int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
  *                       size_t *ngfns, GError **error);
