@@ -23,6 +23,8 @@ static const CocoCmdDef cocoCommands[] = {
     {"capabilities",
      N_("show the firmware backend, KVM probe, ioctl numbers and platform identity"),
      N_("[--backend emulated|kvm] [--platform FILE]"), cocoCmdCapabilities},
+    {"vfio", N_("check the host's VFIO DMA-unmap safety"),
+     N_("check [--group N | --device BDF]"), cocoCmdVfio},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -15,5 +15,6 @@
 #include <libvirt-coco/coco-error.h>
 #include <libvirt-coco/coco-kvm-uapi.h>
 #include <libvirt-coco/coco-migration-def.h>
+#include <libvirt-coco/coco-vfio.h>
 
 #undef LIBVIRT_COCO_H_INSIDE
