@@ -855,6 +855,43 @@ cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error)
     return 0;
 }
 
+int
+cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
+                GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    g_autoptr(GArray) out = g_array_new(false, false, sizeof(uint64_t));
+    uint8_t h[COCO_CRYPTO_SHA256_LEN];
+    uint64_t gfn;
+
+    *gfns = NULL;
+    *ngfns = 0;
+    if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
+                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT))
+        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                            _("'%1$s' is not allowed in firmware state '%2$s'"),
+                            "dirty log", cocoEmuOpStateTypeToString(emu->op));
+    for (gfn = 0; gfn < emu->npages; gfn++) {
+        if (scan && emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED) {
+            if (cocoCryptoSha256(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
+                                 COCO_EMU_PAGE_SIZE, h) < 0)
+                return cocoErrorSet(error, COCO_ERROR_INTERNAL,
+                                    _("cannot hash guest page '%1$llu'"),
+                                    (unsigned long long)gfn);
+            if (memcmp(h, emu->phash[gfn], sizeof(h)) != 0) {
+                emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
+                emu->dirty_count++;
+            }
+        }
+        if (emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED_DIRTY)
+            g_array_append_val(out, gfn);
+    }
+    *ngfns = out->len;
+    *gfns = (uint64_t *)(void *)g_array_free(g_steal_pointer(&out), false);
+    return 0;
+}
+
 static int
 cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
                  GError **error)
@@ -912,6 +949,11 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
                             _("guest memory size '%1$zu' and offset '%2$llu' "
                               "must be multiples of 4096"),
                             size, (unsigned long long)offset);
+    if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_UNINIT))
+        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                            _("guest memory can only be attached outside a "
+                              "migration session, not in state '%1$s'"),
+                            cocoEmuOpStateTypeToString(emu->op));
     mem =
         mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
     if (mem == MAP_FAILED)
@@ -1538,7 +1580,7 @@ cocoEmuTokenExport(CocoEmu *emu, uint32_t flags, uint8_t *buf, size_t *buflen,
         if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
             0)
             return ret;
-    } else if (emu->epoch >= COCO_EMU_EPOCH_MAX - 1) {
+    } else if (emu->epoch >= COCO_EMU_EPOCH_MAX) {
         return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_EPOCH_OVERFLOW,
                            error, _("epoch counter exhausted at %1$u"),
                            emu->epoch);
