@@ -1,0 +1,80 @@
+/*
+ * cocotransfersource.h: the export side of the transfer engine
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * How the host agent drives it (source host):
+ *
+ *   PREPARE (key exchange) is done beforehand through the firmware seam.
+ *   src = cocoTransferSourceNew(fw, dirty, &cfg, streams, &err);
+ *   cocoTransferSourceStart(src)        HELLO on every stream, SETUP (the
+ *                                       immutable state) on stream 0
+ *   cocoTransferSourcePrecopy(src, &r)  epoch 0 = every page, then one
+ *                                       epoch per dirty set, each closed
+ *                                       by an epoch token, until the dirty
+ *                                       set is small enough or a limit hits
+ *   -- QEMU's switchover gate: pause the vCPUs, SOURCE_BLACKOUT --
+ *   cocoTransferSourceFinish(src, nvcpus)  last dirty pages, vCPU states,
+ *                                       start token, END on every stream
+ *   cocoTransferSourceReadAbortToken()  only if the destination fails
+ *                                       before FINISH: its abort token
+ *                                       arrives on stream 0
+ *
+ * cocoTransferSourceGetStats() and cocoTransferSourceCancel() may be
+ * called from any thread at any time; every other call from one thread.
+ * After any failure the engine closes all its streams (so the peer sees
+ * the end at once) and every later call fails with the first error.
+ */
+
+#pragma once
+
+#include "firmware/cocofirmware.h"
+#include "transfer/cocodirtysource.h"
+#include "transfer/cocotransfer.h"
+
+#include <gio/gio.h>
+
+typedef struct _CocoTransferSource CocoTransferSource;
+
+typedef enum {
+    COCO_TRANSFER_PRECOPY_CONVERGED = 0, /* dirty set small enough */
+    COCO_TRANSFER_PRECOPY_MAX_EPOCHS, /* epoch limit reached */
+    COCO_TRANSFER_PRECOPY_MAX_TIME, /* time limit reached */
+    COCO_TRANSFER_PRECOPY_LAST
+} CocoTransferPrecopyEnd;
+COCO_ENUM_DECL(cocoTransferPrecopyEnd);
+
+typedef struct {
+    CocoTransferPrecopyEnd end;
+    uint32_t epochs; /* epochs sent, epoch 0 included */
+    uint64_t pending; /* dirty pages left for the final epoch */
+} CocoTransferPrecopyResult;
+
+/* @streams: cfg->streams streams (stream i is forward stream i; stream 0
+ * also carries state and tokens, and the abort token back). The engine
+ * takes a reference on each. @fw and @dirty must outlive the engine. */
+CocoTransferSource *cocoTransferSourceNew(CocoFirmware *fw,
+                                          CocoDirtySource *dirty,
+                                          const CocoTransferConfig *cfg,
+                                          GIOStream **streams, GError **error);
+void cocoTransferSourceSetProgress(CocoTransferSource *src,
+                                   CocoTransferProgressFunc func, void *opaque);
+int cocoTransferSourceStart(CocoTransferSource *src, GError **error);
+/* One precopy epoch over the pages dirtied since the previous one (every
+ * page for epoch 0), closed by an epoch token. @dirty_pages (may be NULL)
+ * gets the number of pages sent. */
+int cocoTransferSourceRound(CocoTransferSource *src, uint64_t *dirty_pages,
+                            GError **error);
+int cocoTransferSourcePrecopy(CocoTransferSource *src,
+                              CocoTransferPrecopyResult *result,
+                              GError **error);
+/* After SOURCE_BLACKOUT (the guest cannot write any more). */
+int cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
+                             GError **error);
+int cocoTransferSourceReadAbortToken(CocoTransferSource *src, void *buf,
+                                     size_t *buflen, GError **error);
+void cocoTransferSourceCancel(CocoTransferSource *src);
+void cocoTransferSourceGetStats(CocoTransferSource *src,
+                                CocoTransferStats *stats);
+void cocoTransferSourceFree(CocoTransferSource *src);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoTransferSource, cocoTransferSourceFree)
