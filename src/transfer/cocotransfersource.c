@@ -82,6 +82,8 @@ struct _CocoTransferSource {
     CocoTransferCounters counters;
     CocoTransferProgressFunc progress;
     void *progress_opaque;
+    CocoTransferDirtyFunc dirty_hook;
+    void *dirty_opaque;
 };
 
 static void
@@ -159,49 +161,103 @@ cocoSourceMarkRetry(CocoTransferSource *src, uint64_t gfn)
                       __ATOMIC_RELAXED);
 }
 
+/* Report the pages of a bundle dirty to the firmware (epochs after 0). */
+static int
+cocoSourceNotifyDirty(CocoSourceStream *s, uint32_t n, GError **error)
+{
+    CocoTransferSource *src = s->src;
+    uint32_t i;
+
+    if (!src->dirty_hook || src->epoch == 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (src->dirty_hook(src->dirty_opaque, s->gfns[i], error) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * Export s->gfns[0..n) as one bundle and write it. Per-page refusals:
+ * pages the firmware skipped only because another page failed are
+ * submitted again at once; the others wait for the next epoch (or the
+ * next pass of the final epoch). A failure without any per-page status is
+ * fatal.
+ */
 static int
 cocoSourceExportBundle(CocoSourceStream *s, uint32_t n, GError **error)
 {
     CocoTransferSource *src = s->src;
-    size_t len = src->bundle_max;
-    uint64_t ok = 0;
-    uint32_t i;
+    uint32_t total = n;
 
-    memset(s->status, 0, n);
-    cocoDirtySourceExportBegin(src->dirty, s->gfns, n, s->scratch);
-    if (cocoFirmwareExportMemory(src->fw, s->index, s->gfns, n, s->status,
-                                 s->buf, &len, NULL, error) < 0) {
-        memset(s->status, 1, n);
-        cocoDirtySourceExportEnd(src->dirty, s->gfns, n, s->status, s->scratch);
+    if (cocoSourceNotifyDirty(s, n, error) < 0)
         return -1;
-    }
-    cocoDirtySourceExportEnd(src->dirty, s->gfns, n, s->status, s->scratch);
 
-    for (i = 0; i < n; i++) {
-        if (s->status[i] == 0) {
-            ok++;
-            continue;
-        }
-        cocoSourceMarkRetry(src, s->gfns[i]);
-    }
-    if (len > src->bundle_max)
-        return cocoErrorSet(error, COCO_ERROR_INTERNAL,
-                            _("firmware returned a bundle of '%1$zu' bytes for "
-                              "a buffer of '%2$zu'"),
-                            len, src->bundle_max);
-    if (len > 0) {
-        if (cocoTransferRecordWrite(s->out, s->index,
-                                    COCO_TRANSFER_RECORD_MEMORY, src->epoch, 0,
-                                    s->buf, len, src->cancel, error) < 0)
+    while (n > 0) {
+        g_autoptr(GError) err = NULL;
+        size_t len = src->bundle_max;
+        uint32_t m = 0;
+        uint32_t refused = 0;
+        uint32_t i;
+        int rc;
+
+        memset(s->status, 0, n);
+        cocoDirtySourceExportBegin(src->dirty, s->gfns, n, s->scratch);
+        rc = cocoFirmwareExportMemory(src->fw, s->index, s->gfns, n, s->status,
+                                      s->buf, &len, NULL, &err);
+        for (i = 0; i < n; i++)
+            refused += s->status[i] != 0;
+        if (rc < 0 && refused == 0) {
+            memset(s->status, 1, n);
+            cocoDirtySourceExportEnd(src->dirty, s->gfns, n, s->status,
+                                     s->scratch);
+            g_propagate_error(error, g_steal_pointer(&err));
             return -1;
-        s->epoch_bundles++;
-        COCO_COUNTER_ADD(src->counters.bytes,
-                         COCO_TRANSFER_HEADER_SIZE + (uint64_t)len);
-        COCO_COUNTER_ADD(src->counters.bundles, 1);
+        }
+        cocoDirtySourceExportEnd(src->dirty, s->gfns, n, s->status, s->scratch);
+
+        if (rc == 0) {
+            if (len > src->bundle_max)
+                return cocoErrorSet(error, COCO_ERROR_INTERNAL,
+                                    _("firmware returned a bundle of '%1$zu' "
+                                      "bytes for a buffer of '%2$zu'"),
+                                    len, src->bundle_max);
+            if (len > 0) {
+                if (cocoTransferRecordWrite(
+                        s->out, s->index, COCO_TRANSFER_RECORD_MEMORY,
+                        src->epoch, 0, s->buf, len, src->cancel, error) < 0)
+                    return -1;
+                s->epoch_bundles++;
+                COCO_COUNTER_ADD(src->counters.bytes,
+                                 COCO_TRANSFER_HEADER_SIZE + (uint64_t)len);
+                COCO_COUNTER_ADD(src->counters.bundles, 1);
+            }
+            for (i = 0; i < n; i++) {
+                if (s->status[i] != 0)
+                    cocoSourceMarkRetry(src, s->gfns[i]);
+            }
+            COCO_COUNTER_ADD(src->counters.pages, (uint64_t)(n - refused));
+            COCO_COUNTER_ADD(src->counters.retried, (uint64_t)refused);
+            break;
+        }
+
+        /* The call exported nothing. */
+        for (i = 0; i < n; i++) {
+            if (s->status[i] == 0 ||
+                s->status[i] == COCO_TRANSFER_GFN_SKIPPED) {
+                s->gfns[m++] = s->gfns[i];
+            } else {
+                cocoSourceMarkRetry(src, s->gfns[i]);
+                COCO_COUNTER_ADD(src->counters.retried, 1);
+            }
+        }
+        if (m == n) {
+            g_propagate_error(error, g_steal_pointer(&err));
+            return -1;
+        }
+        n = m;
     }
-    COCO_COUNTER_ADD(src->counters.pages, ok);
-    COCO_COUNTER_ADD(src->counters.retried, (uint64_t)n - ok);
-    COCO_COUNTER_SUB(src->counters.remaining, (uint64_t)n);
+    COCO_COUNTER_SUB(src->counters.remaining, (uint64_t)total);
     return 0;
 }
 
@@ -411,6 +467,14 @@ cocoTransferSourceSetProgress(CocoTransferSource *src,
 {
     src->progress = func;
     src->progress_opaque = opaque;
+}
+
+void
+cocoTransferSourceSetDirtyHook(CocoTransferSource *src,
+                               CocoTransferDirtyFunc func, void *opaque)
+{
+    src->dirty_hook = func;
+    src->dirty_opaque = opaque;
 }
 
 int

@@ -36,6 +36,11 @@
 
 typedef struct _CocoTransferSource CocoTransferSource;
 
+/* Per-page status of an export that means "not tried because another page
+ * of the call failed": such pages are submitted again at once. Any other
+ * non-zero status puts the page into the next epoch. */
+#define COCO_TRANSFER_GFN_SKIPPED 1
+
 typedef enum {
     COCO_TRANSFER_PRECOPY_CONVERGED = 0, /* dirty set small enough */
     COCO_TRANSFER_PRECOPY_MAX_EPOCHS, /* epoch limit reached */
@@ -59,6 +64,17 @@ CocoTransferSource *cocoTransferSourceNew(CocoFirmware *fw,
                                           GIOStream **streams, GError **error);
 void cocoTransferSourceSetProgress(CocoTransferSource *src,
                                    CocoTransferProgressFunc func, void *opaque);
+/*
+ * Firmware that cannot see guest writes itself (the emulated backend)
+ * must be told before a page is exported again: @func is called for every
+ * page of every epoch after epoch 0 just before its export, from a stream
+ * thread (e.g. a wrapper of cocoEmuMarkDirty()). Not needed for KVM, whose
+ * write-protection faults do it.
+ */
+typedef int (*CocoTransferDirtyFunc)(void *opaque, uint64_t gfn,
+                                     GError **error);
+void cocoTransferSourceSetDirtyHook(CocoTransferSource *src,
+                                    CocoTransferDirtyFunc func, void *opaque);
 int cocoTransferSourceStart(CocoTransferSource *src, GError **error);
 /* One precopy epoch over the pages dirtied since the previous one (every
  * page for epoch 0), closed by an epoch token. @dirty_pages (may be NULL)
