@@ -651,7 +651,8 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
                size_t *outlen, CocoFirmwareStatus *status, GError **error)
 {
     bool initiator;
-    size_t cap = out ? *outlen : 0;
+    /* *outlen holds the peer's message length: the reply room is fixed. */
+    size_t cap = out ? COCO_EMU_PREPARE_MSG_MAX : 0;
     CocoEmuHello peer;
     uint8_t tbs[32 + COCO_EMU_PREP_HELLO_LEN + COCO_EMU_PREP_RESP_LEN];
     int ret;
@@ -813,7 +814,7 @@ cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
                              COCO_EMU_PAGE_SIZE, h) < 0)
             return cocoEmuFail(
                 emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
-                _("cannot hash guest page '%1$" G_GUINT64_FORMAT "'"), gfn);
+                _("cannot hash guest page '%1$llu'"), (unsigned long long)gfn);
         if (memcmp(h, emu->phash[gfn], sizeof(h)) == 0)
             continue;
         if (changed++ == 0)
@@ -824,11 +825,10 @@ cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
     if (changed)
         return cocoEmuFail(
             emu, status, -EPERM, COCO_EMU_ST_EXPORTED_PAGES_CHANGED, error,
-            _("'%1$s' refused: %2$" G_GUINT64_FORMAT
-              " exported pages changed without being reported dirty (first gfn "
-              "%3$" G_GUINT64_FORMAT
-              "); they are marked dirty now and must be exported again"),
-            what, changed, first);
+            _("'%1$s' refused: %2$llu exported pages changed without being "
+              "reported dirty (first gfn "
+              "%3$llu); they are marked dirty now and must be exported again"),
+            what, (unsigned long long)changed, (unsigned long long)first);
     return 0;
 }
 
@@ -846,9 +846,8 @@ cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error)
     if (gfn >= emu->npages)
         return cocoErrorSet(
             error, COCO_ERROR_FW_INVALID,
-            _("gfn '%1$" G_GUINT64_FORMAT
-              "' is outside guest memory of %2$" G_GUINT64_FORMAT " pages"),
-            gfn, emu->npages);
+            _("gfn '%1$llu' is outside guest memory of %2$llu pages"),
+            (unsigned long long)gfn, (unsigned long long)emu->npages);
     if (emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED) {
         emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
         emu->dirty_count++;
@@ -909,11 +908,10 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
 
     if (size == 0 || size % COCO_EMU_PAGE_SIZE != 0 ||
         offset % COCO_EMU_PAGE_SIZE != 0 || offset > (uint64_t)G_MAXINT64)
-        return cocoErrorSet(
-            error, COCO_ERROR_FW_INVALID,
-            _("guest memory size '%1$zu' and offset '%2$" G_GUINT64_FORMAT
-              "' must be multiples of 4096"),
-            size, offset);
+        return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
+                            _("guest memory size '%1$zu' and offset '%2$llu' "
+                              "must be multiples of 4096"),
+                            size, (unsigned long long)offset);
     mem =
         mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
     if (mem == MAP_FAILED)
@@ -1191,9 +1189,10 @@ cocoEmuSetupImport(CocoEmu *emu, const uint8_t *buf, size_t buflen,
     if (nv != emu->nvcpus || np != emu->npages)
         return cocoEmuImportFail(
             emu, status, -EINVAL, COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
-            _("the source VM has %1$u vCPUs and %2$" G_GUINT64_FORMAT
-              " pages, this one %3$u vCPUs and %4$" G_GUINT64_FORMAT " pages"),
-            nv, np, emu->nvcpus, emu->npages);
+            _("the source VM has %1$u vCPUs and %2$llu pages, this one %3$u "
+              "vCPUs and %4$llu pages"),
+            nv, (unsigned long long)np, emu->nvcpus,
+            (unsigned long long)emu->npages);
     if (ns == 0 || ns > emu->nstreams)
         return cocoEmuImportFail(emu, status, -EINVAL,
                                  COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
@@ -1303,23 +1302,22 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
             }
         }
         if (cls == COCO_EMU_ST_PAGE_STATE_INCORRECT)
-            return cocoEmuFail(emu, status, err, cls, error,
-                               _("page '%1$" G_GUINT64_FORMAT
-                                 "' cannot be exported again: it is exported "
-                                 "and not dirty (%2$u of %3$u pages refused)"),
-                               badgfn, bad, ngfns);
-        if (cls == COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH)
             return cocoEmuFail(
                 emu, status, err, cls, error,
-                _("page '%1$" G_GUINT64_FORMAT
-                  "' was already exported in epoch %2$u; a newer copy needs a "
-                  "later epoch (%3$u of %4$u pages refused)"),
-                badgfn, emu->epoch, bad, ngfns);
-        return cocoEmuFail(
-            emu, status, err, cls, error,
-            _("gfn '%1$" G_GUINT64_FORMAT "' is outside guest memory or listed "
-                                          "twice (%2$u of %3$u pages refused)"),
-            badgfn, bad, ngfns);
+                _("page '%1$llu' cannot be exported again: it is exported "
+                  "and not dirty (%2$u of %3$u pages refused)"),
+                (unsigned long long)badgfn, bad, ngfns);
+        if (cls == COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH)
+            return cocoEmuFail(emu, status, err, cls, error,
+                               _("page '%1$llu' was already exported in epoch "
+                                 "%2$u; a newer copy needs a "
+                                 "later epoch (%3$u of %4$u pages refused)"),
+                               (unsigned long long)badgfn, emu->epoch, bad,
+                               ngfns);
+        return cocoEmuFail(emu, status, err, cls, error,
+                           _("gfn '%1$llu' is outside guest memory or listed "
+                             "twice (%2$u of %3$u pages refused)"),
+                           (unsigned long long)badgfn, bad, ngfns);
     }
 
     gl = buf + COCO_EMU_HEADER_SIZE;
@@ -1350,7 +1348,7 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
                            macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0)
             return cocoEmuFail(
                 emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
-                _("cannot seal page '%1$" G_GUINT64_FORMAT "'"), gfns[i]);
+                _("cannot seal page '%1$llu'"), (unsigned long long)gfns[i]);
         memcpy(emu->phash[gfns[i]], hash, sizeof(hash));
     }
     if (cocoEmuHeaderSeal(&emu->enc, &h, stream, gl,
@@ -1411,8 +1409,8 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         return cocoEmuImportFail(
             emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
             _("malformed memory bundle: stream %1$u (received on %2$u), "
-              "%3$" G_GUINT64_FORMAT " pages, %4$zu bytes"),
-            h.stream, stream, n, buflen);
+              "%3$llu pages, %4$zu bytes"),
+            h.stream, stream, (unsigned long long)n, buflen);
     gl = buf + COCO_EMU_HEADER_SIZE;
     macs = gl + n * COCO_EMU_GFN_ENTRY;
     pages = macs + n * COCO_EMU_MAC_ENTRY;
@@ -1442,29 +1440,25 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         if (g >= emu->npages) {
             ret = cocoEmuImportFail(
                 emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
-                _("gfn '%1$" G_GUINT64_FORMAT
-                  "' is outside guest memory of %2$" G_GUINT64_FORMAT " pages"),
-                g, emu->npages);
+                _("gfn '%1$llu' is outside guest memory of %2$llu pages"),
+                (unsigned long long)g, (unsigned long long)emu->npages);
             break;
         }
         if (emu->pstate[g] & COCO_EMU_PAGE_MARK ||
             (inorder && emu->pstate[g] == COCO_EMU_PAGE_IMPORTED &&
              emu->pepoch[g] == emu->epoch)) {
-            ret =
-                cocoEmuImportFail(emu, status, -EPROTO,
-                                  COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH, error,
-                                  _("page '%1$" G_GUINT64_FORMAT
-                                    "' was already imported in epoch %2$u"),
-                                  g, h.epoch);
+            ret = cocoEmuImportFail(
+                emu, status, -EPROTO, COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH,
+                error, _("page '%1$llu' was already imported in epoch %2$u"),
+                (unsigned long long)g, h.epoch);
             break;
         }
         if (!inorder && emu->pstate[g] == COCO_EMU_PAGE_IMPORTED) {
-            ret = cocoEmuImportFail(emu, status, -EPROTO,
-                                    COCO_EMU_ST_PAGE_ALREADY_IMPORTED, error,
-                                    _("page '%1$" G_GUINT64_FORMAT
-                                      "' was already imported; after the start "
-                                      "token only missing pages may come"),
-                                    g);
+            ret = cocoEmuImportFail(
+                emu, status, -EPROTO, COCO_EMU_ST_PAGE_ALREADY_IMPORTED, error,
+                _("page '%1$llu' was already imported; after the start "
+                  "token only missing pages may come"),
+                (unsigned long long)g);
             break;
         }
         emu->pstate[g] |= COCO_EMU_PAGE_MARK;
@@ -1487,8 +1481,8 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
                 COCO_EMU_PAGE_SIZE, macs + i * COCO_EMU_MAC_ENTRY) < 0) {
             ret = cocoEmuImportFail(
                 emu, status, -EBADMSG, COCO_EMU_ST_INVALID_PAGE_MAC, error,
-                _("page '%1$" G_GUINT64_FORMAT "' does not verify (tampered)"),
-                gfns[i]);
+                _("page '%1$llu' does not verify (tampered)"),
+                (unsigned long long)gfns[i]);
             goto cleanup;
         }
     }
@@ -1538,9 +1532,9 @@ cocoEmuTokenExport(CocoEmu *emu, uint32_t flags, uint8_t *buf, size_t *buflen,
         if (emu->dirty_count)
             return cocoEmuFail(emu, status, -EPERM,
                                COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN, error,
-                               _("start token refused: %1$" G_GUINT64_FORMAT
-                                 " dirty pages must be exported first"),
-                               emu->dirty_count);
+                               _("start token refused: %1$llu dirty pages must "
+                                 "be exported first"),
+                               (unsigned long long)emu->dirty_count);
         if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
             0)
             return ret;
@@ -1604,19 +1598,19 @@ cocoEmuTokenImport(CocoEmu *emu, uint32_t flags, const uint8_t *buf,
                                  _("token for epoch %1$u arrived in epoch %2$u "
                                    "(replayed or reordered)"),
                                  h.epoch, emu->epoch);
-    if (h.specific != emu->total + 1)
-        return cocoEmuImportFail(emu, status, -EPROTO,
-                                 COCO_EMU_ST_TOTAL_BUNDLES_MISMATCH, error,
-                                 _("the token counts %1$" G_GUINT64_FORMAT
-                                   " bundles but %2$" G_GUINT64_FORMAT
-                                   " arrived (bundles were dropped)"),
-                                 h.specific, emu->total + 1);
     if (start && (emu->op != COCO_EMU_OP_STATE_IMPORT ||
                   emu->nvcpus_done != emu->nvcpus))
         return cocoEmuImportFail(
             emu, status, -EPERM, COCO_EMU_ST_SOME_VCPUS_NOT_MIGRATED, error,
             _("start token before all vCPUs were imported (%1$u of %2$u)"),
             emu->nvcpus_done, emu->nvcpus);
+    if (h.specific != emu->total + 1)
+        return cocoEmuImportFail(emu, status, -EPROTO,
+                                 COCO_EMU_ST_TOTAL_BUNDLES_MISMATCH, error,
+                                 _("the token counts %1$llu bundles but %2$llu "
+                                   "arrived (bundles were dropped)"),
+                                 (unsigned long long)h.specific,
+                                 (unsigned long long)(emu->total + 1));
     emu->total++;
     emu->epoch = h.epoch;
     if (start)
@@ -1735,11 +1729,10 @@ cocoEmuImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *vbuf,
         0)
         return ret;
     if (h.stream != 0 || h.specific != vcpu)
-        return cocoEmuImportFail(emu, status, -EBADMSG,
-                                 COCO_EMU_ST_INVALID_MBMD, error,
-                                 _("vCPU bundle for vCPU %1$" G_GUINT64_FORMAT
-                                   " on stream %2$u given as vCPU %3$u"),
-                                 h.specific, h.stream, vcpu);
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("vCPU bundle for vCPU %1$llu on stream %2$u given as vCPU %3$u"),
+            (unsigned long long)h.specific, h.stream, vcpu);
     if ((ret = cocoEmuCheckSequence(emu, status, &h, error)) < 0)
         return ret;
     if (emu->vcpu_done[vcpu])
@@ -1912,12 +1905,12 @@ cocoEmuFinish(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
     return cocoEmuStateFail(emu, status, "finish", error);
 }
 
+/* In an export session (TOKEN and ABORT act as the source's). */
 static bool
 cocoEmuExporting(CocoEmu *emu)
 {
-    return cocoEmuIn(emu->op, 5, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_IMPORT,
-                     COCO_EMU_OP_LIVE_EXPORT, COCO_EMU_OP_PAUSED_EXPORT,
-                     COCO_EMU_OP_POST_EXPORT);
+    return cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
+                     COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT);
 }
 
 static int

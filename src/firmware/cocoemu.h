@@ -38,6 +38,13 @@
  *   size_t cocoEmuMemoryBundleSize(uint32_t ngfns);
  *       Buffer size EXPORT_MEMORY needs for @ngfns pages.
  *
+ * PREPARE: *buflen is the length of the peer agent's message (0 at first)
+ * and @buf must have room for COCO_EMU_PREPARE_MSG_MAX bytes: the reply is
+ * written there and *buflen set to its length (0: nothing to carry).
+ * Sequence (the host only carries the messages): source(0) -> M1, -EAGAIN;
+ * destination(0) -> nothing, -EAGAIN; destination(M1) -> M2, -EAGAIN;
+ * source(M2) -> M3, 0 (keys installed); destination(M3) -> nothing, 0.
+ *
  * Sizes: tokens are COCO_EMU_TOKEN_SIZE bytes, PREPARE messages at most
  * COCO_EMU_PREPARE_MSG_MAX, SETUP at most COCO_EMU_SETUP_BUNDLE_SIZE, a vCPU
  * bundle at most COCO_EMU_VCPU_BUNDLE_MAX. A too-small buffer gives -EINVAL,

@@ -57,6 +57,7 @@ struct _CocoTransferSource {
     uint64_t *pending; /* pages of the next epoch */
     uint64_t *retry; /* pages the firmware refused (atomic) */
     bool scanned; /* pending holds a fresh scan */
+    bool synced; /* scanned after the guest stopped writing */
     uint8_t *state; /* immutable / vCPU state, COCO_TRANSFER_STATE_MAX */
     CocoSourceStream *streams;
     unsigned int nthreads;
@@ -161,22 +162,6 @@ cocoSourceMarkRetry(CocoTransferSource *src, uint64_t gfn)
                       __ATOMIC_RELAXED);
 }
 
-/* Report the pages of a bundle dirty to the firmware (epochs after 0). */
-static int
-cocoSourceNotifyDirty(CocoSourceStream *s, uint32_t n, GError **error)
-{
-    CocoTransferSource *src = s->src;
-    uint32_t i;
-
-    if (!src->dirty_hook || src->epoch == 0)
-        return 0;
-    for (i = 0; i < n; i++) {
-        if (src->dirty_hook(src->dirty_opaque, s->gfns[i], error) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 /*
  * Export s->gfns[0..n) as one bundle and write it. Per-page refusals:
  * pages the firmware skipped only because another page failed are
@@ -189,9 +174,6 @@ cocoSourceExportBundle(CocoSourceStream *s, uint32_t n, GError **error)
 {
     CocoTransferSource *src = s->src;
     uint32_t total = n;
-
-    if (cocoSourceNotifyDirty(s, n, error) < 0)
-        return -1;
 
     while (n > 0) {
         g_autoptr(GError) err = NULL;
@@ -296,11 +278,42 @@ cocoSourceJobExport(CocoSourceStream *s, GError **error)
     return 0;
 }
 
-static void
-cocoSourceJobScan(CocoSourceStream *s)
+/* Collect the words [first, first + n) into pending and report the pages
+ * new there to the firmware. */
+static int
+cocoSourceScanRange(CocoSourceStream *s, size_t first, uint64_t *found,
+                    GError **error)
+{
+    CocoTransferSource *src = s->src;
+    size_t end = MIN(src->nwords, first + COCO_SOURCE_CLAIM_WORDS);
+    uint64_t before[COCO_SOURCE_CLAIM_WORDS];
+    size_t w;
+
+    memcpy(before, src->pending + first, (end - first) * sizeof(uint64_t));
+    *found +=
+        cocoDirtySourceCollect(src->dirty, src->pending, first, end - first);
+    if (!src->dirty_hook)
+        return 0;
+    for (w = first; w < end; w++) {
+        uint64_t bits = src->pending[w] & ~before[w - first];
+
+        while (bits) {
+            uint64_t gfn = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+            bits &= bits - 1;
+            if (src->dirty_hook(src->dirty_opaque, gfn, error) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+cocoSourceJobScan(CocoSourceStream *s, GError **error)
 {
     CocoTransferSource *src = s->src;
     uint64_t found = 0;
+    int ret = 0;
 
     for (;;) {
         size_t first = __atomic_fetch_add(&src->cursor, COCO_SOURCE_CLAIM_WORDS,
@@ -308,10 +321,13 @@ cocoSourceJobScan(CocoSourceStream *s)
 
         if (first >= src->nwords || cocoSourceFailed(src))
             break;
-        found += cocoDirtySourceCollect(src->dirty, src->pending, first,
-                                        COCO_SOURCE_CLAIM_WORDS);
+        if (cocoSourceScanRange(s, first, &found, error) < 0) {
+            ret = -1;
+            break;
+        }
     }
     __atomic_fetch_add(&src->found, found, __ATOMIC_RELAXED);
+    return ret;
 }
 
 static gpointer
@@ -338,7 +354,8 @@ cocoSourceThread(gpointer opaque)
 
             switch (job) {
             case COCO_SOURCE_JOB_SCAN:
-                cocoSourceJobScan(s);
+                if (cocoSourceJobScan(s, &err) < 0)
+                    cocoSourceFail(src, err);
                 break;
             case COCO_SOURCE_JOB_EXPORT:
                 if (cocoSourceJobExport(s, &err) < 0)
@@ -749,6 +766,23 @@ cocoTransferSourcePrecopy(CocoTransferSource *src,
 }
 
 int
+cocoTransferSourceSync(CocoTransferSource *src, GError **error)
+{
+    uint64_t count = 0;
+
+    if (cocoSourceReady(src, error) < 0)
+        return -1;
+    if (src->epoch > 0 || src->scanned) {
+        src->scanned = false;
+        if (cocoSourceScan(src, &count, error) < 0)
+            return -1;
+    }
+    src->synced = true;
+    cocoSourceProgress(src);
+    return 0;
+}
+
+int
 cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
                          GError **error)
 {
@@ -760,11 +794,13 @@ cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
     COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_FINAL);
     cocoSourceProgress(src);
 
-    /* Rescan even after a converged precopy: the guest ran until the
-     * blackout. */
-    src->scanned = src->scanned && src->epoch == 0;
-    if (cocoSourceScan(src, &count, error) < 0 ||
-        cocoSourceExportEpoch(src, count, true, error) < 0)
+    /* Rescan unless cocoTransferSourceSync() ran after the guest stopped:
+     * it ran until the blackout. */
+    if (!src->synced)
+        src->scanned = src->scanned && src->epoch == 0;
+    if ((!src->scanned && cocoSourceScan(src, &count, error) < 0) ||
+        cocoSourceExportEpoch(src, cocoSourceCountPending(src), true, error) <
+            0)
         return -1;
 
     for (i = 0; i < nvcpus; i++) {

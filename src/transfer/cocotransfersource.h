@@ -13,7 +13,13 @@
  *                                       epoch per dirty set, each closed
  *                                       by an epoch token, until the dirty
  *                                       set is small enough or a limit hits
- *   -- QEMU's switchover gate: pause the vCPUs, SOURCE_BLACKOUT --
+ *   -- QEMU's switchover gate: pause the vCPUs --
+ *   cocoTransferSourceSync(src)         collect the last writes and report
+ *                                       them to the firmware (the emulated
+ *                                       firmware refuses SOURCE_BLACKOUT
+ *                                       while an exported page changed
+ *                                       unreported)
+ *   -- SOURCE_BLACKOUT --
  *   cocoTransferSourceFinish(src, nvcpus)  last dirty pages, vCPU states,
  *                                       start token, END on every stream
  *   cocoTransferSourceReadAbortToken()  only if the destination fails
@@ -66,10 +72,10 @@ void cocoTransferSourceSetProgress(CocoTransferSource *src,
                                    CocoTransferProgressFunc func, void *opaque);
 /*
  * Firmware that cannot see guest writes itself (the emulated backend)
- * must be told before a page is exported again: @func is called for every
- * page of every epoch after epoch 0 just before its export, from a stream
- * thread (e.g. a wrapper of cocoEmuMarkDirty()). Not needed for KVM, whose
- * write-protection faults do it.
+ * must be told when an exported page changed (TDX's UNBLOCKW): @func is
+ * called once for every page a scan finds dirty after epoch 0, from a
+ * stream thread (e.g. a wrapper of cocoEmuMarkDirty()). Not needed for
+ * KVM, whose write-protection faults do it.
  */
 typedef int (*CocoTransferDirtyFunc)(void *opaque, uint64_t gfn,
                                      GError **error);
@@ -84,7 +90,11 @@ int cocoTransferSourceRound(CocoTransferSource *src, uint64_t *dirty_pages,
 int cocoTransferSourcePrecopy(CocoTransferSource *src,
                               CocoTransferPrecopyResult *result,
                               GError **error);
-/* After SOURCE_BLACKOUT (the guest cannot write any more). */
+/* Once the vCPUs are paused, before SOURCE_BLACKOUT: collect the writes
+ * made since the last scan (and report them through the dirty hook). */
+int cocoTransferSourceSync(CocoTransferSource *src, GError **error);
+/* After SOURCE_BLACKOUT (the guest cannot write any more). Rescans unless
+ * cocoTransferSourceSync() ran. */
 int cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
                              GError **error);
 int cocoTransferSourceReadAbortToken(CocoTransferSource *src, void *buf,
