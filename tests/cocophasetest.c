@@ -24,6 +24,7 @@
 typedef enum {
     FAULT_NONE = 0,
     FAULT_FW, /* the k-th firmware call (either side) fails */
+    FAULT_FW_AFTER, /* the k-th call takes effect, then reports failure */
     FAULT_TAMPER, /* the k-th message with a payload is corrupted */
     FAULT_LINK, /* the link breaks at the k-th delivery */
     FAULT_CRASH, /* the destination host dies at the k-th delivery */
@@ -85,7 +86,7 @@ struct _Harness {
 static bool
 faultyFire(Harness *h)
 {
-    if (h->fault != FAULT_FW || h->fired)
+    if ((h->fault != FAULT_FW && h->fault != FAULT_FW_AFTER) || h->fired)
         return false;
     if (++h->fw_calls != h->k)
         return false;
@@ -116,8 +117,14 @@ faultyCmd(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags, void *buf,
 {
     Faulty *f = fw->priv;
 
-    if (faultyFire(f->h))
+    if (faultyFire(f->h)) {
+        if (f->h->fault == FAULT_FW_AFTER) {
+            (void)cocoFirmwareMigrateCmd(f->inner, cmd, flags, buf, buflen,
+                                         status, error);
+            g_clear_error(error);
+        }
         return faultyErr(error);
+    }
     return cocoFirmwareMigrateCmd(f->inner, cmd, flags, buf, buflen, status,
                                   error);
 }
@@ -129,8 +136,15 @@ faultyExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
 {
     Faulty *f = fw->priv;
 
-    if (faultyFire(f->h))
+    if (faultyFire(f->h)) {
+        if (f->h->fault == FAULT_FW_AFTER) {
+            (void)cocoFirmwareExportMemory(f->inner, stream, gfns, ngfns,
+                                           gfn_status, buf, buflen, status,
+                                           error);
+            g_clear_error(error);
+        }
         return faultyErr(error);
+    }
     return cocoFirmwareExportMemory(f->inner, stream, gfns, ngfns, gfn_status,
                                     buf, buflen, status, error);
 }
@@ -141,8 +155,14 @@ faultyImportMemory(CocoFirmware *fw, uint32_t stream, const void *buf,
 {
     Faulty *f = fw->priv;
 
-    if (faultyFire(f->h))
+    if (faultyFire(f->h)) {
+        if (f->h->fault == FAULT_FW_AFTER) {
+            (void)cocoFirmwareImportMemory(f->inner, stream, buf, buflen,
+                                           status, error);
+            g_clear_error(error);
+        }
         return faultyErr(error);
+    }
     return cocoFirmwareImportMemory(f->inner, stream, buf, buflen, status,
                                     error);
 }
@@ -153,8 +173,14 @@ faultyExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *buf, size_t *buflen,
 {
     Faulty *f = fw->priv;
 
-    if (faultyFire(f->h))
+    if (faultyFire(f->h)) {
+        if (f->h->fault == FAULT_FW_AFTER) {
+            (void)cocoFirmwareExportVcpu(f->inner, vcpu, buf, buflen, status,
+                                         error);
+            g_clear_error(error);
+        }
         return faultyErr(error);
+    }
     return cocoFirmwareExportVcpu(f->inner, vcpu, buf, buflen, status, error);
 }
 
@@ -164,8 +190,14 @@ faultyImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *buf,
 {
     Faulty *f = fw->priv;
 
-    if (faultyFire(f->h))
+    if (faultyFire(f->h)) {
+        if (f->h->fault == FAULT_FW_AFTER) {
+            (void)cocoFirmwareImportVcpu(f->inner, vcpu, buf, buflen, status,
+                                         error);
+            g_clear_error(error);
+        }
         return faultyErr(error);
+    }
     return cocoFirmwareImportVcpu(f->inner, vcpu, buf, buflen, status, error);
 }
 
@@ -573,6 +605,7 @@ perform_failed:
     /* Finish (D) with the cancelled flag: libvirt kills the destination */
 finish_failed:
     event(h, DST, COCO_PHASE_EVENT_QEMU_GONE);
+    h->dst_quit = true;
     pump(h);
     /* Confirm (S), cancelled: resume the source if it was paused */
     if (src_paused) {
@@ -835,7 +868,7 @@ countPoints(FaultKind kind, unsigned int rounds)
     harnessInit(&h, rounds, FAULT_FW, G_MAXUINT);
     runLibvirt(&h);
     g_assert_cmpint(checkEnd(&h), ==, OUTCOME_MOVED);
-    n = kind == FAULT_FW ? h.fw_calls : h.deliveries;
+    n = kind == FAULT_FW || kind == FAULT_FW_AFTER ? h.fw_calls : h.deliveries;
     if (kind == FAULT_TAMPER) {
         harnessClear(&h);
         harnessInit(&h, rounds, FAULT_TAMPER, G_MAXUINT);
@@ -885,12 +918,17 @@ testSweep(gconstpointer opaque)
             g_assert_cmpint(o, ==, OUTCOME_STAYED);
         switch (sd->kind) {
         case FAULT_FW:
+        case FAULT_FW_AFTER:
         case FAULT_TAMPER:
         case FAULT_CANCEL:
         case FAULT_DQUIT:
             /* (3): the destination stays reachable, so the abort token
              * always comes back: never frozen */
-            g_assert_cmpint(o, !=, OUTCOME_FROZEN);
+            /* except when FINISH(D) committed but reported a failure:
+             * then neither may run, and the source says so */
+            if (!(sd->kind == FAULT_FW_AFTER &&
+                  cocoEmuGetOpState(h.dfw) == COCO_EMU_OP_LIVE_IMPORT))
+                g_assert_cmpint(o, !=, OUTCOME_FROZEN);
             if (sd->kind != FAULT_DQUIT)
                 g_assert_cmpint(o, !=, OUTCOME_LOST);
             break;
@@ -1177,13 +1215,16 @@ testOrder(void)
     harnessClear(&h);
 }
 
+static const char *const sweepNames[] = {
+    "", "fw", "fw-after", "tamper", "link", "crash", "cancel", "dst-quit"};
+G_STATIC_ASSERT(G_N_ELEMENTS(sweepNames) == FAULT_DQUIT + 1);
 static const SweepData sweeps[] = {
-    {FAULT_FW, 0},     {FAULT_FW, 2},     {FAULT_TAMPER, 0}, {FAULT_TAMPER, 2},
-    {FAULT_LINK, 0},   {FAULT_LINK, 2},   {FAULT_CRASH, 0},  {FAULT_CRASH, 2},
-    {FAULT_CANCEL, 0}, {FAULT_CANCEL, 2}, {FAULT_DQUIT, 0},  {FAULT_DQUIT, 2},
+    {FAULT_FW, 0},       {FAULT_FW, 2},     {FAULT_FW_AFTER, 0},
+    {FAULT_FW_AFTER, 2}, {FAULT_TAMPER, 0}, {FAULT_TAMPER, 2},
+    {FAULT_LINK, 0},     {FAULT_LINK, 2},   {FAULT_CRASH, 0},
+    {FAULT_CRASH, 2},    {FAULT_CANCEL, 0}, {FAULT_CANCEL, 2},
+    {FAULT_DQUIT, 0},    {FAULT_DQUIT, 2},
 };
-static const char *const sweepNames[] = {"",      "fw",     "tamper",  "link",
-                                         "crash", "cancel", "dst-quit"};
 
 int
 main(int argc, char **argv)

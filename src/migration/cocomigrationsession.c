@@ -315,7 +315,11 @@ cocoSessionFreeze(CocoMigrationSession *s, const GError *why)
     s->state = COCO_PHASE_STATE_FROZEN;
     if (!s->failure || s->failure->code != COCO_ERROR_MIGRATION_SOURCE_FROZEN) {
         g_clear_error(&s->failure);
-        if (why)
+        if (!why && s->cause == COCO_PHASE_EVENT_PEER_ABORTED)
+            cocoErrorSet(
+                &s->failure, COCO_ERROR_MIGRATION_SOURCE_FROZEN, "%s",
+                _("the destination failed after the start token without an abort token; the source cannot resume; destroy it or recover the destination"));
+        else if (why)
             cocoErrorSet(
                 &s->failure, COCO_ERROR_MIGRATION_SOURCE_FROZEN,
                 _("the destination's abort token was rejected (%1$s); the source cannot resume; destroy it or recover the destination"),
@@ -382,6 +386,19 @@ cocoSessionAbortSource(CocoMigrationSession *s, GError **error)
         return COCO_STEP_DONE;
     if (status.err == -EPERM && !s->setup_ok)
         return COCO_STEP_DONE; /* SETUP never took effect */
+    if (status.err == -EPERM && !s->start_token) {
+        /* The firmware wants a token: it emitted the start token although
+         * the data path could not say so. Only the destination's abort
+         * token brings the source back now. */
+        g_autoptr(GError) serr = NULL;
+
+        s->start_token = true;
+        s->state = COCO_PHASE_STATE_AWAIT_TOKEN;
+        if (cocoSessionSendSimple(s, COCO_PHASE_EVENT_PEER_ABORT_REQUEST, NULL,
+                                  0, &serr) < 0)
+            cocoSessionFreeze(s, NULL);
+        return COCO_STEP_WAIT;
+    }
     g_clear_error(&s->failure);
     cocoErrorSet(
         &s->failure, COCO_ERROR_MIGRATION_SOURCE_FROZEN,
@@ -401,10 +418,9 @@ cocoSessionAbortDestination(CocoMigrationSession *s, GError **error)
 
     s->state = COCO_PHASE_STATE_ABORTED;
     cocoSessionNoteCause(s);
-    if (!s->setup_attempted) {
-        cocoSessionSendBestEffort(s, COCO_PHASE_EVENT_PEER_ABORTED, NULL, 0);
-        return COCO_STEP_DONE;
-    }
+    /* Always ask the firmware: a data path of its own (the transfer
+     * engine) may have imported the immutable state without the session
+     * seeing it. Before that, ABORT fails with -EPERM: nothing to undo. */
     if (cocoSessionFw(s, COCO_MIGRATE_CMD_ABORT, 0, s->buf->data, &len, &status,
                       &err) == 0) {
         cocoSessionSendBestEffort(s, COCO_PHASE_EVENT_PEER_ABORT_TOKEN,
@@ -643,6 +659,8 @@ cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
         s->held[gate] = true;
     if (event == COCO_PHASE_EVENT_PEER_PREPARED)
         s->keys_peer = true;
+    if (event == COCO_PHASE_EVENT_DATA_SETUP)
+        s->setup_attempted = s->setup_ok = true;
     s->cause = event;
     s->msg = msg;
 
