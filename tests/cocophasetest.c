@@ -473,6 +473,7 @@ faultAtDelivery(Harness *h)
         break;
     case FAULT_NONE:
     case FAULT_FW:
+    case FAULT_FW_AFTER:
     case FAULT_TAMPER:
     default:
         break;

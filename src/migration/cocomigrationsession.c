@@ -29,6 +29,7 @@ struct _CocoMigrationSession {
     bool migrate_released;
     bool continue_released;
     bool cancel_sent;
+    bool data_stopped;
     bool held[COCO_PHASE_GATE_LAST];
     unsigned int rounds_started;
 
@@ -474,6 +475,8 @@ cocoSessionStep(CocoMigrationSession *s, CocoPhaseStep step, GError **error)
         s->counters.fw_calls++;
         return data->ops->round(data, s->cfg.fw, &s->counters.data, error);
     case COCO_PHASE_STEP_BLACKOUT:
+        if (data->ops->sync && data->ops->sync(data, s->cfg.fw, error) < 0)
+            return -1;
         if (cocoSessionFw(s, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL, &len,
                           &status, error) < 0)
             return -1;
@@ -627,6 +630,37 @@ cocoSessionRecord(CocoMigrationSession *s, CocoPhaseEvent event,
     g_array_append_val(s->timeline, e);
 }
 
+/* Once the session ended, the data path has nothing more to move. */
+static void
+cocoSessionMaybeStop(CocoMigrationSession *s)
+{
+    CocoPhaseData *data = s->cfg.data;
+
+    if (s->data_stopped)
+        return;
+    switch (s->state) {
+    case COCO_PHASE_STATE_ABORTED:
+    case COCO_PHASE_STATE_FROZEN:
+    case COCO_PHASE_STATE_FINISHED:
+    case COCO_PHASE_STATE_COMMITTED:
+        s->data_stopped = true;
+        if (data->ops->stop)
+            data->ops->stop(data);
+        break;
+    case COCO_PHASE_STATE_IDLE:
+    case COCO_PHASE_STATE_PREPARING:
+    case COCO_PHASE_STATE_SETUP:
+    case COCO_PHASE_STATE_PRECOPY:
+    case COCO_PHASE_STATE_BLACKOUT:
+    case COCO_PHASE_STATE_SWITCHOVER:
+    case COCO_PHASE_STATE_HANDOVER:
+    case COCO_PHASE_STATE_AWAIT_TOKEN:
+    case COCO_PHASE_STATE_LAST:
+    default:
+        break;
+    }
+}
+
 static int
 cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
                        const CocoPhaseMessage *msg, GError **error)
@@ -684,6 +718,7 @@ cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
         if (!s->failure)
             s->failure = g_error_copy(err);
         cocoSessionRecord(s, event, rule, from, start, err->code);
+        cocoSessionMaybeStop(s);
         g_queue_push_tail(&s->pending,
                           GINT_TO_POINTER(COCO_PHASE_EVENT_LOCAL_FAILURE));
         g_propagate_error(error, g_steal_pointer(&err));
@@ -696,6 +731,7 @@ cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
         s->state = rule->next;
     }
     cocoSessionRecord(s, event, rule, from, start, 0);
+    cocoSessionMaybeStop(s);
     return 0;
 }
 

@@ -272,6 +272,17 @@ cocoPhaseDirectRound(CocoPhaseData *d, CocoFirmware *fw, CocoPhaseDataStats *st,
 }
 
 static int
+cocoPhaseDirectSync(CocoPhaseData *d, CocoFirmware *fw G_GNUC_UNUSED,
+                    GError **error)
+{
+    CocoPhaseDirect *p = d->priv;
+
+    if (!p->dirty || !p->first_done)
+        return 0;
+    return p->dirty(p->dirty_opaque, p->retry, error);
+}
+
+static int
 cocoPhaseDirectFinal(CocoPhaseData *d, CocoFirmware *fw, unsigned int nvcpus,
                      bool *start_token, CocoPhaseDataStats *st, GError **error)
 {
@@ -412,6 +423,7 @@ cocoPhaseDirectFree(CocoPhaseData *d)
 static const CocoPhaseDataOps cocoPhaseDirectOps = {
     .setup = cocoPhaseDirectSetup,
     .round = cocoPhaseDirectRound,
+    .sync = cocoPhaseDirectSync,
     .final = cocoPhaseDirectFinal,
     .import = cocoPhaseDirectImport,
     .free = cocoPhaseDirectFree,

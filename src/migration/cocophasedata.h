@@ -50,6 +50,9 @@ typedef struct {
     /* Source, after SOURCE_BLACKOUT: last pages, EXPORT_VCPU for each of
      * @nvcpus, TOKEN(START). *@start_token tells whether the firmware
      * emitted the start token, also on failure. */
+    /* Source, optional: the vCPUs are paused, SOURCE_BLACKOUT is next:
+     * collect the last writes (and report them to the firmware). */
+    int (*sync)(CocoPhaseData *d, CocoFirmware *fw, GError **error);
     int (*final)(CocoPhaseData *d, CocoFirmware *fw, unsigned int nvcpus,
                  bool *start_token, CocoPhaseDataStats *st, GError **error);
     /* Destination: import one data message (peer-setup, peer-memory,
@@ -58,6 +61,9 @@ typedef struct {
     int (*import)(CocoPhaseData *d, CocoFirmware *fw,
                   const CocoPhaseMessage *msg, CocoPhaseEvent *progress,
                   CocoPhaseDataStats *st, GError **error);
+    /* Optional: the session ended (aborted, frozen or done): stop moving
+     * data and close what the data path holds open. */
+    void (*stop)(CocoPhaseData *d);
     void (*free)(CocoPhaseData *d);
 } CocoPhaseDataOps;
 
