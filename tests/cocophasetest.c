@@ -751,6 +751,37 @@ testTable(void)
                                       COCO_PHASE_EVENT_PRE_SWITCHOVER));
 }
 
+/* docs/phases.rst names every event, state, step, gate and verdict. */
+static void
+testDocs(void)
+{
+    g_autofree char *path = g_build_filename(
+        g_getenv("abs_top_srcdir") ? g_getenv("abs_top_srcdir") : "..", "docs",
+        "phases.rst", NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+    int i;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, &err));
+    for (i = 0; i < COCO_PHASE_EVENT_LAST; i++) {
+        if (!strstr(text, cocoPhaseEventTypeToString(i)))
+            g_error("docs/phases.rst lacks event '%s'",
+                    cocoPhaseEventTypeToString(i));
+    }
+    for (i = 0; i < COCO_PHASE_STATE_LAST; i++)
+        if (!strstr(text, cocoPhaseStateTypeToString(i)))
+            g_error("docs/phases.rst lacks state '%s'",
+                    cocoPhaseStateTypeToString(i));
+    for (i = 0; i < COCO_PHASE_STEP_LAST; i++)
+        if (!strstr(text, cocoPhaseStepTypeToString(i)))
+            g_error("docs/phases.rst lacks step '%s'",
+                    cocoPhaseStepTypeToString(i));
+    for (i = 0; i < COCO_PHASE_GATE_LAST; i++)
+        g_assert_nonnull(strstr(text, cocoPhaseGateTypeToString(i)));
+    for (i = 0; i < COCO_PHASE_VERDICT_LAST; i++)
+        g_assert_nonnull(strstr(text, cocoPhaseVerdictTypeToString(i)));
+}
+
 static void
 testMessage(void)
 {
@@ -1235,6 +1266,7 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/phase/table", testTable);
     g_test_add_func("/phase/message", testMessage);
+    g_test_add_func("/phase/docs", testDocs);
     g_test_add_func("/phase/success", testSuccess);
     g_test_add_func("/phase/success-precopy", testSuccessPrecopy);
     g_test_add_func("/phase/order", testOrder);
