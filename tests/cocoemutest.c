@@ -594,6 +594,126 @@ testPostCopy(void)
     pairClear(&p);
 }
 
+typedef struct {
+    CocoFirmware *fw;
+    uint32_t stream;
+    uint64_t first;
+    GPtrArray *bundles;
+} StreamJob;
+
+static gpointer
+streamExport(gpointer data)
+{
+    StreamJob *j = data;
+    uint64_t g;
+
+    for (g = j->first; g < j->first + NPAGES / 2; g += 4)
+        g_ptr_array_add(j->bundles, expRange(j->fw, j->stream, g, 4));
+    return NULL;
+}
+
+static gpointer
+streamImport(gpointer data)
+{
+    StreamJob *j = data;
+    guint i;
+
+    for (i = 0; i < j->bundles->len; i++)
+        impOk(j->fw, j->stream, g_ptr_array_index(j->bundles, i));
+    return NULL;
+}
+
+/* Two streams driven by two threads each side. */
+static void
+testThreads(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    StreamJob jobs[2];
+    GThread *th[2];
+    g_autoptr(GByteArray) t = NULL;
+    int k;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.src;
+        jobs[k].stream = k;
+        jobs[k].first = k * (NPAGES / 2);
+        jobs[k].bundles =
+            g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
+        th[k] = g_thread_new("export", streamExport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++)
+        g_thread_join(th[k]);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.dst;
+        th[k] = g_thread_new("import", streamImport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++) {
+        g_thread_join(th[k]);
+        g_ptr_array_unref(jobs[k].bundles);
+    }
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
+/* A migrated VM migrates on: the destination becomes a source. */
+static void
+testOnward(void)
+{
+    Pair p;
+    Pair q;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = NULL;
+    const uint8_t *a;
+    const uint8_t *b;
+    size_t la;
+    size_t lb;
+
+    pairInit(&p, &defaultOpts);
+    toStartToken(&p);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_RUNNABLE);
+
+    /* q: p's destination migrates on, to a new VM on the same platform
+     * (the only one p's policy allows). */
+    pairInit(&q, &defaultOpts);
+    cocoFirmwareFree(q.src);
+    cocoFirmwareFree(q.dst);
+    q.src = g_steal_pointer(&p.dst);
+    q.dst =
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &q.def, NVCPUS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoEmuAttachMemory(q.dst, q.dmem, MEMSIZE, &err), ==, 0);
+    toStartToken(&q);
+    CHECK_OK(cmd(q.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpmem(q.dmem, MEMSIZE, p.smem, MEMSIZE);
+    a = cocoEmuGetVcpuState(p.src, 1, &la);
+    b = cocoEmuGetVcpuState(q.dst, 1, &lb);
+    g_assert_cmpmem(a, la, b, lb);
+    a = cocoEmuGetTdState(p.src, &la);
+    b = cocoEmuGetTdState(q.dst, &lb);
+    g_assert_cmpmem(a, la, b, lb);
+    g_assert_true(cocoEmuCanRun(q.dst));
+    g_assert_false(cocoEmuCanRun(q.src));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&q);
+    pairClear(&p);
+}
+
 /* ---- operation-state rules ------------------------------------------- */
 
 static void
@@ -1450,6 +1570,8 @@ main(int argc, char **argv)
     g_test_add_func("/emu/full-migration", testFullMigration);
     g_test_add_func("/emu/fd-memory", testFdMemory);
     g_test_add_func("/emu/post-copy", testPostCopy);
+    g_test_add_func("/emu/threads", testThreads);
+    g_test_add_func("/emu/onward", testOnward);
     g_test_add_func("/emu/state-rules", testStateRules);
     g_test_add_func("/emu/page-rules", testPageRules);
     g_test_add_func("/emu/unreported-writes", testUnreportedWrites);

@@ -23,8 +23,6 @@
  *       @fd (unmapped on free). @size a multiple of 4096. Only outside a
  *       migration session (RUNNABLE or UNINIT).
  *   int cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error);
-int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
-                    size_t *ngfns, GError **error);
  *       The host reports a guest write (TDH.EXPORT.UNBLOCKW).
  *   int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
  *                       size_t *ngfns, GError **error);
@@ -43,6 +41,8 @@ int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
  *                                      size_t *len);
  *   const uint8_t *cocoEmuGetTdState(CocoFirmware *fw, size_t *len);
  *       Firmware-owned private state (readable for tests; NULL when empty).
+ *       The pointer stays valid until that state is replaced (import, set)
+ *       or the firmware is freed.
  *   size_t cocoEmuMemoryBundleSize(uint32_t ngfns);
  *       Buffer size EXPORT_MEMORY needs for @ngfns pages.
  *
