@@ -23,6 +23,7 @@ typedef struct {
     CocoEmuPlatform *spf;
     CocoEmuPlatform *dpf;
     CocoMigrationDef def;
+    CocoMigrationDef ddef; /* the destination's copy */
     CocoPlatformId allowed[1];
     CocoMinTcb mins[1];
     CocoFirmware *src;
@@ -35,12 +36,14 @@ typedef struct {
     unsigned int dst_vcpus; /* 0: NVCPUS */
     bool other_dst_platform; /* destination not in the allow list */
     unsigned int dst_module_svn;
-    bool dst_other_agent;
+    bool dst_other_agent; /* its platform runs another agent */
     unsigned int dst_agent_svn;
     unsigned int src_agent_svn;
+    bool dst_unbound; /* its VM definition names no agent */
+    unsigned int dst_streams; /* 0: as the source (2) */
 } PairOpts;
 
-static const PairOpts defaultOpts = {0, false, 5, false, 2, 2};
+static const PairOpts defaultOpts = {0, false, 5, false, 2, 2, false, 0};
 
 /* Assert a failed firmware call: errno, COCO_ERROR code, status class. */
 #define CHECK_FAIL(ret, err, st, errnum, code, cls)                            \
@@ -105,7 +108,12 @@ pairInit(Pair *p, const PairOpts *o)
     p->src =
         cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &p->def, NVCPUS, &err);
     g_assert_no_error(err);
-    p->dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->def,
+    p->ddef = p->def;
+    if (o->dst_unbound)
+        p->ddef.has_agent = false;
+    if (o->dst_streams)
+        p->ddef.forward_streams = o->dst_streams;
+    p->dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->ddef,
                         o->dst_vcpus ? o->dst_vcpus : NVCPUS, &err);
     g_assert_no_error(err);
     p->smem = g_malloc(MEMSIZE);
@@ -517,7 +525,12 @@ testFdMemory(void)
     g_assert_true(cocoEmuCanRun(p.dst));
     g_assert_false(cocoEmuCanRun(p.src));
 
-    /* Mapping a bad fd fails cleanly. */
+    /* No new memory in a session; a bad fd fails cleanly. */
+    g_assert_cmpint(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), ==,
+                    -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
     g_assert_cmpint(cocoEmuAttachMemoryFd(p.dst, -1, 0, MEMSIZE, &err), ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
     g_clear_error(&err);
@@ -578,6 +591,126 @@ testPostCopy(void)
     CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
     g_assert_false(cocoEmuCanRun(p.src));
     assertVmEqual(&p);
+    pairClear(&p);
+}
+
+typedef struct {
+    CocoFirmware *fw;
+    uint32_t stream;
+    uint64_t first;
+    GPtrArray *bundles;
+} StreamJob;
+
+static gpointer
+streamExport(gpointer data)
+{
+    StreamJob *j = data;
+    uint64_t g;
+
+    for (g = j->first; g < j->first + NPAGES / 2; g += 4)
+        g_ptr_array_add(j->bundles, expRange(j->fw, j->stream, g, 4));
+    return NULL;
+}
+
+static gpointer
+streamImport(gpointer data)
+{
+    StreamJob *j = data;
+    guint i;
+
+    for (i = 0; i < j->bundles->len; i++)
+        impOk(j->fw, j->stream, g_ptr_array_index(j->bundles, i));
+    return NULL;
+}
+
+/* Two streams driven by two threads each side. */
+static void
+testThreads(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    StreamJob jobs[2];
+    GThread *th[2];
+    g_autoptr(GByteArray) t = NULL;
+    int k;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.src;
+        jobs[k].stream = k;
+        jobs[k].first = k * (NPAGES / 2);
+        jobs[k].bundles =
+            g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
+        th[k] = g_thread_new("export", streamExport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++)
+        g_thread_join(th[k]);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.dst;
+        th[k] = g_thread_new("import", streamImport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++) {
+        g_thread_join(th[k]);
+        g_ptr_array_unref(jobs[k].bundles);
+    }
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
+/* A migrated VM migrates on: the destination becomes a source. */
+static void
+testOnward(void)
+{
+    Pair p;
+    Pair q;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = NULL;
+    const uint8_t *a;
+    const uint8_t *b;
+    size_t la;
+    size_t lb;
+
+    pairInit(&p, &defaultOpts);
+    toStartToken(&p);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_RUNNABLE);
+
+    /* q: p's destination migrates on, to a new VM on the same platform
+     * (the only one p's policy allows). */
+    pairInit(&q, &defaultOpts);
+    cocoFirmwareFree(q.src);
+    cocoFirmwareFree(q.dst);
+    q.src = g_steal_pointer(&p.dst);
+    q.dst =
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &q.def, NVCPUS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoEmuAttachMemory(q.dst, q.dmem, MEMSIZE, &err), ==, 0);
+    toStartToken(&q);
+    CHECK_OK(cmd(q.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpmem(q.dmem, MEMSIZE, p.smem, MEMSIZE);
+    a = cocoEmuGetVcpuState(p.src, 1, &la);
+    b = cocoEmuGetVcpuState(q.dst, 1, &lb);
+    g_assert_cmpmem(a, la, b, lb);
+    a = cocoEmuGetTdState(p.src, &la);
+    b = cocoEmuGetTdState(q.dst, &lb);
+    g_assert_cmpmem(a, la, b, lb);
+    g_assert_true(cocoEmuCanRun(q.dst));
+    g_assert_false(cocoEmuCanRun(q.src));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&q);
     pairClear(&p);
 }
 
@@ -814,6 +947,58 @@ testUnreportedWrites(void)
     b = expmem(p.src, 0, g6, 1, NULL, &st, &err, &ret);
     CHECK_OK(ret, err);
     impOk(p.dst, 0, b);
+    g_byte_array_unref(t);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
+/* The emulated dirty log finds unreported writes; reported ones too. */
+static void
+testDirtyLog(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autofree uint64_t *gfns = NULL;
+    size_t n = 0;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    setup(&p);
+    epochZero(&p);
+    guestWrite(&p, 12, 1, true);
+    guestWrite(&p, 30, 2, false);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpuint(gfns[0], ==, 12);
+    g_clear_pointer(&gfns, g_free);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(n, ==, 2);
+    g_assert_cmpuint(gfns[0], ==, 12);
+    g_assert_cmpuint(gfns[1], ==, 30);
+    /* Re-exported in the next epoch: clean again. */
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    b = expmem(p.src, 0, gfns, 2, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    g_clear_pointer(&gfns, g_free);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, 0);
+    blackoutOk(p.src);
+    vcpusOk(&p);
     g_byte_array_unref(t);
     t = token(p.src, COCO_MIGRATE_TOKEN_START);
     tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
@@ -1206,6 +1391,21 @@ testImmutableMismatch(void)
     g_assert_false(cocoEmuCanRun(p.dst));
     g_assert_true(cocoEmuCanRun(p.src));
     pairClear(&p);
+
+    /* More forward streams at the source than created here. */
+    o = defaultOpts;
+    o.dst_streams = 1;
+    pairInit(&p, &o);
+    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
+    g_byte_array_set_size(s, COCO_EMU_SETUP_BUNDLE_SIZE);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_IMMUTABLE_MISMATCH);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    pairClear(&p);
 }
 
 /* ---- PREPARE: identity and policy ------------------------------------- */
@@ -1217,11 +1417,14 @@ typedef struct {
 } PolicyCase;
 
 static const PolicyCase policyCases[] = {
-    {"platform-not-allowed", {0, true, 5, false, 2, 2}, true},
-    {"tcb-too-low", {0, false, 2, false, 2, 2}, true},
-    {"agent-svn-too-low", {0, false, 5, false, 1, 2}, true},
-    {"source-agent-svn-too-low", {0, false, 5, false, 2, 1}, false},
-    {"agent-hash-mismatch", {0, false, 5, true, 2, 2}, false},
+    {"platform-not-allowed", {0, true, 5, false, 2, 2, false, 0}, true},
+    {"tcb-too-low", {0, false, 2, false, 2, 2, false, 0}, true},
+    {"agent-svn-too-low", {0, false, 5, false, 1, 2, false, 0}, true},
+    {"source-agent-svn-too-low", {0, false, 5, false, 2, 1, false, 0}, false},
+    /* the destination platform runs another agent: it refuses itself */
+    {"agent-hash-mismatch", {0, false, 5, true, 2, 2, false, 0}, false},
+    /* ... and when its own VM names none, the source refuses it */
+    {"peer-agent-hash-mismatch", {0, false, 5, true, 2, 2, true, 0}, true},
 };
 
 static void
@@ -1367,9 +1570,12 @@ main(int argc, char **argv)
     g_test_add_func("/emu/full-migration", testFullMigration);
     g_test_add_func("/emu/fd-memory", testFdMemory);
     g_test_add_func("/emu/post-copy", testPostCopy);
+    g_test_add_func("/emu/threads", testThreads);
+    g_test_add_func("/emu/onward", testOnward);
     g_test_add_func("/emu/state-rules", testStateRules);
     g_test_add_func("/emu/page-rules", testPageRules);
     g_test_add_func("/emu/unreported-writes", testUnreportedWrites);
+    g_test_add_func("/emu/dirty-log", testDirtyLog);
     g_test_add_func("/emu/abort-before-start", testAbortBeforeStart);
     g_test_add_func("/emu/abort-after-start", testAbortAfterStart);
     g_test_add_func("/emu/destination-lost", testDestinationLost);

@@ -855,6 +855,43 @@ cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error)
     return 0;
 }
 
+int
+cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
+                GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    g_autoptr(GArray) out = g_array_new(false, false, sizeof(uint64_t));
+    uint8_t h[COCO_CRYPTO_SHA256_LEN];
+    uint64_t gfn;
+
+    *gfns = NULL;
+    *ngfns = 0;
+    if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
+                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT))
+        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                            _("'%1$s' is not allowed in firmware state '%2$s'"),
+                            "dirty log", cocoEmuOpStateTypeToString(emu->op));
+    for (gfn = 0; gfn < emu->npages; gfn++) {
+        if (scan && emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED) {
+            if (cocoCryptoSha256(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
+                                 COCO_EMU_PAGE_SIZE, h) < 0)
+                return cocoErrorSet(error, COCO_ERROR_INTERNAL,
+                                    _("cannot hash guest page '%1$llu'"),
+                                    (unsigned long long)gfn);
+            if (memcmp(h, emu->phash[gfn], sizeof(h)) != 0) {
+                emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
+                emu->dirty_count++;
+            }
+        }
+        if (emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED_DIRTY)
+            g_array_append_val(out, gfn);
+    }
+    *ngfns = out->len;
+    *gfns = (uint64_t *)(void *)g_array_free(g_steal_pointer(&out), false);
+    return 0;
+}
+
 static int
 cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
                  GError **error)
@@ -912,6 +949,11 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
                             _("guest memory size '%1$zu' and offset '%2$llu' "
                               "must be multiples of 4096"),
                             size, (unsigned long long)offset);
+    if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_UNINIT))
+        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                            _("guest memory can only be attached outside a "
+                              "migration session, not in state '%1$s'"),
+                            cocoEmuOpStateTypeToString(emu->op));
     mem =
         mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
     if (mem == MAP_FAILED)
@@ -1227,6 +1269,7 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     uint8_t *gl;
     uint8_t *macs;
     uint8_t *pages;
+    uint8_t *hashes;
     uint32_t i;
     uint32_t bad = 0;
     int err = 0;
@@ -1331,26 +1374,31 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     h.epoch = emu->epoch;
     h.iv_counter = emu->iv[stream];
     h.specific = ngfns;
+    /* scratch: one private page copy, then the new hashes. */
+    hashes = emu->scratch + COCO_EMU_PAGE_SIZE;
     for (i = 0; i < ngfns; i++) {
         uint64_t le = GUINT64_TO_LE(gfns[i]);
-        uint8_t *page = pages + (size_t)i * COCO_EMU_PAGE_SIZE;
-        uint8_t hash[COCO_CRYPTO_SHA256_LEN];
+        uint8_t *copy = emu->scratch;
         uint8_t iv[COCO_CRYPTO_IV_LEN];
 
         memcpy(gl + (size_t)i * COCO_EMU_GFN_ENTRY, &le, sizeof(le));
-        /* One snapshot of the page: hashed and encrypted alike. */
-        memcpy(page, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
+        /* One private snapshot of the page, hashed and encrypted alike; the
+         * host's buffer only ever sees ciphertext. */
+        memcpy(copy, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
                COCO_EMU_PAGE_SIZE);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
-        if (cocoCryptoSha256(page, COCO_EMU_PAGE_SIZE, hash) < 0 ||
-            cocoCryptoSeal(&emu->enc, iv, &le, sizeof(le), NULL, 0, page,
+        if (cocoCryptoSha256(copy, COCO_EMU_PAGE_SIZE,
+                             hashes + (size_t)i * COCO_CRYPTO_SHA256_LEN) < 0 ||
+            cocoCryptoSeal(&emu->enc, iv, &le, sizeof(le), NULL, 0, copy,
                            COCO_EMU_PAGE_SIZE,
                            macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0)
             return cocoEmuFail(
                 emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
                 _("cannot seal page '%1$llu'"), (unsigned long long)gfns[i]);
-        memcpy(emu->phash[gfns[i]], hash, sizeof(hash));
+        memcpy(pages + (size_t)i * COCO_EMU_PAGE_SIZE, copy,
+               COCO_EMU_PAGE_SIZE);
     }
+    gnutls_memset(emu->scratch, 0, COCO_EMU_PAGE_SIZE);
     if (cocoEmuHeaderSeal(&emu->enc, &h, stream, gl,
                           (size_t)ngfns * COCO_EMU_GFN_ENTRY, buf) < 0)
         return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
@@ -1361,6 +1409,8 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
 
         if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED_DIRTY)
             emu->dirty_count--;
+        memcpy(emu->phash[g], hashes + (size_t)i * COCO_CRYPTO_SHA256_LEN,
+               COCO_CRYPTO_SHA256_LEN);
         emu->pstate[g] = COCO_EMU_PAGE_EXPORTED;
         emu->pepoch[g] = emu->epoch;
     }
@@ -1387,6 +1437,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     const uint8_t *pages;
     uint64_t n;
     uint64_t i;
+    uint64_t checked;
     uint64_t *gfns = NULL;
     int ret = 0;
 
@@ -1430,7 +1481,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     }
 
     /* Page rules, then every page MAC, before anything is written. */
-    gfns = g_new(uint64_t, n);
+    gfns = g_new0(uint64_t, n);
     for (i = 0; i < n; i++) {
         uint64_t g;
 
@@ -1463,10 +1514,8 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         }
         emu->pstate[g] |= COCO_EMU_PAGE_MARK;
     }
-    for (i = 0; i < n; i++) {
-        if (gfns[i] < emu->npages)
-            emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
-    }
+    for (checked = i, i = 0; i < checked; i++)
+        emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
     if (ret < 0)
         goto cleanup;
 
@@ -1538,7 +1587,7 @@ cocoEmuTokenExport(CocoEmu *emu, uint32_t flags, uint8_t *buf, size_t *buflen,
         if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
             0)
             return ret;
-    } else if (emu->epoch >= COCO_EMU_EPOCH_MAX - 1) {
+    } else if (emu->epoch >= COCO_EMU_EPOCH_MAX) {
         return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_EPOCH_OVERFLOW,
                            error, _("epoch counter exhausted at %1$u"),
                            emu->epoch);
@@ -1637,6 +1686,7 @@ cocoEmuExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *vbuf,
     uint8_t iv[COCO_CRYPTO_IV_LEN];
     uint8_t *p;
     uint32_t le;
+    bool sealed;
 
     if (buflen)
         *buflen = 0;
@@ -1661,7 +1711,8 @@ cocoEmuExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *vbuf,
         return cocoEmuShortBuffer(emu, status, "export-vcpu", cap, needed,
                                   error);
 
-    p = buf + COCO_EMU_HEADER_SIZE;
+    /* Sealed in a private buffer: the host only sees ciphertext. */
+    p = g_malloc(plen + COCO_EMU_TAG_SIZE);
     le = GUINT32_TO_LE(tdlen);
     memcpy(p, &le, 4);
     memcpy(p + 4, emu->td_state, tdlen);
@@ -1677,9 +1728,14 @@ cocoEmuExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *vbuf,
     h.iv_counter = emu->iv[0];
     h.specific = vcpu;
     cocoEmuIv(h.iv_counter, 0, 1, iv);
-    if (cocoCryptoSeal(&emu->enc, iv, NULL, 0, NULL, 0, p, plen, p + plen) <
-            0 ||
-        cocoEmuHeaderSeal(&emu->enc, &h, 0, NULL, 0, buf) < 0)
+    sealed = cocoCryptoSeal(&emu->enc, iv, NULL, 0, NULL, 0, p, plen,
+                            p + plen) == 0 &&
+             cocoEmuHeaderSeal(&emu->enc, &h, 0, NULL, 0, buf) == 0;
+    if (sealed)
+        memcpy(buf + COCO_EMU_HEADER_SIZE, p, plen + COCO_EMU_TAG_SIZE);
+    gnutls_memset(p, 0, plen + COCO_EMU_TAG_SIZE);
+    g_free(p);
+    if (!sealed)
         return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
                            error, _("cannot seal the state of vCPU '%1$u'"),
                            vcpu);

@@ -24,6 +24,12 @@
  *       migration session (RUNNABLE or UNINIT).
  *   int cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error);
  *       The host reports a guest write (TDH.EXPORT.UNBLOCKW).
+ *   int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
+ *                       size_t *ngfns, GError **error);
+ *       The dirty pages (exported, then written) during an export, for
+ *       g_free(). With @scan, first compare every exported clean page with
+ *       the hash taken at its export and mark changed ones dirty: the
+ *       emulated dirty log for guest RAM whose writer cannot be watched.
  *   bool cocoEmuCanRun(CocoFirmware *fw);           VP.ENTER legality
  *   int cocoEmuVcpuEnter(CocoFirmware *fw, unsigned int vcpu, GError **e);
  *   void cocoEmuVcpuExit(CocoFirmware *fw, unsigned int vcpu);
@@ -35,6 +41,8 @@
  *                                      size_t *len);
  *   const uint8_t *cocoEmuGetTdState(CocoFirmware *fw, size_t *len);
  *       Firmware-owned private state (readable for tests; NULL when empty).
+ *       The pointer stays valid until that state is replaced (import, set)
+ *       or the firmware is freed.
  *   size_t cocoEmuMemoryBundleSize(uint32_t ngfns);
  *       Buffer size EXPORT_MEMORY needs for @ngfns pages.
  *
@@ -218,6 +226,8 @@ int cocoEmuAttachMemory(CocoFirmware *fw, void *mem, size_t size,
 int cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset,
                           size_t size, GError **error);
 int cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error);
+int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
+                    GError **error);
 bool cocoEmuCanRun(CocoFirmware *fw);
 int cocoEmuVcpuEnter(CocoFirmware *fw, unsigned int vcpu, GError **error);
 void cocoEmuVcpuExit(CocoFirmware *fw, unsigned int vcpu);
