@@ -751,6 +751,54 @@ testTable(void)
                                       COCO_PHASE_EVENT_PRE_SWITCHOVER));
 }
 
+static void
+testQmp(void)
+{
+    static const struct {
+        CocoFirmwareRole role;
+        const char *command;
+        CocoPhaseEvent event;
+    } cmds[] = {
+        {DST, "migrate-incoming", COCO_PHASE_EVENT_INCOMING},
+        {SRC, "migrate-incoming", COCO_PHASE_EVENT_LAST},
+        {SRC, "migrate", COCO_PHASE_EVENT_MIGRATE},
+        {DST, "migrate", COCO_PHASE_EVENT_LAST},
+        {SRC, "migrate-continue", COCO_PHASE_EVENT_PRE_SWITCHOVER},
+        {SRC, "cont", COCO_PHASE_EVENT_CONT},
+        {DST, "cont", COCO_PHASE_EVENT_CONT},
+        {SRC, "query-migrate", COCO_PHASE_EVENT_QUERY},
+        {SRC, "migrate_cancel", COCO_PHASE_EVENT_CANCEL},
+        {DST, "quit", COCO_PHASE_EVENT_QEMU_GONE},
+        {SRC, "query-status", COCO_PHASE_EVENT_LAST},
+        {SRC, NULL, COCO_PHASE_EVENT_LAST},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cmds); i++)
+        g_assert_cmpint(
+            cocoPhaseEventFromQmpCommand(cmds[i].role, cmds[i].command), ==,
+            cmds[i].event);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", "failed"), ==,
+                    COCO_PHASE_EVENT_MIGRATION_FAILED);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(DST, "MIGRATION", "failed"), ==,
+                    COCO_PHASE_EVENT_MIGRATION_FAILED);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", "cancelled"),
+                    ==, COCO_PHASE_EVENT_CANCEL);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", "active"), ==,
+                    COCO_PHASE_EVENT_LAST);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", NULL), ==,
+                    COCO_PHASE_EVENT_LAST);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "STOP", NULL), ==,
+                    COCO_PHASE_EVENT_LAST);
+    /* the events that hold a gate are the commands the relay holds */
+    g_assert_cmpint(cocoPhaseEventGate(
+                        cocoPhaseEventFromQmpCommand(SRC, "migrate-continue")),
+                    ==, COCO_PHASE_GATE_MIGRATE_CONTINUE);
+    g_assert_cmpint(
+        cocoPhaseEventGate(cocoPhaseEventFromQmpCommand(SRC, "migrate_cancel")),
+        ==, COCO_PHASE_GATE_LAST);
+}
+
 /* docs/phases.rst names every event, state, step, gate and verdict. */
 static void
 testDocs(void)
@@ -1267,6 +1315,7 @@ main(int argc, char **argv)
     g_test_add_func("/phase/table", testTable);
     g_test_add_func("/phase/message", testMessage);
     g_test_add_func("/phase/docs", testDocs);
+    g_test_add_func("/phase/qmp", testQmp);
     g_test_add_func("/phase/success", testSuccess);
     g_test_add_func("/phase/success-precopy", testSuccessPrecopy);
     g_test_add_func("/phase/order", testOrder);

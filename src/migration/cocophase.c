@@ -332,3 +332,65 @@ cocoPhaseExpectedEvents(CocoFirmwareRole role, CocoPhaseState state)
         g_string_append(out, "-");
     return g_string_free(g_steal_pointer(&out), FALSE);
 }
+
+typedef struct {
+    const char *name; /* QMP command or event */
+    const char *status; /* MIGRATION event status, or NULL */
+    bool source; /* reported on the source */
+    bool destination; /* reported on the destination */
+    CocoPhaseEvent event;
+} CocoPhaseQmp;
+
+static const CocoPhaseQmp cocoPhaseQmpCommands[] = {
+    {"migrate-incoming", NULL, false, true, COCO_PHASE_EVENT_INCOMING},
+    {"migrate", NULL, true, false, COCO_PHASE_EVENT_MIGRATE},
+    {"query-migrate", NULL, true, true, COCO_PHASE_EVENT_QUERY},
+    /* libvirt answers QEMU's pre-switchover state with migrate-continue:
+     * the relay holds that command */
+    {"migrate-continue", NULL, true, false, COCO_PHASE_EVENT_PRE_SWITCHOVER},
+    {"cont", NULL, true, true, COCO_PHASE_EVENT_CONT},
+    {"migrate_cancel", NULL, true, false, COCO_PHASE_EVENT_CANCEL},
+    {"quit", NULL, true, true, COCO_PHASE_EVENT_QEMU_GONE},
+};
+
+static const CocoPhaseQmp cocoPhaseQmpEvents[] = {
+    {"MIGRATION", "failed", true, true, COCO_PHASE_EVENT_MIGRATION_FAILED},
+    {"MIGRATION", "cancelled", true, false, COCO_PHASE_EVENT_CANCEL},
+};
+
+static CocoPhaseEvent
+cocoPhaseQmpLookup(const CocoPhaseQmp *table, size_t n, CocoFirmwareRole role,
+                   const char *name, const char *status)
+{
+    size_t i;
+
+    if (!name)
+        return COCO_PHASE_EVENT_LAST;
+    for (i = 0; i < n; i++) {
+        const CocoPhaseQmp *q = &table[i];
+
+        if (STRNEQ(q->name, name) || !STREQ_NULLABLE(q->status, status))
+            continue;
+        if ((role == COCO_FIRMWARE_ROLE_SOURCE && q->source) ||
+            (role == COCO_FIRMWARE_ROLE_DESTINATION && q->destination))
+            return q->event;
+    }
+    return COCO_PHASE_EVENT_LAST;
+}
+
+CocoPhaseEvent
+cocoPhaseEventFromQmpCommand(CocoFirmwareRole role, const char *command)
+{
+    return cocoPhaseQmpLookup(cocoPhaseQmpCommands,
+                              G_N_ELEMENTS(cocoPhaseQmpCommands), role, command,
+                              NULL);
+}
+
+CocoPhaseEvent
+cocoPhaseEventFromQmpEvent(CocoFirmwareRole role, const char *event,
+                           const char *status)
+{
+    return cocoPhaseQmpLookup(cocoPhaseQmpEvents,
+                              G_N_ELEMENTS(cocoPhaseQmpEvents), role, event,
+                              status);
+}
