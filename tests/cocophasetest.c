@@ -1121,6 +1121,14 @@ testFrozenRecovered(void)
         0);
     d = lastDecision(&h, SRC, COCO_PHASE_GATE_CONT, mark);
     g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_RELEASE);
+    /* a second cont (a later virsh resume) is released again */
+    mark = h.decisions->len;
+    g_assert_cmpint(
+        cocoMigrationSessionHandleEvent(h.src, COCO_PHASE_EVENT_CONT, &err), ==,
+        0);
+    g_assert_cmpuint(h.decisions->len, ==, mark + 1);
+    d = lastDecision(&h, SRC, COCO_PHASE_GATE_CONT, mark);
+    g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_RELEASE);
     g_assert_true(cocoEmuCanRun(h.sfw));
     g_assert_false(cocoEmuCanRun(h.dfw));
     harnessClear(&h);
