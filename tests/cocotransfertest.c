@@ -28,9 +28,12 @@ typedef enum {
 } FwKind;
 
 typedef enum {
-    DIRTY_BITMAP,
-    DIRTY_HASH,
+    DIRTY_BITMAP, /* the writer logs its writes */
+    DIRTY_HASH, /* page hashes */
+    DIRTY_EMULOG, /* the emulated firmware's dirty log, polled */
 } DirtyKind;
+
+static const char *const dirtyNames[] = {"bitmap", "hash", "emulog"};
 
 typedef struct {
     FwKind fw;
@@ -142,6 +145,22 @@ emuKeyExchange(CocoFirmware *sfw, CocoFirmware *dfw)
                     ==, 0);
 }
 
+/* The emulated firmware compares exported pages with the hashes of what
+ * it exported and logs the changed ones. */
+static int
+emuPoll(CocoDirtySource *src, void *opaque, GError **error)
+{
+    g_autofree uint64_t *gfns = NULL;
+    size_t n = 0;
+    size_t i;
+
+    if (cocoEmuGetDirty(opaque, true, &gfns, &n, error) < 0)
+        return -1;
+    for (i = 0; i < n; i++)
+        cocoDirtyBitmapSet(src, gfns[i]);
+    return 0;
+}
+
 static void
 pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
 {
@@ -188,10 +207,17 @@ pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
         emuKeyExchange(p->sfw, p->dfw);
     }
 
-    if (c->dirty == DIRTY_BITMAP)
+    switch (c->dirty) {
+    case DIRTY_BITMAP:
         p->dirty = cocoDirtyBitmapNew(p->npages);
-    else
+        break;
+    case DIRTY_HASH:
         p->dirty = cocoDirtyHashNew(p->smem, p->npages, g_random_int());
+        break;
+    case DIRTY_EMULOG:
+        p->dirty = cocoDirtyBitmapNewPolled(p->npages, emuPoll, p->sfw);
+        break;
+    }
 
     p->sio = g_new0(GIOStream *, c->streams);
     p->dio = g_new0(GIOStream *, c->streams);
@@ -699,7 +725,7 @@ addCase(const char *prefix, GTestDataFunc func, FwKind fw, unsigned int streams,
     c->dirty = dirty;
     c->mib = mib;
     name = g_strdup_printf("%s/%us-%up-%s", prefix, streams, ppb,
-                           dirty == DIRTY_BITMAP ? "bitmap" : "hash");
+                           dirtyNames[dirty]);
     g_test_add_data_func_full(name, c, func, g_free);
 }
 
@@ -717,6 +743,8 @@ main(int argc, char **argv)
             addCase("/transfer/emu/migrate", testMigrate, FW_EMU, streams[i],
                     ppbs[j], (i + j) % 2 ? DIRTY_HASH : DIRTY_BITMAP, 64);
     }
+    addCase("/transfer/emu/migrate", testMigrate, FW_EMU, 4, 64, DIRTY_EMULOG,
+            16);
     addCase("/transfer/emu/kill", testKill, FW_EMU, 4, 64, DIRTY_HASH, 16);
     addCase("/transfer/emu/abort-token", testAbortToken, FW_EMU, 2, 64,
             DIRTY_BITMAP, 4);
