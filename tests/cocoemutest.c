@@ -852,7 +852,7 @@ testPageRules(void)
     /* A buffer too small reports the size needed. */
     ret = cocoFirmwareExportMemory(p.src, 0, d, 1, NULL, small->data, &len, &st,
                                    &err);
-    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_BUFFER,
+    CHECK_FAIL(ret, err, st, ENOBUFS, COCO_ERROR_FW_BUFFER,
                COCO_EMU_ST_BUFFER_TOO_SMALL);
     g_assert_cmpuint(st.needed, ==, cocoEmuMemoryBundleSize(1));
 
@@ -1487,7 +1487,7 @@ testPrepareSignature(void)
     /* No buffer to reply into. */
     len = 0;
     ret = prep(p.src, NULL, &len, &st, &err);
-    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_BUFFER,
+    CHECK_FAIL(ret, err, st, ENOBUFS, COCO_ERROR_FW_BUFFER,
                COCO_EMU_ST_BUFFER_TOO_SMALL);
     g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
     g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_UNINIT);

@@ -175,10 +175,10 @@ cocoEmuFailV(CocoEmu *emu, CocoFirmwareStatus *status, CocoEmuFailMode mode,
     } else if (mode == COCO_EMU_FAIL_IMPORT) {
         emu->op = COCO_EMU_OP_FAILED_IMPORT;
         fw_status |= COCO_EMU_STATUS_FATAL;
-        cocoErrorSet(error, code,
-                     _("the destination VM failed for good and can only be "
-                       "torn down: %1$s"),
-                     msg);
+        cocoErrorSet(
+            error, code,
+            _("the destination VM failed for good and can only be torn down: %1$s"),
+            msg);
     } else {
         cocoErrorSet(error, code, "%s", msg);
     }
@@ -230,10 +230,10 @@ cocoEmuStateFail(CocoEmu *emu, CocoFirmwareStatus *status, const char *what,
                  GError **error)
 {
     if (emu->op == COCO_EMU_OP_FAILED_IMPORT)
-        return cocoEmuFail(emu, status, -EIO, COCO_EMU_ST_IMPORT_FAILED, error,
-                           _("'%1$s' refused: the destination VM failed for "
-                             "good and can only be torn down"),
-                           what);
+        return cocoEmuFail(
+            emu, status, -EIO, COCO_EMU_ST_IMPORT_FAILED, error,
+            _("'%1$s' refused: the destination VM failed for good and can only be torn down"),
+            what);
     return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_OP_STATE_INCORRECT,
                        error,
                        _("'%1$s' is not allowed in firmware state '%2$s'"),
@@ -247,7 +247,7 @@ cocoEmuShortBuffer(CocoEmu *emu, CocoFirmwareStatus *status, const char *what,
     if (status)
         status->needed = needed;
     return cocoEmuFail(
-        emu, status, -EINVAL, COCO_EMU_ST_BUFFER_TOO_SMALL, error,
+        emu, status, -ENOBUFS, COCO_EMU_ST_BUFFER_TOO_SMALL, error,
         _("buffer for '%1$s' too small: %2$zu bytes, %3$zu needed"), what, have,
         needed);
 }
@@ -386,20 +386,18 @@ cocoEmuCheckHeader(CocoEmu *emu, CocoFirmwareStatus *status, CocoCryptoKey *key,
         h->type != type || !cocoEmuHeaderReservedZero(h))
         return fail(
             emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
-            _("malformed bundle header: size %1$u of %2$zu bytes, version "
-              "%3$u, type %4$u (expected %5$u), or reserved bits set"),
+            _("malformed bundle header: size %1$u of %2$zu bytes, version %3$u, type %4$u (expected %5$u), or reserved bits set"),
             h->size, buflen, h->version, h->type, type);
     if (!cocoCryptoEqual(h->key_id, key->id, sizeof(h->key_id)))
-        return fail(emu, status, -EKEYREJECTED, COCO_EMU_ST_KEY_MISMATCH, error,
-                    _("bundle of type %1$u was sealed with another key than "
-                      "this session's"),
-                    h->type);
+        return fail(
+            emu, status, -EKEYREJECTED, COCO_EMU_ST_KEY_MISMATCH, error,
+            _("bundle of type %1$u was sealed with another key than this session's"),
+            h->type);
     if (!cocoEmuHeaderMacOk(key, h, iv_stream, extra, extralen))
-        return fail(emu, status, -EBADMSG, COCO_EMU_ST_INCORRECT_MBMD_MAC,
-                    error,
-                    _("bundle header MAC of type %1$u on stream %2$u does not "
-                      "verify (tampered)"),
-                    h->type, h->stream);
+        return fail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INCORRECT_MBMD_MAC, error,
+            _("bundle header MAC of type %1$u on stream %2$u does not verify (tampered)"),
+            h->type, h->stream);
     return 0;
 }
 
@@ -411,23 +409,20 @@ cocoEmuCheckSequence(CocoEmu *emu, CocoFirmwareStatus *status,
     uint32_t expected = emu->counter[h->stream];
 
     if (h->epoch != emu->epoch)
-        return cocoEmuImportFail(emu, status, -EPROTO,
-                                 COCO_EMU_ST_EPOCH_MISMATCH, error,
-                                 _("bundle of epoch %1$u arrived in epoch %2$u "
-                                   "(reordered across an epoch token)"),
-                                 h->epoch, emu->epoch);
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_EPOCH_MISMATCH, error,
+            _("bundle of epoch %1$u arrived in epoch %2$u (reordered across an epoch token)"),
+            h->epoch, emu->epoch);
     if (h->counter < expected)
-        return cocoEmuImportFail(emu, status, -EPROTO,
-                                 COCO_EMU_ST_BUNDLE_REPLAYED, error,
-                                 _("bundle %1$u on stream %2$u was already "
-                                   "received (replay); expected %3$u"),
-                                 h->counter, h->stream, expected);
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_BUNDLE_REPLAYED, error,
+            _("bundle %1$u on stream %2$u was already received (replay); expected %3$u"),
+            h->counter, h->stream, expected);
     if (h->counter > expected)
-        return cocoEmuImportFail(emu, status, -EPROTO,
-                                 COCO_EMU_ST_BUNDLE_MISSING, error,
-                                 _("bundle %1$u on stream %2$u arrived but "
-                                   "%3$u is missing (dropped or reordered)"),
-                                 h->counter, h->stream, expected);
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_BUNDLE_MISSING, error,
+            _("bundle %1$u on stream %2$u arrived but %3$u is missing (dropped or reordered)"),
+            h->counter, h->stream, expected);
     return 0;
 }
 
@@ -527,10 +522,10 @@ cocoEmuCheckLocalAgent(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
                                   emu->agent_hash, COCO_AGENT_HASH_LEN) == 0)
         return 0;
     hex = cocoEmuHex(cocoEmuPlatformGetAgentHash(emu->pf), COCO_AGENT_HASH_LEN);
-    return cocoEmuFail(emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
-                       _("this platform runs migration agent '%1$s', not the "
-                         "agent the VM is bound to"),
-                       hex);
+    return cocoEmuFail(
+        emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+        _("this platform runs migration agent '%1$s', not the agent the VM is bound to"),
+        hex);
 }
 
 /* The peer against the VM's policy. The destination list and minimum TCBs
@@ -554,18 +549,16 @@ cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
         g_autofree char *hex =
             cocoEmuHex(peer->agent_hash, COCO_AGENT_HASH_LEN);
 
-        return cocoEmuFail(emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED,
-                           error,
-                           _("peer platform '%1$s' runs migration agent "
-                             "'%2$s', not the agent the VM is bound to"),
-                           idhex, hex);
+        return cocoEmuFail(
+            emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+            _("peer platform '%1$s' runs migration agent '%2$s', not the agent the VM is bound to"),
+            idhex, hex);
     }
     if (emu->has_agent_min_svn &&
         peer->svn[COCO_TCB_COMPONENT_AGENT] < emu->agent_min_svn)
         return cocoEmuFail(
             emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
-            _("peer platform '%1$s' runs agent SVN %2$u, below the minimum "
-              "%3$u"),
+            _("peer platform '%1$s' runs agent SVN %2$u, below the minimum %3$u"),
             idhex, peer->svn[COCO_TCB_COMPONENT_AGENT], emu->agent_min_svn);
     if (!peer_is_destination)
         return 0;
@@ -578,11 +571,10 @@ cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
                 found = true;
         }
         if (!found)
-            return cocoEmuFail(emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED,
-                               error,
-                               _("destination platform '%1$s' is not in the "
-                                 "VM's list of allowed destinations"),
-                               idhex);
+            return cocoEmuFail(
+                emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+                _("destination platform '%1$s' is not in the VM's list of allowed destinations"),
+                idhex);
     }
     for (i = 0; i < emu->nmin_tcbs; i++) {
         unsigned int c = emu->min_tcbs[i].component;
@@ -590,8 +582,7 @@ cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
         if (c < COCO_TCB_COMPONENT_LAST && peer->svn[c] < emu->min_tcbs[i].svn)
             return cocoEmuFail(
                 emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
-                _("destination platform '%1$s' has TCB component %2$u at SVN "
-                  "%3$u, below the minimum %4$u"),
+                _("destination platform '%1$s' has TCB component %2$u at SVN %3$u, below the minimum %4$u"),
                 idhex, c, peer->svn[c], emu->min_tcbs[i].svn);
     }
     return 0;
@@ -728,10 +719,9 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
         if (cocoCryptoEd25519Verify(peer.identity, tbs,
                                     32 + 2 * COCO_EMU_PREP_HELLO_LEN,
                                     in + COCO_EMU_PREP_HELLO_LEN) < 0)
-            return cocoEmuFail(emu, status, -EBADMSG,
-                               COCO_EMU_ST_SIGNATURE_INVALID, error,
-                               _("the peer agent's key-exchange message is not "
-                                 "signed by its platform identity"));
+            return cocoEmuFail(
+                emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID, error,
+                _("the peer agent's key-exchange message is not signed by its platform identity"));
         if ((ret = cocoEmuCheckPeer(emu, status, &peer, true, error)) < 0)
             return ret;
         if (cap < COCO_EMU_PREP_CONFIRM_LEN)
@@ -766,10 +756,9 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
                COCO_EMU_PREP_RESP_LEN);
         if (cocoCryptoEd25519Verify(peer.identity, tbs, sizeof(tbs),
                                     in + COCO_EMU_PREP_HDR) < 0)
-            return cocoEmuFail(emu, status, -EBADMSG,
-                               COCO_EMU_ST_SIGNATURE_INVALID, error,
-                               _("the peer agent's key-exchange message is not "
-                                 "signed by its platform identity"));
+            return cocoEmuFail(
+                emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID, error,
+                _("the peer agent's key-exchange message is not signed by its platform identity"));
         if ((ret = cocoEmuCheckPeer(emu, status, &peer, false, error)) < 0)
             return ret;
         return cocoEmuHandshakeKeys(emu, peer.eph, false, status, error);
@@ -825,9 +814,7 @@ cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
     if (changed)
         return cocoEmuFail(
             emu, status, -EPERM, COCO_EMU_ST_EXPORTED_PAGES_CHANGED, error,
-            _("'%1$s' refused: %2$llu exported pages changed without being "
-              "reported dirty (first gfn "
-              "%3$llu); they are marked dirty now and must be exported again"),
+            _("'%1$s' refused: %2$llu exported pages changed without being reported dirty (first gfn %3$llu); they are marked dirty now and must be exported again"),
             what, (unsigned long long)changed, (unsigned long long)first);
     return 0;
 }
@@ -898,10 +885,10 @@ cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
 {
     if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_UNINIT) ||
         emu->key_set || emu->hs != COCO_EMU_HS_IDLE)
-        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
-                            _("guest memory can only be attached outside a "
-                              "migration session, not in state '%1$s'"),
-                            cocoEmuOpStateTypeToString(emu->op));
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            _("guest memory can only be attached outside a migration session, not in state '%1$s'"),
+            cocoEmuOpStateTypeToString(emu->op));
     if (size == 0 || size % COCO_EMU_PAGE_SIZE != 0)
         return cocoErrorSet(
             error, COCO_ERROR_FW_INVALID,
@@ -945,15 +932,15 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
 
     if (size == 0 || size % COCO_EMU_PAGE_SIZE != 0 ||
         offset % COCO_EMU_PAGE_SIZE != 0 || offset > (uint64_t)G_MAXINT64)
-        return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
-                            _("guest memory size '%1$zu' and offset '%2$llu' "
-                              "must be multiples of 4096"),
-                            size, (unsigned long long)offset);
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("guest memory size '%1$zu' and offset '%2$llu' must be multiples of 4096"),
+            size, (unsigned long long)offset);
     if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_UNINIT))
-        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
-                            _("guest memory can only be attached outside a "
-                              "migration session, not in state '%1$s'"),
-                            cocoEmuOpStateTypeToString(emu->op));
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            _("guest memory can only be attached outside a migration session, not in state '%1$s'"),
+            cocoEmuOpStateTypeToString(emu->op));
     mem =
         mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
     if (mem == MAP_FAILED)
@@ -1141,9 +1128,9 @@ cocoEmuSetupExport(CocoEmu *emu, uint8_t *buf, size_t *buflen,
         return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_NO_MEMORY, error,
                            _("no guest memory is attached"));
     if (!emu->key_set)
-        return cocoEmuFail(emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
-                           _("the migration agent has not installed the "
-                             "session keys yet (run PREPARE)"));
+        return cocoEmuFail(
+            emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
+            _("the migration agent has not installed the session keys yet (run PREPARE)"));
     if (cap < COCO_EMU_SETUP_BUNDLE_SIZE)
         return cocoEmuShortBuffer(emu, status, "setup", cap,
                                   COCO_EMU_SETUP_BUNDLE_SIZE, error);
@@ -1192,9 +1179,9 @@ cocoEmuSetupImport(CocoEmu *emu, const uint8_t *buf, size_t buflen,
         return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_NO_MEMORY, error,
                            _("no guest memory is attached"));
     if (!emu->key_set)
-        return cocoEmuFail(emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
-                           _("the migration agent has not installed the "
-                             "session keys yet (run PREPARE)"));
+        return cocoEmuFail(
+            emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
+            _("the migration agent has not installed the session keys yet (run PREPARE)"));
 
     cocoEmuLatchKeys(emu);
     cocoEmuSessionReset(emu);
@@ -1231,22 +1218,19 @@ cocoEmuSetupImport(CocoEmu *emu, const uint8_t *buf, size_t buflen,
     if (nv != emu->nvcpus || np != emu->npages)
         return cocoEmuImportFail(
             emu, status, -EINVAL, COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
-            _("the source VM has %1$u vCPUs and %2$llu pages, this one %3$u "
-              "vCPUs and %4$llu pages"),
+            _("the source VM has %1$u vCPUs and %2$llu pages, this one %3$u vCPUs and %4$llu pages"),
             nv, (unsigned long long)np, emu->nvcpus,
             (unsigned long long)emu->npages);
     if (ns == 0 || ns > emu->nstreams)
-        return cocoEmuImportFail(emu, status, -EINVAL,
-                                 COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
-                                 _("the source uses %1$u forward streams, more "
-                                   "than the %2$u created here"),
-                                 ns, emu->nstreams);
+        return cocoEmuImportFail(
+            emu, status, -EINVAL, COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
+            _("the source uses %1$u forward streams, more than the %2$u created here"),
+            ns, emu->nstreams);
     if (emu->has_agent && (!imm[64] || memcmp(imm + 16, emu->agent_hash,
                                               COCO_AGENT_HASH_LEN) != 0))
-        return cocoEmuImportFail(emu, status, -EINVAL,
-                                 COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
-                                 _("the source VM is bound to another "
-                                   "migration agent than this one"));
+        return cocoEmuImportFail(
+            emu, status, -EINVAL, COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
+            _("the source VM is bound to another migration agent than this one"));
     emu->counter[0] = 1;
     emu->total = 1;
     return 0;
@@ -1347,20 +1331,17 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
         if (cls == COCO_EMU_ST_PAGE_STATE_INCORRECT)
             return cocoEmuFail(
                 emu, status, err, cls, error,
-                _("page '%1$llu' cannot be exported again: it is exported "
-                  "and not dirty (%2$u of %3$u pages refused)"),
+                _("page '%1$llu' cannot be exported again: it is exported and not dirty (%2$u of %3$u pages refused)"),
                 (unsigned long long)badgfn, bad, ngfns);
         if (cls == COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH)
-            return cocoEmuFail(emu, status, err, cls, error,
-                               _("page '%1$llu' was already exported in epoch "
-                                 "%2$u; a newer copy needs a "
-                                 "later epoch (%3$u of %4$u pages refused)"),
-                               (unsigned long long)badgfn, emu->epoch, bad,
-                               ngfns);
-        return cocoEmuFail(emu, status, err, cls, error,
-                           _("gfn '%1$llu' is outside guest memory or listed "
-                             "twice (%2$u of %3$u pages refused)"),
-                           (unsigned long long)badgfn, bad, ngfns);
+            return cocoEmuFail(
+                emu, status, err, cls, error,
+                _("page '%1$llu' was already exported in epoch %2$u; a newer copy needs a later epoch (%3$u of %4$u pages refused)"),
+                (unsigned long long)badgfn, emu->epoch, bad, ngfns);
+        return cocoEmuFail(
+            emu, status, err, cls, error,
+            _("gfn '%1$llu' is outside guest memory or listed twice (%2$u of %3$u pages refused)"),
+            (unsigned long long)badgfn, bad, ngfns);
     }
 
     gl = buf + COCO_EMU_HEADER_SIZE;
@@ -1459,8 +1440,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         buflen != cocoEmuMemoryBundleSize(n))
         return cocoEmuImportFail(
             emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
-            _("malformed memory bundle: stream %1$u (received on %2$u), "
-              "%3$llu pages, %4$zu bytes"),
+            _("malformed memory bundle: stream %1$u (received on %2$u), %3$llu pages, %4$zu bytes"),
             h.stream, stream, (unsigned long long)n, buflen);
     gl = buf + COCO_EMU_HEADER_SIZE;
     macs = gl + n * COCO_EMU_GFN_ENTRY;
@@ -1475,8 +1455,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     } else if (h.epoch != COCO_EMU_EPOCH_OUT_OF_ORDER) {
         return cocoEmuImportFail(
             emu, status, -EPROTO, COCO_EMU_ST_EPOCH_MISMATCH, error,
-            _("bundle of epoch %1$u arrived after the start token (reordered "
-              "across an epoch token)"),
+            _("bundle of epoch %1$u arrived after the start token (reordered across an epoch token)"),
             h.epoch);
     }
 
@@ -1507,8 +1486,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         if (!inorder && emu->pstate[g] == COCO_EMU_PAGE_IMPORTED) {
             ret = cocoEmuImportFail(
                 emu, status, -EPROTO, COCO_EMU_ST_PAGE_ALREADY_IMPORTED, error,
-                _("page '%1$llu' was already imported; after the start "
-                  "token only missing pages may come"),
+                _("page '%1$llu' was already imported; after the start token only missing pages may come"),
                 (unsigned long long)g);
             break;
         }
@@ -1579,11 +1557,11 @@ cocoEmuTokenExport(CocoEmu *emu, uint32_t flags, uint8_t *buf, size_t *buflen,
                 _("start token refused: %1$u of %2$u vCPUs exported"),
                 emu->nvcpus_done, emu->nvcpus);
         if (emu->dirty_count)
-            return cocoEmuFail(emu, status, -EPERM,
-                               COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN, error,
-                               _("start token refused: %1$llu dirty pages must "
-                                 "be exported first"),
-                               (unsigned long long)emu->dirty_count);
+            return cocoEmuFail(
+                emu, status, -EPERM, COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN,
+                error,
+                _("start token refused: %1$llu dirty pages must be exported first"),
+                (unsigned long long)emu->dirty_count);
         if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
             0)
             return ret;
@@ -1642,11 +1620,10 @@ cocoEmuTokenImport(CocoEmu *emu, uint32_t flags, const uint8_t *buf,
             _("the token is for epoch %1$u but the start flag is '%2$s'"),
             h.epoch, start ? "set" : "clear");
     if (h.epoch <= emu->epoch)
-        return cocoEmuImportFail(emu, status, -EPROTO,
-                                 COCO_EMU_ST_EPOCH_NOT_INCREASING, error,
-                                 _("token for epoch %1$u arrived in epoch %2$u "
-                                   "(replayed or reordered)"),
-                                 h.epoch, emu->epoch);
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_EPOCH_NOT_INCREASING, error,
+            _("token for epoch %1$u arrived in epoch %2$u (replayed or reordered)"),
+            h.epoch, emu->epoch);
     if (start && (emu->op != COCO_EMU_OP_STATE_IMPORT ||
                   emu->nvcpus_done != emu->nvcpus))
         return cocoEmuImportFail(
@@ -1654,12 +1631,11 @@ cocoEmuTokenImport(CocoEmu *emu, uint32_t flags, const uint8_t *buf,
             _("start token before all vCPUs were imported (%1$u of %2$u)"),
             emu->nvcpus_done, emu->nvcpus);
     if (h.specific != emu->total + 1)
-        return cocoEmuImportFail(emu, status, -EPROTO,
-                                 COCO_EMU_ST_TOTAL_BUNDLES_MISMATCH, error,
-                                 _("the token counts %1$llu bundles but %2$llu "
-                                   "arrived (bundles were dropped)"),
-                                 (unsigned long long)h.specific,
-                                 (unsigned long long)(emu->total + 1));
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_TOTAL_BUNDLES_MISMATCH, error,
+            _("the token counts %1$llu bundles but %2$llu arrived (bundles were dropped)"),
+            (unsigned long long)h.specific,
+            (unsigned long long)(emu->total + 1));
     emu->total++;
     emu->epoch = h.epoch;
     if (start)
@@ -1700,11 +1676,10 @@ cocoEmuExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *vbuf,
                            COCO_EMU_ST_VCPU_ALREADY_EXPORTED, error,
                            _("vCPU '%1$u' was already exported"), vcpu);
     if (vcpu != 0 && !emu->vcpu_done[0])
-        return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_TD_STATE_FIRST,
-                           error,
-                           _("vCPU '%1$u' cannot go before vCPU 0, which "
-                             "carries the TD state"),
-                           vcpu);
+        return cocoEmuFail(
+            emu, status, -EPERM, COCO_EMU_ST_TD_STATE_FIRST, error,
+            _("vCPU '%1$u' cannot go before vCPU 0, which carries the TD state"),
+            vcpu);
     plen = 8 + tdlen + emu->vcpu_len[vcpu];
     needed = COCO_EMU_HEADER_SIZE + plen + COCO_EMU_TAG_SIZE;
     if (cap < needed)
@@ -1770,11 +1745,10 @@ cocoEmuImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *vbuf,
         return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
                            error, _("vCPU '%1$u' does not exist"), vcpu);
     if (emu->op == COCO_EMU_OP_MEMORY_IMPORT && vcpu != 0)
-        return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_TD_STATE_FIRST,
-                           error,
-                           _("vCPU '%1$u' cannot go before vCPU 0, which "
-                             "carries the TD state"),
-                           vcpu);
+        return cocoEmuFail(
+            emu, status, -EPERM, COCO_EMU_ST_TD_STATE_FIRST, error,
+            _("vCPU '%1$u' cannot go before vCPU 0, which carries the TD state"),
+            vcpu);
     if (!buf || buflen < COCO_EMU_HEADER_SIZE + 8 + COCO_EMU_TAG_SIZE)
         return cocoEmuImportFail(
             emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
@@ -1869,8 +1843,7 @@ cocoEmuAbortSource(CocoEmu *emu, const uint8_t *buf, size_t buflen,
         if (buflen == 0)
             return cocoEmuFail(
                 emu, status, -EPERM, COCO_EMU_ST_ABORT_TOKEN_REQUIRED, error,
-                _("the start token was sent: the source may resume only with "
-                  "the destination's abort token"));
+                _("the start token was sent: the source may resume only with the destination's abort token"));
         if (buflen != COCO_EMU_TOKEN_SIZE)
             return cocoEmuFail(emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD,
                                error, _("a token is %1$d bytes, not %2$zu"),

@@ -55,7 +55,7 @@
  *
  * Sizes: tokens are COCO_EMU_TOKEN_SIZE bytes, PREPARE messages at most
  * COCO_EMU_PREPARE_MSG_MAX, SETUP at most COCO_EMU_SETUP_BUNDLE_SIZE, a vCPU
- * bundle at most COCO_EMU_VCPU_BUNDLE_MAX. A too-small buffer gives -EINVAL,
+ * bundle at most COCO_EMU_VCPU_BUNDLE_MAX. A too-small buffer gives -ENOBUFS,
  * COCO_ERROR_FW_BUFFER and status->needed.
  *
  * Thread safety: every call on one CocoFirmware is serialised by a mutex,

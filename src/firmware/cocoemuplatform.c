@@ -147,10 +147,10 @@ cocoEmuPlatformLoad(const char *path, bool create, GError **error)
     if (seed64)
         seed = g_base64_decode(seed64, &seedlen);
     if (!seed || seedlen != COCO_CRYPTO_ED25519_KEY_LEN) {
-        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                     _("platform file '%1$s' has no valid 'identity-key' "
-                       "(base64 of 32 bytes)"),
-                     path);
+        cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("platform file '%1$s' has no valid 'identity-key' (base64 of 32 bytes)"),
+            path);
         return NULL;
     }
     p = cocoEmuPlatformFromSeed(seed, error);
@@ -168,10 +168,10 @@ cocoEmuPlatformLoad(const char *path, bool create, GError **error)
                                   cocoEmuSvnKeys[i], &err);
         if (err || v > COCO_EMU_SVN_MAX) {
             g_clear_error(&err);
-            cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                         _("platform file '%1$s': '%2$s' must be a number from "
-                           "0 to 65535"),
-                         path, cocoEmuSvnKeys[i]);
+            cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("platform file '%1$s': '%2$s' must be a number from 0 to 65535"),
+                path, cocoEmuSvnKeys[i]);
             return NULL;
         }
         p->svn[i] = v;

@@ -7,6 +7,9 @@
 #include "virt/cocovirt.h"
 #include "libvirt-coco/coco-migration-def.h"
 
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
 static void
 cocoVirErrorFunc(void *opaque G_GNUC_UNUSED, virErrorPtr err G_GNUC_UNUSED)
 {
@@ -47,6 +50,7 @@ cocoVirLookupDomain(virConnectPtr conn, const char *name, GError **error)
     virDomainPtr dom = NULL;
     guint64 id = 0;
     virErrorPtr err;
+    g_autofree char *msg = NULL;
 
     if (g_ascii_string_to_unsigned(name, 10, 0, G_MAXINT, &id, NULL))
         dom = virDomainLookupByID(conn, (int)id);
@@ -62,10 +66,83 @@ cocoVirLookupDomain(virConnectPtr conn, const char *name, GError **error)
         cocoVirSetError(error, _("failed to look up the domain"));
         return NULL;
     }
+    /* Keep libvirt's code, but name the domain the user asked for. */
+    msg = g_strdup_printf(
+        _("failed to get domain '%1$s': no domain with a matching name, UUID or id"),
+        name);
+    cocoErrorSetLibvirt(error, VIR_ERR_NO_DOMAIN,
+                        err ? err->domain : VIR_FROM_DOM, msg);
     virResetLastError();
-    cocoErrorSet(error, COCO_ERROR_LIBVIRT, _("failed to get domain '%1$s'"),
-                 name);
     return NULL;
+}
+
+/*
+ * libvirt's metadata API takes and returns the element without namespace
+ * declarations: virDomainSetMetadata() puts every element of the given tree
+ * into the namespace named by its key and URI, and virDomainGetMetadata()
+ * strips it again. Above this file the element always carries its
+ * namespace, so convert at the boundary.
+ */
+static void
+cocoVirSetTreeNs(xmlNodePtr node, xmlNsPtr ns)
+{
+    xmlNodePtr n;
+
+    for (n = node; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        xmlSetNs(n, ns);
+        cocoVirSetTreeNs(n->children, ns);
+    }
+}
+
+/* Re-serialise @xml with every element in our namespace (@withNs) or in
+ * none (!@withNs). */
+static char *
+cocoVirConvertNs(const char *xml, bool withNs, GError **error)
+{
+    xmlDocPtr doc;
+    xmlNodePtr root;
+    xmlNodePtr copy;
+    xmlDocPtr out;
+    xmlBufferPtr buf;
+    char *ret = NULL;
+
+    doc = xmlReadMemory(xml, (int)strlen(xml), "metadata.xml", NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR |
+                            XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS);
+    if (!doc || !(root = xmlDocGetRootElement(doc))) {
+        cocoErrorSet(
+            error, COCO_ERROR_XML_MALFORMED,
+            _("the confidential-migration element is not well-formed XML"));
+        xmlFreeDoc(doc);
+        return NULL;
+    }
+
+    /* A fresh document, so that no stale namespace declaration survives. */
+    out = xmlNewDoc(BAD_CAST "1.0");
+    copy = xmlDocCopyNode(root, out, 1);
+    xmlDocSetRootElement(out, copy);
+    if (withNs) {
+        xmlNsPtr ns = xmlNewNs(copy, BAD_CAST COCO_MIGRATION_NAMESPACE_URI,
+                               BAD_CAST COCO_MIGRATION_NAMESPACE_PREFIX);
+
+        cocoVirSetTreeNs(copy, ns);
+    } else {
+        xmlNsPtr defs = copy->nsDef;
+
+        cocoVirSetTreeNs(copy, NULL);
+        copy->nsDef = NULL;
+        xmlFreeNsList(defs);
+    }
+
+    buf = xmlBufferCreate();
+    xmlNodeDump(buf, out, copy, 0, 1);
+    ret = g_strdup((const char *)xmlBufferContent(buf));
+    xmlBufferFree(buf);
+    xmlFreeDoc(out);
+    xmlFreeDoc(doc);
+    return ret;
 }
 
 int
@@ -73,6 +150,7 @@ cocoVirGetMetadata(virDomainPtr dom, unsigned int flags, char **xml,
                    GError **error)
 {
     char *ret;
+    char *converted;
 
     *xml = NULL;
     ret = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
@@ -87,8 +165,11 @@ cocoVirGetMetadata(virDomainPtr dom, unsigned int flags, char **xml,
         return cocoVirSetError(error,
                                _("failed to read the domain's metadata"));
     }
-    *xml = g_strdup(ret);
+    converted = cocoVirConvertNs(ret, true, error);
     free(ret);
+    if (!converted)
+        return -1;
+    *xml = converted;
     return 0;
 }
 
@@ -96,8 +177,12 @@ int
 cocoVirSetMetadata(virDomainPtr dom, const char *xml, unsigned int flags,
                    GError **error)
 {
-    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml,
-                             xml ? COCO_MIGRATION_NAMESPACE_PREFIX : NULL,
+    g_autofree char *bare = NULL;
+
+    if (xml && !(bare = cocoVirConvertNs(xml, false, error)))
+        return -1;
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, bare,
+                             bare ? COCO_MIGRATION_NAMESPACE_PREFIX : NULL,
                              COCO_MIGRATION_NAMESPACE_URI, flags) < 0)
         return cocoVirSetError(error,
                                _("failed to write the domain's metadata"));

@@ -1,0 +1,43 @@
+/*
+ * cocovfiopolicy.h: refusing VFIO + 64-bit vIOMMU on unfixed host kernels
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Used by the libvirt hook before a domain starts or a migration arrives.
+ */
+
+#pragma once
+
+#include "internal.h"
+#include "libvirt-coco/coco-vfio.h"
+#include "libvirt-coco/coco-migration-def.h"
+
+typedef struct {
+    size_t
+        nhostdevs; /* VFIO host devices (hostdev pci/mdev, interface hostdev) */
+    char *first_hostdev; /* e.g. "0000:03:00.0", or NULL */
+    char *iommu_model; /* <iommu model=...>, or NULL without a vIOMMU */
+    unsigned int aw_bits; /* <driver aw_bits=...>, 0 when not set */
+    bool wide_iova; /* the vIOMMU lets the guest use IOVAs up to 2^64-1 */
+    bool unsafe; /* hostdevs + wide vIOMMU + host kernel without the fix */
+    bool overridden; /* unsafe but allowed by allowUnsafeIommu='yes' */
+} CocoVfioPolicyResult;
+
+void cocoVfioPolicyResultClear(CocoVfioPolicyResult *result);
+
+/*
+ * cocoVfioPolicyCheckDomain:
+ * @domain_xml: a libvirt domain XML document
+ * @def: the domain's parsed <coco:migration>, or NULL
+ * @host_fix: the host kernel's fix status (cocoVfioContainerGetFixStatus(),
+ *            or COCO_VFIO_FIX_UNKNOWN when it could not be probed)
+ * @result: (optional): what was found
+ * Refuses (COCO_ERROR_VFIO_UNSAFE) a domain with VFIO host devices behind a
+ * vIOMMU exposing 64-bit IOVAs (model 'amd', or 'virtio' without an
+ * aw_bits limit below 64) on a host kernel without the fix, unless @def
+ * sets allowUnsafeIommu='yes'. Malformed XML gives COCO_ERROR_XML_*.
+ */
+int cocoVfioPolicyCheckDomain(const char *domain_xml,
+                              const CocoMigrationDef *def,
+                              CocoVfioFixStatus host_fix,
+                              CocoVfioPolicyResult *result, GError **error);

@@ -1,0 +1,355 @@
+/*
+ * virtcocotest.c: the virt-coco command line, run as a user would run it
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Every case runs the built binary ($VIRT_COCO) and checks its exit code,
+ * that errors are one line "error: ..." on stderr, and the JSON on stdout.
+ * libvirt is reached through its real test driver, with a node file from
+ * tests/virtcocodata/ (each run of the tool sees it afresh).
+ */
+
+#include "internal.h"
+
+#include <json-glib/json-glib.h>
+
+typedef struct {
+    int status;
+    char *out;
+    char *err;
+} TestRun;
+
+static void
+testRunClear(TestRun *run)
+{
+    g_free(run->out);
+    g_free(run->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TestRun, testRunClear)
+
+static char *
+testData(const char *name)
+{
+    return g_build_filename(g_getenv("abs_srcdir"), "virtcocodata", name, NULL);
+}
+
+static char *
+testNodeUri(void)
+{
+    g_autofree char *node = testData("testnode.xml");
+
+    return g_strdup_printf("test://%s", node);
+}
+
+/* Run virt-coco with the NULL-terminated arguments. */
+static void
+testRun(TestRun *run, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    const char *arg;
+    va_list ap;
+    int wait = 0;
+
+    g_ptr_array_add(argv, (gpointer)g_getenv("VIRT_COCO"));
+    va_start(ap, run);
+    while ((arg = va_arg(ap, const char *)))
+        g_ptr_array_add(argv, (gpointer)arg);
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL,
+                               G_SPAWN_DEFAULT, NULL, NULL, &run->out,
+                               &run->err, &wait, &err));
+    g_assert_no_error(err);
+    g_assert_true(WIFEXITED(wait));
+    run->status = WEXITSTATUS(wait);
+    g_test_message("exit %d\nstdout: %s\nstderr: %s", run->status, run->out,
+                   run->err);
+}
+
+/* A failed run prints exactly one line, "error: ...", on stderr. */
+static void
+testAssertOneLineError(const TestRun *run, const char *needle)
+{
+    const char *nl = strchr(run->err, '\n');
+
+    g_assert_true(g_str_has_prefix(run->err, "error: "));
+    g_assert_nonnull(nl);
+    g_assert_cmpstr(nl + 1, ==, "");
+    if (needle)
+        g_assert_nonnull(strstr(run->err, needle));
+}
+
+static JsonObject *
+testParseJson(JsonParser *parser, const char *text)
+{
+    g_autoptr(GError) err = NULL;
+    JsonNode *root;
+
+    g_assert_true(json_parser_load_from_data(parser, text, -1, &err));
+    g_assert_no_error(err);
+    root = json_parser_get_root(parser);
+    g_assert_true(JSON_NODE_HOLDS_OBJECT(root));
+    return json_node_get_object(root);
+}
+
+static void
+testVersion(void)
+{
+    g_auto(TestRun) run = {0};
+
+    testRun(&run, "--version", NULL);
+    g_assert_cmpint(run.status, ==, 0);
+    g_assert_cmpstr(run.out, ==, PACKAGE_VERSION "\n");
+}
+
+static void
+testUsage(void)
+{
+    g_auto(TestRun) none = {0};
+    g_auto(TestRun) unknown = {0};
+    g_auto(TestRun) badopt = {0};
+    g_auto(TestRun) help = {0};
+    g_auto(TestRun) extra = {0};
+
+    testRun(&none, NULL);
+    g_assert_cmpint(none.status, ==, 2);
+    g_assert_nonnull(strstr(none.err, "error: no command given\n"));
+
+    testRun(&unknown, "frobnicate", NULL);
+    g_assert_cmpint(unknown.status, ==, 2);
+    testAssertOneLineError(&unknown, "'frobnicate'");
+
+    testRun(&badopt, "--frob", "help", NULL);
+    g_assert_cmpint(badopt.status, ==, 2);
+    testAssertOneLineError(&badopt, "'--frob'");
+
+    testRun(&help, "help", "validate", NULL);
+    g_assert_cmpint(help.status, ==, 0);
+    g_assert_nonnull(strstr(help.out, "virt-coco validate"));
+
+    testRun(&extra, "validate", "a.xml", "b.xml", NULL);
+    g_assert_cmpint(extra.status, ==, 2);
+    testAssertOneLineError(&extra, NULL);
+}
+
+static void
+testValidateExample(void)
+{
+    g_auto(TestRun) run = {0};
+    g_autofree char *path = g_build_filename(
+        g_getenv("abs_top_srcdir"), "docs", "examples", "tdx-domain.xml", NULL);
+
+    testRun(&run, "validate", path, NULL);
+    g_assert_cmpint(run.status, ==, 0);
+    g_assert_nonnull(strstr(run.out, "valid confidential-migration settings "
+                                     "(tdx)"));
+    g_assert_cmpstr(run.err, ==, "");
+}
+
+static void
+testValidateJson(void)
+{
+    g_auto(TestRun) run = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autofree char *path = testData("element.xml");
+    JsonObject *obj;
+
+    testRun(&run, "--json", "validate", path, NULL);
+    g_assert_cmpint(run.status, ==, 0);
+    obj = testParseJson(parser, run.out);
+    g_assert_true(json_object_get_boolean_member(obj, "valid"));
+    g_assert_cmpstr(json_object_get_string_member(obj, "technology"), ==,
+                    "tdx");
+}
+
+static void
+testValidateRejects(void)
+{
+    static const struct {
+        const char *file;
+        const char *nick;
+        const char *needle;
+    } cases[] = {
+        {"element-badstreams.xml", NULL, "513"},
+        {"malformed.xml", "xml-malformed", NULL},
+        {"domain-notmigratable.xml", "config-conflict", NULL},
+        {"no-such-file.xml", "system", "no-such-file.xml"},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_auto(TestRun) run = {0};
+        g_auto(TestRun) jrun = {0};
+        g_autoptr(JsonParser) parser = json_parser_new();
+        g_autofree char *path = testData(cases[i].file);
+        JsonObject *err;
+
+        testRun(&run, "validate", path, NULL);
+        g_assert_cmpint(run.status, ==, 1);
+        g_assert_cmpstr(run.out, ==, "");
+        testAssertOneLineError(&run, cases[i].needle);
+
+        testRun(&jrun, "validate", "--json", path, NULL);
+        g_assert_cmpint(jrun.status, ==, 1);
+        err = json_object_get_object_member(testParseJson(parser, jrun.out),
+                                            "error");
+        g_assert_nonnull(err);
+        if (cases[i].nick)
+            g_assert_cmpstr(json_object_get_string_member(err, "code"), ==,
+                            cases[i].nick);
+        g_assert_nonnull(json_object_get_string_member(err, "message"));
+    }
+}
+
+static void
+testMetadataGet(void)
+{
+    g_autofree char *uri = testNodeUri();
+    g_auto(TestRun) run = {0};
+    g_auto(TestRun) plain = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *obj;
+
+    testRun(&run, "-c", uri, "metadata", "configured", NULL);
+    g_assert_cmpint(run.status, ==, 0);
+    g_assert_true(g_str_has_prefix(run.out, "<coco:migration xmlns:coco="));
+    g_assert_nonnull(strstr(run.out, "technology=\"sev\""));
+
+    /* Absent metadata reads as "not configured", not as an error. */
+    testRun(&plain, "-c", uri, "--json", "metadata", "plain", NULL);
+    g_assert_cmpint(plain.status, ==, 0);
+    obj = testParseJson(parser, plain.out);
+    g_assert_false(json_object_get_boolean_member(obj, "configured"));
+}
+
+static void
+testMetadataSet(void)
+{
+    g_autofree char *uri = testNodeUri();
+    g_autofree char *good = testData("element.xml");
+    g_autofree char *bad = testData("element-badstreams.xml");
+    g_auto(TestRun) run = {0};
+    g_auto(TestRun) rej = {0};
+    g_auto(TestRun) both = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *obj;
+
+    testRun(&run, "-c", uri, "--json", "metadata", "plain", "--set", good,
+            "--live", NULL);
+    g_assert_cmpint(run.status, ==, 0);
+    obj = testParseJson(parser, run.out);
+    g_assert_cmpstr(json_object_get_string_member(obj, "action"), ==, "set");
+    g_assert_nonnull(
+        strstr(json_object_get_string_member(obj, "xml"), "forward=\"8\""));
+
+    /* A rejected element never reaches libvirt. */
+    testRun(&rej, "-c", uri, "metadata", "plain", "--set", bad, NULL);
+    g_assert_cmpint(rej.status, ==, 1);
+    testAssertOneLineError(&rej, NULL);
+
+    testRun(&both, "-c", uri, "metadata", "plain", "--set", good, "--remove",
+            NULL);
+    g_assert_cmpint(both.status, ==, 2);
+    testAssertOneLineError(&both, "mutually exclusive");
+}
+
+static void
+testMetadataNoDomain(void)
+{
+    g_autofree char *uri = testNodeUri();
+    g_auto(TestRun) run = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *err;
+
+    testRun(&run, "-c", uri, "--json", "metadata", "ghost", NULL);
+    g_assert_cmpint(run.status, ==, 1);
+    testAssertOneLineError(&run, "'ghost'");
+    err =
+        json_object_get_object_member(testParseJson(parser, run.out), "error");
+    g_assert_cmpstr(json_object_get_string_member(err, "code"), ==, "libvirt");
+    /* libvirt's own code is kept: VIR_ERR_NO_DOMAIN. */
+    g_assert_cmpint(json_object_get_int_member(err, "libvirt_code"), ==, 42);
+}
+
+static void
+testValidateDomain(void)
+{
+    g_autofree char *uri = testNodeUri();
+    g_auto(TestRun) run = {0};
+    g_auto(TestRun) plain = {0};
+
+    testRun(&run, "-c", uri, "validate", "--domain", "configured", NULL);
+    g_assert_cmpint(run.status, ==, 0);
+    g_assert_nonnull(strstr(run.out, "(sev)"));
+
+    testRun(&plain, "-c", uri, "--json", "validate", "--domain", "plain", NULL);
+    g_assert_cmpint(plain.status, ==, 1);
+    g_assert_nonnull(strstr(plain.out, "\"not-configured\""));
+}
+
+static void
+testCapabilities(void)
+{
+    g_autofree char *pf = testData("platform.conf");
+    g_auto(TestRun) text = {0};
+    g_auto(TestRun) json = {0};
+    g_auto(TestRun) kvm = {0};
+    g_auto(TestRun) bad = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *obj;
+    JsonObject *emu;
+    JsonObject *ioctls;
+
+    testRun(&text, "capabilities", "--platform", pf, NULL);
+    g_assert_cmpint(text.status, ==, 0);
+    g_assert_nonnull(strstr(text.out, "KVM_MIGRATE_CMD"));
+
+    testRun(&json, "--json", "capabilities", "--platform", pf, NULL);
+    g_assert_cmpint(json.status, ==, 0);
+    obj = testParseJson(parser, json.out);
+    g_assert_cmpstr(json_object_get_string_member(obj, "backend"), ==,
+                    "emulated");
+    ioctls = json_object_get_object_member(
+        json_object_get_object_member(obj, "kvm"), "ioctls");
+    /* _IOWR(KVMIO, 0xf0, struct kvm_migrate_cmd): the provisional number. */
+    g_assert_cmpstr(json_object_get_string_member(ioctls, "KVM_MIGRATE_CMD"),
+                    ==, "0xc018aef0");
+    emu = json_object_get_object_member(obj, "emulated");
+    /* SHA-256 of the Ed25519 public key of seed 07..07, computed
+     * independently with "openssl pkey -pubout" and sha256sum. */
+    g_assert_cmpstr(
+        json_object_get_string_member(emu, "platform_id"), ==,
+        "fe812c12f3ab4ce6ac5db69ac352f906cb1b11ef43fb33e252ef7ff552263889");
+    g_assert_cmpint(json_object_get_int_member(
+                        json_object_get_object_member(emu, "tcb"), "module"),
+                    ==, 3);
+
+    /* No kernel implements the RFC: the kvm backend is refused clearly. */
+    testRun(&kvm, "capabilities", "--backend", "kvm", NULL);
+    g_assert_cmpint(kvm.status, ==, 1);
+    testAssertOneLineError(&kvm, "kvm firmware backend is not usable");
+
+    testRun(&bad, "capabilities", "--backend", "sgx", NULL);
+    g_assert_cmpint(bad.status, ==, 2);
+    testAssertOneLineError(&bad, "'sgx'");
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_assert_nonnull(g_getenv("VIRT_COCO"));
+    g_test_add_func("/virt-coco/version", testVersion);
+    g_test_add_func("/virt-coco/usage", testUsage);
+    g_test_add_func("/virt-coco/validate/example", testValidateExample);
+    g_test_add_func("/virt-coco/validate/json", testValidateJson);
+    g_test_add_func("/virt-coco/validate/rejects", testValidateRejects);
+    g_test_add_func("/virt-coco/validate/domain", testValidateDomain);
+    g_test_add_func("/virt-coco/metadata/get", testMetadataGet);
+    g_test_add_func("/virt-coco/metadata/set", testMetadataSet);
+    g_test_add_func("/virt-coco/metadata/no-domain", testMetadataNoDomain);
+    g_test_add_func("/virt-coco/capabilities", testCapabilities);
+    return g_test_run();
+}
