@@ -614,6 +614,10 @@ cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
         if (src->npages % 64)
             src->pending[src->nwords - 1] = (1ULL << (src->npages % 64)) - 1;
     } else {
+        GError *err = NULL;
+
+        if (cocoDirtySourceRefresh(src->dirty, &err) < 0)
+            return cocoSourceFailWith(src, err, error);
         if (cocoSourceTakeRetries(src, error) < 0 ||
             cocoSourceRunJob(src, COCO_SOURCE_JOB_SCAN, error) < 0)
             return -1;
