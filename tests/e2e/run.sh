@@ -276,12 +276,23 @@ scenario "destroy: relay exits with QEMU" s_destroy
 
 T_SCEN=$(since "$T_START")
 trap - EXIT
+created=$(cat "$LAB/created" 2>/dev/null)
 "$E2E_DIR/hosts-down.sh"
-for H in $HOSTS; do :; done
+# Nothing may be left: namespaces, veth, mounts, directories, processes.
 leftover=""
 ip netns list 2>/dev/null | grep -q "^$NETNS_PREFIX" && leftover="$leftover netns"
+ip link show "${NETNS_PREFIX}A0" >/dev/null 2>&1 && leftover="$leftover veth"
 [ -e "$LAB" ] && leftover="$leftover $LAB"
 mount | grep -q "$LAB" && leftover="$leftover mounts"
+for d in $created; do
+    [ -e "$d" ] && leftover="$leftover $d"
+done
+for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = $$ ] && continue
+    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -e "$LAB" -e ramagent.py; then
+        leftover="$leftover pid:${p#/proc/}"
+    fi
+done
 echo "$RESULTS"
 echo "lab: $PASSED passed, $FAILED failed; hosts up after $T_UP s, scenarios done at $T_SCEN s, total $(since "$T_START") s"
 [ -z "$leftover" ] || { echo "FAIL: left behind:$leftover"; exit 1; }
