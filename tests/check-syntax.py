@@ -62,8 +62,10 @@ def check_clang_format(top):
     return 1 if bad else 0
 
 
-MSG_RE = re.compile(r'\bN?_\(\s*"((?:[^"\\]|\\.)*)"(\s*")?', re.S)
-DIRECTIVE_RE = re.compile(r'%(?!%)(\d+\$)?[-#0 +\']*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t|L)?[diouxXscpfeEgG]')
+# A message: one literal, or literals joined only by <inttypes.h> PRI
+# macros (xgettext understands those).
+MSG_RE = re.compile(r'\bN?_\(\s*"((?:[^"\\]|\\.)*(?:"\s*PRI[a-zA-Z0-9]+\s*"(?:[^"\\]|\\.)*)*)"(\s*")?', re.S)
+DIRECTIVE_RE = re.compile(r'%(?!%)(\d+\$)?[-#0 +\']*\d*(?:\.\d+)?(?:"\s*PRI[a-zA-Z0-9]+\s*"|(?:hh|h|ll|l|z|j|t|L)?[diouxXscpfeEgG])')
 
 
 def check_messages(top):
@@ -75,7 +77,7 @@ def check_messages(top):
             where = "%s:%d" % (rel(top, f), line)
             if m.group(2):
                 bad.append("%s: message split into pieces" % where)
-            for d in DIRECTIVE_RE.finditer(m.group(1)):
+            for d in DIRECTIVE_RE.finditer(m.group(1).replace("%%", "")):
                 if not d.group(1):
                     bad.append("%s: use positional '%%1$s' arguments: %s"
                                % (where, m.group(1)))

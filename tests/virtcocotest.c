@@ -289,6 +289,53 @@ testValidateDomain(void)
     g_assert_nonnull(strstr(plain.out, "\"not-configured\""));
 }
 
+static void
+testCapabilities(void)
+{
+    g_autofree char *pf = testData("platform.conf");
+    g_auto(TestRun) text = {0};
+    g_auto(TestRun) json = {0};
+    g_auto(TestRun) kvm = {0};
+    g_auto(TestRun) bad = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *obj;
+    JsonObject *emu;
+    JsonObject *ioctls;
+
+    testRun(&text, "capabilities", "--platform", pf, NULL);
+    g_assert_cmpint(text.status, ==, 0);
+    g_assert_nonnull(strstr(text.out, "KVM_MIGRATE_CMD"));
+
+    testRun(&json, "--json", "capabilities", "--platform", pf, NULL);
+    g_assert_cmpint(json.status, ==, 0);
+    obj = testParseJson(parser, json.out);
+    g_assert_cmpstr(json_object_get_string_member(obj, "backend"), ==,
+                    "emulated");
+    ioctls = json_object_get_object_member(
+        json_object_get_object_member(obj, "kvm"), "ioctls");
+    /* _IOWR(KVMIO, 0xf0, struct kvm_migrate_cmd): the provisional number. */
+    g_assert_cmpstr(json_object_get_string_member(ioctls, "KVM_MIGRATE_CMD"),
+                    ==, "0xc018aef0");
+    emu = json_object_get_object_member(obj, "emulated");
+    /* SHA-256 of the Ed25519 public key of seed 07..07, computed
+     * independently with "openssl pkey -pubout" and sha256sum. */
+    g_assert_cmpstr(
+        json_object_get_string_member(emu, "platform_id"), ==,
+        "fe812c12f3ab4ce6ac5db69ac352f906cb1b11ef43fb33e252ef7ff552263889");
+    g_assert_cmpint(json_object_get_int_member(
+                        json_object_get_object_member(emu, "tcb"), "module"),
+                    ==, 3);
+
+    /* No kernel implements the RFC: the kvm backend is refused clearly. */
+    testRun(&kvm, "capabilities", "--backend", "kvm", NULL);
+    g_assert_cmpint(kvm.status, ==, 1);
+    testAssertOneLineError(&kvm, "kvm firmware backend is not usable");
+
+    testRun(&bad, "capabilities", "--backend", "sgx", NULL);
+    g_assert_cmpint(bad.status, ==, 2);
+    testAssertOneLineError(&bad, "'sgx'");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -303,5 +350,6 @@ main(int argc, char **argv)
     g_test_add_func("/virt-coco/metadata/get", testMetadataGet);
     g_test_add_func("/virt-coco/metadata/set", testMetadataSet);
     g_test_add_func("/virt-coco/metadata/no-domain", testMetadataNoDomain);
+    g_test_add_func("/virt-coco/capabilities", testCapabilities);
     return g_test_run();
 }

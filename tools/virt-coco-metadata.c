@@ -23,9 +23,9 @@ cocoMetadataLoad(const char *path, virDomainPtr dom, GError **error)
                      path, ioerr->message);
         return NULL;
     }
-    if (cocoMigrationSchemaValidate(text, error) < 0 ||
-        !(def = cocoMigrationDefParseString(text, 0, error)) ||
-        cocoMigrationDefValidate(def, error) < 0)
+    if (!(def = cocoMigrationDefParseString(text, 0, error)) ||
+        cocoMigrationDefValidate(def, error) < 0 ||
+        cocoMigrationSchemaValidate(text, error) < 0)
         return NULL;
 
     /* The element must agree with the domain it goes into. */

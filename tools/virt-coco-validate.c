@@ -16,8 +16,8 @@
 
 typedef struct {
     const char *what; /* file name or domain name, for messages */
-    bool domain_schema; /* the whole domain passed libvirt's grammar */
-    bool domain_checked; /* whether libvirt's grammar was available */
+    bool domain_checked; /* the whole domain passed libvirt's grammar */
+    char *skip_reason; /* why libvirt's grammar was not applied */
 } CocoValidateReport;
 
 static void
@@ -175,23 +175,23 @@ cocoValidateText(const char *text, CocoValidateReport *report,
         goto cleanup;
     }
 
+    /* The C rules first: their messages name the element, attribute and
+     * value at fault. The grammar then gives its verdict too, so a file
+     * passes only when both accept it. */
     if (xmlStrEqual(root->name, BAD_CAST "domain") && !root->ns) {
-        /* A full domain: libvirt's grammar, then ours on our element. */
-        if (cocoValidateLibvirtDomain(doc, report, error) < 0)
-            goto cleanup;
-        if (!(def = cocoMigrationDefParseDomain(text, 0, error)))
+        if (cocoValidateLibvirtDomain(doc, report, error) < 0 ||
+            !(def = cocoMigrationDefParseDomain(text, 0, error)) ||
+            cocoMigrationDefValidate(def, error) < 0)
             goto cleanup;
         element = cocoValidateExtractElement(doc);
         if (element && cocoMigrationSchemaValidate(element, error) < 0)
             goto cleanup;
-        if (cocoMigrationDefValidate(def, error) < 0 ||
-            cocoMigrationDefValidateDomain(def, text, error) < 0)
+        if (cocoMigrationDefValidateDomain(def, text, error) < 0)
             goto cleanup;
     } else {
-        if (cocoMigrationSchemaValidate(text, error) < 0)
-            goto cleanup;
         if (!(def = cocoMigrationDefParseString(text, 0, error)) ||
-            cocoMigrationDefValidate(def, error) < 0)
+            cocoMigrationDefValidate(def, error) < 0 ||
+            cocoMigrationSchemaValidate(text, error) < 0)
             goto cleanup;
     }
     *defret = g_steal_pointer(&def);

@@ -15,11 +15,12 @@
 #include "vfio/cocovfiocheck.h"
 
 #include <stdio.h>
+#include <inttypes.h>
 
 static char *
 cocoVfioHex(uint64_t v)
 {
-    return g_strdup_printf("0x%" G_GINT64_MODIFIER "x", v);
+    return g_strdup_printf("0x%" PRIx64 "", v);
 }
 
 static JsonNode *
@@ -125,12 +126,11 @@ cocoVfioReportPrint(CocoCtl *ctl, const CocoVfioHostReport *r)
                     cocoVfioFixStatusTypeToString(r->fix));
         cocoCtlInfo(ctl, _("UNMAP_ALL:    %1$s"),
                     r->unmap_all ? _("yes") : _("no"));
-        cocoCtlInfo(ctl, _("Page size:    0x%1$" G_GINT64_MODIFIER "x"),
+        cocoCtlInfo(ctl, _("Page size:    0x%1$" PRIx64 ""),
                     r->info->page_size);
         for (i = 0; i < r->info->nranges; i++)
             cocoCtlInfo(ctl,
-                        _("IOVA range:   [0x%1$" G_GINT64_MODIFIER
-                          "x, 0x%2$" G_GINT64_MODIFIER "x]"),
+                        _("IOVA range:   [0x%1$" PRIx64 ", 0x%2$" PRIx64 "]"),
                         r->info->ranges[i].first, r->info->ranges[i].last);
     }
     cocoCtlInfo(ctl, _("Risk:         %1$s"),

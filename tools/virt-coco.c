@@ -20,6 +20,11 @@ static const CocoCmdDef cocoCommands[] = {
     {"metadata",
      N_("show, set or remove a domain's confidential-migration element"),
      N_("DOMAIN [--set FILE | --remove] [--live] [--config]"), cocoCmdMetadata},
+    {"capabilities",
+     N_("show the firmware backend, KVM probe, ioctl numbers and platform identity"),
+     N_("[--backend emulated|kvm] [--platform FILE]"), cocoCmdCapabilities},
+    {"vfio", N_("check the host's VFIO DMA-unmap safety"),
+     N_("check [--group N | --device BDF]"), cocoCmdVfio},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -51,7 +56,7 @@ cocoPrintUsage(FILE *out)
     fprintf(out, "  -h, --help          %s\n\n", _("print this help"));
     fprintf(out, "%s\n", _("Commands:"));
     for (cmd = cocoCommands; cmd->name; cmd++)
-        fprintf(out, "  %-10s %s\n", cmd->name, _(cmd->summary));
+        fprintf(out, "  %-13s %s\n", cmd->name, _(cmd->summary));
 }
 
 static int

@@ -17,6 +17,7 @@
 #include "util/cocoerror.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <json-glib/json-glib.h>
 
 typedef enum {
@@ -83,3 +84,4 @@ void cocoCtlInfo(CocoCtl *ctl, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 int cocoCmdValidate(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdMetadata(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdVfio(CocoCtl *ctl, int argc, char **argv);
+int cocoCmdCapabilities(CocoCtl *ctl, int argc, char **argv);

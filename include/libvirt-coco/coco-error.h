@@ -49,6 +49,7 @@ G_BEGIN_DECLS
  * @COCO_ERROR_XML_SCHEMA: the RelaxNG grammar rejected the document
  * @COCO_ERROR_CONFIG_CONFLICT: the coco element contradicts the domain
  * @COCO_ERROR_NOT_CONFIGURED: the domain has no confidential-migration element
+ * @COCO_ERROR_XML_ORDER: an element appears out of its required order
  * @COCO_ERROR_FW_STATE: firmware call not legal in the current state (-EPERM)
  * @COCO_ERROR_FW_INTEGRITY: bundle format or MAC check failed (-EBADMSG)
  * @COCO_ERROR_FW_SEQUENCE: replay, drop or reorder detected (-EPROTO)
@@ -94,6 +95,7 @@ typedef enum {
     COCO_ERROR_XML_SCHEMA = 108,
     COCO_ERROR_CONFIG_CONFLICT = 109,
     COCO_ERROR_NOT_CONFIGURED = 110,
+    COCO_ERROR_XML_ORDER = 111,
 
     /* 200..299: firmware (src/firmware) */
     COCO_ERROR_FW_STATE = 200,

@@ -232,10 +232,18 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoMigrationDef, cocoMigrationDefFree)
  * @flags: must be 0
  * @error: return location for a #GError
  *
- * Parses the element. Syntax faults (malformed XML, wrong namespace,
- * unknown or missing parts, repeated elements, bad numbers and enum values)
- * are reported here, the first one found. Semantic rules are checked by
- * cocoMigrationDefValidate(), which callers normally run next.
+ * Parses the element. Syntax faults are reported here, the first one found
+ * in document order, each with its own code: %COCO_ERROR_XML_MALFORMED (not
+ * well-formed, with the line; also any <!DOCTYPE>, which is refused before
+ * it is read), %COCO_ERROR_XML_NAMESPACE (wrong root element or namespace),
+ * %COCO_ERROR_XML_UNKNOWN (unknown element or attribute, or text),
+ * %COCO_ERROR_XML_MISSING, %COCO_ERROR_XML_DUPLICATE (a singleton element
+ * repeated), %COCO_ERROR_XML_ORDER (children out of the required order),
+ * %COCO_ERROR_XML_ENUM, %COCO_ERROR_XML_NUMBER (the message gives the range)
+ * and %COCO_ERROR_XML_FORMAT (hex digits). The parser never touches the
+ * network, expands no entities, loads no DTD and prints nothing. Semantic
+ * rules are checked by cocoMigrationDefValidate(), which callers normally
+ * run next.
  *
  * Returns: (transfer full): the definition, or %NULL with @error set. (Since: 0.1.0)
  */
@@ -264,10 +272,15 @@ CocoMigrationDef *cocoMigrationDefParseDomain(const char *domain_xml,
  * @flags: must be 0
  *
  * Formats @def as a standalone <coco:migration> element carrying its
- * namespace declaration, indented by two spaces, ending in a newline.
- * Parsing the result gives back an equal definition.
+ * namespace declaration, indented by two spaces, ending in a newline:
+ * numbers in decimal without leading zeros, hex digits in lower case,
+ * attributes in the order of the grammar. For a @def that passes
+ * cocoMigrationDefValidate(), parsing the result gives back an equal
+ * definition, and formatting a parsed canonical document gives it back
+ * byte for byte.
  *
- * Returns: (transfer full): the XML text. (Since: 0.1.0)
+ * Returns: (transfer full): the XML text, or %NULL when @flags is not 0 or
+ * @def holds a value outside its enumeration. (Since: 0.1.0)
  */
 char *cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags);
 
@@ -276,9 +289,14 @@ char *cocoMigrationDefFormat(const CocoMigrationDef *def, unsigned int flags);
  * @def: a parsed definition
  * @error: return location for a #GError
  *
- * Checks the rules that span several parts of the element (e.g. an agent
- * identity is required for TDX and SEV-SNP and not allowed for SEV; no
- * platform listed twice). Reports the first fault.
+ * Checks the rules that span several parts of the element, reporting the
+ * first fault: an agent identity is required for TDX and SEV-SNP and not
+ * allowed for SEV, nor is a minTcb of component 'agent'; allowUnsafeIommu
+ * 'yes' needs hostdev action 'detach' (all %COCO_ERROR_CONFIG_CONFLICT); no
+ * platform id and no minTcb component is listed twice
+ * (%COCO_ERROR_XML_DUPLICATE). For a definition built in code it also checks
+ * what the parser guarantees: <destinations> present and not empty, numbers
+ * and enumerations in range, platform names non-empty valid XML text.
  *
  * Returns: 0 when valid, -1 with @error set. (Since: 0.1.0)
  */
@@ -291,8 +309,12 @@ int cocoMigrationDefValidate(const CocoMigrationDef *def, GError **error);
  * @error: return location for a #GError
  *
  * Cross-checks @def against the domain: its <launchSecurity> type must
- * match the technology, and a TDX policy must have the migratable bit
- * (bit 29) set. A domain without <launchSecurity> passes.
+ * match the technology, a TDX policy must be present and have the
+ * migratable bit 29 (0x20000000) set, an SEV policy must not set NOSEND
+ * (bit 3) and an SEV-SNP policy must set MIGRATE_MA (bit 18); these give
+ * %COCO_ERROR_CONFIG_CONFLICT. A policy that is not a hexadecimal number
+ * (optional "0x") gives %COCO_ERROR_XML_FORMAT. A domain without
+ * <launchSecurity> passes.
  *
  * Returns: 0 when consistent, -1 with @error set. (Since: 0.1.0)
  */
@@ -305,9 +327,15 @@ int cocoMigrationDefValidateDomain(const CocoMigrationDef *def,
  * @error: return location for a #GError
  *
  * Validates @xml against the RelaxNG grammar (schemas/coco-migration.rng),
- * loaded from the installed schema directory or $COCO_SCHEMA_DIR.
+ * loaded from $COCO_SCHEMA_DIR when set, else from the installed schema
+ * directory. The grammar expresses every rule of cocoMigrationDefParseString()
+ * and cocoMigrationDefValidate() except uniqueness (a platform id or minTcb
+ * component listed twice). libxml2 prints nothing; the first message is kept.
  *
- * Returns: 0 when valid, -1 with @error set (%COCO_ERROR_XML_SCHEMA). (Since: 0.1.0)
+ * Returns: 0 when valid, -1 with @error set: %COCO_ERROR_XML_SCHEMA when the
+ * grammar rejects @xml, %COCO_ERROR_XML_MALFORMED when @xml is not
+ * well-formed, %COCO_ERROR_SYSTEM or %COCO_ERROR_INTERNAL when the grammar
+ * cannot be read or compiled. (Since: 0.1.0)
  */
 int cocoMigrationSchemaValidate(const char *xml, GError **error);
 

@@ -13,7 +13,8 @@
 
 #include <libvirt-coco/coco-version.h>
 #include <libvirt-coco/coco-error.h>
-/* #include <libvirt-coco/coco-migration-def.h> (src/conf) */
+#include <libvirt-coco/coco-kvm-uapi.h>
+#include <libvirt-coco/coco-migration-def.h>
 #include <libvirt-coco/coco-vfio.h>
 
 #undef LIBVIRT_COCO_H_INSIDE

@@ -13,7 +13,8 @@
  *  - returns 0 on success, or a negative errno exactly as the RFC ioctl
  *    would (-EPERM wrong state/order, -EBADMSG MAC/format, -EPROTO
  *    replay/drop/reorder, -EBUSY vCPUs running, -EAGAIN key not yet set,
- *    -EEXIST already exported, -EINVAL malformed or buffer too small,
+ *    -EEXIST already exported, -EINVAL malformed arguments, -ENOBUFS
+ *    buffer too small (status->needed says how big),
  *    -ENOTTY/-EOPNOTSUPP not supported); and then @error is set too, in the
  *    COCO_ERROR domain with the matching COCO_ERROR_FW_* code and a clear,
  *    translated message;

@@ -67,6 +67,7 @@ static const CocoErrorNick cocoErrorNicks[] = {
     {COCO_ERROR_XML_SCHEMA, "xml-schema"},
     {COCO_ERROR_CONFIG_CONFLICT, "config-conflict"},
     {COCO_ERROR_NOT_CONFIGURED, "not-configured"},
+    {COCO_ERROR_XML_ORDER, "xml-order"},
     {COCO_ERROR_FW_STATE, "fw-state"},
     {COCO_ERROR_FW_INTEGRITY, "fw-integrity"},
     {COCO_ERROR_FW_SEQUENCE, "fw-sequence"},

@@ -8,6 +8,7 @@
 #include "vfio/cocovfiouapi.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
+#include <inttypes.h>
 
 /* Sizes of the capability structures (header included), from the ABI. */
 #define COCO_VFIO_CAP_HEADER_SIZE 8
@@ -58,16 +59,14 @@ cocoVfioIommuInfoSetRanges(CocoVfioIommuInfo *info, const CocoVfioRange *ranges,
     for (i = 0; i < nranges; i++) {
         if (ranges[i].first > ranges[i].last)
             return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
-                                _("IOVA range %1$zu [0x%2$" G_GINT64_MODIFIER
-                                  "x, 0x%3$" G_GINT64_MODIFIER
-                                  "x] ends before it starts"),
+                                _("IOVA range %1$zu [0x%2$" PRIx64
+                                  ", 0x%3$" PRIx64 "] ends before it starts"),
                                 i, ranges[i].first, ranges[i].last);
         if (i > 0 && ranges[i].first <= ranges[i - 1].last)
-            return cocoErrorSet(
-                error, COCO_ERROR_VFIO_CAPS,
-                _("IOVA range %1$zu starting at 0x%2$" G_GINT64_MODIFIER
-                  "x overlaps or precedes the range before it"),
-                i, ranges[i].first);
+            return cocoErrorSet(error, COCO_ERROR_VFIO_CAPS,
+                                _("IOVA range %1$zu starting at 0x%2$" PRIx64
+                                  " overlaps or precedes the range before it"),
+                                i, ranges[i].first);
     }
     g_free(info->ranges);
     info->ranges = g_memdup2(ranges, nranges * sizeof(CocoVfioRange));

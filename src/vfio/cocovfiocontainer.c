@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <inttypes.h>
 
 #define COCO_U64_HALF (G_GUINT64_CONSTANT(1) << 63)
 
@@ -74,15 +75,13 @@ cocoVfioRangeFromSize(uint64_t iova, uint64_t size, CocoVfioRange *range,
     uint64_t last;
 
     if (size == 0)
-        return cocoErrorSet(error, COCO_ERROR_VFIO_RANGE,
-                            _("the IOVA range at 0x%1$" G_GINT64_MODIFIER
-                              "x has a size of zero"),
-                            iova);
+        return cocoErrorSet(
+            error, COCO_ERROR_VFIO_RANGE,
+            _("the IOVA range at 0x%1$" PRIx64 " has a size of zero"), iova);
     if (!cocoU64Add(iova, size - 1, &last))
         return cocoErrorSet(error, COCO_ERROR_VFIO_RANGE,
-                            _("the IOVA range at 0x%1$" G_GINT64_MODIFIER
-                              "x of size 0x%2$" G_GINT64_MODIFIER
-                              "x overflows past 2^64-1"),
+                            _("the IOVA range at 0x%1$" PRIx64
+                              " of size 0x%2$" PRIx64 " overflows past 2^64-1"),
                             iova, size);
     range->first = iova;
     range->last = last;
@@ -95,18 +94,15 @@ cocoVfioCheckRange(CocoVfioContainer *c, uint64_t first, uint64_t last,
 {
     if (first > last)
         return cocoErrorSet(error, COCO_ERROR_VFIO_RANGE,
-                            _("the IOVA range [0x%1$" G_GINT64_MODIFIER
-                              "x, 0x%2$" G_GINT64_MODIFIER
-                              "x] ends before it starts"),
+                            _("the IOVA range [0x%1$" PRIx64 ", 0x%2$" PRIx64
+                              "] ends before it starts"),
                             first, last);
     if ((first & (c->pgsize - 1)) != 0 ||
         (last & (c->pgsize - 1)) != c->pgsize - 1)
         return cocoErrorSet(
             error, COCO_ERROR_VFIO_RANGE,
-            _("the IOVA range [0x%1$" G_GINT64_MODIFIER
-              "x, 0x%2$" G_GINT64_MODIFIER
-              "x] is not aligned to the IOMMU page size 0x%3$" G_GINT64_MODIFIER
-              "x"),
+            _("the IOVA range [0x%1$" PRIx64 ", 0x%2$" PRIx64
+              "] is not aligned to the IOMMU page size 0x%3$" PRIx64 ""),
             first, last, c->pgsize);
     return 0;
 }
@@ -128,9 +124,8 @@ cocoVfioLeakReport(CocoVfioContainer *c, GError **error)
     for (i = 0; i < c->leaks->len && i < COCO_VFIO_LEAKS_NAMED; i++) {
         const CocoVfioRange *r = &g_array_index(c->leaks, CocoVfioRange, i);
 
-        g_string_append_printf(
-            list, "%s[0x%" G_GINT64_MODIFIER "x, 0x%" G_GINT64_MODIFIER "x]",
-            i ? ", " : "", r->first, r->last);
+        g_string_append_printf(list, "%s[0x%" PRIx64 ", 0x%" PRIx64 "]",
+                               i ? ", " : "", r->first, r->last);
     }
     if (c->leaks->len > COCO_VFIO_LEAKS_NAMED)
         g_string_append_printf(list, ", +%u",
@@ -228,9 +223,8 @@ cocoVfioUnmapEach(CocoVfioContainer *c, uint64_t first, uint64_t last,
             if (!cocoU64Add(zero_bytes, size, &zero_bytes))
                 zero_sum_ok = false;
         } else {
-            g_debug("exact unmap of [0x%" G_GINT64_MODIFIER
-                    "x, 0x%" G_GINT64_MODIFIER
-                    "x]: rc=%d out=0x%" G_GINT64_MODIFIER "x",
+            g_debug("exact unmap of [0x%" PRIx64 ", 0x%" PRIx64
+                    "]: rc=%d out=0x%" PRIx64 "",
                     m->first, m->last, rc, out);
             cocoVfioLeakAdd(c, m);
         }
@@ -247,9 +241,9 @@ cocoVfioUnmapEach(CocoVfioContainer *c, uint64_t first, uint64_t last,
     }
     for (i = 0; i < zeros->len; i++)
         cocoVfioLeakAdd(c, &g_array_index(zeros, CocoVfioMapping, i));
-    g_debug("unmap shortfall: %" G_GINT64_MODIFIER
-            "u bytes removed by the range request, %" G_GINT64_MODIFIER
-            "u bytes unconfirmed",
+    g_debug("unmap shortfall: %" PRIu64
+            " bytes removed by the range request, %" PRIu64
+            " bytes unconfirmed",
             bulk_out, zero_bytes);
 }
 
@@ -283,8 +277,8 @@ cocoVfioUnmapSegment(CocoVfioContainer *c, uint64_t first, uint64_t last,
     if (rc < 0)
         return cocoErrorSet(
             error, COCO_ERROR_VFIO_KERNEL,
-            _("the kernel refused to unmap IOVA range [0x%1$" G_GINT64_MODIFIER
-              "x, 0x%2$" G_GINT64_MODIFIER "x]: %3$s"),
+            _("the kernel refused to unmap IOVA range [0x%1$" PRIx64
+              ", 0x%2$" PRIx64 "]: %3$s"),
             first, last, g_strerror(-rc));
     if (out == expected) {
         cocoVfioShadowRemoveIn(c->shadow, first, last);
@@ -303,10 +297,9 @@ cocoVfioUnmapSegment(CocoVfioContainer *c, uint64_t first, uint64_t last,
         return 0;
     return cocoErrorSet(
         error, COCO_ERROR_VFIO_KERNEL,
-        _("the kernel unmapped 0x%1$" G_GINT64_MODIFIER
-          "x bytes in [0x%2$" G_GINT64_MODIFIER "x, 0x%3$" G_GINT64_MODIFIER
-          "x] but only 0x%4$" G_GINT64_MODIFIER
-          "x were mapped through this container; without the Linux 6.18 fix the pages of the unknown mapping may stay pinned"),
+        _("the kernel unmapped 0x%1$" PRIx64 " bytes in [0x%2$" PRIx64
+          ", 0x%3$" PRIx64 "] but only 0x%4$" PRIx64
+          " were mapped through this container; without the Linux 6.18 fix the pages of the unknown mapping may stay pinned"),
         out, first, last, expected);
 }
 
@@ -323,12 +316,11 @@ cocoVfioContainerUnmap(CocoVfioContainer *c, uint64_t first, uint64_t last,
     if (cocoVfioCheckRange(c, first, last, error) < 0)
         return -1;
     if ((split = cocoVfioShadowFindSplit(c->shadow, first, last)))
-        return cocoErrorSet(
-            error, COCO_ERROR_VFIO_RANGE,
-            _("unmapping [0x%1$" G_GINT64_MODIFIER "x, 0x%2$" G_GINT64_MODIFIER
-              "x] would split the DMA mapping [0x%3$" G_GINT64_MODIFIER
-              "x, 0x%4$" G_GINT64_MODIFIER "x]"),
-            first, last, split->first, split->last);
+        return cocoErrorSet(error, COCO_ERROR_VFIO_RANGE,
+                            _("unmapping [0x%1$" PRIx64 ", 0x%2$" PRIx64
+                              "] would split the DMA mapping [0x%3$" PRIx64
+                              ", 0x%4$" PRIx64 "]"),
+                            first, last, split->first, split->last);
     g_array_set_size(c->leaks, 0);
 
     if (c->backend == COCO_VFIO_BACKEND_IOMMUFD) {
@@ -415,13 +407,11 @@ cocoVfioCheckNewMapping(CocoVfioContainer *c, uint64_t first, uint64_t last,
             error, COCO_ERROR_VFIO_RANGE,
             _("a DMA mapping cannot cover the whole 64-bit IOVA space"));
     if ((m = cocoVfioShadowFindOverlap(c->shadow, first, last)))
-        return cocoErrorSet(
-            error, COCO_ERROR_VFIO_RANGE,
-            _("the IOVA range [0x%1$" G_GINT64_MODIFIER
-              "x, 0x%2$" G_GINT64_MODIFIER
-              "x] overlaps the DMA mapping [0x%3$" G_GINT64_MODIFIER
-              "x, 0x%4$" G_GINT64_MODIFIER "x]"),
-            first, last, m->first, m->last);
+        return cocoErrorSet(error, COCO_ERROR_VFIO_RANGE,
+                            _("the IOVA range [0x%1$" PRIx64 ", 0x%2$" PRIx64
+                              "] overlaps the DMA mapping [0x%3$" PRIx64
+                              ", 0x%4$" PRIx64 "]"),
+                            first, last, m->first, m->last);
     return 0;
 }
 
@@ -442,17 +432,15 @@ cocoVfioContainerMap(CocoVfioContainer *c, void *vaddr, uint64_t first,
     if (last == G_MAXUINT64 && !cocoVfioIsFixed(c))
         return cocoErrorSet(
             error, COCO_ERROR_VFIO_UNSAFE,
-            _("refusing to map [0x%1$" G_GINT64_MODIFIER
-              "x, 0x%2$" G_GINT64_MODIFIER
-              "x]: its last byte is 2^64-1 and this kernel lacks the Linux 6.18 type1 fix, so it could never be unmapped; the usable IOVA space ends at 0x%3$" G_GINT64_MODIFIER
-              "x"),
+            _("refusing to map [0x%1$" PRIx64 ", 0x%2$" PRIx64
+              "]: its last byte is 2^64-1 and this kernel lacks the Linux 6.18 type1 fix, so it could never be unmapped; the usable IOVA space ends at 0x%3$" PRIx64
+              ""),
             first, last, G_MAXUINT64 - c->pgsize);
     if (!cocoVfioInUsableRange(c, first, last))
         return cocoErrorSet(
             error, COCO_ERROR_VFIO_RANGE,
-            _("the IOVA range [0x%1$" G_GINT64_MODIFIER
-              "x, 0x%2$" G_GINT64_MODIFIER
-              "x] is not inside one of the IOMMU's valid IOVA ranges"),
+            _("the IOVA range [0x%1$" PRIx64 ", 0x%2$" PRIx64
+              "] is not inside one of the IOMMU's valid IOVA ranges"),
             first, last);
     size = last - first + 1;
 
@@ -488,15 +476,15 @@ cocoVfioContainerMap(CocoVfioContainer *c, void *vaddr, uint64_t first,
     if (rc < 0)
         return cocoErrorSet(
             error, COCO_ERROR_VFIO_KERNEL,
-            _("the kernel refused to map IOVA range [0x%1$" G_GINT64_MODIFIER
-              "x, 0x%2$" G_GINT64_MODIFIER "x]: %3$s"),
+            _("the kernel refused to map IOVA range [0x%1$" PRIx64
+              ", 0x%2$" PRIx64 "]: %3$s"),
             first, last, g_strerror(-rc));
     if (!cocoVfioShadowInsert(c->shadow, first, last,
                               (uint64_t)(uintptr_t)vaddr))
-        return cocoErrorSet(error, COCO_ERROR_INTERNAL,
-                            _("the shadow map refused [0x%1$" G_GINT64_MODIFIER
-                              "x, 0x%2$" G_GINT64_MODIFIER "x]"),
-                            first, last);
+        return cocoErrorSet(
+            error, COCO_ERROR_INTERNAL,
+            _("the shadow map refused [0x%1$" PRIx64 ", 0x%2$" PRIx64 "]"),
+            first, last);
     return 0;
 }
 
@@ -612,8 +600,8 @@ cocoVfioReadIommufdInfo(CocoVfioContainer *c, GError **error)
         (q.out_iova_alignment & (q.out_iova_alignment - 1)) != 0)
         return cocoErrorSet(
             error, COCO_ERROR_VFIO_CAPS,
-            _("the IOAS reports an IOVA alignment of 0x%1$" G_GINT64_MODIFIER
-              "x, not a power of two"),
+            _("the IOAS reports an IOVA alignment of 0x%1$" PRIx64
+              ", not a power of two"),
             (uint64_t)q.out_iova_alignment);
     c->info->page_size = MAX((uint64_t)q.out_iova_alignment,
                              host_pg > 0 ? (uint64_t)host_pg : 4096);

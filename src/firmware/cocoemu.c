@@ -1,0 +1,2145 @@
+/*
+ * cocoemu.c: the "emulated" firmware backend
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * A software migration firmware that follows the TDX module's rules as
+ * summarised in research/coco.md §2: per-VM operation states, per-page
+ * export states, epochs and tokens, per-stream counters, AES-256-GCM
+ * bundles, an agent key exchange in PREPARE, and the abort-token rule that
+ * keeps source and destination from ever both running.
+ */
+
+#include "firmware/cocoemu.h"
+#include "firmware/cococrypto.h"
+#include "util/cocoerror.h"
+#include "util/cocomath.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <gnutls/gnutls.h>
+
+COCO_ENUM_IMPL(cocoEmuOpState, COCO_EMU_OP_LAST, "uninit", "init", "runnable",
+               "live-export", "paused-export", "post-export", "memory-import",
+               "state-import", "post-import", "live-import", "failed-import",
+               "teardown");
+
+/* Per-page state; the source uses the first three, the destination the
+ * first and the last. */
+enum {
+    COCO_EMU_PAGE_MAPPED = 0, /* never exported / never imported */
+    COCO_EMU_PAGE_EXPORTED, /* exported, clean */
+    COCO_EMU_PAGE_EXPORTED_DIRTY, /* exported, then written */
+    COCO_EMU_PAGE_IMPORTED,
+};
+#define COCO_EMU_PAGE_MARK 0x80 /* transient: seen in the current call */
+
+/* The IV's stream field for the backward (abort token) stream. */
+#define COCO_EMU_BACKWARD_STREAM 0xFFFF
+
+#define COCO_EMU_GFN_ENTRY 8
+#define COCO_EMU_MAC_ENTRY 16
+
+/* PREPARE messages. */
+#define COCO_EMU_PREP_MAGIC "CEMP"
+#define COCO_EMU_PREP_VERSION 1
+#define COCO_EMU_PREP_HELLO_INIT 1
+#define COCO_EMU_PREP_HELLO_RESP 2
+#define COCO_EMU_PREP_CONFIRM 3
+#define COCO_EMU_PREP_HDR 8
+#define COCO_EMU_PREP_HELLO_LEN                                                \
+ (COCO_EMU_PREP_HDR + 3 * 32 + 2 * COCO_TCB_COMPONENT_LAST +                   \
+  COCO_AGENT_HASH_LEN)
+#define COCO_EMU_PREP_RESP_LEN                                                 \
+ (COCO_EMU_PREP_HELLO_LEN + COCO_CRYPTO_ED25519_SIG_LEN)
+#define COCO_EMU_PREP_CONFIRM_LEN                                              \
+ (COCO_EMU_PREP_HDR + COCO_CRYPTO_ED25519_SIG_LEN)
+G_STATIC_ASSERT(COCO_EMU_PREP_RESP_LEN <= COCO_EMU_PREPARE_MSG_MAX);
+
+typedef enum {
+    COCO_EMU_HS_IDLE = 0,
+    COCO_EMU_HS_SENT_HELLO, /* initiator: waiting for the response */
+    COCO_EMU_HS_SENT_RESP, /* responder: waiting for the confirmation */
+} CocoEmuHandshake;
+
+/* A peer's hello, parsed. */
+typedef struct {
+    uint8_t identity[COCO_CRYPTO_ED25519_KEY_LEN];
+    uint8_t eph[COCO_CRYPTO_X25519_LEN];
+    unsigned int svn[COCO_TCB_COMPONENT_LAST];
+    uint8_t agent_hash[COCO_AGENT_HASH_LEN];
+} CocoEmuHello;
+
+typedef struct {
+    GMutex lock;
+    CocoEmuPlatform *pf;
+
+    /* policy, copied from the CocoMigrationDef */
+    bool has_agent;
+    uint8_t agent_hash[COCO_AGENT_HASH_LEN];
+    bool has_agent_min_svn;
+    unsigned int agent_min_svn;
+    uint8_t (*allowed)[COCO_PLATFORM_ID_LEN];
+    size_t nallowed;
+    CocoMinTcb *min_tcbs;
+    size_t nmin_tcbs;
+
+    CocoEmuOpState op;
+    unsigned int nvcpus;
+    unsigned int nstreams; /* forward streams */
+
+    /* guest memory and per-page state */
+    uint8_t *mem;
+    size_t memsize;
+    bool mem_mapped; /* we mmap'ed it */
+    uint64_t npages;
+    uint8_t *pstate;
+    uint32_t *pepoch;
+    uint8_t (*phash)[COCO_CRYPTO_SHA256_LEN];
+    uint64_t dirty_count;
+
+    /* private state */
+    uint8_t **vcpu_state;
+    size_t *vcpu_len;
+    bool *vcpu_done; /* exported (source) / imported (destination) */
+    unsigned int nvcpus_done;
+    bool *vcpu_in;
+    unsigned int nvcpus_in;
+    uint8_t td_state[COCO_EMU_TD_STATE_LEN];
+    bool has_td_state;
+
+    /* keys: installed by PREPARE, latched at SETUP */
+    CocoCryptoKey mig_enc;
+    CocoCryptoKey mig_dec;
+    bool key_set;
+    CocoCryptoKey enc;
+    CocoCryptoKey dec;
+
+    /* PREPARE handshake */
+    CocoEmuHandshake hs;
+    uint8_t hs_priv[COCO_CRYPTO_X25519_LEN];
+    uint8_t hs_hello[COCO_EMU_PREP_HELLO_LEN]; /* initiator's hello */
+    uint8_t hs_resp[COCO_EMU_PREP_RESP_LEN]; /* responder's hello+sig */
+
+    /* session */
+    uint32_t epoch;
+    uint64_t total; /* bundles emitted (source) / received (destination) */
+    uint32_t *counter;
+    uint64_t *iv; /* per forward stream, never reset */
+    uint64_t iv_backward;
+    uint8_t *scratch; /* COCO_EMU_MAX_GFNS pages */
+} CocoEmu;
+
+static const CocoFirmwareDriver cocoEmuDriver;
+
+static CocoEmu *
+cocoEmuGet(CocoFirmware *fw)
+{
+    g_assert(fw->driver == &cocoEmuDriver);
+    return fw->priv;
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+typedef enum {
+    COCO_EMU_FAIL_PLAIN = 0,
+    COCO_EMU_FAIL_IMPORT, /* an import failed: fatal, or ends live import */
+} CocoEmuFailMode;
+
+static int cocoEmuFailV(CocoEmu *emu, CocoFirmwareStatus *status,
+                        CocoEmuFailMode mode, int err, CocoEmuStatusClass cls,
+                        GError **error, const char *fmt, va_list ap)
+    G_GNUC_PRINTF(7, 0);
+
+static int
+cocoEmuFailV(CocoEmu *emu, CocoFirmwareStatus *status, CocoEmuFailMode mode,
+             int err, CocoEmuStatusClass cls, GError **error, const char *fmt,
+             va_list ap)
+{
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    CocoErrorCode code = cocoFirmwareErrnoToCode(err);
+    uint64_t fw_status = COCO_EMU_STATUS(cls);
+
+    if (cls == COCO_EMU_ST_BUFFER_TOO_SMALL)
+        code = COCO_ERROR_FW_BUFFER;
+
+    if (mode == COCO_EMU_FAIL_IMPORT && emu->op == COCO_EMU_OP_LIVE_IMPORT) {
+        /* After commit an import error only ends the session. */
+        emu->op = COCO_EMU_OP_RUNNABLE;
+        cocoCryptoKeyClear(&emu->enc);
+        cocoCryptoKeyClear(&emu->dec);
+        cocoErrorSet(error, code,
+                     _("the import session ended, the VM keeps running: %1$s"),
+                     msg);
+    } else if (mode == COCO_EMU_FAIL_IMPORT) {
+        emu->op = COCO_EMU_OP_FAILED_IMPORT;
+        fw_status |= COCO_EMU_STATUS_FATAL;
+        cocoErrorSet(
+            error, code,
+            _("the destination VM failed for good and can only be torn down: %1$s"),
+            msg);
+    } else {
+        cocoErrorSet(error, code, "%s", msg);
+    }
+    if (status) {
+        status->err = err;
+        status->fw_status = fw_status;
+    }
+    return err;
+}
+
+static int cocoEmuFail(CocoEmu *emu, CocoFirmwareStatus *status, int err,
+                       CocoEmuStatusClass cls, GError **error, const char *fmt,
+                       ...) G_GNUC_PRINTF(6, 7);
+
+static int
+cocoEmuFail(CocoEmu *emu, CocoFirmwareStatus *status, int err,
+            CocoEmuStatusClass cls, GError **error, const char *fmt, ...)
+{
+    va_list ap;
+    int ret;
+
+    va_start(ap, fmt);
+    ret = cocoEmuFailV(emu, status, COCO_EMU_FAIL_PLAIN, err, cls, error, fmt,
+                       ap);
+    va_end(ap);
+    return ret;
+}
+
+static int cocoEmuImportFail(CocoEmu *emu, CocoFirmwareStatus *status, int err,
+                             CocoEmuStatusClass cls, GError **error,
+                             const char *fmt, ...) G_GNUC_PRINTF(6, 7);
+
+static int
+cocoEmuImportFail(CocoEmu *emu, CocoFirmwareStatus *status, int err,
+                  CocoEmuStatusClass cls, GError **error, const char *fmt, ...)
+{
+    va_list ap;
+    int ret;
+
+    va_start(ap, fmt);
+    ret = cocoEmuFailV(emu, status, COCO_EMU_FAIL_IMPORT, err, cls, error, fmt,
+                       ap);
+    va_end(ap);
+    return ret;
+}
+
+static int
+cocoEmuStateFail(CocoEmu *emu, CocoFirmwareStatus *status, const char *what,
+                 GError **error)
+{
+    if (emu->op == COCO_EMU_OP_FAILED_IMPORT)
+        return cocoEmuFail(
+            emu, status, -EIO, COCO_EMU_ST_IMPORT_FAILED, error,
+            _("'%1$s' refused: the destination VM failed for good and can only be torn down"),
+            what);
+    return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_OP_STATE_INCORRECT,
+                       error,
+                       _("'%1$s' is not allowed in firmware state '%2$s'"),
+                       what, cocoEmuOpStateTypeToString(emu->op));
+}
+
+static int
+cocoEmuShortBuffer(CocoEmu *emu, CocoFirmwareStatus *status, const char *what,
+                   size_t have, size_t needed, GError **error)
+{
+    if (status)
+        status->needed = needed;
+    return cocoEmuFail(
+        emu, status, -ENOBUFS, COCO_EMU_ST_BUFFER_TOO_SMALL, error,
+        _("buffer for '%1$s' too small: %2$zu bytes, %3$zu needed"), what, have,
+        needed);
+}
+
+static bool
+cocoEmuIn(CocoEmuOpState op, int n, ...)
+{
+    va_list ap;
+    bool found = false;
+
+    va_start(ap, n);
+    while (n-- > 0) {
+        if ((CocoEmuOpState)va_arg(ap, int) == op)
+            found = true;
+    }
+    va_end(ap);
+    return found;
+}
+
+/* ---- bundle header --------------------------------------------------- */
+
+static void
+cocoEmuHeaderPack(const CocoEmuBundleHeader *h, uint8_t *out)
+{
+    CocoEmuBundleHeader le = *h;
+
+    le.size = GUINT32_TO_LE(h->size);
+    le.version = GUINT16_TO_LE(h->version);
+    le.stream = GUINT16_TO_LE(h->stream);
+    le.counter = GUINT32_TO_LE(h->counter);
+    le.epoch = GUINT32_TO_LE(h->epoch);
+    le.reserved1 = GUINT32_TO_LE(h->reserved1);
+    le.iv_counter = GUINT64_TO_LE(h->iv_counter);
+    le.specific = GUINT64_TO_LE(h->specific);
+    memcpy(out, &le, sizeof(le));
+}
+
+static void
+cocoEmuHeaderUnpack(const uint8_t *in, CocoEmuBundleHeader *h)
+{
+    memcpy(h, in, sizeof(*h));
+    h->size = GUINT32_FROM_LE(h->size);
+    h->version = GUINT16_FROM_LE(h->version);
+    h->stream = GUINT16_FROM_LE(h->stream);
+    h->counter = GUINT32_FROM_LE(h->counter);
+    h->epoch = GUINT32_FROM_LE(h->epoch);
+    h->reserved1 = GUINT32_FROM_LE(h->reserved1);
+    h->iv_counter = GUINT64_FROM_LE(h->iv_counter);
+    h->specific = GUINT64_FROM_LE(h->specific);
+}
+
+static bool
+cocoEmuHeaderReservedZero(const CocoEmuBundleHeader *h)
+{
+    return h->reserved0[0] == 0 && h->reserved0[1] == 0 &&
+           h->reserved0[2] == 0 && h->reserved1 == 0;
+}
+
+static void
+cocoEmuIv(uint64_t counter, uint16_t stream, uint16_t sub, uint8_t *iv)
+{
+    uint64_t c = GUINT64_TO_LE(counter);
+    uint16_t s = GUINT16_TO_LE(stream);
+    uint16_t u = GUINT16_TO_LE(sub);
+
+    memcpy(iv, &c, 8);
+    memcpy(iv + 8, &s, 2);
+    memcpy(iv + 10, &u, 2);
+}
+
+/* The bytes the header MAC covers: stream, IV counter and MAC zeroed. */
+static void
+cocoEmuHeaderAad(const CocoEmuBundleHeader *h, uint8_t *aad)
+{
+    CocoEmuBundleHeader z = *h;
+
+    z.stream = 0;
+    z.iv_counter = 0;
+    memset(z.mac, 0, sizeof(z.mac));
+    cocoEmuHeaderPack(&z, aad);
+}
+
+/* Compute h->mac (with h->key_id filled in) and pack the header. */
+static int
+cocoEmuHeaderSeal(CocoCryptoKey *key, CocoEmuBundleHeader *h,
+                  uint16_t iv_stream, const void *extra, size_t extralen,
+                  uint8_t *out)
+{
+    uint8_t aad[COCO_EMU_HEADER_SIZE];
+    uint8_t iv[COCO_CRYPTO_IV_LEN];
+
+    memcpy(h->key_id, key->id, sizeof(h->key_id));
+    cocoEmuHeaderAad(h, aad);
+    cocoEmuIv(h->iv_counter, iv_stream, 0, iv);
+    if (cocoCryptoSeal(key, iv, aad, sizeof(aad), extra, extralen, NULL, 0,
+                       h->mac) < 0)
+        return -1;
+    cocoEmuHeaderPack(h, out);
+    return 0;
+}
+
+static bool
+cocoEmuHeaderMacOk(CocoCryptoKey *key, const CocoEmuBundleHeader *h,
+                   uint16_t iv_stream, const void *extra, size_t extralen)
+{
+    uint8_t aad[COCO_EMU_HEADER_SIZE];
+    uint8_t iv[COCO_CRYPTO_IV_LEN];
+
+    cocoEmuHeaderAad(h, aad);
+    cocoEmuIv(h->iv_counter, iv_stream, 0, iv);
+    return cocoCryptoOpen(key, iv, aad, sizeof(aad), extra, extralen, NULL, 0,
+                          h->mac) == 0;
+}
+
+size_t
+cocoEmuMemoryBundleSize(uint32_t ngfns)
+{
+    return COCO_EMU_HEADER_SIZE +
+           (size_t)ngfns *
+               (COCO_EMU_GFN_ENTRY + COCO_EMU_MAC_ENTRY + COCO_EMU_PAGE_SIZE);
+}
+
+/* Common checks of a received bundle's header: format, then key, then MAC.
+ * @extra is what the MAC covers after the header. */
+static int
+cocoEmuCheckHeader(CocoEmu *emu, CocoFirmwareStatus *status, CocoCryptoKey *key,
+                   uint16_t iv_stream, const CocoEmuBundleHeader *h,
+                   size_t buflen, CocoEmuBundleType type, const void *extra,
+                   size_t extralen, bool import, GError **error)
+{
+    int (*fail)(CocoEmu *, CocoFirmwareStatus *, int, CocoEmuStatusClass,
+                GError **, const char *, ...) =
+        import ? cocoEmuImportFail : cocoEmuFail;
+
+    if (h->size != buflen || h->version != COCO_EMU_BUNDLE_VERSION ||
+        h->type != type || !cocoEmuHeaderReservedZero(h))
+        return fail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("malformed bundle header: size %1$u of %2$zu bytes, version %3$u, type %4$u (expected %5$u), or reserved bits set"),
+            h->size, buflen, h->version, h->type, type);
+    if (!cocoCryptoEqual(h->key_id, key->id, sizeof(h->key_id)))
+        return fail(
+            emu, status, -EKEYREJECTED, COCO_EMU_ST_KEY_MISMATCH, error,
+            _("bundle of type %1$u was sealed with another key than this session's"),
+            h->type);
+    if (!cocoEmuHeaderMacOk(key, h, iv_stream, extra, extralen))
+        return fail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INCORRECT_MBMD_MAC, error,
+            _("bundle header MAC of type %1$u on stream %2$u does not verify (tampered)"),
+            h->type, h->stream);
+    return 0;
+}
+
+/* In-order sequence check of a forward-stream bundle on the destination. */
+static int
+cocoEmuCheckSequence(CocoEmu *emu, CocoFirmwareStatus *status,
+                     const CocoEmuBundleHeader *h, GError **error)
+{
+    uint32_t expected = emu->counter[h->stream];
+
+    if (h->epoch != emu->epoch)
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_EPOCH_MISMATCH, error,
+            _("bundle of epoch %1$u arrived in epoch %2$u (reordered across an epoch token)"),
+            h->epoch, emu->epoch);
+    if (h->counter < expected)
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_BUNDLE_REPLAYED, error,
+            _("bundle %1$u on stream %2$u was already received (replay); expected %3$u"),
+            h->counter, h->stream, expected);
+    if (h->counter > expected)
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_BUNDLE_MISSING, error,
+            _("bundle %1$u on stream %2$u arrived but %3$u is missing (dropped or reordered)"),
+            h->counter, h->stream, expected);
+    return 0;
+}
+
+/* ---- PREPARE: the emulated agent key exchange ------------------------ */
+
+static void
+cocoEmuHandshakeReset(CocoEmu *emu)
+{
+    emu->hs = COCO_EMU_HS_IDLE;
+    gnutls_memset(emu->hs_priv, 0, sizeof(emu->hs_priv));
+    memset(emu->hs_hello, 0, sizeof(emu->hs_hello));
+    memset(emu->hs_resp, 0, sizeof(emu->hs_resp));
+}
+
+static void
+cocoEmuPrepHeader(uint8_t *out, uint8_t type)
+{
+    memcpy(out, COCO_EMU_PREP_MAGIC, 4);
+    out[4] = COCO_EMU_PREP_VERSION;
+    out[5] = type;
+    out[6] = 0;
+    out[7] = 0;
+}
+
+static bool
+cocoEmuPrepHeaderOk(const uint8_t *in, size_t len, size_t want, uint8_t type)
+{
+    return len == want && memcmp(in, COCO_EMU_PREP_MAGIC, 4) == 0 &&
+           in[4] == COCO_EMU_PREP_VERSION && in[5] == type && in[6] == 0 &&
+           in[7] == 0;
+}
+
+/* Write our hello (with a fresh ephemeral key) into @out. */
+static int
+cocoEmuHelloBuild(CocoEmu *emu, uint8_t type, uint8_t *out, GError **error)
+{
+    uint8_t *p = out;
+    size_t i;
+
+    cocoEmuPrepHeader(p, type);
+    p += COCO_EMU_PREP_HDR;
+    memcpy(p, cocoEmuPlatformGetPublicKey(emu->pf), 32);
+    p += 32;
+    if (cocoCryptoX25519Generate(emu->hs_priv, p, error) < 0)
+        return -1;
+    p += 32;
+    if (cocoCryptoRandom(p, 32, error) < 0) /* nonce */
+        return -1;
+    p += 32;
+    for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++) {
+        uint16_t v = GUINT16_TO_LE(cocoEmuPlatformGetSvn(emu->pf, i));
+
+        memcpy(p, &v, 2);
+        p += 2;
+    }
+    memcpy(p, cocoEmuPlatformGetAgentHash(emu->pf), COCO_AGENT_HASH_LEN);
+    return 0;
+}
+
+static void
+cocoEmuHelloParse(const uint8_t *in, CocoEmuHello *h)
+{
+    const uint8_t *p = in + COCO_EMU_PREP_HDR;
+    size_t i;
+
+    memcpy(h->identity, p, 32);
+    memcpy(h->eph, p + 32, 32);
+    p += 96;
+    for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++) {
+        uint16_t v;
+
+        memcpy(&v, p, 2);
+        h->svn[i] = GUINT16_FROM_LE(v);
+        p += 2;
+    }
+    memcpy(h->agent_hash, p, COCO_AGENT_HASH_LEN);
+}
+
+static char *
+cocoEmuHex(const uint8_t *data, size_t len)
+{
+    char *s = g_malloc0(len * 2 + 1);
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        g_snprintf(s + 2 * i, 3, "%02x", data[i]);
+    return s;
+}
+
+/* This platform must run the agent the VM is bound to. */
+static int
+cocoEmuCheckLocalAgent(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
+{
+    g_autofree char *hex = NULL;
+
+    if (!emu->has_agent || memcmp(cocoEmuPlatformGetAgentHash(emu->pf),
+                                  emu->agent_hash, COCO_AGENT_HASH_LEN) == 0)
+        return 0;
+    hex = cocoEmuHex(cocoEmuPlatformGetAgentHash(emu->pf), COCO_AGENT_HASH_LEN);
+    return cocoEmuFail(
+        emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+        _("this platform runs migration agent '%1$s', not the agent the VM is bound to"),
+        hex);
+}
+
+/* The peer against the VM's policy. The destination list and minimum TCBs
+ * apply to a destination peer; the agent rules to both. */
+static int
+cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
+                 const CocoEmuHello *peer, bool peer_is_destination,
+                 GError **error)
+{
+    uint8_t id[COCO_PLATFORM_ID_LEN];
+    g_autofree char *idhex = NULL;
+    size_t i;
+
+    if (cocoCryptoSha256(peer->identity, sizeof(peer->identity), id) < 0)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("cannot hash the peer's identity key"));
+    idhex = cocoEmuHex(id, sizeof(id));
+
+    if (emu->has_agent &&
+        memcmp(peer->agent_hash, emu->agent_hash, COCO_AGENT_HASH_LEN) != 0) {
+        g_autofree char *hex =
+            cocoEmuHex(peer->agent_hash, COCO_AGENT_HASH_LEN);
+
+        return cocoEmuFail(
+            emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+            _("peer platform '%1$s' runs migration agent '%2$s', not the agent the VM is bound to"),
+            idhex, hex);
+    }
+    if (emu->has_agent_min_svn &&
+        peer->svn[COCO_TCB_COMPONENT_AGENT] < emu->agent_min_svn)
+        return cocoEmuFail(
+            emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+            _("peer platform '%1$s' runs agent SVN %2$u, below the minimum %3$u"),
+            idhex, peer->svn[COCO_TCB_COMPONENT_AGENT], emu->agent_min_svn);
+    if (!peer_is_destination)
+        return 0;
+
+    if (emu->nallowed > 0) {
+        bool found = false;
+
+        for (i = 0; i < emu->nallowed; i++) {
+            if (memcmp(emu->allowed[i], id, sizeof(id)) == 0)
+                found = true;
+        }
+        if (!found)
+            return cocoEmuFail(
+                emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+                _("destination platform '%1$s' is not in the VM's list of allowed destinations"),
+                idhex);
+    }
+    for (i = 0; i < emu->nmin_tcbs; i++) {
+        unsigned int c = emu->min_tcbs[i].component;
+
+        if (c < COCO_TCB_COMPONENT_LAST && peer->svn[c] < emu->min_tcbs[i].svn)
+            return cocoEmuFail(
+                emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
+                _("destination platform '%1$s' has TCB component %2$u at SVN %3$u, below the minimum %4$u"),
+                idhex, c, peer->svn[c], emu->min_tcbs[i].svn);
+    }
+    return 0;
+}
+
+/* Derive both session keys from the ephemeral secret and the transcript
+ * (initiator's hello, responder's hello and signature), and install them
+ * crosswise: the initiator encrypts with the forward key, the responder
+ * decrypts with it; the backward key the other way round. */
+static int
+cocoEmuHandshakeKeys(CocoEmu *emu, const uint8_t *peer_eph, bool initiator,
+                     CocoFirmwareStatus *status, GError **error)
+{
+    uint8_t shared[COCO_CRYPTO_X25519_LEN];
+    uint8_t salt[COCO_CRYPTO_SHA256_LEN];
+    uint8_t transcript[COCO_EMU_PREP_HELLO_LEN + COCO_EMU_PREP_RESP_LEN];
+    uint8_t fwd[COCO_CRYPTO_KEY_LEN];
+    uint8_t bwd[COCO_CRYPTO_KEY_LEN];
+    int ret = -1;
+
+    memcpy(transcript, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
+    memcpy(transcript + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
+           COCO_EMU_PREP_RESP_LEN);
+    if (cocoCryptoX25519(emu->hs_priv, peer_eph, shared) < 0) {
+        ret = cocoEmuFail(emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID,
+                          error,
+                          _("the peer's ephemeral key is a low-order point"));
+        goto cleanup;
+    }
+    if (cocoCryptoSha256(transcript, sizeof(transcript), salt) < 0 ||
+        cocoCryptoHkdf(salt, sizeof(salt), shared, sizeof(shared),
+                       "coco-emu v1 forward key", fwd, sizeof(fwd)) < 0 ||
+        cocoCryptoHkdf(salt, sizeof(salt), shared, sizeof(shared),
+                       "coco-emu v1 backward key", bwd, sizeof(bwd)) < 0) {
+        ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                          error, _("cannot derive the session keys"));
+        goto cleanup;
+    }
+    if (cocoCryptoKeySet(&emu->mig_enc, initiator ? fwd : bwd, error) < 0 ||
+        cocoCryptoKeySet(&emu->mig_dec, initiator ? bwd : fwd, error) < 0) {
+        ret = -EINVAL;
+        goto cleanup;
+    }
+    emu->key_set = true;
+    ret = 0;
+
+cleanup:
+    gnutls_memset(shared, 0, sizeof(shared));
+    gnutls_memset(fwd, 0, sizeof(fwd));
+    gnutls_memset(bwd, 0, sizeof(bwd));
+    cocoEmuHandshakeReset(emu);
+    return ret;
+}
+
+static int
+cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
+               size_t *outlen, CocoFirmwareStatus *status, GError **error)
+{
+    bool initiator;
+    /* *outlen holds the peer's message length: the reply room is fixed. */
+    size_t cap = out ? COCO_EMU_PREPARE_MSG_MAX : 0;
+    CocoEmuHello peer;
+    uint8_t tbs[32 + COCO_EMU_PREP_HELLO_LEN + COCO_EMU_PREP_RESP_LEN];
+    int ret;
+
+    *outlen = 0;
+    if (cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_IMPORT))
+        initiator = true;
+    else if (emu->op == COCO_EMU_OP_UNINIT)
+        initiator = false;
+    else
+        return cocoEmuStateFail(emu, status, "prepare", error);
+
+    if (inlen == 0) {
+        /* (Re)start. The initiator speaks first. */
+        cocoEmuHandshakeReset(emu);
+        if ((ret = cocoEmuCheckLocalAgent(emu, status, error)) < 0)
+            return ret;
+        if (initiator) {
+            if (cap < COCO_EMU_PREP_HELLO_LEN)
+                return cocoEmuShortBuffer(emu, status, "prepare", cap,
+                                          COCO_EMU_PREP_HELLO_LEN, error);
+            if (cocoEmuHelloBuild(emu, COCO_EMU_PREP_HELLO_INIT, emu->hs_hello,
+                                  error) < 0)
+                return -EINVAL;
+            memcpy(out, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
+            *outlen = COCO_EMU_PREP_HELLO_LEN;
+            emu->hs = COCO_EMU_HS_SENT_HELLO;
+        }
+        return cocoEmuFail(
+            emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
+            _("agent key exchange in progress: carry the message to the peer"));
+    }
+
+    if (!initiator && emu->hs == COCO_EMU_HS_IDLE &&
+        cocoEmuPrepHeaderOk(in, inlen, COCO_EMU_PREP_HELLO_LEN,
+                            COCO_EMU_PREP_HELLO_INIT)) {
+        /* Responder: answer the hello with ours, signed over both. */
+        if ((ret = cocoEmuCheckLocalAgent(emu, status, error)) < 0)
+            return ret;
+        if (cap < COCO_EMU_PREP_RESP_LEN)
+            return cocoEmuShortBuffer(emu, status, "prepare", cap,
+                                      COCO_EMU_PREP_RESP_LEN, error);
+        memcpy(emu->hs_hello, in, COCO_EMU_PREP_HELLO_LEN);
+        if (cocoEmuHelloBuild(emu, COCO_EMU_PREP_HELLO_RESP, emu->hs_resp,
+                              error) < 0)
+            return -EINVAL;
+        memset(tbs, 0, sizeof(tbs));
+        g_strlcpy((char *)tbs, "coco-emu prepare v1 responder", 32);
+        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
+        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
+               COCO_EMU_PREP_HELLO_LEN);
+        if (cocoEmuPlatformSign(emu->pf, tbs, 32 + 2 * COCO_EMU_PREP_HELLO_LEN,
+                                emu->hs_resp + COCO_EMU_PREP_HELLO_LEN,
+                                error) < 0)
+            return -EINVAL;
+        memcpy(out, emu->hs_resp, COCO_EMU_PREP_RESP_LEN);
+        *outlen = COCO_EMU_PREP_RESP_LEN;
+        emu->hs = COCO_EMU_HS_SENT_RESP;
+        return cocoEmuFail(
+            emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
+            _("agent key exchange in progress: carry the message to the peer"));
+    }
+
+    if (initiator && emu->hs == COCO_EMU_HS_SENT_HELLO &&
+        cocoEmuPrepHeaderOk(in, inlen, COCO_EMU_PREP_RESP_LEN,
+                            COCO_EMU_PREP_HELLO_RESP)) {
+        /* Initiator: check the responder, confirm, install the keys. */
+        cocoEmuHelloParse(in, &peer);
+        memset(tbs, 0, sizeof(tbs));
+        g_strlcpy((char *)tbs, "coco-emu prepare v1 responder", 32);
+        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
+        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, in, COCO_EMU_PREP_HELLO_LEN);
+        if (cocoCryptoEd25519Verify(peer.identity, tbs,
+                                    32 + 2 * COCO_EMU_PREP_HELLO_LEN,
+                                    in + COCO_EMU_PREP_HELLO_LEN) < 0)
+            return cocoEmuFail(
+                emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID, error,
+                _("the peer agent's key-exchange message is not signed by its platform identity"));
+        if ((ret = cocoEmuCheckPeer(emu, status, &peer, true, error)) < 0)
+            return ret;
+        if (cap < COCO_EMU_PREP_CONFIRM_LEN)
+            return cocoEmuShortBuffer(emu, status, "prepare", cap,
+                                      COCO_EMU_PREP_CONFIRM_LEN, error);
+        memcpy(emu->hs_resp, in, COCO_EMU_PREP_RESP_LEN);
+        memset(tbs, 0, sizeof(tbs));
+        g_strlcpy((char *)tbs, "coco-emu prepare v1 initiator", 32);
+        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
+        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
+               COCO_EMU_PREP_RESP_LEN);
+        cocoEmuPrepHeader(out, COCO_EMU_PREP_CONFIRM);
+        if (cocoEmuPlatformSign(emu->pf, tbs, sizeof(tbs),
+                                out + COCO_EMU_PREP_HDR, error) < 0)
+            return -EINVAL;
+        if ((ret = cocoEmuHandshakeKeys(emu, peer.eph, true, status, error)) <
+            0)
+            return ret;
+        *outlen = COCO_EMU_PREP_CONFIRM_LEN;
+        return 0;
+    }
+
+    if (!initiator && emu->hs == COCO_EMU_HS_SENT_RESP &&
+        cocoEmuPrepHeaderOk(in, inlen, COCO_EMU_PREP_CONFIRM_LEN,
+                            COCO_EMU_PREP_CONFIRM)) {
+        /* Responder: check the initiator's confirmation, install keys. */
+        cocoEmuHelloParse(emu->hs_hello, &peer);
+        memset(tbs, 0, sizeof(tbs));
+        g_strlcpy((char *)tbs, "coco-emu prepare v1 initiator", 32);
+        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
+        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
+               COCO_EMU_PREP_RESP_LEN);
+        if (cocoCryptoEd25519Verify(peer.identity, tbs, sizeof(tbs),
+                                    in + COCO_EMU_PREP_HDR) < 0)
+            return cocoEmuFail(
+                emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID, error,
+                _("the peer agent's key-exchange message is not signed by its platform identity"));
+        if ((ret = cocoEmuCheckPeer(emu, status, &peer, false, error)) < 0)
+            return ret;
+        return cocoEmuHandshakeKeys(emu, peer.eph, false, status, error);
+    }
+
+    return cocoEmuFail(
+        emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+        _("unexpected or malformed key-exchange message of %1$zu bytes"),
+        inlen);
+}
+
+/* ---- pages ------------------------------------------------------------ */
+
+static void
+cocoEmuPagesReset(CocoEmu *emu)
+{
+    if (!emu->pstate)
+        return;
+    memset(emu->pstate, COCO_EMU_PAGE_MAPPED, emu->npages);
+    memset(emu->pepoch, 0, emu->npages * sizeof(*emu->pepoch));
+    if (emu->phash)
+        memset(emu->phash, 0, emu->npages * sizeof(*emu->phash));
+    emu->dirty_count = 0;
+}
+
+/* Every exported, clean page must still hold what was exported. A page
+ * that changed without being reported dirty is marked dirty now (as
+ * UNBLOCKW would have done) and the call is refused. */
+static int
+cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
+                      const char *what, GError **error)
+{
+    uint8_t h[COCO_CRYPTO_SHA256_LEN];
+    uint64_t changed = 0;
+    uint64_t first = 0;
+    uint64_t gfn;
+
+    for (gfn = 0; gfn < emu->npages; gfn++) {
+        if (emu->pstate[gfn] != COCO_EMU_PAGE_EXPORTED)
+            continue;
+        if (cocoCryptoSha256(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
+                             COCO_EMU_PAGE_SIZE, h) < 0)
+            return cocoEmuFail(
+                emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+                _("cannot hash guest page '%1$llu'"), (unsigned long long)gfn);
+        if (memcmp(h, emu->phash[gfn], sizeof(h)) == 0)
+            continue;
+        if (changed++ == 0)
+            first = gfn;
+        emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
+        emu->dirty_count++;
+    }
+    if (changed)
+        return cocoEmuFail(
+            emu, status, -EPERM, COCO_EMU_ST_EXPORTED_PAGES_CHANGED, error,
+            _("'%1$s' refused: %2$llu exported pages changed without being reported dirty (first gfn %3$llu); they are marked dirty now and must be exported again"),
+            what, (unsigned long long)changed, (unsigned long long)first);
+    return 0;
+}
+
+int
+cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    if (!cocoEmuIn(emu->op, 4, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_EXPORT,
+                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT))
+        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                            _("'%1$s' is not allowed in firmware state '%2$s'"),
+                            "unblockw", cocoEmuOpStateTypeToString(emu->op));
+    if (gfn >= emu->npages)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("gfn '%1$llu' is outside guest memory of %2$llu pages"),
+            (unsigned long long)gfn, (unsigned long long)emu->npages);
+    if (emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED) {
+        emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
+        emu->dirty_count++;
+    }
+    return 0;
+}
+
+int
+cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
+                GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    g_autoptr(GArray) out = g_array_new(false, false, sizeof(uint64_t));
+    uint8_t h[COCO_CRYPTO_SHA256_LEN];
+    uint64_t gfn;
+
+    *gfns = NULL;
+    *ngfns = 0;
+    if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
+                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT))
+        return cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                            _("'%1$s' is not allowed in firmware state '%2$s'"),
+                            "dirty log", cocoEmuOpStateTypeToString(emu->op));
+    for (gfn = 0; gfn < emu->npages; gfn++) {
+        if (scan && emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED) {
+            if (cocoCryptoSha256(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
+                                 COCO_EMU_PAGE_SIZE, h) < 0)
+                return cocoErrorSet(error, COCO_ERROR_INTERNAL,
+                                    _("cannot hash guest page '%1$llu'"),
+                                    (unsigned long long)gfn);
+            if (memcmp(h, emu->phash[gfn], sizeof(h)) != 0) {
+                emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
+                emu->dirty_count++;
+            }
+        }
+        if (emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED_DIRTY)
+            g_array_append_val(out, gfn);
+    }
+    *ngfns = out->len;
+    *gfns = (uint64_t *)(void *)g_array_free(g_steal_pointer(&out), false);
+    return 0;
+}
+
+static int
+cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
+                 GError **error)
+{
+    if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_UNINIT) ||
+        emu->key_set || emu->hs != COCO_EMU_HS_IDLE)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            _("guest memory can only be attached outside a migration session, not in state '%1$s'"),
+            cocoEmuOpStateTypeToString(emu->op));
+    if (size == 0 || size % COCO_EMU_PAGE_SIZE != 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("guest memory size '%1$zu' is not a positive multiple of 4096"),
+            size);
+    if (emu->mem_mapped)
+        munmap(emu->mem, emu->memsize);
+    g_free(emu->pstate);
+    g_free(emu->pepoch);
+    g_free(emu->phash);
+    emu->mem = mem;
+    emu->memsize = size;
+    emu->mem_mapped = mapped;
+    emu->npages = size / COCO_EMU_PAGE_SIZE;
+    emu->pstate = g_new0(uint8_t, emu->npages);
+    emu->pepoch = g_new0(uint32_t, emu->npages);
+    emu->phash = g_malloc0_n(emu->npages, COCO_CRYPTO_SHA256_LEN);
+    emu->dirty_count = 0;
+    return 0;
+}
+
+int
+cocoEmuAttachMemory(CocoFirmware *fw, void *mem, size_t size, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    if (!mem)
+        return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
+                            _("guest memory region is NULL"));
+    return cocoEmuMemorySet(emu, mem, size, false, error);
+}
+
+int
+cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
+                      GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    void *mem;
+
+    if (size == 0 || size % COCO_EMU_PAGE_SIZE != 0 ||
+        offset % COCO_EMU_PAGE_SIZE != 0 || offset > (uint64_t)G_MAXINT64)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("guest memory size '%1$zu' and offset '%2$llu' must be multiples of 4096"),
+            size, (unsigned long long)offset);
+    if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_UNINIT))
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            _("guest memory can only be attached outside a migration session, not in state '%1$s'"),
+            cocoEmuOpStateTypeToString(emu->op));
+    mem =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+    if (mem == MAP_FAILED)
+        return cocoErrorSetSystem(
+            error, errno, _("cannot map guest memory from fd '%1$d'"), fd);
+    if (cocoEmuMemorySet(emu, mem, size, true, error) < 0) {
+        munmap(mem, size);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- vCPUs and running -------------------------------------------------- */
+
+bool
+cocoEmuCanRun(CocoFirmware *fw)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    return cocoEmuIn(emu->op, 3, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_EXPORT,
+                     COCO_EMU_OP_LIVE_IMPORT);
+}
+
+CocoEmuOpState
+cocoEmuGetOpState(CocoFirmware *fw)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    return emu->op;
+}
+
+int
+cocoEmuVcpuEnter(CocoFirmware *fw, unsigned int vcpu, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    if (vcpu >= emu->nvcpus)
+        return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
+                            _("vCPU '%1$u' does not exist"), vcpu);
+    if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_EXPORT,
+                   COCO_EMU_OP_LIVE_IMPORT))
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            _("vCPU '%1$u' cannot enter the VM in firmware state '%2$s'"), vcpu,
+            cocoEmuOpStateTypeToString(emu->op));
+    if (!emu->vcpu_in[vcpu]) {
+        emu->vcpu_in[vcpu] = true;
+        emu->nvcpus_in++;
+    }
+    return 0;
+}
+
+void
+cocoEmuVcpuExit(CocoFirmware *fw, unsigned int vcpu)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    if (vcpu < emu->nvcpus && emu->vcpu_in[vcpu]) {
+        emu->vcpu_in[vcpu] = false;
+        emu->nvcpus_in--;
+    }
+}
+
+int
+cocoEmuSetVcpuState(CocoFirmware *fw, unsigned int vcpu, const void *data,
+                    size_t len, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    if (vcpu >= emu->nvcpus)
+        return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
+                            _("vCPU '%1$u' does not exist"), vcpu);
+    if (len == 0 || len > COCO_EMU_VCPU_STATE_MAX)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("vCPU state of %1$zu bytes is not within 1..65536"), len);
+    if (emu->op != COCO_EMU_OP_RUNNABLE)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            _("vCPU state can only be set in state 'runnable', not '%1$s'"),
+            cocoEmuOpStateTypeToString(emu->op));
+    g_free(emu->vcpu_state[vcpu]);
+    emu->vcpu_state[vcpu] = g_memdup2(data, len);
+    emu->vcpu_len[vcpu] = len;
+    return 0;
+}
+
+const uint8_t *
+cocoEmuGetVcpuState(CocoFirmware *fw, unsigned int vcpu, size_t *len)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    *len = 0;
+    if (vcpu >= emu->nvcpus || !emu->vcpu_state[vcpu])
+        return NULL;
+    *len = emu->vcpu_len[vcpu];
+    return emu->vcpu_state[vcpu];
+}
+
+const uint8_t *
+cocoEmuGetTdState(CocoFirmware *fw, size_t *len)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+
+    *len = emu->has_td_state ? sizeof(emu->td_state) : 0;
+    return emu->has_td_state ? emu->td_state : NULL;
+}
+
+/* ---- session start and end ------------------------------------------- */
+
+static void
+cocoEmuSessionReset(CocoEmu *emu)
+{
+    unsigned int i;
+
+    emu->epoch = 0;
+    emu->total = 0;
+    memset(emu->counter, 0, emu->nstreams * sizeof(*emu->counter));
+    for (i = 0; i < emu->nvcpus; i++)
+        emu->vcpu_done[i] = false;
+    emu->nvcpus_done = 0;
+}
+
+static void
+cocoEmuLatchKeys(CocoEmu *emu)
+{
+    /* Latch the working keys; the agent must run a new exchange for the
+     * next session. */
+    cocoCryptoKeyClear(&emu->enc);
+    cocoCryptoKeyClear(&emu->dec);
+    emu->enc = emu->mig_enc;
+    emu->dec = emu->mig_dec;
+    memset(&emu->mig_enc, 0, sizeof(emu->mig_enc));
+    memset(&emu->mig_dec, 0, sizeof(emu->mig_dec));
+    emu->key_set = false;
+}
+
+static void
+cocoEmuSessionEnd(CocoEmu *emu, CocoEmuOpState op)
+{
+    emu->op = op;
+    cocoCryptoKeyClear(&emu->enc);
+    cocoCryptoKeyClear(&emu->dec);
+}
+
+/* The immutable state (SETUP payload, COCO_EMU_IMMUTABLE_LEN bytes):
+ * u32 nvcpus, u32 forward streams, u64 pages, agent hash (48), u8 has-agent,
+ * 31 zero bytes, the source platform id (32). */
+static void
+cocoEmuImmutableBuild(CocoEmu *emu, uint8_t *out)
+{
+    uint32_t nv = GUINT32_TO_LE(emu->nvcpus);
+    uint32_t ns = GUINT32_TO_LE(emu->nstreams);
+    uint64_t np = GUINT64_TO_LE(emu->npages);
+
+    memset(out, 0, COCO_EMU_IMMUTABLE_LEN);
+    memcpy(out, &nv, 4);
+    memcpy(out + 4, &ns, 4);
+    memcpy(out + 8, &np, 8);
+    memcpy(out + 16, emu->agent_hash, COCO_AGENT_HASH_LEN);
+    out[64] = emu->has_agent;
+    memcpy(out + 96, cocoEmuPlatformGetId(emu->pf), COCO_PLATFORM_ID_LEN);
+}
+
+static int
+cocoEmuSetupExport(CocoEmu *emu, uint8_t *buf, size_t *buflen,
+                   CocoFirmwareStatus *status, GError **error)
+{
+    CocoEmuBundleHeader h = {0};
+    uint8_t iv[COCO_CRYPTO_IV_LEN];
+    uint8_t *payload = buf + COCO_EMU_HEADER_SIZE;
+    size_t cap = buf ? *buflen : 0;
+
+    *buflen = 0;
+    if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_IMPORT))
+        return cocoEmuStateFail(emu, status, "setup", error);
+    if (!emu->mem)
+        return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_NO_MEMORY, error,
+                           _("no guest memory is attached"));
+    if (!emu->key_set)
+        return cocoEmuFail(
+            emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
+            _("the migration agent has not installed the session keys yet (run PREPARE)"));
+    if (cap < COCO_EMU_SETUP_BUNDLE_SIZE)
+        return cocoEmuShortBuffer(emu, status, "setup", cap,
+                                  COCO_EMU_SETUP_BUNDLE_SIZE, error);
+
+    cocoEmuLatchKeys(emu);
+    cocoEmuSessionReset(emu);
+    cocoEmuPagesReset(emu);
+
+    h.size = COCO_EMU_SETUP_BUNDLE_SIZE;
+    h.version = COCO_EMU_BUNDLE_VERSION;
+    h.stream = 0;
+    h.type = COCO_EMU_BUNDLE_IMMUTABLE;
+    h.counter = emu->counter[0]++;
+    h.epoch = 0;
+    h.iv_counter = emu->iv[0]++;
+    cocoEmuImmutableBuild(emu, payload);
+    memcpy(h.key_id, emu->enc.id, sizeof(h.key_id));
+    cocoEmuIv(h.iv_counter, 0, 1, iv);
+    if (cocoCryptoSeal(&emu->enc, iv, NULL, 0, NULL, 0, payload,
+                       COCO_EMU_IMMUTABLE_LEN,
+                       payload + COCO_EMU_IMMUTABLE_LEN) < 0 ||
+        cocoEmuHeaderSeal(&emu->enc, &h, 0, NULL, 0, buf) < 0)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("cannot seal the immutable-state bundle"));
+    emu->total = 1;
+    emu->op = COCO_EMU_OP_LIVE_EXPORT;
+    *buflen = COCO_EMU_SETUP_BUNDLE_SIZE;
+    return 0;
+}
+
+static int
+cocoEmuSetupImport(CocoEmu *emu, const uint8_t *buf, size_t buflen,
+                   CocoFirmwareStatus *status, GError **error)
+{
+    CocoEmuBundleHeader h;
+    uint8_t iv[COCO_CRYPTO_IV_LEN];
+    uint8_t imm[COCO_EMU_IMMUTABLE_LEN];
+    uint32_t nv;
+    uint32_t ns;
+    uint64_t np;
+    int ret;
+
+    if (emu->op != COCO_EMU_OP_UNINIT)
+        return cocoEmuStateFail(emu, status, "setup", error);
+    if (!emu->mem)
+        return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_NO_MEMORY, error,
+                           _("no guest memory is attached"));
+    if (!emu->key_set)
+        return cocoEmuFail(
+            emu, status, -EAGAIN, COCO_EMU_ST_KEY_NOT_SET, error,
+            _("the migration agent has not installed the session keys yet (run PREPARE)"));
+
+    cocoEmuLatchKeys(emu);
+    cocoEmuSessionReset(emu);
+    cocoEmuPagesReset(emu);
+    emu->op = COCO_EMU_OP_MEMORY_IMPORT; /* failures below are fatal */
+
+    if (buflen < COCO_EMU_HEADER_SIZE)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("bundle of %1$zu bytes is shorter than its header"), buflen);
+    cocoEmuHeaderUnpack(buf, &h);
+    if ((ret = cocoEmuCheckHeader(emu, status, &emu->dec, h.stream, &h, buflen,
+                                  COCO_EMU_BUNDLE_IMMUTABLE, NULL, 0, true,
+                                  error)) < 0)
+        return ret;
+    if (buflen != COCO_EMU_SETUP_BUNDLE_SIZE || h.stream != 0 ||
+        h.counter != 0 || h.epoch != 0 || h.specific != 0)
+        return cocoEmuImportFail(emu, status, -EBADMSG,
+                                 COCO_EMU_ST_INVALID_MBMD, error,
+                                 _("malformed immutable-state bundle"));
+    memcpy(imm, buf + COCO_EMU_HEADER_SIZE, sizeof(imm));
+    cocoEmuIv(h.iv_counter, 0, 1, iv);
+    if (cocoCryptoOpen(&emu->dec, iv, NULL, 0, NULL, 0, imm, sizeof(imm),
+                       buf + COCO_EMU_HEADER_SIZE + sizeof(imm)) < 0)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_PAGE_MAC, error,
+            _("the immutable state does not verify (tampered)"));
+    memcpy(&nv, imm, 4);
+    memcpy(&ns, imm + 4, 4);
+    memcpy(&np, imm + 8, 8);
+    nv = GUINT32_FROM_LE(nv);
+    ns = GUINT32_FROM_LE(ns);
+    np = GUINT64_FROM_LE(np);
+    if (nv != emu->nvcpus || np != emu->npages)
+        return cocoEmuImportFail(
+            emu, status, -EINVAL, COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
+            _("the source VM has %1$u vCPUs and %2$llu pages, this one %3$u vCPUs and %4$llu pages"),
+            nv, (unsigned long long)np, emu->nvcpus,
+            (unsigned long long)emu->npages);
+    if (ns == 0 || ns > emu->nstreams)
+        return cocoEmuImportFail(
+            emu, status, -EINVAL, COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
+            _("the source uses %1$u forward streams, more than the %2$u created here"),
+            ns, emu->nstreams);
+    if (emu->has_agent && (!imm[64] || memcmp(imm + 16, emu->agent_hash,
+                                              COCO_AGENT_HASH_LEN) != 0))
+        return cocoEmuImportFail(
+            emu, status, -EINVAL, COCO_EMU_ST_IMMUTABLE_MISMATCH, error,
+            _("the source VM is bound to another migration agent than this one"));
+    emu->counter[0] = 1;
+    emu->total = 1;
+    return 0;
+}
+
+/* ---- memory ----------------------------------------------------------- */
+
+static int
+cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
+                    uint32_t ngfns, uint8_t *gfn_status, void *vbuf,
+                    size_t *buflen, CocoFirmwareStatus *status, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    uint8_t *buf = vbuf;
+    size_t cap = buf && buflen ? *buflen : 0;
+    size_t needed = cocoEmuMemoryBundleSize(ngfns);
+    bool post = emu->op == COCO_EMU_OP_POST_EXPORT;
+    CocoEmuBundleHeader h = {0};
+    uint8_t *gl;
+    uint8_t *macs;
+    uint8_t *pages;
+    uint8_t *hashes;
+    uint32_t i;
+    uint32_t bad = 0;
+    int err = 0;
+    CocoEmuStatusClass cls = COCO_EMU_ST_SUCCESS;
+    uint64_t badgfn = 0;
+
+    if (buflen)
+        *buflen = 0;
+    if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
+                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT))
+        return cocoEmuStateFail(emu, status, "export-memory", error);
+    if (stream >= emu->nstreams)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error,
+                           _("stream '%1$u' is not a forward stream (0..%2$u)"),
+                           stream, emu->nstreams - 1);
+    if (ngfns == 0 || ngfns > COCO_EMU_MAX_GFNS || !gfns)
+        return cocoEmuFail(
+            emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+            _("a memory bundle carries 1..512 pages, not %1$u"), ngfns);
+    if (cap < needed)
+        return cocoEmuShortBuffer(emu, status, "export-memory", cap, needed,
+                                  error);
+
+    /* Check every page first: the call either exports all or none. */
+    for (i = 0; i < ngfns; i++) {
+        uint64_t g = gfns[i];
+        uint8_t st = COCO_EMU_GFN_OK;
+
+        if (g >= emu->npages) {
+            st = COCO_EMU_GFN_OUT_OF_RANGE;
+        } else if (emu->pstate[g] & COCO_EMU_PAGE_MARK) {
+            st = COCO_EMU_GFN_DUPLICATE;
+        } else if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED ||
+                   (post && emu->pstate[g] != COCO_EMU_PAGE_MAPPED)) {
+            st = COCO_EMU_GFN_STATE_INCORRECT;
+        } else if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED_DIRTY &&
+                   emu->pepoch[g] == emu->epoch) {
+            st = COCO_EMU_GFN_MIGRATED_IN_CURRENT_EPOCH;
+        }
+        if (st == COCO_EMU_GFN_OK) {
+            emu->pstate[g] |= COCO_EMU_PAGE_MARK;
+        } else if (bad++ == 0) {
+            badgfn = g;
+            switch (st) {
+            case COCO_EMU_GFN_OUT_OF_RANGE:
+            case COCO_EMU_GFN_DUPLICATE:
+                err = -EINVAL;
+                cls = COCO_EMU_ST_INVALID_OPERAND;
+                break;
+            case COCO_EMU_GFN_STATE_INCORRECT:
+                err = -EPERM;
+                cls = COCO_EMU_ST_PAGE_STATE_INCORRECT;
+                break;
+            default:
+                err = -EPERM;
+                cls = COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH;
+                break;
+            }
+        }
+        if (gfn_status)
+            gfn_status[i] = st;
+    }
+    for (i = 0; i < ngfns; i++) {
+        if (gfns[i] < emu->npages)
+            emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
+    }
+    if (bad) {
+        if (gfn_status) {
+            for (i = 0; i < ngfns; i++) {
+                if (gfn_status[i] == COCO_EMU_GFN_OK)
+                    gfn_status[i] = COCO_EMU_GFN_SKIPPED;
+            }
+        }
+        if (cls == COCO_EMU_ST_PAGE_STATE_INCORRECT)
+            return cocoEmuFail(
+                emu, status, err, cls, error,
+                _("page '%1$llu' cannot be exported again: it is exported and not dirty (%2$u of %3$u pages refused)"),
+                (unsigned long long)badgfn, bad, ngfns);
+        if (cls == COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH)
+            return cocoEmuFail(
+                emu, status, err, cls, error,
+                _("page '%1$llu' was already exported in epoch %2$u; a newer copy needs a later epoch (%3$u of %4$u pages refused)"),
+                (unsigned long long)badgfn, emu->epoch, bad, ngfns);
+        return cocoEmuFail(
+            emu, status, err, cls, error,
+            _("gfn '%1$llu' is outside guest memory or listed twice (%2$u of %3$u pages refused)"),
+            (unsigned long long)badgfn, bad, ngfns);
+    }
+
+    gl = buf + COCO_EMU_HEADER_SIZE;
+    macs = gl + (size_t)ngfns * COCO_EMU_GFN_ENTRY;
+    pages = macs + (size_t)ngfns * COCO_EMU_MAC_ENTRY;
+    h.size = needed;
+    h.version = COCO_EMU_BUNDLE_VERSION;
+    h.stream = stream;
+    h.type = COCO_EMU_BUNDLE_MEMORY;
+    h.counter = post ? 0 : emu->counter[stream];
+    h.epoch = emu->epoch;
+    h.iv_counter = emu->iv[stream];
+    h.specific = ngfns;
+    /* scratch: one private page copy, then the new hashes. */
+    hashes = emu->scratch + COCO_EMU_PAGE_SIZE;
+    for (i = 0; i < ngfns; i++) {
+        uint64_t le = GUINT64_TO_LE(gfns[i]);
+        uint8_t *copy = emu->scratch;
+        uint8_t iv[COCO_CRYPTO_IV_LEN];
+
+        memcpy(gl + (size_t)i * COCO_EMU_GFN_ENTRY, &le, sizeof(le));
+        /* One private snapshot of the page, hashed and encrypted alike; the
+         * host's buffer only ever sees ciphertext. */
+        memcpy(copy, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
+               COCO_EMU_PAGE_SIZE);
+        cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
+        if (cocoCryptoSha256(copy, COCO_EMU_PAGE_SIZE,
+                             hashes + (size_t)i * COCO_CRYPTO_SHA256_LEN) < 0 ||
+            cocoCryptoSeal(&emu->enc, iv, &le, sizeof(le), NULL, 0, copy,
+                           COCO_EMU_PAGE_SIZE,
+                           macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0)
+            return cocoEmuFail(
+                emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+                _("cannot seal page '%1$llu'"), (unsigned long long)gfns[i]);
+        memcpy(pages + (size_t)i * COCO_EMU_PAGE_SIZE, copy,
+               COCO_EMU_PAGE_SIZE);
+    }
+    gnutls_memset(emu->scratch, 0, COCO_EMU_PAGE_SIZE);
+    if (cocoEmuHeaderSeal(&emu->enc, &h, stream, gl,
+                          (size_t)ngfns * COCO_EMU_GFN_ENTRY, buf) < 0)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("cannot seal the bundle header"));
+
+    for (i = 0; i < ngfns; i++) {
+        uint64_t g = gfns[i];
+
+        if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED_DIRTY)
+            emu->dirty_count--;
+        memcpy(emu->phash[g], hashes + (size_t)i * COCO_CRYPTO_SHA256_LEN,
+               COCO_CRYPTO_SHA256_LEN);
+        emu->pstate[g] = COCO_EMU_PAGE_EXPORTED;
+        emu->pepoch[g] = emu->epoch;
+    }
+    emu->iv[stream]++;
+    if (!post)
+        emu->counter[stream]++;
+    emu->total++;
+    *buflen = needed;
+    return 0;
+}
+
+static int
+cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
+                    size_t buflen, CocoFirmwareStatus *status, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    const uint8_t *buf = vbuf;
+    bool inorder = cocoEmuIn(emu->op, 2, COCO_EMU_OP_MEMORY_IMPORT,
+                             COCO_EMU_OP_STATE_IMPORT);
+    CocoEmuBundleHeader h;
+    const uint8_t *gl;
+    const uint8_t *macs;
+    const uint8_t *pages;
+    uint64_t n;
+    uint64_t i;
+    uint64_t checked;
+    uint64_t *gfns = NULL;
+    int ret = 0;
+
+    if (!inorder && !cocoEmuIn(emu->op, 2, COCO_EMU_OP_POST_IMPORT,
+                               COCO_EMU_OP_LIVE_IMPORT))
+        return cocoEmuStateFail(emu, status, "import-memory", error);
+    if (stream >= emu->nstreams)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error,
+                           _("stream '%1$u' is not a forward stream (0..%2$u)"),
+                           stream, emu->nstreams - 1);
+    if (!buf || buflen < COCO_EMU_HEADER_SIZE)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("bundle of %1$zu bytes is shorter than its header"), buflen);
+    cocoEmuHeaderUnpack(buf, &h);
+    n = h.specific;
+    if (h.stream != stream || n == 0 || n > COCO_EMU_MAX_GFNS ||
+        buflen != cocoEmuMemoryBundleSize(n))
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("malformed memory bundle: stream %1$u (received on %2$u), %3$llu pages, %4$zu bytes"),
+            h.stream, stream, (unsigned long long)n, buflen);
+    gl = buf + COCO_EMU_HEADER_SIZE;
+    macs = gl + n * COCO_EMU_GFN_ENTRY;
+    pages = macs + n * COCO_EMU_MAC_ENTRY;
+    if ((ret = cocoEmuCheckHeader(emu, status, &emu->dec, stream, &h, buflen,
+                                  COCO_EMU_BUNDLE_MEMORY, gl,
+                                  n * COCO_EMU_GFN_ENTRY, true, error)) < 0)
+        return ret;
+    if (inorder) {
+        if ((ret = cocoEmuCheckSequence(emu, status, &h, error)) < 0)
+            return ret;
+    } else if (h.epoch != COCO_EMU_EPOCH_OUT_OF_ORDER) {
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_EPOCH_MISMATCH, error,
+            _("bundle of epoch %1$u arrived after the start token (reordered across an epoch token)"),
+            h.epoch);
+    }
+
+    /* Page rules, then every page MAC, before anything is written. */
+    gfns = g_new0(uint64_t, n);
+    for (i = 0; i < n; i++) {
+        uint64_t g;
+
+        memcpy(&g, gl + i * COCO_EMU_GFN_ENTRY, 8);
+        g = GUINT64_FROM_LE(g);
+        gfns[i] = g;
+        if (g >= emu->npages) {
+            ret = cocoEmuImportFail(
+                emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+                _("gfn '%1$llu' is outside guest memory of %2$llu pages"),
+                (unsigned long long)g, (unsigned long long)emu->npages);
+            break;
+        }
+        if (emu->pstate[g] & COCO_EMU_PAGE_MARK ||
+            (inorder && emu->pstate[g] == COCO_EMU_PAGE_IMPORTED &&
+             emu->pepoch[g] == emu->epoch)) {
+            ret = cocoEmuImportFail(
+                emu, status, -EPROTO, COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH,
+                error, _("page '%1$llu' was already imported in epoch %2$u"),
+                (unsigned long long)g, h.epoch);
+            break;
+        }
+        if (!inorder && emu->pstate[g] == COCO_EMU_PAGE_IMPORTED) {
+            ret = cocoEmuImportFail(
+                emu, status, -EPROTO, COCO_EMU_ST_PAGE_ALREADY_IMPORTED, error,
+                _("page '%1$llu' was already imported; after the start token only missing pages may come"),
+                (unsigned long long)g);
+            break;
+        }
+        emu->pstate[g] |= COCO_EMU_PAGE_MARK;
+    }
+    for (checked = i, i = 0; i < checked; i++)
+        emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
+    if (ret < 0)
+        goto cleanup;
+
+    memcpy(emu->scratch, pages, n * COCO_EMU_PAGE_SIZE);
+    for (i = 0; i < n; i++) {
+        uint8_t iv[COCO_CRYPTO_IV_LEN];
+
+        cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
+        if (cocoCryptoOpen(
+                &emu->dec, iv, gl + i * COCO_EMU_GFN_ENTRY, COCO_EMU_GFN_ENTRY,
+                NULL, 0, emu->scratch + i * COCO_EMU_PAGE_SIZE,
+                COCO_EMU_PAGE_SIZE, macs + i * COCO_EMU_MAC_ENTRY) < 0) {
+            ret = cocoEmuImportFail(
+                emu, status, -EBADMSG, COCO_EMU_ST_INVALID_PAGE_MAC, error,
+                _("page '%1$llu' does not verify (tampered)"),
+                (unsigned long long)gfns[i]);
+            goto cleanup;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        memcpy(emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
+               emu->scratch + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
+        emu->pstate[gfns[i]] = COCO_EMU_PAGE_IMPORTED;
+        emu->pepoch[gfns[i]] = h.epoch;
+    }
+    if (inorder) {
+        emu->counter[stream]++;
+        emu->total++;
+    }
+
+cleanup:
+    g_free(gfns);
+    return ret;
+}
+
+/* ---- tokens ------------------------------------------------------------ */
+
+static int
+cocoEmuTokenExport(CocoEmu *emu, uint32_t flags, uint8_t *buf, size_t *buflen,
+                   CocoFirmwareStatus *status, GError **error)
+{
+    bool start = flags & COCO_MIGRATE_TOKEN_START;
+    size_t cap = buf ? *buflen : 0;
+    CocoEmuBundleHeader h = {0};
+    int ret;
+
+    *buflen = 0;
+    if (start ? emu->op != COCO_EMU_OP_PAUSED_EXPORT
+              : !cocoEmuIn(emu->op, 2, COCO_EMU_OP_LIVE_EXPORT,
+                           COCO_EMU_OP_PAUSED_EXPORT))
+        return cocoEmuStateFail(emu, status,
+                                start ? "start token" : "epoch token", error);
+    if (cap < COCO_EMU_TOKEN_SIZE)
+        return cocoEmuShortBuffer(emu, status, "token", cap,
+                                  COCO_EMU_TOKEN_SIZE, error);
+    if (start) {
+        if (emu->nvcpus_done != emu->nvcpus)
+            return cocoEmuFail(
+                emu, status, -EPERM, COCO_EMU_ST_SOME_VCPUS_NOT_MIGRATED, error,
+                _("start token refused: %1$u of %2$u vCPUs exported"),
+                emu->nvcpus_done, emu->nvcpus);
+        if (emu->dirty_count)
+            return cocoEmuFail(
+                emu, status, -EPERM, COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN,
+                error,
+                _("start token refused: %1$llu dirty pages must be exported first"),
+                (unsigned long long)emu->dirty_count);
+        if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
+            0)
+            return ret;
+    } else if (emu->epoch >= COCO_EMU_EPOCH_MAX) {
+        return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_EPOCH_OVERFLOW,
+                           error, _("epoch counter exhausted at %1$u"),
+                           emu->epoch);
+    }
+
+    h.size = COCO_EMU_TOKEN_SIZE;
+    h.version = COCO_EMU_BUNDLE_VERSION;
+    h.type = COCO_EMU_BUNDLE_EPOCH_TOKEN;
+    h.epoch = start ? COCO_EMU_EPOCH_OUT_OF_ORDER : emu->epoch + 1;
+    h.iv_counter = emu->iv[0];
+    h.specific = emu->total + 1;
+    if (cocoEmuHeaderSeal(&emu->enc, &h, 0, NULL, 0, buf) < 0)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("cannot seal the token"));
+    emu->iv[0]++;
+    emu->total++;
+    emu->epoch = h.epoch;
+    if (start)
+        emu->op = COCO_EMU_OP_POST_EXPORT;
+    *buflen = COCO_EMU_TOKEN_SIZE;
+    return 0;
+}
+
+static int
+cocoEmuTokenImport(CocoEmu *emu, uint32_t flags, const uint8_t *buf,
+                   size_t buflen, CocoFirmwareStatus *status, GError **error)
+{
+    bool start = flags & COCO_MIGRATE_TOKEN_START;
+    CocoEmuBundleHeader h;
+    int ret;
+
+    if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_MEMORY_IMPORT,
+                   COCO_EMU_OP_STATE_IMPORT))
+        return cocoEmuStateFail(emu, status, "token", error);
+    if (!buf || buflen != COCO_EMU_TOKEN_SIZE)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("a token is %1$d bytes, not %2$zu"), COCO_EMU_TOKEN_SIZE, buflen);
+    cocoEmuHeaderUnpack(buf, &h);
+    if ((ret = cocoEmuCheckHeader(emu, status, &emu->dec, h.stream, &h, buflen,
+                                  COCO_EMU_BUNDLE_EPOCH_TOKEN, NULL, 0, true,
+                                  error)) < 0)
+        return ret;
+    if (h.stream != 0 || h.counter != 0)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("malformed token: stream %1$u, counter %2$u"), h.stream,
+            h.counter);
+    if (start != (h.epoch == COCO_EMU_EPOCH_OUT_OF_ORDER))
+        return cocoEmuFail(
+            emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+            _("the token is for epoch %1$u but the start flag is '%2$s'"),
+            h.epoch, start ? "set" : "clear");
+    if (h.epoch <= emu->epoch)
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_EPOCH_NOT_INCREASING, error,
+            _("token for epoch %1$u arrived in epoch %2$u (replayed or reordered)"),
+            h.epoch, emu->epoch);
+    if (start && (emu->op != COCO_EMU_OP_STATE_IMPORT ||
+                  emu->nvcpus_done != emu->nvcpus))
+        return cocoEmuImportFail(
+            emu, status, -EPERM, COCO_EMU_ST_SOME_VCPUS_NOT_MIGRATED, error,
+            _("start token before all vCPUs were imported (%1$u of %2$u)"),
+            emu->nvcpus_done, emu->nvcpus);
+    if (h.specific != emu->total + 1)
+        return cocoEmuImportFail(
+            emu, status, -EPROTO, COCO_EMU_ST_TOTAL_BUNDLES_MISMATCH, error,
+            _("the token counts %1$llu bundles but %2$llu arrived (bundles were dropped)"),
+            (unsigned long long)h.specific,
+            (unsigned long long)(emu->total + 1));
+    emu->total++;
+    emu->epoch = h.epoch;
+    if (start)
+        emu->op = COCO_EMU_OP_POST_IMPORT;
+    return 0;
+}
+
+/* ---- vCPUs -------------------------------------------------------------- */
+
+/* vCPU bundle payload: u32 TD-state length, TD state (vCPU 0 only), u32
+ * vCPU-state length, vCPU state; then its 16-byte tag. */
+static int
+cocoEmuExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *vbuf,
+                  size_t *buflen, CocoFirmwareStatus *status, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    uint8_t *buf = vbuf;
+    size_t cap = buf && buflen ? *buflen : 0;
+    size_t tdlen = vcpu == 0 ? COCO_EMU_TD_STATE_LEN : 0;
+    size_t plen;
+    size_t needed;
+    CocoEmuBundleHeader h = {0};
+    uint8_t iv[COCO_CRYPTO_IV_LEN];
+    uint8_t *p;
+    uint32_t le;
+    bool sealed;
+
+    if (buflen)
+        *buflen = 0;
+    if (emu->op != COCO_EMU_OP_PAUSED_EXPORT)
+        return cocoEmuStateFail(emu, status, "export-vcpu", error);
+    if (vcpu >= emu->nvcpus)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("vCPU '%1$u' does not exist"), vcpu);
+    if (emu->vcpu_done[vcpu])
+        return cocoEmuFail(emu, status, -EEXIST,
+                           COCO_EMU_ST_VCPU_ALREADY_EXPORTED, error,
+                           _("vCPU '%1$u' was already exported"), vcpu);
+    if (vcpu != 0 && !emu->vcpu_done[0])
+        return cocoEmuFail(
+            emu, status, -EPERM, COCO_EMU_ST_TD_STATE_FIRST, error,
+            _("vCPU '%1$u' cannot go before vCPU 0, which carries the TD state"),
+            vcpu);
+    plen = 8 + tdlen + emu->vcpu_len[vcpu];
+    needed = COCO_EMU_HEADER_SIZE + plen + COCO_EMU_TAG_SIZE;
+    if (cap < needed)
+        return cocoEmuShortBuffer(emu, status, "export-vcpu", cap, needed,
+                                  error);
+
+    /* Sealed in a private buffer: the host only sees ciphertext. */
+    p = g_malloc(plen + COCO_EMU_TAG_SIZE);
+    le = GUINT32_TO_LE(tdlen);
+    memcpy(p, &le, 4);
+    memcpy(p + 4, emu->td_state, tdlen);
+    le = GUINT32_TO_LE(emu->vcpu_len[vcpu]);
+    memcpy(p + 4 + tdlen, &le, 4);
+    memcpy(p + 8 + tdlen, emu->vcpu_state[vcpu], emu->vcpu_len[vcpu]);
+
+    h.size = needed;
+    h.version = COCO_EMU_BUNDLE_VERSION;
+    h.type = COCO_EMU_BUNDLE_VCPU;
+    h.counter = emu->counter[0];
+    h.epoch = emu->epoch;
+    h.iv_counter = emu->iv[0];
+    h.specific = vcpu;
+    cocoEmuIv(h.iv_counter, 0, 1, iv);
+    sealed = cocoCryptoSeal(&emu->enc, iv, NULL, 0, NULL, 0, p, plen,
+                            p + plen) == 0 &&
+             cocoEmuHeaderSeal(&emu->enc, &h, 0, NULL, 0, buf) == 0;
+    if (sealed)
+        memcpy(buf + COCO_EMU_HEADER_SIZE, p, plen + COCO_EMU_TAG_SIZE);
+    gnutls_memset(p, 0, plen + COCO_EMU_TAG_SIZE);
+    g_free(p);
+    if (!sealed)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("cannot seal the state of vCPU '%1$u'"),
+                           vcpu);
+    emu->counter[0]++;
+    emu->iv[0]++;
+    emu->total++;
+    emu->vcpu_done[vcpu] = true;
+    emu->nvcpus_done++;
+    *buflen = needed;
+    return 0;
+}
+
+static int
+cocoEmuImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *vbuf,
+                  size_t buflen, CocoFirmwareStatus *status, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    const uint8_t *buf = vbuf;
+    g_autofree uint8_t *p = NULL;
+    CocoEmuBundleHeader h;
+    uint8_t iv[COCO_CRYPTO_IV_LEN];
+    size_t plen;
+    uint32_t tdlen;
+    uint32_t vlen;
+    int ret;
+
+    if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_MEMORY_IMPORT,
+                   COCO_EMU_OP_STATE_IMPORT))
+        return cocoEmuStateFail(emu, status, "import-vcpu", error);
+    if (vcpu >= emu->nvcpus)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("vCPU '%1$u' does not exist"), vcpu);
+    if (emu->op == COCO_EMU_OP_MEMORY_IMPORT && vcpu != 0)
+        return cocoEmuFail(
+            emu, status, -EPERM, COCO_EMU_ST_TD_STATE_FIRST, error,
+            _("vCPU '%1$u' cannot go before vCPU 0, which carries the TD state"),
+            vcpu);
+    if (!buf || buflen < COCO_EMU_HEADER_SIZE + 8 + COCO_EMU_TAG_SIZE)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("vCPU bundle of %1$zu bytes is too short"), buflen);
+    cocoEmuHeaderUnpack(buf, &h);
+    if ((ret = cocoEmuCheckHeader(emu, status, &emu->dec, h.stream, &h, buflen,
+                                  COCO_EMU_BUNDLE_VCPU, NULL, 0, true, error)) <
+        0)
+        return ret;
+    if (h.stream != 0 || h.specific != vcpu)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
+            _("vCPU bundle for vCPU %1$llu on stream %2$u given as vCPU %3$u"),
+            (unsigned long long)h.specific, h.stream, vcpu);
+    if ((ret = cocoEmuCheckSequence(emu, status, &h, error)) < 0)
+        return ret;
+    if (emu->vcpu_done[vcpu])
+        return cocoEmuImportFail(emu, status, -EEXIST,
+                                 COCO_EMU_ST_VCPU_ALREADY_IMPORTED, error,
+                                 _("vCPU '%1$u' was already imported"), vcpu);
+
+    plen = buflen - COCO_EMU_HEADER_SIZE - COCO_EMU_TAG_SIZE;
+    p = g_memdup2(buf + COCO_EMU_HEADER_SIZE, plen);
+    cocoEmuIv(h.iv_counter, 0, 1, iv);
+    if (cocoCryptoOpen(&emu->dec, iv, NULL, 0, NULL, 0, p, plen,
+                       buf + COCO_EMU_HEADER_SIZE + plen) < 0)
+        return cocoEmuImportFail(
+            emu, status, -EBADMSG, COCO_EMU_ST_INVALID_PAGE_MAC, error,
+            _("the state of vCPU '%1$u' does not verify (tampered)"), vcpu);
+    memcpy(&tdlen, p, 4);
+    tdlen = GUINT32_FROM_LE(tdlen);
+    vlen = 0;
+    if (tdlen == (vcpu == 0 ? COCO_EMU_TD_STATE_LEN : 0) &&
+        plen >= 8 + (size_t)tdlen) {
+        memcpy(&vlen, p + 4 + tdlen, 4);
+        vlen = GUINT32_FROM_LE(vlen);
+    }
+    if (vlen == 0 || vlen > COCO_EMU_VCPU_STATE_MAX ||
+        plen != 8 + (size_t)tdlen + vlen)
+        return cocoEmuImportFail(emu, status, -EBADMSG,
+                                 COCO_EMU_ST_INVALID_MBMD, error,
+                                 _("malformed state of vCPU '%1$u'"), vcpu);
+    if (vcpu == 0) {
+        memcpy(emu->td_state, p + 4, COCO_EMU_TD_STATE_LEN);
+        emu->has_td_state = true;
+        emu->op = COCO_EMU_OP_STATE_IMPORT;
+    }
+    g_free(emu->vcpu_state[vcpu]);
+    emu->vcpu_state[vcpu] = g_memdup2(p + 8 + tdlen, vlen);
+    emu->vcpu_len[vcpu] = vlen;
+    emu->vcpu_done[vcpu] = true;
+    emu->nvcpus_done++;
+    emu->counter[0]++;
+    emu->total++;
+    return 0;
+}
+
+/* ---- blackout, abort, finish -------------------------------------------- */
+
+static int
+cocoEmuBlackout(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
+{
+    int ret;
+
+    if (emu->op != COCO_EMU_OP_LIVE_EXPORT)
+        return cocoEmuStateFail(emu, status, "source-blackout", error);
+    if (emu->nvcpus_in)
+        return cocoEmuFail(emu, status, -EBUSY, COCO_EMU_ST_OPERAND_BUSY, error,
+                           _("%1$u vCPUs are still inside the VM"),
+                           emu->nvcpus_in);
+    if ((ret = cocoEmuVerifyExported(emu, status, "source-blackout", error)) <
+        0)
+        return ret;
+    emu->op = COCO_EMU_OP_PAUSED_EXPORT;
+    return 0;
+}
+
+static int
+cocoEmuAbortSource(CocoEmu *emu, const uint8_t *buf, size_t buflen,
+                   CocoFirmwareStatus *status, GError **error)
+{
+    CocoEmuBundleHeader h;
+    int ret;
+
+    if (cocoEmuIn(emu->op, 2, COCO_EMU_OP_LIVE_EXPORT,
+                  COCO_EMU_OP_PAUSED_EXPORT)) {
+        if (buflen != 0)
+            return cocoEmuFail(
+                emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+                _("no abort token may be given before the start token"));
+    } else if (emu->op == COCO_EMU_OP_POST_EXPORT) {
+        if (buflen == 0)
+            return cocoEmuFail(
+                emu, status, -EPERM, COCO_EMU_ST_ABORT_TOKEN_REQUIRED, error,
+                _("the start token was sent: the source may resume only with the destination's abort token"));
+        if (buflen != COCO_EMU_TOKEN_SIZE)
+            return cocoEmuFail(emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD,
+                               error, _("a token is %1$d bytes, not %2$zu"),
+                               COCO_EMU_TOKEN_SIZE, buflen);
+        cocoEmuHeaderUnpack(buf, &h);
+        if ((ret = cocoEmuCheckHeader(
+                 emu, status, &emu->dec, COCO_EMU_BACKWARD_STREAM, &h, buflen,
+                 COCO_EMU_BUNDLE_ABORT_TOKEN, NULL, 0, false, error)) < 0)
+            return ret;
+        if (h.stream != 0 || h.counter != 0 || h.specific != 0)
+            return cocoEmuFail(emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD,
+                               error, _("malformed abort token"));
+    } else {
+        return cocoEmuStateFail(emu, status, "abort", error);
+    }
+    /* Back to RUNNABLE; the kernel's EXPORT.RESTORE of every page is done
+     * here at once. */
+    cocoEmuPagesReset(emu);
+    cocoEmuSessionReset(emu);
+    cocoEmuSessionEnd(emu, COCO_EMU_OP_RUNNABLE);
+    return 0;
+}
+
+static int
+cocoEmuAbortDestination(CocoEmu *emu, uint8_t *buf, size_t *buflen,
+                        CocoFirmwareStatus *status, GError **error)
+{
+    size_t cap = buf ? *buflen : 0;
+    CocoEmuBundleHeader h = {0};
+
+    *buflen = 0;
+    if (!cocoEmuIn(emu->op, 4, COCO_EMU_OP_MEMORY_IMPORT,
+                   COCO_EMU_OP_STATE_IMPORT, COCO_EMU_OP_POST_IMPORT,
+                   COCO_EMU_OP_FAILED_IMPORT))
+        return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_OP_STATE_INCORRECT,
+                           error,
+                           _("'%1$s' is not allowed in firmware state '%2$s'"),
+                           "abort", cocoEmuOpStateTypeToString(emu->op));
+    if (cap < COCO_EMU_TOKEN_SIZE)
+        return cocoEmuShortBuffer(emu, status, "abort", cap,
+                                  COCO_EMU_TOKEN_SIZE, error);
+    h.size = COCO_EMU_TOKEN_SIZE;
+    h.version = COCO_EMU_BUNDLE_VERSION;
+    h.type = COCO_EMU_BUNDLE_ABORT_TOKEN;
+    h.epoch = emu->epoch;
+    h.iv_counter = emu->iv_backward;
+    if (cocoEmuHeaderSeal(&emu->enc, &h, COCO_EMU_BACKWARD_STREAM, NULL, 0,
+                          buf) < 0)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("cannot seal the abort token"));
+    emu->iv_backward++;
+    emu->op = COCO_EMU_OP_FAILED_IMPORT;
+    if (status)
+        status->fw_status = COCO_EMU_STATUS_FATAL;
+    *buflen = COCO_EMU_TOKEN_SIZE;
+    return 0;
+}
+
+static int
+cocoEmuFinish(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
+{
+    switch (emu->op) {
+    case COCO_EMU_OP_POST_EXPORT:
+        /* The source's session is over: it can never run again. */
+        cocoEmuSessionEnd(emu, COCO_EMU_OP_TEARDOWN);
+        return 0;
+    case COCO_EMU_OP_POST_IMPORT:
+        /* IMPORT.COMMIT: the VM may run; no abort token from now on. */
+        emu->op = COCO_EMU_OP_LIVE_IMPORT;
+        return 0;
+    case COCO_EMU_OP_LIVE_IMPORT:
+        /* IMPORT.END: a normal VM again. */
+        cocoEmuSessionEnd(emu, COCO_EMU_OP_RUNNABLE);
+        return 0;
+    case COCO_EMU_OP_UNINIT:
+    case COCO_EMU_OP_INIT:
+    case COCO_EMU_OP_RUNNABLE:
+    case COCO_EMU_OP_LIVE_EXPORT:
+    case COCO_EMU_OP_PAUSED_EXPORT:
+    case COCO_EMU_OP_MEMORY_IMPORT:
+    case COCO_EMU_OP_STATE_IMPORT:
+    case COCO_EMU_OP_FAILED_IMPORT:
+    case COCO_EMU_OP_TEARDOWN:
+    case COCO_EMU_OP_LAST:
+    default:
+        break;
+    }
+    return cocoEmuStateFail(emu, status, "finish", error);
+}
+
+/* In an export session (TOKEN and ABORT act as the source's). */
+static bool
+cocoEmuExporting(CocoEmu *emu)
+{
+    return cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
+                     COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT);
+}
+
+static int
+cocoEmuMigrateCmd(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags,
+                  void *buf, size_t *buflen, CocoFirmwareStatus *status,
+                  GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    size_t zero = 0;
+    size_t inlen;
+
+    if (!buflen)
+        buflen = &zero;
+    inlen = buf ? *buflen : 0;
+    if (emu->op == COCO_EMU_OP_TEARDOWN ||
+        (emu->op == COCO_EMU_OP_FAILED_IMPORT && cmd != COCO_MIGRATE_CMD_ABORT))
+        return cocoEmuStateFail(emu, status, cocoMigrateCmdTypeToString(cmd),
+                                error);
+    if (cmd == COCO_MIGRATE_CMD_TOKEN ? (flags & ~COCO_MIGRATE_TOKEN_START)
+                                      : flags != 0)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("unknown flags '0x%1$x' for '%2$s'"), flags,
+                           cocoMigrateCmdTypeToString(cmd));
+
+    switch (cmd) {
+    case COCO_MIGRATE_CMD_PREPARE: {
+        g_autofree uint8_t *in = inlen ? g_memdup2(buf, inlen) : NULL;
+
+        return cocoEmuPrepare(emu, in, inlen, buf, buflen, status, error);
+    }
+    case COCO_MIGRATE_CMD_SETUP:
+        if (emu->op == COCO_EMU_OP_UNINIT)
+            return cocoEmuSetupImport(emu, buf, inlen, status, error);
+        return cocoEmuSetupExport(emu, buf, buflen, status, error);
+    case COCO_MIGRATE_CMD_TOKEN:
+        if (cocoEmuExporting(emu))
+            return cocoEmuTokenExport(emu, flags, buf, buflen, status, error);
+        return cocoEmuTokenImport(emu, flags, buf, inlen, status, error);
+    case COCO_MIGRATE_CMD_SOURCE_BLACKOUT:
+        *buflen = 0;
+        return cocoEmuBlackout(emu, status, error);
+    case COCO_MIGRATE_CMD_ABORT:
+        if (cocoEmuExporting(emu))
+            return cocoEmuAbortSource(emu, buf, inlen, status, error);
+        return cocoEmuAbortDestination(emu, buf, buflen, status, error);
+    case COCO_MIGRATE_CMD_FINISH:
+        *buflen = 0;
+        return cocoEmuFinish(emu, status, error);
+    case COCO_MIGRATE_CMD_LAST:
+    default:
+        break;
+    }
+    return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+                       _("unknown migration sub-command '%1$d'"), (int)cmd);
+}
+
+/* ---- object ------------------------------------------------------------ */
+
+static int
+cocoEmuGetCaps(CocoFirmware *fw, CocoFirmwareCaps *caps, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+
+    caps->migration = true;
+    caps->max_streams = emu->nstreams + 1;
+    caps->max_gfns = COCO_EMU_MAX_GFNS;
+    caps->mig_version = COCO_EMU_BUNDLE_VERSION;
+    return 0;
+}
+
+static void
+cocoEmuFree(CocoFirmware *fw)
+{
+    CocoEmu *emu = fw->priv;
+    unsigned int i;
+
+    if (!emu)
+        return;
+    if (emu->mem_mapped)
+        munmap(emu->mem, emu->memsize);
+    g_free(emu->pstate);
+    g_free(emu->pepoch);
+    g_free(emu->phash);
+    for (i = 0; i < emu->nvcpus; i++) {
+        if (emu->vcpu_state[i])
+            gnutls_memset(emu->vcpu_state[i], 0, emu->vcpu_len[i]);
+        g_free(emu->vcpu_state[i]);
+    }
+    g_free(emu->vcpu_state);
+    g_free(emu->vcpu_len);
+    g_free(emu->vcpu_done);
+    g_free(emu->vcpu_in);
+    g_free(emu->counter);
+    g_free(emu->iv);
+    g_free(emu->scratch);
+    g_free(emu->allowed);
+    g_free(emu->min_tcbs);
+    cocoCryptoKeyClear(&emu->mig_enc);
+    cocoCryptoKeyClear(&emu->mig_dec);
+    cocoCryptoKeyClear(&emu->enc);
+    cocoCryptoKeyClear(&emu->dec);
+    cocoEmuHandshakeReset(emu);
+    cocoEmuPlatformUnref(emu->pf);
+    g_mutex_clear(&emu->lock);
+    g_free(emu);
+    fw->priv = NULL;
+}
+
+static const CocoFirmwareDriver cocoEmuDriver = {
+    .name = "emulated",
+    .getCaps = cocoEmuGetCaps,
+    .migrateCmd = cocoEmuMigrateCmd,
+    .exportMemory = cocoEmuExportMemory,
+    .importMemory = cocoEmuImportMemory,
+    .exportVcpu = cocoEmuExportVcpu,
+    .importVcpu = cocoEmuImportVcpu,
+    .free = cocoEmuFree,
+};
+
+CocoFirmware *
+cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
+           const CocoMigrationDef *def, unsigned int nvcpus, GError **error)
+{
+    g_autoptr(CocoFirmware) fw = NULL;
+    CocoEmu *emu;
+    unsigned int i;
+
+    if (!pf || !def) {
+        cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("an emulated VM needs a platform and a migration definition"));
+        return NULL;
+    }
+    if (nvcpus == 0 || nvcpus > 4096) {
+        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                     _("an emulated VM has 1..4096 vCPUs, not %1$u"), nvcpus);
+        return NULL;
+    }
+    if ((unsigned int)role >= COCO_FIRMWARE_ROLE_LAST) {
+        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                     _("unknown firmware role '%1$d'"), (int)role);
+        return NULL;
+    }
+    if (def->has_streams && def->forward_streams > COCO_EMU_MAX_STREAMS) {
+        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                     _("%1$u forward streams requested, at most 512 exist"),
+                     def->forward_streams);
+        return NULL;
+    }
+
+    fw = g_new0(CocoFirmware, 1);
+    fw->driver = &cocoEmuDriver;
+    fw->role = role;
+    fw->priv = emu = g_new0(CocoEmu, 1);
+    g_mutex_init(&emu->lock);
+    emu->pf = cocoEmuPlatformRef(pf);
+
+    emu->has_agent = def->has_agent;
+    memcpy(emu->agent_hash, def->agent_hash, COCO_AGENT_HASH_LEN);
+    emu->has_agent_min_svn = def->has_agent_min_svn;
+    emu->agent_min_svn = def->agent_min_svn;
+    if (def->has_destinations && def->nplatforms) {
+        emu->nallowed = def->nplatforms;
+        emu->allowed = g_malloc0_n(def->nplatforms, COCO_PLATFORM_ID_LEN);
+        for (i = 0; i < def->nplatforms; i++)
+            memcpy(emu->allowed[i], def->platforms[i].id, COCO_PLATFORM_ID_LEN);
+    }
+    if (def->has_destinations && def->nmin_tcbs) {
+        emu->nmin_tcbs = def->nmin_tcbs;
+        emu->min_tcbs =
+            g_memdup2(def->min_tcbs, def->nmin_tcbs * sizeof(*def->min_tcbs));
+    }
+
+    emu->nvcpus = nvcpus;
+    emu->nstreams =
+        def->has_streams && def->forward_streams ? def->forward_streams : 1;
+    emu->counter = g_new0(uint32_t, emu->nstreams);
+    emu->iv = g_new0(uint64_t, emu->nstreams);
+    emu->vcpu_state = g_new0(uint8_t *, nvcpus);
+    emu->vcpu_len = g_new0(size_t, nvcpus);
+    emu->vcpu_done = g_new0(bool, nvcpus);
+    emu->vcpu_in = g_new0(bool, nvcpus);
+    emu->scratch = g_malloc((size_t)COCO_EMU_MAX_GFNS * COCO_EMU_PAGE_SIZE);
+
+    if (role == COCO_FIRMWARE_ROLE_SOURCE) {
+        /* A launched TD: random private state the migration must carry. */
+        emu->op = COCO_EMU_OP_RUNNABLE;
+        if (cocoCryptoRandom(emu->td_state, sizeof(emu->td_state), error) < 0)
+            return NULL;
+        emu->has_td_state = true;
+        for (i = 0; i < nvcpus; i++) {
+            emu->vcpu_state[i] = g_malloc(COCO_EMU_VCPU_STATE_DEFAULT);
+            emu->vcpu_len[i] = COCO_EMU_VCPU_STATE_DEFAULT;
+            if (cocoCryptoRandom(emu->vcpu_state[i],
+                                 COCO_EMU_VCPU_STATE_DEFAULT, error) < 0)
+                return NULL;
+        }
+    } else {
+        emu->op = COCO_EMU_OP_UNINIT;
+    }
+    return g_steal_pointer(&fw);
+}

@@ -1,0 +1,1607 @@
+/*
+ * cocoemutest.c: the emulated firmware backend
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "firmware/cocoemu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <gnutls/crypto.h>
+
+#define NPAGES 64
+#define NVCPUS 2
+#define MEMSIZE (NPAGES * COCO_EMU_PAGE_SIZE)
+
+typedef struct {
+    CocoEmuPlatform *spf;
+    CocoEmuPlatform *dpf;
+    CocoMigrationDef def;
+    CocoMigrationDef ddef; /* the destination's copy */
+    CocoPlatformId allowed[1];
+    CocoMinTcb mins[1];
+    CocoFirmware *src;
+    CocoFirmware *dst;
+    uint8_t *smem;
+    uint8_t *dmem;
+} Pair;
+
+typedef struct {
+    unsigned int dst_vcpus; /* 0: NVCPUS */
+    bool other_dst_platform; /* destination not in the allow list */
+    unsigned int dst_module_svn;
+    bool dst_other_agent; /* its platform runs another agent */
+    unsigned int dst_agent_svn;
+    unsigned int src_agent_svn;
+    bool dst_unbound; /* its VM definition names no agent */
+    unsigned int dst_streams; /* 0: as the source (2) */
+} PairOpts;
+
+static const PairOpts defaultOpts = {0, false, 5, false, 2, 2, false, 0};
+
+/* Assert a failed firmware call: errno, COCO_ERROR code, status class. */
+#define CHECK_FAIL(ret, err, st, errnum, code, cls)                            \
+ do {                                                                          \
+  int r_ = (ret);                                                              \
+  g_assert_cmpint(r_, ==, -(errnum));                                          \
+  g_assert_error((err), COCO_ERROR, (int)(code));                              \
+  g_assert_cmpint((st).err, ==, -(errnum));                                    \
+  g_assert_cmphex(COCO_EMU_STATUS_CLASS((st).fw_status), ==, (cls));           \
+  g_clear_error(&(err));                                                       \
+ } while (0)
+
+#define CHECK_OK(ret, err)                                                     \
+ do {                                                                          \
+  int r_ = (ret);                                                              \
+  g_assert_no_error(err);                                                      \
+  g_assert_cmpint(r_, ==, 0);                                                  \
+ } while (0)
+
+static void
+pairInit(Pair *p, const PairOpts *o)
+{
+    GError *err = NULL;
+    uint8_t agent[COCO_AGENT_HASH_LEN];
+    uint8_t other[COCO_AGENT_HASH_LEN];
+    size_t i;
+
+    memset(p, 0, sizeof(*p));
+    memset(agent, 0xA5, sizeof(agent));
+    memset(other, 0x5A, sizeof(other));
+    p->spf = cocoEmuPlatformNew(&err);
+    g_assert_no_error(err);
+    p->dpf = cocoEmuPlatformNew(&err);
+    g_assert_no_error(err);
+    cocoEmuPlatformSetAgentHash(p->spf, agent);
+    cocoEmuPlatformSetAgentHash(p->dpf, o->dst_other_agent ? other : agent);
+    cocoEmuPlatformSetSvn(p->spf, COCO_TCB_COMPONENT_MODULE, 5);
+    cocoEmuPlatformSetSvn(p->spf, COCO_TCB_COMPONENT_AGENT, o->src_agent_svn);
+    cocoEmuPlatformSetSvn(p->dpf, COCO_TCB_COMPONENT_MODULE, o->dst_module_svn);
+    cocoEmuPlatformSetSvn(p->dpf, COCO_TCB_COMPONENT_AGENT, o->dst_agent_svn);
+
+    p->def.technology = COCO_TECHNOLOGY_TDX;
+    p->def.has_agent = true;
+    memcpy(p->def.agent_hash, agent, sizeof(agent));
+    p->def.has_agent_min_svn = true;
+    p->def.agent_min_svn = 2;
+    p->def.has_destinations = true;
+    if (o->other_dst_platform)
+        memset(p->allowed[0].id, 0x11, COCO_PLATFORM_ID_LEN);
+    else
+        memcpy(p->allowed[0].id, cocoEmuPlatformGetId(p->dpf),
+               COCO_PLATFORM_ID_LEN);
+    p->def.platforms = p->allowed;
+    p->def.nplatforms = 1;
+    p->mins[0].component = COCO_TCB_COMPONENT_MODULE;
+    p->mins[0].svn = 3;
+    p->def.min_tcbs = p->mins;
+    p->def.nmin_tcbs = 1;
+    p->def.has_streams = true;
+    p->def.forward_streams = 2;
+
+    p->src =
+        cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &p->def, NVCPUS, &err);
+    g_assert_no_error(err);
+    p->ddef = p->def;
+    if (o->dst_unbound)
+        p->ddef.has_agent = false;
+    if (o->dst_streams)
+        p->ddef.forward_streams = o->dst_streams;
+    p->dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->ddef,
+                        o->dst_vcpus ? o->dst_vcpus : NVCPUS, &err);
+    g_assert_no_error(err);
+    p->smem = g_malloc(MEMSIZE);
+    p->dmem = g_malloc0(MEMSIZE);
+    for (i = 0; i < MEMSIZE; i++)
+        p->smem[i] = (uint8_t)(i * 7 + i / 4096);
+    g_assert_cmpint(cocoEmuAttachMemory(p->src, p->smem, MEMSIZE, &err), ==, 0);
+    g_assert_cmpint(cocoEmuAttachMemory(p->dst, p->dmem, MEMSIZE, &err), ==, 0);
+    g_assert_no_error(err);
+}
+
+static void
+pairClear(Pair *p)
+{
+    cocoFirmwareFree(p->src);
+    cocoFirmwareFree(p->dst);
+    cocoEmuPlatformUnref(p->spf);
+    cocoEmuPlatformUnref(p->dpf);
+    g_free(p->smem);
+    g_free(p->dmem);
+}
+
+static int
+cmd(CocoFirmware *fw, CocoMigrateCmd c, uint32_t flags, GByteArray *buf,
+    CocoFirmwareStatus *st, GError **err)
+{
+    size_t len = buf ? buf->len : 0;
+    int ret = cocoFirmwareMigrateCmd(fw, c, flags, buf ? buf->data : NULL, &len,
+                                     st, err);
+
+    if (buf)
+        g_byte_array_set_size(buf, len);
+    return ret;
+}
+
+/* Output buffer of capacity @cap. */
+static GByteArray *
+outbuf(size_t cap)
+{
+    GByteArray *b = g_byte_array_sized_new(cap);
+
+    g_byte_array_set_size(b, cap);
+    return b;
+}
+
+static GByteArray *
+copybuf(const GByteArray *b)
+{
+    GByteArray *c = g_byte_array_sized_new(b->len);
+
+    g_byte_array_append(c, b->data, b->len);
+    return c;
+}
+
+/* One PREPARE call: @msg holds @*len bytes of the peer's message and has
+ * room for COCO_EMU_PREPARE_MSG_MAX; the reply replaces it. */
+static int
+prep(CocoFirmware *fw, uint8_t *msg, size_t *len, CocoFirmwareStatus *st,
+     GError **err)
+{
+    return cocoFirmwareMigrateCmd(fw, COCO_MIGRATE_CMD_PREPARE, 0, msg, len, st,
+                                  err);
+}
+
+/* The agent key exchange with the host carrying the messages. Returns the
+ * first failure (from either side) or 0. */
+static int
+prepare(CocoFirmware *src, CocoFirmware *dst, CocoFirmwareStatus *st,
+        GError **err)
+{
+    uint8_t m[COCO_EMU_PREPARE_MSG_MAX];
+    size_t len = 0;
+    int ret;
+
+    ret = prep(src, m, &len, st, err);
+    if (ret != -EAGAIN)
+        return ret;
+    g_clear_error(err);
+    g_assert_cmpuint(len, >, 0);
+    {
+        uint8_t e[COCO_EMU_PREPARE_MSG_MAX];
+        size_t elen = 0;
+
+        ret = prep(dst, e, &elen, st, err);
+        if (ret != -EAGAIN)
+            return ret;
+        g_clear_error(err);
+        g_assert_cmpuint(elen, ==, 0);
+    }
+    ret = prep(dst, m, &len, st, err);
+    if (ret != -EAGAIN)
+        return ret;
+    g_clear_error(err);
+    g_assert_cmpuint(len, >, 0);
+    ret = prep(src, m, &len, st, err);
+    if (ret != 0)
+        return ret;
+    g_assert_cmpuint(len, >, 0);
+    ret = prep(dst, m, &len, st, err);
+    g_assert_cmpuint(len, ==, 0);
+    return ret;
+}
+
+/* SETUP on both sides. */
+static void
+setup(Pair *p)
+{
+    g_autoptr(GByteArray) b = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+
+    CHECK_OK(prepare(p->src, p->dst, &st, &err), err);
+    CHECK_OK(cmd(p->src, COCO_MIGRATE_CMD_SETUP, 0, b, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p->src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    CHECK_OK(cmd(p->dst, COCO_MIGRATE_CMD_SETUP, 0, b, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p->dst), ==, COCO_EMU_OP_MEMORY_IMPORT);
+}
+
+static GByteArray *
+expmem(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns, uint32_t n,
+       uint8_t *gst, CocoFirmwareStatus *st, GError **err, int *ret)
+{
+    GByteArray *b = outbuf(cocoEmuMemoryBundleSize(n));
+    size_t len = b->len;
+
+    *ret = cocoFirmwareExportMemory(fw, stream, gfns, n, gst, b->data, &len, st,
+                                    err);
+    g_byte_array_set_size(b, len);
+    return b;
+}
+
+/* Export @n pages from @first on @stream; must succeed. */
+static GByteArray *
+expRange(CocoFirmware *fw, uint32_t stream, uint64_t first, uint32_t n)
+{
+    g_autofree uint64_t *g = g_new(uint64_t, n);
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+    GByteArray *b;
+    uint32_t i;
+    int ret;
+
+    for (i = 0; i < n; i++)
+        g[i] = first + i;
+    b = expmem(fw, stream, g, n, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    return b;
+}
+
+static int
+impmem(CocoFirmware *fw, uint32_t stream, GByteArray *b, CocoFirmwareStatus *st,
+       GError **err)
+{
+    return cocoFirmwareImportMemory(fw, stream, b->data, b->len, st, err);
+}
+
+static void
+impOk(CocoFirmware *fw, uint32_t stream, GByteArray *b)
+{
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+
+    CHECK_OK(impmem(fw, stream, b, &st, &err), err);
+}
+
+static GByteArray *
+token(CocoFirmware *fw, uint32_t flags)
+{
+    GByteArray *b = outbuf(COCO_EMU_TOKEN_SIZE);
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+
+    CHECK_OK(cmd(fw, COCO_MIGRATE_CMD_TOKEN, flags, b, &st, &err), err);
+    g_assert_cmpuint(b->len, ==, COCO_EMU_TOKEN_SIZE);
+    return b;
+}
+
+static void
+tokenOk(CocoFirmware *dst, GByteArray *t, uint32_t flags)
+{
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+
+    CHECK_OK(cmd(dst, COCO_MIGRATE_CMD_TOKEN, flags, t, &st, &err), err);
+}
+
+static GByteArray *
+expvcpu(CocoFirmware *fw, unsigned int v, CocoFirmwareStatus *st, GError **err,
+        int *ret)
+{
+    GByteArray *b = outbuf(COCO_EMU_VCPU_BUNDLE_MAX);
+    size_t len = b->len;
+
+    *ret = cocoFirmwareExportVcpu(fw, v, b->data, &len, st, err);
+    g_byte_array_set_size(b, len);
+    return b;
+}
+
+static void
+vcpusOk(Pair *p)
+{
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+    unsigned int v;
+    int ret;
+
+    for (v = 0; v < NVCPUS; v++) {
+        g_autoptr(GByteArray) b = expvcpu(p->src, v, &st, &err, &ret);
+
+        CHECK_OK(ret, err);
+        CHECK_OK(cocoFirmwareImportVcpu(p->dst, v, b->data, b->len, &st, &err),
+                 err);
+    }
+}
+
+static void
+blackoutOk(CocoFirmware *fw)
+{
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+
+    CHECK_OK(cmd(fw, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL, &st, &err),
+             err);
+    g_assert_cmpint(cocoEmuGetOpState(fw), ==, COCO_EMU_OP_PAUSED_EXPORT);
+}
+
+/* Epoch 0: all pages, half on each stream. */
+static void
+epochZero(Pair *p)
+{
+    g_autoptr(GByteArray) a = expRange(p->src, 0, 0, NPAGES / 2);
+    g_autoptr(GByteArray) b = expRange(p->src, 1, NPAGES / 2, NPAGES / 2);
+    g_autoptr(GByteArray) t = NULL;
+
+    impOk(p->dst, 1, b);
+    impOk(p->dst, 0, a);
+    t = token(p->src, 0);
+    tokenOk(p->dst, t, 0);
+}
+
+/* Everything up to and including the start token on both sides. */
+static void
+toStartToken(Pair *p)
+{
+    g_autoptr(GByteArray) t = NULL;
+
+    setup(p);
+    epochZero(p);
+    blackoutOk(p->src);
+    vcpusOk(p);
+    t = token(p->src, COCO_MIGRATE_TOKEN_START);
+    g_assert_cmpint(cocoEmuGetOpState(p->src), ==, COCO_EMU_OP_POST_EXPORT);
+    tokenOk(p->dst, t, COCO_MIGRATE_TOKEN_START);
+    g_assert_cmpint(cocoEmuGetOpState(p->dst), ==, COCO_EMU_OP_POST_IMPORT);
+}
+
+static void
+assertVmEqual(Pair *p)
+{
+    const uint8_t *a;
+    const uint8_t *b;
+    size_t la;
+    size_t lb;
+    unsigned int v;
+
+    g_assert_cmpmem(p->smem, MEMSIZE, p->dmem, MEMSIZE);
+    for (v = 0; v < NVCPUS; v++) {
+        a = cocoEmuGetVcpuState(p->src, v, &la);
+        b = cocoEmuGetVcpuState(p->dst, v, &lb);
+        g_assert_nonnull(a);
+        g_assert_cmpmem(a, la, b, lb);
+    }
+    a = cocoEmuGetTdState(p->src, &la);
+    b = cocoEmuGetTdState(p->dst, &lb);
+    g_assert_nonnull(a);
+    g_assert_cmpmem(a, la, b, lb);
+}
+
+/* Guest write that the host reports. */
+static void
+guestWrite(Pair *p, uint64_t gfn, uint8_t val, bool report)
+{
+    GError *err = NULL;
+
+    memset(p->smem + gfn * COCO_EMU_PAGE_SIZE + 100, val, 50);
+    if (report) {
+        g_assert_cmpint(cocoEmuMarkDirty(p->src, gfn, &err), ==, 0);
+        g_assert_no_error(err);
+    }
+}
+
+/* ---- success paths ----------------------------------------------------- */
+
+static void
+testFullMigration(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint64_t d1[] = {3, 40};
+    uint64_t d2[] = {3, 7};
+    g_autoptr(GByteArray) t1 = NULL;
+    g_autoptr(GByteArray) t2 = NULL;
+    g_autoptr(GByteArray) ts = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    g_assert_true(cocoEmuCanRun(p.src));
+    g_assert_false(cocoEmuCanRun(p.dst));
+    g_assert_cmpint(cocoEmuVcpuEnter(p.src, 0, &err), ==, 0);
+    setup(&p);
+    g_assert_true(cocoEmuCanRun(p.src)); /* LIVE_EXPORT: guest runs */
+    epochZero(&p);
+
+    /* Epoch 1: the guest dirties two pages, they go again. */
+    guestWrite(&p, d1[0], 0x11, true);
+    guestWrite(&p, d1[1], 0x22, true);
+    {
+        g_autoptr(GByteArray) b = NULL;
+
+        b = expmem(p.src, 1, d1, 2, NULL, &st, &err, &ret);
+        CHECK_OK(ret, err);
+        impOk(p.dst, 1, b);
+    }
+    t1 = token(p.src, 0);
+    tokenOk(p.dst, t1, 0);
+
+    /* Epoch 2: more writes; blackout; the rest while paused. */
+    guestWrite(&p, d2[0], 0x33, true);
+    guestWrite(&p, d2[1], 0x44, true);
+    cocoEmuVcpuExit(p.src, 0);
+    blackoutOk(p.src);
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_cmpint(cocoEmuVcpuEnter(p.src, 0, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    t2 = token(p.src, 0); /* d2[0] was exported in epoch 1: new epoch */
+    tokenOk(p.dst, t2, 0);
+    {
+        g_autoptr(GByteArray) b = NULL;
+
+        b = expmem(p.src, 0, d2, 2, NULL, &st, &err, &ret);
+        CHECK_OK(ret, err);
+        impOk(p.dst, 0, b);
+    }
+    vcpusOk(&p);
+    ts = token(p.src, COCO_MIGRATE_TOKEN_START);
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_false(cocoEmuCanRun(p.dst));
+    tokenOk(p.dst, ts, COCO_MIGRATE_TOKEN_START);
+    g_assert_false(cocoEmuCanRun(p.dst));
+
+    /* Destination commit, then the source ends. */
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_LIVE_IMPORT);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_TEARDOWN);
+    g_assert_false(cocoEmuCanRun(p.src));
+    assertVmEqual(&p);
+
+    /* IMPORT.END: a normal VM; the source stays dead. */
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
+/* Guest memory from files mapped MAP_SHARED, the way a VM's RAM file is. */
+static void
+testFdMemory(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    int sfd = memfd_create("coco-src", 0);
+    int dfd = memfd_create("coco-dst", 0);
+    g_autofree uint8_t *check = g_malloc(MEMSIZE);
+    g_autoptr(GByteArray) t = NULL;
+    uint8_t *sm;
+
+    g_assert_cmpint(sfd, >=, 0);
+    g_assert_cmpint(dfd, >=, 0);
+    g_assert_cmpint(ftruncate(sfd, MEMSIZE), ==, 0);
+    g_assert_cmpint(ftruncate(dfd, MEMSIZE), ==, 0);
+    pairInit(&p, &defaultOpts);
+    g_assert_cmpint(cocoEmuAttachMemoryFd(p.src, sfd, 0, MEMSIZE, &err), ==, 0);
+    g_assert_cmpint(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), ==, 0);
+    g_assert_no_error(err);
+    /* The guest (another process in real life) writes through the file. */
+    sm = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+    g_assert_true(sm != MAP_FAILED);
+    memcpy(sm, p.smem, MEMSIZE);
+
+    setup(&p);
+    epochZero(&p);
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(pread(dfd, check, MEMSIZE, 0), ==, MEMSIZE);
+    g_assert_cmpmem(check, MEMSIZE, sm, MEMSIZE);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+
+    /* No new memory in a session; a bad fd fails cleanly. */
+    g_assert_cmpint(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), ==,
+                    -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuAttachMemoryFd(p.dst, -1, 0, MEMSIZE, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+    g_clear_error(&err);
+    munmap(sm, MEMSIZE);
+    close(sfd);
+    close(dfd);
+    pairClear(&p);
+}
+
+/* Post-copy: never-exported pages after the start token, out of order. */
+static void
+testPostCopy(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint64_t late[] = {60, 61};
+    uint64_t again[] = {5};
+    uint8_t gst[2];
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    g_autoptr(GByteArray) c = NULL;
+    g_autoptr(GByteArray) a = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    a = expRange(p.src, 0, 0, 60); /* pages 60..63 not yet */
+    impOk(p.dst, 0, a);
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+
+    /* An exported page cannot go again after the start token. */
+    g_byte_array_unref(expmem(p.src, 0, again, 1, gst, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_PAGE_STATE_INCORRECT);
+    g_assert_cmpuint(gst[0], ==, COCO_EMU_GFN_STATE_INCORRECT);
+
+    b = expmem(p.src, 1, late, 2, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 1, b); /* POST_IMPORT */
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    c = expRange(p.src, 0, 62, 2);
+    impOk(p.dst, 0, c); /* LIVE_IMPORT: the guest already runs */
+    /* A replayed out-of-order bundle is refused but, after commit, only
+     * ends the session. */
+    ret = impmem(p.dst, 1, b, &st, &err);
+    g_assert_cmpint(ret, ==, -EPROTO);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_SEQUENCE);
+    g_clear_error(&err);
+    g_assert_cmphex(COCO_EMU_STATUS_CLASS(st.fw_status), ==,
+                    COCO_EMU_ST_PAGE_ALREADY_IMPORTED);
+    g_assert_false(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_false(cocoEmuCanRun(p.src));
+    assertVmEqual(&p);
+    pairClear(&p);
+}
+
+typedef struct {
+    CocoFirmware *fw;
+    uint32_t stream;
+    uint64_t first;
+    GPtrArray *bundles;
+} StreamJob;
+
+static gpointer
+streamExport(gpointer data)
+{
+    StreamJob *j = data;
+    uint64_t g;
+
+    for (g = j->first; g < j->first + NPAGES / 2; g += 4)
+        g_ptr_array_add(j->bundles, expRange(j->fw, j->stream, g, 4));
+    return NULL;
+}
+
+static gpointer
+streamImport(gpointer data)
+{
+    StreamJob *j = data;
+    guint i;
+
+    for (i = 0; i < j->bundles->len; i++)
+        impOk(j->fw, j->stream, g_ptr_array_index(j->bundles, i));
+    return NULL;
+}
+
+/* Two streams driven by two threads each side. */
+static void
+testThreads(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    StreamJob jobs[2];
+    GThread *th[2];
+    g_autoptr(GByteArray) t = NULL;
+    int k;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.src;
+        jobs[k].stream = k;
+        jobs[k].first = k * (NPAGES / 2);
+        jobs[k].bundles =
+            g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
+        th[k] = g_thread_new("export", streamExport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++)
+        g_thread_join(th[k]);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.dst;
+        th[k] = g_thread_new("import", streamImport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++) {
+        g_thread_join(th[k]);
+        g_ptr_array_unref(jobs[k].bundles);
+    }
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
+/* A migrated VM migrates on: the destination becomes a source. */
+static void
+testOnward(void)
+{
+    Pair p;
+    Pair q;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = NULL;
+    const uint8_t *a;
+    const uint8_t *b;
+    size_t la;
+    size_t lb;
+
+    pairInit(&p, &defaultOpts);
+    toStartToken(&p);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_RUNNABLE);
+
+    /* q: p's destination migrates on, to a new VM on the same platform
+     * (the only one p's policy allows). */
+    pairInit(&q, &defaultOpts);
+    cocoFirmwareFree(q.src);
+    cocoFirmwareFree(q.dst);
+    q.src = g_steal_pointer(&p.dst);
+    q.dst =
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &q.def, NVCPUS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoEmuAttachMemory(q.dst, q.dmem, MEMSIZE, &err), ==, 0);
+    toStartToken(&q);
+    CHECK_OK(cmd(q.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpmem(q.dmem, MEMSIZE, p.smem, MEMSIZE);
+    a = cocoEmuGetVcpuState(p.src, 1, &la);
+    b = cocoEmuGetVcpuState(q.dst, 1, &lb);
+    g_assert_cmpmem(a, la, b, lb);
+    a = cocoEmuGetTdState(p.src, &la);
+    b = cocoEmuGetTdState(q.dst, &lb);
+    g_assert_cmpmem(a, la, b, lb);
+    g_assert_true(cocoEmuCanRun(q.dst));
+    g_assert_false(cocoEmuCanRun(q.src));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&q);
+    pairClear(&p);
+}
+
+/* ---- operation-state rules ------------------------------------------- */
+
+static void
+testStateRules(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) b = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    g_autoptr(GByteArray) v1 = NULL;
+    g_autoptr(GByteArray) v0 = NULL;
+    g_autoptr(GByteArray) t = outbuf(COCO_EMU_TOKEN_SIZE);
+    uint64_t g0 = 0;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    /* Nothing before SETUP; SETUP needs the key exchange first. */
+    g_byte_array_unref(expmem(p.src, 0, &g0, 1, NULL, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, b, &st, &err);
+    CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+               COCO_EMU_ST_KEY_NOT_SET);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    g_byte_array_set_size(t, COCO_EMU_TOKEN_SIZE);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_ABORT, 0, t, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    g_byte_array_set_size(t, COCO_EMU_TOKEN_SIZE);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, 4, t, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_INVALID_OPERAND);
+
+    setup(&p);
+    /* Live: no vCPU export, no start token, no second SETUP. */
+    v0 = expvcpu(p.src, 0, &st, &err, &ret);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    g_byte_array_unref(v0);
+    g_byte_array_set_size(t, COCO_EMU_TOKEN_SIZE);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, t, &st,
+              &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    g_byte_array_set_size(b, COCO_EMU_SETUP_BUNDLE_SIZE);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, b, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    /* A running vCPU blocks the blackout. */
+    g_assert_cmpint(cocoEmuVcpuEnter(p.src, 1, &err), ==, 0);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EBUSY, COCO_ERROR_FW_BUSY,
+               COCO_EMU_ST_OPERAND_BUSY);
+    cocoEmuVcpuExit(p.src, 1);
+    epochZero(&p);
+    blackoutOk(p.src);
+
+    /* vCPU 0 (TD state) first; each vCPU once; all before the start. */
+    v1 = expvcpu(p.src, 1, &st, &err, &ret);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_TD_STATE_FIRST);
+    g_byte_array_unref(v1);
+    v0 = expvcpu(p.src, 0, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    g_byte_array_unref(expvcpu(p.src, 0, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EEXIST, COCO_ERROR_FW_EXISTS,
+               COCO_EMU_ST_VCPU_ALREADY_EXPORTED);
+    g_byte_array_set_size(t, COCO_EMU_TOKEN_SIZE);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, t, &st,
+              &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_SOME_VCPUS_NOT_MIGRATED);
+    v1 = expvcpu(p.src, 1, &st, &err, &ret);
+    CHECK_OK(ret, err);
+
+    /* Destination: vCPU 1 before vCPU 0 refused (not fatal); then fine. */
+    ret = cocoFirmwareImportVcpu(p.dst, 1, v1->data, v1->len, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_TD_STATE_FIRST);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_MEMORY_IMPORT);
+    CHECK_OK(cocoFirmwareImportVcpu(p.dst, 0, v0->data, v0->len, &st, &err),
+             err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_STATE_IMPORT);
+    /* The start token before vCPU 1 arrived: fatal on the destination. */
+    g_byte_array_set_size(t, COCO_EMU_TOKEN_SIZE);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, t,
+                 &st, &err),
+             err);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, t, &st,
+              &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_SOME_VCPUS_NOT_MIGRATED);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    /* Later calls refused for good. */
+    ret = cocoFirmwareImportVcpu(p.dst, 1, v1->data, v1->len, &st, &err);
+    CHECK_FAIL(ret, err, st, EIO, COCO_ERROR_FW_FATAL,
+               COCO_EMU_ST_IMPORT_FAILED);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EIO, COCO_ERROR_FW_FATAL,
+               COCO_EMU_ST_IMPORT_FAILED);
+    g_assert_false(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_POST_EXPORT);
+    pairClear(&p);
+}
+
+/* ---- per-page rules ------------------------------------------------------ */
+
+static void
+testPageRules(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint64_t clean[] = {1, 2};
+    uint64_t dup[] = {9, 9};
+    uint64_t out[] = {NPAGES};
+    uint64_t d[] = {4};
+    uint8_t gst[2];
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    g_autoptr(GByteArray) small = outbuf(100);
+    size_t len = small->len;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    epochZero(&p);
+
+    /* A buffer too small reports the size needed. */
+    ret = cocoFirmwareExportMemory(p.src, 0, d, 1, NULL, small->data, &len, &st,
+                                   &err);
+    CHECK_FAIL(ret, err, st, ENOBUFS, COCO_ERROR_FW_BUFFER,
+               COCO_EMU_ST_BUFFER_TOO_SMALL);
+    g_assert_cmpuint(st.needed, ==, cocoEmuMemoryBundleSize(1));
+
+    /* Re-export of clean pages is refused; all or nothing. */
+    g_byte_array_unref(expmem(p.src, 0, clean, 2, gst, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_PAGE_STATE_INCORRECT);
+    g_assert_cmpuint(gst[0], ==, COCO_EMU_GFN_STATE_INCORRECT);
+    /* A dirty page goes once per epoch. */
+    guestWrite(&p, 4, 2, true);
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    /* Duplicates and gfns outside memory. */
+    guestWrite(&p, 9, 1, true);
+    g_byte_array_unref(expmem(p.src, 0, dup, 2, gst, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_INVALID_OPERAND);
+    g_assert_cmpuint(gst[0], ==, COCO_EMU_GFN_SKIPPED);
+    g_assert_cmpuint(gst[1], ==, COCO_EMU_GFN_DUPLICATE);
+    g_byte_array_unref(expmem(p.src, 0, out, 1, gst, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_INVALID_OPERAND);
+    g_assert_cmpuint(gst[0], ==, COCO_EMU_GFN_OUT_OF_RANGE);
+
+    b = expmem(p.src, 1, d, 1, gst, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    g_assert_cmpuint(gst[0], ==, COCO_EMU_GFN_OK);
+    impOk(p.dst, 1, b);
+    guestWrite(&p, 4, 3, true);
+    g_byte_array_unref(expmem(p.src, 1, d, 1, gst, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH);
+    g_assert_cmpuint(gst[0], ==, COCO_EMU_GFN_MIGRATED_IN_CURRENT_EPOCH);
+
+    /* Dirty pages block the start token. */
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    {
+        g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
+
+        ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s,
+                  &st, &err);
+        CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+                   COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN);
+    }
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_PAUSED_EXPORT);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_STATE_IMPORT);
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_false(cocoEmuCanRun(p.dst));
+    pairClear(&p);
+}
+
+/* Writes the host never reported are caught by the content hashes. */
+static void
+testUnreportedWrites(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint64_t g5[] = {5};
+    uint64_t g6[] = {6};
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
+    g_autoptr(GByteArray) b = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    epochZero(&p);
+
+    /* At the blackout: refused, the page is dirty now, a retry works. */
+    guestWrite(&p, 5, 0x77, false);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    blackoutOk(p.src);
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    b = expmem(p.src, 0, g5, 1, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    vcpusOk(&p);
+
+    /* While paused: caught at the start token. */
+    guestWrite(&p, 6, 0x78, false);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
+              &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
+    g_byte_array_unref(b);
+    b = expmem(p.src, 0, g6, 1, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    g_byte_array_unref(t);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
+/* The emulated dirty log finds unreported writes; reported ones too. */
+static void
+testDirtyLog(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autofree uint64_t *gfns = NULL;
+    size_t n = 0;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    setup(&p);
+    epochZero(&p);
+    guestWrite(&p, 12, 1, true);
+    guestWrite(&p, 30, 2, false);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, 1);
+    g_assert_cmpuint(gfns[0], ==, 12);
+    g_clear_pointer(&gfns, g_free);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(n, ==, 2);
+    g_assert_cmpuint(gfns[0], ==, 12);
+    g_assert_cmpuint(gfns[1], ==, 30);
+    /* Re-exported in the next epoch: clean again. */
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    b = expmem(p.src, 0, gfns, 2, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    g_clear_pointer(&gfns, g_free);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, true, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, 0);
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    g_byte_array_unref(t);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    pairClear(&p);
+}
+
+/* ---- abort ----------------------------------------------------------- */
+
+static GByteArray *
+abortDst(CocoFirmware *dst)
+{
+    GByteArray *t = outbuf(COCO_EMU_TOKEN_SIZE);
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+
+    CHECK_OK(cmd(dst, COCO_MIGRATE_CMD_ABORT, 0, t, &st, &err), err);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpuint(t->len, ==, COCO_EMU_TOKEN_SIZE);
+    g_assert_cmpint(cocoEmuGetOpState(dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    g_assert_false(cocoEmuCanRun(dst));
+    return t;
+}
+
+static uint64_t
+bundleIv(const GByteArray *b)
+{
+    CocoEmuBundleHeader h;
+
+    memcpy(&h, b->data, sizeof(h));
+    return GUINT64_FROM_LE(h.iv_counter);
+}
+
+static void
+testAbortBeforeStart(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    g_autoptr(CocoFirmware) dst2 = NULL;
+    uint64_t iv_before;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    b = expRange(p.src, 0, 0, 8);
+    impOk(p.dst, 0, b);
+    iv_before = bundleIv(b);
+    blackoutOk(p.src);
+    /* No token may be given before the start token. */
+    t = abortDst(p.dst);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, t, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_INVALID_OPERAND);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_true(cocoEmuCanRun(p.src));
+    g_assert_false(cocoEmuCanRun(p.dst));
+
+    /* A new session needs a new key exchange; then pages go again and the
+     * IV counters continue (never reused). */
+    ret = cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
+    CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+               COCO_EMU_ST_KEY_NOT_SET);
+    dst2 =
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &p.def, NVCPUS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoEmuAttachMemory(dst2, p.dmem, MEMSIZE, &err), ==, 0);
+    cocoFirmwareFree(p.dst);
+    p.dst = g_steal_pointer(&dst2);
+    setup(&p);
+    g_byte_array_unref(b);
+    b = expRange(p.src, 0, 0, 8);
+    g_assert_cmpuint(bundleIv(b), >, iv_before + 1);
+    impOk(p.dst, 0, b);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_MEMORY_IMPORT);
+    pairClear(&p);
+}
+
+static void
+testAbortAfterStart(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) bad = NULL;
+    g_autoptr(GByteArray) t2 = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    toStartToken(&p);
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_false(cocoEmuCanRun(p.dst));
+
+    /* Without the token the source stays frozen. */
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_ABORT_TOKEN_REQUIRED);
+    t = abortDst(p.dst);
+    /* A tampered token is refused. */
+    bad = copybuf(t);
+    bad->data[16] ^= 1; /* epoch */
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, bad, &st, &err);
+    CHECK_FAIL(ret, err, st, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+               COCO_EMU_ST_INCORRECT_MBMD_MAC);
+    g_assert_false(cocoEmuCanRun(p.src));
+    /* The destination can re-issue it (FAILED_IMPORT); other calls fail. */
+    t2 = abortDst(p.dst);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EIO, COCO_ERROR_FW_FATAL,
+               COCO_EMU_ST_IMPORT_FAILED);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, t2, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_true(cocoEmuCanRun(p.src));
+    g_assert_false(cocoEmuCanRun(p.dst));
+    pairClear(&p);
+}
+
+static void
+testDestinationLost(void)
+{
+    Pair p;
+    Pair q;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) forged = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    pairInit(&q, &defaultOpts);
+    toStartToken(&p);
+    cocoFirmwareFree(p.dst);
+    p.dst = NULL;
+
+    /* An abort token of another migration does not unfreeze the source. */
+    setup(&q);
+    forged = abortDst(q.dst);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, forged, &st, &err);
+    CHECK_FAIL(ret, err, st, EKEYREJECTED, COCO_ERROR_FW_KEY,
+               COCO_EMU_ST_KEY_MISMATCH);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_ABORT_TOKEN_REQUIRED);
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_cmpint(cocoEmuVcpuEnter(p.src, 0, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    /* Giving up: teardown only. */
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_TEARDOWN);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_cmpint(cocoEmuGetOpState(q.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    g_assert_true(cocoEmuCanRun(q.src)); /* still live-exporting */
+    pairClear(&p);
+    pairClear(&q);
+}
+
+static void
+testCommitThenAbort(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = outbuf(COCO_EMU_TOKEN_SIZE);
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    toStartToken(&p);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    g_assert_true(cocoEmuCanRun(p.dst));
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_ABORT, 0, t, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    g_assert_cmpuint(t->len, ==, 0);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_ABORT_TOKEN_REQUIRED);
+    /* Exactly one side can run. */
+    g_assert_true(cocoEmuCanRun(p.dst));
+    g_assert_false(cocoEmuCanRun(p.src));
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_LIVE_IMPORT);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_POST_EXPORT);
+    assertVmEqual(&p);
+    pairClear(&p);
+}
+
+/* ---- integrity and sequence on the destination ------------------------- */
+
+typedef enum {
+    ATTACK_PAGE, /* flip a ciphertext byte */
+    ATTACK_PAGE_MAC, /* flip a page MAC byte */
+    ATTACK_GFN, /* change a gfn in the list */
+    ATTACK_HEADER, /* change the epoch field */
+    ATTACK_IV, /* change the IV counter */
+    ATTACK_REPLAY, /* import the same bundle twice */
+    ATTACK_REORDER, /* second bundle of a stream first */
+    ATTACK_EPOCH_LATE, /* a bundle of epoch 0 again after the token */
+    ATTACK_EPOCH_EARLY, /* a bundle of epoch 1 before the epoch token */
+    ATTACK_DROP_TAIL, /* last bundle of a stream dropped */
+    ATTACK_TOKEN_REPLAY,
+    ATTACK_WRONG_KEY, /* the destination exchanged keys with someone else */
+    ATTACK_WRONG_STREAM,
+} Attack;
+
+typedef struct {
+    Attack attack;
+    int err;
+    CocoErrorCode code;
+    CocoEmuStatusClass cls;
+} AttackCase;
+
+static const AttackCase attackCases[] = {
+    {ATTACK_PAGE, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+     COCO_EMU_ST_INVALID_PAGE_MAC},
+    {ATTACK_PAGE_MAC, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+     COCO_EMU_ST_INVALID_PAGE_MAC},
+    {ATTACK_GFN, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+     COCO_EMU_ST_INCORRECT_MBMD_MAC},
+    {ATTACK_HEADER, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+     COCO_EMU_ST_INCORRECT_MBMD_MAC},
+    {ATTACK_IV, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+     COCO_EMU_ST_INCORRECT_MBMD_MAC},
+    {ATTACK_REPLAY, EPROTO, COCO_ERROR_FW_SEQUENCE,
+     COCO_EMU_ST_BUNDLE_REPLAYED},
+    {ATTACK_REORDER, EPROTO, COCO_ERROR_FW_SEQUENCE,
+     COCO_EMU_ST_BUNDLE_MISSING},
+    {ATTACK_EPOCH_LATE, EPROTO, COCO_ERROR_FW_SEQUENCE,
+     COCO_EMU_ST_EPOCH_MISMATCH},
+    {ATTACK_EPOCH_EARLY, EPROTO, COCO_ERROR_FW_SEQUENCE,
+     COCO_EMU_ST_EPOCH_MISMATCH},
+    {ATTACK_DROP_TAIL, EPROTO, COCO_ERROR_FW_SEQUENCE,
+     COCO_EMU_ST_TOTAL_BUNDLES_MISMATCH},
+    {ATTACK_TOKEN_REPLAY, EPROTO, COCO_ERROR_FW_SEQUENCE,
+     COCO_EMU_ST_EPOCH_NOT_INCREASING},
+    {ATTACK_WRONG_KEY, EKEYREJECTED, COCO_ERROR_FW_KEY,
+     COCO_EMU_ST_KEY_MISMATCH},
+    {ATTACK_WRONG_STREAM, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+     COCO_EMU_ST_INVALID_MBMD},
+};
+
+/* Run one attack; returns the destination's first failing call's result. */
+static int
+runAttack(Pair *p, Attack a, CocoFirmwareStatus *st, GError **err)
+{
+    g_autoptr(GByteArray) b1 = NULL;
+    g_autoptr(GByteArray) b2 = NULL;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    size_t pages = COCO_EMU_HEADER_SIZE + 4 * 8 + 4 * 16;
+
+    if (a == ATTACK_WRONG_KEY) {
+        /* The source's agent then talked to another destination (on the
+         * same, allowed platform): the two ends hold different keys. */
+        g_autoptr(CocoFirmware) other = NULL;
+
+        CHECK_OK(prepare(p->src, p->dst, st, err), *err);
+        other = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->def,
+                           NVCPUS, err);
+        g_assert_no_error(*err);
+        CHECK_OK(prepare(p->src, other, st, err), *err);
+        CHECK_OK(cmd(p->src, COCO_MIGRATE_CMD_SETUP, 0, s, st, err), *err);
+        return cmd(p->dst, COCO_MIGRATE_CMD_SETUP, 0, s, st, err);
+    }
+    setup(p);
+    b1 = expRange(p->src, 0, 0, 4);
+    b2 = expRange(p->src, 0, 4, 4);
+    switch (a) {
+    case ATTACK_PAGE:
+        b1->data[pages + 4096 + 7] ^= 0x80;
+        return impmem(p->dst, 0, b1, st, err);
+    case ATTACK_PAGE_MAC:
+        b1->data[COCO_EMU_HEADER_SIZE + 4 * 8 + 3] ^= 1;
+        return impmem(p->dst, 0, b1, st, err);
+    case ATTACK_GFN:
+        b1->data[COCO_EMU_HEADER_SIZE + 8] = 9; /* gfn 1 -> 9 */
+        return impmem(p->dst, 0, b1, st, err);
+    case ATTACK_HEADER:
+        b1->data[16] ^= 1; /* epoch */
+        return impmem(p->dst, 0, b1, st, err);
+    case ATTACK_IV:
+        b1->data[24] ^= 1;
+        return impmem(p->dst, 0, b1, st, err);
+    case ATTACK_REPLAY:
+        impOk(p->dst, 0, b1);
+        return impmem(p->dst, 0, b1, st, err);
+    case ATTACK_REORDER:
+        return impmem(p->dst, 0, b2, st, err);
+    case ATTACK_EPOCH_LATE:
+        /* (A bundle missing at the token fails the token's count.) */
+        impOk(p->dst, 0, b1);
+        impOk(p->dst, 0, b2);
+        t = token(p->src, 0);
+        tokenOk(p->dst, t, 0);
+        return impmem(p->dst, 0, b2, st, err);
+    case ATTACK_EPOCH_EARLY: {
+        g_autoptr(GByteArray) b3 = NULL;
+
+        impOk(p->dst, 0, b1);
+        impOk(p->dst, 0, b2);
+        t = token(p->src, 0);
+        b3 = expRange(p->src, 0, 8, 4);
+        return impmem(p->dst, 0, b3, st, err);
+    }
+    case ATTACK_DROP_TAIL:
+        impOk(p->dst, 0, b1);
+        t = token(p->src, 0);
+        return cmd(p->dst, COCO_MIGRATE_CMD_TOKEN, 0, t, st, err);
+    case ATTACK_TOKEN_REPLAY:
+        impOk(p->dst, 0, b1);
+        impOk(p->dst, 0, b2);
+        t = token(p->src, 0);
+        tokenOk(p->dst, t, 0);
+        return cmd(p->dst, COCO_MIGRATE_CMD_TOKEN, 0, t, st, err);
+    case ATTACK_WRONG_STREAM:
+        return impmem(p->dst, 1, b1, st, err);
+    case ATTACK_WRONG_KEY:
+    default:
+        break;
+    }
+    g_assert_not_reached();
+    return 0;
+}
+
+static void
+testAttack(gconstpointer data)
+{
+    const AttackCase *c = data;
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = outbuf(COCO_EMU_TOKEN_SIZE);
+    uint64_t g0 = 0;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    ret = runAttack(&p, c->attack, &st, &err);
+    CHECK_FAIL(ret, err, st, c->err, c->code, c->cls);
+    /* In order: the destination failed for good. */
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    g_assert_false(cocoEmuCanRun(p.dst));
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_TOKEN, 0, t, &st, &err);
+    CHECK_FAIL(ret, err, st, EIO, COCO_ERROR_FW_FATAL,
+               COCO_EMU_ST_IMPORT_FAILED);
+    /* The source is unharmed: it aborts and runs on. */
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    g_assert_true(cocoEmuCanRun(p.src));
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err), err);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_true(cocoEmuCanRun(p.src));
+    /* After the abort every page is exportable again (restored). */
+    g_byte_array_unref(expmem(p.src, 0, &g0, 1, NULL, &st, &err, &ret));
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_OP_STATE_INCORRECT);
+    pairClear(&p);
+}
+
+/* A malformed setup bundle or a different VM shape is fatal too. */
+static void
+testImmutableMismatch(void)
+{
+    PairOpts o = defaultOpts;
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    int ret;
+
+    o.dst_vcpus = NVCPUS + 1;
+    pairInit(&p, &o);
+    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_IMMUTABLE_MISMATCH);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    g_assert_false(cocoEmuCanRun(p.dst));
+    g_assert_true(cocoEmuCanRun(p.src));
+    pairClear(&p);
+
+    /* More forward streams at the source than created here. */
+    o = defaultOpts;
+    o.dst_streams = 1;
+    pairInit(&p, &o);
+    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
+    g_byte_array_set_size(s, COCO_EMU_SETUP_BUNDLE_SIZE);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_IMMUTABLE_MISMATCH);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    pairClear(&p);
+}
+
+/* ---- PREPARE: identity and policy ------------------------------------- */
+
+typedef struct {
+    const char *name;
+    PairOpts opts;
+    bool src_refuses; /* else the destination refuses */
+} PolicyCase;
+
+static const PolicyCase policyCases[] = {
+    {"platform-not-allowed", {0, true, 5, false, 2, 2, false, 0}, true},
+    {"tcb-too-low", {0, false, 2, false, 2, 2, false, 0}, true},
+    {"agent-svn-too-low", {0, false, 5, false, 1, 2, false, 0}, true},
+    {"source-agent-svn-too-low", {0, false, 5, false, 2, 1, false, 0}, false},
+    /* the destination platform runs another agent: it refuses itself */
+    {"agent-hash-mismatch", {0, false, 5, true, 2, 2, false, 0}, false},
+    /* ... and when its own VM names none, the source refuses it */
+    {"peer-agent-hash-mismatch", {0, false, 5, true, 2, 2, true, 0}, true},
+};
+
+static void
+testPolicy(gconstpointer data)
+{
+    const PolicyCase *c = data;
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    int ret;
+
+    pairInit(&p, &c->opts);
+    ret = prepare(p.src, p.dst, &st, &err);
+    CHECK_FAIL(ret, err, st, EACCES, COCO_ERROR_FW_POLICY,
+               COCO_EMU_ST_POLICY_REFUSED);
+    /* No keys were installed on the side that refused (nor, for a source
+     * refusal, on the destination): SETUP is not possible. */
+    ret = cmd(c->src_refuses ? p.src : p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st,
+              &err);
+    CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+               COCO_EMU_ST_KEY_NOT_SET);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_UNINIT);
+    g_assert_true(cocoEmuCanRun(p.src));
+    g_assert_false(cocoEmuCanRun(p.dst));
+    pairClear(&p);
+}
+
+/* A forged responder message (not signed by the claimed platform). */
+static void
+testPrepareSignature(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint8_t m[COCO_EMU_PREPARE_MSG_MAX];
+    size_t len = 0;
+    size_t msglen;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    ret = prep(p.src, m, &len, &st, &err);
+    CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+               COCO_EMU_ST_KEY_NOT_SET);
+    ret = prep(p.dst, m, &len, &st, &err);
+    CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+               COCO_EMU_ST_KEY_NOT_SET);
+    m[100] ^= 1; /* the responder's nonce */
+    msglen = len;
+    ret = prep(p.src, m, &len, &st, &err);
+    CHECK_FAIL(ret, err, st, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+               COCO_EMU_ST_SIGNATURE_INVALID);
+    /* Garbage is refused as such. */
+    m[0] = 'X';
+    len = msglen;
+    ret = prep(p.src, m, &len, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_INVALID_OPERAND);
+    /* No buffer to reply into. */
+    len = 0;
+    ret = prep(p.src, NULL, &len, &st, &err);
+    CHECK_FAIL(ret, err, st, ENOBUFS, COCO_ERROR_FW_BUFFER,
+               COCO_EMU_ST_BUFFER_TOO_SMALL);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_UNINIT);
+    g_assert_false(cocoEmuCanRun(p.dst));
+    pairClear(&p);
+}
+
+/* ---- platform file ------------------------------------------------------ */
+
+static void
+testPlatformFile(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("cocoemutest-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "platform.conf", NULL);
+    g_autofree char *badpath = g_build_filename(dir, "bad.conf", NULL);
+    g_autoptr(CocoEmuPlatform) a = NULL;
+    g_autoptr(CocoEmuPlatform) b = NULL;
+    g_autoptr(CocoEmuPlatform) c = NULL;
+    uint8_t hash[COCO_AGENT_HASH_LEN];
+    uint8_t pubhash[COCO_PLATFORM_ID_LEN];
+    GError *err = NULL;
+    struct stat sb;
+
+    g_assert_nonnull(dir);
+    g_assert_null(cocoEmuPlatformLoad(path, false, &err));
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+    g_clear_error(&err);
+    a = cocoEmuPlatformLoad(path, true, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(stat(path, &sb), ==, 0);
+    g_assert_cmpint(sb.st_mode & 0777, ==, 0600);
+    /* The id is the SHA-256 of the public key. */
+    g_assert_cmpint(gnutls_hash_fast(GNUTLS_DIG_SHA256,
+                                     cocoEmuPlatformGetPublicKey(a), 32,
+                                     pubhash),
+                    ==, 0);
+    g_assert_cmpmem(pubhash, sizeof(pubhash), cocoEmuPlatformGetId(a),
+                    COCO_PLATFORM_ID_LEN);
+
+    memset(hash, 0x3C, sizeof(hash));
+    cocoEmuPlatformSetAgentHash(a, hash);
+    cocoEmuPlatformSetSvn(a, COCO_TCB_COMPONENT_MICROCODE, 77);
+    g_assert_cmpint(cocoEmuPlatformSave(a, path, &err), ==, 0);
+    b = cocoEmuPlatformLoad(path, true, &err);
+    g_assert_no_error(err);
+    g_assert_cmpmem(cocoEmuPlatformGetId(a), COCO_PLATFORM_ID_LEN,
+                    cocoEmuPlatformGetId(b), COCO_PLATFORM_ID_LEN);
+    g_assert_cmpuint(cocoEmuPlatformGetSvn(b, COCO_TCB_COMPONENT_MICROCODE), ==,
+                     77);
+    g_assert_cmpmem(cocoEmuPlatformGetAgentHash(b), COCO_AGENT_HASH_LEN, hash,
+                    sizeof(hash));
+
+    g_assert_true(g_file_set_contents(
+        badpath, "[platform]\nidentity-key=AAAA\n", -1, NULL));
+    c = cocoEmuPlatformLoad(badpath, true, &err);
+    g_assert_null(c);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
+    g_clear_error(&err);
+    g_assert_true(
+        g_file_set_contents(badpath,
+                            "[platform]\nidentity-key="
+                            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+                            "svn-loader=70000\n",
+                            -1, NULL));
+    c = cocoEmuPlatformLoad(badpath, true, &err);
+    g_assert_null(c);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
+    g_clear_error(&err);
+    g_unlink(path);
+    g_unlink(badpath);
+    g_rmdir(dir);
+}
+
+int
+main(int argc, char **argv)
+{
+    size_t i;
+
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/emu/full-migration", testFullMigration);
+    g_test_add_func("/emu/fd-memory", testFdMemory);
+    g_test_add_func("/emu/post-copy", testPostCopy);
+    g_test_add_func("/emu/threads", testThreads);
+    g_test_add_func("/emu/onward", testOnward);
+    g_test_add_func("/emu/state-rules", testStateRules);
+    g_test_add_func("/emu/page-rules", testPageRules);
+    g_test_add_func("/emu/unreported-writes", testUnreportedWrites);
+    g_test_add_func("/emu/dirty-log", testDirtyLog);
+    g_test_add_func("/emu/abort-before-start", testAbortBeforeStart);
+    g_test_add_func("/emu/abort-after-start", testAbortAfterStart);
+    g_test_add_func("/emu/destination-lost", testDestinationLost);
+    g_test_add_func("/emu/commit-then-abort", testCommitThenAbort);
+    g_test_add_func("/emu/immutable-mismatch", testImmutableMismatch);
+    for (i = 0; i < G_N_ELEMENTS(attackCases); i++) {
+        static const char *const names[] = {
+            "tamper-page",    "tamper-page-mac",    "tamper-gfn",
+            "tamper-header",  "tamper-iv",          "replay",
+            "reorder-stream", "reorder-epoch-late", "reorder-epoch-early",
+            "drop-tail",      "token-replay",       "wrong-key",
+            "wrong-stream",
+        };
+        g_autofree char *name = NULL;
+
+        G_STATIC_ASSERT(G_N_ELEMENTS(names) == G_N_ELEMENTS(attackCases));
+        name = g_strdup_printf("/emu/attack/%s", names[i]);
+        g_test_add_data_func(name, &attackCases[i], testAttack);
+    }
+    for (i = 0; i < G_N_ELEMENTS(policyCases); i++) {
+        g_autofree char *name =
+            g_strdup_printf("/emu/policy/%s", policyCases[i].name);
+
+        g_test_add_data_func(name, &policyCases[i], testPolicy);
+    }
+    g_test_add_func("/emu/prepare-signature", testPrepareSignature);
+    g_test_add_func("/emu/platform-file", testPlatformFile);
+    return g_test_run();
+}

@@ -1,0 +1,274 @@
+/*
+ * virt-coco-caps.c: "virt-coco capabilities"
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * What this host offers for confidential migration: the firmware backend in
+ * use, the KVM capability probe, the (provisional) ioctl numbers, and the
+ * identity of the emulated platform.
+ */
+
+#include "virt-coco.h"
+#include "firmware/cocoemu.h"
+#include "firmware/cocoemuplatform.h"
+#include "firmware/cocokvm.h"
+#include "firmware/cocokvmconfig.h"
+#include "conf/cocomigrationdef.h"
+#include "util/cocohex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *backend;
+    /* KVM */
+    const char *kvm_dev;
+    bool kvm_usable;
+    char *kvm_error;
+    bool kvm_migration;
+    bool kvm_fw_status;
+    CocoKvmConfig kvm_cfg;
+    const char *kvm_cfg_source;
+    /* emulated */
+    const char *platform_path;
+    CocoEmuPlatform *platform;
+    char *platform_error;
+} CocoCaps;
+
+static void
+cocoCapsClear(CocoCaps *caps)
+{
+    g_free(caps->kvm_error);
+    g_free(caps->platform_error);
+    if (caps->platform)
+        cocoEmuPlatformUnref(caps->platform);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CocoCaps, cocoCapsClear)
+
+/* Probe KVM_CAP_MIGRATION on a scratch VM of the running kernel. A host
+ * without a usable /dev/kvm is a fact to report, not an error. */
+static void
+cocoCapsProbeKvm(CocoCaps *caps)
+{
+    g_autoptr(GError) err = NULL;
+    CocoFirmwareCaps fwcaps;
+    int kvm;
+    int vm;
+
+    if ((kvm = open(caps->kvm_dev, O_RDWR | O_CLOEXEC)) < 0) {
+        caps->kvm_error = g_strdup_printf(_("cannot open '%1$s': %2$s"),
+                                          caps->kvm_dev, g_strerror(errno));
+        return;
+    }
+    if ((vm = ioctl(kvm, KVM_CREATE_VM, 0)) < 0) {
+        caps->kvm_error =
+            g_strdup_printf(_("cannot create a VM: %1$s"), g_strerror(errno));
+        close(kvm);
+        return;
+    }
+    caps->kvm_usable = true;
+    if (cocoKvmProbe(vm, NULL, &caps->kvm_cfg, &fwcaps, &caps->kvm_fw_status,
+                     &err) < 0)
+        caps->kvm_error = g_strdup(err->message);
+    else
+        caps->kvm_migration = fwcaps.migration;
+    close(vm);
+    close(kvm);
+}
+
+static void
+cocoCapsLoadPlatform(CocoCaps *caps)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!g_file_test(caps->platform_path, G_FILE_TEST_EXISTS)) {
+        caps->platform_error = g_strdup_printf(
+            _("no platform identity at '%1$s' yet (the host agent creates it on its first start)"),
+            caps->platform_path);
+        return;
+    }
+    if (!(caps->platform =
+              cocoEmuPlatformLoad(caps->platform_path, false, &err)))
+        caps->platform_error = g_strdup(err->message);
+}
+
+static void
+cocoCapsPrintJson(CocoCtl *ctl, const CocoCaps *caps)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+    unsigned int i;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "backend");
+    json_builder_add_string_value(b, caps->backend);
+
+    json_builder_set_member_name(b, "kvm");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "device");
+    json_builder_add_string_value(b, caps->kvm_dev);
+    json_builder_set_member_name(b, "usable");
+    json_builder_add_boolean_value(b, caps->kvm_usable);
+    json_builder_set_member_name(b, "migration");
+    json_builder_add_boolean_value(b, caps->kvm_migration);
+    json_builder_set_member_name(b, "firmware_status_extension");
+    json_builder_add_boolean_value(b, caps->kvm_fw_status);
+    if (caps->kvm_error) {
+        json_builder_set_member_name(b, "error");
+        json_builder_add_string_value(b, caps->kvm_error);
+    }
+    json_builder_set_member_name(b, "numbers_from");
+    json_builder_add_string_value(b, caps->kvm_cfg_source);
+    json_builder_set_member_name(b, "ioctls");
+    json_builder_begin_object(b);
+    for (i = 0; i < COCO_KVM_IOCTL_LAST; i++) {
+        g_autofree char *req = g_strdup_printf(
+            "0x%08lx", cocoKvmConfigRequest(&caps->kvm_cfg, i, false));
+
+        json_builder_set_member_name(b, cocoKvmIoctlName(i));
+        json_builder_add_string_value(b, req);
+    }
+    json_builder_end_object(b);
+    json_builder_set_member_name(b, "cap_migration");
+    json_builder_add_int_value(b, caps->kvm_cfg.cap_migration);
+    json_builder_end_object(b);
+
+    json_builder_set_member_name(b, "emulated");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "max_streams");
+    json_builder_add_int_value(b, COCO_EMU_MAX_STREAMS);
+    json_builder_set_member_name(b, "max_pages_per_bundle");
+    json_builder_add_int_value(b, COCO_EMU_MAX_GFNS);
+    json_builder_set_member_name(b, "bundle_version");
+    json_builder_add_int_value(b, COCO_EMU_BUNDLE_VERSION);
+    json_builder_set_member_name(b, "platform_file");
+    json_builder_add_string_value(b, caps->platform_path);
+    if (caps->platform) {
+        const CocoEmuPlatform *pf = caps->platform;
+        g_autofree char *id =
+            cocoHexEncode(cocoEmuPlatformGetId(pf), COCO_PLATFORM_ID_LEN);
+        g_autofree char *agent =
+            cocoHexEncode(cocoEmuPlatformGetAgentHash(pf), COCO_AGENT_HASH_LEN);
+
+        json_builder_set_member_name(b, "platform_id");
+        json_builder_add_string_value(b, id);
+        json_builder_set_member_name(b, "agent_hash");
+        json_builder_add_string_value(b, agent);
+        json_builder_set_member_name(b, "tcb");
+        json_builder_begin_object(b);
+        for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++) {
+            json_builder_set_member_name(b, cocoTcbComponentTypeToString(i));
+            json_builder_add_int_value(b, cocoEmuPlatformGetSvn(pf, i));
+        }
+        json_builder_end_object(b);
+    } else {
+        json_builder_set_member_name(b, "platform_error");
+        json_builder_add_string_value(b, caps->platform_error);
+    }
+    json_builder_end_object(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    cocoCtlPrintJson(ctl, root);
+}
+
+static void
+cocoCapsPrint(const CocoCaps *caps)
+{
+    unsigned int i;
+
+    printf("%-26s %s\n", _("Firmware backend:"), caps->backend);
+    printf("%-26s %s\n", _("KVM device:"), caps->kvm_dev);
+    if (!caps->kvm_usable)
+        printf("%-26s %s\n", _("KVM_CAP_MIGRATION:"), caps->kvm_error);
+    else if (caps->kvm_migration)
+        printf("%-26s %s\n", _("KVM_CAP_MIGRATION:"), _("present"));
+    else
+        printf(
+            "%-26s %s\n", _("KVM_CAP_MIGRATION:"),
+            _("absent (the running kernel does not implement the RFC; the emulated backend is used)"));
+    printf(_("KVM ioctl numbers (%1$s):\n"), caps->kvm_cfg_source);
+    for (i = 0; i < COCO_KVM_IOCTL_LAST; i++)
+        printf("  %-24s 0x%08lx\n", cocoKvmIoctlName(i),
+               cocoKvmConfigRequest(&caps->kvm_cfg, i, false));
+    printf("  %-24s %u\n", "KVM_CAP_MIGRATION", caps->kvm_cfg.cap_migration);
+    printf(
+        _("Emulated firmware: up to %1$u forward streams, %2$u pages per bundle, bundle version %3$u\n"),
+        COCO_EMU_MAX_STREAMS, COCO_EMU_MAX_GFNS, COCO_EMU_BUNDLE_VERSION);
+    if (caps->platform) {
+        const CocoEmuPlatform *pf = caps->platform;
+        g_autofree char *id =
+            cocoHexEncode(cocoEmuPlatformGetId(pf), COCO_PLATFORM_ID_LEN);
+
+        printf("%-26s %s\n", _("Platform identity:"), id);
+        printf("%-26s", _("Platform TCB SVNs:"));
+        for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++)
+            printf(" %s=%u", cocoTcbComponentTypeToString(i),
+                   cocoEmuPlatformGetSvn(pf, i));
+        printf("\n");
+    } else {
+        printf("%-26s %s\n", _("Platform identity:"), caps->platform_error);
+    }
+}
+
+int
+cocoCmdCapabilities(CocoCtl *ctl, int argc, char **argv)
+{
+    g_autofree char *backend = NULL;
+    g_autofree char *platform = NULL;
+    GOptionEntry entries[] = {
+        {"backend", 0, 0, G_OPTION_ARG_STRING, &backend,
+         N_("firmware backend to report: 'emulated' or 'kvm'"), N_("NAME")},
+        {"platform", 0, 0, G_OPTION_ARG_FILENAME, &platform,
+         N_("the emulated platform's identity file"), N_("FILE")},
+        G_OPTION_ENTRY_NULL,
+    };
+    g_autoptr(GError) err = NULL;
+    g_auto(CocoCaps) caps = {0};
+
+    if (!cocoCtlParseOptions(ctl, entries, &argc, &argv))
+        return COCO_EXIT_USAGE;
+    if (argc != 1)
+        return cocoCtlUsageError(
+            ctl, _("command 'capabilities' takes no arguments"));
+    if (backend && STRNEQ(backend, "emulated") && STRNEQ(backend, "kvm"))
+        return cocoCtlUsageError(
+            ctl,
+            _("unknown firmware backend '%1$s': expected 'emulated' or 'kvm'"),
+            backend);
+
+    caps.backend = backend ? backend : "emulated";
+    caps.kvm_dev = g_getenv("COCO_KVM_DEVICE");
+    if (!caps.kvm_dev)
+        caps.kvm_dev = "/dev/kvm";
+    caps.platform_path = platform ? platform : COCO_PLATFORM_FILE;
+
+    /* A malformed number file is an error the operator must fix. */
+    if (cocoKvmConfigLoad(&caps.kvm_cfg, &err) < 0)
+        return cocoCtlReportError(ctl, err);
+    caps.kvm_cfg_source = g_file_test(cocoKvmConfigPath(), G_FILE_TEST_EXISTS)
+                              ? cocoKvmConfigPath()
+                              : _("built-in provisional numbers");
+
+    cocoCapsProbeKvm(&caps);
+    cocoCapsLoadPlatform(&caps);
+
+    if (STREQ(caps.backend, "kvm") && !caps.kvm_migration) {
+        g_autoptr(GError) e2 = NULL;
+
+        cocoErrorSet(
+            &e2, COCO_ERROR_NOT_SUPPORTED,
+            _("the kvm firmware backend is not usable on this host: %1$s"),
+            caps.kvm_error ? caps.kvm_error
+                           : _("the kernel has no KVM_CAP_MIGRATION"));
+        return cocoCtlReportError(ctl, e2);
+    }
+
+    if (ctl->json)
+        cocoCapsPrintJson(ctl, &caps);
+    else
+        cocoCapsPrint(&caps);
+    return COCO_EXIT_OK;
+}
