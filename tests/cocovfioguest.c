@@ -262,6 +262,50 @@ phaseB(const char *bdf, uint8_t *mem, bool fixed)
               "the pin of the top page leaked on close, as the research found");
 }
 
+/*
+ * Phase C checks the kernel-model detail the module's clamp relies on (not
+ * in the research notes): on an unfixed kernel the unmap loop walks the
+ * tree with rb_next() from the first visible record, so a request that
+ * ends below 2^64 but covers the start of a mapping ending at 2^64-1 drops
+ * that mapping's record (its size is counted) while the mapping stays.
+ */
+static void
+phaseC(const char *bdf, uint8_t *mem, bool fixed)
+{
+    int groupfd = -1;
+    int fd = openContainer(bdf, &groupfd);
+    uint64_t mid = (uint64_t)0x10000000000ULL + 0x100000000ULL;
+    uint64_t out = 0;
+    long before = vmlck();
+    int rc;
+
+    CHECK(fd >= 0, "raw container for %s", bdf);
+    if (fd < 0)
+        return;
+    CHECK(rawMap(fd, mem + 8 * PG, mid, PG) == 0, "raw map of a mid page");
+    CHECK(rawMap(fd, mem + 9 * PG, TOP - PG, 2 * PG) == 0,
+          "raw map of the two top pages");
+    rc = rawUnmap(fd, mid, TOP - mid, &out);
+    printf("UNMAP [0x%" G_GINT64_MODIFIER "x, 0x%" G_GINT64_MODIFIER
+           "x]: rc %d size 0x%" G_GINT64_MODIFIER "x\n",
+           mid, (uint64_t)(TOP - 1), rc, out);
+    if (fixed)
+        CHECK(rc == -EINVAL,
+              "fixed kernel: the request would split the top mapping");
+    else
+        CHECK(
+            rc == 0 && out == 3 * PG,
+            "unfixed kernel: the walk reached the top mapping and counted it");
+    printf("VmLck before the maps %ld kB, after the unmap %ld kB\n", before,
+           vmlck());
+    if (!fixed)
+        CHECK(
+            vmlck() - before == (long)(2 * PG / 1024),
+            "unfixed kernel: the two top pages stay pinned although their record is gone");
+    close(groupfd);
+    close(fd);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -281,6 +325,8 @@ main(int argc, char **argv)
     phaseA(argv[1], mem, &fixed);
     printf("phase B\n");
     phaseB(argv[1], mem, fixed);
+    printf("phase C\n");
+    phaseC(argv[1], mem, fixed);
     if (failures)
         printf("RESULT FAIL: %d check(s) failed\n", failures);
     else
