@@ -359,7 +359,7 @@ main(int argc, char **argv)
     static const struct {
         unsigned int streams;
         unsigned int ppb;
-    } runs[] = {{1, 512}, {2, 512}, {4, 512}, {4, 64}};
+    } runs[] = {{1, 512}, {2, 512}, {4, 512}, {4, 64}, {4, 1}};
     uint8_t *mem, *dmem;
     double enc, dec, gcmcpu, gcm, fw, fwcpu, wall, cpu, hash, cmp, cpy;
     double mb;
