@@ -837,8 +837,8 @@ main(int argc, char **argv)
     addCase("/transfer/mock/kill", testKill, FW_MOCK, 4, 16, DIRTY_BITMAP, 8);
     addCase("/transfer/mock/abort-token", testAbortToken, FW_MOCK, 1, 64,
             DIRTY_HASH, 2);
-    addCase("/transfer/mock/migrate", testMigrate, FW_MOCK, 512, 1,
-            DIRTY_HASH, 4);
+    addCase("/transfer/mock/migrate", testMigrate, FW_MOCK, 512, 1, DIRTY_HASH,
+            4);
     g_test_add_func("/transfer/mock/refused", testRefused);
     g_test_add_func("/transfer/mock/refused-final", testRefusedFinal);
     g_test_add_func("/transfer/mock/no-precopy", testNoPrecopy);
