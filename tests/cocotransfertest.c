@@ -720,6 +720,43 @@ testCancel(void)
     pairClear(&p);
 }
 
+/* The dirty hook runs on a stream thread: cancel from there, in the
+ * middle of a scan job. */
+static int
+cancelHook(void *opaque, uint64_t gfn, GError **error)
+{
+    Pair *p = opaque;
+
+    cocoTransferSourceCancel(p->src);
+    return 0;
+}
+
+static void
+testCancelRunning(void)
+{
+    Case c = {FW_MOCK, 3, 16, DIRTY_BITMAP, 2};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) derr = NULL;
+    CocoTransferPrecopyResult res;
+    CocoTransferStats stats;
+    Pair p;
+
+    pairInit(&p, &c);
+    p.cfg.dirty_target = 0;
+    pairStart(&p);
+    cocoTransferSourceSetProgress(p.src, dirtyOneProgress, &p);
+    cocoTransferSourceSetDirtyHook(p.src, cancelHook, &p);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    g_assert_cmpint(cocoTransferSourcePrecopy(p.src, &res, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_MIGRATION_ABORTED);
+    cocoTransferSourceGetStats(p.src, &stats);
+    g_assert_cmpint(stats.phase, ==, COCO_TRANSFER_PHASE_FAILED);
+    g_assert_cmpuint(stats.epoch, ==, 1);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, -1);
+    g_assert_true(isStreamError(derr));
+    pairClear(&p);
+}
+
 /* Source and destination must agree on the configuration. */
 static void
 testMismatch(void)
@@ -844,6 +881,7 @@ main(int argc, char **argv)
     g_test_add_func("/transfer/mock/no-precopy", testNoPrecopy);
     g_test_add_func("/transfer/mock/cancel", testCancel);
     g_test_add_func("/transfer/mock/precopy-ends", testPrecopyEnds);
+    g_test_add_func("/transfer/mock/cancel-running", testCancelRunning);
     g_test_add_func("/transfer/mock/mismatch", testMismatch);
 
     return g_test_run();
