@@ -775,11 +775,13 @@ testMismatch(void)
     p.src = cocoTransferSourceNew(p.sfw, p.dirty, &p.cfg, p.sio, &err);
     g_assert_no_error(err);
     g_assert_cmpint(cocoTransferDestStart(p.dst, &err), ==, 0);
-    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    /* The destination may refuse (and close) before Start has written
+     * everything; either way the source fails at the latest at Finish. */
+    if (cocoTransferSourceStart(p.src, &err) == 0)
+        cocoTransferSourceFinish(p.src, NVCPUS, &err);
+    g_assert_true(isStreamError(err));
     g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, -1);
     g_assert_error(derr, COCO_ERROR, COCO_ERROR_TRANSFER_PROTOCOL);
-    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, -1);
-    g_assert_true(isStreamError(err));
     pairClear(&p);
 }
 
