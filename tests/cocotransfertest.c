@@ -175,7 +175,7 @@ pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
     p->smem = g_aligned_alloc(size, 1, PAGE);
     p->dmem = g_aligned_alloc0(size, 1, PAGE);
     for (i = 0; i < size / sizeof(uint64_t); i++)
-        ((uint64_t *)p->smem)[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+        ((uint64_t *)(void *)p->smem)[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
 
     if (c->fw == FW_MOCK) {
         p->sfw = mockFwNew(COCO_FIRMWARE_ROLE_SOURCE, p->smem, p->npages,
@@ -308,7 +308,7 @@ writerThread(gpointer opaque)
                     p->npages - 1);
             uint64_t off = (uint64_t)g_rand_int_range(rand, 0, PAGE / 8);
             volatile uint64_t *w =
-                (volatile uint64_t *)(p->smem + gfn * PAGE) + off;
+                (volatile uint64_t *)(void *)(p->smem + gfn * PAGE) + off;
 
             *w = ((uint64_t)g_rand_int(rand) << 32) | g_rand_int(rand);
             if (p->c.dirty == DIRTY_BITMAP)

@@ -380,7 +380,7 @@ main(int argc, char **argv)
     mem = g_aligned_alloc(size, 1, PAGE);
     dmem = g_aligned_alloc0(size, 1, PAGE);
     for (i = 0; i < size / 8; i++)
-        ((uint64_t *)mem)[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+        ((uint64_t *)(void *)mem)[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
 
     printf("# libvirt-coco transfer benchmark, %zu MiB region, best of %d; "
            "wall = MiB per elapsed second, cpu = MiB per CPU second of all "
