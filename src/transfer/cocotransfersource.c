@@ -419,28 +419,11 @@ cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
                       GError **error)
 {
     g_autoptr(CocoTransferSource) src = NULL;
-    CocoFirmwareCaps caps;
     unsigned int i;
 
-    if (fw->role != COCO_FIRMWARE_ROLE_SOURCE) {
-        cocoErrorSet(
-            error, COCO_ERROR_INVALID_ARG,
-            _("transfer source needs a firmware session of role '%1$s', not '%2$s'"),
-            cocoFirmwareRoleTypeToString(COCO_FIRMWARE_ROLE_SOURCE),
-            NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
+    if (cocoTransferCheckFirmware(fw, COCO_FIRMWARE_ROLE_SOURCE, cfg, error) <
+        0)
         return NULL;
-    }
-    if (cocoFirmwareGetCaps(fw, &caps, error) < 0)
-        return NULL;
-    if (cocoTransferConfigValidate(cfg, caps.max_gfns, error) < 0)
-        return NULL;
-    if (caps.max_streams && cfg->streams + 1 > caps.max_streams) {
-        cocoErrorSet(
-            error, COCO_ERROR_INVALID_ARG,
-            _("'%1$u' forward streams and a backward stream exceed the firmware's '%2$u' streams"),
-            cfg->streams, caps.max_streams);
-        return NULL;
-    }
 
     src = g_new0(CocoTransferSource, 1);
     g_mutex_init(&src->lock);
