@@ -417,8 +417,8 @@ testValidateQuiet(void)
     static const char *const inputs[] = {
         "<",
         "<coco:migration technology='tdx'/>",
-        "<migration xmlns='https://libvirt-coco.org/xmlns/migration/1.0' "
-        "technology='tdx'><agent hash='00'/></migration>",
+        ("<migration xmlns='https://libvirt-coco.org/xmlns/migration/1.0' "
+         "technology='tdx'><agent hash='00'/></migration>"),
         "<!DOCTYPE x [<!ENTITY e 'x'>]><x>&e;</x>",
         "<?xml version='1.0' encoding='UTF-8'?><x a='\xff'/>",
         "<x xmlns:a='relative'><a:y/></x>",
