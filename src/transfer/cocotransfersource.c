@@ -1,0 +1,915 @@
+/*
+ * cocotransfersource.c: the export side of the transfer engine
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Threads: the caller's thread is the coordinator; it owns the epochs and
+ * writes every record that is not a memory bundle (HELLO, immutable state,
+ * EPOCH_END, tokens, vCPU state, END) while the stream threads are idle.
+ * One stream thread per forward stream runs jobs the coordinator posts:
+ * SCAN (collect the dirty set of a range of bitmap words) and EXPORT
+ * (claim bitmap words, export their pages in bundles of up to
+ * pages_per_bundle on its own firmware stream, write them to its own byte
+ * stream). Work is claimed through one atomic cursor, so fast streams take
+ * more. A job ends when every thread has finished it; the coordinator
+ * waits for that before it closes the epoch, so an epoch token is always
+ * exported after every bundle of its epoch.
+ */
+
+#include "transfer/cocotransfersource.h"
+#include "transfer/cocotransferframe.h"
+
+#include <errno.h>
+
+COCO_ENUM_IMPL(cocoTransferPrecopyEnd, COCO_TRANSFER_PRECOPY_LAST, "converged",
+               "max-epochs", "max-time");
+
+/* Bitmap words one claim takes: 512 pages. */
+#define COCO_SOURCE_CLAIM_WORDS 8
+/* Passes over pages the firmware refused, in the final epoch. */
+#define COCO_SOURCE_FINAL_PASSES 4
+
+typedef enum {
+    COCO_SOURCE_JOB_SCAN,
+    COCO_SOURCE_JOB_EXPORT,
+} CocoSourceJob;
+
+typedef struct {
+    CocoTransferSource *src;
+    unsigned int index;
+    GThread *thread;
+    GIOStream *io;
+    GOutputStream *out;
+    uint8_t *buf; /* one bundle */
+    uint64_t *gfns;
+    uint8_t *status;
+    uint64_t *scratch;
+    uint32_t epoch_bundles; /* bundles written in the current epoch */
+} CocoSourceStream;
+
+struct _CocoTransferSource {
+    CocoFirmware *fw;
+    CocoDirtySource *dirty;
+    CocoTransferConfig cfg;
+    size_t bundle_max;
+    uint64_t npages;
+    size_t nwords;
+    uint64_t *pending; /* pages of the next epoch */
+    uint64_t *retry; /* pages the firmware refused (atomic) */
+    bool scanned; /* pending holds a fresh scan */
+    bool synced; /* scanned after the guest stopped writing */
+    uint8_t *state; /* immutable / vCPU state, COCO_TRANSFER_STATE_MAX */
+    CocoSourceStream *streams;
+    unsigned int nthreads;
+
+    GCancellable *cancel;
+    GMutex lock;
+    GCond job_cond;
+    GCond done_cond;
+    unsigned int job_gen;
+    CocoSourceJob job;
+    unsigned int job_done;
+    bool quit;
+    size_t cursor; /* atomic: next bitmap word to claim */
+    uint64_t found; /* atomic: pages found by a SCAN job */
+    uint32_t epoch; /* epoch being sent */
+
+    int failed; /* atomic */
+    GError *error; /* the first failure, under lock */
+    bool started;
+    bool finished;
+    bool closed;
+
+    CocoTransferCounters counters;
+    CocoTransferProgressFunc progress;
+    void *progress_opaque;
+    CocoTransferDirtyFunc dirty_hook;
+    void *dirty_opaque;
+};
+
+static void
+cocoSourceFail(CocoTransferSource *src, GError *err)
+{
+    g_mutex_lock(&src->lock);
+    if (!src->error)
+        src->error = g_steal_pointer(&err);
+    g_mutex_unlock(&src->lock);
+    g_clear_error(&err);
+    __atomic_store_n(&src->failed, 1, __ATOMIC_RELEASE);
+    COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_FAILED);
+    g_cancellable_cancel(src->cancel);
+}
+
+static bool
+cocoSourceFailed(CocoTransferSource *src)
+{
+    return __atomic_load_n(&src->failed, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Close every stream so the peer sees the end at once. Only while the
+ * stream threads are idle. */
+static void
+cocoSourceCloseStreams(CocoTransferSource *src)
+{
+    unsigned int i;
+
+    if (src->closed)
+        return;
+    src->closed = true;
+    for (i = 0; i < src->cfg.streams; i++)
+        g_io_stream_close(src->streams[i].io, NULL, NULL);
+}
+
+/* Return -1 with the first failure copied to @error if the engine failed;
+ * closes the streams on the first such call. */
+static int
+cocoSourceCheck(CocoTransferSource *src, GError **error)
+{
+    if (!cocoSourceFailed(src))
+        return 0;
+    cocoSourceCloseStreams(src);
+    g_mutex_lock(&src->lock);
+    if (error && src->error)
+        *error = g_error_copy(src->error);
+    g_mutex_unlock(&src->lock);
+    return -1;
+}
+
+/* Record a failure of the coordinator (@err set by a callee) and return
+ * it through @error. */
+static int
+cocoSourceFailWith(CocoTransferSource *src, GError *err, GError **error)
+{
+    cocoSourceFail(src, err);
+    return cocoSourceCheck(src, error);
+}
+
+static void
+cocoSourceProgress(CocoTransferSource *src)
+{
+    CocoTransferStats stats;
+
+    if (!src->progress)
+        return;
+    cocoTransferCountersRead(&src->counters, &stats);
+    src->progress(&stats, src->progress_opaque);
+}
+
+static void
+cocoSourceMarkRetry(CocoTransferSource *src, uint64_t gfn)
+{
+    __atomic_fetch_or(&src->retry[gfn / 64], 1ULL << (gfn % 64),
+                      __ATOMIC_RELAXED);
+}
+
+/*
+ * Export s->gfns[0..n) as one bundle and write it. Per-page refusals:
+ * pages the firmware skipped only because another page failed are
+ * submitted again at once; the others wait for the next epoch (or the
+ * next pass of the final epoch). A failure without any per-page status is
+ * fatal.
+ */
+static int
+cocoSourceExportBundle(CocoSourceStream *s, uint32_t n, GError **error)
+{
+    CocoTransferSource *src = s->src;
+    uint32_t total = n;
+
+    while (n > 0) {
+        g_autoptr(GError) err = NULL;
+        size_t len = src->bundle_max;
+        uint32_t m = 0;
+        uint32_t refused = 0;
+        uint32_t i;
+        int rc;
+
+        memset(s->status, 0, n);
+        cocoDirtySourceExportBegin(src->dirty, s->gfns, n, s->scratch);
+        rc = cocoFirmwareExportMemory(src->fw, s->index, s->gfns, n, s->status,
+                                      s->buf, &len, NULL, &err);
+        for (i = 0; i < n; i++)
+            refused += s->status[i] != 0;
+        if (rc < 0 && refused == 0) {
+            memset(s->status, 1, n);
+            cocoDirtySourceExportEnd(src->dirty, s->gfns, n, s->status,
+                                     s->scratch);
+            g_propagate_error(error, g_steal_pointer(&err));
+            return -1;
+        }
+        cocoDirtySourceExportEnd(src->dirty, s->gfns, n, s->status, s->scratch);
+
+        if (rc == 0) {
+            if (len > src->bundle_max)
+                return cocoErrorSet(error, COCO_ERROR_INTERNAL,
+                                    _("firmware returned a bundle of '%1$zu' "
+                                      "bytes for a buffer of '%2$zu'"),
+                                    len, src->bundle_max);
+            if (len > 0) {
+                if (cocoTransferRecordWrite(
+                        s->out, s->index, COCO_TRANSFER_RECORD_MEMORY,
+                        src->epoch, 0, s->buf, len, src->cancel, error) < 0)
+                    return -1;
+                s->epoch_bundles++;
+                COCO_COUNTER_ADD(src->counters.bytes,
+                                 COCO_TRANSFER_HEADER_SIZE + (uint64_t)len);
+                COCO_COUNTER_ADD(src->counters.bundles, 1);
+            }
+            for (i = 0; i < n; i++) {
+                if (s->status[i] != 0)
+                    cocoSourceMarkRetry(src, s->gfns[i]);
+            }
+            COCO_COUNTER_ADD(src->counters.pages, (uint64_t)(n - refused));
+            COCO_COUNTER_ADD(src->counters.retried, (uint64_t)refused);
+            break;
+        }
+
+        /* The call exported nothing. */
+        for (i = 0; i < n; i++) {
+            if (s->status[i] == 0 ||
+                s->status[i] == COCO_TRANSFER_GFN_SKIPPED) {
+                s->gfns[m++] = s->gfns[i];
+            } else {
+                cocoSourceMarkRetry(src, s->gfns[i]);
+                COCO_COUNTER_ADD(src->counters.retried, 1);
+            }
+        }
+        if (m == n) {
+            g_propagate_error(error, g_steal_pointer(&err));
+            return -1;
+        }
+        n = m;
+    }
+    COCO_COUNTER_SUB(src->counters.remaining, (uint64_t)total);
+    return 0;
+}
+
+static int
+cocoSourceJobExport(CocoSourceStream *s, GError **error)
+{
+    CocoTransferSource *src = s->src;
+    uint32_t n = 0;
+
+    for (;;) {
+        size_t first = __atomic_fetch_add(&src->cursor, COCO_SOURCE_CLAIM_WORDS,
+                                          __ATOMIC_RELAXED);
+        size_t w;
+
+        if (first >= src->nwords || cocoSourceFailed(src))
+            break;
+        for (w = first; w < MIN(src->nwords, first + COCO_SOURCE_CLAIM_WORDS);
+             w++) {
+            uint64_t bits = src->pending[w];
+
+            src->pending[w] = 0;
+            while (bits) {
+                s->gfns[n++] =
+                    (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                if (n == src->cfg.pages_per_bundle) {
+                    if (cocoSourceExportBundle(s, n, error) < 0)
+                        return -1;
+                    n = 0;
+                }
+            }
+        }
+    }
+    if (n > 0 && !cocoSourceFailed(src))
+        return cocoSourceExportBundle(s, n, error);
+    return 0;
+}
+
+/* Collect the words [first, first + n) into pending and report the pages
+ * new there to the firmware. */
+static int
+cocoSourceScanRange(CocoSourceStream *s, size_t first, uint64_t *found,
+                    GError **error)
+{
+    CocoTransferSource *src = s->src;
+    size_t end = MIN(src->nwords, first + COCO_SOURCE_CLAIM_WORDS);
+    uint64_t before[COCO_SOURCE_CLAIM_WORDS];
+    size_t w;
+
+    memcpy(before, src->pending + first, (end - first) * sizeof(uint64_t));
+    *found +=
+        cocoDirtySourceCollect(src->dirty, src->pending, first, end - first);
+    if (!src->dirty_hook)
+        return 0;
+    for (w = first; w < end; w++) {
+        uint64_t bits = src->pending[w] & ~before[w - first];
+
+        while (bits) {
+            uint64_t gfn = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+            bits &= bits - 1;
+            if (src->dirty_hook(src->dirty_opaque, gfn, error) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+cocoSourceJobScan(CocoSourceStream *s, GError **error)
+{
+    CocoTransferSource *src = s->src;
+    uint64_t found = 0;
+    int ret = 0;
+
+    for (;;) {
+        size_t first = __atomic_fetch_add(&src->cursor, COCO_SOURCE_CLAIM_WORDS,
+                                          __ATOMIC_RELAXED);
+
+        if (first >= src->nwords || cocoSourceFailed(src))
+            break;
+        if (cocoSourceScanRange(s, first, &found, error) < 0) {
+            ret = -1;
+            break;
+        }
+    }
+    __atomic_fetch_add(&src->found, found, __ATOMIC_RELAXED);
+    return ret;
+}
+
+static gpointer
+cocoSourceThread(gpointer opaque)
+{
+    CocoSourceStream *s = opaque;
+    CocoTransferSource *src = s->src;
+    unsigned int gen = 0;
+
+    g_mutex_lock(&src->lock);
+    for (;;) {
+        CocoSourceJob job;
+
+        while (src->job_gen == gen && !src->quit)
+            g_cond_wait(&src->job_cond, &src->lock);
+        if (src->quit)
+            break;
+        gen = src->job_gen;
+        job = src->job;
+        g_mutex_unlock(&src->lock);
+
+        if (!cocoSourceFailed(src)) {
+            GError *err = NULL;
+
+            switch (job) {
+            case COCO_SOURCE_JOB_SCAN:
+                if (cocoSourceJobScan(s, &err) < 0)
+                    cocoSourceFail(src, err);
+                break;
+            case COCO_SOURCE_JOB_EXPORT:
+                if (cocoSourceJobExport(s, &err) < 0)
+                    cocoSourceFail(src, err);
+                break;
+            }
+        }
+
+        g_mutex_lock(&src->lock);
+        if (++src->job_done == src->nthreads)
+            g_cond_signal(&src->done_cond);
+    }
+    g_mutex_unlock(&src->lock);
+    return NULL;
+}
+
+/* Run @job on every stream thread and wait until all have finished it. */
+static int
+cocoSourceRunJob(CocoTransferSource *src, CocoSourceJob job, GError **error)
+{
+    g_mutex_lock(&src->lock);
+    __atomic_store_n(&src->cursor, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&src->found, 0, __ATOMIC_RELAXED);
+    src->job = job;
+    src->job_done = 0;
+    src->job_gen++;
+    g_cond_broadcast(&src->job_cond);
+    while (src->job_done < src->nthreads)
+        g_cond_wait(&src->done_cond, &src->lock);
+    g_mutex_unlock(&src->lock);
+    return cocoSourceCheck(src, error);
+}
+
+static void
+cocoSourceStopThreads(CocoTransferSource *src)
+{
+    unsigned int i;
+
+    g_mutex_lock(&src->lock);
+    src->quit = true;
+    g_cond_broadcast(&src->job_cond);
+    g_mutex_unlock(&src->lock);
+    for (i = 0; i < src->nthreads; i++)
+        g_thread_join(g_steal_pointer(&src->streams[i].thread));
+    src->nthreads = 0;
+}
+
+/* Coordinator write of a non-bundle record; threads are idle. */
+static int
+cocoSourceWrite(CocoTransferSource *src, unsigned int stream,
+                CocoTransferRecordType type, uint32_t arg0, uint32_t arg1,
+                const void *payload, size_t len, GError **error)
+{
+    GError *err = NULL;
+
+    if (cocoTransferRecordWrite(src->streams[stream].out, stream, type, arg0,
+                                arg1, payload, len, src->cancel, &err) < 0)
+        return cocoSourceFailWith(src, err, error);
+    COCO_COUNTER_ADD(src->counters.bytes,
+                     COCO_TRANSFER_HEADER_SIZE + (uint64_t)len);
+    return 0;
+}
+
+CocoTransferSource *
+cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
+                      const CocoTransferConfig *cfg, GIOStream **streams,
+                      GError **error)
+{
+    g_autoptr(CocoTransferSource) src = NULL;
+    CocoFirmwareCaps caps;
+    unsigned int i;
+
+    if (fw->role != COCO_FIRMWARE_ROLE_SOURCE) {
+        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                     _("transfer source needs a firmware session of role "
+                       "'%1$s', not '%2$s'"),
+                     cocoFirmwareRoleTypeToString(COCO_FIRMWARE_ROLE_SOURCE),
+                     NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
+        return NULL;
+    }
+    if (cocoFirmwareGetCaps(fw, &caps, error) < 0)
+        return NULL;
+    if (cocoTransferConfigValidate(cfg, caps.max_gfns, error) < 0)
+        return NULL;
+    if (caps.max_streams && cfg->streams + 1 > caps.max_streams) {
+        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                     _("'%1$u' forward streams and a backward stream exceed "
+                       "the firmware's '%2$u' streams"),
+                     cfg->streams, caps.max_streams);
+        return NULL;
+    }
+
+    src = g_new0(CocoTransferSource, 1);
+    g_mutex_init(&src->lock);
+    g_cond_init(&src->job_cond);
+    g_cond_init(&src->done_cond);
+    src->fw = fw;
+    src->dirty = dirty;
+    src->cfg = *cfg;
+    src->cancel = g_cancellable_new();
+    src->bundle_max = cocoTransferBundleMax(cfg->pages_per_bundle);
+    src->npages = cocoDirtySourceGetPages(dirty);
+    src->nwords = cocoDirtyWords(src->npages);
+    src->pending = g_new0(uint64_t, src->nwords + 1);
+    src->retry = g_new0(uint64_t, src->nwords + 1);
+    src->state = g_malloc(COCO_TRANSFER_STATE_MAX);
+    src->streams = g_new0(CocoSourceStream, cfg->streams);
+    for (i = 0; i < cfg->streams; i++) {
+        CocoSourceStream *s = &src->streams[i];
+
+        s->src = src;
+        s->index = i;
+        s->io = g_object_ref(streams[i]);
+        s->out = g_io_stream_get_output_stream(s->io);
+        s->buf = g_aligned_alloc(src->bundle_max, 1, 4096);
+        s->gfns = g_new0(uint64_t, cfg->pages_per_bundle);
+        s->status = g_new0(uint8_t, cfg->pages_per_bundle);
+        s->scratch = g_new0(uint64_t, cfg->pages_per_bundle);
+    }
+    return g_steal_pointer(&src);
+}
+
+void
+cocoTransferSourceSetProgress(CocoTransferSource *src,
+                              CocoTransferProgressFunc func, void *opaque)
+{
+    src->progress = func;
+    src->progress_opaque = opaque;
+}
+
+void
+cocoTransferSourceSetDirtyHook(CocoTransferSource *src,
+                               CocoTransferDirtyFunc func, void *opaque)
+{
+    src->dirty_hook = func;
+    src->dirty_opaque = opaque;
+}
+
+int
+cocoTransferSourceStart(CocoTransferSource *src, GError **error)
+{
+    GError *err = NULL;
+    size_t len = COCO_TRANSFER_STATE_MAX;
+    unsigned int i;
+
+    if (cocoSourceCheck(src, error) < 0)
+        return -1;
+    if (src->started)
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("transfer source was already started"));
+    src->started = true;
+    cocoTransferCountersStart(&src->counters);
+    COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_SETUP);
+    cocoDirtySourceStart(src->dirty);
+
+    for (i = 0; i < src->cfg.streams; i++) {
+        g_autofree char *name = g_strdup_printf("coco-tx-%u", i);
+
+        src->streams[i].thread =
+            g_thread_try_new(name, cocoSourceThread, &src->streams[i], &err);
+        if (!src->streams[i].thread) {
+            g_clear_error(&err);
+            cocoErrorSet(&err, COCO_ERROR_SYSTEM,
+                         _("cannot start the thread of stream '%1$u'"), i);
+            return cocoSourceFailWith(src, err, error);
+        }
+        src->nthreads++;
+    }
+
+    for (i = 0; i < src->cfg.streams; i++) {
+        CocoTransferHello hello = {i, src->cfg.streams,
+                                   src->cfg.pages_per_bundle,
+                                   src->cfg.session_id, src->npages};
+        uint8_t buf[COCO_TRANSFER_HELLO_SIZE];
+
+        cocoTransferHelloEncode(&hello, buf);
+        if (cocoSourceWrite(src, i, COCO_TRANSFER_RECORD_HELLO, 0, 0, buf,
+                            sizeof(buf), error) < 0)
+            return -1;
+    }
+
+    if (cocoFirmwareMigrateCmd(src->fw, COCO_MIGRATE_CMD_SETUP, 0, src->state,
+                               &len, NULL, &err) < 0)
+        return cocoSourceFailWith(src, err, error);
+    if (cocoSourceWrite(src, 0, COCO_TRANSFER_RECORD_IMMUTABLE, 0, 0,
+                        src->state, len, error) < 0)
+        return -1;
+    COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_PRECOPY);
+    cocoSourceProgress(src);
+    return 0;
+}
+
+static int
+cocoSourceReady(CocoTransferSource *src, GError **error)
+{
+    if (cocoSourceCheck(src, error) < 0)
+        return -1;
+    if (!src->started)
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("transfer source was not started"));
+    if (src->finished)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("transfer source has already sent its start token"));
+    return 0;
+}
+
+static uint64_t
+cocoSourceCountPending(CocoTransferSource *src)
+{
+    uint64_t n = 0;
+    size_t i;
+
+    for (i = 0; i < src->nwords; i++)
+        n += (uint64_t)__builtin_popcountll(src->pending[i]);
+    return n;
+}
+
+/* Move refused pages into the pending set. */
+static void
+cocoSourceTakeRetries(CocoTransferSource *src)
+{
+    size_t i;
+
+    for (i = 0; i < src->nwords; i++) {
+        if (__atomic_load_n(&src->retry[i], __ATOMIC_RELAXED))
+            src->pending[i] |=
+                __atomic_exchange_n(&src->retry[i], 0, __ATOMIC_RELAXED);
+    }
+}
+
+/* Collect the dirty set into pending (on top of what it holds). */
+static int
+cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
+{
+    if (src->epoch == 0 && !src->scanned) {
+        size_t i;
+
+        /* Epoch 0 sends every page. */
+        for (i = 0; i < src->nwords; i++)
+            src->pending[i] = ~0ULL;
+        if (src->npages % 64)
+            src->pending[src->nwords - 1] = (1ULL << (src->npages % 64)) - 1;
+    } else {
+        cocoSourceTakeRetries(src);
+        if (cocoSourceRunJob(src, COCO_SOURCE_JOB_SCAN, error) < 0)
+            return -1;
+    }
+    src->scanned = true;
+    *count = cocoSourceCountPending(src);
+    COCO_COUNTER_SET(src->counters.dirty_pages, *count);
+    return 0;
+}
+
+/* Export pending in the current epoch and write EPOCH_END everywhere. */
+static int
+cocoSourceExportEpoch(CocoTransferSource *src, uint64_t count, bool final,
+                      GError **error)
+{
+    unsigned int pass;
+    unsigned int i;
+
+    COCO_COUNTER_SET(src->counters.epoch, src->epoch);
+    COCO_COUNTER_SET(src->counters.remaining, count);
+    for (i = 0; i < src->cfg.streams; i++)
+        src->streams[i].epoch_bundles = 0;
+
+    for (pass = 0;; pass++) {
+        if (cocoSourceRunJob(src, COCO_SOURCE_JOB_EXPORT, error) < 0)
+            return -1;
+        if (!final)
+            break;
+        /* Nothing may stay behind once the guest is paused. */
+        cocoSourceTakeRetries(src);
+        count = cocoSourceCountPending(src);
+        if (count == 0)
+            break;
+        if (pass + 1 >= COCO_SOURCE_FINAL_PASSES) {
+            GError *err = NULL;
+
+            cocoErrorSet(&err, COCO_ERROR_FW_STATE,
+                         _("firmware refused to export '%1$llu' pages in the "
+                           "final epoch '%2$u'"),
+                         (unsigned long long)count, src->epoch);
+            return cocoSourceFailWith(src, err, error);
+        }
+        COCO_COUNTER_SET(src->counters.remaining, count);
+    }
+    src->scanned = false;
+
+    for (i = 0; i < src->cfg.streams; i++) {
+        if (cocoSourceWrite(src, i, COCO_TRANSFER_RECORD_EPOCH_END, src->epoch,
+                            src->streams[i].epoch_bundles, NULL, 0, error) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Export the current epoch's token and write it to stream 0. */
+static int
+cocoSourceToken(CocoTransferSource *src, bool start, GError **error)
+{
+    GError *err = NULL;
+    size_t len = COCO_TRANSFER_TOKEN_MAX;
+
+    if (cocoFirmwareMigrateCmd(src->fw, COCO_MIGRATE_CMD_TOKEN,
+                               start ? COCO_MIGRATE_TOKEN_START : 0, src->state,
+                               &len, NULL, &err) < 0)
+        return cocoSourceFailWith(src, err, error);
+    return cocoSourceWrite(src, 0,
+                           start ? COCO_TRANSFER_RECORD_START_TOKEN
+                                 : COCO_TRANSFER_RECORD_EPOCH_TOKEN,
+                           src->epoch, 0, src->state, len, error);
+}
+
+int
+cocoTransferSourceRound(CocoTransferSource *src, uint64_t *dirty_pages,
+                        GError **error)
+{
+    uint64_t count = 0;
+    uint64_t bytes0;
+    int64_t t0 = g_get_monotonic_time();
+    int64_t dt;
+
+    if (cocoSourceReady(src, error) < 0)
+        return -1;
+    bytes0 = COCO_COUNTER_GET(src->counters.bytes);
+    if (!src->scanned && cocoSourceScan(src, &count, error) < 0)
+        return -1;
+    count = cocoSourceCountPending(src);
+    COCO_COUNTER_SET(src->counters.dirty_pages, count);
+    if (cocoSourceExportEpoch(src, count, false, error) < 0 ||
+        cocoSourceToken(src, false, error) < 0)
+        return -1;
+
+    dt = g_get_monotonic_time() - t0;
+    if (dt > 0)
+        COCO_COUNTER_SET(
+            src->counters.epoch_rate,
+            (uint64_t)((double)(COCO_COUNTER_GET(src->counters.bytes) -
+                                bytes0) *
+                       1e6 / (double)dt));
+    src->epoch++;
+    COCO_COUNTER_SET(src->counters.epoch, src->epoch);
+    if (dirty_pages)
+        *dirty_pages = count;
+    cocoSourceProgress(src);
+    return 0;
+}
+
+static bool
+cocoSourceConverged(CocoTransferSource *src, uint64_t count)
+{
+    uint64_t rate = COCO_COUNTER_GET(src->counters.epoch_rate);
+
+    if (count <= src->cfg.dirty_target)
+        return true;
+    if (src->cfg.max_blackout_ms && rate) {
+        double ms =
+            (double)count * COCO_DIRTY_PAGE_SIZE * 1000.0 / (double)rate;
+
+        return ms <= (double)src->cfg.max_blackout_ms;
+    }
+    return false;
+}
+
+int
+cocoTransferSourcePrecopy(CocoTransferSource *src,
+                          CocoTransferPrecopyResult *result, GError **error)
+{
+    uint32_t max_epochs = src->cfg.max_epochs
+                              ? src->cfg.max_epochs
+                              : COCO_TRANSFER_DEFAULT_MAX_EPOCHS;
+    int64_t t0 = g_get_monotonic_time();
+    uint64_t count = 0;
+
+    memset(result, 0, sizeof(*result));
+    if (cocoSourceReady(src, error) < 0)
+        return -1;
+    if (src->epoch == 0 && cocoTransferSourceRound(src, NULL, error) < 0)
+        return -1;
+
+    for (;;) {
+        uint64_t ms = (uint64_t)(g_get_monotonic_time() - t0) / 1000;
+
+        if (!src->scanned && cocoSourceScan(src, &count, error) < 0)
+            return -1;
+        count = cocoSourceCountPending(src);
+        cocoSourceProgress(src);
+        if (cocoSourceConverged(src, count)) {
+            result->end = COCO_TRANSFER_PRECOPY_CONVERGED;
+            break;
+        }
+        if (src->epoch >= max_epochs) {
+            result->end = COCO_TRANSFER_PRECOPY_MAX_EPOCHS;
+            break;
+        }
+        if (src->cfg.max_time_ms && ms >= src->cfg.max_time_ms) {
+            result->end = COCO_TRANSFER_PRECOPY_MAX_TIME;
+            break;
+        }
+        if (cocoTransferSourceRound(src, NULL, error) < 0)
+            return -1;
+    }
+    result->epochs = src->epoch;
+    result->pending = count;
+    return 0;
+}
+
+int
+cocoTransferSourceSync(CocoTransferSource *src, GError **error)
+{
+    uint64_t count = 0;
+
+    if (cocoSourceReady(src, error) < 0)
+        return -1;
+    if (src->epoch > 0 || src->scanned) {
+        src->scanned = false;
+        if (cocoSourceScan(src, &count, error) < 0)
+            return -1;
+    }
+    src->synced = true;
+    cocoSourceProgress(src);
+    return 0;
+}
+
+int
+cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
+                         GError **error)
+{
+    uint64_t count = 0;
+    unsigned int i;
+
+    if (cocoSourceReady(src, error) < 0)
+        return -1;
+    COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_FINAL);
+    cocoSourceProgress(src);
+
+    /* Rescan unless cocoTransferSourceSync() ran after the guest stopped:
+     * it ran until the blackout. */
+    if (!src->synced)
+        src->scanned = src->scanned && src->epoch == 0;
+    if ((!src->scanned && cocoSourceScan(src, &count, error) < 0) ||
+        cocoSourceExportEpoch(src, cocoSourceCountPending(src), true, error) <
+            0)
+        return -1;
+
+    for (i = 0; i < nvcpus; i++) {
+        GError *err = NULL;
+        size_t len = COCO_TRANSFER_STATE_MAX;
+
+        if (cocoFirmwareExportVcpu(src->fw, i, src->state, &len, NULL, &err) <
+            0)
+            return cocoSourceFailWith(src, err, error);
+        if (cocoSourceWrite(src, 0, COCO_TRANSFER_RECORD_VCPU, i, 0, src->state,
+                            len, error) < 0)
+            return -1;
+    }
+    if (cocoSourceToken(src, true, error) < 0)
+        return -1;
+    for (i = 0; i < src->cfg.streams; i++) {
+        if (cocoSourceWrite(src, i, COCO_TRANSFER_RECORD_END,
+                            COCO_TRANSFER_END_COMPLETE, 0, NULL, 0, error) < 0)
+            return -1;
+    }
+    src->finished = true;
+    cocoSourceStopThreads(src);
+    COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_DONE);
+    cocoSourceProgress(src);
+    return 0;
+}
+
+int
+cocoTransferSourceReadAbortToken(CocoTransferSource *src, void *buf,
+                                 size_t *buflen, GError **error)
+{
+    CocoTransferLimits limits = {0, 0};
+    CocoTransferHeader hdr;
+    GInputStream *in;
+
+    if (cocoSourceCheck(src, error) < 0)
+        return -1;
+    if (!src->finished)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("an abort token can only follow the start token"));
+    in = g_io_stream_get_input_stream(src->streams[0].io);
+    if (cocoTransferRecordReadHeader(in, 0, &limits, &hdr, src->cancel, error) <
+        0)
+        return -1;
+    if (hdr.type != COCO_TRANSFER_RECORD_ABORT_TOKEN)
+        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
+                            _("stream '%1$u' sent a '%2$s' record where an "
+                              "abort token was expected"),
+                            0U, cocoTransferRecordTypeToString(hdr.type));
+    if (hdr.length > *buflen)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("abort token of '%1$u' bytes does not fit a buffer of '%2$zu'"),
+            hdr.length, *buflen);
+    if (cocoTransferRecordReadPayload(in, 0, hdr.type, buf, hdr.length,
+                                      src->cancel, error) < 0)
+        return -1;
+    *buflen = hdr.length;
+    return 0;
+}
+
+void
+cocoTransferSourceCancel(CocoTransferSource *src)
+{
+    GError *err = NULL;
+
+    cocoErrorSet(&err, COCO_ERROR_MIGRATION_ABORTED,
+                 _("the transfer was cancelled"));
+    cocoSourceFail(src, err);
+}
+
+void
+cocoTransferSourceGetStats(CocoTransferSource *src, CocoTransferStats *stats)
+{
+    cocoTransferCountersRead(&src->counters, stats);
+}
+
+void
+cocoTransferSourceFree(CocoTransferSource *src)
+{
+    unsigned int i;
+
+    if (!src)
+        return;
+    if (src->nthreads) {
+        g_cancellable_cancel(src->cancel);
+        cocoSourceStopThreads(src);
+    }
+    if (src->streams) {
+        cocoSourceCloseStreams(src);
+        for (i = 0; i < src->cfg.streams; i++) {
+            CocoSourceStream *s = &src->streams[i];
+
+            g_clear_object(&s->io);
+            g_aligned_free(s->buf);
+            g_free(s->gfns);
+            g_free(s->status);
+            g_free(s->scratch);
+        }
+        g_free(src->streams);
+    }
+    g_clear_object(&src->cancel);
+    g_clear_error(&src->error);
+    g_free(src->pending);
+    g_free(src->retry);
+    g_free(src->state);
+    g_mutex_clear(&src->lock);
+    g_cond_clear(&src->job_cond);
+    g_cond_clear(&src->done_cond);
+    g_free(src);
+}

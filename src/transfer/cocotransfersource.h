@@ -1,0 +1,106 @@
+/*
+ * cocotransfersource.h: the export side of the transfer engine
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * How the host agent drives it (source host):
+ *
+ *   PREPARE (key exchange) is done beforehand through the firmware seam.
+ *   src = cocoTransferSourceNew(fw, dirty, &cfg, streams, &err);
+ *   cocoTransferSourceStart(src)        HELLO on every stream, SETUP (the
+ *                                       immutable state) on stream 0
+ *   cocoTransferSourcePrecopy(src, &r)  epoch 0 = every page, then one
+ *                                       epoch per dirty set, each closed
+ *                                       by an epoch token, until the dirty
+ *                                       set is small enough or a limit hits
+ *   -- QEMU's switchover gate: pause the vCPUs --
+ *   cocoTransferSourceSync(src)         collect the last writes and report
+ *                                       them to the firmware (the emulated
+ *                                       firmware refuses SOURCE_BLACKOUT
+ *                                       while an exported page changed
+ *                                       unreported)
+ *   -- SOURCE_BLACKOUT --
+ *   cocoTransferSourceFinish(src, nvcpus)  last dirty pages, vCPU states,
+ *                                       start token, END on every stream
+ *   cocoTransferSourceReadAbortToken()  only if the destination fails
+ *                                       before FINISH: its abort token
+ *                                       arrives on stream 0
+ *
+ * cocoTransferSourceGetStats() and cocoTransferSourceCancel() may be
+ * called from any thread at any time; every other call from one thread.
+ * After any failure the engine closes all its streams (so the peer sees
+ * the end at once) and every later call fails with the first error.
+ */
+
+#pragma once
+
+#include "firmware/cocofirmware.h"
+#include "transfer/cocodirtysource.h"
+#include "transfer/cocotransfer.h"
+
+#include <gio/gio.h>
+
+typedef struct _CocoTransferSource CocoTransferSource;
+
+/* Per-page status of an export that means "not tried because another page
+ * of the call failed": such pages are submitted again at once. Any other
+ * non-zero status puts the page into the next epoch. */
+#define COCO_TRANSFER_GFN_SKIPPED 1
+
+typedef enum {
+    COCO_TRANSFER_PRECOPY_CONVERGED = 0, /* dirty set small enough */
+    COCO_TRANSFER_PRECOPY_MAX_EPOCHS, /* epoch limit reached */
+    COCO_TRANSFER_PRECOPY_MAX_TIME, /* time limit reached */
+    COCO_TRANSFER_PRECOPY_LAST
+} CocoTransferPrecopyEnd;
+COCO_ENUM_DECL(cocoTransferPrecopyEnd);
+
+typedef struct {
+    CocoTransferPrecopyEnd end;
+    uint32_t epochs; /* epochs sent, epoch 0 included */
+    uint64_t pending; /* dirty pages left for the final epoch */
+} CocoTransferPrecopyResult;
+
+/* @streams: cfg->streams streams (stream i is forward stream i; stream 0
+ * also carries state and tokens, and the abort token back). The engine
+ * takes a reference on each. @fw and @dirty must outlive the engine. */
+CocoTransferSource *cocoTransferSourceNew(CocoFirmware *fw,
+                                          CocoDirtySource *dirty,
+                                          const CocoTransferConfig *cfg,
+                                          GIOStream **streams, GError **error);
+void cocoTransferSourceSetProgress(CocoTransferSource *src,
+                                   CocoTransferProgressFunc func, void *opaque);
+/*
+ * Firmware that cannot see guest writes itself (the emulated backend)
+ * must be told when an exported page changed (TDX's UNBLOCKW): @func is
+ * called once for every page a scan finds dirty after epoch 0, from a
+ * stream thread (e.g. a wrapper of cocoEmuMarkDirty()). Not needed for
+ * KVM, whose write-protection faults do it.
+ */
+typedef int (*CocoTransferDirtyFunc)(void *opaque, uint64_t gfn,
+                                     GError **error);
+void cocoTransferSourceSetDirtyHook(CocoTransferSource *src,
+                                    CocoTransferDirtyFunc func, void *opaque);
+int cocoTransferSourceStart(CocoTransferSource *src, GError **error);
+/* One precopy epoch over the pages dirtied since the previous one (every
+ * page for epoch 0), closed by an epoch token. @dirty_pages (may be NULL)
+ * gets the number of pages sent. */
+int cocoTransferSourceRound(CocoTransferSource *src, uint64_t *dirty_pages,
+                            GError **error);
+int cocoTransferSourcePrecopy(CocoTransferSource *src,
+                              CocoTransferPrecopyResult *result,
+                              GError **error);
+/* Once the vCPUs are paused, before SOURCE_BLACKOUT: collect the writes
+ * made since the last scan (and report them through the dirty hook). */
+int cocoTransferSourceSync(CocoTransferSource *src, GError **error);
+/* After SOURCE_BLACKOUT (the guest cannot write any more). Rescans unless
+ * cocoTransferSourceSync() ran. */
+int cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
+                             GError **error);
+int cocoTransferSourceReadAbortToken(CocoTransferSource *src, void *buf,
+                                     size_t *buflen, GError **error);
+void cocoTransferSourceCancel(CocoTransferSource *src);
+void cocoTransferSourceGetStats(CocoTransferSource *src,
+                                CocoTransferStats *stats);
+void cocoTransferSourceFree(CocoTransferSource *src);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoTransferSource, cocoTransferSourceFree)

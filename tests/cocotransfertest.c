@@ -1,0 +1,634 @@
+/*
+ * cocotransfertest.c: end-to-end tests of the transfer engine over
+ * socketpairs, with the emulated firmware and with a plain firmware double
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "cocotransfermockfw.h"
+#include "firmware/cocoemu.h"
+#include "firmware/cocoemuplatform.h"
+#include "transfer/cocodirtybitmap.h"
+#include "transfer/cocodirtyhash.h"
+#include "transfer/cocotransferdest.h"
+#include "transfer/cocotransferframe.h"
+#include "transfer/cocotransfersource.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PAGE 4096
+#define NVCPUS 2
+
+typedef enum {
+    FW_MOCK,
+    FW_EMU,
+} FwKind;
+
+typedef enum {
+    DIRTY_BITMAP,
+    DIRTY_HASH,
+} DirtyKind;
+
+typedef struct {
+    FwKind fw;
+    unsigned int streams;
+    unsigned int ppb;
+    DirtyKind dirty;
+    size_t mib;
+} Case;
+
+typedef struct {
+    Case c;
+    uint64_t npages;
+    uint8_t *smem;
+    uint8_t *dmem;
+    CocoEmuPlatform *spf;
+    CocoEmuPlatform *dpf;
+    CocoFirmware *sfw;
+    CocoFirmware *dfw;
+    CocoDirtySource *dirty;
+    GIOStream **sio;
+    GIOStream **dio;
+    int *sfd;
+    CocoTransferConfig cfg;
+    CocoTransferSource *src;
+    CocoTransferDest *dst;
+
+    GThread *writer;
+    int stop; /* atomic */
+    uint64_t writes; /* atomic */
+    int kill_stream; /* -1: none */
+    uint32_t kill_epoch;
+    int killed;
+    unsigned int progress_calls;
+} Pair;
+
+static GIOStream *
+socketStream(int fd)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GSocket) sock = g_socket_new_from_fd(fd, &err);
+
+    g_assert_no_error(err);
+    return G_IO_STREAM(g_socket_connection_factory_create_connection(sock));
+}
+
+/* The emulated agents' key exchange, carried by the test as the host
+ * agents would carry it: a PREPARE buffer holds the peer's message and has
+ * room for COCO_EMU_PREPARE_MSG_MAX bytes; the reply replaces it. */
+static void
+emuKeyExchange(CocoFirmware *sfw, CocoFirmware *dfw)
+{
+    uint8_t m[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t e[COCO_EMU_PREPARE_MSG_MAX];
+    size_t len = 0;
+    size_t elen = 0;
+
+    g_assert_cmpint(cocoFirmwareMigrateCmd(sfw, COCO_MIGRATE_CMD_PREPARE, 0, m,
+                                           &len, NULL, NULL),
+                    ==, -EAGAIN);
+    g_assert_cmpint(cocoFirmwareMigrateCmd(dfw, COCO_MIGRATE_CMD_PREPARE, 0, e,
+                                           &elen, NULL, NULL),
+                    ==, -EAGAIN);
+    g_assert_cmpint(cocoFirmwareMigrateCmd(dfw, COCO_MIGRATE_CMD_PREPARE, 0, m,
+                                           &len, NULL, NULL),
+                    ==, -EAGAIN);
+    g_assert_cmpint(cocoFirmwareMigrateCmd(sfw, COCO_MIGRATE_CMD_PREPARE, 0, m,
+                                           &len, NULL, NULL),
+                    ==, 0);
+    g_assert_cmpint(cocoFirmwareMigrateCmd(dfw, COCO_MIGRATE_CMD_PREPARE, 0, m,
+                                           &len, NULL, NULL),
+                    ==, 0);
+}
+
+static void
+pairInit(Pair *p, const Case *c)
+{
+    size_t size = c->mib * 1024 * 1024;
+    unsigned int i;
+
+    memset(p, 0, sizeof(*p));
+    p->c = *c;
+    p->kill_stream = -1;
+    p->npages = size / PAGE;
+    p->smem = g_aligned_alloc(size, 1, PAGE);
+    p->dmem = g_aligned_alloc0(size, 1, PAGE);
+    for (i = 0; i < size / sizeof(uint64_t); i++)
+        ((uint64_t *)p->smem)[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+
+    if (c->fw == FW_MOCK) {
+        p->sfw = mockFwNew(COCO_FIRMWARE_ROLE_SOURCE, p->smem, p->npages,
+                           c->streams);
+        p->dfw = mockFwNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dmem, p->npages,
+                           c->streams);
+    } else {
+        g_autoptr(GError) err = NULL;
+        CocoMigrationDef def;
+
+        memset(&def, 0, sizeof(def));
+        def.has_streams = true;
+        def.forward_streams = c->streams;
+        def.pages_per_bundle = c->ppb;
+        p->spf = cocoEmuPlatformNew(&err);
+        g_assert_no_error(err);
+        p->dpf = cocoEmuPlatformNew(&err);
+        g_assert_no_error(err);
+        p->sfw =
+            cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &def, NVCPUS, &err);
+        g_assert_no_error(err);
+        p->dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &def,
+                            NVCPUS, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(cocoEmuAttachMemory(p->sfw, p->smem, size, &err), ==,
+                        0);
+        g_assert_cmpint(cocoEmuAttachMemory(p->dfw, p->dmem, size, &err), ==,
+                        0);
+        emuKeyExchange(p->sfw, p->dfw);
+    }
+
+    if (c->dirty == DIRTY_BITMAP)
+        p->dirty = cocoDirtyBitmapNew(p->npages);
+    else
+        p->dirty = cocoDirtyHashNew(p->smem, p->npages, g_random_int());
+
+    p->sio = g_new0(GIOStream *, c->streams);
+    p->dio = g_new0(GIOStream *, c->streams);
+    p->sfd = g_new0(int, c->streams);
+    for (i = 0; i < c->streams; i++) {
+        int sv[2];
+
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+                        ==, 0);
+        p->sfd[i] = sv[0];
+        p->sio[i] = socketStream(sv[0]);
+        /* Hand the destination its streams in reverse order: HELLO must
+         * sort them out. */
+        p->dio[c->streams - 1 - i] = socketStream(sv[1]);
+    }
+
+    cocoTransferConfigInit(&p->cfg, NULL);
+    p->cfg.streams = c->streams;
+    p->cfg.pages_per_bundle = c->ppb;
+    p->cfg.session_id = 0x1234;
+    p->cfg.max_epochs = 6;
+    p->cfg.dirty_target = 64;
+}
+
+static void
+pairClear(Pair *p)
+{
+    unsigned int i;
+
+    g_clear_pointer(&p->src, cocoTransferSourceFree);
+    g_clear_pointer(&p->dst, cocoTransferDestFree);
+    for (i = 0; i < p->c.streams; i++) {
+        g_clear_object(&p->sio[i]);
+        g_clear_object(&p->dio[i]);
+    }
+    g_free(p->sio);
+    g_free(p->dio);
+    g_free(p->sfd);
+    g_clear_pointer(&p->dirty, cocoDirtySourceFree);
+    g_clear_pointer(&p->sfw, cocoFirmwareFree);
+    g_clear_pointer(&p->dfw, cocoFirmwareFree);
+    g_clear_pointer(&p->spf, cocoEmuPlatformUnref);
+    g_clear_pointer(&p->dpf, cocoEmuPlatformUnref);
+    g_aligned_free(p->smem);
+    g_aligned_free(p->dmem);
+}
+
+/* The guest: writes random words into a hot set and random pages while
+ * precopy runs, reporting each write to the bitmap source after it. */
+static gpointer
+writerThread(gpointer opaque)
+{
+    Pair *p = opaque;
+    g_autoptr(GRand) rand = g_rand_new_with_seed(42);
+    uint64_t hot = MIN(p->npages, 256);
+
+    while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
+        unsigned int i;
+
+        for (i = 0; i < 64; i++) {
+            uint64_t gfn =
+                (i % 2)
+                    ? (uint64_t)g_rand_int_range(rand, 0, hot)
+                    : (uint64_t)g_rand_double_range(rand, 0, (double)p->npages);
+            uint64_t off = (uint64_t)g_rand_int_range(rand, 0, PAGE / 8);
+            volatile uint64_t *w =
+                (volatile uint64_t *)(p->smem + gfn * PAGE) + off;
+
+            gfn = MIN(gfn, p->npages - 1);
+            *w = ((uint64_t)g_rand_int(rand) << 32) | g_rand_int(rand);
+            if (p->c.dirty == DIRTY_BITMAP)
+                cocoDirtyBitmapSet(p->dirty, gfn);
+        }
+        __atomic_fetch_add(&p->writes, 64, __ATOMIC_RELAXED);
+        g_usleep(200);
+    }
+    return NULL;
+}
+
+static int
+emuDirtyHook(void *opaque, uint64_t gfn, GError **error)
+{
+    return cocoEmuMarkDirty(opaque, gfn, error);
+}
+
+static void
+killProgress(const CocoTransferStats *stats, void *opaque)
+{
+    Pair *p = opaque;
+
+    p->progress_calls++;
+    if (p->kill_stream >= 0 && !p->killed && stats->epoch >= p->kill_epoch) {
+        shutdown(p->sfd[p->kill_stream], SHUT_RDWR);
+        p->killed = 1;
+    }
+}
+
+static void
+pairStart(Pair *p)
+{
+    g_autoptr(GError) err = NULL;
+
+    p->dst = cocoTransferDestNew(p->dfw, &p->cfg, p->dio, &err);
+    g_assert_no_error(err);
+    p->src = cocoTransferSourceNew(p->sfw, p->dirty, &p->cfg, p->sio, &err);
+    g_assert_no_error(err);
+    cocoTransferSourceSetProgress(p->src, killProgress, p);
+    if (p->c.fw == FW_EMU)
+        cocoTransferSourceSetDirtyHook(p->src, emuDirtyHook, p->sfw);
+    g_assert_cmpint(cocoTransferDestStart(p->dst, &err), ==, 0);
+    g_assert_no_error(err);
+}
+
+/* Precopy with the writer running, blackout, final round. */
+static int
+pairMigrate(Pair *p, CocoTransferPrecopyResult *res, GError **error)
+{
+    int ret = -1;
+
+    p->writer = g_thread_new("writer", writerThread, p);
+    if (cocoTransferSourceStart(p->src, error) < 0 ||
+        cocoTransferSourcePrecopy(p->src, res, error) < 0)
+        goto stop;
+    ret = 0;
+stop:
+    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+    g_thread_join(p->writer);
+    if (ret < 0 || cocoTransferSourceSync(p->src, error) < 0)
+        return -1;
+    if (cocoFirmwareMigrateCmd(p->sfw, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0,
+                               NULL, NULL, NULL, error) < 0)
+        return -1;
+    return cocoTransferSourceFinish(p->src, NVCPUS, error);
+}
+
+static void
+testMigrate(gconstpointer data)
+{
+    const Case *c = data;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) derr = NULL;
+    CocoTransferPrecopyResult res;
+    CocoTransferStats sstats, dstats;
+    Pair p;
+
+    pairInit(&p, c);
+    pairStart(&p);
+    pairMigrate(&p, &res, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, 0);
+    g_assert_no_error(derr);
+
+    /* The destination holds exactly the source's memory. */
+    g_assert_true(memcmp(p.smem, p.dmem, c->mib * 1024 * 1024) == 0);
+    g_assert_cmpuint(__atomic_load_n(&p.writes, __ATOMIC_RELAXED), >, 0);
+    g_assert_cmpuint(res.epochs, >=, 1);
+
+    cocoTransferSourceGetStats(p.src, &sstats);
+    cocoTransferDestGetStats(p.dst, &dstats);
+    g_assert_cmpint(sstats.phase, ==, COCO_TRANSFER_PHASE_DONE);
+    g_assert_cmpint(dstats.phase, ==, COCO_TRANSFER_PHASE_DONE);
+    g_assert_cmpuint(sstats.pages, >=, p.npages);
+    g_assert_cmpuint(sstats.bytes, ==, dstats.bytes);
+    g_assert_cmpuint(sstats.bundles, ==, dstats.bundles);
+    g_assert_cmpuint(sstats.bundles, >=, p.npages / c->ppb);
+    g_assert_cmpuint(sstats.remaining, ==, 0);
+    g_assert_cmpuint(p.progress_calls, >=, 2);
+
+    if (c->fw == FW_EMU) {
+        size_t slen, dlen;
+        const uint8_t *sv, *dv;
+        unsigned int i;
+
+        g_assert_cmpint(cocoEmuGetOpState(p.dfw), ==, COCO_EMU_OP_POST_IMPORT);
+        g_assert_cmpint(cocoEmuGetOpState(p.sfw), ==, COCO_EMU_OP_POST_EXPORT);
+        for (i = 0; i < NVCPUS; i++) {
+            sv = cocoEmuGetVcpuState(p.sfw, i, &slen);
+            dv = cocoEmuGetVcpuState(p.dfw, i, &dlen);
+            g_assert_nonnull(dv);
+            g_assert_cmpmem(sv, slen, dv, dlen);
+        }
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.dfw, COCO_MIGRATE_CMD_FINISH,
+                                               0, NULL, NULL, NULL, &err),
+                        ==, 0);
+        g_assert_no_error(err);
+        g_assert_true(cocoEmuCanRun(p.dfw));
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.sfw, COCO_MIGRATE_CMD_FINISH,
+                                               0, NULL, NULL, NULL, &err),
+                        ==, 0);
+        g_assert_no_error(err);
+        g_assert_false(cocoEmuCanRun(p.sfw));
+    } else {
+        g_assert_true(mockFwStarted(p.dfw));
+    }
+    pairClear(&p);
+}
+
+static bool
+isStreamError(const GError *err)
+{
+    return err && err->domain == COCO_ERROR &&
+           (err->code == COCO_ERROR_TRANSFER_IO ||
+            err->code == COCO_ERROR_TRANSFER_PROTOCOL);
+}
+
+/* Close one stream after epoch 0: both sides stop with a stream error,
+ * nothing hangs, and the firmware's abort path brings the source back. */
+static void
+testKill(gconstpointer data)
+{
+    const Case *c = data;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) derr = NULL;
+    CocoTransferPrecopyResult res;
+    CocoTransferStats stats;
+    Pair p;
+
+    pairInit(&p, c);
+    p.kill_stream = (int)c->streams / 2;
+    p.kill_epoch = 1;
+    p.cfg.dirty_target = 0;
+    pairStart(&p);
+    g_assert_cmpint(pairMigrate(&p, &res, &err), ==, -1);
+    g_assert_true(p.killed);
+    g_assert_true(isStreamError(err));
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, -1);
+    g_assert_true(isStreamError(derr));
+    cocoTransferSourceGetStats(p.src, &stats);
+    g_assert_cmpint(stats.phase, ==, COCO_TRANSFER_PHASE_FAILED);
+
+    /* Later calls give the same error. */
+    g_clear_error(&err);
+    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, -1);
+    g_assert_true(isStreamError(err));
+
+    if (c->fw == FW_EMU) {
+        uint8_t token[COCO_EMU_TOKEN_SIZE];
+        size_t len = sizeof(token);
+
+        g_clear_error(&err);
+        /* Before the start token the source aborts without a token. */
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.sfw, COCO_MIGRATE_CMD_ABORT, 0,
+                                               NULL, NULL, NULL, &err),
+                        ==, 0);
+        g_assert_no_error(err);
+        g_assert_cmpint(cocoEmuGetOpState(p.sfw), ==, COCO_EMU_OP_RUNNABLE);
+        g_assert_true(cocoEmuCanRun(p.sfw));
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.dfw, COCO_MIGRATE_CMD_ABORT, 0,
+                                               token, &len, NULL, &err),
+                        ==, 0);
+        g_assert_no_error(err);
+        g_assert_cmpuint(len, ==, COCO_EMU_TOKEN_SIZE);
+        g_assert_cmpint(cocoEmuGetOpState(p.dfw), ==,
+                        COCO_EMU_OP_FAILED_IMPORT);
+    }
+    pairClear(&p);
+}
+
+/* After the start token the destination gives up: its abort token travels
+ * back on stream 0 and lets the source run again. */
+static void
+testAbortToken(gconstpointer data)
+{
+    const Case *c = data;
+    g_autoptr(GError) err = NULL;
+    CocoTransferPrecopyResult res;
+    uint8_t token[COCO_TRANSFER_TOKEN_MAX];
+    uint8_t got[COCO_TRANSFER_TOKEN_MAX];
+    size_t len = sizeof(token);
+    size_t glen = sizeof(got);
+    Pair p;
+
+    pairInit(&p, c);
+    pairStart(&p);
+    g_assert_cmpint(pairMigrate(&p, &res, &err), ==, 0);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &err), ==, 0);
+    g_assert_no_error(err);
+
+    if (c->fw == FW_EMU) {
+        /* Without the token the source may not run again. */
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.sfw, COCO_MIGRATE_CMD_ABORT, 0,
+                                               NULL, NULL, NULL, NULL),
+                        <, 0);
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.dfw, COCO_MIGRATE_CMD_ABORT, 0,
+                                               token, &len, NULL, &err),
+                        ==, 0);
+        g_assert_no_error(err);
+    } else {
+        memset(token, 0x33, 64);
+        len = 64;
+    }
+    g_assert_cmpint(cocoTransferDestSendAbortToken(p.dst, token, len, &err), ==,
+                    0);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoTransferSourceReadAbortToken(p.src, got, &glen, &err),
+                    ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpmem(token, len, got, glen);
+
+    if (c->fw == FW_EMU) {
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.sfw, COCO_MIGRATE_CMD_ABORT, 0,
+                                               got, &glen, NULL, &err),
+                        ==, 0);
+        g_assert_no_error(err);
+        g_assert_true(cocoEmuCanRun(p.sfw));
+    }
+    pairClear(&p);
+}
+
+/* Pages the firmware refuses during precopy go into a later epoch. */
+static void
+testRefused(void)
+{
+    Case c = {FW_MOCK, 3, 16, DIRTY_BITMAP, 4};
+    g_autoptr(GError) err = NULL;
+    CocoTransferStats stats;
+    uint64_t dirty = 0;
+    Pair p;
+
+    pairInit(&p, &c);
+    pairStart(&p);
+    mockFwRefuse(p.sfw, 5, true);
+    mockFwRefuse(p.sfw, 700, true);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    g_assert_cmpint(cocoTransferSourceRound(p.src, &dirty, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(dirty, ==, p.npages);
+    cocoTransferSourceGetStats(p.src, &stats);
+    g_assert_cmpuint(stats.pages, ==, p.npages - 2);
+    g_assert_cmpuint(stats.retried, ==, 2);
+    mockFwRefuse(p.sfw, 5, false);
+    mockFwRefuse(p.sfw, 700, false);
+    g_assert_cmpint(cocoTransferSourceRound(p.src, &dirty, &err), ==, 0);
+    g_assert_cmpuint(dirty, ==, 2);
+    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_true(memcmp(p.smem, p.dmem, c.mib * 1024 * 1024) == 0);
+
+    pairClear(&p);
+}
+
+/* A page refused for good in the final epoch fails the transfer. */
+static void
+testRefusedFinal(void)
+{
+    Case c = {FW_MOCK, 2, 8, DIRTY_BITMAP, 1};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) derr = NULL;
+    Pair p;
+
+    pairInit(&p, &c);
+    pairStart(&p);
+    mockFwRefuse(p.sfw, 9, true);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, -1);
+    g_assert_true(isStreamError(derr));
+    pairClear(&p);
+}
+
+/* No precopy at all: the whole memory moves at the switchover gate. */
+static void
+testNoPrecopy(void)
+{
+    Case c = {FW_MOCK, 2, 512, DIRTY_HASH, 4};
+    g_autoptr(GError) err = NULL;
+    Pair p;
+
+    pairInit(&p, &c);
+    pairStart(&p);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_true(memcmp(p.smem, p.dmem, c.mib * 1024 * 1024) == 0);
+    g_assert_cmpuint(mockFwEpoch(p.dfw), ==, 1);
+    pairClear(&p);
+}
+
+/* Cancelling from another thread stops the source and the peer sees it. */
+static void
+testCancel(void)
+{
+    Case c = {FW_MOCK, 2, 64, DIRTY_BITMAP, 4};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) derr = NULL;
+    Pair p;
+
+    pairInit(&p, &c);
+    pairStart(&p);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    cocoTransferSourceCancel(p.src);
+    g_assert_cmpint(cocoTransferSourceRound(p.src, NULL, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_MIGRATION_ABORTED);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, -1);
+    g_assert_true(isStreamError(derr));
+    pairClear(&p);
+}
+
+/* Source and destination must agree on the configuration. */
+static void
+testMismatch(void)
+{
+    Case c = {FW_MOCK, 2, 64, DIRTY_BITMAP, 1};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) derr = NULL;
+    CocoTransferConfig dcfg;
+    Pair p;
+
+    pairInit(&p, &c);
+    dcfg = p.cfg;
+    dcfg.pages_per_bundle = 32;
+    p.dst = cocoTransferDestNew(p.dfw, &dcfg, p.dio, &err);
+    g_assert_no_error(err);
+    p.src = cocoTransferSourceNew(p.sfw, p.dirty, &p.cfg, p.sio, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoTransferDestStart(p.dst, &err), ==, 0);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, -1);
+    g_assert_error(derr, COCO_ERROR, COCO_ERROR_TRANSFER_PROTOCOL);
+    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, -1);
+    g_assert_true(isStreamError(err));
+    pairClear(&p);
+}
+
+static void
+addCase(const char *prefix, GTestDataFunc func, FwKind fw, unsigned int streams,
+        unsigned int ppb, DirtyKind dirty, size_t mib)
+{
+    Case *c = g_new0(Case, 1);
+    g_autofree char *name = NULL;
+
+    c->fw = fw;
+    c->streams = streams;
+    c->ppb = ppb;
+    c->dirty = dirty;
+    c->mib = mib;
+    name = g_strdup_printf("%s/%us-%up-%s", prefix, streams, ppb,
+                           dirty == DIRTY_BITMAP ? "bitmap" : "hash");
+    g_test_add_data_func_full(name, c, func, g_free);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const unsigned int streams[] = {1, 4, 16};
+    static const unsigned int ppbs[] = {1, 64, 512};
+    size_t i, j;
+
+    g_test_init(&argc, &argv, NULL);
+
+    for (i = 0; i < G_N_ELEMENTS(streams); i++) {
+        for (j = 0; j < G_N_ELEMENTS(ppbs); j++)
+            addCase("/transfer/emu/migrate", testMigrate, FW_EMU, streams[i],
+                    ppbs[j], (i + j) % 2 ? DIRTY_HASH : DIRTY_BITMAP, 64);
+    }
+    addCase("/transfer/emu/kill", testKill, FW_EMU, 4, 64, DIRTY_HASH, 16);
+    addCase("/transfer/emu/abort-token", testAbortToken, FW_EMU, 2, 64,
+            DIRTY_BITMAP, 4);
+
+    addCase("/transfer/mock/migrate", testMigrate, FW_MOCK, 3, 7, DIRTY_BITMAP,
+            8);
+    addCase("/transfer/mock/migrate", testMigrate, FW_MOCK, 5, 512, DIRTY_HASH,
+            8);
+    addCase("/transfer/mock/kill", testKill, FW_MOCK, 4, 16, DIRTY_BITMAP, 8);
+    addCase("/transfer/mock/abort-token", testAbortToken, FW_MOCK, 1, 64,
+            DIRTY_HASH, 2);
+    g_test_add_func("/transfer/mock/refused", testRefused);
+    g_test_add_func("/transfer/mock/refused-final", testRefusedFinal);
+    g_test_add_func("/transfer/mock/no-precopy", testNoPrecopy);
+    g_test_add_func("/transfer/mock/cancel", testCancel);
+    g_test_add_func("/transfer/mock/mismatch", testMismatch);
+
+    return g_test_run();
+}
