@@ -312,6 +312,13 @@ testMigrate(gconstpointer data)
 
     cocoTransferSourceGetStats(p.src, &sstats);
     cocoTransferDestGetStats(p.dst, &dstats);
+    g_test_message("precopy: %s after %u epochs, %" G_GUINT64_FORMAT
+                   " pages pending; %" G_GUINT64_FORMAT
+                   " pages, %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT
+                   " ms, %" G_GUINT64_FORMAT " guest writes",
+                   cocoTransferPrecopyEndTypeToString(res.end), res.epochs,
+                   res.pending, sstats.pages, sstats.bytes, sstats.elapsed_ms,
+                   __atomic_load_n(&p.writes, __ATOMIC_RELAXED));
     g_assert_cmpint(sstats.phase, ==, COCO_TRANSFER_PHASE_DONE);
     g_assert_cmpint(dstats.phase, ==, COCO_TRANSFER_PHASE_DONE);
     g_assert_cmpuint(sstats.pages, >=, p.npages);

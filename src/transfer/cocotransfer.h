@@ -83,7 +83,8 @@ typedef struct {
     uint64_t epoch_rate; /* bytes per second during the last full epoch */
 } CocoTransferStats;
 
-/* Called from an engine thread after each epoch and phase change. */
+/* Called after each epoch and phase change: on the source from the thread
+ * driving it, on the destination from stream 0's reader thread. */
 typedef void (*CocoTransferProgressFunc)(const CocoTransferStats *stats,
                                          void *opaque);
 

@@ -574,17 +574,31 @@ cocoSourceCountPending(CocoTransferSource *src)
     return n;
 }
 
-/* Move refused pages into the pending set. */
-static void
-cocoSourceTakeRetries(CocoTransferSource *src)
+/* Move refused pages into the pending set, reporting them dirty again
+ * (a refusal may mean the firmware did not know they changed). Stream
+ * threads are idle. */
+static int
+cocoSourceTakeRetries(CocoTransferSource *src, GError **error)
 {
     size_t i;
 
     for (i = 0; i < src->nwords; i++) {
-        if (__atomic_load_n(&src->retry[i], __ATOMIC_RELAXED))
-            src->pending[i] |=
-                __atomic_exchange_n(&src->retry[i], 0, __ATOMIC_RELAXED);
+        uint64_t bits;
+
+        if (!__atomic_load_n(&src->retry[i], __ATOMIC_RELAXED))
+            continue;
+        bits = __atomic_exchange_n(&src->retry[i], 0, __ATOMIC_RELAXED);
+        src->pending[i] |= bits;
+        while (bits && src->dirty_hook && src->epoch > 0) {
+            GError *err = NULL;
+            uint64_t gfn = (uint64_t)i * 64 + (uint64_t)__builtin_ctzll(bits);
+
+            bits &= bits - 1;
+            if (src->dirty_hook(src->dirty_opaque, gfn, &err) < 0)
+                return cocoSourceFailWith(src, err, error);
+        }
     }
+    return 0;
 }
 
 /* Collect the dirty set into pending (on top of what it holds). */
@@ -600,8 +614,8 @@ cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
         if (src->npages % 64)
             src->pending[src->nwords - 1] = (1ULL << (src->npages % 64)) - 1;
     } else {
-        cocoSourceTakeRetries(src);
-        if (cocoSourceRunJob(src, COCO_SOURCE_JOB_SCAN, error) < 0)
+        if (cocoSourceTakeRetries(src, error) < 0 ||
+            cocoSourceRunJob(src, COCO_SOURCE_JOB_SCAN, error) < 0)
             return -1;
     }
     src->scanned = true;
@@ -629,7 +643,8 @@ cocoSourceExportEpoch(CocoTransferSource *src, uint64_t count, bool final,
         if (!final)
             break;
         /* Nothing may stay behind once the guest is paused. */
-        cocoSourceTakeRetries(src);
+        if (cocoSourceTakeRetries(src, error) < 0)
+            return -1;
         count = cocoSourceCountPending(src);
         if (count == 0)
             break;
