@@ -72,6 +72,8 @@ G_BEGIN_DECLS
  * @COCO_ERROR_MIGRATION_ABORTED: the migration was aborted
  * @COCO_ERROR_MIGRATION_SOURCE_FROZEN: the source is paused and can never resume
  * @COCO_ERROR_ACCESS_DENIED: the caller is not authorised (polkit)
+ * @COCO_ERROR_QMP_PROTOCOL: a QMP peer sent something the relay cannot handle
+ * @COCO_ERROR_QMP_AGENT: the host agent is unreachable or broke its protocol
  * @COCO_ERROR_LAST: one more than the largest code; not an error
  */
 typedef enum {
@@ -128,6 +130,10 @@ typedef enum {
 
     /* 600..699: daemon and D-Bus (src/daemon) */
     COCO_ERROR_ACCESS_DENIED = 600,
+
+    /* 700..799: QMP relay (src/qmp) */
+    COCO_ERROR_QMP_PROTOCOL = 700,
+    COCO_ERROR_QMP_AGENT = 701,
 
     COCO_ERROR_LAST /* not an error; keep last */
 } CocoErrorCode;

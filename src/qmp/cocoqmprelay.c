@@ -1,0 +1,806 @@
+/*
+ * cocoqmprelay.c: the QMP relay between libvirt and one QEMU
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "qmp/cocoqmprelay.h"
+#include "qmp/cocoqmpchannel.h"
+#include "qmp/cocoqmpmessage.h"
+#include "qmp/cocoqmpmigration.h"
+#include "util/cocoerror.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib-unix.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define COCO_QMP_INJECT_PREFIX "coco-relay-"
+
+typedef struct _CocoQmpSession CocoQmpSession;
+
+typedef void (*CocoQmpInjectDone)(CocoQmpSession *s, CocoQmpMessage *reply);
+
+typedef struct {
+    CocoQmpFdKind kind;
+    char *peer;
+} CocoQmpFdInfo;
+
+struct _CocoQmpSession {
+    gint refs;
+    guint serial;
+    CocoQmpRelay *relay;
+    CocoQmpChannel *client; /* libvirt */
+    CocoQmpChannel *qemu;
+    gboolean closed;
+
+    /* A libvirt command held back (injection or gate in flight). */
+    gboolean busy;
+    CocoQmpLine *current;
+    CocoQmpMessage *currentMsg;
+    GQueue later; /* CocoQmpLine: libvirt lines that arrived meanwhile */
+
+    GHashTable *injected; /* id -> CocoQmpInjectDone (as gpointer) */
+    GHashTable *fds; /* fdname -> CocoQmpFdInfo */
+    gboolean capPauseBeforeSwitchover;
+    gboolean capLateBlockActivate;
+
+    /* The job of the held 'migrate' / 'migrate-incoming'. */
+    CocoQmpJob pendingJob;
+    CocoQmpRole pendingRole;
+    char *pendingUri;
+    char *pendingPeer;
+    gboolean pendingWant;
+};
+
+struct _CocoQmpRelay {
+    GMainContext *ctx;
+    CocoQmpAgent *agent;
+    int traceFd;
+    int listenFd;
+    GSource *listenSource;
+    char *qemuPath;
+    GList *sessions;
+    guint nextSerial;
+    guint64 nextInject;
+
+    CocoQmpRole role;
+    gboolean paused;
+    gboolean ignoreShared; /* the value the relay last set */
+    gboolean ignoreSharedKnown;
+    guint migrations;
+    guint images;
+    guint released;
+    guint refused;
+};
+
+static void cocoQmpSessionUnref(CocoQmpSession *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoQmpSession, cocoQmpSessionUnref);
+static void cocoQmpSessionDrain(CocoQmpSession *s);
+static void cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line);
+
+static void
+cocoQmpFdInfoFree(CocoQmpFdInfo *info)
+{
+    g_free(info->peer);
+    g_free(info);
+}
+
+static CocoQmpSession *
+cocoQmpSessionRef(CocoQmpSession *s)
+{
+    s->refs++;
+    return s;
+}
+
+static void
+cocoQmpSessionUnref(CocoQmpSession *s)
+{
+    CocoQmpLine *l;
+
+    if (!s || --s->refs > 0)
+        return;
+    g_clear_pointer(&s->client, cocoQmpChannelUnref);
+    g_clear_pointer(&s->qemu, cocoQmpChannelUnref);
+    g_clear_pointer(&s->current, cocoQmpLineFree);
+    g_clear_pointer(&s->currentMsg, cocoQmpMessageFree);
+    while ((l = g_queue_pop_head(&s->later)))
+        cocoQmpLineFree(l);
+    g_hash_table_unref(s->injected);
+    g_hash_table_unref(s->fds);
+    g_free(s->pendingUri);
+    g_free(s->pendingPeer);
+    g_free(s);
+}
+
+static void
+cocoQmpRelayTrace(CocoQmpRelay *relay, guint serial, const char *dir,
+                  const char *data, gsize len)
+{
+    g_autofree char *text = NULL;
+    gint64 now;
+
+    if (relay->traceFd < 0)
+        return;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    now = g_get_real_time();
+    text = g_strdup_printf("%" G_GINT64_FORMAT ".%06d s%u %s %.*s\n",
+                           now / G_USEC_PER_SEC, (int)(now % G_USEC_PER_SEC),
+                           serial, dir, (int)MIN(len, (gsize)G_MAXINT), data);
+    if (write(relay->traceFd, text, strlen(text)) < 0) {
+        /* A full disk must not stop the guest's monitor. */
+        COCO_FORCE_CLOSE(relay->traceFd);
+    }
+}
+
+static void
+cocoQmpSessionClose(CocoQmpSession *s)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    if (s->closed)
+        return;
+    s->closed = TRUE;
+    cocoQmpChannelClose(s->client);
+    cocoQmpChannelClose(s->qemu);
+    if (relay) {
+        GList *link = g_list_find(relay->sessions, s);
+
+        if (link) {
+            relay->sessions = g_list_delete_link(relay->sessions, link);
+            cocoQmpSessionUnref(s);
+        }
+    }
+}
+
+static void
+cocoQmpSessionSendClient(CocoQmpSession *s, const char *text)
+{
+    cocoQmpRelayTrace(s->relay, s->serial, "R>L", text, strlen(text));
+    cocoQmpChannelSend(s->client, text, strlen(text), NULL, 0);
+}
+
+static void
+cocoQmpSessionForward(CocoQmpSession *s, CocoQmpChannel *to, CocoQmpLine *line)
+{
+    cocoQmpChannelSend(to, line->data, line->len, line->fds, line->nfds);
+    cocoQmpLineFree(line);
+}
+
+static void
+cocoQmpSessionInject(CocoQmpSession *s, const char *execute, JsonObject *args,
+                     CocoQmpInjectDone done)
+{
+    g_autofree char *id = NULL;
+    g_autofree char *text = NULL;
+
+    id = g_strdup_printf(COCO_QMP_INJECT_PREFIX "%" G_GUINT64_FORMAT,
+                         ++s->relay->nextInject);
+    text = cocoQmpBuildCommand(execute, args, id);
+    g_hash_table_insert(s->injected, g_steal_pointer(&id), (gpointer)done);
+    cocoQmpRelayTrace(s->relay, s->serial, "R>Q", text, strlen(text));
+    cocoQmpChannelSend(s->qemu, text, strlen(text), NULL, 0);
+}
+
+static void
+cocoQmpSessionHold(CocoQmpSession *s, CocoQmpLine *line, CocoQmpMessage *msg)
+{
+    s->busy = TRUE;
+    s->current = line;
+    s->currentMsg = msg;
+}
+
+/* Let the held command through to QEMU. */
+static void
+cocoQmpSessionRelease(CocoQmpSession *s)
+{
+    CocoQmpLine *line = g_steal_pointer(&s->current);
+
+    g_clear_pointer(&s->currentMsg, cocoQmpMessageFree);
+    s->busy = FALSE;
+    if (line) {
+        cocoQmpRelayTrace(s->relay, s->serial, "L>Q", line->data, line->len);
+        cocoQmpSessionForward(s, s->qemu, line);
+    }
+    cocoQmpSessionDrain(s);
+}
+
+/* Answer the held command with an error; QEMU never sees it. */
+static void
+cocoQmpSessionRefuse(CocoQmpSession *s, const char *desc)
+{
+    g_autofree char *text = NULL;
+
+    text = cocoQmpBuildError("GenericError", desc,
+                             s->currentMsg ? s->currentMsg->id : NULL);
+    g_clear_pointer(&s->current, cocoQmpLineFree);
+    g_clear_pointer(&s->currentMsg, cocoQmpMessageFree);
+    s->busy = FALSE;
+    g_printerr("qemu-coco: %s\n", desc);
+    cocoQmpSessionSendClient(s, text);
+    cocoQmpSessionDrain(s);
+}
+
+static void
+cocoQmpSessionDrain(CocoQmpSession *s)
+{
+    CocoQmpLine *line;
+
+    while (!s->closed && !s->busy && (line = g_queue_pop_head(&s->later)))
+        cocoQmpSessionProcess(s, line);
+}
+
+static JsonObject *
+cocoQmpRelayJobData(CocoQmpSession *s)
+{
+    JsonObject *data = json_object_new();
+
+    json_object_set_string_member(data, "role",
+                                  cocoQmpRoleTypeToString(s->pendingRole));
+    json_object_set_string_member(data, "job",
+                                  cocoQmpJobTypeToString(s->pendingJob));
+    json_object_set_string_member(data, "uri", NULLSTR(s->pendingUri));
+    if (s->pendingPeer)
+        json_object_set_string_member(data, "peer", s->pendingPeer);
+    json_object_set_boolean_member(data, "x-ignore-shared", s->pendingWant);
+    return data;
+}
+
+/* The job is decided and x-ignore-shared set: tell the agent, go on. */
+static void
+cocoQmpSessionStartJob(CocoQmpSession *s)
+{
+    CocoQmpRelay *relay = s->relay;
+    const char *event =
+        s->pendingRole == COCO_QMP_ROLE_SOURCE ? "migrate" : "migrate-incoming";
+
+    if (s->pendingJob == COCO_QMP_JOB_MIGRATION) {
+        relay->role = s->pendingRole;
+        relay->migrations++;
+    } else {
+        relay->images++;
+    }
+    if (relay->agent) {
+        g_autoptr(JsonObject) data = cocoQmpRelayJobData(s);
+
+        cocoQmpAgentNotify(relay->agent, event, data);
+    }
+    cocoQmpSessionRelease(s);
+}
+
+static void
+cocoQmpSessionOnIgnoreShared(CocoQmpSession *s, CocoQmpMessage *reply)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    if (cocoQmpMessageIsError(reply)) {
+        const char *desc = NULLSTR(cocoQmpMessageErrorDesc(reply));
+
+        if (s->pendingWant) {
+            g_autofree char *msg = NULL;
+
+            msg = g_strdup_printf(
+                _("qemu-coco: cannot turn on the migration capability 'x-ignore-shared': %1$s"),
+                desc);
+            cocoQmpSessionRefuse(s, msg);
+            return;
+        }
+        /* A QEMU without the capability cannot ignore shared RAM. */
+        relay->ignoreShared = FALSE;
+    } else {
+        relay->ignoreShared = s->pendingWant;
+    }
+    relay->ignoreSharedKnown = TRUE;
+    cocoQmpSessionStartJob(s);
+}
+
+static char *
+cocoQmpFdPeer(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return NULL;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+        if (!inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)))
+            return NULL;
+        return g_strdup_printf("%s:%u", host, ntohs(in->sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host)))
+            return NULL;
+        return g_strdup_printf("[%s]:%u", host, ntohs(in6->sin6_port));
+    }
+    if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+
+        if (len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0])
+            return g_strdup_printf("unix:%s", un->sun_path);
+        return g_strdup("unix:");
+    }
+    return NULL;
+}
+
+static void
+cocoQmpSessionOnGetfd(CocoQmpSession *s, CocoQmpLine *line, CocoQmpMessage *msg)
+{
+    const char *name = cocoQmpMessageGetArgString(msg, "fdname");
+    CocoQmpFdInfo *info;
+    struct stat sb;
+
+    if (!name || line->nfds == 0)
+        return;
+    info = g_new0(CocoQmpFdInfo, 1);
+    if (fstat(line->fds[0], &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+        info->kind = COCO_QMP_FD_SOCKET;
+        info->peer = cocoQmpFdPeer(line->fds[0]);
+    } else {
+        info->kind = COCO_QMP_FD_OTHER;
+    }
+    g_hash_table_replace(s->fds, g_strdup(name), info);
+}
+
+static void
+cocoQmpSessionOnSetCaps(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    JsonObject *args = cocoQmpMessageGetArguments(msg);
+    JsonNode *n = args ? json_object_get_member(args, "capabilities") : NULL;
+    JsonArray *caps;
+    guint i;
+
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n))
+        return;
+    caps = json_node_get_array(n);
+    for (i = 0; i < json_array_get_length(caps); i++) {
+        JsonNode *e = json_array_get_element(caps, i);
+        JsonObject *c;
+        const char *name;
+        gboolean state;
+
+        if (!JSON_NODE_HOLDS_OBJECT(e))
+            continue;
+        c = json_node_get_object(e);
+        name = json_object_get_string_member_with_default(c, "capability", "");
+        state = json_object_get_boolean_member_with_default(c, "state", FALSE);
+        if (STREQ(name, "pause-before-switchover"))
+            s->capPauseBeforeSwitchover = state;
+        else if (STREQ(name, "late-block-activate"))
+            s->capLateBlockActivate = state;
+    }
+}
+
+static void
+cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
+                        CocoQmpMessage *msg, CocoQmpRole role)
+{
+    CocoQmpRelay *relay = s->relay;
+    const char *uri = cocoQmpMessageGetArgString(msg, "uri");
+    JsonObject *args;
+    JsonArray *caps;
+    JsonObject *cap;
+
+    g_free(s->pendingUri);
+    s->pendingUri = g_strdup(uri);
+    g_clear_pointer(&s->pendingPeer, g_free);
+    s->pendingRole = role;
+    if (role == COCO_QMP_ROLE_SOURCE) {
+        const char *fdname = cocoQmpMigrationFdName(uri);
+        CocoQmpFdInfo *info =
+            fdname ? g_hash_table_lookup(s->fds, fdname) : NULL;
+
+        s->pendingJob = cocoQmpMigrationClassifySource(
+            uri, info ? info->kind : COCO_QMP_FD_UNKNOWN,
+            s->capPauseBeforeSwitchover);
+        if (info && info->peer)
+            s->pendingPeer = g_strdup(info->peer);
+    } else {
+        s->pendingJob =
+            cocoQmpMigrationClassifyDestination(uri, s->capLateBlockActivate);
+    }
+    s->pendingWant = relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION;
+    cocoQmpSessionHold(s, line, msg);
+
+    if (!relay->agent) {
+        /* Pass-through: nothing moves the RAM, so QEMU must. */
+        cocoQmpSessionStartJob(s);
+        return;
+    }
+    cap = json_object_new();
+    json_object_set_string_member(cap, "capability", "x-ignore-shared");
+    json_object_set_boolean_member(cap, "state", s->pendingWant);
+    caps = json_array_new();
+    json_array_add_object_element(caps, cap);
+    args = json_object_new();
+    json_object_set_array_member(args, "capabilities", caps);
+    cocoQmpSessionInject(s, "migrate-set-capabilities", args,
+                         cocoQmpSessionOnIgnoreShared);
+}
+
+typedef struct {
+    CocoQmpSession *s;
+    CocoQmpGate gate;
+} CocoQmpGateCall;
+
+static void
+cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
+{
+    CocoQmpGateCall *call = opaque;
+    CocoQmpSession *s = call->s;
+    CocoQmpGate gate = call->gate;
+
+    g_free(call);
+    if (s->closed) {
+        cocoQmpSessionUnref(s);
+        return;
+    }
+    if (release) {
+        s->relay->released++;
+        if (gate == COCO_QMP_GATE_CONT)
+            s->relay->role = COCO_QMP_ROLE_NONE;
+        cocoQmpSessionRelease(s);
+    } else {
+        g_autofree char *msg = NULL;
+
+        s->relay->refused++;
+        if (gate == COCO_QMP_GATE_SWITCHOVER)
+            msg = g_strdup_printf(
+                _("qemu-coco: the host agent refused the switchover: %1$s"),
+                reason);
+        else
+            msg = g_strdup_printf(
+                _("qemu-coco: the host agent refused to resume the guest: %1$s"),
+                reason);
+        cocoQmpSessionRefuse(s, msg);
+    }
+    cocoQmpSessionUnref(s);
+}
+
+static void
+cocoQmpSessionGate(CocoQmpSession *s, CocoQmpLine *line, CocoQmpMessage *msg,
+                   CocoQmpGate gate)
+{
+    CocoQmpGateCall *call = g_new0(CocoQmpGateCall, 1);
+
+    call->s = cocoQmpSessionRef(s);
+    call->gate = gate;
+    cocoQmpSessionHold(s, line, msg);
+    cocoQmpAgentGate(s->relay->agent, gate, s->relay->role,
+                     cocoQmpSessionOnVerdict, call);
+}
+
+static void
+cocoQmpSessionQueryRelay(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    g_autofree char *text = NULL;
+    JsonNode *ret = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_take_object(ret, cocoQmpRelayQueryState(s->relay));
+    text = cocoQmpBuildReturn(ret, msg->id);
+    cocoQmpSessionSendClient(s, text);
+}
+
+/* One libvirt line, when no other command is held. */
+static void
+cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
+{
+    CocoQmpRelay *relay = s->relay;
+    g_autoptr(CocoQmpMessage) msg = NULL;
+    const char *name;
+
+    msg = cocoQmpMessageParse(line->data, line->len, NULL);
+    if (!msg) {
+        g_autofree char *text = NULL;
+
+        /*
+         * Only what the relay understands reaches QEMU: text that is not one
+         * JSON object (QEMU's parser is more lenient) could carry commands
+         * past the gates.
+         */
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        text = cocoQmpBuildError(
+            "GenericError",
+            _("qemu-coco: a QMP command must be one JSON object on one line"),
+            NULL);
+        cocoQmpSessionSendClient(s, text);
+        cocoQmpLineFree(line);
+        return;
+    }
+    if (msg->kind != COCO_QMP_KIND_COMMAND || !msg->name) {
+        cocoQmpRelayTrace(relay, s->serial, "L>Q", line->data, line->len);
+        cocoQmpSessionForward(s, s->qemu, line);
+        return;
+    }
+    name = msg->name;
+    if (STREQ(name, "x-coco-query-relay")) {
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        cocoQmpSessionQueryRelay(s, msg);
+        cocoQmpLineFree(line);
+        return;
+    }
+    if (STREQ(name, "migrate") || STREQ(name, "migrate-incoming")) {
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        cocoQmpSessionOnMigrate(s, line, g_steal_pointer(&msg),
+                                STREQ(name, "migrate")
+                                    ? COCO_QMP_ROLE_SOURCE
+                                    : COCO_QMP_ROLE_DESTINATION);
+        return;
+    }
+    if (relay->agent && STREQ(name, "migrate-continue") &&
+        STREQ_NULLABLE(cocoQmpMessageGetArgString(msg, "state"),
+                       "pre-switchover")) {
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        cocoQmpSessionGate(s, line, g_steal_pointer(&msg),
+                           COCO_QMP_GATE_SWITCHOVER);
+        return;
+    }
+    if (relay->agent && STREQ(name, "cont") &&
+        relay->role != COCO_QMP_ROLE_NONE) {
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        cocoQmpSessionGate(s, line, g_steal_pointer(&msg), COCO_QMP_GATE_CONT);
+        return;
+    }
+    if (STREQ(name, "getfd"))
+        cocoQmpSessionOnGetfd(s, line, msg);
+    else if (STREQ(name, "migrate-set-capabilities"))
+        cocoQmpSessionOnSetCaps(s, msg);
+    cocoQmpRelayTrace(relay, s->serial, "L>Q", line->data, line->len);
+    cocoQmpSessionForward(s, s->qemu, line);
+}
+
+static void
+cocoQmpSessionOnClientLine(CocoQmpChannel *ch, CocoQmpLine *line,
+                           gpointer opaque)
+{
+    CocoQmpSession *s = opaque;
+
+    if (s->busy) {
+        g_queue_push_tail(&s->later, line);
+        return;
+    }
+    cocoQmpSessionProcess(s, line);
+}
+
+static void
+cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    if (STREQ(msg->name, "STOP")) {
+        relay->paused = TRUE;
+    } else if (STREQ(msg->name, "RESUME")) {
+        relay->paused = FALSE;
+    } else if (STREQ(msg->name, "MIGRATION")) {
+        const char *status = cocoQmpMessageGetArgString(msg, "status");
+
+        if (relay->agent) {
+            g_autoptr(JsonObject) data = json_object_new();
+
+            json_object_set_string_member(data, "status", NULLSTR(status));
+            json_object_set_string_member(data, "role",
+                                          cocoQmpRoleTypeToString(relay->role));
+            cocoQmpAgentNotify(relay->agent, "MIGRATION", data);
+        }
+        /* A source that failed while still running needs no gate. */
+        if (relay->role == COCO_QMP_ROLE_SOURCE && !relay->paused &&
+            (STREQ_NULLABLE(status, "failed") ||
+             STREQ_NULLABLE(status, "cancelled")))
+            relay->role = COCO_QMP_ROLE_NONE;
+    }
+}
+
+static void
+cocoQmpSessionOnQemuLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
+{
+    CocoQmpSession *s = opaque;
+    g_autoptr(CocoQmpSession) hold = cocoQmpSessionRef(s);
+    g_autoptr(CocoQmpMessage) msg = NULL;
+
+    msg = cocoQmpMessageParse(line->data, line->len, NULL);
+    if (msg && msg->kind == COCO_QMP_KIND_REPLY && msg->id &&
+        JSON_NODE_HOLDS_VALUE(msg->id) &&
+        json_node_get_value_type(msg->id) == G_TYPE_STRING) {
+        const char *id = json_node_get_string(msg->id);
+        gpointer done;
+
+        if (g_hash_table_lookup_extended(s->injected, id, NULL, &done)) {
+            g_hash_table_remove(s->injected, id);
+            cocoQmpRelayTrace(s->relay, s->serial, "Q>R", line->data,
+                              line->len);
+            cocoQmpLineFree(line);
+            ((CocoQmpInjectDone)done)(s, msg);
+            return;
+        }
+    }
+    if (msg && msg->kind == COCO_QMP_KIND_EVENT && msg->name)
+        cocoQmpSessionOnEvent(s, msg);
+    cocoQmpRelayTrace(s->relay, s->serial, "Q>L", line->data, line->len);
+    cocoQmpSessionForward(s, s->client, line);
+}
+
+static void
+cocoQmpSessionOnClosed(CocoQmpChannel *ch, const GError *error, gpointer opaque)
+{
+    CocoQmpSession *s = opaque;
+    g_autoptr(CocoQmpSession) hold = cocoQmpSessionRef(s);
+
+    if (error)
+        g_printerr("qemu-coco: session %u: %s\n", s->serial, error->message);
+    cocoQmpSessionClose(s);
+}
+
+int
+cocoQmpRelayAddSession(CocoQmpRelay *relay, int clientFd, int qemuFd,
+                       GError **error)
+{
+    CocoQmpSession *s = g_new0(CocoQmpSession, 1);
+    g_autofree char *clientLabel = NULL;
+    g_autofree char *qemuLabel = NULL;
+
+    s->refs = 1;
+    s->relay = relay;
+    s->serial = ++relay->nextSerial;
+    g_queue_init(&s->later);
+    s->injected = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    s->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                   (GDestroyNotify)cocoQmpFdInfoFree);
+    clientLabel = g_strdup_printf("libvirt connection %u", s->serial);
+    qemuLabel = g_strdup_printf("QEMU connection %u", s->serial);
+    s->client = cocoQmpChannelNew(clientFd, relay->ctx, clientLabel,
+                                  cocoQmpSessionOnClientLine,
+                                  cocoQmpSessionOnClosed, s);
+    s->qemu =
+        cocoQmpChannelNew(qemuFd, relay->ctx, qemuLabel,
+                          cocoQmpSessionOnQemuLine, cocoQmpSessionOnClosed, s);
+    relay->sessions = g_list_append(relay->sessions, s);
+    return 0;
+}
+
+static int
+cocoQmpRelayConnectQemu(const char *path, GError **error)
+{
+    struct sockaddr_un addr = {0};
+    int fd;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("QEMU monitor path '%1$s' is too long"), path);
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return cocoErrorSetSystem(error, errno,
+                                  _("cannot create a socket for '%1$s'"), path);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int err = errno;
+
+        close(fd);
+        return cocoErrorSetSystem(
+            error, err, _("cannot connect to QEMU's monitor at '%1$s'"), path);
+    }
+    return fd;
+}
+
+static gboolean
+cocoQmpRelayOnAccept(gint fd, GIOCondition cond, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+    g_autoptr(GError) err = NULL;
+    int client;
+    int qemu;
+
+    client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (client < 0) {
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+            g_printerr("qemu-coco: cannot accept a monitor connection: %s\n",
+                       g_strerror(errno));
+        return G_SOURCE_CONTINUE;
+    }
+    qemu = cocoQmpRelayConnectQemu(relay->qemuPath, &err);
+    if (qemu < 0) {
+        g_printerr("qemu-coco: %s\n", err->message);
+        close(client);
+        return G_SOURCE_CONTINUE;
+    }
+    cocoQmpRelayAddSession(relay, client, qemu, NULL);
+    return G_SOURCE_CONTINUE;
+}
+
+int
+cocoQmpRelayListen(CocoQmpRelay *relay, int listenFd, const char *qemuPath,
+                   GError **error)
+{
+    if (relay->listenFd >= 0) {
+        close(listenFd);
+        return cocoErrorSet(error, COCO_ERROR_INTERNAL,
+                            _("the relay already listens on descriptor '%1$d'"),
+                            relay->listenFd);
+    }
+    relay->listenFd = listenFd;
+    relay->qemuPath = g_strdup(qemuPath);
+    relay->listenSource = g_unix_fd_source_new(listenFd, G_IO_IN);
+    g_source_set_callback(relay->listenSource,
+                          G_SOURCE_FUNC(cocoQmpRelayOnAccept), relay, NULL);
+    g_source_attach(relay->listenSource, relay->ctx);
+    return 0;
+}
+
+CocoQmpRelay *
+cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
+{
+    CocoQmpRelay *relay = g_new0(CocoQmpRelay, 1);
+
+    relay->ctx =
+        ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
+    relay->agent = agent;
+    relay->traceFd = -1;
+    relay->listenFd = -1;
+    return relay;
+}
+
+void
+cocoQmpRelayFree(CocoQmpRelay *relay)
+{
+    if (!relay)
+        return;
+    if (relay->listenSource) {
+        g_source_destroy(relay->listenSource);
+        g_source_unref(relay->listenSource);
+    }
+    COCO_FORCE_CLOSE(relay->listenFd);
+    while (relay->sessions)
+        cocoQmpSessionClose(relay->sessions->data);
+    /* Pending verdicts now find their sessions closed. */
+    cocoQmpAgentFree(relay->agent);
+    COCO_FORCE_CLOSE(relay->traceFd);
+    g_free(relay->qemuPath);
+    g_main_context_unref(relay->ctx);
+    g_free(relay);
+}
+
+void
+cocoQmpRelaySetTrace(CocoQmpRelay *relay, int fd)
+{
+    COCO_FORCE_CLOSE(relay->traceFd);
+    relay->traceFd = fd;
+}
+
+guint
+cocoQmpRelayGetSessionCount(CocoQmpRelay *relay)
+{
+    return g_list_length(relay->sessions);
+}
+
+JsonObject *
+cocoQmpRelayQueryState(CocoQmpRelay *relay)
+{
+    JsonObject *o = json_object_new();
+
+    json_object_set_string_member(o, "relay", "qemu-coco");
+    json_object_set_string_member(o, "version", PACKAGE_VERSION);
+    json_object_set_boolean_member(o, "agent", relay->agent != NULL);
+    json_object_set_string_member(o, "role",
+                                  cocoQmpRoleTypeToString(relay->role));
+    if (relay->ignoreSharedKnown)
+        json_object_set_boolean_member(o, "x-ignore-shared",
+                                       relay->ignoreShared);
+    else
+        json_object_set_null_member(o, "x-ignore-shared");
+    json_object_set_int_member(o, "migrations", relay->migrations);
+    json_object_set_int_member(o, "images", relay->images);
+    json_object_set_int_member(o, "gates-released", relay->released);
+    json_object_set_int_member(o, "gates-refused", relay->refused);
+    json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
+    return o;
+}

@@ -1,0 +1,1137 @@
+/*
+ * cocoqmptest.c: tests of src/qmp, the QMP relay, against in-process fake
+ * libvirt and QEMU peers on socketpairs (no QEMU needed)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "qmp/cocoqmpagent.h"
+#include "qmp/cocoqmpchannel.h"
+#include "qmp/cocoqmpguest.h"
+#include "qmp/cocoqmplinebuf.h"
+#include "qmp/cocoqmpmessage.h"
+#include "qmp/cocoqmpmigration.h"
+#include "qmp/cocoqmprelay.h"
+#include "util/cocoerror.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Long enough to never fire on a loaded machine; only failures wait. */
+#define TEST_TIMEOUT_MS 10000
+
+/* ---- message ---- */
+
+static void
+testMessageKinds(void)
+{
+    static const struct {
+        const char *text;
+        CocoQmpKind kind;
+        const char *name;
+    } cases[] = {
+        {"{\"QMP\": {\"version\": {}}}\r\n", COCO_QMP_KIND_GREETING, NULL},
+        {"{\"execute\":\"cont\",\"id\":\"libvirt-1\"}\r\n",
+         COCO_QMP_KIND_COMMAND, "cont"},
+        {"{\"exec-oob\":\"migrate-pause\"}", COCO_QMP_KIND_COMMAND,
+         "migrate-pause"},
+        {"{\"return\": {}, \"id\": \"libvirt-1\"}\n", COCO_QMP_KIND_REPLY,
+         NULL},
+        {"{\"error\": {\"class\": \"GenericError\", \"desc\": \"x\"}}",
+         COCO_QMP_KIND_REPLY, NULL},
+        {"{\"event\": \"STOP\", \"timestamp\": {}}", COCO_QMP_KIND_EVENT,
+         "STOP"},
+        {"{\"foo\": 1}", COCO_QMP_KIND_OTHER, NULL},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(CocoQmpMessage) msg = NULL;
+
+        msg = cocoQmpMessageParse(cases[i].text, strlen(cases[i].text), &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(msg->kind, ==, cases[i].kind);
+        g_assert_cmpstr(msg->name, ==, cases[i].name);
+    }
+}
+
+static void
+testMessageInvalid(void)
+{
+    static const char *const bad[] = {
+        "", "\r\n", "{\"execute\":", "[1,2]", "42", "{\"a\":1} {\"b\":2}"};
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(CocoQmpMessage) msg = NULL;
+
+        msg = cocoQmpMessageParse(bad[i], strlen(bad[i]), &err);
+        g_assert_null(msg);
+        g_assert_error(err, COCO_ERROR, COCO_ERROR_QMP_PROTOCOL);
+    }
+}
+
+static void
+testMessageIdAndBuild(void)
+{
+    const char *text = "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                       "\"fd:migrate\"},\"id\":{\"n\":[1,\"a\"]}}";
+    g_autoptr(CocoQmpMessage) msg = NULL;
+    g_autoptr(CocoQmpMessage) back = NULL;
+    g_autofree char *key = NULL;
+    g_autofree char *err = NULL;
+
+    msg = cocoQmpMessageParse(text, strlen(text), NULL);
+    g_assert_nonnull(msg);
+    key = cocoQmpMessageIdKey(msg);
+    g_assert_cmpstr(key, ==, "{\"n\":[1,\"a\"]}");
+    g_assert_cmpstr(cocoQmpMessageGetArgString(msg, "uri"), ==, "fd:migrate");
+    g_assert_null(cocoQmpMessageGetArgString(msg, "nope"));
+
+    /* An error reply echoes the id whatever its JSON type. */
+    err = cocoQmpBuildError("GenericError", "no \"way\"", msg->id);
+    g_assert_true(g_str_has_suffix(err, "\r\n"));
+    back = cocoQmpMessageParse(err, strlen(err), NULL);
+    g_assert_nonnull(back);
+    g_assert_true(cocoQmpMessageIsError(back));
+    g_assert_cmpstr(cocoQmpMessageErrorDesc(back), ==, "no \"way\"");
+    g_free(key);
+    key = cocoQmpMessageIdKey(back);
+    g_assert_cmpstr(key, ==, "{\"n\":[1,\"a\"]}");
+}
+
+/* ---- framing ---- */
+
+static int
+testPipeFd(int *other)
+{
+    int p[2];
+
+    g_assert_cmpint(pipe2(p, O_CLOEXEC), ==, 0);
+    *other = p[1];
+    return p[0];
+}
+
+static void
+testLineBufSplit(void)
+{
+    g_autoptr(CocoQmpLineBuf) lb = cocoQmpLineBufNew(1024);
+    g_autoptr(CocoQmpLine) l1 = NULL;
+    g_autoptr(CocoQmpLine) l2 = NULL;
+    g_autoptr(CocoQmpLine) l3 = NULL;
+
+    g_assert_cmpint(cocoQmpLineBufFeed(lb, "{\"a\"", 4, NULL, 0, NULL), ==, 0);
+    g_assert_null(cocoQmpLineBufPop(lb));
+    g_assert_cmpint(
+        cocoQmpLineBufFeed(lb, ":1}\r\n{\"b\":2}\n{\"c\"", 17, NULL, 0, NULL),
+        ==, 0);
+    l1 = cocoQmpLineBufPop(lb);
+    l2 = cocoQmpLineBufPop(lb);
+    g_assert_nonnull(l1);
+    g_assert_nonnull(l2);
+    g_assert_null(cocoQmpLineBufPop(lb));
+    g_assert_cmpstr(l1->data, ==, "{\"a\":1}\r\n");
+    g_assert_cmpuint(l1->len, ==, 9);
+    g_assert_cmpstr(l2->data, ==, "{\"b\":2}\n");
+    g_assert_cmpuint(cocoQmpLineBufPending(lb), ==, 4);
+    g_assert_cmpint(cocoQmpLineBufFeed(lb, ":3}\n", 4, NULL, 0, NULL), ==, 0);
+    l3 = cocoQmpLineBufPop(lb);
+    g_assert_cmpstr(l3->data, ==, "{\"c\":3}\n");
+    g_assert_cmpuint(cocoQmpLineBufPending(lb), ==, 0);
+}
+
+static void
+testLineBufFds(void)
+{
+    g_autoptr(CocoQmpLineBuf) lb = cocoQmpLineBufNew(1024);
+    g_autoptr(CocoQmpLine) l1 = NULL;
+    g_autoptr(CocoQmpLine) l2 = NULL;
+    g_autoptr(CocoQmpLine) l3 = NULL;
+    int w1, w2;
+    int fd1 = testPipeFd(&w1);
+    int fd2 = testPipeFd(&w2);
+
+    /* fd1 arrives with the rest of line 1; fd2 with the start of line 3. */
+    g_assert_cmpint(cocoQmpLineBufFeed(lb, "{\"x\":", 5, NULL, 0, NULL), ==, 0);
+    g_assert_cmpint(
+        cocoQmpLineBufFeed(lb, "1}\n{\"y\":2}\n", 11, &fd1, 1, NULL), ==, 0);
+    g_assert_cmpint(cocoQmpLineBufFeed(lb, "{\"z\":3}\n", 8, &fd2, 1, NULL), ==,
+                    0);
+    l1 = cocoQmpLineBufPop(lb);
+    l2 = cocoQmpLineBufPop(lb);
+    l3 = cocoQmpLineBufPop(lb);
+    g_assert_cmpuint(l1->nfds, ==, 1);
+    g_assert_cmpint(l1->fds[0], ==, fd1);
+    g_assert_cmpuint(l2->nfds, ==, 0);
+    g_assert_cmpuint(l3->nfds, ==, 1);
+    g_assert_cmpint(l3->fds[0], ==, fd2);
+    close(w1);
+    close(w2);
+}
+
+static void
+testLineBufTooLong(void)
+{
+    g_autoptr(CocoQmpLineBuf) lb = cocoQmpLineBufNew(8);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(CocoQmpLine) l = NULL;
+
+    g_assert_cmpint(cocoQmpLineBufFeed(lb, "1234567\n", 8, NULL, 0, NULL), ==,
+                    0);
+    l = cocoQmpLineBufPop(lb);
+    g_assert_nonnull(l);
+    g_assert_cmpint(cocoQmpLineBufFeed(lb, "123456789", 9, NULL, 0, &err), ==,
+                    -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_QMP_PROTOCOL);
+}
+
+/* ---- fake peers ---- */
+
+typedef struct {
+    int fd;
+    CocoQmpLineBuf *lb;
+} TestPeer;
+
+static void
+testPeerInit(TestPeer *p, int fd)
+{
+    p->fd = fd;
+    p->lb = cocoQmpLineBufNew(1 << 20);
+}
+
+static void
+testPeerClear(TestPeer *p)
+{
+    cocoQmpLineBufFree(p->lb);
+    if (p->fd >= 0)
+        close(p->fd);
+}
+
+static void
+testPeerSend(TestPeer *p, const char *text, int fd)
+{
+    struct msghdr msg = {0};
+    struct iovec iov = {(void *)text, strlen(text)};
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cbuf;
+
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        struct cmsghdr *c;
+
+        memset(&cbuf, 0, sizeof(cbuf));
+        msg.msg_control = cbuf.buf;
+        msg.msg_controllen = sizeof(cbuf.buf);
+        c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    g_assert_cmpint(sendmsg(p->fd, &msg, MSG_NOSIGNAL), ==,
+                    (ssize_t)strlen(text));
+}
+
+/* Run the relay's main loop until @p has a complete line (or EOF: NULL). */
+static CocoQmpLine *
+testPeerRead(TestPeer *p)
+{
+    gint64 deadline = g_get_monotonic_time() + TEST_TIMEOUT_MS * 1000;
+
+    for (;;) {
+        CocoQmpLine *line = cocoQmpLineBufPop(p->lb);
+        union {
+            struct cmsghdr hdr;
+            char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } cbuf;
+        struct msghdr msg = {0};
+        char buf[4096];
+        struct iovec iov = {buf, sizeof(buf)};
+        struct cmsghdr *c;
+        int fds[4];
+        size_t nfds = 0;
+        ssize_t n;
+
+        if (line)
+            return line;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.buf;
+        msg.msg_controllen = sizeof(cbuf.buf);
+        n = recvmsg(p->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n == 0)
+            return NULL;
+        if (n < 0) {
+            g_assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_main_context_iteration(NULL, FALSE);
+            if (!g_main_context_pending(NULL)) {
+                struct pollfd pfd = {p->fd, POLLIN, 0};
+
+                poll(&pfd, 1, 10);
+            }
+            continue;
+        }
+        for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            memcpy(fds + nfds, CMSG_DATA(c), cnt * sizeof(int));
+            nfds += cnt;
+        }
+        g_assert_cmpint(
+            cocoQmpLineBufFeed(p->lb, buf, (gsize)n, fds, nfds, NULL), ==, 0);
+    }
+}
+
+/* Spin the main loop until nothing is pending; then @p must have no data. */
+static void
+testPeerExpectNothing(TestPeer *p)
+{
+    char c;
+    int i;
+
+    for (i = 0; i < 50; i++)
+        g_main_context_iteration(NULL, FALSE);
+    g_assert_null(cocoQmpLineBufPop(p->lb));
+    g_assert_cmpint(recv(p->fd, &c, 1, MSG_DONTWAIT | MSG_PEEK), ==, -1);
+    g_assert_cmpint(errno, ==, EAGAIN);
+}
+
+static CocoQmpMessage *
+testPeerReadMsg(TestPeer *p)
+{
+    g_autoptr(CocoQmpLine) line = testPeerRead(p);
+    CocoQmpMessage *msg;
+
+    g_assert_nonnull(line);
+    g_assert_cmpuint(line->nfds, ==, 0);
+    msg = cocoQmpMessageParse(line->data, line->len, NULL);
+    g_assert_nonnull(msg);
+    return msg;
+}
+
+static void
+testPeerExpectLine(TestPeer *p, const char *text)
+{
+    g_autoptr(CocoQmpLine) line = testPeerRead(p);
+
+    g_assert_nonnull(line);
+    g_assert_cmpstr(line->data, ==, text);
+}
+
+/* ---- fake agent ---- */
+
+typedef struct {
+    guint gates;
+    CocoQmpGate lastGate;
+    CocoQmpRole lastRole;
+    gboolean defer; /* keep the verdict for the test to give */
+    gboolean release; /* the immediate verdict */
+    CocoQmpAgentVerdictFunc cb;
+    gpointer opaque;
+    GPtrArray *events;
+} TestAgent;
+
+static void
+testAgentNotify(CocoQmpAgent *agent, const char *event, JsonObject *data)
+{
+    TestAgent *ta = cocoQmpAgentGetData(agent);
+    g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+    g_autofree char *text = NULL;
+
+    json_node_set_object(node, data);
+    text = json_to_string(node, FALSE);
+    g_ptr_array_add(ta->events, g_strdup_printf("%s %s", event, text));
+}
+
+static void
+testAgentGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
+              CocoQmpAgentVerdictFunc cb, gpointer opaque)
+{
+    TestAgent *ta = cocoQmpAgentGetData(agent);
+
+    ta->gates++;
+    ta->lastGate = gate;
+    ta->lastRole = role;
+    if (ta->defer) {
+        ta->cb = cb;
+        ta->opaque = opaque;
+        return;
+    }
+    cb(ta->release, ta->release ? NULL : "test says no", opaque);
+}
+
+static void
+testAgentDispose(CocoQmpAgent *agent)
+{
+    TestAgent *ta = cocoQmpAgentGetData(agent);
+
+    if (ta->cb)
+        ta->cb(FALSE, "gone", ta->opaque);
+    ta->cb = NULL;
+}
+
+static const CocoQmpAgentOps testAgentOps = {
+    .notify = testAgentNotify,
+    .gate = testAgentGate,
+    .dispose = testAgentDispose,
+};
+
+/* ---- relay fixture ---- */
+
+typedef struct {
+    CocoQmpRelay *relay;
+    TestAgent agent;
+    TestPeer libvirt;
+    TestPeer qemu;
+} Fixture;
+
+static void
+fixtureSetUp(Fixture *f, gconstpointer withAgent)
+{
+    int a[2], b[2];
+
+    memset(&f->agent, 0, sizeof(f->agent));
+    f->agent.release = TRUE;
+    f->agent.events = g_ptr_array_new_with_free_func(g_free);
+    f->relay =
+        cocoQmpRelayNew(NULL, GPOINTER_TO_INT(withAgent)
+                                  ? cocoQmpAgentNew(&testAgentOps, &f->agent)
+                                  : NULL);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), ==,
+                    0);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), ==,
+                    0);
+    testPeerInit(&f->libvirt, a[0]);
+    testPeerInit(&f->qemu, b[0]);
+    g_assert_cmpint(cocoQmpRelayAddSession(f->relay, a[1], b[1], NULL), ==, 0);
+}
+
+static void
+fixtureTearDown(Fixture *f, gconstpointer data)
+{
+    cocoQmpRelayFree(f->relay);
+    testPeerClear(&f->libvirt);
+    testPeerClear(&f->qemu);
+    g_ptr_array_unref(f->agent.events);
+}
+
+/* libvirt's handshake, passed through unchanged. */
+static void
+fixtureHandshake(Fixture *f)
+{
+    const char *greeting = "{\"QMP\": {\"version\": {}, \"capabilities\": "
+                           "[\"oob\"]}}\r\n";
+
+    testPeerSend(&f->qemu, greeting, -1);
+    testPeerExpectLine(&f->libvirt, greeting);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"qmp_capabilities\",\"id\":\"libvirt-1\"}\r\n",
+                 -1);
+    testPeerExpectLine(
+        &f->qemu,
+        "{\"execute\":\"qmp_capabilities\",\"id\":\"libvirt-1\"}\r\n");
+    testPeerSend(&f->qemu, "{\"return\": {}, \"id\": \"libvirt-1\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt,
+                       "{\"return\": {}, \"id\": \"libvirt-1\"}\r\n");
+}
+
+static void
+testRelayPassThrough(Fixture *f, gconstpointer data)
+{
+    const char *ev = "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, "
+                     "\"event\": \"RESUME\"}\r\n";
+    const char *weird = "not json at all\n";
+    g_autoptr(CocoQmpMessage) err = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->qemu, ev, -1);
+    testPeerExpectLine(&f->libvirt, ev);
+    /* Text that is not one JSON object never reaches QEMU. */
+    testPeerSend(&f->libvirt, weird, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    testPeerExpectNothing(&f->qemu);
+    /* QEMU's text reaches libvirt whatever it is. */
+    testPeerSend(&f->qemu, weird, -1);
+    testPeerExpectLine(&f->libvirt, weird);
+    /* Without an agent nothing is held or injected. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:h:1\"},"
+                 "\"id\":\"libvirt-9\"}\r\n",
+                 -1);
+    testPeerExpectLine(
+        &f->qemu,
+        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:h:1\"},"
+        "\"id\":\"libvirt-9\"}\r\n");
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate-continue\",\"arguments\":{\"state\":"
+                 "\"pre-switchover\"},\"id\":\"libvirt-10\"}\r\n",
+                 -1);
+    testPeerExpectLine(
+        &f->qemu, "{\"execute\":\"migrate-continue\",\"arguments\":{\"state\":"
+                  "\"pre-switchover\"},\"id\":\"libvirt-10\"}\r\n");
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"cont\",\"id\":\"libvirt-11\"}\r\n", -1);
+    testPeerExpectLine(&f->qemu,
+                       "{\"execute\":\"cont\",\"id\":\"libvirt-11\"}\r\n");
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+}
+
+/* Two commands on one line would slip past the relay: refused. */
+static void
+testRelayTwoOnOneLine(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) err = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"query-status\"} {\"execute\":\"cont\"}\r\n",
+                 -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    testPeerExpectNothing(&f->qemu);
+    g_assert_cmpuint(cocoQmpTextCountValues("{\"a\":\"}{\"} ", 10), ==, 1);
+    g_assert_cmpuint(cocoQmpTextCountValues(" [1] 2", 6), ==, 2);
+}
+
+/* libvirt hands QEMU a descriptor with 'getfd'; it must arrive. */
+static void
+testRelayFdPassing(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpLine) line = NULL;
+    struct stat sb;
+    int w;
+    int r = testPipeFd(&w);
+    char c = 0;
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"migrate\"},"
+        "\"id\":\"libvirt-2\"}\r\n",
+        w);
+    close(w);
+    line = testPeerRead(&f->qemu);
+    g_assert_nonnull(line);
+    g_assert_true(g_str_has_prefix(line->data, "{\"execute\":\"getfd\""));
+    g_assert_cmpuint(line->nfds, ==, 1);
+    g_assert_cmpint(fstat(line->fds[0], &sb), ==, 0);
+    g_assert_true(S_ISFIFO(sb.st_mode));
+    /* It is the very pipe libvirt passed: bytes cross it. */
+    g_assert_cmpint(write(line->fds[0], "k", 1), ==, 1);
+    g_assert_cmpint(read(r, &c, 1), ==, 1);
+    g_assert_cmpint(c, ==, 'k');
+    close(r);
+}
+
+/*
+ * 'migrate' for a real migration: the relay first sets x-ignore-shared
+ * with its own id, swallows QEMU's answer, then forwards libvirt's
+ * command; libvirt only ever sees replies to its own ids.
+ */
+static void
+testRelayMigrateInjects(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autoptr(CocoQmpLine) getfd = NULL;
+    g_autofree char *reply = NULL;
+    const char *injId;
+    int sp[2];
+    JsonNode *cap;
+
+    fixtureHandshake(f);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), ==,
+                    0);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"migrate\"},"
+        "\"id\":\"libvirt-2\"}\r\n",
+        sp[0]);
+    getfd = testPeerRead(&f->qemu);
+    g_assert_cmpuint(getfd->nfds, ==, 1);
+    testPeerSend(&f->qemu, "{\"return\": {}, \"id\": \"libvirt-2\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt,
+                       "{\"return\": {}, \"id\": \"libvirt-2\"}\r\n");
+
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:migrate\"},"
+        "\"id\":\"libvirt-3\"}\r\n",
+        -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    injId = json_node_get_string(inj->id);
+    g_assert_true(g_str_has_prefix(injId, "coco-relay-"));
+    cap = json_array_get_element(
+        json_object_get_array_member(cocoQmpMessageGetArguments(inj),
+                                     "capabilities"),
+        0);
+    g_assert_cmpstr(
+        json_object_get_string_member(json_node_get_object(cap), "capability"),
+        ==, "x-ignore-shared");
+    g_assert_true(
+        json_object_get_boolean_member(json_node_get_object(cap), "state"));
+    /* libvirt's command waits for the injected one. */
+    testPeerExpectNothing(&f->qemu);
+
+    /* QEMU emits an event, then answers the injected command. */
+    testPeerSend(&f->qemu, "{\"event\": \"X\"}\r\n", -1);
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n", injId);
+    testPeerSend(&f->qemu, reply, -1);
+    fwd = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(fwd->name, ==, "migrate");
+    g_assert_cmpstr(json_node_get_string(fwd->id), ==, "libvirt-3");
+    testPeerSend(&f->qemu, "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n", -1);
+    /* libvirt gets the event and its own reply, never the injected one. */
+    testPeerExpectLine(&f->libvirt, "{\"event\": \"X\"}\r\n");
+    testPeerExpectLine(&f->libvirt,
+                       "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n");
+    testPeerExpectNothing(&f->libvirt);
+    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    g_assert_true(
+        g_str_has_prefix(g_ptr_array_index(f->agent.events, 0), "migrate {"));
+    g_assert_nonnull(
+        strstr(g_ptr_array_index(f->agent.events, 0), "\"job\":\"migration\""));
+    close(sp[1]);
+}
+
+/* 'virsh save': a pipe, pause-before-switchover off -> x-ignore-shared off. */
+static void
+testRelaySaveTurnsOff(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autoptr(CocoQmpLine) getfd = NULL;
+    g_autoptr(CocoQmpMessage) caps = NULL;
+    g_autofree char *reply = NULL;
+    JsonNode *cap;
+    int w;
+    int r = testPipeFd(&w);
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"pause-before-switchover\","
+        "\"state\":false}]},\"id\":\"libvirt-2\"}\r\n",
+        -1);
+    caps = testPeerReadMsg(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"migrate\"},"
+        "\"id\":\"libvirt-3\"}\r\n",
+        w);
+    getfd = testPeerRead(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:migrate\"},"
+        "\"id\":\"libvirt-4\"}\r\n",
+        -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    cap = json_array_get_element(
+        json_object_get_array_member(cocoQmpMessageGetArguments(inj),
+                                     "capabilities"),
+        0);
+    g_assert_false(
+        json_object_get_boolean_member(json_node_get_object(cap), "state"));
+    /* Even a QEMU that lacks the capability may save. */
+    reply =
+        g_strdup_printf("{\"error\": {\"class\": \"GenericError\", \"desc\":"
+                        " \"nope\"}, \"id\": \"%s\"}\r\n",
+                        json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+    fwd = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(fwd->name, ==, "migrate");
+    testPeerExpectNothing(&f->libvirt);
+    close(w);
+    close(r);
+}
+
+/* A failed injection fails libvirt's migrate; QEMU never sees it. */
+static void
+testRelayInjectFailure(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autoptr(CocoQmpMessage) err = NULL;
+    g_autoptr(CocoQmpMessage) next = NULL;
+    g_autofree char *reply = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":"
+                 "\"tcp:[::]:49152\"},\"id\":\"libvirt-5\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    /* Commands libvirt sends meanwhile keep their order behind it. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"query-migrate\",\"id\":\"libvirt-6\"}\r\n",
+                 -1);
+    testPeerExpectNothing(&f->qemu);
+    reply =
+        g_strdup_printf("{\"error\": {\"class\": \"GenericError\", \"desc\":"
+                        " \"Capability not found\"}, \"id\": \"%s\"}\r\n",
+                        json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_cmpstr(json_node_get_string(err->id), ==, "libvirt-5");
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(err), "x-ignore-shared"));
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(err), "Capability not found"));
+    next = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(next->name, ==, "query-migrate");
+}
+
+/* Drive a source up to libvirt's migrate-continue. */
+static void
+fixtureStartSource(Fixture *f)
+{
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autofree char *reply = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\"},"
+                 "\"id\":\"libvirt-3\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+    fwd = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(fwd->name, ==, "migrate");
+    testPeerSend(&f->qemu, "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt,
+                       "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n");
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                 "\"pre-switchover\"}}\r\n",
+                 -1);
+    testPeerExpectLine(&f->libvirt,
+                       "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                       "\"pre-switchover\"}}\r\n");
+}
+
+static const char *switchover =
+    "{\"execute\":\"migrate-continue\",\"arguments\":{\"state\":"
+    "\"pre-switchover\"},\"id\":\"libvirt-7\"}\r\n";
+
+static void
+testRelayGateRelease(Fixture *f, gconstpointer data)
+{
+    f->agent.defer = TRUE;
+    fixtureStartSource(f);
+    testPeerSend(&f->libvirt, switchover, -1);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"query-migrate\",\"id\":\"libvirt-8\"}\r\n",
+                 -1);
+    testPeerExpectNothing(&f->qemu);
+    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_SWITCHOVER);
+    g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_SOURCE);
+    /* Events still reach libvirt while the command is held. */
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt, "{\"event\": \"STOP\"}\r\n");
+
+    f->agent.cb(TRUE, NULL, f->agent.opaque);
+    f->agent.cb = NULL;
+    testPeerExpectLine(&f->qemu, switchover);
+    testPeerExpectLine(
+        &f->qemu, "{\"execute\":\"query-migrate\",\"id\":\"libvirt-8\"}\r\n");
+}
+
+static void
+testRelayGateRefuse(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) err = NULL;
+    g_autoptr(CocoQmpMessage) next = NULL;
+
+    f->agent.release = FALSE;
+    fixtureStartSource(f);
+    testPeerSend(&f->libvirt, switchover, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_cmpstr(json_node_get_string(err->id), ==, "libvirt-7");
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(err), "refused the switchover"));
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(err), "test says no"));
+    /* QEMU never saw migrate-continue: the next thing is libvirt's cancel. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_cancel\",\"id\":\"libvirt-8\"}\r\n",
+                 -1);
+    next = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(next->name, ==, "migrate_cancel");
+}
+
+/* 'cont' is gated only during a migration. */
+static void
+testRelayContGate(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autoptr(CocoQmpMessage) err = NULL;
+    g_autofree char *reply = NULL;
+    const char *cont = "{\"execute\":\"cont\",\"id\":\"libvirt-20\"}\r\n";
+
+    fixtureHandshake(f);
+    /* A guest's first start: no migration, no gate. */
+    testPeerSend(&f->libvirt, cont, -1);
+    testPeerExpectLine(&f->qemu, cont);
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":"
+                 "\"tcp:[::]:49152\"},\"id\":\"libvirt-5\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+    fwd = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(fwd->name, ==, "migrate-incoming");
+
+    f->agent.release = FALSE;
+    testPeerSend(&f->libvirt, cont, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(err), "refused to resume"));
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_CONT);
+    g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_DESTINATION);
+
+    f->agent.release = TRUE;
+    testPeerSend(&f->libvirt, cont, -1);
+    testPeerExpectLine(&f->qemu, cont);
+    g_assert_cmpuint(f->agent.gates, ==, 2);
+    /* Released: the migration is over, the next cont is not gated. */
+    testPeerSend(&f->libvirt, cont, -1);
+    testPeerExpectLine(&f->qemu, cont);
+    g_assert_cmpuint(f->agent.gates, ==, 2);
+}
+
+static void
+testRelayQuery(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) ret = NULL;
+    JsonObject *o;
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-30\"}\r\n", -1);
+    ret = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpstr(json_node_get_string(ret->id), ==, "libvirt-30");
+    o = json_object_get_object_member(ret->obj, "return");
+    g_assert_cmpstr(json_object_get_string_member(o, "relay"), ==, "qemu-coco");
+    g_assert_true(json_object_get_boolean_member(o, "agent"));
+    g_assert_cmpint(json_object_get_int_member(o, "sessions"), ==, 1);
+    testPeerExpectNothing(&f->qemu);
+}
+
+/* libvirt goes away: QEMU's session ends too, so the next one is fresh. */
+static void
+testRelaySessionClose(Fixture *f, gconstpointer data)
+{
+    fixtureHandshake(f);
+    g_assert_cmpuint(cocoQmpRelayGetSessionCount(f->relay), ==, 1);
+    close(f->libvirt.fd);
+    f->libvirt.fd = -1;
+    g_assert_null(testPeerRead(&f->qemu));
+    g_assert_cmpuint(cocoQmpRelayGetSessionCount(f->relay), ==, 0);
+}
+
+/* A session closing while its gate waits: the late verdict is harmless. */
+static void
+testRelayCloseDuringGate(Fixture *f, gconstpointer data)
+{
+    f->agent.defer = TRUE;
+    fixtureStartSource(f);
+    testPeerSend(&f->libvirt, switchover, -1);
+    testPeerExpectNothing(&f->qemu);
+    close(f->libvirt.fd);
+    f->libvirt.fd = -1;
+    g_assert_null(testPeerRead(&f->qemu));
+    f->agent.cb(TRUE, NULL, f->agent.opaque);
+    f->agent.cb = NULL;
+    g_assert_cmpuint(cocoQmpRelayGetSessionCount(f->relay), ==, 0);
+}
+
+/* ---- the socket agent ---- */
+
+typedef struct {
+    gboolean done;
+    gboolean release;
+    char *reason;
+} TestVerdict;
+
+static void
+testVerdictCb(gboolean release, const char *reason, gpointer opaque)
+{
+    TestVerdict *v = opaque;
+
+    v->done = TRUE;
+    v->release = release;
+    v->reason = g_strdup(reason);
+}
+
+static void
+testSocketAgent(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("cocoqmptest-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "agent.sock", NULL);
+    g_autoptr(CocoQmpAgent) agent = NULL;
+    g_autoptr(CocoQmpMessage) hello = NULL;
+    g_autoptr(CocoQmpMessage) gate = NULL;
+    g_autoptr(CocoQmpMessage) ev = NULL;
+    g_autofree char *reply = NULL;
+    g_autoptr(JsonObject) data = json_object_new();
+    struct sockaddr_un addr = {0};
+    TestVerdict v = {0};
+    TestVerdict v2 = {0};
+    JsonObject *h = json_object_new();
+    TestPeer peer;
+    int lfd;
+    int cfd;
+
+    json_object_set_string_member(h, "name", "guest");
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(lfd, 1), ==, 0);
+
+    agent = cocoQmpAgentNewSocket(path, NULL, h, 60);
+    json_object_set_string_member(data, "status", "active");
+    cocoQmpAgentNotify(agent, "MIGRATION", data);
+    cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    g_assert_cmpint(cfd, >=, 0);
+    testPeerInit(&peer, cfd);
+    hello = testPeerReadMsg(&peer);
+    g_assert_cmpstr(json_object_get_string_member(hello->obj, "type"), ==,
+                    "hello");
+    g_assert_cmpstr(json_object_get_string_member(hello->obj, "name"), ==,
+                    "guest");
+    ev = testPeerReadMsg(&peer);
+    g_assert_cmpstr(json_object_get_string_member(ev->obj, "event"), ==,
+                    "MIGRATION");
+
+    cocoQmpAgentGate(agent, COCO_QMP_GATE_SWITCHOVER, COCO_QMP_ROLE_SOURCE,
+                     testVerdictCb, &v);
+    gate = testPeerReadMsg(&peer);
+    g_assert_cmpstr(json_object_get_string_member(gate->obj, "type"), ==,
+                    "gate");
+    g_assert_cmpstr(json_object_get_string_member(gate->obj, "gate"), ==,
+                    "pre-switchover");
+    g_assert_cmpstr(json_object_get_string_member(gate->obj, "role"), ==,
+                    "source");
+    g_assert_false(v.done);
+    reply = g_strdup_printf("{\"type\":\"verdict\",\"id\":%" G_GINT64_FORMAT
+                            ",\"release\":false,\"reason\":\"keys differ\"}\n",
+                            json_object_get_int_member(gate->obj, "id"));
+    testPeerSend(&peer, reply, -1);
+    while (!v.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_false(v.release);
+    g_assert_cmpstr(v.reason, ==, "keys differ");
+
+    /* The agent dies: a waiting gate is refused, fail closed. */
+    cocoQmpAgentGate(agent, COCO_QMP_GATE_CONT, COCO_QMP_ROLE_DESTINATION,
+                     testVerdictCb, &v2);
+    testPeerClear(&peer);
+    close(lfd);
+    unlink(path);
+    while (!v2.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_false(v2.release);
+    g_assert_nonnull(v2.reason);
+    g_free(v2.reason);
+    memset(&v2, 0, sizeof(v2));
+
+    /* No agent listening at all: refused with the path in the reason. */
+    cocoQmpAgentGate(agent, COCO_QMP_GATE_CONT, COCO_QMP_ROLE_DESTINATION,
+                     testVerdictCb, &v2);
+    g_assert_false(v2.done);
+    while (!v2.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_false(v2.release);
+    g_assert_nonnull(strstr(v2.reason, path));
+    g_free(v.reason);
+    g_free(v2.reason);
+    rmdir(dir);
+}
+
+/* ---- the x-ignore-shared rule ---- */
+
+static void
+testMigrationRule(void)
+{
+    static const struct {
+        const char *uri;
+        CocoQmpFdKind fd;
+        gboolean pause;
+        CocoQmpJob job;
+    } src[] = {
+        {"tcp:hostB:49152", COCO_QMP_FD_UNKNOWN, FALSE, COCO_QMP_JOB_MIGRATION},
+        {"unix:/run/x.sock", COCO_QMP_FD_UNKNOWN, FALSE,
+         COCO_QMP_JOB_MIGRATION},
+        {"fd:migrate", COCO_QMP_FD_SOCKET, FALSE, COCO_QMP_JOB_MIGRATION},
+        {"fd:migrate", COCO_QMP_FD_SOCKET, TRUE, COCO_QMP_JOB_MIGRATION},
+        /* virsh save / snapshot / dump: a pipe or file, no pause */
+        {"fd:migrate", COCO_QMP_FD_OTHER, FALSE, COCO_QMP_JOB_IMAGE},
+        {"fd:migrate", COCO_QMP_FD_UNKNOWN, FALSE, COCO_QMP_JOB_IMAGE},
+        /* tunnelled migration: a pipe, but libvirt paused before switchover */
+        {"fd:migrate", COCO_QMP_FD_OTHER, TRUE, COCO_QMP_JOB_MIGRATION},
+        {"exec:cat > /x", COCO_QMP_FD_UNKNOWN, TRUE, COCO_QMP_JOB_IMAGE},
+        {"file:/x", COCO_QMP_FD_UNKNOWN, FALSE, COCO_QMP_JOB_IMAGE},
+        {NULL, COCO_QMP_FD_UNKNOWN, TRUE, COCO_QMP_JOB_IMAGE},
+    };
+    static const struct {
+        const char *uri;
+        gboolean late;
+        CocoQmpJob job;
+    } dst[] = {
+        {"tcp:[::]:49152", FALSE, COCO_QMP_JOB_MIGRATION},
+        {"unix:/x", FALSE, COCO_QMP_JOB_MIGRATION},
+        {"fd:26", FALSE, COCO_QMP_JOB_IMAGE}, /* virsh restore */
+        {"fd:26", TRUE, COCO_QMP_JOB_MIGRATION}, /* tunnelled */
+        {"exec:cat /x", FALSE, COCO_QMP_JOB_IMAGE},
+        {"defer", FALSE, COCO_QMP_JOB_IMAGE},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(src); i++)
+        g_assert_cmpint(
+            cocoQmpMigrationClassifySource(src[i].uri, src[i].fd, src[i].pause),
+            ==, src[i].job);
+    for (i = 0; i < G_N_ELEMENTS(dst); i++)
+        g_assert_cmpint(
+            cocoQmpMigrationClassifyDestination(dst[i].uri, dst[i].late), ==,
+            dst[i].job);
+    g_assert_cmpstr(cocoQmpMigrationFdName("fd:migrate"), ==, "migrate");
+    g_assert_null(cocoQmpMigrationFdName("fd:"));
+    g_assert_null(cocoQmpMigrationFdName("tcp:x:1"));
+}
+
+/* ---- QEMU's argv ---- */
+
+static void
+testGuestArgv(void)
+{
+    char *argv[] = {
+        (char *)"/usr/libexec/qemu-coco",
+        (char *)"-name",
+        (char *)"guest=vm1,debug-threads=on",
+        (char *)"-uuid",
+        (char *)"c0c0c0c0-1111-4222-8333-444455556666",
+        (char *)"-object",
+        (char
+             *)"{\"qom-type\":\"memory-backend-file\",\"id\":\"pc.ram\","
+               "\"mem-path\":\"/ram/libvirt/qemu/1-vm1/pc.ram\",\"share\":true,"
+               "\"size\":201326592}",
+        (char *)"-object",
+        (char *)"memory-backend-file,id=ram-node1,mem-path=/ram/a,,b,share=on,"
+                "size=1048576",
+        (char *)"-object",
+        (char *)"{\"qom-type\":\"secret\",\"id\":\"masterKey0\"}",
+        (char *)"-chardev",
+        (char *)"socket,id=charmonitor,fd=21,server=on,wait=off",
+        (char *)"-mon",
+        (char *)"chardev=charmonitor,id=monitor,mode=control",
+        NULL,
+    };
+    char *probe[] = {(char *)"qemu-coco",
+                     (char *)"-machine",
+                     (char *)"none,accel=kvm:tcg",
+                     (char *)"-qmp",
+                     (char *)"unix:/var/lib/libvirt/qemu/qmp.monitor,server=on",
+                     NULL};
+    g_autoptr(CocoQmpGuestInfo) info = NULL;
+    g_autoptr(CocoQmpGuestInfo) pinfo = NULL;
+    g_autoptr(JsonObject) hello = NULL;
+    g_autofree char *rewritten = NULL;
+    CocoQmpRamBackend *r;
+
+    info = cocoQmpGuestInfoParse(G_N_ELEMENTS(argv) - 1, argv, NULL);
+    g_assert_nonnull(info);
+    g_assert_cmpint(info->monitorFd, ==, 21);
+    g_assert_cmpint(info->monitorArg, ==, 12);
+    g_assert_cmpstr(info->name, ==, "vm1");
+    g_assert_cmpstr(info->uuid, ==, "c0c0c0c0-1111-4222-8333-444455556666");
+    g_assert_cmpuint(info->ram->len, ==, 2);
+    r = g_ptr_array_index(info->ram, 0);
+    g_assert_cmpstr(r->id, ==, "pc.ram");
+    g_assert_cmpstr(r->path, ==, "/ram/libvirt/qemu/1-vm1/pc.ram");
+    g_assert_cmpuint(r->size, ==, 201326592);
+    g_assert_true(r->share);
+    r = g_ptr_array_index(info->ram, 1);
+    g_assert_cmpstr(r->path, ==, "/ram/a,b");
+    g_assert_cmpuint(r->size, ==, 1048576);
+
+    rewritten = cocoQmpGuestRewriteMonitor(argv[12], 7);
+    g_assert_cmpstr(rewritten, ==,
+                    "socket,id=charmonitor,fd=7,server=on,wait=off");
+    hello = cocoQmpGuestInfoToHello(info, 4242);
+    g_assert_cmpint(json_object_get_int_member(hello, "pid"), ==, 4242);
+    g_assert_cmpuint(
+        json_array_get_length(json_object_get_array_member(hello, "ram")), ==,
+        2);
+
+    pinfo = cocoQmpGuestInfoParse(G_N_ELEMENTS(probe) - 1, probe, NULL);
+    g_assert_nonnull(pinfo);
+    g_assert_cmpint(pinfo->monitorFd, ==, -1);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    g_test_add_func("/qmp/message/kinds", testMessageKinds);
+    g_test_add_func("/qmp/message/invalid", testMessageInvalid);
+    g_test_add_func("/qmp/message/id-and-build", testMessageIdAndBuild);
+    g_test_add_func("/qmp/linebuf/split", testLineBufSplit);
+    g_test_add_func("/qmp/linebuf/fds", testLineBufFds);
+    g_test_add_func("/qmp/linebuf/too-long", testLineBufTooLong);
+    g_test_add("/qmp/relay/pass-through", Fixture, GINT_TO_POINTER(FALSE),
+               fixtureSetUp, testRelayPassThrough, fixtureTearDown);
+    g_test_add("/qmp/relay/two-on-one-line", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayTwoOnOneLine, fixtureTearDown);
+    g_test_add("/qmp/relay/fd-passing", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayFdPassing, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-injects", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigrateInjects, fixtureTearDown);
+    g_test_add("/qmp/relay/save-turns-off", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelaySaveTurnsOff, fixtureTearDown);
+    g_test_add("/qmp/relay/inject-failure", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayInjectFailure, fixtureTearDown);
+    g_test_add("/qmp/relay/gate-release", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayGateRelease, fixtureTearDown);
+    g_test_add("/qmp/relay/gate-refuse", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayGateRefuse, fixtureTearDown);
+    g_test_add("/qmp/relay/cont-gate", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayContGate, fixtureTearDown);
+    g_test_add("/qmp/relay/query", Fixture, GINT_TO_POINTER(TRUE), fixtureSetUp,
+               testRelayQuery, fixtureTearDown);
+    g_test_add("/qmp/relay/session-close", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelaySessionClose, fixtureTearDown);
+    g_test_add("/qmp/relay/close-during-gate", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayCloseDuringGate, fixtureTearDown);
+    g_test_add_func("/qmp/agent/socket", testSocketAgent);
+    g_test_add_func("/qmp/migration/rule", testMigrationRule);
+    g_test_add_func("/qmp/guest/argv", testGuestArgv);
+    return g_test_run();
+}

@@ -1,0 +1,91 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# build-guest.sh OUTDIR: the lab guest. Debian's kernel (extracted from the
+# linux-image .deb that linux-image-amd64 depends on, not installed) and a
+# busybox initramfs whose init prints, on ttyS0:
+#   GUEST-BOOTED             once
+#   HB n                     a heartbeat, once a second
+#   CK n ok | CK n BAD k     a checksum workload: each round rewrites one of
+#                            four 4 MiB files in the guest's tmpfs (guest RAM)
+#                            with fresh random data, then md5-verifies all four
+# Reuses OUTDIR/vmlinuz and OUTDIR/initrd.gz when they are newer than this
+# script.
+set -eu
+
+OUT=${1:?usage: build-guest.sh OUTDIR}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+SELF=$(readlink -f "$0")
+
+if [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.gz" ] &&
+   [ "$OUT/initrd.gz" -nt "$SELF" ]; then
+    echo "build-guest: reusing $OUT/vmlinuz and $OUT/initrd.gz"
+    exit 0
+fi
+
+WORK=$(mktemp -d "$OUT/work.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+if [ ! -s "$OUT/vmlinuz" ]; then
+    # The exact package name: a glob would match every flavour (lab.md, 1).
+    KPKG=$(apt-cache depends linux-image-amd64 |
+           awk '/Depends: linux-image-/{print $2; exit}')
+    [ -n "$KPKG" ] || { echo "build-guest: cannot resolve the kernel package" >&2; exit 1; }
+    (cd "$WORK" && apt-get download "$KPKG")
+    dpkg-deb -x "$WORK"/"$KPKG"_*.deb "$WORK/kpkg"
+    cp "$WORK"/kpkg/boot/vmlinuz-* "$OUT/vmlinuz.tmp"
+    mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+fi
+
+BB=$(command -v busybox || true)
+[ -n "$BB" ] || BB=/bin/busybox
+file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
+file_is_static "$BB" || { echo "build-guest: $BB is not static (install busybox-static)" >&2; exit 1; }
+
+R="$WORK/initrd"
+mkdir -p "$R/bin" "$R/dev" "$R/proc" "$R/sys" "$R/tmp"
+cp "$BB" "$R/bin/busybox"
+cat > "$R/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /tmp/ck
+mount -t tmpfs -o size=24m tmpfs /tmp/ck
+echo "GUEST-BOOTED"
+# Checksum workload: the files live in the guest's RAM (tmpfs).
+(
+    for i in 0 1 2 3; do
+        dd if=/dev/urandom of=/tmp/ck/f$i bs=64k count=64 2>/dev/null
+        md5sum /tmp/ck/f$i > /tmp/ck/f$i.md5
+    done
+    n=0
+    while :; do
+        n=$((n + 1))
+        i=$((n % 4))
+        dd if=/dev/urandom of=/tmp/ck/f$i bs=64k count=64 2>/dev/null
+        md5sum /tmp/ck/f$i > /tmp/ck/f$i.md5
+        bad=0
+        for j in 0 1 2 3; do
+            md5sum -c -s /tmp/ck/f$j.md5 || bad=$((bad + 1))
+        done
+        if [ $bad = 0 ]; then echo "CK $n ok"; else echo "CK $n BAD $bad"; fi
+        sleep 1
+    done
+) &
+n=0
+while :; do
+    n=$((n + 1))
+    echo "HB $n"
+    sleep 1
+done
+INIT
+chmod +x "$R/init"
+command -v cpio >/dev/null || { echo "build-guest: cpio is missing (run deps.sh)" >&2; exit 1; }
+(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1 > "$OUT/initrd.gz.tmp")
+[ "$(stat -c %s "$OUT/initrd.gz.tmp")" -gt 100000 ] ||
+    { echo "build-guest: initrd came out too small" >&2; exit 1; }
+mv "$OUT/initrd.gz.tmp" "$OUT/initrd.gz"
+echo "build-guest: $OUT/vmlinuz $OUT/initrd.gz"

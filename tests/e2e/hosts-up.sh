@@ -1,0 +1,169 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# hosts-up.sh: two libvirt "hosts" on this machine (research/lab.md).
+# Each host: its own network namespace (joined to the other by a veth pair,
+# nothing else reachable), its own mount and UTS namespaces with private
+# /run, /etc/libvirt, /var/{lib,log,cache}/libvirt, /etc/hosts and an empty
+# resolv.conf, its own libvirtd pinned to CPU 0 (stable caps cache), and
+# the qemu-coco configuration naming the lab's test agent. Guest RAM lives
+# in a tmpfs mounted before the namespaces split, at the same path for both
+# hosts and for the test agent, which serves both hosts' agent sockets.
+# Exit 77 when the machine cannot host the lab.
+set -eu
+. "$(dirname "$0")/lab-env.sh"
+
+[ "$(id -u)" = 0 ] || lab_skip "the lab needs root (namespaces, mounts, libvirtd)"
+command -v unshare >/dev/null && command -v nsenter >/dev/null ||
+    lab_skip "unshare/nsenter (util-linux) missing"
+command -v libvirtd >/dev/null || [ -x /usr/sbin/libvirtd ] ||
+    lab_skip "libvirtd missing: run tests/e2e/deps.sh"
+command -v virsh >/dev/null || lab_skip "virsh missing: run tests/e2e/deps.sh"
+[ -x /usr/bin/qemu-system-x86_64 ] || lab_skip "qemu-system-x86 missing: run tests/e2e/deps.sh"
+getent passwd libvirt-qemu >/dev/null || lab_skip "user libvirt-qemu missing: run tests/e2e/deps.sh"
+command -v python3 >/dev/null || lab_skip "python3 missing (the lab's test agent)"
+[ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
+# Where qemu-coco reads its configuration; each host binds its own copy.
+CONF=$("$QEMU_COCO" --coco-config-path)
+CONFDIR=$(dirname "$CONF")
+SYSCONF=$(dirname "$CONFDIR")
+if [ -d "$CONFDIR" ]; then
+    BIND_SRC=sysconf/$(basename "$CONFDIR") BIND_DST=$CONFDIR
+elif [ -d "$SYSCONF" ] && [ "$SYSCONF" != /etc ]; then
+    BIND_SRC=sysconf BIND_DST=$SYSCONF
+else
+    lab_skip "cannot give each host its own '$CONF' (no '$CONFDIR')"
+fi
+
+unshare --mount --uts --propagation private true 2>/dev/null ||
+    lab_skip "unshare of mount/UTS namespaces is not permitted here"
+RUN_NETNS_EXISTED=no
+[ -d /run/netns ] && RUN_NETNS_EXISTED=yes
+ip netns add "${NETNS_PREFIX}probe" 2>/dev/null ||
+    lab_skip "network namespaces are not available (ip netns add failed)"
+ip netns del "${NETNS_PREFIX}probe"
+
+if [ -e "$LAB" ]; then
+    lab_log "a previous lab is still up at $LAB: taking it down"
+    "$E2E_DIR/hosts-down.sh"
+fi
+mkdir -p "$LAB" "$CACHE/caps"
+: > "$LAB/created"
+
+# Global mount points the per-host binds need; removed by hosts-down.sh.
+for d in /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt; do
+    if [ ! -d "$d" ]; then
+        mkdir -p "$d"
+        echo "$d" >> "$LAB/created"
+    fi
+done
+[ $RUN_NETNS_EXISTED = yes ] || echo "/run/netns" >> "$LAB/created"
+
+# Shared guest RAM: one tmpfs, visible at the same path everywhere.
+mkdir -p "$LAB/ram"
+mount -t tmpfs -o size=1g,mode=0755 coco-lab-ram "$LAB/ram"
+
+ip link del "${NETNS_PREFIX}A0" 2>/dev/null || true
+for H in $HOSTS; do
+    ip netns add "$NETNS_PREFIX$H"
+    ip -n "$NETNS_PREFIX$H" link set lo up
+done
+ip link add "${NETNS_PREFIX}A0" type veth peer name "${NETNS_PREFIX}B0"
+for H in $HOSTS; do
+    ip link set "$NETNS_PREFIX${H}0" netns "$NETNS_PREFIX$H"
+    ip -n "$NETNS_PREFIX$H" addr add "$(host_ip "$H")/24" dev "$NETNS_PREFIX${H}0"
+    ip -n "$NETNS_PREFIX$H" link set "$NETNS_PREFIX${H}0" up
+done
+
+for H in $HOSTS; do
+    R=$(host_dir "$H")
+    mkdir -p "$R/run" "$R/etc" "$R/lib" "$R/log/qemu" "$R/cache/qemu" \
+             "$R/sysconf/libvirt-coco" "$LAB/ram/$H"
+    U=$(echo "$H" | tr AB ab)
+    cat > "$R/etc/libvirtd.conf" <<CONF
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+host_uuid = "${U}${U}${U}${U}${U}${U}${U}${U}-0000-4000-8000-00000000000${U}"
+log_filters = "1:qemu.qemu_migration 3:qemu 3:util 3:rpc 3:conf 3:remote"
+log_outputs = "1:file:/var/log/libvirt/libvirtd.log"
+CONF
+    cat > "$R/etc/qemu.conf" <<CONF
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+cgroup_controllers = [ ]
+namespaces = [ ]
+stdio_handler = "file"
+memory_backing_dir = "$LAB/ram/$H"
+CONF
+    cat > "$R/sysconf/libvirt-coco/qemu-coco.conf" <<CONF
+[qemu-coco]
+qemu = /usr/bin/qemu-system-x86_64
+agent_socket = /run/libvirt/coco-agent.sock
+qmp_log_dir = /var/log/libvirt/qemu
+gate_timeout = 60
+CONF
+    printf '127.0.0.1 localhost\n%s hostA\n%s hostB\n' \
+        "$(host_ip A)" "$(host_ip B)" > "$R/hosts"
+    : > "$R/resolv.conf"
+    # Reuse the QEMU capabilities cache (lab.md pitfall 11).
+    if [ -d "$CACHE/caps" ]; then
+        mkdir -p "$R/cache/qemu/capabilities"
+        cp -a "$CACHE/caps/." "$R/cache/qemu/capabilities/" 2>/dev/null || true
+    fi
+    cat > "$R/hostns.sh" <<NS
+#!/bin/sh
+set -e
+hostname host$H
+mount -t tmpfs tmpfs /run
+mkdir -p /run/libvirt
+mount --bind $R/run /run/libvirt
+mount --bind $R/etc /etc/libvirt
+for d in lib log cache; do mount --bind $R/\$d /var/\$d/libvirt; done
+mount --bind $R/hosts /etc/hosts
+mount --bind $R/resolv.conf /etc/resolv.conf
+mount --bind $R/$BIND_SRC $BIND_DST
+exec /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
+NS
+    chmod +x "$R/hostns.sh"
+done
+
+# The lab's test agent: copies guest RAM at the switchover gate.
+python3 "$E2E_DIR/ramagent.py" --log "$LAB/agent.log" --refuse-file "$LAB/agent-refuse" \
+    --host "A=$(host_dir A)/run/coco-agent.sock" \
+    --host "B=$(host_dir B)/run/coco-agent.sock" \
+    > "$LAB/agent.out" 2>&1 &
+echo $! > "$LAB/agent.pid"
+
+for H in $HOSTS; do
+    R=$(host_dir "$H")
+    setsid taskset -c 0 nsenter --net="/run/netns/$NETNS_PREFIX$H" \
+        unshare --mount --uts --propagation private -- "$R/hostns.sh" \
+        > "$R/libvirtd.out" 2>&1 < /dev/null &
+    echo $! > "$R/libvirtd.pid"
+done
+
+T0=$(date +%s.%N)
+for H in $HOSTS; do
+    R=$(host_dir "$H")
+    pid=$(cat "$R/libvirtd.pid")
+    i=0
+    until virsh -q -c "$(host_uri "$H")" version >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || { cat "$R/libvirtd.out" >&2; lab_die "libvirtd on host $H died"; }
+        i=$((i + 1))
+        [ $i -lt 600 ] || lab_die "libvirtd on host $H not ready after 60 s"
+        sleep 0.1
+    done
+done
+for H in $HOSTS; do
+    [ -S "$(host_dir "$H")/run/coco-agent.sock" ] || sleep 0.5
+    [ -S "$(host_dir "$H")/run/coco-agent.sock" ] || lab_die "the test agent did not start (see $LAB/agent.log)"
+done
+# Probe qemu-coco's capabilities once (about 4 s, cached across runs) and
+# hand host A's cache to host B, which loads it on first use.
+virsh -q -c "$(host_uri A)" domcapabilities --emulatorbin "$QEMU_COCO" \
+    --virttype qemu --arch x86_64 >/dev/null || lab_die "host A cannot probe $QEMU_COCO"
+cp -n "$(host_dir A)"/cache/qemu/capabilities/*.xml "$(host_dir B)/cache/qemu/capabilities/"
+lab_log "hosts up: daemons ready after $(awk "BEGIN{printf \"%.2f\", $(date +%s.%N) - $T0}") s"

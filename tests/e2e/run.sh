@@ -1,0 +1,258 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# run.sh: the two-host lab end to end. Builds the guest, brings hosts A and
+# B up, runs the scenarios with assertions on both hosts, takes the lab
+# down. Exit 0 (all passed), 1 (a scenario failed), 77 (lab impossible
+# here). Needs QEMU_COCO (the built qemu-coco); see docs/lab.rst.
+#
+# Every migration goes through qemu-coco (the domain's <emulator>) with the
+# lab's test agent (ramagent.py) copying guest RAM at the switchover gate,
+# so x-ignore-shared is on for migrations and off for save/restore.
+set -u
+. "$(dirname "$0")/lab-env.sh"
+
+[ "$(id -u)" = 0 ] || lab_skip "the lab needs root (namespaces, mounts, libvirtd)"
+[ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
+QEMU_COCO=$(readlink -f "$QEMU_COCO")
+export QEMU_COCO
+
+BOOT_TIMEOUT=${COCO_LAB_BOOT_TIMEOUT:-120}
+PASSED=0
+FAILED=0
+RESULTS=""
+T_START=$(date +%s.%N)
+
+now() { date +%s.%N; }
+since() { awk "BEGIN{printf \"%.1f\", $(now) - $1}"; }
+
+"$E2E_DIR/build-guest.sh" "$CACHE/guest" >&2 || lab_die "cannot build the guest"
+"$E2E_DIR/hosts-up.sh"
+rc=$?
+[ $rc = 77 ] && exit 77
+[ $rc = 0 ] || { "$E2E_DIR/hosts-down.sh"; lab_die "hosts-up.sh failed"; }
+trap '"$E2E_DIR/hosts-down.sh"' EXIT
+T_UP=$(since "$T_START")
+
+sed -e "s|@GUEST@|$CACHE/guest|" -e "s|@EMULATOR@|$QEMU_COCO|" \
+    "$E2E_DIR/guest.xml.in" > "$LAB/guest.xml"
+
+virsh_h() { h=$1; shift; virsh -q -c "$(host_uri "$h")" "$@"; }
+console() { echo "$(host_dir "$1")/log/qemu/guest-console.log"; }
+console_size() { stat -c %s "$(console "$1")" 2>/dev/null || echo 0; }
+# Complete lines of host $1's console after byte offset $2.
+console_since() { tail -c +"$(($2 + 1))" "$(console "$1")" 2>/dev/null | tr -d '\r' | grep -a -E '^(HB|CK|GUEST)' || true; }
+count_since() { console_since "$1" "$2" | grep -c "^$3" || true; }
+
+fail() { echo "  assertion failed: $*" >&2; return 1; }
+
+wait_lines() { # host offset prefix count timeout
+    i=0
+    while [ "$(count_since "$1" "$2" "$3")" -lt "$4" ]; do
+        i=$((i + 1))
+        [ $i -le $(($5 * 10)) ] || fail "host $1: fewer than $4 '$3' lines after $5 s" || return 1
+        sleep 0.1
+    done
+}
+
+assert_state() { # host "state (reason)"
+    s=$(virsh_h "$1" domstate --reason guest 2>&1)
+    [ "$s" = "$2" ] || fail "host $1: domain state '$s', expected '$2'"
+}
+
+assert_no_domain() {
+    if virsh_h "$1" domstate guest >/dev/null 2>&1; then
+        fail "host $1 still has the domain ($(virsh_h "$1" domstate --reason guest))"
+    fi
+}
+
+relay_state() { virsh_h "$1" qemu-monitor-command guest '{"execute":"x-coco-query-relay"}'; }
+
+assert_relay() { # host key value
+    st=$(relay_state "$1") || fail "host $1: x-coco-query-relay failed: $st" || return 1
+    echo "$st" | grep -q "\"$2\":$3" || fail "host $1: relay state lacks \"$2\":$3: $st"
+}
+
+# Heartbeat and checksum after the guest moved from $1 (console offset $2
+# before) to $3 (console offset $4 before): the destination's first
+# heartbeat follows the source's last one, the workload keeps verifying.
+assert_continues() {
+    src=$1 soff=$2 dst=$3 doff=$4
+    wait_lines "$dst" "$doff" "HB" 2 30 || return 1
+    wait_lines "$dst" "$doff" "CK" 2 40 || return 1
+    last=$(console_since "$src" "$soff" | grep '^HB' | tail -1 | cut -d' ' -f2)
+    if [ "$src" = "$dst" ] || [ -z "$last" ]; then
+        last=$(console_since "$src" 0 | grep '^HB' | awk -v n="$(count_since "$src" 0 HB)" 'NR==n-2{print $2}')
+    fi
+    first=$(console_since "$dst" "$doff" | grep '^HB' | head -1 | cut -d' ' -f2)
+    [ -n "$last" ] && [ -n "$first" ] || fail "no heartbeat to compare (last='$last' first='$first')" || return 1
+    gap=$((first - last))
+    echo "  heartbeat: HB $last on host $src -> HB $first on host $dst"
+    if [ $gap -lt 1 ] || [ $gap -gt 2 ]; then
+        echo "  host $src since $soff: $(console_since "$src" "$soff" | tr '\n' ' ')" >&2
+        echo "  host $dst since $doff: $(console_since "$dst" "$doff" | tr '\n' ' ')" >&2
+        fail "heartbeat jumped from $last to $first" || return 1
+    fi
+    bad=$(console_since "$dst" "$doff" | grep -c '^CK .* BAD' || true)
+    [ "$bad" = 0 ] || fail "checksum workload reports BAD on host $dst" || return 1
+    echo "  checksum: $(console_since "$dst" "$doff" | grep '^CK' | tail -1) on host $dst, 0 BAD"
+}
+
+# The completed job's statistics on the destination (read once: libvirt
+# drops them after the first read).
+job_stats() { virsh_h "$1" domjobinfo --completed guest > "$LAB/jobinfo"; }
+# Memory the QEMU stream carried, in KiB.
+memory_kib() {
+    awk '/^Memory processed:/{
+        v=$3; u=$4; if (u=="B") v/=1024; else if (u=="MiB") v*=1024; else if (u=="GiB") v*=1048576;
+        printf "%d", v }' "$LAB/jobinfo"
+}
+job_field() { awk -F': *' -v k="$1" '$1==k{split($2, a, " "); print a[1]}' "$LAB/jobinfo"; }
+
+scenario() { # name function
+    name=$1
+    shift
+    lab_log "scenario: $name"
+    t0=$(now)
+    if "$@"; then
+        PASSED=$((PASSED + 1))
+        RESULTS="$RESULTS
+PASS $(since "$t0") s  $name"
+    else
+        FAILED=$((FAILED + 1))
+        RESULTS="$RESULTS
+FAIL $(since "$t0") s  $name"
+        return 1
+    fi
+}
+
+s_boot() {
+    virsh_h A create "$LAB/guest.xml" >/dev/null || fail "virsh create failed" || return 1
+    wait_lines A 0 "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" || return 1
+    wait_lines A 0 "CK" 1 "$BOOT_TIMEOUT" || return 1
+    echo "  booted in $(since "$t0") s"
+    assert_state A "running (booted)" || return 1
+    assert_relay A relay '"qemu-coco"' || return 1
+    assert_relay A agent true
+}
+
+# $1 src, $2 dst, $3... extra virsh migrate options
+migrate_and_check() {
+    src=$1 dst=$2
+    shift 2
+    soff=$(console_size "$src")
+    doff=$(console_size "$dst")
+    copies=$(grep -c "copy host$src -> host$dst" "$LAB/agent.log")
+    m0=$(now)
+    out=$(virsh_h "$src" migrate --live "$@" guest "$(host_uri "$dst")" 2>&1) ||
+        fail "virsh migrate failed: $out" || return 1
+    echo "  virsh migrate $* took $(since "$m0") s"
+    assert_no_domain "$src" || return 1
+    assert_state "$dst" "running (migrated)" || return 1
+    job_stats "$dst"
+    kib=$(memory_kib)
+    echo "  QEMU stream: ${kib} KiB of memory, elapsed $(job_field "Time elapsed") ms, downtime $(job_field "Total downtime") ms"
+    [ "$kib" -lt 8192 ] || fail "QEMU moved ${kib} KiB of memory: x-ignore-shared was off" || return 1
+    [ "$(grep -c "copy host$src -> host$dst" "$LAB/agent.log")" -gt "$copies" ] ||
+        fail "the test agent did not copy RAM at the switchover gate" || return 1
+    echo "  agent: $(grep "copy host$src -> host$dst" "$LAB/agent.log" | tail -1 | cut -d' ' -f2-)"
+    assert_continues "$src" "$soff" "$dst" "$doff" || return 1
+    assert_relay "$dst" x-ignore-shared true
+}
+
+s_migrate() { migrate_and_check A B; }
+s_migrate_p2p() { migrate_and_check B A --p2p; }
+
+s_save_restore() {
+    soff=$(console_size A)
+    doff=$(console_size B)
+    out=$(virsh_h A save guest "$LAB/guest.save" 2>&1) || fail "virsh save failed: $out" || return 1
+    assert_no_domain A || return 1
+    size=$(stat -c %s "$LAB/guest.save")
+    echo "  save image: $size bytes"
+    # The image must hold the guest's RAM: x-ignore-shared was off.
+    [ "$size" -gt $((64 * 1024 * 1024)) ] || fail "save image of $size bytes holds no RAM" || return 1
+    out=$(virsh_h B restore "$LAB/guest.save" 2>&1) || fail "virsh restore on B failed: $out" || return 1
+    assert_state B "running (restored)" || return 1
+    assert_continues A "$soff" B "$doff" || return 1
+    assert_relay B x-ignore-shared false || return 1
+    rm -f "$LAB/guest.save"
+}
+
+s_libvirtd_restart() {
+    R=$(host_dir B)
+    old=$(cat "$R/libvirtd.pid")
+    qpid=$(cat "$R/run/qemu/guest.pid")
+    kill -TERM "$old"
+    i=0
+    while kill -0 "$old" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "libvirtd on B did not stop" || return 1; sleep 0.1
+    done
+    # The new daemon joins the namespaces the guest's QEMU lives in.
+    setsid taskset -c 0 nsenter -t "$qpid" -m -u -n -- \
+        /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid \
+        > "$R/libvirtd.out" 2>&1 < /dev/null &
+    echo $! > "$R/libvirtd.pid"
+    i=0
+    until virsh_h B version >/dev/null 2>&1; do
+        i=$((i + 1)); [ $i -lt 300 ] || fail "restarted libvirtd on B not ready" || return 1; sleep 0.1
+    done
+    assert_state B "running (restored)" || return 1
+    # The relay served the new connection with a fresh QEMU session.
+    assert_relay B sessions 1 || return 1
+    migrate_and_check B A
+}
+
+s_refuse() {
+    soff=$(console_size A)
+    echo "pre-switchover" > "$LAB/agent-refuse"
+    out=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
+    rc=$?
+    rm -f "$LAB/agent-refuse"
+    [ $rc != 0 ] || fail "migration succeeded although the agent refused" || return 1
+    echo "  virsh: $out"
+    echo "$out" | grep -q "host agent refused the switchover" ||
+        fail "the error does not name the refusal" || return 1
+    assert_no_domain B || return 1
+    s=$(virsh_h A domstate --reason guest)
+    case "$s" in
+    "running"*) ;;
+    *) fail "host A: source is '$s' after the refused switchover" || return 1 ;;
+    esac
+    echo "  source: $s"
+    wait_lines A "$soff" "HB" 3 20 || return 1
+    wait_lines A "$soff" "CK" 2 30 || return 1
+    [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
+}
+
+s_destroy() {
+    qpid=$(cat "$(host_dir A)/run/qemu/guest.pid")
+    virsh_h A destroy guest >/dev/null || fail "destroy failed" || return 1
+    i=0
+    while pgrep -f "^$QEMU_COCO" >/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "a qemu-coco relay outlived its QEMU ($qpid)" || return 1; sleep 0.1
+    done
+    ls -d /tmp/qemu-coco-* >/dev/null 2>&1 && fail "relay socket directories left in /tmp: $(ls -d /tmp/qemu-coco-*)"
+    return 0
+}
+
+scenario "boot on A through qemu-coco" s_boot &&
+scenario "virsh migrate --live A->B" s_migrate &&
+scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
+scenario "virsh save on A, restore on B" s_save_restore &&
+scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
+scenario "agent refuses the switchover: source keeps running" s_refuse &&
+scenario "destroy: relay exits with QEMU" s_destroy
+
+T_SCEN=$(since "$T_START")
+trap - EXIT
+"$E2E_DIR/hosts-down.sh"
+for H in $HOSTS; do :; done
+leftover=""
+ip netns list 2>/dev/null | grep -q "^$NETNS_PREFIX" && leftover="$leftover netns"
+[ -e "$LAB" ] && leftover="$leftover $LAB"
+mount | grep -q "$LAB" && leftover="$leftover mounts"
+echo "$RESULTS"
+echo "lab: $PASSED passed, $FAILED failed; hosts up after $T_UP s, scenarios done at $T_SCEN s, total $(since "$T_START") s"
+[ -z "$leftover" ] || { echo "FAIL: left behind:$leftover"; exit 1; }
+[ $FAILED = 0 ] && [ $PASSED -gt 0 ]

@@ -1,0 +1,319 @@
+/*
+ * qemu-coco.c: the <emulator> of confidential domains. It execs the real
+ * QEMU in place (libvirt tracks QEMU's own PID) after starting, for a
+ * guest, a QMP relay between libvirt's monitor socket and QEMU's.
+ * See docs/qemu-coco.rst.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "qmp/cocoqmpguest.h"
+#include "qmp/cocoqmprelay.h"
+#include "util/cocoerror.h"
+#include "util/cocomath.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define QEMU_COCO_CONFIG COCO_SYSCONFDIR "/libvirt-coco/qemu-coco.conf"
+#define QEMU_COCO_GROUP "qemu-coco"
+#define QEMU_COCO_DEFAULT_QEMU "/usr/bin/qemu-system-x86_64"
+#define QEMU_COCO_DEFAULT_GATE_TIMEOUT 300
+
+typedef struct {
+    char *qemu;
+    char *agentSocket;
+    guint gateTimeout;
+    char *qmpLogDir;
+} QemuCocoConfig;
+
+static void
+qemuCocoConfigClear(QemuCocoConfig *cfg)
+{
+    g_free(cfg->qemu);
+    g_free(cfg->agentSocket);
+    g_free(cfg->qmpLogDir);
+}
+
+static char *
+qemuCocoConfigString(GKeyFile *kf, const char *key)
+{
+    g_autofree char *v = g_key_file_get_string(kf, QEMU_COCO_GROUP, key, NULL);
+
+    if (!v || !*v)
+        return NULL;
+    return g_steal_pointer(&v);
+}
+
+static int
+qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *timeout = NULL;
+
+    cfg->qemu = g_strdup(QEMU_COCO_DEFAULT_QEMU);
+    cfg->gateTimeout = QEMU_COCO_DEFAULT_GATE_TIMEOUT;
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
+        if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            return 0;
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("cannot read the configuration '%1$s': %2$s"),
+                            path, err->message);
+    }
+    if (g_key_file_has_key(kf, QEMU_COCO_GROUP, "qemu", NULL)) {
+        g_free(cfg->qemu);
+        cfg->qemu = qemuCocoConfigString(kf, "qemu");
+        if (!cfg->qemu || !g_path_is_absolute(cfg->qemu))
+            return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                                _("'qemu' in '%1$s' must be an absolute path"),
+                                path);
+    }
+    cfg->agentSocket = qemuCocoConfigString(kf, "agent_socket");
+    cfg->qmpLogDir = qemuCocoConfigString(kf, "qmp_log_dir");
+    timeout = qemuCocoConfigString(kf, "gate_timeout");
+    if (timeout) {
+        guint64 v;
+
+        if (cocoStrToU64(timeout, 10, &v) < 0 || v == 0 || v > 86400)
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("'gate_timeout' in '%1$s' must be 1 to 86400 seconds, not '%2$s'"),
+                path, timeout);
+        cfg->gateTimeout = (guint)v;
+    }
+    return 0;
+}
+
+static void
+qemuCocoExecQemu(const char *qemu, char **argv)
+{
+    argv[0] = (char *)qemu;
+    execv(qemu, argv);
+    g_printerr("qemu-coco: cannot execute '%s': %s\n", qemu, g_strerror(errno));
+    _exit(127);
+}
+
+/* Close every descriptor except 0-2 and those in @keep. */
+static void
+qemuCocoCloseOthers(const int *keep, size_t nkeep)
+{
+    g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    guint i;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        guint64 v;
+        int fd;
+        size_t k;
+        gboolean kept = FALSE;
+
+        if (cocoStrToU64(de->d_name, 10, &v) < 0 || v > G_MAXINT)
+            continue;
+        fd = (int)v;
+        if (fd <= 2 || fd == dirfd(d))
+            continue;
+        for (k = 0; k < nkeep; k++)
+            kept |= keep[k] == fd;
+        if (!kept)
+            g_array_append_val(fds, fd);
+    }
+    closedir(d);
+    for (i = 0; i < fds->len; i++)
+        close(g_array_index(fds, int, i));
+}
+
+typedef struct {
+    GMainLoop *loop;
+} QemuCocoRelayCtx;
+
+static gboolean
+qemuCocoOnQemuExit(gint fd, GIOCondition cond, gpointer opaque)
+{
+    QemuCocoRelayCtx *rc = opaque;
+
+    g_main_loop_quit(rc->loop);
+    return G_SOURCE_REMOVE;
+}
+
+/* The relay process: runs until QEMU (@qemuPidfd) exits. */
+static int
+qemuCocoRelayMain(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info,
+                  pid_t qemuPid, int qemuPidfd, int monitorFd,
+                  const char *qemuSock, int traceFd)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(CocoQmpRelay) relay = NULL;
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    CocoQmpAgent *agent = NULL;
+    QemuCocoRelayCtx rc = {loop};
+    int devnull;
+
+    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        close(devnull);
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg->agentSocket)
+        agent = cocoQmpAgentNewSocket(cfg->agentSocket, NULL,
+                                      cocoQmpGuestInfoToHello(info, qemuPid),
+                                      cfg->gateTimeout);
+    relay = cocoQmpRelayNew(NULL, agent);
+    if (traceFd >= 0)
+        cocoQmpRelaySetTrace(relay, traceFd);
+    if (cocoQmpRelayListen(relay, monitorFd, qemuSock, &err) < 0) {
+        g_printerr("qemu-coco: %s\n", err->message);
+        return 1;
+    }
+    g_printerr("qemu-coco: relay %d for QEMU %d: agent %s\n", (int)getpid(),
+               (int)qemuPid, cfg->agentSocket ? cfg->agentSocket : "none");
+    g_unix_fd_add(qemuPidfd, G_IO_IN, qemuCocoOnQemuExit, &rc);
+    g_main_loop_run(loop);
+    return 0;
+}
+
+static int
+qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
+                 char **argv)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = NULL;
+    g_autofree char *sock = NULL;
+    g_autofree char *chardev = NULL;
+    struct sockaddr_un addr = {0};
+    pid_t self = getpid();
+    int traceFd = -1;
+    int qfd;
+    int pidfd;
+    pid_t child;
+    int status;
+
+    /* QEMU's own monitor socket, in a directory only its user can enter. */
+    dir = g_dir_make_tmp("qemu-coco-XXXXXX", &err);
+    if (!dir) {
+        g_printerr("qemu-coco: %s\n", err->message);
+        return 1;
+    }
+    sock = g_build_filename(dir, "qmp.sock", NULL);
+    if (strlen(sock) >= sizeof(addr.sun_path)) {
+        g_printerr("qemu-coco: socket path '%s' is too long\n", sock);
+        return 1;
+    }
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, sock, sizeof(addr.sun_path));
+    qfd = socket(AF_UNIX, SOCK_STREAM, 0); /* inherited by QEMU */
+    if (qfd < 0 || bind(qfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        listen(qfd, 8) < 0) {
+        g_printerr("qemu-coco: cannot listen on '%s': %s\n", sock,
+                   g_strerror(errno));
+        return 1;
+    }
+    pidfd = (int)syscall(SYS_pidfd_open, self, 0);
+    if (pidfd < 0) {
+        g_printerr("qemu-coco: pidfd_open: %s\n", g_strerror(errno));
+        return 1;
+    }
+    if (cfg->qmpLogDir) {
+        g_autofree char *base =
+            g_strdup_printf("%s-qmp.log", info->name ? info->name : "guest");
+        g_autofree char *path = g_build_filename(cfg->qmpLogDir, base, NULL);
+
+        traceFd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (traceFd < 0)
+            g_printerr("qemu-coco: cannot open '%s': %s\n", path,
+                       g_strerror(errno));
+    }
+
+    child = fork();
+    if (child < 0) {
+        g_printerr("qemu-coco: fork: %s\n", g_strerror(errno));
+        return 1;
+    }
+    if (child == 0) {
+        /* Detach twice so the relay is not QEMU's child. */
+        pid_t relay = fork();
+        int keep[3];
+        int ret;
+
+        if (relay != 0)
+            _exit(relay < 0 ? 1 : 0);
+        setsid();
+        keep[0] = info->monitorFd;
+        keep[1] = pidfd;
+        keep[2] = traceFd;
+        qemuCocoCloseOthers(keep, G_N_ELEMENTS(keep));
+        ret = qemuCocoRelayMain(cfg, info, self, pidfd, info->monitorFd, sock,
+                                traceFd);
+        unlink(sock);
+        rmdir(dir);
+        _exit(ret);
+    }
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        g_printerr("qemu-coco: cannot start the relay\n");
+        return 1;
+    }
+
+    close(info->monitorFd);
+    close(pidfd);
+    if (traceFd >= 0)
+        close(traceFd);
+    chardev = cocoQmpGuestRewriteMonitor(argv[info->monitorArg], qfd);
+    argv[info->monitorArg] = chardev;
+    qemuCocoExecQemu(cfg->qemu, argv);
+    return 127;
+}
+
+int
+main(int argc, char **argv)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(CocoQmpGuestInfo) info = NULL;
+    QemuCocoConfig cfg = {0};
+    const char *path = g_getenv("QEMU_COCO_CONFIG");
+    int ret;
+
+    setlocale(LC_ALL, "");
+    bindtextdomain(GETTEXT_PACKAGE, COCO_LOCALEDIR);
+    if (!path)
+        path = QEMU_COCO_CONFIG;
+    if (argc == 2 && STREQ(argv[1], "--coco-config-path")) {
+        printf("%s\n", path);
+        return 0;
+    }
+    if (qemuCocoConfigLoad(path, &cfg, &err) < 0) {
+        g_printerr("qemu-coco: %s\n", err->message);
+        qemuCocoConfigClear(&cfg);
+        return 1;
+    }
+    info = cocoQmpGuestInfoParse(argc, argv, &err);
+    if (!info) {
+        g_printerr("qemu-coco: %s\n", err->message);
+        qemuCocoConfigClear(&cfg);
+        return 1;
+    }
+    if (info->monitorFd < 0) {
+        /* Capability probing, -help, -version: QEMU itself. */
+        qemuCocoExecQemu(cfg.qemu, argv);
+    }
+    ret = qemuCocoRunGuest(&cfg, info, argc, argv);
+    qemuCocoConfigClear(&cfg);
+    return ret;
+}
