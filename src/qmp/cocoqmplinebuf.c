@@ -93,7 +93,7 @@ cocoQmpLineBufFeed(CocoQmpLineBuf *lb, const char *data, gsize len,
     g_byte_array_append(lb->buf, (const guint8 *)data, (guint)len);
 
     /* The bytes after the last '\n' form the unfinished line. */
-    nl = memrchr(lb->buf->data, '\n', lb->buf->len);
+    nl = lb->buf->len ? memrchr(lb->buf->data, '\n', lb->buf->len) : NULL;
     tail = nl ? lb->buf->len - (gsize)((const guint8 *)nl - lb->buf->data) - 1
               : lb->buf->len;
     if (tail > lb->maxline)
@@ -113,6 +113,8 @@ cocoQmpLineBufPop(CocoQmpLineBuf *lb)
     guint n = 0;
     guint i;
 
+    if (lb->scanned >= lb->buf->len)
+        return NULL;
     nl = memchr(lb->buf->data + lb->scanned, '\n', lb->buf->len - lb->scanned);
     if (!nl) {
         lb->scanned = lb->buf->len;

@@ -222,7 +222,7 @@ cocoQmpSessionRefuse(CocoQmpSession *s, const char *desc)
     g_clear_pointer(&s->current, cocoQmpLineFree);
     g_clear_pointer(&s->currentMsg, cocoQmpMessageFree);
     s->busy = FALSE;
-    g_printerr("qemu-coco: %s\n", desc);
+    g_printerr("%s\n", desc);
     cocoQmpSessionSendClient(s, text);
     cocoQmpSessionDrain(s);
 }

@@ -8,8 +8,9 @@
 #
 # It serves the agent socket of every lab host (the relay's protocol, see
 # docs/qemu-coco.rst) and:
-#   - on 'pre-switchover' from a source, copies each of the source guest's
-#     memory-backend-file files onto the destination guest's (matched by
+#   - on 'pre-switchover' from a source, makes each of the destination
+#     guest's memory-backend-file files equal to the source guest's (the
+#     source's data extents are copied, the rest reads zero; matched by
 #     the guest's UUID and the backend's id, among the relays that sent
 #     'migrate-incoming' for a migration), then releases the gate;
 #   - on 'cont', releases (there is nothing to commit or abort yet);
@@ -48,7 +49,23 @@ class Agent:
                  if r is not src and r.incoming and r.hello.get("uuid") == uuid]
         return cands[-1] if cands else None
 
+    @staticmethod
+    def extents(fd, size):
+        """The data extents of a sparse file (tmpfs: the pages in use)."""
+        out, off = [], 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:  # ENXIO: no data after off
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            out.append((start, end))
+            off = end
+        return out
+
     def copy_ram(self, src, dst):
+        """Make each destination RAM file equal to the source's: copy the
+        source's data extents, zero what only the destination has."""
         total = 0
         dst_ram = {r["id"]: r for r in dst.hello.get("ram", [])}
         for r in src.hello.get("ram", []):
@@ -59,15 +76,35 @@ class Agent:
                 size = os.fstat(fi.fileno()).st_size
                 if os.fstat(fo.fileno()).st_size != size:
                     raise RuntimeError("backend '%s': sizes differ" % r["id"])
-                off = 0
-                while off < size:
-                    n = os.copy_file_range(fi.fileno(), fo.fileno(),
-                                           min(size - off, 64 << 20), off, off)
-                    if n <= 0:
-                        raise RuntimeError("short copy at %d" % off)
-                    off += n
-                total += size
+                src_ext = self.extents(fi.fileno(), size)
+                for start, end in src_ext:
+                    off = start
+                    while off < end:
+                        n = os.copy_file_range(fi.fileno(), fo.fileno(),
+                                               end - off, off, off)
+                        if n <= 0:
+                            raise RuntimeError("short copy at %d" % off)
+                        off += n
+                    total += end - start
+                # Destination pages the source does not have must read 0.
+                for start, end in self.extents(fo.fileno(), size):
+                    pos = start
+                    for s0, s1 in src_ext:
+                        if s1 <= pos or s0 >= end:
+                            continue
+                        if s0 > pos:
+                            self.zero(fo.fileno(), pos, s0)
+                        pos = max(pos, s1)
+                    if pos < end:
+                        self.zero(fo.fileno(), pos, end)
         return total
+
+    @staticmethod
+    def zero(fd, start, end):
+        chunk = bytes(1 << 20)
+        while start < end:
+            n = os.pwrite(fd, chunk[:min(len(chunk), end - start)], start)
+            start += n
 
     def refused(self, gate):
         if self.refuse_file and os.path.exists(self.refuse_file):
