@@ -534,6 +534,7 @@ cocoAgentMigrationEvent(CocoAgentMigration *m, CocoPhaseEvent ev)
 static void
 cocoAgentMigrationAfter(CocoAgentMigration *m)
 {
+    cocoAgentMigrationLogTimeline(m);
     if (m->pending_switchover && m->session) {
         CocoPhaseState st = cocoMigrationSessionGetState(m->session);
 
@@ -1257,11 +1258,23 @@ cocoAgentRelayGate(CocoAgentRelay *relay, JsonObject *msg)
     if (pg == COCO_PHASE_GATE_MIGRATE) {
         /* `migrate` is held (a relay that supports it): the session
          * releases it once SETUP and the configured precopy rounds ran. */
+        CocoPhaseState st = cocoMigrationSessionGetState(m->session);
+        const GError *failure = cocoMigrationSessionGetFailure(m->session);
+
         if (cocoMigrationSessionGateHeld(m->session, pg) ||
-            cocoMigrationSessionGetState(m->session) < COCO_PHASE_STATE_PRECOPY)
+            st == COCO_PHASE_STATE_IDLE || st == COCO_PHASE_STATE_PREPARING ||
+            st == COCO_PHASE_STATE_SETUP)
             return;
-        cocoAgentVerdict(relay, id, true, NULL);
         m->held[pg].relay = NULL;
+        if (st == COCO_PHASE_STATE_ABORTED || st == COCO_PHASE_STATE_FROZEN) {
+            g_autofree char *reason =
+                g_strdup_printf(_("confidential migration aborted: %1$s"),
+                                failure ? failure->message : "");
+
+            cocoAgentVerdict(relay, id, false, reason);
+            return;
+        }
+        cocoAgentVerdict(relay, id, true, NULL);
         return;
     }
     if (ev == COCO_PHASE_EVENT_PRE_SWITCHOVER) {
