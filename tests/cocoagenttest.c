@@ -28,6 +28,8 @@
 #define UUID "0b6a3a5e-8a39-4f0c-9d2f-6c1b2f6a7e11"
 #define WAIT_S 30
 
+static unsigned int precopyRounds;
+
 typedef struct {
     char *dir;
     CocoAgent *agent;
@@ -162,6 +164,7 @@ hostInit(Lab *lab, Host *h, const char *name, bool source)
     cfg.pages_per_bundle = 16;
     cfg.vcpus = 2;
     cfg.peer_timeout = 10;
+    cfg.precopy_rounds = precopyRounds;
     cfg.quiet = !g_test_verbose();
 
     h->ctx = g_main_context_new();
@@ -496,6 +499,55 @@ testMigrate(void)
     labClear(&lab);
 }
 
+/* Precopy before QEMU's device-state migration: a relay that holds
+ * `migrate` gets its verdict after the rounds. */
+static void
+testMigratePrecopy(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *state = NULL;
+
+    precopyRounds = 2;
+    labInit(&lab);
+    precopyRounds = 0;
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "migrate", "source", 1, &reason));
+    state = hostState(&lab.a, "source", NULL);
+    g_assert_cmpstr(state, ==, "precopy");
+    guestWrite(&lab.a, 7 * 4096, 0x11);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 2, &reason));
+    assertSameRam(&lab);
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab.a, "source", "committed");
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* (3) The destination QEMU dies after the start token: its abort token
+ * comes back and the source resumes. */
+static void
+testAbortToken(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+
+    labInit(&lab);
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    killQemu(&lab.b.qemu);
+    waitState(&lab.a, "source", "aborted");
+    g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
 /* (1) Cancelled before the blackout: the source resumes, the destination
  * may not. */
 static void
@@ -638,6 +690,8 @@ main(int argc, char **argv)
     g_test_add_func("/agent/config", testConfig);
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);
+    g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
+    g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
     return g_test_run();
