@@ -752,6 +752,85 @@ testTable(void)
 }
 
 static void
+testQmp(void)
+{
+    static const struct {
+        CocoFirmwareRole role;
+        const char *command;
+        CocoPhaseEvent event;
+    } cmds[] = {
+        {DST, "migrate-incoming", COCO_PHASE_EVENT_INCOMING},
+        {SRC, "migrate-incoming", COCO_PHASE_EVENT_LAST},
+        {SRC, "migrate", COCO_PHASE_EVENT_MIGRATE},
+        {DST, "migrate", COCO_PHASE_EVENT_LAST},
+        {SRC, "migrate-continue", COCO_PHASE_EVENT_PRE_SWITCHOVER},
+        {SRC, "cont", COCO_PHASE_EVENT_CONT},
+        {DST, "cont", COCO_PHASE_EVENT_CONT},
+        {SRC, "query-migrate", COCO_PHASE_EVENT_QUERY},
+        {SRC, "migrate_cancel", COCO_PHASE_EVENT_CANCEL},
+        {DST, "quit", COCO_PHASE_EVENT_QEMU_GONE},
+        {SRC, "query-status", COCO_PHASE_EVENT_LAST},
+        {SRC, NULL, COCO_PHASE_EVENT_LAST},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cmds); i++)
+        g_assert_cmpint(
+            cocoPhaseEventFromQmpCommand(cmds[i].role, cmds[i].command), ==,
+            cmds[i].event);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", "failed"), ==,
+                    COCO_PHASE_EVENT_MIGRATION_FAILED);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(DST, "MIGRATION", "failed"), ==,
+                    COCO_PHASE_EVENT_MIGRATION_FAILED);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", "cancelled"),
+                    ==, COCO_PHASE_EVENT_CANCEL);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", "active"), ==,
+                    COCO_PHASE_EVENT_LAST);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "MIGRATION", NULL), ==,
+                    COCO_PHASE_EVENT_LAST);
+    g_assert_cmpint(cocoPhaseEventFromQmpEvent(SRC, "STOP", NULL), ==,
+                    COCO_PHASE_EVENT_LAST);
+    /* the events that hold a gate are the commands the relay holds */
+    g_assert_cmpint(cocoPhaseEventGate(
+                        cocoPhaseEventFromQmpCommand(SRC, "migrate-continue")),
+                    ==, COCO_PHASE_GATE_MIGRATE_CONTINUE);
+    g_assert_cmpint(
+        cocoPhaseEventGate(cocoPhaseEventFromQmpCommand(SRC, "migrate_cancel")),
+        ==, COCO_PHASE_GATE_LAST);
+}
+
+/* docs/phases.rst names every event, state, step, gate and verdict. */
+static void
+testDocs(void)
+{
+    g_autofree char *path = g_build_filename(
+        g_getenv("abs_top_srcdir") ? g_getenv("abs_top_srcdir") : "..", "docs",
+        "phases.rst", NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+    int i;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, &err));
+    for (i = 0; i < COCO_PHASE_EVENT_LAST; i++) {
+        if (!strstr(text, cocoPhaseEventTypeToString(i)))
+            g_error("docs/phases.rst lacks event '%s'",
+                    cocoPhaseEventTypeToString(i));
+    }
+    for (i = 0; i < COCO_PHASE_STATE_LAST; i++)
+        if (!strstr(text, cocoPhaseStateTypeToString(i)))
+            g_error("docs/phases.rst lacks state '%s'",
+                    cocoPhaseStateTypeToString(i));
+    for (i = 0; i < COCO_PHASE_STEP_LAST; i++)
+        if (!strstr(text, cocoPhaseStepTypeToString(i)))
+            g_error("docs/phases.rst lacks step '%s'",
+                    cocoPhaseStepTypeToString(i));
+    for (i = 0; i < COCO_PHASE_GATE_LAST; i++)
+        g_assert_nonnull(strstr(text, cocoPhaseGateTypeToString(i)));
+    for (i = 0; i < COCO_PHASE_VERDICT_LAST; i++)
+        g_assert_nonnull(strstr(text, cocoPhaseVerdictTypeToString(i)));
+}
+
+static void
 testMessage(void)
 {
     static const uint8_t payload[] = {1, 2, 3, 4, 5};
@@ -1042,6 +1121,14 @@ testFrozenRecovered(void)
         0);
     d = lastDecision(&h, SRC, COCO_PHASE_GATE_CONT, mark);
     g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_RELEASE);
+    /* a second cont (a later virsh resume) is released again */
+    mark = h.decisions->len;
+    g_assert_cmpint(
+        cocoMigrationSessionHandleEvent(h.src, COCO_PHASE_EVENT_CONT, &err), ==,
+        0);
+    g_assert_cmpuint(h.decisions->len, ==, mark + 1);
+    d = lastDecision(&h, SRC, COCO_PHASE_GATE_CONT, mark);
+    g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_RELEASE);
     g_assert_true(cocoEmuCanRun(h.sfw));
     g_assert_false(cocoEmuCanRun(h.dfw));
     harnessClear(&h);
@@ -1235,6 +1322,8 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/phase/table", testTable);
     g_test_add_func("/phase/message", testMessage);
+    g_test_add_func("/phase/docs", testDocs);
+    g_test_add_func("/phase/qmp", testQmp);
     g_test_add_func("/phase/success", testSuccess);
     g_test_add_func("/phase/success-precopy", testSuccessPrecopy);
     g_test_add_func("/phase/order", testOrder);

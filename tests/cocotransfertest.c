@@ -64,7 +64,45 @@ typedef struct {
     uint32_t kill_epoch;
     int killed;
     unsigned int progress_calls;
+    /* a relay on stream 1 that flips the byte at corrupt_at (-1: none) */
+    int64_t corrupt_at;
+    int relay_in;
+    int relay_out;
+    GThread *relay;
 } Pair;
+
+/* Copy stream 1 from the source to the destination, damaging one byte on
+ * the way, until either side ends. */
+static gpointer
+relayThread(gpointer opaque)
+{
+    Pair *p = opaque;
+    uint8_t buf[65536];
+    int64_t off = 0;
+
+    for (;;) {
+        ssize_t n = read(p->relay_in, buf, sizeof(buf));
+        ssize_t done = 0;
+
+        if (n <= 0)
+            break;
+        if (p->corrupt_at >= off && p->corrupt_at < off + n)
+            buf[p->corrupt_at - off] ^= 0xFF;
+        off += n;
+        while (done < n) {
+            ssize_t w = send(p->relay_out, buf + done, (size_t)(n - done),
+                             MSG_NOSIGNAL);
+
+            if (w <= 0)
+                goto out;
+            done += w;
+        }
+    }
+out:
+    shutdown(p->relay_in, SHUT_RDWR);
+    shutdown(p->relay_out, SHUT_RDWR);
+    return NULL;
+}
 
 static GIOStream *
 socketStream(int fd)
@@ -105,7 +143,7 @@ emuKeyExchange(CocoFirmware *sfw, CocoFirmware *dfw)
 }
 
 static void
-pairInit(Pair *p, const Case *c)
+pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
 {
     size_t size = c->mib * 1024 * 1024;
     unsigned int i;
@@ -113,6 +151,7 @@ pairInit(Pair *p, const Case *c)
     memset(p, 0, sizeof(*p));
     p->c = *c;
     p->kill_stream = -1;
+    p->corrupt_at = corrupt_at;
     p->npages = size / PAGE;
     p->smem = g_aligned_alloc(size, 1, PAGE);
     p->dmem = g_aligned_alloc0(size, 1, PAGE);
@@ -164,6 +203,16 @@ pairInit(Pair *p, const Case *c)
                         ==, 0);
         p->sfd[i] = sv[0];
         p->sio[i] = socketStream(sv[0]);
+        if (i == 1 && p->corrupt_at >= 0) {
+            int dv[2];
+
+            g_assert_cmpint(
+                socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, dv), ==, 0);
+            p->relay_in = sv[1];
+            p->relay_out = dv[0];
+            sv[1] = dv[1];
+            p->relay = g_thread_new("relay", relayThread, p);
+        }
         /* Hand the destination its streams in reverse order: HELLO must
          * sort them out. */
         p->dio[c->streams - 1 - i] = socketStream(sv[1]);
@@ -178,10 +227,22 @@ pairInit(Pair *p, const Case *c)
 }
 
 static void
+pairInit(Pair *p, const Case *c)
+{
+    pairInitCorrupt(p, c, -1);
+}
+
+static void
 pairClear(Pair *p)
 {
     unsigned int i;
 
+    if (p->relay) {
+        shutdown(p->relay_in, SHUT_RDWR);
+        g_thread_join(p->relay);
+        close(p->relay_in);
+        close(p->relay_out);
+    }
     g_clear_pointer(&p->src, cocoTransferSourceFree);
     g_clear_pointer(&p->dst, cocoTransferDestFree);
     for (i = 0; i < p->c.streams; i++) {
@@ -589,6 +650,42 @@ testMismatch(void)
     pairClear(&p);
 }
 
+/* A relay damages stream 1: a record header byte gives a protocol error,
+ * a bundle byte the firmware's integrity error, fatal to the destination
+ * VM; the source sees its stream fail and can abort. */
+static void
+testCorrupt(gconstpointer data)
+{
+    Case c = {FW_EMU, 2, 64, DIRTY_BITMAP, 4};
+    int64_t at = GPOINTER_TO_INT(data);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) derr = NULL;
+    CocoTransferPrecopyResult res;
+    Pair p;
+
+    pairInitCorrupt(&p, &c, at);
+    pairStart(&p);
+    g_assert_cmpint(pairMigrate(&p, &res, &err), ==, -1);
+    g_assert_true(isStreamError(err));
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &derr), ==, -1);
+    if (at < COCO_TRANSFER_HEADER_SIZE * 3 + COCO_TRANSFER_HELLO_SIZE) {
+        g_assert_error(derr, COCO_ERROR, COCO_ERROR_TRANSFER_PROTOCOL);
+        g_assert_cmpint(cocoEmuGetOpState(p.dfw), ==,
+                        COCO_EMU_OP_MEMORY_IMPORT);
+    } else {
+        g_assert_error(derr, COCO_ERROR, COCO_ERROR_FW_INTEGRITY);
+        g_assert_cmpint(cocoEmuGetOpState(p.dfw), ==,
+                        COCO_EMU_OP_FAILED_IMPORT);
+    }
+    g_clear_error(&err);
+    g_assert_cmpint(cocoFirmwareMigrateCmd(p.sfw, COCO_MIGRATE_CMD_ABORT, 0,
+                                           NULL, NULL, NULL, &err),
+                    ==, 0);
+    g_assert_no_error(err);
+    g_assert_true(cocoEmuCanRun(p.sfw));
+    pairClear(&p);
+}
+
 static void
 addCase(const char *prefix, GTestDataFunc func, FwKind fw, unsigned int streams,
         unsigned int ppb, DirtyKind dirty, size_t mib)
@@ -623,6 +720,17 @@ main(int argc, char **argv)
     addCase("/transfer/emu/kill", testKill, FW_EMU, 4, 64, DIRTY_HASH, 16);
     addCase("/transfer/emu/abort-token", testAbortToken, FW_EMU, 2, 64,
             DIRTY_BITMAP, 4);
+    /* Stream 1 starts with HELLO (24 + 32 bytes), then a memory record:
+     * its header at 56, the bundle from 80. */
+    g_test_add_data_func("/transfer/emu/corrupt/header-magic",
+                         GINT_TO_POINTER(56), testCorrupt);
+    g_test_add_data_func("/transfer/emu/corrupt/header-type",
+                         GINT_TO_POINTER(61), testCorrupt);
+    g_test_add_data_func("/transfer/emu/corrupt/bundle-mac",
+                         GINT_TO_POINTER(80 + 50), testCorrupt);
+    g_test_add_data_func("/transfer/emu/corrupt/bundle-page",
+                         GINT_TO_POINTER(80 + 64 + 64 * 24 + 5000),
+                         testCorrupt);
 
     addCase("/transfer/mock/migrate", testMigrate, FW_MOCK, 3, 7, DIRTY_BITMAP,
             8);

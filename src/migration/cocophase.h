@@ -181,3 +181,16 @@ CocoPhaseGate cocoPhaseEventGate(CocoPhaseEvent event);
 
 /* "a, b, c": the relay/agent events @role accepts in @state. */
 char *cocoPhaseExpectedEvents(CocoFirmwareRole role, CocoPhaseState state);
+
+/*
+ * What the relay reports for what it sees on the QEMU monitor (the table
+ * of docs/phases.rst, "Events"): a QMP command libvirt sends, or a QMP
+ * event QEMU emits (@status: the MIGRATION event's "status", else NULL).
+ * COCO_PHASE_EVENT_LAST: nothing to report for @role. The relay holds the
+ * commands whose event has a gate (cocoPhaseEventGate()).
+ */
+CocoPhaseEvent cocoPhaseEventFromQmpCommand(CocoFirmwareRole role,
+                                            const char *command);
+CocoPhaseEvent cocoPhaseEventFromQmpEvent(CocoFirmwareRole role,
+                                          const char *event,
+                                          const char *status);

@@ -40,6 +40,7 @@ struct _CocoTransferDest {
     unsigned int arrived;
     bool final; /* start token imported */
     unsigned int ended; /* streams that read END */
+    unsigned int exited; /* reader threads that returned */
     int failed; /* atomic */
     GError *error; /* first failure, under lock */
     bool started;
@@ -348,14 +349,26 @@ cocoDestStreamRun(CocoDestStream *s, GError **error)
     }
 }
 
+static void cocoDestCloseStreams(CocoTransferDest *dst);
+
 static gpointer
 cocoDestThread(gpointer opaque)
 {
     CocoDestStream *s = opaque;
+    CocoTransferDest *dst = s->dst;
     GError *err = NULL;
+    bool last;
 
     if (cocoDestStreamRun(s, &err) < 0)
-        cocoDestFail(s->dst, err);
+        cocoDestFail(dst, err);
+
+    /* After a failure the last reader out closes every stream at once, so
+     * the source stops writing into streams nobody reads any more. */
+    g_mutex_lock(&dst->lock);
+    last = ++dst->exited == dst->cfg.streams;
+    g_mutex_unlock(&dst->lock);
+    if (last && cocoDestFailed(dst))
+        cocoDestCloseStreams(dst);
     return NULL;
 }
 
@@ -448,14 +461,19 @@ cocoTransferDestStart(CocoTransferDest *dst, GError **error)
     return 0;
 }
 
+/* Only once no reader thread uses the streams any more. */
 static void
 cocoDestCloseStreams(CocoTransferDest *dst)
 {
     unsigned int i;
+    bool closed;
 
-    if (dst->closed)
-        return;
+    g_mutex_lock(&dst->lock);
+    closed = dst->closed;
     dst->closed = true;
+    g_mutex_unlock(&dst->lock);
+    if (closed)
+        return;
     for (i = 0; i < dst->cfg.streams; i++)
         g_io_stream_close(dst->streams[i].io, NULL, NULL);
 }
