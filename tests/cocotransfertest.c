@@ -28,9 +28,12 @@ typedef enum {
 } FwKind;
 
 typedef enum {
-    DIRTY_BITMAP,
-    DIRTY_HASH,
+    DIRTY_BITMAP, /* the writer logs its writes */
+    DIRTY_HASH, /* page hashes */
+    DIRTY_EMULOG, /* the emulated firmware's dirty log, polled */
 } DirtyKind;
+
+static const char *const dirtyNames[] = {"bitmap", "hash", "emulog"};
 
 typedef struct {
     FwKind fw;
@@ -142,6 +145,22 @@ emuKeyExchange(CocoFirmware *sfw, CocoFirmware *dfw)
                     ==, 0);
 }
 
+/* The emulated firmware compares exported pages with the hashes of what
+ * it exported and logs the changed ones. */
+static int
+emuPoll(CocoDirtySource *src, void *opaque, GError **error)
+{
+    g_autofree uint64_t *gfns = NULL;
+    size_t n = 0;
+    size_t i;
+
+    if (cocoEmuGetDirty(opaque, true, &gfns, &n, error) < 0)
+        return -1;
+    for (i = 0; i < n; i++)
+        cocoDirtyBitmapSet(src, gfns[i]);
+    return 0;
+}
+
 static void
 pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
 {
@@ -188,10 +207,17 @@ pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
         emuKeyExchange(p->sfw, p->dfw);
     }
 
-    if (c->dirty == DIRTY_BITMAP)
+    switch (c->dirty) {
+    case DIRTY_BITMAP:
         p->dirty = cocoDirtyBitmapNew(p->npages);
-    else
+        break;
+    case DIRTY_HASH:
         p->dirty = cocoDirtyHashNew(p->smem, p->npages, g_random_int());
+        break;
+    case DIRTY_EMULOG:
+        p->dirty = cocoDirtyBitmapNewPolled(p->npages, emuPoll, p->sfw);
+        break;
+    }
 
     p->sio = g_new0(GIOStream *, c->streams);
     p->dio = g_new0(GIOStream *, c->streams);
@@ -261,28 +287,29 @@ pairClear(Pair *p)
     g_aligned_free(p->dmem);
 }
 
-/* The guest: writes random words into a hot set and random pages while
- * precopy runs, reporting each write to the bitmap source after it. */
+/* The guest: writes random words into a hot set (256 pages), a warm set
+ * (the first 8 MiB) and, now and then, anywhere, while precopy runs; with
+ * the bitmap source it logs each write after making it. */
 static gpointer
 writerThread(gpointer opaque)
 {
     Pair *p = opaque;
     g_autoptr(GRand) rand = g_rand_new_with_seed(42);
     uint64_t hot = MIN(p->npages, 256);
+    uint64_t warm = MIN(p->npages, 2048);
 
     while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
         unsigned int i;
 
         for (i = 0; i < 64; i++) {
+            uint64_t range = i == 0 ? p->npages : (i % 2 ? hot : warm);
             uint64_t gfn =
-                (i % 2)
-                    ? (uint64_t)g_rand_int_range(rand, 0, hot)
-                    : (uint64_t)g_rand_double_range(rand, 0, (double)p->npages);
+                MIN((uint64_t)g_rand_double_range(rand, 0, (double)range),
+                    p->npages - 1);
             uint64_t off = (uint64_t)g_rand_int_range(rand, 0, PAGE / 8);
             volatile uint64_t *w =
                 (volatile uint64_t *)(p->smem + gfn * PAGE) + off;
 
-            gfn = MIN(gfn, p->npages - 1);
             *w = ((uint64_t)g_rand_int(rand) << 32) | g_rand_int(rand);
             if (p->c.dirty == DIRTY_BITMAP)
                 cocoDirtyBitmapSet(p->dirty, gfn);
@@ -604,6 +631,75 @@ testNoPrecopy(void)
     pairClear(&p);
 }
 
+/* A guest that dirties one page per progress report never converges
+ * below one page. */
+static void
+dirtyOneProgress(const CocoTransferStats *stats, void *opaque)
+{
+    Pair *p = opaque;
+
+    cocoDirtyBitmapSet(p->dirty, stats->epoch % p->npages);
+}
+
+/* Why precopy stops: converged (nothing written), the epoch limit, the
+ * time limit; the final round still completes the migration. */
+static void
+testPrecopyEnds(void)
+{
+    static const struct {
+        bool writes;
+        uint32_t max_epochs;
+        uint64_t max_time_ms;
+        CocoTransferPrecopyEnd end;
+    } cases[] = {
+        {false, 5, 0, COCO_TRANSFER_PRECOPY_CONVERGED},
+        {true, 3, 0, COCO_TRANSFER_PRECOPY_MAX_EPOCHS},
+        {true, 100000, 1, COCO_TRANSFER_PRECOPY_MAX_TIME},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Case c = {FW_MOCK, 2, 32, DIRTY_BITMAP, 2};
+        g_autoptr(GError) err = NULL;
+        CocoTransferPrecopyResult res;
+        Pair p;
+
+        pairInit(&p, &c);
+        p.cfg.dirty_target = 0;
+        p.cfg.max_epochs = cases[i].max_epochs;
+        p.cfg.max_time_ms = cases[i].max_time_ms;
+        pairStart(&p);
+        if (cases[i].writes)
+            cocoTransferSourceSetProgress(p.src, dirtyOneProgress, &p);
+        g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+        g_assert_cmpint(cocoTransferSourcePrecopy(p.src, &res, &err), ==, 0);
+        g_assert_no_error(err);
+        g_assert_cmpint(res.end, ==, cases[i].end);
+        switch (cases[i].end) {
+        case COCO_TRANSFER_PRECOPY_CONVERGED:
+            g_assert_cmpuint(res.epochs, ==, 1);
+            g_assert_cmpuint(res.pending, ==, 0);
+            break;
+        case COCO_TRANSFER_PRECOPY_MAX_EPOCHS:
+            g_assert_cmpuint(res.epochs, ==, 3);
+            g_assert_cmpuint(res.pending, >=, 1);
+            break;
+        case COCO_TRANSFER_PRECOPY_MAX_TIME:
+        case COCO_TRANSFER_PRECOPY_LAST:
+        default:
+            g_assert_cmpuint(res.epochs, <, 100000);
+            break;
+        }
+        g_assert_cmpint(cocoTransferSourceSync(p.src, &err), ==, 0);
+        g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, 0);
+        g_assert_cmpint(cocoTransferDestWait(p.dst, &err), ==, 0);
+        g_assert_no_error(err);
+        g_assert_true(memcmp(p.smem, p.dmem, c.mib * 1024 * 1024) == 0);
+        g_assert_cmpuint(mockFwEpoch(p.dfw), ==, res.epochs + 1);
+        pairClear(&p);
+    }
+}
+
 /* Cancelling from another thread stops the source and the peer sees it. */
 static void
 testCancel(void)
@@ -699,7 +795,7 @@ addCase(const char *prefix, GTestDataFunc func, FwKind fw, unsigned int streams,
     c->dirty = dirty;
     c->mib = mib;
     name = g_strdup_printf("%s/%us-%up-%s", prefix, streams, ppb,
-                           dirty == DIRTY_BITMAP ? "bitmap" : "hash");
+                           dirtyNames[dirty]);
     g_test_add_data_func_full(name, c, func, g_free);
 }
 
@@ -717,6 +813,8 @@ main(int argc, char **argv)
             addCase("/transfer/emu/migrate", testMigrate, FW_EMU, streams[i],
                     ppbs[j], (i + j) % 2 ? DIRTY_HASH : DIRTY_BITMAP, 64);
     }
+    addCase("/transfer/emu/migrate", testMigrate, FW_EMU, 4, 64, DIRTY_EMULOG,
+            16);
     addCase("/transfer/emu/kill", testKill, FW_EMU, 4, 64, DIRTY_HASH, 16);
     addCase("/transfer/emu/abort-token", testAbortToken, FW_EMU, 2, 64,
             DIRTY_BITMAP, 4);
@@ -739,10 +837,13 @@ main(int argc, char **argv)
     addCase("/transfer/mock/kill", testKill, FW_MOCK, 4, 16, DIRTY_BITMAP, 8);
     addCase("/transfer/mock/abort-token", testAbortToken, FW_MOCK, 1, 64,
             DIRTY_HASH, 2);
+    addCase("/transfer/mock/migrate", testMigrate, FW_MOCK, 512, 1,
+            DIRTY_HASH, 4);
     g_test_add_func("/transfer/mock/refused", testRefused);
     g_test_add_func("/transfer/mock/refused-final", testRefusedFinal);
     g_test_add_func("/transfer/mock/no-precopy", testNoPrecopy);
     g_test_add_func("/transfer/mock/cancel", testCancel);
+    g_test_add_func("/transfer/mock/precopy-ends", testPrecopyEnds);
     g_test_add_func("/transfer/mock/mismatch", testMismatch);
 
     return g_test_run();

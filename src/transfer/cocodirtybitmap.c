@@ -10,7 +10,19 @@ typedef struct {
     CocoDirtySource parent;
     uint64_t *words;
     size_t nwords;
+    CocoDirtyPollFunc poll;
+    void *poll_opaque;
 } CocoDirtyBitmap;
+
+static int
+cocoDirtyBitmapRefresh(CocoDirtySource *src, GError **error)
+{
+    CocoDirtyBitmap *bm = (CocoDirtyBitmap *)src;
+
+    if (!bm->poll)
+        return 0;
+    return bm->poll(src, bm->poll_opaque, error);
+}
 
 static void
 cocoDirtyBitmapStart(CocoDirtySource *src)
@@ -55,6 +67,7 @@ cocoDirtyBitmapFree(CocoDirtySource *src)
 static const CocoDirtySourceDriver cocoDirtyBitmapDriver = {
     .name = "bitmap",
     .start = cocoDirtyBitmapStart,
+    .refresh = cocoDirtyBitmapRefresh,
     .collect = cocoDirtyBitmapCollect,
     .free = cocoDirtyBitmapFree,
 };
@@ -69,6 +82,17 @@ cocoDirtyBitmapNew(uint64_t npages)
     bm->nwords = cocoDirtyWords(npages);
     bm->words = g_new0(uint64_t, bm->nwords ? bm->nwords : 1);
     return &bm->parent;
+}
+
+CocoDirtySource *
+cocoDirtyBitmapNewPolled(uint64_t npages, CocoDirtyPollFunc poll, void *opaque)
+{
+    CocoDirtySource *src = cocoDirtyBitmapNew(npages);
+    CocoDirtyBitmap *bm = (CocoDirtyBitmap *)src;
+
+    bm->poll = poll;
+    bm->poll_opaque = opaque;
+    return src;
 }
 
 void

@@ -16,6 +16,14 @@
 #include <stdbool.h>
 
 CocoDirtySource *cocoDirtyBitmapNew(uint64_t npages);
+
+/* A bitmap whose log is read on demand: @poll runs once before every scan
+ * and marks what the log holds (KVM_GET_DIRTY_LOG, or the emulated
+ * firmware's cocoEmuGetDirty()). */
+typedef int (*CocoDirtyPollFunc)(CocoDirtySource *src, void *opaque,
+                                 GError **error);
+CocoDirtySource *cocoDirtyBitmapNewPolled(uint64_t npages,
+                                          CocoDirtyPollFunc poll, void *opaque);
 void cocoDirtyBitmapSet(CocoDirtySource *src, uint64_t gfn);
 bool cocoDirtyBitmapTest(CocoDirtySource *src, uint64_t gfn);
 /* OR @nwords words of a dirty log starting at word @first into the map. */

@@ -18,6 +18,14 @@ cocoDirtySourceStart(CocoDirtySource *src)
     src->driver->start(src);
 }
 
+int
+cocoDirtySourceRefresh(CocoDirtySource *src, GError **error)
+{
+    if (!src->driver->refresh)
+        return 0;
+    return src->driver->refresh(src, error);
+}
+
 uint64_t
 cocoDirtySourceCollect(CocoDirtySource *src, uint64_t *out, size_t first,
                        size_t nwords)

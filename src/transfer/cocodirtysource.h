@@ -33,6 +33,10 @@ typedef struct {
     /* Begin a session: everything is considered not yet exported. */
     void (*start)(CocoDirtySource *src);
 
+    /* Optional: bring the source up to date before a scan (read a dirty
+     * log). Called once per scan, by one thread. */
+    int (*refresh)(CocoDirtySource *src, GError **error);
+
     /* OR the pages of words [first, first + nwords) that were dirtied since
      * the previous collect into @out (indexed like the whole bitmap), and
      * forget them here. Returns how many pages were added. */
@@ -65,6 +69,7 @@ cocoDirtyWords(uint64_t npages)
 
 uint64_t cocoDirtySourceGetPages(CocoDirtySource *src);
 void cocoDirtySourceStart(CocoDirtySource *src);
+int cocoDirtySourceRefresh(CocoDirtySource *src, GError **error);
 uint64_t cocoDirtySourceCollect(CocoDirtySource *src, uint64_t *out,
                                 size_t first, size_t nwords);
 void cocoDirtySourceExportBegin(CocoDirtySource *src, const uint64_t *gfns,

@@ -65,17 +65,15 @@ cocoTransferConfigValidate(const CocoTransferConfig *cfg, unsigned int max_gfns,
                             cfg->pages_per_bundle,
                             COCO_TRANSFER_MAX_PAGES_PER_BUNDLE);
     if (max_gfns && cfg->pages_per_bundle > max_gfns)
-        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                            _("pages per bundle '%1$u' exceeds the firmware's "
-                              "limit of '%2$u' pages per call"),
-                            cfg->pages_per_bundle, max_gfns);
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("pages per bundle '%1$u' exceeds the firmware's limit of '%2$u' pages per call"),
+            cfg->pages_per_bundle, max_gfns);
     need = cocoTransferBufferBytes(cfg);
     if (need > COCO_TRANSFER_BUFFER_LIMIT)
         return cocoErrorSet(
             error, COCO_ERROR_INVALID_ARG,
-            _("'%1$u' streams of '%2$u'-page bundles need '%3$llu' bytes of "
-              "buffers, more than the limit of '%4$u' bytes; use fewer streams "
-              "or smaller bundles"),
+            _("'%1$u' streams of '%2$u'-page bundles need '%3$llu' bytes of buffers, more than the limit of '%4$u' bytes; use fewer streams or smaller bundles"),
             cfg->streams, cfg->pages_per_bundle, (unsigned long long)need,
             COCO_TRANSFER_BUFFER_LIMIT);
     return 0;

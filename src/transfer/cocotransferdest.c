@@ -95,11 +95,11 @@ static int
 cocoDestWrongEpoch(CocoDestStream *s, const CocoTransferHeader *hdr,
                    int64_t epoch, GError **error)
 {
-    return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                        _("stream '%1$u' sent a '%2$s' record of epoch '%3$u' "
-                          "during epoch '%4$lld'"),
-                        s->index, cocoTransferRecordTypeToString(hdr->type),
-                        hdr->arg0, (long long)epoch);
+    return cocoErrorSet(
+        error, COCO_ERROR_TRANSFER_PROTOCOL,
+        _("stream '%1$u' sent a '%2$s' record of epoch '%3$u' during epoch '%4$lld'"),
+        s->index, cocoTransferRecordTypeToString(hdr->type), hdr->arg0,
+        (long long)epoch);
 }
 
 static int
@@ -128,8 +128,7 @@ cocoDestHello(CocoDestStream *s, GError **error)
         hello.pages_per_bundle != dst->cfg.pages_per_bundle)
         return cocoErrorSet(
             error, COCO_ERROR_TRANSFER_PROTOCOL,
-            _("hello announces stream '%1$u' of '%2$u' with '%3$u' pages per "
-              "bundle; this side expects '%4$u' streams of '%5$u' pages"),
+            _("hello announces stream '%1$u' of '%2$u' with '%3$u' pages per bundle; this side expects '%4$u' streams of '%5$u' pages"),
             hello.stream, hello.nstreams, hello.pages_per_bundle,
             dst->cfg.streams, dst->cfg.pages_per_bundle);
     if (dst->cfg.session_id && hello.session_id != dst->cfg.session_id)
@@ -249,11 +248,10 @@ cocoDestStreamRun(CocoDestStream *s, GError **error)
             if (hdr.arg0 != epoch)
                 return cocoDestWrongEpoch(s, &hdr, epoch, error);
             if (hdr.arg1 != count)
-                return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                                    _("stream '%1$u' announced '%2$u' bundles "
-                                      "in epoch '%3$lld' but sent '%4$u'"),
-                                    s->index, hdr.arg1, (long long)epoch,
-                                    count);
+                return cocoErrorSet(
+                    error, COCO_ERROR_TRANSFER_PROTOCOL,
+                    _("stream '%1$u' announced '%2$u' bundles in epoch '%3$lld' but sent '%4$u'"),
+                    s->index, hdr.arg1, (long long)epoch, count);
             count = 0;
             g_mutex_lock(&dst->lock);
             dst->arrived++;
@@ -309,10 +307,10 @@ cocoDestStreamRun(CocoDestStream *s, GError **error)
             if (s->index != 0 || !ended_epoch)
                 return cocoDestUnexpected(s, &hdr, error);
             if (hdr.arg0 != next_vcpu)
-                return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                                    _("stream '%1$u' sent vCPU '%2$u' where "
-                                      "vCPU '%3$u' was due"),
-                                    s->index, hdr.arg0, next_vcpu);
+                return cocoErrorSet(
+                    error, COCO_ERROR_TRANSFER_PROTOCOL,
+                    _("stream '%1$u' sent vCPU '%2$u' where vCPU '%3$u' was due"),
+                    s->index, hdr.arg0, next_vcpu);
             if (cocoFirmwareImportVcpu(dst->fw, hdr.arg0, s->buf, len, NULL,
                                        error) < 0)
                 return -1;
@@ -326,10 +324,10 @@ cocoDestStreamRun(CocoDestStream *s, GError **error)
                     _("the source cancelled the transfer on stream '%1$u'"),
                     s->index);
             if (hdr.arg0 != COCO_TRANSFER_END_COMPLETE || hdr.arg1 != 0)
-                return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                                    _("stream '%1$u' sent an end record with "
-                                      "unknown reason '%2$u'"),
-                                    s->index, hdr.arg0);
+                return cocoErrorSet(
+                    error, COCO_ERROR_TRANSFER_PROTOCOL,
+                    _("stream '%1$u' sent an end record with unknown reason '%2$u'"),
+                    s->index, hdr.arg0);
             if (!expect_end)
                 return cocoErrorSet(
                     error, COCO_ERROR_TRANSFER_PROTOCOL,
@@ -383,8 +381,7 @@ cocoTransferDestNew(CocoFirmware *fw, const CocoTransferConfig *cfg,
     if (fw->role != COCO_FIRMWARE_ROLE_DESTINATION) {
         cocoErrorSet(
             error, COCO_ERROR_INVALID_ARG,
-            _("transfer destination needs a firmware session of role '%1$s', "
-              "not '%2$s'"),
+            _("transfer destination needs a firmware session of role '%1$s', not '%2$s'"),
             cocoFirmwareRoleTypeToString(COCO_FIRMWARE_ROLE_DESTINATION),
             NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
         return NULL;
@@ -394,10 +391,10 @@ cocoTransferDestNew(CocoFirmware *fw, const CocoTransferConfig *cfg,
     if (cocoTransferConfigValidate(cfg, caps.max_gfns, error) < 0)
         return NULL;
     if (caps.max_streams && cfg->streams + 1 > caps.max_streams) {
-        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                     _("'%1$u' forward streams and a backward stream exceed "
-                       "the firmware's '%2$u' streams"),
-                     cfg->streams, caps.max_streams);
+        cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("'%1$u' forward streams and a backward stream exceed the firmware's '%2$u' streams"),
+            cfg->streams, caps.max_streams);
         return NULL;
     }
 

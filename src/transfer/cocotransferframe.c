@@ -140,11 +140,11 @@ cocoTransferHeaderDecode(const uint8_t in[COCO_TRANSFER_HEADER_SIZE],
 
     cocoTransferLengthBounds(hdr->type, limits, &min, &max);
     if (hdr->length < min || hdr->length > max)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                            _("stream '%1$u' sent a '%2$s' record of '%3$u' "
-                              "bytes, outside the bounds '%4$zu'..'%5$zu'"),
-                            stream, cocoTransferRecordTypeToString(hdr->type),
-                            hdr->length, min, max);
+        return cocoErrorSet(
+            error, COCO_ERROR_TRANSFER_PROTOCOL,
+            _("stream '%1$u' sent a '%2$s' record of '%3$u' bytes, outside the bounds '%4$zu'..'%5$zu'"),
+            stream, cocoTransferRecordTypeToString(hdr->type), hdr->length, min,
+            max);
     return 0;
 }
 
@@ -176,10 +176,10 @@ cocoTransferHelloDecode(const uint8_t in[COCO_TRANSFER_HELLO_SIZE],
     hello->npages = getU64(in + 24);
 
     if (getU32(in + 12) != 0)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                            _("hello record of stream '%1$u' has reserved "
-                              "bits set"),
-                            hello->stream);
+        return cocoErrorSet(
+            error, COCO_ERROR_TRANSFER_PROTOCOL,
+            _("hello record of stream '%1$u' has reserved bits set"),
+            hello->stream);
     return 0;
 }
 
@@ -280,10 +280,9 @@ cocoTransferRecordReadPayload(GInputStream *in, unsigned int stream,
     if (rc < 0)
         return -1;
     if (rc > 0)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                            _("stream '%1$u' ended inside a '%2$s' record of "
-                              "'%3$zu' bytes (truncated)"),
-                            stream, cocoTransferRecordTypeToString(type),
-                            length);
+        return cocoErrorSet(
+            error, COCO_ERROR_TRANSFER_PROTOCOL,
+            _("stream '%1$u' ended inside a '%2$s' record of '%3$zu' bytes (truncated)"),
+            stream, cocoTransferRecordTypeToString(type), length);
     return 0;
 }

@@ -200,10 +200,10 @@ cocoSourceExportBundle(CocoSourceStream *s, uint32_t n, GError **error)
 
         if (rc == 0) {
             if (len > src->bundle_max)
-                return cocoErrorSet(error, COCO_ERROR_INTERNAL,
-                                    _("firmware returned a bundle of '%1$zu' "
-                                      "bytes for a buffer of '%2$zu'"),
-                                    len, src->bundle_max);
+                return cocoErrorSet(
+                    error, COCO_ERROR_INTERNAL,
+                    _("firmware returned a bundle of '%1$zu' bytes for a buffer of '%2$zu'"),
+                    len, src->bundle_max);
             if (len > 0) {
                 if (cocoTransferRecordWrite(
                         s->out, s->index, COCO_TRANSFER_RECORD_MEMORY,
@@ -429,11 +429,11 @@ cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
     unsigned int i;
 
     if (fw->role != COCO_FIRMWARE_ROLE_SOURCE) {
-        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                     _("transfer source needs a firmware session of role "
-                       "'%1$s', not '%2$s'"),
-                     cocoFirmwareRoleTypeToString(COCO_FIRMWARE_ROLE_SOURCE),
-                     NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
+        cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("transfer source needs a firmware session of role '%1$s', not '%2$s'"),
+            cocoFirmwareRoleTypeToString(COCO_FIRMWARE_ROLE_SOURCE),
+            NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
         return NULL;
     }
     if (cocoFirmwareGetCaps(fw, &caps, error) < 0)
@@ -441,10 +441,10 @@ cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
     if (cocoTransferConfigValidate(cfg, caps.max_gfns, error) < 0)
         return NULL;
     if (caps.max_streams && cfg->streams + 1 > caps.max_streams) {
-        cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                     _("'%1$u' forward streams and a backward stream exceed "
-                       "the firmware's '%2$u' streams"),
-                     cfg->streams, caps.max_streams);
+        cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("'%1$u' forward streams and a backward stream exceed the firmware's '%2$u' streams"),
+            cfg->streams, caps.max_streams);
         return NULL;
     }
 
@@ -614,6 +614,10 @@ cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
         if (src->npages % 64)
             src->pending[src->nwords - 1] = (1ULL << (src->npages % 64)) - 1;
     } else {
+        GError *err = NULL;
+
+        if (cocoDirtySourceRefresh(src->dirty, &err) < 0)
+            return cocoSourceFailWith(src, err, error);
         if (cocoSourceTakeRetries(src, error) < 0 ||
             cocoSourceRunJob(src, COCO_SOURCE_JOB_SCAN, error) < 0)
             return -1;
@@ -651,10 +655,10 @@ cocoSourceExportEpoch(CocoTransferSource *src, uint64_t count, bool final,
         if (pass + 1 >= COCO_SOURCE_FINAL_PASSES) {
             GError *err = NULL;
 
-            cocoErrorSet(&err, COCO_ERROR_FW_STATE,
-                         _("firmware refused to export '%1$llu' pages in the "
-                           "final epoch '%2$u'"),
-                         (unsigned long long)count, src->epoch);
+            cocoErrorSet(
+                &err, COCO_ERROR_FW_STATE,
+                _("firmware refused to export '%1$llu' pages in the final epoch '%2$u'"),
+                (unsigned long long)count, src->epoch);
             return cocoSourceFailWith(src, err, error);
         }
         COCO_COUNTER_SET(src->counters.remaining, count);
@@ -862,10 +866,10 @@ cocoTransferSourceReadAbortToken(CocoTransferSource *src, void *buf,
         0)
         return -1;
     if (hdr.type != COCO_TRANSFER_RECORD_ABORT_TOKEN)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                            _("stream '%1$u' sent a '%2$s' record where an "
-                              "abort token was expected"),
-                            0U, cocoTransferRecordTypeToString(hdr.type));
+        return cocoErrorSet(
+            error, COCO_ERROR_TRANSFER_PROTOCOL,
+            _("stream '%1$u' sent a '%2$s' record where an abort token was expected"),
+            0U, cocoTransferRecordTypeToString(hdr.type));
     if (hdr.length > *buflen)
         return cocoErrorSet(
             error, COCO_ERROR_INVALID_ARG,

@@ -29,7 +29,8 @@
  * cocoTransferSourceGetStats() and cocoTransferSourceCancel() may be
  * called from any thread at any time; every other call from one thread.
  * After any failure the engine closes all its streams (so the peer sees
- * the end at once) and every later call fails with the first error.
+ * the end at once; after a cancellation from another thread, at the next
+ * call or at free) and every later call fails with the first error.
  */
 
 #pragma once

@@ -23,16 +23,35 @@
 #include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #define PAGE 4096
 #define RUNS 3
+
+/* Socket buffer size for the socketpairs, 0 = the system default
+ * (COCO_BENCH_SOCKBUF, bytes). TCP between hosts autotunes to megabytes. */
+static int sockbuf;
 
 static double
 now(void)
 {
     return (double)g_get_monotonic_time() / 1e6;
 }
+
+/* CPU seconds (user + system) of every thread of the process so far. */
+static double
+cpuNow(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds the last benchPipeline()/benchFirmware() call used. */
+static double lastCpu;
 
 static void
 die(const char *what, GError *err)
@@ -44,7 +63,7 @@ die(const char *what, GError *err)
 /* Raw AES-256-GCM over the region, one 4 KiB page per operation with its
  * own IV (what the firmware does), encrypt then decrypt: seconds each. */
 static void
-benchGcm(const uint8_t *mem, size_t size, double *enc, double *dec)
+benchGcm(const uint8_t *mem, size_t size, double *enc, double *dec, double *cpu)
 {
     gnutls_aead_cipher_hd_t h;
     uint8_t keybuf[32], iv[12], tag[16];
@@ -58,9 +77,10 @@ benchGcm(const uint8_t *mem, size_t size, double *enc, double *dec)
     memset(iv, 0, sizeof(iv));
     if (gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &key) < 0)
         die("gnutls_aead_cipher_init", NULL);
-    *enc = *dec = 1e9;
+    *enc = *dec = *cpu = 1e9;
     for (r = 0; r < RUNS; r++) {
         double t0 = now();
+        double c0 = cpuNow();
         size_t off;
 
         for (off = 0; off < size; off += PAGE) {
@@ -89,6 +109,7 @@ benchGcm(const uint8_t *mem, size_t size, double *enc, double *dec)
                 die("decrypt", NULL);
         }
         *dec = MIN(*dec, now() - t0);
+        *cpu = MIN(*cpu, cpuNow() - c0);
     }
     (void)tag;
     gnutls_aead_cipher_deinit(h);
@@ -143,7 +164,7 @@ benchPipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
     CocoTransferConfig cfg;
     CocoMigrationDef def;
     unsigned int i;
-    double t0, t;
+    double t0, t, c0;
 
     memset(&def, 0, sizeof(def));
     def.has_streams = true;
@@ -161,6 +182,10 @@ benchPipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
             die("socketpair", NULL);
+        if (sockbuf) {
+            setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof(sockbuf));
+            setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof(sockbuf));
+        }
         sio[i] = socketStream(sv[0]);
         dio[i] = socketStream(sv[1]);
     }
@@ -171,6 +196,7 @@ benchPipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
         !(src = cocoTransferSourceNew(sfw, dirty, &cfg, sio, &err)))
         die("transfer engine", err);
 
+    c0 = cpuNow();
     t0 = now();
     if (cocoTransferDestStart(dst, &err) < 0 ||
         cocoTransferSourceStart(src, &err) < 0 ||
@@ -181,6 +207,7 @@ benchPipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
         cocoTransferDestWait(dst, &err) < 0)
         die("migration", err);
     t = now() - t0;
+    lastCpu = cpuNow() - c0;
     if (memcmp(mem, dmem, size) != 0)
         die("destination memory differs", NULL);
     for (i = 0; i < streams; i++) {
@@ -207,7 +234,7 @@ benchFirmware(uint8_t *mem, uint8_t *dmem, size_t size)
     uint64_t npages = size / PAGE, g = 0;
     CocoMigrationDef def;
     size_t len;
-    double t0;
+    double t0, c0;
 
     memset(&def, 0, sizeof(def));
     if (!pf ||
@@ -219,6 +246,7 @@ benchFirmware(uint8_t *mem, uint8_t *dmem, size_t size)
         die("emulated firmware", err);
     keyExchange(sfw, dfw);
 
+    c0 = cpuNow();
     t0 = now();
     len = sizeof(state);
     if (cocoFirmwareMigrateCmd(sfw, COCO_MIGRATE_CMD_SETUP, 0, state, &len,
@@ -251,7 +279,9 @@ benchFirmware(uint8_t *mem, uint8_t *dmem, size_t size)
                                COCO_MIGRATE_TOKEN_START, state, &len, NULL,
                                &err) < 0)
         die("start token", err);
-    return now() - t0;
+    t0 = now() - t0;
+    lastCpu = cpuNow() - c0;
+    return t0;
 }
 
 static void
@@ -296,70 +326,87 @@ benchScan(uint8_t *mem, uint8_t *copy, size_t size, double *hash, double *cmp,
         die("hash scan found a change", NULL);
 }
 
+/* Run @fn RUNS times; best wall and best CPU seconds. */
+typedef double (*BenchFunc)(uint8_t *mem, uint8_t *dmem, size_t size,
+                            unsigned int streams, unsigned int ppb);
+
+static double
+benchFirmwareRun(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
+                 unsigned int ppb)
+{
+    return benchFirmware(mem, dmem, size);
+}
+
+static void
+best(BenchFunc fn, uint8_t *mem, uint8_t *dmem, size_t size,
+     unsigned int streams, unsigned int ppb, double *wall, double *cpu)
+{
+    int r;
+
+    *wall = *cpu = 1e9;
+    for (r = 0; r < RUNS; r++) {
+        memset(dmem, 0, size);
+        *wall = MIN(*wall, fn(mem, dmem, size, streams, ppb));
+        *cpu = MIN(*cpu, lastCpu);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
     size_t mib = argc > 1 ? (size_t)g_ascii_strtoull(argv[1], NULL, 10) : 256;
-    size_t size = mib * 1024 * 1024;
-    static const unsigned int streams[] = {1, 2, 4};
+    size_t size;
+    static const struct {
+        unsigned int streams;
+        unsigned int ppb;
+    } runs[] = {{1, 512}, {2, 512}, {4, 512}, {4, 64}, {4, 1}};
     uint8_t *mem, *dmem;
-    double enc, dec, gcm, fw, hash, cmp, cpy;
+    double enc, dec, gcmcpu, gcm, fw, fwcpu, wall, cpu, hash, cmp, cpy;
+    double mb;
     size_t i;
 
     if (mib == 0)
         mib = 256;
+    size = mib * 1024 * 1024;
+    mb = (double)mib;
+    if (g_getenv("COCO_BENCH_SOCKBUF"))
+        sockbuf = atoi(g_getenv("COCO_BENCH_SOCKBUF"));
     mem = g_aligned_alloc(size, 1, PAGE);
     dmem = g_aligned_alloc0(size, 1, PAGE);
     for (i = 0; i < size / 8; i++)
         ((uint64_t *)mem)[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
 
-    printf("# libvirt-coco transfer benchmark, %zu MiB region, best of %d\n",
+    printf("# libvirt-coco transfer benchmark, %zu MiB region, best of %d; "
+           "wall = MiB per elapsed second, cpu = MiB per CPU second of all "
+           "threads\n",
            mib, RUNS);
-    benchGcm(mem, size, &enc, &dec);
-    gcm = (double)size / (enc + dec);
-    printf("raw AES-256-GCM (GnuTLS %s): encrypt %.0f MiB/s, decrypt %.0f "
-           "MiB/s, encrypt+decrypt on one core %.0f MiB/s\n",
-           gnutls_check_version(NULL), size / enc / 1048576,
-           size / dec / 1048576, gcm / 1048576);
+    benchGcm(mem, size, &enc, &dec, &gcmcpu);
+    gcm = enc + dec;
+    printf("raw AES-256-GCM (GnuTLS %s, 4 KiB per call): encrypt %.0f, "
+           "decrypt %.0f, encrypt+decrypt wall %.0f cpu %.0f MiB/s\n",
+           gnutls_check_version(NULL), mb / enc, mb / dec, mb / gcm,
+           mb / gcmcpu);
 
-    {
-        double best = 1e9;
-        int r;
+    best(benchFirmwareRun, mem, dmem, size, 1, 512, &fw, &fwcpu);
+    printf("emulated firmware alone (export+import on one thread, no I/O): "
+           "wall %.0f cpu %.0f MiB/s; vs raw GCM wall %.2f cpu %.2f\n",
+           mb / fw, mb / fwcpu, gcm / fw, gcmcpu / fwcpu);
 
-        for (r = 0; r < RUNS; r++)
-            best = MIN(best, benchFirmware(mem, dmem, size));
-        fw = size / best;
-        printf("emulated firmware alone (export+import, one thread, no I/O): "
-               "%.0f MiB/s, ratio to raw encrypt+decrypt %.2f\n",
-               fw / 1048576, fw / gcm);
-    }
-    for (i = 0; i < G_N_ELEMENTS(streams); i++) {
-        double best = 1e9;
-        int r;
-
-        for (r = 0; r < RUNS; r++) {
-            memset(dmem, 0, size);
-            best = MIN(best, benchPipeline(mem, dmem, size, streams[i], 512));
-        }
-        printf("pipeline %u stream(s), 512 pages/bundle: %.0f MiB/s, ratio "
-               "to raw encrypt+decrypt %.2f, to the firmware alone %.2f\n",
-               streams[i], size / best / 1048576, (size / best) / gcm,
-               (size / best) / fw);
-    }
-    {
-        double t = benchPipeline(mem, dmem, size, 4, 64);
-
-        printf("pipeline 4 stream(s), 64 pages/bundle: %.0f MiB/s, ratio to "
-               "raw encrypt+decrypt %.2f, to the firmware alone %.2f\n",
-               size / t / 1048576, (size / t) / gcm, (size / t) / fw);
+    for (i = 0; i < G_N_ELEMENTS(runs); i++) {
+        best(benchPipeline, mem, dmem, size, runs[i].streams, runs[i].ppb,
+             &wall, &cpu);
+        printf("pipeline %u stream(s) x %u pages/bundle: wall %.0f cpu %.0f "
+               "MiB/s; vs raw GCM wall %.2f cpu %.2f; vs firmware alone wall "
+               "%.2f cpu %.2f\n",
+               runs[i].streams, runs[i].ppb, mb / wall, mb / cpu, gcm / wall,
+               gcmcpu / cpu, fw / wall, fwcpu / cpu);
     }
 
     memcpy(dmem, mem, size);
     benchScan(mem, dmem, size, &hash, &cmp, &cpy);
     printf("hash-diff scan %.0f MiB/s, memcmp against a copy %.0f MiB/s, "
            "memcpy %.0f MiB/s; scan/memcmp %.2f, scan/memcpy %.2f\n",
-           size / hash / 1048576, size / cmp / 1048576, size / cpy / 1048576,
-           cmp / hash, cpy / hash);
+           mb / hash, mb / cmp, mb / cpy, cmp / hash, cpy / hash);
 
     g_aligned_free(mem);
     g_aligned_free(dmem);
