@@ -778,6 +778,61 @@ testRelayGateRefuse(Fixture *f, gconstpointer data)
     g_assert_cmpstr(next->name, ==, "migrate_cancel");
 }
 
+/* Wait until libvirt received @n events: the relay has seen them. */
+static void
+fixtureSyncEvents(Fixture *f, guint n)
+{
+    guint i;
+
+    for (i = 0; i < n; i++) {
+        g_autoptr(CocoQmpMessage) ev = testPeerReadMsg(&f->libvirt);
+
+        g_assert_cmpint(ev->kind, ==, COCO_QMP_KIND_EVENT);
+    }
+}
+
+/*
+ * A cancelled source: QEMU resumes it itself (in either event order), so a
+ * later 'cont' (virsh resume) is not a migration's and is not gated. A
+ * source whose migration completed stays paused: its 'cont' is gated.
+ */
+static void
+testRelaySourceCancelled(Fixture *f, gconstpointer data)
+{
+    const char *cont = "{\"execute\":\"cont\",\"id\":\"libvirt-40\"}\r\n";
+
+    fixtureStartSource(f);
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                 "\"cancelled\"}}\r\n",
+                 -1);
+    testPeerSend(&f->qemu, "{\"event\": \"RESUME\"}\r\n", -1);
+    fixtureSyncEvents(f, 3);
+    testPeerSend(&f->libvirt, cont, -1);
+    testPeerExpectLine(&f->qemu, cont);
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+}
+
+static void
+testRelaySourceCompletedCont(Fixture *f, gconstpointer data)
+{
+    const char *cont = "{\"execute\":\"cont\",\"id\":\"libvirt-41\"}\r\n";
+
+    fixtureStartSource(f);
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                 "\"completed\"}}\r\n",
+                 -1);
+    fixtureSyncEvents(f, 2);
+    testPeerSend(&f->libvirt, cont, -1);
+    testPeerExpectLine(&f->qemu, cont);
+    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_CONT);
+    g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_SOURCE);
+}
+
 /* 'cont' is gated only during a migration. */
 static void
 testRelayContGate(Fixture *f, gconstpointer data)
@@ -1124,6 +1179,11 @@ main(int argc, char **argv)
                fixtureSetUp, testRelayGateRefuse, fixtureTearDown);
     g_test_add("/qmp/relay/cont-gate", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayContGate, fixtureTearDown);
+    g_test_add("/qmp/relay/source-cancelled", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelaySourceCancelled, fixtureTearDown);
+    g_test_add("/qmp/relay/source-completed-cont", Fixture,
+               GINT_TO_POINTER(TRUE), fixtureSetUp,
+               testRelaySourceCompletedCont, fixtureTearDown);
     g_test_add("/qmp/relay/query", Fixture, GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelayQuery, fixtureTearDown);
     g_test_add("/qmp/relay/session-close", Fixture, GINT_TO_POINTER(TRUE),

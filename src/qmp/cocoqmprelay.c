@@ -71,6 +71,7 @@ struct _CocoQmpRelay {
 
     CocoQmpRole role;
     gboolean paused;
+    gboolean migrationFailed; /* the last MIGRATION status: failed/cancelled */
     gboolean ignoreShared; /* the value the relay last set */
     gboolean ignoreSharedKnown;
     guint migrations;
@@ -581,6 +582,9 @@ cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
         relay->paused = TRUE;
     } else if (STREQ(msg->name, "RESUME")) {
         relay->paused = FALSE;
+        /* QEMU resumed a source whose migration failed: nothing to gate. */
+        if (relay->role == COCO_QMP_ROLE_SOURCE && relay->migrationFailed)
+            relay->role = COCO_QMP_ROLE_NONE;
     } else if (STREQ(msg->name, "MIGRATION")) {
         const char *status = cocoQmpMessageGetArgString(msg, "status");
 
@@ -592,10 +596,14 @@ cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
                                           cocoQmpRoleTypeToString(relay->role));
             cocoQmpAgentNotify(relay->agent, "MIGRATION", data);
         }
-        /* A source that failed while still running needs no gate. */
+        relay->migrationFailed = STREQ_NULLABLE(status, "failed") ||
+                                 STREQ_NULLABLE(status, "cancelled");
+        /*
+         * A source whose migration failed while it runs (QEMU resumes it
+         * itself unless the migration had completed) needs no gate.
+         */
         if (relay->role == COCO_QMP_ROLE_SOURCE && !relay->paused &&
-            (STREQ_NULLABLE(status, "failed") ||
-             STREQ_NULLABLE(status, "cancelled")))
+            relay->migrationFailed)
             relay->role = COCO_QMP_ROLE_NONE;
     }
 }

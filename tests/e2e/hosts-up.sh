@@ -165,5 +165,5 @@ done
 # hand host A's cache to host B, which loads it on first use.
 virsh -q -c "$(host_uri A)" domcapabilities --emulatorbin "$QEMU_COCO" \
     --virttype qemu --arch x86_64 >/dev/null || lab_die "host A cannot probe $QEMU_COCO"
-cp -n "$(host_dir A)"/cache/qemu/capabilities/*.xml "$(host_dir B)/cache/qemu/capabilities/"
+cp -f "$(host_dir A)"/cache/qemu/capabilities/*.xml "$(host_dir B)/cache/qemu/capabilities/"
 lab_log "hosts up: daemons ready after $(awk "BEGIN{printf \"%.2f\", $(date +%s.%N) - $T0}") s"

@@ -228,9 +228,35 @@ s_refuse() {
     [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
 }
 
+# Both hosts without agent_socket: qemu-coco must then be a pure relay.
+# The guest moves into a no-agent QEMU by save/restore (no second boot).
+s_no_agent() {
+    for H in $HOSTS; do
+        sed -i '/^agent_socket/d' "$(host_dir "$H")/sysconf/libvirt-coco/qemu-coco.conf"
+    done
+    soff=$(console_size A)
+    out=$(virsh_h A save guest "$LAB/guest.save" 2>&1) || fail "virsh save failed: $out" || return 1
+    out=$(virsh_h A restore "$LAB/guest.save" 2>&1) || fail "virsh restore failed: $out" || return 1
+    rm -f "$LAB/guest.save"
+    assert_relay A agent false || return 1
+    soff=$(console_size A)
+    doff=$(console_size B)
+    out=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1) ||
+        fail "virsh migrate failed: $out" || return 1
+    assert_no_domain A || return 1
+    assert_state B "running (migrated)" || return 1
+    job_stats B
+    kib=$(memory_kib)
+    echo "  QEMU stream: ${kib} KiB of memory, elapsed $(job_field "Time elapsed") ms, downtime $(job_field "Total downtime") ms"
+    # QEMU carried the RAM itself: the relay left x-ignore-shared alone.
+    [ "$kib" -gt 65536 ] || fail "QEMU moved only ${kib} KiB without an agent" || return 1
+    assert_continues A "$soff" B "$doff" || return 1
+    assert_relay B x-ignore-shared null
+}
+
 s_destroy() {
-    qpid=$(cat "$(host_dir A)/run/qemu/guest.pid")
-    virsh_h A destroy guest >/dev/null || fail "destroy failed" || return 1
+    qpid=$(cat "$(host_dir B)/run/qemu/guest.pid")
+    virsh_h B destroy guest >/dev/null || fail "destroy failed" || return 1
     i=0
     while pgrep -f "^$QEMU_COCO" >/dev/null; do
         i=$((i + 1)); [ $i -lt 50 ] || fail "a qemu-coco relay outlived its QEMU ($qpid)" || return 1; sleep 0.1
@@ -245,16 +271,28 @@ scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
 scenario "virsh save on A, restore on B" s_save_restore &&
 scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
 scenario "agent refuses the switchover: source keeps running" s_refuse &&
+scenario "no agent configured: qemu-coco is a pure relay, A->B" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 
 T_SCEN=$(since "$T_START")
 trap - EXIT
+created=$(cat "$LAB/created" 2>/dev/null)
 "$E2E_DIR/hosts-down.sh"
-for H in $HOSTS; do :; done
+# Nothing may be left: namespaces, veth, mounts, directories, processes.
 leftover=""
 ip netns list 2>/dev/null | grep -q "^$NETNS_PREFIX" && leftover="$leftover netns"
+ip link show "${NETNS_PREFIX}A0" >/dev/null 2>&1 && leftover="$leftover veth"
 [ -e "$LAB" ] && leftover="$leftover $LAB"
 mount | grep -q "$LAB" && leftover="$leftover mounts"
+for d in $created; do
+    [ -e "$d" ] && leftover="$leftover $d"
+done
+for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = $$ ] && continue
+    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -e "$LAB" -e ramagent.py; then
+        leftover="$leftover pid:${p#/proc/}"
+    fi
+done
 echo "$RESULTS"
 echo "lab: $PASSED passed, $FAILED failed; hosts up after $T_UP s, scenarios done at $T_SCEN s, total $(since "$T_START") s"
 [ -z "$leftover" ] || { echo "FAIL: left behind:$leftover"; exit 1; }

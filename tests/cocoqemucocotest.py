@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# cocoqemucocotest.py QEMU_COCO: tests of the qemu-coco wrapper itself,
+# with a fake QEMU (this file, run with --fake) instead of the real one and
+# the test in libvirt's place. Prints TAP.
+#   - capability probing: the fake QEMU runs with the very same arguments
+#   - a guest: QEMU runs in the wrapper's PID (exec in place) with the
+#     monitor rewritten to the relay's socket; QMP flows through the relay;
+#     a second libvirt connection gets a fresh QEMU session; the relay exits
+#     with QEMU and removes its socket directory
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT = 20
+
+
+def fake_qemu():
+    """The fake QEMU: report, then serve QMP sessions on the monitor fd."""
+    report = {"pid": os.getpid(), "argv": sys.argv[2:]}
+    chardev = [a for a in sys.argv if "id=charmonitor" in a]
+    fd = None
+    if chardev:
+        fd = int(re.search(r"fd=(\d+)", chardev[0]).group(1))
+        report["fd-is-listening-socket"] = (
+            socket.socket(fileno=os.dup(fd)).getsockopt(
+                socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1)
+    with open(os.environ["FAKE_REPORT"], "w") as f:
+        json.dump(report, f)
+    if fd is None:
+        return
+    srv = socket.socket(fileno=fd)
+    for session in (1, 2):
+        conn, _ = srv.accept()
+        f = conn.makefile("rwb", buffering=0)
+        f.write(b'{"QMP": {"version": {}, "capabilities": []}, "session": %d}\r\n' % session)
+        for line in f:
+            msg = json.loads(line)
+            if msg.get("execute") == "quit":
+                return
+            f.write((json.dumps({"return": {"session": session},
+                                 "id": msg.get("id")}) + "\r\n").encode())
+        conn.close()
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, name), flush=True)
+
+
+def readline(sock):
+    buf = b""
+    sock.settimeout(TIMEOUT)
+    while not buf.endswith(b"\n"):
+        c = sock.recv(1)
+        if not c:
+            return None
+        buf += c
+    return json.loads(buf)
+
+
+def main():
+    qemu_coco = sys.argv[1]
+    tap = Tap()
+    tmp = tempfile.mkdtemp(prefix="cocoqemucocotest-")
+    fake = os.path.join(tmp, "fake-qemu")
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\nexec %s %s --fake \"$@\"\n" % (sys.executable, os.path.abspath(__file__)))
+    os.chmod(fake, 0o755)
+    conf = os.path.join(tmp, "qemu-coco.conf")
+    with open(conf, "w") as f:
+        f.write("[qemu-coco]\nqemu = %s\n" % fake)
+    report = os.path.join(tmp, "report.json")
+    env = dict(os.environ, QEMU_COCO_CONFIG=conf, FAKE_REPORT=report,
+               TMPDIR=tmp)
+
+    # Capability probing: QEMU itself with libvirt's arguments.
+    probe = ["-S", "-no-user-config", "-nodefaults", "-machine",
+             "none,accel=kvm:tcg", "-qmp", "unix:/nonexistent,server=on,wait=off"]
+    p = subprocess.run([qemu_coco] + probe, env=env, timeout=TIMEOUT)
+    rep = json.load(open(report))
+    tap.ok(p.returncode == 0 and rep["argv"] == probe,
+           "probe: the real QEMU runs with the same arguments")
+
+    # A guest.
+    lpath = os.path.join(tmp, "monitor.sock")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(lpath)
+    lsock.listen(1)
+    mfd = lsock.fileno()
+    args = ["-name", "guest=t1,debug-threads=on", "-uuid",
+            "00000000-0000-4000-8000-000000000001",
+            "-chardev", "socket,id=charmonitor,fd=%d,server=on,wait=off" % mfd,
+            "-mon", "chardev=charmonitor,id=monitor,mode=control"]
+    os.unlink(report)
+    proc = subprocess.Popen([qemu_coco] + args, env=env, pass_fds=[mfd],
+                            stderr=subprocess.PIPE, text=True)
+    lsock.close()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(lpath)
+    greeting = readline(conn)
+    tap.ok(greeting is not None and "QMP" in greeting and greeting.get("session") == 1,
+           "guest: QEMU's greeting reaches libvirt through the relay")
+    rep = json.load(open(report))
+    tap.ok(rep["pid"] == proc.pid, "guest: QEMU runs in the wrapper's PID (exec in place)")
+    tap.ok(rep.get("fd-is-listening-socket") is True and
+           "fd=%d," % mfd not in " ".join(rep["argv"]),
+           "guest: QEMU's monitor is the relay's listening socket, not libvirt's")
+    conn.sendall(b'{"execute":"qmp_capabilities","id":"libvirt-1"}\r\n')
+    r = readline(conn)
+    tap.ok(r == {"return": {"session": 1}, "id": "libvirt-1"}, "guest: commands and replies pass")
+    conn.sendall(b'{"execute":"x-coco-query-relay","id":"libvirt-2"}\r\n')
+    r = readline(conn)
+    tap.ok(r and r["return"]["relay"] == "qemu-coco" and r["return"]["agent"] is False,
+           "guest: the relay answers x-coco-query-relay, no agent configured")
+    conn.close()
+
+    # libvirtd "restarts": the next connection is a fresh QEMU session.
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(lpath)
+    greeting = readline(conn)
+    tap.ok(greeting is not None and greeting.get("session") == 2,
+           "reconnect: a fresh QEMU session greets the new connection")
+    conn.sendall(b'{"execute":"quit","id":"libvirt-3"}\r\n')
+    proc.wait(timeout=TIMEOUT)
+    conn.close()
+
+    # The relay leaves with QEMU and cleans up.
+    m = None
+    deadline = time.monotonic() + TIMEOUT
+    err = proc.stderr.readline()
+    m = re.search(r"relay (\d+) for QEMU (\d+)", err)
+    tap.ok(m is not None and int(m.group(2)) == proc.pid, "the relay names QEMU's PID")
+    gone = False
+    while m and time.monotonic() < deadline:
+        if not os.path.exists("/proc/%s" % m.group(1)):
+            gone = True
+            break
+        time.sleep(0.05)
+    tap.ok(gone, "the relay exits when QEMU exits")
+    left = [d for d in os.listdir(tmp) if d.startswith("qemu-coco-")]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [d for d in os.listdir(tmp) if d.startswith("qemu-coco-")]
+    tap.ok(not left, "the relay removes its socket directory")
+
+    # A configuration error stops the start, with the reason.
+    with open(conf, "w") as f:
+        f.write("[qemu-coco]\nqemu = relative/qemu\n")
+    p = subprocess.run([qemu_coco] + probe, env=env, timeout=TIMEOUT,
+                       capture_output=True, text=True)
+    tap.ok(p.returncode != 0 and "absolute path" in p.stderr,
+           "a bad configuration fails with the reason")
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("1..%d" % tap.n)
+    return 1 if tap.failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--fake":
+        fake_qemu()
+        sys.exit(0)
+    sys.exit(main())
