@@ -395,6 +395,35 @@ hostState(Host *h, const char *role, char **failure)
     return state;
 }
 
+/* The newest record of @h for @role. */
+static JsonObject *
+hostRecord(Host *h, const char *role)
+{
+    Relay r = {.fd = -1};
+    JsonObject *o;
+    JsonObject *found = NULL;
+    JsonArray *arr;
+    guint i;
+
+    relayConnect(&r, h->sock);
+    relaySend(&r, "{\"type\":\"status\"}");
+    o = relayReadType(&r, "status");
+    g_assert_nonnull(o);
+    arr = json_object_get_array_member(o, "migrations");
+    for (i = 0; i < json_array_get_length(arr); i++) {
+        JsonObject *rec = json_array_get_object_element(arr, i);
+
+        if (STREQ(json_object_get_string_member(rec, "role"), role)) {
+            g_clear_pointer(&found, json_object_unref);
+            found = json_object_ref(rec);
+        }
+    }
+    json_object_unref(o);
+    relayClose(&r);
+    g_assert_nonnull(found);
+    return found;
+}
+
 static void
 waitState(Host *h, const char *role, const char *want)
 {
@@ -479,6 +508,21 @@ testMigrate(void)
     /* Confirm: libvirt kills the source QEMU */
     killQemu(&lab.a.qemu);
     waitState(&lab.a, "source", "finished");
+    {
+        JsonObject *rec = hostRecord(&lab.a, "source");
+        JsonObject *xfer = json_object_get_object_member(rec, "transfer");
+        JsonObject *cnt = json_object_get_object_member(rec, "counters");
+
+        g_assert_cmpstr(json_object_get_string_member(xfer, "phase"), ==,
+                        "done");
+        g_assert_cmpint(json_object_get_int_member(xfer, "pages"), >=, NPAGES);
+        g_assert_cmpint(json_object_get_int_member(cnt, "downtime_us"), >, 0);
+        g_assert_cmpint(json_object_get_int_member(rec, "vcpus"), ==, 2);
+        g_assert_cmpuint(json_array_get_length(
+                             json_object_get_array_member(rec, "timeline")),
+                         ==, 8);
+        json_object_unref(rec);
+    }
 
     records = g_build_filename(lab.a.dir, "migrations", NULL);
     dir = g_dir_open(records, 0, NULL);

@@ -103,6 +103,7 @@ struct _CocoAgentMigration {
     CocoTransferSource *xsrc; /* borrowed from the session's data path */
     CocoTransferDest *xdst; /* borrowed from the session's data path */
     CocoPhaseTransferTracker tracker;
+    CocoTransferStats xstats; /* last progress before the session ended */
     CocoMigrationSession *session;
     CocoAgentPeerConn *ctl;
     GSource *poll_src;
@@ -147,6 +148,27 @@ cocoAgentVerdict(CocoAgentRelay *relay, gint64 id, bool release,
         json_object_set_string_member(obj, "reason", reason);
     line = cocoQmpBuildObjectLine(obj);
     cocoQmpChannelSend(relay->ch, line, strlen(line), NULL, 0);
+}
+
+/* The transfer's progress. Ending a session stops its transfer engine,
+ * which then reports "failed": keep what it said before that. */
+static void
+cocoAgentMigrationStats(CocoAgentMigration *m, CocoTransferStats *ts)
+{
+    CocoTransferStats now = {0};
+
+    if (m->xsrc)
+        cocoTransferSourceGetStats(m->xsrc, &now);
+    else if (m->xdst)
+        cocoTransferDestGetStats(m->xdst, &now);
+    else {
+        *ts = m->xstats;
+        return;
+    }
+    if (now.phase != COCO_TRANSFER_PHASE_FAILED || !m->session ||
+        cocoMigrationSessionGetFailure(m->session))
+        m->xstats = now;
+    *ts = m->xstats;
 }
 
 static JsonObject *
@@ -215,10 +237,7 @@ cocoAgentMigrationRecord(CocoAgentMigration *m)
         CocoTransferStats ts = {0};
         JsonObject *xo = json_object_new();
 
-        if (m->xsrc)
-            cocoTransferSourceGetStats(m->xsrc, &ts);
-        else if (m->xdst)
-            cocoTransferDestGetStats(m->xdst, &ts);
+        cocoAgentMigrationStats(m, &ts);
         json_object_set_string_member(
             xo, "phase", NULLSTR(cocoTransferPhaseTypeToString(ts.phase)));
         json_object_set_int_member(xo, "epoch", ts.epoch);
@@ -299,10 +318,7 @@ cocoAgentMigrationLogTimeline(CocoAgentMigration *m)
         return;
     e = cocoMigrationSessionGetTimeline(m->session, &n);
     c = cocoMigrationSessionGetCounters(m->session);
-    if (m->xsrc)
-        cocoTransferSourceGetStats(m->xsrc, &ts);
-    else if (m->xdst)
-        cocoTransferDestGetStats(m->xdst, &ts);
+    cocoAgentMigrationStats(m, &ts);
     for (; m->logged < n; m->logged++) {
         const CocoPhaseTimelineEntry *x = &e[m->logged];
 
