@@ -592,6 +592,47 @@ testAbortToken(void)
     labClear(&lab);
 }
 
+/* The domain's <coco:migration> (from libvirt's status file) allows only
+ * another platform: the source's firmware refuses the destination at
+ * PREPARE, the switchover is refused and the source resumes. */
+static void
+testPolicyRefused(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *status = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+
+    labInit(&lab);
+    status = g_build_filename(lab.a.dir, "run", GUEST ".xml", NULL);
+    g_assert_true(g_file_set_contents(
+        status,
+        "<domstatus state='running' pid='1'><domain type='qemu'>"
+        "<name>" GUEST "</name><vcpu placement='static'>2</vcpu><metadata>"
+        "<coco:migration xmlns:coco='https://libvirt-coco.org/xmlns/"
+        "migration/1.0' technology='tdx'><coco:agent hash='"
+        "000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000'/>"
+        "<coco:destinations>"
+        "<coco:platform id='abababababababababababababababababababababababab"
+        "abababababababab' name='elsewhere'/></coco:destinations>"
+        "</coco:migration></metadata></domain></domstatus>",
+        -1, NULL));
+    startMigration(&lab, &ra, &rb);
+    g_assert_false(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    g_assert_nonnull(strstr(reason, "not in the VM's list of allowed"));
+    g_assert_true(relayGate(&ra, "cont", "source", 2, NULL));
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_cmpstr(state, ==, "aborted");
+    g_assert_nonnull(strstr(failure, "allowed destinations"));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
 /* (1) Cancelled before the blackout: the source resumes, the destination
  * may not. */
 static void
@@ -737,6 +778,7 @@ main(int argc, char **argv)
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
     g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
+    g_test_add_func("/agent/policy-refused", testPolicyRefused);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
     return g_test_run();
 }

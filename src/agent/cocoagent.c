@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "agent/cocoagent.h"
 #include "agent/cocoagentauth.h"
+#include "agent/cocoagentdomain.h"
 #include "agent/cocoagentpeer.h"
 #include "firmware/cocoemu.h"
 #include "firmware/cocoemuplatform.h"
@@ -93,8 +94,10 @@ struct _CocoAgentMigration {
     uint64_t session_id;
     char *peer;
     unsigned int streams;
+    unsigned int pages_per_bundle;
     unsigned int nvcpus;
     uint64_t npages;
+    CocoMigrationDef *def; /* the domain's <coco:migration>, or NULL */
     int ram_fd;
     void *map;
     size_t size;
@@ -363,6 +366,7 @@ cocoAgentMigrationFree(CocoAgentMigration *m)
     cocoMigrationSessionFree(m->session);
     cocoDirtySourceFree(m->dirty);
     cocoFirmwareFree(m->fw);
+    cocoMigrationDefFree(m->def);
     if (m->map && m->map != MAP_FAILED)
         munmap(m->map, m->size);
     if (m->ram_fd >= 0)
@@ -436,14 +440,26 @@ cocoAgentMigrationOpenRam(CocoAgentMigration *m, GError **error)
 static int
 cocoAgentMigrationNewFirmware(CocoAgentMigration *m, GError **error)
 {
-    g_autoptr(CocoMigrationDef) def = cocoMigrationDefNew();
-
-    def->technology = COCO_TECHNOLOGY_TDX;
-    def->has_streams = true;
-    def->forward_streams = m->streams;
-    if (!(m->fw = cocoEmuNew(m->role, m->agent->pf, def, m->nvcpus, error)))
+    if (!m->def) {
+        m->def = cocoMigrationDefNew();
+        m->def->technology = COCO_TECHNOLOGY_TDX;
+    }
+    /* The destination creates as many streams as the source uses. */
+    m->def->has_streams = true;
+    m->def->forward_streams = m->streams;
+    m->def->pages_per_bundle = m->pages_per_bundle;
+    if (!(m->fw = cocoEmuNew(m->role, m->agent->pf, m->def, m->nvcpus, error)))
         return -1;
     return cocoEmuAttachMemoryFd(m->fw, m->ram_fd, 0, m->size, error);
+}
+
+/* The domain's policy and vCPU count from libvirt's status file. */
+static int
+cocoAgentMigrationLoadDomain(CocoAgentMigration *m, unsigned int *vcpus,
+                             GError **error)
+{
+    return cocoAgentDomainLoad(m->agent->cfg.pid_dir, m->name, &m->def, vcpus,
+                               error);
 }
 
 /* The session's transport: one phase message on the control connection. */
@@ -662,9 +678,9 @@ cocoAgentEmuDirty(void *opaque, uint64_t gfn, GError **error)
 static void
 cocoAgentTransferConfig(CocoAgentMigration *m, CocoTransferConfig *tc)
 {
-    cocoTransferConfigInit(tc, NULL);
+    cocoTransferConfigInit(tc, m->def);
     tc->streams = m->streams;
-    tc->pages_per_bundle = m->agent->cfg.pages_per_bundle;
+    tc->pages_per_bundle = m->pages_per_bundle;
     tc->session_id = m->session_id;
     tc->npages = m->npages;
 }
@@ -680,11 +696,21 @@ cocoAgentSourceStart(CocoAgentMigration *m, const char *peer, GError **error)
     CocoTransferSource *xsrc;
     CocoPhaseData *data;
     unsigned int port;
+    unsigned int vcpus = 0;
     unsigned int i;
     int ret = -1;
 
+    if (cocoAgentMigrationLoadDomain(m, &vcpus, error) < 0)
+        return -1;
     m->streams = agent->cfg.streams;
-    m->nvcpus = m->dom->vcpus ? m->dom->vcpus : agent->cfg.vcpus;
+    m->pages_per_bundle = agent->cfg.pages_per_bundle;
+    if (m->def && m->def->has_streams && m->def->forward_streams)
+        m->streams = m->def->forward_streams;
+    if (m->def && m->def->has_streams && m->def->pages_per_bundle)
+        m->pages_per_bundle = m->def->pages_per_bundle;
+    m->nvcpus = m->dom->vcpus ? m->dom->vcpus
+                : vcpus       ? vcpus
+                              : agent->cfg.vcpus;
     if (!peer)
         return cocoErrorSet(
             error, COCO_ERROR_INVALID_ARG, "%s",
@@ -720,6 +746,7 @@ cocoAgentSourceStart(CocoAgentMigration *m, const char *peer, GError **error)
         hello.uuid = m->uuid;
         hello.nvcpus = m->nvcpus;
         hello.npages = m->npages;
+        hello.pages_per_bundle = m->pages_per_bundle;
         if (cocoAgentPeerConnSendHello(m->ctl, &hello, error) < 0)
             goto cleanup;
     }
@@ -763,6 +790,7 @@ typedef struct {
     char *uuid;
     unsigned int nvcpus;
     uint64_t npages;
+    unsigned int pages_per_bundle;
     CocoAgentPeerConn *ctl;
     GIOStream **streams;
     unsigned int got;
@@ -818,6 +846,7 @@ cocoAgentDestinationStart(CocoAgent *agent, CocoAgentPending *pd,
     CocoTransferConfig tc;
     CocoTransferDest *xdst;
     CocoPhaseData *data;
+    unsigned int vcpus = 0;
     GError *err = NULL;
 
     if (dom->mig) {
@@ -830,9 +859,11 @@ cocoAgentDestinationStart(CocoAgent *agent, CocoAgentPending *pd,
     dom->incoming = false;
     m->streams = pd->nstreams;
     m->nvcpus = pd->nvcpus;
+    m->pages_per_bundle = pd->pages_per_bundle;
     m->peer = g_strdup(cocoAgentPeerConnGetAddress(pd->ctl));
     m->ctl = g_steal_pointer(&pd->ctl);
-    if (cocoAgentMigrationOpenRam(m, &err) < 0)
+    if (cocoAgentMigrationLoadDomain(m, &vcpus, &err) < 0 ||
+        cocoAgentMigrationOpenRam(m, &err) < 0)
         goto error;
     if (m->npages != pd->npages) {
         cocoErrorSet(
@@ -936,6 +967,7 @@ cocoAgentOnPeerHello(CocoAgent *agent, CocoAgentPeerConn *conn,
         pd->uuid = g_strdup(hello->uuid);
         pd->nvcpus = hello->nvcpus;
         pd->npages = hello->npages;
+        pd->pages_per_bundle = hello->pages_per_bundle;
     } else {
         if (hello->index >= pd->nstreams || pd->streams[hello->index]) {
             g_object_unref(stream);

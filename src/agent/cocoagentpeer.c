@@ -238,6 +238,8 @@ cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
         json_builder_add_int_value(b, hello->nvcpus);
         json_builder_set_member_name(b, "pages");
         json_builder_add_int_value(b, (gint64)hello->npages);
+        json_builder_set_member_name(b, "bundle");
+        json_builder_add_int_value(b, hello->pages_per_bundle);
     }
     json_builder_end_object(b);
     root = json_builder_get_root(b);
@@ -312,13 +314,16 @@ cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
     } else {
         gint64 vcpus = json_object_get_int_member_with_default(o, "vcpus", 0);
         gint64 pages = json_object_get_int_member_with_default(o, "pages", 0);
+        gint64 bundle = json_object_get_int_member_with_default(o, "bundle", 0);
 
-        if (vcpus < 1 || vcpus > 4096 || pages < 1)
+        if (vcpus < 1 || vcpus > 4096 || pages < 1 || bundle < 1 ||
+            bundle > 512)
             return cocoErrorSet(
                 error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
                 _("the peer's hello has no valid vCPU or page count"));
         hello->nvcpus = (unsigned int)vcpus;
         hello->npages = (uint64_t)pages;
+        hello->pages_per_bundle = (unsigned int)bundle;
         hello->name =
             g_strdup(json_object_get_string_member_with_default(o, "name", ""));
         hello->uuid =

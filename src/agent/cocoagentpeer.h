@@ -11,7 +11,7 @@
  *   "CAG1" | u32 little-endian length | JSON object of that length
  *   {"kind": "control"|"stream", "session": "<16 hex>", "streams": N,
  *    "index": I (streams), "name": ..., "uuid": ..., "vcpus": V,
- *    "pages": P (control)}
+ *    "pages": P, "bundle": B (pages per bundle) (control)}
  *
  * The payloads that cross hosts (the agents' key exchange, immutable
  * state, memory, vCPU state, tokens) are sealed by the firmware; the
@@ -43,6 +43,7 @@ typedef struct {
     char *uuid;
     unsigned int nvcpus;
     uint64_t npages;
+    unsigned int pages_per_bundle;
 } CocoAgentPeerHello;
 
 void cocoAgentPeerHelloClear(CocoAgentPeerHello *hello);
