@@ -675,7 +675,6 @@ testOnward(void)
     Pair q;
     GError *err = NULL;
     CocoFirmwareStatus st;
-    g_autoptr(GByteArray) t = NULL;
     const uint8_t *a;
     const uint8_t *b;
     size_t la;

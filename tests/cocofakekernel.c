@@ -544,7 +544,7 @@ cocoFakeDispatch(CocoFakeKernel *k, int fd, unsigned long request, void *arg)
         return -ENOTTY;
     }
     if (has_ext) {
-        ext = (struct coco_kvm_fw_status *)((char *)arg + rfcsize);
+        ext = (struct coco_kvm_fw_status *)(void *)((char *)arg + rfcsize);
         if (ext->flags || ext->reserved ||
             (ext->gfn_status && which != COCO_KVM_IOCTL_EXPORT_MEMORY &&
              which != COCO_KVM_IOCTL_IMPORT_MEMORY))

@@ -67,7 +67,7 @@ mockCmd(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags, void *vbuf,
         size_t *buflen, CocoFirmwareStatus *status, GError **error)
 {
     MockFw *m = mockGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
     bool src = fw->role == COCO_FIRMWARE_ROLE_SOURCE;
     uint8_t *buf = vbuf;
 
@@ -133,7 +133,7 @@ mockExport(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns, uint32_t n,
            GError **error)
 {
     MockFw *m = mockGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
     uint8_t *buf = vbuf;
     size_t need = MOCK_HDR + (size_t)n * (8 + 4096);
     bool bad = false;
@@ -174,7 +174,7 @@ mockImport(CocoFirmware *fw, uint32_t stream, const void *vbuf, size_t len,
            CocoFirmwareStatus *status, GError **error)
 {
     MockFw *m = mockGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
     const uint8_t *buf = vbuf;
     uint32_t n, i;
 
@@ -208,7 +208,7 @@ mockExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *buf, size_t *len,
                CocoFirmwareStatus *status, GError **error)
 {
     MockFw *m = mockGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
 
     if (vcpu != m->vcpus)
         return mockFail(error, -EEXIST, "vCPU order");
@@ -224,7 +224,7 @@ mockImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *buf, size_t len,
                CocoFirmwareStatus *status, GError **error)
 {
     MockFw *m = mockGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
 
     if (vcpu != m->vcpus || len != 100 ||
         ((const uint8_t *)buf)[0] != 0xA0 + vcpu)

@@ -11,6 +11,10 @@
 
 #include "internal.h"
 
+#include <stdio.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
 #include "conf/cocomigrationdef.h"
 #include "conf/cocoxml.h"
 #include "util/cocoerror.h"
@@ -406,6 +410,94 @@ testValidateQuote(void)
     g_assert_cmpstr(c, ==, "");
 }
 
+/* libxml2 must print nothing, whatever the input. */
+static void
+testValidateQuiet(void)
+{
+    static const char *const inputs[] = {
+        "<",
+        "<coco:migration technology='tdx'/>",
+        ("<migration xmlns='https://libvirt-coco.org/xmlns/migration/1.0' "
+         "technology='tdx'><agent hash='00'/></migration>"),
+        "<!DOCTYPE x [<!ENTITY e 'x'>]><x>&e;</x>",
+        "<?xml version='1.0' encoding='UTF-8'?><x a='\xff'/>",
+        "<x xmlns:a='relative'><a:y/></x>",
+        "<x>&undefined;</x>",
+        "<x></y>",
+    };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *path = NULL;
+    g_autofree char *captured = NULL;
+    int fd = g_file_open_tmp("cocovalidatetest-XXXXXX", &path, &err);
+    int saved;
+    size_t i;
+
+    g_assert_no_error(err);
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    g_assert_cmpint(saved, >=, 0);
+    g_assert_cmpint(dup2(fd, STDERR_FILENO), ==, STDERR_FILENO);
+
+    for (i = 0; i < G_N_ELEMENTS(inputs); i++) {
+        g_autoptr(CocoMigrationDef) def = NULL;
+
+        def = cocoMigrationDefParseString(inputs[i], 0, NULL);
+        g_assert_null(def);
+        def = cocoMigrationDefParseDomain(inputs[i], 0, NULL);
+        g_assert_null(def);
+        g_assert_cmpint(cocoMigrationSchemaValidate(inputs[i], NULL), ==, -1);
+    }
+
+    fflush(stderr);
+    g_assert_cmpint(dup2(saved, STDERR_FILENO), ==, STDERR_FILENO);
+    close(saved);
+    close(fd);
+    g_file_get_contents(path, &captured, NULL, &err);
+    g_assert_no_error(err);
+    g_unlink(path);
+    g_assert_cmpstr(captured, ==, "");
+}
+
+/* Deep nesting hits libxml2's limit; a long allow list is fine. */
+static void
+testValidateLimits(void)
+{
+    g_autoptr(GString) deep = g_string_new(NULL);
+    g_autoptr(GString) many = g_string_new(NULL);
+    g_autoptr(CocoMigrationDef) def = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL;
+    size_t i;
+
+    for (i = 0; i < 5000; i++)
+        g_string_append(deep, "<a>");
+    for (i = 0; i < 5000; i++)
+        g_string_append(deep, "</a>");
+    g_assert_null(cocoMigrationDefParseString(deep->str, 0, &err));
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_XML_MALFORMED);
+    g_clear_error(&err);
+
+    g_string_append(many, "<migration xmlns='" COCO_MIGRATION_NAMESPACE_URI
+                          "' technology='sev'><destinations>");
+    for (i = 0; i < 20000; i++) {
+        g_string_append_printf(many, "<platform id='%064zx'/>", i);
+    }
+    g_string_append(many, "</destinations></migration>");
+    def = cocoMigrationDefParseString(many->str, 0, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(def->nplatforms, ==, 20000);
+    g_assert_cmpint(cocoMigrationDefValidate(def, &err), ==, 0);
+    g_assert_no_error(err);
+    out = cocoMigrationDefFormat(def, 0);
+    g_assert_nonnull(out);
+
+    /* The last entry repeats the first: found. */
+    def->platforms[19999] = def->platforms[0];
+    def->platforms[19999].name = NULL;
+    g_assert_cmpint(cocoMigrationDefValidate(def, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_XML_DUPLICATE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -431,6 +523,8 @@ main(int argc, char **argv)
     g_test_add_func("/validate/random-round-trip", testValidateRandomRoundTrip);
     g_test_add_func("/validate/equal", testValidateEqual);
     g_test_add_func("/validate/quote", testValidateQuote);
+    g_test_add_func("/validate/quiet", testValidateQuiet);
+    g_test_add_func("/validate/limits", testValidateLimits);
 
     return g_test_run();
 }

@@ -336,6 +336,36 @@ testCapabilities(void)
     testAssertOneLineError(&bad, "'sgx'");
 }
 
+static void
+testVfioCheck(void)
+{
+    g_auto(TestRun) json = {0};
+    g_auto(TestRun) sub = {0};
+    g_auto(TestRun) group = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *obj;
+
+    testRun(&json, "--json", "vfio", "check", NULL);
+    obj = testParseJson(parser, json.out);
+    g_assert_true(json_object_has_member(obj, "kernel"));
+    g_assert_true(json_object_has_member(obj, "risk"));
+    if (!g_file_test("/dev/vfio/vfio", G_FILE_TEST_EXISTS)) {
+        /* No VFIO on this host: said clearly, and not an error. */
+        g_assert_cmpint(json.status, ==, 0);
+        g_assert_false(json_object_get_boolean_member(obj, "vfio_present"));
+        g_assert_nonnull(strstr(json_object_get_string_member(obj, "verdict"),
+                                "no VFIO devices on this host"));
+    }
+
+    testRun(&sub, "vfio", "frob", NULL);
+    g_assert_cmpint(sub.status, ==, 2);
+    testAssertOneLineError(&sub, "'frob'");
+
+    testRun(&group, "vfio", "check", "--group", "abc", NULL);
+    g_assert_cmpint(group.status, ==, 2);
+    testAssertOneLineError(&group, "abc");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -351,5 +381,6 @@ main(int argc, char **argv)
     g_test_add_func("/virt-coco/metadata/set", testMetadataSet);
     g_test_add_func("/virt-coco/metadata/no-domain", testMetadataNoDomain);
     g_test_add_func("/virt-coco/capabilities", testCapabilities);
+    g_test_add_func("/virt-coco/vfio/check", testVfioCheck);
     return g_test_run();
 }

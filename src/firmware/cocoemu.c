@@ -823,7 +823,8 @@ int
 cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     if (!cocoEmuIn(emu->op, 4, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_EXPORT,
                    COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT))
@@ -847,7 +848,8 @@ cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
                 GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
     g_autoptr(GArray) out = g_array_new(false, false, sizeof(uint64_t));
     uint8_t h[COCO_CRYPTO_SHA256_LEN];
     uint64_t gfn;
@@ -914,7 +916,8 @@ int
 cocoEmuAttachMemory(CocoFirmware *fw, void *mem, size_t size, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     if (!mem)
         return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
@@ -927,7 +930,8 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
                       GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
     void *mem;
 
     if (size == 0 || size % COCO_EMU_PAGE_SIZE != 0 ||
@@ -959,7 +963,8 @@ bool
 cocoEmuCanRun(CocoFirmware *fw)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     return cocoEmuIn(emu->op, 3, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_EXPORT,
                      COCO_EMU_OP_LIVE_IMPORT);
@@ -969,7 +974,8 @@ CocoEmuOpState
 cocoEmuGetOpState(CocoFirmware *fw)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     return emu->op;
 }
@@ -978,7 +984,8 @@ int
 cocoEmuVcpuEnter(CocoFirmware *fw, unsigned int vcpu, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     if (vcpu >= emu->nvcpus)
         return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
@@ -1000,7 +1007,8 @@ void
 cocoEmuVcpuExit(CocoFirmware *fw, unsigned int vcpu)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     if (vcpu < emu->nvcpus && emu->vcpu_in[vcpu]) {
         emu->vcpu_in[vcpu] = false;
@@ -1013,7 +1021,8 @@ cocoEmuSetVcpuState(CocoFirmware *fw, unsigned int vcpu, const void *data,
                     size_t len, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     if (vcpu >= emu->nvcpus)
         return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
@@ -1037,7 +1046,8 @@ const uint8_t *
 cocoEmuGetVcpuState(CocoFirmware *fw, unsigned int vcpu, size_t *len)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     *len = 0;
     if (vcpu >= emu->nvcpus || !emu->vcpu_state[vcpu])
@@ -1050,7 +1060,8 @@ const uint8_t *
 cocoEmuGetTdState(CocoFirmware *fw, size_t *len)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
 
     *len = emu->has_td_state ? sizeof(emu->td_state) : 0;
     return emu->has_td_state ? emu->td_state : NULL;
@@ -1244,7 +1255,8 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
                     size_t *buflen, CocoFirmwareStatus *status, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
     uint8_t *buf = vbuf;
     size_t cap = buf && buflen ? *buflen : 0;
     size_t needed = cocoEmuMemoryBundleSize(ngfns);
@@ -1408,7 +1420,8 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
                     size_t buflen, CocoFirmwareStatus *status, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
     const uint8_t *buf = vbuf;
     bool inorder = cocoEmuIn(emu->op, 2, COCO_EMU_OP_MEMORY_IMPORT,
                              COCO_EMU_OP_STATE_IMPORT);
@@ -1652,7 +1665,8 @@ cocoEmuExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *vbuf,
                   size_t *buflen, CocoFirmwareStatus *status, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
     uint8_t *buf = vbuf;
     size_t cap = buf && buflen ? *buflen : 0;
     size_t tdlen = vcpu == 0 ? COCO_EMU_TD_STATE_LEN : 0;
@@ -1728,7 +1742,8 @@ cocoEmuImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *vbuf,
                   size_t buflen, CocoFirmwareStatus *status, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
     const uint8_t *buf = vbuf;
     g_autofree uint8_t *p = NULL;
     CocoEmuBundleHeader h;
@@ -1948,7 +1963,8 @@ cocoEmuMigrateCmd(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags,
                   GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&emu->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
     size_t zero = 0;
     size_t inlen;
 

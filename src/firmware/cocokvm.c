@@ -30,7 +30,8 @@ typedef struct {
 static size_t
 cocoKvmHintGet(CocoKvmPriv *priv, size_t *hint)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->hint_lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&priv->hint_lock);
 
     return *hint;
 }
@@ -38,7 +39,8 @@ cocoKvmHintGet(CocoKvmPriv *priv, size_t *hint)
 static void
 cocoKvmHintSet(CocoKvmPriv *priv, size_t *hint, size_t val)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->hint_lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&priv->hint_lock);
 
     *hint = MAX(*hint, val);
 }

@@ -854,7 +854,7 @@ const CocoPhaseTimelineEntry *
 cocoMigrationSessionGetTimeline(CocoMigrationSession *s, size_t *n)
 {
     *n = s->timeline->len;
-    return (const CocoPhaseTimelineEntry *)s->timeline->data;
+    return (const CocoPhaseTimelineEntry *)(const void *)s->timeline->data;
 }
 
 char *

@@ -172,7 +172,7 @@ static gboolean
 cocoQmpChannelOnOut(gint fd, GIOCondition cond, gpointer opaque)
 {
     CocoQmpChannel *ch = opaque;
-    g_autoptr(CocoQmpChannel) hold = cocoQmpChannelRef(ch);
+    G_GNUC_UNUSED g_autoptr(CocoQmpChannel) hold = cocoQmpChannelRef(ch);
 
     if (ch->outSource) {
         g_source_unref(ch->outSource);
@@ -186,7 +186,7 @@ static gboolean
 cocoQmpChannelOnIn(gint fd, GIOCondition cond, gpointer opaque)
 {
     CocoQmpChannel *ch = opaque;
-    g_autoptr(CocoQmpChannel) hold = cocoQmpChannelRef(ch);
+    G_GNUC_UNUSED g_autoptr(CocoQmpChannel) hold = cocoQmpChannelRef(ch);
     g_autoptr(GError) err = NULL;
     char buf[COCO_QMP_READ_SIZE];
     union {

@@ -612,7 +612,7 @@ static void
 cocoQmpSessionOnQemuLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
 {
     CocoQmpSession *s = opaque;
-    g_autoptr(CocoQmpSession) hold = cocoQmpSessionRef(s);
+    G_GNUC_UNUSED g_autoptr(CocoQmpSession) hold = cocoQmpSessionRef(s);
     g_autoptr(CocoQmpMessage) msg = NULL;
 
     msg = cocoQmpMessageParse(line->data, line->len, NULL);
@@ -641,7 +641,7 @@ static void
 cocoQmpSessionOnClosed(CocoQmpChannel *ch, const GError *error, gpointer opaque)
 {
     CocoQmpSession *s = opaque;
-    g_autoptr(CocoQmpSession) hold = cocoQmpSessionRef(s);
+    G_GNUC_UNUSED g_autoptr(CocoQmpSession) hold = cocoQmpSessionRef(s);
 
     if (error)
         g_printerr("qemu-coco: session %u: %s\n", s->serial, error->message);

@@ -106,3 +106,32 @@ cocoTransferCountersRead(CocoTransferCounters *c, CocoTransferStats *stats)
     if (us)
         stats->rate = (uint64_t)((double)stats->bytes * 1e6 / (double)us);
 }
+
+int
+cocoTransferCheckFirmware(CocoFirmware *fw, CocoFirmwareRole role,
+                          const CocoTransferConfig *cfg, GError **error)
+{
+    CocoFirmwareCaps caps;
+
+    if (fw->role != role && role == COCO_FIRMWARE_ROLE_SOURCE)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("transfer source needs a firmware session of role '%1$s', not '%2$s'"),
+            cocoFirmwareRoleTypeToString(role),
+            NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
+    if (fw->role != role)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("transfer destination needs a firmware session of role '%1$s', not '%2$s'"),
+            cocoFirmwareRoleTypeToString(role),
+            NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
+    if (cocoFirmwareGetCaps(fw, &caps, error) < 0 ||
+        cocoTransferConfigValidate(cfg, caps.max_gfns, error) < 0)
+        return -1;
+    if (caps.max_streams && cfg->streams + 1 > caps.max_streams)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("'%1$u' forward streams and a backward stream exceed the firmware's '%2$u' streams"),
+            cfg->streams, caps.max_streams);
+    return 0;
+}

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "internal.h"
+#include "firmware/cocofirmware.h"
 #include "util/cocoenum.h"
 #include "util/cocoerror.h"
 #include "libvirt-coco/coco-migration-def.h"
@@ -56,6 +57,14 @@ uint64_t cocoTransferBufferBytes(const CocoTransferConfig *cfg);
  * unknown) and the 64 MiB buffer bound. */
 int cocoTransferConfigValidate(const CocoTransferConfig *cfg,
                                unsigned int max_gfns, GError **error);
+
+/*
+ * cocoTransferCheckFirmware:
+ * Check that @fw is a firmware session of @role whose capabilities can
+ * carry @cfg (pages per bundle, forward streams plus the backward one).
+ */
+int cocoTransferCheckFirmware(CocoFirmware *fw, CocoFirmwareRole role,
+                              const CocoTransferConfig *cfg, GError **error);
 
 typedef enum {
     COCO_TRANSFER_PHASE_IDLE = 0,

@@ -375,28 +375,11 @@ cocoTransferDestNew(CocoFirmware *fw, const CocoTransferConfig *cfg,
                     GIOStream **streams, GError **error)
 {
     g_autoptr(CocoTransferDest) dst = NULL;
-    CocoFirmwareCaps caps;
     unsigned int i;
 
-    if (fw->role != COCO_FIRMWARE_ROLE_DESTINATION) {
-        cocoErrorSet(
-            error, COCO_ERROR_INVALID_ARG,
-            _("transfer destination needs a firmware session of role '%1$s', not '%2$s'"),
-            cocoFirmwareRoleTypeToString(COCO_FIRMWARE_ROLE_DESTINATION),
-            NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
+    if (cocoTransferCheckFirmware(fw, COCO_FIRMWARE_ROLE_DESTINATION, cfg,
+                                  error) < 0)
         return NULL;
-    }
-    if (cocoFirmwareGetCaps(fw, &caps, error) < 0)
-        return NULL;
-    if (cocoTransferConfigValidate(cfg, caps.max_gfns, error) < 0)
-        return NULL;
-    if (caps.max_streams && cfg->streams + 1 > caps.max_streams) {
-        cocoErrorSet(
-            error, COCO_ERROR_INVALID_ARG,
-            _("'%1$u' forward streams and a backward stream exceed the firmware's '%2$u' streams"),
-            cfg->streams, caps.max_streams);
-        return NULL;
-    }
 
     dst = g_new0(CocoTransferDest, 1);
     g_mutex_init(&dst->lock);

@@ -71,7 +71,6 @@ struct _CocoTransferSource {
     unsigned int job_done;
     bool quit;
     size_t cursor; /* atomic: next bitmap word to claim */
-    uint64_t found; /* atomic: pages found by a SCAN job */
     uint32_t epoch; /* epoch being sent */
 
     int failed; /* atomic */
@@ -281,8 +280,7 @@ cocoSourceJobExport(CocoSourceStream *s, GError **error)
 /* Collect the words [first, first + n) into pending and report the pages
  * new there to the firmware. */
 static int
-cocoSourceScanRange(CocoSourceStream *s, size_t first, uint64_t *found,
-                    GError **error)
+cocoSourceScanRange(CocoSourceStream *s, size_t first, GError **error)
 {
     CocoTransferSource *src = s->src;
     size_t end = MIN(src->nwords, first + COCO_SOURCE_CLAIM_WORDS);
@@ -290,8 +288,7 @@ cocoSourceScanRange(CocoSourceStream *s, size_t first, uint64_t *found,
     size_t w;
 
     memcpy(before, src->pending + first, (end - first) * sizeof(uint64_t));
-    *found +=
-        cocoDirtySourceCollect(src->dirty, src->pending, first, end - first);
+    cocoDirtySourceCollect(src->dirty, src->pending, first, end - first);
     if (!src->dirty_hook)
         return 0;
     for (w = first; w < end; w++) {
@@ -312,7 +309,6 @@ static int
 cocoSourceJobScan(CocoSourceStream *s, GError **error)
 {
     CocoTransferSource *src = s->src;
-    uint64_t found = 0;
     int ret = 0;
 
     for (;;) {
@@ -321,12 +317,11 @@ cocoSourceJobScan(CocoSourceStream *s, GError **error)
 
         if (first >= src->nwords || cocoSourceFailed(src))
             break;
-        if (cocoSourceScanRange(s, first, &found, error) < 0) {
+        if (cocoSourceScanRange(s, first, error) < 0) {
             ret = -1;
             break;
         }
     }
-    __atomic_fetch_add(&src->found, found, __ATOMIC_RELAXED);
     return ret;
 }
 
@@ -378,7 +373,6 @@ cocoSourceRunJob(CocoTransferSource *src, CocoSourceJob job, GError **error)
 {
     g_mutex_lock(&src->lock);
     __atomic_store_n(&src->cursor, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&src->found, 0, __ATOMIC_RELAXED);
     src->job = job;
     src->job_done = 0;
     src->job_gen++;
@@ -425,28 +419,11 @@ cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
                       GError **error)
 {
     g_autoptr(CocoTransferSource) src = NULL;
-    CocoFirmwareCaps caps;
     unsigned int i;
 
-    if (fw->role != COCO_FIRMWARE_ROLE_SOURCE) {
-        cocoErrorSet(
-            error, COCO_ERROR_INVALID_ARG,
-            _("transfer source needs a firmware session of role '%1$s', not '%2$s'"),
-            cocoFirmwareRoleTypeToString(COCO_FIRMWARE_ROLE_SOURCE),
-            NULLSTR(cocoFirmwareRoleTypeToString(fw->role)));
+    if (cocoTransferCheckFirmware(fw, COCO_FIRMWARE_ROLE_SOURCE, cfg, error) <
+        0)
         return NULL;
-    }
-    if (cocoFirmwareGetCaps(fw, &caps, error) < 0)
-        return NULL;
-    if (cocoTransferConfigValidate(cfg, caps.max_gfns, error) < 0)
-        return NULL;
-    if (caps.max_streams && cfg->streams + 1 > caps.max_streams) {
-        cocoErrorSet(
-            error, COCO_ERROR_INVALID_ARG,
-            _("'%1$u' forward streams and a backward stream exceed the firmware's '%2$u' streams"),
-            cfg->streams, caps.max_streams);
-        return NULL;
-    }
 
     src = g_new0(CocoTransferSource, 1);
     g_mutex_init(&src->lock);

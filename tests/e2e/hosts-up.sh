@@ -77,7 +77,7 @@ done
 
 for H in $HOSTS; do
     R=$(host_dir "$H")
-    mkdir -p "$R/run" "$R/etc" "$R/lib" "$R/log/qemu" "$R/cache/qemu" \
+    mkdir -p "$R/run" "$R/etc" "$R/lib/qemu" "$R/log/qemu" "$R/cache/qemu" \
              "$R/sysconf/libvirt-coco" "$LAB/ram/$H"
     U=$(echo "$H" | tr AB ab)
     cat > "$R/etc/libvirtd.conf" <<CONF

@@ -8,6 +8,11 @@
  * uniqueness rules only C can check. The same input is tried as a full
  * domain document (ParseDomain + ValidateDomain).
  *
+ * An input starting with '@' is a template: the rest, split at '|', gives
+ * the values of the attributes listed in fuzzTemplateAttrs ("~" leaves one
+ * out), placed in a document with every element. This lets the fuzzer
+ * search the value space of each attribute without breaking the markup.
+ *
  * Built with -Dfuzzing=true and CC=clang; run e.g.
  *   ./cocoxmlfuzz -dict=cocoxml.dict -max_total_time=600 corpus/
  *
@@ -20,6 +25,7 @@
 #include <stdlib.h>
 
 #include "conf/cocomigrationdef.h"
+#include "conf/cocoxml.h"
 #include "util/cocoerror.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -71,6 +77,66 @@ fuzzCheckRoundTrip(const CocoMigrationDef *def, const char *xml)
         fuzzFail("formatted output violates the grammar", out, err->message);
 }
 
+static const char *const fuzzTemplateAttrs[][2] = {
+    {"migration", "technology"},
+    {"agent", "hash"},
+    {"agent", "minSvn"},
+    {"platform", "id"},
+    {"platform", "name"},
+    {"minTcb", "component"},
+    {"minTcb", "svn"},
+    {"streams", "forward"},
+    {"streams", "pagesPerBundle"},
+    {"precopy", "maxEpochs"},
+    {"precopy", "maxTime"},
+    {"precopy", "maxBlackout"},
+    {"precopy", "onNonConvergence"},
+    {"postcopy", "allowed"},
+    {"hostdev", "action"},
+    {"hostdev", "allowUnsafeIommu"},
+};
+
+static void
+fuzzTemplateElement(GString *doc, char **fields, const char *element,
+                    const char *close)
+{
+    guint n = g_strv_length(fields);
+    size_t i;
+
+    g_string_append_printf(doc, "<coco:%s", element);
+    if (STREQ(element, "migration"))
+        g_string_append(doc, " xmlns:coco='" COCO_MIGRATION_NAMESPACE_URI "'");
+    for (i = 0; i < G_N_ELEMENTS(fuzzTemplateAttrs); i++) {
+        if (STRNEQ(fuzzTemplateAttrs[i][0], element) || i >= n ||
+            STREQ(fields[i], "~"))
+            continue;
+        g_string_append_printf(doc, " %s=\"", fuzzTemplateAttrs[i][1]);
+        cocoXMLEscapeAttr(doc, fields[i]);
+        g_string_append_c(doc, '"');
+    }
+    g_string_append(doc, close);
+}
+
+static char *
+fuzzTemplate(const char *input)
+{
+    g_auto(GStrv) fields = g_strsplit(input, "|", -1);
+    GString *doc = g_string_new(NULL);
+
+    fuzzTemplateElement(doc, fields, "migration", ">");
+    fuzzTemplateElement(doc, fields, "agent", "/>");
+    g_string_append(doc, "<coco:destinations>");
+    fuzzTemplateElement(doc, fields, "platform", "/>");
+    fuzzTemplateElement(doc, fields, "minTcb", "/>");
+    g_string_append(doc, "</coco:destinations>");
+    fuzzTemplateElement(doc, fields, "streams", "/>");
+    fuzzTemplateElement(doc, fields, "precopy", "/>");
+    fuzzTemplateElement(doc, fields, "postcopy", "/>");
+    fuzzTemplateElement(doc, fields, "hostdev", "/>");
+    g_string_append(doc, "</coco:migration>");
+    return g_string_free(doc, FALSE);
+}
+
 int
 LLVMFuzzerInitialize(int *argc G_GNUC_UNUSED, char ***argv G_GNUC_UNUSED)
 {
@@ -94,6 +160,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > FUZZ_MAX_INPUT)
         return 0;
     xml = g_strndup((const char *)data, size);
+    if (xml[0] == '@') {
+        char *doc = fuzzTemplate(xml + 1);
+
+        g_free(xml);
+        xml = doc;
+    }
 
     /* The standalone element. */
     if ((def = cocoMigrationDefParseString(xml, 0, &err))) {
