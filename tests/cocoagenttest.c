@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-glib/json-glib.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -727,6 +729,55 @@ testAuthRefused(void)
     labClear(&lab);
 }
 
+/* Garbage on the peer port and on the relay socket changes nothing: a
+ * migration afterwards still works. */
+static void
+testGarbage(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    Relay junk = {.fd = -1};
+    struct sockaddr_in sin = {0};
+    static const char bad[] = "CAG1\xff\xff\xff\xff{not json";
+    g_autofree char *reason = NULL;
+    int fd;
+
+    labInit(&lab);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)cocoAgentGetPort(lab.b.agent));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+    g_assert_cmpint(write(fd, bad, sizeof(bad) - 1), ==, sizeof(bad) - 1);
+    {
+        char c;
+
+        /* the agent closes the connection */
+        g_assert_cmpint(read(fd, &c, 1), <=, 0);
+    }
+    close(fd);
+    relayConnect(&junk, lab.b.sock);
+    relaySend(&junk, "{\"type\":");
+    relaySend(&junk, "[1,2,3]");
+    relaySend(&junk, "{\"type\":\"gate\",\"id\":5,\"gate\":\"cont\"}");
+    {
+        JsonObject *o = relayReadType(&junk, "verdict");
+
+        g_assert_nonnull(o);
+        g_assert_false(json_object_get_boolean_member(o, "release"));
+        json_object_unref(o);
+    }
+    relayClose(&junk);
+
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    assertSameRam(&lab);
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
 static void
 testConfig(void)
 {
@@ -779,6 +830,7 @@ main(int argc, char **argv)
     g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/policy-refused", testPolicyRefused);
+    g_test_add_func("/agent/garbage", testGarbage);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
     return g_test_run();
 }
