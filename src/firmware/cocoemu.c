@@ -1514,14 +1514,17 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
                COCO_EMU_PAGE_SIZE);
         s->hashes[i] = cocoPageHash(s->page, emu->hash_key);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
-        if (cocoCryptoSeal(key, iv, &le, sizeof(le), NULL, 0, s->page,
-                           COCO_EMU_PAGE_SIZE,
-                           macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0) {
+        /* Straight into the bundle; the tag lands at the start of the next
+         * page's slot before that page overwrites it (the last page goes
+         * through the snapshot). */
+        if (cocoCryptoSealTo(key, iv, &le, sizeof(le), s->page,
+                             COCO_EMU_PAGE_SIZE,
+                             pages + (size_t)i * COCO_EMU_PAGE_SIZE,
+                             (size_t)(ngfns - i) * COCO_EMU_PAGE_SIZE,
+                             macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0) {
             failed = i;
             break;
         }
-        memcpy(pages + (size_t)i * COCO_EMU_PAGE_SIZE, s->page,
-               COCO_EMU_PAGE_SIZE);
     }
     gnutls_memset(s->page, 0, COCO_EMU_PAGE_SIZE);
     if (failed == ngfns &&
@@ -1712,10 +1715,12 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
 
     /* Step 2, unlocked: decrypt and verify into the stream's bounce
      * buffer; nothing reaches guest memory unless every page verifies. */
-    memcpy(s->bounce, pages, n * COCO_EMU_PAGE_SIZE);
     for (failed = n, i = 0; i < n; i++) {
         uint8_t iv[COCO_CRYPTO_IV_LEN];
 
+        /* Page by page, so the decryption finds the copy in cache. */
+        memcpy(s->bounce + i * COCO_EMU_PAGE_SIZE,
+               pages + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
         if (cocoCryptoOpen(
                 key, iv, gl + i * COCO_EMU_GFN_ENTRY, COCO_EMU_GFN_ENTRY, NULL,
