@@ -755,7 +755,9 @@ testThreadsTamper(void)
         CHECK_OK(ij[0].ret, err);
     g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
 
-    /* Bundles of 4 pages: what was imported is exact, the rest is zero. */
+    /* Bundles of 4 pages: what was imported is exact; pages of bundles
+     * never tried are untouched (those of the damaged bundle are undefined:
+     * the VM failed for good). */
     bad = g_ptr_array_index(jobs[1].bundles, ij[1].tamper);
     g_assert_nonnull(bad);
     for (k = 0; k < 2; k++) {
@@ -767,7 +769,7 @@ testThreadsTamper(void)
                 g_assert_cmpmem(d, COCO_EMU_PAGE_SIZE,
                                 p.smem + g * COCO_EMU_PAGE_SIZE,
                                 COCO_EMU_PAGE_SIZE);
-            } else {
+            } else if (i / 4 > ij[k].done) {
                 g_assert_cmpuint(d[0] | d[100] | d[COCO_EMU_PAGE_SIZE - 1], ==,
                                  0);
             }

@@ -1575,6 +1575,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     CocoEmu *emu = cocoEmuGet(fw);
     const uint8_t *buf = vbuf;
     bool inorder;
+    bool direct;
     CocoEmuOpState op;
     CocoEmuBundleHeader h;
     CocoEmuStream *s;
@@ -1709,23 +1710,29 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     s = &emu->streams[stream];
     s->busy = true;
     emu->inflight++;
-    if (!s->bounce)
+    /* Before the commit (live-import) a failed import leaves the VM
+     * running, so pages go through a bounce buffer and reach guest memory
+     * only once all verified. Before it, any failure fails the VM for good
+     * (only teardown remains, as with TDX), so pages are decrypted in place
+     * in guest memory: the pages are reserved and the guest does not run
+     * them before they are imported. */
+    direct = op != COCO_EMU_OP_LIVE_IMPORT;
+    if (!direct && !s->bounce)
         s->bounce = g_malloc((size_t)COCO_EMU_MAX_GFNS * COCO_EMU_PAGE_SIZE);
     g_mutex_unlock(&emu->lock);
 
-    /* Step 2, unlocked: decrypt and verify into the stream's bounce
-     * buffer; nothing reaches guest memory unless every page verifies. */
+    /* Step 2, unlocked: decrypt and verify, page by page so that the
+     * decryption finds the copy in cache. */
     for (failed = n, i = 0; i < n; i++) {
+        uint8_t *to = direct ? emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE
+                             : s->bounce + i * COCO_EMU_PAGE_SIZE;
         uint8_t iv[COCO_CRYPTO_IV_LEN];
 
-        /* Page by page, so the decryption finds the copy in cache. */
-        memcpy(s->bounce + i * COCO_EMU_PAGE_SIZE,
-               pages + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
+        memcpy(to, pages + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
-        if (cocoCryptoOpen(
-                key, iv, gl + i * COCO_EMU_GFN_ENTRY, COCO_EMU_GFN_ENTRY, NULL,
-                0, s->bounce + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE,
-                macs + i * COCO_EMU_MAC_ENTRY) < 0) {
+        if (cocoCryptoOpen(key, iv, gl + i * COCO_EMU_GFN_ENTRY,
+                           COCO_EMU_GFN_ENTRY, NULL, 0, to, COCO_EMU_PAGE_SIZE,
+                           macs + i * COCO_EMU_MAC_ENTRY) < 0) {
             failed = i;
             break;
         }
@@ -1737,7 +1744,8 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     if (emu->op != op || failed < n) {
         for (i = 0; i < n; i++)
             emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
-        gnutls_memset(s->bounce, 0, n * COCO_EMU_PAGE_SIZE);
+        if (!direct)
+            gnutls_memset(s->bounce, 0, n * COCO_EMU_PAGE_SIZE);
         if (emu->op != op)
             ret = cocoEmuStateFail(emu, status, "import-memory", error);
         else
@@ -1748,8 +1756,9 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         goto cleanup;
     }
     for (i = 0; i < n; i++) {
-        memcpy(emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
-               s->bounce + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
+        if (!direct)
+            memcpy(emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
+                   s->bounce + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
         emu->pstate[gfns[i]] = COCO_EMU_PAGE_IMPORTED;
         emu->pepoch[gfns[i]] = h.epoch;
     }
