@@ -1705,6 +1705,9 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     if (ret < 0) {
         for (checked = i, i = 0; i < checked && i < n; i++)
             emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
+        /* The failure may have waited for in-flight calls (key clearing)
+         * with these marks set: wake whoever waits for these pages. */
+        g_cond_broadcast(&emu->cond);
         goto cleanup;
     }
     s = &emu->streams[stream];
