@@ -667,6 +667,217 @@ testThreads(void)
     pairClear(&p);
 }
 
+typedef struct {
+    CocoFirmware *fw;
+    uint32_t stream;
+    GPtrArray *bundles;
+    int tamper; /* index of the bundle to damage; -1: none */
+    guint done; /* bundles imported */
+    int ret;
+    CocoFirmwareStatus st;
+    GError *err;
+} ImportJob;
+
+/* Import a stream's bundles in order until one fails. */
+static gpointer
+streamImportJob(gpointer data)
+{
+    ImportJob *j = data;
+    guint i;
+
+    for (i = 0; i < j->bundles->len; i++) {
+        GByteArray *b = g_ptr_array_index(j->bundles, i);
+
+        if ((int)i == j->tamper)
+            b->data[b->len - 100] ^= 0x20; /* a byte of the last page */
+        j->ret = impmem(j->fw, j->stream, b, &j->st, &j->err);
+        if (j->ret < 0)
+            break;
+        j->done++;
+    }
+    return NULL;
+}
+
+/* Two streams imported by two threads at once, one bundle damaged on
+ * stream 1: that import fails the VM for good (page MAC), the other stream
+ * either finished first or is refused afterwards, and no page of the
+ * damaged bundle reaches guest memory. */
+static void
+testThreadsTamper(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    StreamJob jobs[2];
+    ImportJob ij[2];
+    GThread *th[2];
+    GByteArray *bad;
+    guint k;
+    guint i;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.src;
+        jobs[k].stream = k;
+        jobs[k].first = k * (NPAGES / 2);
+        jobs[k].bundles =
+            g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
+        th[k] = g_thread_new("export", streamExport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++)
+        g_thread_join(th[k]);
+    for (k = 0; k < 2; k++) {
+        memset(&ij[k], 0, sizeof(ij[k]));
+        ij[k].fw = p.dst;
+        ij[k].stream = k;
+        ij[k].bundles = jobs[k].bundles;
+        ij[k].tamper = k == 1 ? (int)jobs[k].bundles->len / 2 : -1;
+        th[k] = g_thread_new("import", streamImportJob, &ij[k]);
+    }
+    for (k = 0; k < 2; k++)
+        g_thread_join(th[k]);
+
+    /* Stream 1: the damaged bundle is refused, fatally. */
+    g_assert_cmpuint(ij[1].done, ==, (guint)ij[1].tamper);
+    st = ij[1].st;
+    err = ij[1].err;
+    CHECK_FAIL(ij[1].ret, err, st, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+               COCO_EMU_ST_INVALID_PAGE_MAC);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    /* Stream 0: done before, or refused because the VM failed. */
+    st = ij[0].st;
+    err = ij[0].err;
+    if (ij[0].done < jobs[0].bundles->len)
+        CHECK_FAIL(ij[0].ret, err, st, EIO, COCO_ERROR_FW_FATAL,
+                   COCO_EMU_ST_IMPORT_FAILED);
+    else
+        CHECK_OK(ij[0].ret, err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+
+    /* Bundles of 4 pages: what was imported is exact; pages of bundles
+     * never tried are untouched (those of the damaged bundle are undefined:
+     * the VM failed for good). */
+    bad = g_ptr_array_index(jobs[1].bundles, ij[1].tamper);
+    g_assert_nonnull(bad);
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < NPAGES / 2; i++) {
+            uint64_t g = k * (NPAGES / 2) + i;
+            const uint8_t *d = p.dmem + g * COCO_EMU_PAGE_SIZE;
+
+            if (i / 4 < ij[k].done) {
+                g_assert_cmpmem(d, COCO_EMU_PAGE_SIZE,
+                                p.smem + g * COCO_EMU_PAGE_SIZE,
+                                COCO_EMU_PAGE_SIZE);
+            } else if (i / 4 > ij[k].done) {
+                g_assert_cmpuint(d[0] | d[100] | d[COCO_EMU_PAGE_SIZE - 1], ==,
+                                 0);
+            }
+        }
+        g_ptr_array_unref(jobs[k].bundles);
+    }
+    pairClear(&p);
+}
+
+typedef struct {
+    Pair *p;
+    int stop; /* atomic: 1 = make 256 more writes, then end */
+    guint writes;
+} WriterJob;
+
+/* A guest writing pages without the host ever reporting it. */
+static gpointer
+unreportedWriter(gpointer data)
+{
+    WriterJob *w = data;
+    guint extra = 0;
+    uint64_t i = 0;
+
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) || extra++ < 256) {
+        uint64_t g = (i * 7) % NPAGES;
+        volatile uint64_t *b =
+            (volatile uint64_t *)(void *)(w->p->smem + g * COCO_EMU_PAGE_SIZE);
+
+        /* Never the same value twice: every write changes its page. */
+        b[(i * 131) % (COCO_EMU_PAGE_SIZE / 8)] = 0xC0C0000000000000ULL + i;
+        i++;
+        w->writes++;
+    }
+    return NULL;
+}
+
+/* Two streams exported by two threads while the guest writes without
+ * reports: the keyed page hashes taken by the concurrent exports find
+ * every changed page, and the VM arrives intact. */
+static void
+testThreadsUnreported(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    StreamJob jobs[2];
+    GThread *th[2];
+    GThread *wt;
+    WriterJob w = {0};
+    g_autofree uint64_t *dirty = NULL;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) t2 = NULL;
+    g_autoptr(GByteArray) ts = NULL;
+    size_t ndirty = 0;
+    size_t i;
+    int k;
+
+    pairInit(&p, &defaultOpts);
+    setup(&p);
+    w.p = &p;
+    wt = g_thread_new("writer", unreportedWriter, &w);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.src;
+        jobs[k].stream = k;
+        jobs[k].first = k * (NPAGES / 2);
+        jobs[k].bundles =
+            g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
+        th[k] = g_thread_new("export", streamExport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++)
+        g_thread_join(th[k]);
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+    g_thread_join(wt);
+    g_assert_cmpuint(w.writes, >=, 256);
+    for (k = 0; k < 2; k++) {
+        jobs[k].fw = p.dst;
+        th[k] = g_thread_new("import", streamImport, &jobs[k]);
+    }
+    for (k = 0; k < 2; k++) {
+        g_thread_join(th[k]);
+        g_ptr_array_unref(jobs[k].bundles);
+    }
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+
+    /* The writes after the exports changed pages: the scan finds them. */
+    CHECK_OK(cocoEmuGetDirty(p.src, true, &dirty, &ndirty, &err), err);
+    g_assert_cmpuint(ndirty, >, 0);
+    for (i = 0; i < ndirty; i++) {
+        g_autoptr(GByteArray) b = NULL;
+        int ret;
+
+        b = expmem(p.src, i % 2, &dirty[i], 1, NULL, &st, &err, &ret);
+        CHECK_OK(ret, err);
+        impOk(p.dst, i % 2, b);
+    }
+    t2 = token(p.src, 0);
+    tokenOk(p.dst, t2, 0);
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    ts = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, ts, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    pairClear(&p);
+}
+
 /* A migrated VM migrates on: the destination becomes a source. */
 static void
 testOnward(void)
@@ -1570,6 +1781,8 @@ main(int argc, char **argv)
     g_test_add_func("/emu/fd-memory", testFdMemory);
     g_test_add_func("/emu/post-copy", testPostCopy);
     g_test_add_func("/emu/threads", testThreads);
+    g_test_add_func("/emu/threads-tamper", testThreadsTamper);
+    g_test_add_func("/emu/threads-unreported", testThreadsUnreported);
     g_test_add_func("/emu/onward", testOnward);
     g_test_add_func("/emu/state-rules", testStateRules);
     g_test_add_func("/emu/page-rules", testPageRules);

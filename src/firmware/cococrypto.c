@@ -108,6 +108,29 @@ cocoCryptoSeal(CocoCryptoKey *k, const uint8_t *iv, const void *aad1,
 }
 
 int
+cocoCryptoSealTo(CocoCryptoKey *k, const uint8_t *iv, const void *aad,
+                 size_t aadlen, void *in, size_t len, void *out, size_t outcap,
+                 uint8_t *tag)
+{
+    size_t ctlen = outcap;
+
+    if (outcap < len + COCO_CRYPTO_TAG_LEN) {
+        if (cocoCryptoSeal(k, iv, aad, aadlen, NULL, 0, in, len, tag) < 0)
+            return -1;
+        memcpy(out, in, len);
+        return 0;
+    }
+    if (!k->set ||
+        gnutls_aead_cipher_encrypt(k->hd, iv, COCO_CRYPTO_IV_LEN, aad, aadlen,
+                                   COCO_CRYPTO_TAG_LEN, in, len, out,
+                                   &ctlen) < 0 ||
+        ctlen != len + COCO_CRYPTO_TAG_LEN)
+        return -1;
+    memcpy(tag, (uint8_t *)out + len, COCO_CRYPTO_TAG_LEN);
+    return 0;
+}
+
+int
 cocoCryptoOpen(CocoCryptoKey *k, const uint8_t *iv, const void *aad1,
                size_t aad1len, const void *aad2, size_t aad2len, void *data,
                size_t len, const uint8_t *tag)

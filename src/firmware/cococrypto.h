@@ -42,6 +42,14 @@ void cocoCryptoKeyClear(CocoCryptoKey *k);
 int cocoCryptoSeal(CocoCryptoKey *k, const uint8_t *iv, const void *aad1,
                    size_t aad1len, const void *aad2, size_t aad2len, void *data,
                    size_t len, uint8_t *tag);
+/* Encrypt @len bytes of @in into @out (never in place), the tag to @tag.
+ * With @outcap >= @len + COCO_CRYPTO_TAG_LEN the cipher writes straight
+ * into @out and the COCO_CRYPTO_TAG_LEN bytes after it are clobbered (the
+ * caller fills them later); otherwise @in is encrypted in place and
+ * copied. */
+int cocoCryptoSealTo(CocoCryptoKey *k, const uint8_t *iv, const void *aad,
+                     size_t aadlen, void *in, size_t len, void *out,
+                     size_t outcap, uint8_t *tag);
 /* Decrypt in place; -1 when the tag does not match (then @data is garbage). */
 int cocoCryptoOpen(CocoCryptoKey *k, const uint8_t *iv, const void *aad1,
                    size_t aad1len, const void *aad2, size_t aad2len, void *data,

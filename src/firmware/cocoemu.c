@@ -14,6 +14,7 @@
 #include "firmware/cococrypto.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
+#include "util/cocopagehash.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -71,8 +72,22 @@ typedef struct {
     uint8_t agent_hash[COCO_AGENT_HASH_LEN];
 } CocoEmuHello;
 
+/* Per forward stream: what one in-flight memory call uses outside the
+ * VM lock. */
+typedef struct {
+    bool busy; /* a memory call on this stream is in flight */
+    CocoCryptoKey enc; /* own handles on the session keys */
+    CocoCryptoKey dec;
+    uint8_t *page; /* export: the private page snapshot */
+    uint64_t *hashes; /* export: the snapshots' hashes */
+    uint8_t *bounce; /* import: COCO_EMU_MAX_GFNS decrypted pages */
+} CocoEmuStream;
+
 typedef struct {
     GMutex lock;
+    GCond cond; /* inflight, quiescing, stream busy or page MARK changed */
+    unsigned int inflight; /* memory calls between steps 1 and 3 */
+    unsigned int quiescing; /* calls waiting for inflight == 0 */
     CocoEmuPlatform *pf;
 
     /* policy, copied from the CocoMigrationDef */
@@ -96,7 +111,10 @@ typedef struct {
     uint64_t npages;
     uint8_t *pstate;
     uint32_t *pepoch;
-    uint8_t (*phash)[COCO_CRYPTO_SHA256_LEN];
+    /* cocoPageHash() of each page's exported copy under hash_key, a random
+     * key drawn at SETUP (see docs/firmware-emulated.rst) */
+    uint64_t *phash;
+    uint64_t hash_key;
     uint64_t dirty_count;
 
     /* private state */
@@ -128,7 +146,7 @@ typedef struct {
     uint32_t *counter;
     uint64_t *iv; /* per forward stream, never reset */
     uint64_t iv_backward;
-    uint8_t *scratch; /* COCO_EMU_MAX_GFNS pages */
+    CocoEmuStream *streams; /* nstreams */
 } CocoEmu;
 
 static const CocoFirmwareDriver cocoEmuDriver;
@@ -138,6 +156,36 @@ cocoEmuGet(CocoFirmware *fw)
 {
     g_assert(fw->driver == &cocoEmuDriver);
     return fw->priv;
+}
+
+/* ---- in-flight memory calls ----------------------------------------- */
+
+/* Lock held: wait until no memory call is between its reservation and its
+ * commit; memory calls do not start meanwhile. */
+static void
+cocoEmuQuiesce(CocoEmu *emu)
+{
+    emu->quiescing++;
+    while (emu->inflight)
+        g_cond_wait(&emu->cond, &emu->lock);
+    emu->quiescing--;
+    g_cond_broadcast(&emu->cond);
+}
+
+/* Lock held: drop the working keys and every stream's handles on them,
+ * once no call uses them outside the lock. */
+static void
+cocoEmuKeysClear(CocoEmu *emu)
+{
+    unsigned int i;
+
+    cocoEmuQuiesce(emu);
+    cocoCryptoKeyClear(&emu->enc);
+    cocoCryptoKeyClear(&emu->dec);
+    for (i = 0; i < emu->nstreams; i++) {
+        cocoCryptoKeyClear(&emu->streams[i].enc);
+        cocoCryptoKeyClear(&emu->streams[i].dec);
+    }
 }
 
 /* ---- errors ---------------------------------------------------------- */
@@ -167,8 +215,7 @@ cocoEmuFailV(CocoEmu *emu, CocoFirmwareStatus *status, CocoEmuFailMode mode,
     if (mode == COCO_EMU_FAIL_IMPORT && emu->op == COCO_EMU_OP_LIVE_IMPORT) {
         /* After commit an import error only ends the session. */
         emu->op = COCO_EMU_OP_RUNNABLE;
-        cocoCryptoKeyClear(&emu->enc);
-        cocoCryptoKeyClear(&emu->dec);
+        cocoEmuKeysClear(emu);
         cocoErrorSet(error, code,
                      _("the import session ended, the VM keeps running: %1$s"),
                      msg);
@@ -791,7 +838,6 @@ static int
 cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
                       const char *what, GError **error)
 {
-    uint8_t h[COCO_CRYPTO_SHA256_LEN];
     uint64_t changed = 0;
     uint64_t first = 0;
     uint64_t gfn;
@@ -799,12 +845,8 @@ cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
     for (gfn = 0; gfn < emu->npages; gfn++) {
         if (emu->pstate[gfn] != COCO_EMU_PAGE_EXPORTED)
             continue;
-        if (cocoCryptoSha256(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
-                             COCO_EMU_PAGE_SIZE, h) < 0)
-            return cocoEmuFail(
-                emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
-                _("cannot hash guest page '%1$llu'"), (unsigned long long)gfn);
-        if (memcmp(h, emu->phash[gfn], sizeof(h)) == 0)
+        if (cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE, emu->hash_key) ==
+            emu->phash[gfn])
             continue;
         if (changed++ == 0)
             first = gfn;
@@ -831,6 +873,9 @@ cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error)
         return cocoErrorSet(error, COCO_ERROR_FW_STATE,
                             _("'%1$s' is not allowed in firmware state '%2$s'"),
                             "unblockw", cocoEmuOpStateTypeToString(emu->op));
+    /* A write to a page being exported lands after that export. */
+    while (gfn < emu->npages && emu->pstate[gfn] & COCO_EMU_PAGE_MARK)
+        g_cond_wait(&emu->cond, &emu->lock);
     if (gfn >= emu->npages)
         return cocoErrorSet(
             error, COCO_ERROR_FW_INVALID,
@@ -851,9 +896,9 @@ cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
     G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
         g_mutex_locker_new(&emu->lock);
     g_autoptr(GArray) out = g_array_new(false, false, sizeof(uint64_t));
-    uint8_t h[COCO_CRYPTO_SHA256_LEN];
     uint64_t gfn;
 
+    cocoEmuQuiesce(emu);
     *gfns = NULL;
     *ngfns = 0;
     if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
@@ -863,12 +908,8 @@ cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
                             "dirty log", cocoEmuOpStateTypeToString(emu->op));
     for (gfn = 0; gfn < emu->npages; gfn++) {
         if (scan && emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED) {
-            if (cocoCryptoSha256(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
-                                 COCO_EMU_PAGE_SIZE, h) < 0)
-                return cocoErrorSet(error, COCO_ERROR_INTERNAL,
-                                    _("cannot hash guest page '%1$llu'"),
-                                    (unsigned long long)gfn);
-            if (memcmp(h, emu->phash[gfn], sizeof(h)) != 0) {
+            if (cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
+                             emu->hash_key) != emu->phash[gfn]) {
                 emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
                 emu->dirty_count++;
             }
@@ -907,7 +948,7 @@ cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
     emu->npages = size / COCO_EMU_PAGE_SIZE;
     emu->pstate = g_new0(uint8_t, emu->npages);
     emu->pepoch = g_new0(uint32_t, emu->npages);
-    emu->phash = g_malloc0_n(emu->npages, COCO_CRYPTO_SHA256_LEN);
+    emu->phash = g_new0(uint64_t, emu->npages);
     emu->dirty_count = 0;
     return 0;
 }
@@ -919,6 +960,7 @@ cocoEmuAttachMemory(CocoFirmware *fw, void *mem, size_t size, GError **error)
     G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
         g_mutex_locker_new(&emu->lock);
 
+    cocoEmuQuiesce(emu);
     if (!mem)
         return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
                             _("guest memory region is NULL"));
@@ -933,6 +975,8 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
     G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
         g_mutex_locker_new(&emu->lock);
     void *mem;
+
+    cocoEmuQuiesce(emu);
 
     if (size == 0 || size % COCO_EMU_PAGE_SIZE != 0 ||
         offset % COCO_EMU_PAGE_SIZE != 0 || offset > (uint64_t)G_MAXINT64)
@@ -1024,6 +1068,7 @@ cocoEmuSetVcpuState(CocoFirmware *fw, unsigned int vcpu, const void *data,
     G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
         g_mutex_locker_new(&emu->lock);
 
+    cocoEmuQuiesce(emu);
     if (vcpu >= emu->nvcpus)
         return cocoErrorSet(error, COCO_ERROR_FW_INVALID,
                             _("vCPU '%1$u' does not exist"), vcpu);
@@ -1087,8 +1132,7 @@ cocoEmuLatchKeys(CocoEmu *emu)
 {
     /* Latch the working keys; the agent must run a new exchange for the
      * next session. */
-    cocoCryptoKeyClear(&emu->enc);
-    cocoCryptoKeyClear(&emu->dec);
+    cocoEmuKeysClear(emu);
     emu->enc = emu->mig_enc;
     emu->dec = emu->mig_dec;
     memset(&emu->mig_enc, 0, sizeof(emu->mig_enc));
@@ -1100,8 +1144,7 @@ static void
 cocoEmuSessionEnd(CocoEmu *emu, CocoEmuOpState op)
 {
     emu->op = op;
-    cocoCryptoKeyClear(&emu->enc);
-    cocoCryptoKeyClear(&emu->dec);
+    cocoEmuKeysClear(emu);
 }
 
 /* The immutable state (SETUP payload, COCO_EMU_IMMUTABLE_LEN bytes):
@@ -1146,6 +1189,11 @@ cocoEmuSetupExport(CocoEmu *emu, uint8_t *buf, size_t *buflen,
         return cocoEmuShortBuffer(emu, status, "setup", cap,
                                   COCO_EMU_SETUP_BUNDLE_SIZE, error);
 
+    /* A fresh page hash key per session: the host cannot precompute page
+     * contents that collide with an exported page's hash. */
+    if (cocoCryptoRandom(&emu->hash_key, sizeof(emu->hash_key), NULL) < 0)
+        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                           error, _("cannot draw the page hash key"));
     cocoEmuLatchKeys(emu);
     cocoEmuSessionReset(emu);
     cocoEmuPagesReset(emu);
@@ -1249,46 +1297,121 @@ cocoEmuSetupImport(CocoEmu *emu, const uint8_t *buf, size_t buflen,
 
 /* ---- memory ----------------------------------------------------------- */
 
+/*
+ * EXPORT_MEMORY and IMPORT_MEMORY run in three steps so that streams
+ * driven from several threads do their bulk cryptography in parallel:
+ *   1. under the VM lock: every state, page and ordering check of the
+ *      call, exactly as a serialised call would make them; then reserve
+ *      the stream (one call per stream at a time) and the pages (MARK
+ *      stays set on them until the commit), and count the call in flight;
+ *   2. without the lock: snapshot+hash+encrypt (export) or decrypt+verify
+ *      into the stream's bounce buffer (import), with the stream's own
+ *      GCM handles (a GnuTLS handle is not shared between threads);
+ *   3. under the lock: commit page states, counters and (import) the
+ *      pages, or report the failure with today's semantics.
+ * A call that finds one of its pages or its stream reserved waits and
+ * checks again, so it sees what it would have seen after the other call.
+ * Every other call that changes or inspects session state (tokens,
+ * blackout, vCPUs, SETUP, abort, the dirty log, key changes) first waits
+ * until nothing is in flight (cocoEmuQuiesce), and memory calls do not
+ * start while such a call waits. The VM's operation state cannot change
+ * under an in-flight call except by another import failing for good,
+ * which the commit detects.
+ */
+
+/* Lock held. */
+static bool
+cocoEmuPagesBusy(CocoEmu *emu, const uint64_t *gfns, uint64_t n)
+{
+    uint64_t i;
+
+    for (i = 0; i < n; i++) {
+        if (gfns[i] < emu->npages && emu->pstate[gfns[i]] & COCO_EMU_PAGE_MARK)
+            return true;
+    }
+    return false;
+}
+
+/* Lock held: the stream's own GCM handles, cloned from the session keys. */
+static int
+cocoEmuStreamKey(CocoEmu *emu, uint32_t stream, bool enc, CocoCryptoKey **key)
+{
+    CocoEmuStream *s = &emu->streams[stream];
+    CocoCryptoKey *src = enc ? &emu->enc : &emu->dec;
+    CocoCryptoKey *dst = enc ? &s->enc : &s->dec;
+
+    if (!dst->set && (!src->set || cocoCryptoKeySet(dst, src->key, NULL) < 0))
+        return -1;
+    *key = dst;
+    return 0;
+}
+
+/* Lock held: end a reservation taken in step 1. */
+static void
+cocoEmuStreamRelease(CocoEmu *emu, uint32_t stream)
+{
+    emu->streams[stream].busy = false;
+    emu->inflight--;
+    g_cond_broadcast(&emu->cond);
+}
+
 static int
 cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
                     uint32_t ngfns, uint8_t *gfn_status, void *vbuf,
                     size_t *buflen, CocoFirmwareStatus *status, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
-        g_mutex_locker_new(&emu->lock);
     uint8_t *buf = vbuf;
     size_t cap = buf && buflen ? *buflen : 0;
     size_t needed = cocoEmuMemoryBundleSize(ngfns);
-    bool post = emu->op == COCO_EMU_OP_POST_EXPORT;
+    bool post;
     CocoEmuBundleHeader h = {0};
+    CocoEmuStream *s;
+    CocoCryptoKey *key = NULL;
     uint8_t *gl;
     uint8_t *macs;
     uint8_t *pages;
-    uint8_t *hashes;
     uint32_t i;
     uint32_t bad = 0;
+    uint32_t failed = ngfns;
+    bool hdrfail = false;
     int err = 0;
+    int ret = 0;
     CocoEmuStatusClass cls = COCO_EMU_ST_SUCCESS;
     uint64_t badgfn = 0;
 
+    g_mutex_lock(&emu->lock);
     if (buflen)
         *buflen = 0;
+    while (emu->quiescing ||
+           (stream < emu->nstreams && emu->streams[stream].busy) ||
+           (gfns && ngfns <= COCO_EMU_MAX_GFNS && emu->pstate &&
+            cocoEmuPagesBusy(emu, gfns, ngfns)))
+        g_cond_wait(&emu->cond, &emu->lock);
+    post = emu->op == COCO_EMU_OP_POST_EXPORT;
     if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
-                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT))
-        return cocoEmuStateFail(emu, status, "export-memory", error);
-    if (stream >= emu->nstreams)
-        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
-                           error,
-                           _("stream '%1$u' is not a forward stream (0..%2$u)"),
-                           stream, emu->nstreams - 1);
-    if (ngfns == 0 || ngfns > COCO_EMU_MAX_GFNS || !gfns)
-        return cocoEmuFail(
+                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT)) {
+        ret = cocoEmuStateFail(emu, status, "export-memory", error);
+        goto unlock;
+    }
+    if (stream >= emu->nstreams) {
+        ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                          error,
+                          _("stream '%1$u' is not a forward stream (0..%2$u)"),
+                          stream, emu->nstreams - 1);
+        goto unlock;
+    }
+    if (ngfns == 0 || ngfns > COCO_EMU_MAX_GFNS || !gfns) {
+        ret = cocoEmuFail(
             emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
             _("a memory bundle carries 1..512 pages, not %1$u"), ngfns);
-    if (cap < needed)
-        return cocoEmuShortBuffer(emu, status, "export-memory", cap, needed,
-                                  error);
+        goto unlock;
+    }
+    if (cap < needed) {
+        ret = cocoEmuShortBuffer(emu, status, "export-memory", cap, needed,
+                                 error);
+        goto unlock;
+    }
 
     /* Check every page first: the call either exports all or none. */
     for (i = 0; i < ngfns; i++) {
@@ -1329,36 +1452,39 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
         if (gfn_status)
             gfn_status[i] = st;
     }
-    for (i = 0; i < ngfns; i++) {
-        if (gfns[i] < emu->npages)
-            emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
-    }
     if (bad) {
-        if (gfn_status) {
-            for (i = 0; i < ngfns; i++) {
-                if (gfn_status[i] == COCO_EMU_GFN_OK)
-                    gfn_status[i] = COCO_EMU_GFN_SKIPPED;
-            }
+        for (i = 0; i < ngfns; i++) {
+            if (gfn_status && gfn_status[i] == COCO_EMU_GFN_OK)
+                gfn_status[i] = COCO_EMU_GFN_SKIPPED;
+            if (gfns[i] < emu->npages)
+                emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
         }
         if (cls == COCO_EMU_ST_PAGE_STATE_INCORRECT)
-            return cocoEmuFail(
+            ret = cocoEmuFail(
                 emu, status, err, cls, error,
                 _("page '%1$llu' cannot be exported again: it is exported and not dirty (%2$u of %3$u pages refused)"),
                 (unsigned long long)badgfn, bad, ngfns);
-        if (cls == COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH)
-            return cocoEmuFail(
+        else if (cls == COCO_EMU_ST_MIGRATED_IN_CURRENT_EPOCH)
+            ret = cocoEmuFail(
                 emu, status, err, cls, error,
                 _("page '%1$llu' was already exported in epoch %2$u; a newer copy needs a later epoch (%3$u of %4$u pages refused)"),
                 (unsigned long long)badgfn, emu->epoch, bad, ngfns);
-        return cocoEmuFail(
-            emu, status, err, cls, error,
-            _("gfn '%1$llu' is outside guest memory or listed twice (%2$u of %3$u pages refused)"),
-            (unsigned long long)badgfn, bad, ngfns);
+        else
+            ret = cocoEmuFail(
+                emu, status, err, cls, error,
+                _("gfn '%1$llu' is outside guest memory or listed twice (%2$u of %3$u pages refused)"),
+                (unsigned long long)badgfn, bad, ngfns);
+        goto unlock;
+    }
+    if (cocoEmuStreamKey(emu, stream, true, &key) < 0) {
+        for (i = 0; i < ngfns; i++)
+            emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
+        ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                          error, _("cannot set up the cipher of stream '%1$u'"),
+                          stream);
+        goto unlock;
     }
 
-    gl = buf + COCO_EMU_HEADER_SIZE;
-    macs = gl + (size_t)ngfns * COCO_EMU_GFN_ENTRY;
-    pages = macs + (size_t)ngfns * COCO_EMU_MAC_ENTRY;
     h.size = needed;
     h.version = COCO_EMU_BUNDLE_VERSION;
     h.stream = stream;
@@ -1367,43 +1493,67 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     h.epoch = emu->epoch;
     h.iv_counter = emu->iv[stream];
     h.specific = ngfns;
-    /* scratch: one private page copy, then the new hashes. */
-    hashes = emu->scratch + COCO_EMU_PAGE_SIZE;
+    s = &emu->streams[stream];
+    s->busy = true;
+    emu->inflight++;
+    g_mutex_unlock(&emu->lock);
+
+    /* Step 2, unlocked: the pages are ours (MARK) and so is the stream. */
+    gl = buf + COCO_EMU_HEADER_SIZE;
+    macs = gl + (size_t)ngfns * COCO_EMU_GFN_ENTRY;
+    pages = macs + (size_t)ngfns * COCO_EMU_MAC_ENTRY;
     for (i = 0; i < ngfns; i++) {
         uint64_t le = GUINT64_TO_LE(gfns[i]);
-        uint8_t *copy = emu->scratch;
         uint8_t iv[COCO_CRYPTO_IV_LEN];
 
         memcpy(gl + (size_t)i * COCO_EMU_GFN_ENTRY, &le, sizeof(le));
-        /* One private snapshot of the page, hashed and encrypted alike; the
-         * host's buffer only ever sees ciphertext. */
-        memcpy(copy, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
+        /* One private snapshot of the page (the guest may write it
+         * meanwhile), hashed and encrypted alike; the host's buffer only
+         * ever sees ciphertext. */
+        memcpy(s->page, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
                COCO_EMU_PAGE_SIZE);
+        s->hashes[i] = cocoPageHash(s->page, emu->hash_key);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
-        if (cocoCryptoSha256(copy, COCO_EMU_PAGE_SIZE,
-                             hashes + (size_t)i * COCO_CRYPTO_SHA256_LEN) < 0 ||
-            cocoCryptoSeal(&emu->enc, iv, &le, sizeof(le), NULL, 0, copy,
-                           COCO_EMU_PAGE_SIZE,
-                           macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0)
-            return cocoEmuFail(
-                emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
-                _("cannot seal page '%1$llu'"), (unsigned long long)gfns[i]);
-        memcpy(pages + (size_t)i * COCO_EMU_PAGE_SIZE, copy,
-               COCO_EMU_PAGE_SIZE);
+        /* Straight into the bundle; the tag lands at the start of the next
+         * page's slot before that page overwrites it (the last page goes
+         * through the snapshot). */
+        if (cocoCryptoSealTo(key, iv, &le, sizeof(le), s->page,
+                             COCO_EMU_PAGE_SIZE,
+                             pages + (size_t)i * COCO_EMU_PAGE_SIZE,
+                             (size_t)(ngfns - i) * COCO_EMU_PAGE_SIZE,
+                             macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0) {
+            failed = i;
+            break;
+        }
     }
-    gnutls_memset(emu->scratch, 0, COCO_EMU_PAGE_SIZE);
-    if (cocoEmuHeaderSeal(&emu->enc, &h, stream, gl,
+    gnutls_memset(s->page, 0, COCO_EMU_PAGE_SIZE);
+    if (failed == ngfns &&
+        cocoEmuHeaderSeal(key, &h, stream, gl,
                           (size_t)ngfns * COCO_EMU_GFN_ENTRY, buf) < 0)
-        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
-                           error, _("cannot seal the bundle header"));
+        hdrfail = true;
 
+    /* Step 3: commit. */
+    g_mutex_lock(&emu->lock);
+    cocoEmuStreamRelease(emu, stream);
+    if (failed < ngfns || hdrfail) {
+        for (i = 0; i < ngfns; i++)
+            emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
+        if (hdrfail)
+            ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                              error, _("cannot seal the bundle header"));
+        else
+            ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                              error, _("cannot seal page '%1$llu'"),
+                              (unsigned long long)gfns[failed]);
+        goto unlock;
+    }
     for (i = 0; i < ngfns; i++) {
         uint64_t g = gfns[i];
 
-        if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED_DIRTY)
+        if ((emu->pstate[g] & ~COCO_EMU_PAGE_MARK) ==
+            COCO_EMU_PAGE_EXPORTED_DIRTY)
             emu->dirty_count--;
-        memcpy(emu->phash[g], hashes + (size_t)i * COCO_CRYPTO_SHA256_LEN,
-               COCO_CRYPTO_SHA256_LEN);
+        emu->phash[g] = s->hashes[i];
         emu->pstate[g] = COCO_EMU_PAGE_EXPORTED;
         emu->pepoch[g] = emu->epoch;
     }
@@ -1412,7 +1562,10 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
         emu->counter[stream]++;
     emu->total++;
     *buflen = needed;
-    return 0;
+
+unlock:
+    g_mutex_unlock(&emu->lock);
+    return ret;
 }
 
 static int
@@ -1420,60 +1573,100 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
                     size_t buflen, CocoFirmwareStatus *status, GError **error)
 {
     CocoEmu *emu = cocoEmuGet(fw);
-    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
-        g_mutex_locker_new(&emu->lock);
     const uint8_t *buf = vbuf;
-    bool inorder = cocoEmuIn(emu->op, 2, COCO_EMU_OP_MEMORY_IMPORT,
-                             COCO_EMU_OP_STATE_IMPORT);
+    bool inorder;
+    bool direct;
+    CocoEmuOpState op;
     CocoEmuBundleHeader h;
-    const uint8_t *gl;
+    CocoEmuStream *s;
+    CocoCryptoKey *key = NULL;
+    const uint8_t *gl = NULL;
     const uint8_t *macs;
     const uint8_t *pages;
-    uint64_t n;
+    uint64_t n = 0;
     uint64_t i;
     uint64_t checked;
+    uint64_t failed;
     uint64_t *gfns = NULL;
     int ret = 0;
 
+    g_mutex_lock(&emu->lock);
+    for (;;) {
+        while (emu->quiescing ||
+               (stream < emu->nstreams && emu->streams[stream].busy))
+            g_cond_wait(&emu->cond, &emu->lock);
+        /* Wait for another stream's in-flight import of one of our pages;
+         * the header decides which pages those are. */
+        if (!buf || buflen < COCO_EMU_HEADER_SIZE || !emu->pstate)
+            break;
+        cocoEmuHeaderUnpack(buf, &h);
+        n = h.specific;
+        if (n == 0 || n > COCO_EMU_MAX_GFNS ||
+            buflen != cocoEmuMemoryBundleSize(n))
+            break;
+        gfns = g_renew(uint64_t, gfns, n);
+        for (i = 0; i < n; i++) {
+            uint64_t g;
+
+            memcpy(&g, buf + COCO_EMU_HEADER_SIZE + i * COCO_EMU_GFN_ENTRY, 8);
+            gfns[i] = GUINT64_FROM_LE(g);
+        }
+        if (!cocoEmuPagesBusy(emu, gfns, n))
+            break;
+        g_cond_wait(&emu->cond, &emu->lock);
+    }
+    inorder = cocoEmuIn(emu->op, 2, COCO_EMU_OP_MEMORY_IMPORT,
+                        COCO_EMU_OP_STATE_IMPORT);
+    op = emu->op;
+
     if (!inorder && !cocoEmuIn(emu->op, 2, COCO_EMU_OP_POST_IMPORT,
-                               COCO_EMU_OP_LIVE_IMPORT))
-        return cocoEmuStateFail(emu, status, "import-memory", error);
-    if (stream >= emu->nstreams)
-        return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
-                           error,
-                           _("stream '%1$u' is not a forward stream (0..%2$u)"),
-                           stream, emu->nstreams - 1);
-    if (!buf || buflen < COCO_EMU_HEADER_SIZE)
-        return cocoEmuImportFail(
+                               COCO_EMU_OP_LIVE_IMPORT)) {
+        ret = cocoEmuStateFail(emu, status, "import-memory", error);
+        goto cleanup;
+    }
+    if (stream >= emu->nstreams) {
+        ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                          error,
+                          _("stream '%1$u' is not a forward stream (0..%2$u)"),
+                          stream, emu->nstreams - 1);
+        goto cleanup;
+    }
+    if (!buf || buflen < COCO_EMU_HEADER_SIZE) {
+        ret = cocoEmuImportFail(
             emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
             _("bundle of %1$zu bytes is shorter than its header"), buflen);
+        goto cleanup;
+    }
     cocoEmuHeaderUnpack(buf, &h);
     n = h.specific;
     if (h.stream != stream || n == 0 || n > COCO_EMU_MAX_GFNS ||
-        buflen != cocoEmuMemoryBundleSize(n))
-        return cocoEmuImportFail(
+        buflen != cocoEmuMemoryBundleSize(n)) {
+        ret = cocoEmuImportFail(
             emu, status, -EBADMSG, COCO_EMU_ST_INVALID_MBMD, error,
             _("malformed memory bundle: stream %1$u (received on %2$u), %3$llu pages, %4$zu bytes"),
             h.stream, stream, (unsigned long long)n, buflen);
+        goto cleanup;
+    }
     gl = buf + COCO_EMU_HEADER_SIZE;
     macs = gl + n * COCO_EMU_GFN_ENTRY;
     pages = macs + n * COCO_EMU_MAC_ENTRY;
     if ((ret = cocoEmuCheckHeader(emu, status, &emu->dec, stream, &h, buflen,
                                   COCO_EMU_BUNDLE_MEMORY, gl,
                                   n * COCO_EMU_GFN_ENTRY, true, error)) < 0)
-        return ret;
+        goto cleanup;
     if (inorder) {
         if ((ret = cocoEmuCheckSequence(emu, status, &h, error)) < 0)
-            return ret;
+            goto cleanup;
     } else if (h.epoch != COCO_EMU_EPOCH_OUT_OF_ORDER) {
-        return cocoEmuImportFail(
+        ret = cocoEmuImportFail(
             emu, status, -EPROTO, COCO_EMU_ST_EPOCH_MISMATCH, error,
             _("bundle of epoch %1$u arrived after the start token (reordered across an epoch token)"),
             h.epoch);
+        goto cleanup;
     }
 
     /* Page rules, then every page MAC, before anything is written. */
-    gfns = g_new0(uint64_t, n);
+    gfns = g_renew(uint64_t, gfns, n);
     for (i = 0; i < n; i++) {
         uint64_t g;
 
@@ -1505,31 +1698,70 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         }
         emu->pstate[g] |= COCO_EMU_PAGE_MARK;
     }
-    for (checked = i, i = 0; i < checked; i++)
-        emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
-    if (ret < 0)
+    if (ret == 0 && cocoEmuStreamKey(emu, stream, false, &key) < 0)
+        ret = cocoEmuImportFail(
+            emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
+            _("cannot set up the cipher of stream '%1$u'"), stream);
+    if (ret < 0) {
+        for (checked = i, i = 0; i < checked && i < n; i++)
+            emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
+        /* The failure may have waited for in-flight calls (key clearing)
+         * with these marks set: wake whoever waits for these pages. */
+        g_cond_broadcast(&emu->cond);
         goto cleanup;
+    }
+    s = &emu->streams[stream];
+    s->busy = true;
+    emu->inflight++;
+    /* Before the commit (live-import) a failed import leaves the VM
+     * running, so pages go through a bounce buffer and reach guest memory
+     * only once all verified. Before it, any failure fails the VM for good
+     * (only teardown remains, as with TDX), so pages are decrypted in place
+     * in guest memory: the pages are reserved and the guest does not run
+     * them before they are imported. */
+    direct = op != COCO_EMU_OP_LIVE_IMPORT;
+    if (!direct && !s->bounce)
+        s->bounce = g_malloc((size_t)COCO_EMU_MAX_GFNS * COCO_EMU_PAGE_SIZE);
+    g_mutex_unlock(&emu->lock);
 
-    memcpy(emu->scratch, pages, n * COCO_EMU_PAGE_SIZE);
-    for (i = 0; i < n; i++) {
+    /* Step 2, unlocked: decrypt and verify, page by page so that the
+     * decryption finds the copy in cache. */
+    for (failed = n, i = 0; i < n; i++) {
+        uint8_t *to = direct ? emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE
+                             : s->bounce + i * COCO_EMU_PAGE_SIZE;
         uint8_t iv[COCO_CRYPTO_IV_LEN];
 
+        memcpy(to, pages + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
-        if (cocoCryptoOpen(
-                &emu->dec, iv, gl + i * COCO_EMU_GFN_ENTRY, COCO_EMU_GFN_ENTRY,
-                NULL, 0, emu->scratch + i * COCO_EMU_PAGE_SIZE,
-                COCO_EMU_PAGE_SIZE, macs + i * COCO_EMU_MAC_ENTRY) < 0) {
-            ret = cocoEmuImportFail(
-                emu, status, -EBADMSG, COCO_EMU_ST_INVALID_PAGE_MAC, error,
-                _("page '%1$llu' does not verify (tampered)"),
-                (unsigned long long)gfns[i]);
-            goto cleanup;
+        if (cocoCryptoOpen(key, iv, gl + i * COCO_EMU_GFN_ENTRY,
+                           COCO_EMU_GFN_ENTRY, NULL, 0, to, COCO_EMU_PAGE_SIZE,
+                           macs + i * COCO_EMU_MAC_ENTRY) < 0) {
+            failed = i;
+            break;
         }
     }
 
+    /* Step 3: commit, unless another import failed the VM meanwhile. */
+    g_mutex_lock(&emu->lock);
+    cocoEmuStreamRelease(emu, stream);
+    if (emu->op != op || failed < n) {
+        for (i = 0; i < n; i++)
+            emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
+        if (!direct)
+            gnutls_memset(s->bounce, 0, n * COCO_EMU_PAGE_SIZE);
+        if (emu->op != op)
+            ret = cocoEmuStateFail(emu, status, "import-memory", error);
+        else
+            ret = cocoEmuImportFail(
+                emu, status, -EBADMSG, COCO_EMU_ST_INVALID_PAGE_MAC, error,
+                _("page '%1$llu' does not verify (tampered)"),
+                (unsigned long long)gfns[failed]);
+        goto cleanup;
+    }
     for (i = 0; i < n; i++) {
-        memcpy(emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
-               emu->scratch + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
+        if (!direct)
+            memcpy(emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
+                   s->bounce + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
         emu->pstate[gfns[i]] = COCO_EMU_PAGE_IMPORTED;
         emu->pepoch[gfns[i]] = h.epoch;
     }
@@ -1539,6 +1771,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     }
 
 cleanup:
+    g_mutex_unlock(&emu->lock);
     g_free(gfns);
     return ret;
 }
@@ -1678,6 +1911,8 @@ cocoEmuExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *vbuf,
     uint32_t le;
     bool sealed;
 
+    cocoEmuQuiesce(emu);
+
     if (buflen)
         *buflen = 0;
     if (emu->op != COCO_EMU_OP_PAUSED_EXPORT)
@@ -1752,6 +1987,8 @@ cocoEmuImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *vbuf,
     uint32_t tdlen;
     uint32_t vlen;
     int ret;
+
+    cocoEmuQuiesce(emu);
 
     if (!cocoEmuIn(emu->op, 2, COCO_EMU_OP_MEMORY_IMPORT,
                    COCO_EMU_OP_STATE_IMPORT))
@@ -1968,6 +2205,8 @@ cocoEmuMigrateCmd(CocoFirmware *fw, CocoMigrateCmd cmd, uint32_t flags,
     size_t zero = 0;
     size_t inlen;
 
+    cocoEmuQuiesce(emu);
+
     if (!buflen)
         buflen = &zero;
     inlen = buf ? *buflen : 0;
@@ -2051,7 +2290,14 @@ cocoEmuFree(CocoFirmware *fw)
     g_free(emu->vcpu_in);
     g_free(emu->counter);
     g_free(emu->iv);
-    g_free(emu->scratch);
+    for (i = 0; i < emu->nstreams; i++) {
+        cocoCryptoKeyClear(&emu->streams[i].enc);
+        cocoCryptoKeyClear(&emu->streams[i].dec);
+        g_free(emu->streams[i].page);
+        g_free(emu->streams[i].hashes);
+        g_free(emu->streams[i].bounce);
+    }
+    g_free(emu->streams);
     g_free(emu->allowed);
     g_free(emu->min_tcbs);
     cocoCryptoKeyClear(&emu->mig_enc);
@@ -2060,6 +2306,7 @@ cocoEmuFree(CocoFirmware *fw)
     cocoCryptoKeyClear(&emu->dec);
     cocoEmuHandshakeReset(emu);
     cocoEmuPlatformUnref(emu->pf);
+    g_cond_clear(&emu->cond);
     g_mutex_clear(&emu->lock);
     g_free(emu);
     fw->priv = NULL;
@@ -2112,6 +2359,7 @@ cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
     fw->role = role;
     fw->priv = emu = g_new0(CocoEmu, 1);
     g_mutex_init(&emu->lock);
+    g_cond_init(&emu->cond);
     emu->pf = cocoEmuPlatformRef(pf);
 
     emu->has_agent = def->has_agent;
@@ -2139,7 +2387,11 @@ cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
     emu->vcpu_len = g_new0(size_t, nvcpus);
     emu->vcpu_done = g_new0(bool, nvcpus);
     emu->vcpu_in = g_new0(bool, nvcpus);
-    emu->scratch = g_malloc((size_t)COCO_EMU_MAX_GFNS * COCO_EMU_PAGE_SIZE);
+    emu->streams = g_new0(CocoEmuStream, emu->nstreams);
+    for (i = 0; i < emu->nstreams; i++) {
+        emu->streams[i].page = g_malloc(COCO_EMU_PAGE_SIZE);
+        emu->streams[i].hashes = g_new0(uint64_t, COCO_EMU_MAX_GFNS);
+    }
 
     if (role == COCO_FIRMWARE_ROLE_SOURCE) {
         /* A launched TD: random private state the migration must carry. */

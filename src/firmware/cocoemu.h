@@ -58,8 +58,11 @@
  * bundle at most COCO_EMU_VCPU_BUNDLE_MAX. A too-small buffer gives -ENOBUFS,
  * COCO_ERROR_FW_BUFFER and status->needed.
  *
- * Thread safety: every call on one CocoFirmware is serialised by a mutex,
- * so streams may be driven from several threads.
+ * Thread safety: every call on one CocoFirmware takes its mutex, so streams
+ * may be driven from several threads. EXPORT_MEMORY and IMPORT_MEMORY check
+ * and reserve under it, do the page cryptography outside it, and commit
+ * under it again; the result is the same as if calls were serialised (see
+ * docs/firmware-emulated.rst, "Concurrency").
  */
 
 #pragma once

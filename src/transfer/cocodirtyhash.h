@@ -16,14 +16,9 @@
 #pragma once
 
 #include "transfer/cocodirtysource.h"
+#include "util/cocopagehash.h" /* cocoPageHash() */
 
 /* @mem: npages * 4096 readable bytes that stay mapped while the source
  * lives. */
 CocoDirtySource *cocoDirtyHashNew(const void *mem, uint64_t npages,
                                   uint64_t seed);
-
-/* The page hash: 64 bits of one 4096-byte page; never 0. Uses AVX2 when
- * the CPU has it; cocoPageHashGeneric() is the portable code computing
- * the same value. */
-uint64_t cocoPageHash(const void *page, uint64_t seed);
-uint64_t cocoPageHashGeneric(const void *page, uint64_t seed);

@@ -1,0 +1,227 @@
+/*
+ * cocoagentauth.c: checking that a relay speaks for a domain's QEMU
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "agent/cocoagentauth.h"
+#include "util/cocoerror.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *
+cocoAgentAuthResolve(const char *path)
+{
+    char buf[PATH_MAX];
+
+    if (!realpath(path, buf))
+        return NULL;
+    return g_strdup(buf);
+}
+
+static bool
+cocoAgentAuthExeAllowed(const CocoAgentConfig *cfg, const char *exe)
+{
+    size_t i;
+
+    for (i = 0; cfg->qemu_binaries && cfg->qemu_binaries[i]; i++) {
+        g_autofree char *allowed = cocoAgentAuthResolve(cfg->qemu_binaries[i]);
+
+        if (allowed && STREQ(allowed, exe))
+            return true;
+    }
+    return false;
+}
+
+/* Whether the NUL-separated @argv names the domain. */
+static bool
+cocoAgentAuthCmdlineMatches(const char *argv, size_t len, const char *name,
+                            const char *uuid, bool *uuid_ok)
+{
+    const char *p = argv;
+    const char *end = argv + len;
+    const char *prev = NULL;
+    bool name_ok = false;
+
+    *uuid_ok = !uuid || !*uuid;
+    while (p < end) {
+        size_t n = strnlen(p, end - p);
+
+        if (prev && STREQ(prev, "-name")) {
+            g_auto(GStrv) parts = g_strsplit(p, ",", 2);
+            const char *first = parts[0] ? parts[0] : "";
+
+            if (STRPREFIX(first, "guest="))
+                first += strlen("guest=");
+            if (STREQ(first, name))
+                name_ok = true;
+        }
+        if (prev && STREQ(prev, "-uuid") && uuid &&
+            g_ascii_strcasecmp(p, uuid) == 0)
+            *uuid_ok = true;
+        prev = p;
+        p += n + 1;
+    }
+    return name_ok;
+}
+
+static int
+cocoAgentAuthSameLink(pid_t a, pid_t b, const char *what, bool *same)
+{
+    g_autofree char *pa = g_strdup_printf("/proc/%d/%s", (int)a, what);
+    g_autofree char *pb = g_strdup_printf("/proc/%d/%s", (int)b, what);
+    g_autofree char *la = g_file_read_link(pa, NULL);
+    g_autofree char *lb = g_file_read_link(pb, NULL);
+
+    if (!la || !lb)
+        return -1;
+    *same = STREQ(la, lb);
+    return 0;
+}
+
+static int
+cocoAgentAuthSameFile(pid_t a, pid_t b, const char *what, bool *same)
+{
+    g_autofree char *pa = g_strdup_printf("/proc/%d/%s", (int)a, what);
+    g_autofree char *pb = g_strdup_printf("/proc/%d/%s", (int)b, what);
+    g_autofree char *ca = NULL;
+    g_autofree char *cb = NULL;
+
+    if (!g_file_get_contents(pa, &ca, NULL, NULL) ||
+        !g_file_get_contents(pb, &cb, NULL, NULL))
+        return -1;
+    *same = STREQ(ca, cb);
+    return 0;
+}
+
+int
+cocoAgentAuthCheck(const CocoAgentConfig *cfg, pid_t peer_pid, uid_t peer_uid,
+                   pid_t qemu_pid, const char *name, const char *uuid,
+                   GError **error)
+{
+    g_autofree char *procdir = NULL;
+    g_autofree char *exelink = NULL;
+    g_autofree char *exe = NULL;
+    g_autofree char *cmdpath = NULL;
+    g_autofree char *cmdline = NULL;
+    gsize cmdlen = 0;
+    struct stat st;
+    bool uuid_ok = false;
+
+    if (qemu_pid <= 1)
+        return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
+                            _("the relay claims an invalid QEMU pid '%1$d'"),
+                            (int)qemu_pid);
+    if (!name || !*name || strchr(name, '/'))
+        return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
+                            _("the relay claims an invalid domain name '%1$s'"),
+                            NULLSTR(name));
+    procdir = g_strdup_printf("/proc/%d", (int)qemu_pid);
+    if (stat(procdir, &st) < 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("the QEMU pid '%1$d' claimed for domain '%2$s' does not exist"),
+            (int)qemu_pid, name);
+
+    /* 1. the executable */
+    exelink = g_strdup_printf("/proc/%d/exe", (int)qemu_pid);
+    exe = g_file_read_link(exelink, NULL);
+    if (!exe || g_str_has_suffix(exe, " (deleted)") ||
+        !cocoAgentAuthExeAllowed(cfg, exe))
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("pid '%1$d' claimed for domain '%2$s' runs '%3$s', which is not a configured QEMU binary"),
+            (int)qemu_pid, name, NULLSTR(exe));
+
+    /* 2. the command line */
+    cmdpath = g_strdup_printf("/proc/%d/cmdline", (int)qemu_pid);
+    if (!g_file_get_contents(cmdpath, &cmdline, &cmdlen, NULL) ||
+        !cocoAgentAuthCmdlineMatches(cmdline, cmdlen, name, uuid, &uuid_ok))
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("the command line of pid '%1$d' does not name domain '%2$s'"),
+            (int)qemu_pid, name);
+    if (!uuid_ok)
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("the command line of pid '%1$d' does not carry the UUID '%2$s' claimed for domain '%3$s'"),
+            (int)qemu_pid, uuid, name);
+
+    /* 3. libvirt's PID file */
+    if (cfg->pid_dir) {
+        g_autofree char *pidfile =
+            g_strdup_printf("%s/%s.pid", cfg->pid_dir, name);
+        g_autofree char *content = NULL;
+
+        if (g_file_get_contents(pidfile, &content, NULL, NULL)) {
+            g_autofree char *expect = g_strdup_printf("%d", (int)qemu_pid);
+
+            g_strstrip(content);
+            if (STRNEQ(content, expect))
+                return cocoErrorSet(
+                    error, COCO_ERROR_ACCESS_DENIED,
+                    _("libvirt's PID file '%1$s' names pid '%2$s', not the claimed pid '%3$d'"),
+                    pidfile, content, (int)qemu_pid);
+        } else if (cfg->require_pidfile) {
+            return cocoErrorSet(
+                error, COCO_ERROR_ACCESS_DENIED,
+                _("libvirt's PID file '%1$s' for domain '%2$s' cannot be read"),
+                pidfile, name);
+        }
+    }
+
+    /* 4. the caller */
+    if (peer_uid != 0 && peer_uid != st.st_uid)
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("the relay runs as uid '%1$u', QEMU pid '%2$d' as uid '%3$u'"),
+            (unsigned int)peer_uid, (int)qemu_pid, (unsigned int)st.st_uid);
+    if (peer_pid != qemu_pid) {
+        bool same_ns = false;
+        bool same_cg = false;
+
+        if (cocoAgentAuthSameLink(peer_pid, qemu_pid, "ns/mnt", &same_ns) < 0 ||
+            cocoAgentAuthSameFile(peer_pid, qemu_pid, "cgroup", &same_cg) < 0 ||
+            !same_ns || !same_cg)
+            return cocoErrorSet(
+                error, COCO_ERROR_ACCESS_DENIED,
+                _("the relay (pid '%1$d') is neither QEMU pid '%2$d' nor in its mount namespace and cgroup"),
+                (int)peer_pid, (int)qemu_pid);
+    }
+    return 0;
+}
+
+int
+cocoAgentAuthCheckOpenFile(pid_t pid, const char *path, GError **error)
+{
+    g_autofree char *fddir = g_strdup_printf("/proc/%d/fd", (int)pid);
+    g_autoptr(GDir) dir = NULL;
+    const char *ent;
+    struct stat want;
+
+    if (stat(path, &want) < 0 || !S_ISREG(want.st_mode))
+        return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
+                            _("guest RAM file '%1$s' is not a regular file"),
+                            path);
+    if (!(dir = g_dir_open(fddir, 0, NULL)))
+        return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
+                            _("cannot list the open files of pid '%1$d'"),
+                            (int)pid);
+    while ((ent = g_dir_read_name(dir))) {
+        g_autofree char *link = g_strdup_printf("%s/%s", fddir, ent);
+        struct stat st;
+
+        if (stat(link, &st) == 0 && st.st_dev == want.st_dev &&
+            st.st_ino == want.st_ino)
+            return 0;
+    }
+    return cocoErrorSet(
+        error, COCO_ERROR_ACCESS_DENIED,
+        _("QEMU pid '%1$d' does not have the guest RAM file '%2$s' open"),
+        (int)pid, path);
+}

@@ -1,0 +1,836 @@
+/*
+ * cocoagenttest.c: two host agents (virtcocod) on loopback, driven
+ * through the relay protocol by fake relays, with two emulated firmware
+ * sessions over two RAM files
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "agent/cocoagent.h"
+#include "agent/cocoagentconfig.h"
+#include "util/cocoerror.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NPAGES 256
+#define RAMSIZE (NPAGES * 4096)
+#define GUEST "vm1"
+#define UUID "0b6a3a5e-8a39-4f0c-9d2f-6c1b2f6a7e11"
+#define WAIT_S 30
+
+static unsigned int precopyRounds;
+
+typedef struct {
+    char *dir;
+    CocoAgent *agent;
+    GMainContext *ctx;
+    GMainLoop *loop;
+    GThread *thread;
+    char *sock;
+    char *ram;
+    pid_t qemu; /* the fake QEMU: a shell holding the RAM file open */
+} Host;
+
+typedef struct {
+    char *tmp;
+    Host a; /* source */
+    Host b; /* destination */
+} Lab;
+
+static gpointer
+hostThread(gpointer opaque)
+{
+    Host *h = opaque;
+
+    g_main_context_push_thread_default(h->ctx);
+    g_main_loop_run(h->loop);
+    g_main_context_pop_thread_default(h->ctx);
+    return NULL;
+}
+
+/* A process the agent accepts as the domain's QEMU: its executable is a
+ * configured "QEMU binary" (here the shell), its command line names the
+ * domain and it holds the RAM file open, as QEMU does. */
+static pid_t
+spawnQemu(const char *ram, const char *name)
+{
+    g_autofree char *guest = g_strdup_printf("guest=%s,debug-threads=on", name);
+    g_autofree char *fd3 = NULL;
+    const char *argv[] = {"/bin/sh", "-c",    "exec 3<>\"$0\"; sleep 300; true",
+                          ram,       "-name", guest,
+                          "-uuid",   UUID,    NULL};
+    GPid pid;
+    int i;
+
+    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
+                                G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                                NULL));
+    fd3 = g_strdup_printf("/proc/%d/fd/3", pid);
+    for (i = 0; i < 5000; i++) {
+        g_autofree char *link = g_file_read_link(fd3, NULL);
+
+        if (link && g_str_has_suffix(link, ram))
+            break;
+        g_usleep(1000);
+    }
+    return pid;
+}
+
+static void
+killQemu(pid_t *pid)
+{
+    g_autofree char *children = NULL;
+    g_autofree char *path = NULL;
+    int status;
+
+    if (*pid <= 0)
+        return;
+    /* The shell's sleep first, then the shell. */
+    path = g_strdup_printf("/proc/%d/task/%d/children", *pid, *pid);
+    if (g_file_get_contents(path, &children, NULL, NULL)) {
+        g_auto(GStrv) list = g_strsplit(g_strstrip(children), " ", -1);
+        size_t i;
+
+        for (i = 0; list[i]; i++) {
+            if (*list[i])
+                kill((pid_t)atoi(list[i]), SIGKILL);
+        }
+    }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &status, 0);
+    *pid = 0;
+}
+
+static void
+hostInit(Lab *lab, Host *h, const char *name, bool source)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *run = NULL;
+    g_autofree char *pidfile = NULL;
+    g_autofree char *pidtext = NULL;
+    CocoAgentConfig cfg;
+    int fd;
+
+    h->dir = g_build_filename(lab->tmp, name, NULL);
+    g_assert_cmpint(g_mkdir_with_parents(h->dir, 0700), ==, 0);
+    h->sock = g_build_filename(h->dir, "agent.sock", NULL);
+    h->ram = g_build_filename(h->dir, "pc.ram", NULL);
+    fd = open(h->ram, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, RAMSIZE), ==, 0);
+    if (source) {
+        g_autofree uint8_t *buf = g_malloc(RAMSIZE);
+        size_t i;
+
+        for (i = 0; i < RAMSIZE; i++)
+            buf[i] = (uint8_t)(i * 7 + i / 4096 + 1);
+        g_assert_cmpint(pwrite(fd, buf, RAMSIZE, 0), ==, RAMSIZE);
+    }
+    close(fd);
+    h->qemu = spawnQemu(h->ram, GUEST);
+
+    run = g_build_filename(h->dir, "run", NULL);
+    g_assert_cmpint(g_mkdir_with_parents(run, 0700), ==, 0);
+    pidfile = g_build_filename(run, GUEST ".pid", NULL);
+    pidtext = g_strdup_printf("%d\n", (int)h->qemu);
+    g_assert_true(g_file_set_contents(pidfile, pidtext, -1, NULL));
+
+    cocoAgentConfigInit(&cfg);
+    g_free(cfg.socket_path);
+    cfg.socket_path = g_strdup(h->sock);
+    g_free(cfg.listen_address);
+    cfg.listen_address = g_strdup("127.0.0.1");
+    cfg.port = 0;
+    g_free(cfg.platform_file);
+    cfg.platform_file = g_build_filename(h->dir, "platform.conf", NULL);
+    g_free(cfg.state_dir);
+    cfg.state_dir = g_build_filename(h->dir, "migrations", NULL);
+    g_free(cfg.pid_dir);
+    cfg.pid_dir = g_strdup(run);
+    g_strfreev(cfg.qemu_binaries);
+    cfg.qemu_binaries = g_new0(char *, 2);
+    cfg.qemu_binaries[0] = g_strdup("/bin/sh");
+    cfg.streams = 2;
+    cfg.pages_per_bundle = 16;
+    cfg.vcpus = 2;
+    cfg.peer_timeout = 10;
+    cfg.precopy_rounds = precopyRounds;
+    cfg.quiet = !g_test_verbose();
+
+    h->ctx = g_main_context_new();
+    h->agent = cocoAgentNew(&cfg, h->ctx, &err);
+    g_assert_no_error(err);
+    cocoAgentConfigClear(&cfg);
+    h->loop = g_main_loop_new(h->ctx, FALSE);
+    h->thread = g_thread_new(name, hostThread, h);
+}
+
+static void
+hostStop(Host *h)
+{
+    if (!h->agent)
+        return;
+    g_main_loop_quit(h->loop);
+    g_thread_join(h->thread);
+    g_clear_pointer(&h->agent, cocoAgentFree);
+    /* Let sources freed with the agent go. */
+    while (g_main_context_iteration(h->ctx, FALSE))
+        ;
+}
+
+static void
+hostClear(Host *h)
+{
+    hostStop(h);
+    killQemu(&h->qemu);
+    g_clear_pointer(&h->loop, g_main_loop_unref);
+    g_clear_pointer(&h->ctx, g_main_context_unref);
+    g_free(h->dir);
+    g_free(h->sock);
+    g_free(h->ram);
+}
+
+static void
+labInit(Lab *lab)
+{
+    g_autoptr(GError) err = NULL;
+
+    memset(lab, 0, sizeof(*lab));
+    lab->tmp = g_dir_make_tmp("cocoagenttest-XXXXXX", &err);
+    g_assert_no_error(err);
+    hostInit(lab, &lab->b, "B", false);
+    hostInit(lab, &lab->a, "A", true);
+    cocoAgentSetPeerPort(lab->a.agent, cocoAgentGetPort(lab->b.agent));
+}
+
+static void
+labClear(Lab *lab)
+{
+    g_autofree char *cmd = NULL;
+
+    hostClear(&lab->a);
+    hostClear(&lab->b);
+    cmd = g_strdup_printf("rm -rf '%s'", lab->tmp);
+    g_assert_cmpint(system(cmd), ==, 0);
+    g_free(lab->tmp);
+}
+
+/* ---- the fake relay ---------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    GString *in;
+} Relay;
+
+static void
+relayConnect(Relay *r, const char *path)
+{
+    struct sockaddr_un addr = {0};
+    struct timeval tv = {.tv_sec = WAIT_S, .tv_usec = 0};
+
+    r->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(r->fd, >=, 0);
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(r->fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
+    setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    r->in = g_string_new(NULL);
+}
+
+static void
+relayClose(Relay *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    if (r->in)
+        g_string_free(r->in, TRUE);
+    r->in = NULL;
+}
+
+static void
+relaySend(Relay *r, const char *line)
+{
+    g_autofree char *text = g_strdup_printf("%s\n", line);
+    size_t len = strlen(text);
+
+    g_assert_cmpint(write(r->fd, text, len), ==, (ssize_t)len);
+}
+
+/* The next line as a JSON object; NULL at the end of the connection. */
+static JsonObject *
+relayRead(Relay *r)
+{
+    for (;;) {
+        char *nl = memchr(r->in->str, '\n', r->in->len);
+        char buf[4096];
+        ssize_t n;
+
+        if (nl) {
+            g_autoptr(JsonParser) p = json_parser_new();
+            g_autofree char *line = g_strndup(r->in->str, nl - r->in->str);
+
+            g_string_erase(r->in, 0, nl - r->in->str + 1);
+            g_assert_true(json_parser_load_from_data(p, line, -1, NULL));
+            return json_object_ref(
+                json_node_get_object(json_parser_get_root(p)));
+        }
+        n = read(r->fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        g_assert_cmpint(n, >=, 0);
+        if (n == 0)
+            return NULL;
+        g_string_append_len(r->in, buf, n);
+    }
+}
+
+static JsonObject *
+relayReadType(Relay *r, const char *type)
+{
+    for (;;) {
+        JsonObject *o = relayRead(r);
+
+        if (!o)
+            return NULL;
+        if (STREQ(json_object_get_string_member_with_default(o, "type", ""),
+                  type))
+            return o;
+        json_object_unref(o);
+    }
+}
+
+static void
+relayHello(Relay *r, Host *h, pid_t pid, const char *name)
+{
+    g_autofree char *hello = g_strdup_printf(
+        "{\"type\":\"hello\",\"version\":1,\"pid\":%d,\"name\":\"%s\","
+        "\"uuid\":\"" UUID "\",\"vcpus\":2,\"ram\":[{\"id\":\"pc.ram\","
+        "\"path\":\"%s\",\"size\":%d,\"share\":true}]}",
+        (int)pid, name, h->ram, RAMSIZE);
+
+    relayConnect(r, h->sock);
+    relaySend(r, hello);
+}
+
+static void
+relayWelcome(Relay *r, Host *h)
+{
+    JsonObject *o;
+
+    relayHello(r, h, h->qemu, GUEST);
+    o = relayRead(r);
+    g_assert_nonnull(o);
+    g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "welcome");
+    json_object_unref(o);
+}
+
+/* Ask for a verdict; *reason gets the refusal, if any. */
+static bool
+relayGate(Relay *r, const char *gate, const char *role, int id, char **reason)
+{
+    g_autofree char *line = g_strdup_printf(
+        "{\"type\":\"gate\",\"id\":%d,\"gate\":\"%s\",\"role\":\"%s\"}", id,
+        gate, role);
+    JsonObject *o;
+    bool release;
+
+    relaySend(r, line);
+    for (;;) {
+        o = relayReadType(r, "verdict");
+        g_assert_nonnull(o);
+        if (json_object_get_int_member(o, "id") == id)
+            break;
+        json_object_unref(o);
+    }
+    release = json_object_get_boolean_member(o, "release");
+    if (reason)
+        *reason = g_strdup(
+            json_object_get_string_member_with_default(o, "reason", NULL));
+    json_object_unref(o);
+    return release;
+}
+
+/* The state of the newest migration record of @h for @role. */
+static char *
+hostState(Host *h, const char *role, char **failure)
+{
+    Relay r = {.fd = -1};
+    JsonObject *o;
+    JsonArray *arr;
+    char *state = NULL;
+    guint i;
+
+    relayConnect(&r, h->sock);
+    relaySend(&r, "{\"type\":\"status\"}");
+    o = relayReadType(&r, "status");
+    g_assert_nonnull(o);
+    arr = json_object_get_array_member(o, "migrations");
+    for (i = 0; i < json_array_get_length(arr); i++) {
+        JsonObject *rec = json_array_get_object_element(arr, i);
+
+        if (STRNEQ(json_object_get_string_member(rec, "role"), role))
+            continue;
+        g_free(state);
+        state = g_strdup(json_object_get_string_member(rec, "state"));
+        if (failure) {
+            g_free(*failure);
+            *failure = g_strdup(json_object_get_string_member_with_default(
+                rec, "failure", NULL));
+        }
+    }
+    json_object_unref(o);
+    relayClose(&r);
+    return state;
+}
+
+/* The newest record of @h for @role. */
+static JsonObject *
+hostRecord(Host *h, const char *role)
+{
+    Relay r = {.fd = -1};
+    JsonObject *o;
+    JsonObject *found = NULL;
+    JsonArray *arr;
+    guint i;
+
+    relayConnect(&r, h->sock);
+    relaySend(&r, "{\"type\":\"status\"}");
+    o = relayReadType(&r, "status");
+    g_assert_nonnull(o);
+    arr = json_object_get_array_member(o, "migrations");
+    for (i = 0; i < json_array_get_length(arr); i++) {
+        JsonObject *rec = json_array_get_object_element(arr, i);
+
+        if (STREQ(json_object_get_string_member(rec, "role"), role)) {
+            g_clear_pointer(&found, json_object_unref);
+            found = json_object_ref(rec);
+        }
+    }
+    json_object_unref(o);
+    relayClose(&r);
+    g_assert_nonnull(found);
+    return found;
+}
+
+static void
+waitState(Host *h, const char *role, const char *want)
+{
+    gint64 end = g_get_monotonic_time() + WAIT_S * G_USEC_PER_SEC;
+    g_autofree char *state = NULL;
+
+    while (g_get_monotonic_time() < end) {
+        g_free(state);
+        state = hostState(h, role, NULL);
+        if (STREQ_NULLABLE(state, want))
+            return;
+        g_usleep(2000);
+    }
+    g_test_message("%s: state '%s', expected '%s'", role, NULLSTR(state), want);
+    g_assert_not_reached();
+}
+
+static void
+startMigration(Lab *lab, Relay *ra, Relay *rb)
+{
+    relayWelcome(rb, &lab->b);
+    relaySend(rb, "{\"type\":\"event\",\"event\":\"migrate-incoming\",\"data\":"
+                  "{\"role\":\"destination\",\"job\":\"migration\","
+                  "\"uri\":\"tcp:127.0.0.1:49152\",\"x-ignore-shared\":true}}");
+    relayWelcome(ra, &lab->a);
+    relaySend(ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                  "{\"role\":\"source\",\"job\":\"migration\",\"uri\":"
+                  "\"fd:migrate\",\"peer\":\"127.0.0.1:49152\","
+                  "\"x-ignore-shared\":true}}");
+}
+
+static void
+guestWrite(Host *h, off_t off, uint8_t val)
+{
+    int fd = open(h->ram, O_RDWR | O_CLOEXEC);
+    uint8_t buf[100];
+
+    g_assert_cmpint(fd, >=, 0);
+    memset(buf, val, sizeof(buf));
+    g_assert_cmpint(pwrite(fd, buf, sizeof(buf), off), ==, sizeof(buf));
+    close(fd);
+}
+
+static void
+assertSameRam(Lab *lab)
+{
+    g_autofree char *a = NULL;
+    g_autofree char *b = NULL;
+    gsize alen;
+    gsize blen;
+
+    g_assert_true(g_file_get_contents(lab->a.ram, &a, &alen, NULL));
+    g_assert_true(g_file_get_contents(lab->b.ram, &b, &blen, NULL));
+    g_assert_cmpmem(a, alen, b, blen);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void
+testMigrate(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *records = NULL;
+    g_autoptr(GDir) dir = NULL;
+    const char *ent;
+    unsigned int nrec = 0;
+
+    labInit(&lab);
+    startMigration(&lab, &ra, &rb);
+    /* the guest keeps writing while its memory moves */
+    guestWrite(&lab.a, 3 * 4096 + 10, 0xA5);
+    guestWrite(&lab.a, (NPAGES - 1) * 4096, 0x5A);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    /* the destination's RAM equals the source's once the gate opens */
+    assertSameRam(&lab);
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab.b, "destination", "committed");
+    waitState(&lab.a, "source", "committed");
+    /* Confirm: libvirt kills the source QEMU */
+    killQemu(&lab.a.qemu);
+    waitState(&lab.a, "source", "finished");
+    {
+        JsonObject *rec = hostRecord(&lab.a, "source");
+        JsonObject *xfer = json_object_get_object_member(rec, "transfer");
+        JsonObject *cnt = json_object_get_object_member(rec, "counters");
+
+        g_assert_cmpstr(json_object_get_string_member(xfer, "phase"), ==,
+                        "done");
+        g_assert_cmpint(json_object_get_int_member(xfer, "pages"), >=, NPAGES);
+        g_assert_cmpint(json_object_get_int_member(cnt, "downtime_us"), >, 0);
+        g_assert_cmpint(json_object_get_int_member(rec, "vcpus"), ==, 2);
+        g_assert_cmpuint(json_array_get_length(
+                             json_object_get_array_member(rec, "timeline")),
+                         ==, 8);
+        json_object_unref(rec);
+    }
+
+    records = g_build_filename(lab.a.dir, "migrations", NULL);
+    dir = g_dir_open(records, 0, NULL);
+    g_assert_nonnull(dir);
+    while ((ent = g_dir_read_name(dir))) {
+        g_autofree char *path = g_build_filename(records, ent, NULL);
+        g_autofree char *text = NULL;
+
+        g_assert_true(g_str_has_suffix(ent, ".json"));
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        g_assert_nonnull(strstr(text, "\"state\" : \"finished\""));
+        g_assert_nonnull(strstr(text, "source-blackout"));
+        nrec++;
+    }
+    g_assert_cmpuint(nrec, ==, 1);
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* Precopy before QEMU's device-state migration: a relay that holds
+ * `migrate` gets its verdict after the rounds. */
+static void
+testMigratePrecopy(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *state = NULL;
+
+    precopyRounds = 2;
+    labInit(&lab);
+    precopyRounds = 0;
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "migrate", "source", 1, &reason));
+    state = hostState(&lab.a, "source", NULL);
+    g_assert_cmpstr(state, ==, "precopy");
+    guestWrite(&lab.a, 7 * 4096, 0x11);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 2, &reason));
+    assertSameRam(&lab);
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab.a, "source", "committed");
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* (3) The destination QEMU dies after the start token: its abort token
+ * comes back and the source resumes. */
+static void
+testAbortToken(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+
+    labInit(&lab);
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    killQemu(&lab.b.qemu);
+    waitState(&lab.a, "source", "aborted");
+    g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* The domain's <coco:migration> (from libvirt's status file) allows only
+ * another platform: the source's firmware refuses the destination at
+ * PREPARE, the switchover is refused and the source resumes. */
+static void
+testPolicyRefused(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *status = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+
+    labInit(&lab);
+    status = g_build_filename(lab.a.dir, "run", GUEST ".xml", NULL);
+    g_assert_true(g_file_set_contents(
+        status,
+        "<domstatus state='running' pid='1'><domain type='qemu'>"
+        "<name>" GUEST "</name><vcpu placement='static'>2</vcpu><metadata>"
+        "<coco:migration xmlns:coco='https://libvirt-coco.org/xmlns/"
+        "migration/1.0' technology='tdx'><coco:agent hash='"
+        "000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000'/>"
+        "<coco:destinations>"
+        "<coco:platform id='abababababababababababababababababababababababab"
+        "abababababababab' name='elsewhere'/></coco:destinations>"
+        "</coco:migration></metadata></domain></domstatus>",
+        -1, NULL));
+    startMigration(&lab, &ra, &rb);
+    g_assert_false(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    g_assert_nonnull(strstr(reason, "not in the VM's list of allowed"));
+    g_assert_true(relayGate(&ra, "cont", "source", 2, NULL));
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_cmpstr(state, ==, "aborted");
+    g_assert_nonnull(strstr(failure, "allowed destinations"));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* (1) Cancelled before the blackout: the source resumes, the destination
+ * may not. */
+static void
+testCancel(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+
+    labInit(&lab);
+    startMigration(&lab, &ra, &rb);
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"MIGRATION\",\"data\":"
+                   "{\"status\":\"cancelled\",\"role\":\"source\"}}");
+    waitState(&lab.a, "source", "aborted");
+    g_assert_false(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    g_assert_nonnull(reason);
+    g_clear_pointer(&reason, g_free);
+    g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
+    waitState(&lab.b, "destination", "aborted");
+    g_assert_false(relayGate(&rb, "cont", "destination", 1, &reason));
+    g_assert_nonnull(strstr(reason, "destroyed"));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* (4) The destination host's agent is lost after the start token: the
+ * source must stay paused and say why. */
+static void
+testDestinationLost(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+
+    labInit(&lab);
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    relayClose(&rb);
+    hostStop(&lab.b);
+    waitState(&lab.a, "source", "frozen");
+    g_assert_false(relayGate(&ra, "cont", "source", 2, &reason));
+    g_assert_nonnull(strstr(reason, "cannot resume"));
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_cmpstr(state, ==, "frozen");
+    g_assert_nonnull(strstr(failure, "destination was lost"));
+    relayClose(&ra);
+    labClear(&lab);
+}
+
+static void
+assertRefused(Host *h, pid_t pid, const char *name, const char *what)
+{
+    Relay r = {.fd = -1};
+    JsonObject *o;
+
+    relayHello(&r, h, pid, name);
+    o = relayRead(&r);
+    g_assert_nonnull(o);
+    g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "refused");
+    g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"), what));
+    json_object_unref(o);
+    g_assert_null(relayRead(&r));
+    relayClose(&r);
+}
+
+/* A relay must not speak for a QEMU it is not. */
+static void
+testAuthRefused(void)
+{
+    Lab lab;
+    pid_t other;
+    g_autofree char *other_ram = NULL;
+
+    labInit(&lab);
+    /* the test process itself is no QEMU */
+    assertRefused(&lab.a, getpid(), GUEST, "not a configured QEMU binary");
+    /* a QEMU-looking process that libvirt did not record for the domain */
+    other_ram = g_build_filename(lab.tmp, "other.ram", NULL);
+    g_assert_true(g_file_set_contents(other_ram, "", 0, NULL));
+    other = spawnQemu(other_ram, GUEST);
+    assertRefused(&lab.a, other, GUEST, "PID file");
+    /* the right pid, but another domain's name */
+    assertRefused(&lab.a, lab.a.qemu, "vm2", "does not name domain");
+    /* no such process */
+    assertRefused(&lab.a, 0x3ffffff0, GUEST, "does not exist");
+    killQemu(&other);
+    labClear(&lab);
+}
+
+/* Garbage on the peer port and on the relay socket changes nothing: a
+ * migration afterwards still works. */
+static void
+testGarbage(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    Relay junk = {.fd = -1};
+    struct sockaddr_in sin = {0};
+    static const char bad[] = "CAG1\xff\xff\xff\xff{not json";
+    g_autofree char *reason = NULL;
+    int fd;
+
+    labInit(&lab);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)cocoAgentGetPort(lab.b.agent));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+    g_assert_cmpint(write(fd, bad, sizeof(bad) - 1), ==, sizeof(bad) - 1);
+    {
+        char c;
+
+        /* the agent closes the connection */
+        g_assert_cmpint(read(fd, &c, 1), <=, 0);
+    }
+    close(fd);
+    relayConnect(&junk, lab.b.sock);
+    relaySend(&junk, "{\"type\":");
+    relaySend(&junk, "[1,2,3]");
+    relaySend(&junk, "{\"type\":\"gate\",\"id\":5,\"gate\":\"cont\"}");
+    {
+        JsonObject *o = relayReadType(&junk, "verdict");
+
+        g_assert_nonnull(o);
+        g_assert_false(json_object_get_boolean_member(o, "release"));
+        json_object_unref(o);
+    }
+    relayClose(&junk);
+
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    assertSameRam(&lab);
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+static void
+testConfig(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *tmp = g_dir_make_tmp("cocoagentconf-XXXXXX", &err);
+    g_autofree char *path = g_build_filename(tmp, "virtcocod.conf", NULL);
+    CocoAgentConfig cfg;
+
+    cocoAgentConfigInit(&cfg);
+    g_assert_cmpstr(cfg.socket_path, ==, COCO_AGENT_DEFAULT_SOCKET);
+    g_assert_cmpuint(cfg.port, ==, COCO_AGENT_DEFAULT_PORT);
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, false, &err), ==, 0);
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
+    g_clear_error(&err);
+    g_assert_true(g_file_set_contents(
+        path,
+        "[virtcocod]\nsocket=/run/x/agent.sock\nport=49301\nstreams=8\n"
+        "state_dir=/var/lib/x\nqemu_binaries=/usr/bin/qemu-a;/usr/bin/qemu-b;\n"
+        "require_pidfile=false\n",
+        -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
+    g_assert_cmpstr(cfg.socket_path, ==, "/run/x/agent.sock");
+    g_assert_cmpuint(cfg.port, ==, 49301);
+    g_assert_cmpuint(cfg.streams, ==, 8);
+    g_assert_false(cfg.require_pidfile);
+    g_assert_cmpstr(cfg.qemu_binaries[1], ==, "/usr/bin/qemu-b");
+    g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, 0);
+    g_assert_true(
+        g_file_set_contents(path, "[virtcocod]\nport=70000\n", -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
+    g_assert_nonnull(strstr(err->message, "'port'"));
+    g_clear_error(&err);
+    g_free(cfg.firmware);
+    cfg.firmware = g_strdup("kvm");
+    g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_NOT_SUPPORTED);
+    cocoAgentConfigClear(&cfg);
+    unlink(path);
+    rmdir(tmp);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/agent/config", testConfig);
+    g_test_add_func("/agent/auth-refused", testAuthRefused);
+    g_test_add_func("/agent/migrate", testMigrate);
+    g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
+    g_test_add_func("/agent/abort-token", testAbortToken);
+    g_test_add_func("/agent/cancel", testCancel);
+    g_test_add_func("/agent/policy-refused", testPolicyRefused);
+    g_test_add_func("/agent/garbage", testGarbage);
+    g_test_add_func("/agent/destination-lost", testDestinationLost);
+    return g_test_run();
+}

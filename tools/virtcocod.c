@@ -1,0 +1,147 @@
+/*
+ * virtcocod.c: the libvirt-coco host agent daemon
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "agent/cocoagent.h"
+#include "util/cocoerror.h"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+typedef struct {
+    GMainLoop *loop;
+} CocoDaemonStop;
+
+static gboolean
+cocoDaemonOnSignal(gpointer opaque)
+{
+    CocoDaemonStop *stop = opaque;
+
+    g_main_loop_quit(stop->loop);
+    return G_SOURCE_CONTINUE;
+}
+
+int
+main(int argc, char **argv)
+{
+    g_autofree char *config = NULL;
+    g_autofree char *socket_path = NULL;
+    g_autofree char *platform = NULL;
+    g_autofree char *state_dir = NULL;
+    gint port = -1;
+    gint peer_port = -1;
+    gboolean foreground = FALSE;
+    gboolean verbose = FALSE;
+    gboolean version = FALSE;
+    GOptionEntry entries[] = {
+        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
+         N_("configuration file (default " COCO_AGENT_DEFAULT_CONFIG ")"),
+         "FILE"},
+        {"socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
+         N_("unix socket for the QMP relays"), "PATH"},
+        {"port", 'p', 0, G_OPTION_ARG_INT, &port,
+         N_("TCP port for the peer agents"), "PORT"},
+        {"peer-port", 0, 0, G_OPTION_ARG_INT, &peer_port,
+         N_("TCP port of the peer agents (default: --port)"), "PORT"},
+        {"platform", 0, 0, G_OPTION_ARG_FILENAME, &platform,
+         N_("platform identity file (created when missing)"), "FILE"},
+        {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+         N_("directory of the per-migration records"), "DIR"},
+        {"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground,
+         N_("stay in the foreground"), NULL},
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
+         N_("log debug messages too"), NULL},
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &version,
+         N_("print the version and exit"), NULL},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) octx = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(CocoAgent) agent = NULL;
+    g_autoptr(GMainLoop) loop = NULL;
+    CocoAgentConfig cfg;
+    CocoDaemonStop stop;
+    guint sigterm;
+    guint sigint;
+
+    setlocale(LC_ALL, "");
+    octx = g_option_context_new(NULL);
+    g_option_context_set_summary(
+        octx,
+        _("The libvirt-coco host agent: confidential migration of the domains whose emulator is qemu-coco."));
+    g_option_context_add_main_entries(octx, entries, GETTEXT_PACKAGE);
+    if (!g_option_context_parse(octx, &argc, &argv, &err)) {
+        g_printerr("virtcocod: %s\n", err->message);
+        return 2;
+    }
+    if (version) {
+        printf("virtcocod %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (verbose)
+        g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+
+    cocoAgentConfigInit(&cfg);
+    if (cocoAgentConfigLoad(&cfg, config ? config : COCO_AGENT_DEFAULT_CONFIG,
+                            config != NULL, &err) < 0)
+        goto error;
+    if (socket_path) {
+        g_free(cfg.socket_path);
+        cfg.socket_path = g_strdup(socket_path);
+    }
+    if (platform) {
+        g_free(cfg.platform_file);
+        cfg.platform_file = g_strdup(platform);
+    }
+    if (state_dir) {
+        g_free(cfg.state_dir);
+        cfg.state_dir = g_strdup(state_dir);
+    }
+    if (port >= 0) {
+        if (port > 65535) {
+            cocoErrorSet(&err, COCO_ERROR_USAGE,
+                         _("port '%1$d' is out of range"), port);
+            goto error;
+        }
+        cfg.port = (unsigned int)port;
+    }
+    if (peer_port >= 0) {
+        if (peer_port > 65535) {
+            cocoErrorSet(&err, COCO_ERROR_USAGE,
+                         _("port '%1$d' is out of range"), peer_port);
+            goto error;
+        }
+        cfg.peer_port = (unsigned int)peer_port;
+    }
+    cfg.verbose = verbose;
+
+    if (!foreground && daemon(0, 0) < 0) {
+        cocoErrorSetSystem(&err, errno, "%s",
+                           _("cannot detach from the terminal"));
+        goto error;
+    }
+    if (!(agent = cocoAgentNew(&cfg, NULL, &err)))
+        goto error;
+    cocoAgentConfigClear(&cfg);
+
+    loop = g_main_loop_new(NULL, FALSE);
+    stop.loop = loop;
+    sigterm = g_unix_signal_add(SIGTERM, cocoDaemonOnSignal, &stop);
+    sigint = g_unix_signal_add(SIGINT, cocoDaemonOnSignal, &stop);
+    g_main_loop_run(loop);
+    g_source_remove(sigterm);
+    g_source_remove(sigint);
+    g_message("virtcocod: shutting down");
+    return 0;
+
+error:
+    cocoAgentConfigClear(&cfg);
+    g_printerr("virtcocod: %s\n", err->message);
+    return 1;
+}
