@@ -53,6 +53,13 @@ count_since() { console_since "$1" "$2" | grep -c "^$3" || true; }
 
 fail() { echo "  assertion failed: $*" >&2; return 1; }
 
+# What host $1's libvirtd sees of its log and state directories.
+host_diag() {
+    pid=$(cat "$(host_dir "$1")/libvirtd.pid")
+    echo "  host $1 ($pid): $(ls -la "$(host_dir "$1")/log" "$(host_dir "$1")/log/qemu" 2>&1 | tr '\n' ' ')" >&2
+    nsenter -t "$pid" -m -- sh -c 'findmnt -o TARGET,SOURCE /var/log/libvirt; ls -la /var/log/libvirt /var/log/libvirt/qemu' 2>&1 | sed 's/^/  in ns: /' >&2
+}
+
 wait_lines() { # host offset prefix count timeout
     i=0
     while [ "$(count_since "$1" "$2" "$3")" -lt "$4" ]; do
@@ -248,7 +255,8 @@ s_save_restore() {
     echo "  save image: $size bytes"
     # The image must hold the guest's RAM: x-ignore-shared was off.
     [ "$size" -gt $((64 * 1024 * 1024)) ] || fail "save image of $size bytes holds no RAM" || return 1
-    out=$(virsh_h B restore "$LAB/guest.save" 2>&1) || fail "virsh restore on B failed: $out" || return 1
+    out=$(virsh_h B restore "$LAB/guest.save" 2>&1) ||
+        { host_diag B; fail "virsh restore on B failed: $out"; } || return 1
     assert_state B "running (restored)" || return 1
     assert_continues A "$soff" B "$doff" || return 1
     assert_relay B x-ignore-shared false || return 1
