@@ -326,6 +326,46 @@ s_refuse() {
     [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
 }
 
+# Host B's agent is down: A's agent cannot reach its peer, refuses
+# 'migrate' with the reason, the source runs on, B keeps no domain. B's
+# agent is then started again as hosts-up.sh does.
+s_peer_down() {
+    R=$(host_dir B)
+    p=$(cat "$R/virtcocod.pid")
+    kill -TERM "$p"
+    i=0
+    while kill -0 "$p" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on B did not stop" || return 1; sleep 0.1
+    done
+    [ ! -e "$R/run/coco-agent.sock" ] || fail "virtcocod on B left its socket behind" || return 1
+    soff=$(console_size A)
+    m0=$(now)
+    out=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
+    rc=$?
+    echo "  virsh migrate failed after $(since "$m0") s: $out"
+    setsid nsenter --net="/run/netns/${NETNS_PREFIX}B" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
+        >> "$R/virtcocod.log" 2>&1 < /dev/null &
+    echo $! > "$R/virtcocod.pid"
+    [ $rc != 0 ] || fail "migration succeeded without the destination's agent" || return 1
+    echo "$out" | grep -q "qemu-coco: the host agent refused to start the migration" ||
+        fail "the error does not name the agent's refusal" || return 1
+    rec=$(agent_record A source)
+    echo "  agent A (source): $rec"
+    [ "$(echo "$rec" | cut -d' ' -f2)" = failed ] || fail "the source's record is not 'failed'" || return 1
+    assert_no_domain B || return 1
+    s=$(virsh_h A domstate --reason guest)
+    case "$s" in
+    "running"*) ;;
+    *) fail "host A: source is '$s' without a peer agent" || return 1 ;;
+    esac
+    wait_lines A "$soff" "HB" 3 20 || return 1
+    [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A" || return 1
+    i=0
+    until [ -S "$R/run/coco-agent.sock" ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on B did not come back" || return 1; sleep 0.1
+    done
+}
+
 # Both hosts without agent_socket: qemu-coco must then be a pure relay.
 # The guest moves into a no-agent QEMU by save/restore (no second boot).
 s_no_agent() {
@@ -373,6 +413,7 @@ scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
 scenario "virsh save on A, restore on B" s_save_restore &&
 scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
 scenario "policy forbids host B: the agent refuses, source keeps running" s_refuse &&
+scenario "agent on B down: A's agent refuses, source keeps running" s_peer_down &&
 scenario "no agent configured: qemu-coco is a pure relay, A->B" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 
