@@ -155,6 +155,23 @@ def check_exports(top):
     return ret
 
 
+def check_rst(top):
+    """Every reStructuredText document parses without warnings."""
+    exe = shutil.which("rst2html") or shutil.which("rst2html.py")
+    if not exe:
+        print("SKIP: rst2html not installed")
+        return 77
+    ret = 0
+    docs = glob.glob(os.path.join(top, "docs", "*.rst")) + [os.path.join(top, "README.rst")]
+    for f in sorted(docs):
+        r = subprocess.run([exe, "--halt=warning", "--report=warning", f, os.devnull],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print("%s: %s" % (rel(top, f), r.stderr.strip()[:500]))
+            ret = 1
+    return ret
+
+
 def check_spec(top):
     meson = open(os.path.join(top, "meson.build"), encoding="utf-8").read()
     version = re.search(r"version:\s*'([^']+)'", meson).group(1)
@@ -193,6 +210,7 @@ CHECKS = {
     "potfiles": check_potfiles,
     "symbols": check_symbols,
     "spec": check_spec,
+    "rst": check_rst,
     "exports": check_exports,
     "markers": check_markers,
 }

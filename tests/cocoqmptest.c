@@ -337,6 +337,7 @@ typedef struct {
     CocoQmpGate lastGate;
     CocoQmpRole lastRole;
     gboolean defer; /* keep the verdict for the test to give */
+    gboolean deferMigrate; /* ... for the 'migrate' gate only */
     gboolean release; /* the immediate verdict */
     CocoQmpAgentVerdictFunc cb;
     gpointer opaque;
@@ -364,9 +365,13 @@ testAgentGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
     ta->gates++;
     ta->lastGate = gate;
     ta->lastRole = role;
-    if (ta->defer) {
+    if (gate == COCO_QMP_GATE_MIGRATE ? ta->deferMigrate : ta->defer) {
         ta->cb = cb;
         ta->opaque = opaque;
+        return;
+    }
+    if (gate == COCO_QMP_GATE_MIGRATE) {
+        cb(TRUE, NULL, opaque);
         return;
     }
     cb(ta->release, ta->release ? NULL : "test says no", opaque);
@@ -392,6 +397,7 @@ static const CocoQmpAgentOps testAgentOps = {
 
 typedef struct {
     CocoQmpRelay *relay;
+    CocoQmpAgent *agentObj; /* owned by the relay */
     TestAgent agent;
     TestPeer libvirt;
     TestPeer qemu;
@@ -405,10 +411,10 @@ fixtureSetUp(Fixture *f, gconstpointer withAgent)
     memset(&f->agent, 0, sizeof(f->agent));
     f->agent.release = TRUE;
     f->agent.events = g_ptr_array_new_with_free_func(g_free);
-    f->relay =
-        cocoQmpRelayNew(NULL, GPOINTER_TO_INT(withAgent)
-                                  ? cocoQmpAgentNew(&testAgentOps, &f->agent)
-                                  : NULL);
+    f->agentObj = GPOINTER_TO_INT(withAgent)
+                      ? cocoQmpAgentNew(&testAgentOps, &f->agent)
+                      : NULL;
+    f->relay = cocoQmpRelayNew(NULL, f->agentObj);
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), ==,
                     0);
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), ==,
@@ -657,8 +663,153 @@ testRelaySaveTurnsOff(Fixture *f, gconstpointer data)
     fwd = testPeerReadMsg(&f->qemu);
     g_assert_cmpstr(fwd->name, ==, "migrate");
     testPeerExpectNothing(&f->libvirt);
+    /* An image is no migration: the agent is not asked. */
+    g_assert_cmpuint(f->agent.gates, ==, 0);
     close(w);
     close(r);
+}
+
+static void fixtureStartSource(Fixture *f);
+static void fixtureSyncEvents(Fixture *f, guint n);
+
+/* 'migrate' of a source is held until the agent's precopy is done. */
+static void
+fixtureSendMigrate(Fixture *f)
+{
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autofree char *reply = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\"},"
+                 "\"id\":\"libvirt-3\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+}
+
+static void
+testRelayMigrateGateHeld(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autoptr(CocoQmpMessage) next = NULL;
+
+    f->agent.deferMigrate = TRUE;
+    fixtureSendMigrate(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"query-migrate\",\"id\":\"libvirt-4\"}\r\n",
+                 -1);
+    testPeerExpectNothing(&f->qemu);
+    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_MIGRATE);
+    g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_SOURCE);
+    /* The agent heard of the migration before it was asked. */
+    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    g_assert_true(
+        g_str_has_prefix(g_ptr_array_index(f->agent.events, 0), "migrate {"));
+    /* QEMU's events still reach libvirt. */
+    testPeerSend(&f->qemu, "{\"event\": \"Y\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt, "{\"event\": \"Y\"}\r\n");
+
+    f->agent.cb(TRUE, NULL, f->agent.opaque);
+    f->agent.cb = NULL;
+    fwd = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(fwd->name, ==, "migrate");
+    g_assert_cmpstr(json_node_get_string(fwd->id), ==, "libvirt-3");
+    next = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(next->name, ==, "query-migrate");
+    testPeerExpectNothing(&f->libvirt);
+}
+
+static void
+testRelayMigrateGateRefuse(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) err = NULL;
+    g_autoptr(CocoQmpMessage) ret = NULL;
+    JsonObject *o;
+
+    f->agent.deferMigrate = TRUE;
+    fixtureSendMigrate(f);
+    testPeerExpectNothing(&f->qemu);
+    f->agent.cb(FALSE, "the peer agent is unreachable", f->agent.opaque);
+    f->agent.cb = NULL;
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_cmpstr(json_node_get_string(err->id), ==, "libvirt-3");
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(err), "refused to start the migration"));
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(err), "the peer agent is unreachable"));
+    /* QEMU never saw 'migrate'; the relay is not in a migration. */
+    testPeerExpectNothing(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-31\"}\r\n", -1);
+    ret = testPeerReadMsg(&f->libvirt);
+    o = json_object_get_object_member(ret->obj, "return");
+    g_assert_cmpstr(json_object_get_string_member(o, "role"), ==, "none");
+    g_assert_cmpint(json_object_get_int_member(o, "gates-refused"), ==, 1);
+}
+
+/* 'virsh restore': migrate-incoming from a pipe is not gated either. */
+static void
+testRelayRestoreNotGated(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autofree char *reply = NULL;
+
+    f->agent.deferMigrate = TRUE;
+    f->agent.defer = TRUE;
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":"
+                 "\"fd:restore\"},\"id\":\"libvirt-5\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+    fwd = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(fwd->name, ==, "migrate-incoming");
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+}
+
+/* The agent's 'cancel': the relay cancels QEMU's migration itself. */
+static void
+testRelayAgentCancel(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) cancel = NULL;
+    g_autoptr(CocoQmpMessage) ret = NULL;
+    g_autofree char *reply = NULL;
+    JsonObject *o;
+
+    fixtureStartSource(f);
+    cocoQmpAgentEmitCancel(f->agentObj, "the destination agent went away");
+    cancel = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(cancel->name, ==, "migrate_cancel");
+    g_assert_true(
+        g_str_has_prefix(json_node_get_string(cancel->id), "coco-relay-"));
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(cancel->id));
+    testPeerSend(&f->qemu, reply, -1);
+    /* libvirt sees QEMU's events, never the relay's reply. */
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                 "\"cancelled\"}}\r\n",
+                 -1);
+    fixtureSyncEvents(f, 1);
+    testPeerExpectNothing(&f->libvirt);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-32\"}\r\n", -1);
+    ret = testPeerReadMsg(&f->libvirt);
+    o = json_object_get_object_member(ret->obj, "return");
+    g_assert_cmpint(json_object_get_int_member(o, "cancels"), ==, 1);
 }
 
 /* A failed injection fails libvirt's migrate; QEMU never sees it. */
@@ -741,7 +892,7 @@ testRelayGateRelease(Fixture *f, gconstpointer data)
                  "{\"execute\":\"query-migrate\",\"id\":\"libvirt-8\"}\r\n",
                  -1);
     testPeerExpectNothing(&f->qemu);
-    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpuint(f->agent.gates, ==, 2); /* migrate, pre-switchover */
     g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_SWITCHOVER);
     g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_SOURCE);
     /* Events still reach libvirt while the command is held. */
@@ -811,7 +962,7 @@ testRelaySourceCancelled(Fixture *f, gconstpointer data)
     fixtureSyncEvents(f, 3);
     testPeerSend(&f->libvirt, cont, -1);
     testPeerExpectLine(&f->qemu, cont);
-    g_assert_cmpuint(f->agent.gates, ==, 0);
+    g_assert_cmpuint(f->agent.gates, ==, 1); /* migrate only */
 }
 
 static void
@@ -828,7 +979,7 @@ testRelaySourceCompletedCont(Fixture *f, gconstpointer data)
     fixtureSyncEvents(f, 2);
     testPeerSend(&f->libvirt, cont, -1);
     testPeerExpectLine(&f->qemu, cont);
-    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpuint(f->agent.gates, ==, 2); /* migrate, cont */
     g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_CONT);
     g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_SOURCE);
 }
@@ -944,8 +1095,18 @@ testVerdictCb(gboolean release, const char *reason, gpointer opaque)
 }
 
 static void
+testCancelCb(const char *reason, gpointer opaque)
+{
+    char **out = opaque;
+
+    g_free(*out);
+    *out = g_strdup(reason);
+}
+
+static void
 testSocketAgent(void)
 {
+    g_autofree char *cancelReason = NULL;
     g_autofree char *dir = g_dir_make_tmp("cocoqmptest-XXXXXX", NULL);
     g_autofree char *path = g_build_filename(dir, "agent.sock", NULL);
     g_autoptr(CocoQmpAgent) agent = NULL;
@@ -1002,6 +1163,14 @@ testSocketAgent(void)
         g_main_context_iteration(NULL, TRUE);
     g_assert_false(v.release);
     g_assert_cmpstr(v.reason, ==, "keys differ");
+
+    /* The agent's 'cancel' reaches whoever listens, with its reason. */
+    cocoQmpAgentSetCancelFunc(agent, testCancelCb, &cancelReason);
+    testPeerSend(&peer, "{\"type\":\"cancel\",\"reason\":\"peer is gone\"}\n",
+                 -1);
+    while (!cancelReason)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_cmpstr(cancelReason, ==, "peer is gone");
 
     /* The agent dies: a waiting gate is refused, fail closed. */
     cocoQmpAgentGate(agent, COCO_QMP_GATE_CONT, COCO_QMP_ROLE_DESTINATION,
@@ -1173,6 +1342,14 @@ main(int argc, char **argv)
                fixtureSetUp, testRelaySaveTurnsOff, fixtureTearDown);
     g_test_add("/qmp/relay/inject-failure", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayInjectFailure, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-gate-held", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigrateGateHeld, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-gate-refuse", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigrateGateRefuse, fixtureTearDown);
+    g_test_add("/qmp/relay/restore-not-gated", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayRestoreNotGated, fixtureTearDown);
+    g_test_add("/qmp/relay/agent-cancel", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayAgentCancel, fixtureTearDown);
     g_test_add("/qmp/relay/gate-release", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayGateRelease, fixtureTearDown);
     g_test_add("/qmp/relay/gate-refuse", Fixture, GINT_TO_POINTER(TRUE),

@@ -15,13 +15,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-COCO_ENUM_IMPL(cocoQmpGate, COCO_QMP_GATE_LAST, "pre-switchover", "cont");
+COCO_ENUM_IMPL(cocoQmpGate, COCO_QMP_GATE_LAST, "pre-switchover", "cont",
+               "migrate");
 COCO_ENUM_IMPL(cocoQmpRole, COCO_QMP_ROLE_LAST, "none", "source",
                "destination");
 
 struct _CocoQmpAgent {
     const CocoQmpAgentOps *ops;
     gpointer data;
+    CocoQmpAgentCancelFunc cancelCb;
+    gpointer cancelOpaque;
 };
 
 CocoQmpAgent *
@@ -64,6 +67,23 @@ cocoQmpAgentGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
     agent->ops->gate(agent, gate, role, cb, opaque);
 }
 
+void
+cocoQmpAgentSetCancelFunc(CocoQmpAgent *agent, CocoQmpAgentCancelFunc cb,
+                          gpointer opaque)
+{
+    agent->cancelCb = cb;
+    agent->cancelOpaque = opaque;
+}
+
+void
+cocoQmpAgentEmitCancel(CocoQmpAgent *agent, const char *reason)
+{
+    if (!agent->cancelCb)
+        return;
+    agent->cancelCb(reason ? reason : _("the host agent gave no reason"),
+                    agent->cancelOpaque);
+}
+
 /* The socket agent. */
 
 typedef struct {
@@ -76,6 +96,7 @@ typedef struct {
 } CocoQmpAgentRequest;
 
 typedef struct _CocoQmpSocketAgent {
+    CocoQmpAgent *agent; /* the public handle, for 'cancel' */
     char *path;
     GMainContext *ctx;
     JsonObject *hello;
@@ -143,6 +164,12 @@ cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
     if (!msg)
         return;
     type = json_object_get_string_member_with_default(msg->obj, "type", "");
+    if (STREQ(type, "cancel")) {
+        cocoQmpAgentEmitCancel(sa->agent,
+                               json_object_get_string_member_with_default(
+                                   msg->obj, "reason", NULL));
+        return;
+    }
     if (STRNEQ(type, "verdict"))
         return;
     id = json_object_get_int_member_with_default(msg->obj, "id", -1);
@@ -346,5 +373,6 @@ cocoQmpAgentNewSocket(const char *path, GMainContext *ctx, JsonObject *hello,
     sa->pending =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                               (GDestroyNotify)cocoQmpAgentRequestFree);
-    return cocoQmpAgentNew(&cocoQmpAgentSocketOps, sa);
+    sa->agent = cocoQmpAgentNew(&cocoQmpAgentSocketOps, sa);
+    return sa->agent;
 }

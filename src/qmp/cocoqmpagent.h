@@ -15,6 +15,7 @@
 typedef enum {
     COCO_QMP_GATE_SWITCHOVER, /* 'migrate-continue' at 'pre-switchover' */
     COCO_QMP_GATE_CONT, /* 'cont' after an incoming or outgoing migration */
+    COCO_QMP_GATE_MIGRATE, /* source 'migrate' of a real migration (precopy) */
     COCO_QMP_GATE_LAST
 } CocoQmpGate;
 
@@ -41,6 +42,12 @@ typedef struct _CocoQmpAgent CocoQmpAgent;
 typedef void (*CocoQmpAgentVerdictFunc)(gboolean release, const char *reason,
                                         gpointer opaque);
 
+/*
+ * The agent asks the relay to cancel the outgoing migration (its session
+ * failed after 'migrate' reached QEMU); @reason is never NULL.
+ */
+typedef void (*CocoQmpAgentCancelFunc)(const char *reason, gpointer opaque);
+
 typedef struct {
     /* A phase-marking event; @data is borrowed. No answer is expected. */
     void (*notify)(CocoQmpAgent *agent, const char *event, JsonObject *data);
@@ -60,6 +67,12 @@ void cocoQmpAgentNotify(CocoQmpAgent *agent, const char *event,
                         JsonObject *data);
 void cocoQmpAgentGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
                       CocoQmpAgentVerdictFunc cb, gpointer opaque);
+
+/* Who hears the agent's 'cancel' (the relay); NULL @cb stops listening. */
+void cocoQmpAgentSetCancelFunc(CocoQmpAgent *agent, CocoQmpAgentCancelFunc cb,
+                               gpointer opaque);
+/* Deliver a 'cancel' from the agent (socket agents and test fakes). */
+void cocoQmpAgentEmitCancel(CocoQmpAgent *agent, const char *reason);
 
 /*
  * The agent behind a local stream socket at @path (see docs/qemu-coco.rst,

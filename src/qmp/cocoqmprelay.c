@@ -78,6 +78,7 @@ struct _CocoQmpRelay {
     guint images;
     guint released;
     guint refused;
+    guint cancels; /* 'migrate_cancel' sent for the agent */
 };
 
 static void cocoQmpSessionUnref(CocoQmpSession *s);
@@ -237,6 +238,26 @@ cocoQmpSessionDrain(CocoQmpSession *s)
         cocoQmpSessionProcess(s, line);
 }
 
+typedef struct {
+    CocoQmpSession *s;
+    CocoQmpGate gate;
+} CocoQmpGateCall;
+
+static void cocoQmpSessionOnVerdict(gboolean release, const char *reason,
+                                    gpointer opaque);
+
+/* Ask the agent about the held command; the verdict releases or refuses. */
+static void
+cocoQmpSessionAskAgent(CocoQmpSession *s, CocoQmpGate gate)
+{
+    CocoQmpGateCall *call = g_new0(CocoQmpGateCall, 1);
+
+    call->s = cocoQmpSessionRef(s);
+    call->gate = gate;
+    cocoQmpAgentGate(s->relay->agent, gate, s->relay->role,
+                     cocoQmpSessionOnVerdict, call);
+}
+
 static JsonObject *
 cocoQmpRelayJobData(CocoQmpSession *s)
 {
@@ -253,7 +274,11 @@ cocoQmpRelayJobData(CocoQmpSession *s)
     return data;
 }
 
-/* The job is decided and x-ignore-shared set: tell the agent, go on. */
+/*
+ * The job is decided and x-ignore-shared set: tell the agent, go on. A
+ * source's real migration waits for the agent's verdict on 'migrate' first:
+ * the agent runs its precopy before QEMU starts the device-state stream.
+ */
 static void
 cocoQmpSessionStartJob(CocoQmpSession *s)
 {
@@ -271,6 +296,11 @@ cocoQmpSessionStartJob(CocoQmpSession *s)
         g_autoptr(JsonObject) data = cocoQmpRelayJobData(s);
 
         cocoQmpAgentNotify(relay->agent, event, data);
+        if (s->pendingJob == COCO_QMP_JOB_MIGRATION &&
+            s->pendingRole == COCO_QMP_ROLE_SOURCE) {
+            cocoQmpSessionAskAgent(s, COCO_QMP_GATE_MIGRATE);
+            return;
+        }
     }
     cocoQmpSessionRelease(s);
 }
@@ -429,11 +459,6 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
                          cocoQmpSessionOnIgnoreShared);
 }
 
-typedef struct {
-    CocoQmpSession *s;
-    CocoQmpGate gate;
-} CocoQmpGateCall;
-
 static void
 cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
 {
@@ -455,11 +480,17 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
         g_autofree char *msg = NULL;
 
         s->relay->refused++;
-        if (gate == COCO_QMP_GATE_SWITCHOVER)
+        if (gate == COCO_QMP_GATE_SWITCHOVER) {
             msg = g_strdup_printf(
                 _("qemu-coco: the host agent refused the switchover: %1$s"),
                 reason);
-        else
+        } else if (gate == COCO_QMP_GATE_MIGRATE) {
+            /* QEMU never starts this migration: nothing left to gate. */
+            s->relay->role = COCO_QMP_ROLE_NONE;
+            msg = g_strdup_printf(
+                _("qemu-coco: the host agent refused to start the migration: %1$s"),
+                reason);
+        } else
             msg = g_strdup_printf(
                 _("qemu-coco: the host agent refused to resume the guest: %1$s"),
                 reason);
@@ -472,13 +503,8 @@ static void
 cocoQmpSessionGate(CocoQmpSession *s, CocoQmpLine *line, CocoQmpMessage *msg,
                    CocoQmpGate gate)
 {
-    CocoQmpGateCall *call = g_new0(CocoQmpGateCall, 1);
-
-    call->s = cocoQmpSessionRef(s);
-    call->gate = gate;
     cocoQmpSessionHold(s, line, msg);
-    cocoQmpAgentGate(s->relay->agent, gate, s->relay->role,
-                     cocoQmpSessionOnVerdict, call);
+    cocoQmpSessionAskAgent(s, gate);
 }
 
 static void
@@ -648,6 +674,41 @@ cocoQmpSessionOnClosed(CocoQmpChannel *ch, const GError *error, gpointer opaque)
     cocoQmpSessionClose(s);
 }
 
+static void
+cocoQmpSessionOnCancelReply(CocoQmpSession *s, CocoQmpMessage *reply)
+{
+    if (cocoQmpMessageIsError(reply))
+        g_printerr("qemu-coco: 'migrate_cancel' failed: %s\n",
+                   NULLSTR(cocoQmpMessageErrorDesc(reply)));
+}
+
+/*
+ * The agent's session failed after 'migrate' reached QEMU: cancel QEMU's
+ * migration through libvirt's monitor connection. QEMU then resumes the
+ * source itself and libvirt sees the failed job; the reply goes to nobody.
+ */
+static void
+cocoQmpRelayOnAgentCancel(const char *reason, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+    GList *l;
+
+    g_printerr("qemu-coco: the host agent cancels the migration: %s\n", reason);
+    for (l = relay->sessions; l; l = l->next) {
+        CocoQmpSession *s = l->data;
+
+        if (s->closed)
+            continue;
+        relay->cancels++;
+        cocoQmpSessionInject(s, "migrate_cancel", NULL,
+                             cocoQmpSessionOnCancelReply);
+        return;
+    }
+    g_printerr(
+        "%s\n",
+        _("qemu-coco: no monitor connection to cancel the migration on"));
+}
+
 int
 cocoQmpRelayAddSession(CocoQmpRelay *relay, int clientFd, int qemuFd,
                        GError **error)
@@ -752,6 +813,8 @@ cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
     relay->ctx =
         ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
     relay->agent = agent;
+    if (agent)
+        cocoQmpAgentSetCancelFunc(agent, cocoQmpRelayOnAgentCancel, relay);
     relay->traceFd = -1;
     relay->listenFd = -1;
     return relay;
@@ -809,6 +872,7 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "images", relay->images);
     json_object_set_int_member(o, "gates-released", relay->released);
     json_object_set_int_member(o, "gates-refused", relay->refused);
+    json_object_set_int_member(o, "cancels", relay->cancels);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
     return o;
 }

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # hosts-down.sh: take the lab down and leave nothing behind: domains,
-# QEMUs and their relays, daemons, the test agent, network namespaces,
+# QEMUs and their relays, daemons, the agents, network namespaces,
 # mounts and directories. The guest and the QEMU capabilities cache stay in
 # COCO_LAB_CACHE for the next run.
 set -u
@@ -55,14 +55,23 @@ done
 LOGS=${COCO_LAB_LOGS:-$CACHE/logs}
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
-cp "$LAB"/agent.log "$LOGS/" 2>/dev/null
 for H in $HOSTS; do
     cp -r "$(host_dir "$H")/log" "$LOGS/host$H" 2>/dev/null
 done
 
-if [ -f "$LAB/agent.pid" ]; then
-    kill -TERM "$(cat "$LAB/agent.pid")" 2>/dev/null || true
-fi
+for H in $HOSTS; do
+    R=$(host_dir "$H")
+    cp "$R/virtcocod.log" "$LOGS/virtcocod-$H.log" 2>/dev/null
+    cp -r "$R/migrations" "$LOGS/migrations-$H" 2>/dev/null
+    if [ -f "$R/virtcocod.pid" ]; then
+        p=$(cat "$R/virtcocod.pid")
+        [ "$p" -gt 1 ] && kill -TERM "$p" 2>/dev/null || true
+        i=0
+        while [ "$p" -gt 1 ] && kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
+            i=$((i + 1)); sleep 0.1
+        done
+    fi
+done
 
 for H in $HOSTS; do
     ip netns del "$NETNS_PREFIX$H" 2>/dev/null || true

@@ -6,9 +6,10 @@
 # nothing else reachable), its own mount and UTS namespaces with private
 # /run, /etc/libvirt, /var/{lib,log,cache}/libvirt, /etc/hosts and an empty
 # resolv.conf, its own libvirtd pinned to CPU 0 (stable caps cache), and
-# the qemu-coco configuration naming the lab's test agent. Guest RAM lives
-# in a tmpfs mounted before the namespaces split, at the same path for both
-# hosts and for the test agent, which serves both hosts' agent sockets.
+# the qemu-coco configuration naming the host's agent. Guest RAM lives in a
+# tmpfs mounted before the namespaces split, at the same path for both
+# hosts and their agents: one virtcocod per host, in the host's network
+# namespace, serving the host's agent socket.
 # Exit 77 when the machine cannot host the lab.
 set -eu
 . "$(dirname "$0")/lab-env.sh"
@@ -21,8 +22,9 @@ command -v libvirtd >/dev/null || [ -x /usr/sbin/libvirtd ] ||
 command -v virsh >/dev/null || lab_skip "virsh missing: run tests/e2e/deps.sh"
 [ -x /usr/bin/qemu-system-x86_64 ] || lab_skip "qemu-system-x86 missing: run tests/e2e/deps.sh"
 getent passwd libvirt-qemu >/dev/null || lab_skip "user libvirt-qemu missing: run tests/e2e/deps.sh"
-command -v python3 >/dev/null || lab_skip "python3 missing (the lab's test agent)"
+command -v python3 >/dev/null || lab_skip "python3 missing (the lab reads the agents' JSON records)"
 [ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
+[ -n "${VIRTCOCOD:-}" ] && [ -x "$VIRTCOCOD" ] || lab_die "set VIRTCOCOD to the built virtcocod"
 # Where qemu-coco reads its configuration; each host binds its own copy.
 CONF=$("$QEMU_COCO" --coco-config-path)
 CONFDIR=$(dirname "$CONF")
@@ -130,12 +132,25 @@ NS
     chmod +x "$R/hostns.sh"
 done
 
-# The lab's test agent: copies guest RAM at the switchover gate.
-python3 "$E2E_DIR/ramagent.py" --log "$LAB/agent.log" --refuse-file "$LAB/agent-refuse" \
-    --host "A=$(host_dir A)/run/coco-agent.sock" \
-    --host "B=$(host_dir B)/run/coco-agent.sock" \
-    > "$LAB/agent.out" 2>&1 &
-echo $! > "$LAB/agent.pid"
+# virtcocod on each host: in the host's network namespace (peers reach
+# each other over the veth), sockets, records and platform identity in the
+# host's directories; it reads libvirt's pid and status files of the host.
+for H in $HOSTS; do
+    R=$(host_dir "$H")
+    cat > "$R/virtcocod.conf" <<CONF
+[virtcocod]
+socket = $R/run/coco-agent.sock
+port = 49300
+platform = $R/platform.conf
+state_dir = $R/migrations
+pid_dir = $R/run/qemu
+streams = 4
+precopy_rounds = 2
+CONF
+    setsid nsenter --net="/run/netns/$NETNS_PREFIX$H" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
+        > "$R/virtcocod.log" 2>&1 < /dev/null &
+    echo $! > "$R/virtcocod.pid"
+done
 
 for H in $HOSTS; do
     R=$(host_dir "$H")
@@ -158,8 +173,12 @@ for H in $HOSTS; do
     done
 done
 for H in $HOSTS; do
-    [ -S "$(host_dir "$H")/run/coco-agent.sock" ] || sleep 0.5
-    [ -S "$(host_dir "$H")/run/coco-agent.sock" ] || lab_die "the test agent did not start (see $LAB/agent.log)"
+    i=0
+    until [ -S "$(host_dir "$H")/run/coco-agent.sock" ]; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { cat "$(host_dir "$H")/virtcocod.log" >&2; lab_die "virtcocod on host $H did not start"; }
+        sleep 0.1
+    done
 done
 # Probe qemu-coco's capabilities once (about 4 s, cached across runs) and
 # hand host A's cache to host B, which loads it on first use.
