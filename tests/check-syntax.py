@@ -172,6 +172,25 @@ def check_rst(top):
     return ret
 
 
+def check_po(top):
+    """Each catalogue in po/LINGUAS compiles with its formats checked."""
+    exe = shutil.which("msgfmt")
+    if not exe:
+        print("SKIP: msgfmt not installed")
+        return 77
+    ret = 0
+    with open(os.path.join(top, "po", "LINGUAS"), encoding="utf-8") as fp:
+        langs = [w for line in fp for w in line.split("#", 1)[0].split()]
+    for lang in langs:
+        po = os.path.join(top, "po", lang + ".po")
+        r = subprocess.run([exe, "--check", "--check-format", "-o", os.devnull, po],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or r.stderr.strip():
+            print("%s: %s" % (rel(top, po), r.stderr.strip()[:1000]))
+            ret = 1
+    return ret
+
+
 def check_spec(top):
     meson = open(os.path.join(top, "meson.build"), encoding="utf-8").read()
     version = re.search(r"version:\s*'([^']+)'", meson).group(1)
@@ -211,6 +230,7 @@ CHECKS = {
     "symbols": check_symbols,
     "spec": check_spec,
     "rst": check_rst,
+    "po": check_po,
     "exports": check_exports,
     "markers": check_markers,
 }

@@ -292,6 +292,7 @@ main(int argc, char **argv)
 
     setlocale(LC_ALL, "");
     bindtextdomain(GETTEXT_PACKAGE, COCO_LOCALEDIR);
+    bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
     if (!path)
         path = QEMU_COCO_CONFIG;
     if (argc == 2 && STREQ(argv[1], "--coco-config-path")) {

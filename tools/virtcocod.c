@@ -41,8 +41,7 @@ main(int argc, char **argv)
     gboolean version = FALSE;
     GOptionEntry entries[] = {
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
-         N_("configuration file (default " COCO_AGENT_DEFAULT_CONFIG ")"),
-         "FILE"},
+         NULL /* set below: it names the default path */, "FILE"},
         {"socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
          N_("unix socket for the QMP relays"), "PATH"},
         {"port", 'p', 0, G_OPTION_ARG_INT, &port,
@@ -69,9 +68,18 @@ main(int argc, char **argv)
     CocoDaemonStop stop;
     guint sigterm;
     guint sigint;
+    g_autofree char *config_help = NULL;
 
     setlocale(LC_ALL, "");
+    bindtextdomain(GETTEXT_PACKAGE, COCO_LOCALEDIR);
+    bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+    textdomain(GETTEXT_PACKAGE);
+
+    config_help = g_strdup_printf(_("configuration file (default: %1$s)"),
+                                  COCO_AGENT_DEFAULT_CONFIG);
+    entries[0].description = config_help;
     octx = g_option_context_new(NULL);
+    g_option_context_set_translation_domain(octx, GETTEXT_PACKAGE);
     g_option_context_set_summary(
         octx,
         _("The libvirt-coco host agent: confidential migration of the domains whose emulator is qemu-coco."));
