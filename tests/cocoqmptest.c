@@ -330,6 +330,40 @@ testPeerExpectLine(TestPeer *p, const char *text)
     g_assert_cmpstr(line->data, ==, text);
 }
 
+/* The next line for libvirt is the relay's own MIGRATION event. */
+static void
+testPeerExpectMigration(TestPeer *p, const char *status)
+{
+    g_autoptr(CocoQmpMessage) ev = testPeerReadMsg(p);
+    JsonObject *ts;
+
+    g_assert_cmpint(ev->kind, ==, COCO_QMP_KIND_EVENT);
+    g_assert_cmpstr(ev->name, ==, "MIGRATION");
+    g_assert_cmpstr(cocoQmpMessageGetArgString(ev, "status"), ==, status);
+    /* Shaped like QEMU's: a timestamp of now. */
+    ts = json_object_get_object_member(ev->obj, "timestamp");
+    g_assert_nonnull(ts);
+    g_assert_cmpint(json_object_get_int_member(ts, "seconds"), >, 1600000000);
+    g_assert_true(json_object_has_member(ts, "microseconds"));
+}
+
+/* libvirt's 'query-migrate' and the relay's answer ("return"). */
+static CocoQmpMessage *
+testQueryMigrate(TestPeer *libvirt, const char *id, JsonObject **ret)
+{
+    g_autofree char *cmd = g_strdup_printf(
+        "{\"execute\":\"query-migrate\",\"id\":\"%s\"}\r\n", id);
+    CocoQmpMessage *reply;
+
+    testPeerSend(libvirt, cmd, -1);
+    reply = testPeerReadMsg(libvirt);
+    g_assert_cmpint(reply->kind, ==, COCO_QMP_KIND_REPLY);
+    g_assert_cmpstr(json_node_get_string(reply->id), ==, id);
+    *ret = json_object_get_object_member(reply->obj, "return");
+    g_assert_nonnull(*ret);
+    return reply;
+}
+
 /* ---- fake agent ---- */
 
 typedef struct {
@@ -554,6 +588,7 @@ testRelayMigrateInjects(Fixture *f, gconstpointer data)
     g_autoptr(CocoQmpMessage) fwd = NULL;
     g_autoptr(CocoQmpLine) getfd = NULL;
     g_autofree char *reply = NULL;
+    g_autofree char *reply2 = NULL;
     const char *injId;
     int sp[2];
     JsonNode *cap;
@@ -597,18 +632,30 @@ testRelayMigrateInjects(Fixture *f, gconstpointer data)
     testPeerSend(&f->qemu, "{\"event\": \"X\"}\r\n", -1);
     reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n", injId);
     testPeerSend(&f->qemu, reply, -1);
+    /* The relay answers 'migrate' as QEMU would, at once... */
+    testPeerExpectLine(&f->libvirt, "{\"event\": \"X\"}\r\n");
+    testPeerExpectMigration(&f->libvirt, "setup");
+    testPeerExpectLine(&f->libvirt, "{\"return\":{},\"id\":\"libvirt-3\"}\r\n");
+    testPeerExpectMigration(&f->libvirt, "active");
+    /* ...and QEMU gets it with the relay's id once the agent released. */
     fwd = testPeerReadMsg(&f->qemu);
     g_assert_cmpstr(fwd->name, ==, "migrate");
-    g_assert_cmpstr(json_node_get_string(fwd->id), ==, "libvirt-3");
-    testPeerSend(&f->qemu, "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n", -1);
-    /* libvirt gets the event and its own reply, never the injected one. */
-    testPeerExpectLine(&f->libvirt, "{\"event\": \"X\"}\r\n");
-    testPeerExpectLine(&f->libvirt,
-                       "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n");
+    g_assert_true(
+        g_str_has_prefix(json_node_get_string(fwd->id), "coco-relay-"));
+    g_assert_cmpstr(cocoQmpMessageGetArgString(fwd, "uri"), ==, "fd:migrate");
+    reply2 = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                             json_node_get_string(fwd->id));
+    testPeerSend(&f->qemu, reply2, -1);
+    /* libvirt never sees the relay's replies. */
     testPeerExpectNothing(&f->libvirt);
-    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_MIGRATE);
+    g_assert_cmpuint(f->agent.events->len, ==, 2);
     g_assert_true(
         g_str_has_prefix(g_ptr_array_index(f->agent.events, 0), "migrate {"));
+    /* The agent hears the MIGRATION statuses libvirt sees. */
+    g_assert_nonnull(
+        strstr(g_ptr_array_index(f->agent.events, 1), "\"status\":\"active\""));
     g_assert_nonnull(
         strstr(g_ptr_array_index(f->agent.events, 0), "\"job\":\"migration\""));
     close(sp[1]);
@@ -691,58 +738,248 @@ fixtureSendMigrate(Fixture *f)
     testPeerSend(&f->qemu, reply, -1);
 }
 
+/* The agent reports progress on the private memory. */
 static void
-testRelayMigrateGateHeld(Fixture *f, gconstpointer data)
+testAgentProgress(Fixture *f, guint64 transferred, guint64 remaining,
+                  guint64 epoch)
 {
-    g_autoptr(CocoQmpMessage) fwd = NULL;
-    g_autoptr(CocoQmpMessage) next = NULL;
+    g_autoptr(JsonObject) p = json_object_new();
 
+    json_object_set_string_member(p, "type", "progress");
+    json_object_set_int_member(p, "id", 1);
+    json_object_set_int_member(p, "total", 201326592);
+    json_object_set_int_member(p, "transferred", transferred);
+    json_object_set_int_member(p, "remaining", remaining);
+    json_object_set_int_member(p, "pages", transferred / 4096);
+    json_object_set_int_member(p, "epoch", epoch);
+    json_object_set_int_member(p, "rate", 100000000);
+    json_object_set_int_member(p, "dirty_rate", 250);
+    cocoQmpAgentEmitProgress(f->agentObj, p);
+}
+
+/* libvirt's 'migrate' answered by the relay while the agent precopies. */
+static void
+fixtureOwnedMigrate(Fixture *f)
+{
     f->agent.deferMigrate = TRUE;
     fixtureSendMigrate(f);
-    testPeerSend(&f->libvirt,
-                 "{\"execute\":\"query-migrate\",\"id\":\"libvirt-4\"}\r\n",
-                 -1);
-    testPeerExpectNothing(&f->qemu);
+    testPeerExpectMigration(&f->libvirt, "setup");
+    testPeerExpectLine(&f->libvirt, "{\"return\":{},\"id\":\"libvirt-3\"}\r\n");
+    testPeerExpectMigration(&f->libvirt, "active");
     g_assert_cmpuint(f->agent.gates, ==, 1);
     g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_MIGRATE);
     g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_SOURCE);
-    /* The agent heard of the migration before it was asked. */
-    g_assert_cmpuint(f->agent.events->len, ==, 1);
-    g_assert_true(
-        g_str_has_prefix(g_ptr_array_index(f->agent.events, 0), "migrate {"));
-    /* QEMU's events still reach libvirt. */
-    testPeerSend(&f->qemu, "{\"event\": \"Y\"}\r\n", -1);
-    testPeerExpectLine(&f->libvirt, "{\"event\": \"Y\"}\r\n");
+}
+
+/* The agent releases 'migrate': QEMU gets libvirt's arguments. */
+static CocoQmpMessage *
+fixtureReleaseMigrate(Fixture *f)
+{
+    CocoQmpMessage *fwd;
 
     f->agent.cb(TRUE, NULL, f->agent.opaque);
     f->agent.cb = NULL;
     fwd = testPeerReadMsg(&f->qemu);
     g_assert_cmpstr(fwd->name, ==, "migrate");
-    g_assert_cmpstr(json_node_get_string(fwd->id), ==, "libvirt-3");
-    next = testPeerReadMsg(&f->qemu);
-    g_assert_cmpstr(next->name, ==, "query-migrate");
-    testPeerExpectNothing(&f->libvirt);
+    g_assert_true(
+        g_str_has_prefix(json_node_get_string(fwd->id), "coco-relay-"));
+    g_assert_cmpstr(cocoQmpMessageGetArgString(fwd, "uri"), ==, "unix:/x");
+    return fwd;
 }
 
+/*
+ * The relay answers 'migrate' at once and plays the migrating QEMU while
+ * the agent precopies: 'query-migrate' gets the agent's numbers.
+ */
+static void
+testRelayMigratePrecopy(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) q1 = NULL;
+    g_autoptr(CocoQmpMessage) q2 = NULL;
+    g_autoptr(CocoQmpMessage) pass = NULL;
+    JsonObject *ret;
+    JsonObject *ram;
+
+    fixtureOwnedMigrate(f);
+    /* The agent heard of the migration before it was asked. */
+    g_assert_true(
+        g_str_has_prefix(g_ptr_array_index(f->agent.events, 0), "migrate {"));
+    /* QEMU saw nothing of it; libvirt's monitor is free. */
+    q1 = testQueryMigrate(&f->libvirt, "libvirt-4", &ret);
+    g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==, "active");
+    ram = json_object_get_object_member(ret, "ram");
+    g_assert_nonnull(ram);
+    g_assert_cmpint(json_object_get_int_member(ram, "transferred"), ==, 0);
+    g_assert_true(json_object_has_member(ret, "total-time"));
+    testPeerExpectNothing(&f->qemu);
+
+    testAgentProgress(f, 150000000, 60000000, 1);
+    /* One MIGRATION_PASS per epoch. */
+    pass = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpstr(pass->name, ==, "MIGRATION_PASS");
+    g_assert_cmpint(
+        json_object_get_int_member(cocoQmpMessageGetArguments(pass), "pass"),
+        ==, 1);
+    q2 = testQueryMigrate(&f->libvirt, "libvirt-5", &ret);
+    g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==, "active");
+    g_assert_cmpint(json_object_get_int_member(ret, "expected-downtime"), ==,
+                    600);
+    ram = json_object_get_object_member(ret, "ram");
+    g_assert_cmpint(json_object_get_int_member(ram, "transferred"), ==,
+                    150000000);
+    g_assert_cmpint(json_object_get_int_member(ram, "remaining"), ==, 60000000);
+    g_assert_cmpint(json_object_get_int_member(ram, "total"), ==, 201326592);
+    g_assert_cmpint(json_object_get_int_member(ram, "normal"), ==,
+                    150000000 / 4096);
+    g_assert_cmpint(json_object_get_int_member(ram, "normal-bytes"), ==,
+                    (150000000 / 4096) * 4096);
+    g_assert_cmpint(json_object_get_int_member(ram, "dirty-sync-count"), ==, 1);
+    g_assert_cmpint(json_object_get_int_member(ram, "dirty-pages-rate"), ==,
+                    250);
+    g_assert_cmpint(json_object_get_int_member(ram, "page-size"), ==, 4096);
+    g_assert_cmpfloat(json_object_get_double_member(ram, "mbps"), ==, 800.0);
+    /* The same epoch again: no second pass event. */
+    testAgentProgress(f, 160000000, 50000000, 1);
+    testPeerExpectNothing(&f->libvirt);
+    testPeerExpectNothing(&f->qemu);
+}
+
+/*
+ * On release QEMU gets the real 'migrate'; its reply and its repeated
+ * 'setup' event stay in the relay, its later events and its
+ * 'query-migrate' replies (with the private memory added) reach libvirt.
+ */
+static void
+testRelayMigrateRelease(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autoptr(CocoQmpMessage) qm = NULL;
+    g_autoptr(CocoQmpMessage) reply = NULL;
+    g_autoptr(CocoQmpMessage) st = NULL;
+    g_autofree char *text = NULL;
+    const char *active = "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                         "\"active\"}}\r\n";
+    JsonObject *ret;
+    JsonObject *ram;
+    JsonObject *o;
+
+    fixtureOwnedMigrate(f);
+    testAgentProgress(f, 200000000, 4096000, 0);
+    fwd = fixtureReleaseMigrate(f);
+    text = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                           json_node_get_string(fwd->id));
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                 "\"setup\"}}\r\n",
+                 -1);
+    testPeerSend(&f->qemu, text, -1);
+    testPeerSend(&f->qemu, active, -1);
+    testPeerExpectLine(&f->libvirt, active);
+    testPeerExpectNothing(&f->libvirt);
+
+    /* 'query-migrate' goes to QEMU now; the reply counts private memory. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"query-migrate\",\"id\":\"libvirt-6\"}\r\n",
+                 -1);
+    qm = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(qm->name, ==, "query-migrate");
+    g_assert_cmpstr(json_node_get_string(qm->id), ==, "libvirt-6");
+    testAgentProgress(f, 210000000, 0, 2);
+    testPeerSend(&f->qemu,
+                 "{\"return\": {\"status\": \"active\", \"total-time\": 12, "
+                 "\"ram\": {\"transferred\": 1000, \"remaining\": 10, "
+                 "\"total\": 532480, \"normal\": 2, \"normal-bytes\": 8192, "
+                 "\"mbps\": 1.5}}, \"id\": \"libvirt-6\"}\r\n",
+                 -1);
+    reply = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpstr(json_node_get_string(reply->id), ==, "libvirt-6");
+    ret = json_object_get_object_member(reply->obj, "return");
+    g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==, "active");
+    g_assert_cmpint(json_object_get_int_member(ret, "total-time"), ==, 12);
+    ram = json_object_get_object_member(ret, "ram");
+    g_assert_cmpint(json_object_get_int_member(ram, "transferred"), ==,
+                    210001000);
+    g_assert_cmpint(json_object_get_int_member(ram, "remaining"), ==, 10);
+    g_assert_cmpint(json_object_get_int_member(ram, "total"), ==,
+                    201326592 + 532480);
+    g_assert_cmpint(json_object_get_int_member(ram, "normal"), ==,
+                    2 + 210000000 / 4096);
+    g_assert_cmpint(json_object_get_int_member(ram, "normal-bytes"), ==,
+                    8192 + (210000000 / 4096) * 4096);
+    g_assert_cmpfloat(json_object_get_double_member(ram, "mbps"), ==, 801.5);
+    /* No pass events once QEMU migrates. */
+    testPeerExpectNothing(&f->libvirt);
+
+    /* Other replies pass byte for byte. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"query-status\",\"id\":\"libvirt-7\"}\r\n", -1);
+    testPeerExpectLine(
+        &f->qemu, "{\"execute\":\"query-status\",\"id\":\"libvirt-7\"}\r\n");
+    testPeerSend(&f->qemu,
+                 "{\"return\": {\"x\": 1}, \"id\": \"libvirt-7\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt,
+                       "{\"return\": {\"x\": 1}, \"id\": \"libvirt-7\"}\r\n");
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-8\"}\r\n", -1);
+    st = testPeerReadMsg(&f->libvirt);
+    o = json_object_get_object_member(
+        json_object_get_object_member(st->obj, "return"), "precopy");
+    g_assert_cmpstr(json_object_get_string_member(o, "state"), ==, "forwarded");
+    g_assert_cmpint(json_object_get_int_member(
+                        json_object_get_object_member(o, "progress"), "epoch"),
+                    ==, 2);
+}
+
+/* QEMU rejects the real 'migrate': the relay fails the job for libvirt. */
+static void
+testRelayMigrateQemuError(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+    g_autoptr(CocoQmpMessage) q = NULL;
+    g_autofree char *text = NULL;
+    JsonObject *ret;
+
+    fixtureOwnedMigrate(f);
+    fwd = fixtureReleaseMigrate(f);
+    text = g_strdup_printf("{\"error\": {\"class\": \"GenericError\", "
+                           "\"desc\": \"There's a migration process in "
+                           "progress\"}, \"id\": \"%s\"}\r\n",
+                           json_node_get_string(fwd->id));
+    testPeerSend(&f->qemu, text, -1);
+    testPeerExpectMigration(&f->libvirt, "failed");
+    q = testQueryMigrate(&f->libvirt, "libvirt-9", &ret);
+    g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==, "failed");
+    g_assert_cmpstr(json_object_get_string_member(ret, "error-desc"), ==,
+                    "There's a migration process in progress");
+    testPeerExpectNothing(&f->qemu);
+    /* The agent learns that the migration failed. */
+    g_assert_nonnull(
+        strstr(g_ptr_array_index(f->agent.events, f->agent.events->len - 1),
+               "\"status\":\"failed\""));
+}
+
+/* The agent refuses 'migrate': 'failed', and libvirt reads why. */
 static void
 testRelayMigrateGateRefuse(Fixture *f, gconstpointer data)
 {
-    g_autoptr(CocoQmpMessage) err = NULL;
+    g_autoptr(CocoQmpMessage) q = NULL;
     g_autoptr(CocoQmpMessage) ret = NULL;
+    g_autoptr(CocoQmpMessage) cancel = NULL;
+    JsonObject *r;
     JsonObject *o;
+    const char *desc;
 
-    f->agent.deferMigrate = TRUE;
-    fixtureSendMigrate(f);
-    testPeerExpectNothing(&f->qemu);
+    fixtureOwnedMigrate(f);
     f->agent.cb(FALSE, "the peer agent is unreachable", f->agent.opaque);
     f->agent.cb = NULL;
-    err = testPeerReadMsg(&f->libvirt);
-    g_assert_true(cocoQmpMessageIsError(err));
-    g_assert_cmpstr(json_node_get_string(err->id), ==, "libvirt-3");
-    g_assert_nonnull(
-        strstr(cocoQmpMessageErrorDesc(err), "refused to start the migration"));
-    g_assert_nonnull(
-        strstr(cocoQmpMessageErrorDesc(err), "the peer agent is unreachable"));
+    testPeerExpectMigration(&f->libvirt, "failed");
+    q = testQueryMigrate(&f->libvirt, "libvirt-10", &r);
+    g_assert_cmpstr(json_object_get_string_member(r, "status"), ==, "failed");
+    desc = json_object_get_string_member(r, "error-desc");
+    g_assert_true(g_str_has_prefix(
+        desc, "qemu-coco: the host agent refused to start the migration: "));
+    g_assert_nonnull(strstr(desc, "the peer agent is unreachable"));
     /* QEMU never saw 'migrate'; the relay is not in a migration. */
     testPeerExpectNothing(&f->qemu);
     testPeerSend(
@@ -752,6 +989,98 @@ testRelayMigrateGateRefuse(Fixture *f, gconstpointer data)
     o = json_object_get_object_member(ret->obj, "return");
     g_assert_cmpstr(json_object_get_string_member(o, "role"), ==, "none");
     g_assert_cmpint(json_object_get_int_member(o, "gates-refused"), ==, 1);
+    g_assert_cmpstr(json_object_get_string_member(
+                        json_object_get_object_member(o, "precopy"), "state"),
+                    ==, "failed");
+    /* libvirt's clean-up cancel goes to QEMU, which has nothing to do. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_cancel\",\"id\":\"libvirt-11\"}\r\n",
+                 -1);
+    cancel = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(cancel->name, ==, "migrate_cancel");
+}
+
+/*
+ * libvirt cancels (virDomainAbortJob) while the agent precopies: the
+ * relay answers, tells the agent, and reports 'cancelled' once the agent
+ * refused the gate. QEMU sees nothing.
+ */
+static void
+testRelayMigrateCancel(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) q1 = NULL;
+    g_autoptr(CocoQmpMessage) q2 = NULL;
+    g_autoptr(CocoQmpMessage) next = NULL;
+    JsonObject *ret;
+    guint before;
+
+    fixtureOwnedMigrate(f);
+    testAgentProgress(f, 100000000, 101326592, 0);
+    before = f->agent.events->len;
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_cancel\",\"id\":\"libvirt-12\"}\r\n",
+                 -1);
+    testPeerExpectLine(&f->libvirt,
+                       "{\"return\":{},\"id\":\"libvirt-12\"}\r\n");
+    testPeerExpectMigration(&f->libvirt, "cancelling");
+    g_assert_cmpuint(f->agent.events->len, >, before);
+    g_assert_true(g_str_has_prefix(
+        g_ptr_array_index(f->agent.events, f->agent.events->len - 1),
+        "migrate-cancel {"));
+    q1 = testQueryMigrate(&f->libvirt, "libvirt-13", &ret);
+    g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==,
+                    "cancelling");
+    g_assert_nonnull(json_object_get_object_member(ret, "ram"));
+    testPeerExpectNothing(&f->qemu);
+
+    /* The agent aborted its session and refuses the gate. */
+    f->agent.cb(FALSE, "confidential migration aborted: cancelled",
+                f->agent.opaque);
+    f->agent.cb = NULL;
+    testPeerExpectMigration(&f->libvirt, "cancelled");
+    q2 = testQueryMigrate(&f->libvirt, "libvirt-14", &ret);
+    g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==,
+                    "cancelled");
+    testPeerExpectNothing(&f->qemu);
+    /* A later cancel goes to QEMU as before. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_cancel\",\"id\":\"libvirt-15\"}\r\n",
+                 -1);
+    next = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(next->name, ==, "migrate_cancel");
+    g_assert_cmpstr(json_node_get_string(next->id), ==, "libvirt-15");
+}
+
+/* A release racing libvirt's cancel: QEMU still never starts. */
+static void
+testRelayMigrateCancelRelease(Fixture *f, gconstpointer data)
+{
+    fixtureOwnedMigrate(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_cancel\",\"id\":\"libvirt-12\"}\r\n",
+                 -1);
+    testPeerExpectLine(&f->libvirt,
+                       "{\"return\":{},\"id\":\"libvirt-12\"}\r\n");
+    testPeerExpectMigration(&f->libvirt, "cancelling");
+    f->agent.cb(TRUE, NULL, f->agent.opaque);
+    f->agent.cb = NULL;
+    testPeerExpectMigration(&f->libvirt, "cancelled");
+    testPeerExpectNothing(&f->qemu);
+}
+
+/* libvirt goes away while the agent precopies: the agent is told. */
+static void
+testRelayMigrateClose(Fixture *f, gconstpointer data)
+{
+    fixtureOwnedMigrate(f);
+    close(f->libvirt.fd);
+    f->libvirt.fd = -1;
+    g_assert_null(testPeerRead(&f->qemu));
+    g_assert_true(g_str_has_prefix(
+        g_ptr_array_index(f->agent.events, f->agent.events->len - 1),
+        "migrate-cancel {"));
+    f->agent.cb(TRUE, NULL, f->agent.opaque);
+    f->agent.cb = NULL;
 }
 
 /* 'virsh restore': migrate-incoming from a pipe is not gated either. */
@@ -864,11 +1193,15 @@ fixtureStartSource(Fixture *f)
     reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
                             json_node_get_string(inj->id));
     testPeerSend(&f->qemu, reply, -1);
+    testPeerExpectMigration(&f->libvirt, "setup");
+    testPeerExpectLine(&f->libvirt, "{\"return\":{},\"id\":\"libvirt-3\"}\r\n");
+    testPeerExpectMigration(&f->libvirt, "active");
     fwd = testPeerReadMsg(&f->qemu);
     g_assert_cmpstr(fwd->name, ==, "migrate");
-    testPeerSend(&f->qemu, "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n", -1);
-    testPeerExpectLine(&f->libvirt,
-                       "{\"return\": {}, \"id\": \"libvirt-3\"}\r\n");
+    g_free(reply);
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(fwd->id));
+    testPeerSend(&f->qemu, reply, -1);
     testPeerSend(&f->qemu,
                  "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
                  "\"pre-switchover\"}}\r\n",
@@ -1104,8 +1437,17 @@ testCancelCb(const char *reason, gpointer opaque)
 }
 
 static void
+testProgressCb(JsonObject *msg, gpointer opaque)
+{
+    gint64 *total = opaque;
+
+    *total = json_object_get_int_member(msg, "total");
+}
+
+static void
 testSocketAgent(void)
 {
+    gint64 progressTotal = 0;
     g_autofree char *cancelReason = NULL;
     g_autofree char *dir = g_dir_make_tmp("cocoqmptest-XXXXXX", NULL);
     g_autofree char *path = g_build_filename(dir, "agent.sock", NULL);
@@ -1171,6 +1513,34 @@ testSocketAgent(void)
     while (!cancelReason)
         g_main_context_iteration(NULL, TRUE);
     g_assert_cmpstr(cancelReason, ==, "peer is gone");
+
+    /* Progress counts only for the last 'migrate' gate asked. */
+    {
+        g_autoptr(CocoQmpMessage) mg = NULL;
+        g_autofree char *pr = NULL;
+        TestVerdict v3 = {0};
+        gint64 id;
+
+        cocoQmpAgentSetProgressFunc(agent, testProgressCb, &progressTotal);
+        cocoQmpAgentGate(agent, COCO_QMP_GATE_MIGRATE, COCO_QMP_ROLE_SOURCE,
+                         testVerdictCb, &v3);
+        mg = testPeerReadMsg(&peer);
+        g_assert_cmpstr(json_object_get_string_member(mg->obj, "gate"), ==,
+                        "migrate");
+        id = json_object_get_int_member(mg->obj, "id");
+        pr = g_strdup_printf(
+            "{\"type\":\"progress\",\"id\":%" G_GINT64_FORMAT
+            ",\"total\":7}\n{\"type\":\"progress\",\"id\":%" G_GINT64_FORMAT
+            ",\"total\":9}\n{\"type\":\"verdict\",\"id\":%" G_GINT64_FORMAT
+            ",\"release\":true}\n",
+            id + 100, id, id);
+        testPeerSend(&peer, pr, -1);
+        while (!v3.done)
+            g_main_context_iteration(NULL, TRUE);
+        g_assert_true(v3.release);
+        g_assert_cmpint(progressTotal, ==, 9);
+        g_free(v3.reason);
+    }
 
     /* The agent dies: a waiting gate is refused, fail closed. */
     cocoQmpAgentGate(agent, COCO_QMP_GATE_CONT, COCO_QMP_ROLE_DESTINATION,
@@ -1342,8 +1712,19 @@ main(int argc, char **argv)
                fixtureSetUp, testRelaySaveTurnsOff, fixtureTearDown);
     g_test_add("/qmp/relay/inject-failure", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayInjectFailure, fixtureTearDown);
-    g_test_add("/qmp/relay/migrate-gate-held", Fixture, GINT_TO_POINTER(TRUE),
-               fixtureSetUp, testRelayMigrateGateHeld, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-precopy", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigratePrecopy, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-release", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigrateRelease, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-qemu-error", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigrateQemuError, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-cancel", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigrateCancel, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-cancel-release", Fixture,
+               GINT_TO_POINTER(TRUE), fixtureSetUp,
+               testRelayMigrateCancelRelease, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-close", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigrateClose, fixtureTearDown);
     g_test_add("/qmp/relay/migrate-gate-refuse", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayMigrateGateRefuse, fixtureTearDown);
     g_test_add("/qmp/relay/restore-not-gated", Fixture, GINT_TO_POINTER(TRUE),

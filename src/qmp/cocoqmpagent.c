@@ -25,6 +25,8 @@ struct _CocoQmpAgent {
     gpointer data;
     CocoQmpAgentCancelFunc cancelCb;
     gpointer cancelOpaque;
+    CocoQmpAgentProgressFunc progressCb;
+    gpointer progressOpaque;
 };
 
 CocoQmpAgent *
@@ -84,6 +86,21 @@ cocoQmpAgentEmitCancel(CocoQmpAgent *agent, const char *reason)
                     agent->cancelOpaque);
 }
 
+void
+cocoQmpAgentSetProgressFunc(CocoQmpAgent *agent, CocoQmpAgentProgressFunc cb,
+                            gpointer opaque)
+{
+    agent->progressCb = cb;
+    agent->progressOpaque = opaque;
+}
+
+void
+cocoQmpAgentEmitProgress(CocoQmpAgent *agent, JsonObject *msg)
+{
+    if (agent->progressCb)
+        agent->progressCb(msg, agent->progressOpaque);
+}
+
 /* The socket agent. */
 
 typedef struct {
@@ -103,6 +120,7 @@ typedef struct _CocoQmpSocketAgent {
     guint timeoutSec;
     CocoQmpChannel *ch;
     guint64 nextId;
+    guint64 migrateId; /* the last 'migrate' gate: its progress counts */
     GHashTable *pending; /* id -> CocoQmpAgentRequest */
 } CocoQmpSocketAgent;
 
@@ -170,9 +188,15 @@ cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
                                    msg->obj, "reason", NULL));
         return;
     }
+    id = json_object_get_int_member_with_default(msg->obj, "id", -1);
+    if (STREQ(type, "progress")) {
+        /* Only the progress of the migration the relay asked about. */
+        if (id > 0 && (guint64)id == sa->migrateId)
+            cocoQmpAgentEmitProgress(sa->agent, msg->obj);
+        return;
+    }
     if (STRNEQ(type, "verdict"))
         return;
-    id = json_object_get_int_member_with_default(msg->obj, "id", -1);
     n = json_object_get_member(msg->obj, "release");
     release = n && JSON_NODE_HOLDS_VALUE(n) &&
               json_node_get_value_type(n) == G_TYPE_BOOLEAN &&
@@ -307,6 +331,8 @@ cocoQmpAgentSocketGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
     JsonObject *obj;
 
     req->id = ++sa->nextId;
+    if (gate == COCO_QMP_GATE_MIGRATE)
+        sa->migrateId = req->id;
     req->cb = cb;
     req->opaque = opaque;
     req->owner = sa;

@@ -48,6 +48,13 @@ typedef void (*CocoQmpAgentVerdictFunc)(gboolean release, const char *reason,
  */
 typedef void (*CocoQmpAgentCancelFunc)(const char *reason, gpointer opaque);
 
+/*
+ * The agent's progress report on the private-memory copy of the current
+ * outgoing migration (the message as sent, borrowed; see
+ * docs/qemu-coco.rst, "Agent protocol").
+ */
+typedef void (*CocoQmpAgentProgressFunc)(JsonObject *msg, gpointer opaque);
+
 typedef struct {
     /* A phase-marking event; @data is borrowed. No answer is expected. */
     void (*notify)(CocoQmpAgent *agent, const char *event, JsonObject *data);
@@ -73,6 +80,12 @@ void cocoQmpAgentSetCancelFunc(CocoQmpAgent *agent, CocoQmpAgentCancelFunc cb,
                                gpointer opaque);
 /* Deliver a 'cancel' from the agent (socket agents and test fakes). */
 void cocoQmpAgentEmitCancel(CocoQmpAgent *agent, const char *reason);
+
+/* Who hears the agent's 'progress' (the relay); NULL @cb stops listening. */
+void cocoQmpAgentSetProgressFunc(CocoQmpAgent *agent,
+                                 CocoQmpAgentProgressFunc cb, gpointer opaque);
+/* Deliver a 'progress' from the agent (socket agents and test fakes). */
+void cocoQmpAgentEmitProgress(CocoQmpAgent *agent, JsonObject *msg);
 
 /*
  * The agent behind a local stream socket at @path (see docs/qemu-coco.rst,

@@ -240,3 +240,19 @@ cocoQmpBuildError(const char *errclass, const char *desc, const JsonNode *id)
         json_object_set_member(obj, "id", json_node_copy((JsonNode *)id));
     return cocoQmpBuildObjectLine(obj);
 }
+
+char *
+cocoQmpBuildEvent(const char *event, JsonObject *data)
+{
+    JsonObject *obj = json_object_new();
+    JsonObject *ts = json_object_new();
+    gint64 now = g_get_real_time();
+
+    json_object_set_string_member(obj, "event", event);
+    if (data)
+        json_object_set_object_member(obj, "data", data);
+    json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
+    json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
+    json_object_set_object_member(obj, "timestamp", ts);
+    return cocoQmpBuildObjectLine(obj);
+}

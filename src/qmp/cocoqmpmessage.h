@@ -73,3 +73,5 @@ char *cocoQmpBuildReturn(JsonNode *ret, const JsonNode *id);
 char *cocoQmpBuildError(const char *errclass, const char *desc,
                         const JsonNode *id);
 char *cocoQmpBuildObjectLine(JsonObject *obj);
+/* An event as QEMU sends it, with a "timestamp" of now; @data consumed. */
+char *cocoQmpBuildEvent(const char *event, JsonObject *data);

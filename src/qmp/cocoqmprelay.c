@@ -9,6 +9,7 @@
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
+#include "qmp/cocoqmpprecopy.h"
 #include "util/cocoerror.h"
 
 #include <arpa/inet.h>
@@ -46,6 +47,7 @@ struct _CocoQmpSession {
     GQueue later; /* CocoQmpLine: libvirt lines that arrived meanwhile */
 
     GHashTable *injected; /* id -> CocoQmpInjectDone (as gpointer) */
+    GHashTable *augment; /* ids of libvirt's 'query-migrate' sent to QEMU */
     GHashTable *fds; /* fdname -> CocoQmpFdInfo */
     gboolean capPauseBeforeSwitchover;
     gboolean capLateBlockActivate;
@@ -79,6 +81,18 @@ struct _CocoQmpRelay {
     guint released;
     guint refused;
     guint cancels; /* 'migrate_cancel' sent for the agent */
+
+    /* The outgoing migration the relay answered 'migrate' for. */
+    CocoQmpOwn own;
+    guint ownGen; /* bumped by every new job: stale verdicts are ignored */
+    CocoQmpSession *ownSession; /* libvirt's connection; NULL once closed */
+    JsonObject *ownArgs; /* libvirt's 'migrate' arguments */
+    gint64 ownStart; /* monotonic us of libvirt's 'migrate' */
+    gint64 ownForwarded; /* monotonic us the real 'migrate' went to QEMU */
+    gboolean suppressSetup; /* QEMU's 'setup' event would repeat it */
+    char *ownError; /* "error-desc" of a failure the relay reported */
+    CocoQmpProgress progress; /* the agent's latest report */
+    guint64 passes; /* MIGRATION_PASS events emitted */
 };
 
 static void cocoQmpSessionUnref(CocoQmpSession *s);
@@ -114,6 +128,7 @@ cocoQmpSessionUnref(CocoQmpSession *s)
     while ((l = g_queue_pop_head(&s->later)))
         cocoQmpLineFree(l);
     g_hash_table_unref(s->injected);
+    g_hash_table_unref(s->augment);
     g_hash_table_unref(s->fds);
     g_free(s->pendingUri);
     g_free(s->pendingPeer);
@@ -141,6 +156,17 @@ cocoQmpRelayTrace(CocoQmpRelay *relay, guint serial, const char *dir,
     }
 }
 
+/* Tell the agent that libvirt cancelled the migration it precopies. */
+static void
+cocoQmpRelayNotifyCancel(CocoQmpRelay *relay)
+{
+    g_autoptr(JsonObject) data = json_object_new();
+
+    json_object_set_string_member(
+        data, "role", cocoQmpRoleTypeToString(COCO_QMP_ROLE_SOURCE));
+    cocoQmpAgentNotify(relay->agent, "migrate-cancel", data);
+}
+
 static void
 cocoQmpSessionClose(CocoQmpSession *s)
 {
@@ -149,6 +175,16 @@ cocoQmpSessionClose(CocoQmpSession *s)
     if (s->closed)
         return;
     s->closed = TRUE;
+    if (relay && relay->ownSession == s) {
+        relay->ownSession = NULL;
+        if (relay->own == COCO_QMP_OWN_PRECOPY ||
+            relay->own == COCO_QMP_OWN_CANCELLING) {
+            /* Nobody will ever start QEMU's part: the agents stop. */
+            relay->own = COCO_QMP_OWN_CANCELLED;
+            relay->role = COCO_QMP_ROLE_NONE;
+            cocoQmpRelayNotifyCancel(relay);
+        }
+    }
     cocoQmpChannelClose(s->client);
     cocoQmpChannelClose(s->qemu);
     if (relay) {
@@ -238,26 +274,6 @@ cocoQmpSessionDrain(CocoQmpSession *s)
         cocoQmpSessionProcess(s, line);
 }
 
-typedef struct {
-    CocoQmpSession *s;
-    CocoQmpGate gate;
-} CocoQmpGateCall;
-
-static void cocoQmpSessionOnVerdict(gboolean release, const char *reason,
-                                    gpointer opaque);
-
-/* Ask the agent about the held command; the verdict releases or refuses. */
-static void
-cocoQmpSessionAskAgent(CocoQmpSession *s, CocoQmpGate gate)
-{
-    CocoQmpGateCall *call = g_new0(CocoQmpGateCall, 1);
-
-    call->s = cocoQmpSessionRef(s);
-    call->gate = gate;
-    cocoQmpAgentGate(s->relay->agent, gate, s->relay->role,
-                     cocoQmpSessionOnVerdict, call);
-}
-
 static JsonObject *
 cocoQmpRelayJobData(CocoQmpSession *s)
 {
@@ -274,10 +290,254 @@ cocoQmpRelayJobData(CocoQmpSession *s)
     return data;
 }
 
+/* A MIGRATION status libvirt sees, from QEMU or from the relay. */
+static void
+cocoQmpRelayOnMigrationStatus(CocoQmpRelay *relay, const char *status)
+{
+    if (relay->agent) {
+        g_autoptr(JsonObject) data = json_object_new();
+
+        json_object_set_string_member(data, "status", NULLSTR(status));
+        json_object_set_string_member(data, "role",
+                                      cocoQmpRoleTypeToString(relay->role));
+        cocoQmpAgentNotify(relay->agent, "MIGRATION", data);
+    }
+    relay->migrationFailed =
+        STREQ_NULLABLE(status, "failed") || STREQ_NULLABLE(status, "cancelled");
+    /*
+     * A source whose migration failed while it runs (QEMU resumes it
+     * itself unless the migration had completed) needs no gate.
+     */
+    if (relay->role == COCO_QMP_ROLE_SOURCE && !relay->paused &&
+        relay->migrationFailed)
+        relay->role = COCO_QMP_ROLE_NONE;
+}
+
+/* Send libvirt an event of the relay's own, as QEMU would. */
+static void
+cocoQmpSessionEmitEvent(CocoQmpSession *s, const char *event, JsonObject *data)
+{
+    g_autofree char *text = cocoQmpBuildEvent(event, data);
+
+    cocoQmpSessionSendClient(s, text);
+}
+
+/* A synthetic MIGRATION event for the migration the relay owns. */
+static void
+cocoQmpRelayEmitMigration(CocoQmpRelay *relay, const char *status)
+{
+    if (relay->ownSession && !relay->ownSession->closed) {
+        JsonObject *data = json_object_new();
+
+        json_object_set_string_member(data, "status", status);
+        cocoQmpSessionEmitEvent(relay->ownSession, "MIGRATION", data);
+    }
+    cocoQmpRelayOnMigrationStatus(relay, status);
+}
+
+/* The relay fails the migration it owns; libvirt reads @desc from
+ * 'query-migrate' after the event. */
+static void
+cocoQmpRelayFailMigration(CocoQmpRelay *relay, const char *desc)
+{
+    g_free(relay->ownError);
+    relay->ownError = g_strdup(desc);
+    relay->own = COCO_QMP_OWN_FAILED;
+    cocoQmpRelayEmitMigration(relay, "failed");
+}
+
+static void
+cocoQmpSessionOnForwardedMigrate(CocoQmpSession *s, CocoQmpMessage *reply)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    if (!cocoQmpMessageIsError(reply) || relay->ownSession != s ||
+        relay->own != COCO_QMP_OWN_FORWARDED)
+        return;
+    /* QEMU refused to start: it emits no event, so the relay does. */
+    relay->suppressSetup = FALSE;
+    g_printerr("qemu-coco: QEMU refused 'migrate': %s\n",
+               NULLSTR(cocoQmpMessageErrorDesc(reply)));
+    cocoQmpRelayFailMigration(relay, NULLSTR(cocoQmpMessageErrorDesc(reply)));
+}
+
+/* The agents' precopy is done: QEMU starts with libvirt's arguments. */
+static void
+cocoQmpSessionForwardMigration(CocoQmpSession *s)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    relay->own = COCO_QMP_OWN_FORWARDED;
+    relay->ownForwarded = g_get_monotonic_time();
+    relay->suppressSetup = TRUE;
+    cocoQmpSessionInject(
+        s, "migrate", relay->ownArgs ? json_object_ref(relay->ownArgs) : NULL,
+        cocoQmpSessionOnForwardedMigrate);
+}
+
+typedef struct {
+    CocoQmpSession *s;
+    CocoQmpGate gate;
+    guint gen;
+} CocoQmpGateCall;
+
+static void cocoQmpSessionOnVerdict(gboolean release, const char *reason,
+                                    gpointer opaque);
+
+/* Ask the agent about the held command; the verdict releases or refuses. */
+static void
+cocoQmpSessionAskAgent(CocoQmpSession *s, CocoQmpGate gate)
+{
+    CocoQmpGateCall *call = g_new0(CocoQmpGateCall, 1);
+
+    call->s = cocoQmpSessionRef(s);
+    call->gate = gate;
+    call->gen = s->relay->ownGen;
+    cocoQmpAgentGate(s->relay->agent, gate, s->relay->role,
+                     cocoQmpSessionOnVerdict, call);
+}
+
+/*
+ * A source's real migration with an agent: answer libvirt's 'migrate' at
+ * once, as QEMU does ('setup' before the reply, 'active' after it), and
+ * ask the agent's 'migrate' gate. QEMU gets 'migrate' only on release:
+ * the agents run SETUP and their precopy rounds first, while libvirt's
+ * monitor stays free for 'query-migrate' and 'migrate_cancel'.
+ */
+static void
+cocoQmpSessionOwnMigration(CocoQmpSession *s)
+{
+    CocoQmpRelay *relay = s->relay;
+    g_autofree char *ack = NULL;
+    JsonObject *args = cocoQmpMessageGetArguments(s->currentMsg);
+    JsonObject *data;
+
+    relay->own = COCO_QMP_OWN_PRECOPY;
+    relay->ownSession = s;
+    g_clear_pointer(&relay->ownArgs, json_object_unref);
+    relay->ownArgs = args ? json_object_ref(args) : NULL;
+    relay->ownStart = g_get_monotonic_time();
+    relay->ownForwarded = 0;
+    g_clear_pointer(&relay->ownError, g_free);
+    memset(&relay->progress, 0, sizeof(relay->progress));
+    relay->passes = 0;
+
+    data = json_object_new();
+    json_object_set_string_member(data, "status", "setup");
+    cocoQmpSessionEmitEvent(s, "MIGRATION", data);
+    ack = cocoQmpBuildReturn(NULL, s->currentMsg->id);
+    g_clear_pointer(&s->current, cocoQmpLineFree);
+    g_clear_pointer(&s->currentMsg, cocoQmpMessageFree);
+    s->busy = FALSE;
+    cocoQmpSessionSendClient(s, ack);
+    cocoQmpRelayEmitMigration(relay, "active");
+    cocoQmpSessionAskAgent(s, COCO_QMP_GATE_MIGRATE);
+    cocoQmpSessionDrain(s);
+}
+
+/* The agent's verdict on the 'migrate' gate of the migration it owns. */
+static void
+cocoQmpSessionOnMigrateVerdict(CocoQmpSession *s, gboolean release,
+                               const char *reason)
+{
+    CocoQmpRelay *relay = s->relay;
+    g_autofree char *msg = NULL;
+
+    if (release)
+        relay->released++;
+    else
+        relay->refused++;
+    if (relay->ownSession != s)
+        return;
+    if (relay->own == COCO_QMP_OWN_CANCELLING) {
+        /* libvirt cancelled: QEMU never starts; the agent aborts (it got
+         * 'migrate-cancel'), the source keeps running. */
+        relay->own = COCO_QMP_OWN_CANCELLED;
+        relay->role = COCO_QMP_ROLE_NONE;
+        cocoQmpRelayEmitMigration(relay, "cancelled");
+        return;
+    }
+    if (relay->own != COCO_QMP_OWN_PRECOPY)
+        return;
+    if (release) {
+        cocoQmpSessionForwardMigration(s);
+        return;
+    }
+    /* QEMU never starts this migration: nothing left to gate. */
+    relay->role = COCO_QMP_ROLE_NONE;
+    msg = g_strdup_printf(
+        _("qemu-coco: the host agent refused to start the migration: %1$s"),
+        reason);
+    g_printerr("%s\n", msg);
+    cocoQmpRelayFailMigration(relay, msg);
+}
+
+/*
+ * libvirt's 'migrate_cancel' while the agents precopy: QEMU has nothing to
+ * cancel. Answer it, tell the agent (it aborts, both sides, the source
+ * keeps running, and refuses the gate) and report 'cancelled' then.
+ */
+static void
+cocoQmpSessionCancelPrecopy(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    CocoQmpRelay *relay = s->relay;
+    g_autofree char *ack = cocoQmpBuildReturn(NULL, msg->id);
+    gboolean first = relay->own == COCO_QMP_OWN_PRECOPY;
+
+    cocoQmpSessionSendClient(s, ack);
+    if (!first)
+        return;
+    relay->own = COCO_QMP_OWN_CANCELLING;
+    cocoQmpRelayEmitMigration(relay, "cancelling");
+    cocoQmpRelayNotifyCancel(relay);
+}
+
+/* 'query-migrate' while the relay owns the job: answered from the
+ * agent's progress. */
+static void
+cocoQmpSessionQueryMigrate(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    CocoQmpRelay *relay = s->relay;
+    g_autofree char *text = NULL;
+    JsonNode *ret = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_take_object(
+        ret,
+        cocoQmpPrecopyStatus(relay->own, &relay->progress,
+                             (g_get_monotonic_time() - relay->ownStart) / 1000,
+                             relay->ownError));
+    text = cocoQmpBuildReturn(ret, msg->id);
+    cocoQmpSessionSendClient(s, text);
+}
+
+/* The agent's progress on the private memory of the migration. */
+static void
+cocoQmpRelayOnAgentProgress(JsonObject *msg, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+    CocoQmpProgress p = {0};
+
+    if (relay->own != COCO_QMP_OWN_PRECOPY &&
+        relay->own != COCO_QMP_OWN_FORWARDED)
+        return;
+    if (!cocoQmpProgressParse(msg, &p))
+        return;
+    relay->progress = p;
+    /* One MIGRATION_PASS per precopy epoch, as QEMU's dirty syncs. */
+    if (relay->own == COCO_QMP_OWN_PRECOPY && relay->ownSession &&
+        !relay->ownSession->closed && p.epoch > relay->passes) {
+        JsonObject *data = json_object_new();
+
+        relay->passes = p.epoch;
+        json_object_set_int_member(data, "pass", (gint64)p.epoch);
+        cocoQmpSessionEmitEvent(relay->ownSession, "MIGRATION_PASS", data);
+    }
+}
+
 /*
  * The job is decided and x-ignore-shared set: tell the agent, go on. A
- * source's real migration waits for the agent's verdict on 'migrate' first:
- * the agent runs its precopy before QEMU starts the device-state stream.
+ * source's real migration with an agent is answered by the relay and
+ * reaches QEMU after the agents' precopy (cocoQmpSessionOwnMigration).
  */
 static void
 cocoQmpSessionStartJob(CocoQmpSession *s)
@@ -298,7 +558,7 @@ cocoQmpSessionStartJob(CocoQmpSession *s)
         cocoQmpAgentNotify(relay->agent, event, data);
         if (s->pendingJob == COCO_QMP_JOB_MIGRATION &&
             s->pendingRole == COCO_QMP_ROLE_SOURCE) {
-            cocoQmpSessionAskAgent(s, COCO_QMP_GATE_MIGRATE);
+            cocoQmpSessionOwnMigration(s);
             return;
         }
     }
@@ -422,6 +682,11 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
     JsonArray *caps;
     JsonObject *cap;
 
+    /* A new job: the relay owns no migration any more. */
+    relay->own = COCO_QMP_OWN_NONE;
+    relay->ownGen++;
+    relay->ownSession = NULL;
+    relay->suppressSetup = FALSE;
     g_free(s->pendingUri);
     s->pendingUri = g_strdup(uri);
     g_clear_pointer(&s->pendingPeer, g_free);
@@ -465,9 +730,17 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
     CocoQmpGateCall *call = opaque;
     CocoQmpSession *s = call->s;
     CocoQmpGate gate = call->gate;
+    guint gen = call->gen;
 
     g_free(call);
     if (s->closed) {
+        cocoQmpSessionUnref(s);
+        return;
+    }
+    if (gate == COCO_QMP_GATE_MIGRATE) {
+        /* A verdict for a job libvirt replaced since changes nothing. */
+        if (gen == s->relay->ownGen)
+            cocoQmpSessionOnMigrateVerdict(s, release, reason);
         cocoQmpSessionUnref(s);
         return;
     }
@@ -483,12 +756,6 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
         if (gate == COCO_QMP_GATE_SWITCHOVER) {
             msg = g_strdup_printf(
                 _("qemu-coco: the host agent refused the switchover: %1$s"),
-                reason);
-        } else if (gate == COCO_QMP_GATE_MIGRATE) {
-            /* QEMU never starts this migration: nothing left to gate. */
-            s->relay->role = COCO_QMP_ROLE_NONE;
-            msg = g_strdup_printf(
-                _("qemu-coco: the host agent refused to start the migration: %1$s"),
                 reason);
         } else
             msg = g_strdup_printf(
@@ -556,6 +823,32 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
         cocoQmpLineFree(line);
         return;
     }
+    if (relay->ownSession == s && relay->own != COCO_QMP_OWN_NONE &&
+        relay->own != COCO_QMP_OWN_FORWARDED) {
+        /* QEMU has not seen this migration: the relay answers for it. */
+        if (STREQ(name, "query-migrate")) {
+            cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+            cocoQmpSessionQueryMigrate(s, msg);
+            cocoQmpLineFree(line);
+            return;
+        }
+        if (STREQ(name, "migrate_cancel") &&
+            (relay->own == COCO_QMP_OWN_PRECOPY ||
+             relay->own == COCO_QMP_OWN_CANCELLING)) {
+            cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+            cocoQmpSessionCancelPrecopy(s, msg);
+            cocoQmpLineFree(line);
+            return;
+        }
+    }
+    if (relay->ownSession == s && relay->own == COCO_QMP_OWN_FORWARDED &&
+        STREQ(name, "query-migrate")) {
+        g_autofree char *key = cocoQmpMessageIdKey(msg);
+
+        /* QEMU answers; the private memory is added to its reply. */
+        if (key)
+            g_hash_table_add(s->augment, g_steal_pointer(&key));
+    }
     if (STREQ(name, "migrate") || STREQ(name, "migrate-incoming")) {
         cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
         cocoQmpSessionOnMigrate(s, line, g_steal_pointer(&msg),
@@ -612,25 +905,8 @@ cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
         if (relay->role == COCO_QMP_ROLE_SOURCE && relay->migrationFailed)
             relay->role = COCO_QMP_ROLE_NONE;
     } else if (STREQ(msg->name, "MIGRATION")) {
-        const char *status = cocoQmpMessageGetArgString(msg, "status");
-
-        if (relay->agent) {
-            g_autoptr(JsonObject) data = json_object_new();
-
-            json_object_set_string_member(data, "status", NULLSTR(status));
-            json_object_set_string_member(data, "role",
-                                          cocoQmpRoleTypeToString(relay->role));
-            cocoQmpAgentNotify(relay->agent, "MIGRATION", data);
-        }
-        relay->migrationFailed = STREQ_NULLABLE(status, "failed") ||
-                                 STREQ_NULLABLE(status, "cancelled");
-        /*
-         * A source whose migration failed while it runs (QEMU resumes it
-         * itself unless the migration had completed) needs no gate.
-         */
-        if (relay->role == COCO_QMP_ROLE_SOURCE && !relay->paused &&
-            relay->migrationFailed)
-            relay->role = COCO_QMP_ROLE_NONE;
+        cocoQmpRelayOnMigrationStatus(
+            relay, cocoQmpMessageGetArgString(msg, "status"));
     }
 }
 
@@ -657,8 +933,40 @@ cocoQmpSessionOnQemuLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
             return;
         }
     }
-    if (msg && msg->kind == COCO_QMP_KIND_EVENT && msg->name)
+    if (msg && msg->kind == COCO_QMP_KIND_EVENT && msg->name) {
+        CocoQmpRelay *relay = s->relay;
+
         cocoQmpSessionOnEvent(s, msg);
+        if (relay->suppressSetup && relay->ownSession == s &&
+            STREQ(msg->name, "MIGRATION") &&
+            STREQ_NULLABLE(cocoQmpMessageGetArgString(msg, "status"),
+                           "setup")) {
+            /* libvirt saw 'setup' and 'active' from the relay already. */
+            relay->suppressSetup = FALSE;
+            cocoQmpRelayTrace(relay, s->serial, "Q>R", line->data, line->len);
+            cocoQmpLineFree(line);
+            return;
+        }
+    }
+    if (msg && msg->kind == COCO_QMP_KIND_REPLY &&
+        g_hash_table_size(s->augment) > 0) {
+        g_autofree char *key = cocoQmpMessageIdKey(msg);
+        JsonNode *ret = json_object_get_member(msg->obj, "return");
+
+        if (key && g_hash_table_remove(s->augment, key) && ret &&
+            JSON_NODE_HOLDS_OBJECT(ret)) {
+            g_autofree char *text = NULL;
+
+            cocoQmpRelayTrace(s->relay, s->serial, "Q>R", line->data,
+                              line->len);
+            cocoQmpLineFree(line);
+            cocoQmpPrecopyAugment(json_node_get_object(ret),
+                                  &s->relay->progress);
+            text = cocoQmpBuildReturn(json_node_copy(ret), msg->id);
+            cocoQmpSessionSendClient(s, text);
+            return;
+        }
+    }
     cocoQmpRelayTrace(s->relay, s->serial, "Q>L", line->data, line->len);
     cocoQmpSessionForward(s, s->client, line);
 }
@@ -722,6 +1030,7 @@ cocoQmpRelayAddSession(CocoQmpRelay *relay, int clientFd, int qemuFd,
     s->serial = ++relay->nextSerial;
     g_queue_init(&s->later);
     s->injected = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    s->augment = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     s->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                    (GDestroyNotify)cocoQmpFdInfoFree);
     clientLabel = g_strdup_printf("libvirt connection %u", s->serial);
@@ -813,8 +1122,10 @@ cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
     relay->ctx =
         ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
     relay->agent = agent;
-    if (agent)
+    if (agent) {
         cocoQmpAgentSetCancelFunc(agent, cocoQmpRelayOnAgentCancel, relay);
+        cocoQmpAgentSetProgressFunc(agent, cocoQmpRelayOnAgentProgress, relay);
+    }
     relay->traceFd = -1;
     relay->listenFd = -1;
     return relay;
@@ -835,6 +1146,8 @@ cocoQmpRelayFree(CocoQmpRelay *relay)
     /* Pending verdicts now find their sessions closed. */
     cocoQmpAgentFree(relay->agent);
     COCO_FORCE_CLOSE(relay->traceFd);
+    g_clear_pointer(&relay->ownArgs, json_object_unref);
+    g_free(relay->ownError);
     g_free(relay->qemuPath);
     g_main_context_unref(relay->ctx);
     g_free(relay);
@@ -874,5 +1187,25 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "gates-refused", relay->refused);
     json_object_set_int_member(o, "cancels", relay->cancels);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
+    {
+        JsonObject *pc = json_object_new();
+
+        json_object_set_string_member(pc, "state",
+                                      cocoQmpOwnTypeToString(relay->own));
+        if (relay->own != COCO_QMP_OWN_NONE) {
+            gint64 end = relay->ownForwarded ? relay->ownForwarded
+                                             : g_get_monotonic_time();
+
+            json_object_set_int_member(pc, "precopy-ms",
+                                       (end - relay->ownStart) / 1000);
+            json_object_set_int_member(pc, "passes", (gint64)relay->passes);
+        }
+        if (relay->progress.valid)
+            json_object_set_object_member(
+                pc, "progress", cocoQmpProgressToJson(&relay->progress));
+        if (relay->ownError)
+            json_object_set_string_member(pc, "error", relay->ownError);
+        json_object_set_object_member(o, "precopy", pc);
+    }
     return o;
 }
