@@ -573,6 +573,124 @@ testMigratePrecopy(void)
     labClear(&lab);
 }
 
+/* The relay that asked `migrate` hears how far the private memory is:
+ * at once, at each epoch's end and while the rounds run. */
+static void
+testMigrateProgress(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    gint64 lastEpoch = -1;
+    gint64 lastBytes = -1;
+    guint nprogress = 0;
+    bool released = false;
+
+    precopyRounds = 3;
+    labInit(&lab);
+    precopyRounds = 0;
+    startMigration(&lab, &ra, &rb);
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":7,\"gate\":\"migrate\","
+                   "\"role\":\"source\"}");
+    while (!released) {
+        g_autoptr(JsonObject) o = relayRead(&ra);
+        const char *type;
+
+        g_assert_nonnull(o);
+        type = json_object_get_string_member_with_default(o, "type", "");
+        if (STREQ(type, "verdict")) {
+            g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 7);
+            g_assert_true(json_object_get_boolean_member(o, "release"));
+            released = true;
+            continue;
+        }
+        g_assert_cmpstr(type, ==, "progress");
+        g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 7);
+        g_assert_cmpint(json_object_get_int_member(o, "total"), ==, RAMSIZE);
+        /* Never backwards. */
+        g_assert_cmpint(json_object_get_int_member(o, "epoch"), >=, lastEpoch);
+        g_assert_cmpint(json_object_get_int_member(o, "transferred"), >=,
+                        lastBytes);
+        lastEpoch = json_object_get_int_member(o, "epoch");
+        lastBytes = json_object_get_int_member(o, "transferred");
+        if (lastEpoch >= 1) {
+            g_assert_cmpint(json_object_get_int_member(o, "pages"), >=, NPAGES);
+            g_assert_cmpint(json_object_get_int_member(o, "transferred"), >,
+                            RAMSIZE);
+        }
+        nprogress++;
+    }
+    /* One report when asked, one per epoch end (3 rounds). */
+    g_assert_cmpuint(nprogress, >=, 4);
+    g_assert_cmpint(lastEpoch, ==, 3);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 8, &reason));
+    assertSameRam(&lab);
+    /* The switchover is reported too: everything sent, nothing left. */
+    {
+        g_autoptr(JsonObject) o = NULL;
+
+        for (;;) {
+            g_clear_pointer(&o, json_object_unref);
+            o = relayReadType(&ra, "progress");
+            g_assert_nonnull(o);
+            if (STREQ(json_object_get_string_member(o, "phase"), "done"))
+                break;
+        }
+        g_assert_cmpint(json_object_get_int_member(o, "remaining"), ==, 0);
+    }
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab.a, "source", "committed");
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* libvirt cancels while the relay holds `migrate` (the relay's
+ * `migrate-cancel`): both sides abort, the gate is refused, the source
+ * keeps running. */
+static void
+testMigrateCancelRequest(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+    JsonObject *o;
+
+    precopyRounds = 1000;
+    labInit(&lab);
+    precopyRounds = 0;
+    startMigration(&lab, &ra, &rb);
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
+                   "\"role\":\"source\"}");
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate-cancel\","
+                   "\"data\":{\"role\":\"source\"}}");
+    o = relayReadType(&ra, "verdict");
+    g_assert_nonnull(o);
+    g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 3);
+    g_assert_false(json_object_get_boolean_member(o, "release"));
+    g_assert_nonnull(json_object_get_string_member(o, "reason"));
+    json_object_unref(o);
+    waitState(&lab.a, "source", "aborted");
+    waitState(&lab.b, "destination", "aborted");
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_nonnull(failure);
+    {
+        JsonObject *rec = hostRecord(&lab.a, "source");
+
+        g_assert_true(json_object_get_boolean_member(rec, "may_run"));
+        json_object_unref(rec);
+    }
+    /* The destination may not run. */
+    g_assert_false(relayGate(&rb, "cont", "destination", 1, &reason));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
 /* (3) The destination QEMU dies after the start token: its abort token
  * comes back and the source resumes. */
 static void
@@ -827,6 +945,8 @@ main(int argc, char **argv)
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
+    g_test_add_func("/agent/migrate-progress", testMigrateProgress);
+    g_test_add_func("/agent/migrate-cancel-request", testMigrateCancelRequest);
     g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/policy-refused", testPolicyRefused);

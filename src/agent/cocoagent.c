@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #define COCO_AGENT_POLL_MS 2
+#define COCO_AGENT_PROGRESS_MS 200
 #define COCO_AGENT_MAX_RECORDS 64
 
 typedef struct _CocoAgentRelay CocoAgentRelay;
@@ -111,6 +112,12 @@ struct _CocoAgentMigration {
     CocoAgentPeerConn *ctl;
     GSource *poll_src;
     CocoAgentHeld held[COCO_PHASE_GATE_LAST];
+    CocoAgentHeld progress; /* the relay that asked 'migrate': its id */
+    GSource *progress_src;
+    uint32_t progress_epoch; /* the epoch and phase last reported */
+    int progress_phase;
+    int64_t epoch_us; /* when the last epoch ended */
+    uint64_t dirty_rate; /* pages per second, from the last epoch */
     bool pending_switchover;
     size_t logged;
     char *start_error;
@@ -120,6 +127,8 @@ struct _CocoAgentMigration {
 
 static void cocoAgentMigrationAfter(CocoAgentMigration *m);
 static void cocoAgentRelayDrop(CocoAgentRelay *relay);
+static void cocoAgentRelaySend(CocoAgentRelay *relay, JsonObject *obj);
+static bool cocoAgentMigrationOver(CocoAgentMigration *m);
 
 /* ---- logging and records ---------------------------------------------- */
 
@@ -172,6 +181,96 @@ cocoAgentMigrationStats(CocoAgentMigration *m, CocoTransferStats *ts)
         cocoMigrationSessionGetFailure(m->session))
         m->xstats = now;
     *ts = m->xstats;
+}
+
+/*
+ * Source: tell the relay that asked 'migrate' how far the private memory
+ * is ({"type": "progress", ...}, docs/qemu-coco.rst): it answers
+ * libvirt's query-migrate from it. "remaining" is an estimate: what the
+ * first full pass has not sent yet, later the size of the last dirty set.
+ */
+static void
+cocoAgentMigrationProgress(CocoAgentMigration *m)
+{
+    CocoTransferStats ts = {0};
+    JsonObject *obj;
+    uint64_t total = m->npages * COCO_EMU_PAGE_SIZE;
+    uint64_t remaining = 0;
+    int64_t now = g_get_monotonic_time();
+
+    if (!m->progress.relay || !m->xsrc)
+        return;
+    cocoAgentMigrationStats(m, &ts);
+    if (ts.epoch > m->progress_epoch) {
+        if (m->epoch_us && ts.epoch >= 2 && now > m->epoch_us)
+            m->dirty_rate = (uint64_t)((double)ts.dirty_pages * 1e6 /
+                                       (double)(now - m->epoch_us));
+        m->epoch_us = now;
+    }
+    m->progress_epoch = ts.epoch;
+    m->progress_phase = (int)ts.phase;
+    if (ts.phase == COCO_TRANSFER_PHASE_DONE)
+        remaining = 0;
+    else if (ts.epoch <= 1)
+        remaining = ts.pages < m->npages
+                        ? (m->npages - ts.pages) * COCO_EMU_PAGE_SIZE
+                        : 0;
+    else
+        remaining = ts.dirty_pages * COCO_EMU_PAGE_SIZE;
+    obj = json_object_new();
+    json_object_set_string_member(obj, "type", "progress");
+    json_object_set_int_member(obj, "id", m->progress.id);
+    json_object_set_string_member(
+        obj, "phase", NULLSTR(cocoTransferPhaseTypeToString(ts.phase)));
+    json_object_set_int_member(obj, "total", (gint64)total);
+    json_object_set_int_member(obj, "transferred", (gint64)ts.bytes);
+    json_object_set_int_member(obj, "remaining", (gint64)remaining);
+    json_object_set_int_member(obj, "pages", (gint64)ts.pages);
+    json_object_set_int_member(obj, "epoch", ts.epoch);
+    json_object_set_int_member(obj, "rate", (gint64)ts.rate);
+    json_object_set_int_member(obj, "dirty_rate", (gint64)m->dirty_rate);
+    json_object_set_int_member(obj, "elapsed_ms", (gint64)ts.elapsed_ms);
+    cocoAgentRelaySend(m->progress.relay, obj);
+}
+
+static void
+cocoAgentMigrationStopProgress(CocoAgentMigration *m)
+{
+    if (!m->progress_src)
+        return;
+    g_source_destroy(m->progress_src);
+    g_clear_pointer(&m->progress_src, g_source_unref);
+}
+
+static gboolean
+cocoAgentMigrationOnProgressTimer(gpointer opaque)
+{
+    CocoAgentMigration *m = opaque;
+
+    if (!m->progress.relay || cocoAgentMigrationOver(m)) {
+        g_clear_pointer(&m->progress_src, g_source_unref);
+        return G_SOURCE_REMOVE;
+    }
+    cocoAgentMigrationProgress(m);
+    return G_SOURCE_CONTINUE;
+}
+
+/* The relay asked 'migrate' (@id): report to it from now on, at least
+ * every COCO_AGENT_PROGRESS_MS while the main loop runs (a precopy round
+ * blocks it; each epoch's end is reported as it happens). */
+static void
+cocoAgentMigrationStartProgress(CocoAgentMigration *m, CocoAgentRelay *relay,
+                                gint64 id)
+{
+    m->progress.relay = relay;
+    m->progress.id = id;
+    cocoAgentMigrationProgress(m);
+    if (m->progress_src)
+        return;
+    m->progress_src = g_timeout_source_new(COCO_AGENT_PROGRESS_MS);
+    g_source_set_callback(m->progress_src, cocoAgentMigrationOnProgressTimer, m,
+                          NULL);
+    g_source_attach(m->progress_src, m->agent->ctx);
 }
 
 static JsonObject *
@@ -354,6 +453,7 @@ cocoAgentMigrationFree(CocoAgentMigration *m)
         g_source_destroy(m->poll_src);
         g_source_unref(m->poll_src);
     }
+    cocoAgentMigrationStopProgress(m);
     if (m->ctl)
         cocoAgentPeerConnFree(m->ctl);
     for (g = 0; g < COCO_PHASE_GATE_LAST; g++) {
@@ -578,6 +678,15 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
         }
     }
     cocoAgentMigrationLogTimeline(m);
+    if (m->progress.relay && m->xsrc) {
+        CocoTransferStats ts = {0};
+
+        cocoAgentMigrationStats(m, &ts);
+        if (ts.epoch != m->progress_epoch || (int)ts.phase != m->progress_phase)
+            cocoAgentMigrationProgress(m);
+    }
+    if (cocoAgentMigrationOver(m))
+        cocoAgentMigrationStopProgress(m);
     if (m->poll_src && cocoAgentMigrationOver(m)) {
         g_source_destroy(m->poll_src);
         g_clear_pointer(&m->poll_src, g_source_unref);
@@ -1230,6 +1339,25 @@ cocoAgentRelayEvent(CocoAgentRelay *relay, JsonObject *msg)
         cocoAgentMigrationEvent(m, COCO_PHASE_EVENT_MIGRATE);
         return;
     }
+    if (STREQ(event, "migrate-cancel")) {
+        /* libvirt cancelled while the relay holds QEMU's `migrate`: the
+         * phase engine aborts (failure path 1, both sides; the source
+         * keeps running) and the `migrate` gate is refused. */
+        CocoAgentMigration *m = dom->mig;
+        CocoAgentHeld *h;
+
+        if (!m || m->role != COCO_FIRMWARE_ROLE_SOURCE)
+            return;
+        if (m->session && !cocoAgentMigrationOver(m))
+            cocoAgentMigrationEvent(m, COCO_PHASE_EVENT_CANCEL);
+        h = &m->held[COCO_PHASE_GATE_MIGRATE];
+        if (h->relay) {
+            cocoAgentVerdict(h->relay, h->id, false,
+                             _("the migration was cancelled"));
+            h->relay = NULL;
+        }
+        return;
+    }
     if (STREQ(event, "MIGRATION") && dom->mig && dom->mig->session) {
         const char *status =
             data
@@ -1308,6 +1436,9 @@ cocoAgentRelayGate(CocoAgentRelay *relay, JsonObject *msg)
          * releases it once SETUP and the configured precopy rounds ran. */
         CocoPhaseState st = cocoMigrationSessionGetState(m->session);
         const GError *failure = cocoMigrationSessionGetFailure(m->session);
+
+        if (m->role == COCO_FIRMWARE_ROLE_SOURCE && !cocoAgentMigrationOver(m))
+            cocoAgentMigrationStartProgress(m, relay, id);
 
         if (cocoMigrationSessionGateHeld(m->session, pg) ||
             st == COCO_PHASE_STATE_IDLE || st == COCO_PHASE_STATE_PREPARING ||
@@ -1409,6 +1540,10 @@ cocoAgentRelayForget(CocoAgent *agent, CocoAgentRelay *relay)
         for (g = 0; g < COCO_PHASE_GATE_LAST; g++) {
             if (dom->mig->held[g].relay == relay)
                 dom->mig->held[g].relay = NULL;
+        }
+        if (dom->mig->progress.relay == relay) {
+            dom->mig->progress.relay = NULL;
+            cocoAgentMigrationStopProgress(dom->mig);
         }
     }
 }
