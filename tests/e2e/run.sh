@@ -221,6 +221,8 @@ scenario "virsh save on A, restore on B" s_save_restore &&
 scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
 scenario "policy forbids host B: the agent refuses, source keeps running" s_refuse &&
 scenario "agent on B down: A's agent refuses, source keeps running" s_peer_down &&
+scenario "relay: domjobabort during the agents' precopy, source keeps running" s_relay_abort &&
+scenario "relay: domjobinfo counts private memory during the precopy, then back" s_relay_jobinfo &&
 scenario "no agent configured: qemu-coco is a pure relay, A->B" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Sourced by run.sh: the source relay plays the migrating QEMU while the
+# agents precopy the private memory (docs/qemu-coco.rst, "The gates"):
+# libvirt's job statistics count that memory, and virDomainAbortJob
+# (virsh domjobabort, what virsh migrate's Ctrl-C calls) reaches it.
+# Both scenarios start and end with the guest on host A.
+
+# Restart host $1's agent with precopy_rounds = $2 (the relay reconnects
+# on its own when it next needs the agent).
+agent_rounds() {
+    R=$(host_dir "$1")
+    p=$(cat "$R/virtcocod.pid")
+    kill -TERM "$p"
+    i=0
+    while kill -0 "$p" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $1 did not stop" || return 1; sleep 0.1
+    done
+    sed -i "s/^precopy_rounds = .*/precopy_rounds = $2/" "$R/virtcocod.conf"
+    setsid nsenter --net="/run/netns/$NETNS_PREFIX$1" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
+        >> "$R/virtcocod.log" 2>&1 < /dev/null &
+    echo $! > "$R/virtcocod.pid"
+    i=0
+    until [ -S "$R/run/coco-agent.sock" ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $1 did not come back" || return 1; sleep 0.1
+    done
+}
+
+# One line of host $1's active job: "processed_bytes total_bytes remaining_bytes".
+jobinfo_line() {
+    virsh_h "$1" domjobinfo guest 2>/dev/null | awk -F': *' '
+        function b(s,  a) { split(s, a, " "); v = a[1];
+            if (a[2] == "KiB") v *= 1024; else if (a[2] == "MiB") v *= 1048576;
+            else if (a[2] == "GiB") v *= 1073741824; return int(v) }
+        $1 == "Memory processed" { p = b($2) } $1 == "Memory total" { t = b($2) }
+        $1 == "Memory remaining" { r = b($2) }
+        END { if (t != "") printf "%d %d %d\n", p, t, r }'
+}
+
+# virsh migrate --live --verbose A->B; meanwhile virsh domjobinfo on A
+# shows the private memory: total >= the guest's RAM, processed growing.
+s_relay_jobinfo() {
+    ram=$((192 * 1024 * 1024))
+    agent_rounds A 12 || return 1
+    soff=$(console_size A)
+    doff=$(console_size B)
+    virsh_h A migrate --live --verbose guest "$(host_uri B)" > "$LAB/migrate.out" 2>&1 &
+    mpid=$!
+    samples=""
+    n=0
+    max=0
+    while kill -0 $mpid 2>/dev/null; do
+        l=$(jobinfo_line A)
+        if [ -n "$l" ]; then
+            set -- $l
+            samples="$samples $(($1 / 1048576))/$(($2 / 1048576))MiB"
+            if [ "$2" -ge "$ram" ]; then
+                n=$((n + 1))
+                [ "$1" -gt "$max" ] && max=$1
+            fi
+        fi
+        sleep 0.05
+    done
+    wait $mpid
+    rc=$?
+    agent_rounds A 2 || return 1
+    echo "  domjobinfo on A (processed/total):$samples"
+    [ $rc = 0 ] || fail "virsh migrate failed: $(cat "$LAB/migrate.out")" || return 1
+    grep -q "Migration: \[" "$LAB/migrate.out" || fail "virsh --verbose showed no progress: $(cat "$LAB/migrate.out")" || return 1
+    echo "  virsh --verbose: $(tr '\r' '\n' < "$LAB/migrate.out" | grep -o 'Migration: \[[ 0-9]*%\]' | sort -u | tr '\n' ' ')"
+    [ $n -ge 2 ] || fail "fewer than 2 job samples counted the private memory (total >= $ram)" || return 1
+    [ "$max" -ge "$ram" ] || fail "job stats processed only $max bytes of private memory" || return 1
+    MEASURE="$MEASURE
+relay precopy A->B: $n domjobinfo samples with private memory, processed up to $((max / 1048576)) MiB:$samples"
+    assert_state B "running (migrated)" || return 1
+    assert_continues A "$soff" B "$doff" || return 1
+    # The completed job counts the private memory too (QEMU's reply plus
+    # the agent's numbers).
+    job_stats B
+    kib=$(memory_kib)
+    echo "  completed job on B: ${kib} KiB processed"
+    migrate_and_check B A
+}
+
+# virsh domjobabort on A while the agents precopy: virsh migrate fails
+# with "canceled by client", the guest runs on on A, both agents' records
+# are 'aborted', B has no domain.
+s_relay_abort() {
+    agent_rounds A 1000 || return 1
+    soff=$(console_size A)
+    virsh_h A migrate --live guest "$(host_uri B)" > "$LAB/migrate.out" 2>&1 &
+    mpid=$!
+    i=0
+    until [ -n "$(jobinfo_line A)" ]; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || { kill $mpid; fail "no migration job on A"; return 1; }
+        sleep 0.05
+    done
+    sleep 1
+    before=$(jobinfo_line A)
+    a0=$(now)
+    out=$(virsh_h A domjobabort guest 2>&1)
+    arc=$?
+    abort_s=$(since "$a0")
+    wait $mpid
+    rc=$?
+    done_s=$(since "$a0")
+    agent_rounds A 2 || return 1
+    echo "  job before the abort (processed total remaining): $before"
+    echo "  domjobabort returned after $abort_s s (rc $arc: $out), virsh migrate ended after $done_s s"
+    echo "  virsh migrate: $(cat "$LAB/migrate.out")"
+    [ $arc = 0 ] || fail "virsh domjobabort failed: $out" || return 1
+    [ $rc != 0 ] || fail "the migration succeeded although it was aborted" || return 1
+    grep -q "canceled by client" "$LAB/migrate.out" || fail "virsh migrate does not say 'canceled by client'" || return 1
+    MEASURE="$MEASURE
+relay domjobabort during precopy: domjobabort ${abort_s} s, virsh migrate failed ${done_s} s after it"
+    i=0
+    while :; do
+        srec=$(agent_record A source) || srec=""
+        drec=$(agent_record B destination) || drec=""
+        case "$(echo "$srec" | cut -d' ' -f2)/$(echo "$drec" | cut -d' ' -f2)" in aborted/aborted) break ;; esac
+        i=$((i + 1))
+        [ $i -lt 100 ] || fail "agent records not aborted: A '$srec', B '$drec'" || return 1
+        sleep 0.1
+    done
+    echo "  agent A (source): $srec"
+    echo "  agent B (destination): $drec"
+    assert_no_domain B || return 1
+    s=$(virsh_h A domstate --reason guest)
+    case "$s" in
+    "running"*) ;;
+    *) fail "host A: source is '$s' after the abort" || return 1 ;;
+    esac
+    wait_lines A "$soff" "HB" 3 20 || return 1
+    [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A" || return 1
+    echo "  A runs on: $(console_since A "$soff" | grep '^HB' | tail -1), 0 BAD"
+    assert_relay A role '"none"'
+}
