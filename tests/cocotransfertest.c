@@ -757,6 +757,81 @@ testCancelRunning(void)
     pairClear(&p);
 }
 
+/* A stream thread that stays busy until the driving thread ticked: the
+ * tick comes while the epoch runs, with the progress so far. */
+typedef struct {
+    GMutex lock;
+    GCond cond;
+    unsigned int ticks;
+    uint32_t epoch;
+} TickWait;
+
+static int
+tickWaitHook(void *opaque, uint64_t gfn G_GNUC_UNUSED,
+             GError **error G_GNUC_UNUSED)
+{
+    TickWait *t = opaque;
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+    g_mutex_lock(&t->lock);
+    while (t->ticks == 0 && g_cond_wait_until(&t->cond, &t->lock, end))
+        ;
+    g_mutex_unlock(&t->lock);
+    return 0;
+}
+
+static void
+tickCount(const CocoTransferStats *stats, void *opaque)
+{
+    TickWait *t = opaque;
+
+    g_mutex_lock(&t->lock);
+    t->ticks++;
+    t->epoch = stats->epoch;
+    g_cond_broadcast(&t->cond);
+    g_mutex_unlock(&t->lock);
+}
+
+static void
+testTick(void)
+{
+    Case c = {FW_MOCK, 2, 16, DIRTY_BITMAP, 1};
+    g_autoptr(GError) err = NULL;
+    TickWait t = {0};
+    Pair p;
+
+    g_mutex_init(&t.lock);
+    g_cond_init(&t.cond);
+    pairInit(&p, &c);
+    pairStart(&p);
+    cocoTransferSourceSetTick(p.src, 1, tickCount, &t);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    g_assert_cmpint(cocoTransferSourceRound(p.src, NULL, &err), ==, 0);
+    cocoTransferSourceSetDirtyHook(p.src, tickWaitHook, &t);
+    g_mutex_lock(&t.lock);
+    t.ticks = 0;
+    g_mutex_unlock(&t.lock);
+    p.smem[5 * 4096] ^= 1;
+    cocoDirtyBitmapSet(p.dirty, 5);
+    /* The scan's hook waits for a tick: it can only come during the
+     * round, from the thread driving it. */
+    g_assert_cmpint(cocoTransferSourceRound(p.src, NULL, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(t.ticks, >=, 1);
+    g_assert_cmpuint(t.epoch, ==, 1);
+    /* Off: no tick at all. */
+    cocoTransferSourceSetTick(p.src, 0, tickCount, &t);
+    t.ticks = 0;
+    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(t.ticks, ==, 0);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &err), ==, 0);
+    g_assert_no_error(err);
+    pairClear(&p);
+    g_mutex_clear(&t.lock);
+    g_cond_clear(&t.cond);
+}
+
 /* Source and destination must agree on the configuration. */
 static void
 testMismatch(void)
@@ -889,6 +964,7 @@ main(int argc, char **argv)
     g_test_add_func("/transfer/mock/precopy-ends", testPrecopyEnds);
     g_test_add_func("/transfer/mock/cancel-running", testCancelRunning);
     g_test_add_func("/transfer/mock/mismatch", testMismatch);
+    g_test_add_func("/transfer/mock/tick", testTick);
 
     return g_test_run();
 }

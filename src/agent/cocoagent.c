@@ -233,6 +233,18 @@ cocoAgentMigrationProgress(CocoAgentMigration *m)
     cocoAgentRelaySend(m->progress.relay, obj);
 }
 
+/* The transfer engine's tick during an epoch (this thread, the main loop
+ * blocked in the round). */
+static void
+cocoAgentMigrationOnTick(const CocoTransferStats *stats G_GNUC_UNUSED,
+                         void *opaque)
+{
+    CocoAgentMigration *m = opaque;
+
+    if (m->progress.relay && m->xsrc)
+        cocoAgentMigrationProgress(m);
+}
+
 static void
 cocoAgentMigrationStopProgress(CocoAgentMigration *m)
 {
@@ -874,6 +886,8 @@ cocoAgentSourceStart(CocoAgentMigration *m, const char *peer, GError **error)
     if (!(xsrc = cocoTransferSourceNew(m->fw, m->dirty, &tc, streams, error)))
         goto cleanup;
     cocoTransferSourceSetDirtyHook(xsrc, cocoAgentEmuDirty, m->fw);
+    cocoTransferSourceSetTick(xsrc, COCO_AGENT_PROGRESS_MS,
+                              cocoAgentMigrationOnTick, m);
     data = cocoPhaseDataNewTransferSource(xsrc);
     if (cocoAgentMigrationNewSession(m, data, error) < 0)
         goto cleanup;

@@ -82,6 +82,9 @@ struct _CocoTransferSource {
     CocoTransferCounters counters;
     CocoTransferProgressFunc progress;
     void *progress_opaque;
+    CocoTransferProgressFunc tick;
+    void *tick_opaque;
+    unsigned int tick_ms;
     CocoTransferDirtyFunc dirty_hook;
     void *dirty_opaque;
 };
@@ -377,8 +380,25 @@ cocoSourceRunJob(CocoTransferSource *src, CocoSourceJob job, GError **error)
     src->job_done = 0;
     src->job_gen++;
     g_cond_broadcast(&src->job_cond);
-    while (src->job_done < src->nthreads)
-        g_cond_wait(&src->done_cond, &src->lock);
+    while (src->job_done < src->nthreads) {
+        gint64 deadline;
+
+        if (!src->tick) {
+            g_cond_wait(&src->done_cond, &src->lock);
+            continue;
+        }
+        deadline = g_get_monotonic_time() + (gint64)src->tick_ms * 1000;
+        if (!g_cond_wait_until(&src->done_cond, &src->lock, deadline) &&
+            src->job_done < src->nthreads) {
+            CocoTransferStats stats;
+
+            /* The epoch runs on: report from the driving thread. */
+            g_mutex_unlock(&src->lock);
+            cocoTransferCountersRead(&src->counters, &stats);
+            src->tick(&stats, src->tick_opaque);
+            g_mutex_lock(&src->lock);
+        }
+    }
     g_mutex_unlock(&src->lock);
     return cocoSourceCheck(src, error);
 }
@@ -461,6 +481,15 @@ cocoTransferSourceSetProgress(CocoTransferSource *src,
 {
     src->progress = func;
     src->progress_opaque = opaque;
+}
+
+void
+cocoTransferSourceSetTick(CocoTransferSource *src, unsigned int interval_ms,
+                          CocoTransferProgressFunc func, void *opaque)
+{
+    src->tick = interval_ms ? func : NULL;
+    src->tick_ms = interval_ms;
+    src->tick_opaque = opaque;
 }
 
 void

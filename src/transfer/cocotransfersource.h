@@ -72,6 +72,16 @@ CocoTransferSource *cocoTransferSourceNew(CocoFirmware *fw,
 void cocoTransferSourceSetProgress(CocoTransferSource *src,
                                    CocoTransferProgressFunc func, void *opaque);
 /*
+ * While an epoch runs (the driving thread waits for the stream threads),
+ * call @func from the driving thread every @interval_ms with the progress
+ * so far: a caller whose main loop drives the engine can still report
+ * progress during a long epoch (the first one sends every page). 0 turns
+ * it off.
+ */
+void cocoTransferSourceSetTick(CocoTransferSource *src,
+                               unsigned int interval_ms,
+                               CocoTransferProgressFunc func, void *opaque);
+/*
  * Firmware that cannot see guest writes itself (the emulated backend)
  * must be told when an exported page changed (TDX's UNBLOCKW): @func is
  * called once for every page a scan finds dirty after epoch 0, from a
