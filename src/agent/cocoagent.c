@@ -267,9 +267,9 @@ cocoAgentMigrationOnProgressTimer(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-/* The relay asked 'migrate' (@id): report to it from now on, at least
- * every COCO_AGENT_PROGRESS_MS while the main loop runs (a precopy round
- * blocks it; each epoch's end is reported as it happens). */
+/* The relay asked 'migrate' (@id): report to it from now on, every
+ * COCO_AGENT_PROGRESS_MS (from this timer between epochs, from the
+ * transfer engine's tick during one) and at each epoch's end. */
 static void
 cocoAgentMigrationStartProgress(CocoAgentMigration *m, CocoAgentRelay *relay,
                                 gint64 id)
