@@ -876,6 +876,13 @@ testRelayMigrateRelease(Fixture *f, gconstpointer data)
     testPeerSend(&f->qemu, active, -1);
     testPeerExpectLine(&f->libvirt, active);
     testPeerExpectNothing(&f->libvirt);
+    /* QEMU's passes follow the agent's epochs (none here: unchanged). */
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION_PASS\", \"data\": {\"pass\": 1}}\r\n",
+                 -1);
+    testPeerExpectLine(
+        &f->libvirt,
+        "{\"event\": \"MIGRATION_PASS\", \"data\": {\"pass\": 1}}\r\n");
 
     /* 'query-migrate' goes to QEMU now; the reply counts private memory. */
     testPeerSend(&f->libvirt,
@@ -929,6 +936,34 @@ testRelayMigrateRelease(Fixture *f, gconstpointer data)
     g_assert_cmpint(json_object_get_int_member(
                         json_object_get_object_member(o, "progress"), "epoch"),
                     ==, 2);
+}
+
+/* After two agent epochs QEMU's first pass is libvirt's third. */
+static void
+testRelayMigratePasses(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) p1 = NULL;
+    g_autoptr(CocoQmpMessage) p2 = NULL;
+    g_autoptr(CocoQmpMessage) p3 = NULL;
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+
+    fixtureOwnedMigrate(f);
+    testAgentProgress(f, 1000, 10, 1);
+    p1 = testPeerReadMsg(&f->libvirt);
+    testAgentProgress(f, 2000, 10, 2);
+    p2 = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpint(
+        json_object_get_int_member(cocoQmpMessageGetArguments(p2), "pass"), ==,
+        2);
+    fwd = fixtureReleaseMigrate(f);
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION_PASS\", \"data\": {\"pass\": 1}}\r\n",
+                 -1);
+    p3 = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpstr(p3->name, ==, "MIGRATION_PASS");
+    g_assert_cmpint(
+        json_object_get_int_member(cocoQmpMessageGetArguments(p3), "pass"), ==,
+        3);
 }
 
 /* QEMU rejects the real 'migrate': the relay fails the job for libvirt. */
@@ -1716,6 +1751,8 @@ main(int argc, char **argv)
                fixtureSetUp, testRelayMigratePrecopy, fixtureTearDown);
     g_test_add("/qmp/relay/migrate-release", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayMigrateRelease, fixtureTearDown);
+    g_test_add("/qmp/relay/migrate-passes", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMigratePasses, fixtureTearDown);
     g_test_add("/qmp/relay/migrate-qemu-error", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayMigrateQemuError, fixtureTearDown);
     g_test_add("/qmp/relay/migrate-cancel", Fixture, GINT_TO_POINTER(TRUE),

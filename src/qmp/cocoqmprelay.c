@@ -947,6 +947,27 @@ cocoQmpSessionOnQemuLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
             cocoQmpLineFree(line);
             return;
         }
+        if (relay->passes > 0 && relay->ownSession == s &&
+            relay->own == COCO_QMP_OWN_FORWARDED &&
+            STREQ(msg->name, "MIGRATION_PASS")) {
+            JsonObject *data = cocoQmpMessageGetArguments(msg);
+
+            if (data && json_object_has_member(data, "pass")) {
+                g_autofree char *text = NULL;
+                gint64 pass = json_object_get_int_member(data, "pass");
+
+                /* QEMU counts its passes from 1: they follow the
+                 * agents' epochs libvirt saw already. */
+                json_object_set_int_member(data, "pass",
+                                           pass + (gint64)relay->passes);
+                cocoQmpRelayTrace(relay, s->serial, "Q>R", line->data,
+                                  line->len);
+                cocoQmpLineFree(line);
+                text = cocoQmpBuildObjectLine(json_object_ref(msg->obj));
+                cocoQmpSessionSendClient(s, text);
+                return;
+            }
+        }
     }
     if (msg && msg->kind == COCO_QMP_KIND_REPLY &&
         g_hash_table_size(s->augment) > 0) {
