@@ -25,6 +25,8 @@ struct _CocoQmpAgent {
     gpointer data;
     CocoQmpAgentCancelFunc cancelCb;
     gpointer cancelOpaque;
+    CocoQmpAgentPauseFunc pauseCb;
+    gpointer pauseOpaque;
 };
 
 CocoQmpAgent *
@@ -82,6 +84,23 @@ cocoQmpAgentEmitCancel(CocoQmpAgent *agent, const char *reason)
         return;
     agent->cancelCb(reason ? reason : _("the host agent gave no reason"),
                     agent->cancelOpaque);
+}
+
+void
+cocoQmpAgentSetPauseFunc(CocoQmpAgent *agent, CocoQmpAgentPauseFunc cb,
+                         gpointer opaque)
+{
+    agent->pauseCb = cb;
+    agent->pauseOpaque = opaque;
+}
+
+void
+cocoQmpAgentEmitPause(CocoQmpAgent *agent, const char *reason)
+{
+    if (!agent->pauseCb)
+        return;
+    agent->pauseCb(reason ? reason : _("the host agent gave no reason"),
+                   agent->pauseOpaque);
 }
 
 /* The socket agent. */
@@ -168,6 +187,12 @@ cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
         cocoQmpAgentEmitCancel(sa->agent,
                                json_object_get_string_member_with_default(
                                    msg->obj, "reason", NULL));
+        return;
+    }
+    if (STREQ(type, "pause")) {
+        cocoQmpAgentEmitPause(sa->agent,
+                              json_object_get_string_member_with_default(
+                                  msg->obj, "reason", NULL));
         return;
     }
     if (STRNEQ(type, "verdict"))
