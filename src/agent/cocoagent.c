@@ -113,6 +113,7 @@ struct _CocoAgentMigration {
     CocoAgentHeld held[COCO_PHASE_GATE_LAST];
     bool pending_switchover;
     bool pause_sent; /* the relay was told to keep a frozen source paused */
+    bool data_failed; /* destination: the transfer's failure was reported */
     size_t logged;
     char *start_error;
     char *started;
@@ -641,6 +642,23 @@ cocoAgentMigrationPoll(gpointer opaque)
                          cocoPhaseEventTypeToString(ev), err->message);
         if (!m->poll_src)
             break;
+    }
+    /* The import failed on the engine's threads (a bundle the firmware
+     * refused, a broken or malformed stream): the session must abort now
+     * and say why, not wait for the source to notice. */
+    if (m->poll_src && !m->data_failed &&
+        st.phase == COCO_TRANSFER_PHASE_FAILED && !cocoAgentMigrationOver(m)) {
+        g_autoptr(GError) why = NULL;
+        g_autoptr(GError) err = NULL;
+
+        m->data_failed = true;
+        did = true;
+        cocoTransferDestGetError(m->xdst, &why);
+        cocoAgentLog(m->agent, "migration=%s import failed: %s", m->id,
+                     why ? why->message : "");
+        if (cocoMigrationSessionFail(m->session, why, &err) < 0)
+            cocoAgentLog(m->agent, "migration=%s local-failure: %s", m->id,
+                         err->message);
     }
     if (did && m->poll_src) {
         cocoAgentMigrationAfter(m);
