@@ -19,21 +19,31 @@ kill_cmd() {
 
 # Restart host $1's agent (SIGTERM, as s_peer_down), extra options $2...
 agent_restart() {
-    H=$1
+    ar_h=$1
     shift
-    R=$(host_dir "$H")
-    p=$(cat "$R/virtcocod.pid")
-    kill -TERM "$p" 2>/dev/null
+    ar_r=$(host_dir "$ar_h")
+    ar_p=$(cat "$ar_r/virtcocod.pid")
+    kill -TERM "$ar_p" 2>/dev/null
     i=0
-    while kill -0 "$p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $H did not stop" || return 1; sleep 0.1
+    while kill -0 "$ar_p" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $ar_h did not stop" || return 1; sleep 0.1
     done
-    setsid nsenter --net="/run/netns/$NETNS_PREFIX$H" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" "$@" \
-        >> "$R/virtcocod.log" 2>&1 < /dev/null &
-    echo $! > "$R/virtcocod.pid"
+    agent_start "$ar_h" "$@"
+}
+
+# Start host $1's agent as hosts-up.sh does, extra options $2...
+agent_start() {
+    as_h=$1
+    shift
+    as_r=$(host_dir "$as_h")
+    # A killed agent leaves its socket behind; the new one replaces it.
+    rm -f "$as_r/run/coco-agent.sock"
+    setsid nsenter --net="/run/netns/$NETNS_PREFIX$as_h" "$VIRTCOCOD" -f -c "$as_r/virtcocod.conf" "$@" \
+        >> "$as_r/virtcocod.log" 2>&1 < /dev/null &
+    echo $! > "$as_r/virtcocod.pid"
     i=0
-    until [ -S "$R/run/coco-agent.sock" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $H did not come back" || return 1; sleep 0.1
+    until [ -S "$as_r/run/coco-agent.sock" ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $as_h did not come back" || return 1; sleep 0.1
     done
 }
 
@@ -46,7 +56,7 @@ wire_start() {
         > "$LAB/wire.out" 2>&1 < /dev/null &
     echo $! > "$LAB/wire.pid"
     i=0
-    until grep -q ready "$LAB/wire.out"; do
+    until grep -qs ready "$LAB/wire.out"; do
         i=$((i + 1)); [ $i -lt 50 ] || fail "wire.py did not start: $(cat "$LAB/wire.out")" || return 1; sleep 0.1
     done
 }
@@ -185,7 +195,7 @@ s_fault_kill_dest_qemu() {
     [ $rc = 0 ] || return 1
     grep -q "ACTION exec-before: cpm:peer-prepared #1" "$LAB/wire.log" || fail "the proxy did not kill B's QEMU" || return 1
     grep -q "cctr:memory" "$LAB/wire.log" && fail "memory moved before B's QEMU was killed" && return 1
-    assert_both_aborted "confidential migration aborted|QEMU" "QEMU on the destination ended" || return 1
+    assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" "QEMU on the destination ended" || return 1
     assert_b_clean || return 1
     assert_a_runs "$soff"
 }
@@ -212,7 +222,7 @@ s_fault_blackout() {
         fail "the source did not abort between SOURCE_BLACKOUT and the start token" || return 1
     [ "$(record_field A source 'r["counters"]["blackout_us"] > 0')" = True ] ||
         fail "the source never reached SOURCE_BLACKOUT" || return 1
-    assert_both_aborted "confidential migration aborted" "." || return 1
+    assert_both_aborted "refused the switchover: confidential migration aborted: cannot write to stream .*; the source keeps running" "the peer host aborted" || return 1
     assert_b_clean || return 1
     assert_a_runs "$soff"
 }
@@ -277,17 +287,17 @@ s_fault_frozen() {
     [ "$(count_since A "$hoff" HB)" = 0 ] || fail "the frozen source printed heartbeats" || return 1
     [ "$(virsh_h A domstate guest)" = paused ] || fail "the source left paused" || return 1
     [ "$(record_field A source 'r.get("may_run")')" = False ] || fail "A's record says the source may run" || return 1
+    # QEMU resumed the source by itself when its migration failed; the
+    # relay stopped it again on the agent's word and holds it.
+    st=$(relay_state A)
+    echo "  relay A: $(echo "$st" | grep -o '"stops":[0-9]*'), $(echo "$st" | grep -o '"hold-paused":[a-z]*')"
+    assert_relay A hold-paused true || return 1
     # Recovery: destroy the source, bring B's agent back, restore on A.
     virsh_h A destroy guest >/dev/null || fail "destroy on A failed" || return 1
-    wire_stop || return 1
-    setsid nsenter --net="/run/netns/${NETNS_PREFIX}B" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
-        >> "$R/virtcocod.log" 2>&1 < /dev/null &
-    echo $! > "$R/virtcocod.pid"
-    i=0
-    until [ -S "$R/run/coco-agent.sock" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on B did not come back" || return 1; sleep 0.1
-    done
     wait_record A source finished || return 1
+    wire_stop || return 1
+    ! kill -0 "$(cat "$R/virtcocod.pid")" 2>/dev/null || fail "B's agent was not killed" || return 1
+    agent_start B || return 1
     assert_b_clean || return 1
     out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore after the freeze failed: $out" || return 1
     rm -f "$LAB/frozen.save"
@@ -296,20 +306,25 @@ s_fault_frozen() {
 }
 
 # 5. A tampered, a replayed and a dropped memory bundle: B's import fails,
-# both abort, the source runs on. One migration each.
-fault_bundle() { # option expected-B-failure-regex
+# B's agent aborts at once and names the cause, the source aborts and runs
+# on. The tampered one is the last bundle of epoch 0 (768 = 49152 pages /
+# 64): the source has sent the whole epoch and waits for B's
+# acknowledgement, so only B's abort tells it (it does not hit a closed
+# stream first).
+fault_bundle() { # option bundle expected-B-failure-regex
     soff=$(console_size A)
-    wire_start "$1" 100 || return 1
+    wire_start "$1" "$2" || return 1
     wire_migrate
     rc=$?
     wire_stop || return 1
     wire_actions
     [ $rc = 0 ] || return 1
-    grep -q "ACTION ${1#--}: memory bundle 100 " "$LAB/wire.log" || fail "the proxy did not ${1#--} bundle 100" || return 1
-    assert_both_aborted "confidential migration aborted" "$2" || return 1
+    grep -q "ACTION ${1#--}: memory bundle $2 " "$LAB/wire.log" || fail "the proxy did not ${1#--} bundle $2" || return 1
+    assert_both_aborted "confidential migration aborted: .*; the source keeps running" "$3" || return 1
+    grep -Eq "import failed: .*$3" "$(host_dir B)/virtcocod.log" || fail "B's agent log does not name the import failure" || return 1
     assert_b_clean || return 1
     assert_a_runs "$soff"
 }
-s_fault_tamper() { fault_bundle --tamper "."; }
-s_fault_replay() { fault_bundle --replay "."; }
-s_fault_drop() { fault_bundle --drop "."; }
+s_fault_tamper() { fault_bundle --tamper 768 "does not verify \(tampered\)"; }
+s_fault_replay() { fault_bundle --replay 100 "already received \(replay\)"; }
+s_fault_drop() { fault_bundle --drop 100 "is missing \(dropped or reordered\)"; }
