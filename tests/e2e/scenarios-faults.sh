@@ -227,7 +227,25 @@ s_fault_blackout() {
     assert_a_runs "$soff"
 }
 
-# 3. After the start token, the destination alive: B's QEMU is killed once
+# 3. A network partition during precopy: the proxy resets every
+# connection (control and streams, both sides) once the 50th memory
+# bundle passed. Both agents lose their peer: both abort, the source runs.
+s_fault_cut() {
+    soff=$(console_size A)
+    wire_start --cut cctr:memory:50 || return 1
+    wire_migrate
+    rc=$?
+    wire_stop || return 1
+    wire_actions
+    [ $rc = 0 ] || return 1
+    grep -q "ACTION cut: cctr:memory #50" "$LAB/wire.log" || fail "the proxy did not cut the connections" || return 1
+    assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" \
+        "peer host's agent can no longer be reached|peer host aborted" || return 1
+    assert_b_clean || return 1
+    assert_a_runs "$soff"
+}
+
+# 4. After the start token, the destination alive: B's QEMU is killed once
 # the start token passed; B's agent runs ABORT(D), its abort token travels
 # back, the source runs ABORT(S) with it and resumes.
 s_fault_abort_token() {
@@ -250,7 +268,7 @@ s_fault_abort_token() {
     assert_a_runs "$soff"
 }
 
-# 4. The destination host lost after the start token: B's agent and QEMU
+# 5. The destination host lost after the start token: B's agent and QEMU
 # are killed (SIGKILL) once the start token passed. The source stays
 # paused, refuses to resume with the reason, its record is frozen. Then
 # the lab is recovered: the guest was saved before and is restored on A.
@@ -305,7 +323,7 @@ s_fault_frozen() {
     assert_a_runs "$soff"
 }
 
-# 5. A tampered, a replayed and a dropped memory bundle: B's import fails,
+# 6.-8. A tampered, a replayed and a dropped memory bundle: B's import fails,
 # B's agent aborts at once and names the cause, the source aborts and runs
 # on. The tampered one is the last bundle of epoch 0 (768 = 49152 pages /
 # 64): the source has sent the whole epoch and waits for B's

@@ -107,9 +107,17 @@ class Conn:
         return "conn %d %s" % (self.num, self.kind or "?")
 
     def reset(self, sock):
+        """Reset the TCP connection (RST) now. A thread blocked in recv()
+        on the socket keeps it open past close(): shut the receive side
+        first (it wakes the reader, sends nothing); with a zero linger the
+        last close then sends the RST."""
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                             struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        try:
             sock.close()
         except OSError:
             pass
