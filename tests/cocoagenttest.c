@@ -798,6 +798,16 @@ testDestinationLost(void)
     relayClose(&rb);
     hostStop(&lab.b);
     waitState(&lab.a, "source", "frozen");
+    /* QEMU resumes a source whose migration failed by itself: the agent
+     * tells the relay to keep it stopped, with the reason. */
+    {
+        JsonObject *o = relayReadType(&ra, "pause");
+
+        g_assert_nonnull(o);
+        g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"),
+                                "destination was lost"));
+        json_object_unref(o);
+    }
     g_assert_false(relayGate(&ra, "cont", "source", 2, &reason));
     g_assert_nonnull(strstr(reason, "cannot resume"));
     state = hostState(&lab.a, "source", &failure);

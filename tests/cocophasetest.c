@@ -1090,6 +1090,62 @@ testFrozen(void)
     harnessClear(&h);
 }
 
+/* The destination's own data path fails outside a step (the transfer
+ * engine's threads: a bundle the firmware refused): the agent reports it
+ * with cocoMigrationSessionFail(); the destination aborts with that reason
+ * and the source, told so, aborts and may run. */
+static void
+testDataFailure(void)
+{
+    Harness h;
+    g_autoptr(GError) why = NULL;
+    g_autoptr(GError) err = NULL;
+    const GError *failure;
+    const Decision *d;
+    guint mark;
+
+    harnessInit(&h, 0, FAULT_NONE, 0);
+    event(&h, DST, COCO_PHASE_EVENT_INCOMING);
+    event(&h, SRC, COCO_PHASE_EVENT_MIGRATE);
+    pump(&h);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.dst), ==,
+                    COCO_PHASE_STATE_PRECOPY);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_PRECOPY);
+    cocoErrorSet(&why, COCO_ERROR_FW_INTEGRITY, "%s",
+                 "memory bundle 3 failed its MAC check");
+    g_assert_cmpint(cocoMigrationSessionFail(h.dst, why, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.dst), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    failure = cocoMigrationSessionGetFailure(h.dst);
+    g_assert_nonnull(failure);
+    g_assert_cmpint(failure->code, ==, COCO_ERROR_FW_INTEGRITY);
+    g_assert_cmpstr(failure->message, ==,
+                    "memory bundle 3 failed its MAC check");
+    g_assert_false(cocoMigrationSessionMayRun(h.dst));
+    /* libvirt's later cont on the destination is refused with the reason */
+    mark = h.decisions->len;
+    event(&h, DST, COCO_PHASE_EVENT_CONT);
+    d = lastDecision(&h, DST, COCO_PHASE_GATE_CONT, mark);
+    g_assert_nonnull(d);
+    g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_REFUSE);
+    g_assert_nonnull(strstr(d->message, "failed its MAC check"));
+    /* the source learns it from the destination, aborts and may run */
+    pump(&h);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    g_assert_true(cocoMigrationSessionMayRun(h.src));
+    g_assert_true(cocoEmuCanRun(h.sfw));
+    /* reported again (the engine's later errors): nothing changes */
+    mark = h.decisions->len;
+    g_assert_cmpint(cocoMigrationSessionFail(h.dst, why, &err), ==, 0);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.dst), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    g_assert_cmpuint(h.decisions->len, ==, mark);
+    harnessClear(&h);
+}
+
 /* Case (4) with recovery: the destination comes back and sends its abort
  * token; the source then resumes. */
 static void
@@ -1329,6 +1385,7 @@ main(int argc, char **argv)
     g_test_add_func("/phase/order", testOrder);
     g_test_add_func("/phase/frozen", testFrozen);
     g_test_add_func("/phase/frozen-recovered", testFrozenRecovered);
+    g_test_add_func("/phase/data-failure", testDataFailure);
     g_test_add_func("/phase/bad-abort-token", testBadAbortToken);
     g_test_add_func("/phase/committed", testCommitted);
     for (i = 0; i < G_N_ELEMENTS(sweeps); i++) {

@@ -1333,6 +1333,70 @@ testRelaySourceCancelled(Fixture *f, gconstpointer data)
     g_assert_cmpuint(f->agent.gates, ==, 1); /* migrate only */
 }
 
+/*
+ * The agent's 'pause' (its source session is frozen): QEMU resumed the
+ * source by itself after its migration failed past the switchover. The
+ * relay stops it, stops it again whenever QEMU resumes it, and gates
+ * libvirt's 'cont' until the agent releases one.
+ */
+static void
+testRelayAgentPause(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) stop = NULL;
+    g_autoptr(CocoQmpMessage) again = NULL;
+    g_autoptr(CocoQmpMessage) err = NULL;
+    g_autoptr(CocoQmpMessage) ret = NULL;
+    g_autofree char *reply = NULL;
+    const char *cont = "{\"execute\":\"cont\",\"id\":\"libvirt-42\"}\r\n";
+    JsonObject *o;
+
+    fixtureStartSource(f);
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                 "\"failed\"}}\r\n",
+                 -1);
+    testPeerSend(&f->qemu, "{\"event\": \"RESUME\"}\r\n", -1);
+    fixtureSyncEvents(f, 3);
+    cocoQmpAgentEmitPause(f->agentObj, "the destination was lost");
+    stop = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(stop->name, ==, "stop");
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(stop->id));
+    testPeerSend(&f->qemu, reply, -1);
+    g_clear_pointer(&reply, g_free);
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    /* QEMU resumes it again: stopped again. */
+    testPeerSend(&f->qemu, "{\"event\": \"RESUME\"}\r\n", -1);
+    again = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(again->name, ==, "stop");
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(again->id));
+    testPeerSend(&f->qemu, reply, -1);
+    fixtureSyncEvents(f, 2);
+    /* libvirt's (or the operator's) 'cont' goes to the agent, which
+     * refuses it while the source is frozen. */
+    f->agent.release = FALSE;
+    testPeerSend(&f->libvirt, cont, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(err), "refused to resume"));
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_CONT);
+    g_assert_cmpint(f->agent.lastRole, ==, COCO_QMP_ROLE_SOURCE);
+    /* The source recovered (the abort token came): 'cont' is released and
+     * QEMU may run it. */
+    f->agent.release = TRUE;
+    testPeerSend(&f->libvirt, cont, -1);
+    testPeerExpectLine(&f->qemu, cont);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-43\"}\r\n", -1);
+    ret = testPeerReadMsg(&f->libvirt);
+    o = json_object_get_object_member(ret->obj, "return");
+    g_assert_cmpint(json_object_get_int_member(o, "stops"), ==, 2);
+    g_assert_false(json_object_get_boolean_member(o, "hold-paused"));
+}
+
 static void
 testRelaySourceCompletedCont(Fixture *f, gconstpointer data)
 {
@@ -1776,6 +1840,8 @@ main(int argc, char **argv)
                fixtureSetUp, testRelayContGate, fixtureTearDown);
     g_test_add("/qmp/relay/source-cancelled", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelaySourceCancelled, fixtureTearDown);
+    g_test_add("/qmp/relay/agent-pause", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayAgentPause, fixtureTearDown);
     g_test_add("/qmp/relay/source-completed-cont", Fixture,
                GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelaySourceCompletedCont, fixtureTearDown);

@@ -119,6 +119,8 @@ struct _CocoAgentMigration {
     int64_t epoch_us; /* when the last epoch ended */
     uint64_t dirty_rate; /* pages per second, from the last epoch */
     bool pending_switchover;
+    bool pause_sent; /* the relay was told to keep a frozen source paused */
+    bool data_failed; /* destination: the transfer's failure was reported */
     size_t logged;
     char *start_error;
     char *started;
@@ -587,6 +589,36 @@ cocoAgentMigrationSend(void *opaque, const CocoPhaseMessage *msg,
     return cocoAgentPeerConnSendMessage(m->ctl, msg, error);
 }
 
+/* A relay of the migration's domain, or NULL. */
+static CocoAgentRelay *
+cocoAgentMigrationRelay(CocoAgentMigration *m)
+{
+    GList *l;
+
+    for (l = m->agent->relays; l; l = l->next) {
+        CocoAgentRelay *r = l->data;
+
+        if (r->dom == m->dom)
+            return r;
+    }
+    return NULL;
+}
+
+/* Ask the relay to act on QEMU: "cancel" (its migration) or "pause" (keep
+ * the vCPUs stopped). */
+static void
+cocoAgentRelayRequest(CocoAgentRelay *relay, const char *type,
+                      const char *reason)
+{
+    g_autofree char *line = NULL;
+    JsonObject *obj = json_object_new();
+
+    json_object_set_string_member(obj, "type", type);
+    json_object_set_string_member(obj, "reason", NULLSTR(reason));
+    line = cocoQmpBuildObjectLine(obj);
+    cocoQmpChannelSend(relay->ch, line, strlen(line), NULL, 0);
+}
+
 static void
 cocoAgentMigrationDecide(void *opaque, const CocoPhaseDecision *d)
 {
@@ -601,24 +633,11 @@ cocoAgentMigrationDecide(void *opaque, const CocoPhaseDecision *d)
         /* `migrate` already reached QEMU: ask the relay to cancel it (a
          * relay that does not know this message refuses the next gate
          * instead, which the session does anyway). */
-        CocoAgentRelay *relay = h->relay;
-        GList *l;
+        CocoAgentRelay *relay =
+            h->relay ? h->relay : cocoAgentMigrationRelay(m);
 
-        for (l = m->agent->relays; !relay && l; l = l->next) {
-            CocoAgentRelay *r = l->data;
-
-            if (r->dom == m->dom)
-                relay = r;
-        }
-        if (relay) {
-            g_autofree char *line = NULL;
-            JsonObject *obj = json_object_new();
-
-            json_object_set_string_member(obj, "type", "cancel");
-            json_object_set_string_member(obj, "reason", NULLSTR(d->message));
-            line = cocoQmpBuildObjectLine(obj);
-            cocoQmpChannelSend(relay->ch, line, strlen(line), NULL, 0);
-        }
+        if (relay)
+            cocoAgentRelayRequest(relay, "cancel", d->message);
         return;
     }
     if (!h->relay)
@@ -699,6 +718,22 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
     }
     if (cocoAgentMigrationOver(m))
         cocoAgentMigrationStopProgress(m);
+    /* A frozen source may not run, but QEMU resumes a source by itself
+     * when its migration fails after the switchover (no 'cont' to refuse):
+     * the relay must stop it and keep it stopped. */
+    if (m->session && m->role == COCO_FIRMWARE_ROLE_SOURCE && !m->pause_sent &&
+        cocoMigrationSessionGetState(m->session) == COCO_PHASE_STATE_FROZEN) {
+        CocoAgentRelay *relay = cocoAgentMigrationRelay(m);
+        const GError *failure = cocoMigrationSessionGetFailure(m->session);
+
+        if (relay) {
+            m->pause_sent = true;
+            cocoAgentLog(m->agent, "migration=%s relay pid=%d: keep paused",
+                         m->id, (int)relay->peer_pid);
+            cocoAgentRelayRequest(relay, "pause",
+                                  failure ? failure->message : NULL);
+        }
+    }
     if (m->poll_src && cocoAgentMigrationOver(m)) {
         g_source_destroy(m->poll_src);
         g_clear_pointer(&m->poll_src, g_source_unref);
@@ -728,6 +763,23 @@ cocoAgentMigrationPoll(gpointer opaque)
                          cocoPhaseEventTypeToString(ev), err->message);
         if (!m->poll_src)
             break;
+    }
+    /* The import failed on the engine's threads (a bundle the firmware
+     * refused, a broken or malformed stream): the session must abort now
+     * and say why, not wait for the source to notice. */
+    if (m->poll_src && !m->data_failed &&
+        st.phase == COCO_TRANSFER_PHASE_FAILED && !cocoAgentMigrationOver(m)) {
+        g_autoptr(GError) why = NULL;
+        g_autoptr(GError) err = NULL;
+
+        m->data_failed = true;
+        did = true;
+        cocoTransferDestGetError(m->xdst, &why);
+        cocoAgentLog(m->agent, "migration=%s import failed: %s", m->id,
+                     why ? why->message : "");
+        if (cocoMigrationSessionFail(m->session, why, &err) < 0)
+            cocoAgentLog(m->agent, "migration=%s local-failure: %s", m->id,
+                         err->message);
     }
     if (did && m->poll_src) {
         cocoAgentMigrationAfter(m);

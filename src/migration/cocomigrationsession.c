@@ -781,6 +781,33 @@ cocoMigrationSessionHandleEvent(CocoMigrationSession *s, CocoPhaseEvent event,
 }
 
 int
+cocoMigrationSessionFail(CocoMigrationSession *s, const GError *why,
+                         GError **error)
+{
+    switch (s->state) {
+    case COCO_PHASE_STATE_COMMITTED:
+    case COCO_PHASE_STATE_FINISHED:
+    case COCO_PHASE_STATE_ABORTED:
+    case COCO_PHASE_STATE_FROZEN:
+        return 0;
+    case COCO_PHASE_STATE_IDLE:
+    case COCO_PHASE_STATE_PREPARING:
+    case COCO_PHASE_STATE_SETUP:
+    case COCO_PHASE_STATE_PRECOPY:
+    case COCO_PHASE_STATE_BLACKOUT:
+    case COCO_PHASE_STATE_SWITCHOVER:
+    case COCO_PHASE_STATE_HANDOVER:
+    case COCO_PHASE_STATE_AWAIT_TOKEN:
+    case COCO_PHASE_STATE_LAST:
+    default:
+        break;
+    }
+    if (!s->failure && why)
+        s->failure = g_error_copy(why);
+    return cocoSessionDispatch(s, COCO_PHASE_EVENT_LOCAL_FAILURE, NULL, error);
+}
+
+int
 cocoMigrationSessionReceive(CocoMigrationSession *s,
                             const CocoPhaseMessage *msg, GError **error)
 {

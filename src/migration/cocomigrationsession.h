@@ -102,6 +102,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoMigrationSession, cocoMigrationSessionFree)
 int cocoMigrationSessionHandleEvent(CocoMigrationSession *s,
                                     CocoPhaseEvent event, GError **error);
 
+/*
+ * The side's own data path failed outside a step (the destination's
+ * transfer engine, on its threads, refused a bundle): run the failure path
+ * of the current state (local-failure) with @why as the session's failure.
+ * Nothing happens once the session ended. Same return convention.
+ */
+int cocoMigrationSessionFail(CocoMigrationSession *s, const GError *why,
+                             GError **error);
+
 /* A message from the peer agent. Same return convention. */
 int cocoMigrationSessionReceive(CocoMigrationSession *s,
                                 const CocoPhaseMessage *msg, GError **error);

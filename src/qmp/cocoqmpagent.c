@@ -27,6 +27,8 @@ struct _CocoQmpAgent {
     gpointer cancelOpaque;
     CocoQmpAgentProgressFunc progressCb;
     gpointer progressOpaque;
+    CocoQmpAgentPauseFunc pauseCb;
+    gpointer pauseOpaque;
 };
 
 CocoQmpAgent *
@@ -99,6 +101,23 @@ cocoQmpAgentEmitProgress(CocoQmpAgent *agent, JsonObject *msg)
 {
     if (agent->progressCb)
         agent->progressCb(msg, agent->progressOpaque);
+}
+
+void
+cocoQmpAgentSetPauseFunc(CocoQmpAgent *agent, CocoQmpAgentPauseFunc cb,
+                         gpointer opaque)
+{
+    agent->pauseCb = cb;
+    agent->pauseOpaque = opaque;
+}
+
+void
+cocoQmpAgentEmitPause(CocoQmpAgent *agent, const char *reason)
+{
+    if (!agent->pauseCb)
+        return;
+    agent->pauseCb(reason ? reason : _("the host agent gave no reason"),
+                   agent->pauseOpaque);
 }
 
 /* The socket agent. */
@@ -193,6 +212,12 @@ cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
         /* Only the progress of the migration the relay asked about. */
         if (id > 0 && (guint64)id == sa->migrateId)
             cocoQmpAgentEmitProgress(sa->agent, msg->obj);
+        return;
+    }
+    if (STREQ(type, "pause")) {
+        cocoQmpAgentEmitPause(sa->agent,
+                              json_object_get_string_member_with_default(
+                                  msg->obj, "reason", NULL));
         return;
     }
     if (STRNEQ(type, "verdict"))

@@ -55,6 +55,13 @@ typedef void (*CocoQmpAgentCancelFunc)(const char *reason, gpointer opaque);
  */
 typedef void (*CocoQmpAgentProgressFunc)(JsonObject *msg, gpointer opaque);
 
+/*
+ * The agent asks the relay to keep the source's vCPUs stopped (its session
+ * is frozen: the source may not run, whatever QEMU does on its own after a
+ * failed migration); @reason is never NULL.
+ */
+typedef void (*CocoQmpAgentPauseFunc)(const char *reason, gpointer opaque);
+
 typedef struct {
     /* A phase-marking event; @data is borrowed. No answer is expected. */
     void (*notify)(CocoQmpAgent *agent, const char *event, JsonObject *data);
@@ -86,6 +93,12 @@ void cocoQmpAgentSetProgressFunc(CocoQmpAgent *agent,
                                  CocoQmpAgentProgressFunc cb, gpointer opaque);
 /* Deliver a 'progress' from the agent (socket agents and test fakes). */
 void cocoQmpAgentEmitProgress(CocoQmpAgent *agent, JsonObject *msg);
+
+/* Who hears the agent's 'pause' (the relay); NULL @cb stops listening. */
+void cocoQmpAgentSetPauseFunc(CocoQmpAgent *agent, CocoQmpAgentPauseFunc cb,
+                              gpointer opaque);
+/* Deliver a 'pause' from the agent (socket agents and test fakes). */
+void cocoQmpAgentEmitPause(CocoQmpAgent *agent, const char *reason);
 
 /*
  * The agent behind a local stream socket at @path (see docs/qemu-coco.rst,

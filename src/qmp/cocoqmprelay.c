@@ -93,12 +93,15 @@ struct _CocoQmpRelay {
     char *ownError; /* "error-desc" of a failure the relay reported */
     CocoQmpProgress progress; /* the agent's latest report */
     guint64 passes; /* MIGRATION_PASS events emitted */
+    guint stops; /* 'stop' sent for the agent */
+    char *holdPaused; /* the agent's reason to keep the vCPUs stopped */
 };
 
 static void cocoQmpSessionUnref(CocoQmpSession *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoQmpSession, cocoQmpSessionUnref);
 static void cocoQmpSessionDrain(CocoQmpSession *s);
 static void cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line);
+static void cocoQmpRelayStop(CocoQmpRelay *relay);
 
 static void
 cocoQmpFdInfoFree(CocoQmpFdInfo *info)
@@ -309,7 +312,7 @@ cocoQmpRelayOnMigrationStatus(CocoQmpRelay *relay, const char *status)
      * itself unless the migration had completed) needs no gate.
      */
     if (relay->role == COCO_QMP_ROLE_SOURCE && !relay->paused &&
-        relay->migrationFailed)
+        relay->migrationFailed && !relay->holdPaused)
         relay->role = COCO_QMP_ROLE_NONE;
 }
 
@@ -746,8 +749,11 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
     }
     if (release) {
         s->relay->released++;
-        if (gate == COCO_QMP_GATE_CONT)
+        if (gate == COCO_QMP_GATE_CONT) {
             s->relay->role = COCO_QMP_ROLE_NONE;
+            /* The agent lets the source run again (it recovered). */
+            g_clear_pointer(&s->relay->holdPaused, g_free);
+        }
         cocoQmpSessionRelease(s);
     } else {
         g_autofree char *msg = NULL;
@@ -901,9 +907,16 @@ cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
         relay->paused = TRUE;
     } else if (STREQ(msg->name, "RESUME")) {
         relay->paused = FALSE;
-        /* QEMU resumed a source whose migration failed: nothing to gate. */
-        if (relay->role == COCO_QMP_ROLE_SOURCE && relay->migrationFailed)
+        if (relay->holdPaused) {
+            /* QEMU resumed a frozen source by itself (a failed migration):
+             * stop it again; only the agent's verdict on 'cont' may run it. */
+            cocoQmpRelayStop(relay);
+        } else if (relay->role == COCO_QMP_ROLE_SOURCE &&
+                   relay->migrationFailed) {
+            /* QEMU resumed a source whose migration failed: nothing to
+             * gate. */
             relay->role = COCO_QMP_ROLE_NONE;
+        }
     } else if (STREQ(msg->name, "MIGRATION")) {
         cocoQmpRelayOnMigrationStatus(
             relay, cocoQmpMessageGetArgString(msg, "status"));
@@ -1038,6 +1051,52 @@ cocoQmpRelayOnAgentCancel(const char *reason, gpointer opaque)
         _("qemu-coco: no monitor connection to cancel the migration on"));
 }
 
+static void
+cocoQmpSessionOnStopReply(CocoQmpSession *s, CocoQmpMessage *reply)
+{
+    if (cocoQmpMessageIsError(reply))
+        g_printerr("qemu-coco: 'stop' failed: %s\n",
+                   NULLSTR(cocoQmpMessageErrorDesc(reply)));
+}
+
+/* Stop the vCPUs through the first open monitor connection. */
+static void
+cocoQmpRelayStop(CocoQmpRelay *relay)
+{
+    GList *l;
+
+    for (l = relay->sessions; l; l = l->next) {
+        CocoQmpSession *s = l->data;
+
+        if (s->closed)
+            continue;
+        relay->stops++;
+        cocoQmpSessionInject(s, "stop", NULL, cocoQmpSessionOnStopReply);
+        return;
+    }
+    g_printerr("%s\n",
+               _("qemu-coco: no monitor connection to stop the guest on"));
+}
+
+/*
+ * The agent's session is frozen (the destination was lost after the start
+ * token): the source must not run, but QEMU resumes a source by itself
+ * when its migration fails after the switchover. Stop it now and whenever
+ * QEMU resumes it, and gate libvirt's 'cont' until the agent releases it.
+ */
+static void
+cocoQmpRelayOnAgentPause(const char *reason, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+
+    g_printerr("qemu-coco: the host agent keeps the source paused: %s\n",
+               reason);
+    g_free(relay->holdPaused);
+    relay->holdPaused = g_strdup(reason);
+    relay->role = COCO_QMP_ROLE_SOURCE;
+    cocoQmpRelayStop(relay);
+}
+
 int
 cocoQmpRelayAddSession(CocoQmpRelay *relay, int clientFd, int qemuFd,
                        GError **error)
@@ -1146,6 +1205,7 @@ cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
     if (agent) {
         cocoQmpAgentSetCancelFunc(agent, cocoQmpRelayOnAgentCancel, relay);
         cocoQmpAgentSetProgressFunc(agent, cocoQmpRelayOnAgentProgress, relay);
+        cocoQmpAgentSetPauseFunc(agent, cocoQmpRelayOnAgentPause, relay);
     }
     relay->traceFd = -1;
     relay->listenFd = -1;
@@ -1170,6 +1230,7 @@ cocoQmpRelayFree(CocoQmpRelay *relay)
     g_clear_pointer(&relay->ownArgs, json_object_unref);
     g_free(relay->ownError);
     g_free(relay->qemuPath);
+    g_free(relay->holdPaused);
     g_main_context_unref(relay->ctx);
     g_free(relay);
 }
@@ -1207,6 +1268,8 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "gates-released", relay->released);
     json_object_set_int_member(o, "gates-refused", relay->refused);
     json_object_set_int_member(o, "cancels", relay->cancels);
+    json_object_set_int_member(o, "stops", relay->stops);
+    json_object_set_boolean_member(o, "hold-paused", relay->holdPaused != NULL);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
     {
         JsonObject *pc = json_object_new();

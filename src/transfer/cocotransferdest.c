@@ -459,6 +459,21 @@ cocoDestCloseStreams(CocoTransferDest *dst)
 }
 
 int
+cocoTransferDestGetError(CocoTransferDest *dst, GError **error)
+{
+    if (!cocoDestFailed(dst))
+        return 0;
+    g_mutex_lock(&dst->lock);
+    if (error && dst->error)
+        *error = g_error_copy(dst->error);
+    else
+        cocoErrorSet(error, COCO_ERROR_INTERNAL, "%s",
+                     _("the transfer failed without a reason"));
+    g_mutex_unlock(&dst->lock);
+    return -1;
+}
+
+int
 cocoTransferDestWait(CocoTransferDest *dst, GError **error)
 {
     unsigned int i;

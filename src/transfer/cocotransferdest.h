@@ -47,5 +47,8 @@ int cocoTransferDestSendAbortToken(CocoTransferDest *dst, const void *token,
                                    size_t len, GError **error);
 void cocoTransferDestCancel(CocoTransferDest *dst);
 void cocoTransferDestGetStats(CocoTransferDest *dst, CocoTransferStats *stats);
+/* 0 while the transfer has not failed; -1 with a copy of its first error
+ * once it has (any thread). */
+int cocoTransferDestGetError(CocoTransferDest *dst, GError **error);
 void cocoTransferDestFree(CocoTransferDest *dst);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoTransferDest, cocoTransferDestFree)

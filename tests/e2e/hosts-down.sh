@@ -19,6 +19,12 @@ host_pids() {
     done
 }
 
+# A fault scenario's proxy (wire.py) still running.
+if [ -f "$LAB/wire.pid" ]; then
+    kill -TERM "$(cat "$LAB/wire.pid")" 2>/dev/null || true
+    sleep 0.2
+fi
+
 # Keep the caps cache of host A for the next run.
 if [ -d "$(host_dir A)/cache/qemu/capabilities" ]; then
     mkdir -p "$CACHE/caps"
@@ -63,6 +69,7 @@ for H in $HOSTS; do
     R=$(host_dir "$H")
     cp "$R/virtcocod.log" "$LOGS/virtcocod-$H.log" 2>/dev/null
     cp -r "$R/migrations" "$LOGS/migrations-$H" 2>/dev/null
+    cp "$LAB/wire-all.log" "$LOGS/wire.log" 2>/dev/null
     if [ -f "$R/virtcocod.pid" ]; then
         p=$(cat "$R/virtcocod.pid")
         [ "$p" -gt 1 ] && kill -TERM "$p" 2>/dev/null || true

@@ -223,6 +223,14 @@ scenario "policy forbids host B: the agent refuses, source keeps running" s_refu
 scenario "agent on B down: A's agent refuses, source keeps running" s_peer_down &&
 scenario "relay: domjobabort during the agents' precopy, source keeps running" s_relay_abort &&
 scenario "relay: domjobinfo counts private memory during the precopy, then back" s_relay_jobinfo &&
+scenario "fault: kill B's QEMU after Prepare: both abort, source runs" s_fault_kill_dest_qemu &&
+scenario "fault: streams reset, fails after SOURCE_BLACKOUT: both abort, source resumes" s_fault_blackout &&
+scenario "fault: connections cut during precopy: both abort, source runs" s_fault_cut &&
+scenario "fault: kill B's QEMU after the start token: abort token, source resumes" s_fault_abort_token &&
+scenario "fault: B lost after the start token: source frozen, refuses resume" s_fault_frozen &&
+scenario "fault: tampered bundle: import fails, both abort, source runs" s_fault_tamper &&
+scenario "fault: replayed bundle: import fails, both abort, source runs" s_fault_replay &&
+scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_drop &&
 scenario "no agent configured: qemu-coco is a pure relay, A->B" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 

@@ -1,0 +1,354 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Sourced by run.sh: fault injection (issue #5). Each scenario migrates
+# the guest A->B through wire.py, a man-in-the-middle proxy between the
+# two agents (in B's network namespace, port 49301 -> 49300; A's agent is
+# restarted with --peer-port 49301 for the scenario), which tampers with,
+# replays or drops a memory bundle, resets connections, or kills B's
+# QEMU or agent when a given message passes. Every scenario then asserts
+# on both hosts: domain state and reason, heartbeat and checksum, the
+# agents' records, no agent connection left, nothing left on B, and
+# virsh's error naming the reason. Never both running, never neither.
+
+WIRE_PORT=49301
+
+# A command that SIGKILLs the process of pid file $1 and waits until it is
+# gone (or a zombie).
+kill_cmd() {
+    echo "p=\$(cat $1); kill -KILL \$p; i=0; while [ \$i -lt 200 ] && kill -0 \$p 2>/dev/null && ! grep -q '^State:.*Z' /proc/\$p/status 2>/dev/null; do i=\$((i+1)); sleep 0.01; done"
+}
+
+# The same for B's QEMU, and wait (2 s at most) until B's agent handled
+# its end: the next message then finds B's session aborted, not racing
+# with the agent's main loop.
+kill_qemu_b_cmd() {
+    echo "$(kill_cmd "$(host_dir B)/run/qemu/guest.pid"); i=0; while [ \$i -lt 200 ] && ! grep -q \"pid=\$p: QEMU ended\" $(host_dir B)/virtcocod.log; do i=\$((i+1)); sleep 0.01; done"
+}
+
+# Restart host $1's agent (SIGTERM, as s_peer_down), extra options $2...
+agent_restart() {
+    ar_h=$1
+    shift
+    ar_r=$(host_dir "$ar_h")
+    ar_p=$(cat "$ar_r/virtcocod.pid")
+    kill -TERM "$ar_p" 2>/dev/null
+    i=0
+    while kill -0 "$ar_p" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $ar_h did not stop" || return 1; sleep 0.1
+    done
+    agent_start "$ar_h" "$@"
+}
+
+# Start host $1's agent as hosts-up.sh does, extra options $2...
+agent_start() {
+    as_h=$1
+    shift
+    as_r=$(host_dir "$as_h")
+    # A killed agent leaves its socket behind; the new one replaces it.
+    rm -f "$as_r/run/coco-agent.sock"
+    setsid nsenter --net="/run/netns/$NETNS_PREFIX$as_h" "$VIRTCOCOD" -f -c "$as_r/virtcocod.conf" "$@" \
+        >> "$as_r/virtcocod.log" 2>&1 < /dev/null &
+    echo $! > "$as_r/virtcocod.pid"
+    i=0
+    until [ -S "$as_r/run/coco-agent.sock" ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $as_h did not come back" || return 1; sleep 0.1
+    done
+}
+
+# Start the proxy with fault options $@; A's agent talks to it.
+wire_start() {
+    : > "$LAB/wire.log"
+    agent_restart A --peer-port "$WIRE_PORT" || return 1
+    ip netns exec "${NETNS_PREFIX}B" python3 "$E2E_DIR/wire.py" \
+        --listen "$(host_ip B):$WIRE_PORT" --to "$(host_ip B):49300" --log "$LAB/wire.log" "$@" \
+        > "$LAB/wire.out" 2>&1 < /dev/null &
+    echo $! > "$LAB/wire.pid"
+    i=0
+    until grep -qs ready "$LAB/wire.out"; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "wire.py did not start: $(cat "$LAB/wire.out")" || return 1; sleep 0.1
+    done
+}
+
+# Stop the proxy (it logs a summary) and put A's agent back on port 49300.
+wire_stop() {
+    if [ -f "$LAB/wire.pid" ]; then
+        p=$(cat "$LAB/wire.pid")
+        kill -TERM "$p" 2>/dev/null
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
+        rm -f "$LAB/wire.pid"
+        cat "$LAB/wire.log" >> "$LAB/wire-all.log"
+    fi
+    agent_restart A
+}
+
+# What the proxy did: its ACTION lines.
+wire_actions() { grep ' ACTION ' "$LAB/wire.log" | sed 's/^/  wire: /'; }
+
+# Field $3 (python expression over the record r) of host $1's newest
+# record with role $2.
+record_field() {
+    python3 - "$(host_dir "$1")/migrations" "$2" "$3" <<'PY'
+import glob, json, os, sys
+recs = []
+for f in glob.glob(os.path.join(sys.argv[1], "*.json")):
+    try:
+        recs.append((os.path.getmtime(f), json.load(open(f))))
+    except (OSError, ValueError):
+        pass
+recs = [x for x in recs if x[1].get("role") == sys.argv[2]]
+if not recs:
+    sys.exit(1)
+r = max(recs, key=lambda x: x[0])[1]
+print(eval(sys.argv[3]))
+PY
+}
+
+# Established connections on the agents' and the proxy's ports, host $1.
+wire_conns() {
+    ip netns exec "$NETNS_PREFIX$1" ss -Htn state established \
+        "( sport = :49300 or dport = :49300 or sport = :$WIRE_PORT or dport = :$WIRE_PORT )" | wc -l
+}
+
+# Wait until host $1's newest $2 record is in state $3 (10 s).
+wait_record() {
+    i=0
+    while :; do
+        st=$(record_field "$1" "$2" 'r.get("state")' 2>/dev/null)
+        [ "$st" = "$3" ] && return 0
+        i=$((i + 1))
+        [ $i -lt 100 ] || fail "host $1: the $2's record is '$st', expected '$3'" || return 1
+        sleep 0.1
+    done
+}
+
+# pids of QEMUs with guest RAM on host B.
+b_qemus() { grep -l -s "$LAB/ram/[B]/" /proc/[0-9]*/cmdline | cut -d/ -f3 | tr '\n' ' '; }
+
+# Host B holds nothing of the guest: no domain, no QEMU, no pid file, no
+# RAM file; no agent connection on either host.
+assert_b_clean() {
+    i=0
+    while virsh_h B domstate guest >/dev/null 2>&1; do
+        i=$((i + 1)); [ $i -lt 100 ] || { assert_no_domain B; return 1; }; sleep 0.1
+    done
+    R=$(host_dir B)
+    i=0
+    while [ -e "$R/run/qemu/guest.pid" ] || [ -n "$(find "$LAB/ram/B" -type f 2>/dev/null)" ] ||
+        [ -n "$(b_qemus)" ]; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || fail "host B left behind: $(ls "$R/run/qemu/guest.pid" 2>/dev/null) $(find "$LAB/ram/B" -type f) qemu $(b_qemus)" || return 1
+        sleep 0.1
+    done
+    i=0
+    while [ "$(wire_conns A)" != 0 ] || [ "$(wire_conns B)" != 0 ]; do
+        i=$((i + 1))
+        [ $i -lt 50 ] || fail "agent connections left: A $(wire_conns A), B $(wire_conns B)" || return 1
+        sleep 0.1
+    done
+}
+
+# The source runs on (state "running ..."), heartbeat and checksum go on
+# from console offset $1 with no BAD.
+assert_a_runs() {
+    s=$(virsh_h A domstate --reason guest 2>&1)
+    echo "  host A: $s"
+    case "$s" in
+    "running"*) ;;
+    *) fail "host A: the source is '$s', not running" || return 1 ;;
+    esac
+    wait_lines A "$1" "HB" 3 20 || return 1
+    wait_lines A "$1" "CK" 1 30 || return 1
+    last=$(console_since A 0 | grep '^HB' | tail -1)
+    echo "  host A: heartbeat on to '$last', $(console_since A "$1" | grep -c '^CK') checksum rounds since"
+    [ "$(console_since A "$1" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
+}
+
+# A failed migration A->B through the proxy; sets OUT (virsh's error) and
+# WALL. $1: console offset variable name is left to the caller.
+wire_migrate() {
+    m0=$(now)
+    OUT=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
+    rc=$?
+    WALL=$(since "$m0")
+    echo "  virsh migrate: exit $rc after $WALL s: $OUT"
+    [ $rc != 0 ] || fail "the migration succeeded despite the fault" || return 1
+}
+
+# Both sessions aborted; virsh's error and the records name the reason.
+# $1: regex virsh's error must match; $2: regex of B's record failure.
+assert_both_aborted() {
+    wait_record A source aborted || return 1
+    wait_record B destination aborted || return 1
+    sf=$(record_field A source 'r.get("failure")')
+    df=$(record_field B destination 'r.get("failure")')
+    echo "  agent A (source): aborted: $sf"
+    echo "  agent B (destination): aborted: $df"
+    echo "$OUT" | grep -Eq "$1" || fail "virsh's error does not match '$1'" || return 1
+    echo "$df" | grep -Eq "$2" || fail "B's record does not name the reason '$2'" || return 1
+    [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run"
+}
+
+# 1. Kill B's QEMU when B's agent confirms its keys (peer-prepared, the end
+# of PREPARE's key exchange), before that message reaches A: after
+# libvirt's Prepare and the agents' PREPARE, before SETUP and any memory.
+s_fault_kill_dest_qemu() {
+    soff=$(console_size A)
+    wire_start --exec-before cpm:peer-prepared "$(kill_qemu_b_cmd)" || return 1
+    wire_migrate
+    rc=$?
+    wire_stop || return 1
+    wire_actions
+    [ $rc = 0 ] || return 1
+    grep -q "ACTION exec-before: cpm:peer-prepared #1" "$LAB/wire.log" || fail "the proxy did not kill B's QEMU" || return 1
+    ! grep -q "S->D: cctr:memory" "$LAB/wire.log" || fail "memory moved although B's QEMU was dead" || return 1
+    assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" "QEMU on the destination ended" || return 1
+    assert_b_clean || return 1
+    assert_a_runs "$soff"
+}
+
+# 2. After SOURCE_BLACKOUT, before the start token: once the destination
+# acknowledged the last precopy round, the proxy resets the source's side
+# of every stream (the destination's side stays open and silent). Nothing
+# fails until the source writes the final epoch after SOURCE_BLACKOUT: it
+# aborts without a token, libvirt cancels and the source resumes.
+s_fault_blackout() {
+    soff=$(console_size A)
+    wire_start --reset-streams cpm:peer-round-done:2 || return 1
+    wire_migrate
+    rc=$?
+    wire_stop || return 1
+    wire_actions
+    [ $rc = 0 ] || return 1
+    grep -q "ACTION reset-streams" "$LAB/wire.log" || fail "the proxy did not reset the streams" || return 1
+    tl=$(record_field A source '" ".join(e["event"] + ":" + e["from"] + "->" + e["to"] for e in r["timeline"])')
+    echo "  A's timeline: $tl"
+    # SOURCE_BLACKOUT ran (precopy->blackout), the final step failed
+    # before the start token and the source aborted without a token.
+    echo "$tl" | grep -q "pre-switchover:precopy->blackout local-failure:blackout->aborted" ||
+        fail "the source did not abort between SOURCE_BLACKOUT and the start token" || return 1
+    [ "$(record_field A source 'r["counters"]["blackout_us"] > 0')" = True ] ||
+        fail "the source never reached SOURCE_BLACKOUT" || return 1
+    assert_both_aborted "refused the switchover: confidential migration aborted: cannot write to stream .*; the source keeps running" "the peer host aborted" || return 1
+    assert_b_clean || return 1
+    assert_a_runs "$soff"
+}
+
+# 3. A network partition during precopy: the proxy resets every
+# connection (control and streams, both sides) once the 50th memory
+# bundle passed. Both agents lose their peer: both abort, the source runs.
+s_fault_cut() {
+    soff=$(console_size A)
+    wire_start --cut cctr:memory:50 || return 1
+    wire_migrate
+    rc=$?
+    wire_stop || return 1
+    wire_actions
+    [ $rc = 0 ] || return 1
+    grep -q "ACTION cut: cctr:memory #50" "$LAB/wire.log" || fail "the proxy did not cut the connections" || return 1
+    assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" \
+        "peer host's agent can no longer be reached|peer host aborted|cannot read from stream .*Connection reset by peer" || return 1
+    assert_b_clean || return 1
+    assert_a_runs "$soff"
+}
+
+# 4. After the start token, the destination alive: B's QEMU is killed once
+# the start token passed; B's agent runs ABORT(D), its abort token travels
+# back, the source runs ABORT(S) with it and resumes.
+s_fault_abort_token() {
+    soff=$(console_size A)
+    qb="$(host_dir B)/run/qemu/guest.pid"
+    wire_start --exec cctr:start-token "$(kill_cmd "$qb")" || return 1
+    wire_migrate
+    rc=$?
+    wire_stop || return 1
+    wire_actions
+    [ $rc = 0 ] || return 1
+    grep -q "ACTION exec: cctr:start-token" "$LAB/wire.log" || fail "the proxy did not kill B's QEMU" || return 1
+    grep -q "cpm:peer-abort-token" "$LAB/wire.log" || fail "no abort token went back to A" || return 1
+    tl=$(record_field A source '" ".join(e["event"] + ":" + e["from"] + "->" + e["to"] for e in r["timeline"])')
+    echo "  A's timeline: $tl"
+    echo "$tl" | grep -q "peer-abort-token:[a-z-]*->aborted" ||
+        fail "the source did not abort with the destination's token" || return 1
+    assert_both_aborted "." "QEMU on the destination ended" || return 1
+    assert_b_clean || return 1
+    assert_a_runs "$soff"
+}
+
+# 5. The destination host lost after the start token: B's agent and QEMU
+# are killed (SIGKILL) once the start token passed. The source stays
+# paused, refuses to resume with the reason, its record is frozen. Then
+# the lab is recovered: the guest was saved before and is restored on A.
+s_fault_frozen() {
+    out=$(virsh_h A save guest "$LAB/frozen.save" 2>&1) || fail "virsh save failed: $out" || return 1
+    out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore failed: $out" || return 1
+    soff=$(console_size A)
+    wait_lines A "$soff" "HB" 2 20 || return 1
+    R=$(host_dir B)
+    wire_start --exec cctr:start-token \
+        "$(kill_cmd "$R/virtcocod.pid"); $(kill_cmd "$R/run/qemu/guest.pid")" || return 1
+    wire_migrate
+    rc=$?
+    [ $rc = 0 ] || { wire_stop; return 1; }
+    wire_actions
+    grep -q "ACTION exec: cctr:start-token" "$LAB/wire.log" || fail "the proxy did not kill B" || return 1
+    wait_record A source frozen || return 1
+    sf=$(record_field A source 'r.get("failure")')
+    echo "  agent A (source): frozen: $sf"
+    s=$(virsh_h A domstate --reason guest 2>&1)
+    echo "  host A: $s"
+    case "$s" in
+    "paused"*) ;;
+    *) fail "host A: the source is '$s', not paused" || return 1 ;;
+    esac
+    hoff=$(console_size A)
+    res=$(virsh_h A resume guest 2>&1)
+    rrc=$?
+    echo "  virsh resume: exit $rrc: $res"
+    [ $rrc != 0 ] || fail "the frozen source resumed" || return 1
+    echo "$res" | grep -q "destroy it or recover the destination" ||
+        fail "virsh resume does not say what the operator can do" || return 1
+    sleep 2
+    [ "$(count_since A "$hoff" HB)" = 0 ] || fail "the frozen source printed heartbeats" || return 1
+    [ "$(virsh_h A domstate guest)" = paused ] || fail "the source left paused" || return 1
+    [ "$(record_field A source 'r.get("may_run")')" = False ] || fail "A's record says the source may run" || return 1
+    # QEMU resumed the source by itself when its migration failed; the
+    # relay stopped it again on the agent's word and holds it.
+    st=$(relay_state A)
+    echo "  relay A: $(echo "$st" | grep -o '"stops":[0-9]*'), $(echo "$st" | grep -o '"hold-paused":[a-z]*')"
+    assert_relay A hold-paused true || return 1
+    # Recovery: destroy the source, bring B's agent back, restore on A.
+    virsh_h A destroy guest >/dev/null || fail "destroy on A failed" || return 1
+    wait_record A source finished || return 1
+    wire_stop || return 1
+    ! kill -0 "$(cat "$R/virtcocod.pid")" 2>/dev/null || fail "B's agent was not killed" || return 1
+    agent_start B || return 1
+    assert_b_clean || return 1
+    out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore after the freeze failed: $out" || return 1
+    rm -f "$LAB/frozen.save"
+    soff=$(console_size A)
+    assert_a_runs "$soff"
+}
+
+# 6.-8. A tampered, a replayed and a dropped memory bundle: B's import fails,
+# B's agent aborts at once and names the cause, the source aborts and runs
+# on. The tampered one is the last bundle of epoch 0 (768 = 49152 pages /
+# 64): the source has sent the whole epoch and waits for B's
+# acknowledgement, so only B's abort tells it (it does not hit a closed
+# stream first).
+fault_bundle() { # option bundle expected-B-failure-regex
+    soff=$(console_size A)
+    wire_start "$1" "$2" || return 1
+    wire_migrate
+    rc=$?
+    wire_stop || return 1
+    wire_actions
+    [ $rc = 0 ] || return 1
+    grep -q "ACTION ${1#--}: memory bundle $2 " "$LAB/wire.log" || fail "the proxy did not ${1#--} bundle $2" || return 1
+    assert_both_aborted "confidential migration aborted: .*; the source keeps running" "$3" || return 1
+    grep -Eq "import failed: .*$3" "$(host_dir B)/virtcocod.log" || fail "B's agent log does not name the import failure" || return 1
+    assert_b_clean || return 1
+    assert_a_runs "$soff"
+}
+s_fault_tamper() { fault_bundle --tamper 768 "does not verify \(tampered\)"; }
+s_fault_replay() { fault_bundle --replay 100 "already received \(replay\)"; }
+s_fault_drop() { fault_bundle --drop 100 "is missing \(dropped or reordered\)"; }
