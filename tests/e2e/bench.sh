@@ -156,7 +156,7 @@ bench_migrate() {
     wall=$(awk "BEGIN{printf \"%.0f\", ($m1 - $m0) * 1000}")
     dom_job "$dst" "$dom" || fail "no job statistics on $dst" || return 1
     elapsed=$(raw time_elapsed) down=$(raw downtime) data=$(raw data_processed)
-    abytes=0 axfer=0 adown=0 aprecopy=0 aswitch=0 arounds=0
+    abytes=0 axfer=0 adown=0 aprecopy=0 aswitch=0 arounds=0 ascan=0
     if [ "$kind" = confidential ]; then
         [ "$data" -lt $((8 * 1024 * 1024)) ] ||
             fail "confidential: QEMU's stream carried $data bytes (x-ignore-shared off?)" || return 1
@@ -167,21 +167,25 @@ bench_migrate() {
             sleep 0.1
         done
         set -- $(bench_record "$src")
-        abytes=$1 axfer=$2 adown=$3 aprecopy=$4 aswitch=$5 arounds=$6
+        abytes=$1 axfer=$2 adown=$3 aprecopy=$4 aswitch=$5 arounds=$6 ascan=$7
     fi
     # The guest goes on with its memory intact.
     dom_wait "$dst" "$dom" "$doff" CK 1 30 || return 1
     bad=$(dom_since "$dst" "$dom" "$doff" | grep -c '^CK .*BAD' || true)
     [ "$bad" = 0 ] || fail "$kind $src->$dst: checksum BAD on $dst" || return 1
-    row="$kind $src$dst $wall $elapsed $down $data $abytes $gap $base $gguest $axfer $adown $aprecopy $aswitch $arounds"
+    row="$kind $src$dst $wall $elapsed $down $data $abytes $gap $base $gguest $axfer $adown $aprecopy $aswitch $arounds $ascan"
     echo "$row" >> "$OUT.tmp"
     printf '  %-12s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  gap %6s ms (idle %5s)  QEMU %9s B  agents %9s B\n' \
         "$kind" "$src" "$dst" "$wall" "$elapsed" "$down" "$gap" "$base" "$data" "$abytes"
 }
 
-# The newest source record of host $1: "bytes transfer_ms agent_downtime_ms
-# precopy_ms switchover_ms rounds"; precopy = from the end of the setup to
-# the switchover event, switchover = the source-blackout step's duration.
+# The newest source record of host $1: "bytes transfer_ms final_ms
+# precopy_ms switchover_ms rounds scan_ms": final = the agent's downtime
+# counter (SOURCE_BLACKOUT to migrate-continue released: the last pages,
+# the vCPU state, the start token), precopy = the first copy and the
+# rounds while 'migrate' is held, switchover = from QEMU's pre-switchover
+# (guest stopped) to migrate-continue released, scan = its part before
+# SOURCE_BLACKOUT.
 bench_record() {
     python3 - "$(host_dir "$1")/migrations" <<'PY'
 import glob, json, os, sys
@@ -198,8 +202,11 @@ t, c, tl = r.get("transfer", {}), r.get("counters", {}), r.get("timeline", [])
 pre = [e for e in tl if e["event"] in ("peer-setup-done", "peer-round-done")]
 sw = [e for e in tl if e["event"] == "pre-switchover"]
 precopy = sum(e["duration_ms"] for e in pre)
+# From QEMU's pre-switchover (vCPUs stopped) to SOURCE_BLACKOUT done: the
+# last dirty scan and the firmware's check of every exported page.
+scan = c.get("blackout_us", 0) / 1000 - sw[0]["at_ms"] if sw and c.get("blackout_us") else 0
 print(t.get("bytes", 0), t.get("elapsed_ms", 0), round(c.get("downtime_us", 0) / 1000),
-      round(precopy), round(sw[0]["duration_ms"]) if sw else 0, c.get("rounds", 0))
+      round(precopy), round(sw[0]["duration_ms"]) if sw else 0, c.get("rounds", 0), round(scan))
 PY
 }
 
@@ -226,7 +233,7 @@ python3 - "$OUT" "$MIB" "$ROUNDS" "$PRECOPY" "$CONF_CMD" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 cols = ["wall", "job", "downtime", "qemu_bytes", "agent_bytes", "gap", "idle_gap",
-        "gap_guest", "agent_xfer", "agent_down", "precopy", "switchover", "rounds"]
+        "gap_guest", "agent_xfer", "agent_down", "precopy", "switchover", "rounds", "scan"]
 data = {}
 for r in rows:
     d = data.setdefault(r[0], {c: [] for c in cols})
@@ -252,9 +259,11 @@ for c, l in labels:
         print("%-24s  %-25s  %s" % (l, rng("plain", c, 1048576, "%.1f"), rng("confidential", c, 1048576, "%.1f")))
     else:
         print("%-24s  %-25s  %s" % (l, rng("plain", c), rng("confidential", c)))
-print("agents (confidential): transfer %s ms, precopy %s ms, switchover step %s ms, "
-      "agent downtime %s ms" % (rng("confidential", "agent_xfer"), rng("confidential", "precopy"),
-                               rng("confidential", "switchover"), rng("confidential", "agent_down")))
+print("agents (confidential): transfer %s ms, of it first copy and precopy rounds %s ms; "
+      "guest stopped at the switchover gate %s ms = scan and firmware check %s ms + last pages, "
+      "vCPU, token %s ms" % (rng("confidential", "agent_xfer"), rng("confidential", "precopy"),
+                            rng("confidential", "switchover"), rng("confidential", "scan"),
+                            rng("confidential", "agent_down")))
 ok = True
 for c, l in (("downtime", "job downtime"), ("gap", "guest pause")):
     p, q = med("plain", c), med("confidential", c)
