@@ -29,7 +29,9 @@
 #                            "$1 -c SRCURI $2... DOMAIN DESTURI" (default
 #                            "virsh migrate --live"; with the CLI:
 #                            "virt-coco migrate --confidential --live")
-#   COCO_BENCH_PRECOPY       the agents' precopy_rounds (default: the lab's)
+#   COCO_BENCH_PRECOPY       the agents' precopy_rounds (default: the lab's);
+#                            several ("1 2 3") measure each as its own kind
+#                            (confidential-pN), the agents restarted between
 #   COCO_BENCH_OUT           where the per-migration rows go (default
 #                            COCO_LAB_CACHE/bench.txt; kept after the run)
 # Exit 0 when every migration passed (whatever the verdict), 1 when one
@@ -63,10 +65,14 @@ lab_start
 WATCH=""
 lab_on_exit '[ -z "$WATCH" ] || kill "$WATCH" 2>/dev/null'
 
-if [ -n "${COCO_BENCH_PRECOPY:-}" ]; then
+# The agents' precopy_rounds: restart both agents with $1 (the relays
+# reconnect to the socket at the next event).
+CUR_PRECOPY=$(awk -F' *= *' '$1=="precopy_rounds"{print $2}' "$(host_dir A)/virtcocod.conf")
+set_precopy() {
+    [ "$1" = "$CUR_PRECOPY" ] && return 0
     for H in $HOSTS; do
         R=$(host_dir "$H")
-        sed -i "s/^precopy_rounds = .*/precopy_rounds = $COCO_BENCH_PRECOPY/" "$R/virtcocod.conf"
+        sed -i "s/^precopy_rounds = .*/precopy_rounds = $1/" "$R/virtcocod.conf"
         p=$(cat "$R/virtcocod.pid")
         kill -TERM "$p"
         while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
@@ -75,11 +81,17 @@ if [ -n "${COCO_BENCH_PRECOPY:-}" ]; then
         echo $! > "$R/virtcocod.pid"
         i=0
         until [ -S "$R/run/coco-agent.sock" ]; do
-            i=$((i + 1)); [ $i -lt 100 ] || lab_die "virtcocod on $H did not restart"; sleep 0.1
+            i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $H did not restart" || return 1; sleep 0.1
         done
     done
-fi
-PRECOPY=$(awk -F' *= *' '$1=="precopy_rounds"{print $2}' "$(host_dir A)/virtcocod.conf")
+    CUR_PRECOPY=$1
+}
+PRECOPY=${COCO_BENCH_PRECOPY:-$CUR_PRECOPY}
+KINDS=plain
+for p in $PRECOPY; do
+    case "$p" in *[!0-9]* | "") lab_die "COCO_BENCH_PRECOPY: '$p' is not a number of rounds" ;; esac
+    if [ "$PRECOPY" = "$p" ]; then KINDS="$KINDS confidential"; else KINDS="$KINDS confidential-p$p"; fi
+done
 
 # The plain domain's QEMU: probe its capabilities once and give them to B.
 virsh_h A domcapabilities --emulatorbin "$PLAIN_QEMU" --virttype qemu --arch x86_64 >/dev/null ||
@@ -111,7 +123,7 @@ booted() { # domain
     dom_wait A "$1" 0 "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" && dom_wait A "$1" 0 "CK" 1 "$BOOT_TIMEOUT" &&
         dom_wait A "$1" 0 "T" 10 30
 }
-lab_log "bench: $ROUNDS rounds, ${MIB} MiB guests, tick $TICK s, precopy_rounds $PRECOPY"
+lab_log "bench: $ROUNDS rounds of $KINDS; ${MIB} MiB guests, tick $TICK s, precopy_rounds $PRECOPY"
 lab_log "bench: confidential command: $CONF_CMD"
 t0=$(now)
 virsh_h A create "$LAB/confidential.xml" >/dev/null || lab_die "cannot create the confidential guest"
@@ -128,6 +140,7 @@ bench_migrate() {
     plain) cmd=$PLAIN_CMD ;;
     *) cmd=$CONF_CMD ;;
     esac
+    load=$(cut -d' ' -f1 /proc/loadavg)
     soff=$(dom_size "$src" "$dom")
     doff=$(dom_size "$dst" "$dom")
     nsrc=$(records "$src")
@@ -149,15 +162,11 @@ bench_migrate() {
     kill "$WATCH"
     wait "$WATCH"
     WATCH=""
-    set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks" "$m0" "$m1")
-    gap=$1 gguest=$4 base=$5 lost=$6
-    [ "$gap" != -1 ] || { cp "$LAB/ticks" "$OUT.ticks"; fail "$kind $src->$dst: no tick before $m0 or after $m1 ($OUT.ticks)"; } || return 1
-    [ "$lost" = 0 ] || fail "$kind $src->$dst: $lost guest ticks lost" || return 1
     wall=$(awk "BEGIN{printf \"%.0f\", ($m1 - $m0) * 1000}")
     dom_job "$dst" "$dom" || fail "no job statistics on $dst" || return 1
     elapsed=$(raw time_elapsed) down=$(raw downtime) data=$(raw data_processed)
-    abytes=0 axfer=0 adown=0 aprecopy=0 aswitch=0 arounds=0 ascan=0
-    if [ "$kind" = confidential ]; then
+    abytes=0 axfer=0 adown=0 aprecopy=0 aswitch=0 arounds=0 ascan=0 ats=""
+    if [ "$kind" != plain ]; then
         [ "$data" -lt $((8 * 1024 * 1024)) ] ||
             fail "confidential: QEMU's stream carried $data bytes (x-ignore-shared off?)" || return 1
         i=0
@@ -167,28 +176,33 @@ bench_migrate() {
             sleep 0.1
         done
         set -- $(bench_record "$src")
-        abytes=$1 axfer=$2 adown=$3 aprecopy=$4 aswitch=$5 arounds=$6 ascan=$7
+        abytes=$1 axfer=$2 adown=$3 aprecopy=$4 aswitch=$5 arounds=$6 ascan=$7 ats=$8
     fi
+    # shellcheck disable=SC2086
+    set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks" "$m0" "$m1" $ats)
+    gap=$1 gguest=$4 base=$5 lost=$6 gapat=$7 swgap=$8
+    [ "$gap" != -1 ] || { cp "$LAB/ticks" "$OUT.ticks"; fail "$kind $src->$dst: no tick before $m0 or after $m1 ($OUT.ticks)"; } || return 1
+    [ "$lost" = 0 ] || fail "$kind $src->$dst: $lost guest ticks lost" || return 1
     # The guest goes on with its memory intact.
     dom_wait "$dst" "$dom" "$doff" CK 1 30 || return 1
     bad=$(dom_since "$dst" "$dom" "$doff" | grep -c '^CK .*BAD' || true)
     [ "$bad" = 0 ] || fail "$kind $src->$dst: checksum BAD on $dst" || return 1
-    row="$kind $src$dst $wall $elapsed $down $data $abytes $gap $base $gguest $axfer $adown $aprecopy $aswitch $arounds $ascan"
+    row="$kind $src$dst $wall $elapsed $down $data $abytes $gap $base $gguest $axfer $adown $aprecopy $aswitch $arounds $ascan $gapat $swgap $load"
     echo "$row" >> "$OUT.tmp"
-    printf '  %-12s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  gap %6s ms (idle %5s)  QEMU %9s B  agents %9s B\n' \
-        "$kind" "$src" "$dst" "$wall" "$elapsed" "$down" "$gap" "$base" "$data" "$abytes"
+    printf '  %-12s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  pause %6s ms at +%5s ms (idle %5s; at the switchover %6s)  QEMU %9s B  agents %9s B\n' \
+        "$kind" "$src" "$dst" "$wall" "$elapsed" "$down" "$gap" "$gapat" "$base" "$swgap" "$data" "$abytes"
 }
 
 # The newest source record of host $1: "bytes transfer_ms final_ms
-# precopy_ms switchover_ms rounds scan_ms": final = the agent's downtime
+# precopy_ms switchover_ms rounds scan_ms switchover_at": final = the agent's downtime
 # counter (SOURCE_BLACKOUT to migrate-continue released: the last pages,
 # the vCPU state, the start token), precopy = the first copy and the
 # rounds while 'migrate' is held, switchover = from QEMU's pre-switchover
 # (guest stopped) to migrate-continue released, scan = its part before
-# SOURCE_BLACKOUT.
+# SOURCE_BLACKOUT, switchover_at its start (seconds since the epoch).
 bench_record() {
     python3 - "$(host_dir "$1")/migrations" <<'PY'
-import glob, json, os, sys
+import datetime, glob, json, os, sys
 recs = []
 for f in glob.glob(os.path.join(sys.argv[1], "*.json")):
     try:
@@ -205,8 +219,10 @@ precopy = sum(e["duration_ms"] for e in pre)
 # From QEMU's pre-switchover (vCPUs stopped) to SOURCE_BLACKOUT done: the
 # last dirty scan and the firmware's check of every exported page.
 scan = c.get("blackout_us", 0) / 1000 - sw[0]["at_ms"] if sw and c.get("blackout_us") else 0
+t0 = datetime.datetime.fromisoformat(r["started"].replace("Z", "+00:00")).timestamp()
+at = "%.6f" % (t0 + sw[0]["at_ms"] / 1000) if sw else ""
 print(t.get("bytes", 0), t.get("elapsed_ms", 0), round(c.get("downtime_us", 0) / 1000),
-      round(precopy), round(sw[0]["duration_ms"]) if sw else 0, c.get("rounds", 0), round(scan))
+      round(precopy), round(sw[0]["duration_ms"]) if sw else 0, c.get("rounds", 0), round(scan), at)
 PY
 }
 
@@ -214,13 +230,24 @@ PY
 virsh_h A suspend plain >/dev/null
 failed=0
 r=0
+nk=$(echo $KINDS | wc -w)
 while [ $r -lt "$ROUNDS" ]; do
     r=$((r + 1))
-    if [ $((r % 2)) = 1 ]; then order="plain confidential"; else order="confidential plain"; fi
+    # Rotate the order from round to round: a drift in the machine's load
+    # falls on every kind alike.
+    set -- $KINDS
+    k=1
+    while [ $k -lt $(((r - 1) % nk + 1)) ]; do
+        first=$1; shift; set -- "$@" "$first"; k=$((k + 1))
+    done
+    order="$*"
     lab_log "bench: round $r of $ROUNDS ($order)"
     for kind in $order; do
-        dom=guest; [ $kind = plain ] && dom=plain
-        other=plain; [ $kind = plain ] && other=guest
+        case $kind in
+        plain) dom=plain other=guest ;;
+        confidential) dom=guest other=plain; set_precopy "$PRECOPY" || { failed=1; break 2; } ;;
+        *) dom=guest other=plain; set_precopy "${kind#confidential-p}" || { failed=1; break 2; } ;;
+        esac
         virsh_h A suspend "$other" >/dev/null 2>&1
         virsh_h A resume "$dom" >/dev/null 2>&1
         bench_migrate $kind $dom A B && bench_migrate $kind $dom B A || { failed=1; break 2; }
@@ -229,56 +256,6 @@ done
 mv "$OUT.tmp" "$OUT"
 
 # Medians, ranges, ratios and the verdict.
-python3 - "$OUT" "$MIB" "$ROUNDS" "$PRECOPY" "$CONF_CMD" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-cols = ["wall", "job", "downtime", "qemu_bytes", "agent_bytes", "gap", "idle_gap",
-        "gap_guest", "agent_xfer", "agent_down", "precopy", "switchover", "rounds", "scan"]
-data = {}
-for r in rows:
-    d = data.setdefault(r[0], {c: [] for c in cols})
-    for c, v in zip(cols, r[2:]):
-        d[c].append(float(v))
-def med(k, c):
-    return statistics.median(data[k][c])
-def rng(k, c, scale=1.0, f="%.0f"):
-    v = [x / scale for x in data[k][c]]
-    return (f + " (" + f + "-" + f + ")") % (statistics.median(v), min(v), max(v))
-print("lab benchmark: %s MiB guest, 1 vCPU, TCG, %s rounds (%d migrations each), "
-      "precopy_rounds %s; confidential command: %s" %
-      (sys.argv[2], sys.argv[3], len(data.get("plain", {"wall": []})["wall"]), sys.argv[4], sys.argv[5]))
-print("median (min-max)          plain                      confidential")
-labels = [("wall", "virsh wall (ms)"), ("job", "job elapsed (ms)"), ("downtime", "job downtime (ms)"),
-          ("gap", "guest pause (ms)"), ("idle_gap", "idle tick gap (ms)"),
-          ("qemu_bytes", "QEMU stream (MiB)"), ("agent_bytes", "agents sealed (MiB)")]
-if "plain" not in data or "confidential" not in data:
-    print("incomplete: no figures")
-    sys.exit(0)
-for c, l in labels:
-    if c.endswith("bytes"):
-        print("%-24s  %-25s  %s" % (l, rng("plain", c, 1048576, "%.1f"), rng("confidential", c, 1048576, "%.1f")))
-    else:
-        print("%-24s  %-25s  %s" % (l, rng("plain", c), rng("confidential", c)))
-print("agents (confidential): transfer %s ms, of it first copy and precopy rounds %s ms; "
-      "guest stopped at the switchover gate %s ms = scan and firmware check %s ms + last pages, "
-      "vCPU, token %s ms" % (rng("confidential", "agent_xfer"), rng("confidential", "precopy"),
-                            rng("confidential", "switchover"), rng("confidential", "scan"),
-                            rng("confidential", "agent_down")))
-ok = True
-for c, l in (("downtime", "job downtime"), ("gap", "guest pause")):
-    p, q = med("plain", c), med("confidential", c)
-    lim = 1.5 * p + 50
-    v = q <= lim
-    ok &= v
-    print("%-13s confidential/plain %.2f (%.0f / %.0f ms); goal <= 1.5 x plain + 50 = %.0f ms: %s" %
-          (l, q / p if p else float("inf"), q, p, lim, "met" if v else "MISSED by %.0f ms" % (q - lim)))
-for c, l in (("job", "job elapsed"), ("wall", "virsh wall")):
-    p, q = med("plain", c), med("confidential", c)
-    v = q <= 2 * p
-    ok &= v
-    print("%-13s confidential/plain %.2f (%.0f / %.0f ms); goal <= 2 x plain = %.0f ms: %s" %
-          (l, q / p, q, p, 2 * p, "met" if v else "MISSED by %.0f ms" % (q - 2 * p)))
-print("verdict: %s" % ("all goals met" if ok else "a goal is missed"))
-PY
+python3 "$E2E_DIR/benchsummary.py" "$OUT" "$MIB" "$ROUNDS" "$PRECOPY" "$CONF_CMD"
 lab_log "bench: rows in $OUT; total $(since "$T_START") s"
 [ $failed = 0 ]

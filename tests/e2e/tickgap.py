@@ -12,15 +12,18 @@ clock is no help: QEMU stops it with the vCPUs, so guest time shows no gap.
                                  every tick line that reaches one of FILE
                                  after the start (polls every 2 ms) until
                                  SIGTERM; FILE may not exist yet
-  tickgap.py gap OUT T0 T1       the largest interval between consecutive
+  tickgap.py gap OUT T0 T1 [TS]  the largest interval between consecutive
                                  ticks (whatever file they reached) from the
                                  last tick before T0 to the first after T1
                                  (host times, seconds since the epoch), and
                                  the largest one in the second before T0:
                                  "gap_ms n_before n_after guest_ms
-                                 baseline_ms lost", where guest_ms is the
-                                 guest's uptime difference across the gap
-                                 and lost the ticks missing in the window
+                                 baseline_ms lost start_ms ts_ms", where
+                                 guest_ms is the guest's uptime difference
+                                 across the gap, lost the ticks missing in
+                                 the window, start_ms when the gap began
+                                 (after T0), ts_ms the interval that holds
+                                 the instant TS (0 without TS)
 """
 import os
 import signal
@@ -64,7 +67,7 @@ def watch(out, files):
         o.write("\n".join(rows) + ("\n" if rows else ""))
 
 
-def gap(out, t0, t1):
+def gap(out, t0, t1, ts=None):
     ticks = []
     with open(out) as f:
         for line in f:
@@ -77,7 +80,7 @@ def gap(out, t0, t1):
     before = [k for k, x in enumerate(ticks) if x[0] < t0]
     after = [k for k, x in enumerate(ticks) if x[0] > t1]
     if not before or not after:
-        print("-1 0 0 0 0 0")
+        print("-1 0 0 0 0 0 0 0")
         return
     lo, hi = before[-1], after[0]
     best = (0.0, lo, lo + 1)
@@ -91,14 +94,21 @@ def gap(out, t0, t1):
             base = max(base, ticks[k + 1][0] - ticks[k][0])
     lost = sum(max(0, ticks[k + 1][1] - ticks[k][1] - 1) for k in range(lo, hi))
     a, b = ticks[best[1]], ticks[best[2]]
-    print("%.1f %d %d %.0f %.1f %d" % (best[0] * 1000, a[1], b[1],
-                                       (b[2] - a[2]) * 1000, base * 1000, lost))
+    around = 0.0
+    if ts is not None:
+        for k in range(lo, hi):
+            if ticks[k][0] <= ts < ticks[k + 1][0]:
+                around = ticks[k + 1][0] - ticks[k][0]
+    print("%.1f %d %d %.0f %.1f %d %.0f %.1f" % (best[0] * 1000, a[1], b[1],
+                                                 (b[2] - a[2]) * 1000, base * 1000, lost,
+                                                 (a[0] - t0) * 1000, around * 1000))
 
 
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "watch":
         watch(sys.argv[2], sys.argv[3:])
-    elif len(sys.argv) == 5 and sys.argv[1] == "gap":
-        gap(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+    elif len(sys.argv) in (5, 6) and sys.argv[1] == "gap":
+        gap(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]),
+            float(sys.argv[5]) if len(sys.argv) == 6 else None)
     else:
         sys.exit(__doc__)
