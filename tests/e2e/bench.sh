@@ -182,7 +182,10 @@ bench_migrate() {
     set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks" "$m0" "$m1" $ats)
     gap=$1 gguest=$4 base=$5 lost=$6 gapat=$7 swgap=$8
     [ "$gap" != -1 ] || { cp "$LAB/ticks" "$OUT.ticks"; fail "$kind $src->$dst: no tick before $m0 or after $m1 ($OUT.ticks)"; } || return 1
-    [ "$lost" = 0 ] || fail "$kind $src->$dst: $lost guest ticks lost" || return 1
+    # One tick line may be split by the switch (its start in the source's
+    # console, its end in the destination's): at most one is "lost", and
+    # the pause then counts one tick too many (about 20 ms).
+    [ "$lost" -le 1 ] || fail "$kind $src->$dst: $lost guest ticks lost" || return 1
     # The guest goes on with its memory intact.
     dom_wait "$dst" "$dom" "$doff" CK 1 30 || return 1
     bad=$(dom_since "$dst" "$dom" "$doff" | grep -c '^CK .*BAD' || true)
