@@ -182,8 +182,9 @@ bench_migrate() {
     set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks" "$m0" "$m1" $ats)
     gap=$1 gguest=$4 base=$5 lost=$6 gapat=$7 swgap=$8
     [ "$gap" != -1 ] || { cp "$LAB/ticks" "$OUT.ticks"; fail "$kind $src->$dst: no tick before $m0 or after $m1 ($OUT.ticks)"; } || return 1
-    # One tick line may be split by the switch (its start in the source's
-    # console, its end in the destination's): at most one is "lost", and
+    # One tick line may go missing at the switch (seen once in about 100
+    # migrations, under load: the counter jumped by two, no fragment of the
+    # line in either console; run.sh allows one heartbeat line lost too);
     # the pause then counts one tick too many (about 20 ms).
     [ "$lost" -le 1 ] || fail "$kind $src->$dst: $lost guest ticks lost" || return 1
     # The guest goes on with its memory intact.
