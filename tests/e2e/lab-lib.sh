@@ -10,7 +10,8 @@ now() { date +%s.%N; }
 # addresses are fixed: one lab at a time on a machine, a second one waits
 # for the first), the guest, both hosts up, and a trap that takes them
 # down however the driver ends. Exits 77 when the machine cannot host the
-# lab. The caller may add to the EXIT trap with lab_on_exit.
+# lab (LAB_SKIP_RC instead, when set). The caller may add to the EXIT trap
+# with lab_on_exit.
 lab_start() {
     [ "$(id -u)" = 0 ] || lab_skip "the lab needs root (namespaces, mounts, libvirtd)"
     [ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
@@ -23,15 +24,17 @@ lab_start() {
         lab_log "another lab holds /run/coco-lab.lock: waiting for it"
         flock 9
     fi
+    # From here on the lab is ours: take it down however this ends (a
+    # signal too: without a trap for it, dash skips the EXIT trap). Not
+    # before the lock: the lab up meanwhile is another run's.
+    LAB_EXIT_HOOK=${LAB_EXIT_HOOK:-:}
+    trap 'eval "$LAB_EXIT_HOOK"; "$E2E_DIR/hosts-down.sh"' EXIT
+    trap 'exit 130' INT TERM HUP
     "$E2E_DIR/build-guest.sh" "$CACHE/guest" >&2 || lab_die "cannot build the guest"
     "$E2E_DIR/hosts-up.sh"
     rc=$?
-    [ $rc = 77 ] && exit 77
-    [ $rc = 0 ] || { "$E2E_DIR/hosts-down.sh"; lab_die "hosts-up.sh failed"; }
-    LAB_EXIT_HOOK=${LAB_EXIT_HOOK:-:}
-    trap 'eval "$LAB_EXIT_HOOK"; "$E2E_DIR/hosts-down.sh"' EXIT
-    # Without a trap a signal ends dash without running the EXIT trap.
-    trap 'exit 130' INT TERM HUP
+    [ $rc = 77 ] && exit "${LAB_SKIP_RC:-77}"
+    [ $rc = 0 ] || lab_die "hosts-up.sh failed"
 }
 # Commands to run before the lab goes down at exit.
 lab_on_exit() { LAB_EXIT_HOOK="${LAB_EXIT_HOOK:-:}; $*"; }
