@@ -79,7 +79,7 @@ tell "virsh on A: $(virsh_h A domstate --reason guest); on B: $(virsh_h B list -
 tell "the relay in A's QEMU monitor path: $(relay_state A | python3 -c '
 import json, sys
 r = json.load(sys.stdin)["return"]
-print("%s %s, host agent connected: %s" % (r.get("relay"), r.get("version"), r.get("agent")))')"
+print("%s %s, host agent connected: %s" % (r.get("relay"), r.get("version"), "yes" if r.get("agent") else "no"))')"
 
 say "3. Migrate it live, confidentially, from A to B"
 prog=${MIGRATE%% *}
