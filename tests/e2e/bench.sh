@@ -115,9 +115,12 @@ dom_wait() { # host domain offset prefix count timeout
         sleep 0.1
     done
 }
-# "name value" pairs of the completed job on host $1 (raw: ms and bytes).
-dom_job() { virsh_h "$1" domjobinfo --completed --rawstats "$2" > "$LAB/jobinfo"; }
-raw() { awk -F': *' -v k="$1" '$1==k{print $2; f=1} END{if(!f) print 0}' "$LAB/jobinfo"; }
+# "name value" pairs of the completed job on host $1 (raw: ms and bytes);
+# -1 for a figure libvirt did not give (libvirt hands a completed job's
+# statistics out once: a migration command that reads them itself leaves
+# none; the summary then says "n/a").
+dom_job() { virsh_h "$1" domjobinfo --completed --rawstats "$2" > "$LAB/jobinfo" 2>&1 || : > "$LAB/jobinfo"; }
+raw() { awk -F': *' -v k="$1" '$1==k{print $2; f=1} END{if(!f) print -1}' "$LAB/jobinfo"; }
 
 booted() { # domain
     dom_wait A "$1" 0 "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" && dom_wait A "$1" 0 "CK" 1 "$BOOT_TIMEOUT" &&
@@ -163,7 +166,7 @@ bench_migrate() {
     wait "$WATCH"
     WATCH=""
     wall=$(awk "BEGIN{printf \"%.0f\", ($m1 - $m0) * 1000}")
-    dom_job "$dst" "$dom" || fail "no job statistics on $dst" || return 1
+    dom_job "$dst" "$dom"
     elapsed=$(raw time_elapsed) down=$(raw downtime) data=$(raw data_processed)
     abytes=0 axfer=0 adown=0 aprecopy=0 aswitch=0 arounds=0 ascan=0 ats=""
     if [ "$kind" != plain ]; then
