@@ -9,6 +9,14 @@
 #   CK n ok | CK n BAD k     a checksum workload: each round rewrites one of
 #                            four 4 MiB files in the guest's tmpfs (guest RAM)
 #                            with fresh random data, then md5-verifies all four
+#   T n uptime               only with cocotick=SECONDS on the kernel command
+#                            line (the benchmark's guest): a tick every
+#                            SECONDS (e.g. 0.02) with a counter and the
+#                            guest's /proc/uptime; the host timestamps the
+#                            lines as they arrive to measure the guest's
+#                            longest pause (the guest's own clock stops
+#                            while QEMU has it stopped, so guest time alone
+#                            cannot show a downtime)
 # Reuses OUTDIR/vmlinuz and OUTDIR/initrd.gz when they are newer than this
 # script.
 set -eu
@@ -55,6 +63,25 @@ mount -t devtmpfs dev /dev 2>/dev/null
 mkdir -p /tmp/ck
 mount -t tmpfs -o size=24m tmpfs /tmp/ck
 echo "GUEST-BOOTED"
+# Fine-grained tick (benchmark guest only): builtins only, no fork per
+# tick; 'read -t' on a FIFO nobody writes is the sleep.
+tick=""
+for a in $(cat /proc/cmdline); do
+    case "$a" in cocotick=*) tick=${a#cocotick=} ;; esac
+done
+if [ -n "$tick" ]; then
+    (
+        mkfifo /tmp/tick.fifo
+        exec 3<>/tmp/tick.fifo
+        t=0
+        while :; do
+            t=$((t + 1))
+            read up idle < /proc/uptime
+            echo "T $t $up"
+            read -t "$tick" x <&3
+        done
+    ) &
+fi
 # Checksum workload: the files live in the guest's RAM (tmpfs).
 (
     for i in 0 1 2 3; do

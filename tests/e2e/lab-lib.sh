@@ -4,6 +4,60 @@
 # the scenario runner. Needs lab-env.sh sourced first.
 
 now() { date +%s.%N; }
+
+# The prologue of every lab driver (run.sh, bench.sh, demo.sh): root and
+# the built binaries, the lab lock (the lab directory, namespaces and
+# addresses are fixed: one lab at a time on a machine, a second one waits
+# for the first), the guest, both hosts up, and a trap that takes them
+# down however the driver ends. Exits 77 when the machine cannot host the
+# lab (LAB_SKIP_RC instead, when set). The caller may add to the EXIT trap
+# with lab_on_exit.
+lab_start() {
+    [ "$(id -u)" = 0 ] || lab_skip "the lab needs root (namespaces, mounts, libvirtd)"
+    [ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
+    [ -n "${VIRTCOCOD:-}" ] && [ -x "$VIRTCOCOD" ] || lab_die "set VIRTCOCOD to the built virtcocod"
+    QEMU_COCO=$(readlink -f "$QEMU_COCO")
+    VIRTCOCOD=$(readlink -f "$VIRTCOCOD")
+    export QEMU_COCO VIRTCOCOD
+    exec 9> /run/coco-lab.lock
+    if ! flock -n 9; then
+        lab_log "another lab holds /run/coco-lab.lock: waiting for it"
+        flock 9
+    fi
+    # From here on the lab is ours: take it down however this ends (a
+    # signal too: without a trap for it, dash skips the EXIT trap). Not
+    # before the lock: the lab up meanwhile is another run's.
+    LAB_EXIT_HOOK=${LAB_EXIT_HOOK:-:}
+    trap 'eval "$LAB_EXIT_HOOK"; "$E2E_DIR/hosts-down.sh"' EXIT
+    trap 'exit 130' INT TERM HUP
+    "$E2E_DIR/build-guest.sh" "$CACHE/guest" >&2 || lab_die "cannot build the guest"
+    "$E2E_DIR/hosts-up.sh"
+    rc=$?
+    [ $rc = 77 ] && exit "${LAB_SKIP_RC:-77}"
+    [ $rc = 0 ] || lab_die "hosts-up.sh failed"
+}
+# Commands to run before the lab goes down at exit.
+lab_on_exit() { LAB_EXIT_HOOK="${LAB_EXIT_HOOK:-:}; $*"; }
+
+# guest_xml NAME MIB EMULATOR KIND [KERNEL-ARGS]: the lab guest's domain
+# XML (tests/e2e/guest.xml.in) on stdout. KIND "confidential": the
+# <coco:migration> element and shared file-backed RAM; "plain": neither
+# (anonymous RAM, a domain any QEMU migrates by itself). The console goes to
+# /var/log/libvirt/qemu/NAME-console.log on the host that runs it.
+guest_xml() {
+    case "$1" in
+    guest) uuid=c0c0c0c0-1111-4222-8333-444455556666 ;;
+    *) uuid=c0c0c0c0-1111-4222-8333-$(printf '%s' "$1" | md5sum | cut -c1-12) ;;
+    esac
+    sed -e "s|@GUEST@|$CACHE/guest|" -e "s|@EMULATOR@|$3|" -e "s|@NAME@|$1|g" \
+        -e "s|@UUID@|$uuid|" -e "s|@MEMORY@|$2|" -e "s|@CMDLINE@|${5:+ $5}|" \
+        "$E2E_DIR/guest.xml.in" |
+        if [ "$4" = plain ]; then
+            sed -e '/<metadata>/,/<\/metadata>/d' -e '/<memoryBacking>/,/<\/memoryBacking>/d'
+        else
+            cat
+        fi
+}
 since() { awk "BEGIN{printf \"%.1f\", $(now) - $1}"; }
 
 virsh_h() { h=$1; shift; virsh -q -c "$(host_uri "$h")" "$@"; }

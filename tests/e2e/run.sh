@@ -15,13 +15,6 @@
 set -u
 . "$(dirname "$0")/lab-env.sh"
 
-[ "$(id -u)" = 0 ] || lab_skip "the lab needs root (namespaces, mounts, libvirtd)"
-[ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
-[ -n "${VIRTCOCOD:-}" ] && [ -x "$VIRTCOCOD" ] || lab_die "set VIRTCOCOD to the built virtcocod"
-QEMU_COCO=$(readlink -f "$QEMU_COCO")
-VIRTCOCOD=$(readlink -f "$VIRTCOCOD")
-export QEMU_COCO VIRTCOCOD
-
 BOOT_TIMEOUT=${COCO_LAB_BOOT_TIMEOUT:-120}
 PASSED=0
 FAILED=0
@@ -31,21 +24,10 @@ COCO_NS=https://libvirt-coco.org/xmlns/migration/1.0
 T_START=$(date +%s.%N)
 . "$E2E_DIR/lab-lib.sh"
 
-# One lab at a time on a machine: the lab directory, namespaces and
-# addresses are fixed. A second run waits for the first.
-exec 9> /run/coco-lab.lock
-flock 9
-
-"$E2E_DIR/build-guest.sh" "$CACHE/guest" >&2 || lab_die "cannot build the guest"
-"$E2E_DIR/hosts-up.sh"
-rc=$?
-[ $rc = 77 ] && exit 77
-[ $rc = 0 ] || { "$E2E_DIR/hosts-down.sh"; lab_die "hosts-up.sh failed"; }
-trap '"$E2E_DIR/hosts-down.sh"' EXIT
+lab_start
 T_UP=$(since "$T_START")
 
-sed -e "s|@GUEST@|$CACHE/guest|" -e "s|@EMULATOR@|$QEMU_COCO|" \
-    "$E2E_DIR/guest.xml.in" > "$LAB/guest.xml"
+guest_xml guest 192 "$QEMU_COCO" confidential > "$LAB/guest.xml"
 for f in "$E2E_DIR"/scenarios-*.sh; do
     [ -e "$f" ] && . "$f"
 done
