@@ -725,13 +725,26 @@ cocoMigrateStatusPoll(CocoMigrateJob *job)
     job->status_pending = true;
 }
 
-/* After the migration: one last, blocking status request for the final
- * state of the record. */
+static bool
+cocoMigrateRecordOver(JsonObject *rec)
+{
+    const char *state =
+        rec ? json_object_get_string_member_with_default(rec, "state", "") : "";
+
+    return STREQ(state, "finished") || STREQ(state, "committed") ||
+           STREQ(state, "aborted") || STREQ(state, "frozen") ||
+           STREQ(state, "failed");
+}
+
+/* After the migration: blocking status requests for the final state of
+ * the record (the source's session ends when its QEMU is gone, just after
+ * libvirt's Confirm; give it COCO_MIGRATE_AGENT_TIMEOUT seconds). */
 static void
 cocoMigrateStatusFinal(CocoMigrateJob *job)
 {
     struct timeval tv = {.tv_sec = COCO_MIGRATE_AGENT_TIMEOUT};
-    g_autoptr(JsonObject) obj = NULL;
+    gint64 deadline =
+        g_get_monotonic_time() + COCO_MIGRATE_AGENT_TIMEOUT * G_USEC_PER_SEC;
 
     if (job->status_fd < 0)
         return;
@@ -746,13 +759,20 @@ cocoMigrateStatusFinal(CocoMigrateJob *job)
             return;
         cocoMigrateStatusRead(job);
     }
-    if (job->status_fd < 0)
-        return;
-    if ((obj = cocoMigrateAgentRequest(job->status_fd, job->status_in, "status",
-                                       NULL)) &&
-        STREQ(json_object_get_string_member_with_default(obj, "type", ""),
-              "status"))
+    while (job->status_fd >= 0) {
+        g_autoptr(JsonObject) obj = NULL;
+
+        if (!(obj = cocoMigrateAgentRequest(job->status_fd, job->status_in,
+                                            "status", NULL)) ||
+            STRNEQ(json_object_get_string_member_with_default(obj, "type", ""),
+                   "status"))
+            return;
         cocoMigrateOnStatus(job, obj);
+        if (!job->record || cocoMigrateRecordOver(job->record) ||
+            g_get_monotonic_time() > deadline)
+            return;
+        g_usleep(50 * 1000);
+    }
 }
 
 /* ---- progress, timeout and signals --------------------------------------- */

@@ -221,6 +221,10 @@ scenario "virsh save on A, restore on B" s_save_restore &&
 scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
 scenario "policy forbids host B: the agent refuses, source keeps running" s_refuse &&
 scenario "agent on B down: A's agent refuses, source keeps running" s_peer_down &&
+scenario "virt-coco migrate --confidential --live --verbose --timeline A->B" s_cli_migrate &&
+scenario "virt-coco migrate --confidential --p2p --json B->A" s_cli_migrate_p2p_json &&
+scenario "virt-coco migrate: B's agent down, preflight refuses, source keeps running" s_cli_preflight_refused &&
+scenario "virt-coco migrate: policy forbids host B, preflight refuses" s_cli_policy_refused &&
 scenario "no agent configured: qemu-coco is a pure relay, A->B" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 
