@@ -935,7 +935,8 @@ cocoMigrateDestDowntime(CocoMigrateJob *job, gint64 *downtime_ms)
         return false;
     }
     if (virDomainGetJobStats(ddom, &type, &params, &nparams,
-                             VIR_DOMAIN_JOB_STATS_COMPLETED) == 0 &&
+                             VIR_DOMAIN_JOB_STATS_COMPLETED |
+                                 VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0 &&
         virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DOWNTIME, &v) ==
             1) {
         *downtime_ms = (gint64)v;
