@@ -807,6 +807,7 @@ cocoMigrateProgress(CocoMigrateJob *job)
         percent = 99;
     if (job->o->verbose)
         fprintf(stderr, "\r%s: [%3d %%]", _("Migration"), percent);
+    job->last_percent = percent;
     if (job->ctl->json) {
         gint64 now = g_get_monotonic_time();
 
@@ -825,7 +826,6 @@ cocoMigrateProgress(CocoMigrateJob *job)
             cocoMigratePrintObject(job->ctl, obj);
         }
     }
-    job->last_percent = percent;
 }
 
 static gboolean

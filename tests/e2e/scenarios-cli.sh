@@ -140,3 +140,33 @@ s_cli_policy_refused() {
     [ "$(records A)" = "$nsrc" ] || fail "A's agent has a new migration record" || return 1
     assert_no_domain B
 }
+
+# Ctrl-C while the agents move the guest: virDomainAbortJob() once, the
+# command waits for the migration call, prints libvirt's error and exits 1;
+# the guest runs on at A, B keeps no domain.
+s_cli_abort() {
+    soff=$(console_size A)
+    nsrc=$(records A)
+    cli_h A migrate --confidential --live --verbose guest "$(host_uri B)" "tcp:$(host_ip B)" \
+        > "$LAB/cli.out" 2> "$LAB/cli.err" &
+    cpid=$!
+    i=0
+    until [ "$(records A)" -gt "$nsrc" ]; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || { kill -INT "$cpid"; wait "$cpid"; fail "no migration record on A"; return 1; }
+        sleep 0.05
+    done
+    kill -INT "$cpid"
+    wait "$cpid"
+    rc=$?
+    err=$(tr '\r' '\n' < "$LAB/cli.err" | grep -v '^Migration: \[' | grep -v '^$')
+    echo "  exit $rc: $err"
+    [ $rc = 1 ] || fail "exit $rc after SIGINT, not 1" || return 1
+    echo "$err" | grep -q "^error: .*cancel" || fail "the error does not say the job was cancelled" || return 1
+    assert_no_domain B || return 1
+    st=$(virsh_h A domstate guest)
+    [ "$st" = running ] || fail "host A: the guest is '$st' after the abort" || return 1
+    echo "  agent A (source): $(agent_record A source)"
+    wait_lines A "$soff" "HB" 2 20 || return 1
+    [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
+}
