@@ -1115,6 +1115,10 @@ static int
 cocoMigrateCheckOptions(CocoMigrateOpts *o, int argc, char **argv,
                         const char **migrateuri, GError **error)
 {
+    if (!o->confidential)
+        return cocoErrorSet(
+            error, COCO_ERROR_NOT_SUPPORTED, "%s",
+            _("virt-coco migrate needs '--confidential'; use 'virsh migrate' for a migration that need not be confidential"));
     if (argc < 3 || argc > 4)
         return cocoErrorSet(error, COCO_ERROR_USAGE, "%s",
                             _("expected DOMAIN DESTURI [MIGRATEURI]"));
@@ -1129,10 +1133,6 @@ cocoMigrateCheckOptions(CocoMigrateOpts *o, int argc, char **argv,
                 argv[3], o->migrateuri);
         *migrateuri = argv[3];
     }
-    if (!o->confidential)
-        return cocoErrorSet(
-            error, COCO_ERROR_NOT_SUPPORTED, "%s",
-            _("virt-coco migrate needs '--confidential'; use 'virsh migrate' for a migration that need not be confidential"));
     if (o->offline)
         return cocoErrorSet(
             error, COCO_ERROR_NOT_SUPPORTED, "%s",
