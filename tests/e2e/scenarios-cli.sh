@@ -49,7 +49,7 @@ s_cli_migrate() {
 
 s_cli_migrate_p2p_json() {
     MIGRATE_CMD=migrate_cli migrate_and_check B A --p2p --live --json \
-        "tcp://$(host_ip A)" || return 1
+        --migrateuri "tcp://$(host_ip A)" || return 1
     python3 - "$LAB/cli.out" <<'PY' || fail "the JSON stream is not as documented" || return 1
 import json, sys
 events = [json.loads(line) for line in open(sys.argv[1])]
