@@ -69,7 +69,7 @@ typedef struct {
 
     /* the worker's result */
     GThread *worker;
-    gint done;
+    bool done; /* under lock */
     int ret;
     GError *error;
     gint64 t_start;
@@ -85,7 +85,14 @@ typedef struct {
     JsonObject *record; /* the newest copy of our record */
 
     /* progress */
+    GMutex lock; /* done and the progress numbers */
+    GCond cond;
+    GThread *progress;
     int last_percent; /* -1: nothing printed */
+    unsigned long long data_total;
+    unsigned long long data_remaining;
+    guint progress_seq;
+    guint progress_sent;
     gint64 last_progress_json;
     guint timeout_id;
     bool aborted;
@@ -777,8 +784,10 @@ cocoMigrateStatusFinal(CocoMigrateJob *job)
 
 /* ---- progress, timeout and signals --------------------------------------- */
 
+/* One look at libvirt's job, in the progress thread: the "\rMigration:"
+ * line with --verbose, the numbers kept for the JSON progress event. */
 static void
-cocoMigrateProgress(CocoMigrateJob *job)
+cocoMigrateProgressOnce(CocoMigrateJob *job)
 {
     virTypedParameterPtr params = NULL;
     int nparams = 0;
@@ -787,8 +796,6 @@ cocoMigrateProgress(CocoMigrateJob *job)
     unsigned long long remaining = 0;
     int percent;
 
-    if (!job->o->verbose && !job->ctl->json)
-        return;
     if (virDomainGetJobStats(job->dom, &type, &params, &nparams, 0) < 0) {
         virResetLastError();
         return;
@@ -805,27 +812,65 @@ cocoMigrateProgress(CocoMigrateJob *job)
                   : (int)((double)(total - remaining) * 100.0 / (double)total);
     if (percent > 99)
         percent = 99;
-    if (job->o->verbose)
-        fprintf(stderr, "\r%s: [%3d %%]", _("Migration"), percent);
-    job->last_percent = percent;
-    if (job->ctl->json) {
-        gint64 now = g_get_monotonic_time();
-
-        if (job->last_progress_json &&
-            now - job->last_progress_json < G_USEC_PER_SEC)
-            return;
-        job->last_progress_json = now;
-        {
-            g_autoptr(JsonObject) obj = json_object_new();
-
-            json_object_set_string_member(obj, "event", "progress");
-            json_object_set_int_member(obj, "percent", percent);
-            json_object_set_int_member(obj, "data_total", (gint64)total);
-            json_object_set_int_member(obj, "data_remaining",
-                                       (gint64)remaining);
-            cocoMigratePrintObject(job->ctl, obj);
-        }
+    g_mutex_lock(&job->lock);
+    if (!job->done) {
+        if (job->o->verbose)
+            fprintf(stderr, "\r%s: [%3d %%]", _("Migration"), percent);
+        job->last_percent = percent;
+        job->data_total = total;
+        job->data_remaining = remaining;
+        job->progress_seq++;
     }
+    g_mutex_unlock(&job->lock);
+}
+
+/* libvirt's job statistics may wait for the migration's monitor commands:
+ * a thread of their own keeps the main thread free for signals. */
+static gpointer
+cocoMigrateProgressThread(gpointer opaque)
+{
+    CocoMigrateJob *job = opaque;
+
+    g_mutex_lock(&job->lock);
+    while (!job->done) {
+        gint64 until = g_get_monotonic_time() +
+                       COCO_MIGRATE_POLL_MS * G_TIME_SPAN_MILLISECOND;
+
+        g_mutex_unlock(&job->lock);
+        cocoMigrateProgressOnce(job);
+        g_mutex_lock(&job->lock);
+        while (!job->done && g_cond_wait_until(&job->cond, &job->lock, until))
+            ;
+    }
+    g_mutex_unlock(&job->lock);
+    return NULL;
+}
+
+/* The JSON progress event, at most once a second. */
+static void
+cocoMigrateProgressJson(CocoMigrateJob *job)
+{
+    g_autoptr(JsonObject) obj = NULL;
+    gint64 now = g_get_monotonic_time();
+
+    if (job->last_progress_json &&
+        now - job->last_progress_json < G_USEC_PER_SEC)
+        return;
+    g_mutex_lock(&job->lock);
+    if (job->progress_seq != job->progress_sent) {
+        job->progress_sent = job->progress_seq;
+        obj = json_object_new();
+        json_object_set_string_member(obj, "event", "progress");
+        json_object_set_int_member(obj, "percent", job->last_percent);
+        json_object_set_int_member(obj, "data_total", (gint64)job->data_total);
+        json_object_set_int_member(obj, "data_remaining",
+                                   (gint64)job->data_remaining);
+    }
+    g_mutex_unlock(&job->lock);
+    if (!obj)
+        return;
+    job->last_progress_json = now;
+    cocoMigratePrintObject(job->ctl, obj);
 }
 
 static gboolean
@@ -833,11 +878,21 @@ cocoMigrateOnTick(gpointer opaque)
 {
     CocoMigrateJob *job = opaque;
 
-    if (g_atomic_int_get(&job->done))
-        return G_SOURCE_CONTINUE;
-    cocoMigrateProgress(job);
+    if (job->ctl->json)
+        cocoMigrateProgressJson(job);
     cocoMigrateStatusPoll(job);
     return G_SOURCE_CONTINUE;
+}
+
+static bool
+cocoMigrateIsDone(CocoMigrateJob *job)
+{
+    bool done;
+
+    g_mutex_lock(&job->lock);
+    done = job->done;
+    g_mutex_unlock(&job->lock);
+    return done;
 }
 
 /* virsh's --timeout: suspend the guest so that the migration completes. */
@@ -847,7 +902,7 @@ cocoMigrateOnTimeout(gpointer opaque)
     CocoMigrateJob *job = opaque;
 
     job->timeout_id = 0;
-    if (g_atomic_int_get(&job->done))
+    if (cocoMigrateIsDone(job))
         return G_SOURCE_REMOVE;
     job->suspended = true;
     if (virDomainSuspend(job->dom) < 0) {
@@ -868,7 +923,7 @@ cocoMigrateOnSignal(gpointer opaque)
 {
     CocoMigrateJob *job = opaque;
 
-    if (job->aborted || g_atomic_int_get(&job->done))
+    if (job->aborted || cocoMigrateIsDone(job))
         return G_SOURCE_CONTINUE;
     job->aborted = true;
     if (virDomainAbortJob(job->dom) < 0) {
@@ -900,7 +955,10 @@ cocoMigrateWorker(gpointer opaque)
     if (ddom)
         virDomainFree(ddom);
     job->t_end = g_get_monotonic_time();
-    g_atomic_int_set(&job->done, 1);
+    g_mutex_lock(&job->lock);
+    job->done = true;
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
     g_main_context_wakeup(job->ctx);
     return NULL;
 }
@@ -1165,6 +1223,8 @@ cocoMigrateOptsClear(CocoMigrateOpts *o)
 static void
 cocoMigrateJobClear(CocoMigrateJob *job)
 {
+    g_mutex_clear(&job->lock);
+    g_cond_clear(&job->cond);
     if (job->status_fd >= 0)
         close(job->status_fd);
     if (job->status_in)
@@ -1207,9 +1267,14 @@ cocoMigrateRun(CocoMigrateJob *job)
 
     job->t_start = g_get_monotonic_time();
     job->worker = g_thread_new("migrate", cocoMigrateWorker, job);
-    while (!g_atomic_int_get(&job->done))
+    if (job->o->verbose || job->ctl->json)
+        job->progress =
+            g_thread_new("progress", cocoMigrateProgressThread, job);
+    while (!cocoMigrateIsDone(job))
         g_main_context_iteration(job->ctx, TRUE);
     g_thread_join(job->worker);
+    if (job->progress)
+        g_thread_join(job->progress);
 
     g_source_remove(tick);
     g_clear_handle_id(&job->timeout_id, g_source_remove);
@@ -1287,6 +1352,8 @@ cocoCmdMigrate(CocoCtl *ctl, int argc, char **argv)
         cocoMigrateOptsClear(&o);
         return COCO_EXIT_USAGE;
     }
+    g_mutex_init(&job.lock);
+    g_cond_init(&job.cond);
     job.status_in = g_string_new(NULL);
     if (cocoMigrateCheckOptions(&o, argc, argv, &migrateuri, &err) < 0)
         goto fail;
