@@ -147,8 +147,11 @@ s_cli_policy_refused() {
 s_cli_abort() {
     soff=$(console_size A)
     nsrc=$(records A)
-    cli_h A migrate --confidential --live --verbose guest "$(host_uri B)" "tcp:$(host_ip B)" \
-        > "$LAB/cli.out" 2> "$LAB/cli.err" &
+    # Not through cli_h: $! must be the command itself (ip and env exec it).
+    ip netns exec "${NETNS_PREFIX}A" \
+        env VIRT_COCO_AGENT_SOCKET="$(host_dir A)/run/coco-agent.sock" \
+        "$VIRT_COCO" -c "$(host_uri A)" migrate --confidential --live --verbose \
+        guest "$(host_uri B)" "tcp:$(host_ip B)" > "$LAB/cli.out" 2> "$LAB/cli.err" &
     cpid=$!
     i=0
     until [ "$(records A)" -gt "$nsrc" ]; do
