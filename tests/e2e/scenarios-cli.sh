@@ -160,6 +160,19 @@ s_cli_abort() {
         sleep 0.05
     done
     kill -INT "$cpid"
+    # virsh would wait for ever too; the lab must not.
+    i=0
+    while kill -0 "$cpid" 2>/dev/null; do
+        i=$((i + 1))
+        if [ $i -ge 600 ]; then
+            echo "  libvirt's job on A after 60 s: $(virsh_h A domjobinfo guest | tr -s ' \n' ' ')"
+            kill -KILL "$cpid"
+            wait "$cpid"
+            fail "virt-coco still waits for the migration call 60 s after SIGINT"
+            return 1
+        fi
+        sleep 0.1
+    done
     wait "$cpid"
     rc=$?
     err=$(tr '\r' '\n' < "$LAB/cli.err" | grep -v '^Migration: \[' | grep -v '^$')
