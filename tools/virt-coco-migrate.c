@@ -93,6 +93,8 @@ typedef struct {
     unsigned long long data_remaining;
     guint progress_seq;
     guint progress_sent;
+    bool in_stats; /* the progress thread is in virDomainGetJobStats() */
+    bool stop_stats; /* an abort was asked for: no more job statistics */
     gint64 last_progress_json;
     guint timeout_id;
     bool aborted;
@@ -795,8 +797,21 @@ cocoMigrateProgressOnce(CocoMigrateJob *job)
     unsigned long long total = 0;
     unsigned long long remaining = 0;
     int percent;
+    int rc;
 
-    if (virDomainGetJobStats(job->dom, &type, &params, &nparams, 0) < 0) {
+    g_mutex_lock(&job->lock);
+    if (job->stop_stats) {
+        g_mutex_unlock(&job->lock);
+        return;
+    }
+    job->in_stats = true;
+    g_mutex_unlock(&job->lock);
+    rc = virDomainGetJobStats(job->dom, &type, &params, &nparams, 0);
+    g_mutex_lock(&job->lock);
+    job->in_stats = false;
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
+    if (rc < 0) {
         virResetLastError();
         return;
     }
@@ -926,6 +941,14 @@ cocoMigrateOnSignal(gpointer opaque)
     if (job->aborted || cocoMigrateIsDone(job))
         return G_SOURCE_CONTINUE;
     job->aborted = true;
+    /* libvirt 9.0 was seen to hang the migration for good when a job
+     * statistics query met the cancel (the lab's SIGINT scenario): stop
+     * asking, and let a query under way end first. */
+    g_mutex_lock(&job->lock);
+    job->stop_stats = true;
+    while (job->in_stats && !job->done)
+        g_cond_wait(&job->cond, &job->lock);
+    g_mutex_unlock(&job->lock);
     if (virDomainAbortJob(job->dom) < 0) {
         virErrorPtr e = virGetLastError();
 
