@@ -9,6 +9,9 @@
 #include "internal.h"
 #include "agent/cocoagent.h"
 #include "agent/cocoagentconfig.h"
+#include "agent/cocoagentpeer.h"
+#include "firmware/cocoemuplatform.h"
+#include "util/cocohex.h"
 #include "util/cocoerror.h"
 
 #include <errno.h>
@@ -906,6 +909,96 @@ testGarbage(void)
     labClear(&lab);
 }
 
+/* The platform id of host @h, from its platform file. */
+static char *
+hostPlatformId(Host *h)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *path = g_build_filename(h->dir, "platform.conf", NULL);
+    g_autoptr(CocoEmuPlatform) pf = cocoEmuPlatformLoad(path, false, &err);
+
+    g_assert_no_error(err);
+    return cocoHexEncode(cocoEmuPlatformGetId(pf), COCO_PLATFORM_ID_LEN);
+}
+
+static void
+checkProbe(JsonObject *o, Host *h, unsigned int port, unsigned int peer_port)
+{
+    g_autofree char *id = hostPlatformId(h);
+    JsonObject *pf;
+    JsonObject *tcb;
+
+    g_assert_nonnull(o);
+    g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "probe");
+    g_assert_cmpstr(json_object_get_string_member(o, "version"), ==,
+                    PACKAGE_VERSION);
+    g_assert_cmpstr(json_object_get_string_member(o, "firmware"), ==,
+                    "emulated");
+    g_assert_cmpint(json_object_get_int_member(o, "port"), ==, port);
+    g_assert_cmpint(json_object_get_int_member(o, "peer_port"), ==, peer_port);
+    pf = json_object_get_object_member(o, "platform");
+    g_assert_nonnull(pf);
+    g_assert_cmpstr(json_object_get_string_member(pf, "id"), ==, id);
+    g_assert_nonnull(json_object_get_string_member(pf, "name"));
+    tcb = json_object_get_object_member(pf, "tcb");
+    g_assert_nonnull(tcb);
+    g_assert_cmpint(json_object_get_int_member(tcb, "module"), ==, 0);
+    g_assert_true(json_object_has_member(tcb, "agent"));
+}
+
+/* "probe" on the local socket (anyone may ask) and as a peer hello. */
+static void
+testProbe(void)
+{
+    g_autoptr(GError) err = NULL;
+    Lab lab;
+    Relay r = {.fd = -1};
+    JsonObject *o;
+    unsigned int aport;
+    unsigned int bport;
+    int fd;
+    struct sockaddr_in sin = {0};
+    socklen_t slen = sizeof(sin);
+
+    labInit(&lab);
+    aport = cocoAgentGetPort(lab.a.agent);
+    bport = cocoAgentGetPort(lab.b.agent);
+
+    relayConnect(&r, lab.a.sock);
+    relaySend(&r, "{\"type\":\"probe\"}");
+    o = relayReadType(&r, "probe");
+    checkProbe(o, &lab.a, aport, bport);
+    json_object_unref(o);
+    /* The connection stays usable. */
+    relaySend(&r, "{\"type\":\"probe\"}");
+    o = relayReadType(&r, "probe");
+    g_assert_nonnull(o);
+    json_object_unref(o);
+    relayClose(&r);
+
+    o = cocoAgentPeerProbe("127.0.0.1", bport, 5, &err);
+    g_assert_no_error(err);
+    checkProbe(o, &lab.b, bport, bport);
+    json_object_unref(o);
+    /* A probe leaves no trace: a second one works too. */
+    o = cocoAgentPeerProbe("127.0.0.1", bport, 5, &err);
+    g_assert_no_error(err);
+    json_object_unref(o);
+
+    /* Nothing listens on a port we just closed: a clear error. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &slen), ==, 0);
+    close(fd);
+    o = cocoAgentPeerProbe("127.0.0.1", ntohs(sin.sin_port), 5, &err);
+    g_assert_null(o);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+    g_assert_nonnull(strstr(err->message, "cannot connect to the peer agent"));
+    labClear(&lab);
+}
+
 static void
 testConfig(void)
 {
@@ -952,6 +1045,7 @@ main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/agent/config", testConfig);
+    g_test_add_func("/agent/probe", testProbe);
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);

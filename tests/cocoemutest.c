@@ -1771,6 +1771,41 @@ testPlatformFile(void)
     g_rmdir(dir);
 }
 
+/* The destination rules, as host tools call them before a migration. */
+static void
+testCheckDestination(void)
+{
+    uint8_t allowed[2][COCO_PLATFORM_ID_LEN];
+    uint8_t other[COCO_PLATFORM_ID_LEN];
+    CocoMinTcb min[] = {{COCO_TCB_COMPONENT_MICROCODE, 5}};
+    unsigned int svn[COCO_TCB_COMPONENT_LAST] = {0, 5, 0, 0};
+    g_autoptr(GError) err = NULL;
+
+    memset(allowed[0], 0x11, COCO_PLATFORM_ID_LEN);
+    memset(allowed[1], 0x22, COCO_PLATFORM_ID_LEN);
+    memset(other, 0x33, COCO_PLATFORM_ID_LEN);
+
+    /* No rules: anything goes. */
+    g_assert_cmpint(cocoEmuCheckDestination(NULL, 0, NULL, 0, other, svn, &err),
+                    ==, 0);
+    g_assert_cmpint(cocoEmuCheckDestination((const uint8_t(*)[32])allowed, 2,
+                                            min, 1, allowed[1], svn, &err),
+                    ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoEmuCheckDestination((const uint8_t(*)[32])allowed, 2,
+                                            min, 1, other, svn, &err),
+                    ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_POLICY);
+    g_assert_nonnull(strstr(err->message, "3333"));
+    g_clear_error(&err);
+    svn[COCO_TCB_COMPONENT_MICROCODE] = 4;
+    g_assert_cmpint(cocoEmuCheckDestination((const uint8_t(*)[32])allowed, 2,
+                                            min, 1, allowed[0], svn, &err),
+                    ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_POLICY);
+    g_assert_nonnull(strstr(err->message, "at SVN 4, below the minimum 5"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1778,6 +1813,7 @@ main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/emu/full-migration", testFullMigration);
+    g_test_add_func("/emu/check-destination", testCheckDestination);
     g_test_add_func("/emu/fd-memory", testFdMemory);
     g_test_add_func("/emu/post-copy", testPostCopy);
     g_test_add_func("/emu/threads", testThreads);

@@ -12,6 +12,9 @@
 #include "internal.h"
 
 #include <json-glib/json-glib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
     int status;
@@ -366,6 +369,208 @@ testVfioCheck(void)
     testAssertOneLineError(&group, "abc");
 }
 
+/* ---- migrate --confidential -------------------------------------------- */
+
+/* A virtcocod on loopback, a port of the kernel's choice. */
+typedef struct {
+    char *dir;
+    char *sock;
+    GPid pid;
+} TestAgent;
+
+static void
+testAgentStart(TestAgent *a)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *conf = NULL;
+    g_autofree char *text = NULL;
+    const char *argv[] = {g_getenv("VIRTCOCOD"), "-f", "-c", NULL, NULL};
+    int i;
+
+    a->dir = g_dir_make_tmp("virtcocotest-XXXXXX", &err);
+    g_assert_no_error(err);
+    a->sock = g_build_filename(a->dir, "agent.sock", NULL);
+    conf = g_build_filename(a->dir, "virtcocod.conf", NULL);
+    text =
+        g_strdup_printf("[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
+                        "platform=%s/platform.conf\nstate_dir=%s/migrations\n",
+                        a->sock, a->dir, a->dir);
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    argv[3] = conf;
+    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
+                                G_SPAWN_DO_NOT_REAP_CHILD |
+                                    G_SPAWN_STDOUT_TO_DEV_NULL |
+                                    G_SPAWN_STDERR_TO_DEV_NULL,
+                                NULL, NULL, &a->pid, &err));
+    g_assert_no_error(err);
+    for (i = 0; i < 5000 && !g_file_test(a->sock, G_FILE_TEST_EXISTS); i++)
+        g_usleep(1000);
+    g_assert_true(g_file_test(a->sock, G_FILE_TEST_EXISTS));
+}
+
+static void
+testAgentStop(TestAgent *a)
+{
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", a->dir);
+    int status;
+
+    kill(a->pid, SIGTERM);
+    waitpid(a->pid, &status, 0);
+    g_assert_cmpint(system(cmd), ==, 0);
+    g_free(a->dir);
+    g_free(a->sock);
+}
+
+/* The last line of @out as the "result" event. */
+static JsonObject *
+testResult(JsonParser *parser, const char *out)
+{
+    g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+    guint n = g_strv_length(lines);
+    JsonObject *obj;
+
+    /* out ends with "\n": the last element is empty. */
+    g_assert_cmpuint(n, >=, 2);
+    g_assert_cmpstr(lines[n - 1], ==, "");
+    obj = testParseJson(parser, lines[n - 2]);
+    g_assert_cmpstr(json_object_get_string_member(obj, "event"), ==, "result");
+    return obj;
+}
+
+static void
+testMigrateRefusals(void)
+{
+    g_autofree char *uri = testNodeUri();
+    g_auto(TestRun) noconf = {0};
+    g_auto(TestRun) plain = {0};
+    g_auto(TestRun) bad = {0};
+    g_auto(TestRun) offline = {0};
+    g_auto(TestRun) args = {0};
+    g_auto(TestRun) streams = {0};
+
+    /* Without --confidential: refused, pointing to virsh. */
+    testRun(&noconf, "-c", uri, "migrate", "--live", "configured",
+            "test:///default", NULL);
+    g_assert_cmpint(noconf.status, ==, 1);
+    g_assert_cmpstr(noconf.out, ==, "");
+    testAssertOneLineError(&noconf, "'virsh migrate'");
+
+    /* No <coco:migration>: nothing confidential to move. */
+    testRun(&plain, "-c", uri, "migrate", "--confidential", "plain",
+            "test:///default", NULL);
+    g_assert_cmpint(plain.status, ==, 1);
+    testAssertOneLineError(&plain, "has no <coco:migration> element");
+    g_assert_nonnull(strstr(plain.err, "'virsh migrate'"));
+
+    /* An invalid element is refused before any host is asked. */
+    testRun(&bad, "-c", uri, "migrate", "--confidential", "badcoco",
+            "test:///default", "--agent-socket", "/nonexistent/agent.sock",
+            NULL);
+    g_assert_cmpint(bad.status, ==, 1);
+    testAssertOneLineError(&bad, "513");
+
+    testRun(&offline, "-c", uri, "migrate", "--confidential", "--offline",
+            "configured", "test:///default", NULL);
+    g_assert_cmpint(offline.status, ==, 1);
+    testAssertOneLineError(&offline, "'--offline' is refused");
+
+    testRun(&args, "-c", uri, "migrate", "--confidential", "configured", NULL);
+    g_assert_cmpint(args.status, ==, 2);
+    testAssertOneLineError(&args, "DESTURI");
+
+    /* --parallel-connections states the agents' streams: <coco:streams>. */
+    testRun(&streams, "-c", uri, "migrate", "--confidential",
+            "--parallel-connections", "2", "plainqemu", "test:///default",
+            NULL);
+    g_assert_cmpint(streams.status, ==, 1);
+    testAssertOneLineError(&streams, "forward='4'");
+}
+
+static void
+testMigrateNoAgent(void)
+{
+    g_autofree char *uri = testNodeUri();
+    g_auto(TestRun) run = {0};
+    g_auto(TestRun) env = {0};
+    g_auto(TestRun) json = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *obj;
+    JsonObject *err;
+
+    testRun(&run, "-c", uri, "migrate", "--confidential", "--live",
+            "configured", "test:///default", "--agent-socket",
+            "/nonexistent/agent.sock", NULL);
+    g_assert_cmpint(run.status, ==, 1);
+    g_assert_cmpstr(run.out, ==, "");
+    testAssertOneLineError(&run, "source host's agent is not reachable at "
+                                 "'/nonexistent/agent.sock'");
+
+    /* The lab's variable names the socket too. */
+    g_setenv("VIRT_COCO_AGENT_SOCKET", "/nonexistent/env.sock", TRUE);
+    testRun(&env, "-c", uri, "migrate", "--confidential", "configured",
+            "test:///default", NULL);
+    g_unsetenv("VIRT_COCO_AGENT_SOCKET");
+    g_assert_cmpint(env.status, ==, 1);
+    testAssertOneLineError(&env, "'/nonexistent/env.sock'");
+
+    /* --json: the error is the result line. */
+    testRun(&json, "-c", uri, "--json", "migrate", "--confidential",
+            "configured", "test:///default", "--agent-socket",
+            "/nonexistent/agent.sock", NULL);
+    g_assert_cmpint(json.status, ==, 1);
+    obj = testResult(parser, json.out);
+    g_assert_false(json_object_get_boolean_member(obj, "ok"));
+    err = json_object_get_object_member(obj, "error");
+    g_assert_cmpstr(json_object_get_string_member(err, "nick"), ==, "system");
+    g_assert_cmpint(json_object_get_int_member(err, "code"), ==, 4);
+    g_assert_nonnull(
+        strstr(json_object_get_string_member(err, "message"), "not reachable"));
+}
+
+/* With real agents (one virtcocod plays both hosts): the preflight gets
+ * past both agents and refuses on the policy or the emulator. */
+static void
+testMigratePreflight(void)
+{
+    g_autofree char *uri = testNodeUri();
+    g_auto(TestRun) policy = {0};
+    g_auto(TestRun) emulator = {0};
+    g_auto(TestRun) nodest = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    TestAgent a = {0};
+    JsonObject *obj;
+
+    testAgentStart(&a);
+
+    /* "configured" wants TCB module SVN 1; a fresh platform has 0. */
+    testRun(&policy, "-c", uri, "--json", "migrate", "--confidential",
+            "configured", "test:///default", "tcp:127.0.0.1", "--agent-socket",
+            a.sock, NULL);
+    g_assert_cmpint(policy.status, ==, 1);
+    testAssertOneLineError(&policy, "policy refuses the destination");
+    g_assert_nonnull(strstr(policy.err, "below the minimum 1"));
+    obj = testResult(parser, policy.out);
+    g_assert_cmpstr(json_object_get_string_member(
+                        json_object_get_object_member(obj, "error"), "nick"),
+                    ==, "fw-policy");
+
+    /* The policy accepts the host; the emulator is not qemu-coco. */
+    testRun(&emulator, "-c", uri, "migrate", "--confidential",
+            "--parallel-connections", "4", "plainqemu", "test:///default",
+            "--migrateuri", "tcp://127.0.0.1:49152", "--agent-socket", a.sock,
+            NULL);
+    g_assert_cmpint(emulator.status, ==, 1);
+    testAssertOneLineError(&emulator, "not qemu-coco");
+
+    /* No agent where the destination's migration address points. */
+    testRun(&nodest, "-c", uri, "migrate", "--confidential", "plainqemu",
+            "test:///default", "tcp:127.0.0.2", "--agent-socket", a.sock, NULL);
+    g_assert_cmpint(nodest.status, ==, 1);
+    testAssertOneLineError(&nodest, "destination host's agent at '127.0.0.2'");
+
+    testAgentStop(&a);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -382,5 +587,8 @@ main(int argc, char **argv)
     g_test_add_func("/virt-coco/metadata/no-domain", testMetadataNoDomain);
     g_test_add_func("/virt-coco/capabilities", testCapabilities);
     g_test_add_func("/virt-coco/vfio/check", testVfioCheck);
+    g_test_add_func("/virt-coco/migrate/refusals", testMigrateRefusals);
+    g_test_add_func("/virt-coco/migrate/no-agent", testMigrateNoAgent);
+    g_test_add_func("/virt-coco/migrate/preflight", testMigratePreflight);
     return g_test_run();
 }

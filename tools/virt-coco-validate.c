@@ -202,6 +202,17 @@ cleanup:
     return ret;
 }
 
+int
+cocoValidateDomainText(const char *xml, const char *what,
+                       CocoMigrationDef **def, GError **error)
+{
+    CocoValidateReport report = {.what = what};
+    int ret = cocoValidateText(xml, &report, def, error);
+
+    g_free(report.skip_reason);
+    return ret;
+}
+
 static void
 cocoValidatePrint(CocoCtl *ctl, const CocoValidateReport *report,
                   const CocoMigrationDef *def)

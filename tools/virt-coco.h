@@ -15,6 +15,7 @@
 
 #include "internal.h"
 #include "util/cocoerror.h"
+#include "libvirt-coco/libvirt-coco.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -80,8 +81,19 @@ void cocoCtlPrintJson(CocoCtl *ctl, JsonNode *node);
  */
 void cocoCtlInfo(CocoCtl *ctl, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
+/*
+ * cocoValidateDomainText:
+ * Apply every check of "virt-coco validate --domain" to the domain
+ * document @xml (@what names it in messages): libvirt's grammar when it
+ * applies, the element's parse and validation rules and its cross-check
+ * with <launchSecurity>. *@def gets the parsed element.
+ */
+int cocoValidateDomainText(const char *xml, const char *what,
+                           CocoMigrationDef **def, GError **error);
+
 /* Command handlers, one per command file. */
 int cocoCmdValidate(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdMetadata(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdVfio(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdCapabilities(CocoCtl *ctl, int argc, char **argv);
+int cocoCmdMigrate(CocoCtl *ctl, int argc, char **argv);

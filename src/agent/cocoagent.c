@@ -17,6 +17,8 @@
 #include "qmp/cocoqmpmessage.h"
 #include "transfer/cocodirtyhash.h"
 #include "util/cocoerror.h"
+#include "util/cocohex.h"
+#include "conf/cocomigrationdef.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1154,6 +1156,34 @@ cocoAgentOnPeerHello(CocoAgent *agent, CocoAgentPeerConn *conn,
     cocoAgentPendingTry(agent, pd);
 }
 
+/* Who this agent is: the answer to "probe", locally and from peers. */
+static JsonObject *
+cocoAgentProbeObject(CocoAgent *agent)
+{
+    JsonObject *obj = json_object_new();
+    JsonObject *pf = json_object_new();
+    JsonObject *tcb = json_object_new();
+    g_autofree char *id =
+        cocoHexEncode(cocoEmuPlatformGetId(agent->pf), COCO_PLATFORM_ID_LEN);
+    size_t c;
+
+    for (c = 0; c < COCO_TCB_COMPONENT_LAST; c++)
+        json_object_set_int_member(tcb, cocoTcbComponentTypeToString(c),
+                                   cocoEmuPlatformGetSvn(agent->pf, c));
+    json_object_set_string_member(pf, "id", id);
+    json_object_set_string_member(pf, "name", g_get_host_name());
+    json_object_set_object_member(pf, "tcb", tcb);
+    json_object_set_string_member(obj, "type", "probe");
+    json_object_set_string_member(obj, "version", PACKAGE_VERSION);
+    json_object_set_string_member(obj, "firmware", agent->cfg.firmware);
+    json_object_set_object_member(obj, "platform", pf);
+    json_object_set_int_member(obj, "port", agent->port);
+    json_object_set_int_member(obj, "peer_port",
+                               agent->cfg.peer_port ? agent->cfg.peer_port
+                                                    : agent->port);
+    return obj;
+}
+
 static gboolean
 cocoAgentOnTcpAccept(gint fd, GIOCondition cond, gpointer opaque)
 {
@@ -1170,6 +1200,16 @@ cocoAgentOnTcpAccept(gint fd, GIOCondition cond, gpointer opaque)
     if (cocoAgentPeerAccept(cfd, agent->ctx, &hello, &conn, &stream, &err) <
         0) {
         cocoAgentLog(agent, "peer connection refused: %s", err->message);
+        return G_SOURCE_CONTINUE;
+    }
+    if (hello.kind == COCO_AGENT_PEER_PROBE) {
+        g_autoptr(JsonObject) probe = cocoAgentProbeObject(agent);
+
+        if (cocoAgentPeerConnSendFrame(conn, probe, &err) < 0)
+            cocoAgentLog(agent, "probe from '%s' not answered: %s",
+                         cocoAgentPeerConnGetAddress(conn), err->message);
+        cocoAgentPeerConnFree(conn);
+        cocoAgentPeerHelloClear(&hello);
         return G_SOURCE_CONTINUE;
     }
     cocoAgentOnPeerHello(agent, conn, stream, &hello);
@@ -1556,6 +1596,11 @@ cocoAgentRelayOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
         return;
     msg = json_node_get_object(root);
     type = json_object_get_string_member_with_default(msg, "type", "");
+    if (STREQ(type, "probe")) {
+        /* Public facts (identity, TCB, ports): anyone may ask. */
+        cocoAgentRelaySend(relay, cocoAgentProbeObject(relay->agent));
+        return;
+    }
     if (STREQ(type, "status")) {
         if (relay->peer_uid != 0 && relay->peer_uid != getuid()) {
             cocoAgentRelayRefuse(relay,

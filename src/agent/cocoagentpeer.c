@@ -205,21 +205,70 @@ cocoAgentPeerReadAll(int fd, void *buf, size_t len, GError **error)
     return 0;
 }
 
+/* "CAG1" | u32 LE length | the JSON text of @root. */
 static int
-cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
+cocoAgentPeerWriteFrame(int fd, JsonNode *root, GError **error)
 {
-    g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = NULL;
     g_autofree char *text = NULL;
-    g_autofree char *sid = g_strdup_printf("%016" G_GINT64_MODIFIER "x",
-                                           (guint64)hello->session_id);
     g_autoptr(GByteArray) out = g_byte_array_new();
     gsize len = 0;
     uint32_t le;
 
+    json_generator_set_root(gen, root);
+    text = json_generator_to_data(gen, &len);
+    if (len > COCO_AGENT_PEER_HELLO_MAX)
+        return cocoErrorSet(
+            error, COCO_ERROR_INTERNAL,
+            _("a frame of '%1$zu' bytes is too long for a peer agent"),
+            (size_t)len);
+    le = GUINT32_TO_LE((uint32_t)len);
+    g_byte_array_append(out, (const guint8 *)COCO_AGENT_PEER_MAGIC, 4);
+    g_byte_array_append(out, (const guint8 *)&le, 4);
+    g_byte_array_append(out, (const guint8 *)text, (guint)len);
+    return cocoAgentPeerWriteAll(fd, out->data, out->len, error);
+}
+
+/* Read one frame; *@text gets its JSON text (NUL-terminated). */
+static int
+cocoAgentPeerReadFrame(int fd, char **text, uint32_t *lenp, GError **error)
+{
+    g_autofree char *buf = NULL;
+    uint8_t head[8];
+    uint32_t len;
+
+    if (cocoAgentPeerReadAll(fd, head, sizeof(head), error) < 0)
+        return -1;
+    memcpy(&len, head + 4, 4);
+    len = GUINT32_FROM_LE(len);
+    if (memcmp(head, COCO_AGENT_PEER_MAGIC, 4) != 0 || len == 0 ||
+        len > COCO_AGENT_PEER_HELLO_MAX)
+        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
+                            _("the peer's hello is malformed"));
+    buf = g_malloc0(len + 1);
+    if (cocoAgentPeerReadAll(fd, buf, len, error) < 0)
+        return -1;
+    *text = g_steal_pointer(&buf);
+    *lenp = len;
+    return 0;
+}
+
+static int
+cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+    g_autofree char *sid = g_strdup_printf("%016" G_GINT64_MODIFIER "x",
+                                           (guint64)hello->session_id);
+
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "kind");
+    if (hello->kind == COCO_AGENT_PEER_PROBE) {
+        json_builder_add_string_value(b, "probe");
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        return cocoAgentPeerWriteFrame(fd, root, error);
+    }
     json_builder_add_string_value(
         b, hello->kind == COCO_AGENT_PEER_CONTROL ? "control" : "stream");
     json_builder_set_member_name(b, "session");
@@ -243,13 +292,7 @@ cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
     }
     json_builder_end_object(b);
     root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    text = json_generator_to_data(gen, &len);
-    le = GUINT32_TO_LE((uint32_t)len);
-    g_byte_array_append(out, (const guint8 *)COCO_AGENT_PEER_MAGIC, 4);
-    g_byte_array_append(out, (const guint8 *)&le, 4);
-    g_byte_array_append(out, (const guint8 *)text, (guint)len);
-    return cocoAgentPeerWriteAll(fd, out->data, out->len, error);
+    return cocoAgentPeerWriteFrame(fd, root, error);
 }
 
 static int
@@ -257,7 +300,6 @@ cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
 {
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autofree char *text = NULL;
-    uint8_t head[8];
     uint32_t len;
     JsonNode *root;
     JsonObject *o;
@@ -265,16 +307,7 @@ cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
     const char *sid;
     gint64 streams;
 
-    if (cocoAgentPeerReadAll(fd, head, sizeof(head), error) < 0)
-        return -1;
-    memcpy(&len, head + 4, 4);
-    len = GUINT32_FROM_LE(len);
-    if (memcmp(head, COCO_AGENT_PEER_MAGIC, 4) != 0 || len == 0 ||
-        len > COCO_AGENT_PEER_HELLO_MAX)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
-                            _("the peer's hello is malformed"));
-    text = g_malloc0(len + 1);
-    if (cocoAgentPeerReadAll(fd, text, len, error) < 0)
+    if (cocoAgentPeerReadFrame(fd, &text, &len, error) < 0)
         return -1;
     if (!json_parser_load_from_data(parser, text, len, NULL) ||
         !(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root))
@@ -284,6 +317,10 @@ cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
     kind = json_object_get_string_member_with_default(o, "kind", "");
     sid = json_object_get_string_member_with_default(o, "session", "");
     streams = json_object_get_int_member_with_default(o, "streams", 0);
+    if (STREQ(kind, "probe")) {
+        hello->kind = COCO_AGENT_PEER_PROBE;
+        return 0;
+    }
     if (STREQ(kind, "control"))
         hello->kind = COCO_AGENT_PEER_CONTROL;
     else if (STREQ(kind, "stream"))
@@ -417,6 +454,12 @@ cocoAgentPeerAccept(int fd, GMainContext *ctx, CocoAgentPeerHello *hello,
     }
     cocoAgentPeerSetTimeout(fd, 0);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (hello->kind == COCO_AGENT_PEER_PROBE) {
+        /* The answer is one frame: do not let a silent prober block us. */
+        cocoAgentPeerSetTimeout(fd, 5);
+        *conn = cocoAgentPeerConnNew(fd, ctx);
+        return 0;
+    }
     if (hello->kind == COCO_AGENT_PEER_CONTROL) {
         *conn = cocoAgentPeerConnNew(fd, ctx);
         return 0;
@@ -426,6 +469,53 @@ cocoAgentPeerAccept(int fd, GMainContext *ctx, CocoAgentPeerHello *hello,
         return -1;
     }
     return 0;
+}
+
+int
+cocoAgentPeerConnSendFrame(CocoAgentPeerConn *conn, JsonObject *obj,
+                           GError **error)
+{
+    g_autoptr(JsonNode) root = json_node_new(JSON_NODE_OBJECT);
+
+    if (conn->closed)
+        return cocoErrorSet(error, COCO_ERROR_TRANSFER_IO, "%s",
+                            _("the connection to the peer agent is closed"));
+    json_node_set_object(root, obj);
+    return cocoAgentPeerWriteFrame(conn->fd, root, error);
+}
+
+JsonObject *
+cocoAgentPeerProbe(const char *host, unsigned int port, unsigned int timeout,
+                   GError **error)
+{
+    CocoAgentPeerHello hello = {.kind = COCO_AGENT_PEER_PROBE};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autofree char *text = NULL;
+    JsonNode *root;
+    uint32_t len = 0;
+    int fd;
+
+    if ((fd = cocoAgentPeerConnectFd(host, port, timeout, error)) < 0)
+        return NULL;
+    if (cocoAgentPeerWriteHello(fd, &hello, error) < 0 ||
+        cocoAgentPeerReadFrame(fd, &text, &len, error) < 0) {
+        close(fd);
+        return NULL;
+    }
+    close(fd);
+    if (!json_parser_load_from_data(parser, text, len, NULL) ||
+        !(root = json_parser_get_root(parser)) ||
+        !JSON_NODE_HOLDS_OBJECT(root) ||
+        STRNEQ(json_object_get_string_member_with_default(
+                   json_node_get_object(root), "type", ""),
+               "probe")) {
+        cocoErrorSet(
+            error, COCO_ERROR_TRANSFER_PROTOCOL,
+            _("the agent at '%1$s' port '%2$u' did not answer the probe"), host,
+            port);
+        return NULL;
+    }
+    return json_object_ref(json_node_get_object(root));
 }
 
 /* Deliver every whole message in the buffer. */

@@ -13,6 +13,11 @@
  *    "index": I (streams), "name": ..., "uuid": ..., "vcpus": V,
  *    "pages": P, "bundle": B (pages per bundle) (control)}
  *
+ * A third kind, {"kind": "probe"}, asks the agent who it is (virt-coco's
+ * preflight): the agent answers with one frame of the same form
+ * ("CAG1" | length | JSON, the "probe" object of docs/virtcocod.rst) and
+ * closes the connection.
+ *
  * The payloads that cross hosts (the agents' key exchange, immutable
  * state, memory, vCPU state, tokens) are sealed by the firmware; the
  * agents only carry them.
@@ -24,6 +29,7 @@
 #include "migration/cocophasemessage.h"
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 #include <stdint.h>
 
 #define COCO_AGENT_PEER_MAGIC "CAG1"
@@ -32,6 +38,7 @@
 typedef enum {
     COCO_AGENT_PEER_CONTROL = 0,
     COCO_AGENT_PEER_STREAM,
+    COCO_AGENT_PEER_PROBE,
 } CocoAgentPeerKind;
 
 typedef struct {
@@ -74,10 +81,20 @@ int cocoAgentPeerConnSendHello(CocoAgentPeerConn *conn,
                                const CocoAgentPeerHello *hello, GError **error);
 
 /* Read the hello of an accepted connection @fd (consumed): a control
- * connection gives *@conn, a stream *@stream. */
+ * or probe connection gives *@conn, a stream *@stream. */
 int cocoAgentPeerAccept(int fd, GMainContext *ctx, CocoAgentPeerHello *hello,
                         CocoAgentPeerConn **conn, GIOStream **stream,
                         GError **error);
+
+/* Send @obj as one "CAG1" frame (the answer to a probe). */
+int cocoAgentPeerConnSendFrame(CocoAgentPeerConn *conn, JsonObject *obj,
+                               GError **error);
+
+/* Probe the agent at @host:@port: send {"kind": "probe"} and return the
+ * JSON object of its one-frame answer. Connecting, sending and reading
+ * each give up after @timeout seconds. */
+JsonObject *cocoAgentPeerProbe(const char *host, unsigned int port,
+                               unsigned int timeout, GError **error);
 
 void cocoAgentPeerConnStart(CocoAgentPeerConn *conn,
                             CocoAgentPeerMessageFunc func, gpointer opaque);

@@ -575,6 +575,40 @@ cocoEmuCheckLocalAgent(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
         hex);
 }
 
+int
+cocoEmuCheckDestination(const uint8_t (*allowed)[COCO_PLATFORM_ID_LEN],
+                        size_t nallowed, const CocoMinTcb *min_tcbs,
+                        size_t nmin_tcbs, const uint8_t *id,
+                        const unsigned int *svn, GError **error)
+{
+    g_autofree char *idhex = cocoEmuHex(id, COCO_PLATFORM_ID_LEN);
+    size_t i;
+
+    if (nallowed > 0) {
+        bool found = false;
+
+        for (i = 0; i < nallowed; i++) {
+            if (memcmp(allowed[i], id, COCO_PLATFORM_ID_LEN) == 0)
+                found = true;
+        }
+        if (!found)
+            return cocoErrorSet(
+                error, COCO_ERROR_FW_POLICY,
+                _("destination platform '%1$s' is not in the VM's list of allowed destinations"),
+                idhex);
+    }
+    for (i = 0; i < nmin_tcbs; i++) {
+        unsigned int c = min_tcbs[i].component;
+
+        if (c < COCO_TCB_COMPONENT_LAST && svn[c] < min_tcbs[i].svn)
+            return cocoErrorSet(
+                error, COCO_ERROR_FW_POLICY,
+                _("destination platform '%1$s' has TCB component %2$u at SVN %3$u, below the minimum %4$u"),
+                idhex, c, svn[c], min_tcbs[i].svn);
+    }
+    return 0;
+}
+
 /* The peer against the VM's policy. The destination list and minimum TCBs
  * apply to a destination peer; the agent rules to both. */
 static int
@@ -584,7 +618,7 @@ cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
 {
     uint8_t id[COCO_PLATFORM_ID_LEN];
     g_autofree char *idhex = NULL;
-    size_t i;
+    g_autoptr(GError) policy = NULL;
 
     if (cocoCryptoSha256(peer->identity, sizeof(peer->identity), id) < 0)
         return cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
@@ -610,28 +644,11 @@ cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
     if (!peer_is_destination)
         return 0;
 
-    if (emu->nallowed > 0) {
-        bool found = false;
-
-        for (i = 0; i < emu->nallowed; i++) {
-            if (memcmp(emu->allowed[i], id, sizeof(id)) == 0)
-                found = true;
-        }
-        if (!found)
-            return cocoEmuFail(
-                emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
-                _("destination platform '%1$s' is not in the VM's list of allowed destinations"),
-                idhex);
-    }
-    for (i = 0; i < emu->nmin_tcbs; i++) {
-        unsigned int c = emu->min_tcbs[i].component;
-
-        if (c < COCO_TCB_COMPONENT_LAST && peer->svn[c] < emu->min_tcbs[i].svn)
-            return cocoEmuFail(
-                emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED, error,
-                _("destination platform '%1$s' has TCB component %2$u at SVN %3$u, below the minimum %4$u"),
-                idhex, c, peer->svn[c], emu->min_tcbs[i].svn);
-    }
+    if (cocoEmuCheckDestination(
+            (const uint8_t(*)[COCO_PLATFORM_ID_LEN])emu->allowed, emu->nallowed,
+            emu->min_tcbs, emu->nmin_tcbs, id, peer->svn, &policy) < 0)
+        return cocoEmuFail(emu, status, -EACCES, COCO_EMU_ST_POLICY_REFUSED,
+                           error, "%s", policy->message);
     return 0;
 }
 

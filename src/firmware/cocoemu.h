@@ -44,7 +44,20 @@
  *       The pointer stays valid until that state is replaced (import, set)
  *       or the firmware is freed.
  *   size_t cocoEmuMemoryBundleSize(uint32_t ngfns);
+int cocoEmuCheckDestination(const uint8_t (*allowed)[COCO_PLATFORM_ID_LEN],
+                            size_t nallowed, const CocoMinTcb *min_tcbs,
+                            size_t nmin_tcbs, const uint8_t *id,
+                            const unsigned int *svn, GError **error);
  *       Buffer size EXPORT_MEMORY needs for @ngfns pages.
+ *   int cocoEmuCheckDestination(allowed, nallowed, min_tcbs, nmin_tcbs,
+ *                               const uint8_t *id, const unsigned int *svn,
+ *                               GError **error);
+ *       The destination rules of a VM's policy (allow list of platform
+ *       ids, minimum TCB SVNs) applied to platform @id
+ *       (COCO_PLATFORM_ID_LEN bytes) whose SVNs are @svn (one per
+ *       CocoTcbComponent): 0, or -1 with COCO_ERROR_FW_POLICY. The
+ *       firmware applies exactly this to a destination peer's hello; the
+ *       host tools use it to refuse a destination before a migration.
  *
  * PREPARE: *buflen is the length of the peer agent's message (0 at first)
  * and @buf must have room for COCO_EMU_PREPARE_MSG_MAX bytes: the reply is
@@ -241,3 +254,7 @@ const uint8_t *cocoEmuGetVcpuState(CocoFirmware *fw, unsigned int vcpu,
                                    size_t *len);
 const uint8_t *cocoEmuGetTdState(CocoFirmware *fw, size_t *len);
 size_t cocoEmuMemoryBundleSize(uint32_t ngfns);
+int cocoEmuCheckDestination(const uint8_t (*allowed)[COCO_PLATFORM_ID_LEN],
+                            size_t nallowed, const CocoMinTcb *min_tcbs,
+                            size_t nmin_tcbs, const uint8_t *id,
+                            const unsigned int *svn, GError **error);

@@ -211,23 +211,34 @@ agent_conns() {
     ip netns exec "$NETNS_PREFIX$1" ss -Htn state established '( sport = :49300 or dport = :49300 )' | wc -l
 }
 
-# $1 src, $2 dst, $3... extra virsh migrate options. Guest RAM must move
-# only through the agents: their records show the bytes, QEMU's stream
-# stays small, both sessions end and leave no connection open.
+# The default migration command of migrate_and_check: $1 src, $2 dst,
+# $3... extra virsh migrate options.
+migrate_virsh() {
+    msrc=$1 mdst=$2
+    shift 2
+    virsh_h "$msrc" migrate --live "$@" guest "$(host_uri "$mdst")"
+}
+
+# $1 src, $2 dst, $3... extra options of the migration command:
+# MIGRATE_CMD (a function called with the same arguments; default
+# migrate_virsh). Guest RAM must move only through the agents: their
+# records show the bytes, QEMU's stream stays small, both sessions end and
+# leave no connection open.
 migrate_and_check() {
     src=$1 dst=$2
     shift 2
     opts="$*"
+    cmd=${MIGRATE_CMD:-migrate_virsh}
     soff=$(console_size "$src")
     doff=$(console_size "$dst")
     held=$(grep -c "gate=migrate verdict=release" "$(host_dir "$src")/virtcocod.log")
     nsrc=$(records "$src")
     ndst=$(records "$dst")
     m0=$(now)
-    out=$(virsh_h "$src" migrate --live "$@" guest "$(host_uri "$dst")" 2>&1) ||
-        fail "virsh migrate failed: $out" || return 1
+    out=$("$cmd" "$src" "$dst" "$@" 2>&1) ||
+        fail "$cmd failed: $out" || return 1
     wall=$(since "$m0")
-    echo "  virsh migrate $* took $wall s"
+    echo "  $cmd $* took $wall s"
     assert_no_domain "$src" || return 1
     assert_state "$dst" "running (migrated)" || return 1
     job_stats "$dst"
@@ -277,6 +288,6 @@ migrate_and_check() {
     assert_continues "$src" "$soff" "$dst" "$doff" || return 1
     assert_relay "$dst" x-ignore-shared true || return 1
     MEASURE="$MEASURE
-confidential $src->$dst $opts: wall ${wall} s, job elapsed $elapsed ms, downtime $downtime ms, QEMU stream $qkib KiB (job $kib KiB), agents $bytes B / $pages pages / $streams streams in $xfer ms, agent downtime $adown ms"
+confidential $src->$dst ${MIGRATE_CMD:+$MIGRATE_CMD }$opts: wall ${wall} s, job elapsed $elapsed ms, downtime $downtime ms, QEMU stream $qkib KiB (job $kib KiB), agents $bytes B / $pages pages / $streams streams in $xfer ms, agent downtime $adown ms"
 }
 
