@@ -145,6 +145,9 @@ s_cli_policy_refused() {
 # command waits for the migration call, prints libvirt's error and exits 1;
 # the guest runs on at A, B keeps no domain.
 s_cli_abort() {
+    # Many precopy rounds: the signal lands while the agents precopy (the
+    # source relay owns the migration then; libvirt's monitor is free).
+    agent_rounds A 1000 || return 1
     soff=$(console_size A)
     nsrc=$(records A)
     # Not through cli_h: $! must be the command itself (ip and env exec it).
@@ -154,11 +157,13 @@ s_cli_abort() {
         guest "$(host_uri B)" "tcp:$(host_ip B)" > "$LAB/cli.out" 2> "$LAB/cli.err" &
     cpid=$!
     i=0
-    until [ "$(records A)" -gt "$nsrc" ]; do
+    until [ "$(records A)" -gt "$nsrc" ] &&
+        [ "$(agent_record A source | cut -d' ' -f2)" = precopy ]; do
         i=$((i + 1))
-        [ $i -lt 200 ] || { kill -INT "$cpid"; wait "$cpid"; fail "no migration record on A"; return 1; }
+        [ $i -lt 200 ] || { kill -INT "$cpid"; wait "$cpid"; agent_rounds A 2; fail "A's agent never reached precopy"; return 1; }
         sleep 0.05
     done
+    echo "  SIGINT during precopy: $(agent_record A source)"
     kill -INT "$cpid"
     # virsh would wait for ever too; the lab must not.
     i=0
@@ -168,6 +173,7 @@ s_cli_abort() {
             echo "  libvirt's job on A after 60 s: $(virsh_h A domjobinfo guest | tr -s ' \n' ' ')"
             kill -KILL "$cpid"
             wait "$cpid"
+            agent_rounds A 2
             fail "virt-coco still waits for the migration call 60 s after SIGINT"
             return 1
         fi
@@ -175,6 +181,7 @@ s_cli_abort() {
     done
     wait "$cpid"
     rc=$?
+    agent_rounds A 2 || return 1
     err=$(tr '\r' '\n' < "$LAB/cli.err" | grep -v '^Migration: \[' | grep -v '^$')
     echo "  exit $rc: $err"
     [ $rc = 1 ] || fail "exit $rc after SIGINT, not 1" || return 1
@@ -182,7 +189,9 @@ s_cli_abort() {
     assert_no_domain B || return 1
     st=$(virsh_h A domstate guest)
     [ "$st" = running ] || fail "host A: the guest is '$st' after the abort" || return 1
-    echo "  agent A (source): $(agent_record A source)"
+    rec=$(agent_record A source)
+    echo "  agent A (source): $rec"
+    [ "$(echo "$rec" | cut -d' ' -f2)" = aborted ] || fail "A's session is not 'aborted'" || return 1
     wait_lines A "$soff" "HB" 2 20 || return 1
     [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
 }
