@@ -1096,11 +1096,12 @@ cocoMigratePrintTimeline(CocoMigrateJob *job, bool have_libvirt_downtime,
         (long long)cocoMigrateRecordInt(rec, "counters",
                                         "message_bytes_received", 0),
         (long long)cocoMigrateRecordInt(rec, "counters", "fw_calls", 0));
-    printf(_("Downtime: agent %1$.3f ms (blackout %2$.3f ms)\n"),
-           (double)cocoMigrateRecordInt(rec, "counters", "downtime_us", 0) /
-               1000.0,
-           (double)cocoMigrateRecordInt(rec, "counters", "blackout_us", 0) /
-               1000.0);
+    printf(
+        _("Downtime: agent %1$.3f ms (from SOURCE_BLACKOUT, %2$.3f ms after the session started)\n"),
+        (double)cocoMigrateRecordInt(rec, "counters", "downtime_us", 0) /
+            1000.0,
+        (double)cocoMigrateRecordInt(rec, "counters", "blackout_us", 0) /
+            1000.0);
     if (have_libvirt_downtime)
         printf(
             _("Downtime: libvirt %1$lld ms (the destination's completed job)\n"),

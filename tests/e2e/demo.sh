@@ -85,16 +85,29 @@ say "3. Migrate it live, confidentially, from A to B"
 prog=${MIGRATE%% *}
 args=${MIGRATE#"$prog"}
 tell "$ $(basename "$prog") -c <host A> $(echo "$args" | sed 's/^ *//') guest <host B>"
-tell "libvirt on A and B run their usual live migration; the relay holds it"
-tell "while the agents copy the RAM sealed (precopy), then QEMU stops the guest,"
-tell "the agents send what changed, and QEMU's own stream carries device state only."
+tell "virt-coco checks both hosts' agents and the domain's policy first; then"
+tell "libvirt on A and B run their usual live migration. The relay answers"
+tell "libvirt's 'migrate' itself while the agents copy the RAM sealed (precopy,"
+tell "counted in libvirt's progress), then QEMU stops the guest, the agents send"
+tell "what changed, and QEMU's own stream carries device state only."
+# virt-coco runs where an operator would: on host A (its network namespace,
+# its agent's socket); the migration URI names B's address (hostB resolves
+# only inside the hosts' mount namespaces).
+extra=""
+case "$prog" in
+*virt-coco) extra="--migrateuri tcp:$(host_ip B)" ;;
+esac
 soff=$(console_size A)
 doff=$(console_size B)
 t0=$(now)
 # shellcheck disable=SC2086
-out=$("$prog" -c "$(host_uri A)" $args guest "$(host_uri B)" 2>&1)
+out=$(ip netns exec "${NETNS_PREFIX}A" \
+    env VIRT_COCO_AGENT_SOCKET="$(host_dir A)/run/coco-agent.sock" \
+    "$prog" -c "$(host_uri A)" $args $extra guest "$(host_uri B)" 2>&1)
 rc=$?
-[ -z "$out" ] || echo "$out" | quote
+# --verbose rewrites one progress line with \r: show its last state.
+[ -z "$out" ] || echo "$out" | tr '\r' '\n' | grep -v '^$' |
+    awk '/^Migration: \[/ { p = $0; next } p { print p; p = "" } { print } END { if (p) print p }' | quote
 [ $rc = 0 ] || bye "the migration command failed (exit $rc)"
 tell "done in $(since "$t0") s"
 
@@ -110,7 +123,8 @@ tell "host B's console since the migration:"
 console_since B "$doff" | tail -5 | quote
 bad=$(console_since B "$doff" | grep -c 'BAD' || true)
 [ "$bad" = 0 ] || bye "checksum rounds report BAD on host B"
-job_stats B 2>/dev/null && tell "QEMU's migration stream: $(memory_kib) KiB of memory (device state; RAM went through the agents)"
+job_stats B 2>/dev/null &&
+    tell "libvirt's completed job on B: $(memory_kib) KiB of memory processed (the agents' sealed copy, which the relay reports to libvirt, plus QEMU's device state), downtime $(job_field "Total downtime") ms"
 set -- $(agent_record A source)
 [ $# -ge 9 ] && tell "host A's agent record: $2, $3 bytes sealed ($4 pages) on $6 streams in $7 ms"
 tell "0 BAD: every checksum round on B verified memory written on A."
