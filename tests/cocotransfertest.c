@@ -611,6 +611,62 @@ testRefusedFinal(void)
     pairClear(&p);
 }
 
+static int
+emuGetDirty(void *opaque, uint64_t **gfns, size_t *ngfns, GError **error)
+{
+    return cocoEmuGetDirty(opaque, true, gfns, ngfns, error);
+}
+
+/* A page changes after its export and the dirty source misses it (as a
+ * hash-diff source does when the page changed and changed back while
+ * the firmware read it): SOURCE_BLACKOUT refuses, unless the last scan
+ * asks the firmware itself; then the destination gets the new copy. */
+static void
+testFirmwareDirty(void)
+{
+    Case c = {FW_EMU, 2, 64, DIRTY_BITMAP, 1};
+    int ask;
+
+    for (ask = 0; ask <= 1; ask++) {
+        g_autoptr(GError) err = NULL;
+        Pair p;
+
+        pairInit(&p, &c);
+        pairStart(&p);
+        if (ask)
+            cocoTransferSourceSetFirmwareDirty(p.src, emuGetDirty, p.sfw);
+        g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+        g_assert_cmpint(cocoTransferSourceRound(p.src, NULL, &err), ==, 0);
+        g_assert_no_error(err);
+        /* The guest writes page 7; nobody logs it. */
+        p.smem[7 * PAGE + 100] ^= 0x5a;
+        g_assert_cmpint(cocoTransferSourceSync(p.src, &err), ==, 0);
+        g_assert_no_error(err);
+        if (!ask) {
+            g_assert_cmpint(
+                cocoFirmwareMigrateCmd(p.sfw, COCO_MIGRATE_CMD_SOURCE_BLACKOUT,
+                                       0, NULL, NULL, NULL, &err),
+                ==, -1);
+            g_assert_nonnull(err);
+            g_assert_nonnull(
+                strstr(err->message, "changed without being reported dirty"));
+            pairClear(&p);
+            continue;
+        }
+        g_assert_cmpint(cocoFirmwareMigrateCmd(p.sfw,
+                                               COCO_MIGRATE_CMD_SOURCE_BLACKOUT,
+                                               0, NULL, NULL, NULL, &err),
+                        ==, 0);
+        g_assert_no_error(err);
+        g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, 0);
+        g_assert_no_error(err);
+        g_assert_cmpint(cocoTransferDestWait(p.dst, &err), ==, 0);
+        g_assert_no_error(err);
+        g_assert_true(memcmp(p.smem, p.dmem, c.mib * 1024 * 1024) == 0);
+        pairClear(&p);
+    }
+}
+
 /* No precopy at all: the whole memory moves at the switchover gate. */
 static void
 testNoPrecopy(void)
@@ -965,6 +1021,7 @@ main(int argc, char **argv)
     g_test_add_func("/transfer/mock/cancel-running", testCancelRunning);
     g_test_add_func("/transfer/mock/mismatch", testMismatch);
     g_test_add_func("/transfer/mock/tick", testTick);
+    g_test_add_func("/transfer/emu/firmware-dirty", testFirmwareDirty);
 
     return g_test_run();
 }

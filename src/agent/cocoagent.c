@@ -850,6 +850,13 @@ cocoAgentEmuDirty(void *opaque, uint64_t gfn, GError **error)
     return cocoEmuMarkDirty(opaque, gfn, error);
 }
 
+static int
+cocoAgentEmuGetDirty(void *opaque, uint64_t **gfns, size_t *ngfns,
+                     GError **error)
+{
+    return cocoEmuGetDirty(opaque, true, gfns, ngfns, error);
+}
+
 static void
 cocoAgentTransferConfig(CocoAgentMigration *m, CocoTransferConfig *tc)
 {
@@ -940,6 +947,7 @@ cocoAgentSourceStart(CocoAgentMigration *m, const char *peer, GError **error)
     if (!(xsrc = cocoTransferSourceNew(m->fw, m->dirty, &tc, streams, error)))
         goto cleanup;
     cocoTransferSourceSetDirtyHook(xsrc, cocoAgentEmuDirty, m->fw);
+    cocoTransferSourceSetFirmwareDirty(xsrc, cocoAgentEmuGetDirty, m->fw);
     cocoTransferSourceSetTick(xsrc, COCO_AGENT_PROGRESS_MS,
                               cocoAgentMigrationOnTick, m);
     data = cocoPhaseDataNewTransferSource(xsrc);

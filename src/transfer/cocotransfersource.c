@@ -87,6 +87,8 @@ struct _CocoTransferSource {
     unsigned int tick_ms;
     CocoTransferDirtyFunc dirty_hook;
     void *dirty_opaque;
+    CocoTransferFirmwareDirtyFunc fw_dirty;
+    void *fw_dirty_opaque;
 };
 
 static void
@@ -500,6 +502,15 @@ cocoTransferSourceSetDirtyHook(CocoTransferSource *src,
     src->dirty_opaque = opaque;
 }
 
+void
+cocoTransferSourceSetFirmwareDirty(CocoTransferSource *src,
+                                   CocoTransferFirmwareDirtyFunc func,
+                                   void *opaque)
+{
+    src->fw_dirty = func;
+    src->fw_dirty_opaque = opaque;
+}
+
 int
 cocoTransferSourceStart(CocoTransferSource *src, GError **error)
 {
@@ -797,7 +808,33 @@ cocoTransferSourceSync(CocoTransferSource *src, GError **error)
 
     if (cocoSourceReady(src, error) < 0)
         return -1;
-    if (src->epoch > 0 || src->scanned) {
+    if ((src->epoch > 0 || src->scanned) && src->fw_dirty) {
+        g_autofree uint64_t *gfns = NULL;
+        GError *err = NULL;
+        size_t n = 0;
+        size_t i;
+
+        /* The firmware already holds these pages as changed: no dirty
+         * hook (UNBLOCKW) for them. */
+        if (src->fw_dirty(src->fw_dirty_opaque, &gfns, &n, &err) < 0)
+            return cocoSourceFailWith(src, err, error);
+        if (cocoSourceTakeRetries(src, error) < 0)
+            return -1;
+        for (i = 0; i < n; i++) {
+            if (gfns[i] >= src->npages) {
+                cocoErrorSet(
+                    &err, COCO_ERROR_FW_INVALID,
+                    _("the firmware reports gfn '%1$llu' dirty, outside guest memory of %2$llu pages"),
+                    (unsigned long long)gfns[i],
+                    (unsigned long long)src->npages);
+                return cocoSourceFailWith(src, err, error);
+            }
+            src->pending[gfns[i] / 64] |= 1ULL << (gfns[i] % 64);
+        }
+        src->scanned = true;
+        count = cocoSourceCountPending(src);
+        COCO_COUNTER_SET(src->counters.dirty_pages, count);
+    } else if (src->epoch > 0 || src->scanned) {
         src->scanned = false;
         if (cocoSourceScan(src, &count, error) < 0)
             return -1;

@@ -92,6 +92,21 @@ typedef int (*CocoTransferDirtyFunc)(void *opaque, uint64_t gfn,
                                      GError **error);
 void cocoTransferSourceSetDirtyHook(CocoTransferSource *src,
                                     CocoTransferDirtyFunc func, void *opaque);
+/*
+ * The firmware's own record of exported pages that changed since their
+ * export (the emulated backend's cocoEmuGetDirty(): it compares every
+ * exported page with the hash of the snapshot it sealed). When set,
+ * cocoTransferSourceSync() (the guest is stopped) takes the last epoch's
+ * pages from it instead of the dirty source: exact, where a hash-diff
+ * source misses a page that changed and changed back while the firmware
+ * read it (a lock word, a seqcount), which SOURCE_BLACKOUT would then
+ * refuse. @func returns the gfns (g_free()d by the caller).
+ */
+typedef int (*CocoTransferFirmwareDirtyFunc)(void *opaque, uint64_t **gfns,
+                                             size_t *ngfns, GError **error);
+void cocoTransferSourceSetFirmwareDirty(CocoTransferSource *src,
+                                        CocoTransferFirmwareDirtyFunc func,
+                                        void *opaque);
 int cocoTransferSourceStart(CocoTransferSource *src, GError **error);
 /* One precopy epoch over the pages dirtied since the previous one (every
  * page for epoch 0), closed by an epoch token. @dirty_pages (may be NULL)
