@@ -27,8 +27,10 @@
 #   COCO_BENCH_TICK          the guest's tick period in seconds (0.02)
 #   COCO_BENCH_CONFIDENTIAL  the confidential migration command, run as
 #                            "$1 -c SRCURI $2... DOMAIN DESTURI" (default
-#                            "virsh migrate --live"; with the CLI:
-#                            "virt-coco migrate --confidential --live")
+#                            "virt-coco migrate --confidential --live", run
+#                            on the source host: its network namespace and
+#                            agent socket, --migrateuri tcp:DESTADDR; or
+#                            e.g. "virsh migrate --live")
 #   COCO_BENCH_PRECOPY       the agents' precopy_rounds (default: the lab's);
 #                            several ("1 2 3") measure each as its own kind
 #                            (confidential-pN), the agents restarted between
@@ -51,7 +53,7 @@ fi
 ROUNDS=${COCO_BENCH_ROUNDS:-5}
 MIB=${COCO_BENCH_MIB:-256}
 TICK=${COCO_BENCH_TICK:-0.02}
-CONF_CMD=${COCO_BENCH_CONFIDENTIAL:-virsh migrate --live}
+CONF_CMD=${COCO_BENCH_CONFIDENTIAL:-virt-coco migrate --confidential --live}
 PLAIN_CMD="virsh migrate --live"
 BOOT_TIMEOUT=${COCO_LAB_BOOT_TIMEOUT:-180}
 OUT=${COCO_BENCH_OUT:-$CACHE/bench.txt}
@@ -154,8 +156,17 @@ bench_migrate() {
     prog=${cmd%% *}
     args=${cmd#"$prog"}
     m0=$(now)
+    # virt-coco runs on the source host (its namespace, its agent's
+    # socket); the migration URI names the destination's address.
+    wrap="" extra=""
+    case "$prog" in
+    *virt-coco)
+        wrap="ip netns exec $NETNS_PREFIX$src env VIRT_COCO_AGENT_SOCKET=$(host_dir "$src")/run/coco-agent.sock"
+        extra="--migrateuri tcp:$(host_ip "$dst")"
+        ;;
+    esac
     # shellcheck disable=SC2086
-    out=$("$prog" -c "$(host_uri "$src")" $args "$dom" "$(host_uri "$dst")" 2>&1) ||
+    out=$($wrap "$prog" -c "$(host_uri "$src")" $args $extra "$dom" "$(host_uri "$dst")" 2>&1) ||
         { kill "$WATCH"; WATCH=""; fail "$kind $src->$dst: migration failed: $out"; return 1; }
     m1=$(now)
     # The guest may run on the destination well before the command returns:
@@ -170,8 +181,6 @@ bench_migrate() {
     elapsed=$(raw time_elapsed) down=$(raw downtime) data=$(raw data_processed)
     abytes=0 axfer=0 adown=0 aprecopy=0 aswitch=0 arounds=0 ascan=0 ats=""
     if [ "$kind" != plain ]; then
-        [ "$data" -lt $((8 * 1024 * 1024)) ] ||
-            fail "confidential: QEMU's stream carried $data bytes (x-ignore-shared off?)" || return 1
         i=0
         while [ "$(records "$src")" -le "$nsrc" ] ||
             ! agent_record "$src" source | grep -q " finished "; do
@@ -180,6 +189,11 @@ bench_migrate() {
         done
         set -- $(bench_record "$src")
         abytes=$1 axfer=$2 adown=$3 aprecopy=$4 aswitch=$5 arounds=$6 ascan=$7 ats=$8
+        # libvirt's job counts the agents' sealed copy (the relay reports
+        # it); QEMU's own stream is the rest: device state only.
+        data=$((data > abytes ? data - abytes : 0))
+        [ "$data" -lt $((8 * 1024 * 1024)) ] ||
+            fail "confidential: QEMU's stream carried $data bytes (x-ignore-shared off?)" || return 1
     fi
     # shellcheck disable=SC2086
     set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks" "$m0" "$m1" $ats)
