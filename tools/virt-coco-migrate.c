@@ -15,6 +15,7 @@
 #include "agent/cocoagentpeer.h"
 #include "conf/cocomigrationdef.h"
 #include "firmware/cocoemu.h"
+#include "util/cocofd.h"
 #include "virt/cocovirt.h"
 
 #include <errno.h>
@@ -214,20 +215,11 @@ static int
 cocoMigrateAgentSend(int fd, const char *type, GError **error)
 {
     g_autofree char *line = g_strdup_printf("{\"type\":\"%s\"}\n", type);
-    size_t len = strlen(line);
-    const char *p = line;
+    int rc = cocoFdSendAll(fd, line, strlen(line));
 
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return cocoErrorSetSystem(error, n < 0 ? errno : EPIPE, "%s",
-                                      _("cannot write to the source agent"));
-        p += n;
-        len -= (size_t)n;
-    }
+    if (rc < 0)
+        return cocoErrorSetSystem(error, -rc, "%s",
+                                  _("cannot write to the source agent"));
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "agent/cocoagentpeer.h"
 #include "util/cocoerror.h"
+#include "util/cocofd.h"
 #include "util/cocomath.h"
 
 #include <arpa/inet.h>
@@ -167,19 +168,11 @@ cocoAgentPeerConnectFd(const char *host, unsigned int port,
 static int
 cocoAgentPeerWriteAll(int fd, const void *buf, size_t len, GError **error)
 {
-    const uint8_t *p = buf;
+    int rc = cocoFdSendAll(fd, buf, len);
 
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return cocoErrorSetSystem(error, n < 0 ? errno : EPIPE, "%s",
-                                      _("cannot write to the peer agent"));
-        p += n;
-        len -= (size_t)n;
-    }
+    if (rc < 0)
+        return cocoErrorSetSystem(error, -rc, "%s",
+                                  _("cannot write to the peer agent"));
     return 0;
 }
 

@@ -73,18 +73,7 @@ CUR_PRECOPY=$(awk -F' *= *' '$1=="precopy_rounds"{print $2}' "$(host_dir A)/virt
 set_precopy() {
     [ "$1" = "$CUR_PRECOPY" ] && return 0
     for H in $HOSTS; do
-        R=$(host_dir "$H")
-        sed -i "s/^precopy_rounds = .*/precopy_rounds = $1/" "$R/virtcocod.conf"
-        p=$(cat "$R/virtcocod.pid")
-        kill -TERM "$p"
-        while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
-        setsid nsenter --net="/run/netns/$NETNS_PREFIX$H" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
-            >> "$R/virtcocod.log" 2>&1 < /dev/null &
-        echo $! > "$R/virtcocod.pid"
-        i=0
-        until [ -S "$R/run/coco-agent.sock" ]; do
-            i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $H did not restart" || return 1; sleep 0.1
-        done
+        agent_rounds "$H" "$1" || return 1
     done
     CUR_PRECOPY=$1
 }

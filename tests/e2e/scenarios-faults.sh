@@ -24,35 +24,6 @@ kill_qemu_b_cmd() {
     echo "$(kill_cmd "$(host_dir B)/run/qemu/guest.pid"); i=0; while [ \$i -lt 200 ] && ! grep -q \"pid=\$p: QEMU ended\" $(host_dir B)/virtcocod.log; do i=\$((i+1)); sleep 0.01; done"
 }
 
-# Restart host $1's agent (SIGTERM, as s_peer_down), extra options $2...
-agent_restart() {
-    ar_h=$1
-    shift
-    ar_r=$(host_dir "$ar_h")
-    ar_p=$(cat "$ar_r/virtcocod.pid")
-    kill -TERM "$ar_p" 2>/dev/null
-    i=0
-    while kill -0 "$ar_p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $ar_h did not stop" || return 1; sleep 0.1
-    done
-    agent_start "$ar_h" "$@"
-}
-
-# Start host $1's agent as hosts-up.sh does, extra options $2...
-agent_start() {
-    as_h=$1
-    shift
-    as_r=$(host_dir "$as_h")
-    # A killed agent leaves its socket behind; the new one replaces it.
-    rm -f "$as_r/run/coco-agent.sock"
-    setsid nsenter --net="/run/netns/$NETNS_PREFIX$as_h" "$VIRTCOCOD" -f -c "$as_r/virtcocod.conf" "$@" \
-        >> "$as_r/virtcocod.log" 2>&1 < /dev/null &
-    echo $! > "$as_r/virtcocod.pid"
-    i=0
-    until [ -S "$as_r/run/coco-agent.sock" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $as_h did not come back" || return 1; sleep 0.1
-    done
-}
 
 # Start the proxy with fault options $@; A's agent talks to it.
 wire_start() {

@@ -5,26 +5,6 @@
 # (virsh domjobabort, what virsh migrate's Ctrl-C calls) reaches it.
 # Both scenarios start and end with the guest on host A.
 
-# Restart host $1's agent with precopy_rounds = $2 (the relay reconnects
-# on its own when it next needs the agent).
-agent_rounds() {
-    R=$(host_dir "$1")
-    p=$(cat "$R/virtcocod.pid")
-    kill -TERM "$p"
-    i=0
-    while kill -0 "$p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $1 did not stop" || return 1; sleep 0.1
-    done
-    sed -i "s/^precopy_rounds = .*/precopy_rounds = $2/" "$R/virtcocod.conf"
-    setsid nsenter --net="/run/netns/$NETNS_PREFIX$1" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
-        >> "$R/virtcocod.log" 2>&1 < /dev/null &
-    echo $! > "$R/virtcocod.pid"
-    i=0
-    until [ -S "$R/run/coco-agent.sock" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $1 did not come back" || return 1; sleep 0.1
-    done
-}
-
 # One line of host $1's active job: "processed_bytes total_bytes remaining_bytes".
 jobinfo_line() {
     virsh_h "$1" domjobinfo guest 2>/dev/null | awk -F': *' '
