@@ -173,7 +173,8 @@ cocoSessionRelease(CocoMigrationSession *s, CocoPhaseGate gate)
 static void
 cocoSessionNoteCause(CocoMigrationSession *s)
 {
-    const char *role = cocoFirmwareRoleTypeToString(s->cfg.role);
+    /* One whole message per role: translations inflect the role. */
+    bool source = s->cfg.role == COCO_FIRMWARE_ROLE_SOURCE;
 
     if (s->failure)
         return;
@@ -183,14 +184,18 @@ cocoSessionNoteCause(CocoMigrationSession *s)
                      _("the migration was cancelled"));
         break;
     case COCO_PHASE_EVENT_MIGRATION_FAILED:
-        cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_ABORTED,
-                     _("QEMU on the %1$s reported that the migration failed"),
-                     role);
+        cocoErrorSet(
+            &s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
+            source
+                ? _("QEMU on the source reported that the migration failed")
+                : _("QEMU on the destination reported that the migration failed"));
         break;
     case COCO_PHASE_EVENT_QEMU_GONE:
-        cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_ABORTED,
-                     _("QEMU on the %1$s ended before the migration completed"),
-                     role);
+        cocoErrorSet(
+            &s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
+            source
+                ? _("QEMU on the source ended before the migration completed")
+                : _("QEMU on the destination ended before the migration completed"));
         break;
     case COCO_PHASE_EVENT_PEER_LOST:
         cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
@@ -204,9 +209,10 @@ cocoSessionNoteCause(CocoMigrationSession *s)
         break;
     case COCO_PHASE_EVENT_CONT:
         cocoErrorSet(
-            &s->failure, COCO_ERROR_MIGRATION_ABORTED,
-            _("libvirt resumed the %1$s before the switchover completed"),
-            role);
+            &s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
+            source
+                ? _("libvirt resumed the source before the switchover completed")
+                : _("libvirt resumed the destination before the switchover completed"));
         break;
     case COCO_PHASE_EVENT_PRE_SWITCHOVER:
     case COCO_PHASE_EVENT_INCOMING:
