@@ -174,20 +174,37 @@ cocoCapsPrintJson(CocoCtl *ctl, const CocoCaps *caps)
     cocoCtlPrintJson(ctl, root);
 }
 
+/* @label (translated) and spaces to fill 26 characters, counted in
+ * characters rather than bytes, then a space: the values line up in every
+ * language. */
+static void
+cocoCapsLabel(const char *label)
+{
+    glong n = g_utf8_strlen(label, -1);
+
+    fputs(label, stdout);
+    for (; n < 26; n++)
+        putchar(' ');
+    putchar(' ');
+}
+
 static void
 cocoCapsPrint(const CocoCaps *caps)
 {
     unsigned int i;
 
-    printf("%-26s %s\n", _("Firmware backend:"), caps->backend);
-    printf("%-26s %s\n", _("KVM device:"), caps->kvm_dev);
+    cocoCapsLabel(_("Firmware backend:"));
+    printf("%s\n", caps->backend);
+    cocoCapsLabel(_("KVM device:"));
+    printf("%s\n", caps->kvm_dev);
+    cocoCapsLabel(_("KVM_CAP_MIGRATION:"));
     if (!caps->kvm_usable)
-        printf("%-26s %s\n", _("KVM_CAP_MIGRATION:"), caps->kvm_error);
+        printf("%s\n", caps->kvm_error);
     else if (caps->kvm_migration)
-        printf("%-26s %s\n", _("KVM_CAP_MIGRATION:"), _("present"));
+        printf("%s\n", _("present"));
     else
         printf(
-            "%-26s %s\n", _("KVM_CAP_MIGRATION:"),
+            "%s\n",
             _("absent (the running kernel does not implement the RFC; the emulated backend is used)"));
     printf(_("KVM ioctl numbers (%1$s):\n"), caps->kvm_cfg_source);
     for (i = 0; i < COCO_KVM_IOCTL_LAST; i++)
@@ -202,14 +219,16 @@ cocoCapsPrint(const CocoCaps *caps)
         g_autofree char *id =
             cocoHexEncode(cocoEmuPlatformGetId(pf), COCO_PLATFORM_ID_LEN);
 
-        printf("%-26s %s\n", _("Platform identity:"), id);
-        printf("%-26s", _("Platform TCB SVNs:"));
+        cocoCapsLabel(_("Platform identity:"));
+        printf("%s\n", id);
+        cocoCapsLabel(_("Platform TCB SVNs:"));
         for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++)
-            printf(" %s=%u", cocoTcbComponentTypeToString(i),
+            printf("%s%s=%u", i ? " " : "", cocoTcbComponentTypeToString(i),
                    cocoEmuPlatformGetSvn(pf, i));
         printf("\n");
     } else {
-        printf("%-26s %s\n", _("Platform identity:"), caps->platform_error);
+        cocoCapsLabel(_("Platform identity:"));
+        printf("%s\n", caps->platform_error);
     }
 }
 
