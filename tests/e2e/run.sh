@@ -76,6 +76,12 @@ s_libvirtd_restart() {
     migrate_and_check B A
 }
 
+# The domain's policy (libvirt's live metadata, read by the agent from the
+# status file) allows only another platform: the source's firmware refuses
+# host B at PREPARE, the agent refuses 'migrate', QEMU never starts the
+# migration and the source runs on. B's hook is off for this (it would
+# refuse first: scenarios-hook.sh), so that the agents' own refusal is
+# still shown.
 # libvirt puts the root element into --uri with the prefix --key (and fails
 # when the element already declares that prefix); the children keep the
 # namespace they are written in: the default namespace, the same URI.
@@ -83,6 +89,77 @@ POLICY_AGENT='<agent hash="00000000000000000000000000000000000000000000000000000
 set_policy() { # host destinations-children
     virsh_h "$1" metadata guest --uri "$COCO_NS" --key coco --live --set \
         "<migration xmlns=\"$COCO_NS\" technology=\"tdx\">$POLICY_AGENT<destinations>$2</destinations><streams forward=\"4\" pagesPerBundle=\"64\"/></migration>"
+}
+s_refuse() {
+    soff=$(console_size A)
+    hook_off B || return 1
+    set_policy A '<platform id="abababababababababababababababababababababababababababababababab" name="elsewhere"/>' ||
+        fail "cannot set the domain's policy" || return 1
+    out=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
+    rc=$?
+    hook_on B
+    set_policy A '<minTcb component="module" svn="0"/>' || fail "cannot restore the policy" || return 1
+    [ $rc != 0 ] || fail "migration succeeded although the policy forbids host B" || return 1
+    echo "  virsh: $out"
+    echo "$out" | grep -q "qemu-coco: the host agent refused" ||
+        fail "the error does not name the agent's refusal" || return 1
+    echo "$out" | grep -q "allowed" || fail "the error does not give the policy as the reason" || return 1
+    rec=$(agent_record A source)
+    echo "  agent A (source): $rec"
+    [ "$(echo "$rec" | cut -d' ' -f2)" = aborted ] || fail "the source's session is not aborted" || return 1
+    assert_no_domain B || return 1
+    s=$(virsh_h A domstate --reason guest)
+    case "$s" in
+    "running"*) ;;
+    *) fail "host A: source is '$s' after the refusal" || return 1 ;;
+    esac
+    echo "  source: $s"
+    wait_lines A "$soff" "HB" 3 20 || return 1
+    wait_lines A "$soff" "CK" 2 30 || return 1
+    [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
+}
+
+# Host B's agent is down: A's agent cannot reach its peer, refuses
+# 'migrate' with the reason, the source runs on, B keeps no domain. B's
+# agent is then started again as hosts-up.sh does. B's hook is off (it
+# would refuse first: scenarios-hook.sh).
+s_peer_down() {
+    R=$(host_dir B)
+    hook_off B || return 1
+    p=$(cat "$R/virtcocod.pid")
+    kill -TERM "$p"
+    i=0
+    while kill -0 "$p" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on B did not stop" || return 1; sleep 0.1
+    done
+    [ ! -e "$R/run/coco-agent.sock" ] || fail "virtcocod on B left its socket behind" || return 1
+    soff=$(console_size A)
+    m0=$(now)
+    out=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
+    rc=$?
+    hook_on B
+    echo "  virsh migrate failed after $(since "$m0") s: $out"
+    setsid nsenter --net="/run/netns/${NETNS_PREFIX}B" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
+        >> "$R/virtcocod.log" 2>&1 < /dev/null &
+    echo $! > "$R/virtcocod.pid"
+    [ $rc != 0 ] || fail "migration succeeded without the destination's agent" || return 1
+    echo "$out" | grep -q "qemu-coco: the host agent refused to start the migration" ||
+        fail "the error does not name the agent's refusal" || return 1
+    rec=$(agent_record A source)
+    echo "  agent A (source): $rec"
+    [ "$(echo "$rec" | cut -d' ' -f2)" = failed ] || fail "the source's record is not 'failed'" || return 1
+    assert_no_domain B || return 1
+    s=$(virsh_h A domstate --reason guest)
+    case "$s" in
+    "running"*) ;;
+    *) fail "host A: source is '$s' without a peer agent" || return 1 ;;
+    esac
+    wait_lines A "$soff" "HB" 3 20 || return 1
+    [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A" || return 1
+    i=0
+    until [ -S "$R/run/coco-agent.sock" ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on B did not come back" || return 1; sleep 0.1
+    done
 }
 
 # Both hosts without agent_socket: qemu-coco must then be a pure relay.
@@ -136,6 +213,8 @@ scenario "virsh migrate --live A->B" s_migrate &&
 scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
 scenario "virsh save on A, restore on B" s_save_restore &&
 scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
+scenario "policy forbids host B (B's hook off): the agent refuses, source keeps running" s_refuse &&
+scenario "agent on B down (B's hook off): A's agent refuses, source keeps running" s_peer_down &&
 scenario "hook: agent on B down, B's hook refuses before QEMU starts, source keeps running" s_hook_agent_down &&
 scenario "hook: policy forbids host B, B's hook refuses, source keeps running" s_hook_policy &&
 scenario "virt-coco migrate --confidential --live --verbose --timeline A->B" s_cli_migrate &&

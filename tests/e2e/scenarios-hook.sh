@@ -69,3 +69,9 @@ s_hook_policy() {
     [ $rc != 0 ] || fail "migration succeeded although the policy forbids host B" || return 1
     hook_assert_refused "$out" "policy refuses the destination" "$nsrc" "$qlog" "$soff"
 }
+
+# Host $1's hook off and on again. libvirtd lists hooks/qemu.d at every
+# call and skips files that are not executable (it needs the directory to
+# hold an executable when it starts: hosts-up.sh installs it before).
+hook_off() { chmod a-x "$(host_dir "$1")/etc/hooks/qemu.d/50-libvirt-coco"; }
+hook_on() { chmod 0755 "$(host_dir "$1")/etc/hooks/qemu.d/50-libvirt-coco"; }
