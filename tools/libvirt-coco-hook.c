@@ -181,14 +181,15 @@ cocoHookCheckVfio(const char *xml, const CocoMigrationDef *def, GError **error)
     g_autoptr(GError) err = NULL;
     CocoVfioPolicyResult res = {0};
     CocoVfioFixStatus fix = COCO_VFIO_FIX_UNKNOWN;
+    size_t nhostdevs;
     int ret;
 
     if (cocoVfioPolicyCheckDomain(xml, def, COCO_VFIO_FIX_NOT_NEEDED, &res,
                                   error) < 0)
         return -1;
-    ret = res.nhostdevs;
+    nhostdevs = res.nhostdevs;
     cocoVfioPolicyResultClear(&res);
-    if (ret == 0)
+    if (nhostdevs == 0)
         return 0;
     if ((report = cocoVfioCheckHost(devroot && *devroot ? devroot : "/dev", -1,
                                     NULL, &err)))
