@@ -11,6 +11,7 @@
  */
 
 #include "virt-coco.h"
+#include "virt-coco-preflight.h"
 #include "agent/cocoagentconfig.h"
 #include "agent/cocoagentpeer.h"
 #include "conf/cocomigrationdef.h"
@@ -28,7 +29,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define COCO_MIGRATE_AGENT_TIMEOUT 5 /* seconds, for every preflight step */
 #define COCO_MIGRATE_POLL_MS 250
 #define COCO_MIGRATE_SOCKET_ENV "VIRT_COCO_AGENT_SOCKET"
 
@@ -182,119 +182,6 @@ cocoMigrateFail(CocoCtl *ctl, const GError *error)
 
 /* ---- the source agent's unix socket -------------------------------------- */
 
-static int
-cocoMigrateAgentConnect(const char *path, GError **error)
-{
-    struct sockaddr_un addr = {0};
-    struct timeval tv = {.tv_sec = COCO_MIGRATE_AGENT_TIMEOUT};
-    int fd;
-
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                            _("agent socket path '%1$s' is too long"), path);
-    addr.sun_family = AF_UNIX;
-    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return cocoErrorSetSystem(error, errno, "%s",
-                                  _("cannot create a unix socket"));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        int err = errno;
-
-        close(fd);
-        return cocoErrorSetSystem(
-            error, err,
-            _("the source host's agent is not reachable at '%1$s' (is virtcocod running?)"),
-            path);
-    }
-    return fd;
-}
-
-static int
-cocoMigrateAgentSend(int fd, const char *type, GError **error)
-{
-    g_autofree char *line = g_strdup_printf("{\"type\":\"%s\"}\n", type);
-    int rc = cocoFdSendAll(fd, line, strlen(line));
-
-    if (rc < 0)
-        return cocoErrorSetSystem(error, -rc, "%s",
-                                  _("cannot write to the source agent"));
-    return 0;
-}
-
-/* Parse one line of the agent; NULL if it is not a JSON object. */
-static JsonObject *
-cocoMigrateParseLine(const char *line, gssize len)
-{
-    g_autoptr(JsonParser) parser = json_parser_new();
-    JsonNode *root;
-
-    if (!json_parser_load_from_data(parser, line, len, NULL) ||
-        !(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root))
-        return NULL;
-    return json_object_ref(json_node_get_object(root));
-}
-
-/* Take the next whole line out of @in, or NULL. */
-static JsonObject *
-cocoMigrateTakeLine(GString *in, bool *got)
-{
-    char *nl = memchr(in->str, '\n', in->len);
-    JsonObject *obj;
-
-    *got = false;
-    if (!nl)
-        return NULL;
-    *got = true;
-    obj = cocoMigrateParseLine(in->str, nl - in->str);
-    g_string_erase(in, 0, nl - in->str + 1);
-    return obj;
-}
-
-/* Send {"type": @type} and wait (blocking, with the socket's timeout) for
- * the answer of that type or "refused". */
-static JsonObject *
-cocoMigrateAgentRequest(int fd, GString *in, const char *type, GError **error)
-{
-    if (cocoMigrateAgentSend(fd, type, error) < 0)
-        return NULL;
-    for (;;) {
-        char buf[65536];
-        bool got;
-        JsonObject *obj;
-        ssize_t n;
-
-        while ((obj = cocoMigrateTakeLine(in, &got)) || got) {
-            const char *t;
-
-            if (!obj)
-                continue;
-            t = json_object_get_string_member_with_default(obj, "type", "");
-            if (STREQ(t, type) || STREQ(t, "refused"))
-                return obj;
-            json_object_unref(obj);
-        }
-        n = recv(fd, buf, sizeof(buf), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            cocoErrorSetSystem(error, errno,
-                               _("the source agent did not answer '%1$s'"),
-                               type);
-            return NULL;
-        }
-        if (n == 0) {
-            cocoErrorSet(
-                error, COCO_ERROR_QMP_AGENT,
-                _("the source agent closed the connection instead of answering '%1$s'"),
-                type);
-            return NULL;
-        }
-        g_string_append_len(in, buf, n);
-    }
-}
-
 /* ---- preflight --------------------------------------------------------- */
 
 /* The host the agents will use: that of the migration URI when given,
@@ -353,126 +240,6 @@ cocoMigrateDestHost(CocoMigrateJob *job, const char *migrateuri, char **host,
     return 0;
 }
 
-static int
-cocoMigrateHexId(const char *hex, uint8_t *id)
-{
-    size_t i;
-
-    if (!hex || strlen(hex) != COCO_PLATFORM_ID_LEN * 2)
-        return -1;
-    for (i = 0; i < COCO_PLATFORM_ID_LEN; i++) {
-        int hi = g_ascii_xdigit_value(hex[2 * i]);
-        int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
-
-        if (hi < 0 || lo < 0)
-            return -1;
-        id[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-/* (c) a usable firmware backend: the agents serve only the emulated one. */
-static int
-cocoMigrateCheckFirmware(JsonObject *probe, const char *which, GError **error)
-{
-    const char *fw =
-        json_object_get_string_member_with_default(probe, "firmware", "");
-
-    if (STRNEQ(fw, "emulated"))
-        return cocoErrorSet(
-            error, COCO_ERROR_NOT_SUPPORTED,
-            _("the %1$s host's agent reports firmware backend '%2$s', which cannot migrate a confidential guest"),
-            which, fw);
-    return 0;
-}
-
-/* (d) the destination's platform against the domain's destination rules,
- * with the emulated firmware's own check. */
-static int
-cocoMigrateCheckPolicy(const CocoMigrationDef *def, JsonObject *probe,
-                       const char *host, GError **error)
-{
-    JsonObject *pf = json_object_get_object_member(probe, "platform");
-    JsonObject *tcb = pf ? json_object_get_object_member(pf, "tcb") : NULL;
-    uint8_t id[COCO_PLATFORM_ID_LEN];
-    unsigned int svn[COCO_TCB_COMPONENT_LAST] = {0};
-    g_autofree uint8_t(*allowed)[COCO_PLATFORM_ID_LEN] = NULL;
-    size_t i;
-
-    if (!pf || !tcb ||
-        cocoMigrateHexId(
-            json_object_get_string_member_with_default(pf, "id", NULL), id) < 0)
-        return cocoErrorSet(
-            error, COCO_ERROR_QMP_AGENT,
-            _("the destination agent on '%1$s' did not name its platform and TCB"),
-            host);
-    for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++) {
-        const char *name = cocoTcbComponentTypeToString(i);
-        gint64 v = json_object_get_int_member_with_default(tcb, name, -1);
-
-        if (v < 0 || v > 65535)
-            return cocoErrorSet(
-                error, COCO_ERROR_QMP_AGENT,
-                _("the destination agent on '%1$s' reports no valid SVN for TCB component '%2$s'"),
-                host, name);
-        svn[i] = (unsigned int)v;
-    }
-    if (!def->has_destinations)
-        return 0;
-    allowed = g_malloc0_n(def->nplatforms + 1, COCO_PLATFORM_ID_LEN);
-    for (i = 0; i < def->nplatforms; i++)
-        memcpy(allowed[i], def->platforms[i].id, COCO_PLATFORM_ID_LEN);
-    if (cocoEmuCheckDestination((const uint8_t(*)[COCO_PLATFORM_ID_LEN])allowed,
-                                def->nplatforms, def->min_tcbs, def->nmin_tcbs,
-                                id, svn, error) < 0) {
-        cocoErrorPrefix(
-            error, _("the domain's policy refuses the destination '%1$s': "),
-            host);
-        return -1;
-    }
-    return 0;
-}
-
-/* (e) the domain's <emulator> is qemu-coco. */
-static int
-cocoMigrateCheckEmulator(const char *xml, const char *domname, GError **error)
-{
-    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                      XML_PARSE_NOWARNING);
-    xmlNodePtr n;
-    xmlNodePtr m;
-    g_autofree char *emulator = NULL;
-
-    for (n = doc ? xmlDocGetRootElement(doc)->children : NULL; n; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE ||
-            !xmlStrEqual(n->name, BAD_CAST "devices"))
-            continue;
-        for (m = n->children; m; m = m->next) {
-            if (m->type == XML_ELEMENT_NODE &&
-                xmlStrEqual(m->name, BAD_CAST "emulator")) {
-                xmlChar *text = xmlNodeGetContent(m);
-
-                g_free(emulator);
-                emulator = g_strstrip(g_strdup((const char *)text));
-                xmlFree(text);
-            }
-        }
-    }
-    xmlFreeDoc(doc);
-    if (!emulator)
-        return cocoErrorSet(
-            error, COCO_ERROR_CONFIG_CONFLICT,
-            _("domain '%1$s' names no <emulator>: only qemu-coco can migrate it confidentially"),
-            domname);
-    if (!g_str_has_suffix(emulator, "/qemu-coco"))
-        return cocoErrorSet(
-            error, COCO_ERROR_CONFIG_CONFLICT,
-            _("the emulator of domain '%1$s' is '%2$s', not qemu-coco: its memory would cross hosts in QEMU's clear stream"),
-            domname, emulator);
-    return 0;
-}
-
 static char *
 cocoMigrateSocketPath(const CocoMigrateOpts *o)
 {
@@ -501,9 +268,12 @@ cocoMigratePreflight(CocoMigrateJob *job, const CocoMigrationDef *def,
     int fd;
 
     /* (a) the source host's agent */
-    if ((fd = cocoMigrateAgentConnect(path, error)) < 0)
-        return -1;
-    src = cocoMigrateAgentRequest(fd, in, "probe", &err);
+    if ((fd = cocoPreflightAgentConnect(path)) < 0)
+        return cocoErrorSetSystem(
+            error, -fd,
+            _("the source host's agent is not reachable at '%1$s' (is virtcocod running?)"),
+            path);
+    src = cocoPreflightAgentRequest(fd, in, "probe", &err);
     close(fd);
     if (!src ||
         STRNEQ(json_object_get_string_member_with_default(src, "type", ""),
@@ -526,17 +296,17 @@ cocoMigratePreflight(CocoMigrateJob *job, const CocoMigrationDef *def,
     if (cocoMigrateDestHost(job, migrateuri, &host, error) < 0)
         return -1;
     if (!(dst = cocoAgentPeerProbe(host, (unsigned int)peer_port,
-                                   COCO_MIGRATE_AGENT_TIMEOUT, &err)))
+                                   COCO_PREFLIGHT_AGENT_TIMEOUT, &err)))
         return cocoErrorSet(
             error, COCO_ERROR_QMP_AGENT,
             _("the destination host's agent at '%1$s' port '%2$u' is not reachable: %3$s"),
             host, (unsigned int)peer_port, err->message);
 
     /* (c) firmware, (d) policy, (e) emulator */
-    if (cocoMigrateCheckFirmware(src, _("source"), error) < 0 ||
-        cocoMigrateCheckFirmware(dst, _("destination"), error) < 0 ||
-        cocoMigrateCheckPolicy(def, dst, host, error) < 0 ||
-        cocoMigrateCheckEmulator(xml, o->domname, error) < 0)
+    if (cocoPreflightCheckFirmware(src, _("source"), error) < 0 ||
+        cocoPreflightCheckFirmware(dst, _("destination"), error) < 0 ||
+        cocoPreflightCheckPolicy(def, dst, host, error) < 0 ||
+        cocoPreflightCheckEmulator(xml, o->domname, error) < 0)
         return -1;
     return 0;
 }
@@ -557,8 +327,11 @@ cocoMigrateStatusOpen(CocoMigrateJob *job)
 
     job->status_fd = -1;
     job->known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    if ((fd = cocoMigrateAgentConnect(path, &err)) < 0 ||
-        !(obj = cocoMigrateAgentRequest(fd, job->status_in, "status", &err)) ||
+    if ((fd = cocoPreflightAgentConnect(path)) < 0)
+        cocoErrorSetSystem(&err, -fd, _("cannot connect to '%1$s'"), path);
+    if (fd < 0 ||
+        !(obj =
+              cocoPreflightAgentRequest(fd, job->status_in, "status", &err)) ||
         STRNEQ(json_object_get_string_member_with_default(obj, "type", ""),
                "status")) {
         fprintf(
@@ -691,7 +464,7 @@ cocoMigrateStatusRead(CocoMigrateJob *job)
         return false;
     }
     g_string_append_len(job->status_in, buf, n);
-    while ((obj = cocoMigrateTakeLine(job->status_in, &got)) || got) {
+    while ((obj = cocoPreflightTakeLine(job->status_in, &got)) || got) {
         if (!obj)
             continue;
         if (STREQ(json_object_get_string_member_with_default(obj, "type", ""),
@@ -718,7 +491,7 @@ cocoMigrateStatusPoll(CocoMigrateJob *job)
 {
     if (job->status_fd < 0 || job->status_pending)
         return;
-    if (cocoMigrateAgentSend(job->status_fd, "status", NULL) < 0) {
+    if (cocoPreflightAgentSend(job->status_fd, "status", NULL) < 0) {
         close(job->status_fd);
         job->status_fd = -1;
         return;
@@ -739,13 +512,13 @@ cocoMigrateRecordOver(JsonObject *rec)
 
 /* After the migration: blocking status requests for the final state of
  * the record (the source's session ends when its QEMU is gone, just after
- * libvirt's Confirm; give it COCO_MIGRATE_AGENT_TIMEOUT seconds). */
+ * libvirt's Confirm; give it COCO_PREFLIGHT_AGENT_TIMEOUT seconds). */
 static void
 cocoMigrateStatusFinal(CocoMigrateJob *job)
 {
-    struct timeval tv = {.tv_sec = COCO_MIGRATE_AGENT_TIMEOUT};
+    struct timeval tv = {.tv_sec = COCO_PREFLIGHT_AGENT_TIMEOUT};
     gint64 deadline =
-        g_get_monotonic_time() + COCO_MIGRATE_AGENT_TIMEOUT * G_USEC_PER_SEC;
+        g_get_monotonic_time() + COCO_PREFLIGHT_AGENT_TIMEOUT * G_USEC_PER_SEC;
 
     if (job->status_fd < 0)
         return;
@@ -763,8 +536,8 @@ cocoMigrateStatusFinal(CocoMigrateJob *job)
     while (job->status_fd >= 0) {
         g_autoptr(JsonObject) obj = NULL;
 
-        if (!(obj = cocoMigrateAgentRequest(job->status_fd, job->status_in,
-                                            "status", NULL)) ||
+        if (!(obj = cocoPreflightAgentRequest(job->status_fd, job->status_in,
+                                              "status", NULL)) ||
             STRNEQ(json_object_get_string_member_with_default(obj, "type", ""),
                    "status"))
             return;

@@ -25,6 +25,9 @@ getent passwd libvirt-qemu >/dev/null || lab_skip "user libvirt-qemu missing: ru
 command -v python3 >/dev/null || lab_skip "python3 missing (the lab reads the agents' JSON records)"
 [ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
 [ -n "${VIRTCOCOD:-}" ] && [ -x "$VIRTCOCOD" ] || lab_die "set VIRTCOCOD to the built virtcocod"
+# The qemu.d hook (docs/hook.rst), built next to virtcocod unless named.
+COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/50-libvirt-coco}
+[ -x "$COCO_HOOK" ] || lab_die "set COCO_HOOK to the built 50-libvirt-coco"
 # Where qemu-coco reads its configuration; each host binds its own copy.
 CONF=$("$QEMU_COCO" --coco-config-path)
 CONFDIR=$(dirname "$CONF")
@@ -82,6 +85,9 @@ for H in $HOSTS; do
     mkdir -p "$R/run" "$R/etc" "$R/lib/qemu" "$R/log/qemu" "$R/cache/qemu" \
              "$R/sysconf/libvirt-coco" "$LAB/ram/$H"
     U=$(echo "$H" | tr AB ab)
+    # libvirtd finds hooks when it starts: install before it does.
+    mkdir -p "$R/etc/hooks/qemu.d"
+    install -m 0755 "$COCO_HOOK" "$R/etc/hooks/qemu.d/50-libvirt-coco"
     cat > "$R/etc/libvirtd.conf" <<CONF
 auth_unix_ro = "none"
 auth_unix_rw = "none"

@@ -307,7 +307,7 @@ agent_start() {
     done
 }
 
-# Restart host $1's agent (SIGTERM, as s_peer_down), extra options $2...
+# Restart host $1's agent (SIGTERM, as s_hook_agent_down), extra options $2...
 agent_restart() {
     ar_h=$1
     shift

@@ -79,7 +79,9 @@ s_libvirtd_restart() {
 # The domain's policy (libvirt's live metadata, read by the agent from the
 # status file) allows only another platform: the source's firmware refuses
 # host B at PREPARE, the agent refuses 'migrate', QEMU never starts the
-# migration and the source runs on.
+# migration and the source runs on. B's hook is off for this (it would
+# refuse first: scenarios-hook.sh), so that the agents' own refusal is
+# still shown.
 # libvirt puts the root element into --uri with the prefix --key (and fails
 # when the element already declares that prefix); the children keep the
 # namespace they are written in: the default namespace, the same URI.
@@ -90,10 +92,12 @@ set_policy() { # host destinations-children
 }
 s_refuse() {
     soff=$(console_size A)
+    hook_off B || return 1
     set_policy A '<platform id="abababababababababababababababababababababababababababababababab" name="elsewhere"/>' ||
         fail "cannot set the domain's policy" || return 1
     out=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
     rc=$?
+    hook_on B
     set_policy A '<minTcb component="module" svn="0"/>' || fail "cannot restore the policy" || return 1
     [ $rc != 0 ] || fail "migration succeeded although the policy forbids host B" || return 1
     echo "  virsh: $out"
@@ -117,9 +121,11 @@ s_refuse() {
 
 # Host B's agent is down: A's agent cannot reach its peer, refuses
 # 'migrate' with the reason, the source runs on, B keeps no domain. B's
-# agent is then started again as hosts-up.sh does.
+# agent is then started again as hosts-up.sh does. B's hook is off (it
+# would refuse first: scenarios-hook.sh).
 s_peer_down() {
     R=$(host_dir B)
+    hook_off B || return 1
     p=$(cat "$R/virtcocod.pid")
     kill -TERM "$p"
     i=0
@@ -131,6 +137,7 @@ s_peer_down() {
     m0=$(now)
     out=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
     rc=$?
+    hook_on B
     echo "  virsh migrate failed after $(since "$m0") s: $out"
     setsid nsenter --net="/run/netns/${NETNS_PREFIX}B" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
         >> "$R/virtcocod.log" 2>&1 < /dev/null &
@@ -157,7 +164,12 @@ s_peer_down() {
 
 # Both hosts without agent_socket: qemu-coco must then be a pure relay.
 # The guest moves into a no-agent QEMU by save/restore (no second boot).
+# Such a host cannot receive a confidential domain (docs/hook.rst), so the
+# guest first loses its <coco:migration> element: the hooks let a domain
+# without it through on restore and on the incoming migration.
 s_no_agent() {
+    out=$(virsh_h A metadata guest --uri "$COCO_NS" --live --remove 2>&1) ||
+        fail "cannot remove the element: $out" || return 1
     for H in $HOSTS; do
         sed -i '/^agent_socket/d' "$(host_dir "$H")/sysconf/libvirt-coco/qemu-coco.conf"
     done
@@ -201,8 +213,10 @@ scenario "virsh migrate --live A->B" s_migrate &&
 scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
 scenario "virsh save on A, restore on B" s_save_restore &&
 scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
-scenario "policy forbids host B: the agent refuses, source keeps running" s_refuse &&
-scenario "agent on B down: A's agent refuses, source keeps running" s_peer_down &&
+scenario "policy forbids host B (B's hook off): the agent refuses, source keeps running" s_refuse &&
+scenario "agent on B down (B's hook off): A's agent refuses, source keeps running" s_peer_down &&
+scenario "hook: agent on B down, B's hook refuses before QEMU starts, source keeps running" s_hook_agent_down &&
+scenario "hook: policy forbids host B, B's hook refuses, source keeps running" s_hook_policy &&
 scenario "virt-coco migrate --confidential --live --verbose --timeline A->B" s_cli_migrate &&
 scenario "virt-coco migrate --confidential --p2p --json B->A" s_cli_migrate_p2p_json &&
 scenario "virt-coco migrate: B's agent down, preflight refuses, source keeps running" s_cli_preflight_refused &&

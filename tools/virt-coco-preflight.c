@@ -1,0 +1,248 @@
+/*
+ * virt-coco-preflight.c: the checks a host makes before a confidential
+ * migration, shared by "virt-coco migrate" and the libvirt hook
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "internal.h"
+#include "virt-coco-preflight.h"
+#include "conf/cocomigrationdef.h"
+#include "firmware/cocoemu.h"
+#include "util/cocoerror.h"
+#include "util/cocofd.h"
+
+#include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int
+cocoPreflightAgentConnect(const char *path)
+{
+    struct sockaddr_un addr = {0};
+    struct timeval tv = {.tv_sec = COCO_PREFLIGHT_AGENT_TIMEOUT};
+    int fd;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int err = errno;
+
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+int
+cocoPreflightAgentSend(int fd, const char *type, GError **error)
+{
+    g_autofree char *line = g_strdup_printf("{\"type\":\"%s\"}\n", type);
+    int rc = cocoFdSendAll(fd, line, strlen(line));
+
+    if (rc < 0)
+        return cocoErrorSetSystem(error, -rc, "%s",
+                                  _("cannot write to the agent"));
+    return 0;
+}
+
+/* Parse one line of the agent; NULL if it is not a JSON object. */
+static JsonObject *
+cocoPreflightParseLine(const char *line, gssize len)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonNode *root;
+
+    if (!json_parser_load_from_data(parser, line, len, NULL) ||
+        !(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root))
+        return NULL;
+    return json_object_ref(json_node_get_object(root));
+}
+
+/* Take the next whole line out of @in, or NULL. */
+JsonObject *
+cocoPreflightTakeLine(GString *in, bool *got)
+{
+    char *nl = memchr(in->str, '\n', in->len);
+    JsonObject *obj;
+
+    *got = false;
+    if (!nl)
+        return NULL;
+    *got = true;
+    obj = cocoPreflightParseLine(in->str, nl - in->str);
+    g_string_erase(in, 0, nl - in->str + 1);
+    return obj;
+}
+
+/* Send {"type": @type} and wait (blocking, with the socket's timeout) for
+ * the answer of that type or "refused". */
+JsonObject *
+cocoPreflightAgentRequest(int fd, GString *in, const char *type, GError **error)
+{
+    if (cocoPreflightAgentSend(fd, type, error) < 0)
+        return NULL;
+    for (;;) {
+        char buf[65536];
+        bool got;
+        JsonObject *obj;
+        ssize_t n;
+
+        while ((obj = cocoPreflightTakeLine(in, &got)) || got) {
+            const char *t;
+
+            if (!obj)
+                continue;
+            t = json_object_get_string_member_with_default(obj, "type", "");
+            if (STREQ(t, type) || STREQ(t, "refused"))
+                return obj;
+            json_object_unref(obj);
+        }
+        n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            cocoErrorSetSystem(error, errno,
+                               _("the agent did not answer '%1$s'"), type);
+            return NULL;
+        }
+        if (n == 0) {
+            cocoErrorSet(
+                error, COCO_ERROR_QMP_AGENT,
+                _("the agent closed the connection instead of answering '%1$s'"),
+                type);
+            return NULL;
+        }
+        g_string_append_len(in, buf, n);
+    }
+}
+
+static int
+cocoPreflightHexId(const char *hex, uint8_t *id)
+{
+    size_t i;
+
+    if (!hex || strlen(hex) != COCO_PLATFORM_ID_LEN * 2)
+        return -1;
+    for (i = 0; i < COCO_PLATFORM_ID_LEN; i++) {
+        int hi = g_ascii_xdigit_value(hex[2 * i]);
+        int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return -1;
+        id[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* (c) a usable firmware backend: the agents serve only the emulated one. */
+int
+cocoPreflightCheckFirmware(JsonObject *probe, const char *which, GError **error)
+{
+    const char *fw =
+        json_object_get_string_member_with_default(probe, "firmware", "");
+
+    if (STRNEQ(fw, "emulated"))
+        return cocoErrorSet(
+            error, COCO_ERROR_NOT_SUPPORTED,
+            _("the %1$s host's agent reports firmware backend '%2$s', which cannot migrate a confidential guest"),
+            which, fw);
+    return 0;
+}
+
+/* (d) the destination's platform against the domain's destination rules,
+ * with the emulated firmware's own check. */
+int
+cocoPreflightCheckPolicy(const CocoMigrationDef *def, JsonObject *probe,
+                         const char *host, GError **error)
+{
+    JsonObject *pf = json_object_get_object_member(probe, "platform");
+    JsonObject *tcb = pf ? json_object_get_object_member(pf, "tcb") : NULL;
+    uint8_t id[COCO_PLATFORM_ID_LEN];
+    unsigned int svn[COCO_TCB_COMPONENT_LAST] = {0};
+    g_autofree uint8_t(*allowed)[COCO_PLATFORM_ID_LEN] = NULL;
+    size_t i;
+
+    if (!pf || !tcb ||
+        cocoPreflightHexId(
+            json_object_get_string_member_with_default(pf, "id", NULL), id) < 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_QMP_AGENT,
+            _("the destination agent on '%1$s' did not name its platform and TCB"),
+            host);
+    for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++) {
+        const char *name = cocoTcbComponentTypeToString(i);
+        gint64 v = json_object_get_int_member_with_default(tcb, name, -1);
+
+        if (v < 0 || v > 65535)
+            return cocoErrorSet(
+                error, COCO_ERROR_QMP_AGENT,
+                _("the destination agent on '%1$s' reports no valid SVN for TCB component '%2$s'"),
+                host, name);
+        svn[i] = (unsigned int)v;
+    }
+    if (!def->has_destinations)
+        return 0;
+    allowed = g_malloc0_n(def->nplatforms + 1, COCO_PLATFORM_ID_LEN);
+    for (i = 0; i < def->nplatforms; i++)
+        memcpy(allowed[i], def->platforms[i].id, COCO_PLATFORM_ID_LEN);
+    if (cocoEmuCheckDestination((const uint8_t(*)[COCO_PLATFORM_ID_LEN])allowed,
+                                def->nplatforms, def->min_tcbs, def->nmin_tcbs,
+                                id, svn, error) < 0) {
+        cocoErrorPrefix(
+            error, _("the domain's policy refuses the destination '%1$s': "),
+            host);
+        return -1;
+    }
+    return 0;
+}
+
+/* (e) the domain's <emulator> is qemu-coco. */
+int
+cocoPreflightCheckEmulator(const char *xml, const char *domname, GError **error)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                      XML_PARSE_NOWARNING);
+    xmlNodePtr n;
+    xmlNodePtr m;
+    g_autofree char *emulator = NULL;
+
+    for (n = doc ? xmlDocGetRootElement(doc)->children : NULL; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE ||
+            !xmlStrEqual(n->name, BAD_CAST "devices"))
+            continue;
+        for (m = n->children; m; m = m->next) {
+            if (m->type == XML_ELEMENT_NODE &&
+                xmlStrEqual(m->name, BAD_CAST "emulator")) {
+                xmlChar *text = xmlNodeGetContent(m);
+
+                g_free(emulator);
+                emulator = g_strstrip(g_strdup((const char *)text));
+                xmlFree(text);
+            }
+        }
+    }
+    xmlFreeDoc(doc);
+    if (!emulator)
+        return cocoErrorSet(
+            error, COCO_ERROR_CONFIG_CONFLICT,
+            _("domain '%1$s' names no <emulator>: only qemu-coco can migrate it confidentially"),
+            domname);
+    if (!g_str_has_suffix(emulator, "/qemu-coco"))
+        return cocoErrorSet(
+            error, COCO_ERROR_CONFIG_CONFLICT,
+            _("the emulator of domain '%1$s' is '%2$s', not qemu-coco: its memory would cross hosts in QEMU's clear stream"),
+            domname, emulator);
+    return 0;
+}

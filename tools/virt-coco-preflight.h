@@ -1,0 +1,66 @@
+/*
+ * virt-coco-preflight.h: the checks a host makes before a confidential
+ * migration, shared by "virt-coco migrate" and the libvirt hook
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The local agent's probe (docs/virtcocod.rst), its firmware backend, the
+ * domain's destination policy against a probed platform and the domain's
+ * <emulator>.
+ */
+
+#pragma once
+
+#include "internal.h"
+#include "libvirt-coco/coco-migration-def.h"
+
+#include <json-glib/json-glib.h>
+
+#define COCO_PREFLIGHT_AGENT_TIMEOUT 5 /* seconds, for every agent request */
+
+/*
+ * cocoPreflightAgentConnect:
+ * Connect to the agent's unix socket @path with send and receive timeouts.
+ * Returns the descriptor, or -errno (the caller words the error).
+ */
+int cocoPreflightAgentConnect(const char *path);
+
+/*
+ * cocoPreflightAgentRequest:
+ * Send {"type": @type} on @fd and wait (with the socket's timeout) for the
+ * answer of that type or "refused". @in keeps bytes read beyond it.
+ */
+JsonObject *cocoPreflightAgentRequest(int fd, GString *in, const char *type,
+                                      GError **error);
+
+/*
+ * cocoPreflightCheckFirmware:
+ * The @probe answer's firmware backend can migrate a confidential guest.
+ * @which names the host in the message (translated "source",
+ * "destination").
+ */
+int cocoPreflightCheckFirmware(JsonObject *probe, const char *which,
+                               GError **error);
+
+/*
+ * cocoPreflightCheckPolicy:
+ * The platform and TCB of the @probe answer of the agent on @host against
+ * the destination rules of @def (cocoEmuCheckDestination()).
+ */
+int cocoPreflightCheckPolicy(const CocoMigrationDef *def, JsonObject *probe,
+                             const char *host, GError **error);
+
+/*
+ * cocoPreflightCheckEmulator:
+ * The <emulator> of the domain document @xml (named @domname) is
+ * qemu-coco.
+ */
+int cocoPreflightCheckEmulator(const char *xml, const char *domname,
+                               GError **error);
+
+/* Send {"type": @type} on @fd. */
+int cocoPreflightAgentSend(int fd, const char *type, GError **error);
+
+/* Take the next whole line out of @in: the JSON object it holds, or NULL
+ * (*@got tells whether a line was taken). */
+JsonObject *cocoPreflightTakeLine(GString *in, bool *got);
