@@ -45,7 +45,7 @@ expect() {
     fi
 }
 
-echo "1..14"
+echo "1..16"
 expect "capabilities help metadata migrate validate vfio" ""
 expect "metadata migrate" m
 expect "--connect" --con
@@ -67,4 +67,7 @@ else
     fails=$((fails + 1))
 fi
 expect "validate vfio" help v
+# --option=VALUE, split by bash at '='
+expect "emulated kvm" capabilities --backend =
+expect "guest1 guest2" migrate --dname = new --xml = f.xml gu
 [ "$fails" = 0 ]
