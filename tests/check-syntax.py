@@ -162,7 +162,9 @@ def check_rst(top):
         print("SKIP: rst2html not installed")
         return 77
     ret = 0
-    docs = glob.glob(os.path.join(top, "docs", "*.rst")) + [os.path.join(top, "README.rst")]
+    docs = (glob.glob(os.path.join(top, "docs", "*.rst"))
+            + glob.glob(os.path.join(top, "docs", "man", "*.rst"))
+            + [os.path.join(top, "README.rst")])
     for f in sorted(docs):
         r = subprocess.run([exe, "--halt=warning", "--report=warning", f, os.devnull],
                            capture_output=True, text=True)
