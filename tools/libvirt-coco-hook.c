@@ -164,7 +164,7 @@ cocoHookCheckIncoming(const char *xml, const CocoMigrationDef *def,
         !(probe = cocoHookProbe(error)))
         return -1;
     host = cocoHookHostName(probe);
-    if (cocoPreflightCheckFirmware(probe, _("destination"), error) < 0 ||
+    if (cocoPreflightCheckFirmware(probe, false, error) < 0 ||
         cocoPreflightCheckPolicy(def, probe, host, error) < 0)
         return -1;
     return 0;

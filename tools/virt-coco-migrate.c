@@ -303,8 +303,8 @@ cocoMigratePreflight(CocoMigrateJob *job, const CocoMigrationDef *def,
             host, (unsigned int)peer_port, err->message);
 
     /* (c) firmware, (d) policy, (e) emulator */
-    if (cocoPreflightCheckFirmware(src, _("source"), error) < 0 ||
-        cocoPreflightCheckFirmware(dst, _("destination"), error) < 0 ||
+    if (cocoPreflightCheckFirmware(src, true, error) < 0 ||
+        cocoPreflightCheckFirmware(dst, false, error) < 0 ||
         cocoPreflightCheckPolicy(def, dst, host, error) < 0 ||
         cocoPreflightCheckEmulator(xml, o->domname, error) < 0)
         return -1;

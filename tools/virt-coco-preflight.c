@@ -147,17 +147,23 @@ cocoPreflightHexId(const char *hex, uint8_t *id)
 
 /* (c) a usable firmware backend: the agents serve only the emulated one. */
 int
-cocoPreflightCheckFirmware(JsonObject *probe, const char *which, GError **error)
+cocoPreflightCheckFirmware(JsonObject *probe, bool source, GError **error)
 {
     const char *fw =
         json_object_get_string_member_with_default(probe, "firmware", "");
 
-    if (STRNEQ(fw, "emulated"))
+    if (STREQ(fw, "emulated"))
+        return 0;
+    /* One whole message per role: translations inflect the role. */
+    if (source)
         return cocoErrorSet(
             error, COCO_ERROR_NOT_SUPPORTED,
-            _("the %1$s host's agent reports firmware backend '%2$s', which cannot migrate a confidential guest"),
-            which, fw);
-    return 0;
+            _("the source host's agent reports firmware backend '%1$s', which cannot migrate a confidential guest"),
+            fw);
+    return cocoErrorSet(
+        error, COCO_ERROR_NOT_SUPPORTED,
+        _("the destination host's agent reports firmware backend '%1$s', which cannot migrate a confidential guest"),
+        fw);
 }
 
 /* (d) the destination's platform against the domain's destination rules,

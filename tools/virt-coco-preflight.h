@@ -36,11 +36,10 @@ JsonObject *cocoPreflightAgentRequest(int fd, GString *in, const char *type,
 /*
  * cocoPreflightCheckFirmware:
  * The @probe answer's firmware backend can migrate a confidential guest.
- * @which names the host in the message (translated "source",
- * "destination").
+ * @source: the answer is the source host's agent's (else the destination's);
+ * the message names which.
  */
-int cocoPreflightCheckFirmware(JsonObject *probe, const char *which,
-                               GError **error);
+int cocoPreflightCheckFirmware(JsonObject *probe, bool source, GError **error);
 
 /*
  * cocoPreflightCheckPolicy:
