@@ -11,6 +11,8 @@
 
 #include "internal.h"
 
+#include "cocotestagent.h"
+
 #include <json-glib/json-glib.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -371,56 +373,6 @@ testVfioCheck(void)
 
 /* ---- migrate --confidential -------------------------------------------- */
 
-/* A virtcocod on loopback, a port of the kernel's choice. */
-typedef struct {
-    char *dir;
-    char *sock;
-    GPid pid;
-} TestAgent;
-
-static void
-testAgentStart(TestAgent *a)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *conf = NULL;
-    g_autofree char *text = NULL;
-    const char *argv[] = {g_getenv("VIRTCOCOD"), "-f", "-c", NULL, NULL};
-    int i;
-
-    a->dir = g_dir_make_tmp("virtcocotest-XXXXXX", &err);
-    g_assert_no_error(err);
-    a->sock = g_build_filename(a->dir, "agent.sock", NULL);
-    conf = g_build_filename(a->dir, "virtcocod.conf", NULL);
-    text =
-        g_strdup_printf("[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
-                        "platform=%s/platform.conf\nstate_dir=%s/migrations\n",
-                        a->sock, a->dir, a->dir);
-    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
-    argv[3] = conf;
-    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
-                                G_SPAWN_DO_NOT_REAP_CHILD |
-                                    G_SPAWN_STDOUT_TO_DEV_NULL |
-                                    G_SPAWN_STDERR_TO_DEV_NULL,
-                                NULL, NULL, &a->pid, &err));
-    g_assert_no_error(err);
-    for (i = 0; i < 5000 && !g_file_test(a->sock, G_FILE_TEST_EXISTS); i++)
-        g_usleep(1000);
-    g_assert_true(g_file_test(a->sock, G_FILE_TEST_EXISTS));
-}
-
-static void
-testAgentStop(TestAgent *a)
-{
-    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", a->dir);
-    int status;
-
-    kill(a->pid, SIGTERM);
-    waitpid(a->pid, &status, 0);
-    g_assert_cmpint(system(cmd), ==, 0);
-    g_free(a->dir);
-    g_free(a->sock);
-}
-
 /* The last line of @out as the "result" event. */
 static JsonObject *
 testResult(JsonParser *parser, const char *out)
@@ -537,10 +489,10 @@ testMigratePreflight(void)
     g_auto(TestRun) emulator = {0};
     g_auto(TestRun) nodest = {0};
     g_autoptr(JsonParser) parser = json_parser_new();
-    TestAgent a = {0};
+    CocoTestAgent a = {0};
     JsonObject *obj;
 
-    testAgentStart(&a);
+    cocoTestAgentStart(&a, "virtcocotest");
 
     /* "configured" wants TCB module SVN 1; a fresh platform has 0. */
     testRun(&policy, "-c", uri, "--json", "migrate", "--confidential",
@@ -568,7 +520,7 @@ testMigratePreflight(void)
     g_assert_cmpint(nodest.status, ==, 1);
     testAssertOneLineError(&nodest, "destination host's agent at '127.0.0.2'");
 
-    testAgentStop(&a);
+    cocoTestAgentStop(&a);
 }
 
 int
