@@ -307,17 +307,22 @@ agent_start() {
     done
 }
 
-# Restart host $1's agent (SIGTERM, as s_hook_agent_down), extra options $2...
+# Stop host $1's agent (SIGTERM; it ends its sessions and removes its
+# socket) and wait until it is gone.
+agent_stop() {
+    ao_p=$(cat "$(host_dir "$1")/virtcocod.pid")
+    kill -TERM "$ao_p" 2>/dev/null
+    i=0
+    while kill -0 "$ao_p" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $1 did not stop" || return 1; sleep 0.1
+    done
+}
+
+# Restart host $1's agent, extra options $2...
 agent_restart() {
     ar_h=$1
     shift
-    ar_r=$(host_dir "$ar_h")
-    ar_p=$(cat "$ar_r/virtcocod.pid")
-    kill -TERM "$ar_p" 2>/dev/null
-    i=0
-    while kill -0 "$ar_p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $ar_h did not stop" || return 1; sleep 0.1
-    done
+    agent_stop "$ar_h" || return 1
     agent_start "$ar_h" "$@"
 }
 

@@ -126,12 +126,7 @@ s_refuse() {
 s_peer_down() {
     R=$(host_dir B)
     hook_off B || return 1
-    p=$(cat "$R/virtcocod.pid")
-    kill -TERM "$p"
-    i=0
-    while kill -0 "$p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on B did not stop" || return 1; sleep 0.1
-    done
+    agent_stop B || return 1
     [ ! -e "$R/run/coco-agent.sock" ] || fail "virtcocod on B left its socket behind" || return 1
     soff=$(console_size A)
     m0=$(now)
@@ -139,9 +134,7 @@ s_peer_down() {
     rc=$?
     hook_on B
     echo "  virsh migrate failed after $(since "$m0") s: $out"
-    setsid nsenter --net="/run/netns/${NETNS_PREFIX}B" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
-        >> "$R/virtcocod.log" 2>&1 < /dev/null &
-    echo $! > "$R/virtcocod.pid"
+    agent_start B || return 1
     [ $rc != 0 ] || fail "migration succeeded without the destination's agent" || return 1
     echo "$out" | grep -q "qemu-coco: the host agent refused to start the migration" ||
         fail "the error does not name the agent's refusal" || return 1
@@ -156,10 +149,6 @@ s_peer_down() {
     esac
     wait_lines A "$soff" "HB" 3 20 || return 1
     [ "$(console_since A "$soff" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A" || return 1
-    i=0
-    until [ -S "$R/run/coco-agent.sock" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on B did not come back" || return 1; sleep 0.1
-    done
 }
 
 # Both hosts without agent_socket: qemu-coco must then be a pure relay.

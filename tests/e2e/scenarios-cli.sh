@@ -85,12 +85,7 @@ PY
 # The guest runs on, A's agent has no new record, B has no domain.
 s_cli_preflight_refused() {
     R=$(host_dir B)
-    p=$(cat "$R/virtcocod.pid")
-    kill -TERM "$p"
-    i=0
-    while kill -0 "$p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on B did not stop" || return 1; sleep 0.1
-    done
+    agent_stop B || return 1
     soff=$(console_size A)
     nsrc=$(records A)
     m0=$(now)
@@ -98,9 +93,7 @@ s_cli_preflight_refused() {
         > "$LAB/cli.out" 2> "$LAB/cli.err"
     rc=$?
     took=$(since "$m0")
-    setsid nsenter --net="/run/netns/${NETNS_PREFIX}B" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
-        >> "$R/virtcocod.log" 2>&1 < /dev/null &
-    echo $! > "$R/virtcocod.pid"
+    agent_start B || return 1
     echo "  refused after $took s (exit $rc): $(cat "$LAB/cli.err")"
     [ $rc = 1 ] || fail "exit $rc, not 1" || return 1
     [ "$(wc -l < "$LAB/cli.err")" = 1 ] || fail "the error is not one line" || return 1

@@ -34,12 +34,7 @@ hook_qemu_log_size() { stat -c %s "$(host_dir B)/log/qemu/guest.log" 2>/dev/null
 # then started again as hosts-up.sh does.
 s_hook_agent_down() {
     R=$(host_dir B)
-    p=$(cat "$R/virtcocod.pid")
-    kill -TERM "$p"
-    i=0
-    while kill -0 "$p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on B did not stop" || return 1; sleep 0.1
-    done
+    agent_stop B || return 1
     [ ! -e "$R/run/coco-agent.sock" ] || fail "virtcocod on B left its socket behind" || return 1
     soff=$(console_size A)
     nsrc=$(records A)
