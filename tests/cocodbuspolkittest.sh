@@ -81,6 +81,13 @@ CONF
 dbus-daemon --config-file="$tmp/system.conf" --nofork --print-address=1 \
     >"$tmp/address" 2>"$tmp/dbus.log" &
 pids="$pids $!"
+# The daemon prints its address once it listens: wait (bounded) for it, or
+# polkitd may try to connect before and exit.
+i=0
+while [ ! -s "$tmp/address" ] && [ $i -lt 300 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
 DBUS_SYSTEM_BUS_ADDRESS=unix:path=$tmp/system_bus_socket
 export DBUS_SYSTEM_BUS_ADDRESS
 unset G_DEBUG # gdbus and polkitd are not the code under test
