@@ -85,12 +85,30 @@ def main():
         env = dict(os.environ)
         env["DBUS_SESSION_BUS_ADDRESS"] = address
         env.pop("G_DEBUG", None)  # gdbus itself, not the code under test
+        open(os.path.join(tmp, "empty.conf"), "w").close()
 
         # A bad bus name is refused before anything starts.
         r = subprocess.run([VIRTCOCOD, "-f", "--dbus", "bogus"], env=env,
                            capture_output=True, text=True, timeout=60)
         ok(r.returncode == 1 and "unknown D-Bus bus 'bogus'" in r.stderr,
            "--dbus bogus is refused with the reason", r.stderr)
+
+        # No system bus (the lab's hosts): --dbus system stops the start
+        # with the reason.
+        nobus = dict(os.environ)
+        nobus["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=" + os.path.join(
+            tmp, "no-such-socket")
+        r = subprocess.run(
+            [VIRTCOCOD, "-f", "--dbus", "system", "--config",
+             os.path.join(tmp, "empty.conf"),
+             "--socket", os.path.join(tmp, "nobus.sock"), "--port", "0",
+             "--platform", os.path.join(tmp, "platform"),
+             "--state-dir", os.path.join(tmp, "state")],
+            env=nobus, capture_output=True, text=True, timeout=60)
+        ok(r.returncode == 1 and
+           "cannot connect to the D-Bus 'system' bus" in r.stderr,
+           "--dbus system without a system bus fails with the reason",
+           r.stderr)
 
         agent_conf = os.path.join(tmp, "virtcocod.conf")
         with open(agent_conf, "w") as f:

@@ -23,6 +23,10 @@ struct _CocoAgentDBus {
     GDBusConnection *conn;
     GDBusNodeInfo *node;
     bool system; /* polkit authorises; else the agent's own user only */
+#ifdef WITH_POLKIT
+    PolkitAuthority *authority; /* system bus only */
+    GCancellable *cancel; /* the checks in flight, cancelled at the end */
+#endif
     guint object_id;
     guint owner_id;
 };
@@ -87,73 +91,36 @@ cocoAgentDBusReturnError(GDBusMethodInvocation *inv, const GError *err)
     g_dbus_method_invocation_return_dbus_error(inv, name, err->message);
 }
 
-/* On a session bus, only the agent's own user. On the system bus, polkit
- * decides for the calling bus name. */
+/* On a session bus, only the agent's own user (polkit does not apply). */
 static int
-cocoAgentDBusAuthorize(CocoAgentDBus *dbus, GDBusMethodInvocation *inv,
-                       const char *action, GError **error)
+cocoAgentDBusAuthorizeSession(CocoAgentDBus *dbus, GDBusMethodInvocation *inv,
+                              GError **error)
 {
     const char *sender = g_dbus_method_invocation_get_sender(inv);
+    g_autoptr(GVariant) reply = NULL;
+    g_autoptr(GError) err = NULL;
+    guint32 uid;
 
     if (!sender)
         return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED, "%s",
                             _("a D-Bus call without a sender is not allowed"));
-    if (!dbus->system) {
-        g_autoptr(GVariant) reply = NULL;
-        g_autoptr(GError) err = NULL;
-        guint32 uid;
-
-        reply = g_dbus_connection_call_sync(
-            dbus->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-            "org.freedesktop.DBus", "GetConnectionUnixUser",
-            g_variant_new("(s)", sender), G_VARIANT_TYPE("(u)"),
-            G_DBUS_CALL_FLAGS_NONE, -1, NULL, &err);
-        if (!reply)
-            return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
-                                _("cannot identify the caller '%1$s': %2$s"),
-                                sender, err->message);
-        g_variant_get(reply, "(u)", &uid);
-        if (uid != getuid())
-            return cocoErrorSet(
-                error, COCO_ERROR_ACCESS_DENIED,
-                _("user '%1$u' may not call '%2$s' on the session bus of user '%3$u'"),
-                uid, g_dbus_method_invocation_get_method_name(inv),
-                (unsigned int)getuid());
-        return 0;
-    }
-#ifdef WITH_POLKIT
-    {
-        g_autoptr(PolkitAuthority) authority = NULL;
-        g_autoptr(PolkitSubject) subject = NULL;
-        g_autoptr(PolkitAuthorizationResult) result = NULL;
-        g_autoptr(GError) err = NULL;
-
-        if (!(authority = polkit_authority_get_sync(NULL, &err)))
-            return cocoErrorSet(
-                error, COCO_ERROR_ACCESS_DENIED,
-                _("cannot authorise '%1$s': polkit is not reachable: %2$s"),
-                action, err->message);
-        subject = polkit_system_bus_name_new(sender);
-        result = polkit_authority_check_authorization_sync(
-            authority, subject, action, NULL,
-            POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION, NULL,
-            &err);
-        if (!result)
-            return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
-                                _("cannot authorise '%1$s' for '%2$s': %3$s"),
-                                action, sender, err->message);
-        if (!polkit_authorization_result_get_is_authorized(result))
-            return cocoErrorSet(
-                error, COCO_ERROR_ACCESS_DENIED,
-                _("polkit denies action '%1$s' to the caller '%2$s'"), action,
-                sender);
-        return 0;
-    }
-#else
-    return cocoErrorSet(error, COCO_ERROR_NOT_SUPPORTED,
-                        _("cannot authorise '%1$s': built without polkit"),
-                        action);
-#endif
+    reply = g_dbus_connection_call_sync(
+        dbus->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+        "org.freedesktop.DBus", "GetConnectionUnixUser",
+        g_variant_new("(s)", sender), G_VARIANT_TYPE("(u)"),
+        G_DBUS_CALL_FLAGS_NONE, -1, NULL, &err);
+    if (!reply)
+        return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
+                            _("cannot identify the caller '%1$s': %2$s"),
+                            sender, err->message);
+    g_variant_get(reply, "(u)", &uid);
+    if (uid != getuid())
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("user '%1$u' may not call '%2$s' on the session bus of user '%3$u'"),
+            uid, g_dbus_method_invocation_get_method_name(inv),
+            (unsigned int)getuid());
+    return 0;
 }
 
 static GVariant *
@@ -196,24 +163,15 @@ cocoAgentDBusValidate(GVariant *params, GVariant **out, GError **error)
     return ret;
 }
 
+/* Run an authorised call and answer it. */
 static void
-cocoAgentDBusOnCall(GDBusConnection *conn G_GNUC_UNUSED,
-                    const char *sender G_GNUC_UNUSED,
-                    const char *path G_GNUC_UNUSED,
-                    const char *iface G_GNUC_UNUSED, const char *method,
-                    GVariant *params, GDBusMethodInvocation *inv,
-                    gpointer opaque)
+cocoAgentDBusDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
 {
-    CocoAgentDBus *dbus = opaque;
+    const char *method = g_dbus_method_invocation_get_method_name(inv);
+    GVariant *params = g_dbus_method_invocation_get_parameters(inv);
     g_autoptr(GError) err = NULL;
     GVariant *out = NULL;
 
-    if (cocoAgentDBusAuthorize(dbus, inv, COCO_AGENT_DBUS_ACTION_READ, &err) <
-        0) {
-        g_message("virtcocod: D-Bus %s refused: %s", method, err->message);
-        cocoAgentDBusReturnError(inv, err);
-        return;
-    }
     if (STREQ(method, "Validate")) {
         if (cocoAgentDBusValidate(params, &out, &err) < 0) {
             cocoAgentDBusReturnError(inv, err);
@@ -246,6 +204,100 @@ cocoAgentDBusOnCall(GDBusConnection *conn G_GNUC_UNUSED,
         return;
     }
     g_dbus_method_invocation_return_value(inv, out);
+}
+
+static void
+cocoAgentDBusRefuse(GDBusMethodInvocation *inv, const GError *err)
+{
+    g_message("virtcocod: D-Bus %s refused: %s",
+              g_dbus_method_invocation_get_method_name(inv), err->message);
+    cocoAgentDBusReturnError(inv, err);
+}
+
+#ifdef WITH_POLKIT
+typedef struct {
+    CocoAgentDBus *dbus;
+    GDBusMethodInvocation *inv;
+    const char *action;
+} CocoAgentDBusCheck;
+
+static void
+cocoAgentDBusOnPolkit(GObject *source, GAsyncResult *res, gpointer opaque)
+{
+    CocoAgentDBusCheck *check = opaque;
+    g_autoptr(PolkitAuthorizationResult) result = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) refusal = NULL;
+    const char *sender = g_dbus_method_invocation_get_sender(check->inv);
+
+    result = polkit_authority_check_authorization_finish(
+        POLKIT_AUTHORITY(source), res, &err);
+    if (!result)
+        cocoErrorSet(&refusal, COCO_ERROR_ACCESS_DENIED,
+                     _("cannot authorise '%1$s' for '%2$s': %3$s"),
+                     check->action, sender, err->message);
+    else if (!polkit_authorization_result_get_is_authorized(result))
+        cocoErrorSet(&refusal, COCO_ERROR_ACCESS_DENIED,
+                     _("polkit denies action '%1$s' to the caller '%2$s'"),
+                     check->action, sender);
+    /* After cocoAgentDBusFree(), @result is NULL (cancelled): refuse
+     * without touching check->dbus. */
+    if (refusal)
+        cocoAgentDBusRefuse(check->inv, refusal);
+    else
+        cocoAgentDBusDispatch(check->dbus, check->inv);
+    g_object_unref(check->inv);
+    g_free(check);
+}
+#endif
+
+static void
+cocoAgentDBusOnCall(GDBusConnection *conn G_GNUC_UNUSED,
+                    const char *sender G_GNUC_UNUSED,
+                    const char *path G_GNUC_UNUSED,
+                    const char *iface G_GNUC_UNUSED,
+                    const char *method G_GNUC_UNUSED,
+                    GVariant *params G_GNUC_UNUSED, GDBusMethodInvocation *inv,
+                    gpointer opaque)
+{
+    CocoAgentDBus *dbus = opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (!dbus->system) {
+        if (cocoAgentDBusAuthorizeSession(dbus, inv, &err) < 0)
+            cocoAgentDBusRefuse(inv, err);
+        else
+            cocoAgentDBusDispatch(dbus, inv);
+        return;
+    }
+#ifdef WITH_POLKIT
+    {
+        /* Asynchronous: an authentication prompt must not stop the agent's
+         * loop (relays, peers, migrations). */
+        g_autoptr(PolkitSubject) subject = NULL;
+        CocoAgentDBusCheck *check;
+
+        if (!sender) {
+            cocoErrorSet(&err, COCO_ERROR_ACCESS_DENIED, "%s",
+                         _("a D-Bus call without a sender is not allowed"));
+            cocoAgentDBusRefuse(inv, err);
+            return;
+        }
+        check = g_new0(CocoAgentDBusCheck, 1);
+        check->dbus = dbus;
+        check->inv = g_object_ref(inv);
+        check->action = COCO_AGENT_DBUS_ACTION_READ;
+        subject = polkit_system_bus_name_new(sender);
+        polkit_authority_check_authorization(
+            dbus->authority, subject, check->action, NULL,
+            POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION,
+            dbus->cancel, cocoAgentDBusOnPolkit, check);
+    }
+#else
+    cocoErrorSet(&err, COCO_ERROR_NOT_SUPPORTED, "%s",
+                 _("cannot authorise the call: built without polkit"));
+    cocoAgentDBusRefuse(inv, err);
+#endif
 }
 
 static GVariant *
@@ -307,6 +359,16 @@ cocoAgentDBusNew(CocoAgent *agent, const char *bus, GError **error)
         return NULL;
     }
     g_dbus_connection_set_exit_on_close(dbus->conn, FALSE);
+#ifdef WITH_POLKIT
+    dbus->cancel = g_cancellable_new();
+    if (dbus->system &&
+        !(dbus->authority = polkit_authority_get_sync(NULL, &err))) {
+        cocoErrorSet(error, COCO_ERROR_SYSTEM,
+                     _("cannot reach polkit on the system bus: %1$s"),
+                     err->message);
+        return NULL;
+    }
+#endif
     if (!(dbus->node = g_dbus_node_info_new_for_xml(cocoAgentDBusXml, &err))) {
         cocoErrorSet(error, COCO_ERROR_INTERNAL,
                      _("cannot parse the D-Bus interface description: %1$s"),
@@ -343,5 +405,15 @@ cocoAgentDBusFree(CocoAgentDBus *dbus)
         g_dbus_node_info_unref(dbus->node);
     if (dbus->conn)
         g_object_unref(dbus->conn);
+#ifdef WITH_POLKIT
+    if (dbus->cancel) {
+        /* A check that ends after this answers with a refusal and never
+         * touches @dbus. */
+        g_cancellable_cancel(dbus->cancel);
+        g_object_unref(dbus->cancel);
+    }
+    if (dbus->authority)
+        g_object_unref(dbus->authority);
+#endif
     g_free(dbus);
 }
