@@ -100,7 +100,13 @@ expected() {
     libvirt-coco-daemon)
         printf '%s\n' "$sbindir/virtcocod" "$libexecdir/qemu-coco" \
             "$mandir/man8/virtcocod.8" "$mandir/man8/qemu-coco.8" \
-            "$d" "$d/virtcocod.rst" "$d/qemu-coco.rst" "$l" "$l/COPYING" ;;
+            "$d" "$d/virtcocod.rst" "$d/qemu-coco.rst" "$d/dbus.rst" \
+            "$datadir/dbus-1/interfaces/org.libvirtcoco.Agent1.xml" \
+            "$datadir/dbus-1/system.d/org.libvirtcoco.Agent1.conf" \
+            "$datadir/polkit-1/actions/org.libvirtcoco.agent.policy" \
+            "$datadir/libvirt-coco/examples" \
+            "$datadir/libvirt-coco/examples/50-libvirt-coco.rules" \
+            "$l" "$l/COPYING" ;;
     libvirt-coco-tools)
         printf '%s\n' "$bindir/virt-coco" "$mandir/man1/virt-coco.1" \
             "$(ev '%{?bash_completions_dir}%{!?bash_completions_dir:%{_datadir}/bash-completion/completions}')/virt-coco" \

@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "agent/cocoagent.h"
+#include "agent/cocoagentdbus.h"
 #include "util/cocoerror.h"
 
 #include <glib-unix.h>
@@ -34,6 +35,7 @@ main(int argc, char **argv)
     g_autofree char *socket_path = NULL;
     g_autofree char *platform = NULL;
     g_autofree char *state_dir = NULL;
+    g_autofree char *dbus_bus = NULL;
     gint port = -1;
     gint peer_port = -1;
     gboolean foreground = FALSE;
@@ -52,6 +54,9 @@ main(int argc, char **argv)
          N_("platform identity file (created when missing)"), "FILE"},
         {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
          N_("directory of the per-migration records"), "DIR"},
+        {"dbus", 0, 0, G_OPTION_ARG_STRING, &dbus_bus,
+         N_("serve the D-Bus API on 'system', 'session' or 'none' (default: the configuration's 'dbus', else 'none')"),
+         "BUS"},
         {"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground,
          N_("stay in the foreground"), NULL},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
@@ -63,6 +68,7 @@ main(int argc, char **argv)
     g_autoptr(GOptionContext) octx = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(CocoAgent) agent = NULL;
+    g_autoptr(CocoAgentDBus) dbus = NULL;
     g_autoptr(GMainLoop) loop = NULL;
     CocoAgentConfig cfg;
     CocoDaemonStop stop;
@@ -127,6 +133,12 @@ main(int argc, char **argv)
         }
         cfg.peer_port = (unsigned int)peer_port;
     }
+    if (dbus_bus) {
+        g_free(cfg.dbus);
+        cfg.dbus = g_strdup(dbus_bus);
+    }
+    if (cocoAgentDBusCheckBus(cfg.dbus, &err) < 0)
+        goto error;
     cfg.verbose = verbose;
 
     if (!foreground && daemon(0, 0) < 0) {
@@ -135,6 +147,9 @@ main(int argc, char **argv)
         goto error;
     }
     if (!(agent = cocoAgentNew(&cfg, NULL, &err)))
+        goto error;
+    if (STRNEQ(cfg.dbus, "none") &&
+        !(dbus = cocoAgentDBusNew(agent, cfg.dbus, &err)))
         goto error;
     cocoAgentConfigClear(&cfg);
 

@@ -1896,3 +1896,9 @@ cocoAgentGetStatus(CocoAgent *agent)
     }
     return arr;
 }
+
+JsonObject *
+cocoAgentGetProbe(CocoAgent *agent)
+{
+    return cocoAgentProbeObject(agent);
+}

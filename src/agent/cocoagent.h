@@ -46,3 +46,7 @@ void cocoAgentSetPeerPort(CocoAgent *agent, unsigned int port);
 
 /* The records of the migrations this agent knows, newest last. */
 JsonArray *cocoAgentGetStatus(CocoAgent *agent);
+
+/* Who this agent is (version, firmware backend, platform identity and TCB,
+ * ports): the answer to "probe". */
+JsonObject *cocoAgentGetProbe(CocoAgent *agent);

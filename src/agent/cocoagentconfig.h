@@ -40,6 +40,7 @@ typedef struct {
     bool require_pidfile;
     char **qemu_binaries; /* executables a QEMU pid may run */
     unsigned int peer_timeout; /* seconds to wait for a peer */
+    char *dbus; /* D-Bus API: "none", "session" or "system" */
     bool verbose;
     bool quiet; /* no event log lines (tests) */
 } CocoAgentConfig;

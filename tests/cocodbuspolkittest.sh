@@ -1,0 +1,160 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# virtcocod's D-Bus API on the system bus with a real polkitd (docs/dbus.rst):
+# in a private mount namespace, a temporary directory is bound over polkit's
+# actions and rules directories (our .policy, a test rule allowing 'nobody'
+# and denying every other user; polkitd itself always allows root), a private dbus-daemon with a system-style configuration
+# stands in for the system bus (DBUS_SYSTEM_BUS_ADDRESS), and polkitd and
+# virtcocod --dbus system run on it. Needs root (unshare -m, setpriv).
+# Usage: cocodbuspolkittest.sh VIRTCOCOD   (TAP; 77 when it cannot run)
+
+set -u
+virtcocod=$1
+srcroot=${abs_top_srcdir:-$(dirname "$0")/..}
+polkitd=/usr/lib/polkit-1/polkitd
+
+if [ -z "${COCO_IN_NS:-}" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "1..0 # SKIP needs root (a mount namespace and another uid)"
+        exit 77
+    fi
+    for p in unshare setpriv dbus-daemon gdbus "$polkitd"; do
+        if ! command -v "$p" >/dev/null 2>&1; then
+            echo "1..0 # SKIP $p is not installed"
+            exit 77
+        fi
+    done
+    COCO_IN_NS=1 exec unshare -m --propagation private sh "$0" "$@"
+fi
+
+tmp=$(mktemp -d /tmp/cocodbuspolkit-XXXXXX)
+chmod 755 "$tmp"
+pids=
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+n=0
+fail=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() {
+    n=$((n + 1)); fail=1; echo "not ok $n - $1"
+    shift
+    for f in "$@"; do sed 's/^/# /' "$f"; done
+}
+
+mkdir "$tmp/actions" "$tmp/rules" "$tmp/etcrules" "$tmp/state"
+cp "$srcroot/data/org.libvirtcoco.agent.policy" "$tmp/actions/"
+cat >"$tmp/rules/50-coco-test.rules" <<'RULES'
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.libvirtcoco.agent.read") {
+        return subject.user == "nobody" ? polkit.Result.YES : polkit.Result.NO;
+    }
+});
+RULES
+chmod -R a+rX "$tmp"
+mount --bind "$tmp/actions" /usr/share/polkit-1/actions
+mount --bind "$tmp/rules" /usr/share/polkit-1/rules.d
+mount --bind "$tmp/etcrules" /etc/polkit-1/rules.d
+
+cat >"$tmp/system.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$tmp/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+  </policy>
+</busconfig>
+CONF
+dbus-daemon --config-file="$tmp/system.conf" --nofork --print-address=1 \
+    >"$tmp/address" 2>"$tmp/dbus.log" &
+pids="$pids $!"
+# The daemon prints its address once it listens: wait (bounded) for it, or
+# polkitd may try to connect before and exit.
+i=0
+while [ ! -s "$tmp/address" ] && [ $i -lt 300 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
+DBUS_SYSTEM_BUS_ADDRESS=unix:path=$tmp/system_bus_socket
+export DBUS_SYSTEM_BUS_ADDRESS
+unset G_DEBUG # gdbus and polkitd are not the code under test
+
+# Wait (bounded) for a name on the private system bus.
+waitname() {
+    i=0
+    while [ $i -lt 300 ]; do
+        if gdbus call --system --dest org.freedesktop.DBus \
+            --object-path /org/freedesktop/DBus \
+            --method org.freedesktop.DBus.NameHasOwner "$1" 2>/dev/null |
+            grep -q true; then
+            return 0
+        fi
+        i=$((i + 1))
+        sleep 0.1
+    done
+    return 1
+}
+
+"$polkitd" --no-debug >"$tmp/polkitd.log" 2>&1 &
+pids="$pids $!"
+if waitname org.freedesktop.PolicyKit1; then
+    ok "polkitd serves org.freedesktop.PolicyKit1 on the private system bus"
+else
+    notok "polkitd serves org.freedesktop.PolicyKit1" "$tmp/polkitd.log" "$tmp/dbus.log"
+    echo "1..$n"
+    exit 1
+fi
+
+: >"$tmp/virtcocod.conf"
+"$virtcocod" -f --dbus system --config "$tmp/virtcocod.conf" \
+    --socket "$tmp/agent.sock" --port 0 --platform "$tmp/platform" \
+    --state-dir "$tmp/state" >"$tmp/agent.log" 2>&1 &
+pids="$pids $!"
+if waitname org.libvirtcoco.Agent1; then
+    ok "virtcocod --dbus system owns org.libvirtcoco.Agent1"
+else
+    notok "virtcocod --dbus system owns org.libvirtcoco.Agent1" "$tmp/agent.log"
+fi
+
+call() {
+    "$@" gdbus call --system --dest org.libvirtcoco.Agent1 \
+        --object-path /org/libvirtcoco/Agent1 \
+        --method org.libvirtcoco.Agent1.Capabilities
+}
+as() {
+    u=$(id -u "$1")
+    shift
+    setpriv --reuid="$u" --regid="$u" --clear-groups -- "$@"
+}
+if call env >"$tmp/out" 2>&1 && grep -q "'firmware': <'emulated'>" "$tmp/out"; then
+    ok "polkit allows root: Capabilities answers"
+else
+    notok "polkit allows root: Capabilities answers" "$tmp/out" "$tmp/agent.log"
+fi
+if call as nobody >"$tmp/out" 2>&1 && grep -q "'firmware': <'emulated'>" "$tmp/out"; then
+    ok "polkit allows 'nobody' (the test rule): Capabilities answers"
+else
+    notok "polkit allows 'nobody' (the test rule): Capabilities answers" "$tmp/out" "$tmp/agent.log"
+fi
+
+if ! call as daemon >"$tmp/out" 2>&1 &&
+    grep -q "org.libvirtcoco.Error.AccessDenied: polkit denies action 'org.libvirtcoco.agent.read'" "$tmp/out"; then
+    ok "polkit denies 'daemon' (the test rule): org.libvirtcoco.Error.AccessDenied"
+else
+    notok "polkit denies 'daemon' (the test rule): org.libvirtcoco.Error.AccessDenied" "$tmp/out" "$tmp/agent.log"
+fi
+echo "1..$n"
+exit $fail
