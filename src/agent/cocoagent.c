@@ -154,7 +154,6 @@ static void
 cocoAgentVerdict(CocoAgentRelay *relay, gint64 id, bool release,
                  const char *reason)
 {
-    g_autofree char *line = NULL;
     JsonObject *obj = json_object_new();
 
     json_object_set_string_member(obj, "type", "verdict");
@@ -162,8 +161,7 @@ cocoAgentVerdict(CocoAgentRelay *relay, gint64 id, bool release,
     json_object_set_boolean_member(obj, "release", release);
     if (!release)
         json_object_set_string_member(obj, "reason", reason);
-    line = cocoQmpBuildObjectLine(obj);
-    cocoQmpChannelSend(relay->ch, line, strlen(line), NULL, 0);
+    cocoAgentRelaySend(relay, obj);
 }
 
 /* The transfer's progress. Ending a session stops its transfer engine,
@@ -612,13 +610,11 @@ static void
 cocoAgentRelayRequest(CocoAgentRelay *relay, const char *type,
                       const char *reason)
 {
-    g_autofree char *line = NULL;
     JsonObject *obj = json_object_new();
 
     json_object_set_string_member(obj, "type", type);
     json_object_set_string_member(obj, "reason", NULLSTR(reason));
-    line = cocoQmpBuildObjectLine(obj);
-    cocoQmpChannelSend(relay->ch, line, strlen(line), NULL, 0);
+    cocoAgentRelaySend(relay, obj);
 }
 
 static void
