@@ -18,7 +18,7 @@
  */
 
 #include "internal.h"
-#include "virt-coco-preflight.h"
+#include "agent/cocoagentpreflight.h"
 #include "agent/cocoagentconfig.h"
 #include "conf/cocomigrationdef.h"
 #include "util/cocoerror.h"

@@ -11,7 +11,7 @@
  */
 
 #include "virt-coco.h"
-#include "virt-coco-preflight.h"
+#include "agent/cocoagentpreflight.h"
 #include "agent/cocoagentconfig.h"
 #include "agent/cocoagentpeer.h"
 #include "conf/cocomigrationdef.h"
@@ -188,56 +188,17 @@ cocoMigrateFail(CocoCtl *ctl, const GError *error)
  * else that of DESTURI, else the destination libvirt's own host name
  * (which libvirt also puts in the migration URI it makes up). */
 static int
-cocoMigrateUriHost(const char *uri, char **host, GError **error)
-{
-    g_autofree char *scheme = NULL;
-    g_autofree char *h = NULL;
-    const char *colon = strchr(uri, ':');
-
-    *host = NULL;
-    /* "tcp:host[:port]", as libvirt accepts it. */
-    if (colon && !g_str_has_prefix(colon, "://") && colon[1] != '\0' &&
-        colon[1] != '/') {
-        if (cocoAgentPeerParseHost(colon + 1, host, error) < 0)
-            return -1;
-        return 0;
-    }
-    if (!g_uri_split(uri, G_URI_FLAGS_NON_DNS | G_URI_FLAGS_ENCODED, &scheme,
-                     NULL, &h, NULL, NULL, NULL, NULL, NULL))
-        return cocoErrorSet(error, COCO_ERROR_USAGE,
-                            _("cannot parse the URI '%1$s'"), uri);
-    if (h && *h)
-        *host = g_steal_pointer(&h);
-    return 0;
-}
-
-static int
 cocoMigrateDestHost(CocoMigrateJob *job, const char *migrateuri, char **host,
                     GError **error)
 {
-    g_autoptr(virConnect) ro = NULL;
-    virConnectPtr conn = job->dconn;
-    char *name;
-
     if (migrateuri)
-        return cocoMigrateUriHost(migrateuri, host, error);
-    if (cocoMigrateUriHost(job->o->desturi, host, error) < 0)
+        return cocoPreflightUriHost(migrateuri, host, error);
+    if (cocoPreflightUriHost(job->o->desturi, host, error) < 0)
         return -1;
     if (*host)
         return 0;
-    if (!conn) {
-        if (!(ro = virConnectOpenReadOnly(job->o->desturi)))
-            return cocoVirSetError(
-                error,
-                _("cannot connect to the destination to learn its host name"));
-        conn = ro;
-    }
-    if (!(name = virConnectGetHostname(conn)))
-        return cocoVirSetError(error,
-                               _("cannot get the destination's host name"));
-    *host = g_strdup(name);
-    free(name);
-    return 0;
+    return (*host = cocoVirHostname(job->dconn, job->o->desturi, error)) ? 0
+                                                                         : -1;
 }
 
 static char *
@@ -261,10 +222,8 @@ cocoMigratePreflight(CocoMigrateJob *job, const CocoMigrationDef *def,
     g_autofree char *path = cocoMigrateSocketPath(o);
     g_autoptr(GString) in = g_string_new(NULL);
     g_autoptr(JsonObject) src = NULL;
-    g_autoptr(JsonObject) dst = NULL;
     g_autofree char *host = NULL;
     g_autoptr(GError) err = NULL;
-    gint64 peer_port;
     int fd;
 
     /* (a) the source host's agent */
@@ -285,30 +244,11 @@ cocoMigratePreflight(CocoMigrateJob *job, const CocoMigrationDef *def,
             err ? err->message
                 : json_object_get_string_member_with_default(src, "reason",
                                                              "?"));
-    peer_port = json_object_get_int_member_with_default(src, "peer_port", 0);
-    if (peer_port < 1 || peer_port > 65535)
-        return cocoErrorSet(
-            error, COCO_ERROR_QMP_AGENT,
-            _("the source host's agent at '%1$s' names no valid peer port"),
-            path);
-
-    /* (b) the destination host's agent, where the source agent will go */
+    /* (b) the destination host's agent, where the source agent will go,
+     * (c) firmware, (d) policy, (e) emulator */
     if (cocoMigrateDestHost(job, migrateuri, &host, error) < 0)
         return -1;
-    if (!(dst = cocoAgentPeerProbe(host, (unsigned int)peer_port,
-                                   COCO_PREFLIGHT_AGENT_TIMEOUT, &err)))
-        return cocoErrorSet(
-            error, COCO_ERROR_QMP_AGENT,
-            _("the destination host's agent at '%1$s' port '%2$u' is not reachable: %3$s"),
-            host, (unsigned int)peer_port, err->message);
-
-    /* (c) firmware, (d) policy, (e) emulator */
-    if (cocoPreflightCheckFirmware(src, true, error) < 0 ||
-        cocoPreflightCheckFirmware(dst, false, error) < 0 ||
-        cocoPreflightCheckPolicy(def, dst, host, error) < 0 ||
-        cocoPreflightCheckEmulator(xml, o->domname, error) < 0)
-        return -1;
-    return 0;
+    return cocoPreflightHosts(src, host, def, xml, o->domname, error);
 }
 
 /* ---- the source agent's record ------------------------------------------- */
@@ -930,33 +870,6 @@ error:
     return cocoVirSetError(error, _("cannot build the migration parameters"));
 }
 
-/* --parallel-connections N states the agents' stream count: it must be
- * the domain's <coco:streams forward>, which is what the agents use. It is
- * not passed to libvirt: QEMU's own stream carries only device state. */
-static int
-cocoMigrateCheckStreams(const CocoMigrateOpts *o, const CocoMigrationDef *def,
-                        GError **error)
-{
-    if (o->parallel == 0)
-        return 0;
-    if (o->parallel < 1 || o->parallel > 512)
-        return cocoErrorSet(
-            error, COCO_ERROR_USAGE,
-            _("option '--parallel-connections' needs 1..512 streams, not '%1$d'"),
-            o->parallel);
-    if (!def->has_streams || !def->forward_streams)
-        return cocoErrorSet(
-            error, COCO_ERROR_CONFIG_CONFLICT,
-            _("'--parallel-connections %1$d' cannot apply: the domain's <coco:migration> sets no <streams>, so the agents use their configured count"),
-            o->parallel);
-    if ((unsigned int)o->parallel != def->forward_streams)
-        return cocoErrorSet(
-            error, COCO_ERROR_CONFIG_CONFLICT,
-            _("'--parallel-connections %1$d' disagrees with the domain's <coco:streams forward='%2$u'>, which the agents use"),
-            o->parallel, def->forward_streams);
-    return 0;
-}
-
 /* The checks that need no host: options and the domain's element. */
 static int
 cocoMigrateCheckOptions(CocoMigrateOpts *o, int argc, char **argv,
@@ -1171,7 +1084,8 @@ cocoCmdMigrate(CocoCtl *ctl, int argc, char **argv)
         free(text);
     }
     if (cocoValidateDomainText(xml, o.domname, &def, &err) < 0 ||
-        cocoMigrateCheckStreams(&o, def, &err) < 0)
+        cocoPreflightCheckStreams(o.parallel, "--parallel-connections", def,
+                                  &err) < 0)
         goto fail;
     if (o.xmlfile) {
         g_autoptr(CocoMigrationDef) ddef = NULL;

@@ -1898,3 +1898,52 @@ cocoAgentGetProbe(CocoAgent *agent)
 {
     return cocoAgentProbeObject(agent);
 }
+
+const CocoAgentConfig *
+cocoAgentGetConfig(CocoAgent *agent)
+{
+    return &agent->cfg;
+}
+
+GHashTable *
+cocoAgentGetRecordIds(CocoAgent *agent)
+{
+    GHashTable *ids =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GList *l;
+
+    for (l = agent->record_order.head; l; l = l->next)
+        g_hash_table_add(ids, g_strdup(l->data));
+    return ids;
+}
+
+JsonObject *
+cocoAgentFindRecord(CocoAgent *agent, const char *uuid, const char *role,
+                    GHashTable *known)
+{
+    GHashTableIter it;
+    gpointer v;
+    GList *l;
+
+    g_hash_table_iter_init(&it, agent->domains);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        CocoAgentMigration *m = ((CocoAgentDomain *)v)->mig;
+
+        if (m && m->uuid && g_ascii_strcasecmp(m->uuid, uuid) == 0 &&
+            STREQ(cocoFirmwareRoleTypeToString(m->role), role) &&
+            !g_hash_table_contains(known, m->id))
+            return cocoAgentMigrationRecord(m);
+    }
+    for (l = agent->record_order.tail; l; l = l->prev) {
+        JsonObject *rec = g_hash_table_lookup(agent->records, l->data);
+
+        if (rec && !g_hash_table_contains(known, l->data) &&
+            g_ascii_strcasecmp(
+                json_object_get_string_member_with_default(rec, "uuid", ""),
+                uuid) == 0 &&
+            STREQ(json_object_get_string_member_with_default(rec, "role", ""),
+                  role))
+            return json_object_ref(rec);
+    }
+    return NULL;
+}

@@ -44,8 +44,20 @@ unsigned int cocoAgentGetPort(CocoAgent *agent);
 /* Port of the peer agents (tests run two agents on one address). */
 void cocoAgentSetPeerPort(CocoAgent *agent, unsigned int port);
 
+/* The agent's configuration. */
+const CocoAgentConfig *cocoAgentGetConfig(CocoAgent *agent);
+
 /* The records of the migrations this agent knows, newest last. */
 JsonArray *cocoAgentGetStatus(CocoAgent *agent);
+
+/* The ids of the records this agent knows now (a set). */
+GHashTable *cocoAgentGetRecordIds(CocoAgent *agent);
+
+/* The newest record of domain @uuid in @role ("source", "destination")
+ * whose id is not in @known, fresh for a live migration (nothing is
+ * written), or NULL. */
+JsonObject *cocoAgentFindRecord(CocoAgent *agent, const char *uuid,
+                                const char *role, GHashTable *known);
 
 /* Who this agent is (version, firmware backend, platform identity and TCB,
  * ports): the answer to "probe". */

@@ -32,6 +32,7 @@ cocoAgentConfigInit(CocoAgentConfig *cfg)
     cfg->state_dir = g_strdup(COCO_AGENT_DEFAULT_STATE_DIR);
     cfg->firmware = g_strdup("emulated");
     cfg->dbus = g_strdup("none");
+    cfg->libvirt_uri = g_strdup(COCO_AGENT_DEFAULT_LIBVIRT_URI);
     cfg->streams = COCO_TRANSFER_DEFAULT_STREAMS;
     cfg->pages_per_bundle = COCO_TRANSFER_DEFAULT_PAGES_PER_BUNDLE;
     cfg->vcpus = 1;
@@ -50,6 +51,7 @@ cocoAgentConfigClear(CocoAgentConfig *cfg)
     g_free(cfg->state_dir);
     g_free(cfg->firmware);
     g_free(cfg->dbus);
+    g_free(cfg->libvirt_uri);
     g_free(cfg->pid_dir);
     g_strfreev(cfg->qemu_binaries);
     memset(cfg, 0, sizeof(*cfg));
@@ -65,6 +67,7 @@ cocoAgentConfigCopy(CocoAgentConfig *dst, const CocoAgentConfig *src)
     dst->state_dir = g_strdup(src->state_dir);
     dst->firmware = g_strdup(src->firmware);
     dst->dbus = g_strdup(src->dbus);
+    dst->libvirt_uri = g_strdup(src->libvirt_uri);
     dst->pid_dir = g_strdup(src->pid_dir);
     dst->qemu_binaries = g_strdupv(src->qemu_binaries);
 }
@@ -148,6 +151,8 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
         cocoAgentConfigString(kf, path, "firmware", &cfg->firmware, error) <
             0 ||
         cocoAgentConfigString(kf, path, "dbus", &cfg->dbus, error) < 0 ||
+        cocoAgentConfigString(kf, path, "libvirt_uri", &cfg->libvirt_uri,
+                              error) < 0 ||
         cocoAgentConfigUInt(kf, path, "streams", 1, COCO_TRANSFER_MAX_STREAMS,
                             &cfg->streams, error) < 0 ||
         cocoAgentConfigUInt(kf, path, "pages_per_bundle", 1,

@@ -6,7 +6,9 @@
 
 #include "internal.h"
 #include "agent/cocoagentdbus.h"
+#include "agent/cocoagentjob.h"
 #include "agent/cocoagentvalidate.h"
+#include "agent/cocoagentvfio.h"
 #include "agent/cocoagentdbusxml.h"
 #include "util/cocoerror.h"
 
@@ -18,10 +20,34 @@
 # include <polkit/polkit.h>
 #endif
 
+/* How long an ended job stays on the bus. */
+#define COCO_AGENT_DBUS_JOB_LINGER_S 600
+
+/* The properties of org.libvirtcoco.Job1 that a record poll changes. */
+static const char *const cocoAgentDBusJobProgressProps[] = {
+    "Phase", "Progress", "DataTotal",   "DataProcessed",
+    "Epoch", "Downtime", "MigrationId", NULL,
+};
+
+typedef struct {
+    CocoAgentDBus *dbus;
+    CocoAgentJob *job;
+    char *path;
+    char *owner; /* unique name of the client that started it, or "" */
+    guint watch_id;
+    guint object_id;
+    GDBusMethodInvocation *pending; /* Migrate()'s answer, until started */
+    guint linger_id;
+    GHashTable *sent; /* property -> the last value announced */
+} CocoAgentDBusJob;
+
 struct _CocoAgentDBus {
     CocoAgent *agent;
     GDBusConnection *conn;
     GDBusNodeInfo *node;
+    GDBusInterfaceInfo *job_info;
+    GHashTable *jobs; /* path -> CocoAgentDBusJob */
+    unsigned int next_job;
     bool system; /* polkit authorises; else the agent's own user only */
 #ifdef WITH_POLKIT
     PolkitAuthority *authority; /* system bus only */
@@ -163,6 +189,383 @@ cocoAgentDBusValidate(GVariant *params, GVariant **out, GError **error)
     return ret;
 }
 
+/* ---- jobs --------------------------------------------------------------- */
+
+static void
+cocoAgentDBusJobFree(CocoAgentDBusJob *dj)
+{
+    if (dj->object_id)
+        g_dbus_connection_unregister_object(dj->dbus->conn, dj->object_id);
+    if (dj->watch_id)
+        g_bus_unwatch_name(dj->watch_id);
+    if (dj->linger_id)
+        g_source_remove(dj->linger_id);
+    if (dj->pending) {
+        g_autoptr(GError) err = NULL;
+
+        cocoErrorSet(&err, COCO_ERROR_INTERNAL, "%s",
+                     _("the agent's D-Bus service is ending"));
+        cocoAgentDBusReturnError(dj->pending, err);
+        g_object_unref(dj->pending);
+    }
+    cocoAgentJobDetach(dj->job);
+    cocoAgentJobUnref(dj->job);
+    g_hash_table_unref(dj->sent);
+    g_free(dj->path);
+    g_free(dj->owner);
+    g_free(dj);
+}
+
+static GVariant *
+cocoAgentDBusJobProperty(CocoAgentDBusJob *dj, const char *prop)
+{
+    CocoAgentJob *job = dj->job;
+
+    if (STREQ(prop, "Domain"))
+        return g_variant_new_string(cocoAgentJobGetDomain(job));
+    if (STREQ(prop, "DestinationUri"))
+        return g_variant_new_string(cocoAgentJobGetDestUri(job));
+    if (STREQ(prop, "Owner"))
+        return g_variant_new_string(dj->owner);
+    if (STREQ(prop, "State"))
+        return g_variant_new_string(
+            cocoAgentJobStateTypeToString(cocoAgentJobGetState(job)));
+    if (STREQ(prop, "Phase"))
+        return g_variant_new_string(cocoAgentJobGetPhase(job));
+    if (STREQ(prop, "Progress"))
+        return g_variant_new_uint32(cocoAgentJobGetProgress(job));
+    if (STREQ(prop, "DataTotal"))
+        return g_variant_new_uint64(cocoAgentJobGetDataTotal(job));
+    if (STREQ(prop, "DataProcessed"))
+        return g_variant_new_uint64(cocoAgentJobGetDataProcessed(job));
+    if (STREQ(prop, "Epoch"))
+        return g_variant_new_uint32(cocoAgentJobGetEpoch(job));
+    if (STREQ(prop, "Downtime"))
+        return g_variant_new_uint64(cocoAgentJobGetDowntime(job));
+    if (STREQ(prop, "MigrationId"))
+        return g_variant_new_string(cocoAgentJobGetMigrationId(job));
+    if (STREQ(prop, "LastError")) {
+        const GError *err = cocoAgentJobGetError(job);
+        g_autofree char *name = NULL;
+
+        if (!err)
+            return g_variant_new("(ss)", "", "");
+        name = cocoAgentDBusErrorName(
+            err->domain == COCO_ERROR ? err->code : COCO_ERROR_INTERNAL);
+        return g_variant_new("(ss)", name, err->message);
+    }
+    return NULL;
+}
+
+/* Announce the properties in @props whose value changed since the last
+ * announcement. */
+static void
+cocoAgentDBusJobAnnounce(CocoAgentDBusJob *dj, const char *const *props)
+{
+    GVariantBuilder changed;
+    bool any = false;
+    size_t i;
+
+    if (!dj->object_id)
+        return;
+    g_variant_builder_init(&changed, G_VARIANT_TYPE("a{sv}"));
+    for (i = 0; props[i]; i++) {
+        g_autoptr(GVariant) v =
+            g_variant_ref_sink(cocoAgentDBusJobProperty(dj, props[i]));
+        GVariant *old = g_hash_table_lookup(dj->sent, props[i]);
+
+        if (old && g_variant_equal(old, v))
+            continue;
+        g_hash_table_replace(dj->sent, (gpointer)props[i], g_variant_ref(v));
+        g_variant_builder_add(&changed, "{sv}", props[i], v);
+        any = true;
+    }
+    if (!any) {
+        g_variant_builder_clear(&changed);
+        return;
+    }
+    g_dbus_connection_emit_signal(
+        dj->dbus->conn, NULL, dj->path, "org.freedesktop.DBus.Properties",
+        "PropertiesChanged",
+        g_variant_new("(sa{sv}as)", COCO_AGENT_DBUS_JOB_INTERFACE, &changed,
+                      NULL),
+        NULL);
+}
+
+static void
+cocoAgentDBusJobOnOwnerVanished(GDBusConnection *conn G_GNUC_UNUSED,
+                                const char *name, gpointer opaque)
+{
+    CocoAgentDBusJob *dj = opaque;
+    static const char *const props[] = {"Owner", NULL};
+
+    g_message("virtcocod: the client '%s' that started job '%s' went away; "
+              "the agent keeps the job to its end",
+              name, dj->path);
+    g_clear_handle_id(&dj->watch_id, g_bus_unwatch_name);
+    g_free(dj->owner);
+    dj->owner = g_strdup("");
+    cocoAgentDBusJobAnnounce(dj, props);
+}
+
+static gboolean
+cocoAgentDBusJobOnLinger(gpointer opaque)
+{
+    CocoAgentDBusJob *dj = opaque;
+
+    dj->linger_id = 0;
+    g_hash_table_remove(dj->dbus->jobs, dj->path);
+    return G_SOURCE_REMOVE;
+}
+
+static const GDBusInterfaceVTable cocoAgentDBusJobVTable;
+
+static void
+cocoAgentDBusJobOnStarted(CocoAgentJob *job G_GNUC_UNUSED, const GError *error,
+                          gpointer opaque)
+{
+    CocoAgentDBusJob *dj = opaque;
+    CocoAgentDBus *dbus = dj->dbus;
+    g_autoptr(GDBusMethodInvocation) inv = g_steal_pointer(&dj->pending);
+    g_autoptr(GError) err = NULL;
+
+    if (error) {
+        g_message("virtcocod: D-Bus Migrate of '%s' refused: %s",
+                  cocoAgentJobGetDomain(dj->job), error->message);
+        if (inv)
+            cocoAgentDBusReturnError(inv, error);
+        return;
+    }
+    dj->object_id = g_dbus_connection_register_object(
+        dbus->conn, dj->path, dbus->job_info, &cocoAgentDBusJobVTable, dj, NULL,
+        &err);
+    if (!dj->object_id) {
+        /* The migration goes on; the job cannot be shown. */
+        g_warning("virtcocod: cannot export job '%s': %s", dj->path,
+                  err->message);
+        if (inv) {
+            g_autoptr(GError) e = NULL;
+
+            cocoErrorSet(
+                &e, COCO_ERROR_SYSTEM,
+                _("the migration started, but its job '%1$s' cannot be exported: %2$s"),
+                dj->path, err->message);
+            cocoAgentDBusReturnError(inv, e);
+        }
+        return;
+    }
+    if (*dj->owner)
+        dj->watch_id = g_bus_watch_name_on_connection(
+            dbus->conn, dj->owner, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+            cocoAgentDBusJobOnOwnerVanished, dj, NULL);
+    g_message("virtcocod: job '%s': migrating '%s' to '%s' for '%s'", dj->path,
+              cocoAgentJobGetDomain(dj->job), cocoAgentJobGetDestUri(dj->job),
+              dj->owner);
+    if (inv)
+        g_dbus_method_invocation_return_value(inv,
+                                              g_variant_new("(o)", dj->path));
+}
+
+static void
+cocoAgentDBusJobOnChanged(CocoAgentJob *job, bool phase, gpointer opaque)
+{
+    CocoAgentDBusJob *dj = opaque;
+
+    cocoAgentDBusJobAnnounce(dj, cocoAgentDBusJobProgressProps);
+    if (phase && dj->object_id)
+        g_dbus_connection_emit_signal(
+            dj->dbus->conn, NULL, dj->path, COCO_AGENT_DBUS_JOB_INTERFACE,
+            "PhaseChanged", g_variant_new("(s)", cocoAgentJobGetPhase(job)),
+            NULL);
+}
+
+static void
+cocoAgentDBusJobOnFinished(CocoAgentJob *job, gpointer opaque)
+{
+    CocoAgentDBusJob *dj = opaque;
+    static const char *const props[] = {"State", "LastError", "Progress",
+                                        "Phase", "Downtime",  NULL};
+    const GError *err = cocoAgentJobGetError(job);
+    g_autofree char *name = NULL;
+    const char *state =
+        cocoAgentJobStateTypeToString(cocoAgentJobGetState(job));
+
+    g_clear_handle_id(&dj->watch_id, g_bus_unwatch_name);
+    if (!dj->object_id) {
+        /* Refused before it started: never exported. */
+        g_hash_table_remove(dj->dbus->jobs, dj->path);
+        return;
+    }
+    if (err)
+        name = cocoAgentDBusErrorName(
+            err->domain == COCO_ERROR ? err->code : COCO_ERROR_INTERNAL);
+    g_message("virtcocod: job '%s': %s%s%s", dj->path, state, err ? ": " : "",
+              err ? err->message : "");
+    cocoAgentDBusJobAnnounce(dj, cocoAgentDBusJobProgressProps);
+    cocoAgentDBusJobAnnounce(dj, props);
+    g_dbus_connection_emit_signal(dj->dbus->conn, NULL, dj->path,
+                                  COCO_AGENT_DBUS_JOB_INTERFACE, "Completed",
+                                  g_variant_new("(sss)", state,
+                                                name ? name : "",
+                                                err ? err->message : ""),
+                                  NULL);
+    dj->linger_id = g_timeout_add_seconds(COCO_AGENT_DBUS_JOB_LINGER_S,
+                                          cocoAgentDBusJobOnLinger, dj);
+}
+
+static const CocoAgentJobCallbacks cocoAgentDBusJobCallbacks = {
+    .started = cocoAgentDBusJobOnStarted,
+    .changed = cocoAgentDBusJobOnChanged,
+    .finished = cocoAgentDBusJobOnFinished,
+};
+
+static bool
+cocoAgentDBusJobBusy(CocoAgentDBus *dbus, const char *domain, char **path)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, dbus->jobs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        CocoAgentDBusJob *dj = v;
+        CocoAgentJobState st = cocoAgentJobGetState(dj->job);
+
+        if ((st == COCO_AGENT_JOB_STATE_PREFLIGHT ||
+             st == COCO_AGENT_JOB_STATE_RUNNING) &&
+            STREQ(cocoAgentJobGetDomain(dj->job), domain)) {
+            *path = dj->path;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Migrate(s domain, s dest_uri, a{sv} params, u flags) -> o: answered
+ * when the job's checks end. */
+static void
+cocoAgentDBusMigrate(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
+{
+    GVariant *args = g_dbus_method_invocation_get_parameters(inv);
+    const char *sender = g_dbus_method_invocation_get_sender(inv);
+    g_autoptr(GVariant) params = NULL;
+    g_autoptr(CocoAgentJob) job = NULL;
+    g_autoptr(GError) err = NULL;
+    const char *domain = NULL;
+    const char *desturi = NULL;
+    char *busy = NULL;
+    CocoAgentDBusJob *dj;
+    GVariantIter it;
+    const char *key;
+    GVariant *value;
+    guint32 flags;
+
+    g_variant_get(args, "(&s&s@a{sv}u)", &domain, &desturi, &params, &flags);
+    if (!(job = cocoAgentJobNew(dbus->agent,
+                                cocoAgentGetConfig(dbus->agent)->libvirt_uri,
+                                domain, desturi, flags, &err))) {
+        cocoAgentDBusReturnError(inv, err);
+        return;
+    }
+    g_variant_iter_init(&it, params);
+    while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+        int rc = cocoAgentJobAddParam(job, key, value, &err);
+
+        g_variant_unref(value);
+        if (rc < 0) {
+            cocoAgentDBusReturnError(inv, err);
+            return;
+        }
+    }
+    if (cocoAgentDBusJobBusy(dbus, domain, &busy)) {
+        cocoErrorSet(
+            &err, COCO_ERROR_MIGRATION_PHASE,
+            _("a migration of domain '%1$s' is already running as job '%2$s'"),
+            domain, busy);
+        cocoAgentDBusReturnError(inv, err);
+        return;
+    }
+    dj = g_new0(CocoAgentDBusJob, 1);
+    dj->dbus = dbus;
+    dj->job = g_steal_pointer(&job);
+    dj->path =
+        g_strdup_printf("%s/Job/%u", COCO_AGENT_DBUS_PATH, ++dbus->next_job);
+    dj->owner = g_strdup(sender ? sender : "");
+    dj->pending = g_object_ref(inv);
+    dj->sent = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                     (GDestroyNotify)g_variant_unref);
+    g_hash_table_insert(dbus->jobs, dj->path, dj);
+    cocoAgentJobStart(dj->job, &cocoAgentDBusJobCallbacks, dj);
+}
+
+static void
+cocoAgentDBusJobOnAbort(GObject *source G_GNUC_UNUSED, GAsyncResult *res,
+                        gpointer opaque)
+{
+    g_autoptr(GDBusMethodInvocation) inv = opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (cocoAgentJobAbortFinish(NULL, res, &err) < 0)
+        cocoAgentDBusReturnError(inv, err);
+    else
+        g_dbus_method_invocation_return_value(inv, NULL);
+}
+
+/* Run an authorised call on a job object and answer it. */
+static void
+cocoAgentDBusJobDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
+{
+    const char *method = g_dbus_method_invocation_get_method_name(inv);
+    const char *path = g_dbus_method_invocation_get_object_path(inv);
+    CocoAgentDBusJob *dj = g_hash_table_lookup(dbus->jobs, path);
+    g_autoptr(GError) err = NULL;
+
+    if (!dj || !dj->object_id) {
+        cocoErrorSet(&err, COCO_ERROR_INVALID_ARG,
+                     _("job '%1$s' no longer exists"), path);
+        cocoAgentDBusReturnError(inv, err);
+        return;
+    }
+    if (STREQ(method, "Abort")) {
+        g_message("virtcocod: job '%s': abort asked by '%s'", path,
+                  NULLSTR(g_dbus_method_invocation_get_sender(inv)));
+        cocoAgentJobAbort(dj->job, cocoAgentDBusJobOnAbort, g_object_ref(inv));
+        return;
+    }
+    if (STREQ(method, "GetRecord")) {
+        g_autoptr(JsonObject) rec = cocoAgentJobGetRecord(dj->job);
+        g_autoptr(JsonNode) node = json_node_new(JSON_NODE_NULL);
+        g_autofree char *text = NULL;
+
+        if (rec)
+            json_node_init_object(node, rec);
+        text = json_to_string(node, FALSE);
+        g_dbus_method_invocation_return_value(inv, g_variant_new("(s)", text));
+        return;
+    }
+    cocoErrorSet(&err, COCO_ERROR_INVALID_ARG, _("unknown method '%1$s'"),
+                 method);
+    cocoAgentDBusReturnError(inv, err);
+}
+
+/* ---- Agent1 -------------------------------------------------------------- */
+
+static int
+cocoAgentDBusVfioCheck(GVariant **out, GError **error)
+{
+    g_autoptr(CocoVfioHostReport) r = NULL;
+    g_autoptr(JsonNode) node = NULL;
+    GVariant *dict;
+
+    if (!(r = cocoVfioCheckHost("/dev", -1, NULL, error)))
+        return -1;
+    node = cocoAgentVfioReportToJson(r);
+    if (!(dict = json_gvariant_deserialize(node, "a{sv}", NULL)))
+        return cocoErrorSet(error, COCO_ERROR_INTERNAL, "%s",
+                            _("cannot convert the VFIO report to D-Bus"));
+    *out = g_variant_new_tuple(&dict, 1);
+    return 0;
+}
+
 /* Run an authorised call and answer it. */
 static void
 cocoAgentDBusDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
@@ -172,6 +575,11 @@ cocoAgentDBusDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
     g_autoptr(GError) err = NULL;
     GVariant *out = NULL;
 
+    if (STREQ(g_dbus_method_invocation_get_interface_name(inv),
+              COCO_AGENT_DBUS_JOB_INTERFACE)) {
+        cocoAgentDBusJobDispatch(dbus, inv);
+        return;
+    }
     if (STREQ(method, "Validate")) {
         if (cocoAgentDBusValidate(params, &out, &err) < 0) {
             cocoAgentDBusReturnError(inv, err);
@@ -197,6 +605,25 @@ cocoAgentDBusDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
         json_node_set_array(node, arr);
         text = json_to_string(node, FALSE);
         out = g_variant_new("(s)", text);
+    } else if (STREQ(method, "Migrate")) {
+        cocoAgentDBusMigrate(dbus, inv);
+        return;
+    } else if (STREQ(method, "GetJobs")) {
+        GVariantBuilder b;
+        GHashTableIter it;
+        gpointer v;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
+        g_hash_table_iter_init(&it, dbus->jobs);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            if (((CocoAgentDBusJob *)v)->object_id)
+                g_variant_builder_add(&b, "o", ((CocoAgentDBusJob *)v)->path);
+        out = g_variant_new("(ao)", &b);
+    } else if (STREQ(method, "VfioCheck")) {
+        if (cocoAgentDBusVfioCheck(&out, &err) < 0) {
+            cocoAgentDBusReturnError(inv, err);
+            return;
+        }
     } else {
         cocoErrorSet(&err, COCO_ERROR_INVALID_ARG, _("unknown method '%1$s'"),
                      method);
@@ -204,6 +631,15 @@ cocoAgentDBusDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
         return;
     }
     g_dbus_method_invocation_return_value(inv, out);
+}
+
+/* The polkit action of a method: mutating ones need .migrate. */
+static const char *
+cocoAgentDBusAction(const char *method)
+{
+    if (STREQ(method, "Migrate") || STREQ(method, "Abort"))
+        return COCO_AGENT_DBUS_ACTION_MIGRATE;
+    return COCO_AGENT_DBUS_ACTION_READ;
 }
 
 static void
@@ -251,16 +687,12 @@ cocoAgentDBusOnPolkit(GObject *source, GAsyncResult *res, gpointer opaque)
 }
 #endif
 
+/* Authorise a call (polkit on the system bus, the agent's own user on a
+ * session bus), then run it. */
 static void
-cocoAgentDBusOnCall(GDBusConnection *conn G_GNUC_UNUSED,
-                    const char *sender G_GNUC_UNUSED,
-                    const char *path G_GNUC_UNUSED,
-                    const char *iface G_GNUC_UNUSED,
-                    const char *method G_GNUC_UNUSED,
-                    GVariant *params G_GNUC_UNUSED, GDBusMethodInvocation *inv,
-                    gpointer opaque)
+cocoAgentDBusAuthorize(CocoAgentDBus *dbus, const char *sender,
+                       const char *method, GDBusMethodInvocation *inv)
 {
-    CocoAgentDBus *dbus = opaque;
     g_autoptr(GError) err = NULL;
 
     if (!dbus->system) {
@@ -286,7 +718,7 @@ cocoAgentDBusOnCall(GDBusConnection *conn G_GNUC_UNUSED,
         check = g_new0(CocoAgentDBusCheck, 1);
         check->dbus = dbus;
         check->inv = g_object_ref(inv);
-        check->action = COCO_AGENT_DBUS_ACTION_READ;
+        check->action = cocoAgentDBusAction(method);
         subject = polkit_system_bus_name_new(sender);
         polkit_authority_check_authorization(
             dbus->authority, subject, check->action, NULL,
@@ -299,6 +731,47 @@ cocoAgentDBusOnCall(GDBusConnection *conn G_GNUC_UNUSED,
     cocoAgentDBusRefuse(inv, err);
 #endif
 }
+
+static void
+cocoAgentDBusOnCall(GDBusConnection *conn G_GNUC_UNUSED, const char *sender,
+                    const char *path G_GNUC_UNUSED,
+                    const char *iface G_GNUC_UNUSED, const char *method,
+                    GVariant *params G_GNUC_UNUSED, GDBusMethodInvocation *inv,
+                    gpointer opaque)
+{
+    cocoAgentDBusAuthorize(opaque, sender, method, inv);
+}
+
+static void
+cocoAgentDBusJobOnCall(GDBusConnection *conn G_GNUC_UNUSED, const char *sender,
+                       const char *path G_GNUC_UNUSED,
+                       const char *iface G_GNUC_UNUSED, const char *method,
+                       GVariant *params G_GNUC_UNUSED,
+                       GDBusMethodInvocation *inv, gpointer opaque)
+{
+    cocoAgentDBusAuthorize(((CocoAgentDBusJob *)opaque)->dbus, sender, method,
+                           inv);
+}
+
+static GVariant *
+cocoAgentDBusJobOnGetProperty(GDBusConnection *conn G_GNUC_UNUSED,
+                              const char *sender G_GNUC_UNUSED,
+                              const char *path G_GNUC_UNUSED,
+                              const char *iface G_GNUC_UNUSED, const char *prop,
+                              GError **error, gpointer opaque)
+{
+    GVariant *v = cocoAgentDBusJobProperty(opaque, prop);
+
+    if (!v)
+        g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_PROPERTY,
+                    _("unknown property '%1$s'"), prop);
+    return v;
+}
+
+static const GDBusInterfaceVTable cocoAgentDBusJobVTable = {
+    .method_call = cocoAgentDBusJobOnCall,
+    .get_property = cocoAgentDBusJobOnGetProperty,
+};
 
 static GVariant *
 cocoAgentDBusOnGetProperty(GDBusConnection *conn G_GNUC_UNUSED,
@@ -350,6 +823,8 @@ cocoAgentDBusNew(CocoAgent *agent, const char *bus, GError **error)
     dbus = g_new0(CocoAgentDBus, 1);
     dbus->agent = agent;
     dbus->system = STREQ(bus, "system");
+    dbus->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                       (GDestroyNotify)cocoAgentDBusJobFree);
     if (!(dbus->conn = g_bus_get_sync(dbus->system ? G_BUS_TYPE_SYSTEM
                                                    : G_BUS_TYPE_SESSION,
                                       NULL, &err))) {
@@ -377,6 +852,8 @@ cocoAgentDBusNew(CocoAgent *agent, const char *bus, GError **error)
     }
     info = g_dbus_node_info_lookup_interface(dbus->node,
                                              COCO_AGENT_DBUS_INTERFACE);
+    dbus->job_info = g_dbus_node_info_lookup_interface(
+        dbus->node, COCO_AGENT_DBUS_JOB_INTERFACE);
     dbus->object_id = g_dbus_connection_register_object(
         dbus->conn, COCO_AGENT_DBUS_PATH, info, &cocoAgentDBusVTable, dbus,
         NULL, &err);
@@ -397,6 +874,9 @@ cocoAgentDBusFree(CocoAgentDBus *dbus)
 {
     if (!dbus)
         return;
+    /* The jobs' migrations go on in libvirtd; their callbacks stop here. */
+    if (dbus->jobs)
+        g_hash_table_unref(dbus->jobs);
     if (dbus->owner_id)
         g_bus_unown_name(dbus->owner_id);
     if (dbus->object_id)

@@ -19,7 +19,9 @@
 #define COCO_AGENT_DBUS_PATH "/org/libvirtcoco/Agent1"
 #define COCO_AGENT_DBUS_INTERFACE "org.libvirtcoco.Agent1"
 #define COCO_AGENT_DBUS_ERROR_PREFIX "org.libvirtcoco.Error."
+#define COCO_AGENT_DBUS_JOB_INTERFACE "org.libvirtcoco.Job1"
 #define COCO_AGENT_DBUS_ACTION_READ "org.libvirtcoco.agent.read"
+#define COCO_AGENT_DBUS_ACTION_MIGRATE "org.libvirtcoco.agent.migrate"
 
 typedef struct _CocoAgentDBus CocoAgentDBus;
 

@@ -44,6 +44,31 @@ cocoVirConnect(const char *uri, GError **error)
     return conn;
 }
 
+char *
+cocoVirHostname(virConnectPtr conn, const char *uri, GError **error)
+{
+    g_autoptr(virConnect) ro = NULL;
+    char *name;
+    char *ret;
+
+    if (!conn) {
+        if (!(ro = virConnectOpenReadOnly(uri))) {
+            cocoVirSetError(
+                error,
+                _("cannot connect to the destination to learn its host name"));
+            return NULL;
+        }
+        conn = ro;
+    }
+    if (!(name = virConnectGetHostname(conn))) {
+        cocoVirSetError(error, _("cannot get the destination's host name"));
+        return NULL;
+    }
+    ret = g_strdup(name);
+    free(name);
+    return ret;
+}
+
 virDomainPtr
 cocoVirLookupDomain(virConnectPtr conn, const char *name, GError **error)
 {

@@ -35,6 +35,13 @@ int cocoVirSetError(GError **error, const char *fallback);
 virConnectPtr cocoVirConnect(const char *uri, GError **error);
 
 /*
+ * cocoVirHostname:
+ * The host name of the libvirt at @uri: asked on @conn when given, else on
+ * a read-only connection to @uri opened and closed here.
+ */
+char *cocoVirHostname(virConnectPtr conn, const char *uri, GError **error);
+
+/*
  * cocoVirLookupDomain:
  * Find a domain by name, UUID or id, as virsh does.
  */

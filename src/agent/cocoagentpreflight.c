@@ -1,16 +1,17 @@
 /*
- * virt-coco-preflight.c: the checks a host makes before a confidential
+ * cocoagentpreflight.c: the checks a host makes before a confidential
  * migration, shared by "virt-coco migrate" and the libvirt hook
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #include "internal.h"
-#include "virt-coco-preflight.h"
+#include "agent/cocoagentpreflight.h"
 #include "conf/cocomigrationdef.h"
 #include "firmware/cocoemu.h"
 #include "util/cocoerror.h"
 #include "util/cocofd.h"
+#include "agent/cocoagentpeer.h"
 
 #include <errno.h>
 #include <libxml/parser.h>
@@ -250,5 +251,77 @@ cocoPreflightCheckEmulator(const char *xml, const char *domname, GError **error)
             error, COCO_ERROR_CONFIG_CONFLICT,
             _("the emulator of domain '%1$s' is '%2$s', not qemu-coco: its memory would cross hosts in QEMU's clear stream"),
             domname, emulator);
+    return 0;
+}
+
+int
+cocoPreflightUriHost(const char *uri, char **host, GError **error)
+{
+    g_autofree char *scheme = NULL;
+    g_autofree char *h = NULL;
+    const char *colon = strchr(uri, ':');
+
+    *host = NULL;
+    /* "tcp:host[:port]", as libvirt accepts it. */
+    if (colon && !g_str_has_prefix(colon, "://") && colon[1] != '\0' &&
+        colon[1] != '/')
+        return cocoAgentPeerParseHost(colon + 1, host, error);
+    if (!g_uri_split(uri, G_URI_FLAGS_NON_DNS | G_URI_FLAGS_ENCODED, &scheme,
+                     NULL, &h, NULL, NULL, NULL, NULL, NULL))
+        return cocoErrorSet(error, COCO_ERROR_USAGE,
+                            _("cannot parse the URI '%1$s'"), uri);
+    if (h && *h)
+        *host = g_steal_pointer(&h);
+    return 0;
+}
+
+int
+cocoPreflightCheckStreams(int parallel, const char *what,
+                          const CocoMigrationDef *def, GError **error)
+{
+    if (parallel == 0)
+        return 0;
+    if (parallel < 1 || parallel > 512)
+        return cocoErrorSet(error, COCO_ERROR_USAGE,
+                            _("'%1$s' needs 1..512 streams, not '%2$d'"), what,
+                            parallel);
+    if (!def->has_streams || !def->forward_streams)
+        return cocoErrorSet(
+            error, COCO_ERROR_CONFIG_CONFLICT,
+            _("'%1$s %2$d' cannot apply: the domain's <coco:migration> sets no <streams>, so the agents use their configured count"),
+            what, parallel);
+    if ((unsigned int)parallel != def->forward_streams)
+        return cocoErrorSet(
+            error, COCO_ERROR_CONFIG_CONFLICT,
+            _("'%1$s %2$d' disagrees with the domain's <coco:streams forward='%3$u'>, which the agents use"),
+            what, parallel, def->forward_streams);
+    return 0;
+}
+
+int
+cocoPreflightHosts(JsonObject *src, const char *host,
+                   const CocoMigrationDef *def, const char *xml,
+                   const char *domname, GError **error)
+{
+    g_autoptr(JsonObject) dst = NULL;
+    g_autoptr(GError) err = NULL;
+    gint64 peer_port =
+        json_object_get_int_member_with_default(src, "peer_port", 0);
+
+    if (peer_port < 1 || peer_port > 65535)
+        return cocoErrorSet(
+            error, COCO_ERROR_QMP_AGENT, "%s",
+            _("the source host's agent names no valid peer port"));
+    if (!(dst = cocoAgentPeerProbe(host, (unsigned int)peer_port,
+                                   COCO_PREFLIGHT_AGENT_TIMEOUT, &err)))
+        return cocoErrorSet(
+            error, COCO_ERROR_QMP_AGENT,
+            _("the destination host's agent at '%1$s' port '%2$u' is not reachable: %3$s"),
+            host, (unsigned int)peer_port, err->message);
+    if (cocoPreflightCheckFirmware(src, true, error) < 0 ||
+        cocoPreflightCheckFirmware(dst, false, error) < 0 ||
+        cocoPreflightCheckPolicy(def, dst, host, error) < 0 ||
+        cocoPreflightCheckEmulator(xml, domname, error) < 0)
+        return -1;
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * virt-coco-preflight.h: the checks a host makes before a confidential
+ * cocoagentpreflight.h: the checks a host makes before a confidential
  * migration, shared by "virt-coco migrate" and the libvirt hook
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -63,3 +63,29 @@ int cocoPreflightAgentSend(int fd, const char *type, GError **error);
 /* Take the next whole line out of @in: the JSON object it holds, or NULL
  * (*@got tells whether a line was taken). */
 JsonObject *cocoPreflightTakeLine(GString *in, bool *got);
+
+/*
+ * cocoPreflightUriHost:
+ * The host of a libvirt or migration URI @uri ("tcp:host[:port]" or
+ * "scheme://host/..."); *@host is NULL when the URI names none.
+ */
+int cocoPreflightUriHost(const char *uri, char **host, GError **error);
+
+/*
+ * cocoPreflightCheckStreams:
+ * A requested stream count @parallel (0: none; @what names the option)
+ * must be the domain's <coco:streams forward>, which the agents use.
+ */
+int cocoPreflightCheckStreams(int parallel, const char *what,
+                              const CocoMigrationDef *def, GError **error);
+
+/*
+ * cocoPreflightHosts:
+ * With the source agent's probe answer @src: probe the destination's agent
+ * on @host (at @src's peer port), then check both firmware backends, the
+ * domain's policy against the destination and the domain's <emulator>
+ * (domain document @xml, named @domname).
+ */
+int cocoPreflightHosts(JsonObject *src, const char *host,
+                       const CocoMigrationDef *def, const char *xml,
+                       const char *domname, GError **error);
