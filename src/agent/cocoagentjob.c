@@ -458,7 +458,10 @@ cocoAgentJobPoll(CocoAgentJob *job)
     }
     if (!job->libvirt_done)
         return true;
+    /* Done once the record ended too; at once when libvirt failed before
+     * any agent took part. */
     if ((job->record && cocoAgentJobRecordOver(job->record)) ||
+        (!job->record && job->error) ||
         g_get_monotonic_time() >= job->settle_until) {
         cocoAgentJobFinish(job);
         return false;
