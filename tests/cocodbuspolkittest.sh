@@ -4,7 +4,9 @@
 # virtcocod's D-Bus API on the system bus with a real polkitd (docs/dbus.rst):
 # in a private mount namespace, a temporary directory is bound over polkit's
 # actions and rules directories (our .policy, a test rule allowing 'nobody'
-# and denying every other user; polkitd itself always allows root), a private dbus-daemon with a system-style configuration
+# to read and migrate, 'bin' to read only, and denying every other user;
+# polkitd itself always allows root), a private dbus-daemon with a
+# system-style configuration
 # stands in for the system bus (DBUS_SYSTEM_BUS_ADDRESS), and polkitd and
 # virtcocod --dbus system run on it. Needs root (unshare -m, setpriv).
 # Usage: cocodbuspolkittest.sh VIRTCOCOD   (TAP; 77 when it cannot run)
@@ -51,6 +53,10 @@ cp "$srcroot/data/org.libvirtcoco.agent.policy" "$tmp/actions/"
 cat >"$tmp/rules/50-coco-test.rules" <<'RULES'
 polkit.addRule(function(action, subject) {
     if (action.id == "org.libvirtcoco.agent.read") {
+        return subject.user == "nobody" || subject.user == "bin" ?
+            polkit.Result.YES : polkit.Result.NO;
+    }
+    if (action.id == "org.libvirtcoco.agent.migrate") {
         return subject.user == "nobody" ? polkit.Result.YES : polkit.Result.NO;
     }
 });
@@ -118,7 +124,10 @@ else
     exit 1
 fi
 
-: >"$tmp/virtcocod.conf"
+# The agent's local libvirt is libvirt's test driver: an authorised
+# Migrate() passes every check and gets a job, which then fails in libvirt.
+printf '[virtcocod]\nlibvirt_uri = test://%s\n' \
+    "$(cd "$srcroot" && pwd)/tests/cocodbusdata/testnode.xml" >"$tmp/virtcocod.conf"
 "$virtcocod" -f --dbus system --config "$tmp/virtcocod.conf" \
     --socket "$tmp/agent.sock" --port 0 --platform "$tmp/platform" \
     --state-dir "$tmp/state" >"$tmp/agent.log" 2>&1 &
@@ -155,6 +164,47 @@ if ! call as daemon >"$tmp/out" 2>&1 &&
     ok "polkit denies 'daemon' (the test rule): org.libvirtcoco.Error.AccessDenied"
 else
     notok "polkit denies 'daemon' (the test rule): org.libvirtcoco.Error.AccessDenied" "$tmp/out" "$tmp/agent.log"
+fi
+# Migrate() needs org.libvirtcoco.agent.migrate.
+migrate() {
+    "$@" gdbus call --system --dest org.libvirtcoco.Agent1 \
+        --object-path /org/libvirtcoco/Agent1 \
+        --method org.libvirtcoco.Agent1.Migrate coco test:///default \
+        "{'migrate_uri': <'tcp:127.0.0.1'>}" 3
+}
+if migrate as nobody >"$tmp/out" 2>&1 &&
+    grep -q "objectpath '/org/libvirtcoco/Agent1/Job/1'" "$tmp/out"; then
+    ok "polkit allows 'nobody' to migrate: Migrate gives a job"
+else
+    notok "polkit allows 'nobody' to migrate: Migrate gives a job" "$tmp/out" "$tmp/agent.log"
+fi
+if ! migrate as bin >"$tmp/out" 2>&1 &&
+    grep -q "org.libvirtcoco.Error.AccessDenied: polkit denies action 'org.libvirtcoco.agent.migrate'" "$tmp/out"; then
+    ok "polkit denies Migrate to 'bin' (read only): org.libvirtcoco.Error.AccessDenied"
+else
+    notok "polkit denies Migrate to 'bin' (read only)" "$tmp/out" "$tmp/agent.log"
+fi
+jobs() {
+    as bin gdbus call --system --dest org.libvirtcoco.Agent1 \
+        --object-path /org/libvirtcoco/Agent1 \
+        --method org.libvirtcoco.Agent1.GetJobs
+}
+if jobs >"$tmp/out" 2>&1 && grep -q "'/org/libvirtcoco/Agent1/Job/1'" "$tmp/out" &&
+    ! grep -q "Job/2" "$tmp/out"; then
+    ok "'bin' may read: GetJobs lists only the authorised job"
+else
+    notok "'bin' may read: GetJobs lists only the authorised job" "$tmp/out" "$tmp/agent.log"
+fi
+abort() {
+    "$@" gdbus call --system --dest org.libvirtcoco.Agent1 \
+        --object-path /org/libvirtcoco/Agent1/Job/1 \
+        --method org.libvirtcoco.Job1.Abort
+}
+if ! abort as bin >"$tmp/out" 2>&1 &&
+    grep -q "org.libvirtcoco.Error.AccessDenied: polkit denies action 'org.libvirtcoco.agent.migrate'" "$tmp/out"; then
+    ok "polkit denies Abort to 'bin': org.libvirtcoco.Error.AccessDenied"
+else
+    notok "polkit denies Abort to 'bin'" "$tmp/out" "$tmp/agent.log"
 fi
 echo "1..$n"
 exit $fail

@@ -11,6 +11,7 @@
 #include "agent/cocoagentvfio.h"
 #include "agent/cocoagentdbusxml.h"
 #include "util/cocoerror.h"
+#include "virt/cocovirt.h"
 
 #include <gio/gio.h>
 #include <json-glib/json-gvariant.h>
@@ -820,6 +821,8 @@ cocoAgentDBusNew(CocoAgent *agent, const char *bus, GError **error)
                      _("cannot serve D-Bus on bus 'none'"));
         return NULL;
     }
+    /* Migrate() calls libvirt, in the main context and in job threads. */
+    cocoVirInitialize();
     dbus = g_new0(CocoAgentDBus, 1);
     dbus->agent = agent;
     dbus->system = STREQ(bus, "system");

@@ -19,6 +19,10 @@ cocoVirErrorFunc(void *opaque G_GNUC_UNUSED, virErrorPtr err G_GNUC_UNUSED)
 void
 cocoVirInitialize(void)
 {
+    /* Before any other call: libvirt's per-thread error storage, which
+     * even virTypedParamsAdd*() uses, needs it. */
+    if (virInitialize() < 0)
+        g_warning("libvirt-coco: cannot initialise libvirt");
     virSetErrorFunc(NULL, cocoVirErrorFunc);
 }
 

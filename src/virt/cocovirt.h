@@ -14,9 +14,9 @@
 
 /*
  * cocoVirInitialize:
- * Install a libvirt error handler that prints nothing (libvirt's default
- * handler writes every error to stderr behind our back). Call once before
- * any other libvirt call.
+ * Initialise libvirt (virInitialize()) and install an error handler that
+ * prints nothing (libvirt's default handler writes every error to stderr
+ * behind our back). Call once before any other libvirt call.
  */
 void cocoVirInitialize(void);
 
