@@ -25,6 +25,12 @@ if [ -f "$LAB/wire.pid" ]; then
     sleep 0.2
 fi
 
+# The hosts' private D-Bus daemons (scenarios-dbus.sh).
+for H in $HOSTS; do
+    f="$(host_dir "$H")/dbus.pid"
+    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+done
+
 # Keep the caps cache of host A for the next run.
 if [ -d "$(host_dir A)/cache/qemu/capabilities" ]; then
     mkdir -p "$CACHE/caps"

@@ -298,7 +298,11 @@ agent_start() {
     as_r=$(host_dir "$as_h")
     # A killed agent leaves its socket behind; the new one replaces it.
     rm -f "$as_r/run/coco-agent.sock"
-    setsid nsenter --net="/run/netns/$NETNS_PREFIX$as_h" "$VIRTCOCOD" -f -c "$as_r/virtcocod.conf" "$@" \
+    # The host's private D-Bus (scenarios-dbus.sh), when it has one.
+    as_bus=""
+    [ -f "$as_r/dbus.address" ] && as_bus=$(cat "$as_r/dbus.address")
+    setsid env ${as_bus:+DBUS_SESSION_BUS_ADDRESS="$as_bus"} \
+        nsenter --net="/run/netns/$NETNS_PREFIX$as_h" "$VIRTCOCOD" -f -c "$as_r/virtcocod.conf" "$@" \
         >> "$as_r/virtcocod.log" 2>&1 < /dev/null &
     echo $! > "$as_r/virtcocod.pid"
     i=0

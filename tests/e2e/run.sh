@@ -213,6 +213,9 @@ scenario "virt-coco migrate: policy forbids host B, preflight refuses" s_cli_pol
 scenario "virt-coco migrate: SIGINT during precopy aborts the job, source keeps running" s_cli_abort &&
 scenario "relay: domjobabort during the agents' precopy, source keeps running" s_relay_abort &&
 scenario "relay: domjobinfo counts private memory during the precopy, then back" s_relay_jobinfo &&
+scenario "D-Bus: the Python example migrates A->B through Migrate(), watching the job" s_dbus_migrate &&
+scenario "D-Bus: the client dies after Migrate(): the agent keeps the job, B->A completes" s_dbus_vanish &&
+scenario "D-Bus: Abort() during the precopy: job cancelled, source keeps running" s_dbus_abort &&
 scenario "fault: kill B's QEMU after Prepare: both abort, source runs" s_fault_kill_dest_qemu &&
 scenario "fault: streams reset, fails after SOURCE_BLACKOUT: both abort, source resumes" s_fault_blackout &&
 scenario "fault: connections cut during precopy: both abort, source runs" s_fault_cut &&
