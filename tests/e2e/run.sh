@@ -224,6 +224,7 @@ scenario "fault: B lost after the start token: source frozen, refuses resume" s_
 scenario "fault: tampered bundle: import fails, both abort, source runs" s_fault_tamper &&
 scenario "fault: replayed bundle: import fails, both abort, source runs" s_fault_replay &&
 scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_drop &&
+scenario "relay: domjobabort in the switchover window: one host runs the guest, records agree" s_relay_abort_switchover &&
 scenario "no agent configured: qemu-coco is a pure relay, A->B" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 

@@ -115,3 +115,58 @@ relay domjobabort during precopy: domjobabort ${abort_s} s, virsh migrate failed
     echo "  A runs on: $(console_since A "$soff" | grep '^HB' | tail -1), 0 BAD"
     assert_relay A role '"none"'
 }
+
+# domjobabort in the switchover window: the source agent ran
+# SOURCE_BLACKOUT and the final step, the relay holds libvirt's
+# migrate-continue until the destination acknowledges (the proxy holds
+# that acknowledgement, cpm:peer-switchover-done, for 1 s while virsh
+# domjobabort runs on A). libvirt sends migrate_cancel only after
+# migrate-continue's answer, so the abort waits for the agents' verdict.
+# Whichever way it ends, exactly one host runs the guest, its memory
+# intact, and both records agree.
+s_relay_abort_switchover() {
+    soff=$(console_size A)
+    doff=$(console_size B)
+    ab="$LAB/window-abort.out"
+    rm -f "$ab"
+    cmd="(t0=\$(date +%s%N); virsh -q -c '$(host_uri A)' domjobabort guest > $ab.msg 2>&1; rc=\$?; \
+echo \"rc=\$rc ms=\$(( (\$(date +%s%N) - t0) / 1000000 ))\" > $ab) & sleep 1"
+    wire_start --exec-before cpm:peer-switchover-done "$cmd" || return 1
+    m0=$(now)
+    OUT=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
+    rc=$?
+    wall=$(since "$m0")
+    i=0
+    until [ -s "$ab" ]; do
+        i=$((i + 1)); [ $i -lt 300 ] || { wire_stop; fail "domjobabort never returned"; return 1; }; sleep 0.1
+    done
+    wire_stop || return 1
+    wire_actions
+    grep -q "ACTION exec-before: cpm:peer-switchover-done" "$LAB/wire.log" ||
+        fail "the proxy did not hold the switchover acknowledgement" || return 1
+    echo "  virsh migrate: exit $rc after $wall s: $OUT"
+    echo "  domjobabort: $(cat "$ab"): $(cat "$ab.msg")"
+    if [ $rc = 0 ]; then
+        echo "  the abort came too late: the migration completed"
+        assert_no_domain A || return 1
+        assert_state B "running (migrated)" || return 1
+        wait_record A source finished || return 1
+        st=$(record_field B destination 'r.get("state")')
+        case "$st" in committed | finished) ;; *) fail "B's record is '$st'" || return 1 ;; esac
+        assert_continues A "$soff" B "$doff" || return 1
+        # Back to A for the scenarios that follow.
+        migrate_and_check B A
+    else
+        echo "  the abort won: the migration was cancelled"
+        wait_record A source aborted || return 1
+        wait_record B destination aborted || return 1
+        tl=$(record_field A source '" ".join(e["event"] + ":" + e["from"] + "->" + e["to"] for e in r["timeline"])')
+        echo "  A's timeline: $tl"
+        # After the start token: failure path (3), the abort token
+        # travels back and the source resumes with it.
+        echo "$tl" | grep -Eq "cancel:(switchover|handover)->await-token peer-abort-token:await-token->aborted" ||
+            fail "the source did not take the abort-token path" || return 1
+        assert_b_clean || return 1
+        assert_a_runs "$soff"
+    fi
+}
