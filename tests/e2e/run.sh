@@ -243,7 +243,8 @@ for d in $created; do
 done
 for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = $$ ] && continue
-    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -e "$LAB" -e "$VIRTCOCOD"; then
+    # A process may end between the glob and the read: no message then.
+    if { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -q -e "$LAB" -e "$VIRTCOCOD"; then
         leftover="$leftover pid:${p#/proc/}"
     fi
 done
