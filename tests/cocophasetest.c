@@ -1131,10 +1131,14 @@ testDataFailure(void)
     g_assert_nonnull(d);
     g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_REFUSE);
     g_assert_nonnull(strstr(d->message, "failed its MAC check"));
-    /* the source learns it from the destination, aborts and may run */
+    /* the source learns it from the destination, with the reason, aborts
+     * and may run */
     pump(&h);
     g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
                     COCO_PHASE_STATE_ABORTED);
+    g_assert_cmpstr(
+        cocoMigrationSessionGetFailure(h.src)->message, ==,
+        "the peer host aborted the migration: memory bundle 3 failed its MAC check");
     g_assert_true(cocoMigrationSessionMayRun(h.src));
     g_assert_true(cocoEmuCanRun(h.sfw));
     /* reported again (the engine's later errors): nothing changes */
@@ -1143,6 +1147,49 @@ testDataFailure(void)
     g_assert_cmpint(cocoMigrationSessionGetState(h.dst), ==,
                     COCO_PHASE_STATE_ABORTED);
     g_assert_cmpuint(h.decisions->len, ==, mark);
+    harnessClear(&h);
+}
+
+/* The destination fails and says why; the source, still writing, first
+ * sees its streams break (a symptom), then reads the destination's abort
+ * message: its failure names both. A reason with control characters and
+ * beyond the length limit arrives printable and cut. */
+static void
+testPeerReason(void)
+{
+    Harness h;
+    g_autoptr(GError) why = NULL;
+    g_autoptr(GError) io = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *longer = g_strnfill(2000, 'x');
+    const GError *failure;
+
+    harnessInit(&h, 0, FAULT_NONE, 0);
+    event(&h, DST, COCO_PHASE_EVENT_INCOMING);
+    event(&h, SRC, COCO_PHASE_EVENT_MIGRATE);
+    pump(&h);
+    cocoErrorSet(&why, COCO_ERROR_FW_INTEGRITY,
+                 "memory bundle 9 failed\nits MAC check %s", longer);
+    g_assert_cmpint(cocoMigrationSessionFail(h.dst, why, &err), ==, 0);
+    cocoErrorSet(&io, COCO_ERROR_TRANSFER_IO, "%s",
+                 "cannot write to stream '0': Connection reset by peer");
+    g_assert_cmpint(cocoMigrationSessionFail(h.src, io, &err), ==, 0);
+    g_assert_no_error(err);
+    failure = cocoMigrationSessionGetFailure(h.src);
+    g_assert_cmpint(failure->code, ==, COCO_ERROR_TRANSFER_IO);
+    pump(&h);
+    failure = cocoMigrationSessionGetFailure(h.src);
+    g_assert_cmpint(failure->code, ==, COCO_ERROR_MIGRATION_ABORTED);
+    g_assert_true(g_str_has_prefix(
+        failure->message,
+        "cannot write to stream '0': Connection reset by peer; the peer host "
+        "aborted the migration: memory bundle 9 failed its MAC check xxx"));
+    g_assert_null(strchr(failure->message, '\n'));
+    g_assert_cmpuint(strlen(failure->message), <, 700);
+    g_assert_true(cocoMigrationSessionMayRun(h.src));
+    /* the destination keeps its own cause */
+    g_assert_cmpint(cocoMigrationSessionGetFailure(h.dst)->code, ==,
+                    COCO_ERROR_FW_INTEGRITY);
     harnessClear(&h);
 }
 
@@ -1386,6 +1433,7 @@ main(int argc, char **argv)
     g_test_add_func("/phase/frozen", testFrozen);
     g_test_add_func("/phase/frozen-recovered", testFrozenRecovered);
     g_test_add_func("/phase/data-failure", testDataFailure);
+    g_test_add_func("/phase/peer-reason", testPeerReason);
     g_test_add_func("/phase/bad-abort-token", testBadAbortToken);
     g_test_add_func("/phase/committed", testCommitted);
     for (i = 0; i < G_N_ELEMENTS(sweeps); i++) {

@@ -11,6 +11,8 @@
 
 #define COCO_SESSION_BUF (64U * 1024U)
 #define COCO_SESSION_MAX_FAILURES 8
+/* Bytes of the reason an abort message carries to the peer. */
+#define COCO_SESSION_REASON_MAX 512
 
 typedef enum {
     COCO_STEP_DONE = 0, /* next step */
@@ -88,6 +90,62 @@ cocoSessionSendBestEffort(CocoMigrationSession *s, CocoPhaseEvent type,
 
     if (cocoSessionSendSimple(s, type, data, len, &err) < 0)
         g_string_append(s->steps_run, "(unsent)");
+}
+
+/* Why this side aborts, for the peer (at most COCO_SESSION_REASON_MAX
+ * bytes of valid UTF-8), or NULL. */
+static char *
+cocoSessionReason(CocoMigrationSession *s)
+{
+    if (!s->failure || !s->failure->message || !*s->failure->message)
+        return NULL;
+    return g_utf8_make_valid(
+        s->failure->message,
+        (gssize)MIN(strlen(s->failure->message), COCO_SESSION_REASON_MAX));
+}
+
+/* Tell the peer this side aborted, and why (the failure's message, at
+ * most COCO_SESSION_REASON_MAX bytes): the peer's record and error then
+ * name the cause, not only the symptom it saw. */
+static void
+cocoSessionSendAborted(CocoMigrationSession *s)
+{
+    g_autofree char *reason = cocoSessionReason(s);
+
+    cocoSessionSendBestEffort(s, COCO_PHASE_EVENT_PEER_ABORTED, reason,
+                              reason ? strlen(reason) : 0);
+}
+
+/* The reason a peer-aborted message, or a peer-abort-token message after
+ * its token (argument: the token's length), carries, made printable, or
+ * NULL. */
+static char *
+cocoSessionPeerReason(const CocoPhaseMessage *msg)
+{
+    const char *data;
+    size_t len;
+    char *reason;
+    char *p;
+
+    if (!msg)
+        return NULL;
+    if (msg->type == COCO_PHASE_EVENT_PEER_ABORTED) {
+        data = msg->data;
+        len = msg->len;
+    } else if (msg->type == COCO_PHASE_EVENT_PEER_ABORT_TOKEN && msg->arg &&
+               msg->arg < msg->len) {
+        data = (const char *)msg->data + msg->arg;
+        len = msg->len - msg->arg;
+    } else {
+        return NULL;
+    }
+    if (!len)
+        return NULL;
+    reason = g_utf8_make_valid(data, (gssize)MIN(len, COCO_SESSION_REASON_MAX));
+    for (p = reason; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    return reason;
 }
 
 CocoMigrationSession *
@@ -203,10 +261,18 @@ cocoSessionNoteCause(CocoMigrationSession *s)
         break;
     case COCO_PHASE_EVENT_PEER_ABORTED:
     case COCO_PHASE_EVENT_PEER_ABORT_TOKEN:
-    case COCO_PHASE_EVENT_PEER_ABORT_REQUEST:
-        cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
-                     _("the peer host aborted the migration"));
+    case COCO_PHASE_EVENT_PEER_ABORT_REQUEST: {
+        g_autofree char *reason = cocoSessionPeerReason(s->msg);
+
+        if (reason)
+            cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_ABORTED,
+                         _("the peer host aborted the migration: %1$s"),
+                         reason);
+        else
+            cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
+                         _("the peer host aborted the migration"));
         break;
+    }
     case COCO_PHASE_EVENT_CONT:
         cocoErrorSet(
             &s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
@@ -430,12 +496,25 @@ cocoSessionAbortDestination(CocoMigrationSession *s, GError **error)
      * seeing it. Before that, ABORT fails with -EPERM: nothing to undo. */
     if (cocoSessionFw(s, COCO_MIGRATE_CMD_ABORT, 0, s->buf->data, &len, &status,
                       &err) == 0) {
-        cocoSessionSendBestEffort(s, COCO_PHASE_EVENT_PEER_ABORT_TOKEN,
-                                  s->buf->data, len);
+        /* The token, then why (the argument is the token's length). */
+        g_autoptr(GByteArray) out = g_byte_array_new();
+        g_autofree char *reason = cocoSessionReason(s);
+        CocoPhaseMessage msg = {COCO_PHASE_EVENT_PEER_ABORT_TOKEN, 0, NULL, 0};
+
+        g_byte_array_append(out, s->buf->data, (guint)len);
+        if (reason) {
+            msg.arg = (uint32_t)len;
+            g_byte_array_append(out, (const guint8 *)reason,
+                                (guint)strlen(reason));
+        }
+        msg.data = out->data;
+        msg.len = out->len;
+        if (cocoSessionSend(s, &msg, &err) < 0)
+            g_string_append(s->steps_run, "(unsent)");
         return COCO_STEP_DONE;
     }
     /* No token: tell the source, so it does not wait for one. */
-    cocoSessionSendBestEffort(s, COCO_PHASE_EVENT_PEER_ABORTED, NULL, 0);
+    cocoSessionSendAborted(s);
     if (status.err == -EPERM && !s->setup_ok)
         return COCO_STEP_DONE;
     g_propagate_error(error, g_steal_pointer(&err));
@@ -544,7 +623,9 @@ cocoSessionStep(CocoMigrationSession *s, CocoPhaseStep step, GError **error)
     case COCO_PHASE_STEP_ABORT_WITH_TOKEN: {
         g_autoptr(GError) err = NULL;
 
-        len = s->msg->len;
+        /* A reason may follow the token: the argument is then its length. */
+        len = s->msg->arg && s->msg->arg <= s->msg->len ? s->msg->arg
+                                                        : s->msg->len;
         if (len > s->buf->len)
             g_byte_array_set_size(s->buf, len);
         if (len)
@@ -574,8 +655,7 @@ cocoSessionStep(CocoMigrationSession *s, CocoPhaseStep step, GError **error)
         if (s->cause != COCO_PHASE_EVENT_PEER_LOST &&
             s->cause != COCO_PHASE_EVENT_PEER_ABORTED &&
             s->cause != COCO_PHASE_EVENT_PEER_ABORT_TOKEN)
-            cocoSessionSendBestEffort(s, COCO_PHASE_EVENT_PEER_ABORTED, NULL,
-                                      0);
+            cocoSessionSendAborted(s);
         return COCO_STEP_DONE;
     case COCO_PHASE_STEP_FREEZE:
         cocoSessionFreeze(s, NULL);
@@ -667,6 +747,25 @@ cocoSessionMaybeStop(CocoMigrationSession *s)
     }
 }
 
+/* This side already failed on a broken connection (a symptom), and the
+ * peer's abort message, read later, says why: keep both. */
+static void
+cocoSessionNoteLateReason(CocoMigrationSession *s, const CocoPhaseMessage *msg)
+{
+    g_autofree char *reason = NULL;
+    GError *both = NULL;
+
+    if (!s->failure || s->failure->domain != COCO_ERROR ||
+        s->failure->code != COCO_ERROR_TRANSFER_IO ||
+        !(reason = cocoSessionPeerReason(msg)))
+        return;
+    cocoErrorSet(&both, COCO_ERROR_MIGRATION_ABORTED,
+                 _("%1$s; the peer host aborted the migration: %2$s"),
+                 s->failure->message, reason);
+    g_clear_error(&s->failure);
+    s->failure = both;
+}
+
 static int
 cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
                        const CocoPhaseMessage *msg, GError **error)
@@ -681,6 +780,7 @@ cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
 
     s->counters.events++;
     g_string_truncate(s->steps_run, 0);
+    cocoSessionNoteLateReason(s, msg);
     if (!(rule = cocoPhaseRuleLookup(s->cfg.role, s->state, event))) {
         g_autofree char *expected =
             cocoPhaseExpectedEvents(s->cfg.role, s->state);
