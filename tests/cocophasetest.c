@@ -1193,6 +1193,33 @@ testPeerReason(void)
     harnessClear(&h);
 }
 
+/* The source fails on a broken stream and tells the destination; the
+ * destination, aborting because of it, sends its token without echoing
+ * that reason back. */
+static void
+testPeerReasonNoEcho(void)
+{
+    Harness h;
+    g_autoptr(GError) io = NULL;
+    g_autoptr(GError) err = NULL;
+
+    harnessInit(&h, 0, FAULT_NONE, 0);
+    event(&h, DST, COCO_PHASE_EVENT_INCOMING);
+    event(&h, SRC, COCO_PHASE_EVENT_MIGRATE);
+    pump(&h);
+    cocoErrorSet(&io, COCO_ERROR_TRANSFER_IO, "%s",
+                 "cannot write to stream '2': Broken pipe");
+    g_assert_cmpint(cocoMigrationSessionFail(h.src, io, &err), ==, 0);
+    pump(&h);
+    g_assert_cmpstr(
+        cocoMigrationSessionGetFailure(h.dst)->message, ==,
+        "the peer host aborted the migration: cannot write to stream '2': Broken pipe");
+    g_assert_cmpstr(cocoMigrationSessionGetFailure(h.src)->message, ==,
+                    "cannot write to stream '2': Broken pipe");
+    g_assert_true(cocoMigrationSessionMayRun(h.src));
+    harnessClear(&h);
+}
+
 /* Case (4) with recovery: the destination comes back and sends its abort
  * token; the source then resumes. */
 static void
@@ -1434,6 +1461,7 @@ main(int argc, char **argv)
     g_test_add_func("/phase/frozen-recovered", testFrozenRecovered);
     g_test_add_func("/phase/data-failure", testDataFailure);
     g_test_add_func("/phase/peer-reason", testPeerReason);
+    g_test_add_func("/phase/peer-reason-no-echo", testPeerReasonNoEcho);
     g_test_add_func("/phase/bad-abort-token", testBadAbortToken);
     g_test_add_func("/phase/committed", testCommitted);
     for (i = 0; i < G_N_ELEMENTS(sweeps); i++) {

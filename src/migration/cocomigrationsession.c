@@ -93,10 +93,15 @@ cocoSessionSendBestEffort(CocoMigrationSession *s, CocoPhaseEvent type,
 }
 
 /* Why this side aborts, for the peer (at most COCO_SESSION_REASON_MAX
- * bytes of valid UTF-8), or NULL. */
+ * bytes of valid UTF-8), or NULL when there is nothing new to tell. */
 static char *
 cocoSessionReason(CocoMigrationSession *s)
 {
+    /* Aborting because the peer did: its own reason would only echo. */
+    if (s->cause == COCO_PHASE_EVENT_PEER_ABORTED ||
+        s->cause == COCO_PHASE_EVENT_PEER_ABORT_REQUEST ||
+        s->cause == COCO_PHASE_EVENT_PEER_ABORT_TOKEN)
+        return NULL;
     if (!s->failure || !s->failure->message || !*s->failure->message)
         return NULL;
     return g_utf8_make_valid(
