@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from cocodbusbus import start_bus
+
 try:
     import gi
     gi.require_version("Gio", "2.0")
@@ -75,25 +77,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cocodbusjobtest-")
     daemon = agent = None
     try:
-        conf = os.path.join(tmp, "session.conf")
-        with open(conf, "w") as f:
-            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-""" % tmp)
-        daemon = subprocess.Popen(
-            ["dbus-daemon", "--config-file=" + conf, "--nofork",
-             "--print-address=1"], stdout=subprocess.PIPE, text=True)
-        address = daemon.stdout.readline().strip()
+        daemon, address = start_bus(tmp)
         env = dict(os.environ)
         env["DBUS_SESSION_BUS_ADDRESS"] = address
         agent_conf = os.path.join(tmp, "virtcocod.conf")

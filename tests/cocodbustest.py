@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 
+from cocodbusbus import start_bus
+
 VIRTCOCOD = sys.argv[1]
 SRCDIR = os.environ.get("abs_srcdir", os.path.dirname(os.path.abspath(__file__)))
 TOP_SRCDIR = os.environ.get("abs_top_srcdir", os.path.dirname(SRCDIR))
@@ -59,26 +61,7 @@ def main():
     os.chmod(tmp, 0o755)  # the unprivileged caller reaches the bus socket
     daemon = agent = None
     try:
-        conf = os.path.join(tmp, "session.conf")
-        with open(conf, "w") as f:
-            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-    <allow user="*"/>
-  </policy>
-</busconfig>
-""" % tmp)
-        daemon = subprocess.Popen(
-            ["dbus-daemon", "--config-file=" + conf, "--nofork",
-             "--print-address=1"], stdout=subprocess.PIPE, text=True)
-        address = daemon.stdout.readline().strip()
+        daemon, address = start_bus(tmp)
         if not address:
             print("1..0 # SKIP dbus-daemon did not start")
             return 0

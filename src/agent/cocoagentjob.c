@@ -389,10 +389,11 @@ cocoAgentJobDetach(CocoAgentJob *job)
 
 /* ---- the main context ---------------------------------------------------- */
 
+/* A number of the record (of its member object @obj), 0 without one. */
 static guint64
 cocoAgentJobRecordInt(JsonObject *rec, const char *obj, const char *member)
 {
-    JsonObject *o = obj ? json_object_get_object_member(rec, obj) : rec;
+    JsonObject *o = obj && rec ? json_object_get_object_member(rec, obj) : rec;
     gint64 v = o ? json_object_get_int_member_with_default(o, member, 0) : 0;
 
     return v > 0 ? (guint64)v : 0;
@@ -627,48 +628,40 @@ cocoAgentJobGetRecord(CocoAgentJob *job)
 guint64
 cocoAgentJobGetDataTotal(CocoAgentJob *job)
 {
-    return job->record ? cocoAgentJobRecordInt(job->record, NULL, "pages") *
-                             COCO_AGENT_JOB_PAGE_SIZE
-                       : 0;
+    return cocoAgentJobRecordInt(job->record, NULL, "pages") *
+           COCO_AGENT_JOB_PAGE_SIZE;
 }
 
 guint64
 cocoAgentJobGetDataProcessed(CocoAgentJob *job)
 {
-    return job->record ? cocoAgentJobRecordInt(job->record, "transfer", "bytes")
-                       : 0;
+    return cocoAgentJobRecordInt(job->record, "transfer", "bytes");
 }
 
 unsigned int
 cocoAgentJobGetProgress(CocoAgentJob *job)
 {
-    guint64 total;
-    guint64 sent;
+    guint64 total = cocoAgentJobRecordInt(job->record, NULL, "pages");
+    guint64 sent = cocoAgentJobRecordInt(job->record, "transfer", "pages");
 
     if (job->state == COCO_AGENT_JOB_STATE_COMPLETED)
         return 100;
-    if (!job->record ||
-        !(total = cocoAgentJobRecordInt(job->record, NULL, "pages")))
+    if (!total)
         return 0;
-    sent = cocoAgentJobRecordInt(job->record, "transfer", "pages");
     return sent >= total ? 99 : (unsigned int)(sent * 100 / total);
 }
 
 unsigned int
 cocoAgentJobGetEpoch(CocoAgentJob *job)
 {
-    return job->record ? (unsigned int)cocoAgentJobRecordInt(
-                             job->record, "transfer", "epoch")
-                       : 0;
+    return (unsigned int)cocoAgentJobRecordInt(job->record, "transfer",
+                                               "epoch");
 }
 
 guint64
 cocoAgentJobGetDowntime(CocoAgentJob *job)
 {
-    return job->record
-               ? cocoAgentJobRecordInt(job->record, "counters", "downtime_us") /
-                     1000
-               : 0;
+    return cocoAgentJobRecordInt(job->record, "counters", "downtime_us") / 1000;
 }
 
 const GError *

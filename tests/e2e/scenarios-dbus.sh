@@ -14,20 +14,8 @@ DBUS_EXAMPLE=${DBUS_EXAMPLE:-$E2E_DIR/../../docs/examples/coco-dbus-migrate.py}
 dbus_up() {
     du_r=$(host_dir "$1")
     if [ ! -f "$du_r/dbus.pid" ]; then
-        cat > "$du_r/dbus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$du_r/dbus.sock</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-CONF
+        sed "s|@LISTEN@|unix:path=$du_r/dbus.sock|" "$E2E_DIR/../cocodbusdata/session.conf.in" \
+            > "$du_r/dbus.conf"
         dbus-daemon --config-file="$du_r/dbus.conf" --nofork --print-address=1 \
             > "$du_r/dbus.address.tmp" 2> "$du_r/dbus.log" &
         echo $! > "$du_r/dbus.pid"

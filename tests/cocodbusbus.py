@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# A private session-type dbus-daemon for the D-Bus tests
+# (tests/cocodbusdata/session.conf.in, shared with the lab).
+
+import os
+import subprocess
+
+SRCDIR = os.environ.get("abs_srcdir", os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_bus(tmp):
+    """Start a bus listening in @tmp: (process, address); address is ""
+    when the daemon did not start."""
+    with open(os.path.join(SRCDIR, "cocodbusdata", "session.conf.in")) as f:
+        text = f.read().replace("@LISTEN@", "unix:dir=" + tmp)
+    conf = os.path.join(tmp, "session.conf")
+    with open(conf, "w") as f:
+        f.write(text)
+    daemon = subprocess.Popen(
+        ["dbus-daemon", "--config-file=" + conf, "--nofork",
+         "--print-address=1"], stdout=subprocess.PIPE, text=True)
+    return daemon, daemon.stdout.readline().strip()
