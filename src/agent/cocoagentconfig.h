@@ -23,6 +23,7 @@
 #define COCO_AGENT_DEFAULT_STATE_DIR "/var/lib/libvirt-coco/migrations"
 #define COCO_AGENT_DEFAULT_PID_DIR "/run/libvirt/qemu"
 #define COCO_AGENT_DEFAULT_PEER_TIMEOUT 30
+#define COCO_AGENT_DEFAULT_STATUS_GROUP "virtcoco"
 
 typedef struct {
     char *socket_path; /* the relays' unix socket */
@@ -41,6 +42,7 @@ typedef struct {
     char **qemu_binaries; /* executables a QEMU pid may run */
     unsigned int peer_timeout; /* seconds to wait for a peer */
     char *dbus; /* D-Bus API: "none", "session" or "system" */
+    char *status_group; /* may read the status too; NULL: root only */
     bool verbose;
     bool quiet; /* no event log lines (tests) */
 } CocoAgentConfig;
