@@ -4,7 +4,8 @@
 # Build the RPMs from the 'meson dist' tarball with rpmbuild (a private
 # %_topdir, --nodeps: on Debian the BuildRequires are Debian packages) and
 # check that each binary package holds exactly the expected files, that
-# the daemon package carries the QEMU trigger, and that %check ran.
+# the daemon package carries the QEMU trigger and the systemd and group
+# scriptlets, and that %check ran.
 # Usage: check-rpm.sh BUILDDIR   (TAP; 77 without rpmbuild)
 # meson: meson test -C build --setup rpm --suite rpm --print-errorlogs
 set -u
@@ -67,6 +68,9 @@ sysconfdir=$(ev '%{_sysconfdir}')
 licensedir=$(ev '%{_defaultlicensedir}')
 docdir=$(ev '%{_defaultdocdir}')
 localedir=$datadir/locale
+# the spec's own defaults where rpm has no systemd macros (Debian)
+unitdir=$(ev '%{?_unitdir}%{!?_unitdir:%{_prefix}/lib/systemd/system}')
+sysusersdir=$(ev '%{?_sysusersdir}%{!?_sysusersdir:%{_prefix}/lib/sysusers.d}')
 langs=$(sed 's/#.*//' "$(dirname "$0")/../po/LINGUAS" 2>/dev/null)
 
 # docdir/licensedir names follow %_docdir_fmt (Fedora: NAME; rpm's
@@ -106,6 +110,10 @@ expected() {
             "$datadir/polkit-1/actions/org.libvirtcoco.agent.policy" \
             "$datadir/libvirt-coco/examples" \
             "$datadir/libvirt-coco/examples/50-libvirt-coco.rules" \
+            "$datadir/libvirt-coco/examples/coco-dbus-migrate.py" \
+            "$unitdir/virtcocod.service" \
+            "$datadir/dbus-1/system-services/org.libvirtcoco.Agent1.service" \
+            "$sysusersdir/libvirt-coco.conf" \
             "$l" "$l/COPYING" ;;
     libvirt-coco-tools)
         printf '%s\n' "$bindir/virt-coco" "$mandir/man1/virt-coco.1" \
@@ -151,6 +159,29 @@ if echo "$triggers" | grep -q '^triggerin.*qemu-kvm.*qemu-system-x86' &&
     ok "daemon: triggerin on qemu-kvm/qemu-system-x86 touches qemu-coco"
 else
     notok "daemon: trigger missing: $triggers"
+fi
+
+# 5. the scriptlets: the group before the files, the unit's systemd
+#    scriptlets (Fedora's macros or the spec's own forms)
+scripts=$(rpm -qp --scripts "$daemon")
+section() { echo "$scripts" | sed -n "/^$1 scriptlet/,/^[a-z]* scriptlet/p"; }
+if section preinstall | grep -q 'groupadd -r virtcoco'; then
+    ok "daemon: %pre creates the group virtcoco"
+else
+    notok "daemon: %pre does not create the group virtcoco: $(section preinstall)"
+fi
+for s in postinstall preuninstall postuninstall; do
+    if section $s | grep -q 'virtcocod\.service'; then
+        ok "daemon: $s scriptlet handles virtcocod.service"
+    else
+        notok "daemon: no $s scriptlet for virtcocod.service"
+        echo "$scripts" | sed 's/^/# /'
+    fi
+done
+if section postuninstall | grep -q 'try-restart\|systemd-update-helper'; then
+    ok "daemon: an upgrade restarts a running virtcocod"
+else
+    notok "daemon: %postun does not restart virtcocod on upgrade"
 fi
 
 echo "1..$n"

@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "agent/cocoagent.h"
+#include "agent/cocoagentauth.h"
 #include "agent/cocoagentconfig.h"
 #include "agent/cocoagentpeer.h"
 #include "firmware/cocoemuplatform.h"
@@ -16,8 +17,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <json-glib/json-glib.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -34,6 +37,7 @@
 #define WAIT_S 30
 
 static unsigned int precopyRounds;
+static const char *statusGroup = COCO_AGENT_DEFAULT_STATUS_GROUP;
 
 typedef struct {
     char *dir;
@@ -50,6 +54,7 @@ typedef struct {
     char *tmp;
     Host a; /* source */
     Host b; /* destination */
+    Host c; /* a third agent, for some tests */
 } Lab;
 
 static gpointer
@@ -170,6 +175,8 @@ hostInit(Lab *lab, Host *h, const char *name, bool source)
     cfg.vcpus = 2;
     cfg.peer_timeout = 10;
     cfg.precopy_rounds = precopyRounds;
+    g_free(cfg.status_group);
+    cfg.status_group = g_strdup(statusGroup);
     cfg.quiet = !g_test_verbose();
 
     h->ctx = g_main_context_new();
@@ -1026,6 +1033,16 @@ testConfig(void)
     g_assert_false(cfg.require_pidfile);
     g_assert_cmpstr(cfg.qemu_binaries[1], ==, "/usr/bin/qemu-b");
     g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, 0);
+    g_assert_cmpstr(cfg.status_group, ==, COCO_AGENT_DEFAULT_STATUS_GROUP);
+    g_assert_true(g_file_set_contents(
+        path, "[virtcocod]\nstatus_group = kvm \n", -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
+    g_assert_cmpstr(cfg.status_group, ==, "kvm");
+    /* empty: root only */
+    g_assert_true(
+        g_file_set_contents(path, "[virtcocod]\nstatus_group=\n", -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
+    g_assert_null(cfg.status_group);
     g_assert_true(
         g_file_set_contents(path, "[virtcocod]\nport=70000\n", -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
@@ -1040,11 +1057,216 @@ testConfig(void)
     rmdir(tmp);
 }
 
+static char *
+groupName(gid_t gid)
+{
+    struct group *gr = getgrgid(gid);
+
+    return gr ? g_strdup(gr->gr_name) : NULL;
+}
+
+/* Who may read the status: root, the agent's user, 'status_group'. */
+static void
+testStatusGroup(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *mine = groupName(getgid());
+    struct passwd *nobody = getpwnam("nobody");
+    const char *missing = "coco-no-such-group-4711";
+    uid_t other = getuid() == 4711 ? 4712 : 4711;
+    bool gone = true;
+
+    g_assert_nonnull(mine);
+    /* The caller's own primary group, by its gid and by the user
+     * database (the gid passed is then another one). */
+    g_assert_cmpint(cocoAgentAuthGroupMember(getuid(), getgid(), mine, &err),
+                    ==, 1);
+    g_assert_cmpint(
+        cocoAgentAuthGroupMember(getuid(), getgid() + 1, mine, &err), ==, 1);
+    g_assert_cmpint(cocoAgentAuthGroupMember(getuid(), getgid(), missing, &err),
+                    ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
+    g_assert_nonnull(strstr(err->message, missing));
+    g_clear_error(&err);
+
+    /* root and the agent's own user, whatever the group */
+    g_assert_cmpint(cocoAgentAuthCheckStatus(0, 0, 4710, NULL, &gone, &err), ==,
+                    0);
+    g_assert_false(gone);
+    g_assert_cmpint(
+        cocoAgentAuthCheckStatus(4710, 4710, 4710, missing, &gone, &err), ==,
+        0);
+    /* a uid the user database does not know, in the group by its gid */
+    g_assert_cmpint(
+        cocoAgentAuthCheckStatus(other, getgid(), 0, mine, &gone, &err), ==, 0);
+    g_assert_false(gone);
+    /* ... and with another gid: not a member */
+    g_assert_cmpint(
+        cocoAgentAuthCheckStatus(other, getgid() + 1, 0, mine, &gone, &err), ==,
+        -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_ACCESS_DENIED);
+    g_assert_nonnull(strstr(err->message, mine));
+    g_assert_false(gone);
+    g_clear_error(&err);
+    /* no group configured: root only */
+    g_assert_cmpint(
+        cocoAgentAuthCheckStatus(other, getgid(), 0, NULL, &gone, &err), ==,
+        -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_ACCESS_DENIED);
+    g_assert_nonnull(strstr(err->message, "only root may"));
+    g_clear_error(&err);
+    g_assert_cmpint(
+        cocoAgentAuthCheckStatus(other, getgid(), 0, "", &gone, &err), ==, -1);
+    g_clear_error(&err);
+    /* a group that does not exist: root only, and the caller learns why */
+    g_assert_cmpint(
+        cocoAgentAuthCheckStatus(other, getgid(), 0, missing, &gone, &err), ==,
+        -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_ACCESS_DENIED);
+    g_assert_nonnull(strstr(err->message, missing));
+    g_assert_true(gone);
+    g_clear_error(&err);
+    /* a real user outside the group (when the user database has one) */
+    if (nobody && nobody->pw_uid != getuid()) {
+        uid_t nuid = nobody->pw_uid;
+        gid_t ngid = nobody->pw_gid;
+        g_autofree char *nmine = NULL;
+
+        if (ngid != getgid()) {
+            g_assert_cmpint(cocoAgentAuthGroupMember(nuid, ngid, mine, &err),
+                            ==, 0);
+            g_assert_cmpint(
+                cocoAgentAuthCheckStatus(nuid, ngid, 0, mine, &gone, &err), ==,
+                -1);
+            g_clear_error(&err);
+        }
+        /* and inside its own primary group by the user database alone */
+        if ((nmine = groupName(ngid))) {
+            g_assert_cmpint(
+                cocoAgentAuthCheckStatus(nuid, ngid + 1, 0, nmine, &gone, &err),
+                ==, 0);
+        }
+    }
+}
+
+/* Ask @sock for the status as @uid/@gid (no supplementary groups) in a
+ * child. Only async-signal-safe calls after the fork: the agents' threads
+ * run. Returns the first line of the answer. */
+static char *
+statusAs(const char *sock, uid_t uid, gid_t gid)
+{
+    char buf[4096] = {0};
+    int pfd[2];
+    pid_t pid;
+    int status;
+    ssize_t n;
+    size_t got = 0;
+    char *nl;
+
+    g_assert_cmpint(pipe2(pfd, O_CLOEXEC), ==, 0);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        static const char req[] = "{\"type\":\"status\"}\n";
+        struct sockaddr_un addr = {0};
+        char in[4096];
+        ssize_t len;
+        int fd;
+
+        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+            setresuid(uid, uid, uid) < 0)
+            _exit(2);
+        addr.sun_family = AF_UNIX;
+        memcpy(addr.sun_path, sock, strlen(sock));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+            _exit(3);
+        if (write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
+            _exit(4);
+        while ((len = read(fd, in, sizeof(in))) > 0) {
+            if (write(pfd[1], in, (size_t)len) != len)
+                _exit(5);
+            if (memchr(in, '\n', (size_t)len))
+                break;
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    while (got < sizeof(buf) - 1 &&
+           (n = read(pfd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)n;
+    close(pfd[0]);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    if ((nl = strchr(buf, '\n')))
+        *nl = '\0';
+    return g_strdup(buf);
+}
+
+/* The relay socket's 'status' for a user that is not root: answered for
+ * a member of 'status_group', refused with the reason otherwise. */
+static void
+testStatusAccess(void)
+{
+    struct passwd *nobody = getpwnam("nobody");
+    g_autofree char *group = NULL;
+    g_autofree char *answer = NULL;
+    Lab lab;
+
+    if (getuid() != 0 || !nobody) {
+        g_test_skip("needs root and a user 'nobody'");
+        return;
+    }
+    group = groupName(nobody->pw_gid);
+    g_assert_nonnull(group);
+    memset(&lab, 0, sizeof(lab));
+    lab.tmp = g_dir_make_tmp("cocoagenttest-XXXXXX", NULL);
+    g_assert_nonnull(lab.tmp);
+    statusGroup = group;
+    hostInit(&lab, &lab.a, "A", true);
+    statusGroup = "coco-no-such-group-4711";
+    hostInit(&lab, &lab.b, "B", false);
+    statusGroup = NULL;
+    hostInit(&lab, &lab.c, "C", false);
+    statusGroup = COCO_AGENT_DEFAULT_STATUS_GROUP;
+    /* nobody may reach the sockets */
+    g_assert_cmpint(chmod(lab.tmp, 0711), ==, 0);
+    g_assert_cmpint(chmod(lab.a.dir, 0711), ==, 0);
+    g_assert_cmpint(chmod(lab.b.dir, 0711), ==, 0);
+    g_assert_cmpint(chmod(lab.c.dir, 0711), ==, 0);
+
+    answer = statusAs(lab.a.sock, nobody->pw_uid, nobody->pw_gid);
+    g_assert_nonnull(strstr(answer, "\"type\":\"status\""));
+    g_free(answer);
+    /* a member by the user database, the process's gid another one */
+    answer = statusAs(lab.a.sock, nobody->pw_uid, 0);
+    g_assert_nonnull(strstr(answer, "\"type\":\"status\""));
+    g_free(answer);
+    answer = statusAs(lab.b.sock, nobody->pw_uid, nobody->pw_gid);
+    g_assert_nonnull(strstr(answer, "\"type\":\"refused\""));
+    g_assert_nonnull(
+        strstr(answer, "'coco-no-such-group-4711' does not exist"));
+    g_free(answer);
+    answer = statusAs(lab.c.sock, nobody->pw_uid, nobody->pw_gid);
+    g_assert_nonnull(strstr(answer, "\"type\":\"refused\""));
+    g_assert_nonnull(strstr(answer, "only root may"));
+    g_free(answer);
+    /* root still is */
+    answer = statusAs(lab.c.sock, 0, 0);
+    g_assert_nonnull(strstr(answer, "\"type\":\"status\""));
+
+    hostClear(&lab.c);
+    labClear(&lab);
+}
+
 int
 main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/agent/config", testConfig);
+    g_test_add_func("/agent/status-group", testStatusGroup);
+    g_test_add_func("/agent/status-access", testStatusAccess);
     g_test_add_func("/agent/probe", testProbe);
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);

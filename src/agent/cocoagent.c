@@ -58,6 +58,7 @@ struct _CocoAgent {
     GHashTable *pending; /* session id -> CocoAgentPending */
     GHashTable *records; /* migration id -> JsonObject */
     GQueue record_order; /* ids, oldest first */
+    bool status_group_missing; /* logged once */
 };
 
 struct _CocoAgentRelay {
@@ -65,6 +66,7 @@ struct _CocoAgentRelay {
     CocoQmpChannel *ch;
     pid_t peer_pid;
     uid_t peer_uid;
+    gid_t peer_gid;
     CocoAgentDomain *dom;
 };
 
@@ -1585,6 +1587,29 @@ cocoAgentRelayStatus(CocoAgentRelay *relay)
     cocoAgentRelaySend(relay, obj);
 }
 
+/* Root, the agent's own user and the members of 'status_group' only. */
+static void
+cocoAgentRelayStatusRequest(CocoAgentRelay *relay)
+{
+    CocoAgent *agent = relay->agent;
+    g_autoptr(GError) err = NULL;
+    bool missing = false;
+
+    if (cocoAgentAuthCheckStatus(relay->peer_uid, relay->peer_gid, getuid(),
+                                 agent->cfg.status_group, &missing, &err) < 0) {
+        if (missing && !agent->status_group_missing) {
+            agent->status_group_missing = true;
+            cocoAgentLog(agent,
+                         "virtcocod: status_group '%s' does not exist: only "
+                         "root may read the migration status",
+                         agent->cfg.status_group);
+        }
+        cocoAgentRelayRefuse(relay, err->message);
+        return;
+    }
+    cocoAgentRelayStatus(relay);
+}
+
 static void
 cocoAgentRelayOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
 {
@@ -1606,12 +1631,7 @@ cocoAgentRelayOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
         return;
     }
     if (STREQ(type, "status")) {
-        if (relay->peer_uid != 0 && relay->peer_uid != getuid()) {
-            cocoAgentRelayRefuse(relay,
-                                 _("only root may read the migration status"));
-            return;
-        }
-        cocoAgentRelayStatus(relay);
+        cocoAgentRelayStatusRequest(relay);
         return;
     }
     if (STREQ(type, "hello")) {
@@ -1717,6 +1737,7 @@ cocoAgentOnUnixAccept(gint fd, GIOCondition cond, gpointer opaque)
     relay->agent = agent;
     relay->peer_pid = cred.pid;
     relay->peer_uid = cred.uid;
+    relay->peer_gid = cred.gid;
     agent->relays = g_list_prepend(agent->relays, relay);
     relay->ch =
         cocoQmpChannelNew(cfd, agent->ctx, "relay", cocoAgentRelayOnLine,

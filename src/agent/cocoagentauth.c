@@ -9,7 +9,9 @@
 #include "util/cocoerror.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -224,4 +226,129 @@ cocoAgentAuthCheckOpenFile(pid_t pid, const char *path, GError **error)
         error, COCO_ERROR_ACCESS_DENIED,
         _("QEMU pid '%1$d' does not have the guest RAM file '%2$s' open"),
         (int)pid, path);
+}
+
+/* The gid of group @name: 1 found, 0 no such group, -1 lookup failed. */
+static int
+cocoAgentAuthGroupLookup(const char *name, gid_t *gid, GError **error)
+{
+    struct group grp;
+    struct group *res = NULL;
+    long max = sysconf(_SC_GETGR_R_SIZE_MAX);
+    size_t len = max > 0 ? (size_t)max : 4096;
+    g_autofree char *buf = NULL;
+    int rc;
+
+    for (;;) {
+        buf = g_realloc(buf, len);
+        rc = getgrnam_r(name, &grp, buf, len, &res);
+        if (rc != ERANGE || len >= 1024 * 1024)
+            break;
+        len *= 2;
+    }
+    if (rc != 0 && rc != ENOENT && rc != ESRCH)
+        return cocoErrorSetSystem(error, rc,
+                                  _("cannot look up the group '%1$s'"), name);
+    if (!res)
+        return 0;
+    *gid = grp.gr_gid;
+    return 1;
+}
+
+/* Whether the user database puts @uid in group @want. */
+static bool
+cocoAgentAuthUserInGroup(uid_t uid, gid_t want)
+{
+    struct passwd pw;
+    struct passwd *res = NULL;
+    long max = sysconf(_SC_GETPW_R_SIZE_MAX);
+    size_t len = max > 0 ? (size_t)max : 4096;
+    g_autofree char *buf = NULL;
+    g_autofree gid_t *groups = NULL;
+    int ngroups = 64;
+    int rc;
+    int i;
+
+    for (;;) {
+        buf = g_realloc(buf, len);
+        rc = getpwuid_r(uid, &pw, buf, len, &res);
+        if (rc != ERANGE || len >= 1024 * 1024)
+            break;
+        len *= 2;
+    }
+    if (rc != 0 || !res)
+        return false;
+    if (pw.pw_gid == want)
+        return true;
+    for (;;) {
+        int n = ngroups;
+
+        groups = g_renew(gid_t, groups, ngroups);
+        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0) {
+            ngroups = n;
+            break;
+        }
+        /* too small: n is the number needed */
+        if (n <= ngroups || n > 65536)
+            return false;
+        ngroups = n;
+    }
+    for (i = 0; i < ngroups; i++) {
+        if (groups[i] == want)
+            return true;
+    }
+    return false;
+}
+
+int
+cocoAgentAuthGroupMember(uid_t uid, gid_t gid, const char *group,
+                         GError **error)
+{
+    gid_t want = 0;
+    int rc;
+
+    if ((rc = cocoAgentAuthGroupLookup(group, &want, error)) < 0)
+        return -1;
+    if (rc == 0)
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("the group '%1$s' does not exist"), group);
+    if (gid == want)
+        return 1;
+    return cocoAgentAuthUserInGroup(uid, want) ? 1 : 0;
+}
+
+int
+cocoAgentAuthCheckStatus(uid_t uid, gid_t gid, uid_t self, const char *group,
+                         bool *group_missing, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    int rc;
+
+    *group_missing = false;
+    if (uid == 0 || uid == self)
+        return 0;
+    if (!group || !*group)
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("uid '%1$u' may not read the migration status: only root may"),
+            (unsigned int)uid);
+    rc = cocoAgentAuthGroupMember(uid, gid, group, &err);
+    if (rc > 0)
+        return 0;
+    if (rc < 0 && g_error_matches(err, COCO_ERROR, COCO_ERROR_INVALID_ARG)) {
+        *group_missing = true;
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("uid '%1$u' may not read the migration status: only root may, as the status group '%2$s' does not exist"),
+            (unsigned int)uid, group);
+    }
+    if (rc < 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("uid '%1$u' may not read the migration status: %2$s"),
+            (unsigned int)uid, err->message);
+    return cocoErrorSet(
+        error, COCO_ERROR_ACCESS_DENIED,
+        _("uid '%1$u' may not read the migration status: only root and the members of group '%2$s' may"),
+        (unsigned int)uid, group);
 }

@@ -23,6 +23,10 @@
  *
  * The RAM paths of the hello are checked separately: each must be a
  * regular file QEMU has open (a /proc/PID/fd link resolves to it).
+ *
+ * The relay socket's 'status' request (every migration's record) is
+ * answered for root, the agent's own user and the members of the
+ * configured 'status_group' (cocoAgentAuthCheckStatus()).
  */
 
 #pragma once
@@ -38,3 +42,20 @@ int cocoAgentAuthCheck(const CocoAgentConfig *cfg, pid_t peer_pid,
 
 /* Whether process @pid has @path open (compared by device and inode). */
 int cocoAgentAuthCheckOpenFile(pid_t pid, const char *path, GError **error);
+
+/* Whether user @uid, whose process runs with group @gid, belongs to
+ * @group: @gid is that group, or the user database makes @uid a member
+ * (its primary group, or a supplementary one by getgrouplist()).
+ * Returns 1 (member), 0 (not) or -1 with COCO_ERROR_INVALID_ARG when
+ * @group does not exist. */
+int cocoAgentAuthGroupMember(uid_t uid, gid_t gid, const char *group,
+                             GError **error);
+
+/* Whether the caller (@uid, @gid from SO_PEERCRED) may read the migration
+ * status of the agent running as @self: root, @self, or a member of
+ * @group (NULL or empty: nobody else). Returns 0 when allowed, -1 with
+ * COCO_ERROR_ACCESS_DENIED when not; *@group_missing tells that @group
+ * does not exist (then only root and @self are allowed). */
+int cocoAgentAuthCheckStatus(uid_t uid, gid_t gid, uid_t self,
+                             const char *group, bool *group_missing,
+                             GError **error);

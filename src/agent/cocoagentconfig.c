@@ -33,6 +33,7 @@ cocoAgentConfigInit(CocoAgentConfig *cfg)
     cfg->firmware = g_strdup("emulated");
     cfg->dbus = g_strdup("none");
     cfg->libvirt_uri = g_strdup(COCO_AGENT_DEFAULT_LIBVIRT_URI);
+    cfg->status_group = g_strdup(COCO_AGENT_DEFAULT_STATUS_GROUP);
     cfg->streams = COCO_TRANSFER_DEFAULT_STREAMS;
     cfg->pages_per_bundle = COCO_TRANSFER_DEFAULT_PAGES_PER_BUNDLE;
     cfg->vcpus = 1;
@@ -52,6 +53,7 @@ cocoAgentConfigClear(CocoAgentConfig *cfg)
     g_free(cfg->firmware);
     g_free(cfg->dbus);
     g_free(cfg->libvirt_uri);
+    g_free(cfg->status_group);
     g_free(cfg->pid_dir);
     g_strfreev(cfg->qemu_binaries);
     memset(cfg, 0, sizeof(*cfg));
@@ -68,6 +70,7 @@ cocoAgentConfigCopy(CocoAgentConfig *dst, const CocoAgentConfig *src)
     dst->firmware = g_strdup(src->firmware);
     dst->dbus = g_strdup(src->dbus);
     dst->libvirt_uri = g_strdup(src->libvirt_uri);
+    dst->status_group = g_strdup(src->status_group);
     dst->pid_dir = g_strdup(src->pid_dir);
     dst->qemu_binaries = g_strdupv(src->qemu_binaries);
 }
@@ -120,6 +123,31 @@ cocoAgentConfigUInt(GKeyFile *kf, const char *path, const char *key,
     return 0;
 }
 
+/* 'status_group': a group name, or empty for nobody but root. */
+static int
+cocoAgentConfigStatusGroup(GKeyFile *kf, const char *path, char **out,
+                           GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *val =
+        g_key_file_get_string(kf, COCO_AGENT_GROUP, "status_group", &err);
+
+    if (!val) {
+        if (g_error_matches(err, G_KEY_FILE_ERROR,
+                            G_KEY_FILE_ERROR_KEY_NOT_FOUND) ||
+            g_error_matches(err, G_KEY_FILE_ERROR,
+                            G_KEY_FILE_ERROR_GROUP_NOT_FOUND))
+            return 0;
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("key '%1$s' in '%2$s' is invalid: %3$s"),
+                            "status_group", path, err->message);
+    }
+    g_strstrip(val);
+    g_free(*out);
+    *out = *val ? g_steal_pointer(&val) : NULL;
+    return 0;
+}
+
 int
 cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
                     GError **error)
@@ -167,6 +195,8 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
             0 ||
         cocoAgentConfigUInt(kf, path, "peer_timeout", 1, 86400,
                             &cfg->peer_timeout, error) < 0)
+        return -1;
+    if (cocoAgentConfigStatusGroup(kf, path, &cfg->status_group, error) < 0)
         return -1;
     if (reqpid) {
         if (STREQ(reqpid, "true") || STREQ(reqpid, "1"))

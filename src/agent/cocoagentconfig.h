@@ -24,6 +24,7 @@
 #define COCO_AGENT_DEFAULT_PID_DIR "/run/libvirt/qemu"
 #define COCO_AGENT_DEFAULT_PEER_TIMEOUT 30
 #define COCO_AGENT_DEFAULT_LIBVIRT_URI "qemu:///system"
+#define COCO_AGENT_DEFAULT_STATUS_GROUP "virtcoco"
 
 typedef struct {
     char *socket_path; /* the relays' unix socket */
@@ -43,6 +44,7 @@ typedef struct {
     unsigned int peer_timeout; /* seconds to wait for a peer */
     char *dbus; /* D-Bus API: "none", "session" or "system" */
     char *libvirt_uri; /* the local libvirt, for D-Bus Migrate() */
+    char *status_group; /* may read the status too; NULL: root only */
     bool verbose;
     bool quiet; /* no event log lines (tests) */
 } CocoAgentConfig;
