@@ -50,7 +50,10 @@ notok() {
 
 mkdir "$tmp/actions" "$tmp/rules" "$tmp/etcrules" "$tmp/state"
 cp "$srcroot/data/org.libvirtcoco.agent.policy" "$tmp/actions/"
-cat >"$tmp/rules/50-coco-test.rules" <<'RULES'
+# The shipped example rule (data/50-libvirt-coco.rules) runs first; the
+# test rule after it decides for everyone else.
+cp "$srcroot/data/50-libvirt-coco.rules" "$tmp/rules/"
+cat >"$tmp/rules/60-coco-test.rules" <<'RULES'
 polkit.addRule(function(action, subject) {
     if (action.id == "org.libvirtcoco.agent.read") {
         return subject.user == "nobody" || subject.user == "bin" ?
@@ -65,6 +68,13 @@ chmod -R a+rX "$tmp"
 mount --bind "$tmp/actions" /usr/share/polkit-1/actions
 mount --bind "$tmp/rules" /usr/share/polkit-1/rules.d
 mount --bind "$tmp/etcrules" /etc/polkit-1/rules.d
+# Groups for the example rule: 'games' in 'libvirt', 'daemon' in 'virtcoco'
+# (polkitd asks the user database, in this mount namespace).
+grep -v -e '^libvirt:' -e '^virtcoco:' /etc/group >"$tmp/group"
+echo "libvirt:x:64998:games" >>"$tmp/group"
+echo "virtcoco:x:64999:daemon" >>"$tmp/group"
+chmod 644 "$tmp/group"
+mount --bind "$tmp/group" /etc/group
 
 cat >"$tmp/system.conf" <<CONF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
@@ -159,11 +169,16 @@ else
     notok "polkit allows 'nobody' (the test rule): Capabilities answers" "$tmp/out" "$tmp/agent.log"
 fi
 
-if ! call as daemon >"$tmp/out" 2>&1 &&
+if ! call as sys >"$tmp/out" 2>&1 &&
     grep -q "org.libvirtcoco.Error.AccessDenied: polkit denies action 'org.libvirtcoco.agent.read'" "$tmp/out"; then
-    ok "polkit denies 'daemon' (the test rule): org.libvirtcoco.Error.AccessDenied"
+    ok "polkit denies 'sys' (the test rule): org.libvirtcoco.Error.AccessDenied"
 else
-    notok "polkit denies 'daemon' (the test rule): org.libvirtcoco.Error.AccessDenied" "$tmp/out" "$tmp/agent.log"
+    notok "polkit denies 'sys' (the test rule): org.libvirtcoco.Error.AccessDenied" "$tmp/out" "$tmp/agent.log"
+fi
+if call as daemon >"$tmp/out" 2>&1 && grep -q "'firmware': <'emulated'>" "$tmp/out"; then
+    ok "the example rule lets 'daemon' (group virtcoco) read: Capabilities answers"
+else
+    notok "the example rule lets 'daemon' (group virtcoco) read" "$tmp/out" "$tmp/agent.log" "$tmp/polkitd.log"
 fi
 # Migrate() needs org.libvirtcoco.agent.migrate.
 migrate() {
@@ -184,16 +199,37 @@ if ! migrate as bin >"$tmp/out" 2>&1 &&
 else
     notok "polkit denies Migrate to 'bin' (read only)" "$tmp/out" "$tmp/agent.log"
 fi
+if ! migrate as daemon >"$tmp/out" 2>&1 &&
+    grep -q "org.libvirtcoco.Error.AccessDenied: polkit denies action 'org.libvirtcoco.agent.migrate'" "$tmp/out"; then
+    ok "the example rule does not let 'daemon' (group virtcoco) migrate"
+else
+    notok "the example rule does not let 'daemon' (group virtcoco) migrate" "$tmp/out" "$tmp/agent.log"
+fi
+# A second authorised Migrate of the same domain, once the first job ended.
+i=0
+while [ $i -lt 50 ] && ! as bin gdbus call --system --dest org.libvirtcoco.Agent1 \
+    --object-path /org/libvirtcoco/Agent1/Job/1 \
+    --method org.freedesktop.DBus.Properties.Get org.libvirtcoco.Job1 State 2>/dev/null |
+    grep -q failed; do
+    i=$((i + 1))
+    sleep 0.1
+done
+if migrate as games >"$tmp/out" 2>&1 &&
+    grep -q "objectpath '/org/libvirtcoco/Agent1/Job/2'" "$tmp/out"; then
+    ok "the example rule lets 'games' (group libvirt) migrate: Migrate gives a job"
+else
+    notok "the example rule lets 'games' (group libvirt) migrate" "$tmp/out" "$tmp/agent.log" "$tmp/polkitd.log"
+fi
 jobs() {
     as bin gdbus call --system --dest org.libvirtcoco.Agent1 \
         --object-path /org/libvirtcoco/Agent1 \
         --method org.libvirtcoco.Agent1.GetJobs
 }
 if jobs >"$tmp/out" 2>&1 && grep -q "'/org/libvirtcoco/Agent1/Job/1'" "$tmp/out" &&
-    ! grep -q "Job/2" "$tmp/out"; then
-    ok "'bin' may read: GetJobs lists only the authorised job"
+    grep -q "'/org/libvirtcoco/Agent1/Job/2'" "$tmp/out" && ! grep -q "Job/3" "$tmp/out"; then
+    ok "'bin' may read: GetJobs lists only the authorised jobs"
 else
-    notok "'bin' may read: GetJobs lists only the authorised job" "$tmp/out" "$tmp/agent.log"
+    notok "'bin' may read: GetJobs lists only the authorised jobs" "$tmp/out" "$tmp/agent.log"
 fi
 abort() {
     "$@" gdbus call --system --dest org.libvirtcoco.Agent1 \
