@@ -126,8 +126,10 @@ def main():
         r = gdbus(env, "introspect", "--session", "--dest", NAME,
                   "--object-path", PATH)
         ok(r.returncode == 0 and all(m in r.stdout for m in
-           ("Validate(", "Capabilities(", "GetMigrations(", "Version")),
-           "introspection lists Validate, Capabilities, GetMigrations, Version",
+           ("Validate(", "Capabilities(", "GetMigrations(", "Migrate(",
+            "GetJobs(", "VfioCheck(", "Version")),
+           "introspection lists Validate, Capabilities, GetMigrations, "
+           "Migrate, GetJobs, VfioCheck, Version",
            r.stdout + r.stderr)
 
         r = gdbus(env, "call", "--session", "--dest", NAME, "--object-path",
@@ -169,6 +171,15 @@ def main():
         r = call(env, "Validate", "")
         ok(r.returncode != 0 and "org.libvirtcoco.Error.InvalidArg" in r.stderr,
            "Validate of an empty string gives org.libvirtcoco.Error.InvalidArg",
+           r.stdout + r.stderr)
+
+        # VfioCheck: the report "virt-coco vfio check --json" prints.
+        r = call(env, "VfioCheck")
+        ok(r.returncode == 0 and
+           "'release': <'%s'>" % os.uname().release in r.stdout and
+           "'risk': <'" in r.stdout and "'verdict': <'" in r.stdout and
+           "'vfio_present': <" in r.stdout,
+           "VfioCheck gives the kernel, VFIO presence, risk and verdict",
            r.stdout + r.stderr)
 
         r = call(env, "GetMigrations")
