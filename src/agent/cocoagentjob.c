@@ -57,6 +57,7 @@ struct _CocoAgentJob {
     char *uuid;
     GHashTable *known; /* record ids that existed before the job */
     JsonObject *record;
+    guint timeline_seen; /* entries of the record's timeline announced */
     GError *error;
     GSource *poll;
     gint64 settle_until;
@@ -434,6 +435,16 @@ cocoAgentJobFinish(CocoAgentJob *job)
         job->cb->finished(job, job->opaque);
 }
 
+/* A new phase: announce it (with the numbers of the current record). */
+static void
+cocoAgentJobSetPhase(CocoAgentJob *job, const char *phase)
+{
+    g_free(job->phase);
+    job->phase = g_strdup(phase);
+    if (job->cb && job->cb->changed)
+        job->cb->changed(job, true, job->opaque);
+}
+
 /* Read the source agent's record of our migration; true while the job
  * should go on polling. */
 static bool
@@ -444,18 +455,37 @@ cocoAgentJobPoll(CocoAgentJob *job)
 
     if (job->uuid && (rec = cocoAgentFindRecord(job->agent, job->uuid, "source",
                                                 job->known))) {
-        const char *st =
-            json_object_get_string_member_with_default(rec, "state", "");
+        JsonArray *tl = json_object_get_array_member(rec, "timeline");
+        guint n = tl ? json_array_get_length(tl) : 0;
 
-        if (STRNEQ(st, job->phase)) {
-            g_free(job->phase);
-            job->phase = g_strdup(st);
-            phase = true;
-        }
         g_clear_pointer(&job->record, json_object_unref);
         job->record = json_object_ref(rec);
-        if (job->cb && job->cb->changed)
-            job->cb->changed(job, phase, job->opaque);
+        /* Every phase the record's timeline went through since the last
+         * poll, in order: a phase shorter than the poll is not lost. */
+        for (; job->timeline_seen < n; job->timeline_seen++) {
+            JsonObject *e =
+                json_array_get_object_element(tl, job->timeline_seen);
+            const char *to =
+                e ? json_object_get_string_member_with_default(e, "to", "")
+                  : "";
+
+            if (*to && STRNEQ(to, job->phase)) {
+                cocoAgentJobSetPhase(job, to);
+                phase = true;
+            }
+        }
+        /* A record without a timeline (a start that failed). */
+        {
+            const char *st =
+                json_object_get_string_member_with_default(rec, "state", "");
+
+            if (*st && STRNEQ(st, job->phase)) {
+                cocoAgentJobSetPhase(job, st);
+                phase = true;
+            }
+        }
+        if (!phase && job->cb && job->cb->changed)
+            job->cb->changed(job, false, job->opaque);
     }
     if (!job->libvirt_done)
         return true;

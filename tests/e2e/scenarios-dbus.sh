@@ -96,7 +96,9 @@ print("  phases: %s; progress: %s" % (" ".join(phases), progress))
 print("  result: %s" % res)
 assert kinds[0] == "job" and kinds[-1] == "result", kinds
 assert res["state"] == "completed" and res["error"] is None, res
-assert "precopy" in phases and phases[-1] == "finished", phases
+# every phase of the source agent's timeline, in order
+assert phases[:3] == ["preparing", "setup", "precopy"], phases
+assert "switchover" in phases and phases[-1] == "finished", phases
 assert progress and max(progress) >= 90, progress
 assert res["data_processed"] >= 192 << 20 and res["downtime_ms"] > 0, res
 assert res["migration_id"], res
