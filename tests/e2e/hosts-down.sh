@@ -27,8 +27,10 @@ fi
 
 # The hosts' private D-Bus daemons (scenarios-dbus.sh).
 for H in $HOSTS; do
-    f="$(host_dir "$H")/dbus.pid"
-    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+    for f in dbus.pid sysbus.pid polkitd.pid; do
+        f="$(host_dir "$H")/$f"
+        [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+    done
 done
 
 # Keep the caps cache of host A for the next run.

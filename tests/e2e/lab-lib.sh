@@ -300,8 +300,11 @@ agent_start() {
     rm -f "$as_r/run/coco-agent.sock"
     # The host's private D-Bus (scenarios-dbus.sh), when it has one.
     as_bus=""
+    as_sys=""
     [ -f "$as_r/dbus.address" ] && as_bus=$(cat "$as_r/dbus.address")
+    [ -f "$as_r/sysbus.address" ] && as_sys=$(cat "$as_r/sysbus.address")
     setsid env ${as_bus:+DBUS_SESSION_BUS_ADDRESS="$as_bus"} \
+        ${as_sys:+DBUS_SYSTEM_BUS_ADDRESS="$as_sys"} \
         nsenter --net="/run/netns/$NETNS_PREFIX$as_h" "$VIRTCOCOD" -f -c "$as_r/virtcocod.conf" "$@" \
         >> "$as_r/virtcocod.log" 2>&1 < /dev/null &
     echo $! > "$as_r/virtcocod.pid"

@@ -216,6 +216,7 @@ scenario "relay: domjobinfo counts private memory during the precopy, then back"
 scenario "D-Bus: the Python example migrates A->B through Migrate(), watching the job" s_dbus_migrate &&
 scenario "D-Bus: the client dies after Migrate(): the agent keeps the job, B->A completes" s_dbus_vanish &&
 scenario "D-Bus: Abort() during the precopy: job cancelled, source keeps running" s_dbus_abort &&
+scenario "D-Bus on a system bus with the real polkitd: 'sys' refused, 'nobody' (a rule) migrates A->B" s_dbus_polkit &&
 scenario "fault: kill B's QEMU after Prepare: both abort, source runs" s_fault_kill_dest_qemu &&
 scenario "fault: streams reset, fails after SOURCE_BLACKOUT: both abort, source resumes" s_fault_blackout &&
 scenario "fault: connections cut during precopy: both abort, source runs" s_fault_cut &&

@@ -175,3 +175,129 @@ PY
     dbus_down A || return 1
     dbus_down B
 }
+
+# Host A's agent on a private system bus with the real polkitd (in its own
+# mount namespace, our .policy and a test rule bound over polkit's
+# directories): 'nobody', allowed by the rule, migrates A to B with the
+# example; 'sys' is refused before anything starts.
+POLKITD=${POLKITD:-/usr/lib/polkit-1/polkitd}
+
+sysbus_up() {
+    su_r=$(host_dir A)
+    mkdir -p "$su_r/polkit/actions" "$su_r/polkit/rules" "$su_r/polkit/etcrules"
+    cp "$E2E_DIR/../../data/org.libvirtcoco.agent.policy" "$su_r/polkit/actions/"
+    cat > "$su_r/polkit/rules/60-lab.rules" <<'RULES'
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.libvirtcoco.agent.") == 0) {
+        return subject.user == "nobody" ? polkit.Result.YES : polkit.Result.NO;
+    }
+});
+RULES
+    chmod -R a+rX "$su_r/polkit"
+    cat > "$su_r/sysbus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$su_r/sysbus.sock</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+CONF
+    dbus-daemon --config-file="$su_r/sysbus.conf" --nofork --print-address=1 \
+        > "$su_r/sysbus.address.tmp" 2> "$su_r/sysbus.log" &
+    echo $! > "$su_r/sysbus.pid"
+    i=0
+    until [ -s "$su_r/sysbus.address.tmp" ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "the system bus did not start" || return 1; sleep 0.1
+    done
+    echo "unix:path=$su_r/sysbus.sock" > "$su_r/sysbus.address"
+    DBUS_SYSTEM_BUS_ADDRESS="unix:path=$su_r/sysbus.sock" unshare -m --propagation private sh -c "
+        mount --bind '$su_r/polkit/actions' /usr/share/polkit-1/actions &&
+        mount --bind '$su_r/polkit/rules' /usr/share/polkit-1/rules.d &&
+        mount --bind '$su_r/polkit/etcrules' /etc/polkit-1/rules.d &&
+        exec '$POLKITD' --no-debug" > "$su_r/polkitd.log" 2>&1 &
+    echo $! > "$su_r/polkitd.pid"
+    i=0
+    until sysbus_call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner \
+        org.freedesktop.PolicyKit1 2>/dev/null | grep -q true; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "polkitd did not start: $(cat "$su_r/polkitd.log")" || return 1; sleep 0.1
+    done
+    printf 'dbus = system\nlibvirt_uri = %s\n' "$(host_uri A)" >> "$su_r/virtcocod.conf"
+    agent_restart A || return 1
+    i=0
+    until sysbus_call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner \
+        org.libvirtcoco.Agent1 2>/dev/null | grep -q true; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "the agent does not serve the system bus" || return 1; sleep 0.1
+    done
+}
+
+sysbus_down() {
+    sd_r=$(host_dir A)
+    sed -i '/^dbus = system$/d; /^libvirt_uri = /d' "$sd_r/virtcocod.conf"
+    rm -f "$sd_r/sysbus.address" "$sd_r/sysbus.address.tmp"
+    agent_restart A || return 1
+    for f in polkitd.pid sysbus.pid; do
+        [ -f "$sd_r/$f" ] && kill -TERM "$(cat "$sd_r/$f")" 2>/dev/null
+        rm -f "$sd_r/$f"
+    done
+    return 0
+}
+
+# sysbus_call DEST PATH IFACE.METHOD ARGS...
+sysbus_call() {
+    sc_d=$1 sc_p=$2 sc_m=$3
+    shift 3
+    DBUS_SYSTEM_BUS_ADDRESS="unix:path=$(host_dir A)/sysbus.sock" \
+        gdbus call --system --dest "$sc_d" --object-path "$sc_p" --method "$sc_m" "$@"
+}
+
+# The example on A's system bus as user $1 (a copy nobody can read).
+example_as() {
+    ea_u=$1
+    shift
+    cp "$DBUS_EXAMPLE" "$LAB/coco-dbus-migrate.py"
+    chmod 0755 "$LAB/coco-dbus-migrate.py"
+    setpriv --reuid="$ea_u" --regid="$(id -g "$ea_u")" --clear-groups -- \
+        env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$(host_dir A)/sysbus.sock" \
+        "$PYTHON_GI" "$LAB/coco-dbus-migrate.py" --json "$@"
+}
+
+migrate_polkit() {
+    mp_src=$1 mp_dst=$2
+    shift 2
+    example_as nobody "$@" guest "$(host_uri "$mp_dst")" > "$LAB/dbus.out" 2> "$LAB/dbus.err"
+    mp_rc=$?
+    [ $mp_rc = 0 ] || cat "$LAB/dbus.out" "$LAB/dbus.err"
+    return $mp_rc
+}
+
+s_dbus_polkit() {
+    [ -x "$POLKITD" ] || fail "no polkitd at '$POLKITD'" || return 1
+    sysbus_up || { sysbus_down; return 1; }
+    # Refused first: the guest stays on A.
+    example_as sys --live --migrate-uri "tcp:$(host_ip B)" guest "$(host_uri B)" > "$LAB/dbus.out" 2>&1
+    rc=$?
+    echo "  as 'sys': exit $rc: $(cat "$LAB/dbus.out")"
+    if [ $rc != 1 ] || ! grep -q '"name": "org.libvirtcoco.Error.AccessDenied"' "$LAB/dbus.out" ||
+        ! grep -q "polkit denies action 'org.libvirtcoco.agent.migrate'" "$LAB/dbus.out"; then
+        sysbus_down
+        fail "'sys' was not refused by polkit"
+        return 1
+    fi
+    assert_state A "running (migrated)" || { sysbus_down; return 1; }
+    MIGRATE_CMD=migrate_polkit migrate_and_check A B --live --migrate-uri "tcp:$(host_ip B)"
+    rc=$?
+    grep '"event": "result"' "$LAB/dbus.out" | sed 's/^/  as nobody: /'
+    grep -q "job '/org/libvirtcoco/Agent1/Job/1': migrating 'guest' to '.*' for ':" "$(host_dir A)/virtcocod.log" ||
+        { [ $rc != 0 ] || fail "A's agent did not log nobody's job"; rc=1; }
+    sysbus_down || return 1
+    [ $rc = 0 ] || return 1
+    # Back to A for the scenarios that follow.
+    migrate_and_check B A
+}
