@@ -18,19 +18,15 @@ import subprocess
 import sys
 import tempfile
 
+from cocodbusbus import Tap
+
 VIRTCOCOD, FAKE, SERVICE = sys.argv[1:4]
 NAME = "org.libvirtcoco.Agent1"
 UNIT = "dbus-org.libvirtcoco.Agent1.service"
 
-results = []
-
-
-def ok(cond, what, detail=""):
-    results.append(bool(cond))
-    print("%s %d - %s" % ("ok" if cond else "not ok", len(results), what))
-    if not cond and detail:
-        for line in str(detail).splitlines():
-            print("# " + line)
+_tap = Tap()
+ok = _tap.ok
+skip = _tap.skip
 
 
 def readline(proc, timeout=30):
@@ -128,8 +124,7 @@ def main():
                 p.kill()
                 p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % len(results))
-    return 0 if all(results) else 1
+    return _tap.done()
 
 
 if __name__ == "__main__":

@@ -21,3 +21,27 @@ def start_bus(tmp):
         ["dbus-daemon", "--config-file=" + conf, "--nofork",
          "--print-address=1"], stdout=subprocess.PIPE, text=True)
     return daemon, daemon.stdout.readline().strip()
+
+
+class Tap:
+    """TAP output of a test script: ok()/skip() per check, done() at the
+    end (prints the plan, returns the exit status)."""
+
+    def __init__(self):
+        self.results = []
+
+    def ok(self, cond, what, detail=""):
+        self.results.append(bool(cond))
+        print("%s %d - %s" % ("ok" if cond else "not ok", len(self.results),
+                              what))
+        if not cond and detail:
+            for line in str(detail).splitlines():
+                print("# " + line)
+
+    def skip(self, what, reason):
+        self.results.append(True)
+        print("ok %d - %s # SKIP %s" % (len(self.results), what, reason))
+
+    def done(self):
+        print("1..%d" % len(self.results))
+        return 0 if all(self.results) else 1

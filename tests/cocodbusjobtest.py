@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from cocodbusbus import start_bus
+from cocodbusbus import Tap, start_bus
 
 try:
     import gi
@@ -38,15 +38,9 @@ PATH = "/org/libvirtcoco/Agent1"
 JOB = "org.libvirtcoco.Job1"
 LIVE, P2P, TUNNELLED = 1, 2, 4
 
-results = []
-
-
-def ok(cond, what, detail=""):
-    results.append(bool(cond))
-    print("%s %d - %s" % ("ok" if cond else "not ok", len(results), what))
-    if not cond and detail:
-        for line in str(detail).splitlines():
-            print("# " + line)
+_tap = Tap()
+ok = _tap.ok
+skip = _tap.skip
 
 
 def migrate(bus, domain, dest, params, flags):
@@ -203,8 +197,7 @@ def main():
                 p.kill()
                 p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % len(results))
-    return 0 if all(results) else 1
+    return _tap.done()
 
 
 if __name__ == "__main__":

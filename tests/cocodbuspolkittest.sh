@@ -76,24 +76,8 @@ echo "virtcoco:x:64999:daemon" >>"$tmp/group"
 chmod 644 "$tmp/group"
 mount --bind "$tmp/group" /etc/group
 
-cat >"$tmp/system.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$tmp/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-    <allow receive_type="signal"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-  </policy>
-</busconfig>
-CONF
+sed "s|@LISTEN@|unix:path=$tmp/system_bus_socket|" \
+    "$srcroot/tests/cocodbusdata/system.conf.in" >"$tmp/system.conf"
 dbus-daemon --config-file="$tmp/system.conf" --nofork --print-address=1 \
     >"$tmp/address" 2>"$tmp/dbus.log" &
 pids="$pids $!"

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from cocodbusbus import start_bus
+from cocodbusbus import Tap, start_bus
 
 VIRTCOCOD = sys.argv[1]
 SRCDIR = os.environ.get("abs_srcdir", os.path.dirname(os.path.abspath(__file__)))
@@ -22,20 +22,9 @@ NAME = "org.libvirtcoco.Agent1"
 PATH = "/org/libvirtcoco/Agent1"
 IFACE = "org.libvirtcoco.Agent1"
 
-results = []
-
-
-def ok(cond, what, detail=""):
-    results.append((bool(cond), what))
-    print("%s %d - %s" % ("ok" if cond else "not ok", len(results), what))
-    if not cond and detail:
-        for line in str(detail).splitlines():
-            print("# " + line)
-
-
-def skip(what, reason):
-    results.append((True, what))
-    print("ok %d - %s # SKIP %s" % (len(results), what, reason))
+_tap = Tap()
+ok = _tap.ok
+skip = _tap.skip
 
 
 def gdbus(env, *args, user=None):
@@ -209,8 +198,7 @@ def main():
                 p.kill()
                 p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % len(results))
-    return 0 if all(r[0] for r in results) else 1
+    return _tap.done()
 
 
 if __name__ == "__main__":
