@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-from cocodbusbus import Tap
+from cocodbusbus import Tap, cleanup
 
 VIRTCOCOD, FAKE, SERVICE = sys.argv[1:4]
 NAME = "org.libvirtcoco.Agent1"
@@ -119,11 +119,7 @@ def main():
         fake.wait(timeout=60)
         fake = None
     finally:
-        for p in (fake, daemon):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(tmp, fake, daemon)
     return _tap.done()
 
 

@@ -4,6 +4,7 @@
 # (tests/cocodbusdata/session.conf.in, shared with the lab).
 
 import os
+import shutil
 import subprocess
 
 SRCDIR = os.environ.get("abs_srcdir", os.path.dirname(os.path.abspath(__file__)))
@@ -45,3 +46,13 @@ class Tap:
     def done(self):
         print("1..%d" % len(self.results))
         return 0 if all(self.results) else 1
+
+
+def cleanup(tmp, *procs):
+    """Kill the processes still running in @procs (None allowed) and remove
+    the scratch directory @tmp."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from cocodbusbus import Tap, start_bus
+from cocodbusbus import Tap, cleanup, start_bus
 
 try:
     import gi
@@ -192,11 +192,7 @@ def main():
            "job '%s': failed" % path in text,
            "the agent logs the job's start and end", text)
     finally:
-        for p in (agent, daemon):
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(tmp, agent, daemon)
     return _tap.done()
 
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from cocodbusbus import Tap, start_bus
+from cocodbusbus import Tap, cleanup, start_bus
 
 VIRTCOCOD = sys.argv[1]
 SRCDIR = os.environ.get("abs_srcdir", os.path.dirname(os.path.abspath(__file__)))
@@ -193,11 +193,7 @@ def main():
         ok(rc == 0, "the agent stops cleanly on SIGTERM", agent.stderr.read())
         agent = None
     finally:
-        for p in (agent, daemon):
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(tmp, agent, daemon)
     return _tap.done()
 
 

@@ -10,20 +10,26 @@
 PYTHON_GI=${PYTHON_GI:-/usr/bin/python3}
 DBUS_EXAMPLE=${DBUS_EXAMPLE:-$E2E_DIR/../../docs/examples/coco-dbus-migrate.py}
 
+# bus_start TYPE DIR NAME: a private dbus-daemon of TYPE (session,
+# system; tests/cocodbusdata/TYPE.conf.in) on DIR/NAME.sock; its address
+# in DIR/NAME.address, its pid in DIR/NAME.pid.
+bus_start() {
+    sed "s|@LISTEN@|unix:path=$2/$3.sock|" "$E2E_DIR/../cocodbusdata/$1.conf.in" > "$2/$3.conf"
+    dbus-daemon --config-file="$2/$3.conf" --nofork --print-address=1 \
+        > "$2/$3.address.tmp" 2> "$2/$3.log" &
+    echo $! > "$2/$3.pid"
+    i=0
+    until [ -s "$2/$3.address.tmp" ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "the $1 bus in $2 did not start: $(cat "$2/$3.log")" || return 1; sleep 0.1
+    done
+    echo "unix:path=$2/$3.sock" > "$2/$3.address"
+}
+
 # Give host $1's agent its own bus and the host's libvirt.
 dbus_up() {
     du_r=$(host_dir "$1")
     if [ ! -f "$du_r/dbus.pid" ]; then
-        sed "s|@LISTEN@|unix:path=$du_r/dbus.sock|" "$E2E_DIR/../cocodbusdata/session.conf.in" \
-            > "$du_r/dbus.conf"
-        dbus-daemon --config-file="$du_r/dbus.conf" --nofork --print-address=1 \
-            > "$du_r/dbus.address.tmp" 2> "$du_r/dbus.log" &
-        echo $! > "$du_r/dbus.pid"
-        i=0
-        until [ -s "$du_r/dbus.address.tmp" ]; do
-            i=$((i + 1)); [ $i -lt 100 ] || fail "host $1: dbus-daemon did not start" || return 1; sleep 0.1
-        done
-        head -n 1 "$du_r/dbus.address.tmp" > "$du_r/dbus.address"
+        bus_start session "$du_r" dbus || return 1
     fi
     grep -q "^dbus = session" "$du_r/virtcocod.conf" ||
         printf 'dbus = session\nlibvirt_uri = %s\n' "$(host_uri "$1")" >> "$du_r/virtcocod.conf"
@@ -194,16 +200,7 @@ polkit.addRule(function(action, subject) {
 });
 RULES
     chmod -R a+rX "$su_r/polkit"
-    sed "s|@LISTEN@|unix:path=$su_r/sysbus.sock|" "$E2E_DIR/../cocodbusdata/system.conf.in" \
-        > "$su_r/sysbus.conf"
-    dbus-daemon --config-file="$su_r/sysbus.conf" --nofork --print-address=1 \
-        > "$su_r/sysbus.address.tmp" 2> "$su_r/sysbus.log" &
-    echo $! > "$su_r/sysbus.pid"
-    i=0
-    until [ -s "$su_r/sysbus.address.tmp" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "the system bus did not start" || return 1; sleep 0.1
-    done
-    echo "unix:path=$su_r/sysbus.sock" > "$su_r/sysbus.address"
+    bus_start system "$su_r" sysbus || return 1
     DBUS_SYSTEM_BUS_ADDRESS="unix:path=$su_r/sysbus.sock" unshare -m --propagation private sh -c "
         mount --bind '$su_r/polkit/actions' /usr/share/polkit-1/actions &&
         mount --bind '$su_r/polkit/rules' /usr/share/polkit-1/rules.d &&
