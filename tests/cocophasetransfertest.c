@@ -39,6 +39,9 @@ typedef struct {
     GQueue to_src;
     GQueue to_dst;
     bool link_down;
+    /* asynchronous rounds (cocoPhaseDataSetAsyncRounds()) */
+    unsigned int round_ends;
+    GError *round_err;
     /* last decision per role and gate: verdict + 1, 0 = none */
     int verdict[2][COCO_PHASE_GATE_LAST];
     int code[2][COCO_PHASE_GATE_LAST];
@@ -105,14 +108,32 @@ socketStream(int fd)
     return G_IO_STREAM(g_socket_connection_factory_create_connection(sock));
 }
 
+/* Set: the firmware refuses the next dirty page (testRoundFailAsync). */
+static gint failDirtyHook;
+
 static int
 emuDirtyHook(void *opaque, uint64_t gfn, GError **error)
 {
+    if (g_atomic_int_get(&failDirtyHook))
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            "test: the firmware refuses dirty page %" G_GUINT64_FORMAT, gfn);
     return cocoEmuMarkDirty(opaque, gfn, error);
 }
 
+/* The end of a round on its thread, in the test's main context. */
 static void
-harnessInit(Harness *h, unsigned int rounds)
+onRoundEnd(const GError *error, void *opaque)
+{
+    Harness *h = opaque;
+
+    h->round_ends++;
+    if (error && !h->round_err)
+        h->round_err = g_error_copy(error);
+}
+
+static void
+harnessInit(Harness *h, unsigned int rounds, bool async)
 {
     CocoMigrationSessionConfig sc = {0};
     CocoMigrationSessionConfig dc = {0};
@@ -183,6 +204,8 @@ harnessInit(Harness *h, unsigned int rounds)
     sc.nvcpus = NVCPUS;
     sc.precopy_rounds = rounds;
     sc.data = cocoPhaseDataNewTransferSource(xsrc);
+    if (async)
+        cocoPhaseDataSetAsyncRounds(sc.data, NULL, onRoundEnd, h);
     sc.send = srcSend;
     sc.send_opaque = h;
     sc.decide = decide;
@@ -212,6 +235,10 @@ harnessClear(Harness *h)
     cocoEmuPlatformUnref(h->dpf);
     g_queue_clear_full(&h->to_src, (GDestroyNotify)g_bytes_unref);
     g_queue_clear_full(&h->to_dst, (GDestroyNotify)g_bytes_unref);
+    g_clear_error(&h->round_err);
+    /* Notices of rounds already joined: they must do nothing. */
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
     g_free(h->smem);
     g_free(h->dmem);
 }
@@ -283,8 +310,9 @@ pumpUntil(Harness *h, CocoFirmwareRole role, CocoPhaseGate gate)
     gint64 end = g_get_monotonic_time() + WAIT_US;
 
     while (g_get_monotonic_time() < end) {
-        bool did = carry(h);
+        bool did = g_main_context_iteration(NULL, FALSE);
 
+        did |= carry(h);
         did |= progress(h);
         did |= carry(h);
         if (gate != COCO_PHASE_GATE_LAST && h->verdict[role][gate])
@@ -325,12 +353,12 @@ switchover(Harness *h)
 }
 
 static void
-checkMigrated(unsigned int rounds)
+checkMigrated(unsigned int rounds, bool async)
 {
     Harness h;
     const CocoPhaseCounters *c;
 
-    harnessInit(&h, rounds);
+    harnessInit(&h, rounds, async);
     startMigration(&h);
     guestWrite(&h, 2);
     guestWrite(&h, NPAGES - 3);
@@ -353,19 +381,98 @@ checkMigrated(unsigned int rounds)
     g_assert_cmpuint(c->data.pages, >=, NPAGES);
     g_assert_cmpuint(c->data.vcpus, ==, NVCPUS);
     g_assert_cmpuint(h.tracker.epochs, ==, rounds);
+    g_assert_cmpuint(c->data.epochs, ==, rounds);
+    g_assert_null(h.round_err);
     harnessClear(&h);
 }
 
 static void
 testMigrate(void)
 {
-    checkMigrated(0);
+    checkMigrated(0, false);
 }
 
 static void
 testMigratePrecopy(void)
 {
-    checkMigrated(3);
+    checkMigrated(3, false);
+}
+
+/* The rounds on a thread of their own: the same migration. */
+static void
+testMigrateAsync(void)
+{
+    checkMigrated(3, true);
+}
+
+/* Cancelled while a round runs on its thread: the session stops the data
+ * path (cancel, wait) before the firmware's ABORT; both sides abort and
+ * the source may run. */
+static void
+testCancelAsync(void)
+{
+    Harness h;
+
+    harnessInit(&h, 2, true);
+    event(&h, DST, COCO_PHASE_EVENT_INCOMING);
+    event(&h, SRC, COCO_PHASE_EVENT_MIGRATE);
+    /* Until the first round started (SETUP acknowledged). */
+    while (cocoMigrationSessionGetState(h.src) != COCO_PHASE_STATE_PRECOPY) {
+        g_assert_true(carry(&h) || progress(&h) ||
+                      g_main_context_iteration(NULL, FALSE) ||
+                      (g_usleep(1000), true));
+    }
+    event(&h, SRC, COCO_PHASE_EVENT_CANCEL);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    pumpUntil(&h, SRC, COCO_PHASE_GATE_LAST);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.dst), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    g_assert_true(cocoEmuCanRun(h.sfw));
+    g_assert_false(cocoEmuCanRun(h.dfw));
+    harnessClear(&h);
+}
+
+/* A round fails on its thread (the firmware refuses a dirty page): the
+ * end callback carries the error in the main context, the caller fails
+ * the session with it, and the source may run. */
+static void
+testRoundFailAsync(void)
+{
+    Harness h;
+    g_autoptr(GError) err = NULL;
+
+    harnessInit(&h, 2, true);
+    event(&h, DST, COCO_PHASE_EVENT_INCOMING);
+    event(&h, SRC, COCO_PHASE_EVENT_MIGRATE);
+    while (cocoMigrationSessionGetState(h.src) != COCO_PHASE_STATE_PRECOPY) {
+        carry(&h);
+        progress(&h);
+        g_usleep(1000);
+    }
+    /* The next round's dirty page is refused by the firmware. */
+    g_atomic_int_set(&failDirtyHook, 1);
+    guestWrite(&h, 5);
+    {
+        gint64 end = g_get_monotonic_time() + WAIT_US;
+
+        while (!h.round_err && g_get_monotonic_time() < end) {
+            if (!g_main_context_iteration(NULL, FALSE) && !carry(&h) &&
+                !progress(&h))
+                g_usleep(1000);
+        }
+    }
+    g_atomic_int_set(&failDirtyHook, 0);
+    g_assert_nonnull(h.round_err);
+    g_assert_nonnull(
+        strstr(h.round_err->message, "test: the firmware refuses"));
+    g_assert_cmpint(cocoMigrationSessionFail(h.src, h.round_err, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    g_assert_true(cocoMigrationSessionMayRun(h.src));
+    g_assert_true(cocoEmuCanRun(h.sfw));
+    harnessClear(&h);
 }
 
 /* (3) The destination QEMU is killed after the start token: its abort
@@ -375,7 +482,7 @@ testAbortToken(void)
 {
     Harness h;
 
-    harnessInit(&h, 1);
+    harnessInit(&h, 1, false);
     startMigration(&h);
     switchover(&h);
     g_assert_cmpint(cocoEmuGetOpState(h.sfw), ==, COCO_EMU_OP_POST_EXPORT);
@@ -397,7 +504,7 @@ testCancel(void)
 {
     Harness h;
 
-    harnessInit(&h, 2);
+    harnessInit(&h, 2, false);
     startMigration(&h);
     event(&h, SRC, COCO_PHASE_EVENT_CANCEL);
     pumpUntil(&h, SRC, COCO_PHASE_GATE_LAST);
@@ -417,7 +524,7 @@ testFrozen(void)
 {
     Harness h;
 
-    harnessInit(&h, 0);
+    harnessInit(&h, 0, false);
     startMigration(&h);
     event(&h, SRC, COCO_PHASE_EVENT_PRE_SWITCHOVER);
     h.link_down = true;
@@ -441,6 +548,9 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/phase-transfer/migrate", testMigrate);
     g_test_add_func("/phase-transfer/migrate-precopy", testMigratePrecopy);
+    g_test_add_func("/phase-transfer/migrate-async", testMigrateAsync);
+    g_test_add_func("/phase-transfer/cancel-async", testCancelAsync);
+    g_test_add_func("/phase-transfer/round-fail-async", testRoundFailAsync);
     g_test_add_func("/phase-transfer/abort-token", testAbortToken);
     g_test_add_func("/phase-transfer/cancel", testCancel);
     g_test_add_func("/phase-transfer/frozen", testFrozen);

@@ -237,15 +237,16 @@ cocoAgentMigrationProgress(CocoAgentMigration *m)
     cocoAgentRelaySend(m->progress.relay, obj);
 }
 
-/* The transfer engine's tick during an epoch (this thread, the main loop
- * blocked in the round). */
+/* Report to the relay when an epoch or the transfer's phase changed. */
 static void
-cocoAgentMigrationOnTick(const CocoTransferStats *stats G_GNUC_UNUSED,
-                         void *opaque)
+cocoAgentMigrationReportEpoch(CocoAgentMigration *m)
 {
-    CocoAgentMigration *m = opaque;
+    CocoTransferStats ts = {0};
 
-    if (m->progress.relay && m->xsrc)
+    if (!m->progress.relay || !m->xsrc)
+        return;
+    cocoAgentMigrationStats(m, &ts);
+    if (ts.epoch != m->progress_epoch || (int)ts.phase != m->progress_phase)
         cocoAgentMigrationProgress(m);
 }
 
@@ -642,6 +643,10 @@ cocoAgentMigrationDecide(void *opaque, const CocoPhaseDecision *d)
     }
     if (!h->relay)
         return; /* the relay does not hold this command */
+    /* The precopy's last numbers before QEMU's own migration starts. */
+    if (d->gate == COCO_PHASE_GATE_MIGRATE &&
+        d->verdict == COCO_PHASE_VERDICT_RELEASE)
+        cocoAgentMigrationReportEpoch(m);
     cocoAgentVerdict(h->relay, h->id, d->verdict == COCO_PHASE_VERDICT_RELEASE,
                      d->message ? d->message : _("refused"));
     h->relay = NULL;
@@ -709,13 +714,7 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
         }
     }
     cocoAgentMigrationLogTimeline(m);
-    if (m->progress.relay && m->xsrc) {
-        CocoTransferStats ts = {0};
-
-        cocoAgentMigrationStats(m, &ts);
-        if (ts.epoch != m->progress_epoch || (int)ts.phase != m->progress_phase)
-            cocoAgentMigrationProgress(m);
-    }
+    cocoAgentMigrationReportEpoch(m);
     if (cocoAgentMigrationOver(m))
         cocoAgentMigrationStopProgress(m);
     /* A frozen source may not run, but QEMU resumes a source by itself
@@ -842,6 +841,29 @@ cocoAgentMigrationNewSession(CocoAgentMigration *m, CocoPhaseData *data,
     return 0;
 }
 
+/* A precopy round ended on its thread: report the epoch to the relay;
+ * when it failed (a broken stream, a firmware refusal) the session aborts
+ * now and says why. */
+static void
+cocoAgentMigrationOnRoundEnd(const GError *why, void *opaque)
+{
+    CocoAgentMigration *m = opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (!why) {
+        cocoAgentMigrationReportEpoch(m);
+        return;
+    }
+    if (!m->session || cocoAgentMigrationOver(m))
+        return;
+    cocoAgentLog(m->agent, "migration=%s precopy round failed: %s", m->id,
+                 why->message);
+    if (cocoMigrationSessionFail(m->session, why, &err) < 0)
+        cocoAgentLog(m->agent, "migration=%s local-failure: %s", m->id,
+                     err->message);
+    cocoAgentMigrationAfter(m);
+}
+
 static int
 cocoAgentEmuDirty(void *opaque, uint64_t gfn, GError **error)
 {
@@ -946,9 +968,11 @@ cocoAgentSourceStart(CocoAgentMigration *m, const char *peer, GError **error)
         goto cleanup;
     cocoTransferSourceSetDirtyHook(xsrc, cocoAgentEmuDirty, m->fw);
     cocoTransferSourceSetFirmwareDirty(xsrc, cocoAgentEmuGetDirty, m->fw);
-    cocoTransferSourceSetTick(xsrc, COCO_AGENT_PROGRESS_MS,
-                              cocoAgentMigrationOnTick, m);
     data = cocoPhaseDataNewTransferSource(xsrc);
+    /* Precopy rounds on a thread of their own: the loop keeps serving the
+     * relays (progress), the D-Bus API and a cancel meanwhile. */
+    cocoPhaseDataSetAsyncRounds(data, agent->ctx, cocoAgentMigrationOnRoundEnd,
+                                m);
     if (cocoAgentMigrationNewSession(m, data, error) < 0)
         goto cleanup;
     m->xsrc = xsrc;

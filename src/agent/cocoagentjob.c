@@ -261,14 +261,18 @@ cocoAgentJobPost(CocoAgentJob *job, CocoAgentJobEventType type, GError *error,
                  const char *uuid)
 {
     CocoAgentJobEvent *ev = g_new0(CocoAgentJobEvent, 1);
+    GSource *idle;
 
     ev->job = cocoAgentJobRef(job);
     ev->type = type;
     ev->error = error;
     ev->uuid = g_strdup(uuid);
-    g_main_context_invoke_full(job->ctx, G_PRIORITY_DEFAULT,
-                               cocoAgentJobOnEvent, ev,
-                               (GDestroyNotify)cocoAgentJobEventFree);
+    /* Always queued in the job's context, never run in this thread. */
+    idle = g_idle_source_new();
+    g_source_set_callback(idle, cocoAgentJobOnEvent, ev,
+                          (GDestroyNotify)cocoAgentJobEventFree);
+    g_source_attach(idle, job->ctx);
+    g_source_unref(idle);
 }
 
 /* What "virt-coco migrate --confidential" checks before calling libvirt. */

@@ -450,6 +450,20 @@ cocoSessionPrepare(CocoMigrationSession *s, const void *in, size_t inlen,
     return 0;
 }
 
+/* Stop moving data, once (the data path also waits for a precopy round
+ * running on a thread of its own). */
+static void
+cocoSessionStopData(CocoMigrationSession *s)
+{
+    CocoPhaseData *data = s->cfg.data;
+
+    if (s->data_stopped)
+        return;
+    s->data_stopped = true;
+    if (data->ops->stop)
+        data->ops->stop(data);
+}
+
 static int
 cocoSessionAbortSource(CocoMigrationSession *s, GError **error)
 {
@@ -457,6 +471,10 @@ cocoSessionAbortSource(CocoMigrationSession *s, GError **error)
     CocoFirmwareStatus status;
     size_t len = 0;
 
+    /* Before the start token a precopy round may still run: the
+     * firmware's ABORT must come after it. */
+    if (!s->start_token)
+        cocoSessionStopData(s);
     if (!s->setup_attempted)
         return COCO_STEP_DONE;
     if (cocoSessionFw(s, COCO_MIGRATE_CMD_ABORT, 0, NULL, &len, &status,
@@ -557,6 +575,9 @@ cocoSessionStep(CocoMigrationSession *s, CocoPhaseStep step, GError **error)
     case COCO_PHASE_STEP_ROUND_OR_RELEASE:
         if (s->rounds_started < s->cfg.precopy_rounds)
             return cocoSessionStep(s, COCO_PHASE_STEP_ROUND, error);
+        /* The last round is over before QEMU's own migration starts. */
+        if (data->ops->wait && data->ops->wait(data, error) < 0)
+            return -1;
         cocoSessionRelease(s, COCO_PHASE_GATE_MIGRATE);
         return COCO_STEP_DONE;
     case COCO_PHASE_STEP_ROUND:
@@ -725,8 +746,6 @@ cocoSessionRecord(CocoMigrationSession *s, CocoPhaseEvent event,
 static void
 cocoSessionMaybeStop(CocoMigrationSession *s)
 {
-    CocoPhaseData *data = s->cfg.data;
-
     if (s->data_stopped)
         return;
     switch (s->state) {
@@ -734,9 +753,7 @@ cocoSessionMaybeStop(CocoMigrationSession *s)
     case COCO_PHASE_STATE_FROZEN:
     case COCO_PHASE_STATE_FINISHED:
     case COCO_PHASE_STATE_COMMITTED:
-        s->data_stopped = true;
-        if (data->ops->stop)
-            data->ops->stop(data);
+        cocoSessionStopData(s);
         break;
     case COCO_PHASE_STATE_IDLE:
     case COCO_PHASE_STATE_PREPARING:

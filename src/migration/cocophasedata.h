@@ -61,6 +61,10 @@ typedef struct {
     int (*import)(CocoPhaseData *d, CocoFirmware *fw,
                   const CocoPhaseMessage *msg, CocoPhaseEvent *progress,
                   CocoPhaseDataStats *st, GError **error);
+    /* Optional: wait for data work still in flight (a precopy round on a
+     * thread of its own) before the migration goes on without a round;
+     * -1 with its error when it failed. */
+    int (*wait)(CocoPhaseData *d, GError **error);
     /* Optional: the session ended (aborted, frozen or done): stop moving
      * data and close what the data path holds open. */
     void (*stop)(CocoPhaseData *d);
