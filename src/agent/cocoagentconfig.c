@@ -75,9 +75,11 @@ cocoAgentConfigCopy(CocoAgentConfig *dst, const CocoAgentConfig *src)
     dst->qemu_binaries = g_strdupv(src->qemu_binaries);
 }
 
+/* A string key: absent leaves *@out alone; empty is an error unless
+ * @allow_empty (then *@out becomes NULL). */
 static int
-cocoAgentConfigString(GKeyFile *kf, const char *path, const char *key,
-                      char **out, GError **error)
+cocoAgentConfigStringFull(GKeyFile *kf, const char *path, const char *key,
+                          bool allow_empty, char **out, GError **error)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *val =
@@ -94,12 +96,19 @@ cocoAgentConfigString(GKeyFile *kf, const char *path, const char *key,
                             path, err->message);
     }
     g_strstrip(val);
-    if (!*val)
+    if (!*val && !allow_empty)
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                             _("key '%1$s' in '%2$s' is empty"), key, path);
     g_free(*out);
-    *out = g_steal_pointer(&val);
+    *out = *val ? g_steal_pointer(&val) : NULL;
     return 0;
+}
+
+static int
+cocoAgentConfigString(GKeyFile *kf, const char *path, const char *key,
+                      char **out, GError **error)
+{
+    return cocoAgentConfigStringFull(kf, path, key, false, out, error);
 }
 
 static int
@@ -128,24 +137,8 @@ static int
 cocoAgentConfigStatusGroup(GKeyFile *kf, const char *path, char **out,
                            GError **error)
 {
-    g_autoptr(GError) err = NULL;
-    g_autofree char *val =
-        g_key_file_get_string(kf, COCO_AGENT_GROUP, "status_group", &err);
-
-    if (!val) {
-        if (g_error_matches(err, G_KEY_FILE_ERROR,
-                            G_KEY_FILE_ERROR_KEY_NOT_FOUND) ||
-            g_error_matches(err, G_KEY_FILE_ERROR,
-                            G_KEY_FILE_ERROR_GROUP_NOT_FOUND))
-            return 0;
-        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                            _("key '%1$s' in '%2$s' is invalid: %3$s"),
-                            "status_group", path, err->message);
-    }
-    g_strstrip(val);
-    g_free(*out);
-    *out = *val ? g_steal_pointer(&val) : NULL;
-    return 0;
+    return cocoAgentConfigStringFull(kf, path, "status_group", true, out,
+                                     error);
 }
 
 int
