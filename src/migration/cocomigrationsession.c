@@ -743,18 +743,16 @@ cocoSessionRecord(CocoMigrationSession *s, CocoPhaseEvent event,
 }
 
 /* Once the session ended, the data path has nothing more to move. */
-static void
-cocoSessionMaybeStop(CocoMigrationSession *s)
+/* The session is over: nothing more moves, failures change nothing. */
+static bool
+cocoSessionEnded(const CocoMigrationSession *s)
 {
-    if (s->data_stopped)
-        return;
     switch (s->state) {
     case COCO_PHASE_STATE_ABORTED:
     case COCO_PHASE_STATE_FROZEN:
     case COCO_PHASE_STATE_FINISHED:
     case COCO_PHASE_STATE_COMMITTED:
-        cocoSessionStopData(s);
-        break;
+        return true;
     case COCO_PHASE_STATE_IDLE:
     case COCO_PHASE_STATE_PREPARING:
     case COCO_PHASE_STATE_SETUP:
@@ -765,8 +763,15 @@ cocoSessionMaybeStop(CocoMigrationSession *s)
     case COCO_PHASE_STATE_AWAIT_TOKEN:
     case COCO_PHASE_STATE_LAST:
     default:
-        break;
+        return false;
     }
+}
+
+static void
+cocoSessionMaybeStop(CocoMigrationSession *s)
+{
+    if (cocoSessionEnded(s))
+        cocoSessionStopData(s);
 }
 
 /* This side already failed on a broken connection (a symptom), and the
@@ -912,24 +917,8 @@ int
 cocoMigrationSessionFail(CocoMigrationSession *s, const GError *why,
                          GError **error)
 {
-    switch (s->state) {
-    case COCO_PHASE_STATE_COMMITTED:
-    case COCO_PHASE_STATE_FINISHED:
-    case COCO_PHASE_STATE_ABORTED:
-    case COCO_PHASE_STATE_FROZEN:
+    if (cocoSessionEnded(s))
         return 0;
-    case COCO_PHASE_STATE_IDLE:
-    case COCO_PHASE_STATE_PREPARING:
-    case COCO_PHASE_STATE_SETUP:
-    case COCO_PHASE_STATE_PRECOPY:
-    case COCO_PHASE_STATE_BLACKOUT:
-    case COCO_PHASE_STATE_SWITCHOVER:
-    case COCO_PHASE_STATE_HANDOVER:
-    case COCO_PHASE_STATE_AWAIT_TOKEN:
-    case COCO_PHASE_STATE_LAST:
-    default:
-        break;
-    }
     if (!s->failure && why)
         s->failure = g_error_copy(why);
     return cocoSessionDispatch(s, COCO_PHASE_EVENT_LOCAL_FAILURE, NULL, error);
