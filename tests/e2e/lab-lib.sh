@@ -291,6 +291,24 @@ migrate_and_check() {
 confidential $src->$dst ${MIGRATE_CMD:+$MIGRATE_CMD }$opts: wall ${wall} s, job elapsed $elapsed ms, downtime $downtime ms, QEMU stream $qkib KiB (job $kib KiB), agents $bytes B / $pages pages / $streams streams in $xfer ms, agent downtime $adown ms"
 }
 
+# The guest runs on at host A (after a refused or aborted migration): its
+# state is running, at least $2 heartbeats (default 3) and $3 checksum
+# rounds (default 1; 0: none waited for) on its console since offset $1,
+# and no checksum round failed.
+assert_a_runs() {
+    ar_off=$1 ar_hb=${2:-3} ar_ck=${3:-1}
+    ar_s=$(virsh_h A domstate --reason guest 2>&1)
+    echo "  host A: $ar_s"
+    case "$ar_s" in
+    "running"*) ;;
+    *) fail "host A: the source is '$ar_s', not running" || return 1 ;;
+    esac
+    wait_lines A "$ar_off" "HB" "$ar_hb" 20 || return 1
+    [ "$ar_ck" = 0 ] || wait_lines A "$ar_off" "CK" "$ar_ck" 30 || return 1
+    echo "  host A: heartbeat on to '$(console_since A 0 | grep '^HB' | tail -1)', $(console_since A "$ar_off" | grep -c '^CK') checksum rounds since"
+    [ "$(console_since A "$ar_off" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
+}
+
 # Start host $1's agent as hosts-up.sh does, extra options $2...
 agent_start() {
     as_h=$1

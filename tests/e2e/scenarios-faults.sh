@@ -52,6 +52,17 @@ wire_stop() {
     agent_restart A
 }
 
+# A fault scenario's migration: the proxy started with fault options $@,
+# A->B through it (it must fail), the proxy stopped and its actions shown.
+wire_fault() {
+    wire_start "$@" || return 1
+    wire_migrate
+    wf_rc=$?
+    wire_stop || return 1
+    wire_actions
+    return $wf_rc
+}
+
 # What the proxy did: its ACTION lines.
 wire_actions() { grep ' ACTION ' "$LAB/wire.log" | sed 's/^/  wire: /'; }
 
@@ -118,22 +129,6 @@ assert_b_clean() {
     done
 }
 
-# The source runs on (state "running ..."), heartbeat and checksum go on
-# from console offset $1 with no BAD.
-assert_a_runs() {
-    s=$(virsh_h A domstate --reason guest 2>&1)
-    echo "  host A: $s"
-    case "$s" in
-    "running"*) ;;
-    *) fail "host A: the source is '$s', not running" || return 1 ;;
-    esac
-    wait_lines A "$1" "HB" 3 20 || return 1
-    wait_lines A "$1" "CK" 1 30 || return 1
-    last=$(console_since A 0 | grep '^HB' | tail -1)
-    echo "  host A: heartbeat on to '$last', $(console_since A "$1" | grep -c '^CK') checksum rounds since"
-    [ "$(console_since A "$1" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
-}
-
 # A failed migration A->B through the proxy; sets OUT (virsh's error) and
 # WALL. $1: console offset variable name is left to the caller.
 wire_migrate() {
@@ -164,12 +159,7 @@ assert_both_aborted() {
 # libvirt's Prepare and the agents' PREPARE, before SETUP and any memory.
 s_fault_kill_dest_qemu() {
     soff=$(console_size A)
-    wire_start --exec-before cpm:peer-prepared "$(kill_qemu_b_cmd)" || return 1
-    wire_migrate
-    rc=$?
-    wire_stop || return 1
-    wire_actions
-    [ $rc = 0 ] || return 1
+    wire_fault --exec-before cpm:peer-prepared "$(kill_qemu_b_cmd)" || return 1
     grep -q "ACTION exec-before: cpm:peer-prepared #1" "$LAB/wire.log" || fail "the proxy did not kill B's QEMU" || return 1
     ! grep -q "S->D: cctr:memory" "$LAB/wire.log" || fail "memory moved although B's QEMU was dead" || return 1
     assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" "QEMU on the destination ended" || return 1
@@ -188,12 +178,7 @@ s_fault_kill_dest_qemu() {
 # seen from B; which wins is a race between two processes.
 s_fault_blackout() {
     soff=$(console_size A)
-    wire_start --reset-streams cpm:peer-round-done:2 || return 1
-    wire_migrate
-    rc=$?
-    wire_stop || return 1
-    wire_actions
-    [ $rc = 0 ] || return 1
+    wire_fault --reset-streams cpm:peer-round-done:2 || return 1
     grep -q "ACTION reset-streams" "$LAB/wire.log" || fail "the proxy did not reset the streams" || return 1
     tl=$(record_field A source '" ".join(e["event"] + ":" + e["from"] + "->" + e["to"] for e in r["timeline"])')
     echo "  A's timeline: $tl"
@@ -214,12 +199,7 @@ s_fault_blackout() {
 # bundle passed. Both agents lose their peer: both abort, the source runs.
 s_fault_cut() {
     soff=$(console_size A)
-    wire_start --cut cctr:memory:50 || return 1
-    wire_migrate
-    rc=$?
-    wire_stop || return 1
-    wire_actions
-    [ $rc = 0 ] || return 1
+    wire_fault --cut cctr:memory:50 || return 1
     grep -q "ACTION cut: cctr:memory #50" "$LAB/wire.log" || fail "the proxy did not cut the connections" || return 1
     assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" \
         "peer host's agent can no longer be reached|peer host aborted|cannot read from stream .*Connection reset by peer" || return 1
@@ -233,12 +213,7 @@ s_fault_cut() {
 s_fault_abort_token() {
     soff=$(console_size A)
     qb="$(host_dir B)/run/qemu/guest.pid"
-    wire_start --exec cctr:start-token "$(kill_cmd "$qb")" || return 1
-    wire_migrate
-    rc=$?
-    wire_stop || return 1
-    wire_actions
-    [ $rc = 0 ] || return 1
+    wire_fault --exec cctr:start-token "$(kill_cmd "$qb")" || return 1
     grep -q "ACTION exec: cctr:start-token" "$LAB/wire.log" || fail "the proxy did not kill B's QEMU" || return 1
     grep -q "cpm:peer-abort-token" "$LAB/wire.log" || fail "no abort token went back to A" || return 1
     tl=$(record_field A source '" ".join(e["event"] + ":" + e["from"] + "->" + e["to"] for e in r["timeline"])')
@@ -313,12 +288,7 @@ s_fault_frozen() {
 # stream first).
 fault_bundle() { # option bundle expected-B-failure-regex
     soff=$(console_size A)
-    wire_start "$1" "$2" || return 1
-    wire_migrate
-    rc=$?
-    wire_stop || return 1
-    wire_actions
-    [ $rc = 0 ] || return 1
+    wire_fault "$1" "$2" || return 1
     grep -q "ACTION ${1#--}: memory bundle $2 " "$LAB/wire.log" || fail "the proxy did not ${1#--} bundle $2" || return 1
     assert_both_aborted "confidential migration aborted: .*; the source keeps running" "$3" || return 1
     grep -Eq "import failed: .*$3" "$(host_dir B)/virtcocod.log" || fail "B's agent log does not name the import failure" || return 1
