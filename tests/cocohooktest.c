@@ -14,25 +14,12 @@
 #include "internal.h"
 
 #include "cocotestagent.h"
+#include "cocotestrun.h"
 
 #include <gio/gio.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-typedef struct {
-    int status;
-    char *out;
-    char *err;
-} TestRun;
-
-static void
-testRunClear(TestRun *run)
-{
-    g_free(run->out);
-    g_free(run->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TestRun, testRunClear)
 
 /* Run the hook as "50-libvirt-coco DOMAIN @op @subop -" with the domain
  * file @name on stdin and the agent socket @sock (NULL: none there). */
@@ -44,27 +31,17 @@ testHook(TestRun *run, const char *name, const char *op, const char *subop,
     g_autofree char *path =
         g_build_filename(g_getenv("abs_srcdir"), "cocohookdata", file, NULL);
     g_autofree char *xml = NULL;
-    g_autoptr(GSubprocessLauncher) l = NULL;
-    g_autoptr(GSubprocess) p = NULL;
-    g_autoptr(GError) err = NULL;
     const char *argv[] = {g_getenv("COCO_HOOK"), name, op, subop, "-", NULL};
+    const char *env[] = {"LIBVIRT_COCO_HOOK_AGENT_SOCKET",
+                         sock ? sock : "/nonexistent/agent.sock",
+                         "LIBVIRT_COCO_HOOK_DEVROOT",
+                         "/nonexistent",
+                         "LC_ALL",
+                         "C",
+                         NULL};
 
     g_assert_true(g_file_get_contents(path, &xml, NULL, NULL));
-    l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
-                                  G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                  G_SUBPROCESS_FLAGS_STDERR_PIPE);
-    g_subprocess_launcher_setenv(l, "LIBVIRT_COCO_HOOK_AGENT_SOCKET",
-                                 sock ? sock : "/nonexistent/agent.sock", TRUE);
-    g_subprocess_launcher_setenv(l, "LIBVIRT_COCO_HOOK_DEVROOT", "/nonexistent",
-                                 TRUE);
-    g_subprocess_launcher_setenv(l, "LC_ALL", "C", TRUE);
-    p = g_subprocess_launcher_spawnv(l, argv, &err);
-    g_assert_no_error(err);
-    g_assert_true(g_subprocess_communicate_utf8(p, xml, NULL, &run->out,
-                                                &run->err, &err));
-    g_assert_no_error(err);
-    g_assert_true(g_subprocess_get_if_exited(p));
-    run->status = g_subprocess_get_exit_status(p);
+    testRunArgv(run, argv, env, xml);
     g_test_message("%s %s %s: exit %d\nstdout: %s\nstderr: %s", name, op, subop,
                    run->status, run->out, run->err);
 }

@@ -10,27 +10,13 @@
  */
 
 #include "internal.h"
+#include "cocotestrun.h"
 
 #include "cocotestagent.h"
 
 #include <json-glib/json-glib.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-typedef struct {
-    int status;
-    char *out;
-    char *err;
-} TestRun;
-
-static void
-testRunClear(TestRun *run)
-{
-    g_free(run->out);
-    g_free(run->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TestRun, testRunClear)
 
 static char *
 testData(const char *name)
@@ -51,10 +37,8 @@ static void
 testRun(TestRun *run, ...)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_autoptr(GError) err = NULL;
     const char *arg;
     va_list ap;
-    int wait = 0;
 
     g_ptr_array_add(argv, (gpointer)g_getenv("VIRT_COCO"));
     va_start(ap, run);
@@ -62,15 +46,7 @@ testRun(TestRun *run, ...)
         g_ptr_array_add(argv, (gpointer)arg);
     va_end(ap);
     g_ptr_array_add(argv, NULL);
-
-    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL,
-                               G_SPAWN_DEFAULT, NULL, NULL, &run->out,
-                               &run->err, &wait, &err));
-    g_assert_no_error(err);
-    g_assert_true(WIFEXITED(wait));
-    run->status = WEXITSTATUS(wait);
-    g_test_message("exit %d\nstdout: %s\nstderr: %s", run->status, run->out,
-                   run->err);
+    testRunArgv(run, (const char *const *)argv->pdata, NULL, NULL);
 }
 
 /* A failed run prints exactly one line, "error: ...", on stderr. */
