@@ -18,6 +18,7 @@
 #include "transfer/cocodirtyhash.h"
 #include "util/cocoerror.h"
 #include "util/cocohex.h"
+#include "util/cocomath.h"
 #include "conf/cocomigrationdef.h"
 
 #include <errno.h>
@@ -37,6 +38,7 @@
 #define COCO_AGENT_POLL_MS 2
 #define COCO_AGENT_PROGRESS_MS 200
 #define COCO_AGENT_MAX_RECORDS 64
+#define COCO_AGENT_PEER_ASK_TIMEOUT 5 /* seconds, a client's peer request */
 
 typedef struct _CocoAgentRelay CocoAgentRelay;
 typedef struct _CocoAgentDomain CocoAgentDomain;
@@ -129,12 +131,27 @@ struct _CocoAgentMigration {
     char *start_error;
     char *started;
     GDateTime *start_time;
+    gint64 session_t0; /* monotonic µs when the session was created */
+    gint64 session_wall_us; /* the same moment, µs since the epoch */
+    GArray *samples; /* CocoAgentSample: the transfer's progress */
 };
+
+/* One sample of a migration's transfer, for its record ("samples"). */
+typedef struct {
+    gint64 at_us; /* since the session was created */
+    guint64 bytes;
+    guint64 pages;
+    guint32 epoch;
+} CocoAgentSample;
+
+#define COCO_AGENT_MAX_SAMPLES 2048
+#define COCO_AGENT_SAMPLE_US (20 * G_TIME_SPAN_MILLISECOND)
 
 static void cocoAgentMigrationAfter(CocoAgentMigration *m);
 static void cocoAgentRelayDrop(CocoAgentRelay *relay);
 static void cocoAgentRelaySend(CocoAgentRelay *relay, JsonObject *obj);
 static bool cocoAgentMigrationOver(CocoAgentMigration *m);
+static JsonObject *cocoAgentPeerStatusAnswer(CocoAgent *agent, uint64_t sid);
 
 /* ---- logging and records ---------------------------------------------- */
 
@@ -166,6 +183,38 @@ cocoAgentVerdict(CocoAgentRelay *relay, gint64 id, bool release,
     cocoAgentRelaySend(relay, obj);
 }
 
+/* Keep a sample of the transfer when it moved on (at most one per
+ * COCO_AGENT_SAMPLE_US, except at a new epoch); a full list keeps every
+ * other sample. */
+static void
+cocoAgentMigrationSample(CocoAgentMigration *m, const CocoTransferStats *ts)
+{
+    gint64 now = g_get_monotonic_time();
+    CocoAgentSample s = {.at_us = now - m->session_t0,
+                         .bytes = ts->bytes,
+                         .pages = ts->pages,
+                         .epoch = ts->epoch};
+    const CocoAgentSample *last;
+
+    if (!m->session || !m->samples)
+        return;
+    last = m->samples->len ? &g_array_index(m->samples, CocoAgentSample,
+                                            m->samples->len - 1)
+                           : NULL;
+    if (last && (last->bytes == s.bytes && last->epoch == s.epoch))
+        return;
+    if (last && last->epoch == s.epoch &&
+        s.at_us - last->at_us < COCO_AGENT_SAMPLE_US)
+        return;
+    if (m->samples->len >= COCO_AGENT_MAX_SAMPLES) {
+        guint i;
+
+        for (i = 1; i < m->samples->len; i++)
+            g_array_remove_index(m->samples, i);
+    }
+    g_array_append_val(m->samples, s);
+}
+
 /* The transfer's progress. Ending a session stops its transfer engine,
  * which then reports "failed": keep what it said before that. */
 static void
@@ -185,6 +234,7 @@ cocoAgentMigrationStats(CocoAgentMigration *m, CocoTransferStats *ts)
         cocoMigrationSessionGetFailure(m->session))
         m->xstats = now;
     *ts = m->xstats;
+    cocoAgentMigrationSample(m, ts);
 }
 
 /*
@@ -391,6 +441,23 @@ cocoAgentMigrationRecord(CocoAgentMigration *m)
         json_array_add_object_element(tl, o);
     }
     json_object_set_array_member(rec, "timeline", tl);
+    if (m->samples) {
+        JsonArray *sa = json_array_new();
+
+        for (i = 0; i < m->samples->len; i++) {
+            const CocoAgentSample *x =
+                &g_array_index(m->samples, CocoAgentSample, i);
+            JsonArray *one = json_array_new();
+
+            json_array_add_double_element(one, (double)x->at_us / 1000.0);
+            json_array_add_int_element(one, (gint64)x->bytes);
+            json_array_add_int_element(one, (gint64)x->pages);
+            json_array_add_int_element(one, x->epoch);
+            json_array_add_array_element(sa, one);
+        }
+        json_object_set_array_member(rec, "samples", sa);
+        json_object_set_int_member(rec, "session_start_us", m->session_wall_us);
+    }
     return rec;
 }
 
@@ -490,6 +557,8 @@ cocoAgentMigrationFree(CocoAgentMigration *m)
         close(m->ram_fd);
     if (m->start_time)
         g_date_time_unref(m->start_time);
+    if (m->samples)
+        g_array_unref(m->samples);
     g_free(m->started);
     g_free(m->start_error);
     g_free(m->id);
@@ -838,6 +907,9 @@ cocoAgentMigrationNewSession(CocoAgentMigration *m, CocoPhaseData *data,
         cocoPhaseDataFree(data);
         return -1;
     }
+    m->session_t0 = g_get_monotonic_time();
+    m->session_wall_us = g_get_real_time();
+    m->samples = g_array_new(FALSE, FALSE, sizeof(CocoAgentSample));
     return 0;
 }
 
@@ -1232,6 +1304,17 @@ cocoAgentOnTcpAccept(gint fd, GIOCondition cond, gpointer opaque)
         cocoAgentLog(agent, "peer connection refused: %s", err->message);
         return G_SOURCE_CONTINUE;
     }
+    if (hello.kind == COCO_AGENT_PEER_STATUS) {
+        g_autoptr(JsonObject) answer =
+            cocoAgentPeerStatusAnswer(agent, hello.session_id);
+
+        if (cocoAgentPeerConnSendFrame(conn, answer, &err) < 0)
+            cocoAgentLog(agent, "status request from '%s' not answered: %s",
+                         cocoAgentPeerConnGetAddress(conn), err->message);
+        cocoAgentPeerConnFree(conn);
+        cocoAgentPeerHelloClear(&hello);
+        return G_SOURCE_CONTINUE;
+    }
     if (hello.kind == COCO_AGENT_PEER_PROBE) {
         g_autoptr(JsonObject) probe = cocoAgentProbeObject(agent);
 
@@ -1611,9 +1694,10 @@ cocoAgentRelayStatus(CocoAgentRelay *relay)
     cocoAgentRelaySend(relay, obj);
 }
 
-/* Root, the agent's own user and the members of 'status_group' only. */
-static void
-cocoAgentRelayStatusRequest(CocoAgentRelay *relay)
+/* Root, the agent's own user and the members of 'status_group' only:
+ * false (the relay refused and closed) for anyone else. */
+static bool
+cocoAgentRelayMayRead(CocoAgentRelay *relay)
 {
     CocoAgent *agent = relay->agent;
     g_autoptr(GError) err = NULL;
@@ -1629,9 +1713,293 @@ cocoAgentRelayStatusRequest(CocoAgentRelay *relay)
                          agent->cfg.status_group);
         }
         cocoAgentRelayRefuse(relay, err->message);
+        return false;
+    }
+    return true;
+}
+
+static void
+cocoAgentRelayStatusRequest(CocoAgentRelay *relay)
+{
+    if (cocoAgentRelayMayRead(relay))
+        cocoAgentRelayStatus(relay);
+}
+
+/* ---- client requests: domain, peer-probe, peer-status ------------------ */
+
+/* The answer {"type": "error", "reason": ...} to a client request. */
+static void
+cocoAgentRelayClientError(CocoAgentRelay *relay, const char *reason)
+{
+    JsonObject *obj = json_object_new();
+
+    json_object_set_string_member(obj, "type", "error");
+    json_object_set_string_member(obj, "reason", reason);
+    cocoAgentRelaySend(relay, obj);
+}
+
+/* A string member of a client request, or NULL (absent or not a string). */
+static const char *
+cocoAgentRequestString(JsonObject *msg, const char *name)
+{
+    JsonNode *node = json_object_get_member(msg, name);
+
+    if (!node || !JSON_NODE_HOLDS_VALUE(node) ||
+        json_node_get_value_type(node) != G_TYPE_STRING)
+        return NULL;
+    return json_node_get_string(node);
+}
+
+/* {"type": "domain", "uuid": U}: is the relay of that domain connected
+ * and authenticated (its hello passed cocoAgentAuthCheck())? */
+static void
+cocoAgentRelayDomainRequest(CocoAgentRelay *relay, JsonObject *msg)
+{
+    CocoAgent *agent = relay->agent;
+    const char *uuid = cocoAgentRequestString(msg, "uuid");
+    CocoAgentDomain *found = NULL;
+    bool connected = false;
+    JsonObject *obj;
+    GHashTableIter it;
+    gpointer v;
+    GList *l;
+
+    if (!cocoAgentRelayMayRead(relay))
+        return;
+    if (!uuid || !g_uuid_string_is_valid(uuid)) {
+        cocoAgentRelayClientError(
+            relay, _("the 'domain' request needs the domain's 'uuid'"));
         return;
     }
-    cocoAgentRelayStatus(relay);
+    for (l = agent->relays; l && !connected; l = l->next) {
+        CocoAgentRelay *r = l->data;
+
+        if (r->dom && r->dom->uuid &&
+            g_ascii_strcasecmp(r->dom->uuid, uuid) == 0 &&
+            !cocoQmpChannelIsClosed(r->ch)) {
+            found = r->dom;
+            connected = true;
+        }
+    }
+    g_hash_table_iter_init(&it, agent->domains);
+    while (!found && g_hash_table_iter_next(&it, NULL, &v)) {
+        CocoAgentDomain *dom = v;
+
+        if (dom->uuid && g_ascii_strcasecmp(dom->uuid, uuid) == 0)
+            found = dom;
+    }
+    obj = json_object_new();
+    json_object_set_string_member(obj, "type", "domain");
+    json_object_set_string_member(obj, "uuid", uuid);
+    if (found && found->name)
+        json_object_set_string_member(obj, "name", found->name);
+    else
+        json_object_set_null_member(obj, "name");
+    json_object_set_boolean_member(obj, "relay", connected);
+    json_object_set_int_member(obj, "qemu_pid", found ? found->pid : 0);
+    cocoAgentRelaySend(relay, obj);
+}
+
+/* The record of session @sid: a live migration's fresh one, else a kept
+ * one; NULL when there is none. */
+static JsonObject *
+cocoAgentRecordBySession(CocoAgent *agent, uint64_t sid)
+{
+    g_autofree char *hex =
+        g_strdup_printf("%016" G_GINT64_MODIFIER "x", (guint64)sid);
+    GHashTableIter it;
+    gpointer v;
+    GList *l;
+
+    g_hash_table_iter_init(&it, agent->domains);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        CocoAgentMigration *m = ((CocoAgentDomain *)v)->mig;
+
+        if (m && m->session_id == sid)
+            return cocoAgentMigrationRecord(m);
+    }
+    for (l = agent->record_order.tail; l; l = l->prev) {
+        JsonObject *rec = g_hash_table_lookup(agent->records, l->data);
+
+        if (rec && STREQ_NULLABLE(cocoAgentRequestString(rec, "session"), hex))
+            return json_object_ref(rec);
+    }
+    return NULL;
+}
+
+/* The answer to a peer agent's {"kind": "status", "session": S}. */
+static JsonObject *
+cocoAgentPeerStatusAnswer(CocoAgent *agent, uint64_t sid)
+{
+    JsonObject *obj = json_object_new();
+    JsonObject *rec = cocoAgentRecordBySession(agent, sid);
+    g_autofree char *hex =
+        g_strdup_printf("%016" G_GINT64_MODIFIER "x", (guint64)sid);
+
+    json_object_set_string_member(obj, "type", "peer-status");
+    json_object_set_string_member(obj, "session", hex);
+    if (rec)
+        json_object_set_object_member(obj, "record", rec);
+    else
+        json_object_set_null_member(obj, "record");
+    return obj;
+}
+
+/* A peer request runs on a thread of its own (connecting to a peer may
+ * take the whole timeout); its answer goes back to the client's
+ * connection from the agent's loop, if that is still open. At most
+ * COCO_AGENT_MAX_PEER_ASKS run at once. */
+#define COCO_AGENT_MAX_PEER_ASKS 16
+
+static gint cocoAgentPeerAsks;
+
+typedef struct {
+    CocoQmpChannel *ch;
+    GMainContext *ctx;
+    char *type; /* "peer-probe" or "peer-status" */
+    char *host;
+    unsigned int port;
+    unsigned int timeout;
+    uint64_t session_id;
+    char *id; /* peer-status: the local record it was asked for, or NULL */
+    JsonObject *answer;
+    GError *error;
+} CocoAgentPeerAskJob;
+
+static void
+cocoAgentPeerAskJobFree(CocoAgentPeerAskJob *job)
+{
+    cocoQmpChannelUnref(job->ch);
+    g_main_context_unref(job->ctx);
+    g_free(job->type);
+    g_free(job->host);
+    g_free(job->id);
+    if (job->answer)
+        json_object_unref(job->answer);
+    g_clear_error(&job->error);
+    g_free(job);
+    g_atomic_int_add(&cocoAgentPeerAsks, -1);
+}
+
+static gboolean
+cocoAgentPeerAskDone(gpointer opaque)
+{
+    CocoAgentPeerAskJob *job = opaque;
+    JsonObject *obj = json_object_new();
+    g_autofree char *line = NULL;
+
+    if (job->error) {
+        json_object_set_string_member(obj, "type", "error");
+        json_object_set_string_member(obj, "reason", job->error->message);
+    } else if (STREQ(job->type, "peer-probe")) {
+        json_object_set_string_member(obj, "type", "peer-probe");
+        json_object_set_string_member(obj, "host", job->host);
+        json_object_set_object_member(obj, "probe",
+                                      g_steal_pointer(&job->answer));
+    } else {
+        JsonNode *rec = json_object_dup_member(job->answer, "record");
+        g_autofree char *hex = g_strdup_printf("%016" G_GINT64_MODIFIER "x",
+                                               (guint64)job->session_id);
+
+        json_object_set_string_member(obj, "type", "peer-status");
+        json_object_set_string_member(obj, "host", job->host);
+        if (job->id)
+            json_object_set_string_member(obj, "id", job->id);
+        json_object_set_string_member(obj, "session", hex);
+        if (rec && JSON_NODE_HOLDS_OBJECT(rec)) {
+            json_object_set_member(obj, "record", rec);
+        } else {
+            if (rec)
+                json_node_unref(rec);
+            json_object_set_null_member(obj, "record");
+        }
+    }
+    line = cocoQmpBuildObjectLine(obj); /* consumes obj */
+    if (!cocoQmpChannelIsClosed(job->ch))
+        cocoQmpChannelSend(job->ch, line, strlen(line), NULL, 0);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer
+cocoAgentPeerAskThread(gpointer opaque)
+{
+    CocoAgentPeerAskJob *job = opaque;
+    GSource *idle;
+
+    if (STREQ(job->type, "peer-probe"))
+        job->answer =
+            cocoAgentPeerProbe(job->host, job->port, job->timeout, &job->error);
+    else
+        job->answer = cocoAgentPeerStatus(job->host, job->port, job->timeout,
+                                          job->session_id, &job->error);
+    idle = g_idle_source_new();
+    g_source_set_callback(idle, cocoAgentPeerAskDone, job,
+                          (GDestroyNotify)cocoAgentPeerAskJobFree);
+    g_source_attach(idle, job->ctx);
+    g_source_unref(idle);
+    return NULL;
+}
+
+/* {"type": "peer-probe", "host": H} and {"type": "peer-status", "host": H,
+ * "session": S | "id": I}: this agent asks the agent on H (at its peer
+ * port). */
+static void
+cocoAgentRelayPeerRequest(CocoAgentRelay *relay, JsonObject *msg,
+                          const char *type)
+{
+    CocoAgent *agent = relay->agent;
+    const char *host = cocoAgentRequestString(msg, "host");
+    const char *session = cocoAgentRequestString(msg, "session");
+    const char *id = cocoAgentRequestString(msg, "id");
+    uint64_t sid = 0;
+    CocoAgentPeerAskJob *job;
+
+    if (!cocoAgentRelayMayRead(relay))
+        return;
+    if (!host || !*host || strlen(host) > 255 || strchr(host, '/')) {
+        cocoAgentRelayClientError(
+            relay, _("a peer request needs the peer's 'host' name or address"));
+        return;
+    }
+    if (STREQ(type, "peer-status")) {
+        if (session) {
+            if (strlen(session) != 16 || cocoStrToU64(session, 16, &sid) < 0) {
+                cocoAgentRelayClientError(
+                    relay,
+                    _("the 'session' of a 'peer-status' request is not 16 hex digits"));
+                return;
+            }
+        } else {
+            JsonObject *rec =
+                id ? g_hash_table_lookup(agent->records, id) : NULL;
+            const char *hex;
+
+            if (!rec || !(hex = cocoAgentRequestString(rec, "session")) ||
+                cocoStrToU64(hex, 16, &sid) < 0) {
+                g_autofree char *reason = g_strdup_printf(
+                    _("this host's agent has no record '%1$s'"), NULLSTR(id));
+
+                cocoAgentRelayClientError(relay, reason);
+                return;
+            }
+        }
+    }
+    if (g_atomic_int_add(&cocoAgentPeerAsks, 1) >= COCO_AGENT_MAX_PEER_ASKS) {
+        g_atomic_int_add(&cocoAgentPeerAsks, -1);
+        cocoAgentRelayClientError(
+            relay, _("too many peer requests are in flight; try again"));
+        return;
+    }
+    job = g_new0(CocoAgentPeerAskJob, 1);
+    job->ch = cocoQmpChannelRef(relay->ch);
+    job->ctx = g_main_context_ref(agent->ctx);
+    job->type = g_strdup(type);
+    job->host = g_strdup(host);
+    job->port = agent->cfg.peer_port ? agent->cfg.peer_port : agent->port;
+    job->timeout = COCO_AGENT_PEER_ASK_TIMEOUT;
+    job->session_id = sid;
+    job->id = session ? NULL : g_strdup(id);
+    g_thread_unref(g_thread_new("coco-peer-ask", cocoAgentPeerAskThread, job));
 }
 
 static void
@@ -1656,6 +2024,14 @@ cocoAgentRelayOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
     }
     if (STREQ(type, "status")) {
         cocoAgentRelayStatusRequest(relay);
+        return;
+    }
+    if (STREQ(type, "domain")) {
+        cocoAgentRelayDomainRequest(relay, msg);
+        return;
+    }
+    if (STREQ(type, "peer-probe") || STREQ(type, "peer-status")) {
+        cocoAgentRelayPeerRequest(relay, msg, type);
         return;
     }
     if (STREQ(type, "hello")) {

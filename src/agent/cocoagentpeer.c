@@ -262,6 +262,14 @@ cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
         root = json_builder_get_root(b);
         return cocoAgentPeerWriteFrame(fd, root, error);
     }
+    if (hello->kind == COCO_AGENT_PEER_STATUS) {
+        json_builder_add_string_value(b, "status");
+        json_builder_set_member_name(b, "session");
+        json_builder_add_string_value(b, sid);
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        return cocoAgentPeerWriteFrame(fd, root, error);
+    }
     json_builder_add_string_value(
         b, hello->kind == COCO_AGENT_PEER_CONTROL ? "control" : "stream");
     json_builder_set_member_name(b, "session");
@@ -318,6 +326,8 @@ cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
         hello->kind = COCO_AGENT_PEER_CONTROL;
     else if (STREQ(kind, "stream"))
         hello->kind = COCO_AGENT_PEER_STREAM;
+    else if (STREQ(kind, "status"))
+        hello->kind = COCO_AGENT_PEER_STATUS;
     else
         return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
                             _("the peer's hello has an unknown kind '%1$s'"),
@@ -326,6 +336,8 @@ cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
         return cocoErrorSet(
             error, COCO_ERROR_TRANSFER_PROTOCOL,
             _("the peer's hello has a malformed session '%1$s'"), sid);
+    if (hello->kind == COCO_AGENT_PEER_STATUS)
+        return 0;
     if (streams < 1 || streams > 512)
         return cocoErrorSet(
             error, COCO_ERROR_TRANSFER_PROTOCOL,
@@ -447,7 +459,8 @@ cocoAgentPeerAccept(int fd, GMainContext *ctx, CocoAgentPeerHello *hello,
     }
     cocoAgentPeerSetTimeout(fd, 0);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    if (hello->kind == COCO_AGENT_PEER_PROBE) {
+    if (hello->kind == COCO_AGENT_PEER_PROBE ||
+        hello->kind == COCO_AGENT_PEER_STATUS) {
         /* The answer is one frame: do not let a silent prober block us. */
         cocoAgentPeerSetTimeout(fd, 5);
         *conn = cocoAgentPeerConnNew(fd, ctx);
@@ -477,20 +490,22 @@ cocoAgentPeerConnSendFrame(CocoAgentPeerConn *conn, JsonObject *obj,
     return cocoAgentPeerWriteFrame(conn->fd, root, error);
 }
 
-JsonObject *
-cocoAgentPeerProbe(const char *host, unsigned int port, unsigned int timeout,
-                   GError **error)
+/* Send @hello and read the one-frame answer of type @type. */
+static JsonObject *
+cocoAgentPeerAsk(const char *host, unsigned int port, unsigned int timeout,
+                 const CocoAgentPeerHello *hello, const char *type,
+                 GError **error)
 {
-    CocoAgentPeerHello hello = {.kind = COCO_AGENT_PEER_PROBE};
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autofree char *text = NULL;
     JsonNode *root;
+    JsonNode *tnode;
     uint32_t len = 0;
     int fd;
 
     if ((fd = cocoAgentPeerConnectFd(host, port, timeout, error)) < 0)
         return NULL;
-    if (cocoAgentPeerWriteHello(fd, &hello, error) < 0 ||
+    if (cocoAgentPeerWriteHello(fd, hello, error) < 0 ||
         cocoAgentPeerReadFrame(fd, &text, &len, error) < 0) {
         close(fd);
         return NULL;
@@ -499,16 +514,36 @@ cocoAgentPeerProbe(const char *host, unsigned int port, unsigned int timeout,
     if (!json_parser_load_from_data(parser, text, len, NULL) ||
         !(root = json_parser_get_root(parser)) ||
         !JSON_NODE_HOLDS_OBJECT(root) ||
-        STRNEQ(json_object_get_string_member_with_default(
-                   json_node_get_object(root), "type", ""),
-               "probe")) {
+        !(tnode = json_object_get_member(json_node_get_object(root), "type")) ||
+        !JSON_NODE_HOLDS_VALUE(tnode) ||
+        json_node_get_value_type(tnode) != G_TYPE_STRING ||
+        STRNEQ(json_node_get_string(tnode), type)) {
         cocoErrorSet(
             error, COCO_ERROR_TRANSFER_PROTOCOL,
-            _("the agent at '%1$s' port '%2$u' did not answer the probe"), host,
-            port);
+            _("the agent at '%1$s' port '%2$u' did not answer the '%3$s' request"),
+            host, port, type);
         return NULL;
     }
     return json_object_ref(json_node_get_object(root));
+}
+
+JsonObject *
+cocoAgentPeerProbe(const char *host, unsigned int port, unsigned int timeout,
+                   GError **error)
+{
+    CocoAgentPeerHello hello = {.kind = COCO_AGENT_PEER_PROBE};
+
+    return cocoAgentPeerAsk(host, port, timeout, &hello, "probe", error);
+}
+
+JsonObject *
+cocoAgentPeerStatus(const char *host, unsigned int port, unsigned int timeout,
+                    uint64_t session_id, GError **error)
+{
+    CocoAgentPeerHello hello = {.kind = COCO_AGENT_PEER_STATUS,
+                                .session_id = session_id};
+
+    return cocoAgentPeerAsk(host, port, timeout, &hello, "peer-status", error);
 }
 
 /* Deliver every whole message in the buffer. */

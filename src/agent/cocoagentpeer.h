@@ -16,7 +16,9 @@
  * A third kind, {"kind": "probe"}, asks the agent who it is (virt-coco's
  * preflight): the agent answers with one frame of the same form
  * ("CAG1" | length | JSON, the "probe" object of docs/virtcocod.rst) and
- * closes the connection.
+ * closes the connection. A fourth, {"kind": "status", "session": S},
+ * asks for the agent's record of session S: one frame
+ * {"type": "peer-status", "session": S, "record": {...} | null}.
  *
  * The payloads that cross hosts (the agents' key exchange, immutable
  * state, memory, vCPU state, tokens) are sealed by the firmware; the
@@ -39,6 +41,7 @@ typedef enum {
     COCO_AGENT_PEER_CONTROL = 0,
     COCO_AGENT_PEER_STREAM,
     COCO_AGENT_PEER_PROBE,
+    COCO_AGENT_PEER_STATUS,
 } CocoAgentPeerKind;
 
 typedef struct {
@@ -95,6 +98,12 @@ int cocoAgentPeerConnSendFrame(CocoAgentPeerConn *conn, JsonObject *obj,
  * each give up after @timeout seconds. */
 JsonObject *cocoAgentPeerProbe(const char *host, unsigned int port,
                                unsigned int timeout, GError **error);
+
+/* Ask the agent at @host:@port for its record of session @session_id:
+ * the JSON object of its one-frame answer ("peer-status"). */
+JsonObject *cocoAgentPeerStatus(const char *host, unsigned int port,
+                                unsigned int timeout, uint64_t session_id,
+                                GError **error);
 
 void cocoAgentPeerConnStart(CocoAgentPeerConn *conn,
                             CocoAgentPeerMessageFunc func, gpointer opaque);
