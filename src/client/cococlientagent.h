@@ -1,0 +1,109 @@
+/*
+ * cococlientagent.h: a client of this host's agent (virtcocod), on its
+ * local socket
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Line-based JSON requests on the agent's unix socket (docs/virtcocod.rst,
+ * "Client requests"): "probe" (anyone), and, for root, the agent's own
+ * user and the members of its status_group, "status", "domain",
+ * "peer-probe" and "peer-status". Each request has one deadline for the
+ * whole exchange and every answer is read with typed getters
+ * (cococlientjson.h); an answer line longer than
+ * COCO_CLIENT_AGENT_LINE_MAX is refused before it is kept.
+ */
+
+#pragma once
+
+#include "internal.h"
+#include "client/cococlientrecord.h"
+
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+
+#define COCO_CLIENT_AGENT_SOCKET_ENV "VIRT_COCO_AGENT_SOCKET"
+/* Seconds for a whole local request; a peer request gets twice as long
+ * (the local agent spends up to this much on the peer). */
+#define COCO_CLIENT_AGENT_TIMEOUT 5
+#define COCO_CLIENT_AGENT_LINE_MAX (32 * 1024 * 1024)
+
+typedef struct _CocoClientAgent CocoClientAgent;
+
+/* What the agent knows of a domain's relay ("domain" request). */
+typedef struct {
+    char *name; /* as the relay's hello named it, or NULL */
+    bool relay; /* a relay of the domain is connected and authenticated */
+    gint64 qemu_pid; /* its QEMU, 0 when none */
+} CocoClientDomainInfo;
+
+void cocoClientDomainInfoClear(CocoClientDomainInfo *info);
+
+/*
+ * cocoClientAgentSocketPath:
+ * The agent's socket: @option when given, else $VIRT_COCO_AGENT_SOCKET,
+ * else the default (/run/libvirt-coco/agent.sock).
+ */
+char *cocoClientAgentSocketPath(const char *option);
+
+/* Connect to the agent at @path; NULL with *@errnum set when it cannot
+ * (the caller words the error: it knows whose agent it is). */
+CocoClientAgent *cocoClientAgentConnect(const char *path, int *errnum);
+void cocoClientAgentFree(CocoClientAgent *agent);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoClientAgent, cocoClientAgentFree)
+
+const char *cocoClientAgentGetPath(CocoClientAgent *agent);
+
+/*
+ * cocoClientAgentRequest:
+ * Send @request (its "type" member names the answer expected) and wait up
+ * to @timeout seconds for the answer of that type (a new reference). An
+ * answer "refused" (COCO_ERROR_ACCESS_DENIED) or "error"
+ * (COCO_ERROR_QMP_AGENT) becomes an error with its reason.
+ */
+JsonObject *cocoClientAgentRequest(CocoClientAgent *agent, JsonObject *request,
+                                   unsigned int timeout, GError **error);
+
+/* "probe": who the agent is (version, firmware, platform, ports). */
+JsonObject *cocoClientAgentProbe(CocoClientAgent *agent, GError **error);
+
+/* "status": the agent's migration records, oldest first (a new
+ * reference). */
+JsonArray *cocoClientAgentStatus(CocoClientAgent *agent, GError **error);
+
+/* "domain": whether the relay of the domain with @uuid is connected and
+ * authenticated to this agent. */
+int cocoClientAgentDomain(CocoClientAgent *agent, const char *uuid,
+                          CocoClientDomainInfo *info, GError **error);
+
+/* "peer-probe": this agent probes the agent on @host (at its configured
+ * peer port); returns the peer's probe answer. When the agent could not
+ * reach or probe the peer, NULL is returned with *@peer_error set to its
+ * reason (and @error not set). */
+JsonObject *cocoClientAgentPeerProbe(CocoClientAgent *agent, const char *host,
+                                     char **peer_error, GError **error);
+
+/*
+ * cocoClientAgentPeerStatus:
+ * "peer-status": this agent asks the agent on @host for its record of the
+ * migration with session @session (16 hex digits), or, when @session is
+ * NULL, of the same session as this agent's record @id. *@record gets
+ * the peer's record, or NULL when the peer has none. When the agent could
+ * not ask the peer, 0 is returned with *@peer_error set to its reason.
+ */
+int cocoClientAgentPeerStatus(CocoClientAgent *agent, const char *host,
+                              const char *id, const char *session,
+                              JsonObject **record, char **peer_error,
+                              GError **error);
+
+/*
+ * cocoClientAgentPeerRecord:
+ * The peer agent's view of @rec (a record of this agent): this agent asks
+ * the host of @rec's peer address for its record of @rec's session.
+ * *@peer gets it, or NULL with *@reason saying why there is none (no
+ * peer address or session in @rec, the peer cannot be asked, the peer has
+ * no record of the session). -1 only for a failure of this host's agent.
+ */
+int cocoClientAgentPeerRecord(CocoClientAgent *agent,
+                              const CocoClientRecord *rec,
+                              CocoClientRecord **peer, char **reason,
+                              GError **error);
