@@ -1,5 +1,6 @@
 /*
- * cocotestagent.c: a real virtcocod for tests that run the binaries
+ * cocotestagent.c: a real virtcocod for tests that run the binaries, and
+ * the stand-ins of a domain's QEMU and relay that it accepts
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -8,12 +9,17 @@
 
 #include "cocotestagent.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 void
-cocoTestAgentStart(CocoTestAgent *a, const char *prefix)
+cocoTestAgentStartConf(CocoTestAgent *a, const char *prefix, const char *extra)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *tmpl = g_strdup_printf("%s-XXXXXX", prefix);
@@ -26,22 +32,31 @@ cocoTestAgentStart(CocoTestAgent *a, const char *prefix)
     a->dir = g_dir_make_tmp(tmpl, &err);
     g_assert_no_error(err);
     a->sock = g_build_filename(a->dir, "agent.sock", NULL);
+    a->piddir = g_build_filename(a->dir, "run", NULL);
+    g_assert_cmpint(g_mkdir_with_parents(a->piddir, 0700), ==, 0);
     conf = g_build_filename(a->dir, "virtcocod.conf", NULL);
     text =
         g_strdup_printf("[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
-                        "platform=%s/platform.conf\nstate_dir=%s/migrations\n",
-                        a->sock, a->dir, a->dir);
+                        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
+                        "pid_dir=%s\nqemu_binaries=/bin/sh;\n%s",
+                        a->sock, a->dir, a->dir, a->piddir, extra ? extra : "");
     g_assert_true(g_file_set_contents(conf, text, -1, NULL));
     argv[3] = conf;
-    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
-                                G_SPAWN_DO_NOT_REAP_CHILD |
-                                    G_SPAWN_STDOUT_TO_DEV_NULL |
-                                    G_SPAWN_STDERR_TO_DEV_NULL,
-                                NULL, NULL, &a->pid, &err));
+    g_assert_true(
+        g_spawn_async(NULL, (char **)argv, NULL,
+                      G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                          (g_test_verbose() ? 0 : G_SPAWN_STDERR_TO_DEV_NULL),
+                      NULL, NULL, &a->pid, &err));
     g_assert_no_error(err);
     for (i = 0; i < 5000 && !g_file_test(a->sock, G_FILE_TEST_EXISTS); i++)
         g_usleep(1000);
     g_assert_true(g_file_test(a->sock, G_FILE_TEST_EXISTS));
+}
+
+void
+cocoTestAgentStart(CocoTestAgent *a, const char *prefix)
+{
+    cocoTestAgentStartConf(a, prefix, NULL);
 }
 
 void
@@ -55,4 +70,137 @@ cocoTestAgentStop(CocoTestAgent *a)
     g_assert_cmpint(system(cmd), ==, 0);
     g_clear_pointer(&a->dir, g_free);
     g_clear_pointer(&a->sock, g_free);
+    g_clear_pointer(&a->piddir, g_free);
+}
+
+pid_t
+cocoTestQemuStart(const char *name, const char *uuid, const char *ram,
+                  const char *piddir)
+{
+    g_autofree char *guest = g_strdup_printf("guest=%s,debug-threads=on", name);
+    g_autofree char *pidfile = g_strdup_printf("%s/%s.pid", piddir, name);
+    g_autofree char *pidtext = NULL;
+    const char *script =
+        ram ? "exec 3<>\"$0\"; sleep 300; true" : "sleep 300; true";
+    const char *argv[] = {"/bin/sh",        "-c",    script,
+                          ram ? ram : "sh", "-name", guest,
+                          "-uuid",          uuid,    NULL};
+    GPid pid;
+    int i;
+
+    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
+                                G_SPAWN_DO_NOT_REAP_CHILD |
+                                    G_SPAWN_STDOUT_TO_DEV_NULL |
+                                    G_SPAWN_STDERR_TO_DEV_NULL,
+                                NULL, NULL, &pid, NULL));
+    if (ram) {
+        g_autofree char *fd3 = g_strdup_printf("/proc/%d/fd/3", pid);
+
+        for (i = 0; i < 5000; i++) {
+            g_autofree char *link = g_file_read_link(fd3, NULL);
+
+            if (link && g_str_has_suffix(link, ram))
+                break;
+            g_usleep(1000);
+        }
+    }
+    pidtext = g_strdup_printf("%d\n", (int)pid);
+    g_assert_true(g_file_set_contents(pidfile, pidtext, -1, NULL));
+    return pid;
+}
+
+void
+cocoTestQemuStop(pid_t *pid)
+{
+    g_autofree char *children = NULL;
+    g_autofree char *path = NULL;
+    int status;
+
+    if (*pid <= 0)
+        return;
+    /* The shell's sleep first (it holds our output too), then the shell. */
+    path = g_strdup_printf("/proc/%d/task/%d/children", *pid, *pid);
+    if (g_file_get_contents(path, &children, NULL, NULL)) {
+        g_auto(GStrv) list = g_strsplit(g_strstrip(children), " ", -1);
+        size_t i;
+
+        for (i = 0; list[i]; i++) {
+            if (*list[i])
+                kill((pid_t)atoi(list[i]), SIGKILL);
+        }
+    }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &status, 0);
+    *pid = 0;
+}
+
+void
+cocoTestRelayConnect(CocoTestRelay *r, const char *sock)
+{
+    struct sockaddr_un addr = {0};
+    struct timeval tv = {.tv_sec = 30, .tv_usec = 0};
+
+    r->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(r->fd, >=, 0);
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, sock, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(r->fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
+    setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    r->in = g_string_new(NULL);
+}
+
+void
+cocoTestRelaySend(CocoTestRelay *r, const char *line)
+{
+    g_autofree char *text = g_strconcat(line, "\n", NULL);
+    size_t len = strlen(text);
+
+    g_assert_cmpint(write(r->fd, text, len), ==, (ssize_t)len);
+}
+
+char *
+cocoTestRelayReadLine(CocoTestRelay *r)
+{
+    for (;;) {
+        char *nl = memchr(r->in->str, '\n', r->in->len);
+        char buf[65536];
+        ssize_t n;
+
+        if (nl) {
+            char *line = g_strndup(r->in->str, nl - r->in->str);
+
+            g_string_erase(r->in, 0, nl - r->in->str + 1);
+            return g_strchomp(line);
+        }
+        n = read(r->fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return NULL;
+        g_string_append_len(r->in, buf, n);
+    }
+}
+
+char *
+cocoTestRelayReadMatch(CocoTestRelay *r, const char *needle)
+{
+    for (;;) {
+        char *line = cocoTestRelayReadLine(r);
+
+        if (!line || strstr(line, needle))
+            return line;
+        g_free(line);
+    }
+}
+
+void
+cocoTestRelayClose(CocoTestRelay *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    if (r->in)
+        g_string_free(r->in, TRUE);
+    r->in = NULL;
 }
