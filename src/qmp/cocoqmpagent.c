@@ -65,6 +65,13 @@ cocoQmpAgentNotify(CocoQmpAgent *agent, const char *event, JsonObject *data)
 }
 
 void
+cocoQmpAgentKeepConnected(CocoQmpAgent *agent)
+{
+    if (agent->ops->keep)
+        agent->ops->keep(agent);
+}
+
+void
 cocoQmpAgentGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
                  CocoQmpAgentVerdictFunc cb, gpointer opaque)
 {
@@ -141,7 +148,15 @@ typedef struct _CocoQmpSocketAgent {
     guint64 nextId;
     guint64 migrateId; /* the last 'migrate' gate: its progress counts */
     GHashTable *pending; /* id -> CocoQmpAgentRequest */
+    gboolean keep; /* stay connected (cocoQmpAgentKeepConnected()) */
+    GSource *reconnect; /* the next attempt, while disconnected */
+    guint reconnectDelay; /* seconds */
+    gint64 connectedAt; /* monotonic µs of the last connection */
 } CocoQmpSocketAgent;
+
+#define COCO_QMP_AGENT_RECONNECT_MAX 30
+
+static void cocoQmpAgentScheduleReconnect(CocoQmpSocketAgent *sa, guint delay);
 
 static void
 cocoQmpAgentRequestFree(CocoQmpAgentRequest *req)
@@ -251,6 +266,15 @@ cocoQmpAgentOnClosed(CocoQmpChannel *ch, const GError *error, gpointer opaque)
     g_printerr("qemu-coco: %s\n", reason);
     g_clear_pointer(&sa->ch, cocoQmpChannelUnref);
     cocoQmpAgentFailAll(sa, reason);
+    /* A connection the agent ended at once (it does not accept the relay,
+     * yet or at all) is retried later each time, up to every 30 s; one
+     * that lived (an agent that stopped) after 1 s. */
+    if (g_get_monotonic_time() - sa->connectedAt > 5 * G_USEC_PER_SEC)
+        sa->reconnectDelay = 1;
+    else
+        sa->reconnectDelay =
+            MIN(sa->reconnectDelay * 2, (guint)COCO_QMP_AGENT_RECONNECT_MAX);
+    cocoQmpAgentScheduleReconnect(sa, sa->reconnectDelay);
 }
 
 static int
@@ -280,6 +304,7 @@ cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error)
         return cocoErrorSetSystem(
             error, err, _("cannot reach the host agent at '%1$s'"), sa->path);
     }
+    sa->connectedAt = g_get_monotonic_time();
     sa->ch = cocoQmpChannelNew(fd, sa->ctx, sa->path, cocoQmpAgentOnLine,
                                cocoQmpAgentOnClosed, sa);
     hello = cocoQmpBuildObjectLine(json_object_ref(sa->hello));
@@ -289,6 +314,43 @@ cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error)
                             _("the host agent at '%1$s' closed the connection"),
                             sa->path);
     return 0;
+}
+
+static gboolean
+cocoQmpAgentOnReconnect(gpointer opaque)
+{
+    CocoQmpSocketAgent *sa = opaque;
+    g_autoptr(GError) err = NULL;
+
+    g_clear_pointer(&sa->reconnect, g_source_unref);
+    /* No agent to connect to (it is restarting): every second, quietly. */
+    if (!sa->ch && cocoQmpAgentConnect(sa, &err) < 0)
+        cocoQmpAgentScheduleReconnect(sa, 1);
+    return G_SOURCE_REMOVE;
+}
+
+/* While kept connected and disconnected: try again in @delay seconds. */
+static void
+cocoQmpAgentScheduleReconnect(CocoQmpSocketAgent *sa, guint delay)
+{
+    if (!sa->keep || sa->ch || sa->reconnect)
+        return;
+    sa->reconnect = g_timeout_source_new_seconds(delay);
+    g_source_set_callback(sa->reconnect, cocoQmpAgentOnReconnect, sa, NULL);
+    g_source_attach(sa->reconnect, sa->ctx);
+}
+
+static void
+cocoQmpAgentSocketKeep(CocoQmpAgent *agent)
+{
+    CocoQmpSocketAgent *sa = agent->data;
+    g_autoptr(GError) err = NULL;
+
+    if (sa->keep)
+        return;
+    sa->keep = TRUE;
+    if (cocoQmpAgentConnect(sa, &err) < 0)
+        cocoQmpAgentScheduleReconnect(sa, 1);
 }
 
 static void
@@ -393,6 +455,11 @@ cocoQmpAgentSocketDispose(CocoQmpAgent *agent)
 {
     CocoQmpSocketAgent *sa = agent->data;
 
+    sa->keep = FALSE;
+    if (sa->reconnect) {
+        g_source_destroy(sa->reconnect);
+        g_clear_pointer(&sa->reconnect, g_source_unref);
+    }
     g_clear_pointer(&sa->ch, cocoQmpChannelUnref);
     cocoQmpAgentFailAll(sa, _("the relay is shutting down"));
     g_hash_table_unref(sa->pending);
@@ -406,6 +473,7 @@ static const CocoQmpAgentOps cocoQmpAgentSocketOps = {
     .notify = cocoQmpAgentSocketNotify,
     .gate = cocoQmpAgentSocketGate,
     .dispose = cocoQmpAgentSocketDispose,
+    .keep = cocoQmpAgentSocketKeep,
 };
 
 CocoQmpAgent *
@@ -421,6 +489,7 @@ cocoQmpAgentNewSocket(const char *path, GMainContext *ctx, JsonObject *hello,
     if (!json_object_has_member(sa->hello, "type"))
         json_object_set_string_member(sa->hello, "type", "hello");
     sa->timeoutSec = timeoutSec;
+    sa->reconnectDelay = 1;
     sa->pending =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                               (GDestroyNotify)cocoQmpAgentRequestFree);

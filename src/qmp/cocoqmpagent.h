@@ -69,6 +69,8 @@ typedef struct {
     void (*gate)(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
                  CocoQmpAgentVerdictFunc cb, gpointer opaque);
     void (*dispose)(CocoQmpAgent *agent);
+    /* Optional: stay connected (cocoQmpAgentKeepConnected()). */
+    void (*keep)(CocoQmpAgent *agent);
 } CocoQmpAgentOps;
 
 /* An agent implemented by @ops (tests use this for fakes). */
@@ -81,6 +83,17 @@ void cocoQmpAgentNotify(CocoQmpAgent *agent, const char *event,
                         JsonObject *data);
 void cocoQmpAgentGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
                       CocoQmpAgentVerdictFunc cb, gpointer opaque);
+
+/*
+ * Connect to the agent now and stay connected: its hello registers the
+ * domain's relay with the agent, which clients check before they migrate
+ * (the "domain" request, docs/virtcocod.rst). While no agent listens the
+ * relay tries again every second; a connection the agent ends at once
+ * (a refused hello) is retried after 2, 4, ... up to 30 s, one that lived
+ * after 1 s. The relay calls it once QEMU runs (libvirt's first monitor
+ * connection).
+ */
+void cocoQmpAgentKeepConnected(CocoQmpAgent *agent);
 
 /* Who hears the agent's 'cancel' (the relay); NULL @cb stops listening. */
 void cocoQmpAgentSetCancelFunc(CocoQmpAgent *agent, CocoQmpAgentCancelFunc cb,

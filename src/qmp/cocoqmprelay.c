@@ -1172,6 +1172,10 @@ cocoQmpRelayOnAccept(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_CONTINUE;
     }
     cocoQmpRelayAddSession(relay, client, qemu, NULL);
+    /* QEMU runs: the agent may authenticate the relay now, and clients
+     * check that it did before they migrate. */
+    if (relay->agent)
+        cocoQmpAgentKeepConnected(relay->agent);
     return G_SOURCE_CONTINUE;
 }
 
