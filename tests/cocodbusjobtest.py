@@ -77,6 +77,15 @@ def start_relay(tmp, sock_path):
                             stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
+    # The agent reads its command line: wait for the exec.
+    for _ in range(500):
+        try:
+            with open("/proc/%d/cmdline" % qemu.pid, "rb") as f:
+                if b"guest=coco" in f.read():
+                    break
+        except OSError:
+            pass
+        time.sleep(0.01)
     with open(os.path.join(tmp, "pids", "coco.pid"), "w") as f:
         f.write("%d\n" % qemu.pid)
     relay = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

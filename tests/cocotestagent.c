@@ -93,16 +93,20 @@ cocoTestQemuStart(const char *name, const char *uuid, const char *ram,
                                     G_SPAWN_STDOUT_TO_DEV_NULL |
                                     G_SPAWN_STDERR_TO_DEV_NULL,
                                 NULL, NULL, &pid, NULL));
-    if (ram) {
+    /* The agent reads its command line and open files: wait for them. */
+    for (i = 0; i < 5000; i++) {
+        g_autofree char *cmdpath = g_strdup_printf("/proc/%d/cmdline", pid);
         g_autofree char *fd3 = g_strdup_printf("/proc/%d/fd/3", pid);
+        g_autofree char *cmdline = NULL;
+        g_autofree char *link = NULL;
+        gsize len = 0;
 
-        for (i = 0; i < 5000; i++) {
-            g_autofree char *link = g_file_read_link(fd3, NULL);
-
-            if (link && g_str_has_suffix(link, ram))
-                break;
-            g_usleep(1000);
-        }
+        if (g_file_get_contents(cmdpath, &cmdline, &len, NULL) &&
+            memmem(cmdline, len, guest, strlen(guest)) &&
+            (!ram || ((link = g_file_read_link(fd3, NULL)) &&
+                      g_str_has_suffix(link, ram))))
+            break;
+        g_usleep(1000);
     }
     pidtext = g_strdup_printf("%d\n", (int)pid);
     g_assert_true(g_file_set_contents(pidfile, pidtext, -1, NULL));

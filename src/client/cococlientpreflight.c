@@ -167,18 +167,29 @@ int
 cocoClientPreflightCheckRelay(CocoClientAgent *agent, const char *uuid,
                               const char *domname, GError **error)
 {
-    CocoClientDomainInfo info = {0};
-    int ret = 0;
+    gint64 deadline = g_get_monotonic_time() +
+                      COCO_CLIENT_PREFLIGHT_RELAY_WAIT * G_USEC_PER_SEC;
 
-    if (cocoClientAgentDomain(agent, uuid, &info, error) < 0)
-        return -1;
-    if (!info.relay)
-        ret = cocoErrorSet(
-            error, COCO_ERROR_QMP_AGENT,
-            _("the relay of domain '%1$s' ('%2$s') is not connected to this host's agent at '%3$s': QEMU would move the guest's memory in its own clear stream (does qemu-coco.conf name the agent's socket?)"),
-            domname, uuid, cocoClientAgentGetPath(agent));
-    cocoClientDomainInfoClear(&info);
-    return ret;
+    /* A relay whose agent just restarted is back within a second. */
+    for (;;) {
+        CocoClientDomainInfo info = {0};
+        bool relay;
+
+        if (cocoClientAgentDomain(agent, uuid, &info, error) < 0)
+            return -1;
+        relay = info.relay;
+        cocoClientDomainInfoClear(&info);
+        if (relay)
+            return 0;
+        if (g_get_monotonic_time() >= deadline)
+            break;
+        g_usleep(200 * G_TIME_SPAN_MILLISECOND);
+    }
+    return cocoErrorSet(
+        error, COCO_ERROR_QMP_AGENT,
+        _("the relay of domain '%1$s' ('%2$s') is not connected to this host's agent at '%3$s' (waited '%4$u' seconds): QEMU would move the guest's memory in its own clear stream (is the domain's emulator qemu-coco, with the agent's socket in qemu-coco.conf?)"),
+        domname, uuid, cocoClientAgentGetPath(agent),
+        (unsigned int)COCO_CLIENT_PREFLIGHT_RELAY_WAIT);
 }
 
 int

@@ -20,6 +20,9 @@
 #include <json-glib/json-glib.h>
 #include <stdbool.h>
 
+/* Seconds a preflight waits for the domain's relay to (re)connect. */
+#define COCO_CLIENT_PREFLIGHT_RELAY_WAIT 3
+
 /*
  * cocoClientPreflightCheckFirmware:
  * The @probe answer's firmware backend can migrate a confidential guest.
@@ -58,8 +61,10 @@ int cocoClientPreflightCheckStreams(int parallel, const char *what,
 /*
  * cocoClientPreflightCheckRelay:
  * The relay of domain @domname (@uuid) is connected and authenticated to
- * this host's agent @agent ("domain" request): without it QEMU would
- * migrate the guest's memory in its own clear stream.
+ * this host's agent @agent ("domain" request), waiting up to
+ * COCO_CLIENT_PREFLIGHT_RELAY_WAIT seconds for a relay that reconnects
+ * (after an agent restart): without it QEMU would migrate the guest's
+ * memory in its own clear stream.
  */
 int cocoClientPreflightCheckRelay(CocoClientAgent *agent, const char *uuid,
                                   const char *domname, GError **error);
