@@ -115,8 +115,9 @@ void cocoQmpAgentEmitPause(CocoQmpAgent *agent, const char *reason);
 
 /*
  * The agent behind a local stream socket at @path (see docs/qemu-coco.rst,
- * "Agent protocol"). The connection is opened when first needed, begins
- * with @hello (consumed), and is reopened after a failure. A gate with no
+ * "Agent protocol"). The connection is opened when first needed (or
+ * kept open, cocoQmpAgentKeepConnected()), begins with @hello (consumed),
+ * and is reopened after a failure. A gate with no
  * verdict after @timeoutSec seconds, or an unreachable agent, is refused:
  * the gates fail closed.
  */
