@@ -151,7 +151,7 @@ typedef struct _CocoQmpSocketAgent {
     gboolean keep; /* stay connected (cocoQmpAgentKeepConnected()) */
     GSource *reconnect; /* the next attempt, while disconnected */
     guint reconnectDelay; /* seconds */
-    gint64 connectedAt; /* monotonic µs of the last connection */
+    gboolean refused; /* the agent refused the relay's hello */
 } CocoQmpSocketAgent;
 
 #define COCO_QMP_AGENT_RECONNECT_MAX 30
@@ -216,6 +216,14 @@ cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
     if (!msg)
         return;
     type = json_object_get_string_member_with_default(msg->obj, "type", "");
+    if (STREQ(type, "welcome")) {
+        sa->reconnectDelay = 1;
+        return;
+    }
+    if (STREQ(type, "refused")) {
+        sa->refused = TRUE;
+        return;
+    }
     if (STREQ(type, "cancel")) {
         cocoQmpAgentEmitCancel(sa->agent,
                                json_object_get_string_member_with_default(
@@ -266,14 +274,15 @@ cocoQmpAgentOnClosed(CocoQmpChannel *ch, const GError *error, gpointer opaque)
     g_printerr("qemu-coco: %s\n", reason);
     g_clear_pointer(&sa->ch, cocoQmpChannelUnref);
     cocoQmpAgentFailAll(sa, reason);
-    /* A connection the agent ended at once (it does not accept the relay,
-     * yet or at all) is retried later each time, up to every 30 s; one
-     * that lived (an agent that stopped) after 1 s. */
-    if (g_get_monotonic_time() - sa->connectedAt > 5 * G_USEC_PER_SEC)
-        sa->reconnectDelay = 1;
-    else
+    /* After a refused hello (the agent does not accept the relay, yet or
+     * at all) wait longer each time, up to 30 s; after an agent that
+     * stopped, 1 s. */
+    if (sa->refused)
         sa->reconnectDelay =
             MIN(sa->reconnectDelay * 2, (guint)COCO_QMP_AGENT_RECONNECT_MAX);
+    else
+        sa->reconnectDelay = 1;
+    sa->refused = FALSE;
     cocoQmpAgentScheduleReconnect(sa, sa->reconnectDelay);
 }
 
@@ -304,7 +313,6 @@ cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error)
         return cocoErrorSetSystem(
             error, err, _("cannot reach the host agent at '%1$s'"), sa->path);
     }
-    sa->connectedAt = g_get_monotonic_time();
     sa->ch = cocoQmpChannelNew(fd, sa->ctx, sa->path, cocoQmpAgentOnLine,
                                cocoQmpAgentOnClosed, sa);
     hello = cocoQmpBuildObjectLine(json_object_ref(sa->hello));

@@ -88,9 +88,8 @@ void cocoQmpAgentGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
  * Connect to the agent now and stay connected: its hello registers the
  * domain's relay with the agent, which clients check before they migrate
  * (the "domain" request, docs/virtcocod.rst). While no agent listens the
- * relay tries again every second; a connection the agent ends at once
- * (a refused hello) is retried after 2, 4, ... up to 30 s, one that lived
- * after 1 s. The relay calls it once QEMU runs (libvirt's first monitor
+ * relay tries again every second; after a refused hello it waits 2, 4,
+ * ... up to 30 s, after an agent that stopped 1 s. The relay calls it once QEMU runs (libvirt's first monitor
  * connection).
  */
 void cocoQmpAgentKeepConnected(CocoQmpAgent *agent);
