@@ -77,6 +77,8 @@ PY
         ! grep -q "not available" "$LAB/timeline.svg" ||
         fail "the timeline lacks a lane, the blackout or the bytes" || return 1
     echo "  timeline: $LAB/timeline.svg, $(stat -c %s "$LAB/timeline.png") bytes of PNG"
+    # COCO_LAB_TIMELINE=FILE keeps the picture (docs/images/timeline.svg).
+    [ -z "${COCO_LAB_TIMELINE:-}" ] || cp "$LAB/timeline.svg" "$COCO_LAB_TIMELINE"
 }
 
 s_cli_migrate_p2p_json() {
