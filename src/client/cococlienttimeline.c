@@ -279,8 +279,13 @@ cocoTimelineDrawBlackout(CocoTimelinePicture *p, const CocoTimelineLane *src)
         "fill=\"#d62728\" fill-opacity=\"0.35\" stroke=\"#d62728\"");
     label = g_strdup_printf(_("blackout %1$.1f ms"),
                             (double)rec->downtime_us / 1000.0);
-    cocoTimelineText(s, x1 + 4, TL_LANE2_Y + TL_LANE_H + 16, "start",
-                     "font-size:11px;fill:#d62728;font-weight:bold", label);
+    /* Beside the box, on the side with room for the label. */
+    if (x1 + 110 <= TL_WIDTH)
+        cocoTimelineText(s, x1 + 4, TL_LANE2_Y + TL_LANE_H + 16, "start",
+                         "font-size:11px;fill:#d62728;font-weight:bold", label);
+    else
+        cocoTimelineText(s, x0 - 4, TL_LANE2_Y + TL_LANE_H + 16, "end",
+                         "font-size:11px;fill:#d62728;font-weight:bold", label);
 }
 
 static void
@@ -363,6 +368,21 @@ cocoTimelineDrawBytes(CocoTimelinePicture *p, const CocoTimelineLane *lanes,
             cocoTimelineNum(s, y, 2);
         }
         g_string_append(s, "\"/>\n");
+        /* The samples themselves: the line between two is not measured. */
+        for (i = 0; i < rec->samples->len; i++) {
+            const CocoClientRecordSample *x =
+                &g_array_index(rec->samples, CocoClientRecordSample, i);
+            double y = TL_CHART_Y + TL_CHART_H -
+                       (double)x->bytes / (1024.0 * 1024.0) / top * TL_CHART_H;
+
+            g_string_append(s, "<circle cx=\"");
+            cocoTimelineNum(s, cocoTimelineX(p, lanes[l].offset_ms + x->at_ms),
+                            2);
+            g_string_append(s, "\" cy=\"");
+            cocoTimelineNum(s, y, 2);
+            g_string_append_printf(s, "\" r=\"2.5\" fill=\"%s\"/>\n",
+                                   lanes[l].color);
+        }
     }
     for (l = 0; l < nlanes; l++) {
         double y = TL_CHART_Y + 16 + 16 * (double)l;
