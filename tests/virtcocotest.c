@@ -875,7 +875,7 @@ testHostsStart(TestHosts *h)
     bport = testAgentPort(h->b.sock);
     cocoTestAgentStop(&h->b);
     aextra = g_strdup_printf(
-        "streams=2\npages_per_bundle=16\nprecopy_rounds=3\npeer_port=%s\n",
+        "streams=2\npages_per_bundle=16\nprecopy_rounds=12\npeer_port=%s\n",
         bport);
     cocoTestAgentStartConf(&h->a, "virtcocotest-A", aextra);
     aport = testAgentPort(h->a.sock);

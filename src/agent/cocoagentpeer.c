@@ -200,7 +200,7 @@ cocoAgentPeerReadAll(int fd, void *buf, size_t len, GError **error)
 
 /* "CAG1" | u32 LE length | the JSON text of @root. */
 static int
-cocoAgentPeerWriteFrame(int fd, JsonNode *root, GError **error)
+cocoAgentPeerWriteFrame(int fd, JsonNode *root, uint32_t max, GError **error)
 {
     g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autofree char *text = NULL;
@@ -210,7 +210,7 @@ cocoAgentPeerWriteFrame(int fd, JsonNode *root, GError **error)
 
     json_generator_set_root(gen, root);
     text = json_generator_to_data(gen, &len);
-    if (len > COCO_AGENT_PEER_HELLO_MAX)
+    if (len > max)
         return cocoErrorSet(
             error, COCO_ERROR_INTERNAL,
             _("a frame of '%1$zu' bytes is too long for a peer agent"),
@@ -224,7 +224,8 @@ cocoAgentPeerWriteFrame(int fd, JsonNode *root, GError **error)
 
 /* Read one frame; *@text gets its JSON text (NUL-terminated). */
 static int
-cocoAgentPeerReadFrame(int fd, char **text, uint32_t *lenp, GError **error)
+cocoAgentPeerReadFrame(int fd, uint32_t max, char **text, uint32_t *lenp,
+                       GError **error)
 {
     g_autofree char *buf = NULL;
     uint8_t head[8];
@@ -234,8 +235,7 @@ cocoAgentPeerReadFrame(int fd, char **text, uint32_t *lenp, GError **error)
         return -1;
     memcpy(&len, head + 4, 4);
     len = GUINT32_FROM_LE(len);
-    if (memcmp(head, COCO_AGENT_PEER_MAGIC, 4) != 0 || len == 0 ||
-        len > COCO_AGENT_PEER_HELLO_MAX)
+    if (memcmp(head, COCO_AGENT_PEER_MAGIC, 4) != 0 || len == 0 || len > max)
         return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
                             _("the peer's hello is malformed"));
     buf = g_malloc0(len + 1);
@@ -260,7 +260,8 @@ cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
         json_builder_add_string_value(b, "probe");
         json_builder_end_object(b);
         root = json_builder_get_root(b);
-        return cocoAgentPeerWriteFrame(fd, root, error);
+        return cocoAgentPeerWriteFrame(fd, root, COCO_AGENT_PEER_HELLO_MAX,
+                                       error);
     }
     if (hello->kind == COCO_AGENT_PEER_STATUS) {
         json_builder_add_string_value(b, "status");
@@ -268,7 +269,8 @@ cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
         json_builder_add_string_value(b, sid);
         json_builder_end_object(b);
         root = json_builder_get_root(b);
-        return cocoAgentPeerWriteFrame(fd, root, error);
+        return cocoAgentPeerWriteFrame(fd, root, COCO_AGENT_PEER_HELLO_MAX,
+                                       error);
     }
     json_builder_add_string_value(
         b, hello->kind == COCO_AGENT_PEER_CONTROL ? "control" : "stream");
@@ -293,7 +295,7 @@ cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
     }
     json_builder_end_object(b);
     root = json_builder_get_root(b);
-    return cocoAgentPeerWriteFrame(fd, root, error);
+    return cocoAgentPeerWriteFrame(fd, root, COCO_AGENT_PEER_HELLO_MAX, error);
 }
 
 static int
@@ -308,7 +310,8 @@ cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
     const char *sid;
     gint64 streams;
 
-    if (cocoAgentPeerReadFrame(fd, &text, &len, error) < 0)
+    if (cocoAgentPeerReadFrame(fd, COCO_AGENT_PEER_HELLO_MAX, &text, &len,
+                               error) < 0)
         return -1;
     if (!json_parser_load_from_data(parser, text, len, NULL) ||
         !(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root))
@@ -487,7 +490,8 @@ cocoAgentPeerConnSendFrame(CocoAgentPeerConn *conn, JsonObject *obj,
         return cocoErrorSet(error, COCO_ERROR_TRANSFER_IO, "%s",
                             _("the connection to the peer agent is closed"));
     json_node_set_object(root, obj);
-    return cocoAgentPeerWriteFrame(conn->fd, root, error);
+    return cocoAgentPeerWriteFrame(conn->fd, root, COCO_AGENT_PEER_ANSWER_MAX,
+                                   error);
 }
 
 /* Send @hello and read the one-frame answer of type @type. */
@@ -506,7 +510,8 @@ cocoAgentPeerAsk(const char *host, unsigned int port, unsigned int timeout,
     if ((fd = cocoAgentPeerConnectFd(host, port, timeout, error)) < 0)
         return NULL;
     if (cocoAgentPeerWriteHello(fd, hello, error) < 0 ||
-        cocoAgentPeerReadFrame(fd, &text, &len, error) < 0) {
+        cocoAgentPeerReadFrame(fd, COCO_AGENT_PEER_ANSWER_MAX, &text, &len,
+                               error) < 0) {
         close(fd);
         return NULL;
     }

@@ -36,6 +36,8 @@
 
 #define COCO_AGENT_PEER_MAGIC "CAG1"
 #define COCO_AGENT_PEER_HELLO_MAX 4096
+/* The one-frame answer to a probe or status request (a record). */
+#define COCO_AGENT_PEER_ANSWER_MAX (1024 * 1024)
 
 typedef enum {
     COCO_AGENT_PEER_CONTROL = 0,
