@@ -41,6 +41,7 @@ cocoAgentConfigInit(CocoAgentConfig *cfg)
     cfg->require_pidfile = true;
     cfg->qemu_binaries = g_strdupv((char **)cocoAgentDefaultQemu);
     cfg->peer_timeout = COCO_AGENT_DEFAULT_PEER_TIMEOUT;
+    cocoAgentTlsConfigInit(&cfg->tls);
 }
 
 void
@@ -56,6 +57,7 @@ cocoAgentConfigClear(CocoAgentConfig *cfg)
     g_free(cfg->status_group);
     g_free(cfg->pid_dir);
     g_strfreev(cfg->qemu_binaries);
+    cocoAgentTlsConfigClear(&cfg->tls);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -73,6 +75,7 @@ cocoAgentConfigCopy(CocoAgentConfig *dst, const CocoAgentConfig *src)
     dst->status_group = g_strdup(src->status_group);
     dst->pid_dir = g_strdup(src->pid_dir);
     dst->qemu_binaries = g_strdupv(src->qemu_binaries);
+    cocoAgentTlsConfigCopy(&dst->tls, &src->tls);
 }
 
 /* A string key: absent leaves *@out alone; empty is an error unless
@@ -141,6 +144,28 @@ cocoAgentConfigStatusGroup(GKeyFile *kf, const char *path, char **out,
                                      error);
 }
 
+/* The agents' mutual TLS: libvirt's x509 files and the deadline. */
+static int
+cocoAgentConfigTls(GKeyFile *kf, const char *path, CocoAgentTlsConfig *tls,
+                   GError **error)
+{
+    if (cocoAgentConfigString(kf, path, "tls_ca_cert", &tls->ca_cert, error) <
+            0 ||
+        cocoAgentConfigString(kf, path, "tls_server_cert", &tls->server_cert,
+                              error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_server_key", &tls->server_key,
+                              error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_client_cert", &tls->client_cert,
+                              error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_client_key", &tls->client_key,
+                              error) < 0 ||
+        cocoAgentConfigUInt(kf, path, "handshake_timeout", 1,
+                            COCO_AGENT_TLS_MAX_HANDSHAKE_TIMEOUT,
+                            &tls->handshake_timeout, error) < 0)
+        return -1;
+    return 0;
+}
+
 int
 cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
                     GError **error)
@@ -189,7 +214,8 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
         cocoAgentConfigUInt(kf, path, "peer_timeout", 1, 86400,
                             &cfg->peer_timeout, error) < 0)
         return -1;
-    if (cocoAgentConfigStatusGroup(kf, path, &cfg->status_group, error) < 0)
+    if (cocoAgentConfigStatusGroup(kf, path, &cfg->status_group, error) < 0 ||
+        cocoAgentConfigTls(kf, path, &cfg->tls, error) < 0)
         return -1;
     if (reqpid) {
         if (STREQ(reqpid, "true") || STREQ(reqpid, "1"))
@@ -208,6 +234,37 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
         g_strfreev(cfg->qemu_binaries);
         cfg->qemu_binaries = g_steal_pointer(&qemu);
     }
+    return 0;
+}
+
+static int
+cocoAgentConfigValidateTls(const CocoAgentTlsConfig *tls, GError **error)
+{
+    const struct {
+        const char *key;
+        const char *path;
+    } files[] = {
+        {"tls_ca_cert", tls->ca_cert},
+        {"tls_server_cert", tls->server_cert},
+        {"tls_server_key", tls->server_key},
+        {"tls_client_cert", tls->client_cert},
+        {"tls_client_key", tls->client_key},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(files); i++) {
+        if (!files[i].path || !g_path_is_absolute(files[i].path))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("the path '%1$s' of key '%2$s' must be absolute"),
+                NULLSTR(files[i].path), files[i].key);
+    }
+    if (tls->handshake_timeout < 1 ||
+        tls->handshake_timeout > COCO_AGENT_TLS_MAX_HANDSHAKE_TIMEOUT)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("the handshake timeout of '%1$u' seconds is out of range 1..300"),
+            tls->handshake_timeout);
     return 0;
 }
 
@@ -241,5 +298,7 @@ cocoAgentConfigValidate(const CocoAgentConfig *cfg, GError **error)
     if (!cfg->qemu_binaries || !cfg->qemu_binaries[0])
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG, "%s",
                             _("the list of QEMU binaries must not be empty"));
+    if (cocoAgentConfigValidateTls(&cfg->tls, error) < 0)
+        return -1;
     return 0;
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "internal.h"
+#include "agent/cocoagenttls.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,6 +46,7 @@ typedef struct {
     char *dbus; /* D-Bus API: "none", "session" or "system" */
     char *libvirt_uri; /* the local libvirt, for D-Bus Migrate() */
     char *status_group; /* may read the status too; NULL: root only */
+    CocoAgentTlsConfig tls; /* tls_* and handshake_timeout */
     bool verbose;
     bool quiet; /* no event log lines (tests) */
 } CocoAgentConfig;
