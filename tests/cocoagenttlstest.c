@@ -48,6 +48,7 @@ hostConfig(CocoAgentTlsConfig *cfg, const char *host)
     cfg->server_key = pkiPath(host, "private/serverkey.pem");
     cfg->client_cert = pkiPath(host, "clientcert.pem");
     cfg->client_key = pkiPath(host, "private/clientkey.pem");
+    cfg->ca_crl = pkiPath(host, "cacrl.pem");
 }
 
 static CocoAgentTlsCreds *
@@ -292,6 +293,8 @@ credsRefused(const char *host, const char *key, const char *path,
         field = &cfg.server_key;
     else if (STREQ(key, "tls_client_cert"))
         field = &cfg.client_cert;
+    else if (STREQ(key, "tls_ca_crl"))
+        field = &cfg.ca_crl;
     else
         field = &cfg.client_key;
     if (path) {
@@ -324,6 +327,8 @@ testCredsRefused(void)
     g_autofree char *expired = pkiPath("expired", "servercert.pem");
     g_autofree char *notyet = pkiPath("notyet", "clientcert.pem");
     g_autofree char *missing = pkiPath("hostB", "nonexistent.pem");
+    g_autofree char *crl2 = g_build_filename(pki, "ca2", "cacrl.pem", NULL);
+    g_autofree char *oldcrl = g_build_filename(pki, "ca", "oldcrl.pem", NULL);
     gsize len;
 
     g_assert_no_error(err);
@@ -350,6 +355,15 @@ testCredsRefused(void)
     credsRefused("hostB", "tls_server_cert", bcli,
                  "is not for TLS 'server' use");
     credsRefused("hostB", "tls_client_key", "", "names no file");
+    credsRefused("revoked", "tls_server_cert", NULL,
+                 "is revoked by the list in");
+    credsRefused("hostB", "tls_ca_crl", crl2,
+                 "is not issued by the CA in the key 'tls_ca_cert'");
+    credsRefused("hostB", "tls_ca_crl", oldcrl,
+                 "is out of date since '2021-01-01 00:00:00 UTC'");
+    credsRefused("hostB", "tls_ca_crl", text,
+                 "holds no PEM certificate revocation list");
+    credsRefused("hostB", "tls_ca_crl", missing, "cannot open");
     credsRefused(
         "weak", "tls_server_cert", NULL,
         "has a 'EC/ECDSA' key of '224' bits, which TLS 1.3 cannot use");
@@ -514,6 +528,42 @@ testExpired(void)
                   "that expired on '2021-01-01 00:00:00 UTC'");
     clientRefuses(early, COCO_ERROR_ACCESS_DENIED,
                   "that is not valid before '2099-01-01 00:00:00 UTC'");
+}
+
+static void
+testRevoked(void)
+{
+    g_autoptr(GTlsCertificate) cli = rawCert("revoked", "client");
+    g_autoptr(GTlsCertificate) srv = rawCert("revoked", "server");
+    g_autoptr(GError) err = NULL;
+    g_autoptr(CocoAgentTlsCreds) nocrl = NULL;
+    g_autoptr(GIOStream) cbase = NULL;
+    g_autoptr(GIOStream) sbase = NULL;
+    CocoAgentTlsConfig cfg;
+    Side c = {0}, s = {0};
+    Side *both[] = {&c, &s};
+
+    serverRefuses(
+        cli, true, COCO_ERROR_ACCESS_DENIED,
+        "presented a revoked certificate ('hostB, 10.97.0.2'): the list in");
+    clientRefuses(
+        srv, COCO_ERROR_ACCESS_DENIED,
+        "presented a revoked certificate ('hostB, 10.97.0.2'): the list in");
+
+    /* Without the list the same certificate passes: the list decided. */
+    hostConfig(&cfg, "hostB");
+    g_clear_pointer(&cfg.ca_crl, g_free);
+    nocrl = cocoAgentTlsCredsLoad(&cfg, &err);
+    g_assert_no_error(err);
+    cocoAgentTlsConfigClear(&cfg);
+    tcpPair(&cbase, &sbase);
+    ours(nocrl, sbase, COCO_AGENT_TLS_SERVER, NULL, GUARD_MS / 2, NULL, &s);
+    rawClient(cbase, cli, true, &c);
+    g_assert_true(waitSides(both, 2));
+    g_assert_no_error(s.error);
+    g_assert_nonnull(s.tls);
+    sideClear(&c);
+    sideClear(&s);
 }
 
 /* A good certificate, but not our protocol. */
@@ -885,13 +935,16 @@ testConfig(void)
     g_assert_cmpstr(cfg.tls.client_key, ==,
                     "/etc/pki/libvirt/private/clientkey.pem");
     g_assert_cmpuint(cfg.tls.handshake_timeout, ==, 10);
+    g_assert_null(cfg.tls.ca_crl);
+    g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, 0);
     g_assert_true(g_file_set_contents(
         path,
         "[virtcocod]\ntls_ca_cert = /etc/pki/qemu/ca-cert.pem\n"
         "tls_server_cert=/etc/pki/qemu/server-cert.pem\n"
         "tls_server_key=/etc/pki/qemu/server-key.pem\n"
         "tls_client_cert=/etc/pki/qemu/client-cert.pem\n"
-        "tls_client_key=/etc/pki/qemu/client-key.pem\nhandshake_timeout=3\n",
+        "tls_client_key=/etc/pki/qemu/client-key.pem\nhandshake_timeout=3\n"
+        "tls_ca_crl=/etc/pki/qemu/ca-crl.pem\n",
         -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
     g_assert_no_error(err);
@@ -901,6 +954,7 @@ testConfig(void)
     g_assert_cmpstr(cfg.tls.client_cert, ==, "/etc/pki/qemu/client-cert.pem");
     g_assert_cmpstr(cfg.tls.client_key, ==, "/etc/pki/qemu/client-key.pem");
     g_assert_cmpuint(cfg.tls.handshake_timeout, ==, 3);
+    g_assert_cmpstr(cfg.tls.ca_crl, ==, "/etc/pki/qemu/ca-crl.pem");
     g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, 0);
     {
         CocoAgentConfig copy;
@@ -986,6 +1040,7 @@ main(int argc, char **argv)
     g_test_add_func("/tls/handshake/no-certificate", testNoCertificate);
     g_test_add_func("/tls/handshake/other-ca", testOtherCa);
     g_test_add_func("/tls/handshake/expired", testExpired);
+    g_test_add_func("/tls/handshake/revoked", testRevoked);
     g_test_add_func("/tls/handshake/no-alpn", testNoAlpn);
     g_test_add_func("/tls/handshake/client-learns-refusal",
                     testClientLearnsRefusal);

@@ -16,6 +16,7 @@
 # DIR/HOST/private/serverkey.pem  tls_server_key (mode 0600)
 # DIR/HOST/clientcert.pem       tls_client_cert (tls_www_client)
 # DIR/HOST/private/clientkey.pem  tls_client_key (mode 0600)
+# DIR/HOST/cacrl.pem            tls_ca_crl
 #
 # HOST is one of
 #   hostA     CA, names hostA and 10.97.0.1 (the lab's host A), RSA keys
@@ -27,6 +28,10 @@
 #             makes): the identity falls back to the CN
 #   weak      CA, names hostB and 10.97.0.2, ECDSA keys on P-224 (no TLS 1.3
 #             signature scheme exists for it)
+#   revoked   CA, names hostB and 10.97.0.2, both certificates revoked
+#
+# DIR/ca/cacrl.pem (copied to DIR/HOST/cacrl.pem, tls_ca_crl) revokes
+# revoked's certificates; DIR/ca2/cacrl.pem is the other CA's empty list.
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -115,4 +120,29 @@ host notyet ca ecdsa hostB hostB 10.97.0.2 'activation_date = "2099-01-01 00:00:
 expiration_date = "2100-01-01 00:00:00"'
 host cnonly ca ecdsa hostC "" "" ""
 host weak ca p224 hostB hostB 10.97.0.2 ""
+host revoked ca ecdsa hostB hostB 10.97.0.2 ""
+
+# crl CA OUT DATES [CERTFILE]: the revocation list of CA (listing
+# CERTFILE's certificates) in DIR/CA/OUT.
+crl() {
+    printf '%s\ncrl_number = 1\n' "$3" > "$dir/$1/crl.info"
+    certtool --generate-crl --no-text \
+        --load-ca-privkey "$dir/$1/cakey.pem" \
+        --load-ca-certificate "$dir/$1/cacert.pem" \
+        ${4:+--load-certificate "$4"} --template "$dir/$1/crl.info" \
+        --outfile "$dir/$1/$2" 2>/dev/null
+    rm -f "$dir/$1/crl.info"
+    chmod 644 "$dir/$1/$2"
+}
+cat "$dir/revoked/servercert.pem" "$dir/revoked/clientcert.pem" \
+    > "$dir/ca/revoked.pem"
+crl ca cacrl.pem "crl_next_update = 365" "$dir/ca/revoked.pem"
+crl ca oldcrl.pem 'crl_this_update_date = "2020-01-01 00:00:00"
+crl_next_update_date = "2021-01-01 00:00:00"'
+crl ca2 cacrl.pem "crl_next_update = 365"
+rm -f "$dir/ca/revoked.pem"
+for h in hostA hostB expired notyet cnonly weak revoked; do
+    cp "$dir/ca/cacrl.pem" "$dir/$h/cacrl.pem"
+done
+cp "$dir/ca2/cacrl.pem" "$dir/otherca/cacrl.pem"
 rm -f "$dir/ca/ca.info" "$dir/ca2/ca.info"

@@ -159,6 +159,8 @@ cocoAgentConfigTls(GKeyFile *kf, const char *path, CocoAgentTlsConfig *tls,
                               error) < 0 ||
         cocoAgentConfigString(kf, path, "tls_client_key", &tls->client_key,
                               error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_ca_crl", &tls->ca_crl, error) <
+            0 ||
         cocoAgentConfigUInt(kf, path, "handshake_timeout", 1,
                             COCO_AGENT_TLS_MAX_HANDSHAKE_TIMEOUT,
                             &tls->handshake_timeout, error) < 0)
@@ -249,10 +251,14 @@ cocoAgentConfigValidateTls(const CocoAgentTlsConfig *tls, GError **error)
         {"tls_server_key", tls->server_key},
         {"tls_client_cert", tls->client_cert},
         {"tls_client_key", tls->client_key},
+        {"tls_ca_crl", tls->ca_crl},
     };
     size_t i;
 
     for (i = 0; i < G_N_ELEMENTS(files); i++) {
+        /* Only tls_ca_crl may be unset. */
+        if (!files[i].path && STREQ(files[i].key, "tls_ca_crl"))
+            continue;
         if (!files[i].path || !g_path_is_absolute(files[i].path))
             return cocoErrorSet(
                 error, COCO_ERROR_INVALID_ARG,

@@ -32,7 +32,11 @@ struct _CocoAgentTlsCreds {
     GTlsCertificate *server;
     GTlsCertificate *client;
     char *ca_path;
+    char *crl_path; /* NULL: no revocation list */
     char *identity;
+    /* The CAs and CRLs, for the revocation check GIO does not make. */
+    GMutex lock;
+    gnutls_x509_trust_list_t tl;
 };
 
 G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_x509_crt_t, gnutls_x509_crt_deinit,
@@ -88,6 +92,26 @@ cocoAgentTlsCertListClear(CocoAgentTlsCertList *l)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CocoAgentTlsCertList,
                                  cocoAgentTlsCertListClear);
 
+/* The CRLs of one PEM file, until a trust list owns them. */
+typedef struct {
+    gnutls_x509_crl_t *crls;
+    unsigned int n;
+} CocoAgentTlsCrlList;
+
+static void
+cocoAgentTlsCrlListClear(CocoAgentTlsCrlList *l)
+{
+    unsigned int i;
+
+    for (i = 0; i < l->n; i++)
+        gnutls_x509_crl_deinit(l->crls[i]);
+    gnutls_free(l->crls);
+    l->crls = NULL;
+    l->n = 0;
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CocoAgentTlsCrlList, cocoAgentTlsCrlListClear);
+
 void
 cocoAgentTlsConfigInit(CocoAgentTlsConfig *cfg)
 {
@@ -96,6 +120,7 @@ cocoAgentTlsConfigInit(CocoAgentTlsConfig *cfg)
     cfg->server_key = g_strdup(COCO_AGENT_TLS_DEFAULT_SERVER_KEY);
     cfg->client_cert = g_strdup(COCO_AGENT_TLS_DEFAULT_CLIENT_CERT);
     cfg->client_key = g_strdup(COCO_AGENT_TLS_DEFAULT_CLIENT_KEY);
+    cfg->ca_crl = NULL;
     cfg->handshake_timeout = COCO_AGENT_TLS_DEFAULT_HANDSHAKE_TIMEOUT;
 }
 
@@ -107,6 +132,7 @@ cocoAgentTlsConfigClear(CocoAgentTlsConfig *cfg)
     g_free(cfg->server_key);
     g_free(cfg->client_cert);
     g_free(cfg->client_key);
+    g_free(cfg->ca_crl);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -118,6 +144,7 @@ cocoAgentTlsConfigCopy(CocoAgentTlsConfig *dst, const CocoAgentTlsConfig *src)
     dst->server_key = g_strdup(src->server_key);
     dst->client_cert = g_strdup(src->client_cert);
     dst->client_key = g_strdup(src->client_key);
+    dst->ca_crl = g_strdup(src->ca_crl);
     dst->handshake_timeout = src->handshake_timeout;
 }
 
@@ -348,13 +375,65 @@ cocoAgentTlsCheckDates(gnutls_x509_crt_t crt, const char *path, const char *key,
     return 0;
 }
 
-/* The CA file: every certificate in it a CA within its validity. */
+/* The CRL file: every CRL in it issued by one of @cas and not out of
+ * date. */
 static int
-cocoAgentTlsLoadCa(const char *path, gnutls_x509_trust_list_t *tl,
-                   GError **error)
+cocoAgentTlsLoadCrls(const char *path, const CocoAgentTlsCertList *cas,
+                     CocoAgentTlsCrlList *out, GError **error)
+{
+    g_auto(CocoAgentTlsFile) f = {0};
+    gnutls_datum_t d;
+    time_t now = time(NULL);
+    unsigned int i;
+    int rc;
+
+    if (cocoAgentTlsReadFile(path, "tls_ca_crl", false, &f, error) < 0)
+        return -1;
+    d.data = f.data;
+    d.size = (unsigned int)f.len;
+    rc = gnutls_x509_crl_list_import2(&out->crls, &out->n, &d,
+                                      GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0 || out->n == 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("'%1$s' (key '%2$s') holds no PEM certificate revocation list: %3$s"),
+            path, "tls_ca_crl", rc < 0 ? gnutls_strerror(rc) : "empty");
+    for (i = 0; i < out->n; i++) {
+        time_t next = gnutls_x509_crl_get_next_update(out->crls[i]);
+        unsigned int status = 0;
+
+        if (next != (time_t)-1 && next < now) {
+            g_autofree char *when = cocoAgentTlsFormatTime(next);
+
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("the revocation list in '%1$s' (key '%2$s') is out of date since '%3$s'"),
+                path, "tls_ca_crl", when);
+        }
+        /* The signature must be the CA's; a CA without the cRLSign key
+         * usage (libvirt's CA template has none) is accepted, as libvirt
+         * does: a list can only refuse more. */
+        if (gnutls_x509_crl_verify(out->crls[i], cas->crts, cas->n,
+                                   GNUTLS_VERIFY_DISABLE_CA_SIGN,
+                                   &status) < 0 ||
+            status)
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("the revocation list in '%1$s' (key '%2$s') is not issued by the CA in the key '%3$s'"),
+                path, "tls_ca_crl", "tls_ca_cert");
+    }
+    return 0;
+}
+
+/* The CA file: every certificate in it a CA within its validity; and the
+ * CRL file when @crl_path is not NULL. */
+static int
+cocoAgentTlsLoadCa(const char *path, const char *crl_path,
+                   gnutls_x509_trust_list_t *tl, GError **error)
 {
     g_auto(CocoAgentTlsFile) f = {0};
     g_auto(CocoAgentTlsCertList) cas = {0};
+    g_auto(CocoAgentTlsCrlList) crls = {0};
     g_auto(gnutls_x509_trust_list_t) list = NULL;
     unsigned int i;
 
@@ -373,10 +452,12 @@ cocoAgentTlsLoadCa(const char *path, gnutls_x509_trust_list_t *tl,
                 names, path, "tls_ca_cert");
         }
     }
+    if (crl_path && cocoAgentTlsLoadCrls(crl_path, &cas, &crls, error) < 0)
+        return -1;
     if (gnutls_x509_trust_list_init(&list, 0) < 0)
         return cocoErrorSet(error, COCO_ERROR_INTERNAL, "%s",
                             _("cannot create a GnuTLS trust list"));
-    /* The list owns the certificates from here on. */
+    /* The list owns the certificates and the CRLs from here on. */
     if (gnutls_x509_trust_list_add_cas(list, cas.crts, cas.n, 0) !=
         (int)cas.n) {
         cas.n = 0;
@@ -386,6 +467,15 @@ cocoAgentTlsLoadCa(const char *path, gnutls_x509_trust_list_t *tl,
             "tls_ca_cert");
     }
     cas.n = 0;
+    if (crls.n && gnutls_x509_trust_list_add_crls(list, crls.crls, crls.n, 0,
+                                                  0) != (int)crls.n) {
+        crls.n = 0;
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("cannot use the revocation lists in '%1$s' (key '%2$s')"),
+            crl_path, "tls_ca_crl");
+    }
+    crls.n = 0;
     *tl = g_steal_pointer(&list);
     return 0;
 }
@@ -420,10 +510,10 @@ cocoAgentTlsCheckKeyType(gnutls_x509_crt_t crt, const char *path,
  * Returns the GIO certificate (with its key) and the certificate's names. */
 static GTlsCertificate *
 cocoAgentTlsLoadPair(gnutls_x509_trust_list_t tl, const char *ca_path,
-                     const char *cert_path, const char *cert_key,
-                     const char *key_path, const char *key_key,
-                     const char *purpose_oid, const char *purpose, char **names,
-                     GError **error)
+                     const char *crl_path, const char *cert_path,
+                     const char *cert_key, const char *key_path,
+                     const char *key_key, const char *purpose_oid,
+                     const char *purpose, char **names, GError **error)
 {
     g_auto(CocoAgentTlsFile) cf = {0};
     g_auto(CocoAgentTlsFile) kf = {0};
@@ -459,6 +549,13 @@ cocoAgentTlsLoadPair(gnutls_x509_trust_list_t tl, const char *ca_path,
             error, COCO_ERROR_INVALID_ARG,
             _("the certificate in '%1$s' (key '%2$s') is not issued by the CA in '%3$s' (key '%4$s')"),
             cert_path, cert_key, ca_path, "tls_ca_cert");
+        return NULL;
+    }
+    if (status & GNUTLS_CERT_REVOKED) {
+        cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("the certificate in '%1$s' (key '%2$s') is revoked by the list in '%3$s' (key '%4$s')"),
+            cert_path, cert_key, NULLSTR(crl_path), "tls_ca_crl");
         return NULL;
     }
     if (status & GNUTLS_CERT_PURPOSE_MISMATCH) {
@@ -541,17 +638,24 @@ cocoAgentTlsLoadPair(gnutls_x509_trust_list_t tl, const char *ca_path,
 CocoAgentTlsCreds *
 cocoAgentTlsCredsLoad(const CocoAgentTlsConfig *cfg, GError **error)
 {
-    g_auto(gnutls_x509_trust_list_t) tl = NULL;
     g_autoptr(CocoAgentTlsCreds) creds = NULL;
     g_autoptr(GError) gerr = NULL;
     g_autofree char *client_names = NULL;
 
-    if (cocoAgentTlsBackendCheck(error) < 0 ||
-        cocoAgentTlsLoadCa(cfg->ca_cert, &tl, error) < 0)
+    if (cocoAgentTlsBackendCheck(error) < 0)
         return NULL;
     creds = g_new0(CocoAgentTlsCreds, 1);
     creds->refs = 1;
+    g_mutex_init(&creds->lock);
     creds->ca_path = g_strdup(cfg->ca_cert);
+    /* Like libvirt's cacrl.pem: used when it exists, unless named. */
+    if (cfg->ca_crl)
+        creds->crl_path = g_strdup(cfg->ca_crl);
+    else if (g_file_test(COCO_AGENT_TLS_DEFAULT_CA_CRL, G_FILE_TEST_EXISTS))
+        creds->crl_path = g_strdup(COCO_AGENT_TLS_DEFAULT_CA_CRL);
+    if (cocoAgentTlsLoadCa(cfg->ca_cert, creds->crl_path, &creds->tl, error) <
+        0)
+        return NULL;
     if (!(creds->db = g_tls_file_database_new(cfg->ca_cert, &gerr))) {
         cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                      _("GIO cannot use the CA in '%1$s' (key '%2$s'): %3$s"),
@@ -559,13 +663,13 @@ cocoAgentTlsCredsLoad(const CocoAgentTlsConfig *cfg, GError **error)
         return NULL;
     }
     if (!(creds->server = cocoAgentTlsLoadPair(
-              tl, cfg->ca_cert, cfg->server_cert, "tls_server_cert",
-              cfg->server_key, "tls_server_key", GNUTLS_KP_TLS_WWW_SERVER,
-              "server", &creds->identity, error)) ||
+              creds->tl, cfg->ca_cert, creds->crl_path, cfg->server_cert,
+              "tls_server_cert", cfg->server_key, "tls_server_key",
+              GNUTLS_KP_TLS_WWW_SERVER, "server", &creds->identity, error)) ||
         !(creds->client = cocoAgentTlsLoadPair(
-              tl, cfg->ca_cert, cfg->client_cert, "tls_client_cert",
-              cfg->client_key, "tls_client_key", GNUTLS_KP_TLS_WWW_CLIENT,
-              "client", &client_names, error)))
+              creds->tl, cfg->ca_cert, creds->crl_path, cfg->client_cert,
+              "tls_client_cert", cfg->client_key, "tls_client_key",
+              GNUTLS_KP_TLS_WWW_CLIENT, "client", &client_names, error)))
         return NULL;
     return g_steal_pointer(&creds);
 }
@@ -585,7 +689,11 @@ cocoAgentTlsCredsUnref(CocoAgentTlsCreds *creds)
     g_clear_object(&creds->db);
     g_clear_object(&creds->server);
     g_clear_object(&creds->client);
+    if (creds->tl)
+        gnutls_x509_trust_list_deinit(creds->tl, 1);
+    g_mutex_clear(&creds->lock);
     g_free(creds->ca_path);
+    g_free(creds->crl_path);
     g_free(creds->identity);
     g_free(creds);
 }
@@ -832,6 +940,53 @@ cocoAgentTlsVersionName(GTlsProtocolVersion v)
     }
 }
 
+/* The peer's chain against the CRLs, which GIO's database does not read.
+ * Only a revocation counts here: GIO checked the rest. */
+static int
+cocoAgentTlsCheckRevoked(CocoAgentTlsHandshake *hs, GError **error)
+{
+    gnutls_x509_crt_t chain[16];
+    gnutls_typed_vdata_st vdata = {
+        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+        .data = (unsigned char *)(hs->role == COCO_AGENT_TLS_CLIENT
+                                      ? GNUTLS_KP_TLS_WWW_SERVER
+                                      : GNUTLS_KP_TLS_WWW_CLIENT),
+    };
+    GTlsCertificate *cert = g_tls_connection_get_peer_certificate(hs->tls);
+    g_autofree char *names = NULL;
+    unsigned int status = 0;
+    unsigned int n = 0;
+    unsigned int i;
+    int rc;
+
+    if (!hs->creds->crl_path)
+        return 0;
+    for (; cert && n < G_N_ELEMENTS(chain);
+         cert = g_tls_certificate_get_issuer(cert)) {
+        if (!(chain[n] = cocoAgentTlsCrtFromGio(cert)))
+            break;
+        n++;
+    }
+    if (n == 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("the peer agent at '%1$s' is not authenticated by a certificate"),
+            hs->address);
+    g_mutex_lock(&hs->creds->lock);
+    rc = gnutls_x509_trust_list_verify_crt2(hs->creds->tl, chain, n, &vdata, 1,
+                                            0, &status, NULL);
+    g_mutex_unlock(&hs->creds->lock);
+    names = cocoAgentTlsCertNames(chain[0]);
+    for (i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(chain[i]);
+    if (rc < 0 || (status & GNUTLS_CERT_REVOKED))
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("the peer agent at '%1$s' presented a revoked certificate ('%2$s'): the list in '%3$s' names it"),
+            hs->address, names, hs->creds->crl_path);
+    return 0;
+}
+
 /* TLS 1.3 and our ALPN protocol, whatever the priority string allowed. */
 static int
 cocoAgentTlsCheckSession(CocoAgentTlsHandshake *hs, GError **error)
@@ -912,7 +1067,8 @@ cocoAgentTlsOnHandshake(GObject *obj, GAsyncResult *res, gpointer opaque)
     GIOStream *io = G_IO_STREAM(hs->tls);
 
     if (!g_tls_connection_handshake_finish(hs->tls, res, &err) ||
-        cocoAgentTlsCheckSession(hs, &err) < 0) {
+        cocoAgentTlsCheckSession(hs, &err) < 0 ||
+        cocoAgentTlsCheckRevoked(hs, &err) < 0) {
         cocoAgentTlsFail(task, hs, err);
         return;
     }

@@ -16,13 +16,15 @@
  *     G_TLS_GNUTLS_PRIORITY, makes glib-networking offer TLS 1.3 only.
  *   - cocoAgentTlsCredsLoad() reads and checks the five files (readable,
  *     PEM, within their validity, issued by the CA for the right purpose,
- *     each key matching its certificate and not accessible to every user)
- *     and fails with one message naming the file and its configuration key.
+ *     not revoked, each key matching its certificate and not accessible to
+ *     every user) and the CA's revocation list when there is one, and fails
+ *     with one message naming the file and its configuration key.
  *   - cocoAgentTlsHandshakeAsync() runs one handshake on a connected stream
  *     under an overall deadline. The client (the source host) checks the
  *     server's chain against the CA and its identity against the host it
  *     connects to (subjectAltName dNSName or iPAddress, else the CN, as
  *     libvirt does); the server requires a client certificate of the CA.
+ *     Both check the peer's chain against the CA's revocation list.
  *     Both ends require TLS 1.3 and the ALPN protocol "virtcocod/1", and
  *     the server confirms it accepted the client with one record before the
  *     client's handshake completes, so that a refusal is reported by both
@@ -53,6 +55,8 @@
 #define COCO_AGENT_TLS_DEFAULT_CLIENT_CERT "/etc/pki/libvirt/clientcert.pem"
 #define COCO_AGENT_TLS_DEFAULT_CLIENT_KEY                                      \
  "/etc/pki/libvirt/private/clientkey.pem"
+/* Read when it exists, as libvirt does, unless tls_ca_crl names a file. */
+#define COCO_AGENT_TLS_DEFAULT_CA_CRL "/etc/pki/CA/cacrl.pem"
 /* Seconds a whole handshake may take (handshake_timeout). */
 #define COCO_AGENT_TLS_DEFAULT_HANDSHAKE_TIMEOUT 10
 #define COCO_AGENT_TLS_MAX_HANDSHAKE_TIMEOUT 300
@@ -75,6 +79,8 @@ typedef struct {
     char *server_key; /* tls_server_key */
     char *client_cert; /* tls_client_cert */
     char *client_key; /* tls_client_key */
+    char *ca_crl; /* tls_ca_crl; NULL: COCO_AGENT_TLS_DEFAULT_CA_CRL if it
+                     exists */
     unsigned int handshake_timeout; /* seconds, handshake_timeout */
 } CocoAgentTlsConfig;
 
