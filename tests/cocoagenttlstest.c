@@ -318,6 +318,7 @@ testCredsRefused(void)
     g_autofree char *tmp = g_dir_make_tmp("cocotlscreds-XXXXXX", &err);
     g_autofree char *open = g_build_filename(tmp, "serverkey.pem", NULL);
     g_autofree char *text = g_build_filename(tmp, "ca.txt", NULL);
+    g_autofree char *bundle = g_build_filename(tmp, "withkey.pem", NULL);
     g_autofree char *key = pkiPath("hostB", "private/serverkey.pem");
     g_autofree char *data = NULL;
     g_autofree char *bcli = pkiPath("hostB", "clientcert.pem");
@@ -336,6 +337,15 @@ testCredsRefused(void)
     g_assert_true(g_file_set_contents(open, data, (gssize)len, NULL));
     g_assert_cmpint(chmod(open, 0644), ==, 0);
     g_assert_true(g_file_set_contents(text, "not a certificate\n", -1, NULL));
+    /* A certificate file with the key in it. */
+    {
+        g_autofree char *cert = NULL;
+        g_autofree char *both = NULL;
+
+        g_assert_true(g_file_get_contents(bsrv, &cert, NULL, NULL));
+        both = g_strconcat(cert, data, NULL);
+        g_assert_true(g_file_set_contents(bundle, both, -1, NULL));
+    }
 
     credsRefused("hostB", "tls_ca_cert", missing, "cannot open");
     credsRefused("hostB", "tls_ca_cert", text, "holds no PEM certificate");
@@ -355,6 +365,9 @@ testCredsRefused(void)
     credsRefused("hostB", "tls_server_cert", bcli,
                  "is not for TLS 'server' use");
     credsRefused("hostB", "tls_client_key", "", "names no file");
+    credsRefused(
+        "hostB", "tls_server_cert", bundle,
+        "holds a private key: keep it in the file of 'tls_server_key' only");
     credsRefused("revoked", "tls_server_cert", NULL,
                  "is revoked by the list in");
     credsRefused("hostB", "tls_ca_crl", crl2,
@@ -370,6 +383,7 @@ testCredsRefused(void)
 
     unlink(open);
     unlink(text);
+    unlink(bundle);
     rmdir(tmp);
 }
 

@@ -537,6 +537,15 @@ cocoAgentTlsLoadPair(gnutls_x509_trust_list_t tl, const char *ca_path,
     if (cocoAgentTlsReadFile(cert_path, cert_key, false, &cf, error) < 0 ||
         cocoAgentTlsParseCerts(&cf, cert_path, cert_key, &chain, error) < 0)
         return NULL;
+    /* A certificate file is readable by everyone; a key in it is not
+     * where GIO would look for ours, and should not be there at all. */
+    if (strstr((const char *)cf.data, "PRIVATE KEY-----")) {
+        cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("the certificate file '%1$s' (key '%2$s') holds a private key: keep it in the file of '%3$s' only"),
+            cert_path, cert_key, key_key);
+        return NULL;
+    }
     for (i = 0; i < chain.n; i++) {
         if (cocoAgentTlsCheckDates(chain.crts[i], cert_path, cert_key, error) <
             0)
