@@ -24,6 +24,8 @@ typedef struct {
     CocoEmuPlatform *dpf;
     CocoMigrationDef def;
     CocoMigrationDef ddef; /* the destination's copy */
+    CocoFirmwareVm vm; /* the guest (both ends of a migration) */
+    CocoFirmwareVm dvm; /* the destination's idea of it */
     CocoPlatformId allowed[1];
     CocoMinTcb mins[1];
     CocoFirmware *src;
@@ -41,6 +43,7 @@ typedef struct {
     unsigned int src_agent_svn;
     bool dst_unbound; /* its VM definition names no agent */
     unsigned int dst_streams; /* 0: as the source (2) */
+    bool src_unbound; /* the source's VM definition names no agent */
 } PairOpts;
 
 static const PairOpts defaultOpts = {0, false, 5, false, 2, 2, false, 0};
@@ -86,7 +89,7 @@ pairInit(Pair *p, const PairOpts *o)
     cocoEmuPlatformSetSvn(p->dpf, COCO_TCB_COMPONENT_AGENT, o->dst_agent_svn);
 
     p->def.technology = COCO_TECHNOLOGY_TDX;
-    p->def.has_agent = true;
+    p->def.has_agent = !o->src_unbound;
     memcpy(p->def.agent_hash, agent, sizeof(agent));
     p->def.has_agent_min_svn = true;
     p->def.agent_min_svn = 2;
@@ -105,16 +108,22 @@ pairInit(Pair *p, const PairOpts *o)
     p->def.has_streams = true;
     p->def.forward_streams = 2;
 
+    memset(p->vm.uuid, 0x42, sizeof(p->vm.uuid));
+    p->vm.nvcpus = NVCPUS;
+    p->vm.memory = MEMSIZE;
+
     p->src =
-        cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &p->def, NVCPUS, &err);
+        cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &p->def, &p->vm, &err);
     g_assert_no_error(err);
     p->ddef = p->def;
-    if (o->dst_unbound)
-        p->ddef.has_agent = false;
+    p->ddef.has_agent = !o->dst_unbound;
     if (o->dst_streams)
         p->ddef.forward_streams = o->dst_streams;
+    p->dvm = p->vm;
+    if (o->dst_vcpus)
+        p->dvm.nvcpus = o->dst_vcpus;
     p->dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->ddef,
-                        o->dst_vcpus ? o->dst_vcpus : NVCPUS, &err);
+                        &p->dvm, &err);
     g_assert_no_error(err);
     p->smem = g_malloc(MEMSIZE);
     p->dmem = g_malloc0(MEMSIZE);
@@ -905,7 +914,7 @@ testOnward(void)
     cocoFirmwareFree(q.dst);
     q.src = g_steal_pointer(&p.dst);
     q.dst =
-        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &q.def, NVCPUS, &err);
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &q.def, &p.vm, &err);
     g_assert_no_error(err);
     g_assert_cmpint(cocoEmuAttachMemory(q.dst, q.dmem, MEMSIZE, &err), ==, 0);
     toStartToken(&q);
@@ -1281,7 +1290,7 @@ testAbortBeforeStart(void)
     CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
                COCO_EMU_ST_KEY_NOT_SET);
     dst2 =
-        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &p.def, NVCPUS, &err);
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &p.def, &p.vm, &err);
     g_assert_no_error(err);
     g_assert_cmpint(cocoEmuAttachMemory(dst2, p.dmem, MEMSIZE, &err), ==, 0);
     cocoFirmwareFree(p.dst);
@@ -1478,7 +1487,7 @@ runAttack(Pair *p, Attack a, CocoFirmwareStatus *st, GError **err)
 
         CHECK_OK(prepare(p->src, p->dst, st, err), *err);
         other = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->def,
-                           NVCPUS, err);
+                           &p->vm, err);
         g_assert_no_error(*err);
         CHECK_OK(prepare(p->src, other, st, err), *err);
         CHECK_OK(cmd(p->src, COCO_MIGRATE_CMD_SETUP, 0, s, st, err), *err);
@@ -1578,7 +1587,9 @@ testAttack(gconstpointer data)
     pairClear(&p);
 }
 
-/* A malformed setup bundle or a different VM shape is fatal too. */
+/* A VM of another shape is refused in PREPARE, before any key exists;
+ * what the immutable-state bundle says that PREPARE cannot (the stream
+ * count, the source's agent binding) is checked at SETUP, fatally. */
 static void
 testImmutableMismatch(void)
 {
@@ -1587,19 +1598,43 @@ testImmutableMismatch(void)
     GError *err = NULL;
     CocoFirmwareStatus st;
     g_autoptr(GByteArray) s = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    g_autoptr(CocoFirmware) big = NULL;
+    g_autofree uint8_t *bigmem = NULL;
+    CocoFirmwareVm vm;
     int ret;
 
+    /* Another vCPU count: the destination refuses the source's hello. */
     o.dst_vcpus = NVCPUS + 1;
     pairInit(&p, &o);
-    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
-    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = prepare(p.src, p.dst, &st, &err);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "the vCPU count, memory size or "
+                                          "technology differ"));
+    CHECK_FAIL(ret, err, st, EACCES, COCO_ERROR_FW_POLICY,
+               COCO_EMU_ST_VM_MISMATCH);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_UNINIT);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
     ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
-    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
-               COCO_EMU_ST_IMMUTABLE_MISMATCH);
-    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
-    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+               COCO_EMU_ST_KEY_NOT_SET);
     g_assert_false(cocoEmuCanRun(p.dst));
     g_assert_true(cocoEmuCanRun(p.src));
+
+    /* Another memory size: the same. Memory of another size than the VM
+     * was created with cannot be attached. */
+    vm = p.vm;
+    vm.memory = 2 * MEMSIZE;
+    big = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &p.def, &vm, &err);
+    g_assert_no_error(err);
+    bigmem = g_malloc0(2 * MEMSIZE);
+    g_assert_cmpint(cocoEmuAttachMemory(big, bigmem, MEMSIZE, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_INVALID);
+    g_clear_error(&err);
+    g_assert_cmpint(cocoEmuAttachMemory(big, bigmem, 2 * MEMSIZE, &err), ==, 0);
+    g_assert_no_error(err);
+    ret = prepare(p.src, big, &st, &err);
+    CHECK_FAIL(ret, err, st, EACCES, COCO_ERROR_FW_POLICY,
+               COCO_EMU_ST_VM_MISMATCH);
     pairClear(&p);
 
     /* More forward streams at the source than created here. */
@@ -1615,6 +1650,23 @@ testImmutableMismatch(void)
     g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
     g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
     g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    g_assert_false(cocoEmuCanRun(p.dst));
+    g_assert_true(cocoEmuCanRun(p.src));
+    pairClear(&p);
+
+    /* A source VM bound to no agent, on a platform running the right one,
+     * into a destination VM bound to it. */
+    o = defaultOpts;
+    o.src_unbound = true;
+    pairInit(&p, &o);
+    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
+    g_byte_array_set_size(s, COCO_EMU_SETUP_BUNDLE_SIZE);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_IMMUTABLE_MISMATCH);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
     pairClear(&p);
 }
 
