@@ -731,6 +731,19 @@ cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
     return 0;
 }
 
+/* One session key: HKDF-SHA-256(salt = @sid, ikm = @shared, info = @label
+ * (COCO_EMU_PREP_LABEL bytes, NUL padded) || the rest of @info). */
+static int
+cocoEmuDeriveKey(const uint8_t *sid, const uint8_t *shared, uint8_t *info,
+                 size_t infolen, const char *label, uint8_t *out)
+{
+    memset(info, 0, COCO_EMU_PREP_LABEL);
+    g_strlcpy((char *)info, label, COCO_EMU_PREP_LABEL);
+    return cocoCryptoHkdf(sid, COCO_CRYPTO_SHA256_LEN, shared,
+                          COCO_CRYPTO_X25519_LEN, info, infolen, out,
+                          COCO_CRYPTO_KEY_LEN);
+}
+
 /* Derive both session keys and install them crosswise: the initiator
  * encrypts with the forward key, the responder decrypts with it; the
  * backward key the other way round. The session id is the SHA-256 of the
@@ -749,9 +762,10 @@ cocoEmuHandshakeKeys(CocoEmu *emu, const uint8_t *peer_eph, bool initiator,
     uint8_t shared[COCO_CRYPTO_X25519_LEN];
     uint8_t transcript[COCO_EMU_PREP_LABEL + COCO_EMU_PREP_HELLO_LEN +
                        COCO_EMU_PREP_RESP_LEN];
-    uint8_t sid[COCO_CRYPTO_SHA256_LEN];
+    /* info: label, source VM, destination VM, session id */
     uint8_t info[COCO_EMU_PREP_LABEL + 2 * COCO_EMU_VM_ID_LEN +
                  COCO_CRYPTO_SHA256_LEN];
+    uint8_t *sid = info + COCO_EMU_PREP_LABEL + 2 * COCO_EMU_VM_ID_LEN;
     uint8_t fwd[COCO_CRYPTO_KEY_LEN];
     uint8_t bwd[COCO_CRYPTO_KEY_LEN];
     uint8_t *p;
@@ -773,19 +787,15 @@ cocoEmuHandshakeKeys(CocoEmu *emu, const uint8_t *peer_eph, bool initiator,
                           _("the peer's ephemeral key is a low-order point"));
         goto cleanup;
     }
-    if (cocoCryptoSha256(transcript, sizeof(transcript), sid) < 0)
-        goto derive;
-    memcpy(p + 2 * COCO_EMU_VM_ID_LEN, sid, sizeof(sid));
-    memset(info, 0, COCO_EMU_PREP_LABEL);
-    g_strlcpy((char *)info, "coco-emu v2 forward key", COCO_EMU_PREP_LABEL);
-    if (cocoCryptoHkdf(sid, sizeof(sid), shared, sizeof(shared), info,
-                       sizeof(info), fwd, sizeof(fwd)) < 0)
-        goto derive;
-    memset(info, 0, COCO_EMU_PREP_LABEL);
-    g_strlcpy((char *)info, "coco-emu v2 backward key", COCO_EMU_PREP_LABEL);
-    if (cocoCryptoHkdf(sid, sizeof(sid), shared, sizeof(shared), info,
-                       sizeof(info), bwd, sizeof(bwd)) < 0)
-        goto derive;
+    if (cocoCryptoSha256(transcript, sizeof(transcript), sid) < 0 ||
+        cocoEmuDeriveKey(sid, shared, info, sizeof(info),
+                         "coco-emu v2 forward key", fwd) < 0 ||
+        cocoEmuDeriveKey(sid, shared, info, sizeof(info),
+                         "coco-emu v2 backward key", bwd) < 0) {
+        ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
+                          error, _("cannot derive the session keys"));
+        goto cleanup;
+    }
     if (cocoCryptoKeySet(&emu->mig_enc, initiator ? fwd : bwd, error) < 0 ||
         cocoCryptoKeySet(&emu->mig_dec, initiator ? bwd : fwd, error) < 0) {
         ret = -EINVAL;
@@ -793,11 +803,6 @@ cocoEmuHandshakeKeys(CocoEmu *emu, const uint8_t *peer_eph, bool initiator,
     }
     emu->key_set = true;
     ret = 0;
-    goto cleanup;
-
-derive:
-    ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND, error,
-                      _("cannot derive the session keys"));
 
 cleanup:
     gnutls_memset(shared, 0, sizeof(shared));
