@@ -342,6 +342,7 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
 {
     CocoMigrationSessionConfig sc = {0};
     CocoMigrationSessionConfig dc = {0};
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = NVCPUS, .memory = MEMSIZE};
     uint8_t agent[COCO_AGENT_HASH_LEN];
     GError *err = NULL;
     size_t i;
@@ -362,9 +363,9 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
     h->def.has_streams = true;
     h->def.forward_streams = 2;
 
-    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, NVCPUS, &err);
+    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, &vm, &err);
     g_assert_no_error(err);
-    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, NVCPUS, &err);
+    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, &vm, &err);
     g_assert_no_error(err);
     h->smem = g_malloc(MEMSIZE);
     h->dmem = g_malloc0(MEMSIZE);

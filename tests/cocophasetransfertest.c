@@ -141,6 +141,7 @@ harnessInit(Harness *h, unsigned int rounds, bool async)
     GIOStream *sio[NSTREAMS];
     GIOStream *dio[NSTREAMS];
     CocoTransferSource *xsrc;
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = NVCPUS, .memory = MEMSIZE};
     uint8_t agent[COCO_AGENT_HASH_LEN];
     GError *err = NULL;
     size_t i;
@@ -158,9 +159,9 @@ harnessInit(Harness *h, unsigned int rounds, bool async)
     memcpy(h->def.agent_hash, agent, sizeof(agent));
     h->def.has_streams = true;
     h->def.forward_streams = NSTREAMS;
-    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, NVCPUS, &err);
+    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, &vm, &err);
     g_assert_no_error(err);
-    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, NVCPUS, &err);
+    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, &vm, &err);
     g_assert_no_error(err);
     h->smem = g_malloc(MEMSIZE);
     h->dmem = g_malloc0(MEMSIZE);

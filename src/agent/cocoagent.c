@@ -557,6 +557,12 @@ cocoAgentMigrationOpenRam(CocoAgentMigration *m, GError **error)
 static int
 cocoAgentMigrationNewFirmware(CocoAgentMigration *m, GError **error)
 {
+    /* The firmware binds the session to this domain's own identity. */
+    CocoFirmwareVm vm = {.nvcpus = m->dom->vcpus ? m->dom->vcpus : m->nvcpus,
+                         .memory = m->size};
+
+    if (cocoFirmwareVmParseUuid(m->uuid, vm.uuid, error) < 0)
+        return -1;
     if (!m->def) {
         m->def = cocoMigrationDefNew();
         m->def->technology = COCO_TECHNOLOGY_TDX;
@@ -565,7 +571,7 @@ cocoAgentMigrationNewFirmware(CocoAgentMigration *m, GError **error)
     m->def->has_streams = true;
     m->def->forward_streams = m->streams;
     m->def->pages_per_bundle = m->pages_per_bundle;
-    if (!(m->fw = cocoEmuNew(m->role, m->agent->pf, m->def, m->nvcpus, error)))
+    if (!(m->fw = cocoEmuNew(m->role, m->agent->pf, m->def, &vm, error)))
         return -1;
     return cocoEmuAttachMemoryFd(m->fw, m->ram_fd, 0, m->size, error);
 }
