@@ -94,6 +94,10 @@ decide(void *opaque, const CocoPhaseDecision *d)
             "decision %s %s %s %s\n", cocoFirmwareRoleTypeToString(c->role),
             cocoPhaseGateTypeToString(d->gate),
             cocoPhaseVerdictTypeToString(d->verdict), NULLSTR(d->message));
+    /* pause and resume hold no gate */
+    if (d->verdict == COCO_PHASE_VERDICT_PAUSE ||
+        d->verdict == COCO_PHASE_VERDICT_RESUME)
+        return;
     c->h->verdict[c->role][d->gate] = d->verdict + 1;
     c->h->code[c->role][d->gate] = d->code;
 }
@@ -533,7 +537,12 @@ testFrozen(void)
     event(&h, SRC, COCO_PHASE_EVENT_PEER_LOST);
     g_assert_cmpint(h.verdict[SRC][COCO_PHASE_GATE_MIGRATE_CONTINUE], ==,
                     COCO_PHASE_VERDICT_REFUSE + 1);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_AWAIT_TOKEN);
+    /* cont is held until the agent's hold expires, then refused */
     event(&h, SRC, COCO_PHASE_EVENT_CONT);
+    g_assert_cmpint(h.verdict[SRC][COCO_PHASE_GATE_CONT], ==, 0);
+    event(&h, SRC, COCO_PHASE_EVENT_HOLD_EXPIRED);
     g_assert_cmpint(h.verdict[SRC][COCO_PHASE_GATE_CONT], ==,
                     COCO_PHASE_VERDICT_REFUSE + 1);
     g_assert_cmpint(h.code[SRC][COCO_PHASE_GATE_CONT], ==,

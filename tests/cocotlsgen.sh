@@ -29,6 +29,8 @@
 #   weak      CA, names hostB and 10.97.0.2, ECDSA keys on P-224 (no TLS 1.3
 #             signature scheme exists for it)
 #   revoked   CA, names hostB and 10.97.0.2, both certificates revoked
+#   local     CA, names localhost and 127.0.0.1: the agents of the unit
+#             tests on the loopback address
 #
 # DIR/ca/cacrl.pem (copied to DIR/HOST/cacrl.pem, tls_ca_crl) revokes
 # revoked's certificates; DIR/ca2/cacrl.pem is the other CA's empty list.
@@ -119,6 +121,8 @@ expiration_date = "2021-01-01 00:00:00"'
 host notyet ca ecdsa hostB hostB 10.97.0.2 'activation_date = "2099-01-01 00:00:00"
 expiration_date = "2100-01-01 00:00:00"'
 host cnonly ca ecdsa hostC "" "" ""
+# the agents of the unit tests, on the loopback address
+host local ca ecdsa localhost localhost 127.0.0.1 ""
 host weak ca p224 hostB hostB 10.97.0.2 ""
 host revoked ca ecdsa hostB hostB 10.97.0.2 ""
 

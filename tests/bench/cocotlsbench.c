@@ -225,6 +225,7 @@ pipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
     g_autofree GIOStream **dio = g_new0(GIOStream *, streams);
     CocoTransferConfig cfg;
     CocoMigrationDef def;
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
     unsigned int i;
     double t0, c0, t;
 
@@ -232,9 +233,9 @@ pipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
     def.has_streams = true;
     def.forward_streams = streams;
     if (!pf ||
-        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, 1, &err)) ||
-        !(dfw =
-              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, 1, &err)) ||
+        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, &vm, &err)) ||
+        !(dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, &vm,
+                           &err)) ||
         cocoEmuAttachMemory(sfw, mem, size, &err) < 0 ||
         cocoEmuAttachMemory(dfw, dmem, size, &err) < 0)
         die("emulated firmware", err);
