@@ -188,8 +188,7 @@ cocoAgentRecordsPut(CocoAgentRecords *r, const char *id, JsonObject *rec,
         g_mutex_unlock(&r->lock);
         ret = -1;
     }
-    if (cocoAgentRecordIsFinal(rec))
-        cocoAgentRecordsPrune(r);
+    cocoAgentRecordsPrune(r);
     return ret;
 }
 
