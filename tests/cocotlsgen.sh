@@ -31,6 +31,8 @@
 #   revoked   CA, names hostB and 10.97.0.2, both certificates revoked
 #   local     CA, names localhost and 127.0.0.1: the agents of the unit
 #             tests on the loopback address
+#   localother  ca2, names localhost and 127.0.0.1: a good certificate of
+#             another CA on the loopback address
 #
 # DIR/ca/cacrl.pem (copied to DIR/HOST/cacrl.pem, tls_ca_crl) revokes
 # revoked's certificates; DIR/ca2/cacrl.pem is the other CA's empty list.
@@ -123,6 +125,7 @@ expiration_date = "2100-01-01 00:00:00"'
 host cnonly ca ecdsa hostC "" "" ""
 # the agents of the unit tests, on the loopback address
 host local ca ecdsa localhost localhost 127.0.0.1 ""
+host localother ca2 ecdsa localhost localhost 127.0.0.1 ""
 host weak ca p224 hostB hostB 10.97.0.2 ""
 host revoked ca ecdsa hostB hostB 10.97.0.2 ""
 

@@ -44,8 +44,16 @@
 
 typedef struct _CocoAgentIncomingConn CocoAgentIncomingConn;
 
+/* The one asynchronous operation a connection has in flight: its callback
+ * may run after the connection was refused and freed (its deadline), so
+ * it finds the connection through this, cleared at the free. */
+typedef struct {
+    CocoAgentIncomingConn *c;
+} CocoAgentIncomingOp;
+
 struct _CocoAgentIncomingConn {
     CocoAgentIncoming *inc;
+    CocoAgentIncomingOp *op;
     int fd; /* until it is wrapped */
     char *address;
     char *host;
@@ -150,6 +158,8 @@ cocoAgentIncomingConnFree(CocoAgentIncomingConn *c)
 
     cocoAgentIncomingUncount(c);
     inc->conns = g_list_remove(inc->conns, c);
+    if (c->op)
+        c->op->c = NULL; /* its callback frees it */
     if (c->watch) {
         g_source_destroy(c->watch);
         g_source_unref(c->watch);
@@ -692,6 +702,29 @@ cocoAgentIncomingOnDeadline(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+static CocoAgentIncomingOp *
+cocoAgentIncomingOpNew(CocoAgentIncomingConn *c)
+{
+    CocoAgentIncomingOp *op = g_new0(CocoAgentIncomingOp, 1);
+
+    op->c = c;
+    c->op = op;
+    return op;
+}
+
+/* The connection of a finished operation, or NULL when it was freed. */
+static CocoAgentIncomingConn *
+cocoAgentIncomingOpDone(gpointer opaque)
+{
+    CocoAgentIncomingOp *op = opaque;
+    CocoAgentIncomingConn *c = op->c;
+
+    if (c)
+        c->op = NULL;
+    g_free(op);
+    return c;
+}
+
 static CocoPeerHello *
 cocoAgentIncomingParse(CocoAgentIncomingConn *c, GError **error)
 {
@@ -701,15 +734,16 @@ cocoAgentIncomingParse(CocoAgentIncomingConn *c, GError **error)
 static void
 cocoAgentIncomingOnTlsBody(GObject *obj, GAsyncResult *res, gpointer opaque)
 {
-    CocoAgentIncomingConn *c = opaque;
+    CocoAgentIncomingConn *c = cocoAgentIncomingOpDone(opaque);
     g_autoptr(GError) err = NULL;
     CocoPeerHello *hello;
     gsize got = 0;
+    bool ok = g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got,
+                                             &err);
 
-    if (!g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got, &err) ||
-        got != c->len) {
-        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            return;
+    if (!c)
+        return; /* refused meanwhile */
+    if (!ok || got != c->len) {
         if (!err)
             cocoErrorSet(&err, COCO_ERROR_AGENT_PROTOCOL,
                          _("the peer '%1$s' closed before its hello"),
@@ -735,15 +769,16 @@ cocoAgentIncomingOnTlsBody(GObject *obj, GAsyncResult *res, gpointer opaque)
 static void
 cocoAgentIncomingOnTlsHead(GObject *obj, GAsyncResult *res, gpointer opaque)
 {
-    CocoAgentIncomingConn *c = opaque;
+    CocoAgentIncomingConn *c = cocoAgentIncomingOpDone(opaque);
     g_autoptr(GError) err = NULL;
     gsize got = 0;
+    bool ok = g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got,
+                                             &err);
 
-    if (!g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got, &err) ||
-        got != sizeof(c->head) ||
+    if (!c)
+        return; /* refused meanwhile */
+    if (!ok || got != sizeof(c->head) ||
         cocoPeerFrameHeader(c->head, COCO_PEER_HELLO_MAX, &c->len, &err) < 0) {
-        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            return;
         if (!err)
             cocoErrorSet(&err, COCO_ERROR_AGENT_PROTOCOL,
                          _("the peer '%1$s' closed before its hello"),
@@ -754,19 +789,30 @@ cocoAgentIncomingOnTlsHead(GObject *obj, GAsyncResult *res, gpointer opaque)
     c->body = g_malloc0(c->len + 1);
     g_input_stream_read_all_async(g_io_stream_get_input_stream(c->tls), c->body,
                                   c->len, G_PRIORITY_DEFAULT, c->cancel,
-                                  cocoAgentIncomingOnTlsBody, c);
+                                  cocoAgentIncomingOnTlsBody,
+                                  cocoAgentIncomingOpNew(c));
 }
 
 static void
 cocoAgentIncomingOnHandshake(GObject *obj, GAsyncResult *res, gpointer opaque)
 {
-    CocoAgentIncomingConn *c = opaque;
+    CocoAgentIncomingConn *c = cocoAgentIncomingOpDone(opaque);
     g_autoptr(GError) err = NULL;
+    g_autofree char *identity = NULL;
+    GIOStream *tls = cocoAgentTlsHandshakeFinish(res, &identity, &err);
 
-    if (!(c->tls = cocoAgentTlsHandshakeFinish(res, &c->identity, &err))) {
+    if (!c) {
+        /* Refused meanwhile (its deadline): drop what the handshake made. */
+        if (tls) {
+            g_io_stream_close(tls, NULL, NULL);
+            g_object_unref(tls);
+        }
+        return;
+    }
+    c->tls = tls;
+    c->identity = g_steal_pointer(&identity);
+    if (!c->tls) {
         g_clear_object(&c->base);
-        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            return;
         cocoAgentIncomingRefuse(c, err);
         return;
     }
@@ -778,7 +824,8 @@ cocoAgentIncomingOnHandshake(GObject *obj, GAsyncResult *res, gpointer opaque)
     }
     g_input_stream_read_all_async(g_io_stream_get_input_stream(c->tls), c->head,
                                   sizeof(c->head), G_PRIORITY_DEFAULT,
-                                  c->cancel, cocoAgentIncomingOnTlsHead, c);
+                                  c->cancel, cocoAgentIncomingOnTlsHead,
+                                  cocoAgentIncomingOpNew(c));
 }
 
 static void
@@ -807,7 +854,8 @@ cocoAgentIncomingStartTls(CocoAgentIncomingConn *c)
     g_main_context_push_thread_default(cocoAgentContext(inc->agent));
     cocoAgentTlsHandshakeAsync(
         cocoAgentTls(inc->agent), c->base, COCO_AGENT_TLS_SERVER, NULL,
-        (guint)MAX(left / 1000, 1), c->cancel, cocoAgentIncomingOnHandshake, c);
+        (guint)MAX(left / 1000, 1), c->cancel, cocoAgentIncomingOnHandshake,
+        cocoAgentIncomingOpNew(c));
     g_main_context_pop_thread_default(cocoAgentContext(inc->agent));
 }
 
