@@ -76,7 +76,7 @@ def main():
         env["DBUS_SESSION_BUS_ADDRESS"] = address
         agent_conf = os.path.join(tmp, "virtcocod.conf")
         with open(agent_conf, "w") as f:
-            f.write("[virtcocod]\ndbus = session\nlisten_address = 127.0.0.1\n"
+            f.write("[virtcocod]\ndbus = session\nlisten = 127.0.0.1\n"
                     "libvirt_uri = test://%s\n" % NODE)
         log = open(os.path.join(tmp, "agent.log"), "w")
         agent = subprocess.Popen(

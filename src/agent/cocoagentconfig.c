@@ -141,6 +141,55 @@ cocoAgentConfigStatusGroup(GKeyFile *kf, const char *path, char **out,
                                      error);
 }
 
+/* Every key the loader reads: any other key or group is refused, so that
+ * a misspelt or removed setting is never silently ignored. */
+static const char *const cocoAgentConfigKeys[] = {
+    "socket",
+    "listen",
+    "port",
+    "peer_port",
+    "platform",
+    "state_dir",
+    "firmware",
+    "dbus",
+    "libvirt_uri",
+    "streams",
+    "pages_per_bundle",
+    "vcpus",
+    "precopy_rounds",
+    "pid_dir",
+    "require_pidfile",
+    "peer_timeout",
+    "status_group",
+    "qemu_binaries",
+    NULL,
+};
+
+static int
+cocoAgentConfigCheckKeys(GKeyFile *kf, const char *path, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_auto(GStrv) keys = NULL;
+    size_t i;
+
+    for (i = 0; groups[i]; i++) {
+        if (STRNEQ(groups[i], COCO_AGENT_GROUP))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown group '%1$s' in '%2$s': the only group is '%3$s'"),
+                groups[i], path, COCO_AGENT_GROUP);
+    }
+    keys = g_key_file_get_keys(kf, COCO_AGENT_GROUP, NULL, NULL);
+    for (i = 0; keys && keys[i]; i++) {
+        if (!g_strv_contains(cocoAgentConfigKeys, keys[i]))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown key '%1$s' in group '%2$s' of '%3$s'"), keys[i],
+                COCO_AGENT_GROUP, path);
+    }
+    return 0;
+}
+
 int
 cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
                     GError **error)
@@ -157,6 +206,8 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
                             _("cannot read the configuration '%1$s': %2$s"),
                             path, err->message);
     }
+    if (cocoAgentConfigCheckKeys(kf, path, error) < 0)
+        return -1;
     if (cocoAgentConfigString(kf, path, "socket", &cfg->socket_path, error) <
             0 ||
         cocoAgentConfigString(kf, path, "listen", &cfg->listen_address, error) <
