@@ -492,6 +492,45 @@ assertSameRam(Lab *lab)
     g_assert_cmpmem(a, alen, b, blen);
 }
 
+/* cocoAgentCountActive() of @h, called in the agent's own context. */
+typedef struct {
+    CocoAgent *agent;
+    guint n;
+    bool done;
+    GMutex lock;
+    GCond cond;
+} CountActiveCall;
+
+static gboolean
+countActiveCb(gpointer opaque)
+{
+    CountActiveCall *c = opaque;
+
+    g_mutex_lock(&c->lock);
+    c->n = cocoAgentCountActive(c->agent);
+    c->done = true;
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->lock);
+    return G_SOURCE_REMOVE;
+}
+
+static guint
+hostCountActive(Host *h)
+{
+    CountActiveCall c = {.agent = h->agent};
+
+    g_mutex_init(&c.lock);
+    g_cond_init(&c.cond);
+    g_main_context_invoke(h->ctx, countActiveCb, &c);
+    g_mutex_lock(&c.lock);
+    while (!c.done)
+        g_cond_wait(&c.cond, &c.lock);
+    g_mutex_unlock(&c.lock);
+    g_mutex_clear(&c.lock);
+    g_cond_clear(&c.cond);
+    return c.n;
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -507,6 +546,7 @@ testMigrate(void)
     unsigned int nrec = 0;
 
     labInit(&lab);
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
     startMigration(&lab, &ra, &rb);
     /* the guest keeps writing while its memory moves */
     guestWrite(&lab.a, 3 * 4096 + 10, 0xA5);
@@ -514,12 +554,17 @@ testMigrate(void)
     g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
     /* the destination's RAM equals the source's once the gate opens */
     assertSameRam(&lab);
+    /* in flight on both hosts: virtcocod's SIGHUP waits for it */
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 1);
+    g_assert_cmpuint(hostCountActive(&lab.b), ==, 1);
     g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
     waitState(&lab.b, "destination", "committed");
     waitState(&lab.a, "source", "committed");
     /* Confirm: libvirt kills the source QEMU */
     killQemu(&lab.a.qemu);
     waitState(&lab.a, "source", "finished");
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
+    g_assert_cmpuint(hostCountActive(&lab.b), ==, 0);
     {
         JsonObject *rec = hostRecord(&lab.a, "source");
         JsonObject *xfer = json_object_get_object_member(rec, "transfer");

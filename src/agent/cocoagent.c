@@ -1938,6 +1938,23 @@ cocoAgentGetStatus(CocoAgent *agent)
     return arr;
 }
 
+guint
+cocoAgentCountActive(CocoAgent *agent)
+{
+    guint n = g_hash_table_size(agent->pending);
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, agent->domains);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        CocoAgentMigration *m = ((CocoAgentDomain *)v)->mig;
+
+        if (m && !cocoAgentMigrationOver(m))
+            n++;
+    }
+    return n;
+}
+
 JsonObject *
 cocoAgentGetProbe(CocoAgent *agent)
 {

@@ -59,6 +59,11 @@ GHashTable *cocoAgentGetRecordIds(CocoAgent *agent);
 JsonObject *cocoAgentFindRecord(CocoAgent *agent, const char *uuid,
                                 const char *role, GHashTable *known);
 
+/* How many migrations are in flight: sessions that are not final (a
+ * frozen source counts) and incoming sessions that wait for their
+ * domain. Call it in the agent's context. */
+guint cocoAgentCountActive(CocoAgent *agent);
+
 /* Who this agent is (version, firmware backend, platform identity and TCB,
  * ports): the answer to "probe". */
 JsonObject *cocoAgentGetProbe(CocoAgent *agent);
