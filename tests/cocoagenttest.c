@@ -600,6 +600,87 @@ testMigrate(void)
     labClear(&lab);
 }
 
+/* SIGHUP ('systemctl reload virtcocod', the packages' upgrade) while a
+ * migration is in flight: the built virtcocod, in host A's place, serves
+ * the migration to its end and only then exits with 75, the status
+ * virtcocod.service restarts. */
+static void
+testReloadWaitsForMigration(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autoptr(GError) err = NULL;
+    g_autofree char *reason = NULL;
+    g_autofree char *conf = NULL;
+    g_autofree char *text = NULL;
+    const char *argv[] = {g_getenv("VIRTCOCOD"), "-f", "-c", NULL, NULL};
+    GPid pid;
+    int status = 0;
+    int i;
+
+    if (!argv[0]) {
+        g_test_skip("$VIRTCOCOD (the built agent) is not set");
+        return;
+    }
+    labInit(&lab);
+    /* host A's in-process agent goes (once its loop runs: a quit before
+     * the run would be lost), the built one takes its place */
+    while (!g_main_loop_is_running(lab.a.loop))
+        g_usleep(1000);
+    hostStop(&lab.a);
+    unlink(lab.a.sock);
+    conf = g_build_filename(lab.a.dir, "virtcocod.conf", NULL);
+    text = g_strdup_printf(
+        "[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\npeer_port=%u\n"
+        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
+        "pid_dir=%s/run\nqemu_binaries=/bin/sh;\nstreams=2\n"
+        "pages_per_bundle=16\nvcpus=2\npeer_timeout=10\n",
+        lab.a.sock, cocoAgentGetPort(lab.b.agent), lab.a.dir, lab.a.dir,
+        lab.a.dir);
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    argv[3] = conf;
+    g_assert_true(
+        g_spawn_async(NULL, (char **)argv, NULL,
+                      G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                          (g_test_verbose() ? 0 : G_SPAWN_STDERR_TO_DEV_NULL),
+                      NULL, NULL, &pid, &err));
+    g_assert_no_error(err);
+    /* listening, not just bound */
+    for (i = 0; i < 10 * WAIT_S; i++) {
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int rc;
+
+        g_strlcpy(addr.sun_path, lab.a.sock, sizeof(addr.sun_path));
+        rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+        close(fd);
+        if (rc == 0)
+            break;
+        g_usleep(100000);
+    }
+
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    g_assert_cmpint(kill(pid, SIGHUP), ==, 0);
+    /* four of its 250 ms looks at the migrations in flight */
+    g_usleep(G_USEC_PER_SEC);
+    g_assert_cmpint(waitpid(pid, &status, WNOHANG), ==, 0);
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab.b, "destination", "committed");
+    waitState(&lab.a, "source", "committed");
+    g_assert_cmpint(waitpid(pid, &status, WNOHANG), ==, 0);
+    /* Confirm: QEMU ends, FINISH(S), nothing in flight: the agent goes */
+    killQemu(&lab.a.qemu);
+    for (i = 0; i < 10 * WAIT_S && waitpid(pid, &status, WNOHANG) == 0; i++)
+        g_usleep(100000);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 75);
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
 /* Precopy before QEMU's device-state migration: a relay that holds
  * `migrate` gets its verdict after the rounds. */
 static void
@@ -1315,6 +1396,8 @@ main(int argc, char **argv)
     g_test_add_func("/agent/probe", testProbe);
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);
+    g_test_add_func("/agent/reload-waits-for-migration",
+                    testReloadWaitsForMigration);
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
     g_test_add_func("/agent/migrate-progress", testMigrateProgress);
     g_test_add_func("/agent/migrate-cancel-request", testMigrateCancelRequest);
