@@ -22,26 +22,14 @@ import subprocess
 import sys
 import tempfile
 
-# Keys documented in the shipped virtcocod.conf before the code that reads
-# them is in this tree (the agents' TLS, liveness and limits). Each is
-# reported as TODO while the loader refuses it; once the loader knows it,
-# the test fails until the key is removed from this list.
-PENDING = {
-    "virtcocod": {
-        "tls_ca_cert", "tls_server_cert", "tls_server_key",
-        "tls_client_cert", "tls_client_key", "handshake_timeout",
-        "heartbeat_interval", "peer_deadline", "switchover_timeout",
-        "reconnect_window", "max_unauthenticated",
-        "max_unauthenticated_per_address", "max_relays_per_uid",
-        "records_max", "records_max_age",
-    },
-}
+# Keys documented in the shipped files before the code that reads them is
+# in this tree, each reported as TODO while the loader refuses it; once the
+# loader knows it, the test fails until the key is removed from this list.
+PENDING = {}
 # Keys the loader still reads that are not shipped, on purpose.
-NOT_SHIPPED = {
-    "virtcocod": {"require_pidfile"},  # being removed (issue 10, part 6)
-}
-
-# Where each loader's table of keys is: file, array name.
+NOT_SHIPPED = {}
+# Where each loader's table of keys is: file, array name (virtcocod also
+# reads the integer keys of cocoAgentConfigUIntKeys).
 TABLES = {
     "virtcocod": ("src/agent/cocoagentconfig.c", "cocoAgentConfigKeys"),
     "qemu-coco": ("tools/qemu-coco.c", "qemuCocoConfigKeys"),
@@ -74,7 +62,10 @@ def code_keys(srcdir, name):
     if name == "kvm":
         return set(re.findall(r'\{\s*"(\w+)"\s*,\s*"(\w+)"\s*\}', body))
     group = "virtcocod" if name == "virtcocod" else "qemu-coco"
-    return {(group, k) for k in re.findall(r'"(\w+)"', body)}
+    keys = {(group, k) for k in re.findall(r'"(\w+)"', body)}
+    if name == "virtcocod":
+        keys |= {(group, k) for k in re.findall(r'\bUKEY\("(\w+)"', text)}
+    return keys
 
 
 def file_keys(lines):

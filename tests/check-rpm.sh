@@ -252,12 +252,14 @@ else
     ok "tools: no hook (it is -daemon's)"
 fi
 
-# 8. the requirements: polkit, libvirt's qemu driver with qemu.d hooks
-#    (6.5.0), and no python3 (the example is not executable)
+# 8. the requirements: polkit, GIO's TLS backend, libvirt's qemu driver
+#    with qemu.d hooks (6.5.0), and no python3 (the example is not
+#    executable)
 reqs=$(rpm -qp --requires "$daemon")
 if echo "$reqs" | grep -q -x 'polkit' &&
+    echo "$reqs" | grep -q -x 'glib-networking' &&
     echo "$reqs" | grep -q -x 'libvirt-daemon-driver-qemu >= 6.5.0'; then
-    ok "daemon: requires polkit and libvirt-daemon-driver-qemu >= 6.5.0"
+    ok "daemon: requires polkit, glib-networking and libvirt-daemon-driver-qemu >= 6.5.0"
 else
     notok "daemon: requirements: $(echo $reqs)"
 fi

@@ -10,6 +10,7 @@
 #include "agent/cocoagent.h"
 #include "agent/cocoagentauth.h"
 #include "agent/cocoagentconfig.h"
+#include "agent/cocoagenttls.h"
 #include "agent/cocoagentpeer.h"
 #include "firmware/cocoemuplatform.h"
 #include "util/cocohex.h"
@@ -38,6 +39,11 @@
 
 static unsigned int precopyRounds;
 static const char *statusGroup = COCO_AGENT_DEFAULT_STATUS_GROUP;
+/* The test PKI (tests/cocotlsgen.sh), made once per run. */
+static char *pkiDir;
+/* Which of its identities the hosts present ("local": 127.0.0.1). */
+static const char *tlsIdentity = "local";
+static unsigned int reconnectWindow = 3;
 
 typedef struct {
     char *dir;
@@ -178,6 +184,22 @@ hostInit(Lab *lab, Host *h, const char *name, bool source)
     g_free(cfg.status_group);
     cfg.status_group = g_strdup(statusGroup);
     cfg.quiet = !g_test_verbose();
+    cfg.heartbeat_interval = 1;
+    cfg.peer_deadline = 3;
+    cfg.switchover_timeout = 5;
+    cfg.hold_timeout = 1;
+    cfg.reconnect_window = reconnectWindow;
+    cocoAgentTlsConfigClear(&cfg.tls);
+    cfg.tls.ca_cert = g_build_filename(pkiDir, tlsIdentity, "cacert.pem", NULL);
+    cfg.tls.server_cert =
+        g_build_filename(pkiDir, tlsIdentity, "servercert.pem", NULL);
+    cfg.tls.server_key =
+        g_build_filename(pkiDir, tlsIdentity, "private", "serverkey.pem", NULL);
+    cfg.tls.client_cert =
+        g_build_filename(pkiDir, tlsIdentity, "clientcert.pem", NULL);
+    cfg.tls.client_key =
+        g_build_filename(pkiDir, tlsIdentity, "private", "clientkey.pem", NULL);
+    cfg.tls.handshake_timeout = 5;
 
     h->ctx = g_main_context_new();
     h->agent = cocoAgentNew(&cfg, h->ctx, &err);
@@ -631,13 +653,23 @@ testReloadWaitsForMigration(void)
     hostStop(&lab.a);
     unlink(lab.a.sock);
     conf = g_build_filename(lab.a.dir, "virtcocod.conf", NULL);
+    /* what hostInit() gives the in-process agents */
     text = g_strdup_printf(
         "[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\npeer_port=%u\n"
         "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
         "pid_dir=%s/run\nqemu_binaries=/bin/sh;\nstreams=2\n"
-        "pages_per_bundle=16\nvcpus=2\npeer_timeout=10\n",
+        "pages_per_bundle=16\nvcpus=2\npeer_timeout=10\n"
+        "heartbeat_interval=1\npeer_deadline=3\nswitchover_timeout=5\n"
+        "hold_timeout=1\nreconnect_window=%u\n"
+        "tls_ca_cert=%s/%s/cacert.pem\n"
+        "tls_server_cert=%s/%s/servercert.pem\n"
+        "tls_server_key=%s/%s/private/serverkey.pem\n"
+        "tls_client_cert=%s/%s/clientcert.pem\n"
+        "tls_client_key=%s/%s/private/clientkey.pem\n"
+        "handshake_timeout=5\n",
         lab.a.sock, cocoAgentGetPort(lab.b.agent), lab.a.dir, lab.a.dir,
-        lab.a.dir);
+        lab.a.dir, reconnectWindow, pkiDir, tlsIdentity, pkiDir, tlsIdentity,
+        pkiDir, tlsIdentity, pkiDir, tlsIdentity, pkiDir, tlsIdentity);
     g_assert_true(g_file_set_contents(conf, text, -1, NULL));
     argv[3] = conf;
     g_assert_true(
@@ -930,25 +962,37 @@ testDestinationLost(void)
 
     labInit(&lab);
     startMigration(&lab, &ra, &rb);
-    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
-    relayClose(&rb);
-    hostStop(&lab.b);
-    waitState(&lab.a, "source", "frozen");
-    /* QEMU resumes a source whose migration failed by itself: the agent
-     * tells the relay to keep it stopped, with the reason. */
+    /* From the switchover on, the source stays paused whatever QEMU does
+     * by itself, until the migration's outcome is known: the pause comes
+     * before the verdict. */
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
+                   "\"role\":\"source\"}");
     {
         JsonObject *o = relayReadType(&ra, "pause");
 
         g_assert_nonnull(o);
-        g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"),
-                                "destination was lost"));
+        g_assert_nonnull(
+            strstr(json_object_get_string_member(o, "reason"), "stays paused"));
+        json_object_unref(o);
+        o = relayReadType(&ra, "verdict");
+        g_assert_nonnull(o);
+        g_assert_true(json_object_get_boolean_member(o, "release"));
         json_object_unref(o);
     }
+    relayClose(&rb);
+    hostStop(&lab.b);
+    /* It tries to learn the start token's fate, then gives up: frozen,
+     * with what the operator can do. */
+    waitState(&lab.a, "source", "await-token");
     g_assert_false(relayGate(&ra, "cont", "source", 2, &reason));
-    g_assert_nonnull(strstr(reason, "cannot resume"));
+    g_assert_nonnull(strstr(reason, "stays paused"));
+    g_clear_pointer(&reason, g_free);
+    waitState(&lab.a, "source", "frozen");
+    g_assert_false(relayGate(&ra, "cont", "source", 3, &reason));
+    g_assert_nonnull(strstr(reason, "virt-coco recover"));
     state = hostState(&lab.a, "source", &failure);
     g_assert_cmpstr(state, ==, "frozen");
-    g_assert_nonnull(strstr(failure, "destination was lost"));
+    g_assert_nonnull(strstr(failure, "did not come back"));
     relayClose(&ra);
     labClear(&lab);
 }
@@ -988,7 +1032,7 @@ testAuthRefused(void)
     /* the right pid, but another domain's name */
     assertRefused(&lab.a, lab.a.qemu, "vm2", "does not name domain");
     /* no such process */
-    assertRefused(&lab.a, 0x3ffffff0, GUEST, "does not exist");
+    assertRefused(&lab.a, 0x3ffffff0, GUEST, "not a process of its user");
     killQemu(&other);
     labClear(&lab);
 }
@@ -1083,7 +1127,6 @@ checkProbe(JsonObject *o, Host *h, unsigned int port, unsigned int peer_port)
 static void
 testProbe(void)
 {
-    g_autoptr(GError) err = NULL;
     Lab lab;
     Relay r = {.fd = -1};
     JsonObject *o;
@@ -1109,14 +1152,21 @@ testProbe(void)
     json_object_unref(o);
     relayClose(&r);
 
-    o = cocoAgentPeerProbe("127.0.0.1", bport, 5, &err);
-    g_assert_no_error(err);
-    checkProbe(o, &lab.b, bport, bport);
+    /* The peer's probe, through the local agent (mutual TLS). */
+    relayConnect(&r, lab.a.sock);
+    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    o = relayReadType(&r, "peer-probe");
+    g_assert_nonnull(o);
+    checkProbe(json_object_get_object_member(o, "probe"), &lab.b, bport, bport);
+    g_assert_true(json_object_get_boolean_member(
+        json_object_get_object_member(o, "probe"), "tls"));
     json_object_unref(o);
     /* A probe leaves no trace: a second one works too. */
-    o = cocoAgentPeerProbe("127.0.0.1", bport, 5, &err);
-    g_assert_no_error(err);
+    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    o = relayReadType(&r, "peer-probe");
+    g_assert_nonnull(o);
     json_object_unref(o);
+    relayClose(&r);
 
     /* Nothing listens on a port we just closed: a clear error. */
     fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1125,10 +1175,15 @@ testProbe(void)
     g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
     g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &slen), ==, 0);
     close(fd);
-    o = cocoAgentPeerProbe("127.0.0.1", ntohs(sin.sin_port), 5, &err);
-    g_assert_null(o);
-    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
-    g_assert_nonnull(strstr(err->message, "cannot connect to the peer agent"));
+    cocoAgentSetPeerPort(lab.a.agent, ntohs(sin.sin_port));
+    relayConnect(&r, lab.a.sock);
+    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    o = relayReadType(&r, "error");
+    g_assert_nonnull(o);
+    g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"),
+                            "cannot connect to the peer agent"));
+    json_object_unref(o);
+    relayClose(&r);
     labClear(&lab);
 }
 
@@ -1150,13 +1205,14 @@ testConfig(void)
         path,
         "[virtcocod]\nsocket=/run/x/agent.sock\nport=49301\nstreams=8\n"
         "state_dir=/var/lib/x\nqemu_binaries=/usr/bin/qemu-a;/usr/bin/qemu-b;\n"
-        "require_pidfile=false\n",
+        "records_max_age=12h\nreconnect_window=90\n",
         -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
     g_assert_cmpstr(cfg.socket_path, ==, "/run/x/agent.sock");
     g_assert_cmpuint(cfg.port, ==, 49301);
     g_assert_cmpuint(cfg.streams, ==, 8);
-    g_assert_false(cfg.require_pidfile);
+    g_assert_cmpuint(cfg.records_max_age, ==, 12 * 3600);
+    g_assert_cmpuint(cfg.reconnect_window, ==, 90);
     g_assert_cmpstr(cfg.qemu_binaries[1], ==, "/usr/bin/qemu-b");
     g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, 0);
     g_assert_cmpstr(cfg.status_group, ==, COCO_AGENT_DEFAULT_STATUS_GROUP);
@@ -1169,6 +1225,17 @@ testConfig(void)
         g_file_set_contents(path, "[virtcocod]\nstatus_group=\n", -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
     g_assert_null(cfg.status_group);
+    /* A local user may no longer stand in for a domain. */
+    g_assert_true(g_file_set_contents(
+        path, "[virtcocod]\nrequire_pidfile=false\n", -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
+    g_assert_nonnull(strstr(err->message, "no longer supported"));
+    g_clear_error(&err);
+    g_assert_true(g_file_set_contents(
+        path, "[virtcocod]\nrecords_max_age=soon\n", -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
+    g_assert_nonnull(strstr(err->message, "duration"));
+    g_clear_error(&err);
     g_assert_true(
         g_file_set_contents(path, "[virtcocod]\nport=70000\n", -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
@@ -1386,10 +1453,42 @@ testStatusAccess(void)
     labClear(&lab);
 }
 
+/* The throw-away PKI of tests/cocotlsgen.sh (certtool). */
+static void
+pkiMake(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *script =
+        g_build_filename(g_getenv("abs_srcdir") ? g_getenv("abs_srcdir") : ".",
+                         "cocotlsgen.sh", NULL);
+    g_autofree char *cmd = NULL;
+    int status = 0;
+
+    pkiDir = g_dir_make_tmp("cocoagentpki-XXXXXX", &err);
+    g_assert_no_error(err);
+    cmd = g_strdup_printf("sh '%s' '%s'", script, pkiDir);
+    g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, &status, &err));
+    g_assert_no_error(err);
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+static void
+pkiClear(void)
+{
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", pkiDir);
+
+    g_assert_cmpint(system(cmd), ==, 0);
+    g_free(pkiDir);
+}
+
 int
 main(int argc, char **argv)
 {
+    int ret;
+
     g_test_init(&argc, &argv, NULL);
+    g_assert_cmpint(cocoAgentTlsInit(NULL), ==, 0);
+    pkiMake();
     g_test_add_func("/agent/config", testConfig);
     g_test_add_func("/agent/status-group", testStatusGroup);
     g_test_add_func("/agent/status-access", testStatusAccess);
@@ -1406,5 +1505,7 @@ main(int argc, char **argv)
     g_test_add_func("/agent/policy-refused", testPolicyRefused);
     g_test_add_func("/agent/garbage", testGarbage);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
-    return g_test_run();
+    ret = g_test_run();
+    pkiClear();
+    return ret;
 }

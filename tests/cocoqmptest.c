@@ -506,15 +506,28 @@ testRelayPassThrough(Fixture *f, gconstpointer data)
     /* QEMU's text reaches libvirt whatever it is. */
     testPeerSend(&f->qemu, weird, -1);
     testPeerExpectLine(&f->libvirt, weird);
-    /* Without an agent nothing is held or injected. */
+    /* Without an agent a migration is refused: guest RAM would leave
+     * the host in QEMU's own stream. */
     testPeerSend(&f->libvirt,
                  "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:h:1\"},"
                  "\"id\":\"libvirt-9\"}\r\n",
                  -1);
-    testPeerExpectLine(
-        &f->qemu,
-        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:h:1\"},"
-        "\"id\":\"libvirt-9\"}\r\n");
+    {
+        g_autoptr(CocoQmpMessage) refused = testPeerReadMsg(&f->libvirt);
+
+        g_assert_true(cocoQmpMessageIsError(refused));
+        g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(refused),
+                                "no host agent configured"));
+    }
+    testPeerExpectNothing(&f->qemu);
+    /* A save still passes: its image holds the RAM (nothing injected). */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                 "\"exec:cat > /dev/null\"},\"id\":\"libvirt-12\"}\r\n",
+                 -1);
+    testPeerExpectLine(&f->qemu,
+                       "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                       "\"exec:cat > /dev/null\"},\"id\":\"libvirt-12\"}\r\n");
     testPeerSend(&f->libvirt,
                  "{\"execute\":\"migrate-continue\",\"arguments\":{\"state\":"
                  "\"pre-switchover\"},\"id\":\"libvirt-10\"}\r\n",

@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "qmp/cocoqmpguest.h"
 #include "qmp/cocoqmprelay.h"
+#include "proto/cocoprotorelay.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
 
@@ -95,6 +96,9 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
 
     cfg->qemu = g_strdup(QEMU_COCO_DEFAULT_QEMU);
     cfg->gateTimeout = QEMU_COCO_DEFAULT_GATE_TIMEOUT;
+    /* Without a configuration the relay still has its host's agent: a
+     * confidential domain never migrates without one. */
+    cfg->agentSocket = g_strdup(COCO_RELAY_DEFAULT_SOCKET);
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
         if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
             return 0;
@@ -112,7 +116,15 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
                                 _("'qemu' in '%1$s' must be an absolute path"),
                                 path);
     }
-    cfg->agentSocket = qemuCocoConfigString(kf, "agent_socket");
+    if (g_key_file_has_key(kf, QEMU_COCO_GROUP, "agent_socket", NULL)) {
+        g_free(cfg->agentSocket);
+        cfg->agentSocket = qemuCocoConfigString(kf, "agent_socket");
+        if (!cfg->agentSocket || !g_path_is_absolute(cfg->agentSocket))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("'agent_socket' in '%1$s' must be the absolute path of virtcocod's socket"),
+                path);
+    }
     cfg->qmpLogDir = qemuCocoConfigString(kf, "qmp_log_dir");
     timeout = qemuCocoConfigString(kf, "gate_timeout");
     if (timeout) {

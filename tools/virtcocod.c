@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "agent/cocoagent.h"
 #include "agent/cocoagentdbus.h"
+#include "agent/cocoagenttls.h"
 #include "util/cocoerror.h"
 
 #include <glib-unix.h>
@@ -132,6 +133,11 @@ main(int argc, char **argv)
     bindtextdomain(GETTEXT_PACKAGE, COCO_LOCALEDIR);
     bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
     textdomain(GETTEXT_PACKAGE);
+    /* Before any thread: GIO's TLS backend, TLS 1.3 only. */
+    if (cocoAgentTlsInit(&err) < 0) {
+        g_printerr("virtcocod: %s\n", err->message);
+        return 1;
+    }
 
     config_help = g_strdup_printf(_("configuration file (default: %1$s)"),
                                   COCO_AGENT_DEFAULT_CONFIG);

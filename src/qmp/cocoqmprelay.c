@@ -95,6 +95,7 @@ struct _CocoQmpRelay {
     guint64 passes; /* MIGRATION_PASS events emitted */
     guint stops; /* 'stop' sent for the agent */
     char *holdPaused; /* the agent's reason to keep the vCPUs stopped */
+    gboolean stoppedByRelay; /* the relay stopped them (QEMU had resumed) */
 };
 
 static void cocoQmpSessionUnref(CocoQmpSession *s);
@@ -711,8 +712,30 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
     s->pendingWant = relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION;
     cocoQmpSessionHold(s, line, msg);
 
+    /* Fail closed: a migration moves guest RAM only through the agents'
+     * sealed pipeline; without an agent that accepted this relay, QEMU's
+     * own stream would carry it in the clear. */
+    if (s->pendingJob == COCO_QMP_JOB_MIGRATION) {
+        g_autofree char *why = NULL;
+
+        if (!relay->agent)
+            why = g_strdup(_(
+                "qemu-coco has no host agent configured (agent_socket in qemu-coco.conf)"));
+        else if (!cocoQmpAgentIsReady(relay->agent, &why) && !why)
+            why = g_strdup(_("the host agent is not ready"));
+        if (why) {
+            g_autofree char *desc = g_strdup_printf(
+                _("qemu-coco: confidential migration refused: %1$s; the guest's memory would leave this host unsealed"),
+                why);
+
+            relay->refused++;
+            cocoQmpSessionRefuse(s, desc);
+            return;
+        }
+    }
     if (!relay->agent) {
-        /* Pass-through: nothing moves the RAM, so QEMU must. */
+        /* Save, snapshot, dump or restore: nothing moves the RAM but
+         * QEMU's own stream. */
         cocoQmpSessionStartJob(s);
         return;
     }
@@ -753,6 +776,7 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
             s->relay->role = COCO_QMP_ROLE_NONE;
             /* The agent lets the source run again (it recovered). */
             g_clear_pointer(&s->relay->holdPaused, g_free);
+            s->relay->stoppedByRelay = FALSE;
         }
         cocoQmpSessionRelease(s);
     } else {
@@ -1071,6 +1095,7 @@ cocoQmpRelayStop(CocoQmpRelay *relay)
         if (s->closed)
             continue;
         relay->stops++;
+        relay->stoppedByRelay = TRUE;
         cocoQmpSessionInject(s, "stop", NULL, cocoQmpSessionOnStopReply);
         return;
     }
@@ -1094,7 +1119,42 @@ cocoQmpRelayOnAgentPause(const char *reason, gpointer opaque)
     g_free(relay->holdPaused);
     relay->holdPaused = g_strdup(reason);
     relay->role = COCO_QMP_ROLE_SOURCE;
-    cocoQmpRelayStop(relay);
+    /* Stopped already at pre-switchover: keep it so (RESUME re-stops). */
+    if (!relay->paused)
+        cocoQmpRelayStop(relay);
+}
+
+static void
+cocoQmpRelayOnContReply(CocoQmpSession *s, CocoQmpMessage *reply)
+{
+    if (cocoQmpMessageIsError(reply))
+        g_printerr("qemu-coco: QEMU refused 'cont': %s\n",
+                   NULLSTR(cocoQmpMessageErrorDesc(reply)));
+}
+
+/* The agent lets the source run again (its abort token came back). */
+static void
+cocoQmpRelayOnAgentResume(const char *reason, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+    GList *l;
+
+    g_printerr("qemu-coco: the host agent lets the source run: %s\n", reason);
+    g_clear_pointer(&relay->holdPaused, g_free);
+    relay->role = COCO_QMP_ROLE_NONE;
+    if (!relay->stoppedByRelay || !relay->paused)
+        return;
+    /* QEMU had resumed it by itself and the relay stopped it: undo that.
+     * Otherwise libvirt's own 'cont' decides. */
+    relay->stoppedByRelay = FALSE;
+    for (l = relay->sessions; l; l = l->next) {
+        CocoQmpSession *s = l->data;
+
+        if (s->closed)
+            continue;
+        cocoQmpSessionInject(s, "cont", NULL, cocoQmpRelayOnContReply);
+        return;
+    }
 }
 
 int
@@ -1206,6 +1266,7 @@ cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
         cocoQmpAgentSetCancelFunc(agent, cocoQmpRelayOnAgentCancel, relay);
         cocoQmpAgentSetProgressFunc(agent, cocoQmpRelayOnAgentProgress, relay);
         cocoQmpAgentSetPauseFunc(agent, cocoQmpRelayOnAgentPause, relay);
+        cocoQmpAgentSetResumeFunc(agent, cocoQmpRelayOnAgentResume, relay);
     }
     relay->traceFd = -1;
     relay->listenFd = -1;
@@ -1256,6 +1317,14 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_string_member(o, "relay", "qemu-coco");
     json_object_set_string_member(o, "version", PACKAGE_VERSION);
     json_object_set_boolean_member(o, "agent", relay->agent != NULL);
+    if (relay->agent) {
+        g_autofree char *why = NULL;
+        gboolean ready = cocoQmpAgentIsReady(relay->agent, &why);
+
+        json_object_set_boolean_member(o, "agent-ready", ready);
+        if (!ready && why)
+            json_object_set_string_member(o, "agent-error", why);
+    }
     json_object_set_string_member(o, "role",
                                   cocoQmpRoleTypeToString(relay->role));
     if (relay->ignoreSharedKnown)
