@@ -566,6 +566,7 @@ testMigrate(void)
     g_autoptr(GDir) dir = NULL;
     const char *ent;
     unsigned int nrec = 0;
+    unsigned int i;
 
     labInit(&lab);
     g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
@@ -603,20 +604,35 @@ testMigrate(void)
         json_object_unref(rec);
     }
 
+    /* The record on disk: the migration's worker writes it after the
+     * status shows the state (a temporary file, then a rename), so look
+     * until it is there, ignoring the temporary files. */
     records = g_build_filename(lab.a.dir, "migrations", NULL);
-    dir = g_dir_open(records, 0, NULL);
-    g_assert_nonnull(dir);
-    while ((ent = g_dir_read_name(dir))) {
-        g_autofree char *path = g_build_filename(records, ent, NULL);
-        g_autofree char *text = NULL;
+    for (i = 0; i < 10 * WAIT_S; i++) {
+        unsigned int finished = 0;
 
-        g_assert_true(g_str_has_suffix(ent, ".json"));
-        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
-        g_assert_nonnull(strstr(text, "\"state\" : \"finished\""));
-        g_assert_nonnull(strstr(text, "source-blackout"));
-        nrec++;
+        nrec = 0;
+        dir = g_dir_open(records, 0, NULL);
+        g_assert_nonnull(dir);
+        while ((ent = g_dir_read_name(dir))) {
+            g_autofree char *path = g_build_filename(records, ent, NULL);
+            g_autofree char *text = NULL;
+
+            if (!g_str_has_suffix(ent, ".json"))
+                continue;
+            nrec++;
+            if (g_file_get_contents(path, &text, NULL, NULL) &&
+                strstr(text, "\"state\" : \"finished\"") &&
+                strstr(text, "source-blackout"))
+                finished++;
+        }
+        g_clear_pointer(&dir, g_dir_close);
+        if (nrec == 1 && finished == 1)
+            break;
+        g_usleep(100000);
     }
     g_assert_cmpuint(nrec, ==, 1);
+    g_assert_cmpuint(i, <, 10 * WAIT_S);
     relayClose(&ra);
     relayClose(&rb);
     labClear(&lab);
