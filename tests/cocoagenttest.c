@@ -575,6 +575,45 @@ assertSameRam(Lab *lab)
     g_assert_cmpmem(a, alen, b, blen);
 }
 
+/* cocoAgentCountActive() of @h, called in the agent's own context. */
+typedef struct {
+    CocoAgent *agent;
+    guint n;
+    bool done;
+    GMutex lock;
+    GCond cond;
+} CountActiveCall;
+
+static gboolean
+countActiveCb(gpointer opaque)
+{
+    CountActiveCall *c = opaque;
+
+    g_mutex_lock(&c->lock);
+    c->n = cocoAgentCountActive(c->agent);
+    c->done = true;
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->lock);
+    return G_SOURCE_REMOVE;
+}
+
+static guint
+hostCountActive(Host *h)
+{
+    CountActiveCall c = {.agent = h->agent};
+
+    g_mutex_init(&c.lock);
+    g_cond_init(&c.cond);
+    g_main_context_invoke(h->ctx, countActiveCb, &c);
+    g_mutex_lock(&c.lock);
+    while (!c.done)
+        g_cond_wait(&c.cond, &c.lock);
+    g_mutex_unlock(&c.lock);
+    g_mutex_clear(&c.lock);
+    g_cond_clear(&c.cond);
+    return c.n;
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -588,8 +627,10 @@ testMigrate(void)
     g_autoptr(GDir) dir = NULL;
     const char *ent;
     unsigned int nrec = 0;
+    unsigned int i;
 
     labInit(&lab);
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
     startMigration(&lab, &ra, &rb);
     /* the guest keeps writing while its memory moves */
     guestWrite(&lab.a, 3 * 4096 + 10, 0xA5);
@@ -597,12 +638,17 @@ testMigrate(void)
     g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
     /* the destination's RAM equals the source's once the gate opens */
     assertSameRam(&lab);
+    /* in flight on both hosts: virtcocod's SIGHUP waits for it */
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 1);
+    g_assert_cmpuint(hostCountActive(&lab.b), ==, 1);
     g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
     waitState(&lab.b, "destination", "committed");
     waitState(&lab.a, "source", "committed");
     /* Confirm: libvirt kills the source QEMU */
     killQemu(&lab.a.qemu);
     waitState(&lab.a, "source", "finished");
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
+    g_assert_cmpuint(hostCountActive(&lab.b), ==, 0);
     {
         JsonObject *rec = hostRecord(&lab.a, "source");
         JsonObject *xfer = json_object_get_object_member(rec, "transfer");
@@ -619,20 +665,124 @@ testMigrate(void)
         json_object_unref(rec);
     }
 
+    /* The record on disk: the migration's worker writes it after the
+     * status shows the state (a temporary file, then a rename), so look
+     * until it is there, ignoring the temporary files. */
     records = g_build_filename(lab.a.dir, "migrations", NULL);
-    dir = g_dir_open(records, 0, NULL);
-    g_assert_nonnull(dir);
-    while ((ent = g_dir_read_name(dir))) {
-        g_autofree char *path = g_build_filename(records, ent, NULL);
-        g_autofree char *text = NULL;
+    for (i = 0; i < 10 * WAIT_S; i++) {
+        unsigned int finished = 0;
 
-        g_assert_true(g_str_has_suffix(ent, ".json"));
-        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
-        g_assert_nonnull(strstr(text, "\"state\" : \"finished\""));
-        g_assert_nonnull(strstr(text, "source-blackout"));
-        nrec++;
+        nrec = 0;
+        dir = g_dir_open(records, 0, NULL);
+        g_assert_nonnull(dir);
+        while ((ent = g_dir_read_name(dir))) {
+            g_autofree char *path = g_build_filename(records, ent, NULL);
+            g_autofree char *text = NULL;
+
+            if (!g_str_has_suffix(ent, ".json"))
+                continue;
+            nrec++;
+            if (g_file_get_contents(path, &text, NULL, NULL) &&
+                strstr(text, "\"state\" : \"finished\"") &&
+                strstr(text, "source-blackout"))
+                finished++;
+        }
+        g_clear_pointer(&dir, g_dir_close);
+        if (nrec == 1 && finished == 1)
+            break;
+        g_usleep(100000);
     }
     g_assert_cmpuint(nrec, ==, 1);
+    g_assert_cmpuint(i, <, 10 * WAIT_S);
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* SIGHUP ('systemctl reload virtcocod', the packages' upgrade) while a
+ * migration is in flight: the built virtcocod, in host A's place, serves
+ * the migration until its session is final (committed) and only then
+ * exits with 75, the status virtcocod.service restarts. */
+static void
+testReloadWaitsForMigration(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autoptr(GError) err = NULL;
+    g_autofree char *reason = NULL;
+    g_autofree char *conf = NULL;
+    g_autofree char *text = NULL;
+    const char *argv[] = {g_getenv("VIRTCOCOD"), "-f", "-c", NULL, NULL};
+    GPid pid;
+    int status = 0;
+    int i;
+
+    if (!argv[0]) {
+        g_test_skip("$VIRTCOCOD (the built agent) is not set");
+        return;
+    }
+    labInit(&lab);
+    /* host A's in-process agent goes (once its loop runs: a quit before
+     * the run would be lost), the built one takes its place */
+    while (!g_main_loop_is_running(lab.a.loop))
+        g_usleep(1000);
+    hostStop(&lab.a);
+    unlink(lab.a.sock);
+    conf = g_build_filename(lab.a.dir, "virtcocod.conf", NULL);
+    /* what hostInit() gives the in-process agents */
+    text = g_strdup_printf(
+        "[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\npeer_port=%u\n"
+        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
+        "pid_dir=%s/run\nqemu_binaries=/bin/sh;\nstreams=2\n"
+        "pages_per_bundle=16\nvcpus=2\npeer_timeout=10\n"
+        "heartbeat_interval=1\npeer_deadline=3\nswitchover_timeout=5\n"
+        "hold_timeout=1\nreconnect_window=%u\n"
+        "tls_ca_cert=%s/%s/cacert.pem\n"
+        "tls_server_cert=%s/%s/servercert.pem\n"
+        "tls_server_key=%s/%s/private/serverkey.pem\n"
+        "tls_client_cert=%s/%s/clientcert.pem\n"
+        "tls_client_key=%s/%s/private/clientkey.pem\n"
+        "handshake_timeout=5\n",
+        lab.a.sock, cocoAgentGetPort(lab.b.agent), lab.a.dir, lab.a.dir,
+        lab.a.dir, reconnectWindow, pkiDir, tlsIdentity, pkiDir, tlsIdentity,
+        pkiDir, tlsIdentity, pkiDir, tlsIdentity, pkiDir, tlsIdentity);
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    argv[3] = conf;
+    g_assert_true(
+        g_spawn_async(NULL, (char **)argv, NULL,
+                      G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                          (g_test_verbose() ? 0 : G_SPAWN_STDERR_TO_DEV_NULL),
+                      NULL, NULL, &pid, &err));
+    g_assert_no_error(err);
+    /* listening, not just bound */
+    for (i = 0; i < 10 * WAIT_S; i++) {
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int rc;
+
+        g_strlcpy(addr.sun_path, lab.a.sock, sizeof(addr.sun_path));
+        rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+        close(fd);
+        if (rc == 0)
+            break;
+        g_usleep(100000);
+    }
+
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    g_assert_cmpint(kill(pid, SIGHUP), ==, 0);
+    /* four of its 250 ms looks at the migrations in flight */
+    g_usleep(G_USEC_PER_SEC);
+    g_assert_cmpint(waitpid(pid, &status, WNOHANG), ==, 0);
+    /* the destination commits, the source's session is final (committed):
+     * nothing in flight, the agent goes */
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab.b, "destination", "committed");
+    for (i = 0; i < 10 * WAIT_S && waitpid(pid, &status, WNOHANG) == 0; i++)
+        g_usleep(100000);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 75);
     relayClose(&ra);
     relayClose(&rb);
     labClear(&lab);
@@ -1814,6 +1964,8 @@ main(int argc, char **argv)
     g_test_add_func("/agent/probe", testProbe);
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);
+    g_test_add_func("/agent/reload-waits-for-migration",
+                    testReloadWaitsForMigration);
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
     g_test_add_func("/agent/migrate-progress", testMigrateProgress);
     g_test_add_func("/agent/migrate-cancel-request", testMigrateCancelRequest);

@@ -57,6 +57,36 @@ qemuCocoConfigString(GKeyFile *kf, const char *key)
     return g_steal_pointer(&v);
 }
 
+/* The keys of [qemu-coco]; any other key or group is refused. */
+static const char *const qemuCocoConfigKeys[] = {
+    "qemu", "agent_socket", "gate_timeout", "qmp_log_dir", NULL,
+};
+
+static int
+qemuCocoConfigCheckKeys(GKeyFile *kf, const char *path, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_auto(GStrv) keys = NULL;
+    size_t i;
+
+    for (i = 0; groups[i]; i++) {
+        if (STRNEQ(groups[i], QEMU_COCO_GROUP))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown group '%1$s' in '%2$s': the only group is '%3$s'"),
+                groups[i], path, QEMU_COCO_GROUP);
+    }
+    keys = g_key_file_get_keys(kf, QEMU_COCO_GROUP, NULL, NULL);
+    for (i = 0; keys && keys[i]; i++) {
+        if (!g_strv_contains(qemuCocoConfigKeys, keys[i]))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown key '%1$s' in group '%2$s' of '%3$s'"), keys[i],
+                QEMU_COCO_GROUP, path);
+    }
+    return 0;
+}
+
 static int
 qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
 {
@@ -76,6 +106,8 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
                             _("cannot read the configuration '%1$s': %2$s"),
                             path, err->message);
     }
+    if (qemuCocoConfigCheckKeys(kf, path, error) < 0)
+        return -1;
     if (g_key_file_has_key(kf, QEMU_COCO_GROUP, "qemu", NULL)) {
         g_free(cfg->qemu);
         cfg->qemu = qemuCocoConfigString(kf, "qemu");
@@ -315,6 +347,13 @@ main(int argc, char **argv)
         g_printerr("qemu-coco: %s\n", err->message);
         qemuCocoConfigClear(&cfg);
         return 1;
+    }
+    if (argc == 2 && STREQ(argv[1], "--coco-check-config")) {
+        /* The packages' and the tests' check of a configuration file. */
+        printf("%s: qemu=%s agent_socket=%s gate_timeout=%u\n", path, cfg.qemu,
+               cfg.agentSocket ? cfg.agentSocket : "none", cfg.gateTimeout);
+        qemuCocoConfigClear(&cfg);
+        return 0;
     }
     info = cocoQmpGuestInfoParse(argc, argv, &err);
     if (!info) {

@@ -255,6 +255,68 @@ cocoAgentConfigTls(GKeyFile *kf, const char *path, CocoAgentTlsConfig *tls,
     return 0;
 }
 
+/* The keys read by name (the integer keys are cocoAgentConfigUIntKeys):
+ * with those, every key the loader reads. Any other key or group is
+ * refused, so that a misspelt or removed setting never passes silently. */
+static const char *const cocoAgentConfigKeys[] = {
+    "socket",
+    "listen",
+    "platform",
+    "state_dir",
+    "firmware",
+    "dbus",
+    "libvirt_uri",
+    "pid_dir",
+    "status_group",
+    "qemu_binaries",
+    "records_max_age",
+    "tls_ca_cert",
+    "tls_server_cert",
+    "tls_server_key",
+    "tls_client_cert",
+    "tls_client_key",
+    "tls_ca_crl",
+    "handshake_timeout",
+    NULL,
+};
+
+static bool
+cocoAgentConfigKnownKey(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cocoAgentConfigUIntKeys); i++) {
+        if (STREQ(cocoAgentConfigUIntKeys[i].key, key))
+            return true;
+    }
+    return g_strv_contains(cocoAgentConfigKeys, key);
+}
+
+static int
+cocoAgentConfigCheckKeys(GKeyFile *kf, const char *path, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_auto(GStrv) keys = NULL;
+    size_t i;
+
+    for (i = 0; groups[i]; i++) {
+        if (STRNEQ(groups[i], COCO_AGENT_GROUP))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown group '%1$s' in '%2$s': the only group is '%3$s'"),
+                groups[i], path, COCO_AGENT_GROUP);
+    }
+    keys = g_key_file_get_keys(kf, COCO_AGENT_GROUP, NULL, NULL);
+    for (i = 0; keys && keys[i]; i++) {
+        if (!cocoAgentConfigKnownKey(keys[i]))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown key '%1$s' in group '%2$s' of '%3$s'"), keys[i],
+                COCO_AGENT_GROUP, path);
+    }
+    return 0;
+}
+
 int
 cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
                     GError **error)
@@ -276,6 +338,8 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
             error, COCO_ERROR_INVALID_ARG,
             _("key '%1$s' in '%2$s' is no longer supported: libvirt's PID file of the domain is always required; remove the key"),
             "require_pidfile", path);
+    if (cocoAgentConfigCheckKeys(kf, path, error) < 0)
+        return -1;
     for (i = 0; i < G_N_ELEMENTS(cocoAgentConfigUIntKeys); i++) {
         const CocoAgentConfigUIntKey *k = &cocoAgentConfigUIntKeys[i];
 

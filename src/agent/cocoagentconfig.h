@@ -18,7 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define COCO_AGENT_DEFAULT_CONFIG "/etc/libvirt-coco/virtcocod.conf"
+/* meson installs the shipped file there (data/virtcocod.conf) */
+#define COCO_AGENT_DEFAULT_CONFIG COCO_SYSCONFDIR "/libvirt-coco/virtcocod.conf"
 #define COCO_AGENT_DEFAULT_SOCKET COCO_RELAY_DEFAULT_SOCKET
 #define COCO_AGENT_DEFAULT_PORT 49300
 #define COCO_AGENT_DEFAULT_PLATFORM "/var/lib/libvirt-coco/platform.conf"

@@ -26,8 +26,8 @@ command -v python3 >/dev/null || lab_skip "python3 missing (the lab reads the ag
 [ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
 [ -n "${VIRTCOCOD:-}" ] && [ -x "$VIRTCOCOD" ] || lab_die "set VIRTCOCOD to the built virtcocod"
 # The qemu.d hook (docs/hook.rst), built next to virtcocod unless named.
-COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/50-libvirt-coco}
-[ -x "$COCO_HOOK" ] || lab_die "set COCO_HOOK to the built 50-libvirt-coco"
+COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/libvirt-coco-hook}
+[ -x "$COCO_HOOK" ] || lab_die "set COCO_HOOK to the built libvirt-coco-hook"
 # Where qemu-coco reads its configuration; each host binds its own copy.
 CONF=$("$QEMU_COCO" --coco-config-path)
 CONFDIR=$(dirname "$CONF")
