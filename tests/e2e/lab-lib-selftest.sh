@@ -391,12 +391,20 @@ PASSED=0 FAILED=0 RESULTS=""
 t_scenario() { ! scenario "one that fails" false && [ "$FAILED" = 1 ] && scenario "one that passes" true && [ "$PASSED" = 1 ]; }
 expect_pass "scenario: counts a failure and a pass" t_scenario
 
-# Every lab script parses.
+# Every lab script parses, and none has the shape of a check that cannot
+# fail: "cond && fail ... && return 1" (fail returns 1: the return never
+# runs, the scenario goes on) or a pattern that matches anything.
 for f in "$E2E_DIR"/*.sh; do
     if sh -n "$f" 2> "$SELFTEST_TMP/err"; then
         ok "sh -n $(basename "$f")"
     else
         not_ok "sh -n $(basename "$f"): $(cat "$SELFTEST_TMP/err")"
+    fi
+    [ "$(basename "$f")" != lab-lib-selftest.sh ] || continue
+    if grep -n -E '&& *fail |(grep|assert_both_aborted) [^|]*"\.\*?"' "$f" > "$SELFTEST_TMP/err"; then
+        not_ok "$(basename "$f"): a check that cannot fail: $(head -n 1 "$SELFTEST_TMP/err")"
+    else
+        ok "$(basename "$f"): no '&& fail', no match-anything pattern"
     fi
 done
 
