@@ -137,10 +137,17 @@ assert_relay() {
     esac
 }
 
-# The round number of the last (tail) or first (head) line starting with
-# $4 on host $1's console after offset $2: console_round HOST OFFSET
-# tail|head PREFIX
-console_round() { console_since "$1" "$2" | grep "^$4 " | "$3" -n 1 | cut -d' ' -f2; }
+# console_stats HOST OFFSET: the guest's rounds after OFFSET, one line
+# "hb_first hb_last ck_first ck_last mem_first mem_last bad" (round
+# numbers of the first and last HB, CK and MEM lines, "-" for none; bad:
+# the lines that report damaged memory).
+console_stats() {
+    console_since "$1" "$2" | awk '
+        $1 ~ /^(HB|CK|MEM)$/ && $2 ~ /^[0-9]+$/ { if (!($1 in f)) f[$1] = $2; l[$1] = $2 }
+        /^(CK .*BAD|MEM .*BAD|PAGEBAD)/ { bad++ }
+        function v(a, k) { return (k in a) ? a[k] : "-" }
+        END { print v(f, "HB"), v(l, "HB"), v(f, "CK"), v(l, "CK"), v(f, "MEM"), v(l, "MEM"), bad + 0 }'
+}
 
 # The guest continues where it was after it moved from $1 (console offset
 # $2 before) to $3 (console offset $4 before): the destination's first
@@ -151,36 +158,40 @@ assert_continues() {
     ac_src=$1 ac_soff=$2 ac_dst=$3 ac_doff=$4
     wait_lines "$ac_dst" "$ac_doff" "HB" 2 30 || return 1
     wait_lines "$ac_dst" "$ac_doff" "CK" 2 40 || return 1
-    # The source's log only grows; its last heartbeat is the guest's last
-    # one there (it may have printed nothing since $ac_soff).
-    ac_last=$(console_round "$ac_src" 0 tail HB)
-    ac_first=$(console_round "$ac_dst" "$ac_doff" head HB)
-    is_count "$ac_last" && is_count "$ac_first" ||
-        fail "no heartbeat to compare (last='$ac_last' first='$ac_first')" || return 1
-    echo "  heartbeat: HB $ac_last on host $ac_src -> HB $ac_first on host $ac_dst"
-    if [ $((ac_first - ac_last)) -lt 1 ] || [ $((ac_first - ac_last)) -gt 2 ]; then
+    # A whole-memory round is longer than a checksum round.
+    [ "$LAB_MEMCHECK" != 1 ] || wait_lines "$ac_dst" "$ac_doff" "MEM" 2 60 || return 1
+    # The source's log only grows: its last lines are the guest's last ones
+    # there (it may have printed nothing since $ac_soff).
+    read -r ac_x ac_hb ac_x ac_ck ac_x ac_mem ac_x <<EOF
+$(console_stats "$ac_src" 0)
+EOF
+    read -r ac_x ac_x ac_x ac_x ac_x ac_x ac_sbad <<EOF
+$(console_stats "$ac_src" "$ac_soff")
+EOF
+    read -r ac_dhb ac_x ac_dck ac_x ac_dmem ac_x ac_dbad <<EOF
+$(console_stats "$ac_dst" "$ac_doff")
+EOF
+    is_count "$ac_hb" && is_count "$ac_dhb" ||
+        fail "no heartbeat to compare (last '$ac_hb' on host $ac_src, first '$ac_dhb' on host $ac_dst)" || return 1
+    echo "  heartbeat: HB $ac_hb on host $ac_src -> HB $ac_dhb on host $ac_dst"
+    if [ $((ac_dhb - ac_hb)) -lt 1 ] || [ $((ac_dhb - ac_hb)) -gt 2 ]; then
         echo "  host $ac_src since $ac_soff: $(console_since "$ac_src" "$ac_soff" | tr '\n' ' ')" >&2
         echo "  host $ac_dst since $ac_doff: $(console_since "$ac_dst" "$ac_doff" | tr '\n' ' ')" >&2
-        fail "heartbeat jumped from $ac_last to $ac_first" || return 1
+        fail "heartbeat jumped from $ac_hb to $ac_dhb" || return 1
     fi
-    ac_kinds="CK"
-    [ "$LAB_MEMCHECK" != 1 ] || ac_kinds="CK MEM"
-    for ac_k in $ac_kinds; do
-        # A whole-memory round is longer than a checksum round.
-        [ "$ac_k" = CK ] || wait_lines "$ac_dst" "$ac_doff" "$ac_k" 2 60 || return 1
-        ac_last=$(console_round "$ac_src" 0 tail "$ac_k")
-        ac_first=$(console_round "$ac_dst" "$ac_doff" head "$ac_k")
-        is_count "$ac_last" && is_count "$ac_first" && [ "$ac_first" -gt "$ac_last" ] ||
-            fail "'$ac_k' rounds went from '$ac_last' on host $ac_src to '$ac_first' on host $ac_dst" || return 1
-        echo "  $ac_k: $ac_k $ac_last on host $ac_src -> $(console_since "$ac_dst" "$ac_doff" | grep "^$ac_k " | tail -1) on host $ac_dst"
-    done
-    for ac_h in "$ac_src:$ac_soff" "$ac_dst:$ac_doff"; do
-        ac_bad=$(bad_since "${ac_h%%:*}" "${ac_h#*:}")
-        [ "$ac_bad" = 0 ] ||
-            fail "host ${ac_h%%:*}: the guest reports damaged memory: $(console_since "${ac_h%%:*}" "${ac_h#*:}" | grep -E 'BAD' | head -n 3 | tr '\n' '|')" ||
-            return 1
-    done
-    echo "  0 BAD on host $ac_src since $ac_soff and on host $ac_dst since $ac_doff"
+    is_count "$ac_ck" && is_count "$ac_dck" && [ "$ac_dck" -gt "$ac_ck" ] ||
+        fail "checksum rounds went from '$ac_ck' on host $ac_src to '$ac_dck' on host $ac_dst" || return 1
+    ac_rounds="CK $ac_ck -> $ac_dck"
+    if [ "$LAB_MEMCHECK" = 1 ]; then
+        is_count "$ac_mem" && is_count "$ac_dmem" && [ "$ac_dmem" -gt "$ac_mem" ] ||
+            fail "whole-memory rounds went from '$ac_mem' on host $ac_src to '$ac_dmem' on host $ac_dst" || return 1
+        ac_rounds="$ac_rounds, MEM $ac_mem -> $ac_dmem"
+    fi
+    [ "$ac_sbad" = 0 ] ||
+        fail "host $ac_src: the guest reports damaged memory: $(console_since "$ac_src" "$ac_soff" | grep 'BAD' | head -n 3 | tr '\n' '|')" || return 1
+    [ "$ac_dbad" = 0 ] ||
+        fail "host $ac_dst: the guest reports damaged memory: $(console_since "$ac_dst" "$ac_doff" | grep 'BAD' | head -n 3 | tr '\n' '|')" || return 1
+    echo "  rounds: $ac_rounds; 0 BAD on host $ac_src since $ac_soff and on host $ac_dst since $ac_doff"
 }
 
 # The completed job's statistics on the destination (read once: libvirt
