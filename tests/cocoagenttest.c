@@ -47,8 +47,7 @@ static GMutex logLock;
 static GString *logText;
 
 static GLogWriterOutput
-logWriter(GLogLevelFlags level, const GLogField *fields, gsize n,
-          gpointer data)
+logWriter(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data)
 {
     gsize i;
 
@@ -61,7 +60,8 @@ logWriter(GLogLevelFlags level, const GLogField *fields, gsize n,
             g_mutex_unlock(&logLock);
         }
     }
-    if (g_test_verbose() || (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)))
+    if (g_test_verbose() ||
+        (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)))
         return g_log_writer_standard_streams(level, fields, n, data);
     return G_LOG_WRITER_HANDLED;
 }
@@ -745,8 +745,8 @@ testReloadWaitsForMigration(void)
         "tls_client_key=%s/%s/private/clientkey.pem\n"
         "handshake_timeout=5\n",
         lab.a.sock, cocoAgentGetPort(lab.b.agent), lab.a.dir, lab.a.dir,
-        lab.a.dir, reconnectWindow, pkiDir, tlsIdentity, pkiDir, tlsIdentity,
-        pkiDir, tlsIdentity, pkiDir, tlsIdentity, pkiDir, tlsIdentity);
+        lab.a.dir, reconnectWindow, pkiDir, tlsCertA, pkiDir, tlsCertA, pkiDir,
+        tlsCertA, pkiDir, tlsCertA, pkiDir, tlsCertA);
     g_assert_true(g_file_set_contents(conf, text, -1, NULL));
     argv[3] = conf;
     g_assert_true(
@@ -1528,7 +1528,6 @@ testStatusAccess(void)
     labClear(&lab);
 }
 
-
 /* ---- attacks ----------------------------------------------------------- */
 
 static int
@@ -1632,9 +1631,9 @@ testAttackPeerHello(void)
 
         logClear();
         fd = peerConnectRaw(cocoAgentGetPort(lab.b.agent));
-        g_assert_cmpint(write(fd, g_bytes_get_data(frame, NULL),
-                              g_bytes_get_size(frame)),
-                        ==, (ssize_t)g_bytes_get_size(frame));
+        g_assert_cmpint(
+            write(fd, g_bytes_get_data(frame, NULL), g_bytes_get_size(frame)),
+            ==, (ssize_t)g_bytes_get_size(frame));
         assertClosed(fd);
         g_assert_true(logWait(why[i], WAIT_S));
     }
@@ -1661,12 +1660,9 @@ testAttackRelayLines(void)
         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
     };
     static const char *const why[] = {
-        "no string member 'type'",
-        "member 'pid' is not an integer",
-        "member 'id' is not an integer",
-        "member 'event' is not a string",
-        "member 'uuid' is not a UUID",
-        "deeper than",
+        "no string member 'type'",       "member 'pid' is not an integer",
+        "member 'id' is not an integer", "member 'event' is not a string",
+        "member 'uuid' is not a UUID",   "deeper than",
     };
     g_autofree char *big = g_strnfill(COCO_RELAY_LINE_MAX + 10, 'x');
     Lab lab;
@@ -1845,8 +1841,8 @@ testRecordsRestart(void)
 
         json_object_set_string_member(o, "id", id);
         json_object_set_string_member(o, "role", "source");
-        json_object_set_string_member(o, "state", i < 4 ? "finished"
-                                                        : "switchover");
+        json_object_set_string_member(o, "state",
+                                      i < 4 ? "finished" : "switchover");
         g_assert_cmpint(cocoAgentRecordsPut(r, id, o, &err), ==, 0);
     }
     /* The oldest final ones went; the live one stays. */
@@ -1881,7 +1877,8 @@ testRecordsRestart(void)
             g_clear_error(&err);
             g_clear_pointer(&rec, json_object_unref);
             rec = cocoAgentRecordsGet(r, "vm-source-9");
-            g_assert_nonnull(json_object_get_string_member(rec, "record_error"));
+            g_assert_nonnull(
+                json_object_get_string_member(rec, "record_error"));
         }
         chmod(dir, 0700);
     }

@@ -738,8 +738,8 @@ cocoAgentIncomingOnTlsBody(GObject *obj, GAsyncResult *res, gpointer opaque)
     g_autoptr(GError) err = NULL;
     CocoPeerHello *hello;
     gsize got = 0;
-    bool ok = g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got,
-                                             &err);
+    bool ok =
+        g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got, &err);
 
     if (!c)
         return; /* refused meanwhile */
@@ -772,8 +772,8 @@ cocoAgentIncomingOnTlsHead(GObject *obj, GAsyncResult *res, gpointer opaque)
     CocoAgentIncomingConn *c = cocoAgentIncomingOpDone(opaque);
     g_autoptr(GError) err = NULL;
     gsize got = 0;
-    bool ok = g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got,
-                                             &err);
+    bool ok =
+        g_input_stream_read_all_finish(G_INPUT_STREAM(obj), res, &got, &err);
 
     if (!c)
         return; /* refused meanwhile */

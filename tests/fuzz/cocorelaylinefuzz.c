@@ -65,8 +65,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     checkSchema(&cocoRelayReplySchema, copy, size);
     /* The framing the agent reads them with, line by line. */
     if (cocoQmpLineBufFeed(lb, copy, size, NULL, 0, &err) < 0) {
-        if (err->code != COCO_ERROR_QMP_PROTOCOL ||
-            strchr(err->message, '\n'))
+        if (err->code != COCO_ERROR_QMP_PROTOCOL || strchr(err->message, '\n'))
             abort();
         return 0;
     }
