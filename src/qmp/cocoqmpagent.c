@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #define COCO_QMP_AGENT_RECONNECT_MS 1000
+/* After a refused hello the delay doubles up to this. */
+#define COCO_QMP_AGENT_RECONNECT_MAX_MS 30000
 
 struct _CocoQmpAgent {
     const CocoQmpAgentOps *ops;
@@ -111,6 +113,48 @@ cocoQmpAgentIsReady(CocoQmpAgent *agent, char **reason)
     return agent->ops->ready(agent, reason);
 }
 
+typedef struct {
+    CocoQmpAgentVerdictFunc cb;
+    gpointer opaque;
+    gboolean ready;
+    char *reason;
+} CocoQmpAgentReadyAnswer;
+
+static gboolean
+cocoQmpAgentOnReadyAnswer(gpointer opaque)
+{
+    CocoQmpAgentReadyAnswer *a = opaque;
+
+    a->cb(a->ready, a->reason, a->opaque);
+    g_free(a->reason);
+    g_free(a);
+    return G_SOURCE_REMOVE;
+}
+
+void
+cocoQmpAgentWaitReady(CocoQmpAgent *agent, guint timeoutMs,
+                      CocoQmpAgentVerdictFunc cb, gpointer opaque)
+{
+    CocoQmpAgentReadyAnswer *a;
+
+    if (agent->ops->waitReady) {
+        agent->ops->waitReady(agent, timeoutMs, cb, opaque);
+        return;
+    }
+    a = g_new0(CocoQmpAgentReadyAnswer, 1);
+    a->cb = cb;
+    a->opaque = opaque;
+    a->ready = cocoQmpAgentIsReady(agent, &a->reason);
+    g_idle_add(cocoQmpAgentOnReadyAnswer, a);
+}
+
+void
+cocoQmpAgentStart(CocoQmpAgent *agent)
+{
+    if (agent->ops->start)
+        agent->ops->start(agent);
+}
+
 void
 cocoQmpAgentSetResumeFunc(CocoQmpAgent *agent, CocoQmpAgentResumeFunc cb,
                           gpointer opaque)
@@ -166,9 +210,22 @@ typedef struct _CocoQmpSocketAgent {
     guint64 migrateId; /* the last 'migrate' gate: its progress counts */
     GHashTable *pending; /* id -> CocoQmpAgentRequest */
     gboolean welcomed; /* the agent accepted our hello */
+    gboolean refused; /* it refused the last one: notReady says why */
+    gboolean started; /* stay connected */
     char *notReady; /* why not, for libvirt */
     GSource *reconnect;
+    guint reconnectMs;
+    GList *waiters; /* CocoQmpAgentWaiter: who waits for the answer */
 } CocoQmpSocketAgent;
+
+typedef struct {
+    CocoQmpSocketAgent *sa;
+    CocoQmpAgentVerdictFunc cb;
+    gpointer opaque;
+    GSource *timeout;
+} CocoQmpAgentWaiter;
+
+static gboolean cocoQmpAgentSocketReady(CocoQmpAgent *agent, char **reason);
 
 static int cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error);
 
@@ -228,6 +285,49 @@ cocoQmpAgentRefresh(CocoQmpSocketAgent *sa, guint64 id)
 }
 
 static void
+cocoQmpAgentWaiterFree(CocoQmpAgentWaiter *w)
+{
+    if (w->timeout) {
+        g_source_destroy(w->timeout);
+        g_source_unref(w->timeout);
+    }
+    g_free(w);
+}
+
+/* Remove @w and give it the current answer. */
+static void
+cocoQmpAgentWaiterAnswer(CocoQmpAgentWaiter *w)
+{
+    CocoQmpSocketAgent *sa = w->sa;
+    g_autofree char *reason = NULL;
+    gboolean ready = cocoQmpAgentSocketReady(sa->agent, &reason);
+    CocoQmpAgentVerdictFunc cb = w->cb;
+    gpointer opaque = w->opaque;
+
+    sa->waiters = g_list_remove(sa->waiters, w);
+    cocoQmpAgentWaiterFree(w);
+    cb(ready, reason, opaque);
+}
+
+/* The agent answered the hello: everyone waiting hears it. */
+static void
+cocoQmpAgentAnswerWaiters(CocoQmpSocketAgent *sa)
+{
+    while (sa->waiters)
+        cocoQmpAgentWaiterAnswer(sa->waiters->data);
+}
+
+static gboolean
+cocoQmpAgentOnWaiterTimeout(gpointer opaque)
+{
+    CocoQmpAgentWaiter *w = opaque;
+
+    g_clear_pointer(&w->timeout, g_source_unref);
+    cocoQmpAgentWaiterAnswer(w);
+    return G_SOURCE_REMOVE;
+}
+
+static void
 cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
 {
     CocoQmpSocketAgent *sa = opaque;
@@ -247,17 +347,22 @@ cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
     switch ((CocoRelayReplyType)type) {
     case COCO_RELAY_REPLY_WELCOME:
         sa->welcomed = TRUE;
+        sa->refused = FALSE;
+        sa->reconnectMs = COCO_QMP_AGENT_RECONNECT_MS;
         g_clear_pointer(&sa->notReady, g_free);
+        cocoQmpAgentAnswerWaiters(sa);
         break;
     case COCO_RELAY_REPLY_REFUSED: {
         CocoRelayReason *r = data;
 
         sa->welcomed = FALSE;
+        sa->refused = TRUE;
         g_free(sa->notReady);
         sa->notReady = g_strdup_printf(
             _("the host agent at '%1$s' refused this relay: %2$s"), sa->path,
             r->reason);
         g_printerr("qemu-coco: %s\n", sa->notReady);
+        cocoQmpAgentAnswerWaiters(sa);
         break;
     }
     case COCO_RELAY_REPLY_CANCEL:
@@ -329,7 +434,7 @@ cocoQmpAgentScheduleReconnect(CocoQmpSocketAgent *sa)
 {
     if (sa->reconnect || sa->ch)
         return;
-    sa->reconnect = g_timeout_source_new(COCO_QMP_AGENT_RECONNECT_MS);
+    sa->reconnect = g_timeout_source_new(sa->reconnectMs);
     g_source_set_callback(sa->reconnect, cocoQmpAgentOnReconnect, sa, NULL);
     g_source_attach(sa->reconnect, sa->ctx);
 }
@@ -350,8 +455,15 @@ cocoQmpAgentOnClosed(CocoQmpChannel *ch, const GError *error, gpointer opaque)
     g_printerr("qemu-coco: %s\n", reason);
     g_clear_pointer(&sa->ch, cocoQmpChannelUnref);
     sa->welcomed = FALSE;
-    g_free(sa->notReady);
-    sa->notReady = g_strdup(reason);
+    if (sa->refused) {
+        /* Keep the refusal's reason; ask again later and less often. */
+        sa->reconnectMs =
+            MIN(sa->reconnectMs * 2, (guint)COCO_QMP_AGENT_RECONNECT_MAX_MS);
+    } else {
+        g_free(sa->notReady);
+        sa->notReady = g_strdup(reason);
+        sa->reconnectMs = COCO_QMP_AGENT_RECONNECT_MS;
+    }
     cocoQmpAgentFailAll(sa, reason);
     cocoQmpAgentScheduleReconnect(sa);
 }
@@ -383,6 +495,10 @@ cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error)
         cocoQmpAgentScheduleReconnect(sa);
         return cocoErrorSetSystem(
             error, err, _("cannot reach the host agent at '%1$s'"), sa->path);
+    }
+    if (sa->reconnect) {
+        g_source_destroy(sa->reconnect);
+        g_clear_pointer(&sa->reconnect, g_source_unref);
     }
     sa->ch = cocoQmpChannelNew(fd, sa->ctx, sa->path, cocoQmpAgentOnLine,
                                cocoQmpAgentOnClosed, sa);
@@ -507,9 +623,57 @@ cocoQmpAgentSocketReady(CocoQmpAgent *agent, char **reason)
 }
 
 static void
+cocoQmpAgentSocketStart(CocoQmpAgent *agent)
+{
+    CocoQmpSocketAgent *sa = agent->data;
+
+    if (sa->started)
+        return;
+    sa->started = TRUE;
+    cocoQmpAgentConnect(sa, NULL);
+}
+
+static void
+cocoQmpAgentSocketWaitReady(CocoQmpAgent *agent, guint timeoutMs,
+                            CocoQmpAgentVerdictFunc cb, gpointer opaque)
+{
+    CocoQmpSocketAgent *sa = agent->data;
+    CocoQmpAgentWaiter *w = g_new0(CocoQmpAgentWaiter, 1);
+
+    w->sa = sa;
+    w->cb = cb;
+    w->opaque = opaque;
+    sa->waiters = g_list_append(sa->waiters, w);
+    if ((sa->welcomed || sa->refused) && sa->ch) {
+        /* Answered already: from the main loop, never from inside. */
+        w->timeout = g_idle_source_new();
+    } else {
+        /* Ask now rather than at the next scheduled attempt. */
+        if (!sa->ch) {
+            sa->refused = FALSE;
+            cocoQmpAgentConnect(sa, NULL);
+        }
+        w->timeout = g_timeout_source_new(timeoutMs);
+    }
+    g_source_set_callback(w->timeout, cocoQmpAgentOnWaiterTimeout, w, NULL);
+    g_source_attach(w->timeout, sa->ctx);
+}
+
+static void
 cocoQmpAgentSocketDispose(CocoQmpAgent *agent)
 {
     CocoQmpSocketAgent *sa = agent->data;
+    g_autofree char *reason = g_strdup(_("the relay is shutting down"));
+
+    while (sa->waiters) {
+        CocoQmpAgentWaiter *w = sa->waiters->data;
+        CocoQmpAgentVerdictFunc cb = w->cb;
+        gpointer wo = w->opaque;
+
+        sa->waiters = g_list_delete_link(sa->waiters, sa->waiters);
+        cocoQmpAgentWaiterFree(w);
+        cb(FALSE, reason, wo);
+    }
 
     if (sa->reconnect) {
         g_source_destroy(sa->reconnect);
@@ -530,6 +694,8 @@ static const CocoQmpAgentOps cocoQmpAgentSocketOps = {
     .gate = cocoQmpAgentSocketGate,
     .dispose = cocoQmpAgentSocketDispose,
     .ready = cocoQmpAgentSocketReady,
+    .start = cocoQmpAgentSocketStart,
+    .waitReady = cocoQmpAgentSocketWaitReady,
 };
 
 CocoQmpAgent *
@@ -548,8 +714,9 @@ cocoQmpAgentNewSocket(const char *path, GMainContext *ctx, JsonObject *hello,
     sa->pending =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                               (GDestroyNotify)cocoQmpAgentRequestFree);
+    sa->reconnectMs = COCO_QMP_AGENT_RECONNECT_MS;
     sa->agent = cocoQmpAgentNew(&cocoQmpAgentSocketOps, sa);
-    /* Connect at once: a migration must know whether it has an agent. */
-    cocoQmpAgentConnect(sa, NULL);
+    /* Not yet: before QEMU runs (qemu-coco has not exec'd it) the agent
+     * cannot tell this process from any other and refuses it. */
     return sa->agent;
 }

@@ -77,6 +77,13 @@ typedef struct {
     /* Whether the agent accepted this relay; otherwise *@reason says why
      * (NULL op: always ready). */
     gboolean (*ready)(CocoQmpAgent *agent, char **reason);
+    /* Say hello now (QEMU runs) and stay connected. Optional. */
+    void (*start)(CocoQmpAgent *agent);
+    /* The answer to "is it ready", waiting up to @timeoutMs for an
+     * answer to a hello in flight (or a new one); @cb is called exactly
+     * once, never from inside. Optional: without it, ready() answers. */
+    void (*waitReady)(CocoQmpAgent *agent, guint timeoutMs,
+                      CocoQmpAgentVerdictFunc cb, gpointer opaque);
 } CocoQmpAgentOps;
 
 /* An agent implemented by @ops (tests use this for fakes). */
@@ -106,6 +113,18 @@ void cocoQmpAgentEmitProgress(CocoQmpAgent *agent, JsonObject *msg);
  * hello). FALSE with *@reason (a message for libvirt) otherwise. */
 gboolean cocoQmpAgentIsReady(CocoQmpAgent *agent, char **reason);
 
+/* The same question, answered through @cb (release = ready, else the
+ * reason) once the agent answered the relay's hello or after @timeoutMs:
+ * a migration that arrives while the relay (re)connects waits for the
+ * agent's verdict on it instead of being refused at once. */
+void cocoQmpAgentWaitReady(CocoQmpAgent *agent, guint timeoutMs,
+                           CocoQmpAgentVerdictFunc cb, gpointer opaque);
+
+/* QEMU runs (its monitor answered): the relay introduces itself to the
+ * agent now, so that clients can check it was accepted before they
+ * migrate, and stays connected. */
+void cocoQmpAgentStart(CocoQmpAgent *agent);
+
 /* Who hears the agent's 'resume' (the relay); NULL @cb stops listening. */
 void cocoQmpAgentSetResumeFunc(CocoQmpAgent *agent, CocoQmpAgentResumeFunc cb,
                                gpointer opaque);
@@ -119,9 +138,10 @@ void cocoQmpAgentEmitPause(CocoQmpAgent *agent, const char *reason);
 
 /*
  * The agent behind a local stream socket at @path (see docs/qemu-coco.rst,
- * "Agent protocol"). The connection is opened at once, begins with @hello
- * (consumed), and is reopened every second after a failure until the
- * agent welcomes the relay. A gate with no verdict after @timeoutSec
+ * "Agent protocol"). The connection is opened by cocoQmpAgentStart() or
+ * the first request, begins with @hello (consumed), and is reopened after
+ * a failure: every second after a lost connection, with a delay doubling
+ * up to 30 s after a refused hello (the next migration asks at once). A gate with no verdict after @timeoutSec
  * seconds (for 'migrate': no verdict and no progress report), or an
  * unreachable agent, is refused: the gates fail closed.
  */

@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 #define COCO_QMP_INJECT_PREFIX "coco-relay-"
+/* How long a migration waits for the host agent's answer to a hello in
+ * flight (a relay just started or reconnecting after an agent restart). */
+#define COCO_QMP_AGENT_READY_WAIT_MS 5000
 
 typedef struct _CocoQmpSession CocoQmpSession;
 
@@ -676,15 +679,16 @@ cocoQmpSessionOnSetCaps(CocoQmpSession *s, CocoQmpMessage *msg)
     }
 }
 
+static void cocoQmpSessionMigrateGo(CocoQmpSession *s, const char *notReady);
+static void cocoQmpSessionOnAgentReady(gboolean ready, const char *reason,
+                                       gpointer opaque);
+
 static void
 cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
                         CocoQmpMessage *msg, CocoQmpRole role)
 {
     CocoQmpRelay *relay = s->relay;
     const char *uri = cocoQmpMessageGetArgString(msg, "uri");
-    JsonObject *args;
-    JsonArray *caps;
-    JsonObject *cap;
 
     /* A new job: the relay owns no migration any more. */
     relay->own = COCO_QMP_OWN_NONE;
@@ -712,6 +716,45 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
     s->pendingWant = relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION;
     cocoQmpSessionHold(s, line, msg);
 
+    /* A migration waits for the agent's answer to the relay's hello (a
+     * relay that is just (re)connecting), then goes on or is refused. */
+    if (relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION) {
+        CocoQmpGateCall *call = g_new0(CocoQmpGateCall, 1);
+
+        call->s = cocoQmpSessionRef(s);
+        call->gen = relay->ownGen;
+        cocoQmpAgentWaitReady(relay->agent, COCO_QMP_AGENT_READY_WAIT_MS,
+                              cocoQmpSessionOnAgentReady, call);
+        return;
+    }
+    cocoQmpSessionMigrateGo(s, NULL);
+}
+
+static void
+cocoQmpSessionOnAgentReady(gboolean ready, const char *reason, gpointer opaque)
+{
+    CocoQmpGateCall *call = opaque;
+    CocoQmpSession *s = call->s;
+    guint gen = call->gen;
+
+    g_free(call);
+    if (!s->closed && gen == s->relay->ownGen)
+        cocoQmpSessionMigrateGo(
+            s, ready ? NULL
+                     : (reason ? reason : _("the host agent is not ready")));
+    cocoQmpSessionUnref(s);
+}
+
+/* The held 'migrate' or 'migrate-incoming' goes on; @notReady: why the
+ * host agent cannot take this relay's migration (NULL: it can). */
+static void
+cocoQmpSessionMigrateGo(CocoQmpSession *s, const char *notReady)
+{
+    CocoQmpRelay *relay = s->relay;
+    JsonObject *args;
+    JsonArray *caps;
+    JsonObject *cap;
+
     /* Fail closed: a migration moves guest RAM only through the agents'
      * sealed pipeline; without an agent that accepted this relay, QEMU's
      * own stream would carry it in the clear. */
@@ -721,8 +764,8 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
         if (!relay->agent)
             why = g_strdup(_(
                 "qemu-coco has no host agent configured (agent_socket in qemu-coco.conf)"));
-        else if (!cocoQmpAgentIsReady(relay->agent, &why) && !why)
-            why = g_strdup(_("the host agent is not ready"));
+        else if (notReady)
+            why = g_strdup(notReady);
         if (why) {
             g_autofree char *desc = g_strdup_printf(
                 _("qemu-coco: confidential migration refused: %1$s; the guest's memory would leave this host unsealed"),
@@ -1232,6 +1275,10 @@ cocoQmpRelayOnAccept(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_CONTINUE;
     }
     cocoQmpRelayAddSession(relay, client, qemu, NULL);
+    /* QEMU runs (its monitor answered): the agent can authenticate the
+     * relay now, and clients check that it did before they migrate. */
+    if (relay->agent)
+        cocoQmpAgentStart(relay->agent);
     return G_SOURCE_CONTINUE;
 }
 
