@@ -11,12 +11,66 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* The agents of one test process share one throw-away PKI
+ * (tests/cocotlsgen.sh, certtool): their certificates name localhost and
+ * 127.0.0.1 and come from the same CA, so they trust each other. It is
+ * removed when the process exits. */
+static char *cocoTestPkiDir;
+
+static void
+cocoTestAgentPkiRemove(void)
+{
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", cocoTestPkiDir);
+
+    if (system(cmd) != 0)
+        g_printerr("cannot remove '%s'\n", cocoTestPkiDir);
+}
+
+static const char *
+cocoTestAgentPki(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *script = NULL;
+    g_autofree char *cmd = NULL;
+    int status = 0;
+
+    if (cocoTestPkiDir)
+        return cocoTestPkiDir;
+    cocoTestPkiDir = g_dir_make_tmp("cocotestpki-XXXXXX", &err);
+    g_assert_no_error(err);
+    script =
+        g_build_filename(g_getenv("abs_srcdir") ? g_getenv("abs_srcdir") : ".",
+                         "cocotlsgen.sh", NULL);
+    cmd = g_strdup_printf("sh '%s' '%s'", script, cocoTestPkiDir);
+    g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, &status, &err));
+    g_assert_no_error(err);
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+    atexit(cocoTestAgentPkiRemove);
+    return cocoTestPkiDir;
+}
+
+static bool
+cocoTestAgentAccepts(const char *sock)
+{
+    struct sockaddr_un addr = {0};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    g_assert_cmpint(fd, >=, 0);
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, sock, sizeof(addr.sun_path));
+    ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    close(fd);
+    return ok;
+}
 
 void
 cocoTestAgentStartConf(CocoTestAgent *a, const char *prefix, const char *extra)
@@ -26,6 +80,7 @@ cocoTestAgentStartConf(CocoTestAgent *a, const char *prefix, const char *extra)
     g_autofree char *conf = NULL;
     g_autofree char *text = NULL;
     const char *argv[] = {g_getenv("VIRTCOCOD"), "-f", "-c", NULL, NULL};
+    const char *pki = cocoTestAgentPki();
     int i;
 
     g_assert_nonnull(argv[0]);
@@ -38,8 +93,14 @@ cocoTestAgentStartConf(CocoTestAgent *a, const char *prefix, const char *extra)
     text =
         g_strdup_printf("[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
                         "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
+                        "tls_ca_cert=%s/local/cacert.pem\n"
+                        "tls_server_cert=%s/local/servercert.pem\n"
+                        "tls_server_key=%s/local/private/serverkey.pem\n"
+                        "tls_client_cert=%s/local/clientcert.pem\n"
+                        "tls_client_key=%s/local/private/clientkey.pem\n"
                         "pid_dir=%s\nqemu_binaries=/bin/sh;\n%s",
-                        a->sock, a->dir, a->dir, a->piddir, extra ? extra : "");
+                        a->sock, a->dir, a->dir, pki, pki, pki, pki, pki,
+                        a->piddir, extra ? extra : "");
     g_assert_true(g_file_set_contents(conf, text, -1, NULL));
     argv[3] = conf;
     g_assert_true(
@@ -48,9 +109,10 @@ cocoTestAgentStartConf(CocoTestAgent *a, const char *prefix, const char *extra)
                           (g_test_verbose() ? 0 : G_SPAWN_STDERR_TO_DEV_NULL),
                       NULL, NULL, &a->pid, &err));
     g_assert_no_error(err);
-    for (i = 0; i < 5000 && !g_file_test(a->sock, G_FILE_TEST_EXISTS); i++)
+    /* The socket exists once bound: wait until the agent accepts on it. */
+    for (i = 0; i < 5000 && !cocoTestAgentAccepts(a->sock); i++)
         g_usleep(1000);
-    g_assert_true(g_file_test(a->sock, G_FILE_TEST_EXISTS));
+    g_assert_true(cocoTestAgentAccepts(a->sock));
 }
 
 void

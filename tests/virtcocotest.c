@@ -1034,7 +1034,8 @@ testMigratePreflight(TestHosts *h)
             "--agent-socket", h->a.sock, NULL);
     g_assert_cmpint(nodest.status, ==, 1);
     testAssertOneLineError(&nodest,
-                           "destination host's agent at '127.0.0.2' port");
+                           "destination host's agent on '127.0.0.2' is not "
+                           "reachable");
 
     /* Every check passes: libvirt is called, and the test driver cannot
      * migrate; its error is the result, and no agent record is made. */

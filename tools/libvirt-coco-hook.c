@@ -137,7 +137,7 @@ static char *
 cocoHookHostName(JsonObject *probe)
 {
     const char *name =
-        cocoClientJsonString(cocoClientJsonObject(probe, "platform"), "name");
+        cocoJsonString(cocoJsonObject(probe, "platform"), "name");
 
     return g_strdup(name && *name ? name : g_get_host_name());
 }

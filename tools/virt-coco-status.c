@@ -24,7 +24,7 @@ cocoStatusRecords(CocoClientAgent *agent, GError **error)
         return NULL;
     recs = g_ptr_array_new_with_free_func((GDestroyNotify)cocoClientRecordFree);
     for (i = 0; i < json_array_get_length(arr); i++) {
-        JsonObject *o = cocoClientJsonArrayObject(arr, i);
+        JsonObject *o = cocoJsonArrayObject(arr, i);
         CocoClientRecord *rec;
 
         if (!o) {

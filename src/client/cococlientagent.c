@@ -8,6 +8,8 @@
 #include "client/cococlientagent.h"
 #include "client/cococlientjson.h"
 #include "client/cococlientpreflight.h"
+#include "proto/cocoproto.h"
+#include "proto/cocoprotorelay.h"
 #include "util/cocoerror.h"
 
 #include <errno.h>
@@ -205,18 +207,22 @@ cocoClientAgentReadLine(CocoClientAgent *agent, const char *type,
 }
 
 /* cocoClientAgentRequest(); with @reason, an "error" answer is no error:
- * NULL is returned with *@reason set to the agent's reason. */
+ * NULL is returned with *@reason set to the agent's reason. Every answer
+ * line is first parsed as one message of the agent's protocol
+ * (cocoRelayReplySchema: each member type- and range-checked), then read
+ * member by member with the safe getters. */
 static JsonObject *
 cocoClientAgentRequestFull(CocoClientAgent *agent, JsonObject *request,
                            unsigned int timeout, char **reason, GError **error)
 {
-    const char *type = cocoClientJsonString(request, "type");
+    const char *type = cocoJsonString(request, "type");
+    int want = type ? cocoRelayReplyTypeFromString(type) : -1;
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout * G_USEC_PER_SEC;
     g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
     g_autofree char *text = NULL;
     g_autofree char *line = NULL;
 
-    g_return_val_if_fail(type != NULL, NULL);
+    g_return_val_if_fail(want >= 0, NULL);
     json_node_set_object(node, request);
     text = json_to_string(node, FALSE);
     line = g_strconcat(text, "\n", NULL);
@@ -224,34 +230,43 @@ cocoClientAgentRequestFull(CocoClientAgent *agent, JsonObject *request,
         return NULL;
     for (;;) {
         g_autofree char *answer = NULL;
-        g_autoptr(JsonObject) obj = NULL;
-        const char *atype;
+        g_autoptr(GError) perr = NULL;
+        g_autofree char *why = NULL;
+        void *msg = NULL;
+        int id = -1;
 
         if (!(answer = cocoClientAgentReadLine(agent, type, timeout, deadline,
-                                               error)) ||
-            !(obj = cocoClientJsonParseObject(answer, -1, agent->path, error)))
+                                               error)))
             return NULL;
-        atype = cocoClientJsonString(obj, "type");
-        if (!atype)
-            continue;
-        if (STREQ(atype, type))
-            return g_steal_pointer(&obj);
-        if (STREQ(atype, "refused")) {
+        if (cocoProtoParseMessage(&cocoRelayReplySchema, answer, strlen(answer),
+                                  &id, &msg, &perr) < 0) {
+            cocoErrorSet(
+                error, COCO_ERROR_QMP_PROTOCOL,
+                _("the agent at '%1$s' answered '%2$s' with a malformed message: %3$s"),
+                agent->path, type, perr->message);
+            return NULL;
+        }
+        if (id == COCO_RELAY_REPLY_REFUSED || id == COCO_RELAY_REPLY_ERROR)
+            why = g_strdup(((CocoRelayReason *)msg)->reason);
+        cocoProtoMessageFree(&cocoRelayReplySchema, id, msg);
+        if (id == want)
+            return cocoProtoParseJson(answer, strlen(answer),
+                                      COCO_RELAY_REPLY_MAX,
+                                      _("host agent's answer"), error);
+        if (id == COCO_RELAY_REPLY_REFUSED) {
             cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
                          _("the agent at '%1$s' refused '%2$s': %3$s"),
-                         agent->path, type,
-                         NULLSTR(cocoClientJsonString(obj, "reason")));
+                         agent->path, type, why);
             return NULL;
         }
-        if (STREQ(atype, "error") && reason) {
-            *reason = g_strdup(NULLSTR(cocoClientJsonString(obj, "reason")));
+        if (id == COCO_RELAY_REPLY_ERROR && reason) {
+            *reason = g_steal_pointer(&why);
             return NULL;
         }
-        if (STREQ(atype, "error")) {
+        if (id == COCO_RELAY_REPLY_ERROR) {
             cocoErrorSet(error, COCO_ERROR_QMP_AGENT,
                          _("the agent at '%1$s' cannot answer '%2$s': %3$s"),
-                         agent->path, type,
-                         NULLSTR(cocoClientJsonString(obj, "reason")));
+                         agent->path, type, why);
             return NULL;
         }
         /* Anything else (a line meant for a relay) is not our answer. */
@@ -304,7 +319,7 @@ cocoClientAgentStatus(CocoClientAgent *agent, GError **error)
     if (!(ans = cocoClientAgentRequest(agent, req, COCO_CLIENT_AGENT_TIMEOUT,
                                        error)))
         return NULL;
-    if (!(arr = cocoClientJsonArray(ans, "migrations"))) {
+    if (!(arr = cocoJsonArray(ans, "migrations"))) {
         cocoErrorSet(
             error, COCO_ERROR_QMP_PROTOCOL,
             _("the agent at '%1$s' answered 'status' without a list of migrations"),
@@ -330,16 +345,19 @@ cocoClientAgentDomain(CocoClientAgent *agent, const char *uuid,
     if (!(ans = cocoClientAgentRequest(agent, req, COCO_CLIENT_AGENT_TIMEOUT,
                                        error)))
         return -1;
-    auuid = cocoClientJsonString(ans, "uuid");
+    /* The types were checked (cocoRelayDomainReplyDef); "qemu_pid" is
+     * absent for a domain the agent does not know. */
+    auuid = cocoJsonString(ans, "uuid");
+    if (!cocoJsonInt(ans, "qemu_pid", &pid))
+        pid = 0;
     if (!auuid || g_ascii_strcasecmp(auuid, uuid) != 0 ||
-        !cocoClientJsonBool(ans, "relay", &relay) ||
-        !cocoClientJsonInt(ans, "qemu_pid", &pid) || pid < 0 ||
+        !cocoClientJsonBool(ans, "relay", &relay) || pid < 0 ||
         pid > G_MAXINT || (relay && pid <= 1))
         return cocoErrorSet(
             error, COCO_ERROR_QMP_PROTOCOL,
             _("the agent at '%1$s' answered 'domain' for '%2$s' with malformed members"),
             agent->path, uuid);
-    if ((name = cocoClientJsonString(ans, "name")))
+    if ((name = cocoJsonString(ans, "name")))
         info->name = g_strdup(name);
     info->relay = relay;
     info->qemu_pid = pid;
@@ -357,10 +375,10 @@ cocoClientAgentPeerProbe(CocoClientAgent *agent, const char *host,
 
     *peer_error = NULL;
     if (!(ans = cocoClientAgentRequestFull(
-              agent, req, 2 * COCO_CLIENT_AGENT_TIMEOUT, peer_error, error)))
+              agent, req, COCO_CLIENT_AGENT_PEER_TIMEOUT, peer_error, error)))
         return NULL;
-    if (!(probe = cocoClientJsonObject(ans, "probe")) ||
-        !STREQ_NULLABLE(cocoClientJsonString(probe, "type"), "probe")) {
+    if (!(probe = cocoJsonObject(ans, "probe")) ||
+        !STREQ_NULLABLE(cocoJsonString(probe, "type"), "probe")) {
         cocoErrorSet(
             error, COCO_ERROR_QMP_PROTOCOL,
             _("the agent at '%1$s' answered 'peer-probe' for '%2$s' without the peer's probe"),
@@ -380,21 +398,16 @@ cocoClientAgentPeerStatus(CocoClientAgent *agent, const char *host,
         "peer-status", "host", host, "id", session ? NULL : id, "session",
         session, NULL);
     g_autoptr(JsonObject) ans = NULL;
-    JsonNode *node;
+    JsonObject *rec;
 
     *record = NULL;
     *peer_error = NULL;
     if (!(ans = cocoClientAgentRequestFull(
-              agent, req, 2 * COCO_CLIENT_AGENT_TIMEOUT, peer_error, error)))
+              agent, req, COCO_CLIENT_AGENT_PEER_TIMEOUT, peer_error, error)))
         return *peer_error ? 0 : -1;
-    node = json_object_get_member(ans, "record");
-    if (!node || !(JSON_NODE_HOLDS_NULL(node) || JSON_NODE_HOLDS_OBJECT(node)))
-        return cocoErrorSet(
-            error, COCO_ERROR_QMP_PROTOCOL,
-            _("the agent at '%1$s' answered 'peer-status' for '%2$s' without a record"),
-            agent->path, host);
-    if (JSON_NODE_HOLDS_OBJECT(node))
-        *record = json_object_ref(json_node_get_object(node));
+    /* No "record" (or null): the peer has none of that session. */
+    if ((rec = cocoJsonObject(ans, "record")))
+        *record = json_object_ref(rec);
     return 0;
 }
 

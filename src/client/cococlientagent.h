@@ -17,15 +17,18 @@
 
 #include "internal.h"
 #include "client/cococlientrecord.h"
+#include "proto/cocoprotorelay.h"
 
 #include <json-glib/json-glib.h>
 #include <stdbool.h>
 
 #define COCO_CLIENT_AGENT_SOCKET_ENV "VIRT_COCO_AGENT_SOCKET"
-/* Seconds for a whole local request; a peer request gets twice as long
- * (the local agent spends up to this much on the peer). */
+/* Seconds for a whole local request. */
 #define COCO_CLIENT_AGENT_TIMEOUT 5
-#define COCO_CLIENT_AGENT_LINE_MAX (32 * 1024 * 1024)
+/* A request the local agent forwards to a peer agent (peer-probe,
+ * peer-status): its connect and TLS deadlines, and some. */
+#define COCO_CLIENT_AGENT_PEER_TIMEOUT 60
+#define COCO_CLIENT_AGENT_LINE_MAX COCO_RELAY_REPLY_MAX
 
 typedef struct _CocoClientAgent CocoClientAgent;
 

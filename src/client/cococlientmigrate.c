@@ -702,8 +702,7 @@ cocoClientMigrateKnownRecords(CocoClientRun *run, GError **error)
         return -1;
     run->known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (i = 0; i < json_array_get_length(arr); i++) {
-        const char *id =
-            cocoClientJsonString(cocoClientJsonArrayObject(arr, i), "id");
+        const char *id = cocoJsonString(cocoJsonArrayObject(arr, i), "id");
 
         if (id)
             g_hash_table_add(run->known, g_strdup(id));
@@ -800,9 +799,9 @@ cocoClientMigrateFindRecord(JsonArray *arr, const CocoClientRun *run,
     guint i;
 
     for (i = json_array_get_length(arr); i > 0; i--) {
-        JsonObject *o = cocoClientJsonArrayObject(arr, i - 1);
-        const char *rid = cocoClientJsonString(o, "id");
-        const char *uuid = cocoClientJsonString(o, "uuid");
+        JsonObject *o = cocoJsonArrayObject(arr, i - 1);
+        const char *rid = cocoJsonString(o, "id");
+        const char *uuid = cocoJsonString(o, "uuid");
 
         if (!rid)
             continue;
@@ -811,7 +810,7 @@ cocoClientMigrateFindRecord(JsonArray *arr, const CocoClientRun *run,
                 return o;
             continue;
         }
-        if (STREQ_NULLABLE(cocoClientJsonString(o, "role"), "source") && uuid &&
+        if (STREQ_NULLABLE(cocoJsonString(o, "role"), "source") && uuid &&
             g_ascii_strcasecmp(uuid, run->uuid) == 0 &&
             !g_hash_table_contains(run->known, rid))
             return o;

@@ -36,7 +36,7 @@ cocoClientPreflightHexId(const char *hex, uint8_t *id)
 int
 cocoClientPreflightCheckFirmware(JsonObject *probe, bool source, GError **error)
 {
-    const char *fw = cocoClientJsonString(probe, "firmware");
+    const char *fw = cocoJsonString(probe, "firmware");
 
     if (STREQ_NULLABLE(fw, "emulated"))
         return 0;
@@ -58,15 +58,15 @@ int
 cocoClientPreflightCheckPolicy(const CocoMigrationDef *def, JsonObject *probe,
                                const char *host, GError **error)
 {
-    JsonObject *pf = cocoClientJsonObject(probe, "platform");
-    JsonObject *tcb = cocoClientJsonObject(pf, "tcb");
+    JsonObject *pf = cocoJsonObject(probe, "platform");
+    JsonObject *tcb = cocoJsonObject(pf, "tcb");
     uint8_t id[COCO_PLATFORM_ID_LEN];
     unsigned int svn[COCO_TCB_COMPONENT_LAST] = {0};
     g_autofree uint8_t(*allowed)[COCO_PLATFORM_ID_LEN] = NULL;
     size_t i;
 
     if (!pf || !tcb ||
-        cocoClientPreflightHexId(cocoClientJsonString(pf, "id"), id) < 0)
+        cocoClientPreflightHexId(cocoJsonString(pf, "id"), id) < 0)
         return cocoErrorSet(
             error, COCO_ERROR_QMP_AGENT,
             _("the destination agent on '%1$s' did not name its platform and TCB"),
@@ -75,7 +75,7 @@ cocoClientPreflightCheckPolicy(const CocoMigrationDef *def, JsonObject *probe,
         const char *name = cocoTcbComponentTypeToString(i);
         gint64 v = -1;
 
-        if (!cocoClientJsonInt(tcb, name, &v) || v < 0 || v > 65535)
+        if (!cocoJsonInt(tcb, name, &v) || v < 0 || v > 65535)
             return cocoErrorSet(
                 error, COCO_ERROR_QMP_AGENT,
                 _("the destination agent on '%1$s' reports no valid SVN for TCB component '%2$s'"),
@@ -199,13 +199,15 @@ cocoClientPreflightHosts(CocoClientAgent *agent, JsonObject *src,
 {
     g_autoptr(JsonObject) dst = NULL;
     g_autofree char *reason = NULL;
-    gint64 peer_port = 0;
+    bool tls = false;
 
-    if (!cocoClientJsonInt(src, "peer_port", &peer_port) || peer_port < 1 ||
-        peer_port > 65535)
+    /* The agents authenticate each other (mutual TLS) or do not migrate. */
+    if (!cocoClientJsonBool(src, "tls", &tls) || !tls)
         return cocoErrorSet(
-            error, COCO_ERROR_QMP_AGENT, "%s",
-            _("the source host's agent names no valid peer port"));
+            error, COCO_ERROR_PEER_AUTH,
+            _("the source host's agent cannot authenticate its peers: %1$s"),
+            cocoJsonString(src, "tls_error") ? cocoJsonString(src, "tls_error")
+                                             : _("it has no TLS credentials"));
     if (cocoClientPreflightCheckFirmware(src, true, error) < 0)
         return -1;
     if (!(dst = cocoClientAgentPeerProbe(agent, host, &reason, error))) {
@@ -213,8 +215,8 @@ cocoClientPreflightHosts(CocoClientAgent *agent, JsonObject *src,
             return -1;
         return cocoErrorSet(
             error, COCO_ERROR_QMP_AGENT,
-            _("the destination host's agent at '%1$s' port '%2$u' is not reachable: %3$s"),
-            host, (unsigned int)peer_port, reason);
+            _("the destination host's agent on '%1$s' is not reachable: %2$s"),
+            host, reason);
     }
     if (cocoClientPreflightCheckFirmware(dst, false, error) < 0 ||
         cocoClientPreflightCheckPolicy(def, dst, host, error) < 0)

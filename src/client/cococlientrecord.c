@@ -56,7 +56,7 @@ cocoClientRecordFree(CocoClientRecord *rec)
 static char *
 cocoClientRecordDupString(JsonObject *obj, const char *name)
 {
-    return g_strdup(cocoClientJsonString(obj, name));
+    return g_strdup(cocoJsonString(obj, name));
 }
 
 /* "a,b,c" -> {"a", "b", "c"} without empty parts. */
@@ -89,23 +89,23 @@ cocoClientRecordParseTimeline(CocoClientRecord *rec, JsonArray *tl,
             _("the record '%1$s' from '%2$s' has '%3$u' timeline entries, more than '%4$u'"),
             rec->id, from, n, (unsigned int)COCO_CLIENT_RECORD_MAX_ENTRIES);
     for (i = 0; i < n; i++) {
-        JsonObject *o = cocoClientJsonArrayObject(tl, i);
+        JsonObject *o = cocoJsonArrayObject(tl, i);
         CocoClientRecordEntry *e;
 
-        if (!o || !cocoClientJsonString(o, "to"))
+        if (!o || !cocoJsonString(o, "to"))
             return cocoErrorSet(
                 error, COCO_ERROR_QMP_PROTOCOL,
                 _("the record '%1$s' from '%2$s' has a malformed timeline entry '%3$u'"),
                 rec->id, from, i);
         e = g_new0(CocoClientRecordEntry, 1);
-        cocoClientJsonNumber(o, "at_ms", &e->at_ms);
-        cocoClientJsonNumber(o, "duration_ms", &e->duration_ms);
-        e->event = g_strdup(cocoClientJsonString(o, "event"));
-        e->phase = g_strdup(cocoClientJsonString(o, "phase"));
-        e->from = g_strdup(cocoClientJsonString(o, "from"));
-        e->to = g_strdup(cocoClientJsonString(o, "to"));
-        e->steps = cocoClientRecordSplitSteps(cocoClientJsonString(o, "steps"));
-        e->error = g_strdup(cocoClientJsonString(o, "error"));
+        cocoJsonDouble(o, "at_ms", &e->at_ms);
+        cocoJsonDouble(o, "duration_ms", &e->duration_ms);
+        e->event = g_strdup(cocoJsonString(o, "event"));
+        e->phase = g_strdup(cocoJsonString(o, "phase"));
+        e->from = g_strdup(cocoJsonString(o, "from"));
+        e->to = g_strdup(cocoJsonString(o, "to"));
+        e->steps = cocoClientRecordSplitSteps(cocoJsonString(o, "steps"));
+        e->error = g_strdup(cocoJsonString(o, "error"));
         g_ptr_array_add(rec->timeline, e);
     }
     return 0;
@@ -172,7 +172,6 @@ cocoClientRecordParse(JsonObject *obj, const char *from, GError **error)
     g_autoptr(CocoClientRecord) rec = g_new0(CocoClientRecord, 1);
     JsonObject *xo;
     JsonObject *co;
-    int st;
 
     rec->timeline = g_ptr_array_new_with_free_func(cocoClientRecordEntryFree);
     rec->samples = g_array_new(FALSE, TRUE, sizeof(CocoClientRecordSample));
@@ -193,15 +192,14 @@ cocoClientRecordParse(JsonObject *obj, const char *from, GError **error)
     rec->started = cocoClientRecordDupString(obj, "started");
     rec->failure = cocoClientRecordDupString(obj, "failure");
     rec->failure_code = cocoClientRecordDupString(obj, "failure_code");
-    if (!cocoClientJsonInt(obj, "session_start_us", &rec->session_start_us) ||
+    if (!cocoJsonInt(obj, "session_start_us", &rec->session_start_us) ||
         rec->session_start_us < 0)
         rec->session_start_us = -1;
-    st = cocoPhaseStateTypeFromString(rec->state);
-    rec->phase_state = st < 0 ? COCO_PHASE_STATE_LAST : (CocoPhaseState)st;
+    rec->phase_state = cocoPhaseStateParse(rec->state);
     rec->streams = cocoClientJsonU64(obj, "streams", 0);
     rec->vcpus = cocoClientJsonU64(obj, "vcpus", 0);
     rec->pages = cocoClientJsonU64(obj, "pages", 0);
-    if ((xo = cocoClientJsonObject(obj, "transfer"))) {
+    if ((xo = cocoJsonObject(obj, "transfer"))) {
         rec->has_transfer = true;
         rec->bytes = cocoClientJsonU64(xo, "bytes", 0);
         rec->sent_pages = cocoClientJsonU64(xo, "pages", 0);
@@ -210,7 +208,7 @@ cocoClientRecordParse(JsonObject *obj, const char *from, GError **error)
         rec->elapsed_ms = cocoClientJsonU64(xo, "elapsed_ms", 0);
         rec->rate = cocoClientJsonU64(xo, "rate", 0);
     }
-    if ((co = cocoClientJsonObject(obj, "counters"))) {
+    if ((co = cocoJsonObject(obj, "counters"))) {
         rec->rounds = cocoClientJsonU64(co, "rounds", 0);
         rec->fw_calls = cocoClientJsonU64(co, "fw_calls", 0);
         rec->blackout_us = cocoClientJsonU64(co, "blackout_us", 0);
@@ -222,10 +220,10 @@ cocoClientRecordParse(JsonObject *obj, const char *from, GError **error)
         rec->message_bytes_received =
             cocoClientJsonU64(co, "message_bytes_received", 0);
     }
-    if (cocoClientRecordParseTimeline(rec, cocoClientJsonArray(obj, "timeline"),
-                                      from, error) < 0 ||
-        cocoClientRecordParseSamples(rec, cocoClientJsonArray(obj, "samples"),
-                                     from, error) < 0)
+    if (cocoClientRecordParseTimeline(rec, cocoJsonArray(obj, "timeline"), from,
+                                      error) < 0 ||
+        cocoClientRecordParseSamples(rec, cocoJsonArray(obj, "samples"), from,
+                                     error) < 0)
         return NULL;
     return g_steal_pointer(&rec);
 }
@@ -233,24 +231,12 @@ cocoClientRecordParse(JsonObject *obj, const char *from, GError **error)
 bool
 cocoClientRecordIsOver(const CocoClientRecord *rec)
 {
-    switch (rec->phase_state) {
-    case COCO_PHASE_STATE_IDLE:
-    case COCO_PHASE_STATE_PREPARING:
-    case COCO_PHASE_STATE_SETUP:
-    case COCO_PHASE_STATE_PRECOPY:
-    case COCO_PHASE_STATE_BLACKOUT:
-    case COCO_PHASE_STATE_SWITCHOVER:
-    case COCO_PHASE_STATE_HANDOVER:
-    case COCO_PHASE_STATE_AWAIT_TOKEN:
-        return false;
-    case COCO_PHASE_STATE_COMMITTED:
-    case COCO_PHASE_STATE_FINISHED:
-    case COCO_PHASE_STATE_ABORTED:
-    case COCO_PHASE_STATE_FROZEN:
-    case COCO_PHASE_STATE_LAST:
-    default:
+    int role = cocoFirmwareRoleTypeFromString(NULLSTR(rec->role));
+
+    /* An unknown role or state is nothing to wait for. */
+    if (role < 0 || rec->phase_state >= COCO_PHASE_STATE_LAST)
         return true;
-    }
+    return cocoPhaseStateIsSettled((CocoFirmwareRole)role, rec->phase_state);
 }
 
 bool
@@ -310,16 +296,16 @@ cocoClientRecordFind(JsonArray *records, const char *key)
     guint i;
 
     for (i = 0; i < n; i++) {
-        JsonObject *o = cocoClientJsonArrayObject(records, i);
+        JsonObject *o = cocoJsonArrayObject(records, i);
 
-        if (o && STREQ_NULLABLE(cocoClientJsonString(o, "id"), key))
+        if (o && STREQ_NULLABLE(cocoJsonString(o, "id"), key))
             return o;
     }
     for (i = n; i > 0; i--) {
-        JsonObject *o = cocoClientJsonArrayObject(records, i - 1);
-        const char *uuid = cocoClientJsonString(o, "uuid");
+        JsonObject *o = cocoJsonArrayObject(records, i - 1);
+        const char *uuid = cocoJsonString(o, "uuid");
 
-        if (o && (STREQ_NULLABLE(cocoClientJsonString(o, "domain"), key) ||
+        if (o && (STREQ_NULLABLE(cocoJsonString(o, "domain"), key) ||
                   (uuid && g_ascii_strcasecmp(uuid, key) == 0)))
             return o;
     }
