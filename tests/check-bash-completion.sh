@@ -45,8 +45,8 @@ expect() {
     fi
 }
 
-echo "1..20"
-expect "capabilities help list metadata migrate status timeline validate vfio" ""
+echo "1..22"
+expect "capabilities help list metadata migrate recover status timeline validate vfio" ""
 expect "metadata migrate" m
 expect "--connect" --con
 expect "metadata migrate" -c test:///default m
@@ -71,6 +71,8 @@ expect "list" l
 expect "status" st
 expect "--svg" timeline --s
 expect "guest1 guest2" status gu
+expect "recover" rec
+expect "--agent-socket" recover --a
 # --option=VALUE, split by bash at '='
 expect "emulated kvm" capabilities --backend =
 expect "guest1 guest2" migrate --dname = new --xml = f.xml gu

@@ -1277,6 +1277,55 @@ testAgentsTimeline(TestHosts *h)
     testAssertOneLineError(&none, "'--svg FILE' or '--png FILE'");
 }
 
+/* recover: of a migration whose outcome is decided, the state and the
+ * agent's words (exit 0); of one this agent does not run, its error. */
+static void
+testAgentsRecover(TestHosts *h)
+{
+    g_auto(TestRun) status = {0};
+    g_auto(TestRun) done = {0};
+    g_auto(TestRun) json = {0};
+    g_auto(TestRun) other = {0};
+    g_auto(TestRun) usage = {0};
+    g_autoptr(JsonParser) sparser = json_parser_new();
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autofree char *bid = NULL;
+    JsonObject *ro;
+
+    testRun(&status, "--json", "status", "--agent-socket", h->b.sock, "cocook",
+            NULL);
+    g_assert_cmpint(status.status, ==, 0);
+    bid = g_strdup(json_object_get_string_member(
+        json_object_get_object_member(testParseJson(sparser, status.out),
+                                      "migration"),
+        "id"));
+
+    testRun(&done, "recover", "--agent-socket", h->b.sock, bid, NULL);
+    g_assert_cmpint(done.status, ==, 0);
+    g_assert_nonnull(strstr(done.out, bid));
+    g_assert_nonnull(strstr(done.out, "committed: the destination committed"));
+
+    testRun(&json, "--json", "recover", "--agent-socket", h->b.sock, bid, NULL);
+    g_assert_cmpint(json.status, ==, 0);
+    ro = json_object_get_object_member(testParseJson(parser, json.out),
+                                       "recover");
+    g_assert_cmpstr(json_object_get_string_member(ro, "migration"), ==, bid);
+    g_assert_cmpstr(json_object_get_string_member(ro, "state"), ==,
+                    "committed");
+    g_assert_false(json_object_get_boolean_member(ro, "may_run"));
+
+    /* A's agent runs no migration of that id (its QEMU ended). */
+    testRun(&other, "--json", "recover", "--agent-socket", h->a.sock, bid,
+            NULL);
+    g_assert_cmpint(other.status, ==, 1);
+    testAssertOneLineError(&other,
+                           "with a running QEMU on this host to recover");
+
+    testRun(&usage, "recover", "--agent-socket", h->a.sock, NULL);
+    g_assert_cmpint(usage.status, ==, 2);
+    testAssertOneLineError(&usage, "command 'recover' requires a migration ID");
+}
+
 static void
 testAgents(void)
 {
@@ -1288,6 +1337,7 @@ testAgents(void)
     testAgentsList(&h);
     testAgentsStatus(&h);
     testAgentsTimeline(&h);
+    testAgentsRecover(&h);
     testHostsStop(&h);
 }
 

@@ -134,7 +134,7 @@ int cocoValidateDomainText(const char *xml, const char *what,
                            CocoMigrationDef **def, GError **error);
 
 /* This host's agent, at @option or $VIRT_COCO_AGENT_SOCKET or the
- * default socket (list, status, timeline). */
+ * default socket (list, status, timeline, recover). */
 CocoClientAgent *cocoStatusConnect(const char *option, GError **error);
 
 /*
@@ -156,3 +156,4 @@ int cocoCmdMigrate(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdList(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdStatus(CocoCtl *ctl, int argc, char **argv);
 int cocoCmdTimeline(CocoCtl *ctl, int argc, char **argv);
+int cocoCmdRecover(CocoCtl *ctl, int argc, char **argv);

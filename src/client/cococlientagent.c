@@ -37,6 +37,14 @@ cocoClientDomainInfoClear(CocoClientDomainInfo *info)
     info->qemu_pid = 0;
 }
 
+void
+cocoClientRecoverInfoClear(CocoClientRecoverInfo *info)
+{
+    g_clear_pointer(&info->id, g_free);
+    g_clear_pointer(&info->state, g_free);
+    g_clear_pointer(&info->message, g_free);
+}
+
 char *
 cocoClientAgentSocketPath(const char *option)
 {
@@ -455,5 +463,31 @@ cocoClientAgentPeerRecord(CocoClientAgent *agent, const CocoClientRecord *rec,
             _("the agent on '%1$s' answered with this host's own record '%2$s'"),
             host, rec->id);
     }
+    return 0;
+}
+
+int
+cocoClientAgentRecover(CocoClientAgent *agent, const char *id,
+                       CocoClientRecoverInfo *info, GError **error)
+{
+    g_autoptr(JsonObject) req =
+        cocoClientAgentNewRequest("recover", "id", id, NULL);
+    g_autoptr(JsonObject) ans = NULL;
+    const char *aid;
+
+    cocoClientRecoverInfoClear(info);
+    if (!(ans = cocoClientAgentRequest(
+              agent, req, COCO_CLIENT_AGENT_RECOVER_TIMEOUT, error)))
+        return -1;
+    /* The types were checked (cocoRelayRecoverReplyDef). */
+    aid = cocoJsonString(ans, "id");
+    if (!aid || STRNEQ(aid, id))
+        return cocoErrorSet(
+            error, COCO_ERROR_QMP_PROTOCOL,
+            _("the agent at '%1$s' answered 'recover' of '%2$s' for another migration"),
+            agent->path, id);
+    info->id = g_strdup(aid);
+    info->state = g_strdup(cocoJsonString(ans, "state"));
+    info->message = g_strdup(cocoJsonStringDefault(ans, "message", ""));
     return 0;
 }

@@ -7,10 +7,12 @@
  * Line-based JSON requests on the agent's unix socket (docs/virtcocod.rst,
  * "Client requests"): "probe" (anyone), and, for root, the agent's own
  * user and the members of its status_group, "status", "domain",
- * "peer-probe" and "peer-status". Each request has one deadline for the
- * whole exchange and every answer is read with typed getters
- * (cococlientjson.h); an answer line longer than
- * COCO_CLIENT_AGENT_LINE_MAX is refused before it is kept.
+ * "peer-probe" and "peer-status", for root and the agent's user
+ * "recover". Each request has one deadline for the whole exchange; an
+ * answer line longer than COCO_CLIENT_AGENT_LINE_MAX is refused before
+ * it is kept, every answer is parsed as a message of the agent's protocol
+ * (cocoRelayReplySchema, src/proto/cocoprotorelay.c) and then read with
+ * the safe getters (proto/cocoproto.h, cococlientjson.h).
  */
 
 #pragma once
@@ -25,12 +27,24 @@
 #define COCO_CLIENT_AGENT_SOCKET_ENV "VIRT_COCO_AGENT_SOCKET"
 /* Seconds for a whole local request. */
 #define COCO_CLIENT_AGENT_TIMEOUT 5
+/* "recover": the agent waits up to 10 s for the outcome, after it
+ * reconnected to the peer (its connect and TLS deadlines). */
+#define COCO_CLIENT_AGENT_RECOVER_TIMEOUT 90
 /* A request the local agent forwards to a peer agent (peer-probe,
  * peer-status): its connect and TLS deadlines, and some. */
 #define COCO_CLIENT_AGENT_PEER_TIMEOUT 60
 #define COCO_CLIENT_AGENT_LINE_MAX COCO_RELAY_REPLY_MAX
 
 typedef struct _CocoClientAgent CocoClientAgent;
+
+/* The outcome of a "recover" request. */
+typedef struct {
+    char *id;
+    char *state; /* the source's state after the attempt */
+    char *message; /* the agent's words for it */
+} CocoClientRecoverInfo;
+
+void cocoClientRecoverInfoClear(CocoClientRecoverInfo *info);
 
 /* What the agent knows of a domain's relay ("domain" request). */
 typedef struct {
@@ -110,3 +124,13 @@ int cocoClientAgentPeerRecord(CocoClientAgent *agent,
                               const CocoClientRecord *rec,
                               CocoClientRecord **peer, char **reason,
                               GError **error);
+
+/*
+ * cocoClientAgentRecover:
+ * "recover" (root and the agent's own user only): the agent's frozen
+ * source migration @id reconnects to its peer and asks again what became
+ * of the session. @info gets the state it is in afterwards and the
+ * agent's message; deciding whether that is an outcome is the caller's.
+ */
+int cocoClientAgentRecover(CocoClientAgent *agent, const char *id,
+                           CocoClientRecoverInfo *info, GError **error);
