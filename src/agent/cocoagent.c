@@ -15,7 +15,7 @@
 #include "migration/cocophasetransfer.h"
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpmessage.h"
-#include "transfer/cocodirtyhash.h"
+#include "transfer/cocodirtyfirmware.h"
 #include "util/cocoerror.h"
 #include "util/cocohex.h"
 #include "conf/cocomigrationdef.h"
@@ -924,15 +924,9 @@ cocoAgentSourceStart(CocoAgentMigration *m, const char *peer, GError **error)
     if (cocoAgentMigrationOpenRam(m, error) < 0 ||
         cocoAgentMigrationNewFirmware(m, error) < 0)
         return -1;
-    m->map = mmap(NULL, m->size, PROT_READ, MAP_SHARED, m->ram_fd, 0);
-    if (m->map == MAP_FAILED) {
-        m->map = NULL;
-        return cocoErrorSetSystem(error, errno,
-                                  _("cannot map the guest RAM file '%1$s'"),
-                                  m->dom->ram_path);
-    }
-    m->dirty = cocoDirtyHashNew(
-        m->map, m->npages, g_random_int() ^ ((uint64_t)g_random_int() << 32));
+    /* The firmware's own dirty log: one mapping of the RAM file (the
+     * firmware's), pages the guest never used never read or sent. */
+    m->dirty = cocoDirtyFirmwareNew(m->fw, m->npages);
 
     streams = g_new0(GIOStream *, m->streams);
     if (!(m->ctl = cocoAgentPeerConnect(host, port, agent->ctx,
