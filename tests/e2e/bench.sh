@@ -174,6 +174,13 @@ bench_migrate() {
     python3 "$E2E_DIR/tickgap.py" watch "$LAB/ticks" "$(dom_console "$src" "$dom")" \
         "$(dom_console "$dst" "$dom")" &
     WATCH=$!
+    # The stopwatch runs once it has the console open (python starts
+    # slowly on a busy machine).
+    i=0
+    while ! ls -l "/proc/$WATCH/fd" 2>/dev/null | grep -q -- "-console.log"; do
+        i=$((i + 1)); [ $i -lt 300 ] || { kill "$WATCH"; WATCH=""; fail "the tick watcher did not start"; return 1; }
+        sleep 0.1
+    done
     dom_wait "$src" "$dom" "$soff" T 50 20 || return 1 # the baseline second
     prog=${cmd%% *}
     args=${cmd#"$prog"}
