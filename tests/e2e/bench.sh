@@ -127,10 +127,10 @@ dom_wait() { # host domain offset prefix count timeout
 dom_job() { virsh_h "$1" domjobinfo --completed --rawstats "$2" > "$LAB/jobinfo" 2>&1 || : > "$LAB/jobinfo"; }
 raw() { awk -F': *' -v k="$1" '$1==k{print $2; f=1} END{if(!f) print -1}' "$LAB/jobinfo"; }
 
-booted() { # domain
-    dom_wait A "$1" 0 "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" && dom_wait A "$1" 0 "CK" 1 "$BOOT_TIMEOUT" &&
-        dom_wait A "$1" 0 "T" 10 30 &&
-        { [ "$DIRTY" = 0 ] || dom_wait A "$1" 0 "DIRTY-READY" 1 "$BOOT_TIMEOUT"; }
+booted() { # domain console-offset (the console files are appended to)
+    dom_wait A "$1" "$2" "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" && dom_wait A "$1" "$2" "CK" 1 "$BOOT_TIMEOUT" &&
+        dom_wait A "$1" "$2" "T" 10 30 &&
+        { [ "$DIRTY" = 0 ] || dom_wait A "$1" "$2" "DIRTY-READY" 1 "$BOOT_TIMEOUT"; }
 }
 
 # Host memory the domain $2 holds on host $1 after a migration, KiB: its
@@ -293,10 +293,11 @@ bench_size() {
     guest_xml plain "$MIB" "$PLAIN_QEMU" plain "$args" > "$LAB/plain.xml"
     lab_log "bench: $ROUNDS rounds of $KINDS; ${MIB} MiB guests, dirtying ${DIRTY} %, tick $TICK s, precopy_rounds $PRECOPY"
     t0=$(now)
+    goff=$(dom_size A guest) poff=$(dom_size A plain)
     virsh_h A create "$LAB/confidential.xml" >/dev/null || { fail "cannot create the confidential guest"; return 1; }
     virsh_h A create "$LAB/plain.xml" >/dev/null || { fail "cannot create the plain guest"; return 1; }
-    booted guest || { fail "the confidential guest did not boot"; return 1; }
-    booted plain || { fail "the plain guest did not boot"; return 1; }
+    booted guest "$goff" || { fail "the confidential guest did not boot"; return 1; }
+    booted plain "$poff" || { fail "the plain guest did not boot"; return 1; }
     lab_log "bench: both guests booted in $(since "$t0") s"
     # The plain domain runs only while it is measured, and so does the other.
     virsh_h A suspend plain >/dev/null
