@@ -1170,13 +1170,13 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
             uint64_t g = g0 + i;
             uint8_t st = emu->pstate[g];
 
-            if (st == COCO_EMU_PAGE_EXPORTED && emu->phash[g] == seen[i] &&
-                what[i] == COCO_EMU_SEEN_CHANGED) {
+            if (what[i] == COCO_EMU_SEEN_CHANGED &&
+                st == COCO_EMU_PAGE_EXPORTED && emu->phash[g] == seen[i]) {
                 st = COCO_EMU_PAGE_EXPORTED_DIRTY;
                 emu->dirty_count++;
-            } else if (st == COCO_EMU_PAGE_EXPORTED &&
-                       emu->phash[g] == seen[i] &&
-                       what[i] == COCO_EMU_SEEN_SAME && paused) {
+            } else if (what[i] == COCO_EMU_SEEN_SAME && paused &&
+                       st == COCO_EMU_PAGE_EXPORTED &&
+                       emu->phash[g] == seen[i]) {
                 emu->pflags[g] |= COCO_EMU_FLAG_VERIFIED;
             } else if (st == COCO_EMU_PAGE_ABSENT &&
                        present[i / 64] & (1ULL << (i % 64))) {

@@ -922,9 +922,13 @@ cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
     cocoSourceProgress(src);
 
     /* Rescan unless cocoTransferSourceSync() ran after the guest stopped:
-     * it ran until the blackout. */
+     * it ran until the blackout. The firmware's own log is always read
+     * here, after the blackout: the pass that finds the last writes and
+     * the pages touched for the first time. */
     if (!src->synced)
         src->scanned = src->scanned && src->epoch == 0;
+    if (src->fwlog)
+        src->scanned = false;
     if ((!src->scanned && cocoSourceScan(src, &count, error) < 0) ||
         cocoSourceExportEpoch(src, cocoSourceCountPending(src), true, error) <
             0)
