@@ -1985,9 +1985,8 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
         /* One private snapshot of the page (the guest may write it
          * meanwhile), hashed and encrypted alike; the host's buffer only
          * ever sees ciphertext. */
-        memcpy(s->page, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
-               COCO_EMU_PAGE_SIZE);
-        s->hashes[i] = cocoPageHash(s->page, emu->hash_key);
+        s->hashes[i] = cocoPageHashCopy(
+            s->page, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE, emu->hash_key);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
         /* Straight into the bundle; the tag lands at the start of the next
          * page's slot before that page overwrites it (the last page goes
