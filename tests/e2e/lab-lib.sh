@@ -277,9 +277,9 @@ migrate_and_check() {
     # the destination's RAM file holds now (pages the guest never touched
     # stay holes on both hosts, docs/firmware-emulated.rst), and at least
     # the checksum workload's 16 MiB.
-    held=$(du -sk "$LAB/ram/$dst" | cut -f1)
-    [ "$pages" -ge 4096 ] && [ "$pages" -ge $((held / 4)) ] && [ "$bytes" -ge $((pages * 4096)) ] ||
-        fail "the agents moved only $pages pages ($bytes bytes), the destination holds $held KiB" || return 1
+    ramkib=$(du -sk "$LAB/ram/$dst" | cut -f1)
+    [ "$pages" -ge 4096 ] && [ "$pages" -ge $((ramkib / 4)) ] && [ "$bytes" -ge $((pages * 4096)) ] ||
+        fail "the agents moved only $pages pages ($bytes bytes), the destination holds $ramkib KiB" || return 1
     [ "$streams" = 4 ] || fail "the agents used $streams streams, not 4" || return 1
     [ "$(grep -c "gate=migrate verdict=release" "$(host_dir "$src")/virtcocod.log")" -gt "$held" ] ||
         fail "the relay did not hold 'migrate' for the agent's precopy" || return 1
