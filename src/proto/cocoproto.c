@@ -65,6 +65,21 @@ cocoProtoCheckText(const char *text, size_t len, size_t max_bytes,
     return 0;
 }
 
+/* json-glib's message may quote the offending input, control characters
+ * included: an error stays one line, so they become spaces. */
+static char *
+cocoProtoOneLine(const char *msg)
+{
+    char *line = g_strdup(msg);
+    char *p;
+
+    for (p = line; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    }
+    return line;
+}
+
 JsonObject *
 cocoProtoParseJson(const char *text, size_t len, size_t max_bytes,
                    const char *what, GError **error)
@@ -77,8 +92,10 @@ cocoProtoParseJson(const char *text, size_t len, size_t max_bytes,
         return NULL;
     parser = json_parser_new();
     if (!json_parser_load_from_data(parser, text, (gssize)len, &err)) {
+        g_autofree char *why = cocoProtoOneLine(err->message);
+
         cocoErrorSet(error, COCO_ERROR_AGENT_PROTOCOL,
-                     _("the %1$s is not valid JSON: %2$s"), what, err->message);
+                     _("the %1$s is not valid JSON: %2$s"), what, why);
         return NULL;
     }
     root = json_parser_get_root(parser);
