@@ -247,6 +247,37 @@ testHosts(void)
     }
 }
 
+/* A source agent that cannot authenticate its peers (no TLS credentials)
+ * is refused before any peer is asked. */
+static void
+testPreflightTls(void)
+{
+    static const struct {
+        const char *probe;
+        const char *needle;
+    } cases[] = {
+        {"{\"type\": \"probe\", \"firmware\": \"emulated\"}",
+         "authenticate its peers: it has no TLS credentials"},
+        {"{\"type\": \"probe\", \"firmware\": \"emulated\", \"tls\": false, "
+         "\"tls_error\": \"cannot read 'cacert.pem'\"}",
+         "authenticate its peers: cannot read 'cacert.pem'"},
+        {"{\"type\": \"probe\", \"firmware\": \"emulated\", \"tls\": \"yes\"}",
+         "it has no TLS credentials"},
+    };
+    CocoMigrationDef def = {0};
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(JsonObject) src = testObject(cases[i].probe);
+        g_autoptr(GError) err = NULL;
+
+        g_assert_cmpint(
+            cocoClientPreflightHosts(NULL, src, "hostb", &def, &err), ==, -1);
+        g_assert_error(err, COCO_ERROR, COCO_ERROR_PEER_AUTH);
+        g_assert_nonnull(strstr(err->message, cases[i].needle));
+    }
+}
+
 /* Modes, flags and parameters refused when they are given. */
 static void
 testMigrateOptions(void)
@@ -420,6 +451,7 @@ main(int argc, char **argv)
     g_test_add_func("/client/record/rejects", testRecordRejects);
     g_test_add_func("/client/record/find", testRecordFind);
     g_test_add_func("/client/hosts", testHosts);
+    g_test_add_func("/client/preflight/tls", testPreflightTls);
     g_test_add_func("/client/migrate/options", testMigrateOptions);
     g_test_add_func("/client/migrate/check", testMigrateCheck);
     g_test_add_func("/client/timeline", testTimeline);

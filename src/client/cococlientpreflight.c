@@ -199,15 +199,14 @@ cocoClientPreflightHosts(CocoClientAgent *agent, JsonObject *src,
 {
     g_autoptr(JsonObject) dst = NULL;
     g_autofree char *reason = NULL;
-    bool tls = false;
 
     /* The agents authenticate each other (mutual TLS) or do not migrate. */
-    if (!cocoClientJsonBool(src, "tls", &tls) || !tls)
+    if (!cocoJsonBoolDefault(src, "tls", false))
         return cocoErrorSet(
             error, COCO_ERROR_PEER_AUTH,
             _("the source host's agent cannot authenticate its peers: %1$s"),
-            cocoJsonString(src, "tls_error") ? cocoJsonString(src, "tls_error")
-                                             : _("it has no TLS credentials"));
+            cocoJsonStringDefault(src, "tls_error",
+                                  _("it has no TLS credentials")));
     if (cocoClientPreflightCheckFirmware(src, true, error) < 0)
         return -1;
     if (!(dst = cocoClientAgentPeerProbe(agent, host, &reason, error))) {
