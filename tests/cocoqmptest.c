@@ -1475,6 +1475,157 @@ testRelayContGate(Fixture *f, gconstpointer data)
     g_assert_cmpuint(f->agent.gates, ==, 2);
 }
 
+/* Nova's live_migration_permit_post_copy: libvirt turns 'postcopy-ram'
+ * on; QEMU never sees it (with x-ignore-shared it fails every
+ * migration), libvirt gets QEMU's answer, the switch is refused. */
+static void
+testRelayPostcopyKept(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) caps = NULL;
+    g_autoptr(CocoQmpMessage) refused = NULL;
+    g_autoptr(CocoQmpMessage) st = NULL;
+    JsonArray *arr;
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":true},"
+        "{\"capability\":\"pause-before-switchover\",\"state\":true},"
+        "{\"capability\":\"postcopy-preempt\",\"state\":false}]},"
+        "\"id\":\"libvirt-2\"}\r\n",
+        -1);
+    caps = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(caps->name, ==, "migrate-set-capabilities");
+    g_assert_cmpstr(json_node_get_string(caps->id), ==, "libvirt-2");
+    arr = json_object_get_array_member(cocoQmpMessageGetArguments(caps),
+                                       "capabilities");
+    g_assert_cmpuint(json_array_get_length(arr), ==, 1);
+    g_assert_cmpstr(
+        json_object_get_string_member(
+            json_node_get_object(json_array_get_element(arr, 0)), "capability"),
+        ==, "pause-before-switchover");
+    /* Only post-copy: the relay answers for QEMU. */
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":true}]},"
+        "\"id\":\"libvirt-3\"}\r\n",
+        -1);
+    testPeerExpectLine(&f->libvirt, "{\"return\":{},\"id\":\"libvirt-3\"}\r\n");
+    testPeerExpectNothing(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-start-postcopy\",\"id\":\"libvirt-4\"}\r\n",
+        -1);
+    refused = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(refused));
+    g_assert_cmpstr(json_node_get_string(refused->id), ==, "libvirt-4");
+    g_assert_true(g_str_has_prefix(cocoQmpMessageErrorDesc(refused),
+                                   "qemu-coco: post-copy is not supported for "
+                                   "confidential migration: "));
+    testPeerExpectNothing(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-5\"}\r\n", -1);
+    st = testPeerReadMsg(&f->libvirt);
+    g_assert_true(json_object_get_boolean_member(
+        json_object_get_object_member(st->obj, "return"),
+        "postcopy-requested"));
+    /* The migration itself goes on as pre-copy. */
+    fixtureOwnedMigrate(f);
+}
+
+/* Tunnelled: libvirt hands QEMU a pipe; refused at 'migrate'. */
+static void
+testRelayTunnelledRefused(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) caps = NULL;
+    g_autoptr(CocoQmpLine) getfd = NULL;
+    g_autoptr(CocoQmpMessage) refused = NULL;
+    int w;
+    int r = testPipeFd(&w);
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"pause-before-switchover\","
+        "\"state\":true}]},\"id\":\"libvirt-2\"}\r\n",
+        -1);
+    caps = testPeerReadMsg(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"migrate\"},"
+        "\"id\":\"libvirt-3\"}\r\n",
+        w);
+    getfd = testPeerRead(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:migrate\"},"
+        "\"id\":\"libvirt-4\"}\r\n",
+        -1);
+    refused = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(refused));
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(refused), "tunnelled migration"));
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(refused), "--tunnelled"));
+    testPeerExpectNothing(&f->qemu);
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+    close(w);
+    close(r);
+}
+
+/* Parallel connections ('multifd', a tcp: URI): refused at 'migrate'; a
+ * plain tcp: URI names the destination for the agent. */
+static void
+testRelayMultifdRefused(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) caps = NULL;
+    g_autoptr(CocoQmpMessage) caps2 = NULL;
+    g_autoptr(CocoQmpMessage) refused = NULL;
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autofree char *reply = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"multifd\",\"state\":true}]},"
+        "\"id\":\"libvirt-2\"}\r\n",
+        -1);
+    caps = testPeerReadMsg(&f->qemu);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                 "\"tcp:10.0.0.2:49152\"},\"id\":\"libvirt-3\"}\r\n",
+                 -1);
+    refused = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(refused));
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(refused),
+                            "parallel migration connections"));
+    testPeerExpectNothing(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"multifd\",\"state\":false}]},"
+        "\"id\":\"libvirt-4\"}\r\n",
+        -1);
+    caps2 = testPeerReadMsg(&f->qemu);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                 "\"tcp:10.0.0.2:49152\"},\"id\":\"libvirt-5\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+    testPeerExpectMigration(&f->libvirt, "setup");
+    g_assert_cmpuint(f->agent.events->len, >=, 1);
+    g_assert_nonnull(strstr(g_ptr_array_index(f->agent.events, 0),
+                            "\"peer\":\"10.0.0.2:49152\""));
+}
+
 static void
 testRelayQuery(Fixture *f, gconstpointer data)
 {
@@ -1956,6 +2107,12 @@ main(int argc, char **argv)
     g_test_add("/qmp/relay/source-completed-cont", Fixture,
                GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelaySourceCompletedCont, fixtureTearDown);
+    g_test_add("/qmp/relay/postcopy-kept", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayPostcopyKept, fixtureTearDown);
+    g_test_add("/qmp/relay/tunnelled-refused", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayTunnelledRefused, fixtureTearDown);
+    g_test_add("/qmp/relay/multifd-refused", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMultifdRefused, fixtureTearDown);
     g_test_add("/qmp/relay/query", Fixture, GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelayQuery, fixtureTearDown);
     g_test_add("/qmp/relay/session-close", Fixture, GINT_TO_POINTER(TRUE),

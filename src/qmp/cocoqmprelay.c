@@ -9,6 +9,7 @@
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
+#include "qmp/cocoqmpmodes.h"
 #include "qmp/cocoqmpprecopy.h"
 #include "util/cocoerror.h"
 
@@ -54,6 +55,7 @@ struct _CocoQmpSession {
     GHashTable *fds; /* fdname -> CocoQmpFdInfo */
     gboolean capPauseBeforeSwitchover;
     gboolean capLateBlockActivate;
+    CocoQmpModes modes; /* libvirt's post-copy and multifd requests */
 
     /* The job of the held 'migrate' / 'migrate-incoming'. */
     CocoQmpJob pendingJob;
@@ -84,6 +86,7 @@ struct _CocoQmpRelay {
     guint released;
     guint refused;
     guint cancels; /* 'migrate_cancel' sent for the agent */
+    gboolean postcopyKept; /* libvirt asked for post-copy; QEMU never saw it */
 
     /* The outgoing migration the relay answered 'migrate' for. */
     CocoQmpOwn own;
@@ -679,6 +682,37 @@ cocoQmpSessionOnSetCaps(CocoQmpSession *s, CocoQmpMessage *msg)
     }
 }
 
+/*
+ * libvirt's 'migrate-set-capabilities' on a confidential session: QEMU
+ * never gets the post-copy capabilities (with x-ignore-shared it would
+ * fail every migration); libvirt's request is remembered and answered as
+ * QEMU would. Returns TRUE when the relay answered or forwarded @line.
+ */
+static gboolean
+cocoQmpSessionFilterCaps(CocoQmpSession *s, CocoQmpLine *line,
+                         CocoQmpMessage *msg)
+{
+    JsonObject *args = cocoQmpMessageGetArguments(msg);
+    JsonNode *n = args ? json_object_get_member(args, "capabilities") : NULL;
+    g_autofree char *text = NULL;
+
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n) ||
+        cocoQmpModesFilterCapabilities(json_node_get_array(n), &s->modes) == 0)
+        return FALSE;
+    s->relay->postcopyKept = s->modes.postcopy;
+    cocoQmpRelayTrace(s->relay, s->serial, "L>R", line->data, line->len);
+    cocoQmpLineFree(line);
+    if (json_array_get_length(json_node_get_array(n)) == 0) {
+        text = cocoQmpBuildReturn(NULL, msg->id);
+        cocoQmpSessionSendClient(s, text);
+        return TRUE;
+    }
+    text = cocoQmpBuildObjectLine(json_object_ref(msg->obj));
+    cocoQmpRelayTrace(s->relay, s->serial, "R>Q", text, strlen(text));
+    cocoQmpChannelSend(s->qemu, text, strlen(text), NULL, 0);
+    return TRUE;
+}
+
 static void cocoQmpSessionMigrateGo(CocoQmpSession *s, const char *notReady);
 static void cocoQmpSessionOnAgentReady(gboolean ready, const char *reason,
                                        gpointer opaque);
@@ -709,12 +743,30 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
             s->capPauseBeforeSwitchover);
         if (info && info->peer)
             s->pendingPeer = g_strdup(info->peer);
+        else
+            s->pendingPeer = cocoQmpModesTcpPeer(uri);
     } else {
         s->pendingJob =
             cocoQmpMigrationClassifyDestination(uri, s->capLateBlockActivate);
     }
     s->pendingWant = relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION;
     cocoQmpSessionHold(s, line, msg);
+
+    /* A mode the agents cannot carry is refused before anything starts. */
+    if (relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION) {
+        CocoQmpFdInfo *info = NULL;
+        g_autofree char *why = NULL;
+
+        if (cocoQmpMigrationFdName(uri))
+            info = g_hash_table_lookup(s->fds, cocoQmpMigrationFdName(uri));
+        why = cocoQmpModesRefusal(&s->modes, role, uri,
+                                  info ? info->kind : COCO_QMP_FD_UNKNOWN);
+        if (why) {
+            relay->refused++;
+            cocoQmpSessionRefuse(s, why);
+            return;
+        }
+    }
 
     /* A migration waits for the agent's answer to the relay's hello (a
      * relay that is just (re)connecting), then goes on or is refused. */
@@ -944,10 +996,25 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
         cocoQmpSessionGate(s, line, g_steal_pointer(&msg), COCO_QMP_GATE_CONT);
         return;
     }
-    if (STREQ(name, "getfd"))
+    if (relay->agent && STREQ(name, "migrate-start-postcopy")) {
+        g_autofree char *text = NULL;
+
+        /* Post-copy needs the agents' post-copy import: there is none. */
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        text = cocoQmpBuildError("GenericError", cocoQmpModesPostcopyRefusal(),
+                                 msg->id);
+        g_printerr("%s\n", cocoQmpModesPostcopyRefusal());
+        cocoQmpSessionSendClient(s, text);
+        cocoQmpLineFree(line);
+        return;
+    }
+    if (STREQ(name, "getfd")) {
         cocoQmpSessionOnGetfd(s, line, msg);
-    else if (STREQ(name, "migrate-set-capabilities"))
+    } else if (STREQ(name, "migrate-set-capabilities")) {
         cocoQmpSessionOnSetCaps(s, msg);
+        if (relay->agent && cocoQmpSessionFilterCaps(s, line, msg))
+            return;
+    }
     cocoQmpRelayTrace(relay, s->serial, "L>Q", line->data, line->len);
     cocoQmpSessionForward(s, s->qemu, line);
 }
@@ -1386,6 +1453,8 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "cancels", relay->cancels);
     json_object_set_int_member(o, "stops", relay->stops);
     json_object_set_boolean_member(o, "hold-paused", relay->holdPaused != NULL);
+    json_object_set_boolean_member(o, "postcopy-requested",
+                                   relay->postcopyKept);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
     {
         JsonObject *pc = json_object_new();
