@@ -1626,6 +1626,71 @@ testRelayMultifdRefused(Fixture *f, gconstpointer data)
                             "\"peer\":\"10.0.0.2:49152\""));
 }
 
+/* libvirt's downtime limit and bandwidth reach QEMU unchanged and the
+ * agent (before and during the migration); a STOP during the agents'
+ * precopy tells the agent the guest is paused. */
+static void
+testRelayParameters(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) p1 = NULL;
+    g_autoptr(CocoQmpMessage) p2 = NULL;
+    g_autoptr(CocoQmpMessage) p3 = NULL;
+    g_autoptr(CocoQmpMessage) st = NULL;
+    const char *last;
+    guint n;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate-set-parameters\",\"arguments\":{"
+                 "\"downtime-limit\":100,\"max-bandwidth\":10485760},"
+                 "\"id\":\"libvirt-2\"}\r\n",
+                 -1);
+    p1 = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(p1->name, ==, "migrate-set-parameters");
+    g_assert_cmpstr(json_node_get_string(p1->id), ==, "libvirt-2");
+    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    g_assert_cmpstr(g_ptr_array_index(f->agent.events, 0), ==,
+                    "migrate-parameters {\"downtime-limit\":100,"
+                    "\"max-bandwidth\":10485760}");
+    fixtureOwnedMigrate(f);
+    /* The job starts with them. */
+    n = f->agent.events->len;
+    g_assert_nonnull(strstr(g_ptr_array_index(f->agent.events, 1),
+                            "\"downtime-limit\":100"));
+    g_assert_nonnull(strstr(g_ptr_array_index(f->agent.events, 1),
+                            "\"max-bandwidth\":10485760"));
+    /* Nova's downtime steps and virsh migrate-setspeed, old commands. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_set_downtime\",\"arguments\":{"
+                 "\"value\":0.25},\"id\":\"libvirt-4\"}\r\n",
+                 -1);
+    p2 = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(p2->name, ==, "migrate_set_downtime");
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_set_speed\",\"arguments\":{"
+                 "\"value\":1048576},\"id\":\"libvirt-5\"}\r\n",
+                 -1);
+    p3 = testPeerReadMsg(&f->qemu);
+    g_assert_cmpuint(f->agent.events->len, ==, n + 2);
+    g_assert_cmpstr(g_ptr_array_index(f->agent.events, n), ==,
+                    "migrate-parameters {\"downtime-limit\":250}");
+    g_assert_cmpstr(g_ptr_array_index(f->agent.events, n + 1), ==,
+                    "migrate-parameters {\"max-bandwidth\":1048576}");
+    /* virsh suspend / force-complete during the precopy. */
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt, "{\"event\": \"STOP\"}\r\n");
+    last = g_ptr_array_index(f->agent.events, f->agent.events->len - 1);
+    g_assert_cmpstr(last, ==, "run-state {\"running\":false}");
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-6\"}\r\n", -1);
+    st = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpint(
+        json_object_get_int_member(
+            json_object_get_object_member(st->obj, "return"), "downtime-limit"),
+        ==, 250);
+}
+
 static void
 testRelayQuery(Fixture *f, gconstpointer data)
 {
@@ -2113,6 +2178,8 @@ main(int argc, char **argv)
                fixtureSetUp, testRelayTunnelledRefused, fixtureTearDown);
     g_test_add("/qmp/relay/multifd-refused", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayMultifdRefused, fixtureTearDown);
+    g_test_add("/qmp/relay/parameters", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayParameters, fixtureTearDown);
     g_test_add("/qmp/relay/query", Fixture, GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelayQuery, fixtureTearDown);
     g_test_add("/qmp/relay/session-close", Fixture, GINT_TO_POINTER(TRUE),

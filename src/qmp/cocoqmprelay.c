@@ -87,6 +87,8 @@ struct _CocoQmpRelay {
     guint refused;
     guint cancels; /* 'migrate_cancel' sent for the agent */
     gboolean postcopyKept; /* libvirt asked for post-copy; QEMU never saw it */
+    gint64 downtimeLimit; /* ms, libvirt's last downtime-limit; -1 unset */
+    gint64 maxBandwidth; /* bytes/s, libvirt's last max-bandwidth; -1 unset */
 
     /* The outgoing migration the relay answered 'migrate' for. */
     CocoQmpOwn own;
@@ -297,6 +299,12 @@ cocoQmpRelayJobData(CocoQmpSession *s)
     if (s->pendingPeer)
         json_object_set_string_member(data, "peer", s->pendingPeer);
     json_object_set_boolean_member(data, "x-ignore-shared", s->pendingWant);
+    if (s->relay->downtimeLimit >= 0)
+        json_object_set_int_member(data, "downtime-limit",
+                                   s->relay->downtimeLimit);
+    if (s->relay->maxBandwidth >= 0)
+        json_object_set_int_member(data, "max-bandwidth",
+                                   s->relay->maxBandwidth);
     return data;
 }
 
@@ -713,6 +721,66 @@ cocoQmpSessionFilterCaps(CocoQmpSession *s, CocoQmpLine *line,
     return TRUE;
 }
 
+/* A non-negative number argument of libvirt's, or -1. */
+static gint64
+cocoQmpArgNumber(JsonObject *args, const char *member, gdouble scale)
+{
+    JsonNode *n = args ? json_object_get_member(args, member) : NULL;
+    gdouble v;
+
+    if (!n || !JSON_NODE_HOLDS_VALUE(n))
+        return -1;
+    if (json_node_get_value_type(n) == G_TYPE_INT64)
+        v = (gdouble)json_node_get_int(n);
+    else if (json_node_get_value_type(n) == G_TYPE_DOUBLE)
+        v = json_node_get_double(n);
+    else
+        return -1;
+    v *= scale;
+    if (!(v >= 0))
+        return -1;
+    return v >= 9.2e18 ? G_MAXINT64 : (gint64)v;
+}
+
+/*
+ * libvirt's migration parameters (migrate-set-parameters, and the old
+ * migrate_set_downtime / migrate_set_speed): QEMU gets them unchanged;
+ * the relay remembers the downtime limit and the bandwidth and tells the
+ * agent, whose precopy policy and sealed pipeline follow them, also
+ * during a migration (Nova's downtime steps, virsh migrate-setspeed).
+ */
+static void
+cocoQmpSessionOnParameters(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    CocoQmpRelay *relay = s->relay;
+    JsonObject *args = cocoQmpMessageGetArguments(msg);
+    gint64 downtime = -1;
+    gint64 bandwidth = -1;
+    g_autoptr(JsonObject) data = NULL;
+
+    if (STREQ(msg->name, "migrate-set-parameters")) {
+        downtime = cocoQmpArgNumber(args, "downtime-limit", 1);
+        bandwidth = cocoQmpArgNumber(args, "max-bandwidth", 1);
+    } else if (STREQ(msg->name, "migrate_set_downtime")) {
+        downtime = cocoQmpArgNumber(args, "value", 1000);
+    } else {
+        bandwidth = cocoQmpArgNumber(args, "value", 1);
+    }
+    if (downtime < 0 && bandwidth < 0)
+        return;
+    data = json_object_new();
+    if (downtime >= 0) {
+        relay->downtimeLimit = downtime;
+        json_object_set_int_member(data, "downtime-limit", downtime);
+    }
+    if (bandwidth >= 0) {
+        relay->maxBandwidth = bandwidth;
+        json_object_set_int_member(data, "max-bandwidth", bandwidth);
+    }
+    if (relay->agent)
+        cocoQmpAgentNotify(relay->agent, "migrate-parameters", data);
+}
+
 static void cocoQmpSessionMigrateGo(CocoQmpSession *s, const char *notReady);
 static void cocoQmpSessionOnAgentReady(gboolean ready, const char *reason,
                                        gpointer opaque);
@@ -1008,6 +1076,9 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
         cocoQmpLineFree(line);
         return;
     }
+    if (STREQ(name, "migrate-set-parameters") ||
+        STREQ(name, "migrate_set_downtime") || STREQ(name, "migrate_set_speed"))
+        cocoQmpSessionOnParameters(s, msg);
     if (STREQ(name, "getfd")) {
         cocoQmpSessionOnGetfd(s, line, msg);
     } else if (STREQ(name, "migrate-set-capabilities")) {
@@ -1037,6 +1108,16 @@ cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
 {
     CocoQmpRelay *relay = s->relay;
 
+    if ((STREQ(msg->name, "STOP") || STREQ(msg->name, "RESUME")) &&
+        relay->agent && relay->own == COCO_QMP_OWN_PRECOPY) {
+        g_autoptr(JsonObject) data = json_object_new();
+
+        /* A guest paused during the agents' precopy (virsh suspend,
+         * Nova's force-complete) switches over at once. */
+        json_object_set_boolean_member(data, "running",
+                                       STREQ(msg->name, "RESUME"));
+        cocoQmpAgentNotify(relay->agent, "run-state", data);
+    }
     if (STREQ(msg->name, "STOP")) {
         relay->paused = TRUE;
     } else if (STREQ(msg->name, "RESUME")) {
@@ -1384,6 +1465,8 @@ cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
     }
     relay->traceFd = -1;
     relay->listenFd = -1;
+    relay->downtimeLimit = -1;
+    relay->maxBandwidth = -1;
     return relay;
 }
 
@@ -1455,6 +1538,8 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_boolean_member(o, "hold-paused", relay->holdPaused != NULL);
     json_object_set_boolean_member(o, "postcopy-requested",
                                    relay->postcopyKept);
+    json_object_set_int_member(o, "downtime-limit", relay->downtimeLimit);
+    json_object_set_int_member(o, "max-bandwidth", relay->maxBandwidth);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
     {
         JsonObject *pc = json_object_new();

@@ -622,6 +622,11 @@ cocoSourceTakeRetries(CocoTransferSource *src, GError **error)
 static int
 cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
 {
+    int64_t now = g_get_monotonic_time();
+    int64_t prev = COCO_COUNTER_GET(src->counters.scan_us);
+    bool measure = false;
+
+    COCO_COUNTER_SET(src->counters.scan_us, now);
     if (src->epoch == 0 && !src->scanned) {
         size_t i;
 
@@ -638,10 +643,19 @@ cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
         if (cocoSourceTakeRetries(src, error) < 0 ||
             cocoSourceRunJob(src, COCO_SOURCE_JOB_SCAN, error) < 0)
             return -1;
+        measure = prev > 0 && now > prev;
     }
     src->scanned = true;
     *count = cocoSourceCountPending(src);
     COCO_COUNTER_SET(src->counters.dirty_pages, *count);
+    /* Pages dirtied per second since the previous scan began: the
+     * precopy policy's dirty rate. */
+    if (measure) {
+        COCO_COUNTER_SET(
+            src->counters.dirty_rate,
+            (uint64_t)((double)*count * 1e6 / (double)(now - prev)));
+        COCO_COUNTER_SET(src->counters.dirty_measured, 1);
+    }
     return 0;
 }
 
