@@ -1390,6 +1390,7 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     if (cocoAgentMigrationNewSession(m, data, error) < 0)
         goto cleanup;
     m->xsrc = xsrc;
+    cocoTransferSourceSetMaxBandwidth(xsrc, (uint64_t)m->max_bandwidth);
     m->ctl = NULL;
     cocoAgentMigrationSetControl(m, ctl);
     ret = 0;
@@ -1721,8 +1722,12 @@ cocoAgentMigrationOnParameters(gpointer opaque)
 
     if (in->downtime >= 0)
         m->downtime_limit = in->downtime;
-    if (in->bandwidth >= 0)
+    if (in->bandwidth >= 0) {
         m->max_bandwidth = in->bandwidth;
+        if (m->xsrc)
+            cocoTransferSourceSetMaxBandwidth(m->xsrc,
+                                              (uint64_t)m->max_bandwidth);
+    }
     cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
                  "libvirt's downtime_limit_ms=%" G_GINT64_FORMAT
                  " max_bandwidth=%" G_GINT64_FORMAT,
