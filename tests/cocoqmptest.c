@@ -14,6 +14,7 @@
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
 #include "qmp/cocoqmprelay.h"
+#include "qmp/cocoqmpprecopy.h"
 #include "util/cocoerror.h"
 
 #include <errno.h>
@@ -836,8 +837,9 @@ testRelayMigratePrecopy(Fixture *f, gconstpointer data)
         ==, 1);
     q2 = testQueryMigrate(&f->libvirt, "libvirt-5", &ret);
     g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==, "active");
+    /* No prediction from the agent yet: QEMU's default limit. */
     g_assert_cmpint(json_object_get_int_member(ret, "expected-downtime"), ==,
-                    600);
+                    300);
     ram = json_object_get_object_member(ret, "ram");
     g_assert_cmpint(json_object_get_int_member(ram, "transferred"), ==,
                     150000000);
@@ -920,7 +922,9 @@ testRelayMigrateRelease(Fixture *f, gconstpointer data)
     ram = json_object_get_object_member(ret, "ram");
     g_assert_cmpint(json_object_get_int_member(ram, "transferred"), ==,
                     210001000);
-    g_assert_cmpint(json_object_get_int_member(ram, "remaining"), ==, 10);
+    /* The agents' final epoch is still to come: at least a page. */
+    g_assert_cmpint(json_object_get_int_member(ram, "remaining"), ==,
+                    10 + 4096);
     g_assert_cmpint(json_object_get_int_member(ram, "total"), ==,
                     201326592 + 532480);
     g_assert_cmpint(json_object_get_int_member(ram, "normal"), ==,
@@ -1691,6 +1695,112 @@ testRelayParameters(Fixture *f, gconstpointer data)
         ==, 250);
 }
 
+/* One agent report with a phase and (optionally) a prediction. */
+static void
+testAgentReport(Fixture *f, guint64 transferred, guint64 remaining,
+                guint64 epoch, guint64 rate, gint64 expected, const char *phase)
+{
+    g_autoptr(JsonObject) p = json_object_new();
+
+    json_object_set_string_member(p, "type", "progress");
+    json_object_set_int_member(p, "id", 1);
+    json_object_set_string_member(p, "phase", phase);
+    json_object_set_int_member(p, "total", 201326592);
+    json_object_set_int_member(p, "transferred", transferred);
+    json_object_set_int_member(p, "remaining", remaining);
+    json_object_set_int_member(p, "pages", transferred / 4096);
+    json_object_set_int_member(p, "epoch", epoch);
+    json_object_set_int_member(p, "rate", rate);
+    json_object_set_int_member(p, "dirty_rate", 250);
+    if (expected >= 0)
+        json_object_set_int_member(p, "expected_downtime", expected);
+    cocoQmpAgentEmitProgress(f->agentObj, p);
+}
+
+/*
+ * libvirt polls 'query-migrate' while the agents work (Nova's and VDSM's
+ * monitors): whatever the agent reports (a tiny first rate, 0 remaining
+ * during a long round, a stale report of an older epoch, a prediction
+ * out of range), what libvirt sees stays possible: expected-downtime
+ * bounded, remaining never rising within an epoch and never 0 before
+ * the end, dirty-sync-count never falling.
+ */
+static void
+testRelayJobNumbers(Fixture *f, gconstpointer data)
+{
+    static const struct {
+        guint64 transferred, remaining, epoch, rate;
+        gint64 expected;
+        const char *phase;
+    } reports[] = {
+        {4096, 201322496, 0, 1, -1, "precopy"}, /* first: rate ~0 */
+        {100000000, 101326592, 0, 100000000, -1, "precopy"},
+        {201326592, 0, 0, 100000000, -1, "precopy"}, /* end of pass 0 */
+        {201326592, 0, 1, 100000000, -1, "precopy"}, /* between epochs */
+        {202000000, 8000000, 1, 100000000, -1, "precopy"}, /* rises */
+        {203000000, 3000000, 1, 100000000, 40, "precopy"},
+        {203500000, 2000000, 0, 100000000, 40, "precopy"}, /* stale */
+        {204000000, 500000, 2, 100000000, 900000000, "precopy"},
+        {204100000, 0, 2, 100000000, 5, "precopy"},
+    };
+    gint64 lastSync = -1;
+    gint64 lastRemaining = G_MAXINT64;
+    gint64 lastEpoch = -1;
+    size_t i;
+
+    fixtureOwnedMigrate(f);
+    for (i = 0; i < G_N_ELEMENTS(reports); i++) {
+        g_autoptr(CocoQmpMessage) q = NULL;
+        g_autofree char *id = g_strdup_printf("libvirt-%zu", 10 + i);
+        JsonObject *ret;
+        JsonObject *ram;
+        gint64 sync;
+        gint64 remaining;
+        gint64 downtime;
+
+        testAgentReport(f, reports[i].transferred, reports[i].remaining,
+                        reports[i].epoch, reports[i].rate, reports[i].expected,
+                        reports[i].phase);
+        /* A new epoch's pass event comes before the relay's answer. */
+        {
+            g_autoptr(CocoQmpMessage) m = NULL;
+
+            testPeerSend(
+                &f->libvirt,
+                "{\"execute\":\"x-coco-query-relay\",\"id\":\"s\"}\r\n", -1);
+            m = testPeerReadMsg(&f->libvirt);
+            if (m->kind == COCO_QMP_KIND_EVENT) {
+                g_assert_cmpstr(m->name, ==, "MIGRATION_PASS");
+                g_clear_pointer(&m, cocoQmpMessageFree);
+                m = testPeerReadMsg(&f->libvirt);
+            }
+            g_assert_cmpint(m->kind, ==, COCO_QMP_KIND_REPLY);
+        }
+        q = testQueryMigrate(&f->libvirt, id, &ret);
+        ram = json_object_get_object_member(ret, "ram");
+        sync = json_object_get_int_member(ram, "dirty-sync-count");
+        remaining = json_object_get_int_member(ram, "remaining");
+        downtime = json_object_get_int_member(ret, "expected-downtime");
+        if (g_test_verbose())
+            g_printerr("poll %zu: sync %" G_GINT64_FORMAT
+                       " remaining %" G_GINT64_FORMAT
+                       " expected-downtime %" G_GINT64_FORMAT "\n",
+                       i, sync, remaining, downtime);
+        g_assert_cmpint(sync, >=, lastSync);
+        g_assert_cmpint(remaining, >, 0);
+        g_assert_cmpint(remaining, <=,
+                        json_object_get_int_member(ram, "total"));
+        if (sync == lastEpoch)
+            g_assert_cmpint(remaining, <=, lastRemaining);
+        g_assert_cmpint(downtime, >=, 0);
+        g_assert_cmpint(downtime, <=, COCO_QMP_EXPECTED_DOWNTIME_MAX);
+        lastSync = sync;
+        lastEpoch = sync;
+        lastRemaining = remaining;
+    }
+    g_assert_cmpint(lastSync, ==, 2);
+}
+
 static void
 testRelayQuery(Fixture *f, gconstpointer data)
 {
@@ -2180,6 +2290,8 @@ main(int argc, char **argv)
                fixtureSetUp, testRelayMultifdRefused, fixtureTearDown);
     g_test_add("/qmp/relay/parameters", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayParameters, fixtureTearDown);
+    g_test_add("/qmp/relay/job-numbers", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayJobNumbers, fixtureTearDown);
     g_test_add("/qmp/relay/query", Fixture, GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelayQuery, fixtureTearDown);
     g_test_add("/qmp/relay/session-close", Fixture, GINT_TO_POINTER(TRUE),

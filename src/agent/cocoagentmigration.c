@@ -452,19 +452,27 @@ cocoAgentMigrationProgress(CocoAgentMigration *m)
     p.phase = (char *)NULLSTR(cocoTransferPhaseTypeToString(ts.phase));
     p.total = (gint64)(m->npages * COCO_EMU_PAGE_SIZE);
     p.transferred = (gint64)ts.bytes;
-    if (ts.phase == COCO_TRANSFER_PHASE_DONE)
+    /* What is left: the pages of the epoch being sent that are not sent
+     * yet; between epochs (and before the first) the estimate of what
+     * the guest dirtied since the last scan. Never 0 before the end. */
+    if (ts.phase == COCO_TRANSFER_PHASE_DONE) {
         p.remaining = 0;
-    else if (ts.epoch <= 1)
+    } else if (ts.remaining > 0) {
+        p.remaining = (gint64)(ts.remaining * COCO_EMU_PAGE_SIZE);
+    } else if (ts.epoch == 0) {
         p.remaining =
-            ts.pages < m->npages
-                ? (gint64)((m->npages - ts.pages) * COCO_EMU_PAGE_SIZE)
-                : 0;
-    else
-        p.remaining = (gint64)(ts.dirty_pages * COCO_EMU_PAGE_SIZE);
+            (gint64)((ts.pages < m->npages ? m->npages - ts.pages : 1) *
+                     COCO_EMU_PAGE_SIZE);
+    } else {
+        double est = (double)ts.dirty_rate * (double)ts.since_scan_ms / 1000.0;
+
+        p.remaining =
+            (gint64)(CLAMP(est, 1.0, (double)m->npages) * COCO_EMU_PAGE_SIZE);
+    }
     p.pages = (gint64)ts.pages;
     p.epoch = ts.epoch;
     p.rate = (gint64)ts.rate;
-    p.dirty_rate = (gint64)m->dirty_rate;
+    p.dirty_rate = (gint64)(ts.dirty_measured ? ts.dirty_rate : m->dirty_rate);
     p.elapsed_ms = (gint64)ts.elapsed_ms;
     if (m->predicted) {
         p.expected_downtime = (gint64)MIN(m->expected_downtime, G_MAXINT32);

@@ -523,7 +523,7 @@ cocoQmpSessionQueryMigrate(CocoQmpSession *s, CocoQmpMessage *msg)
         ret,
         cocoQmpPrecopyStatus(relay->own, &relay->progress,
                              (g_get_monotonic_time() - relay->ownStart) / 1000,
-                             relay->ownError));
+                             relay->ownError, relay->downtimeLimit));
     text = cocoQmpBuildReturn(ret, msg->id);
     cocoQmpSessionSendClient(s, text);
 }
@@ -540,7 +540,8 @@ cocoQmpRelayOnAgentProgress(JsonObject *msg, gpointer opaque)
         return;
     if (!cocoQmpProgressParse(msg, &p))
         return;
-    relay->progress = p;
+    cocoQmpProgressMerge(&relay->progress, &p);
+    p = relay->progress;
     /* One MIGRATION_PASS per precopy epoch, as QEMU's dirty syncs. */
     if (relay->own == COCO_QMP_OWN_PRECOPY && relay->ownSession &&
         !relay->ownSession->closed && p.epoch > relay->passes) {
@@ -1210,7 +1211,7 @@ cocoQmpSessionOnQemuLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
                               line->len);
             cocoQmpLineFree(line);
             cocoQmpPrecopyAugment(json_node_get_object(ret),
-                                  &s->relay->progress);
+                                  &s->relay->progress, s->relay->passes);
             text = cocoQmpBuildReturn(json_node_copy(ret), msg->id);
             cocoQmpSessionSendClient(s, text);
             return;
