@@ -215,6 +215,32 @@ testVfio(void)
     testAssertPassed(&nodev);
 }
 
+/* migrate begin (Prepare on the destination): a domain with a host device
+ * is refused before anything moves, naming the device; action="detach"
+ * is not implemented and says so. No agent is asked. */
+static void
+testHostdevMigration(void)
+{
+    g_auto(TestRun) detach = {0};
+    g_auto(TestRun) refuse = {0};
+    g_auto(TestRun) restore = {0};
+
+    testHook(&detach, "hostdev", "migrate", "begin", NULL);
+    testAssertRefused(&detach, "cannot receive the confidential domain");
+    g_assert_nonnull(strstr(detach.err, "'0000:03:00.0'"));
+    g_assert_nonnull(strstr(detach.err, "action='detach'> is not supported"));
+
+    testHook(&refuse, "hostdev-refuse", "migrate", "begin", NULL);
+    testAssertRefused(&refuse, "cannot receive the confidential domain");
+    g_assert_nonnull(strstr(refuse.err, "'0000:03:00.0'"));
+    g_assert_nonnull(strstr(refuse.err, "action='refuse'"));
+
+    /* A restore is no migration: on to the agent (none here). */
+    testHook(&restore, "hostdev-refuse", "restore", "begin", NULL);
+    g_assert_cmpint(restore.status, ==, 1);
+    g_assert_null(strstr(restore.err, "host device"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -230,5 +256,6 @@ main(int argc, char **argv)
     g_test_add_func("/hook/invalid-element", testInvalidElement);
     g_test_add_func("/hook/agent-policy", testAgentPolicy);
     g_test_add_func("/hook/vfio", testVfio);
+    g_test_add_func("/hook/hostdev-migration", testHostdevMigration);
     return g_test_run();
 }

@@ -349,6 +349,28 @@ dirtyPages(void *opaque, GArray *gfns, GError **error)
 
 /* ---- harness ----------------------------------------------------------- */
 
+/* The precopy policy as the session sees it (next_round): run
+ * policyStopAt rounds, then release `migrate` or abort. */
+static struct {
+    bool on;
+    unsigned int stop_at;
+    bool abort;
+    unsigned int calls;
+} policy;
+
+static int
+policyNextRound(void *opaque, unsigned int rounds, GError **error)
+{
+    policy.calls++;
+    g_assert_cmpuint(rounds, ==, policy.calls - 1);
+    if (rounds < policy.stop_at)
+        return 1;
+    if (policy.abort)
+        return cocoErrorSet(error, COCO_ERROR_MIGRATION_ABORTED,
+                            "pre-copy did not converge: test");
+    return 0;
+}
+
 static void
 harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
 {
@@ -402,6 +424,10 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
     sc.fw = h->swrap;
     sc.nvcpus = NVCPUS;
     sc.precopy_rounds = rounds;
+    if (policy.on) {
+        sc.next_round = policyNextRound;
+        policy.calls = 0;
+    }
     sc.data = cocoPhaseDataNewDirect(NPAGES, 2, dirtyPages, h);
     sc.send = srcSend;
     sc.send_opaque = h;
@@ -973,6 +999,51 @@ static void
 testSuccessPrecopy(void)
 {
     checkSuccess(3);
+}
+
+/* The policy, not precopy_rounds, decides how many rounds run. */
+static void
+testPolicyRounds(void)
+{
+    Harness h;
+    const CocoPhaseCounters *c;
+
+    policy.on = true;
+    policy.stop_at = 2;
+    policy.abort = false;
+    /* precopy_rounds 5 is ignored once a policy decides. */
+    harnessInit(&h, 5, FAULT_NONE, 0);
+    runLibvirt(&h);
+    g_assert_cmpint(checkEnd(&h), ==, OUTCOME_MOVED);
+    c = cocoMigrationSessionGetCounters(h.src);
+    g_assert_cmpuint(c->rounds, ==, 2);
+    g_assert_cmpuint(policy.calls, ==, 3);
+    harnessClear(&h);
+    policy.on = false;
+}
+
+/* The policy aborts (onNonConvergence="abort"): `migrate` is refused
+ * with its reason, the source keeps running. */
+static void
+testPolicyAbort(void)
+{
+    Harness h;
+    const Decision *d;
+
+    policy.on = true;
+    policy.stop_at = 1;
+    policy.abort = true;
+    harnessInit(&h, 0, FAULT_NONE, 0);
+    runLibvirt(&h);
+    g_assert_cmpint(checkEnd(&h), ==, OUTCOME_STAYED);
+    d = lastDecision(&h, SRC, COCO_PHASE_GATE_MIGRATE, 0);
+    g_assert_nonnull(d);
+    g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_REFUSE);
+    g_assert_nonnull(cocoMigrationSessionGetFailure(h.src));
+    g_assert_nonnull(strstr(cocoMigrationSessionGetFailure(h.src)->message,
+                            "did not converge"));
+    harnessClear(&h);
+    policy.on = false;
 }
 
 /* Number of fault points of @kind on the success path. */
@@ -1576,6 +1647,8 @@ main(int argc, char **argv)
     g_test_add_func("/phase/qmp", testQmp);
     g_test_add_func("/phase/success", testSuccess);
     g_test_add_func("/phase/success-precopy", testSuccessPrecopy);
+    g_test_add_func("/phase/policy-rounds", testPolicyRounds);
+    g_test_add_func("/phase/policy-abort", testPolicyAbort);
     g_test_add_func("/phase/order", testOrder);
     g_test_add_func("/phase/frozen", testFrozen);
     g_test_add_func("/phase/frozen-recovered", testFrozenRecovered);

@@ -15,6 +15,7 @@
 #include "qmp/cocoqmpmigration.h"
 #include "qmp/cocoqmpprecopy.h"
 #include "qmp/cocoqmprelay.h"
+#include "qmp/cocoqmpprecopy.h"
 #include "util/cocoerror.h"
 
 #include <errno.h>
@@ -837,8 +838,9 @@ testRelayMigratePrecopy(Fixture *f, gconstpointer data)
         ==, 1);
     q2 = testQueryMigrate(&f->libvirt, "libvirt-5", &ret);
     g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==, "active");
+    /* No prediction from the agent yet: QEMU's default limit. */
     g_assert_cmpint(json_object_get_int_member(ret, "expected-downtime"), ==,
-                    600);
+                    300);
     ram = json_object_get_object_member(ret, "ram");
     g_assert_cmpint(json_object_get_int_member(ram, "transferred"), ==,
                     150000000);
@@ -921,7 +923,9 @@ testRelayMigrateRelease(Fixture *f, gconstpointer data)
     ram = json_object_get_object_member(ret, "ram");
     g_assert_cmpint(json_object_get_int_member(ram, "transferred"), ==,
                     210001000);
-    g_assert_cmpint(json_object_get_int_member(ram, "remaining"), ==, 10);
+    /* The agents' final epoch is still to come: at least a page. */
+    g_assert_cmpint(json_object_get_int_member(ram, "remaining"), ==,
+                    10 + 4096);
     g_assert_cmpint(json_object_get_int_member(ram, "total"), ==,
                     201326592 + 532480);
     g_assert_cmpint(json_object_get_int_member(ram, "normal"), ==,
@@ -1476,6 +1480,328 @@ testRelayContGate(Fixture *f, gconstpointer data)
     g_assert_cmpuint(f->agent.gates, ==, 2);
 }
 
+/* Nova's live_migration_permit_post_copy: libvirt turns 'postcopy-ram'
+ * on; QEMU never sees it (with x-ignore-shared it fails every
+ * migration), libvirt gets QEMU's answer, the switch is refused. */
+static void
+testRelayPostcopyKept(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) caps = NULL;
+    g_autoptr(CocoQmpMessage) refused = NULL;
+    g_autoptr(CocoQmpMessage) st = NULL;
+    JsonArray *arr;
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":true},"
+        "{\"capability\":\"pause-before-switchover\",\"state\":true},"
+        "{\"capability\":\"postcopy-preempt\",\"state\":false}]},"
+        "\"id\":\"libvirt-2\"}\r\n",
+        -1);
+    caps = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(caps->name, ==, "migrate-set-capabilities");
+    g_assert_cmpstr(json_node_get_string(caps->id), ==, "libvirt-2");
+    arr = json_object_get_array_member(cocoQmpMessageGetArguments(caps),
+                                       "capabilities");
+    g_assert_cmpuint(json_array_get_length(arr), ==, 1);
+    g_assert_cmpstr(
+        json_object_get_string_member(
+            json_node_get_object(json_array_get_element(arr, 0)), "capability"),
+        ==, "pause-before-switchover");
+    /* Only post-copy: the relay answers for QEMU. */
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":true}]},"
+        "\"id\":\"libvirt-3\"}\r\n",
+        -1);
+    testPeerExpectLine(&f->libvirt, "{\"return\":{},\"id\":\"libvirt-3\"}\r\n");
+    testPeerExpectNothing(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-start-postcopy\",\"id\":\"libvirt-4\"}\r\n",
+        -1);
+    refused = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(refused));
+    g_assert_cmpstr(json_node_get_string(refused->id), ==, "libvirt-4");
+    g_assert_true(g_str_has_prefix(cocoQmpMessageErrorDesc(refused),
+                                   "qemu-coco: post-copy is not supported for "
+                                   "confidential migration: "));
+    testPeerExpectNothing(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-5\"}\r\n", -1);
+    st = testPeerReadMsg(&f->libvirt);
+    g_assert_true(json_object_get_boolean_member(
+        json_object_get_object_member(st->obj, "return"),
+        "postcopy-requested"));
+    /* The migration itself goes on as pre-copy. */
+    fixtureOwnedMigrate(f);
+}
+
+/* Tunnelled: libvirt hands QEMU a pipe; refused at 'migrate'. */
+static void
+testRelayTunnelledRefused(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) caps = NULL;
+    g_autoptr(CocoQmpLine) getfd = NULL;
+    g_autoptr(CocoQmpMessage) refused = NULL;
+    int w;
+    int r = testPipeFd(&w);
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"pause-before-switchover\","
+        "\"state\":true}]},\"id\":\"libvirt-2\"}\r\n",
+        -1);
+    caps = testPeerReadMsg(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"migrate\"},"
+        "\"id\":\"libvirt-3\"}\r\n",
+        w);
+    getfd = testPeerRead(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:migrate\"},"
+        "\"id\":\"libvirt-4\"}\r\n",
+        -1);
+    refused = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(refused));
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(refused), "tunnelled migration"));
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(refused), "--tunnelled"));
+    testPeerExpectNothing(&f->qemu);
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+    close(w);
+    close(r);
+}
+
+/* Parallel connections ('multifd', a tcp: URI): refused at 'migrate'; a
+ * plain tcp: URI names the destination for the agent. */
+static void
+testRelayMultifdRefused(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) caps = NULL;
+    g_autoptr(CocoQmpMessage) caps2 = NULL;
+    g_autoptr(CocoQmpMessage) refused = NULL;
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    g_autofree char *reply = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"multifd\",\"state\":true}]},"
+        "\"id\":\"libvirt-2\"}\r\n",
+        -1);
+    caps = testPeerReadMsg(&f->qemu);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                 "\"tcp:10.0.0.2:49152\"},\"id\":\"libvirt-3\"}\r\n",
+                 -1);
+    refused = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(refused));
+    g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(refused),
+                            "parallel migration connections"));
+    testPeerExpectNothing(&f->qemu);
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+        "\"capabilities\":[{\"capability\":\"multifd\",\"state\":false}]},"
+        "\"id\":\"libvirt-4\"}\r\n",
+        -1);
+    caps2 = testPeerReadMsg(&f->qemu);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                 "\"tcp:10.0.0.2:49152\"},\"id\":\"libvirt-5\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+    testPeerSend(&f->qemu, reply, -1);
+    testPeerExpectMigration(&f->libvirt, "setup");
+    g_assert_cmpuint(f->agent.events->len, >=, 1);
+    g_assert_nonnull(strstr(g_ptr_array_index(f->agent.events, 0),
+                            "\"peer\":\"10.0.0.2:49152\""));
+}
+
+/* libvirt's downtime limit and bandwidth reach QEMU unchanged and the
+ * agent (before and during the migration); a STOP during the agents'
+ * precopy tells the agent the guest is paused. */
+static void
+testRelayParameters(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) p1 = NULL;
+    g_autoptr(CocoQmpMessage) p2 = NULL;
+    g_autoptr(CocoQmpMessage) p3 = NULL;
+    g_autoptr(CocoQmpMessage) st = NULL;
+    const char *last;
+    guint n;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate-set-parameters\",\"arguments\":{"
+                 "\"downtime-limit\":100,\"max-bandwidth\":10485760},"
+                 "\"id\":\"libvirt-2\"}\r\n",
+                 -1);
+    p1 = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(p1->name, ==, "migrate-set-parameters");
+    g_assert_cmpstr(json_node_get_string(p1->id), ==, "libvirt-2");
+    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    g_assert_cmpstr(g_ptr_array_index(f->agent.events, 0), ==,
+                    "migrate-parameters {\"downtime-limit\":100,"
+                    "\"max-bandwidth\":10485760}");
+    fixtureOwnedMigrate(f);
+    /* The job starts with them. */
+    n = f->agent.events->len;
+    g_assert_nonnull(strstr(g_ptr_array_index(f->agent.events, 1),
+                            "\"downtime-limit\":100"));
+    g_assert_nonnull(strstr(g_ptr_array_index(f->agent.events, 1),
+                            "\"max-bandwidth\":10485760"));
+    /* Nova's downtime steps and virsh migrate-setspeed, old commands. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_set_downtime\",\"arguments\":{"
+                 "\"value\":0.25},\"id\":\"libvirt-4\"}\r\n",
+                 -1);
+    p2 = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(p2->name, ==, "migrate_set_downtime");
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate_set_speed\",\"arguments\":{"
+                 "\"value\":1048576},\"id\":\"libvirt-5\"}\r\n",
+                 -1);
+    p3 = testPeerReadMsg(&f->qemu);
+    g_assert_cmpuint(f->agent.events->len, ==, n + 2);
+    g_assert_cmpstr(g_ptr_array_index(f->agent.events, n), ==,
+                    "migrate-parameters {\"downtime-limit\":250}");
+    g_assert_cmpstr(g_ptr_array_index(f->agent.events, n + 1), ==,
+                    "migrate-parameters {\"max-bandwidth\":1048576}");
+    /* virsh suspend / force-complete during the precopy. */
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    testPeerExpectLine(&f->libvirt, "{\"event\": \"STOP\"}\r\n");
+    last = g_ptr_array_index(f->agent.events, f->agent.events->len - 1);
+    g_assert_cmpstr(last, ==, "run-state {\"running\":false}");
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-6\"}\r\n", -1);
+    st = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpint(
+        json_object_get_int_member(
+            json_object_get_object_member(st->obj, "return"), "downtime-limit"),
+        ==, 250);
+}
+
+/* One agent report with a phase and (optionally) a prediction. */
+static void
+testAgentReport(Fixture *f, guint64 transferred, guint64 remaining,
+                guint64 epoch, guint64 rate, gint64 expected, const char *phase)
+{
+    g_autoptr(JsonObject) p = json_object_new();
+
+    json_object_set_string_member(p, "type", "progress");
+    json_object_set_int_member(p, "id", 1);
+    json_object_set_string_member(p, "phase", phase);
+    json_object_set_int_member(p, "total", 201326592);
+    json_object_set_int_member(p, "transferred", transferred);
+    json_object_set_int_member(p, "remaining", remaining);
+    json_object_set_int_member(p, "pages", transferred / 4096);
+    json_object_set_int_member(p, "epoch", epoch);
+    json_object_set_int_member(p, "rate", rate);
+    json_object_set_int_member(p, "dirty_rate", 250);
+    if (expected >= 0)
+        json_object_set_int_member(p, "expected_downtime", expected);
+    cocoQmpAgentEmitProgress(f->agentObj, p);
+}
+
+/*
+ * libvirt polls 'query-migrate' while the agents work (Nova's and VDSM's
+ * monitors): whatever the agent reports (a tiny first rate, 0 remaining
+ * during a long round, a stale report of an older epoch, a prediction
+ * out of range), what libvirt sees stays possible: expected-downtime
+ * bounded, remaining never rising within an epoch and never 0 before
+ * the end, dirty-sync-count never falling.
+ */
+static void
+testRelayJobNumbers(Fixture *f, gconstpointer data)
+{
+    static const struct {
+        guint64 transferred, remaining, epoch, rate;
+        gint64 expected;
+        const char *phase;
+    } reports[] = {
+        {4096, 201322496, 0, 1, -1, "precopy"}, /* first: rate ~0 */
+        {100000000, 101326592, 0, 100000000, -1, "precopy"},
+        {201326592, 0, 0, 100000000, -1, "precopy"}, /* end of pass 0 */
+        {201326592, 0, 1, 100000000, -1, "precopy"}, /* between epochs */
+        {202000000, 8000000, 1, 100000000, -1, "precopy"}, /* rises */
+        {203000000, 3000000, 1, 100000000, 40, "precopy"},
+        {203500000, 2000000, 0, 100000000, 40, "precopy"}, /* stale */
+        {204000000, 500000, 2, 100000000, 900000000, "precopy"},
+        {204100000, 0, 2, 100000000, 5, "precopy"},
+    };
+    gint64 lastSync = -1;
+    gint64 lastRemaining = G_MAXINT64;
+    gint64 lastEpoch = -1;
+    size_t i;
+
+    fixtureOwnedMigrate(f);
+    for (i = 0; i < G_N_ELEMENTS(reports); i++) {
+        g_autoptr(CocoQmpMessage) q = NULL;
+        g_autofree char *id = g_strdup_printf("libvirt-%zu", 10 + i);
+        JsonObject *ret;
+        JsonObject *ram;
+        gint64 sync;
+        gint64 remaining;
+        gint64 downtime;
+
+        testAgentReport(f, reports[i].transferred, reports[i].remaining,
+                        reports[i].epoch, reports[i].rate, reports[i].expected,
+                        reports[i].phase);
+        /* A new epoch's pass event comes before the relay's answer. */
+        {
+            g_autoptr(CocoQmpMessage) m = NULL;
+
+            testPeerSend(
+                &f->libvirt,
+                "{\"execute\":\"x-coco-query-relay\",\"id\":\"s\"}\r\n", -1);
+            m = testPeerReadMsg(&f->libvirt);
+            if (m->kind == COCO_QMP_KIND_EVENT) {
+                g_assert_cmpstr(m->name, ==, "MIGRATION_PASS");
+                g_clear_pointer(&m, cocoQmpMessageFree);
+                m = testPeerReadMsg(&f->libvirt);
+            }
+            g_assert_cmpint(m->kind, ==, COCO_QMP_KIND_REPLY);
+        }
+        q = testQueryMigrate(&f->libvirt, id, &ret);
+        ram = json_object_get_object_member(ret, "ram");
+        sync = json_object_get_int_member(ram, "dirty-sync-count");
+        remaining = json_object_get_int_member(ram, "remaining");
+        downtime = json_object_get_int_member(ret, "expected-downtime");
+        if (g_test_verbose())
+            g_printerr("poll %zu: sync %" G_GINT64_FORMAT
+                       " remaining %" G_GINT64_FORMAT
+                       " expected-downtime %" G_GINT64_FORMAT "\n",
+                       i, sync, remaining, downtime);
+        g_assert_cmpint(sync, >=, lastSync);
+        g_assert_cmpint(remaining, >, 0);
+        g_assert_cmpint(remaining, <=,
+                        json_object_get_int_member(ram, "total"));
+        if (sync == lastEpoch)
+            g_assert_cmpint(remaining, <=, lastRemaining);
+        g_assert_cmpint(downtime, >=, 0);
+        g_assert_cmpint(downtime, <=, COCO_QMP_EXPECTED_DOWNTIME_MAX);
+        lastSync = sync;
+        lastEpoch = sync;
+        lastRemaining = remaining;
+    }
+    g_assert_cmpint(lastSync, ==, 2);
+}
+
 static void
 testRelayQuery(Fixture *f, gconstpointer data)
 {
@@ -2010,6 +2336,16 @@ main(int argc, char **argv)
     g_test_add("/qmp/relay/source-completed-cont", Fixture,
                GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelaySourceCompletedCont, fixtureTearDown);
+    g_test_add("/qmp/relay/postcopy-kept", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayPostcopyKept, fixtureTearDown);
+    g_test_add("/qmp/relay/tunnelled-refused", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayTunnelledRefused, fixtureTearDown);
+    g_test_add("/qmp/relay/multifd-refused", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayMultifdRefused, fixtureTearDown);
+    g_test_add("/qmp/relay/parameters", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayParameters, fixtureTearDown);
+    g_test_add("/qmp/relay/job-numbers", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayJobNumbers, fixtureTearDown);
     g_test_add("/qmp/relay/query", Fixture, GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelayQuery, fixtureTearDown);
     g_test_add("/qmp/relay/session-close", Fixture, GINT_TO_POINTER(TRUE),

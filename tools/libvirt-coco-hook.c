@@ -22,6 +22,7 @@
 #include "client/cococlientpreflight.h"
 #include "agent/cocoagentconfig.h"
 #include "conf/cocomigrationdef.h"
+#include "migration/cocohostdevpolicy.h"
 #include "util/cocoerror.h"
 #include "vfio/cocovfiocheck.h"
 #include "vfio/cocovfiopolicy.h"
@@ -270,6 +271,14 @@ main(int argc, char **argv)
         return cocoHookRefuse(
             err,
             _("libvirt-coco: refusing domain '%1$s': its <coco:migration> element is invalid: %2$s\n"),
+            domname, err->message);
+    /* Host devices cannot follow (<coco:hostdev action>): refused before
+     * anything moves. */
+    if (incoming && STREQ(argv[2], "migrate") &&
+        cocoHostdevMigrationCheck(xml, def, domname, &err) < 0)
+        return cocoHookRefuse(
+            err,
+            _("libvirt-coco: this host cannot receive the confidential domain '%1$s': %2$s\n"),
             domname, err->message);
     if (incoming && cocoHookCheckIncoming(xml, def, domname, &err) < 0)
         return cocoHookRefuse(

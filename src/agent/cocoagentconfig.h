@@ -51,7 +51,7 @@ typedef struct {
     unsigned int streams; /* forward streams per migration */
     unsigned int pages_per_bundle;
     unsigned int vcpus; /* vCPUs when the relay does not say */
-    unsigned int precopy_rounds; /* rounds before the switchover */
+    unsigned int precopy_rounds; /* the least rounds before the switchover */
     char *pid_dir; /* libvirt's <name>.pid files */
     char **qemu_binaries; /* executables a QEMU pid may run */
     unsigned int peer_timeout; /* seconds to wait for a peer */

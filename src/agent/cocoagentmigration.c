@@ -15,6 +15,7 @@
 #include "firmware/cocoemuplatform.h"
 #include "migration/cocomigrationsession.h"
 #include "migration/cocophasetransfer.h"
+#include "migration/cocoprecopypolicy.h"
 #include "transfer/cocodirtyfirmware.h"
 #include "util/cocoerror.h"
 
@@ -92,6 +93,14 @@ struct _CocoAgentMigration {
     int progress_phase;
     int64_t epoch_us;
     uint64_t dirty_rate;
+    /* The precopy policy (cocoprecopypolicy.h) and libvirt's controls. */
+    CocoPrecopyPolicy policy;
+    int64_t precopy_us; /* monotonic time the first round started */
+    uint64_t expected_downtime; /* ms, the last prediction; 0: none */
+    bool predicted;
+    gint64 downtime_limit; /* ms from libvirt, -1: not set */
+    gint64 max_bandwidth; /* bytes/s from libvirt, 0: unlimited */
+    bool guest_paused; /* STOP seen during precopy: switch over now */
     bool pending_switchover;
     bool data_failed;
     bool domain_gone;
@@ -510,20 +519,32 @@ cocoAgentMigrationProgress(CocoAgentMigration *m)
     p.phase = (char *)NULLSTR(cocoTransferPhaseTypeToString(ts.phase));
     p.total = (gint64)(m->npages * COCO_EMU_PAGE_SIZE);
     p.transferred = (gint64)ts.bytes;
-    if (ts.phase == COCO_TRANSFER_PHASE_DONE)
+    /* What is left: the pages of the epoch being sent that are not sent
+     * yet; between epochs (and before the first) the estimate of what
+     * the guest dirtied since the last scan. Never 0 before the end. */
+    if (ts.phase == COCO_TRANSFER_PHASE_DONE) {
         p.remaining = 0;
-    else if (ts.epoch <= 1)
+    } else if (ts.remaining > 0) {
+        p.remaining = (gint64)(ts.remaining * COCO_EMU_PAGE_SIZE);
+    } else if (ts.epoch == 0) {
         p.remaining =
-            ts.pages < m->npages
-                ? (gint64)((m->npages - ts.pages) * COCO_EMU_PAGE_SIZE)
-                : 0;
-    else
-        p.remaining = (gint64)(ts.dirty_pages * COCO_EMU_PAGE_SIZE);
+            (gint64)((ts.pages < m->npages ? m->npages - ts.pages : 1) *
+                     COCO_EMU_PAGE_SIZE);
+    } else {
+        double est = (double)ts.dirty_rate * (double)ts.since_scan_ms / 1000.0;
+
+        p.remaining =
+            (gint64)(CLAMP(est, 1.0, (double)m->npages) * COCO_EMU_PAGE_SIZE);
+    }
     p.pages = (gint64)ts.pages;
     p.epoch = ts.epoch;
     p.rate = (gint64)ts.rate;
-    p.dirty_rate = (gint64)m->dirty_rate;
+    p.dirty_rate = (gint64)(ts.dirty_measured ? ts.dirty_rate : m->dirty_rate);
     p.elapsed_ms = (gint64)ts.elapsed_ms;
+    if (m->predicted) {
+        p.expected_downtime = (gint64)MIN(m->expected_downtime, G_MAXINT32);
+        p.has_expected_downtime = true;
+    }
     cocoAgentRelayPost(m->agent, m->progress.relay, COCO_RELAY_REPLY_PROGRESS,
                        &p);
 }
@@ -1160,6 +1181,88 @@ cocoAgentMigrationTransferConfig(CocoAgentMigration *m, CocoTransferConfig *tc)
     tc->npages = m->npages;
 }
 
+/* The precopy policy at a round boundary (the session's next_round):
+ * libvirt's downtime limit as it is now, the engine's measurements. */
+static int
+cocoAgentMigrationNextRound(void *opaque, unsigned int rounds, GError **error)
+{
+    CocoAgentMigration *m = opaque;
+    CocoTransferStats ts = {0};
+    CocoPrecopyState st = {0};
+    CocoPrecopyDecision d;
+    int64_t now = g_get_monotonic_time();
+    g_autofree char *predicted = NULL;
+
+    if (!m->precopy_us)
+        m->precopy_us = now;
+    cocoAgentMigrationStats(m, &ts);
+    m->policy.downtime_limit_ms =
+        m->downtime_limit > 0 ? (uint64_t)m->downtime_limit : 0;
+    st.epochs = rounds;
+    st.elapsed_ms = (uint64_t)(now - m->precopy_us) / 1000;
+    st.total_bytes = m->npages * COCO_EMU_PAGE_SIZE;
+    st.dirty_rate = ts.dirty_rate * COCO_EMU_PAGE_SIZE;
+    st.dirty_measured = ts.dirty_measured;
+    st.since_scan_ms = ts.since_scan_ms;
+    st.seal_rate = MAX(ts.epoch_rate, ts.rate);
+    st.paused = m->guest_paused;
+    cocoPrecopyDecide(&m->policy, &st, &d);
+    m->predicted = d.predicted_ms != G_MAXUINT64;
+    m->expected_downtime = m->predicted ? d.predicted_ms : 0;
+    cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
+                 "precopy epochs=%u elapsed_ms=%" PRIu64 " dirty_rate=%" PRIu64
+                 " seal_rate=%" PRIu64 " predicted_ms=%" PRId64
+                 " target_ms=%" PRIu64 " paused=%d action=%s",
+                 rounds, st.elapsed_ms, st.dirty_rate, st.seal_rate,
+                 m->predicted ? (int64_t)d.predicted_ms : (int64_t)-1,
+                 d.target_ms, (int)st.paused,
+                 cocoPrecopyActionTypeToString(d.action));
+    predicted = m->predicted ? g_strdup_printf("%" PRIu64, d.predicted_ms)
+                             : g_strdup(_("unknown (no dirty rate measured)"));
+    switch (d.action) {
+    case COCO_PRECOPY_CONTINUE:
+        return 1;
+    case COCO_PRECOPY_ABORT:
+        return cocoErrorSet(
+            error, COCO_ERROR_MIGRATION_ABORTED,
+            _("pre-copy did not converge: '%1$s' reached after '%2$u' epochs and '%3$llu' ms; the predicted blackout '%4$s' ms exceeds the downtime target '%5$llu' ms (smaller of maxBlackout and libvirt's downtime-limit) at a dirty rate of '%6$llu' KiB/s and a seal rate of '%7$llu' KiB/s; <coco:precopy onNonConvergence='abort'>"),
+            d.limit, rounds, (unsigned long long)st.elapsed_ms, predicted,
+            (unsigned long long)d.target_ms,
+            (unsigned long long)(st.dirty_rate / 1024),
+            (unsigned long long)(st.seal_rate / 1024));
+    case COCO_PRECOPY_PAUSE:
+        cocoAgentLog(
+            m->agent, m, G_LOG_LEVEL_WARNING,
+            "precopy did not converge (%s reached): the guest pauses for the rest (onNonConvergence=pause)",
+            d.limit);
+        return 0;
+    case COCO_PRECOPY_SWITCHOVER:
+    case COCO_PRECOPY_FORCE:
+    case COCO_PRECOPY_LAST:
+    default:
+        return 0;
+    }
+}
+
+/* The policy's limits: the domain's <coco:precopy>, the host's
+ * precopy_rounds as the least number of rounds. */
+static void
+cocoAgentMigrationInitPolicy(CocoAgentMigration *m)
+{
+    const CocoMigrationDef *def = m->def;
+
+    memset(&m->policy, 0, sizeof(m->policy));
+    m->policy.min_epochs = cocoAgentConfig(m->agent)->precopy_rounds;
+    if (!def)
+        return;
+    m->policy.max_epochs = def->max_epochs;
+    m->policy.max_time_ms = (uint64_t)def->max_time * 1000;
+    m->policy.max_blackout_ms = def->max_blackout;
+    m->policy.abort_on_non_convergence =
+        def->has_on_non_convergence &&
+        def->on_non_convergence == COCO_NON_CONVERGENCE_ABORT;
+}
+
 static int
 cocoAgentMigrationNewSession(CocoAgentMigration *m, CocoPhaseData *data,
                              GError **error)
@@ -1170,6 +1273,11 @@ cocoAgentMigrationNewSession(CocoAgentMigration *m, CocoPhaseData *data,
     sc.fw = m->fw;
     sc.nvcpus = m->nvcpus;
     sc.precopy_rounds = cocoAgentConfig(m->agent)->precopy_rounds;
+    if (m->role == COCO_FIRMWARE_ROLE_SOURCE) {
+        cocoAgentMigrationInitPolicy(m);
+        sc.next_round = cocoAgentMigrationNextRound;
+        sc.next_round_opaque = m;
+    }
     sc.data = data;
     sc.send = cocoAgentMigrationSend;
     sc.send_opaque = m;
@@ -1355,6 +1463,7 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     if (cocoAgentMigrationNewSession(m, data, error) < 0)
         goto cleanup;
     m->xsrc = xsrc;
+    cocoTransferSourceSetMaxBandwidth(xsrc, (uint64_t)m->max_bandwidth);
     m->ctl = NULL;
     cocoAgentMigrationSetControl(m, ctl);
     ret = 0;
@@ -1531,6 +1640,7 @@ cocoAgentMigrationNew(CocoAgent *agent, const CocoAgentDomainInfo *dom,
     m->session_id = session;
     m->relay = relay;
     m->ram_fd = -1;
+    m->downtime_limit = -1;
     cocoAgentDomainInfoCopy(&m->dom, dom);
     m->started = g_date_time_format_iso8601(now);
     /* The id is a file name: only the name's safe characters. */
@@ -1624,6 +1734,9 @@ typedef struct {
     guint64 relay;
     gint64 id;
     CocoAgentPeerConn *ctl;
+    gint64 downtime; /* parameters: -1 not given */
+    gint64 bandwidth;
+    bool running;
 } CocoAgentMigrationInput;
 
 static void
@@ -1668,6 +1781,61 @@ cocoAgentMigrationPostEvent(CocoAgentMigration *m, CocoPhaseEvent event,
     in->event = event;
     in->why = g_strdup(why);
     cocoAgentMigrationPost(m, cocoAgentMigrationOnEvent, in,
+                           cocoAgentMigrationInputFree);
+}
+
+static gboolean
+cocoAgentMigrationOnParameters(gpointer opaque)
+{
+    CocoAgentMigrationInput *in = opaque;
+    CocoAgentMigration *m = in->m;
+
+    if (in->downtime >= 0)
+        m->downtime_limit = in->downtime;
+    if (in->bandwidth >= 0) {
+        m->max_bandwidth = in->bandwidth;
+        if (m->xsrc)
+            cocoTransferSourceSetMaxBandwidth(m->xsrc,
+                                              (uint64_t)m->max_bandwidth);
+    }
+    cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
+                 "libvirt's downtime_limit_ms=%" G_GINT64_FORMAT
+                 " max_bandwidth=%" G_GINT64_FORMAT,
+                 m->downtime_limit, m->max_bandwidth);
+    return G_SOURCE_REMOVE;
+}
+
+void
+cocoAgentMigrationPostParameters(CocoAgentMigration *m, gint64 downtime_ms,
+                                 gint64 bandwidth)
+{
+    CocoAgentMigrationInput *in = cocoAgentMigrationInputNew(m);
+
+    in->downtime = downtime_ms;
+    in->bandwidth = bandwidth;
+    cocoAgentMigrationPost(m, cocoAgentMigrationOnParameters, in,
+                           cocoAgentMigrationInputFree);
+}
+
+static gboolean
+cocoAgentMigrationOnRunState(gpointer opaque)
+{
+    CocoAgentMigrationInput *in = opaque;
+    CocoAgentMigration *m = in->m;
+
+    m->guest_paused = !in->running;
+    cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE, "guest %s",
+                 in->running ? "runs" : "paused");
+    return G_SOURCE_REMOVE;
+}
+
+void
+cocoAgentMigrationPostRunState(CocoAgentMigration *m, bool running)
+{
+    CocoAgentMigrationInput *in = cocoAgentMigrationInputNew(m);
+
+    in->running = running;
+    cocoAgentMigrationPost(m, cocoAgentMigrationOnRunState, in,
                            cocoAgentMigrationInputFree);
 }
 

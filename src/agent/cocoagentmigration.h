@@ -76,6 +76,16 @@ void cocoAgentMigrationPostControl(CocoAgentMigration *m,
 /* An operator asks a frozen source to try its peer again; the answer
  * (a "recover" reply) goes to the local client @client. */
 void cocoAgentMigrationPostRecover(CocoAgentMigration *m, guint64 client);
+/* libvirt's migration parameters as the relay saw them: the downtime
+ * limit in ms and the bandwidth in bytes per second (0: unlimited); -1
+ * leaves one as it is. The precopy policy reads the limit at every round
+ * boundary; the bandwidth limits the sealed pipeline at once. */
+void cocoAgentMigrationPostParameters(CocoAgentMigration *m, gint64 downtime_ms,
+                                      gint64 bandwidth);
+/* The guest stopped (@running false: virsh suspend, Nova's force-complete)
+ * or runs again: a paused guest ends the precopy at the next round
+ * boundary. */
+void cocoAgentMigrationPostRunState(CocoAgentMigration *m, bool running);
 /* The domain's QEMU is gone: once its session is final the worker ends. */
 void cocoAgentMigrationPostDomainGone(CocoAgentMigration *m);
 

@@ -489,6 +489,11 @@ cocoAgentRelayOnMigrate(CocoAgentRelay *relay, const CocoRelayEventData *data)
         return;
     }
     cocoAgentDomainSetMigration(dom, m);
+    /* libvirt's parameters set before its migrate. */
+    if (data->has_downtime_limit || data->has_max_bandwidth)
+        cocoAgentMigrationPostParameters(
+            m, data->has_downtime_limit ? data->downtime_limit : -1,
+            data->has_max_bandwidth ? data->max_bandwidth : -1);
     cocoAgentMigrationUnref(m);
 }
 
@@ -526,6 +531,20 @@ cocoAgentRelayOnEvent(CocoAgentRelay *relay, void *data)
             cocoAgentMigrationGetRole(dom->mig) == COCO_FIRMWARE_ROLE_SOURCE)
             cocoAgentMigrationPostEvent(dom->mig, COCO_PHASE_EVENT_CANCEL,
                                         NULL);
+        return;
+    case COCO_RELAY_EVENT_PARAMETERS:
+        if (dom->mig &&
+            cocoAgentMigrationGetRole(dom->mig) == COCO_FIRMWARE_ROLE_SOURCE &&
+            !cocoAgentMigrationIsFinal(dom->mig))
+            cocoAgentMigrationPostParameters(
+                dom->mig, d->has_downtime_limit ? d->downtime_limit : -1,
+                d->has_max_bandwidth ? d->max_bandwidth : -1);
+        return;
+    case COCO_RELAY_EVENT_RUN_STATE:
+        if (dom->mig && d->has_running &&
+            cocoAgentMigrationGetRole(dom->mig) == COCO_FIRMWARE_ROLE_SOURCE &&
+            !cocoAgentMigrationIsFinal(dom->mig))
+            cocoAgentMigrationPostRunState(dom->mig, d->running);
         return;
     case COCO_RELAY_EVENT_MIGRATION:
         if (!dom->mig)

@@ -602,14 +602,21 @@ cocoSessionStep(CocoMigrationSession *s, CocoPhaseStep step, GError **error)
             return -1;
         s->setup_ok = true;
         return COCO_STEP_DONE;
-    case COCO_PHASE_STEP_ROUND_OR_RELEASE:
-        if (s->rounds_started < s->cfg.precopy_rounds)
+    case COCO_PHASE_STEP_ROUND_OR_RELEASE: {
+        int more = s->rounds_started < s->cfg.precopy_rounds;
+
+        if (s->cfg.next_round &&
+            (more = s->cfg.next_round(s->cfg.next_round_opaque,
+                                      s->rounds_started, error)) < 0)
+            return -1;
+        if (more)
             return cocoSessionStep(s, COCO_PHASE_STEP_ROUND, error);
         /* The last round is over before QEMU's own migration starts. */
         if (data->ops->wait && data->ops->wait(data, error) < 0)
             return -1;
         cocoSessionRelease(s, COCO_PHASE_GATE_MIGRATE);
         return COCO_STEP_DONE;
+    }
     case COCO_PHASE_STEP_ROUND:
         s->rounds_started++;
         s->counters.rounds++;

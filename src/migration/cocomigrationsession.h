@@ -45,13 +45,24 @@ typedef struct {
 typedef void (*CocoPhaseDecisionFunc)(void *opaque,
                                       const CocoPhaseDecision *decision);
 
+/*
+ * Source: asked at every precopy round boundary, @rounds rounds started so
+ * far: 1 runs another round, 0 releases `migrate` (the switchover may
+ * come), -1 with @error aborts the migration with that reason.
+ */
+typedef int (*CocoPhaseNextRoundFunc)(void *opaque, unsigned int rounds,
+                                      GError **error);
+
 typedef struct {
     CocoFirmwareRole role;
     CocoFirmware *fw; /* borrowed; must outlive the session */
     unsigned int nvcpus; /* vCPUs to export (source) */
     unsigned int precopy_rounds; /* source: rounds run before `migrate` is
                                     released (0: memory moves at the
-                                    switchover gate) */
+                                    switchover gate); ignored with
+                                    next_round */
+    CocoPhaseNextRoundFunc next_round; /* source: the precopy policy */
+    void *next_round_opaque;
     CocoPhaseData *data; /* taken by the session */
     CocoPhaseSendFunc send;
     void *send_opaque;

@@ -17,7 +17,8 @@ COCO_ENUM_IMPL(cocoRelayJob, COCO_RELAY_JOB_LAST, "migration", "image");
 COCO_ENUM_IMPL(cocoRelayGate, COCO_RELAY_GATE_LAST, "pre-switchover", "cont",
                "migrate");
 COCO_ENUM_IMPL(cocoRelayEventKind, COCO_RELAY_EVENT_LAST, "migrate",
-               "migrate-incoming", "MIGRATION", "migrate-cancel");
+               "migrate-incoming", "MIGRATION", "migrate-cancel",
+               "migrate-parameters", "run-state");
 COCO_ENUM_IMPL(cocoRelayReply, COCO_RELAY_REPLY_LAST, "welcome", "refused",
                "verdict", "progress", "cancel", "pause", "resume", "status",
                "probe", "domain", "peer-probe", "peer-status", "recover",
@@ -62,6 +63,12 @@ static const CocoProtoField cocoRelayEventDataFields[] = {
                  0, 64),
     COCO_PROTO_F_HAS(CocoRelayEventData, ignore_shared, has_ignore_shared,
                      "x-ignore-shared", COCO_PROTO_BOOL, 0, 0),
+    COCO_PROTO_F_HAS(CocoRelayEventData, downtime_limit, has_downtime_limit,
+                     "downtime-limit", COCO_PROTO_INT, 0, G_MAXINT64),
+    COCO_PROTO_F_HAS(CocoRelayEventData, max_bandwidth, has_max_bandwidth,
+                     "max-bandwidth", COCO_PROTO_INT, 0, G_MAXINT64),
+    COCO_PROTO_F_HAS(CocoRelayEventData, running, has_running, "running",
+                     COCO_PROTO_BOOL, 0, 0),
 };
 COCO_PROTO_STRUCT(cocoRelayEventDataDef, "event.data", CocoRelayEventData,
                   cocoRelayEventDataFields);
@@ -196,6 +203,9 @@ static const CocoProtoField cocoRelayProgressFields[] = {
     PROGRESS_INT(rate, "rate"),
     PROGRESS_INT(dirty_rate, "dirty_rate"),
     PROGRESS_INT(elapsed_ms, "elapsed_ms"),
+    COCO_PROTO_F_HAS(CocoRelayProgress, expected_downtime,
+                     has_expected_downtime, "expected_downtime", COCO_PROTO_INT,
+                     0, G_MAXINT64),
 };
 COCO_PROTO_STRUCT(cocoRelayProgressDef, "progress", CocoRelayProgress,
                   cocoRelayProgressFields);

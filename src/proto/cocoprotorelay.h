@@ -80,6 +80,8 @@ typedef enum {
     COCO_RELAY_EVENT_MIGRATE_INCOMING, /* destination: a job starts */
     COCO_RELAY_EVENT_MIGRATION, /* a MIGRATION status (failed, ...) */
     COCO_RELAY_EVENT_MIGRATE_CANCEL, /* libvirt cancelled during precopy */
+    COCO_RELAY_EVENT_PARAMETERS, /* libvirt's downtime limit or bandwidth */
+    COCO_RELAY_EVENT_RUN_STATE, /* the guest stopped or runs (STOP/RESUME) */
     COCO_RELAY_EVENT_LAST
 } CocoRelayEventKind;
 COCO_ENUM_DECL(cocoRelayEventKind);
@@ -109,6 +111,12 @@ typedef struct {
     char *status; /* MIGRATION */
     bool ignore_shared;
     bool has_ignore_shared;
+    gint64 downtime_limit; /* ms: migrate-set-parameters downtime-limit */
+    bool has_downtime_limit;
+    gint64 max_bandwidth; /* bytes/s: max-bandwidth (0: unlimited) */
+    bool has_max_bandwidth;
+    bool running; /* run-state */
+    bool has_running;
 } CocoRelayEventData;
 
 typedef struct {
@@ -196,6 +204,9 @@ typedef struct {
     gint64 rate;
     gint64 dirty_rate;
     gint64 elapsed_ms;
+    gint64 expected_downtime; /* ms: the precopy policy's predicted
+                                 blackout (absent: not predicted yet) */
+    bool has_expected_downtime;
 } CocoRelayProgress;
 
 typedef struct {

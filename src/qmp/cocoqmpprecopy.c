@@ -90,7 +90,37 @@ cocoQmpProgressParse(JsonObject *msg, CocoQmpProgress *p)
     p->epoch = cocoQmpJsonU64(msg, "epoch");
     p->rate = cocoQmpJsonU64(msg, "rate");
     p->dirtyRate = cocoQmpJsonU64(msg, "dirty_rate");
+    p->hasExpectedDowntime = json_object_has_member(msg, "expected_downtime");
+    p->expectedDowntime = cocoQmpJsonU64(msg, "expected_downtime");
+    p->done = STREQ(
+        json_object_get_string_member_with_default(msg, "phase", ""), "done");
     return TRUE;
+}
+
+void
+cocoQmpProgressMerge(CocoQmpProgress *shown, const CocoQmpProgress *fresh)
+{
+    CocoQmpProgress m = *fresh;
+
+    if (shown->valid) {
+        m.epoch = MAX(shown->epoch, fresh->epoch);
+        m.transferred = MAX(shown->transferred, fresh->transferred);
+        m.pages = MAX(shown->pages, fresh->pages);
+        m.total = MAX(shown->total, fresh->total);
+        /* A report of an older epoch changes nothing but the rates. */
+        if (fresh->epoch < shown->epoch) {
+            m.remaining = shown->remaining;
+            m.done = shown->done;
+        } else if (fresh->epoch == shown->epoch && !fresh->done) {
+            m.remaining = MIN(shown->remaining, fresh->remaining);
+        }
+    }
+    if (m.remaining > m.total)
+        m.remaining = m.total;
+    if (!m.done && m.remaining == 0)
+        m.remaining = MIN((guint64)COCO_QMP_PAGE_SIZE, m.total);
+    m.valid = TRUE;
+    *shown = m;
 }
 
 JsonObject *
@@ -142,7 +172,7 @@ cocoQmpPrecopyRam(const CocoQmpProgress *p)
 
 JsonObject *
 cocoQmpPrecopyStatus(CocoQmpOwn own, const CocoQmpProgress *p, gint64 totalMs,
-                     const char *errorDesc)
+                     const char *errorDesc, gint64 downtimeLimit)
 {
     JsonObject *ret = json_object_new();
     const char *status = cocoQmpOwnTypeToString(own);
@@ -152,10 +182,13 @@ cocoQmpPrecopyStatus(CocoQmpOwn own, const CocoQmpProgress *p, gint64 totalMs,
         status = "active";
         G_GNUC_FALLTHROUGH;
     case COCO_QMP_OWN_CANCELLING: {
-        /* QEMU's estimate: what is left at the current rate. */
-        gint64 downtime = p->rate ? (gint64)MIN(p->remaining * 1000 / p->rate,
-                                                (guint64)G_MAXINT32)
-                                  : 0;
+        /* The agent's prediction; before it has one, the limit. */
+        gint64 downtime =
+            p->hasExpectedDowntime
+                ? (gint64)MIN(p->expectedDowntime,
+                              (guint64)COCO_QMP_EXPECTED_DOWNTIME_MAX)
+                : MIN(downtimeLimit >= 0 ? downtimeLimit : 300,
+                      COCO_QMP_EXPECTED_DOWNTIME_MAX);
 
         json_object_set_string_member(ret, "status", status);
         json_object_set_int_member(ret, "total-time", MAX(totalMs, 0));
@@ -193,7 +226,7 @@ cocoQmpAddInt(JsonObject *o, const char *member, guint64 add, gboolean create)
 }
 
 void
-cocoQmpPrecopyAugment(JsonObject *ret, const CocoQmpProgress *p)
+cocoQmpPrecopyAugment(JsonObject *ret, const CocoQmpProgress *p, guint64 passes)
 {
     JsonNode *n = json_object_get_member(ret, "ram");
     const char *status =
@@ -211,6 +244,7 @@ cocoQmpPrecopyAugment(JsonObject *ret, const CocoQmpProgress *p)
     cocoQmpAddInt(ram, "normal", p->pages, FALSE);
     cocoQmpAddInt(ram, "normal-bytes", p->pages * COCO_QMP_PAGE_SIZE, FALSE);
     cocoQmpAddInt(ram, "precopy-bytes", p->transferred, FALSE);
+    cocoQmpAddInt(ram, "dirty-sync-count", passes, FALSE);
     if (json_object_has_member(ram, "mbps")) {
         JsonNode *m = json_object_get_member(ram, "mbps");
         gdouble v = 0;

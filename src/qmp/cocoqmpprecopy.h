@@ -62,13 +62,28 @@ typedef struct {
     guint64 epoch; /* precopy epochs completed */
     guint64 rate; /* bytes per second */
     guint64 dirtyRate; /* pages dirtied per second */
+    guint64 expectedDowntime; /* ms, the agent's predicted blackout */
+    gboolean hasExpectedDowntime;
+    gboolean done; /* phase "done": nothing left to send */
 } CocoQmpProgress;
+
+/* expected-downtime never exceeds this (maxBlackout's upper bound). */
+#define COCO_QMP_EXPECTED_DOWNTIME_MAX 600000
 
 /*
  * Read a 'progress' message into @p. Missing or negative numbers read as
  * 0. Returns FALSE (and leaves @p alone) when it has no "total".
  */
 gboolean cocoQmpProgressParse(JsonObject *msg, CocoQmpProgress *p);
+
+/*
+ * Merge the agent's report @fresh into what libvirt is shown, @shown, so
+ * that libvirt's job statistics stay possible: the epoch (dirty-sync-count)
+ * and the bytes sent never fall; within one epoch "remaining" never rises;
+ * it is never 0 while work remains (@fresh not done); it never exceeds
+ * "total".
+ */
+void cocoQmpProgressMerge(CocoQmpProgress *shown, const CocoQmpProgress *fresh);
 
 /* @p as the relay reports it in 'x-coco-query-relay'. */
 JsonObject *cocoQmpProgressToJson(const CocoQmpProgress *p);
@@ -78,15 +93,21 @@ JsonObject *cocoQmpProgressToJson(const CocoQmpProgress *p);
  * (any state but NONE and FORWARDED), shaped like QEMU's:
  * status "active" (PRECOPY), "cancelling", "failed" with "error-desc"
  * @errorDesc, or "cancelled". @totalMs is the time since libvirt's
- * 'migrate'.
+ * 'migrate'. "expected-downtime" is the agent's predicted blackout, or
+ * before it has one libvirt's @downtimeLimit (ms, -1: QEMU's default, 300),
+ * as QEMU reports its limit before its first estimate; never more than
+ * COCO_QMP_EXPECTED_DOWNTIME_MAX.
  */
 JsonObject *cocoQmpPrecopyStatus(CocoQmpOwn own, const CocoQmpProgress *p,
-                                 gint64 totalMs, const char *errorDesc);
+                                 gint64 totalMs, const char *errorDesc,
+                                 gint64 downtimeLimit);
 
 /*
  * Add the private memory of @p to QEMU's 'query-migrate' return object
  * @ret (its "ram": transferred, total, remaining, normal, normal-bytes,
  * mbps, ...). A "setup" status becomes "active": libvirt saw the job
- * active already. Replies without "ram" get none.
+ * active already. Replies without "ram" get none. QEMU's
+ * "dirty-sync-count" counts on from the agents' @passes.
  */
-void cocoQmpPrecopyAugment(JsonObject *ret, const CocoQmpProgress *p);
+void cocoQmpPrecopyAugment(JsonObject *ret, const CocoQmpProgress *p,
+                           guint64 passes);

@@ -9,6 +9,7 @@
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
+#include "qmp/cocoqmpmodes.h"
 #include "qmp/cocoqmpprecopy.h"
 #include "util/cocoerror.h"
 
@@ -54,6 +55,7 @@ struct _CocoQmpSession {
     GHashTable *fds; /* fdname -> CocoQmpFdInfo */
     gboolean capPauseBeforeSwitchover;
     gboolean capLateBlockActivate;
+    CocoQmpModes modes; /* libvirt's post-copy and multifd requests */
 
     /* The job of the held 'migrate' / 'migrate-incoming'. */
     CocoQmpJob pendingJob;
@@ -84,6 +86,9 @@ struct _CocoQmpRelay {
     guint released;
     guint refused;
     guint cancels; /* 'migrate_cancel' sent for the agent */
+    gboolean postcopyKept; /* libvirt asked for post-copy; QEMU never saw it */
+    gint64 downtimeLimit; /* ms, libvirt's last downtime-limit; -1 unset */
+    gint64 maxBandwidth; /* bytes/s, libvirt's last max-bandwidth; -1 unset */
 
     /* The outgoing migration the relay answered 'migrate' for. */
     CocoQmpOwn own;
@@ -300,6 +305,12 @@ cocoQmpRelayJobData(CocoQmpSession *s)
     if (s->pendingPeer)
         json_object_set_string_member(data, "peer", s->pendingPeer);
     json_object_set_boolean_member(data, "x-ignore-shared", s->pendingWant);
+    if (s->relay->downtimeLimit >= 0)
+        json_object_set_int_member(data, "downtime-limit",
+                                   s->relay->downtimeLimit);
+    if (s->relay->maxBandwidth >= 0)
+        json_object_set_int_member(data, "max-bandwidth",
+                                   s->relay->maxBandwidth);
     return data;
 }
 
@@ -518,7 +529,7 @@ cocoQmpSessionQueryMigrate(CocoQmpSession *s, CocoQmpMessage *msg)
         ret,
         cocoQmpPrecopyStatus(relay->own, &relay->progress,
                              (g_get_monotonic_time() - relay->ownStart) / 1000,
-                             relay->ownError));
+                             relay->ownError, relay->downtimeLimit));
     text = cocoQmpBuildReturn(ret, msg->id);
     cocoQmpSessionSendClient(s, text);
 }
@@ -535,7 +546,8 @@ cocoQmpRelayOnAgentProgress(JsonObject *msg, gpointer opaque)
         return;
     if (!cocoQmpProgressParse(msg, &p))
         return;
-    relay->progress = p;
+    cocoQmpProgressMerge(&relay->progress, &p);
+    p = relay->progress;
     /* One MIGRATION_PASS per precopy epoch, as QEMU's dirty syncs. */
     if (relay->own == COCO_QMP_OWN_PRECOPY && relay->ownSession &&
         !relay->ownSession->closed && p.epoch > relay->passes) {
@@ -685,6 +697,97 @@ cocoQmpSessionOnSetCaps(CocoQmpSession *s, CocoQmpMessage *msg)
     }
 }
 
+/*
+ * libvirt's 'migrate-set-capabilities' on a confidential session: QEMU
+ * never gets the post-copy capabilities (with x-ignore-shared it would
+ * fail every migration); libvirt's request is remembered and answered as
+ * QEMU would. Returns TRUE when the relay answered or forwarded @line.
+ */
+static gboolean
+cocoQmpSessionFilterCaps(CocoQmpSession *s, CocoQmpLine *line,
+                         CocoQmpMessage *msg)
+{
+    JsonObject *args = cocoQmpMessageGetArguments(msg);
+    JsonNode *n = args ? json_object_get_member(args, "capabilities") : NULL;
+    g_autofree char *text = NULL;
+
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n) ||
+        cocoQmpModesFilterCapabilities(json_node_get_array(n), &s->modes) == 0)
+        return FALSE;
+    s->relay->postcopyKept = s->modes.postcopy;
+    cocoQmpRelayTrace(s->relay, s->serial, "L>R", line->data, line->len);
+    cocoQmpLineFree(line);
+    if (json_array_get_length(json_node_get_array(n)) == 0) {
+        text = cocoQmpBuildReturn(NULL, msg->id);
+        cocoQmpSessionSendClient(s, text);
+        return TRUE;
+    }
+    text = cocoQmpBuildObjectLine(json_object_ref(msg->obj));
+    cocoQmpRelayTrace(s->relay, s->serial, "R>Q", text, strlen(text));
+    cocoQmpChannelSend(s->qemu, text, strlen(text), NULL, 0);
+    return TRUE;
+}
+
+/* A non-negative number argument of libvirt's, or -1. */
+static gint64
+cocoQmpArgNumber(JsonObject *args, const char *member, gdouble scale)
+{
+    JsonNode *n = args ? json_object_get_member(args, member) : NULL;
+    gdouble v;
+
+    if (!n || !JSON_NODE_HOLDS_VALUE(n))
+        return -1;
+    if (json_node_get_value_type(n) == G_TYPE_INT64)
+        v = (gdouble)json_node_get_int(n);
+    else if (json_node_get_value_type(n) == G_TYPE_DOUBLE)
+        v = json_node_get_double(n);
+    else
+        return -1;
+    v *= scale;
+    if (!(v >= 0))
+        return -1;
+    return v >= 9.2e18 ? G_MAXINT64 : (gint64)v;
+}
+
+/*
+ * libvirt's migration parameters (migrate-set-parameters, and the old
+ * migrate_set_downtime / migrate_set_speed): QEMU gets them unchanged;
+ * the relay remembers the downtime limit and the bandwidth and tells the
+ * agent, whose precopy policy and sealed pipeline follow them, also
+ * during a migration (Nova's downtime steps, virsh migrate-setspeed).
+ */
+static void
+cocoQmpSessionOnParameters(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    CocoQmpRelay *relay = s->relay;
+    JsonObject *args = cocoQmpMessageGetArguments(msg);
+    gint64 downtime = -1;
+    gint64 bandwidth = -1;
+    g_autoptr(JsonObject) data = NULL;
+
+    if (STREQ(msg->name, "migrate-set-parameters")) {
+        downtime = cocoQmpArgNumber(args, "downtime-limit", 1);
+        bandwidth = cocoQmpArgNumber(args, "max-bandwidth", 1);
+    } else if (STREQ(msg->name, "migrate_set_downtime")) {
+        downtime = cocoQmpArgNumber(args, "value", 1000);
+    } else {
+        bandwidth = cocoQmpArgNumber(args, "value", 1);
+    }
+    if (downtime < 0 && bandwidth < 0)
+        return;
+    data = json_object_new();
+    if (downtime >= 0) {
+        relay->downtimeLimit = downtime;
+        json_object_set_int_member(data, "downtime-limit", downtime);
+    }
+    if (bandwidth >= 0) {
+        relay->maxBandwidth = bandwidth;
+        json_object_set_int_member(data, "max-bandwidth", bandwidth);
+    }
+    if (relay->agent)
+        cocoQmpAgentNotify(relay->agent, "migrate-parameters", data);
+}
+
 static void cocoQmpSessionMigrateGo(CocoQmpSession *s, const char *notReady);
 static void cocoQmpSessionOnAgentReady(gboolean ready, const char *reason,
                                        gpointer opaque);
@@ -715,12 +818,30 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
             s->capPauseBeforeSwitchover);
         if (info && info->peer)
             s->pendingPeer = g_strdup(info->peer);
+        else
+            s->pendingPeer = cocoQmpModesTcpPeer(uri);
     } else {
         s->pendingJob =
             cocoQmpMigrationClassifyDestination(uri, s->capLateBlockActivate);
     }
     s->pendingWant = relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION;
     cocoQmpSessionHold(s, line, msg);
+
+    /* A mode the agents cannot carry is refused before anything starts. */
+    if (relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION) {
+        CocoQmpFdInfo *info = NULL;
+        g_autofree char *why = NULL;
+
+        if (cocoQmpMigrationFdName(uri))
+            info = g_hash_table_lookup(s->fds, cocoQmpMigrationFdName(uri));
+        why = cocoQmpModesRefusal(&s->modes, role, uri,
+                                  info ? info->kind : COCO_QMP_FD_UNKNOWN);
+        if (why) {
+            relay->refused++;
+            cocoQmpSessionRefuse(s, why);
+            return;
+        }
+    }
 
     /* A migration waits for the agent's answer to the relay's hello (a
      * relay that is just (re)connecting), then goes on or is refused. */
@@ -950,10 +1071,28 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
         cocoQmpSessionGate(s, line, g_steal_pointer(&msg), COCO_QMP_GATE_CONT);
         return;
     }
-    if (STREQ(name, "getfd"))
+    if (relay->agent && STREQ(name, "migrate-start-postcopy")) {
+        g_autofree char *text = NULL;
+
+        /* Post-copy needs the agents' post-copy import: there is none. */
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        text = cocoQmpBuildError("GenericError", cocoQmpModesPostcopyRefusal(),
+                                 msg->id);
+        g_printerr("%s\n", cocoQmpModesPostcopyRefusal());
+        cocoQmpSessionSendClient(s, text);
+        cocoQmpLineFree(line);
+        return;
+    }
+    if (STREQ(name, "migrate-set-parameters") ||
+        STREQ(name, "migrate_set_downtime") || STREQ(name, "migrate_set_speed"))
+        cocoQmpSessionOnParameters(s, msg);
+    if (STREQ(name, "getfd")) {
         cocoQmpSessionOnGetfd(s, line, msg);
-    else if (STREQ(name, "migrate-set-capabilities"))
+    } else if (STREQ(name, "migrate-set-capabilities")) {
         cocoQmpSessionOnSetCaps(s, msg);
+        if (relay->agent && cocoQmpSessionFilterCaps(s, line, msg))
+            return;
+    }
     cocoQmpRelayTrace(relay, s->serial, "L>Q", line->data, line->len);
     cocoQmpSessionForward(s, s->qemu, line);
 }
@@ -976,6 +1115,16 @@ cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
 {
     CocoQmpRelay *relay = s->relay;
 
+    if ((STREQ(msg->name, "STOP") || STREQ(msg->name, "RESUME")) &&
+        relay->agent && relay->own == COCO_QMP_OWN_PRECOPY) {
+        g_autoptr(JsonObject) data = json_object_new();
+
+        /* A guest paused during the agents' precopy (virsh suspend,
+         * Nova's force-complete) switches over at once. */
+        json_object_set_boolean_member(data, "running",
+                                       STREQ(msg->name, "RESUME"));
+        cocoQmpAgentNotify(relay->agent, "run-state", data);
+    }
     if (STREQ(msg->name, "STOP")) {
         relay->paused = TRUE;
     } else if (STREQ(msg->name, "RESUME")) {
@@ -1068,7 +1217,7 @@ cocoQmpSessionOnQemuLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
                               line->len);
             cocoQmpLineFree(line);
             cocoQmpPrecopyAugment(json_node_get_object(ret),
-                                  &s->relay->progress);
+                                  &s->relay->progress, s->relay->passes);
             text = cocoQmpBuildReturn(json_node_copy(ret), msg->id);
             cocoQmpSessionSendClient(s, text);
             return;
@@ -1323,6 +1472,8 @@ cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
     }
     relay->traceFd = -1;
     relay->listenFd = -1;
+    relay->downtimeLimit = -1;
+    relay->maxBandwidth = -1;
     return relay;
 }
 
@@ -1392,6 +1543,10 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "cancels", relay->cancels);
     json_object_set_int_member(o, "stops", relay->stops);
     json_object_set_boolean_member(o, "hold-paused", relay->holdPaused != NULL);
+    json_object_set_boolean_member(o, "postcopy-requested",
+                                   relay->postcopyKept);
+    json_object_set_int_member(o, "downtime-limit", relay->downtimeLimit);
+    json_object_set_int_member(o, "max-bandwidth", relay->maxBandwidth);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
     {
         JsonObject *pc = json_object_new();

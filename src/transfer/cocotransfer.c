@@ -102,6 +102,14 @@ cocoTransferCountersRead(CocoTransferCounters *c, CocoTransferStats *stats)
     stats->remaining = COCO_COUNTER_GET(c->remaining);
     stats->retried = COCO_COUNTER_GET(c->retried);
     stats->epoch_rate = COCO_COUNTER_GET(c->epoch_rate);
+    stats->dirty_rate = COCO_COUNTER_GET(c->dirty_rate);
+    stats->dirty_measured = COCO_COUNTER_GET(c->dirty_measured) != 0;
+    {
+        int64_t scan = COCO_COUNTER_GET(c->scan_us);
+
+        stats->since_scan_ms =
+            scan > 0 && now > scan ? (uint64_t)(now - scan) / 1000 : 0;
+    }
     stats->elapsed_ms = us / 1000;
     if (us)
         stats->rate = (uint64_t)((double)stats->bytes * 1e6 / (double)us);

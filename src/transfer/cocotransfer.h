@@ -90,6 +90,10 @@ typedef struct {
     uint64_t elapsed_ms; /* since the transfer started */
     uint64_t rate; /* bytes per second since the start */
     uint64_t epoch_rate; /* bytes per second during the last full epoch */
+    uint64_t dirty_rate; /* source: pages dirtied per second, measured
+                            between the last two dirty scans */
+    bool dirty_measured; /* dirty_rate is a measurement (two scans) */
+    uint64_t since_scan_ms; /* source: since the last dirty scan began */
 } CocoTransferStats;
 
 /* Called after each epoch and phase change: on the source from the thread
@@ -108,6 +112,9 @@ typedef struct {
     uint64_t remaining;
     uint64_t retried;
     uint64_t epoch_rate;
+    uint64_t dirty_rate;
+    int dirty_measured;
+    int64_t scan_us; /* monotonic time the last dirty scan began */
     int64_t start_us;
 } CocoTransferCounters;
 

@@ -17,6 +17,7 @@
  */
 
 #include "transfer/cocotransfersource.h"
+#include "transfer/cocoratelimit.h"
 #include "transfer/cocotransferframe.h"
 
 #include <errno.h>
@@ -81,6 +82,8 @@ struct _CocoTransferSource {
     bool closed;
 
     CocoTransferCounters counters;
+    CocoRateLimit *ratelimit; /* libvirt's max-bandwidth, all streams */
+    int unthrottled; /* atomic: the final epoch (guest paused) */
     CocoTransferProgressFunc progress;
     void *progress_opaque;
     CocoTransferProgressFunc tick;
@@ -210,6 +213,10 @@ cocoSourceExportBundle(CocoSourceStream *s, uint32_t n, GError **error)
                     _("firmware returned a bundle of '%1$zu' bytes for a buffer of '%2$zu'"),
                     len, src->bundle_max);
             if (len > 0) {
+                if (!__atomic_load_n(&src->unthrottled, __ATOMIC_RELAXED))
+                    cocoRateLimitTake(src->ratelimit,
+                                      COCO_TRANSFER_HEADER_SIZE + (uint64_t)len,
+                                      src->cancel);
                 if (cocoTransferRecordWrite(
                         s->out, s->index, COCO_TRANSFER_RECORD_MEMORY,
                         src->epoch, 0, s->buf, len, src->cancel, error) < 0)
@@ -431,6 +438,11 @@ cocoSourceWrite(CocoTransferSource *src, unsigned int stream,
 {
     GError *err = NULL;
 
+    /* A cancellation during the wait fails the write below. */
+    if (!__atomic_load_n(&src->unthrottled, __ATOMIC_RELAXED))
+        cocoRateLimitTake(src->ratelimit,
+                          COCO_TRANSFER_HEADER_SIZE + (uint64_t)len,
+                          src->cancel);
     if (cocoTransferRecordWrite(src->streams[stream].out, stream, type, arg0,
                                 arg1, payload, len, src->cancel, &err) < 0)
         return cocoSourceFailWith(src, err, error);
@@ -459,6 +471,7 @@ cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
     src->dirty = dirty;
     src->cfg = *cfg;
     src->cancel = g_cancellable_new();
+    src->ratelimit = cocoRateLimitNew();
     src->bundle_max = cocoTransferBundleMax(cfg->pages_per_bundle);
     src->npages = cocoDirtySourceGetPages(dirty);
     src->fwlog = cocoDirtySourceIsFirmware(dirty);
@@ -634,6 +647,11 @@ cocoSourceTakeRetries(CocoTransferSource *src, GError **error)
 static int
 cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
 {
+    int64_t now = g_get_monotonic_time();
+    int64_t prev = COCO_COUNTER_GET(src->counters.scan_us);
+    bool measure = false;
+
+    COCO_COUNTER_SET(src->counters.scan_us, now);
     if (src->epoch == 0 && !src->scanned && !src->fwlog) {
         size_t i;
 
@@ -651,10 +669,19 @@ cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
         if (cocoSourceTakeRetries(src, error) < 0 ||
             cocoSourceRunJob(src, COCO_SOURCE_JOB_SCAN, error) < 0)
             return -1;
+        measure = prev > 0 && now > prev;
     }
     src->scanned = true;
     *count = cocoSourceCountPending(src);
     COCO_COUNTER_SET(src->counters.dirty_pages, *count);
+    /* Pages dirtied per second since the previous scan began: the
+     * precopy policy's dirty rate. */
+    if (measure) {
+        COCO_COUNTER_SET(
+            src->counters.dirty_rate,
+            (uint64_t)((double)*count * 1e6 / (double)(now - prev)));
+        COCO_COUNTER_SET(src->counters.dirty_measured, 1);
+    }
     return 0;
 }
 
@@ -918,6 +945,9 @@ cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
 
     if (cocoSourceReady(src, error) < 0)
         return -1;
+    /* The guest is paused: the last epoch goes at full speed, as QEMU's
+     * own downtime phase does. */
+    __atomic_store_n(&src->unthrottled, 1, __ATOMIC_RELAXED);
     COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_FINAL);
     cocoSourceProgress(src);
 
@@ -1005,6 +1035,12 @@ cocoTransferSourceCancel(CocoTransferSource *src)
 }
 
 void
+cocoTransferSourceSetMaxBandwidth(CocoTransferSource *src, uint64_t rate)
+{
+    cocoRateLimitSetRate(src->ratelimit, rate);
+}
+
+void
 cocoTransferSourceGetStats(CocoTransferSource *src, CocoTransferStats *stats)
 {
     cocoTransferCountersRead(&src->counters, stats);
@@ -1035,6 +1071,7 @@ cocoTransferSourceFree(CocoTransferSource *src)
         g_free(src->streams);
     }
     g_clear_object(&src->cancel);
+    cocoRateLimitFree(src->ratelimit);
     g_clear_error(&src->error);
     g_free(src->pending);
     g_free(src->retry);

@@ -126,6 +126,10 @@ int cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
 int cocoTransferSourceReadAbortToken(CocoTransferSource *src, void *buf,
                                      size_t *buflen, GError **error);
 void cocoTransferSourceCancel(CocoTransferSource *src);
+/* libvirt's max-bandwidth: bytes per second on all streams together
+ * until the final epoch (0 or >= COCO_RATE_LIMIT_UNLIMITED: no cap). Any
+ * thread, any time; takes effect with the next record. */
+void cocoTransferSourceSetMaxBandwidth(CocoTransferSource *src, uint64_t rate);
 void cocoTransferSourceGetStats(CocoTransferSource *src,
                                 CocoTransferStats *stats);
 void cocoTransferSourceFree(CocoTransferSource *src);
