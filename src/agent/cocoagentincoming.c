@@ -933,11 +933,11 @@ cocoAgentIncomingOnReadable(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     if (hello->kind != COCO_PEER_KIND_STREAM) {
-        cocoPeerHelloFree(hello);
         cocoErrorSet(
             &err, COCO_ERROR_PEER_AUTH,
             _("the peer '%1$s' sent a '%2$s' hello without TLS: only data streams may"),
             c->address, cocoPeerKindTypeToString(hello->kind));
+        cocoPeerHelloFree(hello);
         cocoAgentIncomingRefuse(c, err);
         return G_SOURCE_REMOVE;
     }

@@ -58,7 +58,7 @@ phases = [e for e in events if e["event"] == "phase"]
 assert kinds[-1] == "result" and kinds.count("result") == 1, kinds
 res = events[-1]
 assert res["ok"] is True and res["error"] is None, res
-assert res["bytes"] >= 192 * 1024 * 1024, res
+assert res["bytes"] >= 16 * 1024 * 1024, res  # the pages the guest uses
 assert res["total_ms"] > 0 and res["downtime_ms"] is not None, res
 assert phases, "no phase events"
 for p in phases:
