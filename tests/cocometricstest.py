@@ -143,12 +143,17 @@ def main():
 
         # Off by default.
         conf = write_conf(tmp, "off", "")
-        off = subprocess.Popen([VIRTCOCOD, "-f", "-c", conf],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-        time.sleep(0.5)
+        offlog = os.path.join(tmp, "off.log")
+        with open(offlog, "w") as f:
+            off = subprocess.Popen([VIRTCOCOD, "-f", "-c", conf], stdout=f,
+                                   stderr=subprocess.STDOUT)
+        end = time.monotonic() + 30
+        while (time.monotonic() < end and off.poll() is None and
+               "relays on" not in open(offlog).read()):
+            time.sleep(0.05)
         off.terminate()
-        out = off.communicate(timeout=30)[0]
+        off.wait(timeout=30)
+        out = open(offlog).read()
         ok("relays on" in out and "metrics on" not in out,
            "no metrics endpoint without metrics_listen", out)
 
@@ -160,6 +165,10 @@ def main():
         ok(wait_listen(port, agent), "the endpoint listens on 127.0.0.1:%d"
            % port)
         status, ctype, text = scrape(port)
+        r, _ = request(port, "GET", "/metrics")
+        ok(r.getheader("Connection") == "close",
+           "one request per connection: Connection: close",
+           r.getheader("Connection"))
         ok(status == 200 and ctype == CONTENT_TYPE,
            "GET /metrics: 200, %s" % CONTENT_TYPE, "%s %s" % (status, ctype))
         ok(text.endswith("# EOF\n"), "the text ends with # EOF", text[-200:])

@@ -508,6 +508,7 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
     g_autoptr(GError) err = NULL;
     guint64 relay = 0;
     guint64 session = pd->hello->session;
+    gpointer key = NULL;
     CocoAgentMigration *m;
 
     if (pd->got < pd->hello->streams)
@@ -515,7 +516,9 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
     if (!cocoAgentRelayServerTakeIncoming(cocoAgentRelayServerOf(inc->agent),
                                           pd->hello->uuid, &info, &relay))
         return; /* wait for the relay's migrate-incoming */
-    g_hash_table_steal(inc->pending, &session);
+    /* Stolen: the assembly goes on below; its key is freed here. */
+    if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
+        g_free(key);
     if (pd->timeout) {
         g_source_destroy(pd->timeout);
         g_clear_pointer(&pd->timeout, g_source_unref);

@@ -115,6 +115,9 @@ cocoAgentMetricsOnHeaders(SoupServer *server, SoupServerMessage *msg,
     SoupMessageHeaders *resp = soup_server_message_get_response_headers(msg);
     SoupEncoding enc = soup_message_headers_get_encoding(req);
 
+    /* One request per connection (libsoup closes it after the answer):
+     * say so, so that no client tries to reuse it. */
+    soup_message_headers_replace(resp, "Connection", "close");
     if (STRNEQ(soup_server_message_get_method(msg), SOUP_METHOD_GET)) {
         soup_message_headers_replace(resp, "Allow", "GET");
         soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
@@ -124,11 +127,7 @@ cocoAgentMetricsOnHeaders(SoupServer *server, SoupServerMessage *msg,
                 soup_message_headers_get_content_length(req) > 0)) {
         soup_server_message_set_status(
             msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, NULL);
-    } else {
-        return;
     }
-    /* The body, if any, is never read: the connection cannot go on. */
-    soup_message_headers_replace(resp, "Connection", "close");
 }
 
 static void

@@ -11,8 +11,9 @@
  *
  *  - at most COCO_AGENT_METRICS_MAX_CONNECTIONS connections at once; one
  *    more is closed as soon as it is accepted;
- *  - a connection lives at most COCO_AGENT_METRICS_CONNECTION_S seconds
- *    (keep-alive included), then it is shut down;
+ *  - one request per connection ("Connection: close"), and a connection
+ *    lives at most COCO_AGENT_METRICS_CONNECTION_S seconds, then it is
+ *    shut down;
  *  - request headers are capped by libsoup (64 KiB), a request body is
  *    refused (413) before it is read.
  */
