@@ -508,7 +508,6 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
     g_autoptr(GError) err = NULL;
     guint64 relay = 0;
     guint64 session = pd->hello->session;
-    gpointer key = NULL;
     CocoAgentMigration *m;
 
     if (pd->got < pd->hello->streams)
@@ -516,9 +515,14 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
     if (!cocoAgentRelayServerTakeIncoming(cocoAgentRelayServerOf(inc->agent),
                                           pd->hello->uuid, &info, &relay))
         return; /* wait for the relay's migrate-incoming */
-    /* Stolen: the assembly goes on below; its key is freed here. */
-    if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
-        g_free(key);
+    {
+        gpointer key = NULL;
+
+        /* The pending entry is taken: its key is freed here, the entry
+         * below. */
+        if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
+            g_free(key);
+    }
     if (pd->timeout) {
         g_source_destroy(pd->timeout);
         g_clear_pointer(&pd->timeout, g_source_unref);
