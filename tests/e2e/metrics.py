@@ -3,7 +3,8 @@
 #
 # The lab's look at a virtcocod metrics endpoint (docs/virtcocod.rst,
 # "Metrics"), read with python3-prometheus-client's OpenMetrics parser.
-# Run in the host's network namespace (the endpoint is on its loopback).
+# Run in the host's network namespace (the endpoint is on its loopback),
+# with Debian's /usr/bin/python3 (python3-prometheus-client).
 #   metrics.py scrape URL DIR    scrape every 0.1 s into DIR/NNNNN.txt
 #                                until DIR/stop exists
 #   metrics.py during DIR        every scrape parses; prints how many, and

@@ -49,7 +49,7 @@ s_migrate_paused() {
 # (committed, no failure), its downtime, phases and sealed bytes. Back to A.
 metric() { grep -F "$1 " "$2" | awk '{print $NF}'; }
 metrics_get() { # host file
-    nsenter --net="/run/netns/$NETNS_PREFIX$1" python3 "$E2E_DIR/metrics.py" \
+    nsenter --net="/run/netns/$NETNS_PREFIX$1" /usr/bin/python3 "$E2E_DIR/metrics.py" \
         get http://127.0.0.1:9464/metrics > "$2" ||
         fail "host $1: cannot scrape its metrics endpoint" || return 1
 }
@@ -60,7 +60,7 @@ s_metrics() {
     ok='{cause="none",outcome="committed",role='
     a0=$(metric "virtcocod_migrations_total${ok}\"source\"}" "$md/a0")
     b0=$(metric "virtcocod_migrations_total${ok}\"destination\"}" "$md/b0")
-    nsenter --net="/run/netns/${NETNS_PREFIX}A" python3 "$E2E_DIR/metrics.py" \
+    nsenter --net="/run/netns/${NETNS_PREFIX}A" /usr/bin/python3 "$E2E_DIR/metrics.py" \
         scrape http://127.0.0.1:9464/metrics "$md/during" 2> "$md/scrape.err" &
     spid=$!
     migrate_and_check A B
@@ -68,8 +68,9 @@ s_metrics() {
     touch "$md/during/stop"
     wait "$spid"
     [ $rc -eq 0 ] || return 1
-    set -- $(python3 "$E2E_DIR/metrics.py" during "$md/during") ||
-        fail "a scrape during the migration does not parse: $(cat "$md/scrape.err")" || return 1
+    during=$(/usr/bin/python3 "$E2E_DIR/metrics.py" during "$md/during" 2>&1) ||
+        fail "a scrape during the migration does not parse: $during $(cat "$md/scrape.err")" || return 1
+    set -- $during
     echo "  $1 scrapes of A during the migration, $2 with a source migration in flight"
     [ "$1" -ge 5 ] && [ "$2" -ge 1 ] ||
         fail "A's endpoint was not scraped while the migration ran ($1 scrapes, $2 in flight)" || return 1
