@@ -77,7 +77,7 @@ def file_keys(lines):
         if g:
             group = g.group(1)
             continue
-        k = re.fullmatch(r"(#)?([a-z_]+) = (.*)", line.rstrip("\n"))
+        k = re.fullmatch(r"(#)?([a-z_]+) =(?: .*)?", line.rstrip("\n"))
         if k:
             keys.append((group, k.group(2), i, bool(k.group(1))))
     return keys

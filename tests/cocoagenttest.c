@@ -10,6 +10,8 @@
 #include "agent/cocoagent.h"
 #include "agent/cocoagentauth.h"
 #include "agent/cocoagentconfig.h"
+#include "agent/cocoagentmetrics.h"
+#include "agent/cocoagentpriv.h"
 #include "agent/cocoagenttls.h"
 #include "proto/cocoprotorelay.h"
 #include "proto/cocoprotopeer.h"
@@ -45,6 +47,47 @@ static const char *statusGroup = COCO_AGENT_DEFAULT_STATUS_GROUP;
 /* Every log line of the agents, for the refusals' messages. */
 static GMutex logLock;
 static GString *logText;
+/* The lines of a migration ("migration=ID ..."), and those of them whose
+ * journald fields are missing or disagree with the text. */
+static guint logMigrationLines;
+static guint logFieldErrors;
+
+static const char *
+logField(const GLogField *fields, gsize n, const char *key)
+{
+    gsize i;
+
+    for (i = 0; i < n; i++) {
+        if (STREQ(fields[i].key, key) && fields[i].length < 0)
+            return fields[i].value;
+    }
+    return NULL;
+}
+
+/* A line of a migration carries MIGRATION_ID, DOMAIN, DOMAIN_UUID, ROLE
+ * and PHASE, and its text starts with the same id, domain and role. */
+static void
+logCheckFields(const GLogField *fields, gsize n)
+{
+    const char *msg = logField(fields, n, "MESSAGE");
+    const char *id = logField(fields, n, "MIGRATION_ID");
+    const char *dom = logField(fields, n, "DOMAIN");
+    const char *role = logField(fields, n, "ROLE");
+    const char *phase = logField(fields, n, "PHASE");
+    g_autofree char *head = NULL;
+
+    if (!msg || (!g_str_has_prefix(msg, "migration=") && !id))
+        return;
+    logMigrationLines++;
+    if (id && dom && role && phase && logField(fields, n, "DOMAIN_UUID"))
+        head =
+            g_strdup_printf("migration=%s domain=%s role=%s ", id, dom, role);
+    if (!head || !g_str_has_prefix(msg, head) ||
+        cocoPhaseStateTypeFromString(phase) < 0) {
+        logFieldErrors++;
+        g_test_message("a migration's line without its fields: %s", msg);
+    }
+}
 
 static GLogWriterOutput
 logWriter(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data)
@@ -57,6 +100,7 @@ logWriter(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data)
             g_string_append_len(logText, fields[i].value,
                                 fields[i].length < 0 ? -1 : fields[i].length);
             g_string_append_c(logText, '\n');
+            logCheckFields(fields, n);
             g_mutex_unlock(&logLock);
         }
     }
@@ -636,6 +680,9 @@ testMigrate(void)
     unsigned int nrec = 0;
     unsigned int i;
 
+    g_mutex_lock(&logLock);
+    logMigrationLines = logFieldErrors = 0;
+    g_mutex_unlock(&logLock);
     labInit(&lab);
     g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
     startMigration(&lab, &ra, &rb);
@@ -656,6 +703,34 @@ testMigrate(void)
     waitState(&lab.a, "source", "finished");
     g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
     g_assert_cmpuint(hostCountActive(&lab.b), ==, 0);
+    /* journald fields on every line of the migration (docs/virtcocod.rst,
+     * "Records and logs") */
+    g_mutex_lock(&logLock);
+    g_assert_cmpuint(logMigrationLines, >=, 16);
+    g_assert_cmpuint(logFieldErrors, ==, 0);
+    g_mutex_unlock(&logLock);
+    /* the metrics the migration updated, on both hosts */
+    {
+        g_autofree char *ma =
+            cocoAgentMetricsFormat(cocoAgentMetricsOf(lab.a.agent), NULL);
+        g_autofree char *mb =
+            cocoAgentMetricsFormat(cocoAgentMetricsOf(lab.b.agent), NULL);
+
+        g_assert_nonnull(strstr(ma,
+                                "virtcocod_migrations_total{role=\"source\","
+                                "outcome=\"committed\",cause=\"none\"} 1\n"));
+        g_assert_nonnull(
+            strstr(mb, "virtcocod_migrations_total{role=\"destination\","
+                       "outcome=\"committed\",cause=\"none\"} 1\n"));
+        g_assert_nonnull(
+            strstr(ma, "virtcocod_migration_downtime_seconds_count 1\n"));
+        g_assert_nonnull(strstr(ma, "virtcocod_phase_duration_seconds_count{"
+                                    "role=\"source\",phase=\"precopy\"} 1\n"));
+        g_assert_null(
+            strstr(ma, "virtcocod_sealed_bytes_total{role=\"source\"} 0\n"));
+        g_assert_null(strstr(
+            mb, "virtcocod_sealed_bytes_total{role=\"destination\"} 0\n"));
+    }
     {
         JsonObject *rec = hostRecord(&lab.a, "source");
         JsonObject *xfer = json_object_get_object_member(rec, "transfer");

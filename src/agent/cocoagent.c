@@ -7,6 +7,8 @@
 #include "internal.h"
 #include "agent/cocoagent.h"
 #include "agent/cocoagentincoming.h"
+#include "agent/cocoagentmetrics.h"
+#include "agent/cocoagentmetricshttp.h"
 #include "agent/cocoagentmigration.h"
 #include "agent/cocoagentpriv.h"
 #include "agent/cocoagentrecord.h"
@@ -41,6 +43,8 @@ struct _CocoAgent {
     CocoAgentIncoming *incoming;
     GHashTable *migrations; /* CocoAgentMigration (reference) -> itself */
     CocoAgentMailbox *mailbox;
+    CocoAgentMetrics *metrics;
+    CocoAgentMetricsHttp *metrics_http; /* NULL: no endpoint */
 };
 
 /* ---- shared with the agent's other files ----------------------------------- */
@@ -85,6 +89,12 @@ CocoAgentIncoming *
 cocoAgentIncomingOf(CocoAgent *agent)
 {
     return agent->incoming;
+}
+
+CocoAgentMetrics *
+cocoAgentMetricsOf(CocoAgent *agent)
+{
+    return agent->metrics;
 }
 
 static void
@@ -165,7 +175,7 @@ cocoAgentLog(CocoAgent *agent, CocoAgentMigration *m, GLogLevelFlags level,
     g_autofree char *text = NULL;
     g_autofree char *msg = NULL;
     const char *phase = NULL;
-    GLogField fields[8];
+    GLogField fields[9];
     gsize n = 0;
     va_list ap;
 
@@ -182,7 +192,7 @@ cocoAgentLog(CocoAgent *agent, CocoAgentMigration *m, GLogLevelFlags level,
         phase = cocoPhaseStateTypeToString(cocoAgentMigrationGetState(m));
         msg = g_strdup_printf(
             "migration=%s domain=%s role=%s %s", cocoAgentMigrationGetId(m),
-            NULLSTR(cocoAgentMigrationGetUuid(m)),
+            NULLSTR(cocoAgentMigrationGetName(m)),
             cocoFirmwareRoleTypeToString(cocoAgentMigrationGetRole(m)), text);
     }
     fields[n++] = (GLogField){"MESSAGE", msg ? msg : text, -1};
@@ -191,6 +201,8 @@ cocoAgentLog(CocoAgent *agent, CocoAgentMigration *m, GLogLevelFlags level,
     if (m) {
         fields[n++] =
             (GLogField){"MIGRATION_ID", cocoAgentMigrationGetId(m), -1};
+        fields[n++] =
+            (GLogField){"DOMAIN", NULLSTR(cocoAgentMigrationGetName(m)), -1};
         fields[n++] = (GLogField){"DOMAIN_UUID",
                                   NULLSTR(cocoAgentMigrationGetUuid(m)), -1};
         fields[n++] = (GLogField){
@@ -275,6 +287,64 @@ cocoAgentProbeObject(CocoAgent *agent)
     return obj;
 }
 
+/* ---- the metrics endpoint ------------------------------------------------------ */
+
+/* One scrape (main thread): the counters and what the agent holds now. */
+static char *
+cocoAgentMetricsRender(gpointer opaque)
+{
+    CocoAgent *agent = opaque;
+    CocoAgentMetricsGauges g = {{0}};
+    CocoAgentCounts counts = {0};
+    GHashTableIter it;
+    gpointer k;
+
+    g_hash_table_iter_init(&it, agent->migrations);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        CocoFirmwareRole role = cocoAgentMigrationGetRole(k);
+
+        if (!cocoAgentMigrationIsFinal(k) && role < COCO_FIRMWARE_ROLE_LAST)
+            g.in_flight[role]++;
+    }
+    cocoAgentGetCounts(agent, &counts);
+    g.relay_connections = counts.relay_connections;
+    g.peer_unauthenticated = counts.peer_unauthenticated;
+    g.records = counts.records;
+    return cocoAgentMetricsFormat(agent->metrics, &g);
+}
+
+static int
+cocoAgentMetricsServe(CocoAgent *agent, GError **error)
+{
+    g_autoptr(GInetSocketAddress) addr = NULL;
+
+    /* Validated with the configuration; parsed again for the address. */
+    if (!(addr = cocoAgentMetricsListenParse(agent->cfg.metrics_listen, error)))
+        return -1;
+    if (!(agent->metrics_http = cocoAgentMetricsHttpNew(
+              addr, agent->ctx, cocoAgentMetricsRender, agent, error)))
+        return -1;
+    if (!agent->cfg.quiet)
+        g_message("virtcocod: metrics on '%s' (port %u), GET /metrics",
+                  agent->cfg.metrics_listen,
+                  cocoAgentMetricsHttpGetPort(agent->metrics_http));
+    return 0;
+}
+
+unsigned int
+cocoAgentGetMetricsPort(CocoAgent *agent)
+{
+    return agent->metrics_http
+               ? cocoAgentMetricsHttpGetPort(agent->metrics_http)
+               : 0;
+}
+
+char *
+cocoAgentGetMetrics(CocoAgent *agent)
+{
+    return cocoAgentMetricsRender(agent);
+}
+
 /* ---- the agent ---------------------------------------------------------------- */
 
 CocoAgent *
@@ -293,6 +363,7 @@ cocoAgentNew(const CocoAgentConfig *cfg, GMainContext *ctx, GError **error)
     g_mutex_init(&agent->mailbox->lock);
     agent->migrations = g_hash_table_new_full(
         NULL, NULL, (GDestroyNotify)cocoAgentMigrationUnref, NULL);
+    agent->metrics = cocoAgentMetricsNew();
     if (cocoAgentConfigValidate(&agent->cfg, error) < 0)
         return NULL;
     if (!(agent->pf =
@@ -322,6 +393,8 @@ cocoAgentNew(const CocoAgentConfig *cfg, GMainContext *ctx, GError **error)
     if (!(agent->relays = cocoAgentRelayServerNew(agent, error)) ||
         !(agent->incoming = cocoAgentIncomingNew(agent, error)))
         return NULL;
+    if (agent->cfg.metrics_listen && cocoAgentMetricsServe(agent, error) < 0)
+        return NULL;
     if (!agent->cfg.quiet)
         g_message("virtcocod: relays on '%s', peers on '%s' port %u (TLS %s)",
                   agent->cfg.socket_path, agent->cfg.listen_address,
@@ -338,6 +411,7 @@ cocoAgentFree(CocoAgent *agent)
 
     if (!agent)
         return;
+    cocoAgentMetricsHttpFree(agent->metrics_http);
     /* The workers first: nothing they post afterwards runs. */
     if (agent->migrations) {
         migs = g_hash_table_get_keys(agent->migrations);
@@ -358,6 +432,7 @@ cocoAgentFree(CocoAgent *agent)
     g_free(agent->tls_error);
     if (agent->pf)
         cocoEmuPlatformUnref(agent->pf);
+    cocoAgentMetricsFree(agent->metrics);
     g_main_context_unref(agent->ctx);
     cocoAgentConfigClear(&agent->cfg);
     g_free(agent);

@@ -64,6 +64,13 @@ JsonObject *cocoAgentGetProbe(CocoAgent *agent);
 /* Migrations whose session is not final (an upgrade waits for 0). */
 guint cocoAgentCountActive(CocoAgent *agent);
 
+/* The port of the metrics endpoint (metrics_listen), 0: none. */
+unsigned int cocoAgentGetMetricsPort(CocoAgent *agent);
+
+/* The text a scrape of the metrics endpoint returns now (OpenMetrics;
+ * main thread). */
+char *cocoAgentGetMetrics(CocoAgent *agent);
+
 /* What the limits count now (tests, metrics). */
 typedef struct {
     guint relay_connections; /* relays and local clients */

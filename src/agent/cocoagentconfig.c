@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "agent/cocoagentconfig.h"
+#include "agent/cocoagentmetrics.h"
 #include "transfer/cocotransfer.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
@@ -68,6 +69,7 @@ cocoAgentConfigClear(CocoAgentConfig *cfg)
     g_free(cfg->status_group);
     g_free(cfg->pid_dir);
     g_strfreev(cfg->qemu_binaries);
+    g_free(cfg->metrics_listen);
     cocoAgentTlsConfigClear(&cfg->tls);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -86,6 +88,7 @@ cocoAgentConfigCopy(CocoAgentConfig *dst, const CocoAgentConfig *src)
     dst->status_group = g_strdup(src->status_group);
     dst->pid_dir = g_strdup(src->pid_dir);
     dst->qemu_binaries = g_strdupv(src->qemu_binaries);
+    dst->metrics_listen = g_strdup(src->metrics_listen);
     cocoAgentTlsConfigCopy(&dst->tls, &src->tls);
 }
 
@@ -153,6 +156,29 @@ cocoAgentConfigStatusGroup(GKeyFile *kf, const char *path, char **out,
 {
     return cocoAgentConfigStringFull(kf, path, "status_group", true, out,
                                      error);
+}
+
+/* A boolean key ("true" or "false"): absent leaves *@out alone. */
+static int
+cocoAgentConfigBool(GKeyFile *kf, const char *path, const char *key, bool *out,
+                    GError **error)
+{
+    g_autofree char *val = NULL;
+
+    if (cocoAgentConfigString(kf, path, key, &val, error) < 0)
+        return -1;
+    if (!val)
+        return 0;
+    if (STREQ(val, "true"))
+        *out = true;
+    else if (STREQ(val, "false"))
+        *out = false;
+    else
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("key '%1$s' in '%2$s' must be 'true' or 'false', not '%3$s'"),
+            key, path, val);
+    return 0;
 }
 
 /* A duration: seconds, or a number with 's', 'm', 'h' or 'd'. */
@@ -277,6 +303,8 @@ static const char *const cocoAgentConfigKeys[] = {
     "tls_client_key",
     "tls_ca_crl",
     "handshake_timeout",
+    "metrics_listen",
+    "metrics_allow_remote",
     NULL,
 };
 
@@ -369,6 +397,11 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
     if (cocoAgentConfigStatusGroup(kf, path, &cfg->status_group, error) < 0 ||
         cocoAgentConfigTls(kf, path, &cfg->tls, error) < 0)
         return -1;
+    if (cocoAgentConfigStringFull(kf, path, "metrics_listen", true,
+                                  &cfg->metrics_listen, error) < 0 ||
+        cocoAgentConfigBool(kf, path, "metrics_allow_remote",
+                            &cfg->metrics_allow_remote, error) < 0)
+        return -1;
     qemu = g_key_file_get_string_list(kf, COCO_AGENT_GROUP, "qemu_binaries",
                                       NULL, NULL);
     if (qemu) {
@@ -413,6 +446,26 @@ cocoAgentConfigValidateTls(const CocoAgentTlsConfig *tls, GError **error)
     return 0;
 }
 
+/* The metrics endpoint: an address this host only, unless allowed. */
+static int
+cocoAgentConfigValidateMetrics(const CocoAgentConfig *cfg, GError **error)
+{
+    g_autoptr(GInetSocketAddress) addr = NULL;
+
+    if (!cfg->metrics_listen)
+        return 0;
+    if (!(addr = cocoAgentMetricsListenParse(cfg->metrics_listen, error)))
+        return -1;
+    if (!cfg->metrics_allow_remote &&
+        !g_inet_address_get_is_loopback(
+            g_inet_socket_address_get_address(addr)))
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("the metrics address '%1$s' is not a loopback address: set 'metrics_allow_remote = true' to serve the metrics to other hosts"),
+            cfg->metrics_listen);
+    return 0;
+}
+
 int
 cocoAgentConfigValidate(const CocoAgentConfig *cfg, GError **error)
 {
@@ -452,6 +505,8 @@ cocoAgentConfigValidate(const CocoAgentConfig *cfg, GError **error)
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG, "%s",
                             _("the listen address must be set"));
     if (cocoAgentConfigValidateTls(&cfg->tls, error) < 0)
+        return -1;
+    if (cocoAgentConfigValidateMetrics(cfg, error) < 0)
         return -1;
     return 0;
 }

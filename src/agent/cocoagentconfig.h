@@ -72,6 +72,8 @@ typedef struct {
     char *libvirt_uri; /* the local libvirt, for D-Bus Migrate() */
     char *status_group; /* may read the status too; NULL: root only */
     CocoAgentTlsConfig tls; /* tls_* and handshake_timeout */
+    char *metrics_listen; /* the OpenMetrics endpoint; NULL: none */
+    bool metrics_allow_remote; /* metrics_listen may be non-loopback */
     bool verbose;
     bool quiet; /* no event log lines (tests) */
 } CocoAgentConfig;

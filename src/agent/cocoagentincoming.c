@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "agent/cocoagentincoming.h"
+#include "agent/cocoagentmetrics.h"
 #include "agent/cocoagentmigration.h"
 #include "agent/cocoagentpeer.h"
 #include "agent/cocoagentpriv.h"
@@ -124,6 +125,8 @@ cocoAgentIncomingLimitLog(CocoAgentIncoming *inc, const char *host,
     gint64 now = g_get_monotonic_time();
 
     inc->limit_refusals++;
+    cocoAgentMetricsPeerError(cocoAgentMetricsOf(inc->agent),
+                              COCO_AGENT_METRICS_PEER_INCOMING, "limit");
     if (now - inc->last_limit_log <
         (gint64)COCO_INCOMING_LOG_EVERY_S * G_USEC_PER_SEC)
         return;
@@ -192,6 +195,9 @@ cocoAgentIncomingConnFree(CocoAgentIncomingConn *c)
 static void
 cocoAgentIncomingRefuse(CocoAgentIncomingConn *c, const GError *err)
 {
+    cocoAgentMetricsPeerError(cocoAgentMetricsOf(c->inc->agent),
+                              COCO_AGENT_METRICS_PEER_INCOMING,
+                              cocoAgentMetricsCause(err));
     cocoAgentLog(c->inc->agent, NULL, G_LOG_LEVEL_MESSAGE,
                  "peer connection from '%s' refused: %s", c->address,
                  err->message);
@@ -461,6 +467,9 @@ cocoAgentPendingAddStream(CocoAgentPending *pd, GIOStream *stream,
                 address);
     }
     if (err) {
+        cocoAgentMetricsPeerError(cocoAgentMetricsOf(pd->inc->agent),
+                                  COCO_AGENT_METRICS_PEER_INCOMING,
+                                  cocoAgentMetricsCause(err));
         cocoAgentLog(pd->inc->agent, NULL, G_LOG_LEVEL_WARNING,
                      "data stream refused: %s", err->message);
         g_io_stream_close(stream, NULL, NULL);

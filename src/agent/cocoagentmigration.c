@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "agent/cocoagentdomain.h"
 #include "agent/cocoagentincoming.h"
+#include "agent/cocoagentmetrics.h"
 #include "agent/cocoagentmigration.h"
 #include "agent/cocoagenttls.h"
 #include "conf/cocomigrationdef.h"
@@ -106,7 +107,11 @@ struct _CocoAgentMigration {
     bool domain_gone;
     bool connecting; /* a reconnection attempt runs */
     size_t logged;
+    int64_t phase_since_us; /* when the session entered its state */
+    uint64_t metered_bytes; /* the transfer's counters the metrics have */
+    uint64_t metered_pages;
     char *start_error;
+    const char *start_cause; /* cocoAgentMetricsCause() of start_error */
     GBytes *abort_token; /* destination: the last abort token it sent */
     GArray *recover_clients; /* guint64 */
     gint64 session_t0; /* monotonic µs when the session was created */
@@ -200,6 +205,12 @@ const char *
 cocoAgentMigrationGetUuid(CocoAgentMigration *m)
 {
     return m->dom.uuid;
+}
+
+const char *
+cocoAgentMigrationGetName(CocoAgentMigration *m)
+{
+    return m->dom.name;
 }
 
 pid_t
@@ -448,6 +459,36 @@ cocoAgentMigrationRecord(CocoAgentMigration *m)
     return rec;
 }
 
+/* The metrics: the sealed data moved since the last call and, once, the
+ * migration's end (@was_final: it had ended before). */
+static void
+cocoAgentMigrationMeter(CocoAgentMigration *m, CocoPhaseState st,
+                        bool was_final)
+{
+    CocoAgentMetrics *mx = cocoAgentMetricsOf(m->agent);
+    CocoTransferStats ts = {0};
+
+    cocoAgentMigrationStats(m, &ts);
+    if (ts.bytes > m->metered_bytes || ts.pages > m->metered_pages) {
+        cocoAgentMetricsSealed(
+            mx, m->role,
+            ts.bytes > m->metered_bytes ? ts.bytes - m->metered_bytes : 0,
+            ts.pages > m->metered_pages ? ts.pages - m->metered_pages : 0);
+        m->metered_bytes = MAX(m->metered_bytes, ts.bytes);
+        m->metered_pages = MAX(m->metered_pages, ts.pages);
+    }
+    if (was_final || !cocoPhaseStateIsFinal(m->role, st))
+        return;
+    if (!m->session) {
+        cocoAgentMetricsMigrationEnded(mx, m->role, st, m->start_cause, 0);
+        return;
+    }
+    cocoAgentMetricsMigrationEnded(
+        mx, m->role, st,
+        cocoAgentMetricsCause(cocoMigrationSessionGetFailure(m->session)),
+        cocoMigrationSessionGetCounters(m->session)->downtime_us);
+}
+
 /* Keep the record in memory and in the state directory, and publish the
  * state; a record that cannot be written is logged loudly. */
 static void
@@ -456,6 +497,7 @@ cocoAgentMigrationSave(CocoAgentMigration *m)
     g_autoptr(GError) err = NULL;
     CocoPhaseState st = cocoAgentMigrationState(m);
 
+    cocoAgentMigrationMeter(m, st, g_atomic_int_get(&m->final) != 0);
     g_atomic_int_set(&m->state, (gint)st);
     g_atomic_int_set(&m->final, cocoPhaseStateIsFinal(m->role, st));
     if (cocoAgentRecordsPut(cocoAgentRecords(m->agent), m->id,
@@ -479,6 +521,15 @@ cocoAgentMigrationLogTimeline(CocoAgentMigration *m)
     cocoAgentMigrationStats(m, &ts);
     for (; m->logged < n; m->logged++) {
         const CocoPhaseTimelineEntry *x = &e[m->logged];
+
+        /* A phase ends when its state does, once the event's steps ran. */
+        if (x->from != x->to) {
+            int64_t end = x->at_us + x->duration_us;
+
+            cocoAgentMetricsPhaseEnded(cocoAgentMetricsOf(m->agent), m->role,
+                                       x->from, end - m->phase_since_us);
+            m->phase_since_us = end;
+        }
 
         cocoAgentLog(
             m->agent, m, x->code ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE,
@@ -935,6 +986,9 @@ cocoAgentReconnectDone(GObject *obj, GAsyncResult *res, gpointer opaque)
 
     m->connecting = false;
     if (!ctl) {
+        cocoAgentMetricsPeerError(cocoAgentMetricsOf(m->agent),
+                                  COCO_AGENT_METRICS_PEER_OUTGOING,
+                                  cocoAgentMetricsCause(err));
         cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
                      "the peer host '%s' is still out of reach: %s",
                      NULLSTR(m->peer_host), err->message);
@@ -1429,8 +1483,12 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     hello.bundle = m->pages_per_bundle;
     hello.has_bundle = true;
     if (!(ctl = cocoAgentPeerConnect(m->agent, m->peer_host, m->peer_port,
-                                     &hello, error)))
+                                     &hello, error))) {
+        cocoAgentMetricsPeerError(cocoAgentMetricsOf(m->agent),
+                                  COCO_AGENT_METRICS_PEER_OUTGOING,
+                                  cocoAgentMetricsCause(*error));
         return -1;
+    }
     m->ctl = ctl;
     streams = g_new0(GIOStream *, m->streams);
     for (i = 0; i < m->streams; i++) {
@@ -1448,8 +1506,12 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
             m->agent, m->peer_host, m->peer_port, &sh,
             cocoAgentPeerConnGetBinding(ctl), error);
         g_free(sh.token);
-        if (!streams[i])
+        if (!streams[i]) {
+            cocoAgentMetricsPeerError(cocoAgentMetricsOf(m->agent),
+                                      COCO_AGENT_METRICS_PEER_OUTGOING,
+                                      cocoAgentMetricsCause(*error));
             goto cleanup;
+        }
     }
     cocoAgentMigrationTransferConfig(m, &tc);
     if (!(xsrc = cocoTransferSourceNew(m->fw, m->dirty, &tc, streams, error)))
@@ -1526,6 +1588,7 @@ cocoAgentMigrationOnStart(gpointer opaque)
         size_t g;
 
         m->start_error = g_strdup(err->message);
+        m->start_cause = cocoAgentMetricsCause(err);
         cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING, "cannot start: %s",
                      err->message);
         if (m->ctl) {

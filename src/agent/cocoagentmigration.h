@@ -50,6 +50,7 @@ const char *cocoAgentMigrationGetId(CocoAgentMigration *m);
 CocoFirmwareRole cocoAgentMigrationGetRole(CocoAgentMigration *m);
 guint64 cocoAgentMigrationGetSession(CocoAgentMigration *m);
 const char *cocoAgentMigrationGetUuid(CocoAgentMigration *m);
+const char *cocoAgentMigrationGetName(CocoAgentMigration *m);
 pid_t cocoAgentMigrationGetPid(CocoAgentMigration *m);
 const char *cocoAgentMigrationGetPeerIdentity(CocoAgentMigration *m);
 

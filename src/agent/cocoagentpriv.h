@@ -18,6 +18,8 @@
  *   cocoagentmigration.c one migration: its worker thread, firmware
  *                        session, phase engine, data path and deadlines
  *   cocoagentrecord.c    the records: atomic writes, retention, restart
+ *   cocoagentmetrics.c   the counters the metrics endpoint exports
+ *   cocoagentmetricshttp.c the metrics endpoint (libsoup, main thread)
  *
  * Threads and who owns what:
  *  - the main thread runs the agent's GMainContext: it accepts, reads the
@@ -55,6 +57,7 @@ typedef struct _CocoAgentRelayServer CocoAgentRelayServer;
 typedef struct _CocoAgentIncoming CocoAgentIncoming;
 typedef struct _CocoAgentMigration CocoAgentMigration;
 typedef struct _CocoAgentTlsCreds CocoAgentTlsCreds;
+typedef struct _CocoAgentMetrics CocoAgentMetrics;
 
 /* What an authenticated relay told about its QEMU (a copy: a migration
  * keeps its own). */
@@ -80,13 +83,15 @@ CocoAgentTlsCreds *cocoAgentTls(CocoAgent *agent);
 struct _CocoEmuPlatform *cocoAgentPlatform(CocoAgent *agent);
 CocoAgentRelayServer *cocoAgentRelayServerOf(CocoAgent *agent);
 CocoAgentIncoming *cocoAgentIncomingOf(CocoAgent *agent);
+/* The counters of cocoagentmetrics.h (thread-safe). */
+CocoAgentMetrics *cocoAgentMetricsOf(CocoAgent *agent);
 
 /* Run @func(@data) on the main thread (from any thread). */
 void cocoAgentPostMain(CocoAgent *agent, GSourceFunc func, gpointer data,
                        GDestroyNotify destroy);
 
 /* A structured log line of the agent (journald fields MIGRATION_ID,
- * DOMAIN, ROLE, PHASE when @m is set); thread-safe. */
+ * DOMAIN, DOMAIN_UUID, ROLE, PHASE when @m is set); thread-safe. */
 void cocoAgentLog(CocoAgent *agent, CocoAgentMigration *m, GLogLevelFlags level,
                   const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 

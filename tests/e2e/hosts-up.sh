@@ -168,6 +168,8 @@ tls_server_cert = $P/servercert.pem
 tls_server_key = $P/private/serverkey.pem
 tls_client_cert = $P/clientcert.pem
 tls_client_key = $P/private/clientkey.pem
+# the OpenMetrics endpoint, on the host's own loopback (scenario metrics)
+metrics_listen = 127.0.0.1:9464
 CONF
     setsid nsenter --net="/run/netns/$NETNS_PREFIX$H" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
         > "$R/virtcocod.log" 2>&1 < /dev/null &

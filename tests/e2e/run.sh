@@ -43,6 +43,60 @@ s_migrate_paused() {
     MIGRATE_CMD=migrate_paused MIGRATE_STATE="running (unpaused)" migrate_and_check B A --p2p
 }
 
+# The agents' metrics endpoints (docs/virtcocod.rst, "Metrics"): A's is
+# scraped every 0.1 s during a migration A->B and every scrape is read by
+# python3-prometheus-client's parser; afterwards both count the migration
+# (committed, no failure), its downtime, phases and sealed bytes. Back to A.
+metric() { grep -F "$1 " "$2" | awk '{print $NF}'; }
+metrics_get() { # host file
+    nsenter --net="/run/netns/$NETNS_PREFIX$1" /usr/bin/python3 "$E2E_DIR/metrics.py" \
+        get http://127.0.0.1:9464/metrics > "$2" ||
+        fail "host $1: cannot scrape its metrics endpoint" || return 1
+}
+s_metrics() {
+    md=$LAB/metrics
+    rm -rf "$md" && mkdir -p "$md/during" || return 1
+    metrics_get A "$md/a0" && metrics_get B "$md/b0" || return 1
+    ok='{cause="none",outcome="committed",role='
+    a0=$(metric "virtcocod_migrations_total${ok}\"source\"}" "$md/a0")
+    b0=$(metric "virtcocod_migrations_total${ok}\"destination\"}" "$md/b0")
+    nsenter --net="/run/netns/${NETNS_PREFIX}A" /usr/bin/python3 "$E2E_DIR/metrics.py" \
+        scrape http://127.0.0.1:9464/metrics "$md/during" 2> "$md/scrape.err" &
+    spid=$!
+    migrate_and_check A B
+    rc=$?
+    touch "$md/during/stop"
+    wait "$spid"
+    [ $rc -eq 0 ] || return 1
+    during=$(/usr/bin/python3 "$E2E_DIR/metrics.py" during "$md/during" 2>&1) ||
+        fail "a scrape during the migration does not parse: $during $(cat "$md/scrape.err")" || return 1
+    set -- $during
+    echo "  $1 scrapes of A during the migration, $2 with a source migration in flight"
+    [ "$1" -ge 5 ] && [ "$2" -ge 1 ] ||
+        fail "A's endpoint was not scraped while the migration ran ($1 scrapes, $2 in flight)" || return 1
+    metrics_get A "$md/a1" && metrics_get B "$md/b1" || return 1
+    [ "$(metric "virtcocod_migrations_total${ok}\"source\"}" "$md/a1")" = $((${a0:-0} + 1)) ] ||
+        fail "A's metrics do not count the committed migration: $(grep migrations_total "$md/a1")" || return 1
+    [ "$(metric "virtcocod_migrations_total${ok}\"destination\"}" "$md/b1")" = $((${b0:-0} + 1)) ] ||
+        fail "B's metrics do not count the committed migration: $(grep migrations_total "$md/b1")" || return 1
+    for f in 'virtcocod_migrations_in_flight{role="source"}' \
+        'virtcocod_migrations_in_flight{role="destination"}'; do
+        [ "$(metric "$f" "$md/a1")" = 0 ] || fail "A: $f is not 0 after the migration" || return 1
+    done
+    dt=$(metric "virtcocod_migration_downtime_seconds_count{}" "$md/a1")
+    dt0=$(metric "virtcocod_migration_downtime_seconds_count{}" "$md/a0")
+    [ "$dt" -gt "$dt0" ] || fail "A's downtime histogram did not count the migration" || return 1
+    sb0=$(metric 'virtcocod_sealed_bytes_total{role="source"}' "$md/a0")
+    sb1=$(metric 'virtcocod_sealed_bytes_total{role="source"}' "$md/a1")
+    db1=$(metric 'virtcocod_sealed_bytes_total{role="destination"}' "$md/b1")
+    [ "$sb1" -gt "$sb0" ] && [ "$db1" -gt 0 ] ||
+        fail "sealed bytes not counted: A source $sb0 -> $sb1, B destination $db1" || return 1
+    grep -q 'virtcocod_phase_duration_seconds_count{phase="precopy",role="source"}' "$md/a1" ||
+        fail "A has no precopy phase duration" || return 1
+    echo "  A: $(grep -E 'downtime_seconds_(sum|count)|sealed_bytes_total\{role="source"' "$md/a1" | tr '\n' ' ')"
+    migrate_and_check B A --p2p
+}
+
 s_save_restore() {
     soff=$(console_size A)
     doff=$(console_size B)
@@ -204,6 +258,7 @@ scenario "boot on A through qemu-coco" s_boot &&
 scenario "virsh migrate --live A->B" s_migrate &&
 scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
 scenario "paused guest: virsh migrate A->B, --p2p B->A; RAM identical before resume" s_migrate_paused &&
+scenario "metrics: A's endpoint scraped during migrate A->B, both count it; back --p2p" s_metrics &&
 scenario "virsh save on A, restore on B" s_save_restore &&
 scenario "libvirtd restart on B, then migrate B->A" s_libvirtd_restart &&
 scenario "policy forbids host B (B's hook off): the agent refuses, source keeps running" s_refuse &&
