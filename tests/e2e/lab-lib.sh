@@ -377,8 +377,9 @@ migrate_and_check() {
     # the source's RAM file held before the migration (pages the guest
     # never touched stay holes on both hosts, docs/firmware-emulated.rst;
     # the destination's file is no measure: the guest, running on there,
-    # may touch new pages before it is read), and at least the checksum
-    # workload's 16 MiB.
+    # may touch new pages before it is read, and the destination's QEMU
+    # writes a few pages of its own while it starts), and at least the
+    # checksum workload's 16 MiB.
     [ "$pages" -ge 4096 ] && [ "$pages" -ge $((ramkib / 4)) ] && [ "$bytes" -ge $((pages * 4096)) ] ||
         fail "the agents moved only $pages pages ($bytes bytes), the source held $ramkib KiB before" || return 1
     [ "$streams" = 4 ] || fail "the agents used $streams streams, not 4" || return 1
