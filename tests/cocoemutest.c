@@ -2505,6 +2505,33 @@ testPlatformFile(void)
     g_rmdir(dir);
 }
 
+/* A new platform file's missing directories are created (the agent
+ * without systemd's StateDirectory=), private to root. */
+static void
+testPlatformFileDir(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("cocoemutest-XXXXXX", NULL);
+    g_autofree char *sub = g_build_filename(dir, "state", NULL);
+    g_autofree char *subdir = g_build_filename(sub, "lib", NULL);
+    g_autofree char *path = g_build_filename(subdir, "platform.conf", NULL);
+    g_autoptr(CocoEmuPlatform) p = NULL;
+    GError *err = NULL;
+    struct stat sb;
+
+    g_assert_nonnull(dir);
+    p = cocoEmuPlatformLoad(path, true, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(p);
+    g_assert_cmpint(stat(subdir, &sb), ==, 0);
+    g_assert_cmpint(sb.st_mode & 0777, ==, 0700);
+    g_assert_cmpint(stat(path, &sb), ==, 0);
+    g_assert_cmpint(sb.st_mode & 0777, ==, 0600);
+    g_unlink(path);
+    g_rmdir(subdir);
+    g_rmdir(sub);
+    g_rmdir(dir);
+}
+
 /* The destination rules, as host tools call them before a migration. */
 static void
 testCheckDestination(void)
@@ -2597,5 +2624,6 @@ main(int argc, char **argv)
     }
     g_test_add_func("/emu/prepare-signature", testPrepareSignature);
     g_test_add_func("/emu/platform-file", testPlatformFile);
+    g_test_add_func("/emu/platform-file-dir", testPlatformFileDir);
     return g_test_run();
 }

@@ -38,6 +38,7 @@ cocoAgentConfigInit(CocoAgentConfig *cfg)
     cfg->streams = COCO_TRANSFER_DEFAULT_STREAMS;
     cfg->pages_per_bundle = COCO_TRANSFER_DEFAULT_PAGES_PER_BUNDLE;
     cfg->vcpus = 1;
+    cfg->precopy_rounds = COCO_AGENT_DEFAULT_PRECOPY_ROUNDS;
     cfg->pid_dir = g_strdup(COCO_AGENT_DEFAULT_PID_DIR);
     cfg->qemu_binaries = g_strdupv((char **)cocoAgentDefaultQemu);
     cfg->peer_timeout = COCO_AGENT_DEFAULT_PEER_TIMEOUT;

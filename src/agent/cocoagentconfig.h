@@ -38,6 +38,10 @@
 #define COCO_AGENT_DEFAULT_MAX_RELAYS_PER_UID 32
 #define COCO_AGENT_DEFAULT_MAX_MIGRATIONS 64
 #define COCO_AGENT_DEFAULT_RECORDS_MAX 1000
+/* Two rounds before the switchover: the lab measured 74-93 ms of downtime
+ * for a 192 MiB guest, 0.6 to 2.5 s with all memory at the switchover
+ * (docs/virtcocod.rst). */
+#define COCO_AGENT_DEFAULT_PRECOPY_ROUNDS 2
 #define COCO_AGENT_DEFAULT_RECORDS_MAX_AGE (30U * 24U * 3600U)
 
 typedef struct {

@@ -129,7 +129,17 @@ cocoEmuPlatformLoad(const char *path, bool create, GError **error)
 
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
         if (create && g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+            g_autofree char *dir = g_path_get_dirname(path);
+
             g_error_free(err);
+            /* Its directory too (/var/lib/libvirt-coco by default), as
+             * the agent makes its state_dir: systemd's StateDirectory=
+             * is not there when the agent runs without the unit. */
+            if (g_mkdir_with_parents(dir, 0700) < 0) {
+                cocoErrorSetSystem(error, errno,
+                                   _("cannot create directory '%1$s'"), dir);
+                return NULL;
+            }
             if (!(p = cocoEmuPlatformNew(error)) ||
                 cocoEmuPlatformSave(p, path, error) < 0)
                 return NULL;

@@ -76,7 +76,7 @@ done
 for H in $HOSTS; do
     R=$(host_dir "$H")
     cp "$R/virtcocod.log" "$LOGS/virtcocod-$H.log" 2>/dev/null
-    cp -r "$R/migrations" "$LOGS/migrations-$H" 2>/dev/null
+    cp -rL "$R/migrations" "$LOGS/migrations-$H" 2>/dev/null
     cp "$LAB/wire-all.log" "$LOGS/wire.log" 2>/dev/null
     if [ -f "$R/virtcocod.pid" ]; then
         p=$(cat "$R/virtcocod.pid")

@@ -10,6 +10,11 @@
 # tmpfs mounted before the namespaces split, at the same path for both
 # hosts and their agents: one virtcocod per host, in the host's network
 # namespace, serving the host's agent socket.
+# COCO_LAB_LAYOUT=installed: the hosts run what the RPM installs instead
+# (stage-install.sh's staged tree over /usr and /etc in each host's mount
+# namespace, the shipped configuration, the certificates at libvirt's
+# x509 locations, the agent in all of the host's namespaces; docs/lab.rst
+# "The installed layout").
 # Exit 77 when the machine cannot host the lab.
 set -eu
 . "$(dirname "$0")/lab-env.sh"
@@ -29,15 +34,24 @@ command -v python3 >/dev/null || lab_skip "python3 missing (the lab reads the ag
 COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/libvirt-coco-hook}
 [ -x "$COCO_HOOK" ] || lab_die "set COCO_HOOK to the built libvirt-coco-hook"
 # Where qemu-coco reads its configuration; each host binds its own copy.
-CONF=$("$QEMU_COCO" --coco-config-path)
-CONFDIR=$(dirname "$CONF")
-SYSCONF=$(dirname "$CONFDIR")
-if [ -d "$CONFDIR" ]; then
-    BIND_SRC=sysconf/$(basename "$CONFDIR") BIND_DST=$CONFDIR
-elif [ -d "$SYSCONF" ] && [ "$SYSCONF" != /etc ]; then
-    BIND_SRC=sysconf BIND_DST=$SYSCONF
+# The installed layout (COCO_LAB_LAYOUT=installed, staged by
+# stage-install.sh) has the shipped one at /etc/libvirt-coco instead.
+EMULATOR=$QEMU_COCO
+if [ "$LAB_LAYOUT" = installed ]; then
+    EMULATOR=$INST_EMULATOR
+    [ -x "$INST_STAGE$INST_EMULATOR" ] || lab_die "no installed layout in $INST_STAGE: run stage-install.sh"
+    grep -qw overlay /proc/filesystems || lab_skip "the installed layout needs overlayfs"
 else
-    lab_skip "cannot give each host its own '$CONF' (no '$CONFDIR')"
+    CONF=$("$QEMU_COCO" --coco-config-path)
+    CONFDIR=$(dirname "$CONF")
+    SYSCONF=$(dirname "$CONFDIR")
+    if [ -d "$CONFDIR" ]; then
+        BIND_SRC=sysconf/$(basename "$CONFDIR") BIND_DST=$CONFDIR
+    elif [ -d "$SYSCONF" ] && [ "$SYSCONF" != /etc ]; then
+        BIND_SRC=sysconf BIND_DST=$SYSCONF
+    else
+        lab_skip "cannot give each host its own '$CONF' (no '$CONFDIR')"
+    fi
 fi
 
 unshare --mount --uts --propagation private true 2>/dev/null ||
@@ -88,8 +102,14 @@ for H in $HOSTS; do
              "$R/sysconf/libvirt-coco" "$LAB/ram/$H"
     U=$(echo "$H" | tr AB ab)
     # libvirtd finds hooks when it starts: install before it does.
+    # Installed: what the install put into /etc/libvirt (the hook's
+    # symlink to /usr/libexec/libvirt-coco-hook) goes into the host's.
     mkdir -p "$R/etc/hooks/qemu.d"
-    install -m 0755 "$COCO_HOOK" "$R/etc/hooks/qemu.d/50-libvirt-coco"
+    if [ "$LAB_LAYOUT" = installed ]; then
+        cp -a "$INST_STAGE/etc/libvirt/." "$R/etc/"
+    else
+        install -m 0755 "$COCO_HOOK" "$R/etc/hooks/qemu.d/50-libvirt-coco"
+    fi
     cat > "$R/etc/libvirtd.conf" <<CONF
 auth_unix_ro = "none"
 auth_unix_rw = "none"
@@ -108,7 +128,7 @@ namespaces = [ ]
 stdio_handler = "file"
 memory_backing_dir = "$LAB/ram/$H"
 CONF
-    cat > "$R/sysconf/libvirt-coco/qemu-coco.conf" <<CONF
+    [ "$LAB_LAYOUT" = installed ] || cat > "$R/sysconf/libvirt-coco/qemu-coco.conf" <<CONF
 [qemu-coco]
 qemu = /usr/bin/qemu-system-x86_64
 agent_socket = /run/libvirt/coco-agent.sock
@@ -123,18 +143,39 @@ CONF
         mkdir -p "$R/cache/qemu/capabilities"
         cp -a "$CACHE/caps/." "$R/cache/qemu/capabilities/" 2>/dev/null || true
     fi
+    if [ "$LAB_LAYOUT" = installed ]; then
+        # The host's view of the machine: the staged /usr and /etc on top
+        # of the machine's (read-only), the host's own files (its x509
+        # certificates) on top of those, a private writable /var/lib
+        # (the agent's state directory /var/lib/libvirt-coco is
+        # $R/varlib/libvirt-coco), and the agent's runtime directory
+        # /run/libvirt-coco (the unit's RuntimeDirectory=) at
+        # $R/coco-run.
+        mkdir -p "$R/etc-host" "$R/varlib" "$R/varlib-work" "$R/coco-run"
+        ln -s varlib/libvirt-coco/migrations "$R/migrations"
+        LAYOUT_MOUNTS="mkdir -p /run/libvirt-coco
+mount --bind $R/coco-run /run/libvirt-coco
+mount -t overlay coco-lab-usr -o ro,lowerdir=$INST_STAGE/usr:/usr /usr
+mount -t overlay coco-lab-etc -o ro,lowerdir=$R/etc-host:$INST_STAGE/etc:/etc /etc
+mount -t overlay coco-lab-varlib -o lowerdir=/var/lib,upperdir=$R/varlib,workdir=$R/varlib-work /var/lib"
+        CONF_MOUNT=""
+    else
+        LAYOUT_MOUNTS=""
+        CONF_MOUNT="mount --bind $R/$BIND_SRC $BIND_DST"
+    fi
     cat > "$R/hostns.sh" <<NS
 #!/bin/sh
 set -e
 hostname host$H
 mount -t tmpfs tmpfs /run
 mkdir -p /run/libvirt
+$LAYOUT_MOUNTS
 mount --bind $R/run /run/libvirt
 mount --bind $R/etc /etc/libvirt
 for d in lib log cache; do mount --bind $R/\$d /var/\$d/libvirt; done
 mount --bind $R/hosts /etc/hosts
 mount --bind $R/resolv.conf /etc/resolv.conf
-mount --bind $R/$BIND_SRC $BIND_DST
+$CONF_MOUNT
 exec /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
 NS
     chmod +x "$R/hostns.sh"
@@ -151,6 +192,19 @@ sh "$E2E_DIR/../cocotlsgen.sh" "$LAB/pki" >&2 || lab_die "cannot make the lab's 
 for H in $HOSTS; do
     R=$(host_dir "$H")
     P=$LAB/pki/host$H
+    if [ "$LAB_LAYOUT" = installed ]; then
+        # Where libvirt's TLS setup keeps them and the shipped
+        # virtcocod.conf reads them, as an operator deploys them: the only
+        # host-specific files of the installed layout. The agent starts
+        # once the host's namespaces exist (below).
+        X=$R/etc-host/pki
+        install -d -m 0755 "$X/CA" "$X/libvirt"
+        install -d -m 0750 "$X/libvirt/private"
+        install -m 0644 "$P/cacert.pem" "$P/cacrl.pem" "$X/CA/"
+        install -m 0644 "$P/servercert.pem" "$P/clientcert.pem" "$X/libvirt/"
+        install -m 0600 "$P/private/serverkey.pem" "$P/private/clientkey.pem" "$X/libvirt/private/"
+        continue
+    fi
     cat > "$R/virtcocod.conf" <<CONF
 [virtcocod]
 socket = $R/run/coco-agent.sock
@@ -196,9 +250,14 @@ for H in $HOSTS; do
         sleep 0.1
     done
 done
+if [ "$LAB_LAYOUT" = installed ]; then
+    for H in $HOSTS; do
+        agent_spawn_installed "$H"
+    done
+fi
 for H in $HOSTS; do
     i=0
-    until [ -S "$(host_dir "$H")/run/coco-agent.sock" ]; do
+    until [ -S "$(agent_sock "$H")" ]; do
         i=$((i + 1))
         [ $i -lt 100 ] || { cat "$(host_dir "$H")/virtcocod.log" >&2; lab_die "virtcocod on host $H did not start"; }
         sleep 0.1
@@ -206,7 +265,7 @@ for H in $HOSTS; do
 done
 # Probe qemu-coco's capabilities once (about 4 s, cached across runs) and
 # hand host A's cache to host B, which loads it on first use.
-virsh -q -c "$(host_uri A)" domcapabilities --emulatorbin "$QEMU_COCO" \
-    --virttype qemu --arch x86_64 >/dev/null || lab_die "host A cannot probe $QEMU_COCO"
+virsh -q -c "$(host_uri A)" domcapabilities --emulatorbin "$EMULATOR" \
+    --virttype qemu --arch x86_64 >/dev/null || lab_die "host A cannot probe $EMULATOR"
 cp -f "$(host_dir A)"/cache/qemu/capabilities/*.xml "$(host_dir B)/cache/qemu/capabilities/"
 lab_log "hosts up: daemons ready after $(awk "BEGIN{printf \"%.2f\", $(date +%s.%N) - $T0}") s"

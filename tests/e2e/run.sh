@@ -12,6 +12,9 @@
 # switchover gate), so x-ignore-shared is on for migrations and off for
 # save/restore. The guest has a <coco:migration> element (tdx) and no
 # <launchSecurity> (TCG).
+# COCO_LAB_LAYOUT=installed (meson's e2e-installed): the hosts run what the
+# RPM installs, with the shipped configuration, and the scenarios of
+# scenarios-installed.sh (docs/lab.rst "The installed layout").
 set -u
 . "$(dirname "$0")/lab-env.sh"
 
@@ -29,7 +32,11 @@ LAB_MEMCHECK=1
 lab_start
 T_UP=$(since "$T_START")
 
-guest_xml guest 192 "$QEMU_COCO" confidential > "$LAB/guest.xml"
+if [ "$LAB_LAYOUT" = installed ]; then
+    guest_xml guest 192 "$INST_EMULATOR" confidential > "$LAB/guest.xml"
+else
+    guest_xml guest 192 "$QEMU_COCO" confidential > "$LAB/guest.xml"
+fi
 for f in "$E2E_DIR"/scenarios-*.sh; do
     [ -e "$f" ] && . "$f"
 done
@@ -254,6 +261,15 @@ s_destroy() {
     done
 }
 
+if [ "$LAB_LAYOUT" = installed ]; then
+    # What the RPM installs, nothing lab-written (scenarios-installed.sh).
+    scenario "installed layout: shipped configuration unmodified, hook and agent at their installed places" s_inst_layout &&
+    scenario "installed layout: boot on A through /usr/libexec/qemu-coco" s_boot &&
+    scenario "installed layout: virsh migrate --live A->B, sealed" s_migrate &&
+    scenario "installed layout: virsh migrate --live B->A, sealed" s_inst_migrate_back &&
+    scenario "installed layout: A's agent stopped: the relay refuses, source keeps running" s_inst_source_agent_down &&
+    scenario "installed layout: B's agent stopped: B's hook refuses, source keeps running" s_inst_dest_agent_down
+else
 scenario "boot on A through qemu-coco" s_boot &&
 scenario "virsh migrate --live A->B" s_migrate &&
 scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
@@ -287,10 +303,16 @@ scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_
 scenario "relay: domjobabort in the switchover window: one host runs the guest, records agree" s_relay_abort_switchover &&
 scenario "no agent: qemu-coco refuses the migration with the reason, save/restore still work" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
+fi
 
 T_SCEN=$(since "$T_START")
 trap - EXIT
 created=$(cat "$LAB/created" 2>/dev/null)
+# The installed agents run from /usr/sbin/virtcocod in the hosts'
+# namespaces: their pids, to check they are gone.
+agents=""
+[ "$LAB_LAYOUT" != installed ] ||
+    agents=$(cat "$(host_dir A)/virtcocod.pid" "$(host_dir B)/virtcocod.pid" 2>/dev/null)
 "$E2E_DIR/hosts-down.sh"
 # Nothing may be left: namespaces, veth, mounts, directories, processes.
 leftover=""
@@ -310,6 +332,9 @@ for p in /proc/[0-9]*; do
         { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -q -e "$LAB/"; then
         leftover="$leftover pid:${p#/proc/}"
     fi
+done
+for p in $agents; do
+    [ ! -d "/proc/$p" ] || leftover="$leftover agent:$p"
 done
 echo "$RESULTS"
 echo "measurements (same run):$MEASURE"
