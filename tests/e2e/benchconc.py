@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The concurrent-migrations benchmark's helpers (tests/e2e/bench-concurrent.sh).
+
+  benchconc.py record DIR DOMAIN T0   the source record of DOMAIN in DIR
+                                      (an agent's state directory) started
+                                      after T0 (seconds since the epoch) and
+                                      finished: "switchover_ms final_ms
+                                      transfer_ms switchover_at"; exit 1
+                                      while there is none
+  benchconc.py summary ROWS CORES     medians, ranges and the verdict
+
+"downtime - switchover" is the part of libvirt's downtime outside the
+source agent's switchover step (QEMU, libvirt, the relay and the agents'
+main threads): what grows there when migrations wait for each other.
+
+ROWS (bench-concurrent.sh writes them), one line per migration:
+  mig CASE N EVENT GUEST DIR wall job downtime pause idle_pause sw_pause
+      switchover_ms final_ms transfer_ms switchover_at load
+and one per event:
+  cpu CASE N EVENT wall_ms agents_cpu_ms machine_busy_permille load
+
+The goal (issue 11): each guest's downtime in a case of N concurrent
+migrations at most 1.2 x its own single-migration downtime (median of its
+"single" migrations in the same run) divided by its CPU share, where N
+migrations on CORES cores each get min(1, CORES / N) of the machine; checked
+on medians, for libvirt's downtime and for the guest's pause.
+"""
+import datetime
+import glob
+import json
+import os
+import statistics
+import sys
+
+MIG = ["kind", "case", "n", "event", "guest", "dir", "wall", "job", "downtime",
+       "pause", "idle", "sw_pause", "switchover", "final", "transfer", "sw_at",
+       "load"]
+CPU = ["kind", "case", "n", "event", "wall", "agents", "busy", "load"]
+CASES = ["single", "same-2", "cross-2", "same-4", "cross-4"]
+
+
+def record(d, domain, t0):
+    best = None
+    for f in glob.glob(os.path.join(d, "*.json")):
+        try:
+            r = json.load(open(f))
+        except (OSError, ValueError):
+            continue
+        if r.get("role") != "source" or r.get("domain") != domain:
+            continue
+        try:
+            st = datetime.datetime.fromisoformat(r["started"].replace("Z", "+00:00")).timestamp()
+        except (KeyError, ValueError):
+            continue
+        if st < t0 - 2.0:
+            continue
+        if best is None or st > best[0]:
+            best = (st, r)
+    if best is None or best[1].get("state") != "finished":
+        return 1
+    st, r = best
+    c, tl = r.get("counters", {}), r.get("timeline", [])
+    sw = [e for e in tl if e["event"] == "pre-switchover"]
+    print(round(sw[0]["duration_ms"]) if sw else 0, round(c.get("downtime_us", 0) / 1000),
+          r.get("transfer", {}).get("elapsed_ms", 0),
+          "%.6f" % (st + sw[0]["at_ms"] / 1000) if sw else 0)
+    return 0
+
+
+def med(v):
+    return statistics.median(v) if v else None
+
+
+def rng(v, f="%.0f"):
+    v = [x for x in v if x >= 0]
+    if not v:
+        return "n/a"
+    return (f + " (" + f + "-" + f + ")") % (statistics.median(v), min(v), max(v))
+
+
+def overlaps(rows):
+    """Events in which every migration's switchover step overlapped another's."""
+    ev = {}
+    for r in rows:
+        if r["sw_at"] > 0:
+            ev.setdefault(r["event"], []).append((r["sw_at"], r["sw_at"] + r["switchover"] / 1000))
+    n = 0
+    for iv in ev.values():
+        iv.sort()
+        if len(iv) > 1 and any(iv[k + 1][0] < max(e for _, e in iv[:k + 1]) for k in range(len(iv) - 1)):
+            n += 1
+    return n, len(ev)
+
+
+def summary(path, cores):
+    mig, cpu = [], []
+    for line in open(path):
+        w = line.split()
+        if not w:
+            continue
+        if w[0] == "mig":
+            r = dict(zip(MIG, w))
+            for k in MIG[6:]:
+                r[k] = float(r[k])
+            r["n"] = int(r["n"])
+            mig.append(r)
+        elif w[0] == "cpu":
+            r = dict(zip(CPU, w))
+            for k in CPU[4:]:
+                r[k] = float(r[k])
+            r["n"] = int(r["n"])
+            cpu.append(r)
+    guests = sorted({r["guest"] for r in mig})
+    ref = {}
+    for g in guests:
+        s = [r for r in mig if r["case"] == "single" and r["guest"] == g]
+        ref[g] = {c: med([r[c] for r in s if r[c] >= 0]) for c in ("downtime", "pause", "switchover")}
+
+    print("Concurrent confidential migrations: %d cores; a migration's CPU share with N at once is "
+          "min(1, %d/N); goal: each guest's median <= 1.2 x its single median / share" % (cores, cores))
+    print()
+    hdr = ("case", "N", "migr.", "downtime ms", "pause ms", "job ms", "agent switchover ms",
+           "downtime - switchover",
+           "agents CPU ms/migr.", "agents cores", "machine busy %", "load", "overlap",
+           "worst downtime ratio", "worst pause ratio", "bound", "verdict")
+    table = []
+    for case in CASES:
+        rows = [r for r in mig if r["case"] == case]
+        if not rows:
+            continue
+        n = rows[0]["n"]
+        share = min(1.0, cores / n)
+        bound = 1.2 / share
+        ev = [c for c in cpu if c["case"] == case]
+        cpu_per = [c["agents"] / c["n"] for c in ev]
+        cores_used = [c["agents"] / c["wall"] for c in ev if c["wall"] > 0]
+        busy = [c["busy"] / 10 for c in ev]
+        load = [c["load"] for c in ev]
+        worst = {}
+        ok = True
+        for c in ("downtime", "pause"):
+            ratios = []
+            for g in guests:
+                v = [r[c] for r in rows if r["guest"] == g and r[c] >= 0]
+                if not v or not ref[g][c]:
+                    continue
+                ratios.append((med(v) / ref[g][c], g))
+            worst[c] = max(ratios) if ratios else None
+            if case != "single" and (worst[c] is None or worst[c][0] > bound):
+                ok = False
+        ov, nev = overlaps(rows) if n > 1 else (0, 0)
+        table.append((
+            case, str(n), str(len(rows)), rng([r["downtime"] for r in rows]),
+            rng([r["pause"] for r in rows]), rng([r["job"] for r in rows]),
+            rng([r["switchover"] for r in rows]),
+            rng([r["downtime"] - r["switchover"] for r in rows if r["downtime"] >= 0]), rng(cpu_per), rng(cores_used, "%.2f"),
+            rng(busy), rng(load, "%.1f"), "%d/%d" % (ov, nev) if n > 1 else "-",
+            "%.2f (%s)" % worst["downtime"] if worst["downtime"] else "n/a",
+            "%.2f (%s)" % worst["pause"] if worst["pause"] else "n/a",
+            "-" if case == "single" else "%.1f x" % bound,
+            "reference" if case == "single" else ("met" if ok else "missed")))
+    for i, h in enumerate(hdr):
+        print("%-22s %s" % (h, "  ".join("%-26s" % t[i] for t in table)))
+    print()
+    print("Per guest, median downtime / pause (ms) and the ratio to its own single migrations:")
+    for g in guests:
+        cells = []
+        for case in CASES:
+            rows = [r for r in mig if r["case"] == case and r["guest"] == g]
+            if not rows:
+                continue
+            d = med([r["downtime"] for r in rows if r["downtime"] >= 0])
+            p = med([r["pause"] for r in rows if r["pause"] >= 0])
+            if case == "single":
+                cells.append("single %.0f / %.0f" % (d, p))
+            else:
+                cells.append("%s %.0f / %.0f (%.2f / %.2f)" % (
+                    case, d, p, d / ref[g]["downtime"] if d and ref[g]["downtime"] else 0,
+                    p / ref[g]["pause"] if p and ref[g]["pause"] else 0))
+        print("  %s: %s" % (g, "; ".join(cells)))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "record":
+        sys.exit(record(sys.argv[2], sys.argv[3], float(sys.argv[4])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "summary":
+        sys.exit(summary(sys.argv[2], int(sys.argv[3])))
+    else:
+        sys.exit(__doc__)
