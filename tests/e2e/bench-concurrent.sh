@@ -15,7 +15,8 @@
 # only the guests that move run, the others are paused meanwhile (so N
 # guests and their N migrations share the cores). Per migration: libvirt's
 # completed-job statistics on the destination (time elapsed, downtime), the
-# guest's longest pause seen from the host (tickgap.py), the source agent's
+# guest's pause across the switch (its last tick on the source to its
+# first on the destination) and its longest pause (tickgap.py), the source agent's
 # record (its switchover step: from QEMU's pre-switchover to
 # migrate-continue released, and when it began). Per event: the two agents'
 # CPU time (utime + stime from /proc), the machine's busy CPU (/proc/stat)
@@ -180,19 +181,22 @@ bench_event() {
             sleep 0.1
         done
         # rec: "switchover_ms final_ms transfer_ms switchover_at"
-        swat=${rec##* }
-        # shellcheck disable=SC2086
-        set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks.$g" "$m0" "$m1" $swat)
-        gap=$1 base=$5 lost=$6 swgap=$8
+        # shellcheck disable=SC2046
+        set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks.$g" "$m0" "$m1")
+        gap=$1 base=$5 lost=$6
         [ "$gap" != -1 ] || { cp "$LAB/ticks.$g" "$OUT.ticks"; fail "$case $g $s->$d: no tick before or after ($OUT.ticks)"; } || return 1
+        # The guest's pause across the switch: its last tick on the source
+        # to its first on the destination.
+        swgap=$(python3 "$E2E_DIR/benchconc.py" switch "$LAB/ticks.$g")
+        [ "$swgap" != -1 ] || { cp "$LAB/ticks.$g" "$OUT.ticks"; fail "$case $g $s->$d: no tick on the source or the destination ($OUT.ticks)"; } || return 1
         [ "$lost" -le 1 ] || fail "$case $g $s->$d: $lost guest ticks lost" || return 1
         dom_wait "$d" "$g" "$(gv DOFF "$g")" CK 1 30 || return 1
         bad=$(dom_since "$d" "$g" "$(gv DOFF "$g")" | grep -c '^CK .*BAD' || true)
         [ "$bad" = 0 ] || fail "$case $g $s->$d: checksum BAD on $d" || return 1
         wall=$(awk "BEGIN{printf \"%.0f\", ($m1 - $m0) * 1000}")
         echo "mig $case $n $EV $g $s$d $wall $job $down $gap $base $swgap $rec $load" >> "$OUT.tmp"
-        printf '  %-8s %s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  pause %6s ms (idle %5s; at the switchover %6s)  agent switchover/last/transfer %s\n' \
-            "$case" "$g" "$s" "$d" "$wall" "$job" "$down" "$gap" "$base" "$swgap" "${rec% *}"
+        printf '  %-8s %s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  pause across the switch %6s ms (longest %6s, idle %5s)  agent switchover/last/transfer %s\n' \
+            "$case" "$g" "$s" "$d" "$wall" "$job" "$down" "$swgap" "$gap" "$base" "${rec% *}"
     done
     read -r a0 b0 z0 <<EOF
 $c0

@@ -8,6 +8,12 @@
                                       finished: "switchover_ms final_ms
                                       transfer_ms switchover_at"; exit 1
                                       while there is none
+  benchconc.py switch TICKS           the guest's pause across the switch:
+                                      from its last tick on the source to
+                                      its first on the destination (ms;
+                                      TICKS as tickgap.py watch writes it,
+                                      the source's console first); -1 when
+                                      either is missing
   benchconc.py summary ROWS CORES     medians, ranges and the verdict
 
 "downtime - switchover" is the part of libvirt's downtime outside the
@@ -15,8 +21,12 @@ source agent's switchover step (QEMU, libvirt, the relay and the agents'
 main threads): what grows there when migrations wait for each other.
 
 ROWS (bench-concurrent.sh writes them), one line per migration:
-  mig CASE N EVENT GUEST DIR wall job downtime pause idle_pause sw_pause
-      switchover_ms final_ms transfer_ms switchover_at load
+  mig CASE N EVENT GUEST DIR wall job downtime pause idle_pause
+      switch_pause switchover_ms final_ms transfer_ms switchover_at load
+("pause" is the longest interval between two ticks during the migration,
+wherever it fell: on a loaded machine the precopy's CPU work starves the
+guest's vCPU too; "switch_pause" is the one across the switch, the
+guest-side downtime.)
 and one per event:
   cpu CASE N EVENT wall_ms agents_cpu_ms machine_busy_permille load
 
@@ -24,7 +34,8 @@ The goal (issue 11): each guest's downtime in a case of N concurrent
 migrations at most 1.2 x its own single-migration downtime (median of its
 "single" migrations in the same run) divided by its CPU share, where N
 migrations on CORES cores each get min(1, CORES / N) of the machine; checked
-on medians, for libvirt's downtime and for the guest's pause.
+on medians, for libvirt's downtime and for the guest's pause across the
+switch.
 """
 import datetime
 import glob
@@ -34,7 +45,7 @@ import statistics
 import sys
 
 MIG = ["kind", "case", "n", "event", "guest", "dir", "wall", "job", "downtime",
-       "pause", "idle", "sw_pause", "switchover", "final", "transfer", "sw_at",
+       "pause", "idle", "switch", "switchover", "final", "transfer", "sw_at",
        "load"]
 CPU = ["kind", "case", "n", "event", "wall", "agents", "busy", "load"]
 CASES = ["single", "same-2", "cross-2", "same-4", "cross-4"]
@@ -65,6 +76,25 @@ def record(d, domain, t0):
     print(round(sw[0]["duration_ms"]) if sw else 0, round(c.get("downtime_us", 0) / 1000),
           r.get("transfer", {}).get("elapsed_ms", 0),
           "%.6f" % (st + sw[0]["at_ms"] / 1000) if sw else 0)
+    return 0
+
+
+def switch(path):
+    last_src, first_dst = None, None
+    for line in open(path):
+        w = line.split()
+        try:
+            t, f = float(w[0]), int(w[1])
+        except (IndexError, ValueError):
+            continue
+        if f == 0 and (last_src is None or t > last_src):
+            last_src = t
+        if f == 1 and (first_dst is None or t < first_dst):
+            first_dst = t
+    if last_src is None or first_dst is None or first_dst < last_src:
+        print(-1)
+    else:
+        print("%.1f" % ((first_dst - last_src) * 1000))
     return 0
 
 
@@ -115,15 +145,16 @@ def summary(path, cores):
     ref = {}
     for g in guests:
         s = [r for r in mig if r["case"] == "single" and r["guest"] == g]
-        ref[g] = {c: med([r[c] for r in s if r[c] >= 0]) for c in ("downtime", "pause", "switchover")}
+        ref[g] = {c: med([r[c] for r in s if r[c] >= 0]) for c in ("downtime", "switch", "switchover")}
 
     print("Concurrent confidential migrations: %d cores; a migration's CPU share with N at once is "
           "min(1, %d/N); goal: each guest's median <= 1.2 x its single median / share" % (cores, cores))
     print()
-    hdr = ("case", "N", "migr.", "downtime ms", "pause ms", "job ms", "agent switchover ms",
+    hdr = ("case", "N", "migr.", "downtime ms", "switch pause ms", "longest pause ms", "job ms",
+           "agent switchover ms",
            "downtime - switchover",
            "agents CPU ms/migr.", "agents cores", "machine busy %", "load", "overlap",
-           "worst downtime ratio", "worst pause ratio", "bound", "verdict")
+           "worst downtime ratio", "worst switch pause ratio", "bound", "verdict")
     table = []
     for case in CASES:
         rows = [r for r in mig if r["case"] == case]
@@ -139,7 +170,7 @@ def summary(path, cores):
         load = [c["load"] for c in ev]
         worst = {}
         ok = True
-        for c in ("downtime", "pause"):
+        for c in ("downtime", "switch"):
             ratios = []
             for g in guests:
                 v = [r[c] for r in rows if r["guest"] == g and r[c] >= 0]
@@ -152,18 +183,19 @@ def summary(path, cores):
         ov, nev = overlaps(rows) if n > 1 else (0, 0)
         table.append((
             case, str(n), str(len(rows)), rng([r["downtime"] for r in rows]),
-            rng([r["pause"] for r in rows]), rng([r["job"] for r in rows]),
+            rng([r["switch"] for r in rows]), rng([r["pause"] for r in rows]),
+            rng([r["job"] for r in rows]),
             rng([r["switchover"] for r in rows]),
             rng([r["downtime"] - r["switchover"] for r in rows if r["downtime"] >= 0]), rng(cpu_per), rng(cores_used, "%.2f"),
             rng(busy), rng(load, "%.1f"), "%d/%d" % (ov, nev) if n > 1 else "-",
             "%.2f (%s)" % worst["downtime"] if worst["downtime"] else "n/a",
-            "%.2f (%s)" % worst["pause"] if worst["pause"] else "n/a",
+            "%.2f (%s)" % worst["switch"] if worst["switch"] else "n/a",
             "-" if case == "single" else "%.1f x" % bound,
             "reference" if case == "single" else ("met" if ok else "missed")))
     for i, h in enumerate(hdr):
-        print("%-22s %s" % (h, "  ".join("%-26s" % t[i] for t in table)))
+        print("%-24s %s" % (h, "  ".join("%-26s" % t[i] for t in table)))
     print()
-    print("Per guest, median downtime / pause (ms) and the ratio to its own single migrations:")
+    print("Per guest, median downtime / switch pause (ms) and the ratio to its own single migrations:")
     for g in guests:
         cells = []
         for case in CASES:
@@ -171,13 +203,13 @@ def summary(path, cores):
             if not rows:
                 continue
             d = med([r["downtime"] for r in rows if r["downtime"] >= 0])
-            p = med([r["pause"] for r in rows if r["pause"] >= 0])
+            p = med([r["switch"] for r in rows if r["switch"] >= 0])
             if case == "single":
                 cells.append("single %.0f / %.0f" % (d, p))
             else:
                 cells.append("%s %.0f / %.0f (%.2f / %.2f)" % (
                     case, d, p, d / ref[g]["downtime"] if d and ref[g]["downtime"] else 0,
-                    p / ref[g]["pause"] if p and ref[g]["pause"] else 0))
+                    p / ref[g]["switch"] if p and ref[g]["switch"] else 0))
         print("  %s: %s" % (g, "; ".join(cells)))
     return 0
 
@@ -185,6 +217,8 @@ def summary(path, cores):
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "record":
         sys.exit(record(sys.argv[2], sys.argv[3], float(sys.argv[4])))
+    elif len(sys.argv) == 3 and sys.argv[1] == "switch":
+        sys.exit(switch(sys.argv[2]))
     elif len(sys.argv) == 4 and sys.argv[1] == "summary":
         sys.exit(summary(sys.argv[2], int(sys.argv[3])))
     else:
