@@ -31,7 +31,8 @@
 #   COCO_BENCH_MIB    each guest's memory in MiB (default 192)
 #   COCO_BENCH_TICK   the guests' tick period in seconds (0.02)
 #   COCO_BENCH_OUT    the per-migration rows (default
-#                     COCO_LAB_CACHE/bench-concurrent.txt; kept)
+#                     COCO_LAB_CACHE/bench-concurrent.txt; kept, and the
+#                     agents' logs and records in OUT.agents/)
 # Exit 0 when every migration passed (whatever the verdict), 1 when one
 # failed, 77 when the machine cannot host the lab.
 set -u
@@ -60,6 +61,9 @@ export COCO_LAB_RAM_SIZE
 lab_start
 WATCHERS=""
 lab_on_exit 'for w in $WATCHERS; do kill "$w" 2>/dev/null; done'
+# The agents' logs and records outlive the lab: the timelines of every
+# migration, for a closer look at a slow one.
+lab_on_exit 'rm -rf "$OUT.agents"; for H in $HOSTS; do mkdir -p "$OUT.agents/$H" && cp -a "$(host_dir "$H")/virtcocod.log" "$(host_dir "$H")/migrations" "$OUT.agents/$H/" 2>/dev/null; done'
 
 dom_console() { echo "$(host_dir "$1")/log/qemu/$2-console.log"; }
 dom_size() { stat -c %s "$(dom_console "$1" "$2")" 2>/dev/null || echo 0; }
