@@ -15,6 +15,10 @@
                                       the source's console first); -1 when
                                       either is missing
   benchconc.py summary ROWS CORES     medians, ranges and the verdict
+  benchconc.py split LOGS ROWS        where the switchovers' time went, per
+                                      case: LOGS is the lab's kept logs
+                                      (COCO_LAB_CACHE/logs: the agents'
+                                      logs, the relays' QMP logs)
 
 "downtime - switchover" is the part of libvirt's downtime outside the
 source agent's switchover step (QEMU, libvirt, the relay and the agents'
@@ -41,6 +45,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -98,6 +103,87 @@ def switch(path):
     return 0
 
 
+def logtime(day, hms):
+    h, m, x = hms.split(":")
+    return day + int(h) * 3600 + int(m) * 60 + float(x)
+
+
+def split(logs, rows):
+    """For every source migration: the relay's QMP log (libvirt's
+    migrate-continue reaching the relay, the relay forwarding it to QEMU,
+    QEMU's pre-switchover event) against the agent's log (its worker
+    starting and ending the pre-switchover step, releasing the gate).
+    The agents' log lines carry the time of day: the day is the rows'."""
+    cases = []
+    for line in open(rows):
+        w = line.split()
+        if w and w[0] == "mig":
+            cases.append((w[4], float(w[15]), w[1], float(w[8])))
+    if not cases:
+        return 1
+    t0 = max(c[1] for c in cases)
+    day = datetime.datetime.fromtimestamp(t0, datetime.timezone.utc).replace(
+        hour=0, minute=0, second=0, microsecond=0).timestamp()
+    mig = {}
+    for f in glob.glob(os.path.join(logs, "virtcocod-*.log")):
+        host = os.path.basename(f)[len("virtcocod-"):-len(".log")]
+        for line in open(f, errors="replace"):
+            m = re.match(r"\S+: (\d+:\d+:[0-9.]+): migration=(\S+) .*role=source (.*)", line)
+            if not m:
+                continue
+            t, mid, rest = logtime(day, m.group(1)), m.group(2), m.group(3)
+            d = mig.setdefault(mid, {"host": host, "dom": mid.split("-source-")[0]})
+            if "event=pre-switchover" in rest:
+                dur = float(re.search(r"duration_ms=([0-9.]+)", rest).group(1)) / 1000
+                d["start"], d["end"] = t - dur, t
+            elif "gate=migrate-continue verdict=release" in rest:
+                d["release"] = t
+    qmp = {}
+    for f in glob.glob(os.path.join(logs, "host*", "qemu", "*-qmp.log")):
+        host = f.split(os.sep)[-3][len("host"):]
+        q = qmp.setdefault((host, os.path.basename(f)[:-len("-qmp.log")]),
+                           {"ask": [], "fwd": [], "stop": []})
+        for line in open(f, errors="replace"):
+            w = line.split(" ", 3)
+            if len(w) < 4:
+                continue
+            if '"migrate-continue"' in w[3] and w[2] in ("L>R", "L>Q"):
+                q["ask" if w[2] == "L>R" else "fwd"].append(float(w[0]))
+            elif w[2] == "Q>L" and '"MIGRATION"' in w[3] and '"pre-switchover"' in w[3]:
+                q["stop"].append(float(w[0]))
+    out = {}
+    for mid, d in mig.items():
+        q = qmp.get((d["host"], d["dom"]))
+        if not q or "start" not in d or "release" not in d:
+            continue
+        ask = max([t for t in q["ask"] if t <= d["start"] + 0.001], default=None)
+        fwd = min([t for t in q["fwd"] if t >= d["release"] - 0.001], default=None)
+        stop = max([t for t in q["stop"] if t <= d["start"] + 0.001], default=None)
+        if ask is None or fwd is None or stop is None:
+            continue
+        c = min((x for x in cases if x[0] == d["dom"]), key=lambda x: abs(x[1] - d["start"]),
+                default=None)
+        if c is None or abs(c[1] - d["start"]) > 10:
+            continue
+        out.setdefault(c[2], []).append(
+            [(ask - stop) * 1000, (d["start"] - ask) * 1000, (d["end"] - d["start"]) * 1000,
+             (d["release"] - d["end"]) * 1000, (fwd - d["release"]) * 1000,
+             (fwd - stop) * 1000, c[3]])
+    print("Where the switchover's time went, ms, median (max): QEMU stopped -> libvirt's "
+          "migrate-continue at the relay | -> the agent's worker starts (the main thread "
+          "dispatching) | the worker's pre-switchover step | -> the destination confirms | "
+          "release -> the relay forwards (the main thread) | QEMU stopped -> forwarded ; "
+          "libvirt's downtime")
+    for case in CASES:
+        v = out.get(case)
+        if not v:
+            continue
+        print("%-8s %3d  %s" % (case, len(v), " | ".join(
+            "%4.0f (%4.0f)" % (statistics.median(x[i] for x in v), max(x[i] for x in v))
+            for i in range(7))))
+    return 0
+
+
 def med(v):
     return statistics.median(v) if v else None
 
@@ -107,20 +193,6 @@ def rng(v, f="%.0f"):
     if not v:
         return "n/a"
     return (f + " (" + f + "-" + f + ")") % (statistics.median(v), min(v), max(v))
-
-
-def overlaps(rows):
-    """Events in which every migration's switchover step overlapped another's."""
-    ev = {}
-    for r in rows:
-        if r["sw_at"] > 0:
-            ev.setdefault(r["event"], []).append((r["sw_at"], r["sw_at"] + r["switchover"] / 1000))
-    n = 0
-    for iv in ev.values():
-        iv.sort()
-        if len(iv) > 1 and any(iv[k + 1][0] < max(e for _, e in iv[:k + 1]) for k in range(len(iv) - 1)):
-            n += 1
-    return n, len(ev)
 
 
 def summary(path, cores):
@@ -153,7 +225,7 @@ def summary(path, cores):
     hdr = ("case", "N", "migr.", "downtime ms", "switch pause ms", "longest pause ms", "job ms",
            "agent switchover ms",
            "downtime - switchover",
-           "agents CPU ms/migr.", "agents cores", "machine busy %", "load", "overlap",
+           "agents CPU ms/migr.", "agents cores", "machine busy %", "load",
            "worst downtime ratio", "worst switch pause ratio", "bound", "verdict")
     table = []
     for case in CASES:
@@ -180,14 +252,13 @@ def summary(path, cores):
             worst[c] = max(ratios) if ratios else None
             if case != "single" and (worst[c] is None or worst[c][0] > bound):
                 ok = False
-        ov, nev = overlaps(rows) if n > 1 else (0, 0)
         table.append((
             case, str(n), str(len(rows)), rng([r["downtime"] for r in rows]),
             rng([r["switch"] for r in rows]), rng([r["pause"] for r in rows]),
             rng([r["job"] for r in rows]),
             rng([r["switchover"] for r in rows]),
             rng([r["downtime"] - r["switchover"] for r in rows if r["downtime"] >= 0]), rng(cpu_per), rng(cores_used, "%.2f"),
-            rng(busy), rng(load, "%.1f"), "%d/%d" % (ov, nev) if n > 1 else "-",
+            rng(busy), rng(load, "%.1f"),
             "%.2f (%s)" % worst["downtime"] if worst["downtime"] else "n/a",
             "%.2f (%s)" % worst["switch"] if worst["switch"] else "n/a",
             "-" if case == "single" else "%.1f x" % bound,
@@ -221,5 +292,7 @@ if __name__ == "__main__":
         sys.exit(switch(sys.argv[2]))
     elif len(sys.argv) == 4 and sys.argv[1] == "summary":
         sys.exit(summary(sys.argv[2], int(sys.argv[3])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "split":
+        sys.exit(split(sys.argv[2], sys.argv[3]))
     else:
         sys.exit(__doc__)
