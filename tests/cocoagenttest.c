@@ -11,6 +11,7 @@
 #include "agent/cocoagentauth.h"
 #include "agent/cocoagentconfig.h"
 #include "agent/cocoagentmetrics.h"
+#include "agent/cocoagentmigration.h"
 #include "agent/cocoagentpriv.h"
 #include "agent/cocoagenttls.h"
 #include "proto/cocoprotorelay.h"
@@ -779,6 +780,115 @@ testMigrate(void)
     g_assert_cmpuint(i, <, 10 * WAIT_S);
     relayClose(&ra);
     relayClose(&rb);
+    labClear(&lab);
+}
+
+/* Removing a migration from the agent never makes the main thread wait
+ * for its worker (issue 11: with two guests moving, one switchover waited
+ * behind the other migration's teardown, which the main thread joined).
+ * The worker here is held in its start, reading libvirt's status file of
+ * the domain, which is a FIFO nobody writes yet: a stand-in for a long
+ * teardown. Host A's main thread removes the migration and must go on
+ * serving; the worker is joined once it ended. */
+typedef struct {
+    Host *h;
+    CocoAgentMigration *m;
+    gint started;
+    gint removed;
+    guint registered; /* after the removal, on the main thread */
+    guint retiring;
+    gint counted;
+} RetireTest;
+
+static void
+retireWait(gint *flag, const char *what)
+{
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+    while (!g_atomic_int_get(flag)) {
+        if (g_get_monotonic_time() > end)
+            g_error("host A's main thread did not %s within 10 s", what);
+        g_usleep(1000);
+    }
+}
+
+static gboolean
+retireStart(gpointer opaque)
+{
+    RetireTest *t = opaque;
+    g_autoptr(GError) err = NULL;
+    CocoAgentDomainInfo dom = {
+        .pid = t->h->qemu,
+        .name = (char *)GUEST,
+        .uuid = (char *)UUID,
+        .ram_path = t->h->ram,
+    };
+
+    t->m =
+        cocoAgentMigrationNewSource(t->h->agent, &dom, 0, "127.0.0.1:1", &err);
+    g_assert_no_error(err);
+    g_atomic_int_set(&t->started, 1);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
+retireRemove(gpointer opaque)
+{
+    RetireTest *t = opaque;
+
+    cocoAgentRemoveMigration(t->h->agent, t->m);
+    t->registered = cocoAgentMigrationCount(t->h->agent);
+    t->retiring = cocoAgentRetiringCount(t->h->agent);
+    g_atomic_int_set(&t->removed, 1);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
+retireCount(gpointer opaque)
+{
+    RetireTest *t = opaque;
+
+    t->retiring = cocoAgentRetiringCount(t->h->agent);
+    g_atomic_int_set(&t->counted, 1);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+testRetireDoesNotWait(void)
+{
+    Lab lab;
+    RetireTest t = {0};
+    g_autofree char *status = NULL;
+    gint64 end;
+    int fd;
+
+    labInit(&lab);
+    t.h = &lab.a;
+    status = g_build_filename(lab.a.dir, "run", GUEST ".xml", NULL);
+    g_assert_cmpint(mkfifo(status, 0600), ==, 0);
+    g_main_context_invoke(lab.a.ctx, retireStart, &t);
+    retireWait(&t.started, "start the migration");
+    /* The worker blocks in its start (it opened the FIFO, or will). */
+    g_main_context_invoke(lab.a.ctx, retireRemove, &t);
+    retireWait(&t.removed, "return from removing the migration");
+    g_assert_cmpuint(t.registered, ==, 0);
+    g_assert_cmpuint(t.retiring, ==, 1);
+    /* Release the worker: an empty status file, its start ends, then its
+     * session, and the main thread joins it. */
+    fd = open(status, O_WRONLY | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    do {
+        g_atomic_int_set(&t.counted, 0);
+        g_main_context_invoke(lab.a.ctx, retireCount, &t);
+        retireWait(&t.counted, "count the retiring migrations");
+        if (t.retiring == 0)
+            break;
+        g_usleep(10000);
+    } while (g_get_monotonic_time() < end);
+    g_assert_cmpuint(t.retiring, ==, 0);
+    cocoAgentMigrationUnref(t.m);
     labClear(&lab);
 }
 
@@ -2090,6 +2200,7 @@ main(int argc, char **argv)
     g_test_add_func("/agent/probe", testProbe);
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);
+    g_test_add_func("/agent/retire-does-not-wait", testRetireDoesNotWait);
     g_test_add_func("/agent/reload-waits-for-migration",
                     testReloadWaitsForMigration);
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);

@@ -42,6 +42,7 @@ struct _CocoAgent {
     CocoAgentRelayServer *relays;
     CocoAgentIncoming *incoming;
     GHashTable *migrations; /* CocoAgentMigration (reference) -> itself */
+    GHashTable *retiring; /* removed, worker not joined yet: the same */
     CocoAgentMailbox *mailbox;
     CocoAgentMetrics *metrics;
     CocoAgentMetricsHttp *metrics_http; /* NULL: no endpoint */
@@ -228,8 +229,28 @@ cocoAgentRemoveMigration(CocoAgent *agent, CocoAgentMigration *m)
 {
     if (!g_hash_table_contains(agent->migrations, m))
         return;
-    cocoAgentMigrationStop(m);
+    /* Its teardown (transfer threads joined, firmware and RAM mapping
+     * freed) runs on its worker: the main thread goes on serving the
+     * other migrations' relays and peers meanwhile. */
+    g_hash_table_add(agent->retiring, cocoAgentMigrationRef(m));
     g_hash_table_remove(agent->migrations, m);
+    cocoAgentMigrationRetire(m);
+}
+
+void
+cocoAgentReapMigration(CocoAgent *agent, CocoAgentMigration *m)
+{
+    if (!g_hash_table_contains(agent->retiring, m))
+        return;
+    /* It has ended: the join returns at once. */
+    cocoAgentMigrationStop(m);
+    g_hash_table_remove(agent->retiring, m);
+}
+
+guint
+cocoAgentRetiringCount(CocoAgent *agent)
+{
+    return g_hash_table_size(agent->retiring);
 }
 
 CocoAgentMigration *
@@ -363,6 +384,8 @@ cocoAgentNew(const CocoAgentConfig *cfg, GMainContext *ctx, GError **error)
     g_mutex_init(&agent->mailbox->lock);
     agent->migrations = g_hash_table_new_full(
         NULL, NULL, (GDestroyNotify)cocoAgentMigrationUnref, NULL);
+    agent->retiring = g_hash_table_new_full(
+        NULL, NULL, (GDestroyNotify)cocoAgentMigrationUnref, NULL);
     agent->metrics = cocoAgentMetricsNew();
     if (cocoAgentConfigValidate(&agent->cfg, error) < 0)
         return NULL;
@@ -412,9 +435,16 @@ cocoAgentFree(CocoAgent *agent)
     if (!agent)
         return;
     cocoAgentMetricsHttpFree(agent->metrics_http);
-    /* The workers first: nothing they post afterwards runs. */
+    /* The workers first, the retired ones too: nothing they post
+     * afterwards runs. */
     if (agent->migrations) {
         migs = g_hash_table_get_keys(agent->migrations);
+        for (l = migs; l; l = l->next)
+            cocoAgentMigrationStop(l->data);
+        g_clear_pointer(&migs, g_list_free);
+    }
+    if (agent->retiring) {
+        migs = g_hash_table_get_keys(agent->retiring);
         for (l = migs; l; l = l->next)
             cocoAgentMigrationStop(l->data);
     }
@@ -426,6 +456,8 @@ cocoAgentFree(CocoAgent *agent)
     cocoAgentRelayServerFree(agent->relays);
     if (agent->migrations)
         g_hash_table_unref(agent->migrations);
+    if (agent->retiring)
+        g_hash_table_unref(agent->retiring);
     cocoAgentRecordsFree(agent->records);
     if (agent->tls)
         cocoAgentTlsCredsUnref(agent->tls);

@@ -60,6 +60,7 @@ struct _CocoAgentMigration {
     gint state; /* CocoPhaseState */
     gint final; /* bool */
     gint done_posted;
+    gint retiring; /* bool: the main thread joins the worker once it ended */
 
     /* Owned by the worker. */
     guint64 relay;
@@ -1580,6 +1581,9 @@ cocoAgentMigrationOnStart(gpointer opaque)
     g_autoptr(GError) err = NULL;
     int rc;
 
+    /* The first record, here: the worker is the record's only writer, and
+     * a durable write never runs on the main thread. */
+    cocoAgentMigrationSave(m);
     if (m->role == COCO_FIRMWARE_ROLE_SOURCE)
         rc = cocoAgentMigrationStartSource(m, &err);
     else
@@ -1661,6 +1665,16 @@ cocoAgentMigrationTeardown(CocoAgentMigration *m)
     m->ram_fd = -1;
 }
 
+/* Main thread: a retired worker has ended. */
+static gboolean
+cocoAgentMigrationOnEnded(gpointer opaque)
+{
+    CocoAgentMigration *m = opaque;
+
+    cocoAgentReapMigration(m->agent, m);
+    return G_SOURCE_REMOVE;
+}
+
 static gpointer
 cocoAgentMigrationThread(gpointer opaque)
 {
@@ -1670,6 +1684,12 @@ cocoAgentMigrationThread(gpointer opaque)
     g_main_loop_run(m->loop);
     cocoAgentMigrationTeardown(m);
     g_main_context_pop_thread_default(m->ctx);
+    /* Retired: the main thread did not wait for the teardown; it joins
+     * this thread now (the agent's end joins it otherwise). */
+    if (g_atomic_int_get(&m->retiring))
+        cocoAgentPostMain(m->agent, cocoAgentMigrationOnEnded,
+                          cocoAgentMigrationRef(m),
+                          (GDestroyNotify)cocoAgentMigrationUnref);
     return NULL;
 }
 
@@ -1736,7 +1756,6 @@ cocoAgentMigrationLaunch(CocoAgentMigration *m, GError **error)
                             _("cannot start the worker of migration '%1$s'"),
                             m->id);
     cocoAgentAddMigration(m->agent, m);
-    cocoAgentMigrationSave(m);
     return 0;
 }
 
@@ -2097,6 +2116,16 @@ cocoAgentMigrationOnQuit(gpointer opaque)
 
     g_main_loop_quit(m->loop);
     return G_SOURCE_REMOVE;
+}
+
+void
+cocoAgentMigrationRetire(CocoAgentMigration *m)
+{
+    if (!m->thread || g_atomic_int_get(&m->retiring))
+        return;
+    /* Set before the quit is queued: the worker reads it after its loop. */
+    g_atomic_int_set(&m->retiring, 1);
+    cocoAgentMigrationPost(m, cocoAgentMigrationOnQuit, m, NULL);
 }
 
 void

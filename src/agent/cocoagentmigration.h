@@ -90,6 +90,12 @@ void cocoAgentMigrationPostRunState(CocoAgentMigration *m, bool running);
 /* The domain's QEMU is gone: once its session is final the worker ends. */
 void cocoAgentMigrationPostDomainGone(CocoAgentMigration *m);
 
-/* Stop the worker now and wait for it (agent shutdown, or a final
- * migration replaced by a new one). Main thread. */
+/* Stop the worker and return at once: it tears its session down on its
+ * own thread (the transfer engine's threads joined, the firmware and the
+ * RAM mapping freed) and then posts cocoAgentReapMigration() to the main
+ * thread, which joins it. A final migration the agent forgets (its QEMU
+ * ended, or a new migration of the domain replaces it). Main thread. */
+void cocoAgentMigrationRetire(CocoAgentMigration *m);
+/* Stop the worker now and wait for it (agent shutdown, or a retired
+ * worker that said it ended). Main thread. */
 void cocoAgentMigrationStop(CocoAgentMigration *m);

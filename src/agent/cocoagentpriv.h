@@ -95,9 +95,15 @@ void cocoAgentPostMain(CocoAgent *agent, GSourceFunc func, gpointer data,
 void cocoAgentLog(CocoAgent *agent, CocoAgentMigration *m, GLogLevelFlags level,
                   const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 
-/* The migration registry (main thread). */
+/* The migration registry (main thread). Removing a migration never waits
+ * for its worker: the worker is retired (cocoAgentMigrationRetire()) and
+ * joined by cocoAgentReapMigration() once it has ended, or at the
+ * agent's end. */
 void cocoAgentAddMigration(CocoAgent *agent, CocoAgentMigration *m);
 void cocoAgentRemoveMigration(CocoAgent *agent, CocoAgentMigration *m);
+void cocoAgentReapMigration(CocoAgent *agent, CocoAgentMigration *m);
+/* Workers removed from the registry that have not ended yet. */
+guint cocoAgentRetiringCount(CocoAgent *agent);
 CocoAgentMigration *cocoAgentFindMigrationBySession(CocoAgent *agent,
                                                     guint64 session,
                                                     CocoFirmwareRole role);
