@@ -52,13 +52,19 @@ struct _CocoVfioContainer {
     CocoVfioShadow *shadow;
     GArray *leaks; /* CocoVfioRange */
     uint64_t nioctls;
+    int last_errno; /* of the last ioctl the kernel refused */
 };
 
 static int
 cocoVfioIoctl(CocoVfioContainer *c, unsigned long request, void *arg)
 {
+    int rc;
+
     c->nioctls++;
-    return c->ops.ioctl(c->ops.opaque, c->fd, request, arg);
+    rc = c->ops.ioctl(c->ops.opaque, c->fd, request, arg);
+    if (rc < 0)
+        c->last_errno = -rc;
+    return rc;
 }
 
 static bool
@@ -753,6 +759,52 @@ uint64_t
 cocoVfioContainerGetIoctlCount(CocoVfioContainer *c)
 {
     return c->nioctls;
+}
+
+int
+cocoVfioContainerGetLastErrno(CocoVfioContainer *c)
+{
+    return c->last_errno;
+}
+
+uint64_t
+cocoVfioContainerGetMappedBytes(CocoVfioContainer *c)
+{
+    uint64_t bytes = 0;
+
+    if (!cocoVfioShadowBytesIn(c->shadow, 0, G_MAXUINT64, &bytes))
+        return G_MAXUINT64;
+    return bytes;
+}
+
+void
+cocoVfioContainerGetMappings(CocoVfioContainer *c, CocoVfioRange **ranges,
+                             size_t *nranges)
+{
+    g_autoptr(GArray) list = cocoVfioShadowListIn(c->shadow, 0, G_MAXUINT64);
+    size_t i;
+
+    *nranges = list->len;
+    *ranges = g_new0(CocoVfioRange, MAX(list->len, 1));
+    for (i = 0; i < list->len; i++) {
+        const CocoVfioMapping *m = &g_array_index(list, CocoVfioMapping, i);
+
+        (*ranges)[i].first = m->first;
+        (*ranges)[i].last = m->last;
+    }
+}
+
+bool
+cocoVfioContainerOverlaps(CocoVfioContainer *c, uint64_t first, uint64_t last)
+{
+    return cocoVfioShadowFindOverlap(c->shadow, first, last) != NULL;
+}
+
+void
+cocoVfioContainerForget(CocoVfioContainer *c)
+{
+    cocoVfioShadowRemoveIn(c->shadow, 0, G_MAXUINT64);
+    g_array_set_size(c->leaks, 0);
 }
 
 void
