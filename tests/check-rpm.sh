@@ -103,6 +103,7 @@ expected() {
             "$libdir/pkgconfig/libvirt-coco.pc" ;;
     libvirt-coco-daemon)
         printf '%s\n' "$sbindir/virtcocod" "$libexecdir/qemu-coco" \
+            "$libdir/libvirt-coco" "$libdir/libvirt-coco/vfio-interposer.so" \
             "$mandir/man8/virtcocod.8" "$mandir/man8/qemu-coco.8" \
             "$d" "$d/virtcocod.rst" "$d/qemu-coco.rst" "$d/dbus.rst" \
             "$datadir/dbus-1/interfaces/org.libvirtcoco.Agent1.xml" \
