@@ -701,6 +701,47 @@ testMigrateCancelRequest(void)
     labClear(&lab);
 }
 
+/* The VFIO interposer reported a leak (the relay's "vfio-leak" event, or
+ * the "vfio-leak" it repeats with a migration when the event was lost):
+ * the domain's migration does not start, with the leak as the reason. */
+static void
+testVfioLeak(gconstpointer data)
+{
+    bool event = GPOINTER_TO_INT(data);
+    Lab lab;
+    Relay ra = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+
+    labInit(&lab);
+    relayWelcome(&ra, &lab.a);
+    if (event)
+        relaySend(&ra,
+                  "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
+                  "{\"backend\":\"type1v2\",\"fix\":\"absent\",\"count\":1,"
+                  "\"reason\":\"1 DMA mapping(s) stay pinned: "
+                  "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    relaySend(&ra, event ? "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                           "{\"role\":\"source\",\"job\":\"migration\","
+                           "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true}}"
+                         : "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                           "{\"role\":\"source\",\"job\":\"migration\","
+                           "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true,"
+                           "\"vfio-leak\":\"1 DMA mapping(s) stay pinned: "
+                           "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    g_assert_false(relayGate(&ra, "migrate", "source", 3, &reason));
+    g_assert_nonnull(
+        strstr(reason, "leaked DMA mappings of a VFIO host device"));
+    g_assert_nonnull(
+        strstr(reason, "[0xfffffffffffff000, 0xffffffffffffffff]"));
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_nonnull(failure);
+    g_assert_nonnull(strstr(failure, "leaked DMA mappings"));
+    relayClose(&ra);
+    labClear(&lab);
+}
+
 /* (3) The destination QEMU dies after the start token: its abort token
  * comes back and the source resumes. */
 static void
@@ -1276,6 +1317,10 @@ main(int argc, char **argv)
     g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/policy-refused", testPolicyRefused);
+    g_test_add_data_func("/agent/vfio-leak/event", GINT_TO_POINTER(1),
+                         testVfioLeak);
+    g_test_add_data_func("/agent/vfio-leak/with-migrate", GINT_TO_POINTER(0),
+                         testVfioLeak);
     g_test_add_func("/agent/garbage", testGarbage);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
     return g_test_run();

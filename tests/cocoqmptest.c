@@ -13,6 +13,7 @@
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
 #include "qmp/cocoqmprelay.h"
+#include "qmp/cocoqmpvfioreport.h"
 #include "util/cocoerror.h"
 
 #include <errno.h>
@@ -1176,6 +1177,123 @@ testRelayAgentCancel(Fixture *f, gconstpointer data)
     g_assert_cmpint(json_object_get_int_member(o, "cancels"), ==, 1);
 }
 
+/* ---- the VFIO interposer's leak reports ---- */
+
+#define TEST_VFIO_LEAK                                                         \
+ "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1v2\","               \
+ "\"fix\":\"absent\",\"when\":\"release\",\"count\":2,\"bytes\":\"0x2000\","   \
+ "\"ranges\":[{\"first\":\"0xfffffffffffff000\","                              \
+ "\"last\":\"0xffffffffffffffff\"}]}"
+
+static void
+testVfioReportParse(void)
+{
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[1]",
+        "{\"event\":\"other\"}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"vfio\",\"fix\":"
+        "\"absent\",\"when\":\"release\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"later\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":0,\"bytes\":\"0x1\","
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":4096,"
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[{\"first\":\"0x2000\",\"last\":\"0x1fff\"}]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[{\"first\":\"0x0\",\"last\":\"0x1fff\"},"
+        "{\"first\":\"0x3000\",\"last\":\"0x3fff\"}]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[{\"first\":\"0x10000000000000000\",\"last\":\"0x1\"}]}",
+    };
+    g_autoptr(JsonObject) data = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *huge = g_strnfill(COCO_QMP_VFIO_REPORT_MAX + 1, ' ');
+    size_t i;
+
+    data = cocoQmpVfioReportParse(TEST_VFIO_LEAK, strlen(TEST_VFIO_LEAK), NULL);
+    g_assert_nonnull(data);
+    g_assert_false(json_object_has_member(data, "event"));
+    g_assert_cmpint(json_object_get_int_member(data, "count"), ==, 2);
+    text = cocoQmpVfioReportDescribe(data);
+    g_assert_cmpstr(
+        text, ==,
+        "2 DMA mapping(s) of 0x2000 bytes could not be unmapped on the type1v2 backend (fix absent) and stay pinned until the host reboots: [0xfffffffffffff000, 0xffffffffffffffff], +1");
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonObject) no =
+            cocoQmpVfioReportParse(bad[i], strlen(bad[i]), &err);
+
+        g_assert_null(no);
+        g_assert_error(err, COCO_ERROR, COCO_ERROR_QMP_PROTOCOL);
+    }
+    g_assert_null(cocoQmpVfioReportParse(huge, strlen(huge), NULL));
+}
+
+/* A report from QEMU's end of the socket reaches the agent as the event
+ * 'vfio-leak' and rides along with the next migration; a malformed one is
+ * dropped. */
+static void
+testRelayVfioLeak(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) ret = NULL;
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    const char *ev;
+    int sp[2];
+    int i;
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp), ==,
+                    0);
+    cocoQmpRelaySetVfioReport(f->relay, sp[0]);
+    fixtureHandshake(f);
+    g_assert_cmpint(send(sp[1], "{\"event\":1}", 11, 0), ==, 11);
+    g_assert_cmpint(send(sp[1], TEST_VFIO_LEAK, strlen(TEST_VFIO_LEAK), 0), ==,
+                    (ssize_t)strlen(TEST_VFIO_LEAK));
+    for (i = 0; i < 1000 && f->agent.events->len == 0; i++)
+        g_main_context_iteration(NULL, FALSE);
+    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    ev = g_ptr_array_index(f->agent.events, 0);
+    g_assert_true(g_str_has_prefix(ev, "vfio-leak {"));
+    g_assert_nonnull(strstr(ev, "\"reason\":\"2 DMA mapping(s) of 0x2000"));
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-70\"}\r\n", -1);
+    ret = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpint(
+        json_object_get_int_member(
+            json_object_get_object_member(ret->obj, "return"), "vfio-leaks"),
+        ==, 1);
+    /* The next migration carries it to the agent again. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\"},"
+                 "\"id\":\"libvirt-71\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    {
+        g_autofree char *reply =
+            g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+
+        testPeerSend(&f->qemu, reply, -1);
+    }
+    testPeerExpectMigration(&f->libvirt, "setup");
+    ev = g_ptr_array_index(f->agent.events, 1);
+    g_assert_true(g_str_has_prefix(ev, "migrate {"));
+    g_assert_nonnull(strstr(ev, "\"vfio-leak\":\"2 DMA mapping(s)"));
+    close(sp[1]);
+}
+
 /* A failed injection fails libvirt's migrate; QEMU never sees it. */
 static void
 testRelayInjectFailure(Fixture *f, gconstpointer data)
@@ -1799,6 +1917,9 @@ main(int argc, char **argv)
     g_test_add_func("/qmp/linebuf/split", testLineBufSplit);
     g_test_add_func("/qmp/linebuf/fds", testLineBufFds);
     g_test_add_func("/qmp/linebuf/too-long", testLineBufTooLong);
+    g_test_add_func("/qmp/vfio-report/parse", testVfioReportParse);
+    g_test_add("/qmp/relay/vfio-leak", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayVfioLeak, fixtureTearDown);
     g_test_add("/qmp/relay/pass-through", Fixture, GINT_TO_POINTER(FALSE),
                fixtureSetUp, testRelayPassThrough, fixtureTearDown);
     g_test_add("/qmp/relay/two-on-one-line", Fixture, GINT_TO_POINTER(TRUE),

@@ -81,6 +81,7 @@ struct _CocoAgentDomain {
     int pidfd;
     GSource *pid_src;
     bool incoming; /* an incoming migration was announced */
+    char *vfio_leak; /* the VFIO interposer's last leak report, or NULL */
     CocoAgentMigration *mig;
 };
 
@@ -1272,6 +1273,7 @@ cocoAgentDomainFree(gpointer p)
     g_free(dom->uuid);
     g_free(dom->ram_path);
     g_free(dom->ram_error);
+    g_free(dom->vfio_leak);
     g_free(dom);
 }
 
@@ -1415,6 +1417,28 @@ cocoAgentRelayHello(CocoAgentRelay *relay, JsonObject *msg)
     cocoAgentRelaySend(relay, welcome);
 }
 
+/* The VFIO interposer's leak, as the relay forwards it: the event's
+ * "reason", or the "vfio-leak" the relay repeats with each migration. It
+ * stays recorded for the domain (one line, capped). Returns whether the
+ * domain has leaked. */
+static bool
+cocoAgentRelayVfioLeak(CocoAgentDomain *dom, JsonObject *data)
+{
+    const char *reason = NULL;
+
+    if (data)
+        reason = json_object_get_string_member_with_default(
+            data,
+            json_object_has_member(data, "reason") ? "reason" : "vfio-leak",
+            NULL);
+    if (reason && *reason) {
+        g_free(dom->vfio_leak);
+        dom->vfio_leak = g_strndup(reason, 1024);
+        g_strdelimit(dom->vfio_leak, "\r\n", ' ');
+    }
+    return dom->vfio_leak != NULL;
+}
+
 static void
 cocoAgentRelayEvent(CocoAgentRelay *relay, JsonObject *msg)
 {
@@ -1462,6 +1486,16 @@ cocoAgentRelayEvent(CocoAgentRelay *relay, JsonObject *msg)
         sid = ((uint64_t)g_random_int() << 32) | g_random_int();
         m = cocoAgentMigrationNew(agent, dom, COCO_FIRMWARE_ROLE_SOURCE, sid);
         dom->mig = m;
+        if (cocoAgentRelayVfioLeak(dom, data)) {
+            /* docs/vfio.rst: a leak fails the domain's migrations. */
+            m->start_error = g_strdup_printf(
+                _("domain '%1$s' leaked DMA mappings of a VFIO host device, its pages stay pinned on this host: %2$s"),
+                dom->name, dom->vfio_leak);
+            cocoAgentLog(agent, "migration=%s cannot start: %s", m->id,
+                         m->start_error);
+            cocoAgentMigrationSave(m);
+            return;
+        }
         if (cocoAgentSourceStart(
                 m,
                 json_object_get_string_member_with_default(data, "peer", NULL),
@@ -1473,6 +1507,14 @@ cocoAgentRelayEvent(CocoAgentRelay *relay, JsonObject *msg)
             return;
         }
         cocoAgentMigrationEvent(m, COCO_PHASE_EVENT_MIGRATE);
+        return;
+    }
+    if (STREQ(event, "vfio-leak")) {
+        if (!cocoAgentRelayVfioLeak(dom, data))
+            dom->vfio_leak = g_strdup(_(
+                "the VFIO interposer reported DMA mappings it could not unmap"));
+        cocoAgentLog(agent, "domain=%s: VFIO leak: %s", dom->name,
+                     NULLSTR(dom->vfio_leak));
         return;
     }
     if (STREQ(event, "migrate-cancel")) {

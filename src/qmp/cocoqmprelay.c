@@ -10,6 +10,7 @@
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
 #include "qmp/cocoqmpprecopy.h"
+#include "qmp/cocoqmpvfioreport.h"
 #include "util/cocoerror.h"
 
 #include <arpa/inet.h>
@@ -95,6 +96,10 @@ struct _CocoQmpRelay {
     guint64 passes; /* MIGRATION_PASS events emitted */
     guint stops; /* 'stop' sent for the agent */
     char *holdPaused; /* the agent's reason to keep the vCPUs stopped */
+
+    CocoQmpVfioReader *vfioReader; /* the VFIO interposer's leak reports */
+    guint vfioLeaks; /* reports received */
+    char *vfioLeak; /* the last one, described */
 };
 
 static void cocoQmpSessionUnref(CocoQmpSession *s);
@@ -290,6 +295,8 @@ cocoQmpRelayJobData(CocoQmpSession *s)
     if (s->pendingPeer)
         json_object_set_string_member(data, "peer", s->pendingPeer);
     json_object_set_boolean_member(data, "x-ignore-shared", s->pendingWant);
+    if (s->relay->vfioLeak)
+        json_object_set_string_member(data, "vfio-leak", s->relay->vfioLeak);
     return data;
 }
 
@@ -1231,8 +1238,34 @@ cocoQmpRelayFree(CocoQmpRelay *relay)
     g_free(relay->ownError);
     g_free(relay->qemuPath);
     g_free(relay->holdPaused);
+    cocoQmpVfioReaderFree(relay->vfioReader);
+    g_free(relay->vfioLeak);
     g_main_context_unref(relay->ctx);
     g_free(relay);
+}
+
+/* A leak the VFIO interposer reported: the agent hears of it at once and
+ * again with every migration it is asked to start (docs/vfio.rst). */
+static void
+cocoQmpRelayOnVfioLeak(JsonObject *data, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+
+    relay->vfioLeaks++;
+    g_free(relay->vfioLeak);
+    relay->vfioLeak = cocoQmpVfioReportDescribe(data);
+    if (!relay->agent)
+        return;
+    json_object_set_string_member(data, "reason", relay->vfioLeak);
+    cocoQmpAgentNotify(relay->agent, "vfio-leak", data);
+}
+
+void
+cocoQmpRelaySetVfioReport(CocoQmpRelay *relay, int fd)
+{
+    cocoQmpVfioReaderFree(relay->vfioReader);
+    relay->vfioReader =
+        cocoQmpVfioReaderNew(fd, relay->ctx, cocoQmpRelayOnVfioLeak, relay);
 }
 
 void
@@ -1271,6 +1304,7 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "stops", relay->stops);
     json_object_set_boolean_member(o, "hold-paused", relay->holdPaused != NULL);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
+    json_object_set_int_member(o, "vfio-leaks", relay->vfioLeaks);
     {
         JsonObject *pc = json_object_new();
 

@@ -22,6 +22,10 @@ CocoQmpRelay *cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent);
 void cocoQmpRelayFree(CocoQmpRelay *relay);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoQmpRelay, cocoQmpRelayFree);
 
+/* Read the VFIO interposer's leak reports from the datagram socket @fd
+ * (consumed) and forward each to the agent as the event 'vfio-leak'. */
+void cocoQmpRelaySetVfioReport(CocoQmpRelay *relay, int fd);
+
 /* Log every line passed or injected to @fd (consumed). */
 void cocoQmpRelaySetTrace(CocoQmpRelay *relay, int fd);
 
