@@ -95,7 +95,7 @@ expected() {
         done ;;
     libvirt-coco-devel)
         printf '%s\n' "$includedir/libvirt-coco"
-        for h in coco-error.h coco-kvm-uapi.h coco-migration-def.h \
+        for h in coco-error.h coco-kvm.h coco-kvm-uapi.h coco-migration-def.h \
             coco-version.h coco-vfio.h libvirt-coco.h; do
             echo "$includedir/libvirt-coco/$h"
         done
