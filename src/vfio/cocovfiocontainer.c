@@ -53,6 +53,7 @@ struct _CocoVfioContainer {
     GArray *leaks; /* CocoVfioRange */
     uint64_t nioctls;
     int last_errno; /* of the last ioctl the kernel refused */
+    int fix_probe_rc; /* the fix probe's answer: 0 or -errno */
 };
 
 static int
@@ -507,6 +508,14 @@ cocoVfioContainerTrackMapping(CocoVfioContainer *c, void *vaddr, uint64_t first,
 CocoVfioFixStatus
 cocoVfioProbeFix(const CocoVfioOps *ops, int fd, uint64_t pgsize)
 {
+    int rc;
+
+    return cocoVfioProbeFixRc(ops, fd, pgsize, &rc);
+}
+
+CocoVfioFixStatus
+cocoVfioProbeFixRc(const CocoVfioOps *ops, int fd, uint64_t pgsize, int *answer)
+{
     struct vfio_iommu_type1_dma_unmap u = {
         .argsz = sizeof(u),
         .flags = 0,
@@ -519,6 +528,7 @@ cocoVfioProbeFix(const CocoVfioOps *ops, int fd, uint64_t pgsize)
      * validation, so nothing is unmapped. 6012379ede6a (a prerequisite of
      * the range fix ef270ec44637) changed the answer to EOVERFLOW. */
     rc = ops->ioctl(ops->opaque, fd, VFIO_IOMMU_UNMAP_DMA, &u);
+    *answer = rc;
     if (rc == -EOVERFLOW)
         return COCO_VFIO_FIX_PRESENT;
     if (rc == -EINVAL)
@@ -643,7 +653,8 @@ cocoVfioContainerNewFromFd(const CocoVfioOps *ops, CocoVfioBackend backend,
                            (void *)(uintptr_t)VFIO_UNMAP_ALL);
         c->unmap_all = rc > 0;
         c->nioctls++; /* the probe below */
-        c->fix = cocoVfioProbeFix(&c->ops, c->fd, c->pgsize);
+        c->fix =
+            cocoVfioProbeFixRc(&c->ops, c->fd, c->pgsize, &c->fix_probe_rc);
         break;
     case COCO_VFIO_BACKEND_IOMMUFD:
         if (cocoVfioReadIommufdInfo(c, error) < 0)
@@ -765,6 +776,12 @@ int
 cocoVfioContainerGetLastErrno(CocoVfioContainer *c)
 {
     return c->last_errno;
+}
+
+int
+cocoVfioContainerGetFixProbeAnswer(CocoVfioContainer *c)
+{
+    return c->fix_probe_rc;
 }
 
 uint64_t

@@ -52,3 +52,9 @@ void cocoVfioContainerForget(CocoVfioContainer *container);
  * [2^64 - pgsize, +2 * pgsize) on a type1 container fd. */
 CocoVfioFixStatus cocoVfioProbeFix(const CocoVfioOps *ops, int fd,
                                    uint64_t pgsize);
+/* The same; *@answer gets the kernel's answer (0 or -errno). */
+CocoVfioFixStatus cocoVfioProbeFixRc(const CocoVfioOps *ops, int fd,
+                                     uint64_t pgsize, int *answer);
+
+/* The answer of the fix probe at open (0 or -errno; 0 for iommufd). */
+int cocoVfioContainerGetFixProbeAnswer(CocoVfioContainer *container);
