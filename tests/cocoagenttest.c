@@ -742,6 +742,45 @@ testVfioLeak(gconstpointer data)
     labClear(&lab);
 }
 
+/* The relay's gate 'hostdev' (a VFIO device hot-plugged behind a wide
+ * vIOMMU): refused while this host's fix is unknown (no VFIO under the
+ * test's device root), released by the domain's allowUnsafeIommu='yes'. */
+static void
+testHostdevGate(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *status = NULL;
+
+    labInit(&lab);
+    g_setenv("LIBVIRT_COCO_AGENT_DEVROOT", lab.tmp, TRUE);
+    relayWelcome(&ra, &lab.a);
+    g_assert_false(relayGate(&ra, "hostdev", "none", 5, &reason));
+    g_assert_nonnull(strstr(reason, "is unknown (this host has no VFIO"));
+    g_assert_nonnull(strstr(reason, "allowUnsafeIommu='yes'"));
+    status = g_build_filename(lab.a.dir, "run", GUEST ".xml", NULL);
+    g_assert_true(g_file_set_contents(
+        status,
+        "<domstatus state='running' pid='1'><domain type='qemu'>"
+        "<name>" GUEST "</name><vcpu placement='static'>2</vcpu><metadata>"
+        "<coco:migration xmlns:coco='https://libvirt-coco.org/xmlns/"
+        "migration/1.0' technology='tdx'><coco:agent hash='"
+        "000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000'/>"
+        "<coco:destinations><coco:minTcb component='module' svn='0'/>"
+        "</coco:destinations>"
+        "<coco:hostdev action='detach' allowUnsafeIommu='yes'/>"
+        "</coco:migration></metadata></domain></domstatus>",
+        -1, NULL));
+    g_clear_pointer(&reason, g_free);
+    if (!relayGate(&ra, "hostdev", "none", 6, &reason))
+        g_error("the override did not release the gate: %s", reason);
+    g_unsetenv("LIBVIRT_COCO_AGENT_DEVROOT");
+    relayClose(&ra);
+    labClear(&lab);
+}
+
 /* (3) The destination QEMU dies after the start token: its abort token
  * comes back and the source resumes. */
 static void
@@ -1317,6 +1356,7 @@ main(int argc, char **argv)
     g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/policy-refused", testPolicyRefused);
+    g_test_add_func("/agent/hostdev-gate", testHostdevGate);
     g_test_add_data_func("/agent/vfio-leak/event", GINT_TO_POINTER(1),
                          testVfioLeak);
     g_test_add_data_func("/agent/vfio-leak/with-migrate", GINT_TO_POINTER(0),

@@ -9,6 +9,7 @@
 #include "qmp/cocoqmpagent.h"
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpguest.h"
+#include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmplinebuf.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
@@ -1294,6 +1295,148 @@ testRelayVfioLeak(Fixture *f, gconstpointer data)
     close(sp[1]);
 }
 
+/* ---- hot-plugged VFIO devices ---- */
+
+static void
+testViommuFromArgv(void)
+{
+    static const struct {
+        const char *args[4];
+        const char *model;
+        unsigned int aw;
+        bool wide;
+    } cases[] = {
+        {{"-device", "e1000,id=net0"}, NULL, 0, false},
+        {{"-device", "intel-iommu,intremap=on,aw-bits=48"}, "intel", 48, false},
+        {{"-device",
+          "{\"driver\":\"intel-iommu\",\"id\":\"iommu0\",\"aw-bits\":48}"},
+         "intel",
+         48,
+         false},
+        {{"-device", "{\"driver\":\"amd-iommu\",\"id\":\"iommu0\"}"},
+         "amd",
+         0,
+         true},
+        {{"-device", "virtio-iommu-pci,id=iommu0"}, "virtio", 0, true},
+        {{"-device", "virtio-iommu-pci,aw-bits=48"}, "virtio", 48, false},
+        {{"-machine", "virt,iommu=smmuv3"}, "smmuv3", 0, false},
+        {{"-device", "x-new-iommu"}, "x-new-iommu", 0, true},
+        {{"-device", "intel-iommu,aw-bits=lots"}, "intel", 64, true},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *argv[] = {(char *)"qemu", (char *)cases[i].args[0],
+                        (char *)cases[i].args[1], NULL};
+        CocoQmpViommu v = {0};
+
+        cocoQmpViommuFromArgv(3, argv, &v);
+        g_assert_cmpstr(v.model, ==, cases[i].model);
+        g_assert_cmpuint(v.awBits, ==, cases[i].aw);
+        g_assert_cmpint(cocoQmpViommuIsWide(&v), ==, cases[i].wide);
+        cocoQmpViommuClear(&v);
+    }
+}
+
+static void
+testHostdevIsVfioAdd(void)
+{
+    static const struct {
+        const char *text;
+        const char *device; /* NULL: not a VFIO hot-plug */
+    } cases[] = {
+        {"{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
+         "\"host\":\"0000:06:00.0\",\"id\":\"hostdev0\"}}",
+         "0000:06:00.0"},
+        {"{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
+         "\"sysfsdev\":\"/sys/bus/mdev/devices/x\"}}",
+         "/sys/bus/mdev/devices/x"},
+        {"{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"e1000\","
+         "\"id\":\"net1\"}}",
+         NULL},
+        {"{\"execute\":\"human-monitor-command\",\"arguments\":{"
+         "\"command-line\":\" device_add  vfio-pci,host=0000:07:00.0\"}}",
+         "0000:07:00.0"},
+        {"{\"execute\":\"human-monitor-command\",\"arguments\":{"
+         "\"command-line\":\"device_add driver=vfio-pci-nohotplug,id=h1\"}}",
+         "h1"},
+        {"{\"execute\":\"human-monitor-command\",\"arguments\":{"
+         "\"command-line\":\"info pci\"}}",
+         NULL},
+        {"{\"execute\":\"device_del\",\"arguments\":{\"id\":\"hostdev0\"}}",
+         NULL},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(CocoQmpMessage) msg =
+            cocoQmpMessageParse(cases[i].text, strlen(cases[i].text), NULL);
+        g_autofree char *device = NULL;
+
+        g_assert_nonnull(msg);
+        g_assert_cmpint(cocoQmpHostdevIsVfioAdd(msg, &device), ==,
+                        cases[i].device != NULL);
+        g_assert_cmpstr(device, ==, cases[i].device);
+    }
+}
+
+#define TEST_HOTPLUG                                                           \
+ "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","         \
+ "\"host\":\"0000:06:00.0\",\"id\":\"hostdev0\"},\"id\":\"libvirt-80\"}\r\n"
+
+/* Behind no vIOMMU (or a narrow one) a VFIO device just passes. */
+static void
+testRelayHotplugNarrow(Fixture *f, gconstpointer data)
+{
+    fixtureHandshake(f);
+    cocoQmpRelaySetViommu(f->relay, "intel", 0);
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    testPeerExpectLine(&f->qemu, TEST_HOTPLUG);
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+}
+
+/* Behind a wide vIOMMU the agent decides: refused, then released. */
+static void
+testRelayHotplugGate(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) err = NULL;
+
+    fixtureHandshake(f);
+    cocoQmpRelaySetViommu(f->relay, "amd", 0);
+    f->agent.release = FALSE;
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_cmpstr(json_node_get_string(err->id), ==, "libvirt-80");
+    g_assert_cmpstr(
+        cocoQmpMessageErrorDesc(err), ==,
+        "qemu-coco: refusing to hot-plug the VFIO host device '0000:06:00.0' behind the vIOMMU 'amd', which lets the guest use IOVAs up to 2^64-1: test says no");
+    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_HOSTDEV);
+    testPeerExpectNothing(&f->qemu);
+
+    f->agent.release = TRUE;
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    testPeerExpectLine(&f->qemu, TEST_HOTPLUG);
+    g_assert_cmpuint(f->agent.gates, ==, 2);
+}
+
+/* Without an agent nothing can vouch for the host: refused. */
+static void
+testRelayHotplugNoAgent(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) err = NULL;
+
+    fixtureHandshake(f);
+    cocoQmpRelaySetViommu(f->relay, "virtio", 0);
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(err), "no host agent is configured"));
+    testPeerExpectNothing(&f->qemu);
+}
+
 /* A failed injection fails libvirt's migrate; QEMU never sees it. */
 static void
 testRelayInjectFailure(Fixture *f, gconstpointer data)
@@ -1918,6 +2061,14 @@ main(int argc, char **argv)
     g_test_add_func("/qmp/linebuf/fds", testLineBufFds);
     g_test_add_func("/qmp/linebuf/too-long", testLineBufTooLong);
     g_test_add_func("/qmp/vfio-report/parse", testVfioReportParse);
+    g_test_add_func("/qmp/hostdev/viommu", testViommuFromArgv);
+    g_test_add_func("/qmp/hostdev/is-vfio-add", testHostdevIsVfioAdd);
+    g_test_add("/qmp/relay/hotplug-narrow", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayHotplugNarrow, fixtureTearDown);
+    g_test_add("/qmp/relay/hotplug-gate", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayHotplugGate, fixtureTearDown);
+    g_test_add("/qmp/relay/hotplug-no-agent", Fixture, GINT_TO_POINTER(FALSE),
+               fixtureSetUp, testRelayHotplugNoAgent, fixtureTearDown);
     g_test_add("/qmp/relay/vfio-leak", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayVfioLeak, fixtureTearDown);
     g_test_add("/qmp/relay/pass-through", Fixture, GINT_TO_POINTER(FALSE),

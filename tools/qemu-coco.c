@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "qmp/cocoqmpguest.h"
+#include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmprelay.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
@@ -197,7 +198,8 @@ qemuCocoOnQemuExit(gint fd, GIOCondition cond, gpointer opaque)
 static int
 qemuCocoRelayMain(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info,
                   pid_t qemuPid, int qemuPidfd, int monitorFd,
-                  const char *qemuSock, int traceFd, int reportFd)
+                  const char *qemuSock, int traceFd, int reportFd,
+                  const CocoQmpViommu *viommu)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(CocoQmpRelay) relay = NULL;
@@ -222,6 +224,7 @@ qemuCocoRelayMain(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info,
         cocoQmpRelaySetTrace(relay, traceFd);
     if (reportFd >= 0)
         cocoQmpRelaySetVfioReport(relay, reportFd);
+    cocoQmpRelaySetViommu(relay, viommu->model, viommu->awBits);
     if (cocoQmpRelayListen(relay, monitorFd, qemuSock, &err) < 0) {
         g_printerr("qemu-coco: %s\n", err->message);
         return 1;
@@ -279,6 +282,7 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
     pid_t self = getpid();
     int traceFd = -1;
     int reportFds[2] = {-1, -1};
+    CocoQmpViommu viommu = {0};
     int qfd;
     int pidfd;
     pid_t child;
@@ -322,6 +326,7 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
 
     if (cfg->vfioInterposer && qemuCocoPrepareInterposer(cfg, reportFds) < 0)
         return 1;
+    cocoQmpViommuFromArgv(argc, argv, &viommu);
 
     child = fork();
     if (child < 0) {
@@ -343,7 +348,7 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
         keep[3] = reportFds[0];
         qemuCocoCloseOthers(keep, G_N_ELEMENTS(keep));
         ret = qemuCocoRelayMain(cfg, info, self, pidfd, info->monitorFd, sock,
-                                traceFd, reportFds[0]);
+                                traceFd, reportFds[0], &viommu);
         unlink(sock);
         rmdir(dir);
         _exit(ret);

@@ -8,6 +8,7 @@
 #include "agent/cocoagent.h"
 #include "agent/cocoagentauth.h"
 #include "agent/cocoagentdomain.h"
+#include "agent/cocoagentvfio.h"
 #include "agent/cocoagentpeer.h"
 #include "firmware/cocoemu.h"
 #include "firmware/cocoemuplatform.h"
@@ -1561,6 +1562,20 @@ cocoAgentRelayGate(CocoAgentRelay *relay, JsonObject *msg)
     CocoPhaseGate pg;
     CocoPhaseEvent ev;
 
+    if (STREQ(gate, "hostdev")) {
+        /* A VFIO device hot-plugged behind a wide vIOMMU (the relay only
+         * asks for those): the host's kernel and the domain's policy. */
+        g_autoptr(GError) err = NULL;
+        const char *devroot = g_getenv("LIBVIRT_COCO_AGENT_DEVROOT");
+        bool ok = cocoAgentVfioCheckHotplug(
+                      relay->agent->cfg.pid_dir, dom->name,
+                      devroot && *devroot ? devroot : "/dev", &err) == 0;
+
+        cocoAgentLog(relay->agent, "domain=%s gate=hostdev: %s", dom->name,
+                     ok ? "released" : err->message);
+        cocoAgentVerdict(relay, id, ok, ok ? NULL : err->message);
+        return;
+    }
     if (STREQ(gate, "pre-switchover")) {
         pg = COCO_PHASE_GATE_MIGRATE_CONTINUE;
         ev = COCO_PHASE_EVENT_PRE_SWITCHOVER;

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 COCO_ENUM_IMPL(cocoQmpGate, COCO_QMP_GATE_LAST, "pre-switchover", "cont",
-               "migrate");
+               "migrate", "hostdev");
 COCO_ENUM_IMPL(cocoQmpRole, COCO_QMP_ROLE_LAST, "none", "source",
                "destination");
 

@@ -16,6 +16,7 @@ typedef enum {
     COCO_QMP_GATE_SWITCHOVER, /* 'migrate-continue' at 'pre-switchover' */
     COCO_QMP_GATE_CONT, /* 'cont' after an incoming or outgoing migration */
     COCO_QMP_GATE_MIGRATE, /* source 'migrate' of a real migration (precopy) */
+    COCO_QMP_GATE_HOSTDEV, /* 'device_add' of a VFIO device, wide vIOMMU */
     COCO_QMP_GATE_LAST
 } CocoQmpGate;
 

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "qmp/cocoqmprelay.h"
 #include "qmp/cocoqmpchannel.h"
+#include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
 #include "qmp/cocoqmpprecopy.h"
@@ -59,6 +60,8 @@ struct _CocoQmpSession {
     char *pendingUri;
     char *pendingPeer;
     gboolean pendingWant;
+
+    char *pendingHostdev; /* the VFIO device of the held 'device_add' */
 };
 
 struct _CocoQmpRelay {
@@ -97,6 +100,7 @@ struct _CocoQmpRelay {
     guint stops; /* 'stop' sent for the agent */
     char *holdPaused; /* the agent's reason to keep the vCPUs stopped */
 
+    CocoQmpViommu viommu; /* QEMU's vIOMMU, for hot-plugged VFIO devices */
     CocoQmpVfioReader *vfioReader; /* the VFIO interposer's leak reports */
     guint vfioLeaks; /* reports received */
     char *vfioLeak; /* the last one, described */
@@ -140,6 +144,7 @@ cocoQmpSessionUnref(CocoQmpSession *s)
     g_hash_table_unref(s->fds);
     g_free(s->pendingUri);
     g_free(s->pendingPeer);
+    g_free(s->pendingHostdev);
     g_free(s);
 }
 
@@ -770,6 +775,9 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
             msg = g_strdup_printf(
                 _("qemu-coco: the host agent refused the switchover: %1$s"),
                 reason);
+        } else if (gate == COCO_QMP_GATE_HOSTDEV) {
+            msg = cocoQmpHostdevRefusal(s->pendingHostdev, &s->relay->viommu,
+                                        reason);
         } else
             msg = g_strdup_printf(
                 _("qemu-coco: the host agent refused to resume the guest: %1$s"),
@@ -804,6 +812,7 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
 {
     CocoQmpRelay *relay = s->relay;
     g_autoptr(CocoQmpMessage) msg = NULL;
+    g_autofree char *device = NULL;
     const char *name;
 
     msg = cocoQmpMessageParse(line->data, line->len, NULL);
@@ -882,6 +891,26 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
         relay->role != COCO_QMP_ROLE_NONE) {
         cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
         cocoQmpSessionGate(s, line, g_steal_pointer(&msg), COCO_QMP_GATE_CONT);
+        return;
+    }
+    if (cocoQmpHostdevIsVfioAdd(msg, &device) &&
+        cocoQmpViommuIsWide(&relay->viommu)) {
+        /* docs/hook.rst, "Hot-plug": the agent knows the host's kernel and
+         * the domain's policy; without one the device is refused. */
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        g_free(s->pendingHostdev);
+        s->pendingHostdev = g_steal_pointer(&device);
+        if (relay->agent) {
+            cocoQmpSessionGate(s, line, g_steal_pointer(&msg),
+                               COCO_QMP_GATE_HOSTDEV);
+        } else {
+            g_autofree char *text = cocoQmpHostdevRefusal(
+                s->pendingHostdev, &relay->viommu,
+                _("no host agent is configured (agent_socket) to check this host kernel's range-safe VFIO unmap fix and the domain's policy"));
+
+            cocoQmpSessionHold(s, line, g_steal_pointer(&msg));
+            cocoQmpSessionRefuse(s, text);
+        }
         return;
     }
     if (STREQ(name, "getfd"))
@@ -1240,6 +1269,7 @@ cocoQmpRelayFree(CocoQmpRelay *relay)
     g_free(relay->holdPaused);
     cocoQmpVfioReaderFree(relay->vfioReader);
     g_free(relay->vfioLeak);
+    cocoQmpViommuClear(&relay->viommu);
     g_main_context_unref(relay->ctx);
     g_free(relay);
 }
@@ -1258,6 +1288,15 @@ cocoQmpRelayOnVfioLeak(JsonObject *data, gpointer opaque)
         return;
     json_object_set_string_member(data, "reason", relay->vfioLeak);
     cocoQmpAgentNotify(relay->agent, "vfio-leak", data);
+}
+
+void
+cocoQmpRelaySetViommu(CocoQmpRelay *relay, const char *model,
+                      unsigned int awBits)
+{
+    cocoQmpViommuClear(&relay->viommu);
+    relay->viommu.model = g_strdup(model);
+    relay->viommu.awBits = awBits;
 }
 
 void
