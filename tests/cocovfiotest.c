@@ -877,6 +877,15 @@ probeHostIoctl(void *opaque, int fd, unsigned long request, void *arg)
     return mops->ioctl(mops->opaque, fd, request, arg);
 }
 
+static void
+probeHostClose(void *opaque, int fd)
+{
+    ProbeHost *h = opaque;
+    const CocoVfioOps *mops = cocoVfioModelOps(h->model);
+
+    mops->close(mops->opaque, fd);
+}
+
 static CocoVfioContainer *
 probeHostOpen(unsigned int group, void *opaque, GError **error)
 {
@@ -890,6 +899,7 @@ probeHostOpen(unsigned int group, void *opaque, GError **error)
     }
     h->ops = *cocoVfioModelOps(h->model);
     h->ops.ioctl = probeHostIoctl;
+    h->ops.close = probeHostClose;
     h->ops.opaque = h;
     return cocoVfioContainerNewFromFd(&h->ops, COCO_VFIO_BACKEND_TYPE1V2,
                                       cocoVfioModelFd(h->model), 0, NULL, 0,
