@@ -6,7 +6,8 @@
 #   messages      translatable messages are whole and use positional args
 #   potfiles      po/POTFILES.in lists exactly the files with messages
 #   symbols       every exported symbol is documented in a public header
-#   spec          libvirt-coco.spec carries the project's version
+#   spec          the generated libvirt-coco.spec has meson's version and
+#                 rpmspec parses it
 #   markers       no unfinished-work markers in src/ tools/ include/
 import glob
 import os
@@ -194,21 +195,34 @@ def check_po(top):
 
 
 def check_spec(top):
+    """libvirt-coco.spec.in takes meson's version; the spec meson generates
+    from it ($COCO_SPEC) has that version and rpmspec parses it (rpmlint
+    runs on it with the packages, in tests/check-rpm.sh)."""
+    src = open(os.path.join(top, "libvirt-coco.spec.in"), encoding="utf-8").read()
+    if not re.search(r"^Version:\s*@VERSION@$", src, re.M):
+        print("libvirt-coco.spec.in: the Version must be @VERSION@ (meson's)")
+        return 1
+    if os.path.exists(os.path.join(top, "libvirt-coco.spec")):
+        print("libvirt-coco.spec in the source tree: meson generates it")
+        return 1
     meson = open(os.path.join(top, "meson.build"), encoding="utf-8").read()
     version = re.search(r"version:\s*'([^']+)'", meson).group(1)
-    spec = open(os.path.join(top, "libvirt-coco.spec"), encoding="utf-8").read()
+    path = os.environ.get("COCO_SPEC")
+    if not path:
+        print("SKIP: $COCO_SPEC (the generated spec) is not set")
+        return 77
+    spec = open(path, encoding="utf-8").read()
     m = re.search(r"^Version:\s*(\S+)", spec, re.M)
     if not m or m.group(1) != version:
-        print("libvirt-coco.spec Version %s differs from meson's %s"
-              % (m.group(1) if m else "(none)", version))
+        print("%s: Version %s differs from meson's %s"
+              % (path, m.group(1) if m else "(none)", version))
         return 1
     rpmspec = shutil.which("rpmspec")
     if rpmspec:
         # rpm's own parser must accept the spec (macros expanded)
-        r = subprocess.run([rpmspec, "-P", os.path.join(top, "libvirt-coco.spec")],
-                           capture_output=True, text=True)
+        r = subprocess.run([rpmspec, "-P", path], capture_output=True, text=True)
         if r.returncode != 0:
-            print("rpmspec rejects libvirt-coco.spec:\n" + r.stderr)
+            print("rpmspec rejects %s:\n%s" % (path, r.stderr))
             return 1
     return 0
 

@@ -81,7 +81,46 @@ else
     notok "RuntimeDirectory/StateDirectory do not match the agent's defaults"
 fi
 
-# 5. sysusers.d: the group 'virtcoco', a system group
+# 5. reload: ExecReload's signal makes an idle agent exit with a status
+#    that the unit counts as clean and restarts (RestartForceExitStatus=),
+#    not as a failure
+reload=$(key "$unit" ExecReload)
+sig=$(echo "$reload" | sed -n 's|^/bin/kill -\([A-Z0-9]*\) \$MAINPID$|\1|p')
+force=$(key "$unit" RestartForceExitStatus)
+success=$(key "$unit" SuccessExitStatus)
+if [ -z "$sig" ] || [ -z "$force" ] || [ "$force" != "$success" ]; then
+    notok "reload: ExecReload='$reload' RestartForceExitStatus='$force' SuccessExitStatus='$success'"
+else
+    mkdir -p "$tmp/agent"
+    printf '[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\nplatform=%s\nstate_dir=%s\n' \
+        "$tmp/agent/agent.sock" "$tmp/agent/platform.conf" "$tmp/agent/migrations" \
+        >"$tmp/agent/virtcocod.conf"
+    "$virtcocod" -f -c "$tmp/agent/virtcocod.conf" >"$tmp/agent/log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        [ -S "$tmp/agent/agent.sock" ] && break
+        sleep 0.05
+    done
+    kill -s "$sig" "$pid"
+    status=
+    for _ in $(seq 100); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid"
+            status=$?
+            break
+        fi
+        sleep 0.05
+    done
+    if [ "$status" = "$force" ]; then
+        ok "reload: SIG$sig makes an idle agent exit with $status, which the unit restarts"
+    else
+        [ -n "$status" ] || kill "$pid" 2>/dev/null
+        notok "reload: SIG$sig: agent exit status '${status:-still running after 5 s}', the unit restarts on $force"
+        sed 's/^/# /' "$tmp/agent/log"
+    fi
+fi
+
+# 6. sysusers.d: the group 'virtcoco', a system group
 if ! command -v systemd-sysusers >/dev/null; then
     skip "systemd-sysusers not installed"
 elif [ "$(id -u)" != 0 ]; then
@@ -110,7 +149,7 @@ else
     fi
 fi
 
-# 6. D-Bus activation: the bus name is the unit's, the unit is the unit or
+# 7. D-Bus activation: the bus name is the unit's, the unit is the unit or
 #    one of its aliases, and the system bus policy lets root own it
 type=$(key "$unit" Type)
 if [ "$busservice" = none ]; then

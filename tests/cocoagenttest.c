@@ -10,6 +10,10 @@
 #include "agent/cocoagent.h"
 #include "agent/cocoagentauth.h"
 #include "agent/cocoagentconfig.h"
+#include "agent/cocoagenttls.h"
+#include "proto/cocoprotorelay.h"
+#include "proto/cocoprotopeer.h"
+#include "agent/cocoagentrecord.h"
 #include "agent/cocoagentpeer.h"
 #include "firmware/cocoemuplatform.h"
 #include "util/cocohex.h"
@@ -38,6 +42,65 @@
 
 static unsigned int precopyRounds;
 static const char *statusGroup = COCO_AGENT_DEFAULT_STATUS_GROUP;
+/* Every log line of the agents, for the refusals' messages. */
+static GMutex logLock;
+static GString *logText;
+
+static GLogWriterOutput
+logWriter(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data)
+{
+    gsize i;
+
+    for (i = 0; i < n; i++) {
+        if (STREQ(fields[i].key, "MESSAGE")) {
+            g_mutex_lock(&logLock);
+            g_string_append_len(logText, fields[i].value,
+                                fields[i].length < 0 ? -1 : fields[i].length);
+            g_string_append_c(logText, '\n');
+            g_mutex_unlock(&logLock);
+        }
+    }
+    if (g_test_verbose() ||
+        (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)))
+        return g_log_writer_standard_streams(level, fields, n, data);
+    return G_LOG_WRITER_HANDLED;
+}
+
+/* Wait until the agents logged @needle (since the last logClear()). */
+static bool
+logWait(const char *needle, unsigned int seconds)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)seconds * G_USEC_PER_SEC;
+
+    while (g_get_monotonic_time() < end) {
+        bool found;
+
+        g_mutex_lock(&logLock);
+        found = strstr(logText->str, needle) != NULL;
+        g_mutex_unlock(&logLock);
+        if (found)
+            return true;
+        g_usleep(10000);
+    }
+    g_test_message("not logged: '%s'; the log:\n%s", needle, logText->str);
+    return false;
+}
+
+static void
+logClear(void)
+{
+    g_mutex_lock(&logLock);
+    g_string_truncate(logText, 0);
+    g_mutex_unlock(&logLock);
+}
+
+/* The test PKI (tests/cocotlsgen.sh), made once per run. */
+static char *pkiDir;
+/* Which of its identities host A and host B present ("local": 127.0.0.1);
+ * each trusts the CA that issued its own. */
+static const char *tlsCertA = "local";
+static const char *tlsCertB = "local";
+static unsigned int reconnectWindow = 3;
 
 typedef struct {
     char *dir;
@@ -177,7 +240,27 @@ hostInit(Lab *lab, Host *h, const char *name, bool source)
     cfg.precopy_rounds = precopyRounds;
     g_free(cfg.status_group);
     cfg.status_group = g_strdup(statusGroup);
-    cfg.quiet = !g_test_verbose();
+    cfg.quiet = false; /* the log writer keeps the lines */
+    cfg.heartbeat_interval = 1;
+    cfg.peer_deadline = 3;
+    cfg.switchover_timeout = 5;
+    cfg.hold_timeout = 1;
+    cfg.reconnect_window = reconnectWindow;
+    cocoAgentTlsConfigClear(&cfg.tls);
+    {
+        const char *id = source ? tlsCertA : tlsCertB;
+
+        cfg.tls.ca_cert = g_build_filename(pkiDir, id, "cacert.pem", NULL);
+        cfg.tls.server_cert =
+            g_build_filename(pkiDir, id, "servercert.pem", NULL);
+        cfg.tls.server_key =
+            g_build_filename(pkiDir, id, "private", "serverkey.pem", NULL);
+        cfg.tls.client_cert =
+            g_build_filename(pkiDir, id, "clientcert.pem", NULL);
+        cfg.tls.client_key =
+            g_build_filename(pkiDir, id, "private", "clientkey.pem", NULL);
+    }
+    cfg.tls.handshake_timeout = 5;
 
     h->ctx = g_main_context_new();
     h->agent = cocoAgentNew(&cfg, h->ctx, &err);
@@ -492,6 +575,45 @@ assertSameRam(Lab *lab)
     g_assert_cmpmem(a, alen, b, blen);
 }
 
+/* cocoAgentCountActive() of @h, called in the agent's own context. */
+typedef struct {
+    CocoAgent *agent;
+    guint n;
+    bool done;
+    GMutex lock;
+    GCond cond;
+} CountActiveCall;
+
+static gboolean
+countActiveCb(gpointer opaque)
+{
+    CountActiveCall *c = opaque;
+
+    g_mutex_lock(&c->lock);
+    c->n = cocoAgentCountActive(c->agent);
+    c->done = true;
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->lock);
+    return G_SOURCE_REMOVE;
+}
+
+static guint
+hostCountActive(Host *h)
+{
+    CountActiveCall c = {.agent = h->agent};
+
+    g_mutex_init(&c.lock);
+    g_cond_init(&c.cond);
+    g_main_context_invoke(h->ctx, countActiveCb, &c);
+    g_mutex_lock(&c.lock);
+    while (!c.done)
+        g_cond_wait(&c.cond, &c.lock);
+    g_mutex_unlock(&c.lock);
+    g_mutex_clear(&c.lock);
+    g_cond_clear(&c.cond);
+    return c.n;
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -505,8 +627,10 @@ testMigrate(void)
     g_autoptr(GDir) dir = NULL;
     const char *ent;
     unsigned int nrec = 0;
+    unsigned int i;
 
     labInit(&lab);
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
     startMigration(&lab, &ra, &rb);
     /* the guest keeps writing while its memory moves */
     guestWrite(&lab.a, 3 * 4096 + 10, 0xA5);
@@ -514,12 +638,17 @@ testMigrate(void)
     g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
     /* the destination's RAM equals the source's once the gate opens */
     assertSameRam(&lab);
+    /* in flight on both hosts: virtcocod's SIGHUP waits for it */
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 1);
+    g_assert_cmpuint(hostCountActive(&lab.b), ==, 1);
     g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
     waitState(&lab.b, "destination", "committed");
     waitState(&lab.a, "source", "committed");
     /* Confirm: libvirt kills the source QEMU */
     killQemu(&lab.a.qemu);
     waitState(&lab.a, "source", "finished");
+    g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
+    g_assert_cmpuint(hostCountActive(&lab.b), ==, 0);
     {
         JsonObject *rec = hostRecord(&lab.a, "source");
         JsonObject *xfer = json_object_get_object_member(rec, "transfer");
@@ -536,20 +665,124 @@ testMigrate(void)
         json_object_unref(rec);
     }
 
+    /* The record on disk: the migration's worker writes it after the
+     * status shows the state (a temporary file, then a rename), so look
+     * until it is there, ignoring the temporary files. */
     records = g_build_filename(lab.a.dir, "migrations", NULL);
-    dir = g_dir_open(records, 0, NULL);
-    g_assert_nonnull(dir);
-    while ((ent = g_dir_read_name(dir))) {
-        g_autofree char *path = g_build_filename(records, ent, NULL);
-        g_autofree char *text = NULL;
+    for (i = 0; i < 10 * WAIT_S; i++) {
+        unsigned int finished = 0;
 
-        g_assert_true(g_str_has_suffix(ent, ".json"));
-        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
-        g_assert_nonnull(strstr(text, "\"state\" : \"finished\""));
-        g_assert_nonnull(strstr(text, "source-blackout"));
-        nrec++;
+        nrec = 0;
+        dir = g_dir_open(records, 0, NULL);
+        g_assert_nonnull(dir);
+        while ((ent = g_dir_read_name(dir))) {
+            g_autofree char *path = g_build_filename(records, ent, NULL);
+            g_autofree char *text = NULL;
+
+            if (!g_str_has_suffix(ent, ".json"))
+                continue;
+            nrec++;
+            if (g_file_get_contents(path, &text, NULL, NULL) &&
+                strstr(text, "\"state\" : \"finished\"") &&
+                strstr(text, "source-blackout"))
+                finished++;
+        }
+        g_clear_pointer(&dir, g_dir_close);
+        if (nrec == 1 && finished == 1)
+            break;
+        g_usleep(100000);
     }
     g_assert_cmpuint(nrec, ==, 1);
+    g_assert_cmpuint(i, <, 10 * WAIT_S);
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* SIGHUP ('systemctl reload virtcocod', the packages' upgrade) while a
+ * migration is in flight: the built virtcocod, in host A's place, serves
+ * the migration until its session is final (committed) and only then
+ * exits with 75, the status virtcocod.service restarts. */
+static void
+testReloadWaitsForMigration(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autoptr(GError) err = NULL;
+    g_autofree char *reason = NULL;
+    g_autofree char *conf = NULL;
+    g_autofree char *text = NULL;
+    const char *argv[] = {g_getenv("VIRTCOCOD"), "-f", "-c", NULL, NULL};
+    GPid pid;
+    int status = 0;
+    int i;
+
+    if (!argv[0]) {
+        g_test_skip("$VIRTCOCOD (the built agent) is not set");
+        return;
+    }
+    labInit(&lab);
+    /* host A's in-process agent goes (once its loop runs: a quit before
+     * the run would be lost), the built one takes its place */
+    while (!g_main_loop_is_running(lab.a.loop))
+        g_usleep(1000);
+    hostStop(&lab.a);
+    unlink(lab.a.sock);
+    conf = g_build_filename(lab.a.dir, "virtcocod.conf", NULL);
+    /* what hostInit() gives the in-process agents */
+    text = g_strdup_printf(
+        "[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\npeer_port=%u\n"
+        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
+        "pid_dir=%s/run\nqemu_binaries=/bin/sh;\nstreams=2\n"
+        "pages_per_bundle=16\nvcpus=2\npeer_timeout=10\n"
+        "heartbeat_interval=1\npeer_deadline=3\nswitchover_timeout=5\n"
+        "hold_timeout=1\nreconnect_window=%u\n"
+        "tls_ca_cert=%s/%s/cacert.pem\n"
+        "tls_server_cert=%s/%s/servercert.pem\n"
+        "tls_server_key=%s/%s/private/serverkey.pem\n"
+        "tls_client_cert=%s/%s/clientcert.pem\n"
+        "tls_client_key=%s/%s/private/clientkey.pem\n"
+        "handshake_timeout=5\n",
+        lab.a.sock, cocoAgentGetPort(lab.b.agent), lab.a.dir, lab.a.dir,
+        lab.a.dir, reconnectWindow, pkiDir, tlsCertA, pkiDir, tlsCertA, pkiDir,
+        tlsCertA, pkiDir, tlsCertA, pkiDir, tlsCertA);
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    argv[3] = conf;
+    g_assert_true(
+        g_spawn_async(NULL, (char **)argv, NULL,
+                      G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                          (g_test_verbose() ? 0 : G_SPAWN_STDERR_TO_DEV_NULL),
+                      NULL, NULL, &pid, &err));
+    g_assert_no_error(err);
+    /* listening, not just bound */
+    for (i = 0; i < 10 * WAIT_S; i++) {
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int rc;
+
+        g_strlcpy(addr.sun_path, lab.a.sock, sizeof(addr.sun_path));
+        rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+        close(fd);
+        if (rc == 0)
+            break;
+        g_usleep(100000);
+    }
+
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    g_assert_cmpint(kill(pid, SIGHUP), ==, 0);
+    /* four of its 250 ms looks at the migrations in flight */
+    g_usleep(G_USEC_PER_SEC);
+    g_assert_cmpint(waitpid(pid, &status, WNOHANG), ==, 0);
+    /* the destination commits, the source's session is final (committed):
+     * nothing in flight, the agent goes */
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab.b, "destination", "committed");
+    for (i = 0; i < 10 * WAIT_S && waitpid(pid, &status, WNOHANG) == 0; i++)
+        g_usleep(100000);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 75);
     relayClose(&ra);
     relayClose(&rb);
     labClear(&lab);
@@ -688,6 +921,55 @@ testMigrateCancelRequest(void)
     waitState(&lab.b, "destination", "aborted");
     state = hostState(&lab.a, "source", &failure);
     g_assert_nonnull(failure);
+    {
+        JsonObject *rec = hostRecord(&lab.a, "source");
+
+        g_assert_true(json_object_get_boolean_member(rec, "may_run"));
+        json_object_unref(rec);
+    }
+    /* The destination may not run. */
+    g_assert_false(relayGate(&rb, "cont", "destination", 1, &reason));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* A leak reported while the domain's migration runs its precopy (before
+ * the start token): the migration fails with the leak as its reason, both
+ * hosts abort, and the source may run on. */
+static void
+testVfioLeakDuringMigration(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+    JsonObject *o;
+
+    precopyRounds = 1000;
+    labInit(&lab);
+    precopyRounds = 0;
+    startMigration(&lab, &ra, &rb);
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
+                   "\"role\":\"source\"}");
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
+                   "{\"count\":1,\"reason\":\"1 DMA mapping(s) stay pinned: "
+                   "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    /* The migrate gate may have been released before the leak came: the
+     * migration's end is what counts. */
+    o = relayReadType(&ra, "verdict");
+    g_assert_nonnull(o);
+    g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 3);
+    json_object_unref(o);
+    waitState(&lab.a, "source", "aborted");
+    waitState(&lab.b, "destination", "aborted");
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_nonnull(failure);
+    g_assert_nonnull(strstr(failure, "leaked DMA mappings of a VFIO host"));
+    g_assert_nonnull(
+        strstr(failure, "[0xfffffffffffff000, 0xffffffffffffffff]"));
     {
         JsonObject *rec = hostRecord(&lab.a, "source");
 
@@ -884,25 +1166,37 @@ testDestinationLost(void)
 
     labInit(&lab);
     startMigration(&lab, &ra, &rb);
-    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
-    relayClose(&rb);
-    hostStop(&lab.b);
-    waitState(&lab.a, "source", "frozen");
-    /* QEMU resumes a source whose migration failed by itself: the agent
-     * tells the relay to keep it stopped, with the reason. */
+    /* From the switchover on, the source stays paused whatever QEMU does
+     * by itself, until the migration's outcome is known: the pause comes
+     * before the verdict. */
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
+                   "\"role\":\"source\"}");
     {
         JsonObject *o = relayReadType(&ra, "pause");
 
         g_assert_nonnull(o);
-        g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"),
-                                "destination was lost"));
+        g_assert_nonnull(
+            strstr(json_object_get_string_member(o, "reason"), "stays paused"));
+        json_object_unref(o);
+        o = relayReadType(&ra, "verdict");
+        g_assert_nonnull(o);
+        g_assert_true(json_object_get_boolean_member(o, "release"));
         json_object_unref(o);
     }
+    relayClose(&rb);
+    hostStop(&lab.b);
+    /* It tries to learn the start token's fate, then gives up: frozen,
+     * with what the operator can do. */
+    waitState(&lab.a, "source", "await-token");
     g_assert_false(relayGate(&ra, "cont", "source", 2, &reason));
-    g_assert_nonnull(strstr(reason, "cannot resume"));
+    g_assert_nonnull(strstr(reason, "stays paused"));
+    g_clear_pointer(&reason, g_free);
+    waitState(&lab.a, "source", "frozen");
+    g_assert_false(relayGate(&ra, "cont", "source", 3, &reason));
+    g_assert_nonnull(strstr(reason, "virt-coco recover"));
     state = hostState(&lab.a, "source", &failure);
     g_assert_cmpstr(state, ==, "frozen");
-    g_assert_nonnull(strstr(failure, "destination was lost"));
+    g_assert_nonnull(strstr(failure, "did not come back"));
     relayClose(&ra);
     labClear(&lab);
 }
@@ -942,7 +1236,7 @@ testAuthRefused(void)
     /* the right pid, but another domain's name */
     assertRefused(&lab.a, lab.a.qemu, "vm2", "does not name domain");
     /* no such process */
-    assertRefused(&lab.a, 0x3ffffff0, GUEST, "does not exist");
+    assertRefused(&lab.a, 0x3ffffff0, GUEST, "not a process of its user");
     killQemu(&other);
     labClear(&lab);
 }
@@ -1037,7 +1331,6 @@ checkProbe(JsonObject *o, Host *h, unsigned int port, unsigned int peer_port)
 static void
 testProbe(void)
 {
-    g_autoptr(GError) err = NULL;
     Lab lab;
     Relay r = {.fd = -1};
     JsonObject *o;
@@ -1063,14 +1356,21 @@ testProbe(void)
     json_object_unref(o);
     relayClose(&r);
 
-    o = cocoAgentPeerProbe("127.0.0.1", bport, 5, &err);
-    g_assert_no_error(err);
-    checkProbe(o, &lab.b, bport, bport);
+    /* The peer's probe, through the local agent (mutual TLS). */
+    relayConnect(&r, lab.a.sock);
+    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    o = relayReadType(&r, "peer-probe");
+    g_assert_nonnull(o);
+    checkProbe(json_object_get_object_member(o, "probe"), &lab.b, bport, bport);
+    g_assert_true(json_object_get_boolean_member(
+        json_object_get_object_member(o, "probe"), "tls"));
     json_object_unref(o);
     /* A probe leaves no trace: a second one works too. */
-    o = cocoAgentPeerProbe("127.0.0.1", bport, 5, &err);
-    g_assert_no_error(err);
+    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    o = relayReadType(&r, "peer-probe");
+    g_assert_nonnull(o);
     json_object_unref(o);
+    relayClose(&r);
 
     /* Nothing listens on a port we just closed: a clear error. */
     fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1079,10 +1379,15 @@ testProbe(void)
     g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
     g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &slen), ==, 0);
     close(fd);
-    o = cocoAgentPeerProbe("127.0.0.1", ntohs(sin.sin_port), 5, &err);
-    g_assert_null(o);
-    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
-    g_assert_nonnull(strstr(err->message, "cannot connect to the peer agent"));
+    cocoAgentSetPeerPort(lab.a.agent, ntohs(sin.sin_port));
+    relayConnect(&r, lab.a.sock);
+    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    o = relayReadType(&r, "error");
+    g_assert_nonnull(o);
+    g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"),
+                            "cannot connect to the peer agent"));
+    json_object_unref(o);
+    relayClose(&r);
     labClear(&lab);
 }
 
@@ -1104,13 +1409,14 @@ testConfig(void)
         path,
         "[virtcocod]\nsocket=/run/x/agent.sock\nport=49301\nstreams=8\n"
         "state_dir=/var/lib/x\nqemu_binaries=/usr/bin/qemu-a;/usr/bin/qemu-b;\n"
-        "require_pidfile=false\n",
+        "records_max_age=12h\nreconnect_window=90\n",
         -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
     g_assert_cmpstr(cfg.socket_path, ==, "/run/x/agent.sock");
     g_assert_cmpuint(cfg.port, ==, 49301);
     g_assert_cmpuint(cfg.streams, ==, 8);
-    g_assert_false(cfg.require_pidfile);
+    g_assert_cmpuint(cfg.records_max_age, ==, 12 * 3600);
+    g_assert_cmpuint(cfg.reconnect_window, ==, 90);
     g_assert_cmpstr(cfg.qemu_binaries[1], ==, "/usr/bin/qemu-b");
     g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, 0);
     g_assert_cmpstr(cfg.status_group, ==, COCO_AGENT_DEFAULT_STATUS_GROUP);
@@ -1123,6 +1429,17 @@ testConfig(void)
         g_file_set_contents(path, "[virtcocod]\nstatus_group=\n", -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
     g_assert_null(cfg.status_group);
+    /* A local user may no longer stand in for a domain. */
+    g_assert_true(g_file_set_contents(
+        path, "[virtcocod]\nrequire_pidfile=false\n", -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
+    g_assert_nonnull(strstr(err->message, "no longer supported"));
+    g_clear_error(&err);
+    g_assert_true(g_file_set_contents(
+        path, "[virtcocod]\nrecords_max_age=soon\n", -1, NULL));
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
+    g_assert_nonnull(strstr(err->message, "duration"));
+    g_clear_error(&err);
     g_assert_true(
         g_file_set_contents(path, "[virtcocod]\nport=70000\n", -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, -1);
@@ -1340,16 +1657,441 @@ testStatusAccess(void)
     labClear(&lab);
 }
 
+/* ---- attacks ----------------------------------------------------------- */
+
+static int
+peerConnectRaw(unsigned int port)
+{
+    struct sockaddr_in sin = {0};
+    struct timeval tv = {.tv_sec = WAIT_S, .tv_usec = 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* The agent closes the connection (without an answer). */
+static void
+assertClosed(int fd)
+{
+    char c;
+    ssize_t n = read(fd, &c, 1);
+
+    /* An end of stream, or a reset for what it left unread. */
+    g_assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+    close(fd);
+}
+
+static GBytes *
+helloFrame(const char *json)
+{
+    GByteArray *out = g_byte_array_new();
+    uint32_t le = GUINT32_TO_LE((uint32_t)strlen(json));
+
+    g_byte_array_append(out, (const guint8 *)COCO_PEER_MAGIC, 4);
+    g_byte_array_append(out, (const guint8 *)&le, 4);
+    g_byte_array_append(out, (const guint8 *)json, (guint)strlen(json));
+    return g_byte_array_free_to_bytes(out);
+}
+
+/* Milliseconds a status request of host @h takes now. */
+static double
+statusMs(Host *h)
+{
+    gint64 t0 = g_get_monotonic_time();
+    g_autofree char *state = hostState(h, "source", NULL);
+
+    return (double)(g_get_monotonic_time() - t0) / 1000.0;
+}
+
+static void
+migrateOnce(Lab *lab)
+{
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+
+    startMigration(lab, &ra, &rb);
+    g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
+    assertSameRam(lab);
+    g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
+    waitState(&lab->a, "source", "committed");
+    relayClose(&ra);
+    relayClose(&rb);
+}
+
+/* Hellos whose members have the wrong type, size or shape, before any
+ * authentication: each refused with its reason; the agent serves on. */
+static void
+testAttackPeerHello(void)
+{
+    static const char *const bad[] = {
+        "{\"kind\":5,\"session\":7}",
+        "{\"kind\":\"stream\",\"protocol\":2,\"session\":[\"x\"],"
+        "\"streams\":1,\"index\":0,\"token\":\"x\"}",
+        "{\"kind\":\"stream\",\"protocol\":2,\"session\":\"0123456789abcdef\","
+        "\"streams\":1e99,\"index\":0}",
+        "{\"kind\":\"control\",\"protocol\":2,\"session\":\"0123456789abcdef\","
+        "\"streams\":1,\"name\":\"vm1\",\"uuid\":\"" UUID "\",\"vcpus\":1,"
+        "\"pages\":1,\"bundle\":1}",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        "{\"kind\":\"probe\",\"protocol\":1}",
+    };
+    static const char *const why[] = {
+        "member 'kind' is not a string",
+        "member 'session' is not 16 hexadecimal digits",
+        "member 'streams' is not an integer",
+        "hello without TLS: only data streams may",
+        "deeper than",
+        "protocol version '1'",
+    };
+    Lab lab;
+    size_t i;
+    int fd;
+
+    labInit(&lab);
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GBytes) frame = helloFrame(bad[i]);
+
+        logClear();
+        fd = peerConnectRaw(cocoAgentGetPort(lab.b.agent));
+        g_assert_cmpint(
+            write(fd, g_bytes_get_data(frame, NULL), g_bytes_get_size(frame)),
+            ==, (ssize_t)g_bytes_get_size(frame));
+        assertClosed(fd);
+        g_assert_true(logWait(why[i], WAIT_S));
+    }
+    /* A frame that announces 4 GiB: refused before anything is read. */
+    logClear();
+    fd = peerConnectRaw(cocoAgentGetPort(lab.b.agent));
+    g_assert_cmpint(write(fd, "CAG2\xff\xff\xff\xff{", 9), ==, 9);
+    assertClosed(fd);
+    g_assert_true(logWait("announces", WAIT_S));
+    migrateOnce(&lab);
+    labClear(&lab);
+}
+
+/* The relay socket takes lines of any local user: typed, bounded. */
+static void
+testAttackRelayLines(void)
+{
+    static const char *const bad[] = {
+        "{\"type\":7}",
+        "{\"type\":\"hello\",\"pid\":\"1\",\"name\":1,\"uuid\":\"x\"}",
+        "{\"type\":\"gate\",\"id\":\"1\",\"gate\":\"cont\"}",
+        "{\"type\":\"event\",\"event\":{},\"data\":[]}",
+        "{\"type\":\"domain\",\"uuid\":\"../../etc\"}",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    };
+    static const char *const why[] = {
+        "no string member 'type'",       "member 'pid' is not an integer",
+        "member 'id' is not an integer", "member 'event' is not a string",
+        "member 'uuid' is not a UUID",   "deeper than",
+    };
+    g_autofree char *big = g_strnfill(COCO_RELAY_LINE_MAX + 10, 'x');
+    Lab lab;
+    Relay r = {.fd = -1};
+    size_t i;
+
+    labInit(&lab);
+    relayConnect(&r, lab.b.sock);
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(JsonObject) o = NULL;
+
+        relaySend(&r, bad[i]);
+        o = relayReadType(&r, "error");
+        g_assert_nonnull(o);
+        if (!strstr(json_object_get_string_member(o, "reason"), why[i]))
+            g_error("'%s': '%s'", bad[i],
+                    json_object_get_string_member(o, "reason"));
+    }
+    /* A line longer than the limit before a hello closes the connection. */
+    g_assert_cmpint(write(r.fd, big, strlen(big)), ==, (ssize_t)strlen(big));
+    g_assert_null(relayRead(&r));
+    relayClose(&r);
+    migrateOnce(&lab);
+    labClear(&lab);
+}
+
+/* A peer that sends one byte every 100 ms cannot stretch its handshake,
+ * nor slow the agent's other work; too many unauthenticated connections
+ * are refused; a status and a migration are served meanwhile. */
+static void
+testAttackSlowAndMany(void)
+{
+    const CocoAgentConfig *cfg;
+    CocoAgentCounts counts;
+    g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
+    double normal;
+    double loaded;
+    gint64 t0;
+    Lab lab;
+    guint i;
+    int slow;
+
+    labInit(&lab);
+    cfg = cocoAgentGetConfig(lab.b.agent);
+    normal = statusMs(&lab.b);
+    /* A TLS record that announces 512 bytes of handshake, then one byte
+     * of it every 100 ms. */
+    slow = peerConnectRaw(cocoAgentGetPort(lab.b.agent));
+    logClear();
+    g_assert_cmpint(write(slow, "\x16\x03\x01\x02\x00", 5), ==, 5);
+    t0 = g_get_monotonic_time();
+    while (g_get_monotonic_time() - t0 <
+           (gint64)(cfg->tls.handshake_timeout + 3) * G_USEC_PER_SEC) {
+        if (write(slow, "\x01", 1) != 1)
+            break;
+        g_usleep(100000);
+    }
+    /* The TLS handshake's own deadline, or the hello's: the same one. */
+    g_assert_true(logWait("did not end within its deadline", 1) ||
+                  logWait("did not complete its handshake", 1));
+    close(slow);
+    /* More unauthenticated connections from one address than allowed. */
+    for (i = 0; i < cfg->max_unauthenticated_per_address + 4; i++) {
+        int fd = peerConnectRaw(cocoAgentGetPort(lab.b.agent));
+
+        g_array_append_val(fds, fd);
+    }
+    g_assert_true(logWait("too many unauthenticated connections", WAIT_S));
+    cocoAgentGetCounts(lab.b.agent, &counts);
+    g_assert_cmpuint(counts.peer_unauthenticated, <=,
+                     cfg->max_unauthenticated_per_address);
+    loaded = statusMs(&lab.b);
+    g_test_message("status: %.1f ms idle, %.1f ms under attack", normal,
+                   loaded);
+    g_assert_cmpfloat(loaded, <, normal + 1000.0);
+    for (i = 0; i < fds->len; i++)
+        close(g_array_index(fds, int, i));
+    migrateOnce(&lab);
+    labClear(&lab);
+}
+
+/* The destination presents a certificate the source must refuse: the
+ * migration cannot start, the source's record names why (@why), the source
+ * keeps running. (A client certificate of another CA, refused by the
+ * destination, is tested in cocoagenttlstest: an agent refuses to load
+ * such a pair.) */
+static void
+tlsRefused(const char *certA, const char *certB, const char *why)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+
+    tlsCertA = certA;
+    tlsCertB = certB;
+    labInit(&lab);
+    tlsCertA = tlsCertB = "local";
+    logClear();
+    startMigration(&lab, &ra, &rb);
+    g_assert_false(relayGate(&ra, "migrate", "source", 1, &reason));
+    g_assert_nonnull(strstr(reason, "could not start"));
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_cmpstr(state, ==, "failed");
+    if (!strstr(failure, why))
+        g_error("%s/%s: %s", certA, certB, failure);
+    g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* The destination presents a valid certificate of the wrong host
+ * (hostB, 10.97.0.2, while the source connects to 127.0.0.1). */
+static void
+testTlsWrongHost(void)
+{
+    tlsRefused("local", "hostB", "presented a valid certificate for");
+}
+
+/* The destination presents a good certificate of another CA. */
+static void
+testTlsOtherCa(void)
+{
+    tlsRefused("local", "localother", "is not issued by the CA");
+}
+
+/* A new migration of a domain whose earlier session is not final: its
+ * migrate gate is refused (the relay then never starts QEMU's). */
+static void
+testEarlierNotFinal(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+
+    labInit(&lab);
+    startMigration(&lab, &ra, &rb);
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
+                   "\"role\":\"source\"}");
+    g_assert_nonnull(relayReadType(&ra, "verdict"));
+    relayClose(&rb);
+    hostStop(&lab.b);
+    waitState(&lab.a, "source", "await-token");
+    /* libvirt tries again meanwhile */
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                   "{\"role\":\"source\",\"job\":\"migration\",\"uri\":"
+                   "\"fd:migrate\",\"peer\":\"127.0.0.1:49152\","
+                   "\"x-ignore-shared\":true}}");
+    g_assert_false(relayGate(&ra, "migrate", "source", 5, &reason));
+    g_assert_nonnull(strstr(reason, "is not resolved"));
+    relayClose(&ra);
+    labClear(&lab);
+}
+
+/* Records: written atomically, kept within the limits, read back at a
+ * restart, where one that was not final becomes "interrupted". */
+static void
+testRecordsRestart(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = g_dir_make_tmp("cocorecords-XXXXXX", &err);
+    g_autoptr(CocoAgentRecords) r = cocoAgentRecordsNew(dir, 3, 0);
+    g_autoptr(CocoAgentRecords) again = NULL;
+    g_autoptr(JsonArray) list = NULL;
+    g_autoptr(JsonObject) rec = NULL;
+    guint interrupted = 0;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        JsonObject *o = json_object_new();
+        g_autofree char *id = g_strdup_printf("vm-source-%d", i);
+
+        json_object_set_string_member(o, "id", id);
+        json_object_set_string_member(o, "role", "source");
+        json_object_set_string_member(o, "state",
+                                      i < 4 ? "finished" : "switchover");
+        g_assert_cmpint(cocoAgentRecordsPut(r, id, o, &err), ==, 0);
+    }
+    /* The oldest final ones went; the live one stays. */
+    g_assert_cmpuint(cocoAgentRecordsCount(r), ==, 3);
+    g_assert_null(cocoAgentRecordsGet(r, "vm-source-0"));
+    /* A restart: the live one was interrupted. */
+    again = cocoAgentRecordsNew(dir, 3, 0);
+    g_assert_cmpint(cocoAgentRecordsLoad(again, &interrupted, &err), ==, 0);
+    g_assert_cmpuint(interrupted, ==, 1);
+    rec = cocoAgentRecordsGet(again, "vm-source-4");
+    g_assert_nonnull(rec);
+    g_assert_cmpstr(json_object_get_string_member(rec, "state"), ==,
+                    "interrupted");
+    g_assert_cmpstr(json_object_get_string_member(rec, "interrupted_in"), ==,
+                    "switchover");
+    g_assert_nonnull(strstr(json_object_get_string_member(rec, "failure"),
+                            "host agent stopped"));
+    list = cocoAgentRecordsList(again);
+    g_assert_cmpuint(json_array_get_length(list), ==, 3);
+    /* A record that cannot be written says so, loudly and in itself. */
+    if (getuid() != 0) {
+        g_assert_cmpint(chmod(dir, 0500), ==, 0);
+        {
+            JsonObject *o = json_object_new();
+
+            json_object_set_string_member(o, "id", "vm-source-9");
+            json_object_set_string_member(o, "role", "source");
+            json_object_set_string_member(o, "state", "precopy");
+            g_assert_cmpint(cocoAgentRecordsPut(r, "vm-source-9", o, &err), ==,
+                            -1);
+            g_assert_nonnull(strstr(err->message, "cannot write"));
+            g_clear_error(&err);
+            g_clear_pointer(&rec, json_object_unref);
+            rec = cocoAgentRecordsGet(r, "vm-source-9");
+            g_assert_nonnull(
+                json_object_get_string_member(rec, "record_error"));
+        }
+        chmod(dir, 0700);
+    }
+    {
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+
+        g_assert_cmpint(system(cmd), ==, 0);
+    }
+}
+
+/* An unwritable state directory (a read-only mount) fails loudly: the
+ * record of the migration carries the error. Runs as root too: the
+ * directory is a file's place. */
+static void
+testRecordsUnwritable(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = g_dir_make_tmp("cocorecords-XXXXXX", &err);
+    g_autofree char *gone = g_build_filename(dir, "gone", NULL);
+    g_autoptr(CocoAgentRecords) r = cocoAgentRecordsNew(gone, 3, 0);
+    g_autoptr(JsonObject) rec = NULL;
+    JsonObject *o = json_object_new();
+
+    /* The directory is a file: nothing can be written below it. */
+    g_assert_true(g_file_set_contents(gone, "", 0, NULL));
+    json_object_set_string_member(o, "id", "vm-source-1");
+    json_object_set_string_member(o, "role", "source");
+    json_object_set_string_member(o, "state", "precopy");
+    g_assert_cmpint(cocoAgentRecordsPut(r, "vm-source-1", o, &err), ==, -1);
+    g_assert_nonnull(strstr(err->message, "cannot write the migration record"));
+    rec = cocoAgentRecordsGet(r, "vm-source-1");
+    g_assert_nonnull(json_object_get_string_member(rec, "record_error"));
+    unlink(gone);
+    rmdir(dir);
+}
+
+/* The throw-away PKI of tests/cocotlsgen.sh (certtool). */
+static void
+pkiMake(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *script =
+        g_build_filename(g_getenv("abs_srcdir") ? g_getenv("abs_srcdir") : ".",
+                         "cocotlsgen.sh", NULL);
+    g_autofree char *cmd = NULL;
+    int status = 0;
+
+    pkiDir = g_dir_make_tmp("cocoagentpki-XXXXXX", &err);
+    g_assert_no_error(err);
+    cmd = g_strdup_printf("sh '%s' '%s'", script, pkiDir);
+    g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, &status, &err));
+    g_assert_no_error(err);
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+static void
+pkiClear(void)
+{
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", pkiDir);
+
+    g_assert_cmpint(system(cmd), ==, 0);
+    g_free(pkiDir);
+}
+
 int
 main(int argc, char **argv)
 {
+    int ret;
+
     g_test_init(&argc, &argv, NULL);
+    /* Attacks write to connections the agent closes. */
+    signal(SIGPIPE, SIG_IGN);
+    logText = g_string_new(NULL);
+    g_log_set_writer_func(logWriter, NULL, NULL);
+    g_assert_cmpint(cocoAgentTlsInit(NULL), ==, 0);
+    pkiMake();
     g_test_add_func("/agent/config", testConfig);
     g_test_add_func("/agent/status-group", testStatusGroup);
     g_test_add_func("/agent/status-access", testStatusAccess);
     g_test_add_func("/agent/probe", testProbe);
     g_test_add_func("/agent/auth-refused", testAuthRefused);
     g_test_add_func("/agent/migrate", testMigrate);
+    g_test_add_func("/agent/reload-waits-for-migration",
+                    testReloadWaitsForMigration);
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
     g_test_add_func("/agent/migrate-progress", testMigrateProgress);
     g_test_add_func("/agent/migrate-cancel-request", testMigrateCancelRequest);
@@ -1361,7 +2103,19 @@ main(int argc, char **argv)
                          testVfioLeak);
     g_test_add_data_func("/agent/vfio-leak/with-migrate", GINT_TO_POINTER(0),
                          testVfioLeak);
+    g_test_add_func("/agent/vfio-leak/during-migration",
+                    testVfioLeakDuringMigration);
     g_test_add_func("/agent/garbage", testGarbage);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
-    return g_test_run();
+    g_test_add_func("/agent/earlier-not-final", testEarlierNotFinal);
+    g_test_add_func("/agent/attack/peer-hello", testAttackPeerHello);
+    g_test_add_func("/agent/attack/relay-lines", testAttackRelayLines);
+    g_test_add_func("/agent/attack/slow-and-many", testAttackSlowAndMany);
+    g_test_add_func("/agent/tls/wrong-host", testTlsWrongHost);
+    g_test_add_func("/agent/tls/other-ca", testTlsOtherCa);
+    g_test_add_func("/agent/records/restart", testRecordsRestart);
+    g_test_add_func("/agent/records/unwritable", testRecordsUnwritable);
+    ret = g_test_run();
+    pkiClear();
+    return ret;
 }

@@ -24,6 +24,20 @@ def start_bus(tmp):
     return daemon, daemon.stdout.readline().strip()
 
 
+def agent_tls(tmp, identity="local"):
+    """The virtcocod.conf lines of a throw-away PKI (tests/cocotlsgen.sh,
+    certtool) made in @tmp: the agent's TLS files, presenting @identity."""
+    pki = os.path.join(tmp, "pki")
+    subprocess.run(["sh", os.path.join(SRCDIR, "cocotlsgen.sh"), pki],
+                   check=True)
+    d = os.path.join(pki, identity)
+    return ("tls_ca_cert = %s/cacert.pem\n"
+            "tls_server_cert = %s/servercert.pem\n"
+            "tls_server_key = %s/private/serverkey.pem\n"
+            "tls_client_cert = %s/clientcert.pem\n"
+            "tls_client_key = %s/private/clientkey.pem\n" % ((d,) * 5))
+
+
 class Tap:
     """TAP output of a test script: ok()/skip() per check, done() at the
     end (prints the plan, returns the exit status)."""

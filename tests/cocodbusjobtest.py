@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from cocodbusbus import Tap, cleanup, start_bus
+from cocodbusbus import agent_tls, Tap, cleanup, start_bus
 
 try:
     import gi
@@ -76,8 +76,8 @@ def main():
         env["DBUS_SESSION_BUS_ADDRESS"] = address
         agent_conf = os.path.join(tmp, "virtcocod.conf")
         with open(agent_conf, "w") as f:
-            f.write("[virtcocod]\ndbus = session\nlisten_address = 127.0.0.1\n"
-                    "libvirt_uri = test://%s\n" % NODE)
+            f.write("[virtcocod]\ndbus = session\nlisten = 127.0.0.1\n"
+                    "libvirt_uri = test://%s\n" % NODE + agent_tls(tmp))
         log = open(os.path.join(tmp, "agent.log"), "w")
         agent = subprocess.Popen(
             [VIRTCOCOD, "-f", "--config", agent_conf,
@@ -124,7 +124,7 @@ def main():
                 "ConfigConflict", "forward='4'")
         refused(bus, "to a host without an agent", "coco",
                 {"migrate_uri": GLib.Variant("s", "tcp:[::1]")}, P2P,
-                "QmpAgent", "destination host's agent at '::1'")
+                "QmpAgent", "destination host's agent on '::1' is not reachable")
 
         # The example starts a job that passes every check; the test driver
         # then cannot migrate: the job fails in libvirt, with signals.

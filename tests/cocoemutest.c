@@ -24,6 +24,8 @@ typedef struct {
     CocoEmuPlatform *dpf;
     CocoMigrationDef def;
     CocoMigrationDef ddef; /* the destination's copy */
+    CocoFirmwareVm vm; /* the guest (both ends of a migration) */
+    CocoFirmwareVm dvm; /* the destination's idea of it */
     CocoPlatformId allowed[1];
     CocoMinTcb mins[1];
     CocoFirmware *src;
@@ -41,6 +43,9 @@ typedef struct {
     unsigned int src_agent_svn;
     bool dst_unbound; /* its VM definition names no agent */
     unsigned int dst_streams; /* 0: as the source (2) */
+    uint8_t guest; /* the guest's UUID is this byte 16 times; 0: 0x42 */
+    bool src_unbound; /* the source's VM definition names no agent */
+    const Pair *hosts; /* run on this pair's two platforms (same hosts) */
 } PairOpts;
 
 static const PairOpts defaultOpts = {0, false, 5, false, 2, 2, false, 0};
@@ -74,19 +79,27 @@ pairInit(Pair *p, const PairOpts *o)
     memset(p, 0, sizeof(*p));
     memset(agent, 0xA5, sizeof(agent));
     memset(other, 0x5A, sizeof(other));
-    p->spf = cocoEmuPlatformNew(&err);
-    g_assert_no_error(err);
-    p->dpf = cocoEmuPlatformNew(&err);
-    g_assert_no_error(err);
-    cocoEmuPlatformSetAgentHash(p->spf, agent);
-    cocoEmuPlatformSetAgentHash(p->dpf, o->dst_other_agent ? other : agent);
-    cocoEmuPlatformSetSvn(p->spf, COCO_TCB_COMPONENT_MODULE, 5);
-    cocoEmuPlatformSetSvn(p->spf, COCO_TCB_COMPONENT_AGENT, o->src_agent_svn);
-    cocoEmuPlatformSetSvn(p->dpf, COCO_TCB_COMPONENT_MODULE, o->dst_module_svn);
-    cocoEmuPlatformSetSvn(p->dpf, COCO_TCB_COMPONENT_AGENT, o->dst_agent_svn);
+    if (o->hosts) {
+        p->spf = cocoEmuPlatformRef(o->hosts->spf);
+        p->dpf = cocoEmuPlatformRef(o->hosts->dpf);
+    } else {
+        p->spf = cocoEmuPlatformNew(&err);
+        g_assert_no_error(err);
+        p->dpf = cocoEmuPlatformNew(&err);
+        g_assert_no_error(err);
+        cocoEmuPlatformSetAgentHash(p->spf, agent);
+        cocoEmuPlatformSetAgentHash(p->dpf, o->dst_other_agent ? other : agent);
+        cocoEmuPlatformSetSvn(p->spf, COCO_TCB_COMPONENT_MODULE, 5);
+        cocoEmuPlatformSetSvn(p->spf, COCO_TCB_COMPONENT_AGENT,
+                              o->src_agent_svn);
+        cocoEmuPlatformSetSvn(p->dpf, COCO_TCB_COMPONENT_MODULE,
+                              o->dst_module_svn);
+        cocoEmuPlatformSetSvn(p->dpf, COCO_TCB_COMPONENT_AGENT,
+                              o->dst_agent_svn);
+    }
 
     p->def.technology = COCO_TECHNOLOGY_TDX;
-    p->def.has_agent = true;
+    p->def.has_agent = !o->src_unbound;
     memcpy(p->def.agent_hash, agent, sizeof(agent));
     p->def.has_agent_min_svn = true;
     p->def.agent_min_svn = 2;
@@ -105,21 +118,27 @@ pairInit(Pair *p, const PairOpts *o)
     p->def.has_streams = true;
     p->def.forward_streams = 2;
 
+    memset(p->vm.uuid, o->guest ? o->guest : 0x42, sizeof(p->vm.uuid));
+    p->vm.nvcpus = NVCPUS;
+    p->vm.memory = MEMSIZE;
+
     p->src =
-        cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &p->def, NVCPUS, &err);
+        cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &p->def, &p->vm, &err);
     g_assert_no_error(err);
     p->ddef = p->def;
-    if (o->dst_unbound)
-        p->ddef.has_agent = false;
+    p->ddef.has_agent = !o->dst_unbound;
     if (o->dst_streams)
         p->ddef.forward_streams = o->dst_streams;
+    p->dvm = p->vm;
+    if (o->dst_vcpus)
+        p->dvm.nvcpus = o->dst_vcpus;
     p->dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->ddef,
-                        o->dst_vcpus ? o->dst_vcpus : NVCPUS, &err);
+                        &p->dvm, &err);
     g_assert_no_error(err);
     p->smem = g_malloc(MEMSIZE);
     p->dmem = g_malloc0(MEMSIZE);
     for (i = 0; i < MEMSIZE; i++)
-        p->smem[i] = (uint8_t)(i * 7 + i / 4096);
+        p->smem[i] = (uint8_t)(i * 7 + i / 4096 + o->guest);
     g_assert_cmpint(cocoEmuAttachMemory(p->src, p->smem, MEMSIZE, &err), ==, 0);
     g_assert_cmpint(cocoEmuAttachMemory(p->dst, p->dmem, MEMSIZE, &err), ==, 0);
     g_assert_no_error(err);
@@ -905,7 +924,7 @@ testOnward(void)
     cocoFirmwareFree(q.dst);
     q.src = g_steal_pointer(&p.dst);
     q.dst =
-        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &q.def, NVCPUS, &err);
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &q.def, &p.vm, &err);
     g_assert_no_error(err);
     g_assert_cmpint(cocoEmuAttachMemory(q.dst, q.dmem, MEMSIZE, &err), ==, 0);
     toStartToken(&q);
@@ -1281,7 +1300,7 @@ testAbortBeforeStart(void)
     CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
                COCO_EMU_ST_KEY_NOT_SET);
     dst2 =
-        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &p.def, NVCPUS, &err);
+        cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &p.def, &p.vm, &err);
     g_assert_no_error(err);
     g_assert_cmpint(cocoEmuAttachMemory(dst2, p.dmem, MEMSIZE, &err), ==, 0);
     cocoFirmwareFree(p.dst);
@@ -1478,7 +1497,7 @@ runAttack(Pair *p, Attack a, CocoFirmwareStatus *st, GError **err)
 
         CHECK_OK(prepare(p->src, p->dst, st, err), *err);
         other = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &p->def,
-                           NVCPUS, err);
+                           &p->vm, err);
         g_assert_no_error(*err);
         CHECK_OK(prepare(p->src, other, st, err), *err);
         CHECK_OK(cmd(p->src, COCO_MIGRATE_CMD_SETUP, 0, s, st, err), *err);
@@ -1578,7 +1597,9 @@ testAttack(gconstpointer data)
     pairClear(&p);
 }
 
-/* A malformed setup bundle or a different VM shape is fatal too. */
+/* A VM of another shape is refused in PREPARE, before any key exists;
+ * what the immutable-state bundle says that PREPARE cannot (the stream
+ * count, the source's agent binding) is checked at SETUP, fatally. */
 static void
 testImmutableMismatch(void)
 {
@@ -1587,19 +1608,43 @@ testImmutableMismatch(void)
     GError *err = NULL;
     CocoFirmwareStatus st;
     g_autoptr(GByteArray) s = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    g_autoptr(CocoFirmware) big = NULL;
+    g_autofree uint8_t *bigmem = NULL;
+    CocoFirmwareVm vm;
     int ret;
 
+    /* Another vCPU count: the destination refuses the source's hello. */
     o.dst_vcpus = NVCPUS + 1;
     pairInit(&p, &o);
-    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
-    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = prepare(p.src, p.dst, &st, &err);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "the vCPU count, memory size or "
+                                          "technology differ"));
+    CHECK_FAIL(ret, err, st, EACCES, COCO_ERROR_FW_POLICY,
+               COCO_EMU_ST_VM_MISMATCH);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_UNINIT);
+    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_RUNNABLE);
     ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
-    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
-               COCO_EMU_ST_IMMUTABLE_MISMATCH);
-    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
-    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+               COCO_EMU_ST_KEY_NOT_SET);
     g_assert_false(cocoEmuCanRun(p.dst));
     g_assert_true(cocoEmuCanRun(p.src));
+
+    /* Another memory size: the same. Memory of another size than the VM
+     * was created with cannot be attached. */
+    vm = p.vm;
+    vm.memory = 2 * MEMSIZE;
+    big = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p.dpf, &p.def, &vm, &err);
+    g_assert_no_error(err);
+    bigmem = g_malloc0(2 * MEMSIZE);
+    g_assert_cmpint(cocoEmuAttachMemory(big, bigmem, MEMSIZE, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_INVALID);
+    g_clear_error(&err);
+    g_assert_cmpint(cocoEmuAttachMemory(big, bigmem, 2 * MEMSIZE, &err), ==, 0);
+    g_assert_no_error(err);
+    ret = prepare(p.src, big, &st, &err);
+    CHECK_FAIL(ret, err, st, EACCES, COCO_ERROR_FW_POLICY,
+               COCO_EMU_ST_VM_MISMATCH);
     pairClear(&p);
 
     /* More forward streams at the source than created here. */
@@ -1615,7 +1660,392 @@ testImmutableMismatch(void)
     g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
     g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
     g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
+    g_assert_false(cocoEmuCanRun(p.dst));
+    g_assert_true(cocoEmuCanRun(p.src));
     pairClear(&p);
+
+    /* A source VM bound to no agent, on a platform running the right one,
+     * into a destination VM bound to it. */
+    o = defaultOpts;
+    o.src_unbound = true;
+    pairInit(&p, &o);
+    CHECK_OK(prepare(p.src, p.dst, &st, &err), err);
+    g_byte_array_set_size(s, COCO_EMU_SETUP_BUNDLE_SIZE);
+    CHECK_OK(cmd(p.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    ret = cmd(p.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err);
+    CHECK_FAIL(ret, err, st, EINVAL, COCO_ERROR_FW_INVALID,
+               COCO_EMU_ST_IMMUTABLE_MISMATCH);
+    g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    pairClear(&p);
+}
+
+/* ---- one session, one VM: two migrations between the same hosts -------- */
+
+#define GUEST1 "11111111-1111-1111-1111-111111111111"
+#define GUEST2 "22222222-2222-2222-2222-222222222222"
+
+/* VM1 (@p1) and VM2 (@p2) migrate at the same time between the same two
+ * hosts: the same source platform, the same destination platform. */
+static void
+splicePairs(Pair *p1, Pair *p2)
+{
+    PairOpts o = defaultOpts;
+
+    o.guest = 0x11;
+    pairInit(p1, &o);
+    o.guest = 0x22;
+    o.hosts = p1;
+    pairInit(p2, &o);
+    g_assert_cmpmem(cocoEmuPlatformGetId(p1->dpf), COCO_PLATFORM_ID_LEN,
+                    cocoEmuPlatformGetId(p2->dpf), COCO_PLATFORM_ID_LEN);
+}
+
+/* A PREPARE message of another guest's migration: refused with the one
+ * message naming both guests, nothing changed, nothing to carry. */
+static void
+spliceRefused(CocoFirmware *fw, const uint8_t *msg, size_t msglen,
+              const char *peer, const char *self)
+{
+    uint8_t m[COCO_EMU_PREPARE_MSG_MAX];
+    size_t len = msglen;
+    g_autofree char *want = g_strdup_printf(
+        "the peer's migration session is for guest '%s', not this guest '%s'",
+        peer, self);
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+    CocoEmuOpState op = cocoEmuGetOpState(fw);
+    int ret;
+
+    memcpy(m, msg, msglen);
+    ret = prep(fw, m, &len, &st, &err);
+    g_assert_nonnull(err);
+    g_assert_cmpstr(err->message, ==, want);
+    CHECK_FAIL(ret, err, st, EACCES, COCO_ERROR_FW_POLICY,
+               COCO_EMU_ST_VM_MISMATCH);
+    g_assert_cmpuint(len, ==, 0);
+    g_assert_cmpint(cocoEmuGetOpState(fw), ==, op);
+}
+
+/* One PREPARE call that must give -EAGAIN (0 with @done) and a reply
+ * (none unless @reply). */
+static void
+prepStep(CocoFirmware *fw, uint8_t *msg, size_t *len, bool done, bool reply)
+{
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+    int ret = prep(fw, msg, len, &st, &err);
+
+    if (done) {
+        CHECK_OK(ret, err);
+    } else {
+        CHECK_FAIL(ret, err, st, EAGAIN, COCO_ERROR_FW_NOT_READY,
+                   COCO_EMU_ST_KEY_NOT_SET);
+    }
+    if (reply)
+        g_assert_cmpuint(*len, >, 0);
+    else
+        g_assert_cmpuint(*len, ==, 0);
+}
+
+/* The rest of a migration after PREPARE; the guest arrives whole. */
+static void
+migrateRest(Pair *p)
+{
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+
+    g_assert_cmpint(cocoEmuGetOpState(p->src), ==, COCO_EMU_OP_RUNNABLE);
+    {
+        g_autoptr(GByteArray) b = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+        g_autoptr(GByteArray) t = NULL;
+
+        CHECK_OK(cmd(p->src, COCO_MIGRATE_CMD_SETUP, 0, b, &st, &err), err);
+        CHECK_OK(cmd(p->dst, COCO_MIGRATE_CMD_SETUP, 0, b, &st, &err), err);
+        epochZero(p);
+        blackoutOk(p->src);
+        vcpusOk(p);
+        t = token(p->src, COCO_MIGRATE_TOKEN_START);
+        tokenOk(p->dst, t, COCO_MIGRATE_TOKEN_START);
+    }
+    CHECK_OK(cmd(p->dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p->src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(p);
+    g_assert_true(cocoEmuCanRun(p->dst));
+    g_assert_false(cocoEmuCanRun(p->src));
+}
+
+/* The host swaps the two migrations' key-exchange messages, one step at a
+ * time: every spliced message is refused naming both guests, and then the
+ * unspliced sessions complete, each guest arriving in its own VM. */
+static void
+testSplicePrepare(void)
+{
+    Pair p1;
+    Pair p2;
+    uint8_t m1[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t m2[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t r1[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t r2[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t none[COCO_EMU_PREPARE_MSG_MAX];
+    size_t l1 = 0;
+    size_t l2 = 0;
+    size_t rl1;
+    size_t rl2;
+    size_t nl = 0;
+
+    splicePairs(&p1, &p2);
+    g_assert_true(memcmp(p1.smem, p2.smem, MEMSIZE) != 0);
+    prepStep(p1.src, m1, &l1, false, true);
+    prepStep(p2.src, m2, &l2, false, true);
+    g_assert_cmpuint(l1, ==, l2);
+    prepStep(p1.dst, none, &nl, false, false);
+    prepStep(p2.dst, none, &nl, false, false);
+
+    /* 1. Hellos swapped: each destination gets the other guest's. */
+    spliceRefused(p2.dst, m1, l1, GUEST1, GUEST2);
+    spliceRefused(p1.dst, m2, l2, GUEST2, GUEST1);
+
+    /* 2. Answers swapped: each source gets the other destination's. */
+    memcpy(r1, m1, l1);
+    rl1 = l1;
+    prepStep(p1.dst, r1, &rl1, false, true);
+    memcpy(r2, m2, l2);
+    rl2 = l2;
+    prepStep(p2.dst, r2, &rl2, false, true);
+    g_assert_cmpuint(rl1, >, l1);
+    spliceRefused(p1.src, r2, rl2, GUEST2, GUEST1);
+    spliceRefused(p2.src, r1, rl1, GUEST1, GUEST2);
+
+    /* 3. Confirmations swapped: the sources take their own destination's
+     * answer, each destination gets the other source's confirmation. */
+    prepStep(p1.src, r1, &rl1, true, true);
+    prepStep(p2.src, r2, &rl2, true, true);
+    spliceRefused(p2.dst, r1, rl1, GUEST1, GUEST2);
+    spliceRefused(p1.dst, r2, rl2, GUEST2, GUEST1);
+
+    /* The unspliced sessions complete. */
+    prepStep(p1.dst, r1, &rl1, true, false);
+    prepStep(p2.dst, r2, &rl2, true, false);
+    migrateRest(&p1);
+    migrateRest(&p2);
+    g_assert_true(memcmp(p1.dmem, p2.dmem, MEMSIZE) != 0);
+    pairClear(&p2);
+    pairClear(&p1);
+}
+
+/* The host also rewrites the names in the messages. The destination of
+ * the wrong guest answers a hello renamed to its guest, but its answer
+ * names that guest and the source refuses it; renamed back, the answer's
+ * signature fails; a renamed confirmation's too. */
+static void
+testSpliceForged(void)
+{
+    Pair p1;
+    Pair p2;
+    uint8_t m1[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t m2[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t r1[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t r2[COCO_EMU_PREPARE_MSG_MAX];
+    uint8_t f[COCO_EMU_PREPARE_MSG_MAX];
+    size_t l1 = 0;
+    size_t l2 = 0;
+    size_t rl1;
+    size_t rl2;
+    size_t fl;
+    const size_t bind = 2 * (16 + 32); /* the binding: two VM identities */
+    const size_t sig = 64;
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+    int ret;
+
+    splicePairs(&p1, &p2);
+    prepStep(p1.src, m1, &l1, false, true);
+    prepStep(p2.src, m2, &l2, false, true);
+    fl = 0;
+    prepStep(p2.dst, f, &fl, false, false);
+
+    /* VM1's hello renamed to VM2 (a hello ends with its binding): VM2's
+     * destination answers it, for VM2. */
+    memcpy(f, m1, l1);
+    memcpy(f + l1 - bind, m2 + l2 - bind, bind);
+    fl = l1;
+    prepStep(p2.dst, f, &fl, false, true);
+    spliceRefused(p1.src, f, fl, GUEST2, GUEST1);
+    /* ... and renamed to VM1 (the binding ends the answer's hello, its
+     * signature follows): the signature no longer verifies. */
+    memcpy(f + fl - sig - bind, m1 + l1 - bind, bind);
+    ret = prep(p1.src, f, &fl, &st, &err);
+    CHECK_FAIL(ret, err, st, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+               COCO_EMU_ST_SIGNATURE_INVALID);
+
+    /* Each pair's own exchange up to the confirmation (VM2's destination
+     * starts over). */
+    fl = 0;
+    prepStep(p2.dst, f, &fl, false, false);
+    prepStep(p1.dst, r1, &fl, false, false);
+    memcpy(r1, m1, l1);
+    rl1 = l1;
+    prepStep(p1.dst, r1, &rl1, false, true);
+    memcpy(r2, m2, l2);
+    rl2 = l2;
+    prepStep(p2.dst, r2, &rl2, false, true);
+    prepStep(p1.src, r1, &rl1, true, true);
+    prepStep(p2.src, r2, &rl2, true, true);
+    /* VM1's confirmation renamed to VM2 (header, binding, signature). */
+    memcpy(f, r1, rl1);
+    memcpy(f + 8, r2 + 8, bind);
+    fl = rl1;
+    ret = prep(p2.dst, f, &fl, &st, &err);
+    CHECK_FAIL(ret, err, st, EBADMSG, COCO_ERROR_FW_INTEGRITY,
+               COCO_EMU_ST_SIGNATURE_INVALID);
+
+    prepStep(p1.dst, r1, &rl1, true, false);
+    prepStep(p2.dst, r2, &rl2, true, false);
+    migrateRest(&p1);
+    migrateRest(&p2);
+    pairClear(&p2);
+    pairClear(&p1);
+}
+
+/* After PREPARE: each step of VM1's migration spliced into VM2's. */
+typedef enum {
+    SPLICE_SETUP,
+    SPLICE_MEMORY,
+    SPLICE_EPOCH_TOKEN,
+    SPLICE_VCPU,
+    SPLICE_START_TOKEN,
+    SPLICE_ABORT_TOKEN, /* VM2's destination's abort token to VM1's source */
+    SPLICE_LAST
+} SpliceStep;
+
+static const char *const spliceStepNames[] = {
+    "setup", "memory", "epoch-token", "vcpu", "start-token", "abort-token",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(spliceStepNames) == SPLICE_LAST);
+
+/* @ret is a refusal of data sealed under another session's keys; on a
+ * destination (@fatal) in order, that fails it for good. */
+static void
+spliceKeyRefused(CocoFirmware *fw, int ret, GError **errp,
+                 const CocoFirmwareStatus *stp, bool fatal)
+{
+    GError *err = g_steal_pointer(errp);
+    CocoFirmwareStatus st = *stp;
+
+    CHECK_FAIL(ret, err, st, EKEYREJECTED, COCO_ERROR_FW_KEY,
+               COCO_EMU_ST_KEY_MISMATCH);
+    if (fatal) {
+        g_assert_true(st.fw_status & COCO_EMU_STATUS_FATAL);
+        g_assert_cmpint(cocoEmuGetOpState(fw), ==, COCO_EMU_OP_FAILED_IMPORT);
+    }
+    g_assert_false(cocoEmuCanRun(fw));
+}
+
+/* VM1's whole migration, where at one step its output is first given to
+ * VM2's destination (both PREPAREd correctly, each with its own peer): the
+ * keys derive from each session's guests and session id, so VM2's
+ * destination refuses it; VM1's migration then completes. */
+static void
+testSpliceStep(gconstpointer data)
+{
+    SpliceStep step = GPOINTER_TO_INT(data);
+    Pair p1;
+    Pair p2;
+    CocoFirmwareStatus st;
+    GError *err = NULL;
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+    g_autoptr(GByteArray) a = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) c = NULL;
+    unsigned int v;
+    int ret;
+
+    splicePairs(&p1, &p2);
+    CHECK_OK(prepare(p1.src, p1.dst, &st, &err), err);
+    CHECK_OK(prepare(p2.src, p2.dst, &st, &err), err);
+    if (step != SPLICE_SETUP) {
+        g_autoptr(GByteArray) s2 = outbuf(COCO_EMU_SETUP_BUNDLE_SIZE);
+
+        CHECK_OK(cmd(p2.src, COCO_MIGRATE_CMD_SETUP, 0, s2, &st, &err), err);
+        CHECK_OK(cmd(p2.dst, COCO_MIGRATE_CMD_SETUP, 0, s2, &st, &err), err);
+    }
+
+    CHECK_OK(cmd(p1.src, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+    if (step == SPLICE_SETUP) {
+        c = copybuf(s);
+        ret = cmd(p2.dst, COCO_MIGRATE_CMD_SETUP, 0, c, &st, &err);
+        spliceKeyRefused(p2.dst, ret, &err, &st, true);
+    }
+    CHECK_OK(cmd(p1.dst, COCO_MIGRATE_CMD_SETUP, 0, s, &st, &err), err);
+
+    a = expRange(p1.src, 0, 0, NPAGES / 2);
+    if (step == SPLICE_MEMORY) {
+        ret = impmem(p2.dst, 0, a, &st, &err);
+        spliceKeyRefused(p2.dst, ret, &err, &st, true);
+    }
+    impOk(p1.dst, 0, a);
+    b = expRange(p1.src, 1, NPAGES / 2, NPAGES / 2);
+    impOk(p1.dst, 1, b);
+    t = token(p1.src, 0);
+    if (step == SPLICE_EPOCH_TOKEN) {
+        g_clear_pointer(&c, g_byte_array_unref);
+        c = copybuf(t);
+        ret = cmd(p2.dst, COCO_MIGRATE_CMD_TOKEN, 0, c, &st, &err);
+        spliceKeyRefused(p2.dst, ret, &err, &st, true);
+    }
+    tokenOk(p1.dst, t, 0);
+
+    blackoutOk(p1.src);
+    for (v = 0; v < NVCPUS; v++) {
+        g_autoptr(GByteArray) vb = expvcpu(p1.src, v, &st, &err, &ret);
+
+        CHECK_OK(ret, err);
+        if (step == SPLICE_VCPU && v == 0) {
+            ret =
+                cocoFirmwareImportVcpu(p2.dst, 0, vb->data, vb->len, &st, &err);
+            spliceKeyRefused(p2.dst, ret, &err, &st, true);
+        }
+        CHECK_OK(
+            cocoFirmwareImportVcpu(p1.dst, v, vb->data, vb->len, &st, &err),
+            err);
+    }
+    g_clear_pointer(&t, g_byte_array_unref);
+    t = token(p1.src, COCO_MIGRATE_TOKEN_START);
+    if (step == SPLICE_START_TOKEN) {
+        g_clear_pointer(&c, g_byte_array_unref);
+        c = copybuf(t);
+        ret = cmd(p2.dst, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, c,
+                  &st, &err);
+        spliceKeyRefused(p2.dst, ret, &err, &st, true);
+    }
+    tokenOk(p1.dst, t, COCO_MIGRATE_TOKEN_START);
+
+    if (step == SPLICE_ABORT_TOKEN) {
+        /* VM1's source, after its start token, may resume only with its
+         * own destination's abort token, not VM2's. */
+        g_clear_pointer(&c, g_byte_array_unref);
+        c = outbuf(COCO_EMU_TOKEN_SIZE);
+        CHECK_OK(cmd(p2.dst, COCO_MIGRATE_CMD_ABORT, 0, c, &st, &err), err);
+        ret = cmd(p1.src, COCO_MIGRATE_CMD_ABORT, 0, c, &st, &err);
+        spliceKeyRefused(p1.src, ret, &err, &st, false);
+        g_assert_cmpint(cocoEmuGetOpState(p1.src), ==, COCO_EMU_OP_POST_EXPORT);
+    }
+
+    /* VM1's migration completes; VM2's source is unharmed and runs on. */
+    CHECK_OK(cmd(p1.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    CHECK_OK(cmd(p1.src, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p1);
+    g_assert_true(cocoEmuCanRun(p1.dst));
+    g_assert_cmpint(cocoEmuGetOpState(p2.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    if (step != SPLICE_SETUP) {
+        CHECK_OK(cmd(p2.src, COCO_MIGRATE_CMD_ABORT, 0, NULL, &st, &err), err);
+    }
+    g_assert_cmpint(cocoEmuGetOpState(p2.src), ==, COCO_EMU_OP_RUNNABLE);
+    g_assert_true(cocoEmuCanRun(p2.src));
+    pairClear(&p2);
+    pairClear(&p1);
 }
 
 /* ---- PREPARE: identity and policy ------------------------------------- */
@@ -1829,6 +2259,14 @@ main(int argc, char **argv)
     g_test_add_func("/emu/destination-lost", testDestinationLost);
     g_test_add_func("/emu/commit-then-abort", testCommitThenAbort);
     g_test_add_func("/emu/immutable-mismatch", testImmutableMismatch);
+    g_test_add_func("/emu/splice/prepare", testSplicePrepare);
+    g_test_add_func("/emu/splice/prepare-forged", testSpliceForged);
+    for (i = 0; i < SPLICE_LAST; i++) {
+        g_autofree char *name =
+            g_strdup_printf("/emu/splice/%s", spliceStepNames[i]);
+
+        g_test_add_data_func(name, GINT_TO_POINTER(i), testSpliceStep);
+    }
     for (i = 0; i < G_N_ELEMENTS(attackCases); i++) {
         static const char *const names[] = {
             "tamper-page",    "tamper-page-mac",    "tamper-gfn",

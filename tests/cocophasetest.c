@@ -63,6 +63,8 @@ struct _Harness {
     GQueue to_src; /* encoded messages (GBytes) */
     GQueue to_dst;
     GArray *decisions;
+    bool src_paused; /* the source's last pause/resume decision */
+    guint pauses; /* pause decisions */
 
     FaultKind fault;
     unsigned int k;
@@ -283,6 +285,16 @@ decide(void *opaque, const CocoPhaseDecision *d)
             "decision %s %s %s %s\n", cocoFirmwareRoleTypeToString(c->role),
             cocoPhaseGateTypeToString(d->gate),
             cocoPhaseVerdictTypeToString(d->verdict), NULLSTR(d->message));
+    /* pause and resume hold no gate: the relay keeps the vCPUs stopped or
+     * lets them go. */
+    if (d->verdict == COCO_PHASE_VERDICT_PAUSE ||
+        d->verdict == COCO_PHASE_VERDICT_RESUME) {
+        g_assert_cmpint(c->role, ==, COCO_FIRMWARE_ROLE_SOURCE);
+        c->h->src_paused = d->verdict == COCO_PHASE_VERDICT_PAUSE;
+        c->h->pauses += d->verdict == COCO_PHASE_VERDICT_PAUSE;
+        g_free(x.message);
+        return;
+    }
     g_array_append_val(c->h->decisions, x);
 }
 
@@ -342,6 +354,7 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
 {
     CocoMigrationSessionConfig sc = {0};
     CocoMigrationSessionConfig dc = {0};
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = NVCPUS, .memory = MEMSIZE};
     uint8_t agent[COCO_AGENT_HASH_LEN];
     GError *err = NULL;
     size_t i;
@@ -362,9 +375,9 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
     h->def.has_streams = true;
     h->def.forward_streams = 2;
 
-    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, NVCPUS, &err);
+    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, &vm, &err);
     g_assert_no_error(err);
-    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, NVCPUS, &err);
+    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, &vm, &err);
     g_assert_no_error(err);
     h->smem = g_malloc(MEMSIZE);
     h->dmem = g_malloc0(MEMSIZE);
@@ -542,6 +555,24 @@ static const char *const outcomeNames[] = {"moved", "stayed", "frozen", "lost"};
 /* libvirt's side of a v3 migration, reacting to the gates the relay holds
  * (qemu driver, peer-to-peer or client-driven: the QEMU-level sequence is
  * the same). */
+/* What the agent does when a source waits for the start token's fate:
+ * it reconnects and asks again when the peer can be reached, else its
+ * hold and its window expire. */
+static void
+agentDeadlines(Harness *h)
+{
+    if (cocoMigrationSessionGetState(h->src) != COCO_PHASE_STATE_AWAIT_TOKEN)
+        return;
+    if (!h->link_down && !h->dst_dead) {
+        event(h, SRC, COCO_PHASE_EVENT_PEER_RECONNECTED);
+        pump(h);
+    }
+    if (cocoMigrationSessionGetState(h->src) == COCO_PHASE_STATE_AWAIT_TOKEN) {
+        event(h, SRC, COCO_PHASE_EVENT_HOLD_EXPIRED);
+        event(h, SRC, COCO_PHASE_EVENT_GIVE_UP);
+    }
+}
+
 static void
 runLibvirt(Harness *h)
 {
@@ -614,6 +645,7 @@ finish_failed:
         event(h, SRC, COCO_PHASE_EVENT_CONT);
         pump(h);
     }
+    agentDeadlines(h);
 }
 
 static bool
@@ -723,7 +755,7 @@ testTable(void)
     }
     /* query is accepted everywhere; a failure is handled everywhere a
      * role can be */
-    for (st = 0; st < COCO_PHASE_STATE_LAST; st++) {
+    for (st = 0; st < COCO_PHASE_STATE_SESSION_LAST; st++) {
         g_assert_nonnull(cocoPhaseRuleLookup(SRC, st, COCO_PHASE_EVENT_QUERY));
         g_assert_nonnull(cocoPhaseRuleLookup(DST, st, COCO_PHASE_EVENT_QUERY));
         g_assert_nonnull(
@@ -735,9 +767,14 @@ testTable(void)
                 cocoPhaseRuleLookup(DST, st, COCO_PHASE_EVENT_LOCAL_FAILURE));
     }
     /* the mapping of ARCHITECTURE.md */
+    /* the source stays paused from the switchover on, then blacks out */
     g_assert_cmpint(cocoPhaseRuleLookup(SRC, COCO_PHASE_STATE_PRECOPY,
                                         COCO_PHASE_EVENT_PRE_SWITCHOVER)
                         ->steps[0],
+                    ==, COCO_PHASE_STEP_PAUSE_SOURCE);
+    g_assert_cmpint(cocoPhaseRuleLookup(SRC, COCO_PHASE_STATE_PRECOPY,
+                                        COCO_PHASE_EVENT_PRE_SWITCHOVER)
+                        ->steps[1],
                     ==, COCO_PHASE_STEP_BLACKOUT);
     g_assert_cmpint(cocoPhaseRuleLookup(DST, COCO_PHASE_STATE_HANDOVER,
                                         COCO_PHASE_EVENT_CONT)
@@ -1042,6 +1079,7 @@ testFrozen(void)
 {
     Harness h;
     g_autoptr(GError) err = NULL;
+    g_autoptr(GError) why = NULL;
     const Decision *d;
     guint mark;
 
@@ -1050,23 +1088,56 @@ testFrozen(void)
     event(&h, SRC, COCO_PHASE_EVENT_MIGRATE);
     pump(&h);
     event(&h, SRC, COCO_PHASE_EVENT_PRE_SWITCHOVER);
+    /* from the switchover on, the relay keeps the source paused */
+    g_assert_true(h.src_paused);
     /* the destination host dies before it acknowledges the start token */
     g_assert_cmpint(cocoEmuGetOpState(h.sfw), ==, COCO_EMU_OP_POST_EXPORT);
     h.dst_dead = h.link_down = true;
     mark = h.decisions->len;
-    g_assert_cmpint(cocoMigrationSessionHandleEvent(
-                        h.src, COCO_PHASE_EVENT_PEER_LOST, &err),
+    cocoErrorSet(&why, COCO_ERROR_PEER_TIMEOUT, "%s",
+                 "the peer host '10.0.0.2' stopped answering");
+    g_assert_cmpint(cocoMigrationSessionHandleEventWhy(
+                        h.src, COCO_PHASE_EVENT_PEER_LOST, why, &err),
                     ==, 0);
+    /* its fate is unknown: the source waits for the token, paused */
     g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
-                    COCO_PHASE_STATE_FROZEN);
+                    COCO_PHASE_STATE_AWAIT_TOKEN);
+    g_assert_true(h.src_paused);
     d = lastDecision(&h, SRC, COCO_PHASE_GATE_MIGRATE_CONTINUE, mark);
     g_assert_nonnull(d);
     g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_REFUSE);
     g_assert_cmpint(d->code, ==, COCO_ERROR_MIGRATION_SOURCE_FROZEN);
     g_assert_cmpstr(d->message, ==,
-                    "the destination was lost after the start token; the "
-                    "source cannot resume without its abort token; destroy "
-                    "it or recover the destination");
+                    "the peer host '10.0.0.2' stopped answering; the source "
+                    "stays paused until the destination's abort token is "
+                    "back, then resumes by itself");
+    /* libvirt's cont waits a while, then is refused (hold-expired) */
+    mark = h.decisions->len;
+    g_assert_cmpint(
+        cocoMigrationSessionHandleEvent(h.src, COCO_PHASE_EVENT_CONT, &err), ==,
+        0);
+    g_assert_cmpuint(h.decisions->len, ==, mark);
+    g_assert_true(cocoMigrationSessionGateHeld(h.src, COCO_PHASE_GATE_CONT));
+    g_assert_cmpint(cocoMigrationSessionHandleEvent(
+                        h.src, COCO_PHASE_EVENT_HOLD_EXPIRED, &err),
+                    ==, 0);
+    d = lastDecision(&h, SRC, COCO_PHASE_GATE_CONT, mark);
+    g_assert_nonnull(d);
+    g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_REFUSE);
+    g_assert_cmpint(d->code, ==, COCO_ERROR_MIGRATION_SOURCE_FROZEN);
+    /* the window to learn the token's fate expires: frozen, saying what
+     * the operator can do */
+    g_clear_error(&why);
+    cocoErrorSet(&why, COCO_ERROR_MIGRATION_SOURCE_FROZEN, "%s",
+                 "the peer host did not come back; run 'virt-coco recover'");
+    g_assert_cmpint(cocoMigrationSessionHandleEventWhy(
+                        h.src, COCO_PHASE_EVENT_GIVE_UP, why, &err),
+                    ==, 0);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_FROZEN);
+    g_assert_cmpstr(cocoMigrationSessionGetFailure(h.src)->message, ==,
+                    "the peer host did not come back; run 'virt-coco "
+                    "recover'");
     /* libvirt tries to resume the source, twice: refused both times */
     mark = h.decisions->len;
     g_assert_cmpint(
@@ -1079,6 +1150,7 @@ testFrozen(void)
     d = lastDecision(&h, SRC, COCO_PHASE_GATE_CONT, mark);
     g_assert_cmpint(d->verdict, ==, COCO_PHASE_VERDICT_REFUSE);
     g_assert_cmpint(d->code, ==, COCO_ERROR_MIGRATION_SOURCE_FROZEN);
+    g_assert_nonnull(strstr(d->message, "virt-coco recover"));
     g_assert_false(cocoEmuCanRun(h.sfw));
     g_assert_false(cocoMigrationSessionMayRun(h.src));
     /* the operator destroys it */
@@ -1087,6 +1159,53 @@ testFrozen(void)
                     ==, 0);
     g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
                     COCO_PHASE_STATE_FINISHED);
+    harnessClear(&h);
+}
+
+/* Case (4) resolved: the link comes back before the window expires; the
+ * reconnected source asks for the token, which the destination (whose
+ * QEMU libvirt killed meanwhile) gives back: the source resumes by itself,
+ * exactly one host runs the guest. */
+static void
+testReconcile(void)
+{
+    Harness h;
+    g_autoptr(GError) err = NULL;
+
+    harnessInit(&h, 0, FAULT_NONE, 0);
+    event(&h, DST, COCO_PHASE_EVENT_INCOMING);
+    event(&h, SRC, COCO_PHASE_EVENT_MIGRATE);
+    pump(&h);
+    event(&h, SRC, COCO_PHASE_EVENT_PRE_SWITCHOVER);
+    pump(&h);
+    /* a cut after the destination imported the start token */
+    h.link_down = true;
+    event(&h, SRC, COCO_PHASE_EVENT_PEER_LOST);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_AWAIT_TOKEN);
+    event(&h, DST, COCO_PHASE_EVENT_PEER_LOST);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.dst), ==,
+                    COCO_PHASE_STATE_HANDOVER);
+    /* libvirt cancels; the destination's QEMU is killed: its token is
+     * lost on the cut link, the destination keeps its answer */
+    event(&h, DST, COCO_PHASE_EVENT_QEMU_GONE);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.dst), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    g_queue_clear_full(&h.to_src, (GDestroyNotify)g_bytes_unref);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_AWAIT_TOKEN);
+    /* the link is back: the source asks again */
+    h.link_down = false;
+    g_assert_cmpint(cocoMigrationSessionHandleEvent(
+                        h.src, COCO_PHASE_EVENT_PEER_RECONNECTED, &err),
+                    ==, 0);
+    pump(&h);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_ABORTED);
+    /* no cont was held: the relay resumes the guest itself */
+    g_assert_false(h.src_paused);
+    g_assert_true(cocoEmuCanRun(h.sfw));
+    g_assert_false(cocoEmuCanRun(h.dfw));
     harnessClear(&h);
 }
 
@@ -1238,6 +1357,7 @@ testFrozenRecovered(void)
     pump(&h);
     event(&h, SRC, COCO_PHASE_EVENT_PEER_LOST);
     event(&h, SRC, COCO_PHASE_EVENT_CONT);
+    event(&h, SRC, COCO_PHASE_EVENT_GIVE_UP);
     g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
                     COCO_PHASE_STATE_FROZEN);
     /* the link is back: the destination is cancelled and answers */
@@ -1459,6 +1579,7 @@ main(int argc, char **argv)
     g_test_add_func("/phase/order", testOrder);
     g_test_add_func("/phase/frozen", testFrozen);
     g_test_add_func("/phase/frozen-recovered", testFrozenRecovered);
+    g_test_add_func("/phase/reconcile", testReconcile);
     g_test_add_func("/phase/data-failure", testDataFailure);
     g_test_add_func("/phase/peer-reason", testPeerReason);
     g_test_add_func("/phase/peer-reason-no-echo", testPeerReasonNoEcho);

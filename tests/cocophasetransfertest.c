@@ -94,6 +94,10 @@ decide(void *opaque, const CocoPhaseDecision *d)
             "decision %s %s %s %s\n", cocoFirmwareRoleTypeToString(c->role),
             cocoPhaseGateTypeToString(d->gate),
             cocoPhaseVerdictTypeToString(d->verdict), NULLSTR(d->message));
+    /* pause and resume hold no gate */
+    if (d->verdict == COCO_PHASE_VERDICT_PAUSE ||
+        d->verdict == COCO_PHASE_VERDICT_RESUME)
+        return;
     c->h->verdict[c->role][d->gate] = d->verdict + 1;
     c->h->code[c->role][d->gate] = d->code;
 }
@@ -141,6 +145,7 @@ harnessInit(Harness *h, unsigned int rounds, bool async)
     GIOStream *sio[NSTREAMS];
     GIOStream *dio[NSTREAMS];
     CocoTransferSource *xsrc;
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = NVCPUS, .memory = MEMSIZE};
     uint8_t agent[COCO_AGENT_HASH_LEN];
     GError *err = NULL;
     size_t i;
@@ -158,9 +163,9 @@ harnessInit(Harness *h, unsigned int rounds, bool async)
     memcpy(h->def.agent_hash, agent, sizeof(agent));
     h->def.has_streams = true;
     h->def.forward_streams = NSTREAMS;
-    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, NVCPUS, &err);
+    h->sfw = cocoEmuNew(SRC, h->spf, &h->def, &vm, &err);
     g_assert_no_error(err);
-    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, NVCPUS, &err);
+    h->dfw = cocoEmuNew(DST, h->dpf, &h->def, &vm, &err);
     g_assert_no_error(err);
     h->smem = g_malloc(MEMSIZE);
     h->dmem = g_malloc0(MEMSIZE);
@@ -532,7 +537,12 @@ testFrozen(void)
     event(&h, SRC, COCO_PHASE_EVENT_PEER_LOST);
     g_assert_cmpint(h.verdict[SRC][COCO_PHASE_GATE_MIGRATE_CONTINUE], ==,
                     COCO_PHASE_VERDICT_REFUSE + 1);
+    g_assert_cmpint(cocoMigrationSessionGetState(h.src), ==,
+                    COCO_PHASE_STATE_AWAIT_TOKEN);
+    /* cont is held until the agent's hold expires, then refused */
     event(&h, SRC, COCO_PHASE_EVENT_CONT);
+    g_assert_cmpint(h.verdict[SRC][COCO_PHASE_GATE_CONT], ==, 0);
+    event(&h, SRC, COCO_PHASE_EVENT_HOLD_EXPIRED);
     g_assert_cmpint(h.verdict[SRC][COCO_PHASE_GATE_CONT], ==,
                     COCO_PHASE_VERDICT_REFUSE + 1);
     g_assert_cmpint(h.code[SRC][COCO_PHASE_GATE_CONT], ==,

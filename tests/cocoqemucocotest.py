@@ -146,8 +146,10 @@ def main():
     os.chmod(fake, 0o755)
     conf = os.path.join(tmp, "qemu-coco.conf")
     with open(conf, "w") as f:
-        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer_path = %s\n"
-                % (fake, interposer))
+        # An agent socket nobody serves: the relay must say it has none.
+        f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n"
+                "vfio_interposer_path = %s\n" %
+                (fake, os.path.join(tmp, "no-agent.sock"), interposer))
     report = os.path.join(tmp, "report.json")
     env = dict(os.environ, QEMU_COCO_CONFIG=conf, FAKE_REPORT=report,
                TMPDIR=tmp)
@@ -177,8 +179,10 @@ def main():
     tap.ok(r == {"return": {"session": 1}, "id": "libvirt-1"}, "guest: commands and replies pass")
     conn.sendall(b'{"execute":"x-coco-query-relay","id":"libvirt-2"}\r\n')
     r = readline(conn)
-    tap.ok(r and r["return"]["relay"] == "qemu-coco" and r["return"]["agent"] is False,
-           "guest: the relay answers x-coco-query-relay, no agent configured")
+    tap.ok(r and r["return"]["relay"] == "qemu-coco" and
+           r["return"]["agent"] is True and r["return"]["agent-ready"] is False and
+           "no-agent.sock" in r["return"].get("agent-error", ""),
+           "guest: the relay answers x-coco-query-relay, its agent not reachable")
     ip = rep["interposer"]
     tap.ok(ip["mapped"], "interposer: preloaded into QEMU")
     tap.ok(ip["env-preload"] == "" and ip["env-fd"] is None,
@@ -186,6 +190,14 @@ def main():
     tap.ok(ip["report-fd"] is not None, "interposer: QEMU holds the report socket")
     tap.ok(r and r["return"].get("vfio-leaks") == 1,
            "interposer: the relay counts the leak report, drops the malformed one")
+    # Fail closed: a migration without an agent that accepted the relay is
+    # refused, naming the missing agent.
+    conn.sendall(b'{"execute":"migrate","arguments":{"uri":"tcp:10.0.0.2:49152"},'
+                 b'"id":"libvirt-3"}\r\n')
+    r = readline(conn)
+    tap.ok(r and "error" in r and "confidential migration refused" in
+           r["error"]["desc"] and "no-agent.sock" in r["error"]["desc"],
+           "guest: a migration without an agent is refused with the reason")
     conn.close()
 
     # libvirtd "restarts": the next connection is a fresh QEMU session.

@@ -7,6 +7,7 @@
 
 #include "internal.h"
 #include "qmp/cocoqmpagent.h"
+#include "proto/cocoprotorelay.h"
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpguest.h"
 #include "qmp/cocoqmphostdev.h"
@@ -508,15 +509,28 @@ testRelayPassThrough(Fixture *f, gconstpointer data)
     /* QEMU's text reaches libvirt whatever it is. */
     testPeerSend(&f->qemu, weird, -1);
     testPeerExpectLine(&f->libvirt, weird);
-    /* Without an agent nothing is held or injected. */
+    /* Without an agent a migration is refused: guest RAM would leave
+     * the host in QEMU's own stream. */
     testPeerSend(&f->libvirt,
                  "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:h:1\"},"
                  "\"id\":\"libvirt-9\"}\r\n",
                  -1);
-    testPeerExpectLine(
-        &f->qemu,
-        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:h:1\"},"
-        "\"id\":\"libvirt-9\"}\r\n");
+    {
+        g_autoptr(CocoQmpMessage) refused = testPeerReadMsg(&f->libvirt);
+
+        g_assert_true(cocoQmpMessageIsError(refused));
+        g_assert_nonnull(strstr(cocoQmpMessageErrorDesc(refused),
+                                "no host agent configured"));
+    }
+    testPeerExpectNothing(&f->qemu);
+    /* A save still passes: its image holds the RAM (nothing injected). */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                 "\"exec:cat > /dev/null\"},\"id\":\"libvirt-12\"}\r\n",
+                 -1);
+    testPeerExpectLine(&f->qemu,
+                       "{\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+                       "\"exec:cat > /dev/null\"},\"id\":\"libvirt-12\"}\r\n");
     testPeerSend(&f->libvirt,
                  "{\"execute\":\"migrate-continue\",\"arguments\":{\"state\":"
                  "\"pre-switchover\"},\"id\":\"libvirt-10\"}\r\n",
@@ -1928,6 +1942,103 @@ testSocketAgent(void)
     rmdir(dir);
 }
 
+/* A migration that arrives while the relay says hello waits for the
+ * agent's answer: welcome, refusal or nothing within the wait. */
+static void
+testSocketAgentWaitReady(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("cocoqmptest-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "agent.sock", NULL);
+    g_autoptr(CocoQmpAgent) agent = NULL;
+    struct sockaddr_un addr = {0};
+    TestVerdict v = {0};
+    TestPeer peer;
+    int lfd;
+    int cfd;
+
+    addr.sun_family = AF_UNIX;
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(lfd, 4), ==, 0);
+
+    /* Not started: no connection yet (QEMU may not run). */
+    agent = cocoQmpAgentNewSocket(path, NULL, NULL, 60);
+    g_assert_false(cocoQmpAgentIsReady(agent, &v.reason));
+    g_clear_pointer(&v.reason, g_free);
+
+    /* The wait says hello; the answer comes later: welcome. */
+    cocoQmpAgentWaitReady(agent, 10000, testVerdictCb, &v);
+    cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    g_assert_cmpint(cfd, >=, 0);
+    testPeerInit(&peer, cfd);
+    {
+        g_autoptr(CocoQmpMessage) hello = testPeerReadMsg(&peer);
+
+        g_assert_cmpstr(json_object_get_string_member(hello->obj, "type"), ==,
+                        "hello");
+    }
+    g_main_context_iteration(NULL, FALSE);
+    g_assert_false(v.done);
+    testPeerSend(&peer,
+                 "{\"type\":\"welcome\",\"version\":" G_STRINGIFY(
+                     COCO_RELAY_PROTOCOL_VERSION) "}\n",
+                 -1);
+    while (!v.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_true(v.release);
+    g_clear_pointer(&v.reason, g_free);
+
+    /* Answered already: at once, but never from inside the call. */
+    memset(&v, 0, sizeof(v));
+    cocoQmpAgentWaitReady(agent, 10000, testVerdictCb, &v);
+    g_assert_false(v.done);
+    while (!v.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_true(v.release);
+    testPeerClear(&peer);
+
+    /* The agent went; the next wait asks again and hears a refusal. */
+    memset(&v, 0, sizeof(v));
+    while (cocoQmpAgentIsReady(agent, &v.reason)) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    g_clear_pointer(&v.reason, g_free);
+    cocoQmpAgentWaitReady(agent, 10000, testVerdictCb, &v);
+    cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    g_assert_cmpint(cfd, >=, 0);
+    testPeerInit(&peer, cfd);
+    {
+        g_autoptr(CocoQmpMessage) hello = testPeerReadMsg(&peer);
+    }
+    testPeerSend(&peer, "{\"type\":\"refused\",\"reason\":\"not a QEMU\"}\n",
+                 -1);
+    while (!v.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_false(v.release);
+    g_assert_nonnull(strstr(v.reason, "not a QEMU"));
+    g_clear_pointer(&v.reason, g_free);
+    testPeerClear(&peer);
+
+    /* Nobody answers the hello: not ready once the wait is over (a
+     * fresh relay, so the refusal above is not the answer). */
+    g_clear_pointer(&agent, cocoQmpAgentFree);
+    agent = cocoQmpAgentNewSocket(path, NULL, NULL, 60);
+    memset(&v, 0, sizeof(v));
+    cocoQmpAgentWaitReady(agent, 200, testVerdictCb, &v);
+    cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    g_assert_cmpint(cfd, >=, 0);
+    while (!v.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_false(v.release);
+    g_assert_nonnull(v.reason);
+    g_free(v.reason);
+    close(cfd);
+    close(lfd);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- the x-ignore-shared rule ---- */
 
 static void
@@ -2124,6 +2235,7 @@ main(int argc, char **argv)
     g_test_add("/qmp/relay/close-during-gate", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayCloseDuringGate, fixtureTearDown);
     g_test_add_func("/qmp/agent/socket", testSocketAgent);
+    g_test_add_func("/qmp/agent/wait-ready", testSocketAgentWaitReady);
     g_test_add_func("/qmp/migration/rule", testMigrationRule);
     g_test_add_func("/qmp/guest/argv", testGuestArgv);
     return g_test_run();

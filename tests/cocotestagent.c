@@ -27,10 +27,29 @@ cocoTestAgentStart(CocoTestAgent *a, const char *prefix)
     g_assert_no_error(err);
     a->sock = g_build_filename(a->dir, "agent.sock", NULL);
     conf = g_build_filename(a->dir, "virtcocod.conf", NULL);
-    text =
-        g_strdup_printf("[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
-                        "platform=%s/platform.conf\nstate_dir=%s/migrations\n",
-                        a->sock, a->dir, a->dir);
+    /* Its TLS files: a throw-away PKI (tests/cocotlsgen.sh, certtool). */
+    {
+        g_autofree char *script = g_build_filename(
+            g_getenv("abs_srcdir") ? g_getenv("abs_srcdir") : ".",
+            "cocotlsgen.sh", NULL);
+        g_autofree char *cmd =
+            g_strdup_printf("sh '%s' '%s/pki'", script, a->dir);
+        int status = 0;
+
+        g_assert_true(
+            g_spawn_command_line_sync(cmd, NULL, NULL, &status, &err));
+        g_assert_no_error(err);
+        g_assert_true(g_spawn_check_wait_status(status, NULL));
+    }
+    text = g_strdup_printf(
+        "[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
+        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
+        "tls_ca_cert=%s/pki/local/cacert.pem\n"
+        "tls_server_cert=%s/pki/local/servercert.pem\n"
+        "tls_server_key=%s/pki/local/private/serverkey.pem\n"
+        "tls_client_cert=%s/pki/local/clientcert.pem\n"
+        "tls_client_key=%s/pki/local/private/clientkey.pem\n",
+        a->sock, a->dir, a->dir, a->dir, a->dir, a->dir, a->dir, a->dir);
     g_assert_true(g_file_set_contents(conf, text, -1, NULL));
     argv[3] = conf;
     g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,

@@ -185,6 +185,7 @@ pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
     } else {
         g_autoptr(GError) err = NULL;
         CocoMigrationDef def;
+        CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = NVCPUS, .memory = size};
 
         memset(&def, 0, sizeof(def));
         def.has_streams = true;
@@ -194,11 +195,10 @@ pairInitCorrupt(Pair *p, const Case *c, int64_t corrupt_at)
         g_assert_no_error(err);
         p->dpf = cocoEmuPlatformNew(&err);
         g_assert_no_error(err);
-        p->sfw =
-            cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &def, NVCPUS, &err);
+        p->sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, p->spf, &def, &vm, &err);
         g_assert_no_error(err);
-        p->dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &def,
-                            NVCPUS, &err);
+        p->dfw =
+            cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, p->dpf, &def, &vm, &err);
         g_assert_no_error(err);
         g_assert_cmpint(cocoEmuAttachMemory(p->sfw, p->smem, size, &err), ==,
                         0);

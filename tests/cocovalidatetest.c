@@ -458,15 +458,32 @@ testValidateQuiet(void)
     g_assert_cmpstr(captured, ==, "");
 }
 
-/* Deep nesting hits libxml2's limit; a long allow list is fine. */
+/* Deep nesting hits libxml2's limit; the allow list holds at most
+ * COCO_MIGRATION_MAX_PLATFORMS entries, one more is refused. */
+static GString *
+platformList(size_t n)
+{
+    GString *s = g_string_new(NULL);
+    size_t i;
+
+    g_string_append(s, "<migration xmlns='" COCO_MIGRATION_NAMESPACE_URI
+                       "' technology='sev'><destinations>");
+    for (i = 0; i < n; i++)
+        g_string_append_printf(s, "<platform id='%064zx'/>", i);
+    g_string_append(s, "</destinations></migration>");
+    return s;
+}
+
 static void
 testValidateLimits(void)
 {
     g_autoptr(GString) deep = g_string_new(NULL);
-    g_autoptr(GString) many = g_string_new(NULL);
+    g_autoptr(GString) many = platformList(COCO_MIGRATION_MAX_PLATFORMS);
+    g_autoptr(GString) toomany = platformList(COCO_MIGRATION_MAX_PLATFORMS + 1);
     g_autoptr(CocoMigrationDef) def = NULL;
     g_autoptr(GError) err = NULL;
     g_autofree char *out = NULL;
+    size_t last = COCO_MIGRATION_MAX_PLATFORMS - 1;
     size_t i;
 
     for (i = 0; i < 5000; i++)
@@ -477,23 +494,22 @@ testValidateLimits(void)
     g_assert_error(err, COCO_ERROR, COCO_ERROR_XML_MALFORMED);
     g_clear_error(&err);
 
-    g_string_append(many, "<migration xmlns='" COCO_MIGRATION_NAMESPACE_URI
-                          "' technology='sev'><destinations>");
-    for (i = 0; i < 20000; i++) {
-        g_string_append_printf(many, "<platform id='%064zx'/>", i);
-    }
-    g_string_append(many, "</destinations></migration>");
+    g_assert_null(cocoMigrationDefParseString(toomany->str, 0, &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "1024"));
+    g_clear_error(&err);
+
     def = cocoMigrationDefParseString(many->str, 0, &err);
     g_assert_no_error(err);
-    g_assert_cmpuint(def->nplatforms, ==, 20000);
+    g_assert_cmpuint(def->nplatforms, ==, COCO_MIGRATION_MAX_PLATFORMS);
     g_assert_cmpint(cocoMigrationDefValidate(def, &err), ==, 0);
     g_assert_no_error(err);
     out = cocoMigrationDefFormat(def, 0);
     g_assert_nonnull(out);
 
     /* The last entry repeats the first: found. */
-    def->platforms[19999] = def->platforms[0];
-    def->platforms[19999].name = NULL;
+    def->platforms[last] = def->platforms[0];
+    def->platforms[last].name = NULL;
     g_assert_cmpint(cocoMigrationDefValidate(def, &err), ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_XML_DUPLICATE);
 }

@@ -509,7 +509,9 @@ testMigratePreflight(void)
     testRun(&nodest, "-c", uri, "migrate", "--confidential", "plainqemu",
             "test:///default", "tcp:127.0.0.2", "--agent-socket", a.sock, NULL);
     g_assert_cmpint(nodest.status, ==, 1);
-    testAssertOneLineError(&nodest, "destination host's agent at '127.0.0.2'");
+    testAssertOneLineError(&nodest,
+                           "destination host's agent on '127.0.0.2' is not "
+                           "reachable");
 
     cocoTestAgentStop(&a);
 }

@@ -11,6 +11,7 @@
 #include "qmp/cocoqmpguest.h"
 #include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmprelay.h"
+#include "proto/cocoprotorelay.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
 
@@ -70,17 +71,51 @@ qemuCocoConfigString(GKeyFile *kf, const char *key)
     return g_steal_pointer(&v);
 }
 
+/* The keys of [qemu-coco]; any other key or group is refused. */
+static const char *const qemuCocoConfigKeys[] = {
+    "qemu",        "agent_socket",    "gate_timeout",
+    "qmp_log_dir", "vfio_interposer", "vfio_interposer_path",
+    NULL,
+};
+
+static int
+qemuCocoConfigCheckKeys(GKeyFile *kf, const char *path, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_auto(GStrv) keys = NULL;
+    size_t i;
+
+    for (i = 0; groups[i]; i++) {
+        if (STRNEQ(groups[i], QEMU_COCO_GROUP))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown group '%1$s' in '%2$s': the only group is '%3$s'"),
+                groups[i], path, QEMU_COCO_GROUP);
+    }
+    keys = g_key_file_get_keys(kf, QEMU_COCO_GROUP, NULL, NULL);
+    for (i = 0; keys && keys[i]; i++) {
+        if (!g_strv_contains(qemuCocoConfigKeys, keys[i]))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown key '%1$s' in group '%2$s' of '%3$s'"), keys[i],
+                QEMU_COCO_GROUP, path);
+    }
+    return 0;
+}
+
 static int
 qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) err = NULL;
     g_autofree char *timeout = NULL;
-
     g_autofree char *interposer = NULL;
 
     cfg->qemu = g_strdup(QEMU_COCO_DEFAULT_QEMU);
     cfg->gateTimeout = QEMU_COCO_DEFAULT_GATE_TIMEOUT;
+    /* Without a configuration the relay still has its host's agent: a
+     * confidential domain never migrates without one. */
+    cfg->agentSocket = g_strdup(COCO_RELAY_DEFAULT_SOCKET);
     cfg->vfioInterposer = TRUE;
     cfg->vfioInterposerPath = g_strdup(COCO_VFIO_INTERPOSER);
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
@@ -90,6 +125,8 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
                             _("cannot read the configuration '%1$s': %2$s"),
                             path, err->message);
     }
+    if (qemuCocoConfigCheckKeys(kf, path, error) < 0)
+        return -1;
     if (g_key_file_has_key(kf, QEMU_COCO_GROUP, "qemu", NULL)) {
         g_free(cfg->qemu);
         cfg->qemu = qemuCocoConfigString(kf, "qemu");
@@ -98,7 +135,15 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
                                 _("'qemu' in '%1$s' must be an absolute path"),
                                 path);
     }
-    cfg->agentSocket = qemuCocoConfigString(kf, "agent_socket");
+    if (g_key_file_has_key(kf, QEMU_COCO_GROUP, "agent_socket", NULL)) {
+        g_free(cfg->agentSocket);
+        cfg->agentSocket = qemuCocoConfigString(kf, "agent_socket");
+        if (!cfg->agentSocket || !g_path_is_absolute(cfg->agentSocket))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("'agent_socket' in '%1$s' must be the absolute path of virtcocod's socket"),
+                path);
+    }
     cfg->qmpLogDir = qemuCocoConfigString(kf, "qmp_log_dir");
     timeout = qemuCocoConfigString(kf, "gate_timeout");
     if (timeout) {
@@ -398,6 +443,16 @@ main(int argc, char **argv)
         g_printerr("qemu-coco: %s\n", err->message);
         qemuCocoConfigClear(&cfg);
         return 1;
+    }
+    if (argc == 2 && STREQ(argv[1], "--coco-check-config")) {
+        /* The packages' and the tests' check of a configuration file. */
+        printf("%s: qemu=%s agent_socket=%s gate_timeout=%u "
+               "vfio_interposer=%s vfio_interposer_path=%s\n",
+               path, cfg.qemu, cfg.agentSocket ? cfg.agentSocket : "none",
+               cfg.gateTimeout, cfg.vfioInterposer ? "yes" : "no",
+               cfg.vfioInterposerPath);
+        qemuCocoConfigClear(&cfg);
+        return 0;
     }
     info = cocoQmpGuestInfoParse(argc, argv, &err);
     if (!info) {

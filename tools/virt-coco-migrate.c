@@ -15,6 +15,7 @@
 #include "agent/cocoagentconfig.h"
 #include "agent/cocoagentpeer.h"
 #include "conf/cocomigrationdef.h"
+#include "proto/cocoproto.h"
 #include "firmware/cocoemu.h"
 #include "util/cocofd.h"
 #include "virt/cocovirt.h"
@@ -234,21 +235,17 @@ cocoMigratePreflight(CocoMigrateJob *job, const CocoMigrationDef *def,
             path);
     src = cocoPreflightAgentRequest(fd, in, "probe", &err);
     close(fd);
-    if (!src ||
-        STRNEQ(json_object_get_string_member_with_default(src, "type", ""),
-               "probe"))
+    if (!src || STRNEQ(cocoJsonStringDefault(src, "type", ""), "probe"))
         return cocoErrorSet(
             error, COCO_ERROR_QMP_AGENT,
             _("the source host's agent at '%1$s' did not answer the probe: %2$s"),
             path,
-            err ? err->message
-                : json_object_get_string_member_with_default(src, "reason",
-                                                             "?"));
+            err ? err->message : cocoJsonStringDefault(src, "reason", "?"));
     /* (b) the destination host's agent, where the source agent will go,
      * (c) firmware, (d) policy, (e) emulator */
     if (cocoMigrateDestHost(job, migrateuri, &host, error) < 0)
         return -1;
-    return cocoPreflightHosts(src, host, def, xml, o->domname, error);
+    return cocoPreflightHosts(path, src, host, def, xml, o->domname, error);
 }
 
 /* ---- the source agent's record ------------------------------------------- */

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "agent/cocoagent.h"
 #include "agent/cocoagentdbus.h"
+#include "agent/cocoagenttls.h"
 #include "util/cocoerror.h"
 
 #include <glib-unix.h>
@@ -15,16 +16,63 @@
 #include <stdio.h>
 #include <unistd.h>
 
+/* The exit status that asks systemd for a restart (virtcocod.service:
+ * RestartForceExitStatus= and SuccessExitStatus=): SIGHUP, once no
+ * migration is in flight. */
+#define COCO_DAEMON_EXIT_RESTART 75
+/* How often a pending restart looks for the last migration's end. */
+#define COCO_DAEMON_IDLE_POLL_MS 250
+
 typedef struct {
     GMainLoop *loop;
-} CocoDaemonStop;
+    CocoAgent *agent;
+    guint idle_src; /* a restart waits for the migrations in flight */
+    int status;
+} CocoDaemon;
 
 static gboolean
 cocoDaemonOnSignal(gpointer opaque)
 {
-    CocoDaemonStop *stop = opaque;
+    CocoDaemon *d = opaque;
 
-    g_main_loop_quit(stop->loop);
+    g_main_loop_quit(d->loop);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+cocoDaemonRestartWhenIdle(gpointer opaque)
+{
+    CocoDaemon *d = opaque;
+
+    if (cocoAgentCountActive(d->agent) > 0)
+        return G_SOURCE_CONTINUE;
+    g_message(
+        "virtcocod: no migration in flight: exiting with status %d to be restarted",
+        COCO_DAEMON_EXIT_RESTART);
+    d->status = COCO_DAEMON_EXIT_RESTART;
+    d->idle_src = 0;
+    g_main_loop_quit(d->loop);
+    return G_SOURCE_REMOVE;
+}
+
+/* SIGHUP ('systemctl reload virtcocod', the packages' upgrade): restart
+ * with the installed binary and configuration, but never while a
+ * migration is in flight. New migrations may still start meanwhile. */
+static gboolean
+cocoDaemonOnHangup(gpointer opaque)
+{
+    CocoDaemon *d = opaque;
+    guint n = cocoAgentCountActive(d->agent);
+
+    if (d->idle_src)
+        return G_SOURCE_CONTINUE;
+    if (n > 0)
+        g_message(
+            "virtcocod: restart requested: waiting for %u migration(s) in flight",
+            n);
+    if (cocoDaemonRestartWhenIdle(d) == G_SOURCE_CONTINUE)
+        d->idle_src = g_timeout_add(COCO_DAEMON_IDLE_POLL_MS,
+                                    cocoDaemonRestartWhenIdle, d);
     return G_SOURCE_CONTINUE;
 }
 
@@ -41,6 +89,7 @@ main(int argc, char **argv)
     gboolean foreground = FALSE;
     gboolean verbose = FALSE;
     gboolean version = FALSE;
+    gboolean check_config = FALSE;
     GOptionEntry entries[] = {
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
          NULL /* set below: it names the default path */, "FILE"},
@@ -63,6 +112,9 @@ main(int argc, char **argv)
          N_("log debug messages too"), NULL},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version,
          N_("print the version and exit"), NULL},
+        {"check-config", 0, 0, G_OPTION_ARG_NONE, &check_config,
+         N_("load and validate the configuration (with the options given) and exit"),
+         NULL},
         {NULL},
     };
     g_autoptr(GOptionContext) octx = NULL;
@@ -71,15 +123,21 @@ main(int argc, char **argv)
     g_autoptr(CocoAgentDBus) dbus = NULL;
     g_autoptr(GMainLoop) loop = NULL;
     CocoAgentConfig cfg;
-    CocoDaemonStop stop;
+    CocoDaemon d = {0};
     guint sigterm;
     guint sigint;
+    guint sighup;
     g_autofree char *config_help = NULL;
 
     setlocale(LC_ALL, "");
     bindtextdomain(GETTEXT_PACKAGE, COCO_LOCALEDIR);
     bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
     textdomain(GETTEXT_PACKAGE);
+    /* Before any thread: GIO's TLS backend, TLS 1.3 only. */
+    if (cocoAgentTlsInit(&err) < 0) {
+        g_printerr("virtcocod: %s\n", err->message);
+        return 1;
+    }
 
     config_help = g_strdup_printf(_("configuration file (default: %1$s)"),
                                   COCO_AGENT_DEFAULT_CONFIG);
@@ -140,6 +198,14 @@ main(int argc, char **argv)
     if (cocoAgentDBusCheckBus(cfg.dbus, &err) < 0)
         goto error;
     cfg.verbose = verbose;
+    if (check_config) {
+        if (cocoAgentConfigValidate(&cfg, &err) < 0)
+            goto error;
+        printf(_("virtcocod: the configuration '%1$s' is valid\n"),
+               config ? config : COCO_AGENT_DEFAULT_CONFIG);
+        cocoAgentConfigClear(&cfg);
+        return 0;
+    }
 
     if (!foreground && daemon(0, 0) < 0) {
         cocoErrorSetSystem(&err, errno, "%s",
@@ -154,14 +220,19 @@ main(int argc, char **argv)
     cocoAgentConfigClear(&cfg);
 
     loop = g_main_loop_new(NULL, FALSE);
-    stop.loop = loop;
-    sigterm = g_unix_signal_add(SIGTERM, cocoDaemonOnSignal, &stop);
-    sigint = g_unix_signal_add(SIGINT, cocoDaemonOnSignal, &stop);
+    d.loop = loop;
+    d.agent = agent;
+    sigterm = g_unix_signal_add(SIGTERM, cocoDaemonOnSignal, &d);
+    sigint = g_unix_signal_add(SIGINT, cocoDaemonOnSignal, &d);
+    sighup = g_unix_signal_add(SIGHUP, cocoDaemonOnHangup, &d);
     g_main_loop_run(loop);
     g_source_remove(sigterm);
     g_source_remove(sigint);
+    g_source_remove(sighup);
+    if (d.idle_src)
+        g_source_remove(d.idle_src);
     g_message("virtcocod: shutting down");
-    return 0;
+    return d.status;
 
 error:
     cocoAgentConfigClear(&cfg);

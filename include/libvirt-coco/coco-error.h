@@ -72,6 +72,10 @@ G_BEGIN_DECLS
  * @COCO_ERROR_MIGRATION_ABORTED: the migration was aborted
  * @COCO_ERROR_MIGRATION_SOURCE_FROZEN: the source is paused and can never resume
  * @COCO_ERROR_ACCESS_DENIED: the caller is not authorised (polkit)
+ * @COCO_ERROR_AGENT_PROTOCOL: a relay, client or peer agent sent a malformed message
+ * @COCO_ERROR_PEER_AUTH: the peer agent could not be authenticated
+ * @COCO_ERROR_AGENT_LIMIT: a resource limit of the agent was reached
+ * @COCO_ERROR_PEER_TIMEOUT: the peer agent stopped answering within its deadline
  * @COCO_ERROR_QMP_PROTOCOL: a QMP peer sent something the relay cannot handle
  * @COCO_ERROR_QMP_AGENT: the host agent is unreachable or broke its protocol
  * @COCO_ERROR_LAST: one more than the largest code; not an error
@@ -130,6 +134,10 @@ typedef enum {
 
     /* 600..699: daemon and D-Bus (src/daemon) */
     COCO_ERROR_ACCESS_DENIED = 600,
+    COCO_ERROR_AGENT_PROTOCOL = 601,
+    COCO_ERROR_PEER_AUTH = 602,
+    COCO_ERROR_AGENT_LIMIT = 603,
+    COCO_ERROR_PEER_TIMEOUT = 604,
 
     /* 700..799: QMP relay (src/qmp) */
     COCO_ERROR_QMP_PROTOCOL = 700,

@@ -119,6 +119,15 @@ typedef enum {
 #define COCO_PLATFORM_ID_LEN 32
 
 /**
+ * COCO_MIGRATION_MAX_PLATFORMS:
+ *
+ * The most <coco:platform> entries one <coco:destinations> may list. A
+ * longer allow list is refused before any grammar sees it: RelaxNG
+ * validation grows with the square of its length. (Since: 0.1.0)
+ */
+#define COCO_MIGRATION_MAX_PLATFORMS 1024
+
+/**
  * CocoPlatformId:
  * @id: the platform identity
  * @name: an optional operator label, or %NULL

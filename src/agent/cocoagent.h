@@ -3,23 +3,20 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * One agent per host. It
- *  - serves the QMP relays (qemu-coco) on a local unix socket, line-based
- *    JSON (docs/qemu-coco.rst "Agent protocol", docs/virtcocod.rst), and
- *    authenticates each relay (cocoagentauth.h);
- *  - owns the firmware sessions: the emulated firmware attached to the
- *    guest's RAM file, kept mapped until the session ends so libvirt
- *    deleting the file cannot lose the guest;
- *  - runs one phase engine (cocomigrationsession.h) per migration, and
- *    the encrypted multi-stream transfer to the peer host's agent over
- *    TCP (one control connection carrying the phase messages, N data
- *    streams for the transfer engine);
- *  - logs every phase event and keeps a JSON record per migration, in
- *    the state directory and through the "status" request.
+ * One agent per host (docs/virtcocod.rst). It
+ *  - serves the QMP relays (qemu-coco) and the local clients on a unix
+ *    socket (cocoagentrelay.c), and authenticates every relay;
+ *  - accepts the peer agents' connections, mutual TLS with the host's
+ *    libvirt PKI, and assembles incoming migrations by domain UUID and
+ *    authenticated session (cocoagentincoming.c);
+ *  - runs every migration on a worker thread of its own: the firmware
+ *    session, the phase engine, the sealed multi-stream transfer and the
+ *    deadlines (cocoagentmigration.c);
+ *  - keeps a record of every migration (cocoagentrecord.c) and logs
+ *    every phase event with the migration's fields (journald).
  *
- * Threading: everything runs in @ctx (one thread); the transfer engine
- * has threads of its own. A source's SETUP and final transfer run inside
- * the event that triggers them and block this agent's loop meanwhile.
+ * The main thread only accepts, dispatches and answers; see
+ * cocoagentpriv.h for the threads and who owns what.
  */
 
 #pragma once
@@ -31,10 +28,12 @@
 
 typedef struct _CocoAgent CocoAgent;
 
-/* Load the platform, create the state directory, bind the relay socket
- * and the TCP port; serve in @ctx (NULL: the thread-default context). */
+/* Load the platform and the TLS credentials, read the records back, bind
+ * the relay socket and the TCP port; serve in @ctx (NULL: the
+ * thread-default context). */
 CocoAgent *cocoAgentNew(const CocoAgentConfig *cfg, GMainContext *ctx,
                         GError **error);
+/* Stops every migration's worker first (main thread). */
 void cocoAgentFree(CocoAgent *agent);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoAgent, cocoAgentFree)
 
@@ -47,18 +46,29 @@ void cocoAgentSetPeerPort(CocoAgent *agent, unsigned int port);
 /* The agent's configuration. */
 const CocoAgentConfig *cocoAgentGetConfig(CocoAgent *agent);
 
-/* The records of the migrations this agent knows, newest last. */
+/* The records of the migrations this agent knows, oldest first. */
 JsonArray *cocoAgentGetStatus(CocoAgent *agent);
 
 /* The ids of the records this agent knows now (a set). */
 GHashTable *cocoAgentGetRecordIds(CocoAgent *agent);
 
 /* The newest record of domain @uuid in @role ("source", "destination")
- * whose id is not in @known, fresh for a live migration (nothing is
- * written), or NULL. */
+ * whose id is not in @known, or NULL. */
 JsonObject *cocoAgentFindRecord(CocoAgent *agent, const char *uuid,
                                 const char *role, GHashTable *known);
 
-/* Who this agent is (version, firmware backend, platform identity and TCB,
- * ports): the answer to "probe". */
+/* Who this agent is (version, protocol, firmware backend, platform
+ * identity and TCB, ports, TLS): the answer to "probe". */
 JsonObject *cocoAgentGetProbe(CocoAgent *agent);
+
+/* Migrations whose session is not final (an upgrade waits for 0). */
+guint cocoAgentCountActive(CocoAgent *agent);
+
+/* What the limits count now (tests, metrics). */
+typedef struct {
+    guint relay_connections; /* relays and local clients */
+    guint peer_unauthenticated; /* peer connections before their hello */
+    guint migrations; /* workers */
+    guint records;
+} CocoAgentCounts;
+void cocoAgentGetCounts(CocoAgent *agent, CocoAgentCounts *counts);

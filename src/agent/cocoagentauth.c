@@ -124,11 +124,13 @@ cocoAgentAuthCheck(const CocoAgentConfig *cfg, pid_t peer_pid, uid_t peer_uid,
                             _("the relay claims an invalid domain name '%1$s'"),
                             NULLSTR(name));
     procdir = g_strdup_printf("/proc/%d", (int)qemu_pid);
-    if (stat(procdir, &st) < 0)
+    /* Nothing about a process the caller does not own is revealed: one
+     * message whether it does not exist or belongs to somebody else. */
+    if (stat(procdir, &st) < 0 || (peer_uid != 0 && peer_uid != st.st_uid))
         return cocoErrorSet(
             error, COCO_ERROR_ACCESS_DENIED,
-            _("the QEMU pid '%1$d' claimed for domain '%2$s' does not exist"),
-            (int)qemu_pid, name);
+            _("the relay (uid '%1$u') claims pid '%2$d' for domain '%3$s', which is not a process of its user"),
+            (unsigned int)peer_uid, (int)qemu_pid, name);
 
     /* 1. the executable */
     exelink = g_strdup_printf("/proc/%d/exe", (int)qemu_pid);
@@ -169,7 +171,7 @@ cocoAgentAuthCheck(const CocoAgentConfig *cfg, pid_t peer_pid, uid_t peer_uid,
                     error, COCO_ERROR_ACCESS_DENIED,
                     _("libvirt's PID file '%1$s' names pid '%2$s', not the claimed pid '%3$d'"),
                     pidfile, content, (int)qemu_pid);
-        } else if (cfg->require_pidfile) {
+        } else {
             return cocoErrorSet(
                 error, COCO_ERROR_ACCESS_DENIED,
                 _("libvirt's PID file '%1$s' for domain '%2$s' cannot be read"),
@@ -177,12 +179,7 @@ cocoAgentAuthCheck(const CocoAgentConfig *cfg, pid_t peer_pid, uid_t peer_uid,
         }
     }
 
-    /* 4. the caller */
-    if (peer_uid != 0 && peer_uid != st.st_uid)
-        return cocoErrorSet(
-            error, COCO_ERROR_ACCESS_DENIED,
-            _("the relay runs as uid '%1$u', QEMU pid '%2$d' as uid '%3$u'"),
-            (unsigned int)peer_uid, (int)qemu_pid, (unsigned int)st.st_uid);
+    /* 4. the caller (its user was checked first) */
     if (peer_pid != qemu_pid) {
         bool same_ns = false;
         bool same_cg = false;
@@ -206,14 +203,14 @@ cocoAgentAuthCheckOpenFile(pid_t pid, const char *path, GError **error)
     const char *ent;
     struct stat want;
 
-    if (stat(path, &want) < 0 || !S_ISREG(want.st_mode))
-        return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
-                            _("guest RAM file '%1$s' is not a regular file"),
-                            path);
-    if (!(dir = g_dir_open(fddir, 0, NULL)))
-        return cocoErrorSet(error, COCO_ERROR_ACCESS_DENIED,
-                            _("cannot list the open files of pid '%1$d'"),
-                            (int)pid);
+    /* One message for every reason: the caller learns nothing about
+     * files QEMU does not have open. */
+    if (stat(path, &want) < 0 || !S_ISREG(want.st_mode) ||
+        !(dir = g_dir_open(fddir, 0, NULL)))
+        return cocoErrorSet(
+            error, COCO_ERROR_ACCESS_DENIED,
+            _("QEMU pid '%1$d' does not have the guest RAM file '%2$s' open"),
+            (int)pid, path);
     while ((ent = g_dir_read_name(dir))) {
         g_autofree char *link = g_strdup_printf("%s/%s", fddir, ent);
         struct stat st;

@@ -38,9 +38,21 @@ cocoAgentConfigInit(CocoAgentConfig *cfg)
     cfg->pages_per_bundle = COCO_TRANSFER_DEFAULT_PAGES_PER_BUNDLE;
     cfg->vcpus = 1;
     cfg->pid_dir = g_strdup(COCO_AGENT_DEFAULT_PID_DIR);
-    cfg->require_pidfile = true;
     cfg->qemu_binaries = g_strdupv((char **)cocoAgentDefaultQemu);
     cfg->peer_timeout = COCO_AGENT_DEFAULT_PEER_TIMEOUT;
+    cfg->heartbeat_interval = COCO_AGENT_DEFAULT_HEARTBEAT;
+    cfg->peer_deadline = COCO_AGENT_DEFAULT_PEER_DEADLINE;
+    cfg->switchover_timeout = COCO_AGENT_DEFAULT_SWITCHOVER_TIMEOUT;
+    cfg->hold_timeout = COCO_AGENT_DEFAULT_HOLD_TIMEOUT;
+    cfg->reconnect_window = COCO_AGENT_DEFAULT_RECONNECT_WINDOW;
+    cfg->max_unauthenticated = COCO_AGENT_DEFAULT_MAX_UNAUTH;
+    cfg->max_unauthenticated_per_address =
+        COCO_AGENT_DEFAULT_MAX_UNAUTH_PER_ADDRESS;
+    cfg->max_relays_per_uid = COCO_AGENT_DEFAULT_MAX_RELAYS_PER_UID;
+    cfg->max_migrations = COCO_AGENT_DEFAULT_MAX_MIGRATIONS;
+    cfg->records_max = COCO_AGENT_DEFAULT_RECORDS_MAX;
+    cfg->records_max_age = COCO_AGENT_DEFAULT_RECORDS_MAX_AGE;
+    cocoAgentTlsConfigInit(&cfg->tls);
 }
 
 void
@@ -56,6 +68,7 @@ cocoAgentConfigClear(CocoAgentConfig *cfg)
     g_free(cfg->status_group);
     g_free(cfg->pid_dir);
     g_strfreev(cfg->qemu_binaries);
+    cocoAgentTlsConfigClear(&cfg->tls);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -73,6 +86,7 @@ cocoAgentConfigCopy(CocoAgentConfig *dst, const CocoAgentConfig *src)
     dst->status_group = g_strdup(src->status_group);
     dst->pid_dir = g_strdup(src->pid_dir);
     dst->qemu_binaries = g_strdupv(src->qemu_binaries);
+    cocoAgentTlsConfigCopy(&dst->tls, &src->tls);
 }
 
 /* A string key: absent leaves *@out alone; empty is an error unless
@@ -141,14 +155,176 @@ cocoAgentConfigStatusGroup(GKeyFile *kf, const char *path, char **out,
                                      error);
 }
 
+/* A duration: seconds, or a number with 's', 'm', 'h' or 'd'. */
+static int
+cocoAgentConfigDuration(GKeyFile *kf, const char *path, const char *key,
+                        unsigned int *out, GError **error)
+{
+    g_autofree char *val = NULL;
+    guint64 v = 0;
+    guint64 unit = 1;
+    size_t len;
+
+    if (cocoAgentConfigString(kf, path, key, &val, error) < 0)
+        return -1;
+    if (!val)
+        return 0;
+    len = strlen(val);
+    switch (val[len - 1]) {
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        len++;
+        break;
+    }
+    val[len - 1] = '\0';
+    if (cocoStrToU64(val, 10, &v) < 0 || v > G_MAXUINT / unit)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("key '%1$s' in '%2$s' must be a duration such as '3600', '90m', '12h' or '30d'"),
+            key, path);
+    *out = (unsigned int)(v * unit);
+    return 0;
+}
+
+/* The integer keys, with their ranges: one table. */
+typedef struct {
+    const char *key;
+    size_t offset;
+    unsigned int min;
+    unsigned int max;
+} CocoAgentConfigUIntKey;
+
+#define UKEY(k, m, lo, hi)                                                     \
+ {                                                                             \
+  k, offsetof(CocoAgentConfig, m), lo, hi                                      \
+ }
+static const CocoAgentConfigUIntKey cocoAgentConfigUIntKeys[] = {
+    UKEY("port", port, 0, 65535),
+    UKEY("peer_port", peer_port, 0, 65535),
+    UKEY("streams", streams, 1, COCO_TRANSFER_MAX_STREAMS),
+    UKEY("pages_per_bundle", pages_per_bundle, 1,
+         COCO_TRANSFER_MAX_PAGES_PER_BUNDLE),
+    UKEY("vcpus", vcpus, 1, 4096),
+    UKEY("precopy_rounds", precopy_rounds, 0, 1000),
+    UKEY("peer_timeout", peer_timeout, 1, 86400),
+    UKEY("heartbeat_interval", heartbeat_interval, 1, 60),
+    UKEY("peer_deadline", peer_deadline, 2, 3600),
+    UKEY("switchover_timeout", switchover_timeout, 1, 3600),
+    UKEY("hold_timeout", hold_timeout, 1, 300),
+    UKEY("reconnect_window", reconnect_window, 0, 86400),
+    UKEY("max_unauthenticated", max_unauthenticated, 1, 65535),
+    UKEY("max_unauthenticated_per_address", max_unauthenticated_per_address, 1,
+         65535),
+    UKEY("max_relays_per_uid", max_relays_per_uid, 1, 65535),
+    UKEY("max_migrations", max_migrations, 1, 4096),
+    UKEY("records_max", records_max, 1, 1000000),
+};
+
+/* The agents' mutual TLS: libvirt's x509 files and the deadline. */
+static int
+cocoAgentConfigTls(GKeyFile *kf, const char *path, CocoAgentTlsConfig *tls,
+                   GError **error)
+{
+    if (cocoAgentConfigString(kf, path, "tls_ca_cert", &tls->ca_cert, error) <
+            0 ||
+        cocoAgentConfigString(kf, path, "tls_server_cert", &tls->server_cert,
+                              error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_server_key", &tls->server_key,
+                              error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_client_cert", &tls->client_cert,
+                              error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_client_key", &tls->client_key,
+                              error) < 0 ||
+        cocoAgentConfigString(kf, path, "tls_ca_crl", &tls->ca_crl, error) <
+            0 ||
+        cocoAgentConfigUInt(kf, path, "handshake_timeout", 1,
+                            COCO_AGENT_TLS_MAX_HANDSHAKE_TIMEOUT,
+                            &tls->handshake_timeout, error) < 0)
+        return -1;
+    return 0;
+}
+
+/* The keys read by name (the integer keys are cocoAgentConfigUIntKeys):
+ * with those, every key the loader reads. Any other key or group is
+ * refused, so that a misspelt or removed setting never passes silently. */
+static const char *const cocoAgentConfigKeys[] = {
+    "socket",
+    "listen",
+    "platform",
+    "state_dir",
+    "firmware",
+    "dbus",
+    "libvirt_uri",
+    "pid_dir",
+    "status_group",
+    "qemu_binaries",
+    "records_max_age",
+    "tls_ca_cert",
+    "tls_server_cert",
+    "tls_server_key",
+    "tls_client_cert",
+    "tls_client_key",
+    "tls_ca_crl",
+    "handshake_timeout",
+    NULL,
+};
+
+static bool
+cocoAgentConfigKnownKey(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cocoAgentConfigUIntKeys); i++) {
+        if (STREQ(cocoAgentConfigUIntKeys[i].key, key))
+            return true;
+    }
+    return g_strv_contains(cocoAgentConfigKeys, key);
+}
+
+static int
+cocoAgentConfigCheckKeys(GKeyFile *kf, const char *path, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_auto(GStrv) keys = NULL;
+    size_t i;
+
+    for (i = 0; groups[i]; i++) {
+        if (STRNEQ(groups[i], COCO_AGENT_GROUP))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown group '%1$s' in '%2$s': the only group is '%3$s'"),
+                groups[i], path, COCO_AGENT_GROUP);
+    }
+    keys = g_key_file_get_keys(kf, COCO_AGENT_GROUP, NULL, NULL);
+    for (i = 0; keys && keys[i]; i++) {
+        if (!cocoAgentConfigKnownKey(keys[i]))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("unknown key '%1$s' in group '%2$s' of '%3$s'"), keys[i],
+                COCO_AGENT_GROUP, path);
+    }
+    return 0;
+}
+
 int
 cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
                     GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) err = NULL;
-    g_autofree char *reqpid = NULL;
     g_auto(GStrv) qemu = NULL;
+    size_t i;
 
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
         if (!required && g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
@@ -157,14 +333,28 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
                             _("cannot read the configuration '%1$s': %2$s"),
                             path, err->message);
     }
+    if (g_key_file_has_key(kf, COCO_AGENT_GROUP, "require_pidfile", NULL))
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("key '%1$s' in '%2$s' is no longer supported: libvirt's PID file of the domain is always required; remove the key"),
+            "require_pidfile", path);
+    if (cocoAgentConfigCheckKeys(kf, path, error) < 0)
+        return -1;
+    for (i = 0; i < G_N_ELEMENTS(cocoAgentConfigUIntKeys); i++) {
+        const CocoAgentConfigUIntKey *k = &cocoAgentConfigUIntKeys[i];
+
+        if (cocoAgentConfigUInt(
+                kf, path, k->key, k->min, k->max,
+                (unsigned int *)(void *)((char *)cfg + k->offset), error) < 0)
+            return -1;
+    }
+    if (cocoAgentConfigDuration(kf, path, "records_max_age",
+                                &cfg->records_max_age, error) < 0)
+        return -1;
     if (cocoAgentConfigString(kf, path, "socket", &cfg->socket_path, error) <
             0 ||
         cocoAgentConfigString(kf, path, "listen", &cfg->listen_address, error) <
             0 ||
-        cocoAgentConfigUInt(kf, path, "port", 0, 65535, &cfg->port, error) <
-            0 ||
-        cocoAgentConfigUInt(kf, path, "peer_port", 0, 65535, &cfg->peer_port,
-                            error) < 0 ||
         cocoAgentConfigString(kf, path, "platform", &cfg->platform_file,
                               error) < 0 ||
         cocoAgentConfigString(kf, path, "state_dir", &cfg->state_dir, error) <
@@ -174,40 +364,52 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
         cocoAgentConfigString(kf, path, "dbus", &cfg->dbus, error) < 0 ||
         cocoAgentConfigString(kf, path, "libvirt_uri", &cfg->libvirt_uri,
                               error) < 0 ||
-        cocoAgentConfigUInt(kf, path, "streams", 1, COCO_TRANSFER_MAX_STREAMS,
-                            &cfg->streams, error) < 0 ||
-        cocoAgentConfigUInt(kf, path, "pages_per_bundle", 1,
-                            COCO_TRANSFER_MAX_PAGES_PER_BUNDLE,
-                            &cfg->pages_per_bundle, error) < 0 ||
-        cocoAgentConfigUInt(kf, path, "vcpus", 1, 4096, &cfg->vcpus, error) <
-            0 ||
-        cocoAgentConfigUInt(kf, path, "precopy_rounds", 0, 1000,
-                            &cfg->precopy_rounds, error) < 0 ||
-        cocoAgentConfigString(kf, path, "pid_dir", &cfg->pid_dir, error) < 0 ||
-        cocoAgentConfigString(kf, path, "require_pidfile", &reqpid, error) <
-            0 ||
-        cocoAgentConfigUInt(kf, path, "peer_timeout", 1, 86400,
-                            &cfg->peer_timeout, error) < 0)
+        cocoAgentConfigString(kf, path, "pid_dir", &cfg->pid_dir, error) < 0)
         return -1;
-    if (cocoAgentConfigStatusGroup(kf, path, &cfg->status_group, error) < 0)
+    if (cocoAgentConfigStatusGroup(kf, path, &cfg->status_group, error) < 0 ||
+        cocoAgentConfigTls(kf, path, &cfg->tls, error) < 0)
         return -1;
-    if (reqpid) {
-        if (STREQ(reqpid, "true") || STREQ(reqpid, "1"))
-            cfg->require_pidfile = true;
-        else if (STREQ(reqpid, "false") || STREQ(reqpid, "0"))
-            cfg->require_pidfile = false;
-        else
-            return cocoErrorSet(
-                error, COCO_ERROR_INVALID_ARG,
-                _("key '%1$s' in '%2$s' must be 'true' or 'false', not '%3$s'"),
-                "require_pidfile", path, reqpid);
-    }
     qemu = g_key_file_get_string_list(kf, COCO_AGENT_GROUP, "qemu_binaries",
                                       NULL, NULL);
     if (qemu) {
         g_strfreev(cfg->qemu_binaries);
         cfg->qemu_binaries = g_steal_pointer(&qemu);
     }
+    return 0;
+}
+
+static int
+cocoAgentConfigValidateTls(const CocoAgentTlsConfig *tls, GError **error)
+{
+    const struct {
+        const char *key;
+        const char *path;
+    } files[] = {
+        {"tls_ca_cert", tls->ca_cert},
+        {"tls_server_cert", tls->server_cert},
+        {"tls_server_key", tls->server_key},
+        {"tls_client_cert", tls->client_cert},
+        {"tls_client_key", tls->client_key},
+        {"tls_ca_crl", tls->ca_crl},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(files); i++) {
+        /* Only tls_ca_crl may be unset. */
+        if (!files[i].path && STREQ(files[i].key, "tls_ca_crl"))
+            continue;
+        if (!files[i].path || !g_path_is_absolute(files[i].path))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("the path '%1$s' of key '%2$s' must be absolute"),
+                NULLSTR(files[i].path), files[i].key);
+    }
+    if (tls->handshake_timeout < 1 ||
+        tls->handshake_timeout > COCO_AGENT_TLS_MAX_HANDSHAKE_TIMEOUT)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("the handshake timeout of '%1$u' seconds is out of range 1..300"),
+            tls->handshake_timeout);
     return 0;
 }
 
@@ -241,5 +443,15 @@ cocoAgentConfigValidate(const CocoAgentConfig *cfg, GError **error)
     if (!cfg->qemu_binaries || !cfg->qemu_binaries[0])
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG, "%s",
                             _("the list of QEMU binaries must not be empty"));
+    if (cfg->peer_deadline <= cfg->heartbeat_interval)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("'peer_deadline' ('%1$u' s) must be longer than 'heartbeat_interval' ('%2$u' s)"),
+            cfg->peer_deadline, cfg->heartbeat_interval);
+    if (!cfg->listen_address || !*cfg->listen_address)
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG, "%s",
+                            _("the listen address must be set"));
+    if (cocoAgentConfigValidateTls(&cfg->tls, error) < 0)
+        return -1;
     return 0;
 }

@@ -12,12 +12,15 @@
 #pragma once
 
 #include "internal.h"
+#include "agent/cocoagenttls.h"
+#include "proto/cocoprotorelay.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define COCO_AGENT_DEFAULT_CONFIG "/etc/libvirt-coco/virtcocod.conf"
-#define COCO_AGENT_DEFAULT_SOCKET "/run/libvirt-coco/agent.sock"
+/* meson installs the shipped file there (data/virtcocod.conf) */
+#define COCO_AGENT_DEFAULT_CONFIG COCO_SYSCONFDIR "/libvirt-coco/virtcocod.conf"
+#define COCO_AGENT_DEFAULT_SOCKET COCO_RELAY_DEFAULT_SOCKET
 #define COCO_AGENT_DEFAULT_PORT 49300
 #define COCO_AGENT_DEFAULT_PLATFORM "/var/lib/libvirt-coco/platform.conf"
 #define COCO_AGENT_DEFAULT_STATE_DIR "/var/lib/libvirt-coco/migrations"
@@ -25,6 +28,17 @@
 #define COCO_AGENT_DEFAULT_PEER_TIMEOUT 30
 #define COCO_AGENT_DEFAULT_LIBVIRT_URI "qemu:///system"
 #define COCO_AGENT_DEFAULT_STATUS_GROUP "virtcoco"
+#define COCO_AGENT_DEFAULT_HEARTBEAT 2
+#define COCO_AGENT_DEFAULT_PEER_DEADLINE 15
+#define COCO_AGENT_DEFAULT_SWITCHOVER_TIMEOUT 60
+#define COCO_AGENT_DEFAULT_HOLD_TIMEOUT 5
+#define COCO_AGENT_DEFAULT_RECONNECT_WINDOW 300
+#define COCO_AGENT_DEFAULT_MAX_UNAUTH 64
+#define COCO_AGENT_DEFAULT_MAX_UNAUTH_PER_ADDRESS 8
+#define COCO_AGENT_DEFAULT_MAX_RELAYS_PER_UID 32
+#define COCO_AGENT_DEFAULT_MAX_MIGRATIONS 64
+#define COCO_AGENT_DEFAULT_RECORDS_MAX 1000
+#define COCO_AGENT_DEFAULT_RECORDS_MAX_AGE (30U * 24U * 3600U)
 
 typedef struct {
     char *socket_path; /* the relays' unix socket */
@@ -39,12 +53,25 @@ typedef struct {
     unsigned int vcpus; /* vCPUs when the relay does not say */
     unsigned int precopy_rounds; /* rounds before the switchover */
     char *pid_dir; /* libvirt's <name>.pid files */
-    bool require_pidfile;
     char **qemu_binaries; /* executables a QEMU pid may run */
     unsigned int peer_timeout; /* seconds to wait for a peer */
+    unsigned int heartbeat_interval; /* seconds between heartbeats */
+    unsigned int peer_deadline; /* a peer silent this long is lost */
+    unsigned int switchover_timeout; /* the agent's switchover deadline */
+    unsigned int hold_timeout; /* a cont held while a token's fate is
+                                  unknown */
+    unsigned int reconnect_window; /* seconds a source keeps reconnecting */
+    unsigned int max_unauthenticated; /* peer connections, all addresses */
+    unsigned int max_unauthenticated_per_address;
+    unsigned int max_relays_per_uid; /* unidentified relay connections */
+    unsigned int max_migrations; /* workers at once */
+    unsigned int records_max; /* records kept */
+    unsigned int records_max_age; /* seconds a final record is kept, 0:
+                                     forever */
     char *dbus; /* D-Bus API: "none", "session" or "system" */
     char *libvirt_uri; /* the local libvirt, for D-Bus Migrate() */
     char *status_group; /* may read the status too; NULL: root only */
+    CocoAgentTlsConfig tls; /* tls_* and handshake_timeout */
     bool verbose;
     bool quiet; /* no event log lines (tests) */
 } CocoAgentConfig;

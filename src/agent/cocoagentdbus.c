@@ -551,7 +551,8 @@ cocoAgentDBusJobDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
 /* ---- Agent1 -------------------------------------------------------------- */
 
 static int
-cocoAgentDBusVfioCheck(GVariant **out, GError **error)
+cocoAgentDBusVfioCheck(GVariant *params G_GNUC_UNUSED, GVariant **out,
+                       GError **error)
 {
     g_autoptr(CocoVfioHostReport) r = NULL;
     g_autoptr(JsonNode) node = NULL;
@@ -567,78 +568,192 @@ cocoAgentDBusVfioCheck(GVariant **out, GError **error)
     return 0;
 }
 
+/* ---- the methods of org.libvirtcoco.Agent1 ------------------------------ */
+
+/* Validate's input: more would only be a way to keep a thread busy. */
+#define COCO_AGENT_DBUS_VALIDATE_MAX (1024 * 1024)
+
+/* A method that may take long (parsing a caller's document, probing the
+ * host's VFIO) runs on a thread of GIO's pool: the agent's main loop only
+ * dispatches and answers. */
+typedef int (*CocoAgentDBusBlockingFunc)(GVariant *params, GVariant **out,
+                                         GError **error);
+
+static void
+cocoAgentDBusBlockingThread(GTask *task, gpointer source, gpointer data,
+                            GCancellable *cancel)
+{
+    GDBusMethodInvocation *inv = data;
+    CocoAgentDBusBlockingFunc func = (CocoAgentDBusBlockingFunc)(void (*)(
+        void))g_object_get_data(G_OBJECT(task), "func");
+    GVariant *out = NULL;
+    GError *err = NULL;
+
+    if (func(g_dbus_method_invocation_get_parameters(inv), &out, &err) < 0)
+        g_task_return_error(task, err);
+    else
+        g_task_return_pointer(task, g_variant_ref_sink(out),
+                              (GDestroyNotify)g_variant_unref);
+}
+
+static void
+cocoAgentDBusBlockingDone(GObject *source, GAsyncResult *res, gpointer opaque)
+{
+    GDBusMethodInvocation *inv = opaque;
+    g_autoptr(GError) err = NULL;
+    GVariant *out = g_task_propagate_pointer(G_TASK(res), &err);
+
+    if (!out)
+        cocoAgentDBusReturnError(inv, err);
+    else {
+        g_dbus_method_invocation_return_value(inv, out);
+        g_variant_unref(out);
+    }
+    g_object_unref(inv);
+}
+
+static void
+cocoAgentDBusRunBlocking(GDBusMethodInvocation *inv,
+                         CocoAgentDBusBlockingFunc func)
+{
+    g_autoptr(GTask) task =
+        g_task_new(NULL, NULL, cocoAgentDBusBlockingDone, g_object_ref(inv));
+
+    g_object_set_data(G_OBJECT(task), "func", (gpointer)(void (*)(void))func);
+    g_task_set_task_data(task, g_object_ref(inv), g_object_unref);
+    g_task_run_in_thread(task, cocoAgentDBusBlockingThread);
+}
+
+static void
+cocoAgentDBusOnValidate(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
+{
+    const char *xml = NULL;
+    g_autoptr(GError) err = NULL;
+
+    g_variant_get(g_dbus_method_invocation_get_parameters(inv), "(&s)", &xml);
+    if (strlen(xml) > COCO_AGENT_DBUS_VALIDATE_MAX) {
+        cocoErrorSet(
+            &err, COCO_ERROR_INVALID_ARG,
+            _("the 'xml' argument of 'Validate' has '%1$zu' bytes, more than the limit of '%2$d'"),
+            strlen(xml), COCO_AGENT_DBUS_VALIDATE_MAX);
+        cocoAgentDBusReturnError(inv, err);
+        return;
+    }
+    cocoAgentDBusRunBlocking(inv, cocoAgentDBusValidate);
+}
+
+static void
+cocoAgentDBusOnCapabilities(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
+{
+    g_autoptr(JsonObject) probe = cocoAgentGetProbe(dbus->agent);
+    g_autoptr(GError) err = NULL;
+    GVariant *dict;
+
+    json_object_remove_member(probe, "type");
+    if (!(dict = cocoAgentDBusJsonToDict(probe))) {
+        cocoErrorSet(&err, COCO_ERROR_INTERNAL, "%s",
+                     _("cannot convert the agent's capabilities to D-Bus"));
+        cocoAgentDBusReturnError(inv, err);
+        return;
+    }
+    g_dbus_method_invocation_return_value(inv, g_variant_new_tuple(&dict, 1));
+}
+
+static void
+cocoAgentDBusOnGetMigrations(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
+{
+    g_autoptr(JsonArray) arr = cocoAgentGetStatus(dbus->agent);
+    g_autoptr(JsonNode) node = json_node_new(JSON_NODE_ARRAY);
+    g_autofree char *text = NULL;
+
+    json_node_set_array(node, arr);
+    text = json_to_string(node, FALSE);
+    g_dbus_method_invocation_return_value(inv, g_variant_new("(s)", text));
+}
+
+static void
+cocoAgentDBusOnGetJobs(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
+{
+    GVariantBuilder b;
+    GHashTableIter it;
+    gpointer v;
+
+    g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
+    g_hash_table_iter_init(&it, dbus->jobs);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        if (((CocoAgentDBusJob *)v)->object_id)
+            g_variant_builder_add(&b, "o", ((CocoAgentDBusJob *)v)->path);
+    g_dbus_method_invocation_return_value(inv, g_variant_new("(ao)", &b));
+}
+
+static void
+cocoAgentDBusOnVfioCheck(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
+{
+    cocoAgentDBusRunBlocking(inv, cocoAgentDBusVfioCheck);
+}
+
+typedef struct {
+    const char *name;
+    const char *action; /* the polkit action it needs */
+    void (*handler)(CocoAgentDBus *dbus, GDBusMethodInvocation *inv);
+} CocoAgentDBusMethod;
+
+/* org.libvirtcoco.Agent1 (data/org.libvirtcoco.Agent1.xml): one row per
+ * method, its polkit action beside it. */
+static const CocoAgentDBusMethod cocoAgentDBusMethods[] = {
+    {"Validate", COCO_AGENT_DBUS_ACTION_READ, cocoAgentDBusOnValidate},
+    {"Capabilities", COCO_AGENT_DBUS_ACTION_READ, cocoAgentDBusOnCapabilities},
+    {"GetMigrations", COCO_AGENT_DBUS_ACTION_READ,
+     cocoAgentDBusOnGetMigrations},
+    {"Migrate", COCO_AGENT_DBUS_ACTION_MIGRATE, cocoAgentDBusMigrate},
+    {"GetJobs", COCO_AGENT_DBUS_ACTION_READ, cocoAgentDBusOnGetJobs},
+    {"VfioCheck", COCO_AGENT_DBUS_ACTION_READ, cocoAgentDBusOnVfioCheck},
+};
+
+static const CocoAgentDBusMethod *
+cocoAgentDBusMethodLookup(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cocoAgentDBusMethods); i++) {
+        if (STREQ(cocoAgentDBusMethods[i].name, name))
+            return &cocoAgentDBusMethods[i];
+    }
+    return NULL;
+}
+
 /* Run an authorised call and answer it. */
 static void
 cocoAgentDBusDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
 {
     const char *method = g_dbus_method_invocation_get_method_name(inv);
-    GVariant *params = g_dbus_method_invocation_get_parameters(inv);
+    const CocoAgentDBusMethod *m;
     g_autoptr(GError) err = NULL;
-    GVariant *out = NULL;
 
     if (STREQ(g_dbus_method_invocation_get_interface_name(inv),
               COCO_AGENT_DBUS_JOB_INTERFACE)) {
         cocoAgentDBusJobDispatch(dbus, inv);
         return;
     }
-    if (STREQ(method, "Validate")) {
-        if (cocoAgentDBusValidate(params, &out, &err) < 0) {
-            cocoAgentDBusReturnError(inv, err);
-            return;
-        }
-    } else if (STREQ(method, "Capabilities")) {
-        g_autoptr(JsonObject) probe = cocoAgentGetProbe(dbus->agent);
-        GVariant *dict;
-
-        json_object_remove_member(probe, "type");
-        if (!(dict = cocoAgentDBusJsonToDict(probe))) {
-            cocoErrorSet(&err, COCO_ERROR_INTERNAL, "%s",
-                         _("cannot convert the agent's capabilities to D-Bus"));
-            cocoAgentDBusReturnError(inv, err);
-            return;
-        }
-        out = g_variant_new_tuple(&dict, 1);
-    } else if (STREQ(method, "GetMigrations")) {
-        g_autoptr(JsonArray) arr = cocoAgentGetStatus(dbus->agent);
-        g_autoptr(JsonNode) node = json_node_new(JSON_NODE_ARRAY);
-        g_autofree char *text = NULL;
-
-        json_node_set_array(node, arr);
-        text = json_to_string(node, FALSE);
-        out = g_variant_new("(s)", text);
-    } else if (STREQ(method, "Migrate")) {
-        cocoAgentDBusMigrate(dbus, inv);
-        return;
-    } else if (STREQ(method, "GetJobs")) {
-        GVariantBuilder b;
-        GHashTableIter it;
-        gpointer v;
-
-        g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
-        g_hash_table_iter_init(&it, dbus->jobs);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-            if (((CocoAgentDBusJob *)v)->object_id)
-                g_variant_builder_add(&b, "o", ((CocoAgentDBusJob *)v)->path);
-        out = g_variant_new("(ao)", &b);
-    } else if (STREQ(method, "VfioCheck")) {
-        if (cocoAgentDBusVfioCheck(&out, &err) < 0) {
-            cocoAgentDBusReturnError(inv, err);
-            return;
-        }
-    } else {
+    if (!(m = cocoAgentDBusMethodLookup(method))) {
         cocoErrorSet(&err, COCO_ERROR_INVALID_ARG, _("unknown method '%1$s'"),
                      method);
         cocoAgentDBusReturnError(inv, err);
         return;
     }
-    g_dbus_method_invocation_return_value(inv, out);
+    m->handler(dbus, inv);
 }
 
-/* The polkit action of a method: mutating ones need .migrate. */
+/* The polkit action of a method: mutating ones need .migrate (the job's
+ * Abort too). */
 static const char *
 cocoAgentDBusAction(const char *method)
 {
-    if (STREQ(method, "Migrate") || STREQ(method, "Abort"))
+    const CocoAgentDBusMethod *m = cocoAgentDBusMethodLookup(method);
+
+    if (m)
+        return m->action;
+    if (STREQ(method, "Abort"))
         return COCO_AGENT_DBUS_ACTION_MIGRATE;
     return COCO_AGENT_DBUS_ACTION_READ;
 }

@@ -337,7 +337,8 @@ cocoAgentJobPreflight(CocoAgentJob *job, virConnectPtr conn, char **uuid,
     }
     if (!host && !(host = cocoVirHostname(NULL, job->desturi, error)))
         return -1;
-    return cocoPreflightHosts(job->probe, host, def, xml, job->domain, error);
+    return cocoPreflightHosts(cocoAgentGetConfig(job->agent)->socket_path,
+                              job->probe, host, def, xml, job->domain, error);
 }
 
 static gpointer

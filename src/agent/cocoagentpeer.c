@@ -1,19 +1,18 @@
 /*
- * cocoagentpeer.c: the TCP connections between two hosts' agents
+ * cocoagentpeer.c: connections between two hosts' agents
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #include "internal.h"
 #include "agent/cocoagentpeer.h"
+#include "agent/cocoagenttls.h"
 #include "util/cocoerror.h"
 #include "util/cocofd.h"
-#include "util/cocomath.h"
+#include "util/cocohex.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <glib-unix.h>
-#include <json-glib/json-glib.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,56 +20,49 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#define COCO_AGENT_PEER_READ 65536
+
 struct _CocoAgentPeerConn {
-    int fd;
+    GIOStream *stream;
+    GInputStream *in;
+    GOutputStream *out;
+    GSocket *sock;
     GMainContext *ctx;
     GSource *src;
-    GByteArray *in;
+    GSource *heartbeat;
+    GSource *liveness;
+    GByteArray *buf;
     CocoAgentPeerMessageFunc func;
     gpointer opaque;
     char *address;
+    char *host;
+    char *identity;
+    GByteArray *binding;
+    gint64 last_rx;
+    guint64 seq;
+    unsigned int deadline_s;
     bool closed;
     bool dispatching;
     bool free_pending;
 };
 
 void
-cocoAgentPeerHelloClear(CocoAgentPeerHello *hello)
+cocoAgentPeerSocketOptions(int fd, unsigned int deadline_s)
 {
-    g_free(hello->name);
-    g_free(hello->uuid);
-    memset(hello, 0, sizeof(*hello));
-}
+    int on = 1;
+    int idle = MAX(1, (int)deadline_s / 3);
+    int intvl = MAX(1, (int)deadline_s / 6);
+    int cnt = 3;
+    unsigned int user_timeout = deadline_s * 1000U;
 
-int
-cocoAgentPeerParseHost(const char *peer, char **host, GError **error)
-{
-    const char *colon;
-
-    if (peer[0] == '[') {
-        const char *end = strchr(peer, ']');
-
-        if (!end || end == peer + 1)
-            return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                                _("malformed peer address '%1$s'"), peer);
-        *host = g_strndup(peer + 1, end - peer - 1);
-        return 0;
-    }
-    colon = strrchr(peer, ':');
-    if (colon == peer)
-        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                            _("malformed peer address '%1$s'"), peer);
-    *host = colon ? g_strndup(peer, colon - peer) : g_strdup(peer);
-    return 0;
-}
-
-static void
-cocoAgentPeerSetTimeout(int fd, unsigned int seconds)
-{
-    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
-
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    /* Unacknowledged data older than the deadline fails the socket. */
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+               sizeof(user_timeout));
 }
 
 int
@@ -93,7 +85,7 @@ cocoAgentPeerListen(const char *address, unsigned int port, unsigned int *bound,
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                             _("cannot resolve listen address '%1$s': %2$s"),
                             NULLSTR(address), gai_strerror(rc));
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         cocoErrorSetSystem(error, errno, "%s",
                            _("cannot create the peer socket"));
@@ -124,6 +116,16 @@ error:
     return -1;
 }
 
+static void
+cocoAgentPeerSetTimeout(int fd, unsigned int seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* A blocking TCP connection within @timeout seconds. */
 static int
 cocoAgentPeerConnectFd(const char *host, unsigned int port,
                        unsigned int timeout, GError **error)
@@ -133,7 +135,6 @@ cocoAgentPeerConnectFd(const char *host, unsigned int port,
     struct addrinfo *ai;
     g_autofree char *service = g_strdup_printf("%u", port);
     int err = 0;
-    int on = 1;
     int rc;
 
     hints.ai_family = AF_UNSPEC;
@@ -150,9 +151,9 @@ cocoAgentPeerConnectFd(const char *host, unsigned int port,
             err = errno;
             continue;
         }
+        /* Bounds connect(), and every blocking read and write after it. */
         cocoAgentPeerSetTimeout(fd, timeout);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
             freeaddrinfo(res);
             return fd;
         }
@@ -160,245 +161,14 @@ cocoAgentPeerConnectFd(const char *host, unsigned int port,
         close(fd);
     }
     freeaddrinfo(res);
+    if (err == EINPROGRESS || err == EAGAIN)
+        return cocoErrorSet(
+            error, COCO_ERROR_PEER_TIMEOUT,
+            _("the peer agent at '%1$s' port '%2$u' did not accept a connection within '%3$u' seconds"),
+            host, port, timeout);
     return cocoErrorSetSystem(
         error, err, _("cannot connect to the peer agent at '%1$s' port '%2$u'"),
         host, port);
-}
-
-static int
-cocoAgentPeerWriteAll(int fd, const void *buf, size_t len, GError **error)
-{
-    int rc = cocoFdSendAll(fd, buf, len);
-
-    if (rc < 0)
-        return cocoErrorSetSystem(error, -rc, "%s",
-                                  _("cannot write to the peer agent"));
-    return 0;
-}
-
-static int
-cocoAgentPeerReadAll(int fd, void *buf, size_t len, GError **error)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cocoErrorSetSystem(error, errno, "%s",
-                                      _("cannot read the peer's hello"));
-        if (n == 0)
-            return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
-                                _("the peer closed before its hello"));
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* "CAG1" | u32 LE length | the JSON text of @root. */
-static int
-cocoAgentPeerWriteFrame(int fd, JsonNode *root, GError **error)
-{
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autofree char *text = NULL;
-    g_autoptr(GByteArray) out = g_byte_array_new();
-    gsize len = 0;
-    uint32_t le;
-
-    json_generator_set_root(gen, root);
-    text = json_generator_to_data(gen, &len);
-    if (len > COCO_AGENT_PEER_HELLO_MAX)
-        return cocoErrorSet(
-            error, COCO_ERROR_INTERNAL,
-            _("a frame of '%1$zu' bytes is too long for a peer agent"),
-            (size_t)len);
-    le = GUINT32_TO_LE((uint32_t)len);
-    g_byte_array_append(out, (const guint8 *)COCO_AGENT_PEER_MAGIC, 4);
-    g_byte_array_append(out, (const guint8 *)&le, 4);
-    g_byte_array_append(out, (const guint8 *)text, (guint)len);
-    return cocoAgentPeerWriteAll(fd, out->data, out->len, error);
-}
-
-/* Read one frame; *@text gets its JSON text (NUL-terminated). */
-static int
-cocoAgentPeerReadFrame(int fd, char **text, uint32_t *lenp, GError **error)
-{
-    g_autofree char *buf = NULL;
-    uint8_t head[8];
-    uint32_t len;
-
-    if (cocoAgentPeerReadAll(fd, head, sizeof(head), error) < 0)
-        return -1;
-    memcpy(&len, head + 4, 4);
-    len = GUINT32_FROM_LE(len);
-    if (memcmp(head, COCO_AGENT_PEER_MAGIC, 4) != 0 || len == 0 ||
-        len > COCO_AGENT_PEER_HELLO_MAX)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
-                            _("the peer's hello is malformed"));
-    buf = g_malloc0(len + 1);
-    if (cocoAgentPeerReadAll(fd, buf, len, error) < 0)
-        return -1;
-    *text = g_steal_pointer(&buf);
-    *lenp = len;
-    return 0;
-}
-
-static int
-cocoAgentPeerWriteHello(int fd, const CocoAgentPeerHello *hello, GError **error)
-{
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonNode) root = NULL;
-    g_autofree char *sid = g_strdup_printf("%016" G_GINT64_MODIFIER "x",
-                                           (guint64)hello->session_id);
-
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "kind");
-    if (hello->kind == COCO_AGENT_PEER_PROBE) {
-        json_builder_add_string_value(b, "probe");
-        json_builder_end_object(b);
-        root = json_builder_get_root(b);
-        return cocoAgentPeerWriteFrame(fd, root, error);
-    }
-    json_builder_add_string_value(
-        b, hello->kind == COCO_AGENT_PEER_CONTROL ? "control" : "stream");
-    json_builder_set_member_name(b, "session");
-    json_builder_add_string_value(b, sid);
-    json_builder_set_member_name(b, "streams");
-    json_builder_add_int_value(b, hello->streams);
-    if (hello->kind == COCO_AGENT_PEER_STREAM) {
-        json_builder_set_member_name(b, "index");
-        json_builder_add_int_value(b, hello->index);
-    } else {
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, NULLSTR(hello->name));
-        json_builder_set_member_name(b, "uuid");
-        json_builder_add_string_value(b, hello->uuid ? hello->uuid : "");
-        json_builder_set_member_name(b, "vcpus");
-        json_builder_add_int_value(b, hello->nvcpus);
-        json_builder_set_member_name(b, "pages");
-        json_builder_add_int_value(b, (gint64)hello->npages);
-        json_builder_set_member_name(b, "bundle");
-        json_builder_add_int_value(b, hello->pages_per_bundle);
-    }
-    json_builder_end_object(b);
-    root = json_builder_get_root(b);
-    return cocoAgentPeerWriteFrame(fd, root, error);
-}
-
-static int
-cocoAgentPeerReadHello(int fd, CocoAgentPeerHello *hello, GError **error)
-{
-    g_autoptr(JsonParser) parser = json_parser_new();
-    g_autofree char *text = NULL;
-    uint32_t len;
-    JsonNode *root;
-    JsonObject *o;
-    const char *kind;
-    const char *sid;
-    gint64 streams;
-
-    if (cocoAgentPeerReadFrame(fd, &text, &len, error) < 0)
-        return -1;
-    if (!json_parser_load_from_data(parser, text, len, NULL) ||
-        !(root = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(root))
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
-                            _("the peer's hello is not a JSON object"));
-    o = json_node_get_object(root);
-    kind = json_object_get_string_member_with_default(o, "kind", "");
-    sid = json_object_get_string_member_with_default(o, "session", "");
-    streams = json_object_get_int_member_with_default(o, "streams", 0);
-    if (STREQ(kind, "probe")) {
-        hello->kind = COCO_AGENT_PEER_PROBE;
-        return 0;
-    }
-    if (STREQ(kind, "control"))
-        hello->kind = COCO_AGENT_PEER_CONTROL;
-    else if (STREQ(kind, "stream"))
-        hello->kind = COCO_AGENT_PEER_STREAM;
-    else
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                            _("the peer's hello has an unknown kind '%1$s'"),
-                            kind);
-    if (strlen(sid) != 16 || cocoStrToU64(sid, 16, &hello->session_id) < 0)
-        return cocoErrorSet(
-            error, COCO_ERROR_TRANSFER_PROTOCOL,
-            _("the peer's hello has a malformed session '%1$s'"), sid);
-    if (streams < 1 || streams > 512)
-        return cocoErrorSet(
-            error, COCO_ERROR_TRANSFER_PROTOCOL,
-            _("the peer's hello asks for '%1$lld' streams, not 1..512"),
-            (long long)streams);
-    hello->streams = (unsigned int)streams;
-    if (hello->kind == COCO_AGENT_PEER_STREAM) {
-        gint64 index = json_object_get_int_member_with_default(o, "index", -1);
-
-        if (index < 0 || index >= streams)
-            return cocoErrorSet(
-                error, COCO_ERROR_TRANSFER_PROTOCOL,
-                _("the peer's hello names stream '%1$lld' of '%2$lld'"),
-                (long long)index, (long long)streams);
-        hello->index = (unsigned int)index;
-    } else {
-        gint64 vcpus = json_object_get_int_member_with_default(o, "vcpus", 0);
-        gint64 pages = json_object_get_int_member_with_default(o, "pages", 0);
-        gint64 bundle = json_object_get_int_member_with_default(o, "bundle", 0);
-
-        if (vcpus < 1 || vcpus > 4096 || pages < 1 || bundle < 1 ||
-            bundle > 512)
-            return cocoErrorSet(
-                error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
-                _("the peer's hello has no valid vCPU or page count"));
-        hello->nvcpus = (unsigned int)vcpus;
-        hello->npages = (uint64_t)pages;
-        hello->pages_per_bundle = (unsigned int)bundle;
-        hello->name =
-            g_strdup(json_object_get_string_member_with_default(o, "name", ""));
-        hello->uuid =
-            g_strdup(json_object_get_string_member_with_default(o, "uuid", ""));
-    }
-    return 0;
-}
-
-static CocoAgentPeerConn *
-cocoAgentPeerConnNew(int fd, GMainContext *ctx)
-{
-    CocoAgentPeerConn *conn = g_new0(CocoAgentPeerConn, 1);
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    char host[NI_MAXHOST] = "";
-    char serv[NI_MAXSERV] = "";
-
-    conn->fd = fd;
-    conn->ctx = g_main_context_ref(ctx);
-    conn->in = g_byte_array_new();
-    if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0 &&
-        getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
-                    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        conn->address = g_strdup_printf("%s:%s", host, serv);
-    else
-        conn->address = g_strdup("?");
-    return conn;
-}
-
-CocoAgentPeerConn *
-cocoAgentPeerConnect(const char *host, unsigned int port, GMainContext *ctx,
-                     unsigned int timeout, GError **error)
-{
-    int fd = cocoAgentPeerConnectFd(host, port, timeout, error);
-
-    if (fd < 0)
-        return NULL;
-    return cocoAgentPeerConnNew(fd, ctx);
-}
-
-int
-cocoAgentPeerConnSendHello(CocoAgentPeerConn *conn,
-                           const CocoAgentPeerHello *hello, GError **error)
-{
-    return cocoAgentPeerWriteHello(conn->fd, hello, error);
 }
 
 static GIOStream *
@@ -413,153 +183,303 @@ cocoAgentPeerStreamFromFd(int fd, GError **error)
     return G_IO_STREAM(g_socket_connection_factory_create_connection(sock));
 }
 
-GIOStream *
-cocoAgentPeerConnectStream(const char *host, unsigned int port,
-                           unsigned int timeout,
-                           const CocoAgentPeerHello *hello, GError **error)
-{
-    int fd = cocoAgentPeerConnectFd(host, port, timeout, error);
+typedef struct {
+    bool done;
+    GIOStream *tls;
+    char *identity;
+    GError *error;
+} CocoAgentPeerWait;
 
-    if (fd < 0)
-        return NULL;
-    if (cocoAgentPeerWriteHello(fd, hello, error) < 0) {
-        close(fd);
-        return NULL;
-    }
-    cocoAgentPeerSetTimeout(fd, 0);
-    return cocoAgentPeerStreamFromFd(fd, error);
+static void
+cocoAgentPeerOnHandshake(GObject *obj, GAsyncResult *res, gpointer opaque)
+{
+    CocoAgentPeerWait *w = opaque;
+
+    w->tls = cocoAgentTlsHandshakeFinish(res, &w->identity, &w->error);
+    w->done = true;
 }
 
-int
-cocoAgentPeerAccept(int fd, GMainContext *ctx, CocoAgentPeerHello *hello,
-                    CocoAgentPeerConn **conn, GIOStream **stream,
-                    GError **error)
+/* The client's TLS handshake, blocking the calling thread (never the
+ * main thread) on a context of its own, within handshake_timeout. */
+static GIOStream *
+cocoAgentPeerHandshake(CocoAgent *agent, GIOStream *base, const char *host,
+                       char **identity, GError **error)
 {
-    int on = 1;
+    g_autoptr(GMainContext) ctx = g_main_context_new();
+    const CocoAgentConfig *cfg = cocoAgentConfig(agent);
+    CocoAgentPeerWait w = {0};
 
-    *conn = NULL;
-    *stream = NULL;
-    cocoAgentPeerSetTimeout(fd, 5);
-    if (cocoAgentPeerReadHello(fd, hello, error) < 0) {
-        cocoAgentPeerHelloClear(hello);
-        close(fd);
-        return -1;
+    if (!cocoAgentTls(agent))
+        return cocoErrorSet(
+                   error, COCO_ERROR_PEER_AUTH, "%s",
+                   _("this host has no TLS credentials for its agent (see the tls_* keys of virtcocod.conf): confidential migration refused")),
+               NULL;
+    g_main_context_push_thread_default(ctx);
+    cocoAgentTlsHandshakeAsync(cocoAgentTls(agent), base, COCO_AGENT_TLS_CLIENT,
+                               host, cfg->tls.handshake_timeout * 1000U, NULL,
+                               cocoAgentPeerOnHandshake, &w);
+    while (!w.done)
+        g_main_context_iteration(ctx, TRUE);
+    g_main_context_pop_thread_default(ctx);
+    if (!w.tls) {
+        g_propagate_error(error, w.error);
+        return NULL;
     }
-    cocoAgentPeerSetTimeout(fd, 0);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    if (hello->kind == COCO_AGENT_PEER_PROBE) {
-        /* The answer is one frame: do not let a silent prober block us. */
-        cocoAgentPeerSetTimeout(fd, 5);
-        *conn = cocoAgentPeerConnNew(fd, ctx);
-        return 0;
-    }
-    if (hello->kind == COCO_AGENT_PEER_CONTROL) {
-        *conn = cocoAgentPeerConnNew(fd, ctx);
-        return 0;
-    }
-    if (!(*stream = cocoAgentPeerStreamFromFd(fd, error))) {
-        cocoAgentPeerHelloClear(hello);
-        return -1;
+    *identity = w.identity;
+    return w.tls;
+}
+
+static CocoAgentPeerConn *
+cocoAgentPeerConnAlloc(GIOStream *stream, const char *address,
+                       const char *identity, GByteArray *binding)
+{
+    CocoAgentPeerConn *conn = g_new0(CocoAgentPeerConn, 1);
+    g_autoptr(GIOStream) base = NULL;
+    const char *colon;
+
+    conn->stream = stream;
+    conn->in = g_io_stream_get_input_stream(stream);
+    conn->out = g_io_stream_get_output_stream(stream);
+    if (G_IS_TLS_CONNECTION(stream))
+        g_object_get(stream, "base-io-stream", &base, NULL);
+    else
+        base = g_object_ref(stream);
+    if (G_IS_SOCKET_CONNECTION(base))
+        conn->sock = g_object_ref(
+            g_socket_connection_get_socket(G_SOCKET_CONNECTION(base)));
+    conn->buf = g_byte_array_new();
+    conn->address = g_strdup(address);
+    if (address[0] == '[' && strchr(address, ']'))
+        conn->host = g_strndup(address + 1, strchr(address, ']') - address - 1);
+    else if ((colon = strrchr(address, ':')))
+        conn->host = g_strndup(address, colon - address);
+    else
+        conn->host = g_strdup(address);
+    conn->identity = g_strdup(identity);
+    conn->binding = binding;
+    conn->last_rx = g_get_monotonic_time();
+    return conn;
+}
+
+CocoAgentPeerConn *
+cocoAgentPeerConnNew(GIOStream *stream, const char *address,
+                     const char *identity, GByteArray *binding)
+{
+    return cocoAgentPeerConnAlloc(stream, address, identity, binding);
+}
+
+static int
+cocoAgentPeerWrite(GOutputStream *out, const void *data, gsize len,
+                   const char *address, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    gsize written = 0;
+
+    if (!g_output_stream_write_all(out, data, len, &written, NULL, &err)) {
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+            return cocoErrorSet(
+                error, COCO_ERROR_PEER_TIMEOUT,
+                _("the peer host '%1$s' stopped reading: a write did not complete in time"),
+                address);
+        return cocoErrorSet(error, COCO_ERROR_TRANSFER_IO,
+                            _("cannot write to the peer host '%1$s': %2$s"),
+                            address, err->message);
     }
     return 0;
 }
 
-int
-cocoAgentPeerConnSendFrame(CocoAgentPeerConn *conn, JsonObject *obj,
-                           GError **error)
+CocoAgentPeerConn *
+cocoAgentPeerConnect(CocoAgent *agent, const char *host, unsigned int port,
+                     const CocoPeerHello *hello, GError **error)
 {
-    g_autoptr(JsonNode) root = json_node_new(JSON_NODE_OBJECT);
+    const CocoAgentConfig *cfg = cocoAgentConfig(agent);
+    g_autoptr(GIOStream) base = NULL;
+    g_autoptr(GIOStream) tls = NULL;
+    g_autoptr(GBytes) frame = NULL;
+    g_autofree char *identity = NULL;
+    g_autofree char *address = NULL;
+    GByteArray *binding = NULL;
+    CocoAgentPeerConn *conn;
+    int fd;
 
-    if (conn->closed)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_IO, "%s",
-                            _("the connection to the peer agent is closed"));
-    json_node_set_object(root, obj);
-    return cocoAgentPeerWriteFrame(conn->fd, root, error);
+    if ((fd = cocoAgentPeerConnectFd(host, port, cfg->peer_timeout, error)) < 0)
+        return NULL;
+    cocoAgentPeerSocketOptions(fd, cfg->peer_deadline);
+    if (!(base = cocoAgentPeerStreamFromFd(fd, error)))
+        return NULL;
+    address = cocoAgentTlsPeerAddress(base);
+    if (!(tls = cocoAgentPeerHandshake(agent, base, host, &identity, error)))
+        return NULL;
+    if (cocoAgentTlsChannelBinding(tls, &binding, error) < 0)
+        return NULL;
+    conn = cocoAgentPeerConnAlloc(g_steal_pointer(&tls), address, identity,
+                                  binding);
+    if (conn->sock)
+        g_socket_set_timeout(conn->sock, cfg->peer_deadline);
+    frame = cocoPeerHelloEncode(hello);
+    if (cocoAgentPeerConnSendBytes(conn, frame, error) < 0) {
+        cocoAgentPeerConnFree(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+GIOStream *
+cocoAgentPeerConnectStream(CocoAgent *agent, const char *host,
+                           unsigned int port, CocoPeerHello *hello,
+                           const GByteArray *binding, GError **error)
+{
+    const CocoAgentConfig *cfg = cocoAgentConfig(agent);
+    guint8 token[COCO_AGENT_TLS_TOKEN_SIZE];
+    g_autoptr(GBytes) frame = NULL;
+    g_autofree char *hex = NULL;
+    gsize len;
+    const void *data;
+    int fd;
+    int rc;
+
+    if (cocoAgentTlsStreamToken(binding, hello->session, (guint)hello->index,
+                                token) < 0)
+        return cocoErrorSet(error, COCO_ERROR_INTERNAL, "%s",
+                            _("no channel binding for the data streams")),
+               NULL;
+    hex = cocoHexEncode(token, sizeof(token));
+    g_free(hello->token);
+    hello->token = g_steal_pointer(&hex);
+    if ((fd = cocoAgentPeerConnectFd(host, port, cfg->peer_timeout, error)) < 0)
+        return NULL;
+    cocoAgentPeerSocketOptions(fd, cfg->peer_deadline);
+    frame = cocoPeerHelloEncode(hello);
+    data = g_bytes_get_data(frame, &len);
+    if ((rc = cocoFdSendAll(fd, data, len)) < 0) {
+        close(fd);
+        return cocoErrorSetSystem(
+                   error, -rc,
+                   _("cannot send the hello of a data stream to '%1$s'"), host),
+               NULL;
+    }
+    /* The transfer engine's reads wait as long as the peer is alive
+     * (keepalive, TCP_USER_TIMEOUT); only the hello had a deadline. */
+    cocoAgentPeerSetTimeout(fd, 0);
+    return cocoAgentPeerStreamFromFd(fd, error);
 }
 
 JsonObject *
-cocoAgentPeerProbe(const char *host, unsigned int port, unsigned int timeout,
-                   GError **error)
+cocoAgentPeerRequest(CocoAgent *agent, const char *host, unsigned int port,
+                     const CocoPeerHello *hello, GError **error)
 {
-    CocoAgentPeerHello hello = {.kind = COCO_AGENT_PEER_PROBE};
-    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) err = NULL;
+    CocoAgentPeerConn *conn;
     g_autofree char *text = NULL;
-    JsonNode *root;
+    uint8_t head[COCO_PEER_HEADER];
+    JsonObject *obj = NULL;
+    gsize got = 0;
     uint32_t len = 0;
-    int fd;
 
-    if ((fd = cocoAgentPeerConnectFd(host, port, timeout, error)) < 0)
+    if (!(conn = cocoAgentPeerConnect(agent, host, port, hello, error)))
         return NULL;
-    if (cocoAgentPeerWriteHello(fd, &hello, error) < 0 ||
-        cocoAgentPeerReadFrame(fd, &text, &len, error) < 0) {
-        close(fd);
-        return NULL;
+    if (!g_input_stream_read_all(conn->in, head, sizeof(head), &got, NULL,
+                                 &err) ||
+        got != sizeof(head)) {
+        cocoErrorSet(error, COCO_ERROR_TRANSFER_IO,
+                     _("the peer agent '%1$s' did not answer: %2$s"),
+                     conn->address, err ? err->message : _("end of stream"));
+        goto cleanup;
     }
-    close(fd);
-    if (!json_parser_load_from_data(parser, text, len, NULL) ||
-        !(root = json_parser_get_root(parser)) ||
-        !JSON_NODE_HOLDS_OBJECT(root) ||
-        STRNEQ(json_object_get_string_member_with_default(
-                   json_node_get_object(root), "type", ""),
-               "probe")) {
-        cocoErrorSet(
-            error, COCO_ERROR_TRANSFER_PROTOCOL,
-            _("the agent at '%1$s' port '%2$u' did not answer the probe"), host,
-            port);
-        return NULL;
+    if (cocoPeerFrameHeader(head, COCO_PEER_ANSWER_MAX, &len, error) < 0)
+        goto cleanup;
+    text = g_malloc(len + 1);
+    if (!g_input_stream_read_all(conn->in, text, len, &got, NULL, &err) ||
+        got != len) {
+        cocoErrorSet(error, COCO_ERROR_TRANSFER_IO,
+                     _("the peer agent '%1$s' did not answer: %2$s"),
+                     conn->address, err ? err->message : _("end of stream"));
+        goto cleanup;
     }
-    return json_object_ref(json_node_get_object(root));
+    text[len] = '\0';
+    obj = cocoProtoParseJson(text, len, COCO_PEER_ANSWER_MAX,
+                             _("peer agent's answer"), error);
+
+cleanup:
+    cocoAgentPeerConnFree(conn);
+    return obj;
+}
+
+/* ---- an established connection ------------------------------------------ */
+
+static void
+cocoAgentPeerConnEnd(CocoAgentPeerConn *conn, GError *err)
+{
+    g_autoptr(GError) owned = err;
+
+    if (conn->closed)
+        return;
+    conn->func(conn, NULL, err, conn->opaque);
 }
 
 /* Deliver every whole message in the buffer. */
 static void
 cocoAgentPeerConnDeliver(CocoAgentPeerConn *conn)
 {
-    while (!conn->closed && conn->in->len >= COCO_PHASE_MESSAGE_HEADER) {
-        g_autoptr(GError) err = NULL;
+    while (!conn->closed && !conn->free_pending &&
+           conn->buf->len >= COCO_PHASE_MESSAGE_HEADER) {
+        GError *err = NULL;
         CocoPhaseMessage msg;
         gssize whole =
-            cocoPhaseMessagePeekLength(conn->in->data, conn->in->len, &err);
+            cocoPhaseMessagePeekLength(conn->buf->data, conn->buf->len, &err);
 
         if (whole < 0) {
-            conn->func(conn, NULL, err, conn->opaque);
+            cocoAgentPeerConnEnd(conn, err);
             return;
         }
-        if ((gsize)whole > conn->in->len)
+        if ((gsize)whole > conn->buf->len)
             return;
-        if (cocoPhaseMessageDecode(conn->in->data, (size_t)whole, &msg, &err) <
+        if (cocoPhaseMessageDecode(conn->buf->data, (size_t)whole, &msg, &err) <
             0) {
-            conn->func(conn, NULL, err, conn->opaque);
+            cocoAgentPeerConnEnd(conn, err);
             return;
         }
-        conn->func(conn, &msg, NULL, conn->opaque);
-        if (conn->free_pending)
+        if ((unsigned int)msg.type != COCO_PHASE_MESSAGE_HEARTBEAT)
+            conn->func(conn, &msg, NULL, conn->opaque);
+        if (conn->free_pending || conn->closed)
             return;
-        g_byte_array_remove_range(conn->in, 0, (guint)whole);
+        g_byte_array_remove_range(conn->buf, 0, (guint)whole);
     }
 }
 
 static gboolean
-cocoAgentPeerConnOnIn(gint fd, GIOCondition cond, gpointer opaque)
+cocoAgentPeerConnOnIn(GObject *stream, gpointer opaque)
 {
     CocoAgentPeerConn *conn = opaque;
-    uint8_t buf[65536];
-    g_autoptr(GError) err = NULL;
-    ssize_t n;
+    uint8_t data[COCO_AGENT_PEER_READ];
+    GError *err = NULL;
+    gssize n;
 
     if (conn->closed)
         return G_SOURCE_REMOVE;
-    n = recv(conn->fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    n = g_pollable_input_stream_read_nonblocking(
+        G_POLLABLE_INPUT_STREAM(conn->in), data, sizeof(data), NULL, &err);
+    if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        g_clear_error(&err);
         return G_SOURCE_CONTINUE;
+    }
     conn->dispatching = true;
     if (n <= 0) {
+        GError *why = NULL;
+
         if (n < 0)
-            cocoErrorSetSystem(&err, errno, "%s",
-                               _("cannot read from the peer agent"));
-        conn->func(conn, NULL, err, conn->opaque);
+            cocoErrorSet(&why, COCO_ERROR_TRANSFER_IO,
+                         _("cannot read from the peer host '%1$s': %2$s"),
+                         conn->address, err->message);
+        else
+            cocoErrorSet(&why, COCO_ERROR_TRANSFER_IO,
+                         _("the peer host '%1$s' closed the connection"),
+                         conn->address);
+        g_clear_error(&err);
+        cocoAgentPeerConnEnd(conn, why);
     } else {
-        g_byte_array_append(conn->in, buf, (guint)n);
+        conn->last_rx = g_get_monotonic_time();
+        g_byte_array_append(conn->buf, data, (guint)n);
         cocoAgentPeerConnDeliver(conn);
     }
     conn->dispatching = false;
@@ -571,19 +491,95 @@ cocoAgentPeerConnOnIn(gint fd, GIOCondition cond, gpointer opaque)
     return conn->closed ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
 
+static gboolean
+cocoAgentPeerConnOnHeartbeat(gpointer opaque)
+{
+    CocoAgentPeerConn *conn = opaque;
+    g_autoptr(GBytes) hb = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (conn->closed)
+        return G_SOURCE_CONTINUE;
+    hb = cocoPhaseMessageEncodeHeartbeat(++conn->seq);
+    /* A failed write is reported by the reader or the liveness check. */
+    cocoAgentPeerConnSendBytes(conn, hb, &err);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+cocoAgentPeerConnOnLiveness(gpointer opaque)
+{
+    CocoAgentPeerConn *conn = opaque;
+    gint64 silent = g_get_monotonic_time() - conn->last_rx;
+    GError *err = NULL;
+
+    if (conn->closed || silent < (gint64)conn->deadline_s * G_USEC_PER_SEC)
+        return G_SOURCE_CONTINUE;
+    cocoErrorSet(
+        &err, COCO_ERROR_PEER_TIMEOUT,
+        _("the peer host '%1$s' stopped answering: nothing received for '%2$u' seconds"),
+        conn->host, conn->deadline_s);
+    conn->dispatching = true;
+    cocoAgentPeerConnEnd(conn, err);
+    conn->dispatching = false;
+    if (conn->free_pending) {
+        conn->free_pending = false;
+        cocoAgentPeerConnFree(conn);
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 void
-cocoAgentPeerConnStart(CocoAgentPeerConn *conn, CocoAgentPeerMessageFunc func,
-                       gpointer opaque)
+cocoAgentPeerConnStart(CocoAgentPeerConn *conn, GMainContext *ctx,
+                       unsigned int heartbeat_s, unsigned int deadline_s,
+                       CocoAgentPeerMessageFunc func, gpointer opaque)
 {
     conn->func = func;
     conn->opaque = opaque;
+    conn->deadline_s = deadline_s;
+    conn->last_rx = g_get_monotonic_time();
     if (conn->closed || conn->src)
         return;
-    conn->src = g_unix_fd_source_new(conn->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+    conn->ctx = g_main_context_ref(ctx);
+    if (conn->sock)
+        g_socket_set_timeout(conn->sock, deadline_s);
+    conn->src = g_pollable_input_stream_create_source(
+        G_POLLABLE_INPUT_STREAM(conn->in), NULL);
     g_source_set_callback(conn->src,
                           (GSourceFunc)(void (*)(void))cocoAgentPeerConnOnIn,
                           conn, NULL);
-    g_source_attach(conn->src, conn->ctx);
+    g_source_attach(conn->src, ctx);
+    if (heartbeat_s > 0) {
+        conn->heartbeat = g_timeout_source_new_seconds(heartbeat_s);
+        g_source_set_callback(conn->heartbeat, cocoAgentPeerConnOnHeartbeat,
+                              conn, NULL);
+        g_source_attach(conn->heartbeat, ctx);
+    }
+    if (deadline_s > 0) {
+        conn->liveness = g_timeout_source_new(500);
+        g_source_set_callback(conn->liveness, cocoAgentPeerConnOnLiveness, conn,
+                              NULL);
+        g_source_attach(conn->liveness, ctx);
+    }
+    /* Bytes that arrived with the hello. */
+    if (conn->buf->len)
+        cocoAgentPeerConnDeliver(conn);
+}
+
+int
+cocoAgentPeerConnSendBytes(CocoAgentPeerConn *conn, GBytes *bytes,
+                           GError **error)
+{
+    gsize len;
+    const void *data = g_bytes_get_data(bytes, &len);
+
+    if (conn->closed)
+        return cocoErrorSet(
+            error, COCO_ERROR_TRANSFER_IO,
+            _("the connection to the peer host '%1$s' is closed"),
+            conn->address);
+    return cocoAgentPeerWrite(conn->out, data, len, conn->address, error);
 }
 
 int
@@ -591,16 +587,10 @@ cocoAgentPeerConnSendMessage(CocoAgentPeerConn *conn,
                              const CocoPhaseMessage *msg, GError **error)
 {
     g_autoptr(GBytes) b = NULL;
-    gsize len;
-    const void *data;
 
-    if (conn->closed)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_IO, "%s",
-                            _("the connection to the peer agent is closed"));
     if (!(b = cocoPhaseMessageEncode(msg, error)))
         return -1;
-    data = g_bytes_get_data(b, &len);
-    return cocoAgentPeerWriteAll(conn->fd, data, len, error);
+    return cocoAgentPeerConnSendBytes(conn, b, error);
 }
 
 const char *
@@ -609,21 +599,48 @@ cocoAgentPeerConnGetAddress(CocoAgentPeerConn *conn)
     return conn->address;
 }
 
+const char *
+cocoAgentPeerConnGetHost(CocoAgentPeerConn *conn)
+{
+    return conn->host;
+}
+
+const char *
+cocoAgentPeerConnGetIdentity(CocoAgentPeerConn *conn)
+{
+    return conn->identity;
+}
+
+const GByteArray *
+cocoAgentPeerConnGetBinding(CocoAgentPeerConn *conn)
+{
+    return conn->binding;
+}
+
+static void
+cocoAgentPeerConnStopSources(CocoAgentPeerConn *conn)
+{
+    GSource **srcs[] = {&conn->src, &conn->heartbeat, &conn->liveness};
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(srcs); i++) {
+        if (*srcs[i]) {
+            g_source_destroy(*srcs[i]);
+            g_clear_pointer(srcs[i], g_source_unref);
+        }
+    }
+}
+
 void
 cocoAgentPeerConnClose(CocoAgentPeerConn *conn)
 {
     if (conn->closed)
         return;
     conn->closed = true;
-    if (conn->src) {
-        g_source_destroy(conn->src);
-        g_clear_pointer(&conn->src, g_source_unref);
-    }
-    if (conn->fd >= 0) {
-        shutdown(conn->fd, SHUT_RDWR);
-        close(conn->fd);
-        conn->fd = -1;
-    }
+    cocoAgentPeerConnStopSources(conn);
+    if (conn->sock)
+        g_socket_shutdown(conn->sock, TRUE, TRUE, NULL);
+    g_io_stream_close(conn->stream, NULL, NULL);
 }
 
 void
@@ -637,8 +654,15 @@ cocoAgentPeerConnFree(CocoAgentPeerConn *conn)
         return;
     }
     cocoAgentPeerConnClose(conn);
-    g_byte_array_unref(conn->in);
-    g_main_context_unref(conn->ctx);
+    g_clear_object(&conn->stream);
+    g_clear_object(&conn->sock);
+    if (conn->ctx)
+        g_main_context_unref(conn->ctx);
+    g_byte_array_unref(conn->buf);
+    if (conn->binding)
+        g_byte_array_unref(conn->binding);
     g_free(conn->address);
+    g_free(conn->host);
+    g_free(conn->identity);
     g_free(conn);
 }

@@ -1,106 +1,104 @@
 /*
- * cocoagentpeer.h: the TCP connections between two hosts' agents
+ * cocoagentpeer.h: connections between two hosts' agents
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * For each migration the source agent opens 1 + N TCP connections to the
- * destination agent's port: one control connection, carrying the phase
- * engine's messages (cocophasemessage.h wire form), and N data streams
- * handed to the transfer engine. Each connection starts with a hello:
+ * Per migration the source agent opens one control connection, mutual TLS
+ * (cocoagenttls.h), and N data streams to the destination agent. Every
+ * connection starts with a hello (cocoprotopeer.h); a data stream's hello
+ * carries a token derived from the control connection's TLS session
+ * (cocoAgentTlsStreamToken()), so that a stream cannot be spliced into
+ * another session or replayed. The bundles on the streams are sealed by the
+ * firmware; the streams themselves are plain TCP (the benchmark that
+ * decided it: docs/performance.rst, "Authenticated pipeline").
  *
- *   "CAG1" | u32 little-endian length | JSON object of that length
- *   {"kind": "control"|"stream", "session": "<16 hex>", "streams": N,
- *    "index": I (streams), "name": ..., "uuid": ..., "vcpus": V,
- *    "pages": P, "bundle": B (pages per bundle) (control)}
+ * A control connection carries the phase engine's messages
+ * (cocophasemessage.h) and heartbeats both ways: a peer that sends nothing
+ * for the liveness deadline is lost ("the peer host ... stopped
+ * answering"). Data streams get TCP keepalive and TCP_USER_TIMEOUT with the
+ * same deadline.
  *
- * A third kind, {"kind": "probe"}, asks the agent who it is (virt-coco's
- * preflight): the agent answers with one frame of the same form
- * ("CAG1" | length | JSON, the "probe" object of docs/virtcocod.rst) and
- * closes the connection.
- *
- * The payloads that cross hosts (the agents' key exchange, immutable
- * state, memory, vCPU state, tokens) are sealed by the firmware; the
- * agents only carry them.
+ * The connecting side's calls block the calling thread (a migration's
+ * worker, or a thread of its own) within their deadlines; they never run
+ * on the agent's main thread.
  */
 
 #pragma once
 
 #include "internal.h"
+#include "agent/cocoagentpriv.h"
 #include "migration/cocophasemessage.h"
+#include "proto/cocoprotopeer.h"
 
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
-#include <stdint.h>
-
-#define COCO_AGENT_PEER_MAGIC "CAG1"
-#define COCO_AGENT_PEER_HELLO_MAX 4096
-
-typedef enum {
-    COCO_AGENT_PEER_CONTROL = 0,
-    COCO_AGENT_PEER_STREAM,
-    COCO_AGENT_PEER_PROBE,
-} CocoAgentPeerKind;
-
-typedef struct {
-    CocoAgentPeerKind kind;
-    uint64_t session_id;
-    unsigned int streams;
-    unsigned int index;
-    char *name; /* borrowed when sending; owned after an accept */
-    char *uuid;
-    unsigned int nvcpus;
-    uint64_t npages;
-    unsigned int pages_per_bundle;
-} CocoAgentPeerHello;
-
-void cocoAgentPeerHelloClear(CocoAgentPeerHello *hello);
 
 typedef struct _CocoAgentPeerConn CocoAgentPeerConn;
 
-/* A whole message arrived (@msg), or the connection ended (@msg NULL,
- * @error NULL at a clean end of stream). */
+/* A whole message arrived (@msg), or the connection ended (@msg NULL;
+ * @error says why: closed, broken, silent past the deadline). */
 typedef void (*CocoAgentPeerMessageFunc)(CocoAgentPeerConn *conn,
                                          const CocoPhaseMessage *msg,
                                          const GError *error, gpointer opaque);
 
-/* "host:port" or "[v6]:port" -> host. */
-int cocoAgentPeerParseHost(const char *peer, char **host, GError **error);
-
-/* A listening TCP socket; *@bound gets the port. */
+/* A listening TCP socket on @address; *@bound gets the port. */
 int cocoAgentPeerListen(const char *address, unsigned int port,
                         unsigned int *bound, GError **error);
 
-CocoAgentPeerConn *cocoAgentPeerConnect(const char *host, unsigned int port,
-                                        GMainContext *ctx, unsigned int timeout,
+/* Keepalive, TCP_USER_TIMEOUT (@deadline_s) and TCP_NODELAY on a data or
+ * control socket. */
+void cocoAgentPeerSocketOptions(int fd, unsigned int deadline_s);
+
+/*
+ * Connect to the agent at @host:@port, authenticate it (TLS: its
+ * certificate must name @host) and send @hello. Blocks the calling thread
+ * for at most the configured deadlines (connect: peer_timeout, TLS:
+ * handshake_timeout).
+ */
+CocoAgentPeerConn *cocoAgentPeerConnect(CocoAgent *agent, const char *host,
+                                        unsigned int port,
+                                        const CocoPeerHello *hello,
                                         GError **error);
-GIOStream *cocoAgentPeerConnectStream(const char *host, unsigned int port,
-                                      unsigned int timeout,
-                                      const CocoAgentPeerHello *hello,
+
+/* Data stream @hello->index of the session @binding belongs to: TCP, the
+ * hello with its token. */
+GIOStream *cocoAgentPeerConnectStream(CocoAgent *agent, const char *host,
+                                      unsigned int port, CocoPeerHello *hello,
+                                      const GByteArray *binding,
                                       GError **error);
-int cocoAgentPeerConnSendHello(CocoAgentPeerConn *conn,
-                               const CocoAgentPeerHello *hello, GError **error);
 
-/* Read the hello of an accepted connection @fd (consumed): a control
- * or probe connection gives *@conn, a stream *@stream. */
-int cocoAgentPeerAccept(int fd, GMainContext *ctx, CocoAgentPeerHello *hello,
-                        CocoAgentPeerConn **conn, GIOStream **stream,
-                        GError **error);
+/* A probe or status request: connect as above, send @hello, read the one
+ * answer frame. */
+JsonObject *cocoAgentPeerRequest(CocoAgent *agent, const char *host,
+                                 unsigned int port, const CocoPeerHello *hello,
+                                 GError **error);
 
-/* Send @obj as one "CAG1" frame (the answer to a probe). */
-int cocoAgentPeerConnSendFrame(CocoAgentPeerConn *conn, JsonObject *obj,
-                               GError **error);
+/* The accepting side: an authenticated TLS @stream (taken) from @address,
+ * whose certificate names @identity. */
+CocoAgentPeerConn *cocoAgentPeerConnNew(GIOStream *stream, const char *address,
+                                        const char *identity,
+                                        GByteArray *binding);
 
-/* Probe the agent at @host:@port: send {"kind": "probe"} and return the
- * JSON object of its one-frame answer. Connecting, sending and reading
- * each give up after @timeout seconds. */
-JsonObject *cocoAgentPeerProbe(const char *host, unsigned int port,
-                               unsigned int timeout, GError **error);
-
-void cocoAgentPeerConnStart(CocoAgentPeerConn *conn,
+/*
+ * Read messages on @ctx (the owner's thread), send a heartbeat every
+ * @heartbeat_s seconds and report the end when nothing arrived for
+ * @deadline_s seconds. Safe to call once.
+ */
+void cocoAgentPeerConnStart(CocoAgentPeerConn *conn, GMainContext *ctx,
+                            unsigned int heartbeat_s, unsigned int deadline_s,
                             CocoAgentPeerMessageFunc func, gpointer opaque);
+/* Send one message (blocks until written, at most the deadline). */
 int cocoAgentPeerConnSendMessage(CocoAgentPeerConn *conn,
                                  const CocoPhaseMessage *msg, GError **error);
+/* Send raw bytes (a whole frame). */
+int cocoAgentPeerConnSendBytes(CocoAgentPeerConn *conn, GBytes *bytes,
+                               GError **error);
 const char *cocoAgentPeerConnGetAddress(CocoAgentPeerConn *conn);
-/* Stop reading and close the socket; safe inside the callback. */
+/* The host part of the address ("10.97.0.2"). */
+const char *cocoAgentPeerConnGetHost(CocoAgentPeerConn *conn);
+const char *cocoAgentPeerConnGetIdentity(CocoAgentPeerConn *conn);
+/* The TLS session's channel binding (the data streams' token key). */
+const GByteArray *cocoAgentPeerConnGetBinding(CocoAgentPeerConn *conn);
+/* Stop reading and close; safe inside the callback. */
 void cocoAgentPeerConnClose(CocoAgentPeerConn *conn);
 void cocoAgentPeerConnFree(CocoAgentPeerConn *conn);

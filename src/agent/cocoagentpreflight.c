@@ -11,7 +11,8 @@
 #include "firmware/cocoemu.h"
 #include "util/cocoerror.h"
 #include "util/cocofd.h"
-#include "agent/cocoagentpeer.h"
+#include "proto/cocoproto.h"
+#include "proto/cocoprotopeer.h"
 
 #include <errno.h>
 #include <libxml/parser.h>
@@ -104,7 +105,7 @@ cocoPreflightAgentRequest(int fd, GString *in, const char *type, GError **error)
 
             if (!obj)
                 continue;
-            t = json_object_get_string_member_with_default(obj, "type", "");
+            t = cocoJsonStringDefault(obj, "type", "");
             if (STREQ(t, type) || STREQ(t, "refused"))
                 return obj;
             json_object_unref(obj);
@@ -150,8 +151,7 @@ cocoPreflightHexId(const char *hex, uint8_t *id)
 int
 cocoPreflightCheckFirmware(JsonObject *probe, bool source, GError **error)
 {
-    const char *fw =
-        json_object_get_string_member_with_default(probe, "firmware", "");
+    const char *fw = cocoJsonStringDefault(probe, "firmware", "");
 
     if (STREQ(fw, "emulated"))
         return 0;
@@ -173,23 +173,21 @@ int
 cocoPreflightCheckPolicy(const CocoMigrationDef *def, JsonObject *probe,
                          const char *host, GError **error)
 {
-    JsonObject *pf = json_object_get_object_member(probe, "platform");
-    JsonObject *tcb = pf ? json_object_get_object_member(pf, "tcb") : NULL;
+    JsonObject *pf = cocoJsonObject(probe, "platform");
+    JsonObject *tcb = cocoJsonObject(pf, "tcb");
     uint8_t id[COCO_PLATFORM_ID_LEN];
     unsigned int svn[COCO_TCB_COMPONENT_LAST] = {0};
     g_autofree uint8_t(*allowed)[COCO_PLATFORM_ID_LEN] = NULL;
     size_t i;
 
-    if (!pf || !tcb ||
-        cocoPreflightHexId(
-            json_object_get_string_member_with_default(pf, "id", NULL), id) < 0)
+    if (!pf || !tcb || cocoPreflightHexId(cocoJsonString(pf, "id"), id) < 0)
         return cocoErrorSet(
             error, COCO_ERROR_QMP_AGENT,
             _("the destination agent on '%1$s' did not name its platform and TCB"),
             host);
     for (i = 0; i < COCO_TCB_COMPONENT_LAST; i++) {
         const char *name = cocoTcbComponentTypeToString(i);
-        gint64 v = json_object_get_int_member_with_default(tcb, name, -1);
+        gint64 v = cocoJsonIntDefault(tcb, name, -1);
 
         if (v < 0 || v > 65535)
             return cocoErrorSet(
@@ -265,7 +263,7 @@ cocoPreflightUriHost(const char *uri, char **host, GError **error)
     /* "tcp:host[:port]", as libvirt accepts it. */
     if (colon && !g_str_has_prefix(colon, "://") && colon[1] != '\0' &&
         colon[1] != '/')
-        return cocoAgentPeerParseHost(colon + 1, host, error);
+        return cocoPeerParseHost(colon + 1, host, error);
     if (!g_uri_split(uri, G_URI_FLAGS_NON_DNS | G_URI_FLAGS_ENCODED, &scheme,
                      NULL, &h, NULL, NULL, NULL, NULL, NULL))
         return cocoErrorSet(error, COCO_ERROR_USAGE,
@@ -298,26 +296,102 @@ cocoPreflightCheckStreams(int parallel, const char *what,
     return 0;
 }
 
+/* The local agent probes the peer's agent (mutual TLS) for us. */
+static JsonObject *
+cocoPreflightPeerProbe(const char *agent_socket, const char *host,
+                       GError **error)
+{
+    g_autoptr(GString) in = g_string_new(NULL);
+    g_autoptr(JsonObject) req = json_object_new();
+    g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+    g_autofree char *line = NULL;
+    struct timeval tv = {COCO_PREFLIGHT_PEER_TIMEOUT, 0};
+    int fd = cocoPreflightAgentConnect(agent_socket);
+    int rc;
+
+    if (fd < 0)
+        return cocoErrorSetSystem(error, -fd,
+                                  _("cannot reach the host agent at '%1$s'"),
+                                  agent_socket),
+               NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    json_object_set_string_member(req, "type", "peer-probe");
+    json_object_set_string_member(req, "host", host);
+    json_node_set_object(node, req);
+    line = g_strconcat(json_to_string(node, FALSE), "\n", NULL);
+    if ((rc = cocoFdSendAll(fd, line, strlen(line))) < 0) {
+        close(fd);
+        return cocoErrorSetSystem(error, -rc,
+                                  _("cannot reach the host agent at '%1$s'"),
+                                  agent_socket),
+               NULL;
+    }
+    for (;;) {
+        char buf[65536];
+        bool got;
+        JsonObject *obj;
+        ssize_t n;
+
+        while ((obj = cocoPreflightTakeLine(in, &got)) || got) {
+            const char *t = obj ? cocoJsonStringDefault(obj, "type", "") : "";
+            JsonObject *probe = cocoJsonObject(obj, "probe");
+
+            if (STREQ(t, "peer-probe") && probe) {
+                json_object_ref(probe);
+                json_object_unref(obj);
+                close(fd);
+                return probe;
+            }
+            if (STREQ(t, "error") || STREQ(t, "refused")) {
+                cocoErrorSet(error, COCO_ERROR_QMP_AGENT, "%s",
+                             cocoJsonStringDefault(obj, "reason", ""));
+                json_object_unref(obj);
+                close(fd);
+                return NULL;
+            }
+            if (obj)
+                json_object_unref(obj);
+        }
+        n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            return cocoErrorSet(
+                       error, COCO_ERROR_QMP_AGENT,
+                       _("the host agent did not answer the probe of '%1$s'"),
+                       host),
+                   NULL;
+        }
+        if (in->len + (gsize)n > COCO_PREFLIGHT_ANSWER_MAX) {
+            close(fd);
+            return cocoErrorSet(error, COCO_ERROR_QMP_AGENT, "%s",
+                                _("the host agent's answer is too long")),
+                   NULL;
+        }
+        g_string_append_len(in, buf, n);
+    }
+}
+
 int
-cocoPreflightHosts(JsonObject *src, const char *host,
+cocoPreflightHosts(const char *agent_socket, JsonObject *src, const char *host,
                    const CocoMigrationDef *def, const char *xml,
                    const char *domname, GError **error)
 {
     g_autoptr(JsonObject) dst = NULL;
     g_autoptr(GError) err = NULL;
-    gint64 peer_port =
-        json_object_get_int_member_with_default(src, "peer_port", 0);
 
-    if (peer_port < 1 || peer_port > 65535)
+    if (!cocoJsonBoolDefault(src, "tls", false))
         return cocoErrorSet(
-            error, COCO_ERROR_QMP_AGENT, "%s",
-            _("the source host's agent names no valid peer port"));
-    if (!(dst = cocoAgentPeerProbe(host, (unsigned int)peer_port,
-                                   COCO_PREFLIGHT_AGENT_TIMEOUT, &err)))
+            error, COCO_ERROR_PEER_AUTH,
+            _("the source host's agent cannot authenticate its peers: %1$s"),
+            cocoJsonStringDefault(src, "tls_error",
+                                  _("it has no TLS credentials")));
+    if (!(dst = cocoPreflightPeerProbe(agent_socket, host, &err)))
         return cocoErrorSet(
             error, COCO_ERROR_QMP_AGENT,
-            _("the destination host's agent at '%1$s' port '%2$u' is not reachable: %3$s"),
-            host, (unsigned int)peer_port, err->message);
+            _("the destination host's agent on '%1$s' is not reachable: %2$s"),
+            host, err->message);
     if (cocoPreflightCheckFirmware(src, true, error) < 0 ||
         cocoPreflightCheckFirmware(dst, false, error) < 0 ||
         cocoPreflightCheckPolicy(def, dst, host, error) < 0 ||

@@ -17,6 +17,10 @@
 #include <json-glib/json-glib.h>
 
 #define COCO_PREFLIGHT_AGENT_TIMEOUT 5 /* seconds, for every agent request */
+/* A probe of the peer through the local agent: its connect and TLS
+ * deadlines, and some. */
+#define COCO_PREFLIGHT_PEER_TIMEOUT 60
+#define COCO_PREFLIGHT_ANSWER_MAX (32U * 1024U * 1024U)
 
 /*
  * cocoPreflightAgentConnect:
@@ -81,11 +85,11 @@ int cocoPreflightCheckStreams(int parallel, const char *what,
 
 /*
  * cocoPreflightHosts:
- * With the source agent's probe answer @src: probe the destination's agent
- * on @host (at @src's peer port), then check both firmware backends, the
+ * With the source agent's probe answer @src: have the local agent (at
+ * @agent_socket) probe the destination's agent on @host, then check both firmware backends, the
  * domain's policy against the destination and the domain's <emulator>
  * (domain document @xml, named @domname).
  */
-int cocoPreflightHosts(JsonObject *src, const char *host,
-                       const CocoMigrationDef *def, const char *xml,
-                       const char *domname, GError **error);
+int cocoPreflightHosts(const char *agent_socket, JsonObject *src,
+                       const char *host, const CocoMigrationDef *def,
+                       const char *xml, const char *domname, GError **error);

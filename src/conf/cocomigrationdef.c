@@ -148,6 +148,11 @@ cocoMigrationParsePlatform(CocoMigrationDef *def, size_t *cap,
     }
     if (cocoMigrationCheckEmpty(node, error) < 0)
         return -1;
+    if (def->nplatforms >= COCO_MIGRATION_MAX_PLATFORMS)
+        return cocoErrorSet(
+            error, COCO_ERROR_XML_NUMBER,
+            _("element 'destinations' lists more than '%1$d' platforms"),
+            COCO_MIGRATION_MAX_PLATFORMS);
 
     if (def->nplatforms == *cap) {
         *cap = *cap ? *cap * 2 : 4;

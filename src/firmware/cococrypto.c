@@ -13,6 +13,8 @@
 #include <nettle/curve25519.h>
 #include <nettle/eddsa.h>
 
+#define COCO_CRYPTO_KEY_ID_INFO "coco-emu key id"
+
 G_STATIC_ASSERT(CURVE25519_SIZE == COCO_CRYPTO_X25519_LEN);
 G_STATIC_ASSERT(ED25519_KEY_SIZE == COCO_CRYPTO_ED25519_KEY_LEN);
 G_STATIC_ASSERT(ED25519_SIGNATURE_SIZE == COCO_CRYPTO_ED25519_SIG_LEN);
@@ -45,8 +47,9 @@ cocoCryptoKeySet(CocoCryptoKey *k, const uint8_t *key, GError **error)
                             _("cannot set up AES-256-GCM: %1$s"),
                             gnutls_strerror(rc));
     }
-    if (cocoCryptoHkdf(NULL, 0, key, COCO_CRYPTO_KEY_LEN, "coco-emu key id",
-                       k->id, sizeof(k->id)) < 0) {
+    if (cocoCryptoHkdf(
+            NULL, 0, key, COCO_CRYPTO_KEY_LEN, COCO_CRYPTO_KEY_ID_INFO,
+            sizeof(COCO_CRYPTO_KEY_ID_INFO) - 1, k->id, sizeof(k->id)) < 0) {
         gnutls_aead_cipher_deinit(hd);
         return cocoErrorSet(error, COCO_ERROR_INTERNAL,
                             _("cannot derive the key check value"));
@@ -147,7 +150,8 @@ cocoCryptoSha256(const void *data, size_t len, uint8_t *out)
 
 int
 cocoCryptoHkdf(const uint8_t *salt, size_t saltlen, const uint8_t *ikm,
-               size_t ikmlen, const char *info, uint8_t *out, size_t outlen)
+               size_t ikmlen, const void *info, size_t infolen, uint8_t *out,
+               size_t outlen)
 {
     uint8_t zero[COCO_CRYPTO_SHA256_LEN] = {0};
     uint8_t prk[COCO_CRYPTO_SHA256_LEN];
@@ -155,8 +159,7 @@ cocoCryptoHkdf(const uint8_t *salt, size_t saltlen, const uint8_t *ikm,
     gnutls_datum_t dsalt = {.data = salt ? (unsigned char *)salt : zero,
                             .size = salt ? saltlen : sizeof(zero)};
     gnutls_datum_t dprk = {.data = prk, .size = sizeof(prk)};
-    gnutls_datum_t dinfo = {.data = (unsigned char *)info,
-                            .size = strlen(info)};
+    gnutls_datum_t dinfo = {.data = (unsigned char *)info, .size = infolen};
     int ret = 0;
 
     if (gnutls_hkdf_extract(GNUTLS_MAC_SHA256, &dkey, &dsalt, prk) < 0 ||

@@ -56,9 +56,11 @@ int cocoCryptoOpen(CocoCryptoKey *k, const uint8_t *iv, const void *aad1,
                    size_t len, const uint8_t *tag);
 
 int cocoCryptoSha256(const void *data, size_t len, uint8_t *out);
+/* HKDF-SHA-256 (RFC 5869): extract with @salt (NULL: zeros), expand with
+ * the @infolen bytes of @info into @outlen bytes. */
 int cocoCryptoHkdf(const uint8_t *salt, size_t saltlen, const uint8_t *ikm,
-                   size_t ikmlen, const char *info, uint8_t *out,
-                   size_t outlen);
+                   size_t ikmlen, const void *info, size_t infolen,
+                   uint8_t *out, size_t outlen);
 int cocoCryptoRandom(void *buf, size_t len, GError **error);
 
 /* X25519: a fresh key pair, and the shared secret (-1 if all zero). */

@@ -42,20 +42,36 @@ enum {
 #define COCO_EMU_GFN_ENTRY 8
 #define COCO_EMU_MAC_ENTRY 16
 
-/* PREPARE messages. */
+/* A VM identity (CocoFirmwareVm): its UUID, then the digest of its
+ * immutable configuration (cocoEmuVmIdentity()). */
+#define COCO_EMU_VM_ID_LEN (COCO_FIRMWARE_UUID_LEN + COCO_CRYPTO_SHA256_LEN)
+
+/* PREPARE messages (docs/firmware-emulated.rst, "Keys and PREPARE"). */
 #define COCO_EMU_PREP_MAGIC "CEMP"
-#define COCO_EMU_PREP_VERSION 1
+#define COCO_EMU_PREP_VERSION 2
 #define COCO_EMU_PREP_HELLO_INIT 1
 #define COCO_EMU_PREP_HELLO_RESP 2
 #define COCO_EMU_PREP_CONFIRM 3
 #define COCO_EMU_PREP_HDR 8
-#define COCO_EMU_PREP_HELLO_LEN                                                \
+#define COCO_EMU_PREP_LABEL 32 /* context label of a signature, NUL padded */
+/* The binding every message carries: the VM the sender serves, then the
+ * VM the session is for (the same guest on both ends of a migration). */
+#define COCO_EMU_PREP_BINDING_LEN (2 * COCO_EMU_VM_ID_LEN)
+/* The hello's binding, after header, identity key, ephemeral key, nonce,
+ * SVNs and agent hash. */
+#define COCO_EMU_PREP_HELLO_BINDING                                            \
  (COCO_EMU_PREP_HDR + 3 * 32 + 2 * COCO_TCB_COMPONENT_LAST +                   \
   COCO_AGENT_HASH_LEN)
+#define COCO_EMU_PREP_HELLO_LEN                                                \
+ (COCO_EMU_PREP_HELLO_BINDING + COCO_EMU_PREP_BINDING_LEN)
 #define COCO_EMU_PREP_RESP_LEN                                                 \
  (COCO_EMU_PREP_HELLO_LEN + COCO_CRYPTO_ED25519_SIG_LEN)
 #define COCO_EMU_PREP_CONFIRM_LEN                                              \
- (COCO_EMU_PREP_HDR + COCO_CRYPTO_ED25519_SIG_LEN)
+ (COCO_EMU_PREP_HDR + COCO_EMU_PREP_BINDING_LEN + COCO_CRYPTO_ED25519_SIG_LEN)
+/* What the initiator signs: label, M1, M2 and its confirmation's binding. */
+#define COCO_EMU_PREP_TBS_MAX                                                  \
+ (COCO_EMU_PREP_LABEL + COCO_EMU_PREP_HELLO_LEN + COCO_EMU_PREP_RESP_LEN +     \
+  COCO_EMU_PREP_BINDING_LEN)
 G_STATIC_ASSERT(COCO_EMU_PREP_RESP_LEN <= COCO_EMU_PREPARE_MSG_MAX);
 
 typedef enum {
@@ -70,6 +86,7 @@ typedef struct {
     uint8_t eph[COCO_CRYPTO_X25519_LEN];
     unsigned int svn[COCO_TCB_COMPONENT_LAST];
     uint8_t agent_hash[COCO_AGENT_HASH_LEN];
+    const uint8_t *binding; /* COCO_EMU_PREP_BINDING_LEN bytes in the hello */
 } CocoEmuHello;
 
 /* Per forward stream: what one in-flight memory call uses outside the
@@ -89,6 +106,11 @@ typedef struct {
     unsigned int inflight; /* memory calls between steps 1 and 3 */
     unsigned int quiescing; /* calls waiting for inflight == 0 */
     CocoEmuPlatform *pf;
+
+    /* the VM this firmware serves (CocoFirmwareVm): UUID and configuration
+     * digest, to which every session is bound */
+    uint8_t vm_id[COCO_EMU_VM_ID_LEN];
+    uint64_t vm_memory;
 
     /* policy, copied from the CocoMigrationDef */
     bool has_agent;
@@ -502,6 +524,16 @@ cocoEmuPrepHeaderOk(const uint8_t *in, size_t len, size_t want, uint8_t type)
            in[7] == 0;
 }
 
+/* The binding this VM's messages carry: it speaks for its own VM, and the
+ * session is for the same guest (a migration keeps the UUID and the
+ * configuration), so both identities are this VM's. */
+static void
+cocoEmuBindingBuild(CocoEmu *emu, uint8_t *out)
+{
+    memcpy(out, emu->vm_id, COCO_EMU_VM_ID_LEN);
+    memcpy(out + COCO_EMU_VM_ID_LEN, emu->vm_id, COCO_EMU_VM_ID_LEN);
+}
+
 /* Write our hello (with a fresh ephemeral key) into @out. */
 static int
 cocoEmuHelloBuild(CocoEmu *emu, uint8_t type, uint8_t *out, GError **error)
@@ -526,6 +558,7 @@ cocoEmuHelloBuild(CocoEmu *emu, uint8_t type, uint8_t *out, GError **error)
         p += 2;
     }
     memcpy(p, cocoEmuPlatformGetAgentHash(emu->pf), COCO_AGENT_HASH_LEN);
+    cocoEmuBindingBuild(emu, out + COCO_EMU_PREP_HELLO_BINDING);
     return 0;
 }
 
@@ -546,6 +579,7 @@ cocoEmuHelloParse(const uint8_t *in, CocoEmuHello *h)
         p += 2;
     }
     memcpy(h->agent_hash, p, COCO_AGENT_HASH_LEN);
+    h->binding = in + COCO_EMU_PREP_HELLO_BINDING;
 }
 
 static char *
@@ -557,6 +591,51 @@ cocoEmuHex(const uint8_t *data, size_t len)
     for (i = 0; i < len; i++)
         g_snprintf(s + 2 * i, 3, "%02x", data[i]);
     return s;
+}
+
+/* The peer's message must be for this VM: the VM the session is for and
+ * the VM the peer serves are both this guest, same UUID and configuration.
+ * Checked before anything else of the message, so that a session spliced
+ * between two migrations is named as such. */
+static int
+cocoEmuBindingCheck(CocoEmu *emu, CocoFirmwareStatus *status,
+                    const uint8_t *binding, GError **error)
+{
+    const uint8_t *target = binding + COCO_EMU_VM_ID_LEN;
+    const uint8_t *sender = binding;
+    char own[COCO_FIRMWARE_UUID_STRLEN];
+    char peer[COCO_FIRMWARE_UUID_STRLEN];
+    g_autofree char *owncfg = NULL;
+    g_autofree char *peercfg = NULL;
+
+    cocoFirmwareVmFormatUuid(emu->vm_id, own);
+    if (!cocoCryptoEqual(target, emu->vm_id, COCO_FIRMWARE_UUID_LEN)) {
+        cocoFirmwareVmFormatUuid(target, peer);
+        return cocoEmuFail(
+            emu, status, -EACCES, COCO_EMU_ST_VM_MISMATCH, error,
+            _("the peer's migration session is for guest '%1$s', not this guest '%2$s'"),
+            peer, own);
+    }
+    if (!cocoCryptoEqual(sender, emu->vm_id, COCO_FIRMWARE_UUID_LEN)) {
+        cocoFirmwareVmFormatUuid(sender, peer);
+        return cocoEmuFail(
+            emu, status, -EACCES, COCO_EMU_ST_VM_MISMATCH, error,
+            _("the peer's migration session comes from guest '%1$s', not from this guest '%2$s'"),
+            peer, own);
+    }
+    if (cocoCryptoEqual(target, emu->vm_id, COCO_EMU_VM_ID_LEN) &&
+        cocoCryptoEqual(sender, emu->vm_id, COCO_EMU_VM_ID_LEN))
+        return 0;
+    if (cocoCryptoEqual(target, emu->vm_id, COCO_EMU_VM_ID_LEN))
+        target = sender;
+    owncfg =
+        cocoEmuHex(emu->vm_id + COCO_FIRMWARE_UUID_LEN, COCO_CRYPTO_SHA256_LEN);
+    peercfg =
+        cocoEmuHex(target + COCO_FIRMWARE_UUID_LEN, COCO_CRYPTO_SHA256_LEN);
+    return cocoEmuFail(
+        emu, status, -EACCES, COCO_EMU_ST_VM_MISMATCH, error,
+        _("the peer's guest '%1$s' has configuration '%2$s', this one '%3$s': the vCPU count, memory size or technology differ"),
+        own, peercfg, owncfg);
 }
 
 /* This platform must run the agent the VM is bound to. */
@@ -652,35 +731,67 @@ cocoEmuCheckPeer(CocoEmu *emu, CocoFirmwareStatus *status,
     return 0;
 }
 
-/* Derive both session keys from the ephemeral secret and the transcript
- * (initiator's hello, responder's hello and signature), and install them
- * crosswise: the initiator encrypts with the forward key, the responder
- * decrypts with it; the backward key the other way round. */
+/* One session key: HKDF-SHA-256(salt = @sid, ikm = @shared, info = @label
+ * (COCO_EMU_PREP_LABEL bytes, NUL padded) || the rest of @info). */
+static int
+cocoEmuDeriveKey(const uint8_t *sid, const uint8_t *shared, uint8_t *info,
+                 size_t infolen, const char *label, uint8_t *out)
+{
+    memset(info, 0, COCO_EMU_PREP_LABEL);
+    g_strlcpy((char *)info, label, COCO_EMU_PREP_LABEL);
+    return cocoCryptoHkdf(sid, COCO_CRYPTO_SHA256_LEN, shared,
+                          COCO_CRYPTO_X25519_LEN, info, infolen, out,
+                          COCO_CRYPTO_KEY_LEN);
+}
+
+/* Derive both session keys and install them crosswise: the initiator
+ * encrypts with the forward key, the responder decrypts with it; the
+ * backward key the other way round. The session id is the SHA-256 of the
+ * transcript (both hellos, so both nonces, ephemeral keys and bindings,
+ * and the responder's signature); each key is HKDF-SHA-256(salt = session
+ * id, ikm = X25519 secret, info = label || source VM || destination VM ||
+ * session id). Each side fills in the VMs from what it knows itself, not
+ * from the peer's messages: the source is its VM and the destination the
+ * VM it named; the destination is its VM and the source the VM it agreed
+ * to import (both this VM). So two ends serving different guests never
+ * derive the same keys, even if the binding checks were bypassed. */
 static int
 cocoEmuHandshakeKeys(CocoEmu *emu, const uint8_t *peer_eph, bool initiator,
                      CocoFirmwareStatus *status, GError **error)
 {
     uint8_t shared[COCO_CRYPTO_X25519_LEN];
-    uint8_t salt[COCO_CRYPTO_SHA256_LEN];
-    uint8_t transcript[COCO_EMU_PREP_HELLO_LEN + COCO_EMU_PREP_RESP_LEN];
+    uint8_t transcript[COCO_EMU_PREP_LABEL + COCO_EMU_PREP_HELLO_LEN +
+                       COCO_EMU_PREP_RESP_LEN];
+    /* info: label, source VM, destination VM, session id */
+    uint8_t info[COCO_EMU_PREP_LABEL + 2 * COCO_EMU_VM_ID_LEN +
+                 COCO_CRYPTO_SHA256_LEN];
+    uint8_t *sid = info + COCO_EMU_PREP_LABEL + 2 * COCO_EMU_VM_ID_LEN;
     uint8_t fwd[COCO_CRYPTO_KEY_LEN];
     uint8_t bwd[COCO_CRYPTO_KEY_LEN];
+    uint8_t *p;
     int ret = -1;
 
-    memcpy(transcript, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
-    memcpy(transcript + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
-           COCO_EMU_PREP_RESP_LEN);
+    memset(transcript, 0, COCO_EMU_PREP_LABEL);
+    g_strlcpy((char *)transcript, "coco-emu v2 session id",
+              COCO_EMU_PREP_LABEL);
+    p = transcript + COCO_EMU_PREP_LABEL;
+    memcpy(p, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
+    memcpy(p + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp, COCO_EMU_PREP_RESP_LEN);
+    /* source VM, destination VM: this guest at both ends */
+    p = info + COCO_EMU_PREP_LABEL;
+    memcpy(p, emu->vm_id, COCO_EMU_VM_ID_LEN);
+    memcpy(p + COCO_EMU_VM_ID_LEN, emu->vm_id, COCO_EMU_VM_ID_LEN);
     if (cocoCryptoX25519(emu->hs_priv, peer_eph, shared) < 0) {
         ret = cocoEmuFail(emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID,
                           error,
                           _("the peer's ephemeral key is a low-order point"));
         goto cleanup;
     }
-    if (cocoCryptoSha256(transcript, sizeof(transcript), salt) < 0 ||
-        cocoCryptoHkdf(salt, sizeof(salt), shared, sizeof(shared),
-                       "coco-emu v1 forward key", fwd, sizeof(fwd)) < 0 ||
-        cocoCryptoHkdf(salt, sizeof(salt), shared, sizeof(shared),
-                       "coco-emu v1 backward key", bwd, sizeof(bwd)) < 0) {
+    if (cocoCryptoSha256(transcript, sizeof(transcript), sid) < 0 ||
+        cocoEmuDeriveKey(sid, shared, info, sizeof(info),
+                         "coco-emu v2 forward key", fwd) < 0 ||
+        cocoEmuDeriveKey(sid, shared, info, sizeof(info),
+                         "coco-emu v2 backward key", bwd) < 0) {
         ret = cocoEmuFail(emu, status, -EINVAL, COCO_EMU_ST_INVALID_OPERAND,
                           error, _("cannot derive the session keys"));
         goto cleanup;
@@ -701,6 +812,25 @@ cleanup:
     return ret;
 }
 
+/* What a PREPARE signature covers into @tbs (COCO_EMU_PREP_TBS_MAX
+ * bytes): a label naming the signer's role, then the transcript so far
+ * (@a, @b and @c; @c may be empty). Returns its length. */
+static size_t
+cocoEmuPrepTbs(uint8_t *tbs, const char *label, const uint8_t *a, size_t alen,
+               const uint8_t *b, size_t blen, const uint8_t *c, size_t clen)
+{
+    memset(tbs, 0, COCO_EMU_PREP_LABEL);
+    g_strlcpy((char *)tbs, label, COCO_EMU_PREP_LABEL);
+    memcpy(tbs + COCO_EMU_PREP_LABEL, a, alen);
+    memcpy(tbs + COCO_EMU_PREP_LABEL + alen, b, blen);
+    if (clen)
+        memcpy(tbs + COCO_EMU_PREP_LABEL + alen + blen, c, clen);
+    return COCO_EMU_PREP_LABEL + alen + blen + clen;
+}
+
+#define COCO_EMU_PREP_SIGNED_RESPONDER "coco-emu prepare v2 responder"
+#define COCO_EMU_PREP_SIGNED_INITIATOR "coco-emu prepare v2 initiator"
+
 static int
 cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
                size_t *outlen, CocoFirmwareStatus *status, GError **error)
@@ -709,8 +839,12 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
     /* *outlen holds the peer's message length: the reply room is fixed. */
     size_t cap = out ? COCO_EMU_PREPARE_MSG_MAX : 0;
     CocoEmuHello peer;
-    uint8_t tbs[32 + COCO_EMU_PREP_HELLO_LEN + COCO_EMU_PREP_RESP_LEN];
+    uint8_t tbs[COCO_EMU_PREP_TBS_MAX];
+    size_t tbslen;
     int ret;
+
+    G_STATIC_ASSERT(COCO_EMU_PREP_LABEL + 2 * COCO_EMU_PREP_HELLO_LEN <=
+                    COCO_EMU_PREP_TBS_MAX);
 
     *outlen = 0;
     if (cocoEmuIn(emu->op, 2, COCO_EMU_OP_RUNNABLE, COCO_EMU_OP_LIVE_IMPORT))
@@ -744,8 +878,12 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
     if (!initiator && emu->hs == COCO_EMU_HS_IDLE &&
         cocoEmuPrepHeaderOk(in, inlen, COCO_EMU_PREP_HELLO_LEN,
                             COCO_EMU_PREP_HELLO_INIT)) {
-        /* Responder: answer the hello with ours, signed over both. */
+        /* Responder: answer a hello for this VM with ours, signed over
+         * both. */
         if ((ret = cocoEmuCheckLocalAgent(emu, status, error)) < 0)
+            return ret;
+        cocoEmuHelloParse(in, &peer);
+        if ((ret = cocoEmuBindingCheck(emu, status, peer.binding, error)) < 0)
             return ret;
         if (cap < COCO_EMU_PREP_RESP_LEN)
             return cocoEmuShortBuffer(emu, status, "prepare", cap,
@@ -754,12 +892,10 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
         if (cocoEmuHelloBuild(emu, COCO_EMU_PREP_HELLO_RESP, emu->hs_resp,
                               error) < 0)
             return -EINVAL;
-        memset(tbs, 0, sizeof(tbs));
-        g_strlcpy((char *)tbs, "coco-emu prepare v1 responder", 32);
-        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
-        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
-               COCO_EMU_PREP_HELLO_LEN);
-        if (cocoEmuPlatformSign(emu->pf, tbs, 32 + 2 * COCO_EMU_PREP_HELLO_LEN,
+        tbslen = cocoEmuPrepTbs(tbs, COCO_EMU_PREP_SIGNED_RESPONDER,
+                                emu->hs_hello, COCO_EMU_PREP_HELLO_LEN,
+                                emu->hs_resp, COCO_EMU_PREP_HELLO_LEN, NULL, 0);
+        if (cocoEmuPlatformSign(emu->pf, tbs, tbslen,
                                 emu->hs_resp + COCO_EMU_PREP_HELLO_LEN,
                                 error) < 0)
             return -EINVAL;
@@ -774,14 +910,15 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
     if (initiator && emu->hs == COCO_EMU_HS_SENT_HELLO &&
         cocoEmuPrepHeaderOk(in, inlen, COCO_EMU_PREP_RESP_LEN,
                             COCO_EMU_PREP_HELLO_RESP)) {
-        /* Initiator: check the responder, confirm, install the keys. */
+        /* Initiator: check the responder answers for this VM and is who
+         * it claims, confirm, install the keys. */
         cocoEmuHelloParse(in, &peer);
-        memset(tbs, 0, sizeof(tbs));
-        g_strlcpy((char *)tbs, "coco-emu prepare v1 responder", 32);
-        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
-        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, in, COCO_EMU_PREP_HELLO_LEN);
-        if (cocoCryptoEd25519Verify(peer.identity, tbs,
-                                    32 + 2 * COCO_EMU_PREP_HELLO_LEN,
+        if ((ret = cocoEmuBindingCheck(emu, status, peer.binding, error)) < 0)
+            return ret;
+        tbslen = cocoEmuPrepTbs(tbs, COCO_EMU_PREP_SIGNED_RESPONDER,
+                                emu->hs_hello, COCO_EMU_PREP_HELLO_LEN, in,
+                                COCO_EMU_PREP_HELLO_LEN, NULL, 0);
+        if (cocoCryptoEd25519Verify(peer.identity, tbs, tbslen,
                                     in + COCO_EMU_PREP_HELLO_LEN) < 0)
             return cocoEmuFail(
                 emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID, error,
@@ -792,14 +929,15 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
             return cocoEmuShortBuffer(emu, status, "prepare", cap,
                                       COCO_EMU_PREP_CONFIRM_LEN, error);
         memcpy(emu->hs_resp, in, COCO_EMU_PREP_RESP_LEN);
-        memset(tbs, 0, sizeof(tbs));
-        g_strlcpy((char *)tbs, "coco-emu prepare v1 initiator", 32);
-        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
-        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
-               COCO_EMU_PREP_RESP_LEN);
         cocoEmuPrepHeader(out, COCO_EMU_PREP_CONFIRM);
-        if (cocoEmuPlatformSign(emu->pf, tbs, sizeof(tbs),
-                                out + COCO_EMU_PREP_HDR, error) < 0)
+        cocoEmuBindingBuild(emu, out + COCO_EMU_PREP_HDR);
+        tbslen = cocoEmuPrepTbs(
+            tbs, COCO_EMU_PREP_SIGNED_INITIATOR, emu->hs_hello,
+            COCO_EMU_PREP_HELLO_LEN, emu->hs_resp, COCO_EMU_PREP_RESP_LEN,
+            out + COCO_EMU_PREP_HDR, COCO_EMU_PREP_BINDING_LEN);
+        if (cocoEmuPlatformSign(
+                emu->pf, tbs, tbslen,
+                out + COCO_EMU_PREP_HDR + COCO_EMU_PREP_BINDING_LEN, error) < 0)
             return -EINVAL;
         if ((ret = cocoEmuHandshakeKeys(emu, peer.eph, true, status, error)) <
             0)
@@ -811,15 +949,19 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
     if (!initiator && emu->hs == COCO_EMU_HS_SENT_RESP &&
         cocoEmuPrepHeaderOk(in, inlen, COCO_EMU_PREP_CONFIRM_LEN,
                             COCO_EMU_PREP_CONFIRM)) {
-        /* Responder: check the initiator's confirmation, install keys. */
+        /* Responder: check the initiator confirms this VM's session,
+         * install the keys. */
+        if ((ret = cocoEmuBindingCheck(emu, status, in + COCO_EMU_PREP_HDR,
+                                       error)) < 0)
+            return ret;
         cocoEmuHelloParse(emu->hs_hello, &peer);
-        memset(tbs, 0, sizeof(tbs));
-        g_strlcpy((char *)tbs, "coco-emu prepare v1 initiator", 32);
-        memcpy(tbs + 32, emu->hs_hello, COCO_EMU_PREP_HELLO_LEN);
-        memcpy(tbs + 32 + COCO_EMU_PREP_HELLO_LEN, emu->hs_resp,
-               COCO_EMU_PREP_RESP_LEN);
-        if (cocoCryptoEd25519Verify(peer.identity, tbs, sizeof(tbs),
-                                    in + COCO_EMU_PREP_HDR) < 0)
+        tbslen = cocoEmuPrepTbs(
+            tbs, COCO_EMU_PREP_SIGNED_INITIATOR, emu->hs_hello,
+            COCO_EMU_PREP_HELLO_LEN, emu->hs_resp, COCO_EMU_PREP_RESP_LEN,
+            in + COCO_EMU_PREP_HDR, COCO_EMU_PREP_BINDING_LEN);
+        if (cocoCryptoEd25519Verify(peer.identity, tbs, tbslen,
+                                    in + COCO_EMU_PREP_HDR +
+                                        COCO_EMU_PREP_BINDING_LEN) < 0)
             return cocoEmuFail(
                 emu, status, -EBADMSG, COCO_EMU_ST_SIGNATURE_INVALID, error,
                 _("the peer agent's key-exchange message is not signed by its platform identity"));
@@ -954,6 +1096,11 @@ cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
             error, COCO_ERROR_FW_INVALID,
             _("guest memory size '%1$zu' is not a positive multiple of 4096"),
             size);
+    if (size != emu->vm_memory)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("guest memory of %1$zu bytes attached to a VM created with %2$llu bytes"),
+            size, (unsigned long long)emu->vm_memory);
     if (emu->mem_mapped)
         munmap(emu->mem, emu->memsize);
     g_free(emu->pstate);
@@ -2340,12 +2487,35 @@ static const CocoFirmwareDriver cocoEmuDriver = {
     .free = cocoEmuFree,
 };
 
+/* The VM's identity (COCO_EMU_VM_ID_LEN bytes into @out): its UUID, then
+ * the SHA-256 of its immutable configuration as a destination VM must
+ * share it: a label, u32 technology, u32 vCPUs, u64 pages (little
+ * endian). */
+static int
+cocoEmuVmIdentity(const CocoMigrationDef *def, const CocoFirmwareVm *vm,
+                  uint8_t *out)
+{
+    uint8_t cfg[COCO_EMU_PREP_LABEL + 16] = {0};
+    uint32_t tech = GUINT32_TO_LE((uint32_t)def->technology);
+    uint32_t nv = GUINT32_TO_LE(vm->nvcpus);
+    uint64_t np = GUINT64_TO_LE(vm->memory / COCO_EMU_PAGE_SIZE);
+
+    g_strlcpy((char *)cfg, "coco-emu vm configuration v1", COCO_EMU_PREP_LABEL);
+    memcpy(cfg + COCO_EMU_PREP_LABEL, &tech, 4);
+    memcpy(cfg + COCO_EMU_PREP_LABEL + 4, &nv, 4);
+    memcpy(cfg + COCO_EMU_PREP_LABEL + 8, &np, 8);
+    memcpy(out, vm->uuid, COCO_FIRMWARE_UUID_LEN);
+    return cocoCryptoSha256(cfg, sizeof(cfg), out + COCO_FIRMWARE_UUID_LEN);
+}
+
 CocoFirmware *
 cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
-           const CocoMigrationDef *def, unsigned int nvcpus, GError **error)
+           const CocoMigrationDef *def, const CocoFirmwareVm *vm,
+           GError **error)
 {
     g_autoptr(CocoFirmware) fw = NULL;
     CocoEmu *emu;
+    unsigned int nvcpus;
     unsigned int i;
 
     if (!pf || !def) {
@@ -2354,7 +2524,10 @@ cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
             _("an emulated VM needs a platform and a migration definition"));
         return NULL;
     }
-    if (nvcpus == 0 || nvcpus > 4096) {
+    if (cocoFirmwareVmValidate(vm, error) < 0)
+        return NULL;
+    nvcpus = vm->nvcpus;
+    if (nvcpus > 4096) {
         cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                      _("an emulated VM has 1..4096 vCPUs, not %1$u"), nvcpus);
         return NULL;
@@ -2378,6 +2551,12 @@ cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
     g_mutex_init(&emu->lock);
     g_cond_init(&emu->cond);
     emu->pf = cocoEmuPlatformRef(pf);
+    if (cocoEmuVmIdentity(def, vm, emu->vm_id) < 0) {
+        cocoErrorSet(error, COCO_ERROR_INTERNAL, "%s",
+                     _("cannot hash the VM's configuration"));
+        return NULL;
+    }
+    emu->vm_memory = vm->memory;
 
     emu->has_agent = def->has_agent;
     memcpy(emu->agent_hash, def->agent_hash, COCO_AGENT_HASH_LEN);

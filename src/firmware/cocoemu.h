@@ -8,20 +8,25 @@
  *
  *   CocoFirmware *cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
  *                            const CocoMigrationDef *def,
- *                            unsigned int nvcpus, GError **error);
- *       A VM of @nvcpus vCPUs on platform @pf (a reference is taken), bound
- *       to the policy of @def (copied). A source starts RUNNABLE with random
- *       vCPU and TD private state; a destination starts UNINIT. Forward
- *       streams: def->forward_streams when set, else 1 (plus 1 backward).
- *       Drive it with the cocoFirmware*() dispatchers of cocofirmware.h;
- *       free it with cocoFirmwareFree().
+ *                            const CocoFirmwareVm *vm, GError **error);
+ *       The VM @vm (its UUID, vm->nvcpus vCPUs, 1..4096, and vm->memory
+ *       bytes of guest memory; copied) on platform @pf (a reference is
+ *       taken), bound to the policy of @def (copied). Every migration
+ *       session is bound to @vm's UUID and to the digest of its immutable
+ *       configuration (def->technology, vCPUs, pages): PREPARE refuses a
+ *       peer whose session is for another VM (COCO_EMU_ST_VM_MISMATCH).
+ *       A source starts RUNNABLE with random vCPU and TD private state; a
+ *       destination starts UNINIT. Forward streams: def->forward_streams
+ *       when set, else 1 (plus 1 backward). Drive it with the
+ *       cocoFirmware*() dispatchers of cocofirmware.h; free it with
+ *       cocoFirmwareFree().
  *   int cocoEmuAttachMemory(CocoFirmware *fw, void *mem, size_t size,
  *                           GError **error);
  *   int cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset,
  *                             size_t size, GError **error);
  *       Guest private memory: caller's region, or a MAP_SHARED mapping of
- *       @fd (unmapped on free). @size a multiple of 4096. Only outside a
- *       migration session (RUNNABLE or UNINIT).
+ *       @fd (unmapped on free). @size must be the VM's vm->memory. Only
+ *       outside a migration session (RUNNABLE or UNINIT).
  *   int cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error);
  *       The host reports a guest write (TDH.EXPORT.UNBLOCKW).
  *   int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
@@ -44,10 +49,6 @@
  *       The pointer stays valid until that state is replaced (import, set)
  *       or the firmware is freed.
  *   size_t cocoEmuMemoryBundleSize(uint32_t ngfns);
-int cocoEmuCheckDestination(const uint8_t (*allowed)[COCO_PLATFORM_ID_LEN],
-                            size_t nallowed, const CocoMinTcb *min_tcbs,
-                            size_t nmin_tcbs, const uint8_t *id,
-                            const unsigned int *svn, GError **error);
  *       Buffer size EXPORT_MEMORY needs for @ngfns pages.
  *   int cocoEmuCheckDestination(allowed, nallowed, min_tcbs, nmin_tcbs,
  *                               const uint8_t *id, const unsigned int *svn,
@@ -65,6 +66,11 @@ int cocoEmuCheckDestination(const uint8_t (*allowed)[COCO_PLATFORM_ID_LEN],
  * Sequence (the host only carries the messages): source(0) -> M1, -EAGAIN;
  * destination(0) -> nothing, -EAGAIN; destination(M1) -> M2, -EAGAIN;
  * source(M2) -> M3, 0 (keys installed); destination(M3) -> nothing, 0.
+ * Every message names the VM its sender serves and the VM the session is
+ * for; a message for another VM is refused (-EACCES, VM_MISMATCH) before
+ * anything else of it is used, and the keys are derived from both VMs'
+ * identities and the session id, so a session spliced between two
+ * migrations never gets keys that match.
  *
  * Sizes: tokens are COCO_EMU_TOKEN_SIZE bytes, PREPARE messages at most
  * COCO_EMU_PREPARE_MSG_MAX, SETUP at most COCO_EMU_SETUP_BUNDLE_SIZE, a vCPU
@@ -232,10 +238,11 @@ typedef enum {
     COCO_EMU_ST_EPOCH_OVERFLOW, /* -EPERM */
     COCO_EMU_ST_PAGE_ALREADY_IMPORTED, /* -EPROTO (out of order) */
     COCO_EMU_ST_NO_MEMORY, /* -EPERM: none attached */
+    COCO_EMU_ST_VM_MISMATCH, /* -EACCES: the peer's session is for another VM */
 } CocoEmuStatusClass;
 
 CocoFirmware *cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
-                         const CocoMigrationDef *def, unsigned int nvcpus,
+                         const CocoMigrationDef *def, const CocoFirmwareVm *vm,
                          GError **error);
 int cocoEmuAttachMemory(CocoFirmware *fw, void *mem, size_t size,
                         GError **error);

@@ -48,6 +48,82 @@ cocoFirmwareErrnoToCode(int err)
     }
 }
 
+/* ---- the VM a firmware object serves ---------------------------------- */
+
+int
+cocoFirmwareVmParseUuid(const char *str, uint8_t *uuid, GError **error)
+{
+    static const uint8_t nil[COCO_FIRMWARE_UUID_LEN] = {0};
+    size_t len = str ? strlen(str) : 0;
+    bool dashed = len == COCO_FIRMWARE_UUID_STRLEN - 1;
+    size_t n = 0;
+    size_t i;
+
+    if (!dashed && len != 2 * COCO_FIRMWARE_UUID_LEN)
+        goto invalid;
+    for (i = 0; i < len; i++) {
+        int v;
+
+        if (dashed && (i == 8 || i == 13 || i == 18 || i == 23)) {
+            if (str[i] != '-')
+                goto invalid;
+            continue;
+        }
+        if ((v = g_ascii_xdigit_value(str[i])) < 0)
+            goto invalid;
+        if (n % 2 == 0)
+            uuid[n / 2] = (uint8_t)(v << 4);
+        else
+            uuid[n / 2] |= (uint8_t)v;
+        n++;
+    }
+    if (memcmp(uuid, nil, COCO_FIRMWARE_UUID_LEN) == 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("the nil UUID does not identify a VM; a confidential migration needs the domain's UUID"));
+    return 0;
+
+invalid:
+    return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                        _("'%1$.64s' is not a VM UUID"), NULLSTR(str));
+}
+
+void
+cocoFirmwareVmFormatUuid(const uint8_t *uuid, char *str)
+{
+    g_snprintf(str, COCO_FIRMWARE_UUID_STRLEN,
+               "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+               "%02x%02x%02x%02x%02x%02x",
+               uuid[0], uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6],
+               uuid[7], uuid[8], uuid[9], uuid[10], uuid[11], uuid[12],
+               uuid[13], uuid[14], uuid[15]);
+}
+
+int
+cocoFirmwareVmValidate(const CocoFirmwareVm *vm, GError **error)
+{
+    static const uint8_t nil[COCO_FIRMWARE_UUID_LEN] = {0};
+
+    if (!vm)
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("the firmware needs the identity of its VM"));
+    if (memcmp(vm->uuid, nil, COCO_FIRMWARE_UUID_LEN) == 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("the nil UUID does not identify a VM; a confidential migration needs the domain's UUID"));
+    if (vm->nvcpus == 0)
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("a VM has at least one vCPU"));
+    if (vm->memory == 0 || vm->memory % 4096 != 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("guest memory size '%1$llu' is not a positive multiple of 4096"),
+            (unsigned long long)vm->memory);
+    return 0;
+}
+
+/* ---- dispatchers ----------------------------------------------------- */
+
 static void
 cocoFirmwareStatusReset(CocoFirmwareStatus *status)
 {

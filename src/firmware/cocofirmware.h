@@ -68,6 +68,35 @@ typedef struct {
     unsigned int mig_version; /* bundle format version */
 } CocoFirmwareCaps;
 
+/*
+ * The VM a firmware object serves: the creation parameters of a backend
+ * that is not given the VM by the kernel ("emulated"; the "kvm" backend's
+ * VM is its VM fd, and its firmware knows the TD). The firmware binds every
+ * migration session to this identity, as the TDX module binds one to a TD:
+ * the key exchange names the source and the intended destination VM, each
+ * side checks the peer's session is for its own VM, and the session keys
+ * are derived from both identities. A migration keeps the guest's identity
+ * (the same UUID and configuration on both sides).
+ */
+#define COCO_FIRMWARE_UUID_LEN 16
+#define COCO_FIRMWARE_UUID_STRLEN 37 /* "8-4-4-4-12" hex digits and a NUL */
+
+typedef struct {
+    uint8_t uuid[COCO_FIRMWARE_UUID_LEN]; /* the domain's <uuid>, not nil */
+    unsigned int nvcpus; /* >= 1 */
+    uint64_t memory; /* guest private memory in bytes, a multiple of 4096 */
+} CocoFirmwareVm;
+
+/* Parse @str, a UUID as libvirt and QEMU write it (8-4-4-4-12 or 32 hex
+ * digits, either case) into COCO_FIRMWARE_UUID_LEN bytes; the nil UUID is
+ * refused. 0, or -1 with COCO_ERROR_INVALID_ARG. */
+int cocoFirmwareVmParseUuid(const char *str, uint8_t *uuid, GError **error);
+/* @uuid as 8-4-4-4-12 lower-case hex into @str (COCO_FIRMWARE_UUID_STRLEN
+ * bytes). */
+void cocoFirmwareVmFormatUuid(const uint8_t *uuid, char *str);
+/* Every field of @vm in range: 0, or -1 with COCO_ERROR_INVALID_ARG. */
+int cocoFirmwareVmValidate(const CocoFirmwareVm *vm, GError **error);
+
 typedef struct _CocoFirmware CocoFirmware;
 
 typedef struct {

@@ -31,12 +31,14 @@ struct _CocoMigrationSession {
     bool migrate_released;
     bool continue_released;
     bool cancel_sent;
+    bool paused; /* PAUSE decided and not undone */
     bool data_stopped;
     bool held[COCO_PHASE_GATE_LAST];
     unsigned int rounds_started;
 
     CocoPhaseEvent cause; /* the event being handled */
     const CocoPhaseMessage *msg; /* the message being handled */
+    const GError *why; /* the agent's reason for the event being handled */
     GError *failure;
     GQueue pending; /* internal events, GINT_TO_POINTER */
     GByteArray *buf;
@@ -209,7 +211,8 @@ cocoSessionDecide(CocoMigrationSession *s, CocoPhaseGate gate,
 {
     CocoPhaseDecision d = {gate, verdict, code, message};
 
-    if (verdict != COCO_PHASE_VERDICT_CANCEL)
+    if (verdict == COCO_PHASE_VERDICT_RELEASE ||
+        verdict == COCO_PHASE_VERDICT_REFUSE)
         s->held[gate] = false;
     if (s->cfg.decide)
         s->cfg.decide(s->cfg.decide_opaque, &d);
@@ -241,6 +244,10 @@ cocoSessionNoteCause(CocoMigrationSession *s)
 
     if (s->failure)
         return;
+    if (s->why) {
+        s->failure = g_error_copy(s->why);
+        return;
+    }
     switch (s->cause) {
     case COCO_PHASE_EVENT_CANCEL:
         cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_ABORTED, "%s",
@@ -285,6 +292,18 @@ cocoSessionNoteCause(CocoMigrationSession *s)
                 ? _("libvirt resumed the source before the switchover completed")
                 : _("libvirt resumed the destination before the switchover completed"));
         break;
+    case COCO_PHASE_EVENT_DEADLINE:
+        cocoErrorSet(
+            &s->failure, COCO_ERROR_PEER_TIMEOUT, "%s",
+            _("the peer host did not confirm the switchover before the agent's deadline"));
+        break;
+    case COCO_PHASE_EVENT_GIVE_UP:
+        cocoErrorSet(
+            &s->failure, COCO_ERROR_MIGRATION_SOURCE_FROZEN, "%s",
+            _("the peer host did not come back to say whether it imported the start token"));
+        break;
+    case COCO_PHASE_EVENT_PEER_RECONNECTED:
+    case COCO_PHASE_EVENT_HOLD_EXPIRED:
     case COCO_PHASE_EVENT_PRE_SWITCHOVER:
     case COCO_PHASE_EVENT_INCOMING:
     case COCO_PHASE_EVENT_MIGRATE:
@@ -324,6 +343,13 @@ cocoSessionRefuseGate(CocoMigrationSession *s, CocoPhaseGate gate)
         code = COCO_ERROR_MIGRATION_SOURCE_FROZEN;
         msg = g_strdup(s->failure ? s->failure->message : "");
         break;
+    case COCO_PHASE_STATE_AWAIT_TOKEN:
+        code = COCO_ERROR_MIGRATION_SOURCE_FROZEN;
+        cocoSessionNoteCause(s);
+        msg = g_strdup_printf(
+            _("%1$s; the source stays paused until the destination's abort token is back, then resumes by itself"),
+            s->failure->message);
+        break;
     case COCO_PHASE_STATE_COMMITTED:
     case COCO_PHASE_STATE_FINISHED:
         if (s->cfg.role == COCO_FIRMWARE_ROLE_SOURCE) {
@@ -341,8 +367,9 @@ cocoSessionRefuseGate(CocoMigrationSession *s, CocoPhaseGate gate)
     case COCO_PHASE_STATE_BLACKOUT:
     case COCO_PHASE_STATE_SWITCHOVER:
     case COCO_PHASE_STATE_HANDOVER:
-    case COCO_PHASE_STATE_AWAIT_TOKEN:
     case COCO_PHASE_STATE_ABORTED:
+    case COCO_PHASE_STATE_FAILED:
+    case COCO_PHASE_STATE_INTERRUPTED:
     case COCO_PHASE_STATE_LAST:
     default:
         cocoSessionNoteCause(s);
@@ -402,6 +429,9 @@ cocoSessionFreeze(CocoMigrationSession *s, const GError *why)
                 &s->failure, COCO_ERROR_MIGRATION_SOURCE_FROZEN,
                 _("the destination's abort token was rejected (%1$s); the source cannot resume; destroy it or recover the destination"),
                 why->message);
+        else if (s->why)
+            cocoErrorSet(&s->failure, COCO_ERROR_MIGRATION_SOURCE_FROZEN, "%s",
+                         s->why->message);
         else
             cocoErrorSet(
                 &s->failure, COCO_ERROR_MIGRATION_SOURCE_FROZEN, "%s",
@@ -670,13 +700,44 @@ cocoSessionStep(CocoMigrationSession *s, CocoPhaseStep step, GError **error)
         g_autoptr(GError) err = NULL;
 
         cocoSessionNoteCause(s);
+        /* The peer is out of reach: the agent reconnects and asks again
+         * (peer-reconnected), until its window expires (give-up). */
         if (cocoSessionSendSimple(s, COCO_PHASE_EVENT_PEER_ABORT_REQUEST, NULL,
-                                  0, &err) < 0) {
-            cocoSessionFreeze(s, NULL);
-            return COCO_STEP_WAIT;
+                                  0, &err) < 0)
+            g_string_append(s->steps_run, "(unsent)");
+        return COCO_STEP_DONE;
+    }
+    case COCO_PHASE_STEP_RECONCILE: {
+        int g;
+
+        cocoSessionNoteCause(s);
+        s->state = COCO_PHASE_STATE_AWAIT_TOKEN;
+        /* migrate-continue must not wait: libvirt cancels its migration,
+         * the source stays paused (PAUSE) until the token's fate is
+         * known. A held cont waits for the agent's HOLD_EXPIRED. */
+        for (g = 0; g < COCO_PHASE_GATE_LAST; g++) {
+            if (s->held[g] && g != COCO_PHASE_GATE_CONT)
+                cocoSessionRefuseGate(s, g);
         }
         return COCO_STEP_DONE;
     }
+    case COCO_PHASE_STEP_PAUSE_SOURCE:
+        if (!s->paused) {
+            s->paused = true;
+            cocoSessionDecide(s, COCO_PHASE_GATE_CONT, COCO_PHASE_VERDICT_PAUSE,
+                              0, NULL);
+        }
+        return COCO_STEP_DONE;
+    case COCO_PHASE_STEP_RESUME_SOURCE:
+        if (s->held[COCO_PHASE_GATE_CONT]) {
+            s->paused = false;
+            cocoSessionRelease(s, COCO_PHASE_GATE_CONT);
+        } else if (s->paused) {
+            s->paused = false;
+            cocoSessionDecide(s, COCO_PHASE_GATE_CONT,
+                              COCO_PHASE_VERDICT_RESUME, 0, NULL);
+        }
+        return COCO_STEP_DONE;
     case COCO_PHASE_STEP_SEND_ABORTED:
         if (s->cause != COCO_PHASE_EVENT_PEER_LOST &&
             s->cause != COCO_PHASE_EVENT_PEER_ABORTED &&
@@ -742,29 +803,12 @@ cocoSessionRecord(CocoMigrationSession *s, CocoPhaseEvent event,
     g_array_append_val(s->timeline, e);
 }
 
-/* Once the session ended, the data path has nothing more to move. */
-/* The session is over: nothing more moves, failures change nothing. */
+/* The session is over for the data path: nothing more moves, failures
+ * change nothing. */
 static bool
 cocoSessionEnded(const CocoMigrationSession *s)
 {
-    switch (s->state) {
-    case COCO_PHASE_STATE_ABORTED:
-    case COCO_PHASE_STATE_FROZEN:
-    case COCO_PHASE_STATE_FINISHED:
-    case COCO_PHASE_STATE_COMMITTED:
-        return true;
-    case COCO_PHASE_STATE_IDLE:
-    case COCO_PHASE_STATE_PREPARING:
-    case COCO_PHASE_STATE_SETUP:
-    case COCO_PHASE_STATE_PRECOPY:
-    case COCO_PHASE_STATE_BLACKOUT:
-    case COCO_PHASE_STATE_SWITCHOVER:
-    case COCO_PHASE_STATE_HANDOVER:
-    case COCO_PHASE_STATE_AWAIT_TOKEN:
-    case COCO_PHASE_STATE_LAST:
-    default:
-        return false;
-    }
+    return cocoPhaseStateDataDone(s->state);
 }
 
 static void
@@ -904,13 +948,26 @@ int
 cocoMigrationSessionHandleEvent(CocoMigrationSession *s, CocoPhaseEvent event,
                                 GError **error)
 {
+    return cocoMigrationSessionHandleEventWhy(s, event, NULL, error);
+}
+
+int
+cocoMigrationSessionHandleEventWhy(CocoMigrationSession *s,
+                                   CocoPhaseEvent event, const GError *why,
+                                   GError **error)
+{
+    int ret;
+
     if ((unsigned int)event >= COCO_PHASE_EVENT_LAST ||
         cocoPhaseEventIsPeer(event) || event == COCO_PHASE_EVENT_LOCAL_FAILURE)
         return cocoErrorSet(
             error, COCO_ERROR_INVALID_ARG,
             _("'%1$s' is not an event the relay or the agent may report"),
             NULLSTR(cocoPhaseEventTypeToString(event)));
-    return cocoSessionDispatch(s, event, NULL, error);
+    s->why = why;
+    ret = cocoSessionDispatch(s, event, NULL, error);
+    s->why = NULL;
+    return ret;
 }
 
 int
@@ -954,26 +1011,7 @@ cocoMigrationSessionGetState(CocoMigrationSession *s)
 bool
 cocoMigrationSessionMayRun(CocoMigrationSession *s)
 {
-    if (s->cfg.role == COCO_FIRMWARE_ROLE_DESTINATION)
-        return s->state == COCO_PHASE_STATE_COMMITTED;
-    switch (s->state) {
-    case COCO_PHASE_STATE_IDLE:
-    case COCO_PHASE_STATE_PREPARING:
-    case COCO_PHASE_STATE_SETUP:
-    case COCO_PHASE_STATE_PRECOPY:
-    case COCO_PHASE_STATE_ABORTED:
-        return true;
-    case COCO_PHASE_STATE_BLACKOUT:
-    case COCO_PHASE_STATE_SWITCHOVER:
-    case COCO_PHASE_STATE_HANDOVER:
-    case COCO_PHASE_STATE_AWAIT_TOKEN:
-    case COCO_PHASE_STATE_COMMITTED:
-    case COCO_PHASE_STATE_FINISHED:
-    case COCO_PHASE_STATE_FROZEN:
-    case COCO_PHASE_STATE_LAST:
-    default:
-        return false;
-    }
+    return cocoPhaseStateMayRun(s->cfg.role, s->state);
 }
 
 bool

@@ -101,6 +101,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoMigrationSession, cocoMigrationSessionFree)
  */
 int cocoMigrationSessionHandleEvent(CocoMigrationSession *s,
                                     CocoPhaseEvent event, GError **error);
+/* The same, with the agent's reason for the event (the session's failure
+ * when the event ends it and nothing said why before): "the peer host
+ * 10.97.0.2 stopped answering during the switchover". */
+int cocoMigrationSessionHandleEventWhy(CocoMigrationSession *s,
+                                       CocoPhaseEvent event, const GError *why,
+                                       GError **error);
 
 /*
  * The side's own data path failed outside a step (the destination's

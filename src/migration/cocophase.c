@@ -12,6 +12,7 @@
 COCO_ENUM_IMPL(cocoPhaseEvent, COCO_PHASE_EVENT_LAST, "incoming", "migrate",
                "precopy-round", "query", "pre-switchover", "cont", "qemu-gone",
                "cancel", "migration-failed", "peer-lost", "local-failure",
+               "deadline", "peer-reconnected", "give-up", "hold-expired",
                "peer-agent", "peer-prepared", "peer-setup", "peer-memory",
                "peer-token", "peer-vcpu", "peer-start-token", "peer-setup-done",
                "peer-round-done", "peer-switchover-done", "peer-committed",
@@ -20,7 +21,8 @@ COCO_ENUM_IMPL(cocoPhaseEvent, COCO_PHASE_EVENT_LAST, "incoming", "migrate",
 
 COCO_ENUM_IMPL(cocoPhaseState, COCO_PHASE_STATE_LAST, "idle", "preparing",
                "setup", "precopy", "blackout", "switchover", "handover",
-               "await-token", "committed", "finished", "aborted", "frozen");
+               "await-token", "committed", "finished", "aborted", "frozen",
+               "failed", "interrupted");
 
 COCO_ENUM_IMPL(cocoPhaseStep, COCO_PHASE_STEP_LAST, "prepare-start", "prepare",
                "await-keys", "send-prepared", "setup", "round-or-release",
@@ -29,16 +31,106 @@ COCO_ENUM_IMPL(cocoPhaseStep, COCO_PHASE_STEP_LAST, "prepare-start", "prepare",
                "send-committed", "finish", "abort", "abort-with-token",
                "request-token", "send-aborted", "freeze", "yield",
                "release-incoming", "release-migrate-continue", "release-cont",
-               "refuse-held", "refuse-cont");
+               "refuse-held", "refuse-cont", "pause-source", "resume-source",
+               "reconcile");
 
 COCO_ENUM_IMPL(cocoPhaseGate, COCO_PHASE_GATE_LAST, "migrate-incoming",
                "migrate", "migrate-continue", "cont");
 
 COCO_ENUM_IMPL(cocoPhaseVerdict, COCO_PHASE_VERDICT_LAST, "release", "refuse",
-               "cancel");
+               "cancel", "pause", "resume");
 
 G_STATIC_ASSERT(COCO_PHASE_EVENT_LAST <= 64);
 G_STATIC_ASSERT(COCO_PHASE_STATE_LAST <= 32);
+
+/* What each state means, per role. */
+typedef struct {
+    bool final[COCO_FIRMWARE_ROLE_LAST];
+    bool may_run[COCO_FIRMWARE_ROLE_LAST];
+    bool data_done;
+    bool after_token; /* source */
+} CocoPhaseStateProps;
+
+/* clang-format off */
+static const CocoPhaseStateProps cocoPhaseStateTable[] = {
+    /*                       final          may_run        data   token */
+    [COCO_PHASE_STATE_IDLE] =        {{false, false}, {true, false},  false, false},
+    [COCO_PHASE_STATE_PREPARING] =   {{false, false}, {true, false},  false, false},
+    [COCO_PHASE_STATE_SETUP] =       {{false, false}, {true, false},  false, false},
+    [COCO_PHASE_STATE_PRECOPY] =     {{false, false}, {true, false},  false, false},
+    [COCO_PHASE_STATE_BLACKOUT] =    {{false, false}, {false, false}, false, false},
+    [COCO_PHASE_STATE_SWITCHOVER] =  {{false, false}, {false, false}, false, true},
+    [COCO_PHASE_STATE_HANDOVER] =    {{false, false}, {false, false}, false, true},
+    [COCO_PHASE_STATE_AWAIT_TOKEN] = {{false, false}, {false, false}, false, true},
+    [COCO_PHASE_STATE_COMMITTED] =   {{true, true},   {false, true},  true,  true},
+    [COCO_PHASE_STATE_FINISHED] =    {{true, true},   {false, false}, true,  true},
+    [COCO_PHASE_STATE_ABORTED] =     {{true, true},   {true, false},  true,  false},
+    [COCO_PHASE_STATE_FROZEN] =      {{false, false}, {false, false}, true,  true},
+    [COCO_PHASE_STATE_FAILED] =      {{true, true},   {true, false},  true,  false},
+    [COCO_PHASE_STATE_INTERRUPTED] = {{true, true},   {false, false}, true,  false},
+};
+/* clang-format on */
+G_STATIC_ASSERT(G_N_ELEMENTS(cocoPhaseStateTable) == COCO_PHASE_STATE_LAST);
+G_STATIC_ASSERT(COCO_FIRMWARE_ROLE_SOURCE < COCO_FIRMWARE_ROLE_LAST &&
+                COCO_FIRMWARE_ROLE_DESTINATION < COCO_FIRMWARE_ROLE_LAST);
+
+static const CocoPhaseStateProps *
+cocoPhaseStateProps(CocoFirmwareRole role, CocoPhaseState state)
+{
+    if ((unsigned int)state >= COCO_PHASE_STATE_LAST ||
+        (unsigned int)role >= COCO_FIRMWARE_ROLE_LAST)
+        return NULL;
+    return &cocoPhaseStateTable[state];
+}
+
+bool
+cocoPhaseStateIsFinal(CocoFirmwareRole role, CocoPhaseState state)
+{
+    const CocoPhaseStateProps *p = cocoPhaseStateProps(role, state);
+
+    return p && p->final[role];
+}
+
+bool
+cocoPhaseStateIsSettled(CocoFirmwareRole role, CocoPhaseState state)
+{
+    return cocoPhaseStateIsFinal(role, state) ||
+           (role == COCO_FIRMWARE_ROLE_SOURCE &&
+            state == COCO_PHASE_STATE_FROZEN);
+}
+
+bool
+cocoPhaseStateMayRun(CocoFirmwareRole role, CocoPhaseState state)
+{
+    const CocoPhaseStateProps *p = cocoPhaseStateProps(role, state);
+
+    return p && p->may_run[role];
+}
+
+bool
+cocoPhaseStateDataDone(CocoPhaseState state)
+{
+    const CocoPhaseStateProps *p =
+        cocoPhaseStateProps(COCO_FIRMWARE_ROLE_SOURCE, state);
+
+    return p && p->data_done;
+}
+
+bool
+cocoPhaseStateAfterStartToken(CocoFirmwareRole role, CocoPhaseState state)
+{
+    const CocoPhaseStateProps *p = cocoPhaseStateProps(role, state);
+
+    return p && role == COCO_FIRMWARE_ROLE_SOURCE && p->after_token;
+}
+
+CocoPhaseState
+cocoPhaseStateParse(const char *name)
+{
+    int v = name ? cocoPhaseStateTypeFromString(name) : -1;
+
+    return v < 0 ? COCO_PHASE_STATE_LAST : (CocoPhaseState)v;
+}
 
 bool
 cocoPhaseEventIsPeer(CocoPhaseEvent event)
@@ -64,9 +156,12 @@ cocoPhaseEventIsPeer(CocoPhaseEvent event)
   EV(PEER_SETUP_DONE) | EV(PEER_ROUND_DONE) | EV(PEER_SWITCHOVER_DONE) |       \
   EV(PEER_COMMITTED) | EV(PEER_ABORT_REQUEST) | EV(PEER_ABORT_TOKEN) |         \
   EV(PEER_ABORTED) | EV(DATA_SETUP) | EV(DATA_ROUND) | EV(DATA_START))
+/* Events the agent raises about deadlines and reconnections. */
+#define EV_AGENT                                                               \
+ (EV(DEADLINE) | EV(PEER_RECONNECTED) | EV(GIVE_UP) | EV(HOLD_EXPIRED))
 #define EV_LATE                                                                \
  (EV_ANY_PEER | EV(PEER_LOST) | EV(QEMU_GONE) | EV(CANCEL) |                   \
-  EV(MIGRATION_FAILED) | EV(PRECOPY_ROUND))
+  EV(MIGRATION_FAILED) | EV(PRECOPY_ROUND) | EV_AGENT)
 
 /* Source states before the start token, and after it. */
 #define ST_S_BEFORE_TOKEN                                                      \
@@ -110,7 +205,7 @@ static const CocoPhaseRule cocoPhaseTable[] = {
     /* Perform (S), switchover: migrate-continue held. */
     {SRC, ST(PRECOPY), EV(PRE_SWITCHOVER),
      STATE(SWITCHOVER), SAME, "Perform (S) switchover",
-     {STEP(BLACKOUT), STEP(FINAL), END}},
+     {STEP(PAUSE_SOURCE), STEP(BLACKOUT), STEP(FINAL), END}},
     {SRC, ST(SWITCHOVER), EV(PEER_SWITCHOVER_DONE),
      STATE(HANDOVER), SAME, "Perform (S) switchover",
      {STEP(RELEASE_CONTINUE), END}},
@@ -118,10 +213,15 @@ static const CocoPhaseRule cocoPhaseTable[] = {
      * token; the source keeps or resumes running. */
     {SRC, ST_S_BEFORE_TOKEN,
      EV(CANCEL) | EV(MIGRATION_FAILED) | EV(QEMU_GONE) | EV(PEER_LOST) |
-       EV(PEER_ABORTED) | EV(PEER_ABORT_TOKEN) | EV(LOCAL_FAILURE) | EV(CONT),
+       EV(PEER_ABORTED) | EV(PEER_ABORT_TOKEN) | EV(LOCAL_FAILURE) | EV(CONT) |
+       EV(DEADLINE),
      STATE(ABORTED), SAME, "Perform (S) failed",
-     {STEP(ABORT), STEP(SEND_ABORTED), STEP(RELEASE_CONT), STEP(REFUSE_HELD),
+     {STEP(ABORT), STEP(SEND_ABORTED), STEP(RESUME_SOURCE), STEP(REFUSE_HELD),
       END}},
+    /* Held too long before the start token (nothing to wait for). */
+    {SRC, ST_S_BEFORE_TOKEN | ST(IDLE), EV(HOLD_EXPIRED) | EV(PEER_RECONNECTED),
+     SAME, SAME, "Perform (S)",
+     {END}},
     /* Confirm (S), success: QEMU ends. */
     {SRC, ST_S_AFTER_TOKEN | ST(COMMITTED), EV(QEMU_GONE),
      STATE(FINISHED), SAME, "Confirm (S) success",
@@ -133,18 +233,37 @@ static const CocoPhaseRule cocoPhaseTable[] = {
      {STEP(REQUEST_TOKEN), END}},
     {SRC, ST_S_AFTER_TOKEN, EV(PEER_ABORT_TOKEN),
      STATE(ABORTED), SAME, "Confirm (S) cancelled",
-     {STEP(ABORT_WITH_TOKEN), STEP(RELEASE_CONT), STEP(REFUSE_HELD), END}},
+     {STEP(ABORT_WITH_TOKEN), STEP(RESUME_SOURCE), STEP(REFUSE_HELD), END}},
     {SRC, ST(AWAIT_TOKEN), EV(CONT) | EV(CANCEL) | EV(MIGRATION_FAILED),
      SAME, SAME, "Confirm (S) cancelled",
      {END}},
-    /* Failure (4): the destination is lost after the start token. */
-    {SRC, ST_S_AFTER_TOKEN,
-     EV(PEER_LOST) | EV(PEER_ABORTED) | EV(LOCAL_FAILURE),
+    /* Failure (4): the destination stops answering after the start token
+     * (a cut, a hung host, the switchover deadline): the source stays
+     * paused and the agent reconnects to learn the token's fate; the
+     * destination's abort token resumes it, its commit yields to it. */
+    {SRC, ST(SWITCHOVER) | ST(HANDOVER) | ST(AWAIT_TOKEN),
+     EV(PEER_LOST) | EV(DEADLINE),
+     STATE(AWAIT_TOKEN), SAME, "Confirm (S) reconcile",
+     {STEP(RECONCILE), END}},
+    {SRC, ST(AWAIT_TOKEN) | ST(FROZEN), EV(PEER_RECONNECTED),
+     SAME, SAME, "Confirm (S) reconcile",
+     {STEP(REQUEST_TOKEN), END}},
+    {SRC, ST(AWAIT_TOKEN) | ST(SWITCHOVER) | ST(HANDOVER), EV(HOLD_EXPIRED),
+     SAME, SAME, "Confirm (S) reconcile",
+     {STEP(REFUSE_HELD), END}},
+    {SRC, ST(AWAIT_TOKEN), EV(GIVE_UP),
+     STATE(FROZEN), SAME, "Confirm (S) reconcile",
+     {STEP(FREEZE), END}},
+    {SRC, ST_S_AFTER_TOKEN, EV(PEER_ABORTED) | EV(LOCAL_FAILURE),
      STATE(FROZEN), SAME, "Confirm (S) cancelled",
      {STEP(FREEZE), END}},
     {SRC, ST(FROZEN), EV(CONT) | EV(CANCEL) | EV(MIGRATION_FAILED),
      SAME, SAME, "Confirm (S) cancelled",
      {STEP(FREEZE), END}},
+    {SRC, ST(FROZEN), EV(PEER_LOST) | EV(DEADLINE) | EV(GIVE_UP) |
+       EV(HOLD_EXPIRED),
+     SAME, SAME, "Confirm (S) cancelled",
+     {STEP(REFUSE_HELD), END}},
     /* Failure (5): the destination committed and owns the guest. */
     {SRC, ST_S_AFTER_TOKEN, EV(PEER_COMMITTED),
      STATE(COMMITTED), SAME, "Finish (D) done",
@@ -175,6 +294,11 @@ static const CocoPhaseRule cocoPhaseTable[] = {
      SAME, SAME, "after the end",
      {END}},
     /* ---- destination ----------------------------------------------- */
+    /* The agent's deadlines are the source's; a reconnection changes
+     * nothing here (the session answers what the source asks). */
+    {DST, ~0U, EV_AGENT,
+     SAME, SAME, "any",
+     {END}},
     /* Prepare (D): migrate-incoming held. */
     {DST, ST(IDLE), EV(INCOMING),
      STATE(PREPARING), SAME, "Prepare (D)",
@@ -220,6 +344,10 @@ static const CocoPhaseRule cocoPhaseTable[] = {
      SAME, SAME, "Finish (D) cancelled",
      {STEP(REFUSE_CONT), END}},
     /* Failure (5): after the commit nothing can abort any more. */
+    /* A source that reconnects after the end asks again. */
+    {DST, ST(FINISHED), EV(PEER_ABORT_REQUEST),
+     SAME, SAME, "Finish (D) done",
+     {STEP(SEND_COMMITTED), END}},
     {DST, ST(COMMITTED), EV(PEER_ABORT_REQUEST),
      SAME, SAME, "Finish (D) done",
      {STEP(SEND_COMMITTED), END}},
@@ -289,6 +417,10 @@ cocoPhaseEventGate(CocoPhaseEvent event)
     case COCO_PHASE_EVENT_MIGRATION_FAILED:
     case COCO_PHASE_EVENT_PEER_LOST:
     case COCO_PHASE_EVENT_LOCAL_FAILURE:
+    case COCO_PHASE_EVENT_DEADLINE:
+    case COCO_PHASE_EVENT_PEER_RECONNECTED:
+    case COCO_PHASE_EVENT_GIVE_UP:
+    case COCO_PHASE_EVENT_HOLD_EXPIRED:
     case COCO_PHASE_EVENT_PEER_AGENT:
     case COCO_PHASE_EVENT_PEER_PREPARED:
     case COCO_PHASE_EVENT_PEER_SETUP:

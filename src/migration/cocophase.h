@@ -39,6 +39,14 @@ typedef enum {
     COCO_PHASE_EVENT_MIGRATION_FAILED, /* S/D: MIGRATION status failed */
     COCO_PHASE_EVENT_PEER_LOST, /* S/D: the peer agent is unreachable */
     COCO_PHASE_EVENT_LOCAL_FAILURE, /* S/D: a step failed (engine) */
+    COCO_PHASE_EVENT_DEADLINE, /* S: the agent's switchover deadline
+                                  expired */
+    COCO_PHASE_EVENT_PEER_RECONNECTED, /* S/D: a new control connection to
+                                          the same peer session */
+    COCO_PHASE_EVENT_GIVE_UP, /* S: the window to learn the start token's
+                                 fate from the peer expired */
+    COCO_PHASE_EVENT_HOLD_EXPIRED, /* S/D: a held command waited longer
+                                      than the agent lets it */
 
     COCO_PHASE_EVENT_PEER_AGENT, /* key-exchange message (PREPARE) */
     COCO_PHASE_EVENT_PEER_PREPARED, /* the peer's PREPARE completed */
@@ -94,9 +102,35 @@ typedef enum {
                                     D: ABORT(D) done, destroyed */
     COCO_PHASE_STATE_FROZEN, /* S: paused after the start token and
                                     without an abort token */
+    /* Record-only states: no session is ever in them. */
+    COCO_PHASE_STATE_FAILED, /* the session could not start */
+    COCO_PHASE_STATE_INTERRUPTED, /* the agent stopped while the session
+                                     was not final */
     COCO_PHASE_STATE_LAST
 } CocoPhaseState;
+/* The states a session can be in: the ones before the record-only ones. */
+#define COCO_PHASE_STATE_SESSION_LAST COCO_PHASE_STATE_FAILED
 COCO_ENUM_DECL(cocoPhaseState);
+
+/*
+ * The one home of every question about a state (like QEMU's
+ * migration_has_failed()); the agent, its records, the D-Bus jobs and
+ * virt-coco all ask these, never compare state names.
+ */
+/* The outcome is decided: this side's guest may run or not, for good. */
+bool cocoPhaseStateIsFinal(CocoFirmwareRole role, CocoPhaseState state);
+/* Nothing more happens without an operator or a peer that comes back:
+ * final, or a frozen source. */
+bool cocoPhaseStateIsSettled(CocoFirmwareRole role, CocoPhaseState state);
+/* This side's guest may run now. */
+bool cocoPhaseStateMayRun(CocoFirmwareRole role, CocoPhaseState state);
+/* The data path has nothing more to move. */
+bool cocoPhaseStateDataDone(CocoPhaseState state);
+/* The source has emitted its start token (its fate depends on the
+ * destination's). */
+bool cocoPhaseStateAfterStartToken(CocoFirmwareRole role, CocoPhaseState state);
+/* A record's state name, as a state (COCO_PHASE_STATE_LAST if unknown). */
+CocoPhaseState cocoPhaseStateParse(const char *name);
 
 /* Steps a rule runs, in order. */
 typedef enum {
@@ -135,6 +169,12 @@ typedef enum {
                                      reason; cancel QEMU's migration if
                                      `migrate` was already released */
     COCO_PHASE_STEP_REFUSE_CONT, /* refuse cont with the reason */
+    COCO_PHASE_STEP_PAUSE_SOURCE, /* S: keep the vCPUs stopped from now on,
+                                     whatever QEMU does by itself */
+    COCO_PHASE_STEP_RESUME_SOURCE, /* S: let the source run again: release
+                                      a held cont, or ask the relay */
+    COCO_PHASE_STEP_RECONCILE, /* S: the start token's fate is unknown:
+                                  refuse what is held, wait for the peer */
     COCO_PHASE_STEP_LAST
 } CocoPhaseStep;
 COCO_ENUM_DECL(cocoPhaseStep);
@@ -154,6 +194,9 @@ typedef enum {
     COCO_PHASE_VERDICT_REFUSE, /* answer it with a QMP error */
     COCO_PHASE_VERDICT_CANCEL, /* the gate was already released: send
                                        migrate_cancel to QEMU */
+    COCO_PHASE_VERDICT_PAUSE, /* keep the vCPUs stopped (no gate) */
+    COCO_PHASE_VERDICT_RESUME, /* the source may run: undo PAUSE and
+                                  resume it if the relay stopped it */
     COCO_PHASE_VERDICT_LAST
 } CocoPhaseVerdict;
 COCO_ENUM_DECL(cocoPhaseVerdict);

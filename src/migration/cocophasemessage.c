@@ -9,6 +9,72 @@
 
 #define COCO_PHASE_MESSAGE_MAGIC "CPM1"
 
+/* Which side sends a message, and how large it may be: the one definition
+ * both ends use (the sender refuses to encode what the receiver would
+ * refuse to decode). */
+typedef enum {
+    COCO_PHASE_DIR_S2D = 1 << COCO_FIRMWARE_ROLE_DESTINATION,
+    COCO_PHASE_DIR_D2S = 1 << COCO_FIRMWARE_ROLE_SOURCE,
+    COCO_PHASE_DIR_BOTH = COCO_PHASE_DIR_S2D | COCO_PHASE_DIR_D2S,
+} CocoPhaseDir;
+
+typedef struct {
+    unsigned int type;
+    unsigned int to; /* CocoPhaseDir: the roles that may receive it */
+    size_t max; /* payload bytes */
+} CocoPhaseMessageDef;
+
+#define KIB 1024U
+#define MIB (1024U * 1024U)
+static const CocoPhaseMessageDef cocoPhaseMessageDefs[] = {
+    {COCO_PHASE_EVENT_PEER_AGENT, COCO_PHASE_DIR_BOTH, 64 * KIB},
+    {COCO_PHASE_EVENT_PEER_PREPARED, COCO_PHASE_DIR_BOTH, 0},
+    {COCO_PHASE_EVENT_PEER_SETUP, COCO_PHASE_DIR_S2D, 1 * MIB},
+    {COCO_PHASE_EVENT_PEER_MEMORY, COCO_PHASE_DIR_S2D, COCO_PHASE_MESSAGE_MAX},
+    {COCO_PHASE_EVENT_PEER_TOKEN, COCO_PHASE_DIR_S2D, 4 * KIB},
+    {COCO_PHASE_EVENT_PEER_VCPU, COCO_PHASE_DIR_S2D, 1 * MIB},
+    {COCO_PHASE_EVENT_PEER_START_TOKEN, COCO_PHASE_DIR_S2D, 4 * KIB},
+    {COCO_PHASE_EVENT_PEER_SETUP_DONE, COCO_PHASE_DIR_D2S, 0},
+    {COCO_PHASE_EVENT_PEER_ROUND_DONE, COCO_PHASE_DIR_D2S, 0},
+    {COCO_PHASE_EVENT_PEER_SWITCHOVER_DONE, COCO_PHASE_DIR_D2S, 0},
+    {COCO_PHASE_EVENT_PEER_COMMITTED, COCO_PHASE_DIR_D2S, 0},
+    {COCO_PHASE_EVENT_PEER_ABORT_REQUEST, COCO_PHASE_DIR_S2D, 0},
+    /* the token, then the reason (at most 512 bytes) */
+    {COCO_PHASE_EVENT_PEER_ABORT_TOKEN, COCO_PHASE_DIR_D2S, 4 * KIB + 512},
+    {COCO_PHASE_EVENT_PEER_ABORTED, COCO_PHASE_DIR_BOTH, 512},
+    {COCO_PHASE_MESSAGE_HEARTBEAT, COCO_PHASE_DIR_BOTH,
+     COCO_PHASE_MESSAGE_HEARTBEAT_LEN},
+};
+
+static const CocoPhaseMessageDef *
+cocoPhaseMessageDefLookup(unsigned int type)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cocoPhaseMessageDefs); i++) {
+        if (cocoPhaseMessageDefs[i].type == type)
+            return &cocoPhaseMessageDefs[i];
+    }
+    return NULL;
+}
+
+size_t
+cocoPhaseMessageLimit(unsigned int type)
+{
+    const CocoPhaseMessageDef *d = cocoPhaseMessageDefLookup(type);
+
+    return d ? d->max : 0;
+}
+
+bool
+cocoPhaseMessageAllowed(unsigned int type, CocoFirmwareRole role)
+{
+    const CocoPhaseMessageDef *d = cocoPhaseMessageDefLookup(type);
+
+    return d && (unsigned int)role < COCO_FIRMWARE_ROLE_LAST &&
+           (d->to & (1U << role));
+}
+
 static uint16_t
 cocoPhaseGetU16(const uint8_t *p)
 {
@@ -49,7 +115,8 @@ cocoPhaseMessageEncode(const CocoPhaseMessage *msg, GError **error)
                      NULLSTR(cocoPhaseEventTypeToString(msg->type)));
         return NULL;
     }
-    if (msg->len > COCO_PHASE_MESSAGE_MAX || (msg->len && !msg->data)) {
+    if (msg->len > cocoPhaseMessageLimit(msg->type) ||
+        (msg->len && !msg->data)) {
         cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                      _("message '%1$s' has an invalid payload of %2$zu bytes"),
                      cocoPhaseEventTypeToString(msg->type), msg->len);
@@ -84,16 +151,26 @@ cocoPhaseMessagePeekLength(const void *buf, size_t len, GError **error)
         return -1;
     }
     type = cocoPhaseGetU16(p + 4);
-    if (!cocoPhaseEventIsPeer(type) || cocoPhaseGetU16(p + 6) != 0) {
+    if (!cocoPhaseMessageDefLookup(type) || cocoPhaseGetU16(p + 6) != 0) {
         cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
                      _("phase message of unknown type '%1$u'"), type);
         return -1;
     }
     plen = cocoPhaseGetU32(p + 12);
-    if (plen > COCO_PHASE_MESSAGE_MAX) {
+    if (plen > cocoPhaseMessageLimit(type)) {
         cocoErrorSet(
             error, COCO_ERROR_TRANSFER_PROTOCOL,
-            _("phase message payload of '%1$u' bytes exceeds the limit"), plen);
+            _("phase message '%1$s' carries '%2$u' bytes, more than its limit of '%3$zu'"),
+            type == COCO_PHASE_MESSAGE_HEARTBEAT
+                ? "heartbeat"
+                : NULLSTR(cocoPhaseEventTypeToString((int)type)),
+            plen, cocoPhaseMessageLimit(type));
+        return -1;
+    }
+    if (type == COCO_PHASE_MESSAGE_HEARTBEAT &&
+        plen != COCO_PHASE_MESSAGE_HEARTBEAT_LEN) {
+        cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
+                     _("a heartbeat of the wrong size"));
         return -1;
     }
     return COCO_PHASE_MESSAGE_HEADER + (gssize)plen;
@@ -117,4 +194,21 @@ cocoPhaseMessageDecode(const void *buf, size_t len, CocoPhaseMessage *msg,
     msg->len = len - COCO_PHASE_MESSAGE_HEADER;
     msg->data = msg->len ? p + COCO_PHASE_MESSAGE_HEADER : NULL;
     return 0;
+}
+
+GBytes *
+cocoPhaseMessageEncodeHeartbeat(uint64_t seq)
+{
+    uint8_t *out =
+        g_malloc(COCO_PHASE_MESSAGE_HEADER + COCO_PHASE_MESSAGE_HEARTBEAT_LEN);
+
+    memcpy(out, COCO_PHASE_MESSAGE_MAGIC, 4);
+    cocoPhasePutU16(out + 4, COCO_PHASE_MESSAGE_HEARTBEAT);
+    cocoPhasePutU16(out + 6, 0);
+    cocoPhasePutU32(out + 8, 0);
+    cocoPhasePutU32(out + 12, COCO_PHASE_MESSAGE_HEARTBEAT_LEN);
+    cocoPhasePutU32(out + 16, (uint32_t)(seq & 0xffffffffU));
+    cocoPhasePutU32(out + 20, (uint32_t)(seq >> 32));
+    return g_bytes_new_take(out, COCO_PHASE_MESSAGE_HEADER +
+                                     COCO_PHASE_MESSAGE_HEARTBEAT_LEN);
 }

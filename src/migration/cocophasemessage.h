@@ -24,7 +24,13 @@
 #include <stdint.h>
 
 #define COCO_PHASE_MESSAGE_HEADER 16
-#define COCO_PHASE_MESSAGE_MAX (64U * 1024U * 1024U) /* payload bytes */
+/* The largest payload of any type (a memory bundle of 512 pages); each
+ * type has its own, smaller or equal, limit (cocoPhaseMessageLimit()). */
+#define COCO_PHASE_MESSAGE_MAX (4U * 1024U * 1024U)
+/* A frame of the transport, not of the phase engine: the sender is alive
+ * (8 bytes: a sequence number). */
+#define COCO_PHASE_MESSAGE_HEARTBEAT 0x100
+#define COCO_PHASE_MESSAGE_HEARTBEAT_LEN 8
 
 typedef struct {
     CocoPhaseEvent type; /* a peer event */
@@ -46,6 +52,18 @@ GBytes *cocoPhaseMessageEncode(const CocoPhaseMessage *msg, GError **error);
  * with @error when the header is malformed. */
 gssize cocoPhaseMessagePeekLength(const void *buf, size_t len, GError **error);
 
-/* Decode one whole message; @msg->data points into @buf. */
+/* Decode one whole message; @msg->data points into @buf. A heartbeat
+ * decodes with @msg->type COCO_PHASE_MESSAGE_HEARTBEAT. */
 int cocoPhaseMessageDecode(const void *buf, size_t len, CocoPhaseMessage *msg,
                            GError **error);
+
+/* The largest payload a message of @type may carry (0 for an unknown
+ * type and for the types that carry none). */
+size_t cocoPhaseMessageLimit(unsigned int type);
+
+/* Whether a side of @role may receive a message of @type (the engine would
+ * refuse it anyway; this refuses it before it reaches the engine). */
+bool cocoPhaseMessageAllowed(unsigned int type, CocoFirmwareRole role);
+
+/* A heartbeat frame with sequence number @seq. */
+GBytes *cocoPhaseMessageEncodeHeartbeat(uint64_t seq);

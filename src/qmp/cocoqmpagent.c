@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "qmp/cocoqmpagent.h"
+#include "proto/cocoproto.h"
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpmessage.h"
 #include "util/cocoerror.h"
@@ -15,10 +16,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-COCO_ENUM_IMPL(cocoQmpGate, COCO_QMP_GATE_LAST, "pre-switchover", "cont",
-               "migrate", "hostdev");
-COCO_ENUM_IMPL(cocoQmpRole, COCO_QMP_ROLE_LAST, "none", "source",
-               "destination");
+#define COCO_QMP_AGENT_RECONNECT_MS 1000
+/* After a refused hello the delay doubles up to this. */
+#define COCO_QMP_AGENT_RECONNECT_MAX_MS 30000
 
 struct _CocoQmpAgent {
     const CocoQmpAgentOps *ops;
@@ -29,6 +29,8 @@ struct _CocoQmpAgent {
     gpointer progressOpaque;
     CocoQmpAgentPauseFunc pauseCb;
     gpointer pauseOpaque;
+    CocoQmpAgentResumeFunc resumeCb;
+    gpointer resumeOpaque;
 };
 
 CocoQmpAgent *
@@ -103,6 +105,72 @@ cocoQmpAgentEmitProgress(CocoQmpAgent *agent, JsonObject *msg)
         agent->progressCb(msg, agent->progressOpaque);
 }
 
+gboolean
+cocoQmpAgentIsReady(CocoQmpAgent *agent, char **reason)
+{
+    if (!agent->ops->ready)
+        return TRUE;
+    return agent->ops->ready(agent, reason);
+}
+
+typedef struct {
+    CocoQmpAgentVerdictFunc cb;
+    gpointer opaque;
+    gboolean ready;
+    char *reason;
+} CocoQmpAgentReadyAnswer;
+
+static gboolean
+cocoQmpAgentOnReadyAnswer(gpointer opaque)
+{
+    CocoQmpAgentReadyAnswer *a = opaque;
+
+    a->cb(a->ready, a->reason, a->opaque);
+    g_free(a->reason);
+    g_free(a);
+    return G_SOURCE_REMOVE;
+}
+
+void
+cocoQmpAgentWaitReady(CocoQmpAgent *agent, guint timeoutMs,
+                      CocoQmpAgentVerdictFunc cb, gpointer opaque)
+{
+    CocoQmpAgentReadyAnswer *a;
+
+    if (agent->ops->waitReady) {
+        agent->ops->waitReady(agent, timeoutMs, cb, opaque);
+        return;
+    }
+    a = g_new0(CocoQmpAgentReadyAnswer, 1);
+    a->cb = cb;
+    a->opaque = opaque;
+    a->ready = cocoQmpAgentIsReady(agent, &a->reason);
+    g_idle_add(cocoQmpAgentOnReadyAnswer, a);
+}
+
+void
+cocoQmpAgentStart(CocoQmpAgent *agent)
+{
+    if (agent->ops->start)
+        agent->ops->start(agent);
+}
+
+void
+cocoQmpAgentSetResumeFunc(CocoQmpAgent *agent, CocoQmpAgentResumeFunc cb,
+                          gpointer opaque)
+{
+    agent->resumeCb = cb;
+    agent->resumeOpaque = opaque;
+}
+
+void
+cocoQmpAgentEmitResume(CocoQmpAgent *agent, const char *reason)
+{
+    if (agent->resumeCb)
+        agent->resumeCb(reason ? reason : _("the host agent gave no reason"),
+                        agent->resumeOpaque);
+}
+
 void
 cocoQmpAgentSetPauseFunc(CocoQmpAgent *agent, CocoQmpAgentPauseFunc cb,
                          gpointer opaque)
@@ -141,7 +209,25 @@ typedef struct _CocoQmpSocketAgent {
     guint64 nextId;
     guint64 migrateId; /* the last 'migrate' gate: its progress counts */
     GHashTable *pending; /* id -> CocoQmpAgentRequest */
+    gboolean welcomed; /* the agent accepted our hello */
+    gboolean refused; /* it refused the last one: notReady says why */
+    gboolean started; /* stay connected */
+    char *notReady; /* why not, for libvirt */
+    GSource *reconnect;
+    guint reconnectMs;
+    GList *waiters; /* CocoQmpAgentWaiter: who waits for the answer */
 } CocoQmpSocketAgent;
+
+typedef struct {
+    CocoQmpSocketAgent *sa;
+    CocoQmpAgentVerdictFunc cb;
+    gpointer opaque;
+    GSource *timeout;
+} CocoQmpAgentWaiter;
+
+static gboolean cocoQmpAgentSocketReady(CocoQmpAgent *agent, char **reason);
+
+static int cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error);
 
 static void
 cocoQmpAgentRequestFree(CocoQmpAgentRequest *req)
@@ -185,54 +271,172 @@ cocoQmpAgentFailAll(CocoQmpSocketAgent *sa, const char *reason)
     }
 }
 
+/* Refresh a request's deadline (the agent reports progress on it). */
+static void
+cocoQmpAgentRefresh(CocoQmpSocketAgent *sa, guint64 id)
+{
+    CocoQmpAgentRequest *req = g_hash_table_lookup(sa->pending, &id);
+
+    if (!req || !req->timeout || sa->timeoutSec == 0)
+        return;
+    g_source_set_ready_time(req->timeout,
+                            g_get_monotonic_time() +
+                                (gint64)sa->timeoutSec * G_USEC_PER_SEC);
+}
+
+static void
+cocoQmpAgentWaiterFree(CocoQmpAgentWaiter *w)
+{
+    if (w->timeout) {
+        g_source_destroy(w->timeout);
+        g_source_unref(w->timeout);
+    }
+    g_free(w);
+}
+
+/* Remove @w and give it the current answer. */
+static void
+cocoQmpAgentWaiterAnswer(CocoQmpAgentWaiter *w)
+{
+    CocoQmpSocketAgent *sa = w->sa;
+    g_autofree char *reason = NULL;
+    gboolean ready = cocoQmpAgentSocketReady(sa->agent, &reason);
+    CocoQmpAgentVerdictFunc cb = w->cb;
+    gpointer opaque = w->opaque;
+
+    sa->waiters = g_list_remove(sa->waiters, w);
+    cocoQmpAgentWaiterFree(w);
+    cb(ready, reason, opaque);
+}
+
+/* The agent answered the hello: everyone waiting hears it. */
+static void
+cocoQmpAgentAnswerWaiters(CocoQmpSocketAgent *sa)
+{
+    while (sa->waiters)
+        cocoQmpAgentWaiterAnswer(sa->waiters->data);
+}
+
+static gboolean
+cocoQmpAgentOnWaiterTimeout(gpointer opaque)
+{
+    CocoQmpAgentWaiter *w = opaque;
+
+    g_clear_pointer(&w->timeout, g_source_unref);
+    cocoQmpAgentWaiterAnswer(w);
+    return G_SOURCE_REMOVE;
+}
+
 static void
 cocoQmpAgentOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
 {
     CocoQmpSocketAgent *sa = opaque;
     g_autoptr(CocoQmpLine) l = line;
-    g_autoptr(CocoQmpMessage) msg = NULL;
-    const char *type;
-    JsonNode *n;
-    gint64 id;
-    gboolean release;
-    const char *reason = NULL;
+    g_autoptr(GError) err = NULL;
+    void *data = NULL;
+    int type = 0;
 
-    msg = cocoQmpMessageParse(l->data, l->len, NULL);
-    if (!msg)
-        return;
-    type = json_object_get_string_member_with_default(msg->obj, "type", "");
-    if (STREQ(type, "cancel")) {
-        cocoQmpAgentEmitCancel(sa->agent,
-                               json_object_get_string_member_with_default(
-                                   msg->obj, "reason", NULL));
+    /* Every line through the protocol's one definition: a member of the
+     * wrong type or size is refused here, never trusted. */
+    if (cocoProtoParseMessage(&cocoRelayReplySchema, l->data, l->len, &type,
+                              &data, &err) < 0) {
+        g_printerr("qemu-coco: ignored a line of the host agent: %s\n",
+                   err->message);
         return;
     }
-    id = json_object_get_int_member_with_default(msg->obj, "id", -1);
-    if (STREQ(type, "progress")) {
+    switch ((CocoRelayReplyType)type) {
+    case COCO_RELAY_REPLY_WELCOME:
+        sa->welcomed = TRUE;
+        sa->refused = FALSE;
+        sa->reconnectMs = COCO_QMP_AGENT_RECONNECT_MS;
+        g_clear_pointer(&sa->notReady, g_free);
+        cocoQmpAgentAnswerWaiters(sa);
+        break;
+    case COCO_RELAY_REPLY_REFUSED: {
+        CocoRelayReason *r = data;
+
+        sa->welcomed = FALSE;
+        sa->refused = TRUE;
+        g_free(sa->notReady);
+        sa->notReady = g_strdup_printf(
+            _("the host agent at '%1$s' refused this relay: %2$s"), sa->path,
+            r->reason);
+        g_printerr("qemu-coco: %s\n", sa->notReady);
+        cocoQmpAgentAnswerWaiters(sa);
+        break;
+    }
+    case COCO_RELAY_REPLY_CANCEL:
+        cocoQmpAgentEmitCancel(sa->agent, ((CocoRelayReason *)data)->reason);
+        break;
+    case COCO_RELAY_REPLY_PAUSE:
+        cocoQmpAgentEmitPause(sa->agent, ((CocoRelayReason *)data)->reason);
+        break;
+    case COCO_RELAY_REPLY_RESUME:
+        cocoQmpAgentEmitResume(sa->agent, ((CocoRelayReason *)data)->reason);
+        break;
+    case COCO_RELAY_REPLY_PROGRESS: {
+        CocoRelayProgress *p = data;
+        g_autoptr(JsonObject) obj = NULL;
+
         /* Only the progress of the migration the relay asked about. */
-        if (id > 0 && (guint64)id == sa->migrateId)
-            cocoQmpAgentEmitProgress(sa->agent, msg->obj);
-        return;
+        if (p->id > 0 && (guint64)p->id == sa->migrateId) {
+            cocoQmpAgentRefresh(sa, sa->migrateId);
+            obj = cocoProtoBuildStruct(
+                cocoProtoSchemaLookup(&cocoRelayReplySchema, type), p);
+            cocoQmpAgentEmitProgress(sa->agent, obj);
+        }
+        break;
     }
-    if (STREQ(type, "pause")) {
-        cocoQmpAgentEmitPause(sa->agent,
-                              json_object_get_string_member_with_default(
-                                  msg->obj, "reason", NULL));
-        return;
+    case COCO_RELAY_REPLY_VERDICT: {
+        CocoRelayVerdict *v = data;
+
+        if (v->id >= 0)
+            cocoQmpAgentFinish(
+                sa, (guint64)v->id, v->release,
+                v->release  ? NULL
+                : v->reason ? v->reason
+                            : _("the host agent refused without a reason"));
+        break;
     }
-    if (STRNEQ(type, "verdict"))
+    case COCO_RELAY_REPLY_ERROR:
+        g_printerr("qemu-coco: the host agent at '%s': %s\n", sa->path,
+                   ((CocoRelayReason *)data)->reason);
+        break;
+    case COCO_RELAY_REPLY_STATUS:
+    case COCO_RELAY_REPLY_PROBE:
+    case COCO_RELAY_REPLY_DOMAIN:
+    case COCO_RELAY_REPLY_PEER_PROBE:
+    case COCO_RELAY_REPLY_PEER_STATUS:
+    case COCO_RELAY_REPLY_RECOVER:
+    case COCO_RELAY_REPLY_LAST:
+    default:
+        break;
+    }
+    cocoProtoMessageFree(&cocoRelayReplySchema, type, data);
+}
+
+static gboolean
+cocoQmpAgentOnReconnect(gpointer opaque)
+{
+    CocoQmpSocketAgent *sa = opaque;
+    g_autoptr(GError) err = NULL;
+
+    g_clear_pointer(&sa->reconnect, g_source_unref);
+    if (cocoQmpAgentConnect(sa, &err) < 0) {
+        g_free(sa->notReady);
+        sa->notReady = g_strdup(err->message);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void
+cocoQmpAgentScheduleReconnect(CocoQmpSocketAgent *sa)
+{
+    if (sa->reconnect || sa->ch)
         return;
-    n = json_object_get_member(msg->obj, "release");
-    release = n && JSON_NODE_HOLDS_VALUE(n) &&
-              json_node_get_value_type(n) == G_TYPE_BOOLEAN &&
-              json_node_get_boolean(n);
-    reason =
-        json_object_get_string_member_with_default(msg->obj, "reason", NULL);
-    if (id < 0)
-        return;
-    if (!release && !reason)
-        reason = _("the host agent refused without a reason");
-    cocoQmpAgentFinish(sa, (guint64)id, release, reason);
+    sa->reconnect = g_timeout_source_new(sa->reconnectMs);
+    g_source_set_callback(sa->reconnect, cocoQmpAgentOnReconnect, sa, NULL);
+    g_source_attach(sa->reconnect, sa->ctx);
 }
 
 static void
@@ -250,7 +454,18 @@ cocoQmpAgentOnClosed(CocoQmpChannel *ch, const GError *error, gpointer opaque)
             _("the host agent at '%1$s' closed the connection"), sa->path);
     g_printerr("qemu-coco: %s\n", reason);
     g_clear_pointer(&sa->ch, cocoQmpChannelUnref);
+    sa->welcomed = FALSE;
+    if (sa->refused) {
+        /* Keep the refusal's reason; ask again later and less often. */
+        sa->reconnectMs =
+            MIN(sa->reconnectMs * 2, (guint)COCO_QMP_AGENT_RECONNECT_MAX_MS);
+    } else {
+        g_free(sa->notReady);
+        sa->notReady = g_strdup(reason);
+        sa->reconnectMs = COCO_QMP_AGENT_RECONNECT_MS;
+    }
     cocoQmpAgentFailAll(sa, reason);
+    cocoQmpAgentScheduleReconnect(sa);
 }
 
 static int
@@ -277,11 +492,19 @@ cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error)
         int err = errno;
 
         close(fd);
+        cocoQmpAgentScheduleReconnect(sa);
         return cocoErrorSetSystem(
             error, err, _("cannot reach the host agent at '%1$s'"), sa->path);
     }
+    if (sa->reconnect) {
+        g_source_destroy(sa->reconnect);
+        g_clear_pointer(&sa->reconnect, g_source_unref);
+    }
     sa->ch = cocoQmpChannelNew(fd, sa->ctx, sa->path, cocoQmpAgentOnLine,
                                cocoQmpAgentOnClosed, sa);
+    if (!json_object_has_member(sa->hello, "version"))
+        json_object_set_int_member(sa->hello, "version",
+                                   COCO_RELAY_PROTOCOL_VERSION);
     hello = cocoQmpBuildObjectLine(json_object_ref(sa->hello));
     cocoQmpChannelSend(sa->ch, hello, strlen(hello), NULL, 0);
     if (!sa->ch || cocoQmpChannelIsClosed(sa->ch))
@@ -298,19 +521,17 @@ cocoQmpAgentSocketNotify(CocoQmpAgent *agent, const char *event,
     CocoQmpSocketAgent *sa = agent->data;
     g_autoptr(GError) err = NULL;
     g_autofree char *line = NULL;
-    JsonObject *obj;
 
     if (cocoQmpAgentConnect(sa, &err) < 0) {
         g_printerr("qemu-coco: event '%s' not delivered: %s\n", event,
                    err->message);
         return;
     }
-    obj = json_object_new();
-    json_object_set_string_member(obj, "type", "event");
-    json_object_set_string_member(obj, "event", event);
-    if (data)
-        json_object_set_object_member(obj, "data", json_object_ref(data));
-    line = cocoQmpBuildObjectLine(obj);
+    if (!(line = cocoRelayBuildEvent(event, data, &err))) {
+        g_printerr("qemu-coco: event '%s' not delivered: %s\n", event,
+                   err->message);
+        return;
+    }
     cocoQmpChannelSend(sa->ch, line, strlen(line), NULL, 0);
 }
 
@@ -353,7 +574,6 @@ cocoQmpAgentSocketGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
     g_autoptr(GError) err = NULL;
     g_autofree char *line = NULL;
     guint64 *key;
-    JsonObject *obj;
 
     req->id = ++sa->nextId;
     if (gate == COCO_QMP_GATE_MIGRATE)
@@ -379,20 +599,87 @@ cocoQmpAgentSocketGate(CocoQmpAgent *agent, CocoQmpGate gate, CocoQmpRole role,
         g_source_set_callback(req->timeout, cocoQmpAgentOnTimeout, req, NULL);
         g_source_attach(req->timeout, sa->ctx);
     }
-    obj = json_object_new();
-    json_object_set_string_member(obj, "type", "gate");
-    json_object_set_int_member(obj, "id", (gint64)req->id);
-    json_object_set_string_member(obj, "gate", cocoQmpGateTypeToString(gate));
-    json_object_set_string_member(obj, "role", cocoQmpRoleTypeToString(role));
-    line = cocoQmpBuildObjectLine(obj);
+    {
+        CocoRelayGateReq g = {(gint64)req->id, gate, role, TRUE};
+
+        line = cocoProtoBuildMessage(&cocoRelayRequestSchema,
+                                     COCO_RELAY_MSG_GATE, &g);
+    }
     cocoQmpChannelSend(sa->ch, line, strlen(line), NULL, 0);
+}
+
+static gboolean
+cocoQmpAgentSocketReady(CocoQmpAgent *agent, char **reason)
+{
+    CocoQmpSocketAgent *sa = agent->data;
+
+    if (sa->welcomed && sa->ch)
+        return TRUE;
+    *reason = g_strdup_printf(
+        _("no host agent has accepted this relay (virtcocod at '%1$s'): %2$s"),
+        sa->path,
+        sa->notReady ? sa->notReady : _("no answer to its hello yet"));
+    return FALSE;
+}
+
+static void
+cocoQmpAgentSocketStart(CocoQmpAgent *agent)
+{
+    CocoQmpSocketAgent *sa = agent->data;
+
+    if (sa->started)
+        return;
+    sa->started = TRUE;
+    cocoQmpAgentConnect(sa, NULL);
+}
+
+static void
+cocoQmpAgentSocketWaitReady(CocoQmpAgent *agent, guint timeoutMs,
+                            CocoQmpAgentVerdictFunc cb, gpointer opaque)
+{
+    CocoQmpSocketAgent *sa = agent->data;
+    CocoQmpAgentWaiter *w = g_new0(CocoQmpAgentWaiter, 1);
+
+    w->sa = sa;
+    w->cb = cb;
+    w->opaque = opaque;
+    sa->waiters = g_list_append(sa->waiters, w);
+    if ((sa->welcomed || sa->refused) && sa->ch) {
+        /* Answered already: from the main loop, never from inside. */
+        w->timeout = g_idle_source_new();
+    } else {
+        /* Ask now rather than at the next scheduled attempt. */
+        if (!sa->ch) {
+            sa->refused = FALSE;
+            cocoQmpAgentConnect(sa, NULL);
+        }
+        w->timeout = g_timeout_source_new(timeoutMs);
+    }
+    g_source_set_callback(w->timeout, cocoQmpAgentOnWaiterTimeout, w, NULL);
+    g_source_attach(w->timeout, sa->ctx);
 }
 
 static void
 cocoQmpAgentSocketDispose(CocoQmpAgent *agent)
 {
     CocoQmpSocketAgent *sa = agent->data;
+    g_autofree char *reason = g_strdup(_("the relay is shutting down"));
 
+    while (sa->waiters) {
+        CocoQmpAgentWaiter *w = sa->waiters->data;
+        CocoQmpAgentVerdictFunc cb = w->cb;
+        gpointer wo = w->opaque;
+
+        sa->waiters = g_list_delete_link(sa->waiters, sa->waiters);
+        cocoQmpAgentWaiterFree(w);
+        cb(FALSE, reason, wo);
+    }
+
+    if (sa->reconnect) {
+        g_source_destroy(sa->reconnect);
+        g_source_unref(sa->reconnect);
+    }
+    g_free(sa->notReady);
     g_clear_pointer(&sa->ch, cocoQmpChannelUnref);
     cocoQmpAgentFailAll(sa, _("the relay is shutting down"));
     g_hash_table_unref(sa->pending);
@@ -406,6 +693,9 @@ static const CocoQmpAgentOps cocoQmpAgentSocketOps = {
     .notify = cocoQmpAgentSocketNotify,
     .gate = cocoQmpAgentSocketGate,
     .dispose = cocoQmpAgentSocketDispose,
+    .ready = cocoQmpAgentSocketReady,
+    .start = cocoQmpAgentSocketStart,
+    .waitReady = cocoQmpAgentSocketWaitReady,
 };
 
 CocoQmpAgent *
@@ -424,6 +714,9 @@ cocoQmpAgentNewSocket(const char *path, GMainContext *ctx, JsonObject *hello,
     sa->pending =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                               (GDestroyNotify)cocoQmpAgentRequestFree);
+    sa->reconnectMs = COCO_QMP_AGENT_RECONNECT_MS;
     sa->agent = cocoQmpAgentNew(&cocoQmpAgentSocketOps, sa);
+    /* Not yet: before QEMU runs (qemu-coco has not exec'd it) the agent
+     * cannot tell this process from any other and refuses it. */
     return sa->agent;
 }

@@ -358,6 +358,12 @@ cocoQmpChannelSend(CocoQmpChannel *ch, const char *data, gsize len,
         cocoQmpChannelFlush(ch);
 }
 
+void
+cocoQmpChannelSetMaxLine(CocoQmpChannel *ch, gsize max)
+{
+    cocoQmpLineBufSetMax(ch->lb, max);
+}
+
 gsize
 cocoQmpChannelQueued(CocoQmpChannel *ch)
 {

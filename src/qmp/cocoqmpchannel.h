@@ -44,5 +44,9 @@ int cocoQmpChannelGetFd(CocoQmpChannel *ch);
 void cocoQmpChannelSend(CocoQmpChannel *ch, const char *data, gsize len,
                         const int *fds, size_t nfds);
 
+/* The longest line accepted from the peer from now on (a longer one
+ * closes the channel with an error). */
+void cocoQmpChannelSetMaxLine(CocoQmpChannel *ch, gsize max);
+
 /* Bytes queued and not yet written. */
 gsize cocoQmpChannelQueued(CocoQmpChannel *ch);

@@ -49,6 +49,12 @@ cocoQmpLineFree(CocoQmpLine *line)
     g_free(line);
 }
 
+void
+cocoQmpLineBufSetMax(CocoQmpLineBuf *lb, gsize maxline)
+{
+    lb->maxline = maxline;
+}
+
 CocoQmpLineBuf *
 cocoQmpLineBufNew(gsize maxline)
 {

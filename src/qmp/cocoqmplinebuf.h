@@ -42,5 +42,8 @@ int cocoQmpLineBufFeed(CocoQmpLineBuf *lb, const char *data, gsize len,
 /* The next complete line, or NULL. */
 CocoQmpLine *cocoQmpLineBufPop(CocoQmpLineBuf *lb);
 
+/* Change the longest line accepted from now on. */
+void cocoQmpLineBufSetMax(CocoQmpLineBuf *lb, gsize maxline);
+
 /* Bytes buffered that do not form a complete line yet. */
 gsize cocoQmpLineBufPending(CocoQmpLineBuf *lb);

@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 #define COCO_QMP_INJECT_PREFIX "coco-relay-"
+/* How long a migration waits for the host agent's answer to a hello in
+ * flight (a relay just started or reconnecting after an agent restart). */
+#define COCO_QMP_AGENT_READY_WAIT_MS 5000
 
 typedef struct _CocoQmpSession CocoQmpSession;
 
@@ -99,6 +102,7 @@ struct _CocoQmpRelay {
     guint64 passes; /* MIGRATION_PASS events emitted */
     guint stops; /* 'stop' sent for the agent */
     char *holdPaused; /* the agent's reason to keep the vCPUs stopped */
+    gboolean stoppedByRelay; /* the relay stopped them (QEMU had resumed) */
 
     CocoQmpViommu viommu; /* QEMU's vIOMMU, for hot-plugged VFIO devices */
     CocoQmpVfioReader *vfioReader; /* the VFIO interposer's leak reports */
@@ -687,15 +691,16 @@ cocoQmpSessionOnSetCaps(CocoQmpSession *s, CocoQmpMessage *msg)
     }
 }
 
+static void cocoQmpSessionMigrateGo(CocoQmpSession *s, const char *notReady);
+static void cocoQmpSessionOnAgentReady(gboolean ready, const char *reason,
+                                       gpointer opaque);
+
 static void
 cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
                         CocoQmpMessage *msg, CocoQmpRole role)
 {
     CocoQmpRelay *relay = s->relay;
     const char *uri = cocoQmpMessageGetArgString(msg, "uri");
-    JsonObject *args;
-    JsonArray *caps;
-    JsonObject *cap;
 
     /* A new job: the relay owns no migration any more. */
     relay->own = COCO_QMP_OWN_NONE;
@@ -723,8 +728,69 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
     s->pendingWant = relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION;
     cocoQmpSessionHold(s, line, msg);
 
+    /* A migration waits for the agent's answer to the relay's hello (a
+     * relay that is just (re)connecting), then goes on or is refused. */
+    if (relay->agent && s->pendingJob == COCO_QMP_JOB_MIGRATION) {
+        CocoQmpGateCall *call = g_new0(CocoQmpGateCall, 1);
+
+        call->s = cocoQmpSessionRef(s);
+        call->gen = relay->ownGen;
+        cocoQmpAgentWaitReady(relay->agent, COCO_QMP_AGENT_READY_WAIT_MS,
+                              cocoQmpSessionOnAgentReady, call);
+        return;
+    }
+    cocoQmpSessionMigrateGo(s, NULL);
+}
+
+static void
+cocoQmpSessionOnAgentReady(gboolean ready, const char *reason, gpointer opaque)
+{
+    CocoQmpGateCall *call = opaque;
+    CocoQmpSession *s = call->s;
+    guint gen = call->gen;
+
+    g_free(call);
+    if (!s->closed && gen == s->relay->ownGen)
+        cocoQmpSessionMigrateGo(
+            s, ready ? NULL
+                     : (reason ? reason : _("the host agent is not ready")));
+    cocoQmpSessionUnref(s);
+}
+
+/* The held 'migrate' or 'migrate-incoming' goes on; @notReady: why the
+ * host agent cannot take this relay's migration (NULL: it can). */
+static void
+cocoQmpSessionMigrateGo(CocoQmpSession *s, const char *notReady)
+{
+    CocoQmpRelay *relay = s->relay;
+    JsonObject *args;
+    JsonArray *caps;
+    JsonObject *cap;
+
+    /* Fail closed: a migration moves guest RAM only through the agents'
+     * sealed pipeline; without an agent that accepted this relay, QEMU's
+     * own stream would carry it in the clear. */
+    if (s->pendingJob == COCO_QMP_JOB_MIGRATION) {
+        g_autofree char *why = NULL;
+
+        if (!relay->agent)
+            why = g_strdup(_(
+                "qemu-coco has no host agent configured (agent_socket in qemu-coco.conf)"));
+        else if (notReady)
+            why = g_strdup(notReady);
+        if (why) {
+            g_autofree char *desc = g_strdup_printf(
+                _("qemu-coco: confidential migration refused: %1$s; the guest's memory would leave this host unsealed"),
+                why);
+
+            relay->refused++;
+            cocoQmpSessionRefuse(s, desc);
+            return;
+        }
+    }
     if (!relay->agent) {
-        /* Pass-through: nothing moves the RAM, so QEMU must. */
+        /* Save, snapshot, dump or restore: nothing moves the RAM but
+         * QEMU's own stream. */
         cocoQmpSessionStartJob(s);
         return;
     }
@@ -765,6 +831,7 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
             s->relay->role = COCO_QMP_ROLE_NONE;
             /* The agent lets the source run again (it recovered). */
             g_clear_pointer(&s->relay->holdPaused, g_free);
+            s->relay->stoppedByRelay = FALSE;
         }
         cocoQmpSessionRelease(s);
     } else {
@@ -1107,6 +1174,7 @@ cocoQmpRelayStop(CocoQmpRelay *relay)
         if (s->closed)
             continue;
         relay->stops++;
+        relay->stoppedByRelay = TRUE;
         cocoQmpSessionInject(s, "stop", NULL, cocoQmpSessionOnStopReply);
         return;
     }
@@ -1130,7 +1198,42 @@ cocoQmpRelayOnAgentPause(const char *reason, gpointer opaque)
     g_free(relay->holdPaused);
     relay->holdPaused = g_strdup(reason);
     relay->role = COCO_QMP_ROLE_SOURCE;
-    cocoQmpRelayStop(relay);
+    /* Stopped already at pre-switchover: keep it so (RESUME re-stops). */
+    if (!relay->paused)
+        cocoQmpRelayStop(relay);
+}
+
+static void
+cocoQmpRelayOnContReply(CocoQmpSession *s, CocoQmpMessage *reply)
+{
+    if (cocoQmpMessageIsError(reply))
+        g_printerr("qemu-coco: QEMU refused 'cont': %s\n",
+                   NULLSTR(cocoQmpMessageErrorDesc(reply)));
+}
+
+/* The agent lets the source run again (its abort token came back). */
+static void
+cocoQmpRelayOnAgentResume(const char *reason, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+    GList *l;
+
+    g_printerr("qemu-coco: the host agent lets the source run: %s\n", reason);
+    g_clear_pointer(&relay->holdPaused, g_free);
+    relay->role = COCO_QMP_ROLE_NONE;
+    if (!relay->stoppedByRelay || !relay->paused)
+        return;
+    /* QEMU had resumed it by itself and the relay stopped it: undo that.
+     * Otherwise libvirt's own 'cont' decides. */
+    relay->stoppedByRelay = FALSE;
+    for (l = relay->sessions; l; l = l->next) {
+        CocoQmpSession *s = l->data;
+
+        if (s->closed)
+            continue;
+        cocoQmpSessionInject(s, "cont", NULL, cocoQmpRelayOnContReply);
+        return;
+    }
 }
 
 int
@@ -1208,6 +1311,10 @@ cocoQmpRelayOnAccept(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_CONTINUE;
     }
     cocoQmpRelayAddSession(relay, client, qemu, NULL);
+    /* QEMU runs (its monitor answered): the agent can authenticate the
+     * relay now, and clients check that it did before they migrate. */
+    if (relay->agent)
+        cocoQmpAgentStart(relay->agent);
     return G_SOURCE_CONTINUE;
 }
 
@@ -1242,6 +1349,7 @@ cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent)
         cocoQmpAgentSetCancelFunc(agent, cocoQmpRelayOnAgentCancel, relay);
         cocoQmpAgentSetProgressFunc(agent, cocoQmpRelayOnAgentProgress, relay);
         cocoQmpAgentSetPauseFunc(agent, cocoQmpRelayOnAgentPause, relay);
+        cocoQmpAgentSetResumeFunc(agent, cocoQmpRelayOnAgentResume, relay);
     }
     relay->traceFd = -1;
     relay->listenFd = -1;
@@ -1328,6 +1436,14 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_string_member(o, "relay", "qemu-coco");
     json_object_set_string_member(o, "version", PACKAGE_VERSION);
     json_object_set_boolean_member(o, "agent", relay->agent != NULL);
+    if (relay->agent) {
+        g_autofree char *why = NULL;
+        gboolean ready = cocoQmpAgentIsReady(relay->agent, &why);
+
+        json_object_set_boolean_member(o, "agent-ready", ready);
+        if (!ready && why)
+            json_object_set_string_member(o, "agent-error", why);
+    }
     json_object_set_string_member(o, "role",
                                   cocoQmpRoleTypeToString(relay->role));
     if (relay->ignoreSharedKnown)

@@ -95,6 +95,10 @@ static const CocoErrorNick cocoErrorNicks[] = {
     {COCO_ERROR_MIGRATION_ABORTED, "migration-aborted"},
     {COCO_ERROR_MIGRATION_SOURCE_FROZEN, "migration-source-frozen"},
     {COCO_ERROR_ACCESS_DENIED, "access-denied"},
+    {COCO_ERROR_AGENT_PROTOCOL, "agent-protocol"},
+    {COCO_ERROR_PEER_AUTH, "peer-auth"},
+    {COCO_ERROR_AGENT_LIMIT, "agent-limit"},
+    {COCO_ERROR_PEER_TIMEOUT, "peer-timeout"},
     {COCO_ERROR_QMP_PROTOCOL, "qmp-protocol"},
     {COCO_ERROR_QMP_AGENT, "qmp-agent"},
 };

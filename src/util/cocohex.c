@@ -19,3 +19,21 @@ cocoHexEncode(const uint8_t *buf, size_t len)
     }
     return str;
 }
+
+int
+cocoHexDecode(const char *str, size_t len, uint8_t *out)
+{
+    size_t i;
+
+    if (!str || strlen(str) != len * 2)
+        return -1;
+    for (i = 0; i < len; i++) {
+        int hi = g_ascii_xdigit_value(str[2 * i]);
+        int lo = g_ascii_xdigit_value(str[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)((hi << 4) | lo);
+    }
+    return 0;
+}

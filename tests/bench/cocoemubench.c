@@ -63,6 +63,7 @@ main(void)
     uint8_t setup[COCO_EMU_SETUP_BUNDLE_SIZE];
     uint64_t gfns[COCO_EMU_MAX_GFNS];
     CocoMigrationDef def = {0};
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
     GError *err = NULL;
     size_t len;
     gint64 t0;
@@ -76,8 +77,9 @@ main(void)
         die("COCO_EMU_BENCH_MIB must be a positive multiple of 2", NULL);
     if (!(spf = cocoEmuPlatformNew(&err)) || !(dpf = cocoEmuPlatformNew(&err)))
         die("platform", err);
-    if (!(src = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, spf, &def, 1, &err)) ||
-        !(dst = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, dpf, &def, 1, &err)))
+    if (!(src = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, spf, &def, &vm, &err)) ||
+        !(dst =
+              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, dpf, &def, &vm, &err)))
         die("new", err);
     smem = g_malloc(size);
     dmem = g_malloc0(size);

@@ -169,6 +169,7 @@ benchPipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
     g_autofree GIOStream **dio = g_new0(GIOStream *, streams);
     CocoTransferConfig cfg;
     CocoMigrationDef def;
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
     unsigned int i;
     double t0, t, c0;
 
@@ -176,9 +177,9 @@ benchPipeline(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int streams,
     def.has_streams = true;
     def.forward_streams = streams;
     if (!pf ||
-        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, 1, &err)) ||
-        !(dfw =
-              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, 1, &err)) ||
+        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, &vm, &err)) ||
+        !(dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, &vm,
+                           &err)) ||
         cocoEmuAttachMemory(sfw, mem, size, &err) < 0 ||
         cocoEmuAttachMemory(dfw, dmem, size, &err) < 0)
         die("emulated firmware", err);
@@ -239,14 +240,15 @@ benchFirmware(uint8_t *mem, uint8_t *dmem, size_t size)
     uint8_t state[COCO_EMU_VCPU_BUNDLE_MAX];
     uint64_t npages = size / PAGE, g = 0;
     CocoMigrationDef def;
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
     size_t len;
     double t0, c0;
 
     memset(&def, 0, sizeof(def));
     if (!pf ||
-        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, 1, &err)) ||
-        !(dfw =
-              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, 1, &err)) ||
+        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, &vm, &err)) ||
+        !(dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, &vm,
+                           &err)) ||
         cocoEmuAttachMemory(sfw, mem, size, &err) < 0 ||
         cocoEmuAttachMemory(dfw, dmem, size, &err) < 0)
         die("emulated firmware", err);
@@ -356,6 +358,7 @@ benchSides(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int threads,
     GThread *th[16];
     uint64_t npages = size / PAGE;
     CocoMigrationDef def;
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
     size_t len = sizeof(setup);
     size_t bsize = cocoEmuMemoryBundleSize(512);
     double t0, c0;
@@ -366,9 +369,9 @@ benchSides(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int threads,
     def.has_streams = true;
     def.forward_streams = threads;
     if (!pf ||
-        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, 1, &err)) ||
-        !(dfw =
-              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, 1, &err)) ||
+        !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, &vm, &err)) ||
+        !(dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, &vm,
+                           &err)) ||
         cocoEmuAttachMemory(sfw, mem, size, &err) < 0 ||
         cocoEmuAttachMemory(dfw, dmem, size, &err) < 0)
         die("emulated firmware", err);

@@ -9,6 +9,13 @@
 #   CK n ok | CK n BAD k     a checksum workload: each round rewrites one of
 #                            four 4 MiB files in the guest's tmpfs (guest RAM)
 #                            with fresh random data, then md5-verifies all four
+#   GUEST-MEM pages P MiB M  only with cocomem=1 on the kernel command line
+#   MEM n ok | MEM n BAD k   (the lab's guest): the whole-memory check
+#                            (guest-memcheck.c) fills all the memory it can
+#                            allocate with a pattern of each page's index
+#                            and generation, verifies it round after round
+#                            and rewrites a window of pages per round;
+#                            PAGEBAD lines name the first bad pages
 #   T n uptime               only with cocotick=SECONDS on the kernel command
 #                            line (the benchmark's guest): a tick every
 #                            SECONDS (e.g. 0.02) with a counter and the
@@ -18,16 +25,17 @@
 #                            while QEMU has it stopped, so guest time alone
 #                            cannot show a downtime)
 # Reuses OUTDIR/vmlinuz and OUTDIR/initrd.gz when they are newer than this
-# script.
+# script and guest-memcheck.c.
 set -eu
 
 OUT=${1:?usage: build-guest.sh OUTDIR}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SELF=$(readlink -f "$0")
+MEMCHECK_C=$(dirname "$SELF")/guest-memcheck.c
 
 if [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.gz" ] &&
-   [ "$OUT/initrd.gz" -nt "$SELF" ]; then
+   [ "$OUT/initrd.gz" -nt "$SELF" ] && [ "$OUT/initrd.gz" -nt "$MEMCHECK_C" ]; then
     echo "build-guest: reusing $OUT/vmlinuz and $OUT/initrd.gz"
     exit 0
 fi
@@ -54,6 +62,9 @@ file_is_static "$BB" || { echo "build-guest: $BB is not static (install busybox-
 R="$WORK/initrd"
 mkdir -p "$R/bin" "$R/dev" "$R/proc" "$R/sys" "$R/tmp"
 cp "$BB" "$R/bin/busybox"
+# The whole-memory check: static, the initramfs has no libc.
+${CC:-cc} -static -O2 -o "$R/bin/memcheck" "$MEMCHECK_C" ||
+    { echo "build-guest: cannot build guest-memcheck.c statically (gcc, libc6-dev: run deps.sh)" >&2; exit 1; }
 cat > "$R/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -66,8 +77,12 @@ echo "GUEST-BOOTED"
 # Fine-grained tick (benchmark guest only): builtins only, no fork per
 # tick; 'read -t' on a FIFO nobody writes is the sleep.
 tick=""
+mem=""
 for a in $(cat /proc/cmdline); do
-    case "$a" in cocotick=*) tick=${a#cocotick=} ;; esac
+    case "$a" in
+    cocotick=*) tick=${a#cocotick=} ;;
+    cocomem=1) mem=1 ;;
+    esac
 done
 if [ -n "$tick" ]; then
     (
@@ -88,6 +103,8 @@ fi
         dd if=/dev/urandom of=/tmp/ck/f$i bs=64k count=64 2>/dev/null
         md5sum /tmp/ck/f$i > /tmp/ck/f$i.md5
     done
+    # The whole-memory check takes what is left once the files exist.
+    [ -z "$mem" ] || /bin/memcheck &
     n=0
     while :; do
         n=$((n + 1))

@@ -27,6 +27,8 @@ VIRT_COCO=${VIRT_COCO:-$BUILD/tools/virt-coco}
 COCO_LAB_CACHE=${COCO_LAB_CACHE:-$BUILD/e2e-cache}
 export QEMU_COCO VIRTCOCOD VIRT_COCO COCO_LAB_CACHE
 . "$(dirname "$0")/lab-env.sh"
+# The guest runs the whole-memory check too (MEM lines).
+LAB_MEMCHECK=1
 . "$E2E_DIR/lab-lib.sh"
 
 MIGRATE=${COCO_DEMO_MIGRATE:-virt-coco migrate --confidential --live --verbose --timeline}
@@ -68,11 +70,13 @@ tell "Domain 'guest': 192 MiB, 1 vCPU (TCG), RAM in a shared file, a"
 tell "<coco:migration technology='tdx'> policy element, and <emulator> qemu-coco:"
 tell "a relay between libvirt and QEMU that hands migrations to the host agent."
 tell "Its init prints a heartbeat (HB n) each second and a checksum round"
-tell "(CK n ok): it rewrites 4 MiB of its RAM and verifies all 16 MiB."
+tell "(CK n ok): it rewrites 4 MiB of its RAM and verifies all 16 MiB; and a"
+tell "whole-memory round (MEM n ok) over all the memory it could allocate."
 t0=$(now)
 virsh_h A create "$LAB/guest.xml" >/dev/null || bye "virsh create failed on host A"
-wait_lines A 0 GUEST-BOOTED 1 "$BOOT_TIMEOUT" && wait_lines A 0 CK 2 "$BOOT_TIMEOUT" ||
-    bye "the guest did not boot on host A"
+wait_lines A 0 GUEST-BOOTED 1 "$BOOT_TIMEOUT" && wait_lines A 0 CK 2 "$BOOT_TIMEOUT" &&
+    wait_lines A 0 MEM 1 "$BOOT_TIMEOUT" || bye "the guest did not boot on host A"
+tell "$(console_since A 0 | grep '^GUEST-MEM ' | tail -n 1)"
 tell "booted in $(since "$t0") s; host A's console:"
 console_since A 0 | tail -4 | quote
 tell "virsh on A: $(virsh_h A domstate --reason guest); on B: $(virsh_h B list --name | grep -c . || true) domains"
@@ -127,7 +131,7 @@ job_stats B 2>/dev/null &&
     tell "libvirt's completed job on B: $(memory_kib) KiB of memory processed (the agents' sealed copy, which the relay reports to libvirt, plus QEMU's device state), downtime $(job_field "Total downtime") ms"
 set -- $(agent_record A source)
 [ $# -ge 9 ] && tell "host A's agent record: $2, $3 bytes sealed ($4 pages) on $6 streams in $7 ms"
-tell "0 BAD: every checksum round on B verified memory written on A."
+tell "0 BAD: every checksum and whole-memory round on B verified memory written on A."
 
 say "5. Tear down"
 tell "destroying the guest, stopping both libvirtd and agents, removing the namespaces"

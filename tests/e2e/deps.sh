@@ -12,9 +12,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+# gcc and libc6-dev (libc.a): the guest's static whole-memory check
+# (guest-memcheck.c, build-guest.sh).
 PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 qemu-system-x86 busybox-static cpio iproute2 util-linux gzip
-libjson-glib-dev"
+libjson-glib-dev gcc libc6-dev"
 
 export DEBIAN_FRONTEND=noninteractive
 missing=""

@@ -26,8 +26,8 @@ command -v python3 >/dev/null || lab_skip "python3 missing (the lab reads the ag
 [ -n "${QEMU_COCO:-}" ] && [ -x "$QEMU_COCO" ] || lab_die "set QEMU_COCO to the built qemu-coco"
 [ -n "${VIRTCOCOD:-}" ] && [ -x "$VIRTCOCOD" ] || lab_die "set VIRTCOCOD to the built virtcocod"
 # The qemu.d hook (docs/hook.rst), built next to virtcocod unless named.
-COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/50-libvirt-coco}
-[ -x "$COCO_HOOK" ] || lab_die "set COCO_HOOK to the built 50-libvirt-coco"
+COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/libvirt-coco-hook}
+[ -x "$COCO_HOOK" ] || lab_die "set COCO_HOOK to the built libvirt-coco-hook"
 # The VFIO interposer qemu-coco preloads into QEMU (docs/vfio.rst): the
 # build's own, next to qemu-coco's build directory unless named.
 COCO_VFIO_INTERPOSER=${COCO_VFIO_INTERPOSER:-$(dirname "$QEMU_COCO")/../src/preload/vfio-interposer.so}
@@ -147,17 +147,31 @@ done
 # virtcocod on each host: in the host's network namespace (peers reach
 # each other over the veth), sockets, records and platform identity in the
 # host's directories; it reads libvirt's pid and status files of the host.
+# The agents authenticate each other with the lab's own CA: certtool-made
+# certificates naming hostA/10.97.0.1 and hostB/10.97.0.2, as libvirt's TLS
+# setup would (tests/cocotlsgen.sh; docs/virtcocod.rst "Trust between
+# agents").
+sh "$E2E_DIR/../cocotlsgen.sh" "$LAB/pki" >&2 || lab_die "cannot make the lab's PKI (certtool)"
 for H in $HOSTS; do
     R=$(host_dir "$H")
+    P=$LAB/pki/host$H
     cat > "$R/virtcocod.conf" <<CONF
 [virtcocod]
 socket = $R/run/coco-agent.sock
+listen = $(host_ip "$H")
 port = 49300
 platform = $R/platform.conf
 state_dir = $R/migrations
 pid_dir = $R/run/qemu
 streams = 4
 precopy_rounds = 2
+# below qemu-coco's gate_timeout (60 s in the lab)
+switchover_timeout = 20
+tls_ca_cert = $P/cacert.pem
+tls_server_cert = $P/servercert.pem
+tls_server_key = $P/private/serverkey.pem
+tls_client_cert = $P/clientcert.pem
+tls_client_key = $P/private/clientkey.pem
 CONF
     setsid nsenter --net="/run/netns/$NETNS_PREFIX$H" "$VIRTCOCOD" -f -c "$R/virtcocod.conf" \
         > "$R/virtcocod.log" 2>&1 < /dev/null &

@@ -3,7 +3,7 @@
 #   COCO_LAB        scratch directory of one lab run (removed by hosts-down.sh)
 #   COCO_LAB_CACHE  kept between runs: the guest kernel/initrd, QEMU caps cache
 #   QEMU_COCO       the built qemu-coco (the domains' <emulator>)
-#   COCO_HOOK       the built 50-libvirt-coco hook (default: next to VIRTCOCOD)
+#   COCO_HOOK       the built libvirt-coco-hook (default: next to VIRTCOCOD)
 LAB=${COCO_LAB:-/tmp/coco-lab}
 CACHE=${COCO_LAB_CACHE:-/var/tmp/coco-lab-cache}
 E2E_DIR=$(cd "$(dirname "$0")" && pwd)

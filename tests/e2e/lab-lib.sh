@@ -39,6 +39,12 @@ lab_start() {
 # Commands to run before the lab goes down at exit.
 lab_on_exit() { LAB_EXIT_HOOK="${LAB_EXIT_HOOK:-:}; $*"; }
 
+# LAB_MEMCHECK=1 (run.sh, demo.sh): the guests guest_xml writes run the
+# whole-memory check (cocomem=1: MEM lines, build-guest.sh), and
+# assert_continues and assert_a_runs require its rounds and no BAD among
+# them. Off by default (the benchmark's guests do not run it).
+LAB_MEMCHECK=${LAB_MEMCHECK:-0}
+
 # guest_xml NAME MIB EMULATOR KIND [KERNEL-ARGS]: the lab guest's domain
 # XML (tests/e2e/guest.xml.in) on stdout. KIND "confidential": the
 # <coco:migration> element and shared file-backed RAM; "plain": neither
@@ -49,8 +55,10 @@ guest_xml() {
     guest) uuid=c0c0c0c0-1111-4222-8333-444455556666 ;;
     *) uuid=c0c0c0c0-1111-4222-8333-$(printf '%s' "$1" | md5sum | cut -c1-12) ;;
     esac
+    gx_args=${5:-}
+    [ "$LAB_MEMCHECK" != 1 ] || gx_args="${gx_args:+$gx_args }cocomem=1"
     sed -e "s|@GUEST@|$CACHE/guest|" -e "s|@EMULATOR@|$3|" -e "s|@NAME@|$1|g" \
-        -e "s|@UUID@|$uuid|" -e "s|@MEMORY@|$2|" -e "s|@CMDLINE@|${5:+ $5}|" \
+        -e "s|@UUID@|$uuid|" -e "s|@MEMORY@|$2|" -e "s|@CMDLINE@|${gx_args:+ $gx_args}|" \
         "$E2E_DIR/guest.xml.in" |
         if [ "$4" = plain ]; then
             sed -e '/<metadata>/,/<\/metadata>/d' -e '/<memoryBacking>/,/<\/memoryBacking>/d'
@@ -63,11 +71,21 @@ since() { awk "BEGIN{printf \"%.1f\", $(now) - $1}"; }
 virsh_h() { h=$1; shift; virsh -q -c "$(host_uri "$h")" "$@"; }
 console() { echo "$(host_dir "$1")/log/qemu/guest-console.log"; }
 console_size() { stat -c %s "$(console "$1")" 2>/dev/null || echo 0; }
-# Complete lines of host $1's console after byte offset $2.
-console_since() { tail -c +"$(($2 + 1))" "$(console "$1")" 2>/dev/null | tr -d '\r' | grep -a -E '^(HB|CK|GUEST)' || true; }
+# The guest's lines on host $1's console after byte offset $2.
+console_since() { tail -c +"$(($2 + 1))" "$(console "$1")" 2>/dev/null | sed -n -E 's/\r//g; /^(HB|CK|MEM|PAGEBAD|GUEST)/p'; }
 count_since() { console_since "$1" "$2" | grep -c "^$3" || true; }
+# Lines that report damaged memory (checksum or whole-memory rounds).
+bad_since() { console_since "$1" "$2" | grep -c -E '^(CK .*BAD|MEM .*BAD|PAGEBAD)' || true; }
 
+# Every assertion helper below prints "assertion failed: WHY" on stderr
+# and returns non-zero when its condition is false (tests/e2e/
+# lab-lib-selftest.sh feeds each one a false condition); callers chain
+# them with "|| return 1".
 fail() { echo "  assertion failed: $*" >&2; return 1; }
+# is_count VALUE: VALUE is a non-negative decimal number.
+is_count() { case "$1" in '' | *[!0-9]*) return 1 ;; esac; }
+# polls SECONDS: how many times a wait loop polls (every 0.1 s) in SECONDS.
+polls() { echo $(($1 * 10)); }
 
 # What host $1's libvirtd sees of its log and state directories.
 host_diag() {
@@ -76,18 +94,28 @@ host_diag() {
     nsenter -t "$pid" -m -- sh -c 'findmnt -o TARGET,SOURCE /var/log/libvirt; ls -la /var/log/libvirt /var/log/libvirt/qemu' 2>&1 | sed 's/^/  in ns: /' >&2
 }
 
-wait_lines() { # host offset prefix count timeout
-    i=0
-    while [ "$(count_since "$1" "$2" "$3")" -lt "$4" ]; do
-        i=$((i + 1))
-        [ $i -le $(($5 * 10)) ] || fail "host $1: fewer than $4 '$3' lines after $5 s" || return 1
+# wait_lines HOST OFFSET PREFIX COUNT TIMEOUT: at least COUNT lines
+# starting with PREFIX (a basic regular expression) on HOST's console after
+# OFFSET, within TIMEOUT seconds.
+wait_lines() {
+    wl_i=0
+    while :; do
+        wl_n=$(count_since "$1" "$2" "$3")
+        is_count "$wl_n" || fail "host $1: cannot count the '$3' lines: '$wl_n'" || return 1
+        [ "$wl_n" -lt "$4" ] || return 0
+        wl_i=$((wl_i + 1))
+        if [ $wl_i -gt "$(polls "$5")" ]; then
+            echo "  host $1's console since $2: $(console_since "$1" "$2" | tail -n 6 | tr '\n' '|')" >&2
+            fail "host $1: $wl_n '$3' lines after $5 s, expected at least $4"
+            return 1
+        fi
         sleep 0.1
     done
 }
 
 assert_state() { # host "state (reason)"
-    s=$(virsh_h "$1" domstate --reason guest 2>&1)
-    [ "$s" = "$2" ] || fail "host $1: domain state '$s', expected '$2'"
+    as_s=$(virsh_h "$1" domstate --reason guest 2>&1)
+    [ "$as_s" = "$2" ] || fail "host $1: domain state '$as_s', expected '$2'"
 }
 
 assert_no_domain() {
@@ -98,42 +126,81 @@ assert_no_domain() {
 
 relay_state() { virsh_h "$1" qemu-monitor-command guest '{"execute":"x-coco-query-relay"}'; }
 
-assert_relay() { # host key value
-    st=$(relay_state "$1") || fail "host $1: x-coco-query-relay failed: $st" || return 1
-    echo "$st" | grep -q "\"$2\":$3" || fail "host $1: relay state lacks \"$2\":$3: $st"
+# assert_relay HOST KEY VALUE: x-coco-query-relay on HOST answers KEY with
+# exactly VALUE (JSON as the relay writes it, compact: 1, true, null,
+# '"none"'; "sessions":1 is not "sessions":10).
+assert_relay() {
+    rl_st=$(relay_state "$1") || fail "host $1: x-coco-query-relay failed: $rl_st" || return 1
+    case "$rl_st" in
+    *"\"$2\":$3,"* | *"\"$2\":$3}"*) ;;
+    *) fail "host $1: relay state lacks \"$2\":$3: $rl_st" ;;
+    esac
 }
 
-# Heartbeat and checksum after the guest moved from $1 (console offset $2
-# before) to $3 (console offset $4 before): the destination's first
-# heartbeat follows the source's last one, the workload keeps verifying.
+# console_stats HOST OFFSET: the guest's rounds after OFFSET, one line
+# "hb_first hb_last ck_first ck_last mem_first mem_last bad" (round
+# numbers of the first and last HB, CK and MEM lines, "-" for none; bad:
+# the lines that report damaged memory).
+console_stats() {
+    console_since "$1" "$2" | awk '
+        $1 ~ /^(HB|CK|MEM)$/ && $2 ~ /^[0-9]+$/ { if (!($1 in f)) f[$1] = $2; l[$1] = $2 }
+        /^(CK .*BAD|MEM .*BAD|PAGEBAD)/ { bad++ }
+        function v(a, k) { return (k in a) ? a[k] : "-" }
+        END { print v(f, "HB"), v(l, "HB"), v(f, "CK"), v(l, "CK"), v(f, "MEM"), v(l, "MEM"), bad + 0 }'
+}
+
+# The guest continues where it was after it moved from $1 (console offset
+# $2 before) to $3 (console offset $4 before): the destination's first
+# heartbeat follows the source's last one, the checksum rounds (and the
+# whole-memory rounds, LAB_MEMCHECK=1) go on from the source's last one,
+# and no round on either host reported damage since the offsets.
 assert_continues() {
-    src=$1 soff=$2 dst=$3 doff=$4
-    wait_lines "$dst" "$doff" "HB" 2 30 || return 1
-    wait_lines "$dst" "$doff" "CK" 2 40 || return 1
-    # The source's log only grows; its last heartbeat is the guest's last
-    # one there (it may have printed nothing since $soff).
-    last=$(console_since "$src" 0 | grep '^HB' | tail -1 | cut -d' ' -f2)
-    first=$(console_since "$dst" "$doff" | grep '^HB' | head -1 | cut -d' ' -f2)
-    [ -n "$last" ] && [ -n "$first" ] || fail "no heartbeat to compare (last='$last' first='$first')" || return 1
-    gap=$((first - last))
-    echo "  heartbeat: HB $last on host $src -> HB $first on host $dst"
-    if [ $gap -lt 1 ] || [ $gap -gt 2 ]; then
-        echo "  host $src since $soff: $(console_since "$src" "$soff" | tr '\n' ' ')" >&2
-        echo "  host $dst since $doff: $(console_since "$dst" "$doff" | tr '\n' ' ')" >&2
-        fail "heartbeat jumped from $last to $first" || return 1
+    ac_src=$1 ac_soff=$2 ac_dst=$3 ac_doff=$4
+    wait_lines "$ac_dst" "$ac_doff" "HB" 2 30 || return 1
+    wait_lines "$ac_dst" "$ac_doff" "CK" 2 40 || return 1
+    # A whole-memory round is longer than a checksum round.
+    [ "$LAB_MEMCHECK" != 1 ] || wait_lines "$ac_dst" "$ac_doff" "MEM" 2 60 || return 1
+    # The source's log only grows: its last lines are the guest's last ones
+    # there (it may have printed nothing since $ac_soff).
+    read -r ac_x ac_hb ac_x ac_ck ac_x ac_mem ac_x <<EOF
+$(console_stats "$ac_src" 0)
+EOF
+    read -r ac_x ac_x ac_x ac_x ac_x ac_x ac_sbad <<EOF
+$(console_stats "$ac_src" "$ac_soff")
+EOF
+    read -r ac_dhb ac_x ac_dck ac_x ac_dmem ac_x ac_dbad <<EOF
+$(console_stats "$ac_dst" "$ac_doff")
+EOF
+    is_count "$ac_hb" && is_count "$ac_dhb" ||
+        fail "no heartbeat to compare (last '$ac_hb' on host $ac_src, first '$ac_dhb' on host $ac_dst)" || return 1
+    echo "  heartbeat: HB $ac_hb on host $ac_src -> HB $ac_dhb on host $ac_dst"
+    if [ $((ac_dhb - ac_hb)) -lt 1 ] || [ $((ac_dhb - ac_hb)) -gt 2 ]; then
+        echo "  host $ac_src since $ac_soff: $(console_since "$ac_src" "$ac_soff" | tr '\n' ' ')" >&2
+        echo "  host $ac_dst since $ac_doff: $(console_since "$ac_dst" "$ac_doff" | tr '\n' ' ')" >&2
+        fail "heartbeat jumped from $ac_hb to $ac_dhb" || return 1
     fi
-    lastck=$(console_since "$src" 0 | grep '^CK' | tail -1 | cut -d' ' -f2)
-    firstck=$(console_since "$dst" "$doff" | grep '^CK' | head -1 | cut -d' ' -f2)
-    [ "${firstck:-0}" -gt "${lastck:-0}" ] ||
-        fail "checksum rounds went back from $lastck to $firstck" || return 1
-    bad=$(console_since "$dst" "$doff" | grep -c '^CK .* BAD' || true)
-    [ "$bad" = 0 ] || fail "checksum workload reports BAD on host $dst" || return 1
-    echo "  checksum: $(console_since "$dst" "$doff" | grep '^CK' | tail -1) on host $dst, 0 BAD"
+    is_count "$ac_ck" && is_count "$ac_dck" && [ "$ac_dck" -gt "$ac_ck" ] ||
+        fail "checksum rounds went from '$ac_ck' on host $ac_src to '$ac_dck' on host $ac_dst" || return 1
+    ac_rounds="CK $ac_ck -> $ac_dck"
+    if [ "$LAB_MEMCHECK" = 1 ]; then
+        is_count "$ac_mem" && is_count "$ac_dmem" && [ "$ac_dmem" -gt "$ac_mem" ] ||
+            fail "whole-memory rounds went from '$ac_mem' on host $ac_src to '$ac_dmem' on host $ac_dst" || return 1
+        ac_rounds="$ac_rounds, MEM $ac_mem -> $ac_dmem"
+    fi
+    [ "$ac_sbad" = 0 ] ||
+        fail "host $ac_src: the guest reports damaged memory: $(console_since "$ac_src" "$ac_soff" | grep 'BAD' | head -n 3 | tr '\n' '|')" || return 1
+    [ "$ac_dbad" = 0 ] ||
+        fail "host $ac_dst: the guest reports damaged memory: $(console_since "$ac_dst" "$ac_doff" | grep 'BAD' | head -n 3 | tr '\n' '|')" || return 1
+    echo "  rounds: $ac_rounds; 0 BAD on host $ac_src since $ac_soff and on host $ac_dst since $ac_doff"
 }
 
 # The completed job's statistics on the destination (read once: libvirt
 # drops them after the first read).
-job_stats() { virsh_h "$1" domjobinfo --completed guest > "$LAB/jobinfo"; }
+job_stats() {
+    virsh_h "$1" domjobinfo --completed guest > "$LAB/jobinfo" 2>&1 &&
+        grep -q '^Memory processed:' "$LAB/jobinfo" ||
+        fail "host $1: no completed job statistics: $(cat "$LAB/jobinfo")"
+}
 # Memory the QEMU stream carried, in KiB.
 memory_kib() {
     awk '/^Memory processed:/{
@@ -177,6 +244,10 @@ s_boot() {
     wait_lines A 0 "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" || return 1
     wait_lines A 0 "CK" 1 "$BOOT_TIMEOUT" || return 1
     echo "  booted in $(since "$t0") s"
+    if [ "$LAB_MEMCHECK" = 1 ]; then
+        wait_lines A 0 "MEM" 1 "$BOOT_TIMEOUT" || return 1
+        assert_memcheck_covers A || return 1
+    fi
     assert_state A "running (booted)" || return 1
     assert_relay A relay '"qemu-coco"' || return 1
     assert_relay A agent true
@@ -205,10 +276,28 @@ print(r.get("id"), r.get("state"), t.get("bytes", 0), t.get("pages", 0),
       c.get("downtime_us", 0) // 1000, c.get("blackout_us", 0) // 1000)
 PY
 }
+# The whole-memory check on host $1's guest covers at least half of the
+# memory the guest's kernel manages (MemTotal; it takes what the guest can
+# allocate: the kernel, the shell loops and the checksum files keep the
+# rest). Its line: "GUEST-MEM pages P MiB M of MemTotal T MiB, ...".
+assert_memcheck_covers() {
+    mc_line=$(console_since "$1" 0 | grep '^GUEST-MEM pages ' | tail -n 1)
+    mc_mib=$(echo "$mc_line" | cut -d' ' -f5)
+    mc_total=$(echo "$mc_line" | cut -d' ' -f8)
+    is_count "$mc_mib" && is_count "$mc_total" ||
+        fail "host $1: no whole-memory check size: '$mc_line'" || return 1
+    echo "  whole-memory check: $mc_line"
+    [ $((mc_mib * 2)) -ge "$mc_total" ] ||
+        fail "host $1: the whole-memory check covers only $mc_mib MiB of the guest's $mc_total MiB"
+}
+
 records() { ls "$(host_dir "$1")/migrations" 2>/dev/null | wc -l; }
-# Established agent-to-agent connections in host $1's namespace.
+# Established agent-to-agent connections in host $1's namespace ("?" when
+# they cannot be listed: never taken for none).
 agent_conns() {
-    ip netns exec "$NETNS_PREFIX$1" ss -Htn state established '( sport = :49300 or dport = :49300 )' | wc -l
+    ac_out=$(ip netns exec "$NETNS_PREFIX$1" ss -Htn state established '( sport = :49300 or dport = :49300 )') ||
+        { echo "?"; return 1; }
+    [ -z "$ac_out" ] && echo 0 || echo "$ac_out" | wc -l
 }
 
 # The default migration command of migrate_and_check: $1 src, $2 dst,
@@ -223,7 +312,8 @@ migrate_virsh() {
 # MIGRATE_CMD (a function called with the same arguments; default
 # migrate_virsh). Guest RAM must move only through the agents: their
 # records show the bytes, QEMU's stream stays small, both sessions end and
-# leave no connection open.
+# leave no connection open. MIGRATE_STATE: the destination's domain state
+# once the command returned (default "running (migrated)").
 migrate_and_check() {
     src=$1 dst=$2
     shift 2
@@ -238,10 +328,11 @@ migrate_and_check() {
     out=$("$cmd" "$src" "$dst" "$@" 2>&1) ||
         fail "$cmd failed: $out" || return 1
     wall=$(since "$m0")
+    [ -z "$out" ] || echo "$out"
     echo "  $cmd $* took $wall s"
     assert_no_domain "$src" || return 1
-    assert_state "$dst" "running (migrated)" || return 1
-    job_stats "$dst"
+    assert_state "$dst" "${MIGRATE_STATE:-running (migrated)}" || return 1
+    job_stats "$dst" || return 1
     kib=$(memory_kib)
     elapsed=$(job_field "Time elapsed")
     downtime=$(job_field "Total downtime")
@@ -257,7 +348,7 @@ migrate_and_check() {
         dst_st=$(echo "$drec" | cut -d' ' -f2)
         case "$sst/$dst_st" in finished/committed | finished/finished) break ;; esac
         i=$((i + 1))
-        [ $i -lt 100 ] || fail "agent sessions not over: source '$srec', destination '$drec'" || return 1
+        [ $i -lt "$(polls 10)" ] || fail "agent sessions not over: source '$srec', destination '$drec'" || return 1
         sleep 0.1
     done
     echo "  agent $src (source): $srec"
@@ -282,7 +373,7 @@ migrate_and_check() {
     i=0
     while [ "$(agent_conns "$src")" != 0 ] || [ "$(agent_conns "$dst")" != 0 ]; do
         i=$((i + 1))
-        [ $i -lt 50 ] || fail "agent connections still open after the migration" || return 1
+        [ $i -lt "$(polls 5)" ] || fail "agent connections still open after the migration: A $(agent_conns "$src"), B $(agent_conns "$dst")" || return 1
         sleep 0.1
     done
     assert_continues "$src" "$soff" "$dst" "$doff" || return 1
@@ -291,22 +382,109 @@ migrate_and_check() {
 confidential $src->$dst ${MIGRATE_CMD:+$MIGRATE_CMD }$opts: wall ${wall} s, job elapsed $elapsed ms, downtime $downtime ms, QEMU stream $qkib KiB (job $kib KiB), agents $bytes B / $pages pages / $streams streams in $xfer ms, agent downtime $adown ms"
 }
 
-# The guest runs on at host A (after a refused or aborted migration): its
-# state is running, at least $2 heartbeats (default 3) and $3 checksum
-# rounds (default 1; 0: none waited for) on its console since offset $1,
-# and no checksum round failed.
+# The guest runs on at host A after a refused or aborted migration, $1
+# the console offset before the event: the domain is running; after this
+# call (after the event) at least $2 heartbeats (default 2), two checksum
+# rounds and, with LAB_MEMCHECK=1, two whole-memory rounds (the second of
+# each ran entirely after the event); and no round reported damage since
+# $1. Extra arguments are ignored.
 assert_a_runs() {
-    ar_off=$1 ar_hb=${2:-3} ar_ck=${3:-1}
+    ar_off=$1 ar_hb=${2:-2}
+    is_count "$ar_off" || fail "assert_a_runs: '$ar_off' is not a console offset" || return 1
+    [ "$ar_hb" -ge 1 ] 2>/dev/null || ar_hb=2
     ar_s=$(virsh_h A domstate --reason guest 2>&1)
     echo "  host A: $ar_s"
     case "$ar_s" in
     "running"*) ;;
     *) fail "host A: the source is '$ar_s', not running" || return 1 ;;
     esac
-    wait_lines A "$ar_off" "HB" "$ar_hb" 20 || return 1
-    [ "$ar_ck" = 0 ] || wait_lines A "$ar_off" "CK" "$ar_ck" 30 || return 1
-    echo "  host A: heartbeat on to '$(console_since A 0 | grep '^HB' | tail -1)', $(console_since A "$ar_off" | grep -c '^CK') checksum rounds since"
-    [ "$(console_since A "$ar_off" | grep -c 'BAD')" = 0 ] || fail "checksum BAD on A"
+    ar_now=$(console_size A)
+    wait_lines A "$ar_now" "HB" "$ar_hb" 20 || return 1
+    wait_lines A "$ar_now" "CK" 2 30 || return 1
+    [ "$LAB_MEMCHECK" != 1 ] || wait_lines A "$ar_now" "MEM" 2 60 || return 1
+    echo "  host A: heartbeat on to '$(console_since A 0 | grep '^HB' | tail -1)', since the event: $(console_since A "$ar_now" | grep -E '^(CK|MEM) ' | tr '\n' ' ')"
+    ar_bad=$(bad_since A "$ar_off")
+    [ "$ar_bad" = 0 ] ||
+        fail "host A: the guest reports damaged memory: $(console_since A "$ar_off" | grep 'BAD' | head -n 3 | tr '\n' '|')"
+}
+
+# The guest's RAM file on host $1 (the one file under its
+# memory_backing_dir, hosts-up.sh).
+ram_file() {
+    rf_f=$(find "$LAB/ram/$1" -type f 2>/dev/null)
+    [ -n "$rf_f" ] && [ "$(echo "$rf_f" | wc -l)" = 1 ] ||
+        fail "host $1: not one guest RAM file under $LAB/ram/$1: '$rf_f'" || return 1
+    echo "$rf_f"
+}
+
+# ram_digest FILE OUT: one BLAKE2b-128 digest per 4 KiB page of FILE, to
+# OUT (for ram_compare; the file may be gone by then).
+ram_digest() {
+    python3 - "$1" "$2" <<'PY' || fail "cannot read the RAM file '$1'"
+import hashlib, sys
+with open(sys.argv[1], "rb") as f, open(sys.argv[2], "wb") as out:
+    while True:
+        page = f.read(4096)
+        if not page:
+            break
+        out.write(hashlib.blake2b(page, digest_size=16).digest())
+PY
+}
+
+# ram_compare DIGEST FILE: FILE's pages have the digests of DIGEST
+# (ram_digest), one for one: the same size, no page differs.
+ram_compare() {
+    rc_out=$(python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+want = open(sys.argv[1], "rb").read()
+n = len(want) // 16
+diff = []
+pages = 0
+with open(sys.argv[2], "rb") as f:
+    while True:
+        page = f.read(4096)
+        if not page:
+            break
+        if pages >= n or hashlib.blake2b(page, digest_size=16).digest() != want[pages * 16:pages * 16 + 16]:
+            diff.append(pages)
+        pages += 1
+print("%d pages of %d differ%s" % (len(diff) + max(0, n - pages), n,
+      (": first " + " ".join(str(p) for p in diff[:8])) if diff else ""))
+sys.exit(0 if not diff and pages == n and n > 0 else 1)
+PY
+)
+    rc_rc=$?
+    echo "  RAM: $rc_out"
+    [ $rc_rc = 0 ] || fail "the guest's RAM differs: $rc_out"
+}
+
+# MIGRATE_CMD for migrate_and_check (with MIGRATE_STATE="running
+# (unpaused)"): the whole memory, byte for byte. The guest is paused on
+# $1; its RAM file then holds what must arrive (a paused guest does not
+# write to its memory, and the source's file is gone after Confirm), so
+# its pages' digests are taken before the migration; the migration $1->$2
+# (virsh migrate --live $3...) leaves the guest paused on $2 (libvirt
+# keeps the reason: "paused (user)"), whose RAM file must have the same
+# pages before the guest runs again there; then the guest is resumed on
+# $2.
+migrate_paused() {
+    mp_src=$1 mp_dst=$2
+    shift 2
+    virsh_h "$mp_src" suspend guest >/dev/null || fail "virsh suspend on $mp_src failed" || return 1
+    assert_state "$mp_src" "paused (user)" || return 1
+    mp_ram=$(ram_file "$mp_src") || return 1
+    mp_t=$(now)
+    ram_digest "$mp_ram" "$LAB/ram-$mp_src.digest" || return 1
+    echo "  RAM of the paused guest on $mp_src: $(stat -c %s "$mp_ram") bytes, digests in $(since "$mp_t") s"
+    mp_off=$(console_size "$mp_dst")
+    mp_out=$(virsh_h "$mp_src" migrate --live "$@" guest "$(host_uri "$mp_dst")" 2>&1) ||
+        fail "virsh migrate --live $* of the paused guest failed: $mp_out" || return 1
+    assert_state "$mp_dst" "paused (user)" || return 1
+    ram_compare "$LAB/ram-$mp_src.digest" "$(ram_file "$mp_dst")" || return 1
+    [ "$(count_since "$mp_dst" "$mp_off" HB)" = 0 ] ||
+        fail "the guest ran on $mp_dst before it was resumed" || return 1
+    virsh_h "$mp_dst" resume guest >/dev/null || fail "virsh resume on $mp_dst failed" || return 1
+    rm -f "$LAB/ram-$mp_src.digest"
 }
 
 # Start host $1's agent as hosts-up.sh does, extra options $2...
@@ -326,20 +504,23 @@ agent_start() {
         nsenter --net="/run/netns/$NETNS_PREFIX$as_h" "$VIRTCOCOD" -f -c "$as_r/virtcocod.conf" "$@" \
         >> "$as_r/virtcocod.log" 2>&1 < /dev/null &
     echo $! > "$as_r/virtcocod.pid"
-    i=0
+    as_i=0
     until [ -S "$as_r/run/coco-agent.sock" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "virtcocod on $as_h did not come back" || return 1; sleep 0.1
+        as_i=$((as_i + 1))
+        [ $as_i -lt 100 ] || fail "virtcocod on $as_h did not come back: $(tail -n 3 "$as_r/virtcocod.log")" || return 1
+        sleep 0.1
     done
 }
 
 # Stop host $1's agent (SIGTERM; it ends its sessions and removes its
 # socket) and wait until it is gone.
 agent_stop() {
-    ao_p=$(cat "$(host_dir "$1")/virtcocod.pid")
+    ao_p=$(cat "$(host_dir "$1")/virtcocod.pid" 2>/dev/null)
+    is_count "$ao_p" && [ "$ao_p" -gt 1 ] || fail "host $1: no virtcocod pid ('$ao_p')" || return 1
     kill -TERM "$ao_p" 2>/dev/null
-    i=0
+    ao_i=0
     while kill -0 "$ao_p" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "virtcocod on $1 did not stop" || return 1; sleep 0.1
+        ao_i=$((ao_i + 1)); [ $ao_i -lt 50 ] || fail "virtcocod on $1 did not stop" || return 1; sleep 0.1
     done
 }
 
@@ -355,5 +536,7 @@ agent_restart() {
 # (the relay reconnects on its own when it next needs the agent).
 agent_rounds() {
     sed -i "s/^precopy_rounds = .*/precopy_rounds = $2/" "$(host_dir "$1")/virtcocod.conf"
+    grep -q "^precopy_rounds = $2\$" "$(host_dir "$1")/virtcocod.conf" ||
+        fail "host $1: cannot set precopy_rounds = $2 in virtcocod.conf" || return 1
     agent_restart "$1"
 }

@@ -85,10 +85,13 @@ print(eval(sys.argv[3]))
 PY
 }
 
-# Established connections on the agents' and the proxy's ports, host $1.
+# Established connections on the agents' and the proxy's ports, host $1
+# ("?" when they cannot be listed: never taken for none).
 wire_conns() {
-    ip netns exec "$NETNS_PREFIX$1" ss -Htn state established \
-        "( sport = :49300 or dport = :49300 or sport = :$WIRE_PORT or dport = :$WIRE_PORT )" | wc -l
+    wc_out=$(ip netns exec "$NETNS_PREFIX$1" ss -Htn state established \
+        "( sport = :49300 or dport = :49300 or sport = :$WIRE_PORT or dport = :$WIRE_PORT )") ||
+        { echo "?"; return 1; }
+    [ -z "$wc_out" ] && echo 0 || echo "$wc_out" | wc -l
 }
 
 # Wait until host $1's newest $2 record is in state $3 (10 s).
@@ -98,7 +101,7 @@ wait_record() {
         st=$(record_field "$1" "$2" 'r.get("state")' 2>/dev/null)
         [ "$st" = "$3" ] && return 0
         i=$((i + 1))
-        [ $i -lt 100 ] || fail "host $1: the $2's record is '$st', expected '$3'" || return 1
+        [ $i -lt "$(polls 10)" ] || fail "host $1: the $2's record is '$st', expected '$3'" || return 1
         sleep 0.1
     done
 }
@@ -111,20 +114,20 @@ b_qemus() { grep -l -s "$LAB/ram/[B]/" /proc/[0-9]*/cmdline | cut -d/ -f3 | tr '
 assert_b_clean() {
     i=0
     while virsh_h B domstate guest >/dev/null 2>&1; do
-        i=$((i + 1)); [ $i -lt 100 ] || { assert_no_domain B; return 1; }; sleep 0.1
+        i=$((i + 1)); [ $i -lt "$(polls 10)" ] || { assert_no_domain B; return 1; }; sleep 0.1
     done
     R=$(host_dir B)
     i=0
     while [ -e "$R/run/qemu/guest.pid" ] || [ -n "$(find "$LAB/ram/B" -type f 2>/dev/null)" ] ||
         [ -n "$(b_qemus)" ]; do
         i=$((i + 1))
-        [ $i -lt 100 ] || fail "host B left behind: $(ls "$R/run/qemu/guest.pid" 2>/dev/null) $(find "$LAB/ram/B" -type f) qemu $(b_qemus)" || return 1
+        [ $i -lt "$(polls 10)" ] || fail "host B left behind: $(ls "$R/run/qemu/guest.pid" 2>/dev/null) $(find "$LAB/ram/B" -type f) qemu $(b_qemus)" || return 1
         sleep 0.1
     done
     i=0
     while [ "$(wire_conns A)" != 0 ] || [ "$(wire_conns B)" != 0 ]; do
         i=$((i + 1))
-        [ $i -lt 50 ] || fail "agent connections left: A $(wire_conns A), B $(wire_conns B)" || return 1
+        [ $i -lt "$(polls 5)" ] || fail "agent connections left: A $(wire_conns A), B $(wire_conns B)" || return 1
         sleep 0.1
     done
 }
@@ -222,7 +225,12 @@ s_fault_abort_token() {
         fail "the source did not abort with the destination's token" || return 1
     # B records whichever it learns first: its QEMU's end, or A's request
     # for the abort token (A's QEMU saw the device-state stream break).
-    assert_both_aborted "." "QEMU on the destination ended|the peer host aborted the migration" || return 1
+    # virsh reports whichever failure libvirt saw first: the source's
+    # device-state stream dying with B's QEMU ("unexpectedly failed"), B's
+    # QEMU gone in Finish ("qemu unexpectedly closed the monitor"), or the
+    # relay refusing migrate-continue with the agents' verdict.
+    assert_both_aborted "job 'migration out' unexpectedly failed|qemu unexpectedly closed the monitor|refused the switchover: confidential migration aborted: .*; the source keeps running" \
+        "QEMU on the destination ended|the peer host aborted the migration" || return 1
     assert_b_clean || return 1
     assert_a_runs "$soff"
 }

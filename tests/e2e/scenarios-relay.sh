@@ -55,9 +55,11 @@ relay precopy A->B: $n domjobinfo samples with private memory, processed up to $
     assert_continues A "$soff" B "$doff" || return 1
     # The completed job counts the private memory too (QEMU's reply plus
     # the agent's numbers).
-    job_stats B
+    job_stats B || return 1
     kib=$(memory_kib)
     echo "  completed job on B: ${kib} KiB processed"
+    is_count "$kib" && [ "$kib" -ge $((ram / 1024)) ] ||
+        fail "the completed job counts ${kib} KiB, less than the guest's private memory" || return 1
     migrate_and_check B A
 }
 
@@ -105,7 +107,7 @@ relay domjobabort during precopy: domjobabort ${abort_s} s, virsh migrate failed
     echo "  agent A (source): $srec"
     echo "  agent B (destination): $drec"
     assert_no_domain B || return 1
-    assert_a_runs "$soff" 3 0 || return 1
+    assert_a_runs "$soff" || return 1
     assert_relay A role '"none"'
 }
 
