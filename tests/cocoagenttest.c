@@ -273,14 +273,21 @@ hostInit(Lab *lab, Host *h, const char *name, bool source)
 static void
 hostStop(Host *h)
 {
+    gint64 end;
+
     if (!h->agent)
         return;
     g_main_loop_quit(h->loop);
     g_thread_join(h->thread);
     g_clear_pointer(&h->agent, cocoAgentFree);
-    /* Let sources freed with the agent go. */
-    while (g_main_context_iteration(h->ctx, FALSE))
-        ;
+    /* Let sources freed with the agent go, and the callbacks of the
+     * asynchronous operations it cancelled run (GIO may complete them
+     * from its worker threads a little later): 200 ms at most. */
+    end = g_get_monotonic_time() + 200 * G_TIME_SPAN_MILLISECOND;
+    while (g_get_monotonic_time() < end) {
+        if (!g_main_context_iteration(h->ctx, FALSE))
+            g_usleep(2000);
+    }
 }
 
 static void

@@ -183,11 +183,13 @@ def main():
            rec)
 
         agent.terminate()
-        ok(agent.wait(timeout=60) == 0, "the agent stops cleanly")
+        rc = agent.wait(timeout=60)
         agent = None
         log.close()
         with open(os.path.join(tmp, "agent.log")) as f:
             text = f.read()
+        ok(rc == 0, "the agent stops cleanly",
+           "exit status %s, log:\n%s" % (rc, text[-4000:]))
         ok("job '%s': migrating 'coco'" % path in text and
            "job '%s': failed" % path in text,
            "the agent logs the job's start and end", text)

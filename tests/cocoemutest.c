@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -1134,46 +1135,41 @@ testPageRules(void)
     pairClear(&p);
 }
 
-/* Writes the host never reported are caught by the content hashes. */
+/* Writes the host never reported are caught by the content hashes: the
+ * blackout only stops the VM, the start token refuses while a page differs
+ * from its exported copy (and marks it dirty); exported again, it goes. */
 static void
 testUnreportedWrites(void)
 {
     Pair p;
     GError *err = NULL;
     CocoFirmwareStatus st;
-    uint64_t g5[] = {5};
-    uint64_t g6[] = {6};
+    uint64_t g56[] = {5, 6};
     g_autoptr(GByteArray) t = NULL;
     g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
     g_autoptr(GByteArray) b = NULL;
+    g_autofree uint64_t *gfns = NULL;
+    size_t n = 0;
     int ret;
 
     pairInit(&p, &defaultOpts);
     setup(&p);
     epochZero(&p);
 
-    /* At the blackout: refused, the page is dirty now, a retry works. */
+    /* Page 5 before the blackout, page 6 while paused. */
     guestWrite(&p, 5, 0x77, false);
-    ret = cmd(p.src, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL, &st, &err);
-    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
-               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
-    g_assert_cmpint(cocoEmuGetOpState(p.src), ==, COCO_EMU_OP_LIVE_EXPORT);
     blackoutOk(p.src);
+    guestWrite(&p, 6, 0x78, false);
     t = token(p.src, 0);
     tokenOk(p.dst, t, 0);
-    b = expmem(p.src, 0, g5, 1, NULL, &st, &err, &ret);
-    CHECK_OK(ret, err);
-    impOk(p.dst, 0, b);
     vcpusOk(&p);
-
-    /* While paused: caught at the start token. */
-    guestWrite(&p, 6, 0x78, false);
     ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
               &err);
     CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
                COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
-    g_byte_array_unref(b);
-    b = expmem(p.src, 0, g6, 1, NULL, &st, &err, &ret);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, 2);
+    b = expmem(p.src, 0, g56, 2, NULL, &st, &err, &ret);
     CHECK_OK(ret, err);
     impOk(p.dst, 0, b);
     g_byte_array_unref(t);
@@ -1185,6 +1181,314 @@ testUnreportedWrites(void)
     g_assert_true(cocoEmuCanRun(p.dst));
     g_assert_false(cocoEmuCanRun(p.src));
     pairClear(&p);
+}
+
+/* The dirty log of the seam (cocoFirmwareDirtyLog): pages never exported,
+ * then exactly the exported pages written since; after the blackout its
+ * pass is the last check, and the start token does not hash again. */
+static void
+testDirtyLogSeam(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint64_t bits[NPAGES / 64] = {0};
+    uint64_t g[] = {3, 40};
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    int ret;
+
+    pairInit(&p, &defaultOpts);
+    g_assert_cmpint(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), ==,
+                    -EPERM);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    setup(&p);
+    /* Before any export: every page (a caller's region has no holes). */
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, ~0ULL);
+    g_assert_cmpint(cocoFirmwareDirtyLog(p.src, 1, 2, bits, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_INVALID);
+    g_clear_error(&err);
+    g_assert_cmpint(cocoFirmwareDirtyLog(p.src, 0, NPAGES + 1, bits, &err), ==,
+                    -EINVAL);
+    g_clear_error(&err);
+    epochZero(&p);
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, 0);
+    guestWrite(&p, 3, 0x31, false);
+    guestWrite(&p, 40, 0x32, true);
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, (1ULL << 3) | (1ULL << 40));
+    /* Listed until exported. */
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, (1ULL << 3) | (1ULL << 40));
+    blackoutOk(p.src);
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    b = expmem(p.src, 1, g, 2, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 1, b);
+    /* The pass after the blackout: nothing left; every page final. */
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, 0);
+    vcpusOk(&p);
+    g_byte_array_unref(t);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+    assertVmEqual(&p);
+    pairClear(&p);
+}
+
+/* A memfd as the RAM file with the pages [0, 4) and [20, 24) written. */
+static int
+sparseRam(uint8_t **map)
+{
+    int fd = memfd_create("coco-ram", 0);
+    uint64_t i;
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, MEMSIZE), ==, 0);
+    *map = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    g_assert_true(*map != MAP_FAILED);
+    for (i = 0; i < 4; i++) {
+        memset(*map + i * COCO_EMU_PAGE_SIZE, (int)(i + 1), COCO_EMU_PAGE_SIZE);
+        memset(*map + (20 + i) * COCO_EMU_PAGE_SIZE, (int)(i + 0x41),
+               COCO_EMU_PAGE_SIZE);
+    }
+    return fd;
+}
+
+/* Pages present in @fd as a bitmap (SEEK_DATA / SEEK_HOLE). */
+static uint64_t
+presentPages(int fd)
+{
+    uint64_t bits = 0;
+    off_t pos = 0;
+
+    for (;;) {
+        off_t d = lseek(fd, pos, SEEK_DATA);
+        off_t h;
+
+        if (d < 0)
+            break;
+        h = lseek(fd, d, SEEK_HOLE);
+        for (; d < h; d += COCO_EMU_PAGE_SIZE)
+            bits |= 1ULL << (d / COCO_EMU_PAGE_SIZE);
+        pos = h;
+    }
+    return bits;
+}
+
+/*
+ * Pages the guest never touched are ABSENT (not in the secure EPT): the
+ * dirty log never lists them and they are never read; an export of one is
+ * refused; once the guest touches one it is listed and goes. The
+ * destination keeps the same holes, and the token's bundle count agrees.
+ */
+static void
+testAbsentPages(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint8_t *sm;
+    uint8_t *dm;
+    int sfd = sparseRam(&sm);
+    int dfd = memfd_create("coco-dst", 0);
+    uint64_t bits[1] = {0};
+    uint64_t want = 0xFULL | (0xFULL << 20);
+    uint64_t absent[] = {2, 9};
+    uint64_t touched[] = {9};
+    uint8_t gst[2];
+    g_autoptr(GByteArray) a = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    g_autoptr(GByteArray) t = NULL;
+    g_autofree uint64_t *gfns = NULL;
+    uint64_t i;
+    uint32_t n = 0;
+    int ret;
+
+    g_assert_cmpint(dfd, >=, 0);
+    g_assert_cmpint(ftruncate(dfd, MEMSIZE), ==, 0);
+    pairInit(&p, &defaultOpts);
+    CHECK_OK(cocoEmuAttachMemoryFd(p.src, sfd, 0, MEMSIZE, &err), err);
+    CHECK_OK(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), err);
+    setup(&p);
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, want);
+    g_assert_cmphex(presentPages(sfd), ==, want); /* nothing read in */
+
+    /* An absent page is not exported; the call exports nothing. */
+    b = expmem(p.src, 0, absent, 2, gst, &st, &err, &ret);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_PAGE_STATE_INCORRECT);
+    g_assert_cmpuint(gst[0], ==, COCO_EMU_GFN_SKIPPED);
+    g_assert_cmpuint(gst[1], ==, COCO_EMU_GFN_NOT_MAPPED);
+    g_assert_cmphex(presentPages(sfd), ==, want);
+
+    /* Epoch 0: the pages in use, in one bundle on each stream. */
+    gfns = g_new(uint64_t, 8);
+    for (i = 0; i < NPAGES; i++) {
+        if (want & (1ULL << i))
+            gfns[n++] = i;
+    }
+    g_byte_array_unref(b);
+    b = expmem(p.src, 0, gfns, 4, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    a = expmem(p.src, 1, gfns + 4, 4, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    impOk(p.dst, 1, a);
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+
+    /* The guest touches page 9 and rewrites page 21. */
+    sm[9 * COCO_EMU_PAGE_SIZE + 5] = 0x99;
+    sm[21 * COCO_EMU_PAGE_SIZE] ^= 0xFF;
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, (1ULL << 9) | (1ULL << 21));
+    blackoutOk(p.src);
+    g_byte_array_unref(b);
+    b = expmem(p.src, 0, touched, 1, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    g_byte_array_unref(b);
+    gfns[0] = 21;
+    b = expmem(p.src, 1, gfns, 1, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 1, b);
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, 0);
+    vcpusOk(&p);
+    g_byte_array_unref(t);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
+
+    /* Same holes, same content. */
+    want |= 1ULL << 9;
+    g_assert_cmphex(presentPages(sfd), ==, want);
+    g_assert_cmphex(presentPages(dfd), ==, want);
+    dm = mmap(NULL, MEMSIZE, PROT_READ, MAP_SHARED, dfd, 0);
+    g_assert_true(dm != MAP_FAILED);
+    g_assert_cmpmem(dm, MEMSIZE, sm, MEMSIZE);
+    munmap(dm, MEMSIZE);
+    munmap(sm, MEMSIZE);
+    close(sfd);
+    close(dfd);
+    pairClear(&p);
+}
+
+/* Bytes the file holds. */
+static uint64_t
+allocated(int fd)
+{
+    struct stat st;
+
+    g_assert_cmpint(fstat(fd, &st), ==, 0);
+    return (uint64_t)st.st_blocks * 512;
+}
+
+/* The destination reserves the ranges it is told before any import. */
+static void
+testReserve(void)
+{
+    Pair p;
+    GError *err = NULL;
+    int dfd = memfd_create("coco-dst", 0);
+    uint64_t ranges[] = {2, 3, 30, 1};
+    uint64_t bad[] = {30, 1, 2, 3};
+    uint64_t outside[] = {NPAGES - 1, 2};
+
+    g_assert_cmpint(dfd, >=, 0);
+    g_assert_cmpint(ftruncate(dfd, MEMSIZE), ==, 0);
+    pairInit(&p, &defaultOpts);
+    CHECK_OK(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), err);
+    g_assert_cmpint(cocoFirmwareReserveMemory(p.dst, bad, 2, &err), ==,
+                    -EINVAL);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_INVALID);
+    g_clear_error(&err);
+    g_assert_cmpint(cocoFirmwareReserveMemory(p.dst, outside, 1, &err), ==,
+                    -EINVAL);
+    g_clear_error(&err);
+    g_assert_cmpuint(allocated(dfd), ==, 0);
+    CHECK_OK(cocoFirmwareReserveMemory(p.dst, ranges, 2, &err), err);
+    /* Allocated, still holes to SEEK_DATA until written (shmem). */
+    g_assert_cmpuint(allocated(dfd), ==, 4 * COCO_EMU_PAGE_SIZE);
+    g_assert_cmphex(presentPages(dfd), ==, 0);
+    /* A source has nothing to reserve. */
+    g_assert_cmpint(cocoFirmwareReserveMemory(p.src, ranges, 2, &err), ==,
+                    -EPERM);
+    g_clear_error(&err);
+    close(dfd);
+    pairClear(&p);
+}
+
+/*
+ * A full RAM backing: a tmpfs of 64 KiB (mounted here: root only). The
+ * reservation is refused with the file, the room needed and the room free;
+ * an import of pages never reserved fails the import cleanly (no SIGBUS);
+ * cocoEmuCheckRamSpace() says the same beforehand.
+ */
+static void
+testNoSpace(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("coco-nospace-XXXXXX", NULL);
+    g_autofree char *path = NULL;
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint64_t ranges[] = {0, NPAGES};
+    g_autoptr(GByteArray) b = NULL;
+    int fd;
+    int ret;
+
+    g_assert_nonnull(dir);
+    if (mount("coco-nospace", dir, "tmpfs", 0, "size=64k") < 0) {
+        g_test_skip("cannot mount a tmpfs (needs root)");
+        g_rmdir(dir);
+        return;
+    }
+    path = g_build_filename(dir, "ram", NULL);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, MEMSIZE), ==, 0);
+
+    g_assert_cmpint(cocoEmuCheckRamSpace(path, MEMSIZE, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+    g_assert_nonnull(strstr(err->message, path));
+    g_assert_nonnull(strstr(err->message, "MiB free"));
+    g_clear_error(&err);
+    CHECK_OK(cocoEmuCheckRamSpace(dir, 16 * 1024, &err), err);
+
+    pairInit(&p, &defaultOpts);
+    CHECK_OK(cocoEmuAttachMemoryFd(p.dst, fd, 0, MEMSIZE, &err), err);
+    setup(&p);
+    g_assert_cmpint(cocoFirmwareReserveMemory(p.dst, ranges, 1, &err), ==,
+                    -ENOSPC);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+    g_assert_nonnull(strstr(err->message, path));
+    g_assert_nonnull(strstr(err->message, "MiB free"));
+    g_clear_error(&err);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_MEMORY_IMPORT);
+
+    /* Unreserved: the import fails (the VM failed for good, as any import
+     * failure before commit), the agent lives. */
+    b = expRange(p.src, 0, 0, NPAGES / 2);
+    ret = impmem(p.dst, 0, b, &st, &err);
+    CHECK_FAIL(ret, err, st, ENOSPC, COCO_ERROR_SYSTEM, COCO_EMU_ST_NO_BACKING);
+    g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    pairClear(&p);
+    close(fd);
+    g_assert_cmpint(umount(dir), ==, 0);
+    g_rmdir(dir);
 }
 
 /* The emulated dirty log finds unreported writes; reported ones too. */
@@ -2254,6 +2558,10 @@ main(int argc, char **argv)
     g_test_add_func("/emu/page-rules", testPageRules);
     g_test_add_func("/emu/unreported-writes", testUnreportedWrites);
     g_test_add_func("/emu/dirty-log", testDirtyLog);
+    g_test_add_func("/emu/dirty-log-seam", testDirtyLogSeam);
+    g_test_add_func("/emu/absent-pages", testAbsentPages);
+    g_test_add_func("/emu/reserve", testReserve);
+    g_test_add_func("/emu/no-space", testNoSpace);
     g_test_add_func("/emu/abort-before-start", testAbortBeforeStart);
     g_test_add_func("/emu/abort-after-start", testAbortAfterStart);
     g_test_add_func("/emu/destination-lost", testDestinationLost);

@@ -14,6 +14,7 @@
 #include "qmp/cocoqmplinebuf.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
+#include "qmp/cocoqmpprecopy.h"
 #include "qmp/cocoqmprelay.h"
 #include "qmp/cocoqmpvfioreport.h"
 #include "util/cocoerror.h"
@@ -2039,6 +2040,58 @@ testSocketAgentWaitReady(void)
     rmdir(dir);
 }
 
+/* ---- who owns the source job: the one transition table ---- */
+
+static void
+testOwnTable(void)
+{
+    static const struct {
+        CocoQmpOwn from;
+        CocoQmpOwnEvent ev;
+        CocoQmpOwn to; /* COCO_QMP_OWN_LAST: refused */
+    } cases[] = {
+        {COCO_QMP_OWN_NONE, COCO_QMP_OWN_EV_HOLD, COCO_QMP_OWN_PRECOPY},
+        {COCO_QMP_OWN_NONE, COCO_QMP_OWN_EV_FORWARD, COCO_QMP_OWN_LAST},
+        {COCO_QMP_OWN_NONE, COCO_QMP_OWN_EV_CANCEL, COCO_QMP_OWN_LAST},
+        {COCO_QMP_OWN_PRECOPY, COCO_QMP_OWN_EV_FORWARD, COCO_QMP_OWN_FORWARDED},
+        {COCO_QMP_OWN_PRECOPY, COCO_QMP_OWN_EV_FAIL, COCO_QMP_OWN_FAILED},
+        {COCO_QMP_OWN_PRECOPY, COCO_QMP_OWN_EV_CANCEL, COCO_QMP_OWN_CANCELLING},
+        {COCO_QMP_OWN_PRECOPY, COCO_QMP_OWN_EV_CANCELLED,
+         COCO_QMP_OWN_CANCELLED},
+        {COCO_QMP_OWN_PRECOPY, COCO_QMP_OWN_EV_HOLD, COCO_QMP_OWN_LAST},
+        /* A second cancel changes nothing; the agent's answer ends it. */
+        {COCO_QMP_OWN_CANCELLING, COCO_QMP_OWN_EV_CANCEL, COCO_QMP_OWN_LAST},
+        {COCO_QMP_OWN_CANCELLING, COCO_QMP_OWN_EV_FORWARD, COCO_QMP_OWN_LAST},
+        {COCO_QMP_OWN_CANCELLING, COCO_QMP_OWN_EV_CANCELLED,
+         COCO_QMP_OWN_CANCELLED},
+        /* QEMU refuses to start: the relay fails the job. */
+        {COCO_QMP_OWN_FORWARDED, COCO_QMP_OWN_EV_FAIL, COCO_QMP_OWN_FAILED},
+        {COCO_QMP_OWN_FORWARDED, COCO_QMP_OWN_EV_CANCEL, COCO_QMP_OWN_LAST},
+        {COCO_QMP_OWN_FAILED, COCO_QMP_OWN_EV_FORWARD, COCO_QMP_OWN_LAST},
+        {COCO_QMP_OWN_CANCELLED, COCO_QMP_OWN_EV_FAIL, COCO_QMP_OWN_LAST},
+    };
+    CocoQmpOwn unused = COCO_QMP_OWN_LAST;
+    size_t i;
+    int st;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        CocoQmpOwn to = COCO_QMP_OWN_LAST;
+        gboolean ok = cocoQmpOwnNext(cases[i].from, cases[i].ev, &to);
+
+        g_assert_cmpint(ok, ==, cases[i].to != COCO_QMP_OWN_LAST);
+        g_assert_cmpint(to, ==, cases[i].to);
+    }
+    /* A new job takes the ownership back from every state. */
+    for (st = 0; st < COCO_QMP_OWN_LAST; st++) {
+        CocoQmpOwn to = COCO_QMP_OWN_LAST;
+
+        g_assert_true(cocoQmpOwnNext(st, COCO_QMP_OWN_EV_NEW_JOB, &to));
+        g_assert_cmpint(to, ==, COCO_QMP_OWN_NONE);
+    }
+    g_assert_false(
+        cocoQmpOwnNext(COCO_QMP_OWN_LAST, COCO_QMP_OWN_EV_NEW_JOB, &unused));
+}
+
 /* ---- the x-ignore-shared rule ---- */
 
 static void
@@ -2166,6 +2219,7 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 
     g_test_add_func("/qmp/message/kinds", testMessageKinds);
+    g_test_add_func("/qmp/precopy/own-table", testOwnTable);
     g_test_add_func("/qmp/message/invalid", testMessageInvalid);
     g_test_add_func("/qmp/message/id-and-build", testMessageIdAndBuild);
     g_test_add_func("/qmp/linebuf/split", testLineBufSplit);

@@ -140,6 +140,14 @@ testPageHash(void)
     }
     memset(moved, 0, PAGE);
     g_assert_cmpuint(cocoPageHash(moved, 9), ==, cocoPageHashGeneric(moved, 9));
+    {
+        /* The copying form: same hash, same bytes. */
+        g_autofree uint8_t *copy = g_malloc0(COCO_PAGE_HASH_SIZE);
+
+        g_assert_cmpuint(cocoPageHashCopy(copy, page, 9), ==,
+                         cocoPageHashGeneric(page, 9));
+        g_assert_cmpmem(copy, COCO_PAGE_HASH_SIZE, page, COCO_PAGE_HASH_SIZE);
+    }
 
     /* Every single-bit flip changes the hash (and no two collide). */
     for (i = 0; i < PAGE * 8; i += 7) {

@@ -48,6 +48,7 @@ testHeaderRoundTrip(void)
             break;
         case COCO_TRANSFER_RECORD_IMMUTABLE:
         case COCO_TRANSFER_RECORD_VCPU:
+        case COCO_TRANSFER_RECORD_PAGE_MAP:
             in.length = 8192;
             break;
         case COCO_TRANSFER_RECORD_EPOCH_TOKEN:
@@ -84,7 +85,7 @@ testHeaderCorrupt(void)
 {
     static const Corruption cases[] = {
         {"magic", 0, 'X'},   {"version", 4, 2},
-        {"type", 5, 9},      {"type-high", 5, 0xFF},
+        {"type", 5, 10},     {"type-high", 5, 0xFF},
         {"flags", 6, 1},     {"flags-high", 7, 0x80},
         {"reserved", 20, 1}, {"reserved-hi", 23, 0x10},
     };
@@ -390,6 +391,8 @@ craftedImmutable(Crafted *c)
     uint32_t imm[2] = {0x4B434F4DU, NPAGES};
 
     craftedRecord(c, 0, COCO_TRANSFER_RECORD_IMMUTABLE, 0, 0, imm, sizeof(imm));
+    /* No page is reserved in advance (an empty, final page map). */
+    craftedRecord(c, 0, COCO_TRANSFER_RECORD_PAGE_MAP, 0, 0, NULL, 0);
 }
 
 /* With one stream the test closes it so that the destination sees the
@@ -546,6 +549,54 @@ craftMemoryOnStreamOneBeforeSetup(Crafted *c)
     craftedRecord(c, 1, COCO_TRANSFER_RECORD_IMMUTABLE, 0, 0, imm, sizeof(imm));
 }
 
+/* The page map must follow the immutable state. */
+static void
+craftNoPageMap(Crafted *c)
+{
+    uint32_t imm[2] = {0x4B434F4DU, NPAGES};
+    uint8_t junk[64] = {0};
+
+    craftedHello(c, 0, 0, 77);
+    craftedRecord(c, 0, COCO_TRANSFER_RECORD_IMMUTABLE, 0, 0, imm, sizeof(imm));
+    craftedRecord(c, 0, COCO_TRANSFER_RECORD_MEMORY, 0, 0, junk, sizeof(junk));
+}
+
+/* Ranges are 16 bytes each, increasing, within the guest. */
+static void
+craftPageMapBad(Crafted *c, const uint64_t *ranges, size_t len)
+{
+    uint32_t imm[2] = {0x4B434F4DU, NPAGES};
+
+    craftedHello(c, 0, 0, 77);
+    craftedRecord(c, 0, COCO_TRANSFER_RECORD_IMMUTABLE, 0, 0, imm, sizeof(imm));
+    craftedRecord(c, 0, COCO_TRANSFER_RECORD_PAGE_MAP, 0, 0, ranges, len);
+}
+
+static void
+craftPageMapShort(Crafted *c)
+{
+    uint64_t r[2] = {GUINT64_TO_LE(0), GUINT64_TO_LE(4)};
+
+    craftPageMapBad(c, r, 12);
+}
+
+static void
+craftPageMapOutside(Crafted *c)
+{
+    uint64_t r[2] = {GUINT64_TO_LE(NPAGES - 2), GUINT64_TO_LE(3)};
+
+    craftPageMapBad(c, r, sizeof(r));
+}
+
+static void
+craftPageMapUnordered(Crafted *c)
+{
+    uint64_t r[4] = {GUINT64_TO_LE(8), GUINT64_TO_LE(4), GUINT64_TO_LE(2),
+                     GUINT64_TO_LE(1)};
+
+    craftPageMapBad(c, r, sizeof(r));
+}
+
 typedef struct {
     const char *name;
     unsigned int nstreams;
@@ -582,6 +633,11 @@ static const CraftCase craftCases[] = {
     {"closed", 1, craftClosedAtBoundary, COCO_ERROR_TRANSFER_IO},
     {"duplicate", 2, craftDuplicate, COCO_ERROR_TRANSFER_PROTOCOL},
     {"state-on-stream-1", 2, craftMemoryOnStreamOneBeforeSetup,
+     COCO_ERROR_TRANSFER_PROTOCOL},
+    {"no-page-map", 1, craftNoPageMap, COCO_ERROR_TRANSFER_PROTOCOL},
+    {"page-map-short", 1, craftPageMapShort, COCO_ERROR_TRANSFER_PROTOCOL},
+    {"page-map-outside", 1, craftPageMapOutside, COCO_ERROR_TRANSFER_PROTOCOL},
+    {"page-map-unordered", 1, craftPageMapUnordered,
      COCO_ERROR_TRANSFER_PROTOCOL},
 };
 

@@ -506,7 +506,14 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
     if (!cocoAgentRelayServerTakeIncoming(cocoAgentRelayServerOf(inc->agent),
                                           pd->hello->uuid, &info, &relay))
         return; /* wait for the relay's migrate-incoming */
-    g_hash_table_steal(inc->pending, &session);
+    {
+        gpointer key = NULL;
+
+        /* The pending entry is taken: its key is freed here, the entry
+         * below. */
+        if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
+            g_free(key);
+    }
     if (pd->timeout) {
         g_source_destroy(pd->timeout);
         g_clear_pointer(&pd->timeout, g_source_unref);
@@ -924,11 +931,11 @@ cocoAgentIncomingOnReadable(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     if (hello->kind != COCO_PEER_KIND_STREAM) {
-        cocoPeerHelloFree(hello);
         cocoErrorSet(
             &err, COCO_ERROR_PEER_AUTH,
             _("the peer '%1$s' sent a '%2$s' hello without TLS: only data streams may"),
             c->address, cocoPeerKindTypeToString(hello->kind));
+        cocoPeerHelloFree(hello);
         cocoAgentIncomingRefuse(c, err);
         return G_SOURCE_REMOVE;
     }

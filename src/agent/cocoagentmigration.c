@@ -15,13 +15,12 @@
 #include "firmware/cocoemuplatform.h"
 #include "migration/cocomigrationsession.h"
 #include "migration/cocophasetransfer.h"
-#include "transfer/cocodirtyhash.h"
+#include "transfer/cocodirtyfirmware.h"
 #include "util/cocoerror.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,7 +70,6 @@ struct _CocoAgentMigration {
     uint64_t npages;
     CocoMigrationDef *def;
     int ram_fd;
-    void *map;
     size_t size;
     CocoFirmware *fw;
     CocoDirtySource *dirty;
@@ -1238,15 +1236,9 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     if (cocoAgentMigrationOpenRam(m, error) < 0 ||
         cocoAgentMigrationNewFirmware(m, m->nvcpus, error) < 0)
         return -1;
-    m->map = mmap(NULL, m->size, PROT_READ, MAP_SHARED, m->ram_fd, 0);
-    if (m->map == MAP_FAILED) {
-        m->map = NULL;
-        return cocoErrorSetSystem(error, errno,
-                                  _("cannot map the guest RAM file '%1$s'"),
-                                  m->dom.ram_path);
-    }
-    m->dirty = cocoDirtyHashNew(
-        m->map, m->npages, g_random_int() ^ ((uint64_t)g_random_int() << 32));
+    /* The firmware's own dirty log: one mapping of the RAM file (the
+     * firmware's); pages the guest never used are never read or sent. */
+    m->dirty = cocoDirtyFirmwareNew(m->fw, m->npages);
 
     hello.kind = COCO_PEER_KIND_CONTROL;
     hello.protocol = COCO_PEER_PROTOCOL_VERSION;
@@ -1426,9 +1418,6 @@ cocoAgentMigrationTeardown(CocoAgentMigration *m)
     g_clear_pointer(&m->dirty, cocoDirtySourceFree);
     g_clear_pointer(&m->fw, cocoFirmwareFree);
     g_clear_pointer(&m->def, cocoMigrationDefFree);
-    if (m->map)
-        munmap(m->map, m->size);
-    m->map = NULL;
     if (m->ram_fd >= 0)
         close(m->ram_fd);
     m->ram_fd = -1;

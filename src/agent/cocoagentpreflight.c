@@ -304,6 +304,7 @@ cocoPreflightPeerProbe(const char *agent_socket, const char *host,
     g_autoptr(GString) in = g_string_new(NULL);
     g_autoptr(JsonObject) req = json_object_new();
     g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+    g_autofree char *json = NULL;
     g_autofree char *line = NULL;
     struct timeval tv = {COCO_PREFLIGHT_PEER_TIMEOUT, 0};
     int fd = cocoPreflightAgentConnect(agent_socket);
@@ -318,7 +319,8 @@ cocoPreflightPeerProbe(const char *agent_socket, const char *host,
     json_object_set_string_member(req, "type", "peer-probe");
     json_object_set_string_member(req, "host", host);
     json_node_set_object(node, req);
-    line = g_strconcat(json_to_string(node, FALSE), "\n", NULL);
+    json = json_to_string(node, FALSE);
+    line = g_strconcat(json, "\n", NULL);
     if ((rc = cocoFdSendAll(fd, line, strlen(line))) < 0) {
         close(fd);
         return cocoErrorSetSystem(error, -rc,

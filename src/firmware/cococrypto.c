@@ -143,6 +143,31 @@ cocoCryptoOpen(CocoCryptoKey *k, const uint8_t *iv, const void *aad1,
 }
 
 int
+cocoCryptoOpenTo(CocoCryptoKey *k, const uint8_t *iv, const void *aad,
+                 size_t aadlen, uint8_t *in, size_t len, size_t incap,
+                 void *out, const uint8_t *tag)
+{
+    uint8_t saved[COCO_CRYPTO_TAG_LEN];
+    size_t ptlen = len;
+    int rc;
+
+    if (incap < len + COCO_CRYPTO_TAG_LEN) {
+        memcpy(out, in, len);
+        return cocoCryptoOpen(k, iv, aad, aadlen, NULL, 0, out, len, tag);
+    }
+    if (!k->set)
+        return -1;
+    /* GnuTLS wants the tag after the ciphertext. */
+    memcpy(saved, in + len, sizeof(saved));
+    memcpy(in + len, tag, COCO_CRYPTO_TAG_LEN);
+    rc = gnutls_aead_cipher_decrypt(k->hd, iv, COCO_CRYPTO_IV_LEN, aad, aadlen,
+                                    COCO_CRYPTO_TAG_LEN, in,
+                                    len + COCO_CRYPTO_TAG_LEN, out, &ptlen);
+    memcpy(in + len, saved, sizeof(saved));
+    return rc < 0 || ptlen != len ? -1 : 0;
+}
+
+int
 cocoCryptoSha256(const void *data, size_t len, uint8_t *out)
 {
     return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, out) < 0 ? -1 : 0;

@@ -55,6 +55,15 @@ int cocoCryptoOpen(CocoCryptoKey *k, const uint8_t *iv, const void *aad1,
                    size_t aad1len, const void *aad2, size_t aad2len, void *data,
                    size_t len, const uint8_t *tag);
 
+/* Decrypt @len bytes of @in into @out (never in place); -1 when the tag
+ * does not match (then @out is garbage). With @incap >= @len +
+ * COCO_CRYPTO_TAG_LEN the COCO_CRYPTO_TAG_LEN bytes after @in are used as
+ * scratch and restored before the return; otherwise @in is copied to @out
+ * and decrypted there. */
+int cocoCryptoOpenTo(CocoCryptoKey *k, const uint8_t *iv, const void *aad,
+                     size_t aadlen, uint8_t *in, size_t len, size_t incap,
+                     void *out, const uint8_t *tag);
+
 int cocoCryptoSha256(const void *data, size_t len, uint8_t *out);
 /* HKDF-SHA-256 (RFC 5869): extract with @salt (NULL: zeros), expand with
  * the @infolen bytes of @info into @outlen bytes. */

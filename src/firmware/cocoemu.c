@@ -17,24 +17,42 @@
 #include "util/cocopagehash.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #include <gnutls/gnutls.h>
+
+#ifndef MADV_POPULATE_WRITE
+# define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 COCO_ENUM_IMPL(cocoEmuOpState, COCO_EMU_OP_LAST, "uninit", "init", "runnable",
                "live-export", "paused-export", "post-export", "memory-import",
                "state-import", "post-import", "live-import", "failed-import",
                "teardown");
 
-/* Per-page state; the source uses the first three, the destination the
- * first and the last. */
+/* Per-page state; the source uses MAPPED, EXPORTED, EXPORTED_DIRTY and
+ * ABSENT, the destination MAPPED and IMPORTED. */
 enum {
     COCO_EMU_PAGE_MAPPED = 0, /* never exported / never imported */
     COCO_EMU_PAGE_EXPORTED, /* exported, clean */
     COCO_EMU_PAGE_EXPORTED_DIRTY, /* exported, then written */
     COCO_EMU_PAGE_IMPORTED,
+    /* Not in the secure EPT: the guest never touched it (a hole in the
+     * RAM file). Never read, never exported; a touch makes it MAPPED. */
+    COCO_EMU_PAGE_ABSENT,
 };
 #define COCO_EMU_PAGE_MARK 0x80 /* transient: seen in the current call */
+
+/* Per-page flags (pflags), beside the state. */
+#define COCO_EMU_FLAG_VERIFIED 0x01 /* source: checked since the blackout */
+#define COCO_EMU_FLAG_RESERVED 0x02 /* destination: backing reserved */
+
+/* Pages one dirty-log step handles between two takes of the VM lock. */
+#define COCO_EMU_SCAN_CHUNK 512
 
 /* The IV's stream field for the backward (abort token) stream. */
 #define COCO_EMU_BACKWARD_STREAM 0xFFFF
@@ -123,6 +141,7 @@ typedef struct {
     size_t nmin_tcbs;
 
     CocoEmuOpState op;
+    CocoFirmwareRole role;
     unsigned int nvcpus;
     unsigned int nstreams; /* forward streams */
 
@@ -130,8 +149,12 @@ typedef struct {
     uint8_t *mem;
     size_t memsize;
     bool mem_mapped; /* we mmap'ed it */
+    int fd; /* the RAM file (a dup), -1 for a caller's region */
+    uint64_t fd_offset;
+    char *path; /* the RAM file's name, for messages */
     uint64_t npages;
     uint8_t *pstate;
+    uint8_t *pflags;
     uint32_t *pepoch;
     /* cocoPageHash() of each page's exported copy under hash_key, a random
      * key drawn at SETUP (see docs/firmware-emulated.rst) */
@@ -978,21 +1001,101 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
 
 /* ---- pages ------------------------------------------------------------ */
 
+/* Called for each run of @n present pages from @gfn. */
+typedef void (*CocoEmuRunFunc)(CocoEmu *emu, uint64_t gfn, uint64_t n,
+                               void *opaque);
+
+/*
+ * The emulation's secure EPT: the pages of [@first, @first + @n) the guest
+ * has touched are the data of the RAM file, found with SEEK_DATA and
+ * SEEK_HOLE, so nothing is read and nothing allocated (a read fault on a
+ * hole of a shared file mapping would allocate the page). A caller's
+ * region has no holes. Needs no lock: it reads no firmware state.
+ */
+static int
+cocoEmuPresentRuns(CocoEmu *emu, uint64_t first, uint64_t n, CocoEmuRunFunc fn,
+                   void *opaque, GError **error)
+{
+    off_t base = (off_t)emu->fd_offset;
+    off_t pos = base + (off_t)(first * COCO_EMU_PAGE_SIZE);
+    off_t end = base + (off_t)((first + n) * COCO_EMU_PAGE_SIZE);
+
+    if (emu->fd < 0) {
+        if (n)
+            fn(emu, first, n, opaque);
+        return 0;
+    }
+    while (pos < end) {
+        off_t data = lseek(emu->fd, pos, SEEK_DATA);
+        off_t hole;
+        uint64_t g0;
+        uint64_t g1;
+
+        if (data < 0 && errno == ENXIO)
+            break;
+        if (data < 0 ||
+            (data < end && (hole = lseek(emu->fd, data, SEEK_HOLE)) < 0))
+            return cocoErrorSetSystem(
+                error, errno,
+                _("cannot find the pages the guest uses in its RAM file '%1$s'"),
+                emu->path);
+        if (data >= end)
+            break;
+        hole = MIN(hole, end);
+        g0 = (uint64_t)(data - base) / COCO_EMU_PAGE_SIZE;
+        g1 = ((uint64_t)(hole - base) + COCO_EMU_PAGE_SIZE - 1) /
+             COCO_EMU_PAGE_SIZE;
+        fn(emu, g0, g1 - g0, opaque);
+        pos = base + (off_t)(g1 * COCO_EMU_PAGE_SIZE);
+    }
+    return 0;
+}
+
+/* Whether page @gfn is present (one SEEK_DATA). */
+static bool
+cocoEmuPagePresent(CocoEmu *emu, uint64_t gfn)
+{
+    off_t off = (off_t)(emu->fd_offset + gfn * COCO_EMU_PAGE_SIZE);
+
+    return emu->fd < 0 || lseek(emu->fd, off, SEEK_DATA) == off;
+}
+
+static void
+cocoEmuRunMapped(CocoEmu *emu, uint64_t gfn, uint64_t n,
+                 void *opaque G_GNUC_UNUSED)
+{
+    memset(emu->pstate + gfn, COCO_EMU_PAGE_MAPPED, n);
+}
+
 static void
 cocoEmuPagesReset(CocoEmu *emu)
 {
     if (!emu->pstate)
         return;
     memset(emu->pstate, COCO_EMU_PAGE_MAPPED, emu->npages);
+    memset(emu->pflags, 0, emu->npages);
     memset(emu->pepoch, 0, emu->npages * sizeof(*emu->pepoch));
     if (emu->phash)
         memset(emu->phash, 0, emu->npages * sizeof(*emu->phash));
     emu->dirty_count = 0;
 }
 
+/* Source, at SETUP: pages the guest never touched are ABSENT. */
+static int
+cocoEmuPagesPresence(CocoEmu *emu, GError **error)
+{
+    if (emu->fd < 0)
+        return 0;
+    memset(emu->pstate, COCO_EMU_PAGE_ABSENT, emu->npages);
+    return cocoEmuPresentRuns(emu, 0, emu->npages, cocoEmuRunMapped, NULL,
+                              error);
+}
+
 /* Every exported, clean page must still hold what was exported. A page
  * that changed without being reported dirty is marked dirty now (as
- * UNBLOCKW would have done) and the call is refused. */
+ * UNBLOCKW would have done) and the call is refused. Pages checked since
+ * SOURCE_BLACKOUT (by the dirty log, or exported since) cannot have
+ * changed and are skipped: after the blackout the VM does not run. */
 static int
 cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
                       const char *what, GError **error)
@@ -1002,7 +1105,8 @@ cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
     uint64_t gfn;
 
     for (gfn = 0; gfn < emu->npages; gfn++) {
-        if (emu->pstate[gfn] != COCO_EMU_PAGE_EXPORTED)
+        if (emu->pstate[gfn] != COCO_EMU_PAGE_EXPORTED ||
+            emu->pflags[gfn] & COCO_EMU_FLAG_VERIFIED)
             continue;
         if (cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE, emu->hash_key) ==
             emu->phash[gfn])
@@ -1081,6 +1185,278 @@ cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
     return 0;
 }
 
+/* Forget the guest memory: unmap it, close the file, drop the page
+ * states. */
+static void
+cocoEmuMemoryDrop(CocoEmu *emu)
+{
+    if (emu->mem_mapped && emu->mem)
+        munmap(emu->mem, emu->memsize);
+    if (emu->fd >= 0)
+        close(emu->fd);
+    emu->fd = -1;
+    g_clear_pointer(&emu->path, g_free);
+    emu->mem = NULL;
+    emu->mem_mapped = false;
+    g_clear_pointer(&emu->pstate, g_free);
+    g_clear_pointer(&emu->pflags, g_free);
+    g_clear_pointer(&emu->pepoch, g_free);
+    g_clear_pointer(&emu->phash, g_free);
+}
+
+/* What the unlocked step of the dirty log found for a page. */
+enum {
+    COCO_EMU_SEEN_NOTHING = 0,
+    COCO_EMU_SEEN_CHANGED, /* exported, its content differs now */
+    COCO_EMU_SEEN_SAME, /* exported, its content is what was exported */
+    COCO_EMU_SEEN_TOUCHED, /* absent, present now */
+};
+
+typedef struct {
+    uint64_t first;
+    uint64_t *bits;
+} CocoEmuRunBits;
+
+static void
+cocoEmuRunSetBits(CocoEmu *emu G_GNUC_UNUSED, uint64_t gfn, uint64_t n,
+                  void *opaque)
+{
+    CocoEmuRunBits *rb = opaque;
+    uint64_t g;
+
+    for (g = gfn - rb->first; g < gfn - rb->first + n; g++)
+        rb->bits[g / 64] |= 1ULL << (g % 64);
+}
+
+/*
+ * KVM_GET_DIRTY_LOG of the emulation (the driver's dirtyLog). In chunks:
+ * unlocked, hash every exported clean page of the chunk and compare it
+ * with the hash of the copy its export sealed, and look up which absent
+ * pages the guest touched since (SEEK_DATA); then, under the lock, record
+ * what changed (exported pages become exported-dirty, as TDX's write
+ * blocking and UNBLOCKW would have made them; touched pages become
+ * mapped) and list the pages to export. A page whose state or hash changed
+ * meanwhile is left alone: its new state is the newer truth. In
+ * paused-export the pages found unchanged are known final (the VM does not
+ * run), so the start token need not check them again. Counts as an
+ * in-flight call, so nothing that changes the session runs meanwhile.
+ */
+static int
+cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
+                uint64_t *bitmap, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    uint64_t seen[COCO_EMU_SCAN_CHUNK];
+    uint8_t what[COCO_EMU_SCAN_CHUNK];
+    uint64_t present[COCO_EMU_SCAN_CHUNK / 64];
+    uint64_t off;
+    bool paused;
+    int ret = 0;
+
+    g_mutex_lock(&emu->lock);
+    while (emu->quiescing)
+        g_cond_wait(&emu->cond, &emu->lock);
+    if (!cocoEmuIn(emu->op, 3, COCO_EMU_OP_LIVE_EXPORT,
+                   COCO_EMU_OP_PAUSED_EXPORT, COCO_EMU_OP_POST_EXPORT)) {
+        cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                     _("'%1$s' is not allowed in firmware state '%2$s'"),
+                     "dirty log", cocoEmuOpStateTypeToString(emu->op));
+        g_mutex_unlock(&emu->lock);
+        return -EPERM;
+    }
+    if (first > emu->npages || npages > emu->npages - first) {
+        cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("dirty log of pages %1$llu+%2$llu is outside guest memory of %3$llu pages"),
+            (unsigned long long)first, (unsigned long long)npages,
+            (unsigned long long)emu->npages);
+        g_mutex_unlock(&emu->lock);
+        return -EINVAL;
+    }
+    paused = emu->op != COCO_EMU_OP_LIVE_EXPORT;
+    emu->inflight++;
+    g_mutex_unlock(&emu->lock);
+
+    for (off = 0; off < npages && ret == 0; off += COCO_EMU_SCAN_CHUNK) {
+        uint64_t g0 = first + off;
+        uint64_t n = MIN(COCO_EMU_SCAN_CHUNK, npages - off);
+        CocoEmuRunBits rb = {g0, present};
+        bool absent = false;
+        uint64_t i;
+
+        for (i = 0; i < n; i++) {
+            uint8_t st =
+                __atomic_load_n(&emu->pstate[g0 + i], __ATOMIC_RELAXED);
+
+            what[i] = COCO_EMU_SEEN_NOTHING;
+            if (st == COCO_EMU_PAGE_EXPORTED) {
+                seen[i] =
+                    __atomic_load_n(&emu->phash[g0 + i], __ATOMIC_RELAXED);
+                what[i] = cocoPageHash(emu->mem + (g0 + i) * COCO_EMU_PAGE_SIZE,
+                                       emu->hash_key) == seen[i]
+                              ? COCO_EMU_SEEN_SAME
+                              : COCO_EMU_SEEN_CHANGED;
+            } else if (st == COCO_EMU_PAGE_ABSENT) {
+                absent = true;
+            }
+        }
+        memset(present, 0, sizeof(present));
+        if (absent &&
+            cocoEmuPresentRuns(emu, g0, n, cocoEmuRunSetBits, &rb, error) < 0) {
+            ret = -EIO;
+            break;
+        }
+
+        g_mutex_lock(&emu->lock);
+        for (i = 0; i < n; i++) {
+            uint64_t g = g0 + i;
+            uint8_t st = emu->pstate[g];
+
+            if (what[i] == COCO_EMU_SEEN_CHANGED &&
+                st == COCO_EMU_PAGE_EXPORTED && emu->phash[g] == seen[i]) {
+                st = COCO_EMU_PAGE_EXPORTED_DIRTY;
+                emu->dirty_count++;
+            } else if (what[i] == COCO_EMU_SEEN_SAME && paused &&
+                       st == COCO_EMU_PAGE_EXPORTED &&
+                       emu->phash[g] == seen[i]) {
+                emu->pflags[g] |= COCO_EMU_FLAG_VERIFIED;
+            } else if (st == COCO_EMU_PAGE_ABSENT &&
+                       present[i / 64] & (1ULL << (i % 64))) {
+                st = COCO_EMU_PAGE_MAPPED;
+            }
+            emu->pstate[g] = st;
+            if (st == COCO_EMU_PAGE_MAPPED ||
+                st == COCO_EMU_PAGE_EXPORTED_DIRTY)
+                bitmap[(off + i) / 64] |= 1ULL << ((off + i) % 64);
+        }
+        g_mutex_unlock(&emu->lock);
+    }
+
+    g_mutex_lock(&emu->lock);
+    emu->inflight--;
+    g_cond_broadcast(&emu->cond);
+    g_mutex_unlock(&emu->lock);
+    return ret;
+}
+
+/* Destination: reserve the backing of the page ranges the source will
+ * send (the driver's reserveMemory). */
+static int
+cocoEmuReserveMemory(CocoFirmware *fw, const uint64_t *ranges, size_t n,
+                     GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
+    struct statvfs vfs;
+    uint64_t prev = 0;
+    uint64_t needed = 0;
+    uint64_t avail;
+    size_t i;
+
+    cocoEmuQuiesce(emu);
+    if (!emu->mem ||
+        !cocoEmuIn(emu->op, 5, COCO_EMU_OP_UNINIT, COCO_EMU_OP_MEMORY_IMPORT,
+                   COCO_EMU_OP_STATE_IMPORT, COCO_EMU_OP_POST_IMPORT,
+                   COCO_EMU_OP_LIVE_IMPORT)) {
+        cocoErrorSet(error, COCO_ERROR_FW_STATE,
+                     _("'%1$s' is not allowed in firmware state '%2$s'"),
+                     "reserve memory", cocoEmuOpStateTypeToString(emu->op));
+        return -EPERM;
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t g = ranges[2 * i];
+        uint64_t c = ranges[2 * i + 1];
+        uint64_t k;
+
+        if (c == 0 || g < prev || g > emu->npages || c > emu->npages - g) {
+            cocoErrorSet(
+                error, COCO_ERROR_FW_INVALID,
+                _("page range %1$llu+%2$llu is empty, out of order or outside guest memory of %3$llu pages"),
+                (unsigned long long)g, (unsigned long long)c,
+                (unsigned long long)emu->npages);
+            return -EINVAL;
+        }
+        prev = g + c;
+        for (k = g; k < g + c; k++)
+            needed += !(emu->pflags[k] & COCO_EMU_FLAG_RESERVED);
+    }
+    if (emu->fd >= 0) {
+        needed *= COCO_EMU_PAGE_SIZE;
+        if (fstatvfs(emu->fd, &vfs) < 0) {
+            cocoErrorSetSystem(error, errno,
+                               _("cannot find the free space for '%1$s'"),
+                               emu->path);
+            return -EIO;
+        }
+        /* No size (an unlimited tmpfs, memfd): fallocate decides. */
+        avail =
+            vfs.f_blocks ? (uint64_t)vfs.f_bavail * vfs.f_frsize : G_MAXUINT64;
+        if (needed > avail) {
+            cocoErrorSet(
+                error, COCO_ERROR_SYSTEM,
+                _("cannot reserve %1$llu MiB for the guest's memory in '%2$s': its file system has %3$llu MiB free"),
+                (unsigned long long)(needed >> 20), emu->path,
+                (unsigned long long)(avail >> 20));
+            return -ENOSPC;
+        }
+        for (i = 0; i < n; i++) {
+            off_t off =
+                (off_t)(emu->fd_offset + ranges[2 * i] * COCO_EMU_PAGE_SIZE);
+            off_t len = (off_t)(ranges[2 * i + 1] * COCO_EMU_PAGE_SIZE);
+
+            if (fallocate(emu->fd, 0, off, len) < 0 && errno != EOPNOTSUPP) {
+                int e = errno;
+
+                if (fstatvfs(emu->fd, &vfs) == 0)
+                    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+                if (avail == G_MAXUINT64)
+                    avail = 0;
+                if (e == ENOSPC)
+                    cocoErrorSet(
+                        error, COCO_ERROR_SYSTEM,
+                        _("cannot reserve %1$llu MiB for the guest's memory in '%2$s': its file system has %3$llu MiB free"),
+                        (unsigned long long)(needed >> 20), emu->path,
+                        (unsigned long long)(avail >> 20));
+                else
+                    cocoErrorSetSystem(
+                        error, e,
+                        _("cannot reserve the guest's memory in '%1$s'"),
+                        emu->path);
+                return -e;
+            }
+        }
+    }
+    for (i = 0; i < n; i++)
+        memset(emu->pflags + ranges[2 * i], COCO_EMU_FLAG_RESERVED,
+               ranges[2 * i + 1]);
+    return 0;
+}
+
+int
+cocoEmuCheckRamSpace(const char *path, uint64_t bytes, GError **error)
+{
+    struct statvfs vfs;
+    struct stat st;
+    uint64_t have = 0;
+    uint64_t avail;
+
+    /* What the file already holds needs no new room. */
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        have = (uint64_t)st.st_blocks * 512;
+    if (statvfs(path, &vfs) < 0)
+        return cocoErrorSetSystem(
+            error, errno, _("cannot find the free space for '%1$s'"), path);
+    avail = vfs.f_blocks ? (uint64_t)vfs.f_bavail * vfs.f_frsize : G_MAXUINT64;
+    if (bytes > have && bytes - have > avail)
+        return cocoErrorSet(
+            error, COCO_ERROR_SYSTEM,
+            _("the guest's memory needs %1$llu MiB more in '%2$s', its file system has %3$llu MiB free"),
+            (unsigned long long)((bytes - have + (1 << 20) - 1) >> 20), path,
+            (unsigned long long)(avail >> 20));
+    return 0;
+}
+
 static int
 cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
                  GError **error)
@@ -1101,18 +1477,18 @@ cocoEmuMemorySet(CocoEmu *emu, uint8_t *mem, size_t size, bool mapped,
             error, COCO_ERROR_FW_INVALID,
             _("guest memory of %1$zu bytes attached to a VM created with %2$llu bytes"),
             size, (unsigned long long)emu->vm_memory);
-    if (emu->mem_mapped)
-        munmap(emu->mem, emu->memsize);
-    g_free(emu->pstate);
-    g_free(emu->pepoch);
-    g_free(emu->phash);
+    cocoEmuMemoryDrop(emu);
     emu->mem = mem;
     emu->memsize = size;
     emu->mem_mapped = mapped;
     emu->npages = size / COCO_EMU_PAGE_SIZE;
     emu->pstate = g_new0(uint8_t, emu->npages);
+    emu->pflags = g_new0(uint8_t, emu->npages);
     emu->pepoch = g_new0(uint32_t, emu->npages);
-    emu->phash = g_new0(uint64_t, emu->npages);
+    /* Only an export checks pages against their hash (SETUP allocates
+     * them for a VM that came in and goes on). */
+    if (emu->role == COCO_FIRMWARE_ROLE_SOURCE)
+        emu->phash = g_new0(uint64_t, emu->npages);
     emu->dirty_count = 0;
     return 0;
 }
@@ -1138,7 +1514,9 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
     CocoEmu *emu = cocoEmuGet(fw);
     G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
         g_mutex_locker_new(&emu->lock);
+    g_autofree char *fdlink = NULL;
     void *mem;
+    int dupfd;
 
     cocoEmuQuiesce(emu);
 
@@ -1153,15 +1531,30 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
             error, COCO_ERROR_FW_STATE,
             _("guest memory can only be attached outside a migration session, not in state '%1$s'"),
             cocoEmuOpStateTypeToString(emu->op));
-    mem =
-        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
-    if (mem == MAP_FAILED)
+    if ((dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
         return cocoErrorSetSystem(
             error, errno, _("cannot map guest memory from fd '%1$d'"), fd);
+    mem =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+    if (mem == MAP_FAILED) {
+        int e = errno;
+
+        close(dupfd);
+        return cocoErrorSetSystem(
+            error, e, _("cannot map guest memory from fd '%1$d'"), fd);
+    }
     if (cocoEmuMemorySet(emu, mem, size, true, error) < 0) {
         munmap(mem, size);
+        close(dupfd);
         return -1;
     }
+    /* The file itself, to find the pages the guest uses (holes are pages
+     * it never touched) and to reserve the destination's pages. */
+    emu->fd = dupfd;
+    emu->fd_offset = offset;
+    fdlink = g_strdup_printf("/proc/self/fd/%d", dupfd);
+    if (!(emu->path = g_file_read_link(fdlink, NULL)))
+        emu->path = g_strdup_printf("fd %d", fd);
     return 0;
 }
 
@@ -1360,7 +1753,17 @@ cocoEmuSetupExport(CocoEmu *emu, uint8_t *buf, size_t *buflen,
                            error, _("cannot draw the page hash key"));
     cocoEmuLatchKeys(emu);
     cocoEmuSessionReset(emu);
+    if (!emu->phash)
+        emu->phash = g_new0(uint64_t, emu->npages);
     cocoEmuPagesReset(emu);
+    if (cocoEmuPagesPresence(emu, error) < 0) {
+        cocoEmuPagesReset(emu);
+        if (status) {
+            status->err = -EIO;
+            status->fw_status = COCO_EMU_STATUS(COCO_EMU_ST_INVALID_OPERAND);
+        }
+        return -EIO;
+    }
 
     h.size = COCO_EMU_SETUP_BUNDLE_SIZE;
     h.version = COCO_EMU_BUNDLE_VERSION;
@@ -1519,6 +1922,48 @@ cocoEmuStreamRelease(CocoEmu *emu, uint32_t stream)
     g_cond_broadcast(&emu->cond);
 }
 
+/*
+ * Destination, unlocked, before pages are written: reserve the backing of
+ * the runs of @gfns that have none yet (fallocate: the file system says
+ * ENOSPC now instead of a SIGBUS at the first write) and map the runs in
+ * one call each (MADV_POPULATE_WRITE: no page fault per page; it fails
+ * with an error where a fault would raise SIGBUS). Returns 0 or an errno.
+ */
+static int
+cocoEmuBackPages(CocoEmu *emu, const uint64_t *gfns, uint64_t n)
+{
+    uint64_t i = 0;
+
+    if (emu->fd < 0)
+        return 0;
+    while (i < n) {
+        uint64_t j = i + 1;
+        bool reserved =
+            __atomic_load_n(&emu->pflags[gfns[i]], __ATOMIC_RELAXED) &
+            COCO_EMU_FLAG_RESERVED;
+        size_t len;
+        uint8_t *addr = emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE;
+
+        while (j < n && gfns[j] == gfns[j - 1] + 1) {
+            reserved &=
+                !!(__atomic_load_n(&emu->pflags[gfns[j]], __ATOMIC_RELAXED) &
+                   COCO_EMU_FLAG_RESERVED);
+            j++;
+        }
+        len = (j - i) * COCO_EMU_PAGE_SIZE;
+        if (!reserved &&
+            fallocate(emu->fd, 0,
+                      (off_t)(emu->fd_offset + gfns[i] * COCO_EMU_PAGE_SIZE),
+                      (off_t)len) < 0 &&
+            errno != EOPNOTSUPP)
+            return errno;
+        if (madvise(addr, len, MADV_POPULATE_WRITE) < 0 && errno != EINVAL)
+            return errno;
+        i = j;
+    }
+    return 0;
+}
+
 static int
 cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
                     uint32_t ngfns, uint8_t *gfn_status, void *vbuf,
@@ -1543,6 +1988,7 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     int ret = 0;
     CocoEmuStatusClass cls = COCO_EMU_ST_SUCCESS;
     uint64_t badgfn = 0;
+    uint8_t badst = COCO_EMU_GFN_OK;
 
     g_mutex_lock(&emu->lock);
     if (buflen)
@@ -1582,10 +2028,15 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
         uint64_t g = gfns[i];
         uint8_t st = COCO_EMU_GFN_OK;
 
+        if (g < emu->npages && emu->pstate[g] == COCO_EMU_PAGE_ABSENT &&
+            cocoEmuPagePresent(emu, g))
+            emu->pstate[g] = COCO_EMU_PAGE_MAPPED; /* touched since */
         if (g >= emu->npages) {
             st = COCO_EMU_GFN_OUT_OF_RANGE;
         } else if (emu->pstate[g] & COCO_EMU_PAGE_MARK) {
             st = COCO_EMU_GFN_DUPLICATE;
+        } else if (emu->pstate[g] == COCO_EMU_PAGE_ABSENT) {
+            st = COCO_EMU_GFN_NOT_MAPPED;
         } else if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED ||
                    (post && emu->pstate[g] != COCO_EMU_PAGE_MAPPED)) {
             st = COCO_EMU_GFN_STATE_INCORRECT;
@@ -1597,6 +2048,7 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
             emu->pstate[g] |= COCO_EMU_PAGE_MARK;
         } else if (bad++ == 0) {
             badgfn = g;
+            badst = st;
             switch (st) {
             case COCO_EMU_GFN_OUT_OF_RANGE:
             case COCO_EMU_GFN_DUPLICATE:
@@ -1604,6 +2056,7 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
                 cls = COCO_EMU_ST_INVALID_OPERAND;
                 break;
             case COCO_EMU_GFN_STATE_INCORRECT:
+            case COCO_EMU_GFN_NOT_MAPPED:
                 err = -EPERM;
                 cls = COCO_EMU_ST_PAGE_STATE_INCORRECT;
                 break;
@@ -1623,7 +2076,12 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
             if (gfns[i] < emu->npages)
                 emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
         }
-        if (cls == COCO_EMU_ST_PAGE_STATE_INCORRECT)
+        if (badst == COCO_EMU_GFN_NOT_MAPPED)
+            ret = cocoEmuFail(
+                emu, status, err, cls, error,
+                _("page '%1$llu' cannot be exported: the guest never used it (%2$u of %3$u pages refused)"),
+                (unsigned long long)badgfn, bad, ngfns);
+        else if (cls == COCO_EMU_ST_PAGE_STATE_INCORRECT)
             ret = cocoEmuFail(
                 emu, status, err, cls, error,
                 _("page '%1$llu' cannot be exported again: it is exported and not dirty (%2$u of %3$u pages refused)"),
@@ -1674,9 +2132,8 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
         /* One private snapshot of the page (the guest may write it
          * meanwhile), hashed and encrypted alike; the host's buffer only
          * ever sees ciphertext. */
-        memcpy(s->page, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
-               COCO_EMU_PAGE_SIZE);
-        s->hashes[i] = cocoPageHash(s->page, emu->hash_key);
+        s->hashes[i] = cocoPageHashCopy(
+            s->page, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE, emu->hash_key);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
         /* Straight into the bundle; the tag lands at the start of the next
          * page's slot before that page overwrites it (the last page goes
@@ -1717,8 +2174,12 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
         if ((emu->pstate[g] & ~COCO_EMU_PAGE_MARK) ==
             COCO_EMU_PAGE_EXPORTED_DIRTY)
             emu->dirty_count--;
-        emu->phash[g] = s->hashes[i];
-        emu->pstate[g] = COCO_EMU_PAGE_EXPORTED;
+        __atomic_store_n(&emu->phash[g], s->hashes[i], __ATOMIC_RELAXED);
+        __atomic_store_n(&emu->pstate[g], COCO_EMU_PAGE_EXPORTED,
+                         __ATOMIC_RELAXED);
+        /* Exported while the VM is stopped: the copy is the last one. */
+        emu->pflags[g] =
+            emu->op == COCO_EMU_OP_LIVE_EXPORT ? 0 : COCO_EMU_FLAG_VERIFIED;
         emu->pepoch[g] = emu->epoch;
     }
     emu->iv[stream]++;
@@ -1752,6 +2213,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     uint64_t checked;
     uint64_t failed;
     uint64_t *gfns = NULL;
+    int backerr;
     int ret = 0;
 
     g_mutex_lock(&emu->lock);
@@ -1888,18 +2350,24 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         s->bounce = g_malloc((size_t)COCO_EMU_MAX_GFNS * COCO_EMU_PAGE_SIZE);
     g_mutex_unlock(&emu->lock);
 
-    /* Step 2, unlocked: decrypt and verify, page by page so that the
-     * decryption finds the copy in cache. */
-    for (failed = n, i = 0; i < n; i++) {
+    /* Step 2, unlocked: the pages' backing, then decrypt and verify page
+     * by page, straight from the bundle into the guest page (or the
+     * bounce buffer). */
+    failed = n;
+    backerr = cocoEmuBackPages(emu, gfns, n);
+    for (i = 0; backerr == 0 && i < n; i++) {
         uint8_t *to = direct ? emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE
                              : s->bounce + i * COCO_EMU_PAGE_SIZE;
         uint8_t iv[COCO_CRYPTO_IV_LEN];
 
-        memcpy(to, pages + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
-        if (cocoCryptoOpen(key, iv, gl + i * COCO_EMU_GFN_ENTRY,
-                           COCO_EMU_GFN_ENTRY, NULL, 0, to, COCO_EMU_PAGE_SIZE,
-                           macs + i * COCO_EMU_MAC_ENTRY) < 0) {
+        /* The bundle's next bytes (the next page) serve as the tag's slot
+         * and are restored: IMPORT_MEMORY may use its buffer as scratch. */
+        if (cocoCryptoOpenTo(key, iv, gl + i * COCO_EMU_GFN_ENTRY,
+                             COCO_EMU_GFN_ENTRY,
+                             (uint8_t *)pages + i * COCO_EMU_PAGE_SIZE,
+                             COCO_EMU_PAGE_SIZE, (n - i) * COCO_EMU_PAGE_SIZE,
+                             to, macs + i * COCO_EMU_MAC_ENTRY) < 0) {
             failed = i;
             break;
         }
@@ -1908,13 +2376,19 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
     /* Step 3: commit, unless another import failed the VM meanwhile. */
     g_mutex_lock(&emu->lock);
     cocoEmuStreamRelease(emu, stream);
-    if (emu->op != op || failed < n) {
+    if (emu->op != op || failed < n || backerr) {
         for (i = 0; i < n; i++)
             emu->pstate[gfns[i]] &= ~COCO_EMU_PAGE_MARK;
         if (!direct)
             gnutls_memset(s->bounce, 0, n * COCO_EMU_PAGE_SIZE);
         if (emu->op != op)
             ret = cocoEmuStateFail(emu, status, "import-memory", error);
+        else if (backerr)
+            ret = cocoEmuImportFail(
+                emu, status, -backerr, COCO_EMU_ST_NO_BACKING, error,
+                _("no memory for the guest's pages in '%1$s' (gfn %2$llu..%3$llu): %4$s"),
+                emu->path, (unsigned long long)gfns[0],
+                (unsigned long long)gfns[n - 1], g_strerror(backerr));
         else
             ret = cocoEmuImportFail(
                 emu, status, -EBADMSG, COCO_EMU_ST_INVALID_PAGE_MAC, error,
@@ -1926,6 +2400,7 @@ cocoEmuImportMemory(CocoFirmware *fw, uint32_t stream, const void *vbuf,
         if (!direct)
             memcpy(emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE,
                    s->bounce + i * COCO_EMU_PAGE_SIZE, COCO_EMU_PAGE_SIZE);
+        emu->pflags[gfns[i]] |= COCO_EMU_FLAG_RESERVED;
         emu->pstate[gfns[i]] = COCO_EMU_PAGE_IMPORTED;
         emu->pepoch[gfns[i]] = h.epoch;
     }
@@ -2227,17 +2702,16 @@ cocoEmuImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *vbuf,
 static int
 cocoEmuBlackout(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
 {
-    int ret;
-
     if (emu->op != COCO_EMU_OP_LIVE_EXPORT)
         return cocoEmuStateFail(emu, status, "source-blackout", error);
     if (emu->nvcpus_in)
         return cocoEmuFail(emu, status, -EBUSY, COCO_EMU_ST_OPERAND_BUSY, error,
                            _("%1$u vCPUs are still inside the VM"),
                            emu->nvcpus_in);
-    if ((ret = cocoEmuVerifyExported(emu, status, "source-blackout", error)) <
-        0)
-        return ret;
+    /* The VM stops here: no page is known unchanged since. The writes made
+     * before are found by the dirty log (or at the start token), as TDX's
+     * write blocking and UNBLOCKW would have recorded them. */
+    memset(emu->pflags, 0, emu->npages);
     emu->op = COCO_EMU_OP_PAUSED_EXPORT;
     return 0;
 }
@@ -2438,11 +2912,7 @@ cocoEmuFree(CocoFirmware *fw)
 
     if (!emu)
         return;
-    if (emu->mem_mapped)
-        munmap(emu->mem, emu->memsize);
-    g_free(emu->pstate);
-    g_free(emu->pepoch);
-    g_free(emu->phash);
+    cocoEmuMemoryDrop(emu);
     for (i = 0; i < emu->nvcpus; i++) {
         if (emu->vcpu_state[i])
             gnutls_memset(emu->vcpu_state[i], 0, emu->vcpu_len[i]);
@@ -2484,6 +2954,8 @@ static const CocoFirmwareDriver cocoEmuDriver = {
     .importMemory = cocoEmuImportMemory,
     .exportVcpu = cocoEmuExportVcpu,
     .importVcpu = cocoEmuImportVcpu,
+    .dirtyLog = cocoEmuDirtyLog,
+    .reserveMemory = cocoEmuReserveMemory,
     .free = cocoEmuFree,
 };
 
@@ -2557,6 +3029,8 @@ cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
         return NULL;
     }
     emu->vm_memory = vm->memory;
+    emu->role = role;
+    emu->fd = -1;
 
     emu->has_agent = def->has_agent;
     memcpy(emu->agent_hash, def->agent_hash, COCO_AGENT_HASH_LEN);

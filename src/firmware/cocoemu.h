@@ -60,6 +60,15 @@
  *       firmware applies exactly this to a destination peer's hello; the
  *       host tools use it to refuse a destination before a migration.
  *
+ *   int cocoEmuCheckRamSpace(const char *path, uint64_t bytes,
+ *                            GError **error);
+ *       Whether @bytes of guest memory fit in the RAM file @path (what it
+ *       already holds counts) or, for a directory, on its file system:
+ *       0, or -1 with COCO_ERROR_SYSTEM naming the path, the room needed
+ *       and the room free. For preflight checks; the destination firmware
+ *       reserves the pages itself before it imports any (the dirtyLog and
+ *       reserveMemory operations of cocofirmware.h).
+ *
  * PREPARE: *buflen is the length of the peer agent's message (0 at first)
  * and @buf must have room for COCO_EMU_PREPARE_MSG_MAX bytes: the reply is
  * written there and *buflen set to its length (0: nothing to carry).
@@ -194,6 +203,7 @@ G_STATIC_ASSERT(offsetof(CocoEmuBundleHeader, mac) == 48);
 #define COCO_EMU_GFN_OUT_OF_RANGE 2
 #define COCO_EMU_GFN_DUPLICATE 3
 #define COCO_EMU_GFN_STATE_INCORRECT 4 /* already exported and not dirty */
+#define COCO_EMU_GFN_NOT_MAPPED 5 /* not in the secure EPT: never used */
 #define COCO_EMU_GFN_MIGRATED_IN_CURRENT_EPOCH 7
 
 /*
@@ -239,6 +249,7 @@ typedef enum {
     COCO_EMU_ST_PAGE_ALREADY_IMPORTED, /* -EPROTO (out of order) */
     COCO_EMU_ST_NO_MEMORY, /* -EPERM: none attached */
     COCO_EMU_ST_VM_MISMATCH, /* -EACCES: the peer's session is for another VM */
+    COCO_EMU_ST_NO_BACKING, /* -ENOSPC/-ENOMEM: no room for guest pages */
 } CocoEmuStatusClass;
 
 CocoFirmware *cocoEmuNew(CocoFirmwareRole role, CocoEmuPlatform *pf,
@@ -265,3 +276,4 @@ int cocoEmuCheckDestination(const uint8_t (*allowed)[COCO_PLATFORM_ID_LEN],
                             size_t nallowed, const CocoMinTcb *min_tcbs,
                             size_t nmin_tcbs, const uint8_t *id,
                             const unsigned int *svn, GError **error);
+int cocoEmuCheckRamSpace(const char *path, uint64_t bytes, GError **error);

@@ -249,6 +249,39 @@ cocoFirmwareImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *buf,
         error);
 }
 
+int
+cocoFirmwareDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
+                     uint64_t *bitmap, GError **error)
+{
+    if (!fw->driver->dirtyLog)
+        return cocoFirmwareUnsupported(fw, "dirty log", NULL, error);
+    if (first % 64 != 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_INVALID,
+            _("a dirty log range starts at a multiple of 64 pages, not at '%1$llu'"),
+            (unsigned long long)first);
+    return cocoFirmwareFinish(
+        fw, "dirty log", fw->driver->dirtyLog(fw, first, npages, bitmap, error),
+        NULL, error);
+}
+
+int
+cocoFirmwareReserveMemory(CocoFirmware *fw, const uint64_t *ranges, size_t n,
+                          GError **error)
+{
+    if (!fw->driver->reserveMemory)
+        return cocoFirmwareUnsupported(fw, "reserve memory", NULL, error);
+    return cocoFirmwareFinish(fw, "reserve memory",
+                              fw->driver->reserveMemory(fw, ranges, n, error),
+                              NULL, error);
+}
+
+bool
+cocoFirmwareHasDirtyLog(CocoFirmware *fw)
+{
+    return fw->driver->dirtyLog != NULL;
+}
+
 void
 cocoFirmwareFree(CocoFirmware *fw)
 {

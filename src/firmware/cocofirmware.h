@@ -148,6 +148,30 @@ typedef struct {
                       size_t buflen, CocoFirmwareStatus *status,
                       GError **error);
 
+    /*
+     * Source, optional (KVM_GET_DIRTY_LOG of a confidential VM): set bit
+     * g - @first of @bitmap for every page g of [@first, @first + @npages)
+     * that must be exported: a page mapped in the VM (present in its
+     * secure EPT) and not exported in this session, or exported and
+     * written since. Pages the guest never touched are never listed.
+     * Bits are only set (OR). @first is a multiple of 64 and the range
+     * ends at or before the guest's last page; @bitmap holds
+     * (@npages + 63) / 64 words. In a migration session only. Calls on
+     * disjoint ranges may run concurrently.
+     */
+    int (*dirtyLog)(CocoFirmware *fw, uint64_t first, uint64_t npages,
+                    uint64_t *bitmap, GError **error);
+
+    /*
+     * Destination, optional: reserve the guest memory backing of @n page
+     * ranges (@ranges: @n pairs of first gfn and page count, increasing,
+     * not overlapping, within the guest) before their pages are imported,
+     * so that an import can never fail for want of memory. Fails with a
+     * clear error, reserving nothing new, when the backing has no room.
+     */
+    int (*reserveMemory)(CocoFirmware *fw, const uint64_t *ranges, size_t n,
+                         GError **error);
+
     void (*free)(CocoFirmware *fw);
 } CocoFirmwareDriver;
 
@@ -176,6 +200,14 @@ int cocoFirmwareExportVcpu(CocoFirmware *fw, unsigned int vcpu, void *buf,
 int cocoFirmwareImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *buf,
                            size_t buflen, CocoFirmwareStatus *status,
                            GError **error);
+/* Optional operations: -EOPNOTSUPP with COCO_ERROR_NOT_SUPPORTED when the
+ * backend does not have them. */
+int cocoFirmwareDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
+                         uint64_t *bitmap, GError **error);
+int cocoFirmwareReserveMemory(CocoFirmware *fw, const uint64_t *ranges,
+                              size_t n, GError **error);
+/* Whether the backend has the optional operation (without calling it). */
+bool cocoFirmwareHasDirtyLog(CocoFirmware *fw);
 void cocoFirmwareFree(CocoFirmware *fw);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoFirmware, cocoFirmwareFree)
 

@@ -12,6 +12,48 @@
 
 COCO_ENUM_IMPL(cocoQmpOwn, COCO_QMP_OWN_LAST, "none", "precopy", "cancelling",
                "forwarded", "failed", "cancelled");
+COCO_ENUM_IMPL(cocoQmpOwnEvent, COCO_QMP_OWN_EV_LAST, "new-job", "hold",
+               "forward", "fail", "cancel", "cancelled");
+
+#define X COCO_QMP_OWN_LAST /* no transition */
+#define N COCO_QMP_OWN_NONE
+#define P COCO_QMP_OWN_PRECOPY
+#define C COCO_QMP_OWN_CANCELLING
+#define F COCO_QMP_OWN_FORWARDED
+#define E COCO_QMP_OWN_FAILED
+#define D COCO_QMP_OWN_CANCELLED
+/* rows: from; columns: new-job, hold, forward, fail, cancel, cancelled */
+static const CocoQmpOwn
+    cocoQmpOwnTable[COCO_QMP_OWN_LAST][COCO_QMP_OWN_EV_LAST] = {
+        [COCO_QMP_OWN_NONE] = {N, P, X, X, X, X},
+        [COCO_QMP_OWN_PRECOPY] = {N, X, F, E, C, D},
+        [COCO_QMP_OWN_CANCELLING] = {N, X, X, X, X, D},
+        [COCO_QMP_OWN_FORWARDED] = {N, X, X, E, X, X},
+        [COCO_QMP_OWN_FAILED] = {N, X, X, X, X, X},
+        [COCO_QMP_OWN_CANCELLED] = {N, X, X, X, X, X},
+};
+#undef X
+#undef N
+#undef P
+#undef C
+#undef F
+#undef E
+#undef D
+
+gboolean
+cocoQmpOwnNext(CocoQmpOwn from, CocoQmpOwnEvent event, CocoQmpOwn *to)
+{
+    CocoQmpOwn next;
+
+    if ((unsigned)from >= COCO_QMP_OWN_LAST ||
+        (unsigned)event >= COCO_QMP_OWN_EV_LAST)
+        return FALSE;
+    next = cocoQmpOwnTable[from][event];
+    if (next == COCO_QMP_OWN_LAST)
+        return FALSE;
+    *to = next;
+    return TRUE;
+}
 
 static guint64
 cocoQmpJsonU64(JsonObject *o, const char *member)

@@ -31,6 +31,27 @@ typedef enum {
 
 COCO_ENUM_DECL(cocoQmpOwn);
 
+/* What moves the ownership of the source job (cocoQmpOwnNext()). */
+typedef enum {
+    COCO_QMP_OWN_EV_NEW_JOB, /* libvirt's migrate: a new job, QEMU's */
+    COCO_QMP_OWN_EV_HOLD, /* the relay holds migrate for the agents */
+    COCO_QMP_OWN_EV_FORWARD, /* the agents are done: QEMU migrates */
+    COCO_QMP_OWN_EV_FAIL, /* refused by the agent, or by QEMU at start */
+    COCO_QMP_OWN_EV_CANCEL, /* libvirt's migrate_cancel during precopy */
+    COCO_QMP_OWN_EV_CANCELLED, /* the agents stopped; QEMU never starts */
+    COCO_QMP_OWN_EV_LAST
+} CocoQmpOwnEvent;
+
+COCO_ENUM_DECL(cocoQmpOwnEvent);
+
+/*
+ * The one transition table of the relay's ownership of the source job
+ * (docs/qemu-coco.rst, "Who answers query-migrate"): the state that
+ * @event moves @from to, in *@to. Returns FALSE, and leaves *@to alone,
+ * when @event cannot happen in @from.
+ */
+gboolean cocoQmpOwnNext(CocoQmpOwn from, CocoQmpOwnEvent event, CocoQmpOwn *to);
+
 /* The agent's latest 'progress' report (docs/qemu-coco.rst). */
 typedef struct {
     gboolean valid;

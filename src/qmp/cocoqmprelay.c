@@ -184,6 +184,14 @@ cocoQmpRelayNotifyCancel(CocoQmpRelay *relay)
     cocoQmpAgentNotify(relay->agent, "migrate-cancel", data);
 }
 
+/* Every change of who owns the source job goes through the one table
+ * (cocoQmpOwnNext()); FALSE when @event cannot happen now. */
+static gboolean
+cocoQmpRelayOwnMove(CocoQmpRelay *relay, CocoQmpOwnEvent event)
+{
+    return cocoQmpOwnNext(relay->own, event, &relay->own);
+}
+
 static void
 cocoQmpSessionClose(CocoQmpSession *s)
 {
@@ -194,10 +202,8 @@ cocoQmpSessionClose(CocoQmpSession *s)
     s->closed = TRUE;
     if (relay && relay->ownSession == s) {
         relay->ownSession = NULL;
-        if (relay->own == COCO_QMP_OWN_PRECOPY ||
-            relay->own == COCO_QMP_OWN_CANCELLING) {
+        if (cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_CANCELLED)) {
             /* Nobody will ever start QEMU's part: the agents stop. */
-            relay->own = COCO_QMP_OWN_CANCELLED;
             relay->role = COCO_QMP_ROLE_NONE;
             cocoQmpRelayNotifyCancel(relay);
         }
@@ -361,7 +367,7 @@ cocoQmpRelayFailMigration(CocoQmpRelay *relay, const char *desc)
 {
     g_free(relay->ownError);
     relay->ownError = g_strdup(desc);
-    relay->own = COCO_QMP_OWN_FAILED;
+    cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_FAIL);
     cocoQmpRelayEmitMigration(relay, "failed");
 }
 
@@ -386,7 +392,7 @@ cocoQmpSessionForwardMigration(CocoQmpSession *s)
 {
     CocoQmpRelay *relay = s->relay;
 
-    relay->own = COCO_QMP_OWN_FORWARDED;
+    cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_FORWARD);
     relay->ownForwarded = g_get_monotonic_time();
     relay->suppressSetup = TRUE;
     cocoQmpSessionInject(
@@ -431,7 +437,8 @@ cocoQmpSessionOwnMigration(CocoQmpSession *s)
     JsonObject *args = cocoQmpMessageGetArguments(s->currentMsg);
     JsonObject *data;
 
-    relay->own = COCO_QMP_OWN_PRECOPY;
+    cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_NEW_JOB);
+    cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_HOLD);
     relay->ownSession = s;
     g_clear_pointer(&relay->ownArgs, json_object_unref);
     relay->ownArgs = args ? json_object_ref(args) : NULL;
@@ -471,7 +478,7 @@ cocoQmpSessionOnMigrateVerdict(CocoQmpSession *s, gboolean release,
     if (relay->own == COCO_QMP_OWN_CANCELLING) {
         /* libvirt cancelled: QEMU never starts; the agent aborts (it got
          * 'migrate-cancel'), the source keeps running. */
-        relay->own = COCO_QMP_OWN_CANCELLED;
+        cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_CANCELLED);
         relay->role = COCO_QMP_ROLE_NONE;
         cocoQmpRelayEmitMigration(relay, "cancelled");
         return;
@@ -501,12 +508,11 @@ cocoQmpSessionCancelPrecopy(CocoQmpSession *s, CocoQmpMessage *msg)
 {
     CocoQmpRelay *relay = s->relay;
     g_autofree char *ack = cocoQmpBuildReturn(NULL, msg->id);
-    gboolean first = relay->own == COCO_QMP_OWN_PRECOPY;
 
     cocoQmpSessionSendClient(s, ack);
-    if (!first)
+    /* Only the first cancel of a held job: a later one changes nothing. */
+    if (!cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_CANCEL))
         return;
-    relay->own = COCO_QMP_OWN_CANCELLING;
     cocoQmpRelayEmitMigration(relay, "cancelling");
     cocoQmpRelayNotifyCancel(relay);
 }
@@ -703,7 +709,7 @@ cocoQmpSessionOnMigrate(CocoQmpSession *s, CocoQmpLine *line,
     const char *uri = cocoQmpMessageGetArgString(msg, "uri");
 
     /* A new job: the relay owns no migration any more. */
-    relay->own = COCO_QMP_OWN_NONE;
+    cocoQmpRelayOwnMove(relay, COCO_QMP_OWN_EV_NEW_JOB);
     relay->ownGen++;
     relay->ownSession = NULL;
     relay->suppressSetup = FALSE;

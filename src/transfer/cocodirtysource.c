@@ -39,6 +39,29 @@ cocoDirtySourceCollect(CocoDirtySource *src, uint64_t *out, size_t first,
     return src->driver->collect(src, out, first, nwords);
 }
 
+int
+cocoDirtySourceCollectChecked(CocoDirtySource *src, uint64_t *out, size_t first,
+                              size_t nwords, GError **error)
+{
+    size_t total = cocoDirtyWords(src->npages);
+
+    if (!src->driver->collectChecked) {
+        cocoDirtySourceCollect(src, out, first, nwords);
+        return 0;
+    }
+    if (first >= total)
+        return 0;
+    if (nwords > total - first)
+        nwords = total - first;
+    return src->driver->collectChecked(src, out, first, nwords, error);
+}
+
+bool
+cocoDirtySourceIsFirmware(CocoDirtySource *src)
+{
+    return src->driver->firmware;
+}
+
 void
 cocoDirtySourceExportBegin(CocoDirtySource *src, const uint64_t *gfns,
                            uint32_t ngfns, uint64_t *scratch)

@@ -21,6 +21,7 @@
 
 #include "internal.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define COCO_DIRTY_PAGE_SIZE 4096U
@@ -28,7 +29,13 @@
 typedef struct _CocoDirtySource CocoDirtySource;
 
 typedef struct {
-    const char *name; /* "bitmap", "hash" */
+    const char *name; /* "bitmap", "hash", "firmware" */
+
+    /* The firmware's own log (cocodirtyfirmware.h): it also lists the
+     * pages never exported (so epoch 0 scans instead of sending every
+     * page: pages the guest never used are left out), and the firmware
+     * needs no report of what it lists (no UNBLOCKW hook). */
+    bool firmware;
 
     /* Begin a session: everything is considered not yet exported. */
     void (*start)(CocoDirtySource *src);
@@ -42,6 +49,10 @@ typedef struct {
      * forget them here. Returns how many pages were added. */
     uint64_t (*collect)(CocoDirtySource *src, uint64_t *out, size_t first,
                         size_t nwords);
+    /* Like collect, for a source that can fail: 0 or -1 with @error. When
+     * set, the engine calls it instead of collect. */
+    int (*collectChecked)(CocoDirtySource *src, uint64_t *out, size_t first,
+                          size_t nwords, GError **error);
 
     /* Optional: the firmware is about to read @gfns / has read them
      * (@gfn_status: 0 = exported). @scratch holds @ngfns words for the
@@ -72,6 +83,10 @@ void cocoDirtySourceStart(CocoDirtySource *src);
 int cocoDirtySourceRefresh(CocoDirtySource *src, GError **error);
 uint64_t cocoDirtySourceCollect(CocoDirtySource *src, uint64_t *out,
                                 size_t first, size_t nwords);
+/* collect, or collectChecked where the source has it: 0 or -1. */
+int cocoDirtySourceCollectChecked(CocoDirtySource *src, uint64_t *out,
+                                  size_t first, size_t nwords, GError **error);
+bool cocoDirtySourceIsFirmware(CocoDirtySource *src);
 void cocoDirtySourceExportBegin(CocoDirtySource *src, const uint64_t *gfns,
                                 uint32_t ngfns, uint64_t *scratch);
 void cocoDirtySourceExportEnd(CocoDirtySource *src, const uint64_t *gfns,

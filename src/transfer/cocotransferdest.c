@@ -36,6 +36,7 @@ struct _CocoTransferDest {
     GMutex lock;
     GCond cond;
     bool *seen; /* stream indexes announced */
+    uint64_t npages; /* guest pages, from the first HELLO */
     int64_t open_epoch;
     unsigned int arrived;
     bool final; /* start token imported */
@@ -147,11 +148,16 @@ cocoDestHello(CocoDestStream *s, GError **error)
     g_mutex_lock(&dst->lock);
     dup = dst->seen[hello.stream];
     dst->seen[hello.stream] = true;
+    if (!dst->npages)
+        dst->npages = hello.npages;
+    else if (dst->npages != hello.npages)
+        dup = true;
     g_mutex_unlock(&dst->lock);
     if (dup)
-        return cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
-                            _("stream index '%1$u' was announced twice"),
-                            hello.stream);
+        return cocoErrorSet(
+            error, COCO_ERROR_TRANSFER_PROTOCOL,
+            _("stream index '%1$u' was announced twice, or with another page count"),
+            hello.stream);
     s->index = hello.stream;
     COCO_COUNTER_ADD(dst->counters.bytes,
                      (uint64_t)COCO_TRANSFER_HEADER_SIZE + sizeof(buf));
@@ -174,6 +180,71 @@ cocoDestRead(CocoDestStream *s, CocoTransferHeader *hdr, GError **error)
         return -1;
     COCO_COUNTER_ADD(dst->counters.bytes,
                      COCO_TRANSFER_HEADER_SIZE + (uint64_t)hdr->length);
+    return 0;
+}
+
+/*
+ * Stream 0, after the immutable state: the PAGE_MAP records (page ranges
+ * of epoch 0, arg0 1 while more follow), each reserved through the
+ * firmware before any bundle is imported; a firmware that reserves
+ * nothing itself (the kernel's memory) is fine. Ranges must increase
+ * within and across records and lie within the guest.
+ */
+static int
+cocoDestPageMap(CocoDestStream *s, GError **error)
+{
+    CocoTransferDest *dst = s->dst;
+    CocoTransferHeader hdr;
+    uint64_t next = 0;
+    bool reserve = true;
+
+    do {
+        g_autofree uint64_t *ranges = NULL;
+        size_t n;
+        size_t i;
+
+        if (cocoDestRead(s, &hdr, error) < 0)
+            return -1;
+        if (hdr.type != COCO_TRANSFER_RECORD_PAGE_MAP)
+            return cocoDestUnexpected(s, &hdr, error);
+        if (hdr.length % COCO_TRANSFER_PAGE_RANGE_SIZE != 0 || hdr.arg0 > 1 ||
+            hdr.arg1 != 0)
+            return cocoErrorSet(
+                error, COCO_ERROR_TRANSFER_PROTOCOL,
+                _("stream '%1$u' sent a malformed page map of '%2$u' bytes"),
+                s->index, hdr.length);
+        n = hdr.length / COCO_TRANSFER_PAGE_RANGE_SIZE;
+        ranges = g_new(uint64_t, 2 * n + 1);
+        for (i = 0; i < n; i++) {
+            uint64_t le[2];
+
+            memcpy(le, s->buf + i * COCO_TRANSFER_PAGE_RANGE_SIZE, sizeof(le));
+            ranges[2 * i] = GUINT64_FROM_LE(le[0]);
+            ranges[2 * i + 1] = GUINT64_FROM_LE(le[1]);
+            if (ranges[2 * i + 1] == 0 || ranges[2 * i] < next ||
+                ranges[2 * i] > dst->npages ||
+                ranges[2 * i + 1] > dst->npages - ranges[2 * i])
+                return cocoErrorSet(
+                    error, COCO_ERROR_TRANSFER_PROTOCOL,
+                    _("stream '%1$u' sent a page map with a range out of order or outside the guest (%2$llu+%3$llu)"),
+                    s->index, (unsigned long long)ranges[2 * i],
+                    (unsigned long long)ranges[2 * i + 1]);
+            next = ranges[2 * i] + ranges[2 * i + 1];
+        }
+        if (reserve && n) {
+            GError *err = NULL;
+
+            if (cocoFirmwareReserveMemory(dst->fw, ranges, n, &err) < 0) {
+                if (!g_error_matches(err, COCO_ERROR,
+                                     COCO_ERROR_NOT_SUPPORTED)) {
+                    g_propagate_error(error, err);
+                    return -1;
+                }
+                g_clear_error(&err);
+                reserve = false;
+            }
+        }
+    } while (hdr.arg0 == 1);
     return 0;
 }
 
@@ -206,7 +277,8 @@ cocoDestStreamRun(CocoDestStream *s, GError **error)
             return cocoDestUnexpected(s, &hdr, error);
         len = hdr.length;
         if (cocoFirmwareMigrateCmd(dst->fw, COCO_MIGRATE_CMD_SETUP, 0, s->buf,
-                                   &len, NULL, error) < 0)
+                                   &len, NULL, error) < 0 ||
+            cocoDestPageMap(s, error) < 0)
             return -1;
         g_mutex_lock(&dst->lock);
         dst->open_epoch = 0;
@@ -340,6 +412,7 @@ cocoDestStreamRun(CocoDestStream *s, GError **error)
         case COCO_TRANSFER_RECORD_HELLO:
         case COCO_TRANSFER_RECORD_IMMUTABLE:
         case COCO_TRANSFER_RECORD_ABORT_TOKEN:
+        case COCO_TRANSFER_RECORD_PAGE_MAP:
         case COCO_TRANSFER_RECORD_LAST:
         default:
             return cocoDestUnexpected(s, &hdr, error);

@@ -8,7 +8,7 @@
 
 COCO_ENUM_IMPL(cocoTransferRecord, COCO_TRANSFER_RECORD_LAST, "hello",
                "immutable", "memory", "epoch-end", "epoch-token", "vcpu",
-               "start-token", "abort-token", "end");
+               "start-token", "abort-token", "end", "page-map");
 
 #define COCO_PAGE_SIZE 4096U
 
@@ -85,6 +85,10 @@ cocoTransferLengthBounds(CocoTransferRecordType type,
         break;
     case COCO_TRANSFER_RECORD_IMMUTABLE:
     case COCO_TRANSFER_RECORD_VCPU:
+        *max = limits->state_max;
+        break;
+    case COCO_TRANSFER_RECORD_PAGE_MAP:
+        *min = 0; /* a guest that uses no page */
         *max = limits->state_max;
         break;
     case COCO_TRANSFER_RECORD_MEMORY:

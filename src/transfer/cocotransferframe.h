@@ -45,6 +45,7 @@ typedef enum {
     COCO_TRANSFER_RECORD_START_TOKEN, /* stream 0: arg0 last epoch */
     COCO_TRANSFER_RECORD_ABORT_TOKEN, /* stream 0, backward direction */
     COCO_TRANSFER_RECORD_END, /* every stream, last record; arg0 reason */
+    COCO_TRANSFER_RECORD_PAGE_MAP, /* stream 0: page ranges; arg0 1 = more */
     COCO_TRANSFER_RECORD_LAST
 } CocoTransferRecordType;
 COCO_ENUM_DECL(cocoTransferRecord);
@@ -70,6 +71,9 @@ typedef struct {
     uint64_t session_id; /* chosen by the host agents; 0 = none */
     uint64_t npages; /* guest pages covered by the transfer */
 } CocoTransferHello;
+
+/* A PAGE_MAP payload: pairs of u64 first gfn, u64 page count. */
+#define COCO_TRANSFER_PAGE_RANGE_SIZE 16U
 
 /* Largest payload accepted per record type on one stream. */
 typedef struct {

@@ -58,6 +58,7 @@ struct _CocoTransferSource {
     uint64_t *retry; /* pages the firmware refused (atomic) */
     bool scanned; /* pending holds a fresh scan */
     bool synced; /* scanned after the guest stopped writing */
+    bool fwlog; /* the dirty source is the firmware's own log */
     uint8_t *state; /* immutable / vCPU state, COCO_TRANSFER_STATE_MAX */
     CocoSourceStream *streams;
     unsigned int nthreads;
@@ -293,8 +294,11 @@ cocoSourceScanRange(CocoSourceStream *s, size_t first, GError **error)
     size_t w;
 
     memcpy(before, src->pending + first, (end - first) * sizeof(uint64_t));
-    cocoDirtySourceCollect(src->dirty, src->pending, first, end - first);
-    if (!src->dirty_hook)
+    if (cocoDirtySourceCollectChecked(src->dirty, src->pending, first,
+                                      end - first, error) < 0)
+        return -1;
+    /* The firmware's own log needs no report of what it listed. */
+    if (!src->dirty_hook || src->fwlog)
         return 0;
     for (w = first; w < end; w++) {
         uint64_t bits = src->pending[w] & ~before[w - first];
@@ -457,6 +461,7 @@ cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
     src->cancel = g_cancellable_new();
     src->bundle_max = cocoTransferBundleMax(cfg->pages_per_bundle);
     src->npages = cocoDirtySourceGetPages(dirty);
+    src->fwlog = cocoDirtySourceIsFirmware(dirty);
     src->nwords = cocoDirtyWords(src->npages);
     src->pending = g_new0(uint64_t, src->nwords + 1);
     src->retry = g_new0(uint64_t, src->nwords + 1);
@@ -511,11 +516,16 @@ cocoTransferSourceSetFirmwareDirty(CocoTransferSource *src,
     src->fw_dirty_opaque = opaque;
 }
 
+static int cocoSourceScan(CocoTransferSource *src, uint64_t *count,
+                          GError **error);
+static int cocoSourcePageMap(CocoTransferSource *src, GError **error);
+
 int
 cocoTransferSourceStart(CocoTransferSource *src, GError **error)
 {
     GError *err = NULL;
     size_t len = COCO_TRANSFER_STATE_MAX;
+    uint64_t count = 0;
     unsigned int i;
 
     if (cocoSourceCheck(src, error) < 0)
@@ -558,7 +568,9 @@ cocoTransferSourceStart(CocoTransferSource *src, GError **error)
                                &len, NULL, &err) < 0)
         return cocoSourceFailWith(src, err, error);
     if (cocoSourceWrite(src, 0, COCO_TRANSFER_RECORD_IMMUTABLE, 0, 0,
-                        src->state, len, error) < 0)
+                        src->state, len, error) < 0 ||
+        cocoSourceScan(src, &count, error) < 0 ||
+        cocoSourcePageMap(src, error) < 0)
         return -1;
     COCO_COUNTER_SET(src->counters.phase, COCO_TRANSFER_PHASE_PRECOPY);
     cocoSourceProgress(src);
@@ -606,7 +618,7 @@ cocoSourceTakeRetries(CocoTransferSource *src, GError **error)
             continue;
         bits = __atomic_exchange_n(&src->retry[i], 0, __ATOMIC_RELAXED);
         src->pending[i] |= bits;
-        while (bits && src->dirty_hook && src->epoch > 0) {
+        while (bits && src->dirty_hook && !src->fwlog && src->epoch > 0) {
             GError *err = NULL;
             uint64_t gfn = (uint64_t)i * 64 + (uint64_t)__builtin_ctzll(bits);
 
@@ -622,10 +634,11 @@ cocoSourceTakeRetries(CocoTransferSource *src, GError **error)
 static int
 cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
 {
-    if (src->epoch == 0 && !src->scanned) {
+    if (src->epoch == 0 && !src->scanned && !src->fwlog) {
         size_t i;
 
-        /* Epoch 0 sends every page. */
+        /* Epoch 0 sends every page (the firmware's own log lists the
+         * pages the guest uses instead: the scan below). */
         for (i = 0; i < src->nwords; i++)
             src->pending[i] = ~0ULL;
         if (src->npages % 64)
@@ -643,6 +656,53 @@ cocoSourceScan(CocoTransferSource *src, uint64_t *count, GError **error)
     *count = cocoSourceCountPending(src);
     COCO_COUNTER_SET(src->counters.dirty_pages, *count);
     return 0;
+}
+
+/*
+ * Before the first bundle: tell the destination which pages are coming in
+ * epoch 0 (pending, just scanned), as PAGE_MAP records of page ranges on
+ * stream 0, so that it reserves their memory before it imports any (pages
+ * the guest touches later are reserved as they come). Stream threads are
+ * idle.
+ */
+static int
+cocoSourcePageMap(CocoTransferSource *src, GError **error)
+{
+    size_t cap = COCO_TRANSFER_STATE_MAX / COCO_TRANSFER_PAGE_RANGE_SIZE;
+    size_t n = 0;
+    uint64_t g = 0;
+
+    while (g < src->npages) {
+        uint64_t w = src->pending[g / 64] >> (g % 64);
+        uint64_t start;
+        uint64_t le[2];
+        uint8_t *p;
+
+        if (!w) {
+            g = (g / 64 + 1) * 64;
+            continue;
+        }
+        g += (uint64_t)__builtin_ctzll(w);
+        if (g >= src->npages)
+            break;
+        start = g;
+        while (g < src->npages && src->pending[g / 64] & (1ULL << (g % 64)))
+            g++;
+        if (n == cap) {
+            if (cocoSourceWrite(src, 0, COCO_TRANSFER_RECORD_PAGE_MAP, 1, 0,
+                                src->state, n * COCO_TRANSFER_PAGE_RANGE_SIZE,
+                                error) < 0)
+                return -1;
+            n = 0;
+        }
+        p = src->state + n++ * COCO_TRANSFER_PAGE_RANGE_SIZE;
+        le[0] = GUINT64_TO_LE(start);
+        le[1] = GUINT64_TO_LE(g - start);
+        memcpy(p, le, sizeof(le));
+    }
+    return cocoSourceWrite(src, 0, COCO_TRANSFER_RECORD_PAGE_MAP, 0, 0,
+                           src->state, n * COCO_TRANSFER_PAGE_RANGE_SIZE,
+                           error);
 }
 
 /* Export pending in the current epoch and write EPOCH_END everywhere. */
@@ -808,7 +868,12 @@ cocoTransferSourceSync(CocoTransferSource *src, GError **error)
 
     if (cocoSourceReady(src, error) < 0)
         return -1;
-    if ((src->epoch > 0 || src->scanned) && src->fw_dirty) {
+    if (src->fwlog) {
+        /* The firmware's log is read after SOURCE_BLACKOUT, in Finish: one
+         * pass over memory, on every stream's thread, with the VM stopped
+         * for good (the firmware then knows those pages final). */
+        src->scanned = false;
+    } else if ((src->epoch > 0 || src->scanned) && src->fw_dirty) {
         g_autofree uint64_t *gfns = NULL;
         GError *err = NULL;
         size_t n = 0;
@@ -857,9 +922,13 @@ cocoTransferSourceFinish(CocoTransferSource *src, unsigned int nvcpus,
     cocoSourceProgress(src);
 
     /* Rescan unless cocoTransferSourceSync() ran after the guest stopped:
-     * it ran until the blackout. */
+     * it ran until the blackout. The firmware's own log is always read
+     * here, after the blackout: the pass that finds the last writes and
+     * the pages touched for the first time. */
     if (!src->synced)
         src->scanned = src->scanned && src->epoch == 0;
+    if (src->fwlog)
+        src->scanned = false;
     if ((!src->scanned && cocoSourceScan(src, &count, error) < 0) ||
         cocoSourceExportEpoch(src, cocoSourceCountPending(src), true, error) <
             0)

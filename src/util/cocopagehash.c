@@ -68,8 +68,10 @@ cocoPageHashFold(uint64_t seed, const uint64_t acc[COCO_HASH_LANES])
     return h ? h : 1;
 }
 
+/* The hash of @page; with @copy, each stripe is also stored there as it is
+ * read, so the hash is exactly that of the copy. */
 static uint64_t
-cocoPageHashPortable(const void *page, uint64_t seed)
+cocoPageHashPortable(const void *page, uint8_t *copy, uint64_t seed)
 {
     const uint8_t *p = page;
     uint64_t acc[COCO_HASH_LANES], sum[COCO_HASH_LANES];
@@ -88,6 +90,8 @@ cocoPageHashPortable(const void *page, uint64_t seed)
             uint64_t w[COCO_HASH_LANES];
 
             memcpy(w, p + block + off, sizeof(w));
+            if (copy)
+                memcpy(copy + block + off, w, sizeof(w));
             for (i = 0; i < COCO_HASH_LANES; i++) {
                 uint64_t k = w[i] ^ kv[i];
 
@@ -117,8 +121,8 @@ cocoPageHashPortable(const void *page, uint64_t seed)
  * pointer casts they need trip clang's -Wcast-align all the same. */
 # pragma GCC diagnostic push
 # pragma GCC diagnostic ignored "-Wcast-align"
-__attribute__((target("avx2"))) static uint64_t
-cocoPageHashAVX2(const void *page, uint64_t seed)
+__attribute__((target("avx2"), always_inline)) static inline uint64_t
+cocoPageHashAVX2Body(const void *page, uint8_t *copy, uint64_t seed)
 {
     const uint8_t *p = page;
     uint64_t keys[COCO_HASH_LANES], out[COCO_HASH_LANES];
@@ -144,6 +148,9 @@ cocoPageHashAVX2(const void *page, uint64_t seed)
                     (const __m256i *)(p + block + off + 32 * j));
                 __m256i k = _mm256_xor_si256(w, kv[j]);
 
+                if (copy)
+                    _mm256_storeu_si256(
+                        (__m256i *)(copy + block + off + 32 * j), w);
                 sum[j] = _mm256_add_epi64(sum[j], w);
                 acc[j] = _mm256_add_epi64(
                     acc[j], _mm256_mul_epu32(k, _mm256_srli_epi64(k, 32)));
@@ -167,17 +174,23 @@ cocoPageHashAVX2(const void *page, uint64_t seed)
     _mm256_storeu_si256((__m256i *)(out + 4), acc[1]);
     return cocoPageHashFold(seed, out);
 }
+
+__attribute__((target("avx2"))) static uint64_t
+cocoPageHashAVX2(const void *page, uint64_t seed)
+{
+    return cocoPageHashAVX2Body(page, NULL, seed);
+}
+
+__attribute__((target("avx2"))) static uint64_t
+cocoPageHashCopyAVX2(void *copy, const void *page, uint64_t seed)
+{
+    return cocoPageHashAVX2Body(page, copy, seed);
+}
 # pragma GCC diagnostic pop
 #endif
 
-uint64_t
-cocoPageHashGeneric(const void *page, uint64_t seed)
-{
-    return cocoPageHashPortable(page, seed);
-}
-
-uint64_t
-cocoPageHash(const void *page, uint64_t seed)
+static bool
+cocoPageHashHaveAVX2(void)
 {
 #ifdef COCO_PAGE_HASH_AVX2
     static int avx2 = -1;
@@ -187,8 +200,34 @@ cocoPageHash(const void *page, uint64_t seed)
         have = __builtin_cpu_supports("avx2") ? 1 : 0;
         __atomic_store_n(&avx2, have, __ATOMIC_RELAXED);
     }
-    if (have)
+    return have;
+#else
+    return false;
+#endif
+}
+
+uint64_t
+cocoPageHashGeneric(const void *page, uint64_t seed)
+{
+    return cocoPageHashPortable(page, NULL, seed);
+}
+
+uint64_t
+cocoPageHash(const void *page, uint64_t seed)
+{
+#ifdef COCO_PAGE_HASH_AVX2
+    if (cocoPageHashHaveAVX2())
         return cocoPageHashAVX2(page, seed);
 #endif
-    return cocoPageHashPortable(page, seed);
+    return cocoPageHashPortable(page, NULL, seed);
+}
+
+uint64_t
+cocoPageHashCopy(void *copy, const void *page, uint64_t seed)
+{
+#ifdef COCO_PAGE_HASH_AVX2
+    if (cocoPageHashHaveAVX2())
+        return cocoPageHashCopyAVX2(copy, page, seed);
+#endif
+    return cocoPageHashPortable(page, copy, seed);
 }

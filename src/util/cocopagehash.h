@@ -16,9 +16,13 @@
 
 #include "internal.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define COCO_PAGE_HASH_SIZE 4096U
 
 uint64_t cocoPageHash(const void *page, uint64_t seed);
 uint64_t cocoPageHashGeneric(const void *page, uint64_t seed);
+/* Copy @page to @copy and return the hash of the copy, in one pass: the
+ * hash is of exactly the bytes copied, even if @page changes meanwhile. */
+uint64_t cocoPageHashCopy(void *copy, const void *page, uint64_t seed);

@@ -17,13 +17,23 @@
 # elapsed, downtime, bytes), the guest's longest pause seen from the host
 # (tickgap.py: a tick line every COCO_BENCH_TICK seconds on the console),
 # and for confidential ones the agents' records (sealed bytes, transfer
-# time, the switchover's share). Prints medians and ranges, the ratios
-# confidential/plain and the verdict against the goals: confidential
-# downtime <= 1.5 x plain + 50 ms, total time <= 2 x plain.
+# time, the switchover's share), the host memory the domain holds after
+# the migration (its QEMU's anonymous memory and, confidential, the RAM
+# tmpfs in use) and the agents' largest anonymous memory during it. Prints
+# medians and ranges per guest size and workload, the ratios
+# confidential/plain and the verdict against the goals (issue 13): job time
+# <= 1.2 x plain, downtime <= plain + 20 ms, host memory <= plain + 64 MiB,
+# each agent's anonymous memory <= 64 MiB.
 #
 # Environment (besides the lab's, docs/lab.rst):
 #   COCO_BENCH_ROUNDS        rounds (default 5; each is 4 migrations)
-#   COCO_BENCH_MIB           guest memory in MiB (default 256)
+#   COCO_BENCH_MIB           guest memory in MiB (default 256); several
+#                            ("192 1024 2048") are measured one after the
+#                            other in the same lab run
+#   COCO_BENCH_DIRTY         the guests' dirtying workload: percentages of
+#                            their memory rewritten (coco.dirty_pct, at
+#                            coco.dirty_mbps = COCO_BENCH_DIRTY_MBPS, default
+#                            32), 0 = none (default "0"; e.g. "0 25")
 #   COCO_BENCH_TICK          the guest's tick period in seconds (0.02)
 #   COCO_BENCH_CONFIDENTIAL  the confidential migration command, run as
 #                            "$1 -c SRCURI $2... DOMAIN DESTURI" (default
@@ -51,7 +61,9 @@ fi
 . "$E2E_DIR/lab-lib.sh"
 
 ROUNDS=${COCO_BENCH_ROUNDS:-5}
-MIB=${COCO_BENCH_MIB:-256}
+MIBS=${COCO_BENCH_MIB:-256}
+DIRTIES=${COCO_BENCH_DIRTY:-0}
+DIRTY_MBPS=${COCO_BENCH_DIRTY_MBPS:-32}
 TICK=${COCO_BENCH_TICK:-0.02}
 CONF_CMD=${COCO_BENCH_CONFIDENTIAL:-virt-coco migrate --confidential --live}
 PLAIN_CMD="virsh migrate --live"
@@ -63,6 +75,11 @@ virt-coco\ *) [ -n "${VIRT_COCO:-}" ] && CONF_CMD="$VIRT_COCO ${CONF_CMD#virt-co
 esac
 
 T_START=$(now)
+# The shared RAM tmpfs holds both hosts' copies of the largest guest.
+max=0
+for m in $MIBS; do [ "$m" -le "$max" ] || max=$m; done
+COCO_LAB_RAM_SIZE=${COCO_LAB_RAM_SIZE:-$((2 * max + 1024))m}
+export COCO_LAB_RAM_SIZE
 lab_start
 WATCH=""
 lab_on_exit '[ -z "$WATCH" ] || kill "$WATCH" 2>/dev/null'
@@ -89,14 +106,11 @@ virsh_h A domcapabilities --emulatorbin "$PLAIN_QEMU" --virttype qemu --arch x86
     lab_die "host A cannot probe $PLAIN_QEMU"
 cp -f "$(host_dir A)"/cache/qemu/capabilities/*.xml "$(host_dir B)/cache/qemu/capabilities/"
 
-guest_xml guest "$MIB" "$QEMU_COCO" confidential "cocotick=$TICK" > "$LAB/confidential.xml"
-guest_xml plain "$MIB" "$PLAIN_QEMU" plain "cocotick=$TICK" > "$LAB/plain.xml"
-
 dom_console() { echo "$(host_dir "$1")/log/qemu/$2-console.log"; }
 dom_size() { stat -c %s "$(dom_console "$1" "$2")" 2>/dev/null || echo 0; }
 dom_since() { # host domain offset
     tail -c +"$(($3 + 1))" "$(dom_console "$1" "$2")" 2>/dev/null | tr -d '\r' |
-        grep -a -E '^(HB |CK |GUEST|T )' || true
+        grep -a -E '^(HB |CK |GUEST|T |DIRTY-READY)' || true
 }
 dom_wait() { # host domain offset prefix count timeout
     i=0
@@ -113,18 +127,37 @@ dom_wait() { # host domain offset prefix count timeout
 dom_job() { virsh_h "$1" domjobinfo --completed --rawstats "$2" > "$LAB/jobinfo" 2>&1 || : > "$LAB/jobinfo"; }
 raw() { awk -F': *' -v k="$1" '$1==k{print $2; f=1} END{if(!f) print -1}' "$LAB/jobinfo"; }
 
-booted() { # domain
-    dom_wait A "$1" 0 "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" && dom_wait A "$1" 0 "CK" 1 "$BOOT_TIMEOUT" &&
-        dom_wait A "$1" 0 "T" 10 30
+booted() { # domain console-offset (the console files are appended to)
+    dom_wait A "$1" "$2" "GUEST-BOOTED" 1 "$BOOT_TIMEOUT" && dom_wait A "$1" "$2" "CK" 1 "$BOOT_TIMEOUT" &&
+        dom_wait A "$1" "$2" "T" 10 30 &&
+        { [ "$DIRTY" = 0 ] || dom_wait A "$1" "$2" "DIRTY-READY" 1 "$BOOT_TIMEOUT"; }
 }
-lab_log "bench: $ROUNDS rounds of $KINDS; ${MIB} MiB guests, tick $TICK s, precopy_rounds $PRECOPY"
+
+# Host memory the domain $2 holds on host $1 after a migration, KiB: its
+# QEMU's anonymous memory, and for a confidential guest the RAM tmpfs in
+# use (both hosts' guest RAM files, and any a process still maps).
+dom_mem() {
+    q=$(awk '/^RssAnon/{print $2}' "/proc/$(cat "$(host_dir "$1")/run/qemu/$2.pid")/status" 2>/dev/null || echo 0)
+    f=0
+    [ "$3" = plain ] || f=$(df -k --output=used "$LAB/ram" | tail -1)
+    echo $((${q:-0} + f))
+}
+# Sample the agents' anonymous memory (KiB) every 50 ms into $1 (the
+# largest value seen) until killed.
+anon_watch() {
+    m=0
+    while :; do
+        for H in $HOSTS; do
+            v=$(awk '/^RssAnon/{print $2}' "/proc/$(cat "$(host_dir "$H")/virtcocod.pid")/status" 2>/dev/null)
+            [ "${v:-0}" -le "$m" ] || m=$v
+        done
+        echo "$m" > "$1"
+        sleep 0.05
+    done
+}
+ANONW=""
+lab_on_exit '[ -z "$ANONW" ] || kill "$ANONW" 2>/dev/null'
 lab_log "bench: confidential command: $CONF_CMD"
-t0=$(now)
-virsh_h A create "$LAB/confidential.xml" >/dev/null || lab_die "cannot create the confidential guest"
-virsh_h A create "$LAB/plain.xml" >/dev/null || lab_die "cannot create the plain guest"
-booted guest || lab_die "the confidential guest did not boot"
-booted plain || lab_die "the plain guest did not boot"
-lab_log "bench: both guests booted in $(since "$t0") s"
 
 : > "$OUT.tmp"
 # One measured migration of domain $2 (kind $1) from $3 to $4.
@@ -141,9 +174,19 @@ bench_migrate() {
     python3 "$E2E_DIR/tickgap.py" watch "$LAB/ticks" "$(dom_console "$src" "$dom")" \
         "$(dom_console "$dst" "$dom")" &
     WATCH=$!
+    # The stopwatch runs once it has the console open (python starts
+    # slowly on a busy machine).
+    i=0
+    while ! ls -l "/proc/$WATCH/fd" 2>/dev/null | grep -q -- "-console.log"; do
+        i=$((i + 1)); [ $i -lt 300 ] || { kill "$WATCH"; WATCH=""; fail "the tick watcher did not start"; return 1; }
+        sleep 0.1
+    done
     dom_wait "$src" "$dom" "$soff" T 50 20 || return 1 # the baseline second
     prog=${cmd%% *}
     args=${cmd#"$prog"}
+    echo 0 > "$LAB/anon"
+    anon_watch "$LAB/anon" &
+    ANONW=$!
     m0=$(now)
     # virt-coco runs on the source host (its namespace, its agent's
     # socket); the migration URI names the destination's address.
@@ -156,15 +199,20 @@ bench_migrate() {
     esac
     # shellcheck disable=SC2086
     out=$($wrap "$prog" -c "$(host_uri "$src")" $args $extra "$dom" "$(host_uri "$dst")" 2>&1) ||
-        { kill "$WATCH"; WATCH=""; fail "$kind $src->$dst: migration failed: $out"; return 1; }
+        { kill "$WATCH" "$ANONW"; WATCH="" ANONW=""; fail "$kind $src->$dst: migration failed: $out"; return 1; }
     m1=$(now)
     # The guest may run on the destination well before the command returns:
     # wait for ticks after it returned.
     d1=$(dom_size "$dst" "$dom")
-    dom_wait "$dst" "$dom" "$d1" T 10 30 || { kill "$WATCH"; WATCH=""; return 1; }
+    dom_wait "$dst" "$dom" "$d1" T 10 30 || { kill "$WATCH" "$ANONW"; WATCH="" ANONW=""; return 1; }
     kill "$WATCH"
     wait "$WATCH"
     WATCH=""
+    kill "$ANONW"
+    wait "$ANONW" 2>/dev/null
+    ANONW=""
+    anon=$(cat "$LAB/anon")
+    mem=$(dom_mem "$dst" "$dom" "$kind")
     wall=$(awk "BEGIN{printf \"%.0f\", ($m1 - $m0) * 1000}")
     dom_job "$dst" "$dom"
     elapsed=$(raw time_elapsed) down=$(raw downtime) data=$(raw data_processed)
@@ -197,10 +245,10 @@ bench_migrate() {
     dom_wait "$dst" "$dom" "$doff" CK 1 30 || return 1
     bad=$(dom_since "$dst" "$dom" "$doff" | grep -c '^CK .*BAD' || true)
     [ "$bad" = 0 ] || fail "$kind $src->$dst: checksum BAD on $dst" || return 1
-    row="$kind $src$dst $wall $elapsed $down $data $abytes $gap $base $gguest $axfer $adown $aprecopy $aswitch $arounds $ascan $gapat $swgap $load"
+    row="$kind $src$dst $wall $elapsed $down $data $abytes $gap $base $gguest $axfer $adown $aprecopy $aswitch $arounds $ascan $gapat $swgap $load $MIB $DIRTY $mem $anon"
     echo "$row" >> "$OUT.tmp"
-    printf '  %-12s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  pause %6s ms at +%5s ms (idle %5s; at the switchover %6s)  QEMU %9s B  agents %9s B\n' \
-        "$kind" "$src" "$dst" "$wall" "$elapsed" "$down" "$gap" "$gapat" "$base" "$swgap" "$data" "$abytes"
+    printf '  %-12s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  pause %6s ms at +%5s ms (idle %5s; at the switchover %6s)  QEMU %9s B  agents %9s B  memory after %7s KiB  agents anon %6s KiB\n' \
+        "$kind" "$src" "$dst" "$wall" "$elapsed" "$down" "$gap" "$gapat" "$base" "$swgap" "$data" "$abytes" "$mem" "$anon"
 }
 
 # The newest source record of host $1: "bytes transfer_ms final_ms
@@ -236,36 +284,62 @@ print(t.get("bytes", 0), t.get("elapsed_ms", 0), round(c.get("downtime_us", 0) /
 PY
 }
 
-# The plain domain runs only while it is measured, and so does the other.
-virsh_h A suspend plain >/dev/null
-failed=0
-r=0
-nk=$(echo $KINDS | wc -w)
-while [ $r -lt "$ROUNDS" ]; do
-    r=$((r + 1))
-    # Rotate the order from round to round: a drift in the machine's load
-    # falls on every kind alike.
-    set -- $KINDS
-    k=1
-    while [ $k -lt $(((r - 1) % nk + 1)) ]; do
-        first=$1; shift; set -- "$@" "$first"; k=$((k + 1))
+# One size and workload: create both domains on A, the rounds, destroy.
+bench_size() {
+    MIB=$1 DIRTY=$2
+    args="cocotick=$TICK"
+    [ "$DIRTY" = 0 ] || args="$args coco.dirty_pct=$DIRTY coco.dirty_mbps=$DIRTY_MBPS"
+    guest_xml guest "$MIB" "$QEMU_COCO" confidential "$args" > "$LAB/confidential.xml"
+    guest_xml plain "$MIB" "$PLAIN_QEMU" plain "$args" > "$LAB/plain.xml"
+    lab_log "bench: $ROUNDS rounds of $KINDS; ${MIB} MiB guests, dirtying ${DIRTY} %, tick $TICK s, precopy_rounds $PRECOPY"
+    t0=$(now)
+    goff=$(dom_size A guest) poff=$(dom_size A plain)
+    virsh_h A create "$LAB/confidential.xml" >/dev/null || { fail "cannot create the confidential guest"; return 1; }
+    virsh_h A create "$LAB/plain.xml" >/dev/null || { fail "cannot create the plain guest"; return 1; }
+    booted guest "$goff" || { fail "the confidential guest did not boot"; return 1; }
+    booted plain "$poff" || { fail "the plain guest did not boot"; return 1; }
+    lab_log "bench: both guests booted in $(since "$t0") s"
+    # The plain domain runs only while it is measured, and so does the other.
+    virsh_h A suspend plain >/dev/null
+    r=0
+    nk=$(echo $KINDS | wc -w)
+    while [ $r -lt "$ROUNDS" ]; do
+        r=$((r + 1))
+        # Rotate the order from round to round: a drift in the machine's load
+        # falls on every kind alike.
+        set -- $KINDS
+        k=1
+        while [ $k -lt $(((r - 1) % nk + 1)) ]; do
+            first=$1; shift; set -- "$@" "$first"; k=$((k + 1))
+        done
+        order="$*"
+        lab_log "bench: round $r of $ROUNDS ($order)"
+        for kind in $order; do
+            case $kind in
+            plain) dom=plain other=guest ;;
+            confidential) dom=guest other=plain; set_precopy "$PRECOPY" || return 1 ;;
+            *) dom=guest other=plain; set_precopy "${kind#confidential-p}" || return 1 ;;
+            esac
+            virsh_h A suspend "$other" >/dev/null 2>&1
+            virsh_h A resume "$dom" >/dev/null 2>&1
+            bench_migrate $kind $dom A B && bench_migrate $kind $dom B A || return 1
+        done
     done
-    order="$*"
-    lab_log "bench: round $r of $ROUNDS ($order)"
-    for kind in $order; do
-        case $kind in
-        plain) dom=plain other=guest ;;
-        confidential) dom=guest other=plain; set_precopy "$PRECOPY" || { failed=1; break 2; } ;;
-        *) dom=guest other=plain; set_precopy "${kind#confidential-p}" || { failed=1; break 2; } ;;
-        esac
-        virsh_h A suspend "$other" >/dev/null 2>&1
-        virsh_h A resume "$dom" >/dev/null 2>&1
-        bench_migrate $kind $dom A B && bench_migrate $kind $dom B A || { failed=1; break 2; }
+    for d in guest plain; do
+        for H in $HOSTS; do virsh_h "$H" destroy "$d" >/dev/null 2>&1; done
+    done
+    return 0
+}
+
+failed=0
+for MIB in $MIBS; do
+    for DIRTY in $DIRTIES; do
+        bench_size "$MIB" "$DIRTY" || { failed=1; break 2; }
     done
 done
 mv "$OUT.tmp" "$OUT"
 
 # Medians, ranges, ratios and the verdict.
-python3 "$E2E_DIR/benchsummary.py" "$OUT" "$MIB" "$ROUNDS" "$PRECOPY" "$CONF_CMD"
+python3 "$E2E_DIR/benchsummary.py" "$OUT" "$MIBS" "$ROUNDS" "$PRECOPY" "$CONF_CMD"
 lab_log "bench: rows in $OUT; total $(since "$T_START") s"
 [ $failed = 0 ]

@@ -24,6 +24,13 @@
 #                            longest pause (the guest's own clock stops
 #                            while QEMU has it stopped, so guest time alone
 #                            cannot show a downtime)
+#   DIRTY-READY mib          only with coco.dirty_pct=PCT (the benchmark's
+#                            busy guest): PCT % of its memory is filled with
+#                            incompressible data (a tmpfs file) and then
+#                            rewritten without end, each page getting new
+#                            content, coco.dirty_mbps MiB per second (default
+#                            32; 4 MiB every 1/8 s), so the amount dirtied
+#                            per second does not depend on the guest's size
 # Reuses OUTDIR/vmlinuz and OUTDIR/initrd.gz when they are newer than this
 # script and guest-memcheck.c.
 set -eu
@@ -94,6 +101,43 @@ if [ -n "$tick" ]; then
             read up idle < /proc/uptime
             echo "T $t $up"
             read -t "$tick" x <&3
+        done
+    ) &
+fi
+# Dirtying workload (benchmark guest only): fill PCT % of RAM, then shift
+# the file by one page, 4 MiB at a time: with a 1 MiB pattern of distinct
+# pages every page changes at every pass.
+pct="" mbps=32
+for a in $(cat /proc/cmdline); do
+    case "$a" in
+    coco.dirty_pct=*) pct=${a#coco.dirty_pct=} ;;
+    coco.dirty_mbps=*) mbps=${a#coco.dirty_mbps=} ;;
+    esac
+done
+if [ -n "$pct" ]; then
+    (
+        kb=$(awk '/^MemTotal/{print $2}' /proc/meminfo)
+        mb=$((kb * pct / 100 / 1024 / 4 * 4))
+        mkdir -p /tmp/dirty
+        mount -t tmpfs -o size=$((mb + 8))m tmpfs /tmp/dirty
+        dd if=/dev/urandom of=/tmp/dirty/f bs=1M count=1 2>/dev/null
+        s=1
+        while [ $s -lt $mb ]; do
+            c=$s
+            [ $((s + c)) -le $mb ] || c=$((mb - s))
+            dd if=/tmp/dirty/f of=/tmp/dirty/f bs=1M count=$c seek=$s conv=notrunc 2>/dev/null
+            s=$((s + c))
+        done
+        echo "DIRTY-READY $mb"
+        mkfifo /tmp/dirty.fifo
+        exec 3<>/tmp/dirty.fifo
+        per=$((4 * 1000 / mbps))
+        off=0
+        while :; do
+            [ $((off + 1024)) -lt $((mb * 256)) ] || off=0
+            dd if=/tmp/dirty/f of=/tmp/dirty/f bs=4096 skip=$((off + 1)) seek=$off count=1024 conv=notrunc 2>/dev/null
+            off=$((off + 1024))
+            read -t "0.$(printf '%03d' $per)" x <&3
         done
     ) &
 fi

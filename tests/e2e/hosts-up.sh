@@ -69,9 +69,11 @@ for d in /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt; do
 done
 [ $RUN_NETNS_EXISTED = yes ] || echo "/run/netns" >> "$LAB/created"
 
-# Shared guest RAM: one tmpfs, visible at the same path everywhere.
+# Shared guest RAM: one tmpfs, visible at the same path everywhere
+# (COCO_LAB_RAM_SIZE: its size, default 1g; the benchmark sets it for its
+# largest guest).
 mkdir -p "$LAB/ram"
-mount -t tmpfs -o size=1g,mode=0755 coco-lab-ram "$LAB/ram"
+mount -t tmpfs -o "size=${COCO_LAB_RAM_SIZE:-1g},mode=0755" coco-lab-ram "$LAB/ram"
 
 ip link del "${NETNS_PREFIX}A0" 2>/dev/null || true
 for H in $HOSTS; do

@@ -58,7 +58,7 @@ phases = [e for e in events if e["event"] == "phase"]
 assert kinds[-1] == "result" and kinds.count("result") == 1, kinds
 res = events[-1]
 assert res["ok"] is True and res["error"] is None, res
-assert res["bytes"] >= 192 * 1024 * 1024, res
+assert res["bytes"] >= 16 * 1024 * 1024, res  # the pages the guest uses
 assert res["total_ms"] > 0 and res["downtime_ms"] is not None, res
 assert phases, "no phase events"
 for p in phases:
@@ -97,7 +97,7 @@ s_cli_preflight_refused() {
     echo "  refused after $took s (exit $rc): $(cat "$LAB/cli.err")"
     [ $rc = 1 ] || fail "exit $rc, not 1" || return 1
     [ "$(wc -l < "$LAB/cli.err")" = 1 ] || fail "the error is not one line" || return 1
-    grep -q "^error: the destination host's agent at '$(host_ip B)' port '49300' is not reachable" "$LAB/cli.err" ||
+    grep -q "^error: the destination host's agent on '$(host_ip B)' is not reachable: cannot connect to the peer agent at '$(host_ip B)' port '49300'" "$LAB/cli.err" ||
         fail "the error does not name B's agent" || return 1
     python3 -c '
 import json, sys

@@ -56,7 +56,7 @@ PHASE_EVENTS = [
 ]
 RECORDS = [
     "hello", "immutable", "memory", "epoch-end", "epoch-token", "vcpu",
-    "start-token", "abort-token", "end",
+    "start-token", "abort-token", "end", "page-map",
 ]
 CTL_MAGIC = b"CAG1"
 CPM_MAGIC = b"CPM1"
