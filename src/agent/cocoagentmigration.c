@@ -1617,9 +1617,7 @@ cocoAgentMigrationOnVfioLeak(gpointer opaque)
     if (!m->session || m->role != COCO_FIRMWARE_ROLE_SOURCE ||
         cocoAgentMigrationOver(m))
         return G_SOURCE_REMOVE;
-    if (st != COCO_PHASE_STATE_IDLE && st != COCO_PHASE_STATE_PREPARING &&
-        st != COCO_PHASE_STATE_SETUP && st != COCO_PHASE_STATE_PRECOPY &&
-        st != COCO_PHASE_STATE_BLACKOUT) {
+    if (cocoPhaseStateAfterStartToken(m->role, st)) {
         cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
                      "VFIO leak in state %s, after the start token: the "
                      "migration goes on",

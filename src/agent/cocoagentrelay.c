@@ -42,6 +42,9 @@
 #include <unistd.h>
 
 #define COCO_RELAY_CLIENT_IDLE_S 60
+/* The gate 'hostdev': the probe of the host's VFIO groups and the read of
+ * the domain's status file answer within this, or the device is refused. */
+#define COCO_RELAY_HOSTDEV_TIMEOUT_S 10
 /* All connections of all users together. */
 #define COCO_RELAY_MAX_CONNECTIONS 4096
 
@@ -594,16 +597,55 @@ typedef struct {
     gint64 id;
     char *pid_dir;
     char *name;
+    GSource *deadline; /* main thread: the agent's own */
+    bool answered;
+    gint refs; /* the task's and the deadline's */
 } CocoAgentRelayHostdevCall;
 
 static void
-cocoAgentRelayHostdevCallFree(gpointer p)
+cocoAgentRelayHostdevCallUnref(gpointer p)
 {
     CocoAgentRelayHostdevCall *c = p;
 
+    if (!g_atomic_int_dec_and_test(&c->refs))
+        return;
     g_free(c->pid_dir);
     g_free(c->name);
     g_free(c);
+}
+
+/* The verdict, once: from the probe or from the deadline. */
+static void
+cocoAgentRelayHostdevAnswer(CocoAgentRelayHostdevCall *c, bool ok,
+                            const char *reason)
+{
+    CocoAgentRelay *relay;
+
+    if (c->answered)
+        return;
+    c->answered = true;
+    if (c->deadline) {
+        g_source_destroy(c->deadline);
+        g_clear_pointer(&c->deadline, g_source_unref);
+    }
+    cocoAgentLog(c->srv->agent, NULL, G_LOG_LEVEL_MESSAGE,
+                 "domain=%s gate=hostdev: %s", c->name,
+                 ok ? "released" : reason);
+    if ((relay = g_hash_table_lookup(c->srv->relays, &c->relay)))
+        cocoAgentRelayVerdict(relay, c->id, ok, reason);
+}
+
+static gboolean
+cocoAgentRelayHostdevOnDeadline(gpointer opaque)
+{
+    CocoAgentRelayHostdevCall *c = opaque;
+    g_autofree char *reason = g_strdup_printf(
+        _("the host's VFIO probe did not answer within '%1$u' seconds"),
+        COCO_RELAY_HOSTDEV_TIMEOUT_S);
+
+    g_clear_pointer(&c->deadline, g_source_unref);
+    cocoAgentRelayHostdevAnswer(c, false, reason);
+    return G_SOURCE_REMOVE;
 }
 
 static void
@@ -626,15 +668,10 @@ static void
 cocoAgentRelayHostdevDone(GObject *obj, GAsyncResult *res, gpointer opaque)
 {
     CocoAgentRelayHostdevCall *c = g_task_get_task_data(G_TASK(res));
-    CocoAgentRelay *relay = g_hash_table_lookup(c->srv->relays, &c->relay);
     g_autoptr(GError) err = NULL;
     bool ok = g_task_propagate_boolean(G_TASK(res), &err);
 
-    cocoAgentLog(c->srv->agent, NULL, G_LOG_LEVEL_MESSAGE,
-                 "domain=%s gate=hostdev: %s", c->name,
-                 ok ? "released" : err->message);
-    if (relay)
-        cocoAgentRelayVerdict(relay, c->id, ok, ok ? NULL : err->message);
+    cocoAgentRelayHostdevAnswer(c, ok, ok ? NULL : err->message);
 }
 
 static void
@@ -648,8 +685,13 @@ cocoAgentRelayOnHostdev(CocoAgentRelay *relay, gint64 id)
     c->id = id;
     c->pid_dir = g_strdup(cocoAgentConfig(relay->srv->agent)->pid_dir);
     c->name = g_strdup(relay->dom->info.name);
+    c->refs = 2;
+    c->deadline = g_timeout_source_new_seconds(COCO_RELAY_HOSTDEV_TIMEOUT_S);
+    g_source_set_callback(c->deadline, cocoAgentRelayHostdevOnDeadline, c,
+                          cocoAgentRelayHostdevCallUnref);
+    g_source_attach(c->deadline, cocoAgentContext(relay->srv->agent));
     task = g_task_new(NULL, NULL, cocoAgentRelayHostdevDone, NULL);
-    g_task_set_task_data(task, c, cocoAgentRelayHostdevCallFree);
+    g_task_set_task_data(task, c, cocoAgentRelayHostdevCallUnref);
     g_task_run_in_thread(task, cocoAgentRelayHostdevThread);
 }
 
