@@ -45,12 +45,12 @@ expect() {
     fi
 }
 
-echo "1..16"
-expect "capabilities help metadata migrate validate vfio" ""
+echo "1..22"
+expect "capabilities help list metadata migrate recover status timeline validate vfio" ""
 expect "metadata migrate" m
 expect "--connect" --con
 expect "metadata migrate" -c test:///default m
-expect "--p2p --parallel-connections --persistent" migrate --p
+expect "--p2p --parallel --parallel-connections --persistent --persistent-xml --postcopy --postcopy-after-precopy --postcopy-bandwidth --postcopy-resume" migrate --p
 expect "--config" metadata --remove --live --c
 expect "--config --domain --json" validate --
 expect "emulated kvm" capabilities --backend ""
@@ -67,6 +67,12 @@ else
     fails=$((fails + 1))
 fi
 expect "validate vfio" help v
+expect "list" l
+expect "status" st
+expect "--svg" timeline --s
+expect "guest1 guest2" status gu
+expect "recover" rec
+expect "--agent-socket" recover --a
 # --option=VALUE, split by bash at '='
 expect "emulated kvm" capabilities --backend =
 expect "guest1 guest2" migrate --dname = new --xml = f.xml gu

@@ -7,12 +7,17 @@
 # every refusal before libvirt is called, then a job that passes the
 # preflight and fails in libvirt (the test driver cannot migrate), watched
 # by the Python example docs/examples/coco-dbus-migrate.py as Nova or VDSM
-# would. The lab (tests/e2e) runs the same example for a real migration.
+# would. The domain's relay is played by this script: a stand-in QEMU
+# process whose command line names the domain, and a hello on the agent's
+# socket (the agent authenticates it as it does qemu-coco's relay); without
+# it the job is refused before libvirt is called. The lab (tests/e2e) runs
+# the same example for a real migration.
 # Usage: cocodbusjobtest.py VIRTCOCOD   (TAP; needs python3-gi)
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +42,7 @@ NAME = "org.libvirtcoco.Agent1"
 PATH = "/org/libvirtcoco/Agent1"
 JOB = "org.libvirtcoco.Job1"
 LIVE, P2P, TUNNELLED = 1, 2, 4
+UUID = "5f2e3d4c-5b6a-4789-8a9b-0c1d2e3f4a5b"  # "coco" in testnode.xml
 
 _tap = Tap()
 ok = _tap.ok
@@ -64,20 +70,56 @@ def refused(bus, what, domain, params, flags, name, text):
        "job %s, error %s" % (path, err))
 
 
+def start_relay(tmp, sock_path):
+    """A stand-in QEMU for "coco" and its relay's hello; returns both."""
+    qemu = subprocess.Popen(["/bin/sh", "-c", "sleep 600", "sh", "-name",
+                             "guest=coco", "-uuid", UUID],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    # The agent reads its command line: wait for the exec.
+    for _ in range(500):
+        try:
+            with open("/proc/%d/cmdline" % qemu.pid, "rb") as f:
+                if b"guest=coco" in f.read():
+                    break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    with open(os.path.join(tmp, "pids", "coco.pid"), "w") as f:
+        f.write("%d\n" % qemu.pid)
+    relay = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    relay.settimeout(10)
+    relay.connect(sock_path)
+    hello = {"type": "hello", "version": 1, "pid": qemu.pid, "name": "coco",
+             "uuid": UUID, "vcpus": 1}
+    relay.sendall((json.dumps(hello) + "\n").encode())
+    answer = b""
+    while b"\n" not in answer:
+        chunk = relay.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return qemu, relay, answer.decode(errors="replace")
+
+
 def main():
     if not shutil.which("dbus-daemon"):
         print("1..0 # SKIP dbus-daemon is not installed")
         return 77
     tmp = tempfile.mkdtemp(prefix="cocodbusjobtest-")
-    daemon = agent = None
+    daemon = agent = qemu = relay = None
     try:
         daemon, address = start_bus(tmp)
         env = dict(os.environ)
         env["DBUS_SESSION_BUS_ADDRESS"] = address
         agent_conf = os.path.join(tmp, "virtcocod.conf")
+        os.mkdir(os.path.join(tmp, "pids"))
         with open(agent_conf, "w") as f:
             f.write("[virtcocod]\ndbus = session\nlisten = 127.0.0.1\n"
-                    "libvirt_uri = test://%s\n" % NODE + agent_tls(tmp))
+                    "libvirt_uri = test://%s\nqemu_binaries = /bin/sh;\n"
+                    "pid_dir = %s\n" % (NODE, os.path.join(tmp, "pids"))
+                    + agent_tls(tmp))
         log = open(os.path.join(tmp, "agent.log"), "w")
         agent = subprocess.Popen(
             [VIRTCOCOD, "-f", "--config", agent_conf,
@@ -122,6 +164,15 @@ def main():
                 {"parallel.connections": GLib.Variant("i", 2),
                  "migrate_uri": GLib.Variant("s", "tcp:127.0.0.1")}, P2P,
                 "ConfigConflict", "forward='4'")
+        # Fail closed: no relay of "coco" is connected to this agent.
+        refused(bus, "of a domain whose relay is not connected", "coco",
+                {"migrate_uri": GLib.Variant("s", "tcp:127.0.0.1")}, P2P,
+                "QmpAgent", "relay of domain 'coco' (%s) is not connected"
+                % repr(UUID))
+        qemu, relay, welcome = start_relay(tmp, os.path.join(tmp,
+                                                             "agent.sock"))
+        ok('"welcome"' in welcome,
+           "the agent authenticates the stand-in relay of 'coco'", welcome)
         refused(bus, "to a host without an agent", "coco",
                 {"migrate_uri": GLib.Variant("s", "tcp:[::1]")}, P2P,
                 "QmpAgent", "destination host's agent on '::1' is not reachable")
@@ -194,6 +245,11 @@ def main():
            "job '%s': failed" % path in text,
            "the agent logs the job's start and end", text)
     finally:
+        if relay:
+            relay.close()
+        if qemu:
+            os.killpg(qemu.pid, 9)
+            qemu.wait()
         cleanup(tmp, agent, daemon)
     return _tap.done()
 

@@ -13,6 +13,9 @@
 #     the environment QEMU's children would inherit, its leak reports reach
 #     the relay (x-coco-query-relay counts them, malformed ones are
 #     dropped); vfio_interposer = no turns it off
+#   - with an agent (this test plays it): the relay connects and says hello
+#     once QEMU runs (libvirt's first monitor connection), and again after
+#     the agent closed the connection or went away and came back
 import json
 import os
 import re
@@ -261,6 +264,65 @@ def main():
                        capture_output=True, text=True)
     tap.ok(p.returncode != 0 and "'yes' or 'no'" in p.stderr,
            "vfio_interposer must be yes or no")
+    # With an agent: the relay stays connected to it.
+    agent_path = os.path.join(tmp, "agent.sock")
+    with open(conf, "w") as f:
+        f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n"
+                "vfio_interposer_path = %s\n" % (fake, agent_path, interposer))
+    asock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    asock.bind(agent_path)
+    asock.listen(4)
+    asock.settimeout(TIMEOUT)
+    lpath2 = os.path.join(tmp, "monitor2.sock")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(lpath2)
+    lsock.listen(1)
+    mfd = lsock.fileno()
+    args2 = ["-name", "guest=t2,debug-threads=on", "-uuid",
+             "00000000-0000-4000-8000-000000000002",
+             "-chardev", "socket,id=charmonitor,fd=%d,server=on,wait=off" % mfd,
+             "-mon", "chardev=charmonitor,id=monitor,mode=control"]
+    proc = subprocess.Popen([qemu_coco] + args2, env=env, pass_fds=[mfd],
+                            stderr=subprocess.DEVNULL)
+    lsock.close()
+
+    def hello():
+        try:
+            a, _ = asock.accept()
+        except OSError:
+            return None, None
+        return a, readline(a)
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(lpath2)
+    readline(conn)
+    a, h = hello()
+    tap.ok(h and h.get("type") == "hello" and h.get("name") == "t2" and
+           h.get("pid") == proc.pid,
+           "agent: the relay says hello once QEMU runs, before any migration")
+    t0 = time.monotonic()
+    a.close()
+    a, h = hello()
+    tap.ok(h and h.get("type") == "hello" and time.monotonic() - t0 < 5,
+           "agent: after the agent closed the connection, hello again at once")
+    a.close()
+    asock.close()
+    os.unlink(agent_path)
+    time.sleep(2.5)
+    asock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    asock.bind(agent_path)
+    asock.listen(4)
+    asock.settimeout(TIMEOUT)
+    t0 = time.monotonic()
+    a, h = hello()
+    tap.ok(h and h.get("type") == "hello" and time.monotonic() - t0 < 3,
+           "agent: an agent that was away is greeted within seconds of its return")
+    if a:
+        a.close()
+    asock.close()
+    conn.sendall(b'{"execute":"quit","id":"libvirt-4"}\r\n')
+    proc.wait(timeout=TIMEOUT)
+    conn.close()
 
     # A configuration error stops the start, with the reason.
     with open(conf, "w") as f:

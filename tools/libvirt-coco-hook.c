@@ -18,7 +18,8 @@
  */
 
 #include "internal.h"
-#include "agent/cocoagentpreflight.h"
+#include "client/cococlientjson.h"
+#include "client/cococlientpreflight.h"
 #include "agent/cocoagentconfig.h"
 #include "conf/cocomigrationdef.h"
 #include "util/cocoerror.h"
@@ -109,32 +110,23 @@ static JsonObject *
 cocoHookProbe(GError **error)
 {
     g_autofree char *path = cocoHookSocketPath();
-    g_autoptr(GString) in = g_string_new(NULL);
+    g_autoptr(CocoClientAgent) agent = NULL;
     g_autoptr(GError) err = NULL;
     JsonObject *probe;
-    int fd;
+    int errnum = 0;
 
-    if ((fd = cocoPreflightAgentConnect(path)) < 0) {
+    if (!(agent = cocoClientAgentConnect(path, &errnum))) {
         cocoErrorSetSystem(
-            error, -fd,
+            error, errnum,
             _("this host's agent is not reachable at '%1$s' (is virtcocod running?)"),
             path);
         return NULL;
     }
-    probe = cocoPreflightAgentRequest(fd, in, "probe", &err);
-    close(fd);
-    if (!probe ||
-        STRNEQ(json_object_get_string_member_with_default(probe, "type", ""),
-               "probe")) {
+    if (!(probe = cocoClientAgentProbe(agent, &err))) {
         cocoErrorSet(
             error, COCO_ERROR_QMP_AGENT,
             _("this host's agent at '%1$s' did not answer the probe: %2$s"),
-            path,
-            err ? err->message
-                : json_object_get_string_member_with_default(probe, "reason",
-                                                             "?"));
-        if (probe)
-            json_object_unref(probe);
+            path, err->message);
         return NULL;
     }
     return probe;
@@ -144,10 +136,8 @@ cocoHookProbe(GError **error)
 static char *
 cocoHookHostName(JsonObject *probe)
 {
-    JsonObject *pf = json_object_get_object_member(probe, "platform");
     const char *name =
-        pf ? json_object_get_string_member_with_default(pf, "name", NULL)
-           : NULL;
+        cocoJsonString(cocoJsonObject(probe, "platform"), "name");
 
     return g_strdup(name && *name ? name : g_get_host_name());
 }
@@ -160,12 +150,12 @@ cocoHookCheckIncoming(const char *xml, const CocoMigrationDef *def,
     g_autoptr(JsonObject) probe = NULL;
     g_autofree char *host = NULL;
 
-    if (cocoPreflightCheckEmulator(xml, domname, error) < 0 ||
+    if (cocoClientPreflightCheckEmulator(xml, domname, error) < 0 ||
         !(probe = cocoHookProbe(error)))
         return -1;
     host = cocoHookHostName(probe);
-    if (cocoPreflightCheckFirmware(probe, false, error) < 0 ||
-        cocoPreflightCheckPolicy(def, probe, host, error) < 0)
+    if (cocoClientPreflightCheckFirmware(probe, false, error) < 0 ||
+        cocoClientPreflightCheckPolicy(def, probe, host, error) < 0)
         return -1;
     return 0;
 }

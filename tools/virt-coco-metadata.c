@@ -13,16 +13,12 @@ static char *
 cocoMetadataLoad(const char *path, virDomainPtr dom, GError **error)
 {
     g_autofree char *text = NULL;
-    g_autoptr(GError) ioerr = NULL;
     g_autoptr(CocoMigrationDef) def = NULL;
     char *domxml;
     int rc;
 
-    if (!g_file_get_contents(path, &text, NULL, &ioerr)) {
-        cocoErrorSet(error, COCO_ERROR_SYSTEM, _("cannot read '%1$s': %2$s"),
-                     path, ioerr->message);
+    if (!(text = cocoCtlReadFile(path, error)))
         return NULL;
-    }
     if (!(def = cocoMigrationDefParseString(text, 0, error)) ||
         cocoMigrationDefValidate(def, error) < 0 ||
         cocoMigrationSchemaValidate(text, error) < 0)

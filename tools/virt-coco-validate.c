@@ -7,7 +7,7 @@
 #include "virt-coco.h"
 #include "libvirt-coco/libvirt-coco.h"
 #include "virt/cocovirt.h"
-#include "agent/cocoagentvalidate.h"
+#include "client/cococlientvalidate.h"
 
 int
 cocoValidateDomainText(const char *xml, const char *what,
@@ -102,13 +102,8 @@ cocoCmdValidate(CocoCtl *ctl, int argc, char **argv)
         if (config)
             return cocoCtlUsageError(ctl,
                                      _("option '--config' needs '--domain'"));
-        if (!g_file_get_contents(argv[1], &text, NULL, &err)) {
-            g_autoptr(GError) e2 = NULL;
-
-            cocoErrorSet(&e2, COCO_ERROR_SYSTEM, _("cannot read '%1$s': %2$s"),
-                         argv[1], err->message);
-            return cocoCtlReportError(ctl, e2);
-        }
+        if (!(text = cocoCtlReadFile(argv[1], &err)))
+            return cocoCtlReportError(ctl, err);
         report.what = argv[1];
     }
 

@@ -71,6 +71,8 @@ G_BEGIN_DECLS
  * @COCO_ERROR_MIGRATION_PHASE: a migration phase arrived out of order
  * @COCO_ERROR_MIGRATION_ABORTED: the migration was aborted
  * @COCO_ERROR_MIGRATION_SOURCE_FROZEN: the source is paused and can never resume
+ * @COCO_ERROR_MIGRATION_UNSEALED: libvirt migrated the guest, but its memory
+ *   did not move sealed through the agents (Since: 0.1.0)
  * @COCO_ERROR_ACCESS_DENIED: the caller is not authorised (polkit)
  * @COCO_ERROR_AGENT_PROTOCOL: a relay, client or peer agent sent a malformed message
  * @COCO_ERROR_PEER_AUTH: the peer agent could not be authenticated
@@ -131,6 +133,7 @@ typedef enum {
     COCO_ERROR_MIGRATION_PHASE = 500,
     COCO_ERROR_MIGRATION_ABORTED = 501,
     COCO_ERROR_MIGRATION_SOURCE_FROZEN = 502,
+    COCO_ERROR_MIGRATION_UNSEALED = 503,
 
     /* 600..699: daemon and D-Bus (src/daemon) */
     COCO_ERROR_ACCESS_DENIED = 600,

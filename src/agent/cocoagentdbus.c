@@ -7,7 +7,7 @@
 #include "internal.h"
 #include "agent/cocoagentdbus.h"
 #include "agent/cocoagentjob.h"
-#include "agent/cocoagentvalidate.h"
+#include "client/cococlientvalidate.h"
 #include "agent/cocoagentvfio.h"
 #include "agent/cocoagentdbusxml.h"
 #include "util/cocoerror.h"

@@ -4,14 +4,17 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * A job checks what "virt-coco migrate --confidential" checks (the
- * domain's element, both agents, firmware, policy, emulator), then calls
- * virDomainMigrateToURI3() with VIR_MIGRATE_PEER2PEER in a worker thread,
- * so libvirtd drives the migration and the agent's own loop keeps serving
- * the relays. Its phase, progress, bytes, epochs and downtime come from the
- * agent's record of the migration it starts. Every callback runs in the
- * main context the job was created in. The agent owns every job: a client
- * that goes away never ends or orphans one.
+ * A job is the D-Bus face of the one migration driver
+ * (client/cococlientmigrate.h), which "virt-coco migrate --confidential"
+ * uses too: the same refusals, preflight (the domain's element and relay,
+ * both agents, firmware, policy, emulator), libvirt call and check of the
+ * result. A job always adds VIR_MIGRATE_PEER2PEER, so libvirtd drives the
+ * migration and the agent's own loop keeps serving the relays; the driver
+ * reads this agent's record of the migration through the agent's own
+ * socket. Its phase, progress, bytes, epochs and downtime come from that
+ * record. Every callback runs in the main context the job was created
+ * in. The agent owns every job: a client that goes away never ends or
+ * orphans one.
  */
 
 #pragma once
@@ -58,9 +61,7 @@ CocoAgentJob *cocoAgentJobNew(CocoAgent *agent, const char *uri,
 /*
  * cocoAgentJobAddParam:
  * A libvirt migration parameter (VIR_MIGRATE_PARAM_*) with the GVariant
- * type its libvirt type has: "migrate_uri", "dest_name", "dest_xml",
- * "persistent_xml", "listen_address" (s), "bandwidth" (t) and
- * "parallel.connections" (i, checked against <coco:streams>).
+ * type its libvirt type has (cocoClientMigrateAddParam()).
  */
 int cocoAgentJobAddParam(CocoAgentJob *job, const char *name, GVariant *value,
                          GError **error);

@@ -100,11 +100,27 @@ struct _CocoAgentMigration {
     char *start_error;
     GBytes *abort_token; /* destination: the last abort token it sent */
     GArray *recover_clients; /* guint64 */
+    gint64 session_t0; /* monotonic µs when the session was created */
+    gint64 session_wall_us; /* the same moment, µs since the epoch */
+    GArray *samples; /* CocoAgentSample: the transfer's progress */
 
     /* A destination's incoming session, until the worker starts it. */
     CocoPeerHello *hello;
     GIOStream **in_streams;
 };
+
+/* One sample of a migration's transfer, for its record ("samples"). */
+typedef struct {
+    gint64 at_us; /* since the session was created */
+    guint64 bytes;
+    guint64 pages;
+    guint32 epoch;
+} CocoAgentSample;
+
+/* A record holds at most this many samples (about 40 bytes of JSON each),
+ * one per COCO_AGENT_SAMPLE_US at most, except at a new epoch. */
+#define COCO_AGENT_MAX_SAMPLES 2048
+#define COCO_AGENT_SAMPLE_US (20 * G_TIME_SPAN_MILLISECOND)
 
 static void cocoAgentMigrationAfter(CocoAgentMigration *m);
 
@@ -129,6 +145,8 @@ cocoAgentMigrationFree(CocoAgentMigration *m)
     g_free(m->peer);
     g_free(m->peer_host);
     g_free(m->start_error);
+    if (m->samples)
+        g_array_unref(m->samples);
     if (m->abort_token)
         g_bytes_unref(m->abort_token);
     if (m->recover_clients)
@@ -243,6 +261,37 @@ cocoAgentMigrationRelayRequest(CocoAgentMigration *m, int type,
 
 /* ---- records and logs ---------------------------------------------------- */
 
+/* Keep a sample of the transfer when it moved on (at most one per
+ * COCO_AGENT_SAMPLE_US, except at a new epoch); a full list keeps every
+ * other sample. */
+static void
+cocoAgentMigrationSample(CocoAgentMigration *m, const CocoTransferStats *ts)
+{
+    CocoAgentSample s = {.at_us = g_get_monotonic_time() - m->session_t0,
+                         .bytes = ts->bytes,
+                         .pages = ts->pages,
+                         .epoch = ts->epoch};
+    const CocoAgentSample *last;
+
+    if (!m->session || !m->samples)
+        return;
+    last = m->samples->len ? &g_array_index(m->samples, CocoAgentSample,
+                                            m->samples->len - 1)
+                           : NULL;
+    if (last && last->bytes == s.bytes && last->epoch == s.epoch)
+        return;
+    if (last && last->epoch == s.epoch &&
+        s.at_us - last->at_us < COCO_AGENT_SAMPLE_US)
+        return;
+    if (m->samples->len >= COCO_AGENT_MAX_SAMPLES) {
+        guint i;
+
+        for (i = 1; i < m->samples->len; i++)
+            g_array_remove_index(m->samples, i);
+    }
+    g_array_append_val(m->samples, s);
+}
+
 /* The transfer's progress. Ending a session stops its transfer engine,
  * which then reports "failed": keep what it said before that. */
 static void
@@ -262,6 +311,7 @@ cocoAgentMigrationStats(CocoAgentMigration *m, CocoTransferStats *ts)
         cocoMigrationSessionGetFailure(m->session))
         m->xstats = now;
     *ts = m->xstats;
+    cocoAgentMigrationSample(m, ts);
 }
 
 static JsonObject *
@@ -367,6 +417,25 @@ cocoAgentMigrationRecord(CocoAgentMigration *m)
         json_array_add_object_element(tl, o);
     }
     json_object_set_array_member(rec, "timeline", tl);
+    if (m->samples) {
+        JsonArray *sa = json_array_new();
+
+        /* [at_ms, bytes, pages, epoch], at_ms since the session's start
+         * (the timeline's origin), which "session_start_us" dates. */
+        for (i = 0; i < m->samples->len; i++) {
+            const CocoAgentSample *x =
+                &g_array_index(m->samples, CocoAgentSample, i);
+            JsonArray *one = json_array_new();
+
+            json_array_add_double_element(one, (double)x->at_us / 1000.0);
+            json_array_add_int_element(one, (gint64)x->bytes);
+            json_array_add_int_element(one, (gint64)x->pages);
+            json_array_add_int_element(one, x->epoch);
+            json_array_add_array_element(sa, one);
+        }
+        json_object_set_array_member(rec, "samples", sa);
+        json_object_set_int_member(rec, "session_start_us", m->session_wall_us);
+    }
     return rec;
 }
 
@@ -1110,6 +1179,9 @@ cocoAgentMigrationNewSession(CocoAgentMigration *m, CocoPhaseData *data,
         cocoPhaseDataFree(data);
         return -1;
     }
+    m->session_t0 = g_get_monotonic_time();
+    m->session_wall_us = g_get_real_time();
+    m->samples = g_array_new(FALSE, FALSE, sizeof(CocoAgentSample));
     return 0;
 }
 
@@ -1146,6 +1218,7 @@ cocoAgentMigrationPoll(gpointer opaque)
     if (!m->xdst || !m->session)
         return G_SOURCE_CONTINUE;
     cocoTransferDestGetStats(m->xdst, &st);
+    cocoAgentMigrationSample(m, &st);
     while ((ev = cocoPhaseTransferTrackerNext(&m->tracker, &st)) !=
            COCO_PHASE_EVENT_LAST) {
         g_autoptr(GError) err = NULL;

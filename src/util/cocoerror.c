@@ -94,6 +94,7 @@ static const CocoErrorNick cocoErrorNicks[] = {
     {COCO_ERROR_MIGRATION_PHASE, "migration-phase"},
     {COCO_ERROR_MIGRATION_ABORTED, "migration-aborted"},
     {COCO_ERROR_MIGRATION_SOURCE_FROZEN, "migration-source-frozen"},
+    {COCO_ERROR_MIGRATION_UNSEALED, "migration-unsealed"},
     {COCO_ERROR_ACCESS_DENIED, "access-denied"},
     {COCO_ERROR_AGENT_PROTOCOL, "agent-protocol"},
     {COCO_ERROR_PEER_AUTH, "peer-auth"},

@@ -7,6 +7,16 @@
 # hosts' mount namespaces, so the migration URI names the address.
 
 VIRT_COCO=${VIRT_COCO:-$(dirname "$QEMU_COCO")/virt-coco}
+# Every --json line against the documented schema (python3-jsonschema).
+JSON_SCHEMA="$E2E_DIR/../../docs/virt-coco-json.schema.json"
+JSON_CHECK="$E2E_DIR/../check-json-schema.py"
+
+json_valid() { # file...
+    /usr/bin/python3 "$JSON_CHECK" "$JSON_SCHEMA" "$@" > "$LAB/json-check.out" 2>&1
+    jrc=$?
+    [ $jrc = 77 ] && { echo "  (python3-jsonschema not installed: JSON not checked)"; return 0; }
+    [ $jrc = 0 ] || { cat "$LAB/json-check.out"; return 1; }
+}
 
 cli_h() { # host args...
     ch=$1
@@ -45,6 +55,30 @@ s_cli_migrate() {
     grep -q "source-blackout" "$LAB/cli.out" || fail "the timeline lacks the blackout step" || return 1
     grep -q "^Transfer: [0-9]* bytes" "$LAB/cli.out" || fail "the timeline lacks the transfer" || return 1
     grep -q "^Downtime: libvirt [0-9]* ms" "$LAB/cli.out" || fail "the timeline lacks libvirt's downtime" || return 1
+    # Both agents' view of the migration: list, status, the picture.
+    cli_h A list > "$LAB/cli.list" 2>&1 || fail "virt-coco list: $(cat "$LAB/cli.list")" || return 1
+    sed 's/^/  | /' "$LAB/cli.list"
+    grep -q "guest-source-.* finished" "$LAB/cli.list" || fail "list lacks the finished source record" || return 1
+    cli_h A --json status guest > "$LAB/cli.status" 2>&1 || fail "virt-coco status: $(cat "$LAB/cli.status")" || return 1
+    json_valid "$LAB/cli.status" || fail "status --json does not follow the schema" || return 1
+    python3 - "$LAB/cli.status" <<'PY' || fail "status does not show B's view of the same session" || return 1
+import json, sys
+s = json.load(open(sys.argv[1]))
+m, p = s["migration"], s["peer"]["record"]
+assert m["role"] == "source" and m["state"] == "finished", m["state"]
+assert p and p["role"] == "destination" and p["session"] == m["session"], s["peer"]
+assert p["state"] in ("committed", "finished"), p["state"]
+print("  status: %s %s; peer %s %s, session %s" % (m["id"], m["state"], p["id"], p["state"], m["session"]))
+PY
+    cli_h A timeline guest --svg "$LAB/timeline.svg" --png "$LAB/timeline.png" > "$LAB/cli.tl" 2>&1 ||
+        fail "virt-coco timeline: $(cat "$LAB/cli.tl")" || return 1
+    xmllint --noout "$LAB/timeline.svg" || fail "the timeline is not well-formed SVG" || return 1
+    grep -q "blackout " "$LAB/timeline.svg" && grep -q "<polyline" "$LAB/timeline.svg" &&
+        ! grep -q "not available" "$LAB/timeline.svg" ||
+        fail "the timeline lacks a lane, the blackout or the bytes" || return 1
+    echo "  timeline: $LAB/timeline.svg, $(stat -c %s "$LAB/timeline.png") bytes of PNG"
+    # COCO_LAB_TIMELINE=FILE keeps the picture (docs/images/timeline.svg).
+    [ -z "${COCO_LAB_TIMELINE:-}" ] || cp "$LAB/timeline.svg" "$COCO_LAB_TIMELINE"
 }
 
 s_cli_migrate_p2p_json() {
@@ -58,7 +92,9 @@ phases = [e for e in events if e["event"] == "phase"]
 assert kinds[-1] == "result" and kinds.count("result") == 1, kinds
 res = events[-1]
 assert res["ok"] is True and res["error"] is None, res
-assert res["bytes"] >= 16 * 1024 * 1024, res  # the pages the guest uses
+# what the agents sealed: the pages the guest uses (never-touched pages
+# are not sent), at least its checksum workload's 16 MiB
+assert res["bytes"] >= 16 * 1024 * 1024 and res["pages"] >= 4096, res
 assert res["total_ms"] > 0 and res["downtime_ms"] is not None, res
 assert phases, "no phase events"
 for p in phases:
@@ -66,6 +102,7 @@ for p in phases:
         assert k in p, (k, p)
     assert isinstance(p["steps"], list)
 assert len({p["migration"] for p in phases}) == 1
+assert res["migration"] == phases[0]["migration"], res
 assert len(phases) >= 3, phases
 steps = [s for p in phases for s in p["steps"]]
 assert "source-blackout" in steps, steps
@@ -79,6 +116,7 @@ print("  %d events: %d phase, %d progress; downtime %s ms, %d bytes, %s ms" % (
     res["bytes"], res["total_ms"]))
 PY
     [ ! -s "$LAB/cli.err" ] || fail "stderr not empty: $(cat "$LAB/cli.err")" || return 1
+    json_valid "$LAB/cli.out" || fail "the JSON stream does not follow the schema" || return 1
 }
 
 # B's agent is stopped: the preflight refuses before libvirt is called.
@@ -104,6 +142,7 @@ import json, sys
 r = json.loads(open(sys.argv[1]).read())
 assert r["event"] == "result" and r["ok"] is False and r["error"]["nick"] == "qmp-agent", r
 ' "$LAB/cli.out" || fail "no JSON error result: $(cat "$LAB/cli.out")" || return 1
+    json_valid "$LAB/cli.out" || fail "the JSON result does not follow the schema" || return 1
     [ "$(records A)" = "$nsrc" ] || fail "A's agent has a new migration record" || return 1
     assert_no_domain B || return 1
     assert_a_runs "$soff" || return 1

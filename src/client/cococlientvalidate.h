@@ -1,5 +1,5 @@
 /*
- * cocoagentvalidate.h: the checks of "virt-coco validate", shared with the
+ * cococlientvalidate.h: the checks of "virt-coco validate", shared with the
  * agent's D-Bus Validate method
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later

@@ -1,11 +1,11 @@
 /*
- * cocoagentvalidate.c: the checks of "virt-coco validate"
+ * cococlientvalidate.c: the checks of "virt-coco validate"
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #include "internal.h"
-#include "agent/cocoagentvalidate.h"
+#include "client/cococlientvalidate.h"
 #include "util/cocoerror.h"
 
 #include <string.h>
