@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# The shipped configuration files (data/virtcocod.conf, data/qemu-coco.conf,
+# The shipped configuration files (data/virtcocod.conf, data/qemu-coco.conf.in,
 # data/kvm.conf.in; docs/packaging.rst "Configuration files"), loaded by
 # the real loaders of the built programs:
 #  - each file as shipped loads (virtcocod --check-config, qemu-coco

@@ -123,7 +123,7 @@ expected() {
         done ;;
     libvirt-coco-devel)
         printf '%s\n' "$includedir/libvirt-coco"
-        for h in coco-error.h coco-kvm-uapi.h coco-migration-def.h \
+        for h in coco-error.h coco-kvm.h coco-kvm-uapi.h coco-migration-def.h \
             coco-version.h coco-vfio.h libvirt-coco.h; do
             echo "$includedir/libvirt-coco/$h"
         done
@@ -131,6 +131,7 @@ expected() {
             "$libdir/pkgconfig/libvirt-coco.pc" ;;
     libvirt-coco-daemon)
         printf '%s\n' "$sbindir/virtcocod" "$libexecdir/qemu-coco" \
+            "$libdir/libvirt-coco" "$libdir/libvirt-coco/vfio-interposer.so" \
             "$mandir/man8/virtcocod.8" "$mandir/man8/qemu-coco.8" \
             "$sysconfdir/libvirt-coco/virtcocod.conf" \
             "$sysconfdir/libvirt-coco/qemu-coco.conf" \

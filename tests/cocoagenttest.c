@@ -1193,6 +1193,135 @@ testAbortToken(void)
     labClear(&lab);
 }
 
+/* A leak reported while the domain's migration runs its precopy (before
+ * the start token): the migration fails with the leak as its reason, both
+ * hosts abort, and the source may run on. */
+static void
+testVfioLeakDuringMigration(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+    JsonObject *o;
+
+    precopyRounds = 1000;
+    labInit(&lab);
+    precopyRounds = 0;
+    startMigration(&lab, &ra, &rb);
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
+                   "\"role\":\"source\"}");
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
+                   "{\"count\":1,\"reason\":\"1 DMA mapping(s) stay pinned: "
+                   "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    /* The migrate gate may have been released before the leak came: the
+     * migration's end is what counts. */
+    o = relayReadType(&ra, "verdict");
+    g_assert_nonnull(o);
+    g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 3);
+    json_object_unref(o);
+    waitState(&lab.a, "source", "aborted");
+    waitState(&lab.b, "destination", "aborted");
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_nonnull(failure);
+    g_assert_nonnull(strstr(failure, "leaked DMA mappings of a VFIO host"));
+    g_assert_nonnull(
+        strstr(failure, "[0xfffffffffffff000, 0xffffffffffffffff]"));
+    {
+        JsonObject *rec = hostRecord(&lab.a, "source");
+
+        g_assert_true(json_object_get_boolean_member(rec, "may_run"));
+        json_object_unref(rec);
+    }
+    /* The destination may not run. */
+    g_assert_false(relayGate(&rb, "cont", "destination", 1, &reason));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
+/* The VFIO interposer reported a leak (the relay's "vfio-leak" event, or
+ * the "vfio-leak" it repeats with a migration when the event was lost):
+ * the domain's migration does not start, with the leak as the reason. */
+static void
+testVfioLeak(gconstpointer data)
+{
+    bool event = GPOINTER_TO_INT(data);
+    Lab lab;
+    Relay ra = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+
+    labInit(&lab);
+    relayWelcome(&ra, &lab.a);
+    if (event)
+        relaySend(&ra,
+                  "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
+                  "{\"backend\":\"type1v2\",\"fix\":\"absent\",\"count\":1,"
+                  "\"reason\":\"1 DMA mapping(s) stay pinned: "
+                  "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    relaySend(&ra, event ? "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                           "{\"role\":\"source\",\"job\":\"migration\","
+                           "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true}}"
+                         : "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                           "{\"role\":\"source\",\"job\":\"migration\","
+                           "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true,"
+                           "\"vfio-leak\":\"1 DMA mapping(s) stay pinned: "
+                           "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    g_assert_false(relayGate(&ra, "migrate", "source", 3, &reason));
+    g_assert_nonnull(
+        strstr(reason, "leaked DMA mappings of a VFIO host device"));
+    g_assert_nonnull(
+        strstr(reason, "[0xfffffffffffff000, 0xffffffffffffffff]"));
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_nonnull(failure);
+    g_assert_nonnull(strstr(failure, "leaked DMA mappings"));
+    relayClose(&ra);
+    labClear(&lab);
+}
+
+/* The relay's gate 'hostdev' (a VFIO device hot-plugged behind a wide
+ * vIOMMU): refused while this host's fix is unknown (no VFIO under the
+ * test's device root), released by the domain's allowUnsafeIommu='yes'. */
+static void
+testHostdevGate(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *status = NULL;
+
+    labInit(&lab);
+    g_setenv("LIBVIRT_COCO_AGENT_DEVROOT", lab.tmp, TRUE);
+    relayWelcome(&ra, &lab.a);
+    g_assert_false(relayGate(&ra, "hostdev", "none", 5, &reason));
+    g_assert_nonnull(strstr(reason, "is unknown (this host has no VFIO"));
+    g_assert_nonnull(strstr(reason, "allowUnsafeIommu='yes'"));
+    status = g_build_filename(lab.a.dir, "run", GUEST ".xml", NULL);
+    g_assert_true(g_file_set_contents(
+        status,
+        "<domstatus state='running' pid='1'><domain type='qemu'>"
+        "<name>" GUEST "</name><vcpu placement='static'>2</vcpu><metadata>"
+        "<coco:migration xmlns:coco='https://libvirt-coco.org/xmlns/"
+        "migration/1.0' technology='tdx'><coco:agent hash='"
+        "000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000'/>"
+        "<coco:destinations><coco:minTcb component='module' svn='0'/>"
+        "</coco:destinations>"
+        "<coco:hostdev action='detach' allowUnsafeIommu='yes'/>"
+        "</coco:migration></metadata></domain></domstatus>",
+        -1, NULL));
+    g_clear_pointer(&reason, g_free);
+    if (!relayGate(&ra, "hostdev", "none", 6, &reason))
+        g_error("the override did not release the gate: %s", reason);
+    g_unsetenv("LIBVIRT_COCO_AGENT_DEVROOT");
+    relayClose(&ra);
+    labClear(&lab);
+}
+
 /* The domain's <coco:migration> (from libvirt's status file) allows only
  * another platform: the source's firmware refuses the destination at
  * PREPARE, the switchover is refused and the source resumes. */
@@ -2210,6 +2339,13 @@ main(int argc, char **argv)
     g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/policy-refused", testPolicyRefused);
+    g_test_add_func("/agent/hostdev-gate", testHostdevGate);
+    g_test_add_data_func("/agent/vfio-leak/event", GINT_TO_POINTER(1),
+                         testVfioLeak);
+    g_test_add_data_func("/agent/vfio-leak/with-migrate", GINT_TO_POINTER(0),
+                         testVfioLeak);
+    g_test_add_func("/agent/vfio-leak/during-migration",
+                    testVfioLeakDuringMigration);
     g_test_add_func("/agent/garbage", testGarbage);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
     g_test_add_func("/agent/earlier-not-final", testEarlierNotFinal);

@@ -203,9 +203,19 @@ testVfio(void)
     g_auto(TestRun) override = {0};
     g_auto(TestRun) nodev = {0};
 
+    g_auto(TestRun) plain = {0};
+
     testHook(&unsafe, "hostdev", "prepare", "begin", NULL);
     testAssertRefused(&unsafe, "refusing to start the confidential domain");
     g_assert_nonnull(strstr(unsafe.err, "'0000:03:00.0'"));
+    /* The probe failed (no VFIO here): "unknown", never "lacks the fix". */
+    g_assert_nonnull(strstr(unsafe.err, "is unknown (this host has no VFIO"));
+    g_assert_null(strstr(unsafe.err, "lacks"));
+
+    /* A plain domain is libvirt's business, host devices or not
+     * (docs/hook.rst, "What it checks"). */
+    testHook(&plain, "plain-hostdev", "prepare", "begin", NULL);
+    testAssertPassed(&plain);
 
     testHook(&override, "hostdev-override", "prepare", "begin", NULL);
     testAssertPassed(&override);

@@ -375,7 +375,8 @@ testCapability(void)
     g_assert_null(newFw(k, COCO_FIRMWARE_ROLE_SOURCE, &cfg, &err));
     g_assert_error(err, COCO_ERROR, COCO_ERROR_NOT_SUPPORTED);
     g_assert_nonnull(strstr(err->message, "KVM_CAP_MIGRATION"));
-    g_assert_nonnull(strstr(err->message, "does not support"));
+    g_assert_nonnull(strstr(
+        err->message, "this kernel does not implement KVM_CAP_MIGRATION"));
     g_clear_error(&err);
 
     /* Capability without the extension: the plain RFC forms. */
@@ -398,10 +399,21 @@ testCapability(void)
 
     /* Probe failure other than "unknown": reported, not "absent". */
     cocoFakeKernelSetCaps(k, true, true);
+    cocoFakeKernelAddFault(k,
+                           &(CocoFakeFault){COCO_FAKE_CHECK_EXTENSION,
+                                            COCO_FAKE_ANY, 0, 1, -EFAULT, 0});
+    g_assert_null(newFw(k, COCO_FIRMWARE_ROLE_SOURCE, &cfg, &err));
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+    g_clear_error(&err);
+
+    /* EIO: KVM's answer to a process that did not create the VM. */
     cocoFakeKernelAddFault(k, &(CocoFakeFault){COCO_FAKE_CHECK_EXTENSION,
                                                COCO_FAKE_ANY, 0, 1, -EIO, 0});
     g_assert_null(newFw(k, COCO_FIRMWARE_ROLE_SOURCE, &cfg, &err));
-    g_assert_error(err, COCO_ERROR, COCO_ERROR_SYSTEM);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
+    g_assert_nonnull(strstr(err->message, "belongs to another process"));
+    g_assert_nonnull(
+        strstr(err->message, "must be issued from the VMM's own process"));
     g_clear_error(&err);
 
     fw = newFw(k, COCO_FIRMWARE_ROLE_SOURCE, &cfg, &err);
@@ -873,6 +885,28 @@ testErrnoMap(gconstpointer data)
     }
 }
 
+/* EIO from a call, and EIO from a harmless query after it: the VM
+ * descriptor is another process's (KVM's mm check), not a dead firmware. */
+static void
+testForeignEio(void)
+{
+    g_autoptr(CocoFakeKernel) k =
+        cocoFakeKernelNew(COCO_FIRMWARE_ROLE_SOURCE, NVCPUS, NULL);
+    g_autoptr(CocoFirmware) fw = newFwOk(k, COCO_FIRMWARE_ROLE_SOURCE, true);
+    g_autoptr(GError) err = NULL;
+    guint8 buf[COCO_FAKE_PREPARE_SIZE];
+    size_t len = sizeof(buf);
+
+    cocoFakeKernelAddFault(
+        k, &(CocoFakeFault){COCO_FAKE_ANY, COCO_FAKE_ANY, 0, 2, -EIO, 0});
+    g_assert_cmpint(cocoFirmwareMigrateCmd(fw, COCO_MIGRATE_CMD_PREPARE, 0, buf,
+                                           &len, NULL, &err),
+                    ==, -EIO);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
+    g_assert_nonnull(strstr(err->message, "KVM_MIGRATE_CMD prepare"));
+    g_assert_nonnull(strstr(err->message, "belongs to another process"));
+}
+
 static void
 testEintr(void)
 {
@@ -1190,6 +1224,7 @@ main(int argc, char **argv)
                          testIntegrity);
     g_test_add_data_func("/kvm/errno/rfc", GINT_TO_POINTER(0), testErrnoMap);
     g_test_add_data_func("/kvm/errno/ext", GINT_TO_POINTER(1), testErrnoMap);
+    g_test_add_func("/kvm/foreign-eio", testForeignEio);
     g_test_add_func("/kvm/eintr", testEintr);
     g_test_add_func("/kvm/eagain", testEagain);
     g_test_add_data_func("/kvm/short-buffer/e2big", GINT_TO_POINTER(-E2BIG),

@@ -9,6 +9,10 @@
 #     monitor rewritten to the relay's socket; QMP flows through the relay;
 #     a second libvirt connection gets a fresh QEMU session; the relay exits
 #     with QEMU and removes its socket directory
+#   - the VFIO interposer (docs/vfio.rst): preloaded into QEMU, gone from
+#     the environment QEMU's children would inherit, its leak reports reach
+#     the relay (x-coco-query-relay counts them, malformed ones are
+#     dropped); vfio_interposer = no turns it off
 #   - with an agent (this test plays it): the relay connects and says hello
 #     once QEMU runs (libvirt's first monitor connection), and again after
 #     the agent closed the connection or went away and came back
@@ -25,9 +29,42 @@ import time
 TIMEOUT = 20
 
 
+def interposer_state():
+    """Whether the interposer is mapped, what the environment still says,
+    and the datagram socket qemu-coco passed (the report channel)."""
+    maps = open("/proc/self/maps").read()
+    dgram = None
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd <= 2:
+            continue
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        if s.type == socket.SOCK_DGRAM:
+            dgram = fd
+        s.close()
+    return {"mapped": "vfio-interposer.so" in maps,
+            "env-preload": os.environ.get("LD_PRELOAD", ""),
+            "env-fd": os.environ.get("LIBVIRT_COCO_VFIO_REPORT_FD"),
+            "report-fd": dgram}
+
+
 def fake_qemu():
     """The fake QEMU: report, then serve QMP sessions on the monitor fd."""
-    report = {"pid": os.getpid(), "argv": sys.argv[2:]}
+    report = {"pid": os.getpid(), "argv": sys.argv[2:],
+              "interposer": interposer_state()}
+    rfd = report["interposer"]["report-fd"]
+    if rfd is not None:
+        # what the interposer sends after a leak, and a malformed datagram
+        leak = {"event": "vfio-leak", "space": 1, "backend": "type1v2",
+                "fix": "absent", "when": "release", "count": 1,
+                "bytes": "0x1000", "ranges": [
+                    {"first": "0xfffffffffffff000",
+                     "last": "0xffffffffffffffff"}]}
+        os.write(rfd, json.dumps(leak).encode())
+        os.write(rfd, b'{"event": "vfio-leak", "count": "many"}')
     chardev = [a for a in sys.argv if "id=charmonitor" in a]
     fd = None
     if chardev:
@@ -76,19 +113,46 @@ def readline(sock):
     return json.loads(buf)
 
 
+def start_guest(qemu_coco, env, tmp):
+    """Start a guest as libvirt does; returns (process, monitor socket)."""
+    lpath = os.path.join(tmp, "monitor.sock")
+    if os.path.exists(lpath):
+        os.unlink(lpath)
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(lpath)
+    lsock.listen(1)
+    mfd = lsock.fileno()
+    args = ["-name", "guest=t1,debug-threads=on", "-uuid",
+            "00000000-0000-4000-8000-000000000001",
+            "-chardev", "socket,id=charmonitor,fd=%d,server=on,wait=off" % mfd,
+            "-mon", "chardev=charmonitor,id=monitor,mode=control"]
+    proc = subprocess.Popen([qemu_coco] + args, env=env, pass_fds=[mfd],
+                            stderr=subprocess.PIPE, text=True)
+    lsock.close()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(lpath)
+    return proc, conn, args, mfd
+
+
 def main():
     qemu_coco = sys.argv[1]
+    interposer = sys.argv[2]
     tap = Tap()
     tmp = tempfile.mkdtemp(prefix="cocoqemucocotest-")
     fake = os.path.join(tmp, "fake-qemu")
     with open(fake, "w") as f:
-        f.write("#!/bin/sh\nexec %s %s --fake \"$@\"\n" % (sys.executable, os.path.abspath(__file__)))
+        # Python itself is what qemu-coco execs (no shell in between that
+        # would drop the interposer from the environment, as it should).
+        f.write("#!%s\nimport runpy, sys\nsys.argv[1:1] = ['--fake']\n"
+                "runpy.run_path(%r, run_name='__main__')\n"
+                % (sys.executable, os.path.abspath(__file__)))
     os.chmod(fake, 0o755)
     conf = os.path.join(tmp, "qemu-coco.conf")
     with open(conf, "w") as f:
         # An agent socket nobody serves: the relay must say it has none.
-        f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n" %
-                (fake, os.path.join(tmp, "no-agent.sock")))
+        f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n"
+                "vfio_interposer_path = %s\n" %
+                (fake, os.path.join(tmp, "no-agent.sock"), interposer))
     report = os.path.join(tmp, "report.json")
     env = dict(os.environ, QEMU_COCO_CONFIG=conf, FAKE_REPORT=report,
                TMPDIR=tmp)
@@ -103,20 +167,8 @@ def main():
 
     # A guest.
     lpath = os.path.join(tmp, "monitor.sock")
-    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lsock.bind(lpath)
-    lsock.listen(1)
-    mfd = lsock.fileno()
-    args = ["-name", "guest=t1,debug-threads=on", "-uuid",
-            "00000000-0000-4000-8000-000000000001",
-            "-chardev", "socket,id=charmonitor,fd=%d,server=on,wait=off" % mfd,
-            "-mon", "chardev=charmonitor,id=monitor,mode=control"]
     os.unlink(report)
-    proc = subprocess.Popen([qemu_coco] + args, env=env, pass_fds=[mfd],
-                            stderr=subprocess.PIPE, text=True)
-    lsock.close()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(lpath)
+    proc, conn, args, mfd = start_guest(qemu_coco, env, tmp)
     greeting = readline(conn)
     tap.ok(greeting is not None and "QMP" in greeting and greeting.get("session") == 1,
            "guest: QEMU's greeting reaches libvirt through the relay")
@@ -134,6 +186,13 @@ def main():
            r["return"]["agent"] is True and r["return"]["agent-ready"] is False and
            "no-agent.sock" in r["return"].get("agent-error", ""),
            "guest: the relay answers x-coco-query-relay, its agent not reachable")
+    ip = rep["interposer"]
+    tap.ok(ip["mapped"], "interposer: preloaded into QEMU")
+    tap.ok(ip["env-preload"] == "" and ip["env-fd"] is None,
+           "interposer: gone from the environment QEMU's children inherit")
+    tap.ok(ip["report-fd"] is not None, "interposer: QEMU holds the report socket")
+    tap.ok(r and r["return"].get("vfio-leaks") == 1,
+           "interposer: the relay counts the leak report, drops the malformed one")
     # Fail closed: a migration without an agent that accepted the relay is
     # refused, naming the missing agent.
     conn.sendall(b'{"execute":"migrate","arguments":{"uri":"tcp:10.0.0.2:49152"},'
@@ -173,10 +232,43 @@ def main():
         left = [d for d in os.listdir(tmp) if d.startswith("qemu-coco-")]
     tap.ok(not left, "the relay removes its socket directory")
 
+    # vfio_interposer = no: QEMU runs without it.
+    with open(conf, "w") as f:
+        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = no\n" % fake)
+    os.unlink(report)
+    proc, conn, _, _ = start_guest(qemu_coco, env, tmp)
+    readline(conn)
+    rep = json.load(open(report))
+    conn.sendall(b'{"execute":"quit","id":"libvirt-4"}\r\n')
+    proc.wait(timeout=TIMEOUT)
+    conn.close()
+    err = proc.stderr.read()
+    tap.ok(not rep["interposer"]["mapped"] and rep["interposer"]["report-fd"] is None
+           and "VFIO interposer off" in err,
+           "vfio_interposer = no: QEMU runs without the interposer")
+
+    # The interposer on (the default) but missing: the start fails, saying
+    # how to turn it off; a switch that is not yes or no is refused.
+    with open(conf, "w") as f:
+        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer_path = %s\n"
+                % (fake, os.path.join(tmp, "missing.so")))
+    proc, conn, _, _ = start_guest(qemu_coco, env, tmp)
+    proc.wait(timeout=TIMEOUT)
+    conn.close()
+    err = proc.stderr.read()
+    tap.ok(proc.returncode != 0 and "vfio_interposer = no" in err,
+           "a missing interposer fails the start with the remedy")
+    with open(conf, "w") as f:
+        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = maybe\n" % fake)
+    p = subprocess.run([qemu_coco] + probe, env=env, timeout=TIMEOUT,
+                       capture_output=True, text=True)
+    tap.ok(p.returncode != 0 and "'yes' or 'no'" in p.stderr,
+           "vfio_interposer must be yes or no")
     # With an agent: the relay stays connected to it.
     agent_path = os.path.join(tmp, "agent.sock")
     with open(conf, "w") as f:
-        f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n" % (fake, agent_path))
+        f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n"
+                "vfio_interposer_path = %s\n" % (fake, agent_path, interposer))
     asock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     asock.bind(agent_path)
     asock.listen(4)

@@ -10,12 +10,14 @@
 #include "proto/cocoprotorelay.h"
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpguest.h"
+#include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmplinebuf.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
 #include "qmp/cocoqmpprecopy.h"
 #include "qmp/cocoqmprelay.h"
 #include "qmp/cocoqmpprecopy.h"
+#include "qmp/cocoqmpvfioreport.h"
 #include "util/cocoerror.h"
 
 #include <errno.h>
@@ -1195,6 +1197,265 @@ testRelayAgentCancel(Fixture *f, gconstpointer data)
     g_assert_cmpint(json_object_get_int_member(o, "cancels"), ==, 1);
 }
 
+/* ---- the VFIO interposer's leak reports ---- */
+
+#define TEST_VFIO_LEAK                                                         \
+ "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1v2\","               \
+ "\"fix\":\"absent\",\"when\":\"release\",\"count\":2,\"bytes\":\"0x2000\","   \
+ "\"ranges\":[{\"first\":\"0xfffffffffffff000\","                              \
+ "\"last\":\"0xffffffffffffffff\"}]}"
+
+static void
+testVfioReportParse(void)
+{
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[1]",
+        "{\"event\":\"other\"}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"vfio\",\"fix\":"
+        "\"absent\",\"when\":\"release\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"later\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":0,\"bytes\":\"0x1\","
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":4096,"
+        "\"ranges\":[]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[{\"first\":\"0x2000\",\"last\":\"0x1fff\"}]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[{\"first\":\"0x0\",\"last\":\"0x1fff\"},"
+        "{\"first\":\"0x3000\",\"last\":\"0x3fff\"}]}",
+        "{\"event\":\"vfio-leak\",\"space\":1,\"backend\":\"type1\",\"fix\":"
+        "\"absent\",\"when\":\"unmap\",\"count\":1,\"bytes\":\"0x1\","
+        "\"ranges\":[{\"first\":\"0x10000000000000000\",\"last\":\"0x1\"}]}",
+    };
+    g_autoptr(JsonObject) data = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *huge = g_strnfill(COCO_QMP_VFIO_REPORT_MAX + 1, ' ');
+    size_t i;
+
+    data = cocoQmpVfioReportParse(TEST_VFIO_LEAK, strlen(TEST_VFIO_LEAK), NULL);
+    g_assert_nonnull(data);
+    g_assert_false(json_object_has_member(data, "event"));
+    g_assert_cmpint(json_object_get_int_member(data, "count"), ==, 2);
+    text = cocoQmpVfioReportDescribe(data);
+    g_assert_cmpstr(
+        text, ==,
+        "2 DMA mapping(s) of 0x2000 bytes could not be unmapped on the type1v2 backend (fix absent) and stay pinned until the host reboots: [0xfffffffffffff000, 0xffffffffffffffff], +1");
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonObject) no =
+            cocoQmpVfioReportParse(bad[i], strlen(bad[i]), &err);
+
+        g_assert_null(no);
+        g_assert_error(err, COCO_ERROR, COCO_ERROR_QMP_PROTOCOL);
+    }
+    g_assert_null(cocoQmpVfioReportParse(huge, strlen(huge), NULL));
+}
+
+/* A report from QEMU's end of the socket reaches the agent as the event
+ * 'vfio-leak' and rides along with the next migration; a malformed one is
+ * dropped. */
+static void
+testRelayVfioLeak(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) ret = NULL;
+    g_autoptr(CocoQmpMessage) inj = NULL;
+    const char *ev;
+    int sp[2];
+    int i;
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp), ==,
+                    0);
+    cocoQmpRelaySetVfioReport(f->relay, sp[0]);
+    fixtureHandshake(f);
+    g_assert_cmpint(send(sp[1], "{\"event\":1}", 11, 0), ==, 11);
+    g_assert_cmpint(send(sp[1], TEST_VFIO_LEAK, strlen(TEST_VFIO_LEAK), 0), ==,
+                    (ssize_t)strlen(TEST_VFIO_LEAK));
+    for (i = 0; i < 1000 && f->agent.events->len == 0; i++)
+        g_main_context_iteration(NULL, FALSE);
+    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    ev = g_ptr_array_index(f->agent.events, 0);
+    g_assert_true(g_str_has_prefix(ev, "vfio-leak {"));
+    g_assert_nonnull(strstr(ev, "\"reason\":\"2 DMA mapping(s) of 0x2000"));
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-70\"}\r\n", -1);
+    ret = testPeerReadMsg(&f->libvirt);
+    g_assert_cmpint(
+        json_object_get_int_member(
+            json_object_get_object_member(ret->obj, "return"), "vfio-leaks"),
+        ==, 1);
+    /* The next migration carries it to the agent again. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\"},"
+                 "\"id\":\"libvirt-71\"}\r\n",
+                 -1);
+    inj = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(inj->name, ==, "migrate-set-capabilities");
+    {
+        g_autofree char *reply =
+            g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(inj->id));
+
+        testPeerSend(&f->qemu, reply, -1);
+    }
+    testPeerExpectMigration(&f->libvirt, "setup");
+    ev = g_ptr_array_index(f->agent.events, 1);
+    g_assert_true(g_str_has_prefix(ev, "migrate {"));
+    g_assert_nonnull(strstr(ev, "\"vfio-leak\":\"2 DMA mapping(s)"));
+    close(sp[1]);
+}
+
+/* ---- hot-plugged VFIO devices ---- */
+
+static void
+testViommuFromArgv(void)
+{
+    static const struct {
+        const char *args[4];
+        const char *model;
+        unsigned int aw;
+        bool wide;
+    } cases[] = {
+        {{"-device", "e1000,id=net0"}, NULL, 0, false},
+        {{"-device", "intel-iommu,intremap=on,aw-bits=48"}, "intel", 48, false},
+        {{"-device",
+          "{\"driver\":\"intel-iommu\",\"id\":\"iommu0\",\"aw-bits\":48}"},
+         "intel",
+         48,
+         false},
+        {{"-device", "{\"driver\":\"amd-iommu\",\"id\":\"iommu0\"}"},
+         "amd",
+         0,
+         true},
+        {{"-device", "virtio-iommu-pci,id=iommu0"}, "virtio", 0, true},
+        {{"-device", "virtio-iommu-pci,aw-bits=48"}, "virtio", 48, false},
+        {{"-machine", "virt,iommu=smmuv3"}, "smmuv3", 0, false},
+        {{"-device", "x-new-iommu"}, "x-new-iommu", 0, true},
+        {{"-device", "intel-iommu,aw-bits=lots"}, "intel", 64, true},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *argv[] = {(char *)"qemu", (char *)cases[i].args[0],
+                        (char *)cases[i].args[1], NULL};
+        CocoQmpViommu v = {0};
+
+        cocoQmpViommuFromArgv(3, argv, &v);
+        g_assert_cmpstr(v.model, ==, cases[i].model);
+        g_assert_cmpuint(v.awBits, ==, cases[i].aw);
+        g_assert_cmpint(cocoQmpViommuIsWide(&v), ==, cases[i].wide);
+        cocoQmpViommuClear(&v);
+    }
+}
+
+static void
+testHostdevIsVfioAdd(void)
+{
+    static const struct {
+        const char *text;
+        const char *device; /* NULL: not a VFIO hot-plug */
+    } cases[] = {
+        {"{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
+         "\"host\":\"0000:06:00.0\",\"id\":\"hostdev0\"}}",
+         "0000:06:00.0"},
+        {"{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
+         "\"sysfsdev\":\"/sys/bus/mdev/devices/x\"}}",
+         "/sys/bus/mdev/devices/x"},
+        {"{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"e1000\","
+         "\"id\":\"net1\"}}",
+         NULL},
+        {"{\"execute\":\"human-monitor-command\",\"arguments\":{"
+         "\"command-line\":\" device_add  vfio-pci,host=0000:07:00.0\"}}",
+         "0000:07:00.0"},
+        {"{\"execute\":\"human-monitor-command\",\"arguments\":{"
+         "\"command-line\":\"device_add driver=vfio-pci-nohotplug,id=h1\"}}",
+         "h1"},
+        {"{\"execute\":\"human-monitor-command\",\"arguments\":{"
+         "\"command-line\":\"info pci\"}}",
+         NULL},
+        {"{\"execute\":\"device_del\",\"arguments\":{\"id\":\"hostdev0\"}}",
+         NULL},
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(CocoQmpMessage) msg =
+            cocoQmpMessageParse(cases[i].text, strlen(cases[i].text), NULL);
+        g_autofree char *device = NULL;
+
+        g_assert_nonnull(msg);
+        g_assert_cmpint(cocoQmpHostdevIsVfioAdd(msg, &device), ==,
+                        cases[i].device != NULL);
+        g_assert_cmpstr(device, ==, cases[i].device);
+    }
+}
+
+#define TEST_HOTPLUG                                                           \
+ "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","         \
+ "\"host\":\"0000:06:00.0\",\"id\":\"hostdev0\"},\"id\":\"libvirt-80\"}\r\n"
+
+/* Behind no vIOMMU (or a narrow one) a VFIO device just passes. */
+static void
+testRelayHotplugNarrow(Fixture *f, gconstpointer data)
+{
+    fixtureHandshake(f);
+    cocoQmpRelaySetViommu(f->relay, "intel", 0);
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    testPeerExpectLine(&f->qemu, TEST_HOTPLUG);
+    g_assert_cmpuint(f->agent.gates, ==, 0);
+}
+
+/* Behind a wide vIOMMU the agent decides: refused, then released. */
+static void
+testRelayHotplugGate(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) err = NULL;
+
+    fixtureHandshake(f);
+    cocoQmpRelaySetViommu(f->relay, "amd", 0);
+    f->agent.release = FALSE;
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_cmpstr(json_node_get_string(err->id), ==, "libvirt-80");
+    g_assert_cmpstr(
+        cocoQmpMessageErrorDesc(err), ==,
+        "qemu-coco: refusing to hot-plug the VFIO host device '0000:06:00.0' behind the vIOMMU 'amd', which lets the guest use IOVAs up to 2^64-1: test says no");
+    g_assert_cmpuint(f->agent.gates, ==, 1);
+    g_assert_cmpint(f->agent.lastGate, ==, COCO_QMP_GATE_HOSTDEV);
+    testPeerExpectNothing(&f->qemu);
+
+    f->agent.release = TRUE;
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    testPeerExpectLine(&f->qemu, TEST_HOTPLUG);
+    g_assert_cmpuint(f->agent.gates, ==, 2);
+}
+
+/* Without an agent nothing can vouch for the host: refused. */
+static void
+testRelayHotplugNoAgent(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) err = NULL;
+
+    fixtureHandshake(f);
+    cocoQmpRelaySetViommu(f->relay, "virtio", 0);
+    testPeerSend(&f->libvirt, TEST_HOTPLUG, -1);
+    err = testPeerReadMsg(&f->libvirt);
+    g_assert_true(cocoQmpMessageIsError(err));
+    g_assert_nonnull(
+        strstr(cocoQmpMessageErrorDesc(err), "no host agent is configured"));
+    testPeerExpectNothing(&f->qemu);
+}
+
 /* A failed injection fails libvirt's migrate; QEMU never sees it. */
 static void
 testRelayInjectFailure(Fixture *f, gconstpointer data)
@@ -2290,6 +2551,17 @@ main(int argc, char **argv)
     g_test_add_func("/qmp/linebuf/split", testLineBufSplit);
     g_test_add_func("/qmp/linebuf/fds", testLineBufFds);
     g_test_add_func("/qmp/linebuf/too-long", testLineBufTooLong);
+    g_test_add_func("/qmp/vfio-report/parse", testVfioReportParse);
+    g_test_add_func("/qmp/hostdev/viommu", testViommuFromArgv);
+    g_test_add_func("/qmp/hostdev/is-vfio-add", testHostdevIsVfioAdd);
+    g_test_add("/qmp/relay/hotplug-narrow", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayHotplugNarrow, fixtureTearDown);
+    g_test_add("/qmp/relay/hotplug-gate", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayHotplugGate, fixtureTearDown);
+    g_test_add("/qmp/relay/hotplug-no-agent", Fixture, GINT_TO_POINTER(FALSE),
+               fixtureSetUp, testRelayHotplugNoAgent, fixtureTearDown);
+    g_test_add("/qmp/relay/vfio-leak", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayVfioLeak, fixtureTearDown);
     g_test_add("/qmp/relay/pass-through", Fixture, GINT_TO_POINTER(FALSE),
                fixtureSetUp, testRelayPassThrough, fixtureTearDown);
     g_test_add("/qmp/relay/two-on-one-line", Fixture, GINT_TO_POINTER(TRUE),

@@ -4,23 +4,38 @@
 # Opt-in integration test: the VFIO module against a real Debian kernel in a
 # QEMU TCG guest (docs/vfio.rst, research vfio.md §6). The guest has QEMU's
 # amd-iommu (IOVAs up to 2^64-1) and the "edu" PCI device bound to vfio-pci
-# and runs tests/cocovfioguest.c.
+# and runs tests/cocovfioguest.c (the module's own container), then
+# tests/cocovfiounplugguest.c twice: the real QEMU, started through
+# qemu-coco, maps the top of the IOVA space for a guest behind its
+# virtio-iommu and hot-unplugs the device (device_del), once without and
+# once with the VFIO interposer; QEMU's pinned memory must return to its
+# baseline with it, and stays 4 kB above without it.
 #
-# Runs only with COCO_VFIO_INTEGRATION=1; skipped (exit 77) otherwise or
-# when qemu-system-x86_64, a static busybox, apt-get or dpkg-deb are missing.
-# The kernel package (Debian 12's linux-image-amd64 dependency, about 70 MB)
-# is downloaded once into $COCO_VFIO_CACHE (default: ./cocovfio-cache).
+# Runs only with COCO_VFIO_INTEGRATION=1 (meson test -C build --setup vfio);
+# skipped (exit 77) otherwise or when qemu-system-x86_64, a static busybox,
+# apt-get or dpkg-deb are missing. The kernel package (Debian 12's
+# linux-image-amd64 dependency, about 70 MB) is downloaded once into
+# $COCO_VFIO_CACHE (default: ./cocovfio-cache).
 #
-# Usage: cocovfiointegration.sh GUEST-BINARY
+# Usage: cocovfiointegration.sh GUEST UNPLUG-GUEST QEMU-COCO INTERPOSER
 set -eu
 
-GUEST=${1:?usage: $0 GUEST-BINARY}
+GUEST=${1:?usage: $0 GUEST UNPLUG-GUEST QEMU-COCO INTERPOSER}
+UNPLUG=${2:?usage: $0 GUEST UNPLUG-GUEST QEMU-COCO INTERPOSER}
+QEMU_COCO=${3:?usage: $0 GUEST UNPLUG-GUEST QEMU-COCO INTERPOSER}
+INTERPOSER=${4:?usage: $0 GUEST UNPLUG-GUEST QEMU-COCO INTERPOSER}
+QEMU=/usr/bin/qemu-system-x86_64
+BIOS=/usr/share/seabios/bios-256k.bin
+# Debian builds TCG as a module of QEMU's
+TCG_MODULE=$(ls /usr/lib/*/qemu/accel-tcg-x86_64.so 2>/dev/null | head -n 1)
 skip() { echo "SKIP: $*"; exit 77; }
 
 [ "${COCO_VFIO_INTEGRATION:-0}" = 1 ] || skip "set COCO_VFIO_INTEGRATION=1 to run"
 for tool in qemu-system-x86_64 apt-get apt-cache dpkg-deb cpio gzip ldd; do
     command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
 done
+[ -x "$QEMU" ] || skip "$QEMU is not installed"
+[ -r "$BIOS" ] || skip "$BIOS (seabios) is not installed"
 BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || skip "busybox (busybox-static) is not installed"
 ldd "$BUSYBOX" >/dev/null 2>&1 && skip "$BUSYBOX is not static (install busybox-static)"
@@ -56,11 +71,29 @@ for m in virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1 \
     *) cp "$f" "$ROOT/mod/${m##*/}.ko" ;;
     esac
 done
-# The guest program and its shared libraries.
+# The guest programs, qemu-coco, the interposer, the real QEMU and their
+# shared libraries (QEMU's at the host's paths: one Debian release).
 cp "$GUEST" "$ROOT/bin/cocovfioguest"
-for lib in $(ldd "$GUEST" | awk '/=>/ {print $3} /^\t\/lib/ {print $1}'); do
-    mkdir -p "$ROOT$(dirname "$lib")"
-    cp -L "$lib" "$ROOT$lib"
+cp "$UNPLUG" "$ROOT/bin/cocovfiounplugguest"
+cp "$QEMU_COCO" "$ROOT/bin/qemu-coco"
+mkdir -p "$ROOT/lib/libvirt-coco" "$ROOT$(dirname "$QEMU")" "$ROOT$(dirname "$BIOS")"
+cp "$INTERPOSER" "$ROOT/lib/libvirt-coco/vfio-interposer.so"
+cp -L "$QEMU" "$ROOT$QEMU"
+cp -L "$BIOS" "$ROOT$BIOS"
+if [ -r /usr/share/qemu/kvmvapic.bin ]; then
+    mkdir -p "$ROOT/usr/share/qemu"
+    cp -L /usr/share/qemu/kvmvapic.bin "$ROOT/usr/share/qemu/"
+fi
+if [ -n "$TCG_MODULE" ]; then
+    mkdir -p "$ROOT$(dirname "$TCG_MODULE")"
+    cp -L "$TCG_MODULE" "$ROOT$TCG_MODULE"
+fi
+for bin in "$GUEST" "$UNPLUG" "$QEMU_COCO" "$INTERPOSER" "$QEMU"; do
+    for lib in $(ldd "$bin" | awk '/=>/ {print $3} /^\t\/lib/ {print $1}'); do
+        [ -e "$ROOT$lib" ] && continue
+        mkdir -p "$ROOT$(dirname "$lib")"
+        cp -L "$lib" "$ROOT$lib"
+    done
 done
 cat > "$ROOT/init" <<'INIT'
 #!/bin/busybox sh
@@ -91,6 +124,13 @@ if [ -n "$BDF" ]; then
     echo $BDF > /sys/bus/pci/drivers_probe
     ulimit -l unlimited
     /bin/cocovfioguest $BDF
+    mkdir -p /dev/shm /tmp
+    mount -t tmpfs shm /dev/shm
+    for use in no yes; do
+        echo "unplug $use"
+        /bin/cocovfiounplugguest /bin/qemu-coco /usr/bin/qemu-system-x86_64 \
+            /lib/libvirt-coco/vfio-interposer.so $BDF $use 2>&1 || echo "cocovfiounplugguest exited with $?"
+    done
 else
     echo "RESULT FAIL: no edu device"
 fi
@@ -101,7 +141,7 @@ chmod +x "$ROOT/init"
 (cd "$ROOT" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$WORK/initrd.gz"
 
 LOG=$WORK/console.log
-timeout 600 qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 512M -smp 1 \
+timeout 600 qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 1G -smp 1 \
     -nographic -no-reboot -serial "file:$LOG" -monitor none \
     -device amd-iommu,intremap=off \
     -device edu,dma_mask=0xffffffffffffffff \
@@ -109,3 +149,19 @@ timeout 600 qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 512M -smp 1 \
     -append "console=ttyS0 panic=-1 quiet" >/dev/null 2>&1 || true
 sed -n '/^kernel /,/GUEST-DONE/p' "$LOG"
 grep -q '^RESULT PASS' "$LOG"
+
+# QEMU's own teardown: the leak without the interposer, none with it.
+result() { sed -n "s/^RESULT interposer=$1 .*$2=\([0-9]*\).*/\1/p" "$LOG"; }
+for use in no yes; do
+    [ -n "$(result $use baseline)" ] || { echo "FAIL: no result with vfio_interposer = $use"; exit 1; }
+done
+leak_no=$(( $(result no pinned-after-unplug) - $(result no baseline) ))
+leak_yes=$(( $(result yes pinned-after-unplug) - $(result yes baseline) ))
+echo "QEMU's pinned memory after device_del, above its baseline: without the interposer ${leak_no} kB, with it ${leak_yes} kB"
+[ "$leak_no" -eq 4 ] || { echo "FAIL: without the interposer the top page's 4 kB should stay pinned"; exit 1; }
+[ "$leak_yes" -eq 0 ] || { echo "FAIL: with the interposer QEMU's pinned memory must return to its baseline"; exit 1; }
+grep -q 'libvirt-coco-vfio: .*refusing to map \[0xfffffffffffff000, 0xffffffffffffffff\]' "$LOG" ||
+    { echo "FAIL: the interposer did not refuse the top page"; exit 1; }
+grep -q 'libvirt-coco-vfio: .*released: .* of which [1-9][0-9]* ended at 2^64 and were split for this kernel, 1 map(s) refused, 0 mapping(s) left' "$LOG" ||
+    { echo "FAIL: the interposer did not split QEMU's unmap ending at 2^64 and leave nothing mapped"; exit 1; }
+echo "RESULT PASS: QEMU's own unplug"

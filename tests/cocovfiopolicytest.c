@@ -72,7 +72,9 @@ checkOne(const PolicyCase *pc, CocoVfioFixStatus fix, int expect)
     def.has_allow_unsafe_iommu = pc->allow_unsafe;
     def.allow_unsafe_iommu = pc->allow_unsafe;
 
-    rc = cocoVfioPolicyCheckDomain(xml, &def, fix, &res, &err);
+    rc = cocoVfioPolicyCheckDomain(
+        xml, &def, fix, fix == COCO_VFIO_FIX_UNKNOWN ? "group 12: busy" : NULL,
+        &res, &err);
     if (expect == 0) {
         if (err)
             g_error("%s (%s): %s", pc->file, cocoVfioFixStatusTypeToString(fix),
@@ -95,6 +97,14 @@ checkOne(const PolicyCase *pc, CocoVfioFixStatus fix, int expect)
             g_assert_nonnull(strstr(err->message, "6.18"));
             g_assert_nonnull(strstr(err->message, "aw_bits"));
             g_assert_nonnull(strstr(err->message, "allowUnsafeIommu='yes'"));
+            /* "lacks the fix" only when the probe said so */
+            if (fix == COCO_VFIO_FIX_UNKNOWN) {
+                g_assert_nonnull(
+                    strstr(err->message, "is unknown (group 12: busy)"));
+                g_assert_null(strstr(err->message, "lacks"));
+            } else {
+                g_assert_nonnull(strstr(err->message, "lacks the range-safe"));
+            }
         }
         g_assert_null(res.first_hostdev);
     }
@@ -120,14 +130,14 @@ testNoDef(void)
     g_autoptr(GError) err = NULL;
 
     /* Without the parsed coco element there is no override. */
-    g_assert_cmpint(
-        cocoVfioPolicyCheckDomain(xml, NULL, COCO_VFIO_FIX_ABSENT, NULL, &err),
-        ==, -1);
+    g_assert_cmpint(cocoVfioPolicyCheckDomain(xml, NULL, COCO_VFIO_FIX_ABSENT,
+                                              NULL, NULL, &err),
+                    ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_VFIO_UNSAFE);
     g_clear_error(&err);
-    g_assert_cmpint(
-        cocoVfioPolicyCheckDomain(NULL, NULL, COCO_VFIO_FIX_ABSENT, NULL, &err),
-        ==, -1);
+    g_assert_cmpint(cocoVfioPolicyCheckDomain(NULL, NULL, COCO_VFIO_FIX_ABSENT,
+                                              NULL, NULL, &err),
+                    ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
 }
 

@@ -855,6 +855,153 @@ testRiskAndHost(void)
     g_assert_cmpstr(cocoVfioRiskTypeToString(COCO_VFIO_RISK_HIGH), ==, "high");
 }
 
+/* The automatic probe's groups: a list of the ones that are busy, and a
+ * model behind the others; the probe request can be answered oddly. */
+typedef struct {
+    const char *busy; /* ",7,12," */
+    CocoVfioModel *model;
+    CocoVfioOps ops;
+    int probeAnswer; /* 0: the model's own */
+    GPtrArray *tried;
+} ProbeHost;
+
+static int
+probeHostIoctl(void *opaque, int fd, unsigned long request, void *arg)
+{
+    ProbeHost *h = opaque;
+    const CocoVfioOps *mops = cocoVfioModelOps(h->model);
+
+    if (h->probeAnswer && request == VFIO_IOMMU_UNMAP_DMA &&
+        ((struct vfio_iommu_type1_dma_unmap *)arg)->iova == TOP)
+        return h->probeAnswer;
+    return mops->ioctl(mops->opaque, fd, request, arg);
+}
+
+static void
+probeHostClose(void *opaque, int fd)
+{
+    ProbeHost *h = opaque;
+    const CocoVfioOps *mops = cocoVfioModelOps(h->model);
+
+    mops->close(mops->opaque, fd);
+}
+
+static CocoVfioContainer *
+probeHostOpen(unsigned int group, void *opaque, GError **error)
+{
+    ProbeHost *h = opaque;
+    g_autofree char *key = g_strdup_printf(",%u,", group);
+
+    g_ptr_array_add(h->tried, g_strdup_printf("%u", group));
+    if (strstr(h->busy, key)) {
+        cocoErrorSetSystem(error, EBUSY, _("cannot open '%1$s'"), key);
+        return NULL;
+    }
+    h->ops = *cocoVfioModelOps(h->model);
+    h->ops.ioctl = probeHostIoctl;
+    h->ops.close = probeHostClose;
+    h->ops.opaque = h;
+    return cocoVfioContainerNewFromFd(&h->ops, COCO_VFIO_BACKEND_TYPE1V2,
+                                      cocoVfioModelFd(h->model), 0, NULL, 0,
+                                      error);
+}
+
+static CocoVfioHostReport *
+probeHostRun(ProbeHost *h, const char *dir)
+{
+    g_autoptr(GError) err = NULL;
+    CocoVfioHostReport *rep;
+
+    g_ptr_array_set_size(h->tried, 0);
+    rep = cocoVfioCheckHostWith(dir, -1, NULL, probeHostOpen, h, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(rep);
+    return rep;
+}
+
+/* The hook's probe tries every group until one opens, and tells "not
+ * fixed" from "unknown because the probe failed". */
+static void
+testProbeEveryGroup(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("cocovfioXXXXXX", NULL);
+    g_autofree char *vfio = g_build_filename(dir, "vfio", NULL);
+    const char *const files[] = {"vfio", "7", "12", "13", "devices"};
+    ProbeHost h = {0};
+    size_t i;
+
+    g_assert_cmpint(g_mkdir(vfio, 0700), ==, 0);
+    for (i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *f = g_build_filename(vfio, files[i], NULL);
+
+        g_assert_true(g_file_set_contents(f, "", 0, NULL));
+    }
+    h.model = cocoVfioModelNew(&variants[2].cfg); /* type1-buggy-v2 */
+    h.tried = g_ptr_array_new_with_free_func(g_free);
+
+    /* 7 and 12 busy (QEMU holds them): 13 is probed, "not fixed". */
+    h.busy = ",7,12,";
+    {
+        g_autoptr(CocoVfioHostReport) rep = probeHostRun(&h, dir);
+
+        g_assert_cmpuint(h.tried->len, ==, 3);
+        g_assert_cmpstr(rep->target, ==, "group 13");
+        g_assert_cmpint(rep->fix, ==, COCO_VFIO_FIX_ABSENT);
+        g_assert_null(rep->probe_error);
+        g_assert_cmpint(rep->risk, ==, COCO_VFIO_RISK_HIGH);
+        g_assert_nonnull(
+            strstr(rep->verdict, "lacks the range-safe unmap fix"));
+    }
+    /* All busy: unknown, and why. */
+    h.busy = ",7,12,13,";
+    {
+        g_autoptr(CocoVfioHostReport) rep = probeHostRun(&h, dir);
+
+        g_assert_false(rep->probed);
+        g_assert_cmpint(rep->fix, ==, COCO_VFIO_FIX_UNKNOWN);
+        g_assert_cmpint(rep->risk, ==, COCO_VFIO_RISK_UNKNOWN);
+        g_assert_nonnull(
+            strstr(rep->probe_error, "no VFIO group could be opened"));
+        g_assert_nonnull(strstr(rep->probe_error, "group 7: "));
+        g_assert_nonnull(strstr(rep->probe_error, "group 13: "));
+        g_assert_nonnull(strstr(rep->verdict, "could not be probed because"));
+        g_assert_null(strstr(rep->verdict, "lacks"));
+    }
+    /* Opened, but the probe answered neither EOVERFLOW nor EINVAL. */
+    h.busy = ",";
+    h.probeAnswer = -EPERM;
+    {
+        g_autoptr(CocoVfioHostReport) rep = probeHostRun(&h, dir);
+
+        g_assert_true(rep->probed);
+        g_assert_cmpstr(rep->target, ==, "group 7");
+        g_assert_cmpint(rep->fix, ==, COCO_VFIO_FIX_UNKNOWN);
+        g_assert_nonnull(strstr(rep->probe_error, g_strerror(EPERM)));
+        g_assert_nonnull(
+            strstr(rep->verdict, "unsafe: whether the kernel has"));
+        g_assert_null(strstr(rep->verdict, "lacks"));
+    }
+    /* A fixed kernel. */
+    cocoVfioModelFree(h.model);
+    h.model = cocoVfioModelNew(&variants[6].cfg); /* type1-fixed-v2 */
+    h.probeAnswer = 0;
+    {
+        g_autoptr(CocoVfioHostReport) rep = probeHostRun(&h, dir);
+
+        g_assert_cmpint(rep->fix, ==, COCO_VFIO_FIX_PRESENT);
+        g_assert_cmpint(rep->risk, ==, COCO_VFIO_RISK_NONE);
+    }
+    cocoVfioModelFree(h.model);
+    g_ptr_array_unref(h.tried);
+    for (i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *f = g_build_filename(vfio, files[i], NULL);
+
+        g_unlink(f);
+    }
+    g_rmdir(vfio);
+    g_rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -873,6 +1020,7 @@ main(int argc, char **argv)
     g_test_add_func("/vfio/matrix/12-many", testRow12Many);
     g_test_add_func("/vfio/usable-and-report", testUsableAndReport);
     g_test_add_func("/vfio/risk-and-host", testRiskAndHost);
+    g_test_add_func("/vfio/probe-every-group", testProbeEveryGroup);
     g_test_add_func("/vfio/property", testProperty);
     return g_test_run();
 }

@@ -342,6 +342,21 @@ testCapabilities(void)
     /* _IOWR(KVMIO, 0xf0, struct kvm_migrate_cmd): the provisional number. */
     g_assert_cmpstr(json_object_get_string_member(ioctls, "KVM_MIGRATE_CMD"),
                     ==, "0xc018aef0");
+    /* Where each backend runs, how far each technology goes, VFIO. */
+    g_assert_cmpstr(
+        json_object_get_string_member(
+            json_object_get_object_member(
+                json_object_get_object_member(obj, "backends"), "kvm"),
+            "runs_in"),
+        ==, "vmm");
+    g_assert_cmpstr(
+        json_object_get_string_member(
+            json_object_get_object_member(
+                json_object_get_object_member(obj, "technologies"), "sev-snp"),
+            "support"),
+        ==, "policy");
+    g_assert_true(json_object_has_member(
+        json_object_get_object_member(obj, "vfio"), "interposer_installed"));
     emu = json_object_get_object_member(obj, "emulated");
     /* SHA-256 of the Ed25519 public key of seed 07..07, computed
      * independently with "openssl pkey -pubout" and sha256sum. */

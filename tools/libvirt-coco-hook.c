@@ -172,20 +172,28 @@ cocoHookCheckVfio(const char *xml, const CocoMigrationDef *def, GError **error)
     g_autoptr(GError) err = NULL;
     CocoVfioPolicyResult res = {0};
     CocoVfioFixStatus fix = COCO_VFIO_FIX_UNKNOWN;
-    size_t nhostdevs;
+    const char *detail = NULL;
+    bool wide;
     int ret;
 
-    if (cocoVfioPolicyCheckDomain(xml, def, COCO_VFIO_FIX_NOT_NEEDED, &res,
-                                  error) < 0)
+    if (cocoVfioPolicyCheckDomain(xml, def, COCO_VFIO_FIX_NOT_NEEDED, NULL,
+                                  &res, error) < 0)
         return -1;
-    nhostdevs = res.nhostdevs;
+    wide = res.nhostdevs > 0 && res.wide_iova;
     cocoVfioPolicyResultClear(&res);
-    if (nhostdevs == 0)
-        return 0;
+    if (!wide)
+        return 0; /* safe on any kernel: no probe */
+    /* Every free group is tried; the report says why when none could. */
     if ((report = cocoVfioCheckHost(devroot && *devroot ? devroot : "/dev", -1,
-                                    NULL, &err)))
+                                    NULL, &err))) {
         fix = report->fix;
-    ret = cocoVfioPolicyCheckDomain(xml, def, fix, &res, error);
+        detail = report->probe_error;
+        if (!report->vfio_present)
+            detail = _("this host has no VFIO (/dev/vfio/vfio is missing)");
+    } else {
+        detail = err->message;
+    }
+    ret = cocoVfioPolicyCheckDomain(xml, def, fix, detail, &res, error);
     cocoVfioPolicyResultClear(&res);
     return ret;
 }

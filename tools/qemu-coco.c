@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "qmp/cocoqmpguest.h"
+#include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmprelay.h"
 #include "proto/cocoprotorelay.h"
 #include "util/cocoerror.h"
@@ -31,12 +32,16 @@
 #define QEMU_COCO_GROUP "qemu-coco"
 #define QEMU_COCO_DEFAULT_QEMU "/usr/bin/qemu-system-x86_64"
 #define QEMU_COCO_DEFAULT_GATE_TIMEOUT 300
+/* What the VFIO interposer reads (src/preload/cocovfiopreload.c). */
+#define QEMU_COCO_VFIO_REPORT_FD_ENV "LIBVIRT_COCO_VFIO_REPORT_FD"
 
 typedef struct {
     char *qemu;
     char *agentSocket;
     guint gateTimeout;
     char *qmpLogDir;
+    gboolean vfioInterposer;
+    char *vfioInterposerPath;
 } QemuCocoConfig;
 
 static void
@@ -45,7 +50,16 @@ qemuCocoConfigClear(QemuCocoConfig *cfg)
     g_free(cfg->qemu);
     g_free(cfg->agentSocket);
     g_free(cfg->qmpLogDir);
+    g_free(cfg->vfioInterposerPath);
 }
+
+static const struct {
+    const char *word;
+    gboolean value;
+} qemuCocoBooleans[] = {
+    {"yes", TRUE},    {"no", FALSE}, {"true", TRUE},
+    {"false", FALSE}, {"1", TRUE},   {"0", FALSE},
+};
 
 static char *
 qemuCocoConfigString(GKeyFile *kf, const char *key)
@@ -59,7 +73,9 @@ qemuCocoConfigString(GKeyFile *kf, const char *key)
 
 /* The keys of [qemu-coco]; any other key or group is refused. */
 static const char *const qemuCocoConfigKeys[] = {
-    "qemu", "agent_socket", "gate_timeout", "qmp_log_dir", NULL,
+    "qemu",        "agent_socket",    "gate_timeout",
+    "qmp_log_dir", "vfio_interposer", "vfio_interposer_path",
+    NULL,
 };
 
 static int
@@ -93,12 +109,15 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) err = NULL;
     g_autofree char *timeout = NULL;
+    g_autofree char *interposer = NULL;
 
     cfg->qemu = g_strdup(QEMU_COCO_DEFAULT_QEMU);
     cfg->gateTimeout = QEMU_COCO_DEFAULT_GATE_TIMEOUT;
     /* Without a configuration the relay still has its host's agent: a
      * confidential domain never migrates without one. */
     cfg->agentSocket = g_strdup(COCO_RELAY_DEFAULT_SOCKET);
+    cfg->vfioInterposer = TRUE;
+    cfg->vfioInterposerPath = g_strdup(COCO_VFIO_INTERPOSER);
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
         if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
             return 0;
@@ -136,6 +155,32 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
                 _("'gate_timeout' in '%1$s' must be 1 to 86400 seconds, not '%2$s'"),
                 path, timeout);
         cfg->gateTimeout = (guint)v;
+    }
+    interposer = qemuCocoConfigString(kf, "vfio_interposer");
+    if (interposer) {
+        size_t i;
+
+        for (i = 0; i < G_N_ELEMENTS(qemuCocoBooleans); i++) {
+            if (STREQ(interposer, qemuCocoBooleans[i].word))
+                break;
+        }
+        if (i == G_N_ELEMENTS(qemuCocoBooleans))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("'vfio_interposer' in '%1$s' must be 'yes' or 'no', not '%2$s'"),
+                path, interposer);
+        cfg->vfioInterposer = qemuCocoBooleans[i].value;
+    }
+    if (g_key_file_has_key(kf, QEMU_COCO_GROUP, "vfio_interposer_path", NULL)) {
+        g_free(cfg->vfioInterposerPath);
+        cfg->vfioInterposerPath =
+            qemuCocoConfigString(kf, "vfio_interposer_path");
+        if (!cfg->vfioInterposerPath ||
+            !g_path_is_absolute(cfg->vfioInterposerPath))
+            return cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("'vfio_interposer_path' in '%1$s' must be an absolute path"),
+                path);
     }
     return 0;
 }
@@ -198,7 +243,8 @@ qemuCocoOnQemuExit(gint fd, GIOCondition cond, gpointer opaque)
 static int
 qemuCocoRelayMain(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info,
                   pid_t qemuPid, int qemuPidfd, int monitorFd,
-                  const char *qemuSock, int traceFd)
+                  const char *qemuSock, int traceFd, int reportFd,
+                  const CocoQmpViommu *viommu)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(CocoQmpRelay) relay = NULL;
@@ -221,14 +267,51 @@ qemuCocoRelayMain(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info,
     relay = cocoQmpRelayNew(NULL, agent);
     if (traceFd >= 0)
         cocoQmpRelaySetTrace(relay, traceFd);
+    if (reportFd >= 0)
+        cocoQmpRelaySetVfioReport(relay, reportFd);
+    cocoQmpRelaySetViommu(relay, viommu->model, viommu->awBits);
     if (cocoQmpRelayListen(relay, monitorFd, qemuSock, &err) < 0) {
         g_printerr("qemu-coco: %s\n", err->message);
         return 1;
     }
-    g_printerr("qemu-coco: relay %d for QEMU %d: agent %s\n", (int)getpid(),
-               (int)qemuPid, cfg->agentSocket ? cfg->agentSocket : "none");
+    g_printerr(
+        "qemu-coco: relay %d for QEMU %d: agent %s, VFIO interposer %s\n",
+        (int)getpid(), (int)qemuPid,
+        cfg->agentSocket ? cfg->agentSocket : "none",
+        reportFd >= 0 ? cfg->vfioInterposerPath : "off");
     g_unix_fd_add(qemuPidfd, G_IO_IN, qemuCocoOnQemuExit, &rc);
     g_main_loop_run(loop);
+    return 0;
+}
+
+/*
+ * QEMU's environment for the VFIO interposer (docs/vfio.rst): the library
+ * first in LD_PRELOAD and the descriptor of its report socket. A missing
+ * library fails the start: the switch that turns it off is explicit.
+ */
+static int
+qemuCocoPrepareInterposer(const QemuCocoConfig *cfg, int *reportFds)
+{
+    const char *preload = g_getenv("LD_PRELOAD");
+    g_autofree char *value = NULL;
+    g_autofree char *fd = NULL;
+
+    if (access(cfg->vfioInterposerPath, R_OK) < 0) {
+        g_printerr(
+            "qemu-coco: cannot use the VFIO interposer '%s': %s (set vfio_interposer = no in qemu-coco.conf to run QEMU without it)\n",
+            cfg->vfioInterposerPath, g_strerror(errno));
+        return -1;
+    }
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, reportFds) < 0) {
+        g_printerr("qemu-coco: socketpair: %s\n", g_strerror(errno));
+        return -1;
+    }
+    value = preload && *preload
+                ? g_strdup_printf("%s:%s", cfg->vfioInterposerPath, preload)
+                : g_strdup(cfg->vfioInterposerPath);
+    fd = g_strdup_printf("%d", reportFds[1]);
+    g_setenv("LD_PRELOAD", value, TRUE);
+    g_setenv(QEMU_COCO_VFIO_REPORT_FD_ENV, fd, TRUE);
     return 0;
 }
 
@@ -243,6 +326,8 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
     struct sockaddr_un addr = {0};
     pid_t self = getpid();
     int traceFd = -1;
+    int reportFds[2] = {-1, -1};
+    CocoQmpViommu viommu = {0};
     int qfd;
     int pidfd;
     pid_t child;
@@ -284,6 +369,10 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
                        g_strerror(errno));
     }
 
+    if (cfg->vfioInterposer && qemuCocoPrepareInterposer(cfg, reportFds) < 0)
+        return 1;
+    cocoQmpViommuFromArgv(argc, argv, &viommu);
+
     child = fork();
     if (child < 0) {
         g_printerr("qemu-coco: fork: %s\n", g_strerror(errno));
@@ -292,7 +381,7 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
     if (child == 0) {
         /* Detach twice so the relay is not QEMU's child. */
         pid_t relay = fork();
-        int keep[3];
+        int keep[4];
         int ret;
 
         if (relay != 0)
@@ -301,9 +390,10 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
         keep[0] = info->monitorFd;
         keep[1] = pidfd;
         keep[2] = traceFd;
+        keep[3] = reportFds[0];
         qemuCocoCloseOthers(keep, G_N_ELEMENTS(keep));
         ret = qemuCocoRelayMain(cfg, info, self, pidfd, info->monitorFd, sock,
-                                traceFd);
+                                traceFd, reportFds[0], &viommu);
         unlink(sock);
         rmdir(dir);
         _exit(ret);
@@ -319,6 +409,12 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
     close(pidfd);
     if (traceFd >= 0)
         close(traceFd);
+    if (reportFds[0] >= 0) {
+        /* QEMU keeps its end across the exec; the interposer makes it
+         * close-on-exec again for whatever QEMU runs. */
+        close(reportFds[0]);
+        fcntl(reportFds[1], F_SETFD, 0);
+    }
     chardev = cocoQmpGuestRewriteMonitor(argv[info->monitorArg], qfd);
     argv[info->monitorArg] = chardev;
     qemuCocoExecQemu(cfg->qemu, argv);
@@ -350,8 +446,11 @@ main(int argc, char **argv)
     }
     if (argc == 2 && STREQ(argv[1], "--coco-check-config")) {
         /* The packages' and the tests' check of a configuration file. */
-        printf("%s: qemu=%s agent_socket=%s gate_timeout=%u\n", path, cfg.qemu,
-               cfg.agentSocket ? cfg.agentSocket : "none", cfg.gateTimeout);
+        printf("%s: qemu=%s agent_socket=%s gate_timeout=%u "
+               "vfio_interposer=%s vfio_interposer_path=%s\n",
+               path, cfg.qemu, cfg.agentSocket ? cfg.agentSocket : "none",
+               cfg.gateTimeout, cfg.vfioInterposer ? "yes" : "no",
+               cfg.vfioInterposerPath);
         qemuCocoConfigClear(&cfg);
         return 0;
     }

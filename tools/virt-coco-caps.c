@@ -3,9 +3,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * What this host offers for confidential migration: the firmware backend in
- * use, the KVM capability probe, the (provisional) ioctl numbers, and the
- * identity of the emulated platform.
+ * What this host offers for confidential migration: the firmware backends
+ * and where each runs, the KVM capability probe, the (provisional) ioctl
+ * numbers, the identity of the emulated platform, the technologies and how
+ * far each is supported, and the host's VFIO unmap safety with the
+ * interposer qemu-coco preloads (README.rst, "What runs where").
  */
 
 #include "virt-coco.h"
@@ -14,7 +16,9 @@
 #include "firmware/cocokvm.h"
 #include "firmware/cocokvmconfig.h"
 #include "conf/cocomigrationdef.h"
+#include "agent/cocoagentvfio.h"
 #include "util/cocohex.h"
+#include "vfio/cocovfiocheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +40,37 @@ typedef struct {
     const char *platform_path;
     CocoEmuPlatform *platform;
     char *platform_error;
+    /* VFIO */
+    CocoVfioHostReport *vfio;
+    bool interposer_installed;
 } CocoCaps;
+
+/* Where each firmware backend runs (README.rst, "What runs where"). */
+static const struct {
+    const char *name;
+    const char *runs_in;
+    const char *detail;
+} cocoCapsBackends[] = {
+    {"emulated", "agent",
+     N_("runs in the host agent virtcocod: a software firmware following the TDX module's migration rules; the backend migrations use today")},
+    {"kvm", "vmm",
+     N_("runs in the VMM's own process (<libvirt-coco/coco-kvm.h>): KVM refuses VM and vCPU ioctls from any other process; no kernel implements the RFC yet and no shipped program issues it")},
+};
+
+/* How far each technology of the XML is supported. */
+static const struct {
+    CocoTechnology technology;
+    const char *support;
+    const char *detail;
+} cocoCapsTechnologies[] = {
+    {COCO_TECHNOLOGY_TDX, "migration",
+     N_("libvirt's migration phases mapped onto the RFC's sub-commands, through the emulated firmware (TDX rules) or the kvm backend")},
+    {COCO_TECHNOLOGY_SEV, "policy",
+     N_("domain XML and destination policy only; a migration runs the same TDX-style emulated phases, the SEV mapping is future work")},
+    {COCO_TECHNOLOGY_SEV_SNP, "policy",
+     N_("domain XML and destination policy only; a migration runs the same TDX-style emulated phases, the SEV-SNP mapping is future work")},
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(cocoCapsTechnologies) == COCO_TECHNOLOGY_LAST);
 
 static void
 cocoCapsClear(CocoCaps *caps)
@@ -45,6 +79,7 @@ cocoCapsClear(CocoCaps *caps)
     g_free(caps->platform_error);
     if (caps->platform)
         cocoEmuPlatformUnref(caps->platform);
+    cocoVfioHostReportFree(caps->vfio);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CocoCaps, cocoCapsClear)
 
@@ -95,6 +130,18 @@ cocoCapsLoadPlatform(CocoCaps *caps)
         caps->platform_error = g_strdup(err->message);
 }
 
+/* The host's VFIO unmap safety (every free group probed; unprivileged
+ * callers get "unknown" with the reason) and the interposer. */
+static void
+cocoCapsProbeVfio(CocoCaps *caps)
+{
+    g_autoptr(GError) err = NULL;
+
+    caps->vfio = cocoVfioCheckHost("/dev", -1, NULL, &err);
+    caps->interposer_installed =
+        g_file_test(COCO_VFIO_INTERPOSER, G_FILE_TEST_EXISTS);
+}
+
 static void
 cocoCapsPrintJson(CocoCtl *ctl, const CocoCaps *caps)
 {
@@ -105,6 +152,45 @@ cocoCapsPrintJson(CocoCtl *ctl, const CocoCaps *caps)
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "backend");
     json_builder_add_string_value(b, caps->backend);
+
+    json_builder_set_member_name(b, "backends");
+    json_builder_begin_object(b);
+    for (i = 0; i < G_N_ELEMENTS(cocoCapsBackends); i++) {
+        json_builder_set_member_name(b, cocoCapsBackends[i].name);
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "runs_in");
+        json_builder_add_string_value(b, cocoCapsBackends[i].runs_in);
+        json_builder_set_member_name(b, "detail");
+        json_builder_add_string_value(b, _(cocoCapsBackends[i].detail));
+        json_builder_end_object(b);
+    }
+    json_builder_end_object(b);
+
+    json_builder_set_member_name(b, "technologies");
+    json_builder_begin_object(b);
+    for (i = 0; i < G_N_ELEMENTS(cocoCapsTechnologies); i++) {
+        json_builder_set_member_name(
+            b, cocoTechnologyTypeToString(cocoCapsTechnologies[i].technology));
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "support");
+        json_builder_add_string_value(b, cocoCapsTechnologies[i].support);
+        json_builder_set_member_name(b, "detail");
+        json_builder_add_string_value(b, _(cocoCapsTechnologies[i].detail));
+        json_builder_end_object(b);
+    }
+    json_builder_end_object(b);
+
+    json_builder_set_member_name(b, "vfio");
+    json_builder_begin_object(b);
+    if (caps->vfio) {
+        json_builder_set_member_name(b, "host");
+        json_builder_add_value(b, cocoAgentVfioReportToJson(caps->vfio));
+    }
+    json_builder_set_member_name(b, "interposer");
+    json_builder_add_string_value(b, COCO_VFIO_INTERPOSER);
+    json_builder_set_member_name(b, "interposer_installed");
+    json_builder_add_boolean_value(b, caps->interposer_installed);
+    json_builder_end_object(b);
 
     json_builder_set_member_name(b, "kvm");
     json_builder_begin_object(b);
@@ -195,6 +281,9 @@ cocoCapsPrint(const CocoCaps *caps)
 
     cocoCapsLabel(_("Firmware backend:"));
     printf("%s\n", caps->backend);
+    for (i = 0; i < G_N_ELEMENTS(cocoCapsBackends); i++)
+        printf("  %-24s %s\n", cocoCapsBackends[i].name,
+               _(cocoCapsBackends[i].detail));
     cocoCapsLabel(_("KVM device:"));
     printf("%s\n", caps->kvm_dev);
     cocoCapsLabel(_("KVM_CAP_MIGRATION:"));
@@ -205,7 +294,7 @@ cocoCapsPrint(const CocoCaps *caps)
     else
         printf(
             "%s\n",
-            _("absent (the running kernel does not implement the RFC; the emulated backend is used)"));
+            _("absent: this kernel does not implement KVM_CAP_MIGRATION (no kernel implements the RFC yet; the emulated backend is used)"));
     printf(_("KVM ioctl numbers (%1$s):\n"), caps->kvm_cfg_source);
     for (i = 0; i < COCO_KVM_IOCTL_LAST; i++)
         printf("  %-24s 0x%08lx\n", cocoKvmIoctlName(i),
@@ -230,6 +319,21 @@ cocoCapsPrint(const CocoCaps *caps)
         cocoCapsLabel(_("Platform identity:"));
         printf("%s\n", caps->platform_error);
     }
+    printf("%s\n", _("Technologies:"));
+    for (i = 0; i < G_N_ELEMENTS(cocoCapsTechnologies); i++)
+        printf("  %-24s %s: %s\n",
+               cocoTechnologyTypeToString(cocoCapsTechnologies[i].technology),
+               cocoCapsTechnologies[i].support,
+               _(cocoCapsTechnologies[i].detail));
+    cocoCapsLabel(_("VFIO unmap:"));
+    printf("%s\n", caps->vfio ? caps->vfio->verdict : "?");
+    cocoCapsLabel(_("VFIO interposer:"));
+    if (caps->interposer_installed)
+        printf(
+            _("%1$s (qemu-coco preloads it into QEMU unless vfio_interposer = no)\n"),
+            COCO_VFIO_INTERPOSER);
+    else
+        printf(_("%1$s is not installed\n"), COCO_VFIO_INTERPOSER);
 }
 
 int
@@ -273,6 +377,7 @@ cocoCmdCapabilities(CocoCtl *ctl, int argc, char **argv)
 
     cocoCapsProbeKvm(&caps);
     cocoCapsLoadPlatform(&caps);
+    cocoCapsProbeVfio(&caps);
 
     if (STREQ(caps.backend, "kvm") && !caps.kvm_migration) {
         g_autoptr(GError) e2 = NULL;

@@ -39,8 +39,7 @@ cocoVfioReportPrint(CocoCtl *ctl, const CocoVfioHostReport *r)
         cocoCtlInfo(ctl, _("VFIO:         available, groups: %1$s"),
                     groups->len ? groups->str : _("none"));
     if (r->probe_error)
-        cocoCtlInfo(ctl, _("Probe:        %1$s could not be opened: %2$s"),
-                    r->target, r->probe_error);
+        cocoCtlInfo(ctl, _("Fix unknown:  %1$s"), r->probe_error);
     if (r->probed) {
         cocoCtlInfo(ctl, _("Probed:       %1$s (%2$s)"), r->target,
                     cocoVfioBackendTypeToString(r->backend));

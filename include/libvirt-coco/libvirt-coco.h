@@ -13,6 +13,7 @@
 
 #include <libvirt-coco/coco-version.h>
 #include <libvirt-coco/coco-error.h>
+#include <libvirt-coco/coco-kvm.h>
 #include <libvirt-coco/coco-kvm-uapi.h>
 #include <libvirt-coco/coco-migration-def.h>
 #include <libvirt-coco/coco-vfio.h>

@@ -1441,6 +1441,13 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     unsigned int i;
     int ret = -1;
 
+    /* docs/vfio.rst: DMA mappings the interposer could not unmap keep
+     * guest pages pinned for a device on this host. */
+    if (m->dom.vfio_leak)
+        return cocoErrorSet(
+            error, COCO_ERROR_VFIO_LEAK,
+            _("domain '%1$s' leaked DMA mappings of a VFIO host device, its pages stay pinned on this host: %2$s"),
+            m->dom.name, m->dom.vfio_leak);
     if (cocoAgentMigrationLoadDomain(m, &vcpus, error) < 0)
         return -1;
     m->streams = cfg->streams;
@@ -1887,6 +1894,37 @@ cocoAgentMigrationOnParameters(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+static gboolean
+cocoAgentMigrationOnVfioLeak(gpointer opaque)
+{
+    CocoAgentMigrationInput *in = opaque;
+    CocoAgentMigration *m = in->m;
+    g_autoptr(GError) why = NULL;
+    g_autoptr(GError) err = NULL;
+    CocoPhaseState st = cocoAgentMigrationState(m);
+
+    if (!m->session || m->role != COCO_FIRMWARE_ROLE_SOURCE ||
+        cocoAgentMigrationOver(m))
+        return G_SOURCE_REMOVE;
+    if (cocoPhaseStateAfterStartToken(m->role, st)) {
+        cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
+                     "VFIO leak in state %s, after the start token: the "
+                     "migration goes on",
+                     cocoPhaseStateTypeToString(st));
+        return G_SOURCE_REMOVE;
+    }
+    cocoErrorSet(
+        &why, COCO_ERROR_VFIO_LEAK,
+        _("domain '%1$s' leaked DMA mappings of a VFIO host device, its pages stay pinned on this host: %2$s"),
+        m->dom.name, in->why);
+    cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING, "%s", why->message);
+    if (cocoMigrationSessionFail(m->session, why, &err) < 0)
+        cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING, "local-failure: %s",
+                     err->message);
+    cocoAgentMigrationAfter(m);
+    return G_SOURCE_REMOVE;
+}
+
 void
 cocoAgentMigrationPostParameters(CocoAgentMigration *m, gint64 downtime_ms,
                                  gint64 bandwidth)
@@ -1918,6 +1956,16 @@ cocoAgentMigrationPostRunState(CocoAgentMigration *m, bool running)
 
     in->running = running;
     cocoAgentMigrationPost(m, cocoAgentMigrationOnRunState, in,
+                           cocoAgentMigrationInputFree);
+}
+
+void
+cocoAgentMigrationPostVfioLeak(CocoAgentMigration *m, const char *reason)
+{
+    CocoAgentMigrationInput *in = cocoAgentMigrationInputNew(m);
+
+    in->why = g_strdup(reason);
+    cocoAgentMigrationPost(m, cocoAgentMigrationOnVfioLeak, in,
                            cocoAgentMigrationInputFree);
 }
 

@@ -64,6 +64,10 @@ bool cocoAgentMigrationIsFinal(CocoAgentMigration *m);
  * @why (may be NULL) says more. */
 void cocoAgentMigrationPostEvent(CocoAgentMigration *m, CocoPhaseEvent event,
                                  const char *why);
+/* The VFIO interposer in the domain's QEMU reported a leak (@reason): a
+ * source before its start token fails with it; after the token the guest
+ * has left and the leak stays with the domain. */
+void cocoAgentMigrationPostVfioLeak(CocoAgentMigration *m, const char *reason);
 /* The relay @relay holds a command (@event: migrate, pre-switchover,
  * cont) whose request id is @id. */
 void cocoAgentMigrationPostGate(CocoAgentMigration *m, guint64 relay,

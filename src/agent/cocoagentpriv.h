@@ -68,6 +68,8 @@ typedef struct {
     char *ram_path; /* NULL: none usable, see ram_error */
     char *ram_error;
     unsigned int vcpus; /* 0: unknown */
+    char *vfio_leak; /* the VFIO interposer's last leak report, or NULL:
+                        the domain's migrations fail with it */
 } CocoAgentDomainInfo;
 
 void cocoAgentDomainInfoClear(CocoAgentDomainInfo *info);

@@ -28,6 +28,7 @@
 #include "agent/cocoagentpeer.h"
 #include "agent/cocoagentpriv.h"
 #include "agent/cocoagentrelay.h"
+#include "agent/cocoagentvfio.h"
 #include "proto/cocoprotopeer.h"
 #include "qmp/cocoqmpchannel.h"
 #include "util/cocoerror.h"
@@ -41,6 +42,9 @@
 #include <unistd.h>
 
 #define COCO_RELAY_CLIENT_IDLE_S 60
+/* The gate 'hostdev': the probe of the host's VFIO groups and the read of
+ * the domain's status file answer within this, or the device is refused. */
+#define COCO_RELAY_HOSTDEV_TIMEOUT_S 10
 /* All connections of all users together. */
 #define COCO_RELAY_MAX_CONNECTIONS 4096
 
@@ -113,6 +117,7 @@ cocoAgentDomainInfoClear(CocoAgentDomainInfo *info)
     g_free(info->uuid);
     g_free(info->ram_path);
     g_free(info->ram_error);
+    g_free(info->vfio_leak);
     memset(info, 0, sizeof(*info));
 }
 
@@ -126,6 +131,7 @@ cocoAgentDomainInfoCopy(CocoAgentDomainInfo *dst,
     dst->ram_path = g_strdup(src->ram_path);
     dst->ram_error = g_strdup(src->ram_error);
     dst->vcpus = src->vcpus;
+    dst->vfio_leak = g_strdup(src->vfio_leak);
 }
 
 /* ---- sending -------------------------------------------------------------- */
@@ -497,6 +503,28 @@ cocoAgentRelayOnMigrate(CocoAgentRelay *relay, const CocoRelayEventData *data)
     cocoAgentMigrationUnref(m);
 }
 
+/* The VFIO interposer in the domain's QEMU could not unmap DMA mappings
+ * (docs/vfio.rst, "Leak reports"): the domain keeps the report, its later
+ * migrations fail with it, and one in progress fails before its start
+ * token. */
+static void
+cocoAgentRelayOnVfioLeak(CocoAgentRelay *relay, const char *reason)
+{
+    CocoAgentDomain *dom = relay->dom;
+
+    g_free(dom->info.vfio_leak);
+    dom->info.vfio_leak = g_strdup(
+        reason
+            ? reason
+            : _("the VFIO interposer reported DMA mappings it could not unmap"));
+    cocoAgentLog(relay->srv->agent, NULL, G_LOG_LEVEL_WARNING,
+                 "domain=%s: VFIO leak: %s", dom->info.name,
+                 dom->info.vfio_leak);
+    if (dom->mig && !cocoAgentMigrationIsFinal(dom->mig) &&
+        cocoAgentMigrationGetRole(dom->mig) == COCO_FIRMWARE_ROLE_SOURCE)
+        cocoAgentMigrationPostVfioLeak(dom->mig, dom->info.vfio_leak);
+}
+
 static void
 cocoAgentRelayOnEvent(CocoAgentRelay *relay, void *data)
 {
@@ -524,7 +552,14 @@ cocoAgentRelayOnEvent(CocoAgentRelay *relay, void *data)
     case COCO_RELAY_EVENT_MIGRATE:
         if (!migration || !d->has_role || d->role != COCO_RELAY_ROLE_SOURCE)
             return;
+        /* The relay repeats a leak whose event this agent may have missed
+         * (a restart, a reconnection). */
+        if (d->vfio_leak && !dom->info.vfio_leak)
+            dom->info.vfio_leak = g_strdup(d->vfio_leak);
         cocoAgentRelayOnMigrate(relay, d);
+        return;
+    case COCO_RELAY_EVENT_VFIO_LEAK:
+        cocoAgentRelayOnVfioLeak(relay, d->reason);
         return;
     case COCO_RELAY_EVENT_MIGRATE_CANCEL:
         if (dom->mig &&
@@ -566,9 +601,118 @@ static const char *const cocoAgentRelayGateCommand[] = {
     [COCO_RELAY_GATE_SWITCHOVER] = "migrate-continue",
     [COCO_RELAY_GATE_CONT] = "cont",
     [COCO_RELAY_GATE_MIGRATE] = "migrate",
+    [COCO_RELAY_GATE_HOSTDEV] = "device_add",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(cocoAgentRelayGateCommand) ==
                 COCO_RELAY_GATE_LAST);
+
+/* The gate 'hostdev' (docs/hook.rst, "Hot-plug"): a VFIO device
+ * hot-plugged behind a vIOMMU that reaches 2^64-1 (the relay asks only for
+ * those). The host kernel's fix is probed and the domain's policy read off
+ * the main loop. */
+typedef struct {
+    CocoAgentRelayServer *srv;
+    guint64 relay;
+    gint64 id;
+    char *pid_dir;
+    char *name;
+    GSource *deadline; /* main thread: the agent's own */
+    bool answered;
+    gint refs; /* the task's and the deadline's */
+} CocoAgentRelayHostdevCall;
+
+static void
+cocoAgentRelayHostdevCallUnref(gpointer p)
+{
+    CocoAgentRelayHostdevCall *c = p;
+
+    if (!g_atomic_int_dec_and_test(&c->refs))
+        return;
+    g_free(c->pid_dir);
+    g_free(c->name);
+    g_free(c);
+}
+
+/* The verdict, once: from the probe or from the deadline. */
+static void
+cocoAgentRelayHostdevAnswer(CocoAgentRelayHostdevCall *c, bool ok,
+                            const char *reason)
+{
+    CocoAgentRelay *relay;
+
+    if (c->answered)
+        return;
+    c->answered = true;
+    if (c->deadline) {
+        g_source_destroy(c->deadline);
+        g_clear_pointer(&c->deadline, g_source_unref);
+    }
+    cocoAgentLog(c->srv->agent, NULL, G_LOG_LEVEL_MESSAGE,
+                 "domain=%s gate=hostdev: %s", c->name,
+                 ok ? "released" : reason);
+    if ((relay = g_hash_table_lookup(c->srv->relays, &c->relay)))
+        cocoAgentRelayVerdict(relay, c->id, ok, reason);
+}
+
+static gboolean
+cocoAgentRelayHostdevOnDeadline(gpointer opaque)
+{
+    CocoAgentRelayHostdevCall *c = opaque;
+    g_autofree char *reason = g_strdup_printf(
+        _("the host's VFIO probe did not answer within '%1$u' seconds"),
+        COCO_RELAY_HOSTDEV_TIMEOUT_S);
+
+    g_clear_pointer(&c->deadline, g_source_unref);
+    cocoAgentRelayHostdevAnswer(c, false, reason);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+cocoAgentRelayHostdevThread(GTask *task, gpointer source, gpointer data,
+                            GCancellable *cancel)
+{
+    CocoAgentRelayHostdevCall *c = data;
+    const char *devroot = g_getenv("LIBVIRT_COCO_AGENT_DEVROOT");
+    GError *err = NULL;
+
+    if (cocoAgentVfioCheckHotplug(c->pid_dir, c->name,
+                                  devroot && *devroot ? devroot : "/dev",
+                                  &err) < 0)
+        g_task_return_error(task, err);
+    else
+        g_task_return_boolean(task, TRUE);
+}
+
+static void
+cocoAgentRelayHostdevDone(GObject *obj, GAsyncResult *res, gpointer opaque)
+{
+    CocoAgentRelayHostdevCall *c = g_task_get_task_data(G_TASK(res));
+    g_autoptr(GError) err = NULL;
+    bool ok = g_task_propagate_boolean(G_TASK(res), &err);
+
+    cocoAgentRelayHostdevAnswer(c, ok, ok ? NULL : err->message);
+}
+
+static void
+cocoAgentRelayOnHostdev(CocoAgentRelay *relay, gint64 id)
+{
+    CocoAgentRelayHostdevCall *c = g_new0(CocoAgentRelayHostdevCall, 1);
+    g_autoptr(GTask) task = NULL;
+
+    c->srv = relay->srv;
+    c->relay = relay->id;
+    c->id = id;
+    c->pid_dir = g_strdup(cocoAgentConfig(relay->srv->agent)->pid_dir);
+    c->name = g_strdup(relay->dom->info.name);
+    c->refs = 2;
+    c->deadline = g_timeout_source_new_seconds(COCO_RELAY_HOSTDEV_TIMEOUT_S);
+    g_source_set_callback(c->deadline, cocoAgentRelayHostdevOnDeadline, c,
+                          cocoAgentRelayHostdevCallUnref);
+    g_source_attach(c->deadline, cocoAgentContext(relay->srv->agent));
+    task = g_task_new(NULL, NULL, cocoAgentRelayHostdevDone, NULL);
+    g_task_set_task_data(task, c, cocoAgentRelayHostdevCallUnref);
+    g_task_run_in_thread(task, cocoAgentRelayHostdevThread);
+}
 
 static void
 cocoAgentRelayOnGate(CocoAgentRelay *relay, void *data)
@@ -577,6 +721,11 @@ cocoAgentRelayOnGate(CocoAgentRelay *relay, void *data)
     CocoAgentDomain *dom = relay->dom;
     CocoFirmwareRole role = COCO_FIRMWARE_ROLE_SOURCE;
     CocoPhaseEvent ev;
+
+    if (msg->gate == COCO_RELAY_GATE_HOSTDEV) {
+        cocoAgentRelayOnHostdev(relay, msg->id);
+        return;
+    }
 
     if (msg->has_role && msg->role == COCO_RELAY_ROLE_DESTINATION)
         role = COCO_FIRMWARE_ROLE_DESTINATION;

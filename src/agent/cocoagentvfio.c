@@ -7,7 +7,9 @@
 
 #include "internal.h"
 #include "agent/cocoagentvfio.h"
+#include "agent/cocoagentdomain.h"
 #include "libvirt-coco/libvirt-coco.h"
+#include "vfio/cocovfiopolicy.h"
 
 #include <inttypes.h>
 
@@ -88,4 +90,28 @@ cocoAgentVfioReportToJson(const CocoVfioHostReport *r)
     json_builder_add_string_value(b, r->verdict);
     json_builder_end_object(b);
     return json_builder_get_root(b);
+}
+
+int
+cocoAgentVfioCheckHotplug(const char *pid_dir, const char *name,
+                          const char *devroot, GError **error)
+{
+    g_autoptr(CocoMigrationDef) def = NULL;
+    g_autoptr(CocoVfioHostReport) report = NULL;
+    g_autoptr(GError) err = NULL;
+    CocoVfioFixStatus fix = COCO_VFIO_FIX_UNKNOWN;
+    const char *detail = NULL;
+    unsigned int vcpus;
+
+    if (cocoAgentDomainLoad(pid_dir, name, &def, &vcpus, error) < 0)
+        return -1;
+    if ((report = cocoVfioCheckHost(devroot, -1, NULL, &err))) {
+        fix = report->fix;
+        detail = report->probe_error;
+        if (!report->vfio_present)
+            detail = _("this host has no VFIO (/dev/vfio/vfio is missing)");
+    } else {
+        detail = err->message;
+    }
+    return cocoVfioPolicyCheckHost(def, fix, detail, NULL, error);
 }

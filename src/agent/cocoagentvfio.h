@@ -18,3 +18,15 @@
  * ranges, risk and verdict.
  */
 JsonNode *cocoAgentVfioReportToJson(const CocoVfioHostReport *r);
+
+/*
+ * cocoAgentVfioCheckHotplug:
+ * The relay's gate 'hostdev' (docs/hook.rst, "Hot-plug"): a VFIO host
+ * device hot-plugged into the domain @name behind a vIOMMU that lets the
+ * guest use IOVAs up to 2^64-1. Allowed on a host kernel with the fix
+ * (probed under @devroot, every free group tried) or by the domain's
+ * allowUnsafeIommu='yes' (read from libvirt's status file in @pid_dir);
+ * otherwise COCO_ERROR_VFIO_UNSAFE with the reason.
+ */
+int cocoAgentVfioCheckHotplug(const char *pid_dir, const char *name,
+                              const char *devroot, GError **error);

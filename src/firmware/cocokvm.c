@@ -103,6 +103,36 @@ cocoKvmCheckExtension(const CocoKvmOps *ops, int vm_fd, unsigned int cap)
     return ret > 0 ? 1 : 0;
 }
 
+/*
+ * KVM answers EIO to every VM and vCPU ioctl whose caller is not the
+ * process that created the VM (kvm_vm_ioctl(): kvm->mm != current->mm),
+ * and to every ioctl of a VM it marked dead. A descriptor duplicated into
+ * another process (pidfd_getfd(), SCM_RIGHTS, fork) is unusable there.
+ */
+static int
+cocoKvmForeignError(int vm_fd, const char *what, GError **error)
+{
+    if (what)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("'%1$s' failed: VM file descriptor '%2$d' belongs to another process (KVM answers EIO to every VM and vCPU ioctl not issued by the process that created the VM, or of a VM it marked dead); the RFC's calls must be issued from the VMM's own process"),
+            what, vm_fd);
+    return cocoErrorSet(
+        error, COCO_ERROR_INVALID_ARG,
+        _("VM file descriptor '%1$d' belongs to another process (KVM answers EIO to every VM and vCPU ioctl not issued by the process that created the VM, or of a VM it marked dead); the RFC's calls must be issued from the VMM's own process"),
+        vm_fd);
+}
+
+/* After an EIO: whether the VM descriptor is unusable from this process
+ * altogether (a harmless query fails the same way), rather than the
+ * firmware having failed. */
+static bool
+cocoKvmIsForeign(const CocoKvmOps *ops, int vm_fd)
+{
+    return ops->ioctl(ops->opaque, vm_fd, KVM_CHECK_EXTENSION,
+                      (void *)(uintptr_t)KVM_CAP_USER_MEMORY) == -EIO;
+}
+
 int
 cocoKvmProbe(int vm_fd, const CocoKvmOps *ops, const CocoKvmConfig *cfg,
              CocoFirmwareCaps *caps, bool *fw_status, GError **error)
@@ -124,7 +154,9 @@ cocoKvmProbe(int vm_fd, const CocoKvmOps *ops, const CocoKvmConfig *cfg,
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                             _("invalid VM file descriptor '%1$d'"), vm_fd);
 
-    if ((ret = cocoKvmCheckExtension(ops, vm_fd, cfg->cap_migration)) < 0)
+    if ((ret = cocoKvmCheckExtension(ops, vm_fd, cfg->cap_migration)) == -EIO)
+        return cocoKvmForeignError(vm_fd, NULL, error);
+    if (ret < 0)
         return cocoErrorSetSystem(
             error, -ret,
             _("cannot probe capability KVM_CAP_MIGRATION (%1$u) on VM file descriptor '%2$d'"),
@@ -289,6 +321,10 @@ cocoKvmReport(CocoKvmPriv *priv, CocoKvmIoctl which, const char *what, int ret,
             what, fw);
         break;
     case EIO:
+        if (cocoKvmIsForeign(&priv->ops, priv->vm_fd)) {
+            cocoKvmForeignError(priv->vm_fd, what, error);
+            break;
+        }
         cocoErrorSet(
             error, cocoFirmwareErrnoToCode(ret),
             _("'%1$s' failed: the firmware failed for good, the VM can only be torn down (EIO, firmware status 0x%2$016llx)"),
@@ -614,7 +650,7 @@ cocoKvmFirmwareNew(CocoFirmwareRole role, int vm_fd, const int *vcpu_fds,
     if (!caps.migration) {
         cocoErrorSet(
             error, COCO_ERROR_NOT_SUPPORTED,
-            _("the kernel does not support confidential-VM migration: capability KVM_CAP_MIGRATION (%1$u) is absent on VM file descriptor '%2$d'"),
+            _("this kernel does not implement KVM_CAP_MIGRATION (%1$u): KVM_CHECK_EXTENSION on VM file descriptor '%2$d' answered that it is absent (no kernel implements the confidential-migration RFC yet; the capability number is provisional, see kvm.conf)"),
             priv->cfg.cap_migration, vm_fd);
         return NULL;
     }

@@ -38,7 +38,7 @@ cocoHostdevMigrationCheck(const char *domain_xml, const CocoMigrationDef *def,
     /* The VFIO policy's walk over <devices>; the fix is not the question
      * here. */
     if (cocoVfioPolicyCheckDomain(domain_xml, def, COCO_VFIO_FIX_NOT_NEEDED,
-                                  &res, error) < 0) {
+                                  NULL, &res, error) < 0) {
         cocoVfioPolicyResultClear(&res);
         return -1;
     }

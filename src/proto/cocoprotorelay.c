@@ -15,10 +15,10 @@ COCO_ENUM_IMPL(cocoRelayRole, COCO_RELAY_ROLE_LAST, "none", "source",
                "destination");
 COCO_ENUM_IMPL(cocoRelayJob, COCO_RELAY_JOB_LAST, "migration", "image");
 COCO_ENUM_IMPL(cocoRelayGate, COCO_RELAY_GATE_LAST, "pre-switchover", "cont",
-               "migrate");
+               "migrate", "hostdev");
 COCO_ENUM_IMPL(cocoRelayEventKind, COCO_RELAY_EVENT_LAST, "migrate",
                "migrate-incoming", "MIGRATION", "migrate-cancel",
-               "migrate-parameters", "run-state");
+               "migrate-parameters", "run-state", "vfio-leak");
 COCO_ENUM_IMPL(cocoRelayReply, COCO_RELAY_REPLY_LAST, "welcome", "refused",
                "verdict", "progress", "cancel", "pause", "resume", "status",
                "probe", "domain", "peer-probe", "peer-status", "recover",
@@ -69,6 +69,12 @@ static const CocoProtoField cocoRelayEventDataFields[] = {
                      "max-bandwidth", COCO_PROTO_INT, 0, G_MAXINT64),
     COCO_PROTO_F_HAS(CocoRelayEventData, running, has_running, "running",
                      COCO_PROTO_BOOL, 0, 0),
+    COCO_PROTO_F(CocoRelayEventData, reason, "reason", COCO_PROTO_STRING, false,
+                 1, COCO_RELAY_REASON_MAX),
+    COCO_PROTO_F(CocoRelayEventData, vfio_leak, "vfio-leak", COCO_PROTO_STRING,
+                 false, 1, COCO_RELAY_REASON_MAX),
+    COCO_PROTO_F_HAS(CocoRelayEventData, count, has_count, "count",
+                     COCO_PROTO_INT, 1, G_MAXINT32),
 };
 COCO_PROTO_STRUCT(cocoRelayEventDataDef, "event.data", CocoRelayEventData,
                   cocoRelayEventDataFields);

@@ -70,6 +70,7 @@ typedef enum {
     COCO_RELAY_GATE_SWITCHOVER = 0, /* migrate-continue at pre-switchover */
     COCO_RELAY_GATE_CONT, /* cont after a migration */
     COCO_RELAY_GATE_MIGRATE, /* the source's migrate */
+    COCO_RELAY_GATE_HOSTDEV, /* device_add of a VFIO device, wide vIOMMU */
     COCO_RELAY_GATE_LAST
 } CocoRelayGate;
 COCO_ENUM_DECL(cocoRelayGate);
@@ -82,6 +83,7 @@ typedef enum {
     COCO_RELAY_EVENT_MIGRATE_CANCEL, /* libvirt cancelled during precopy */
     COCO_RELAY_EVENT_PARAMETERS, /* libvirt's downtime limit or bandwidth */
     COCO_RELAY_EVENT_RUN_STATE, /* the guest stopped or runs (STOP/RESUME) */
+    COCO_RELAY_EVENT_VFIO_LEAK, /* QEMU's VFIO interposer reported a leak */
     COCO_RELAY_EVENT_LAST
 } CocoRelayEventKind;
 COCO_ENUM_DECL(cocoRelayEventKind);
@@ -117,6 +119,12 @@ typedef struct {
     bool has_max_bandwidth;
     bool running; /* run-state */
     bool has_running;
+    /* vfio-leak: the leak described (ranges included); migrate: the last
+     * leak, repeated in case the event was lost (docs/vfio.rst). */
+    char *reason;
+    char *vfio_leak;
+    gint64 count; /* vfio-leak: mappings that stay pinned */
+    bool has_count;
 } CocoRelayEventData;
 
 typedef struct {

@@ -7,10 +7,12 @@
 #include "internal.h"
 #include "qmp/cocoqmprelay.h"
 #include "qmp/cocoqmpchannel.h"
+#include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
 #include "qmp/cocoqmpmodes.h"
 #include "qmp/cocoqmpprecopy.h"
+#include "qmp/cocoqmpvfioreport.h"
 #include "util/cocoerror.h"
 
 #include <arpa/inet.h>
@@ -63,6 +65,8 @@ struct _CocoQmpSession {
     char *pendingUri;
     char *pendingPeer;
     gboolean pendingWant;
+
+    char *pendingHostdev; /* the VFIO device of the held 'device_add' */
 };
 
 struct _CocoQmpRelay {
@@ -104,6 +108,11 @@ struct _CocoQmpRelay {
     guint stops; /* 'stop' sent for the agent */
     char *holdPaused; /* the agent's reason to keep the vCPUs stopped */
     gboolean stoppedByRelay; /* the relay stopped them (QEMU had resumed) */
+
+    CocoQmpViommu viommu; /* QEMU's vIOMMU, for hot-plugged VFIO devices */
+    CocoQmpVfioReader *vfioReader; /* the VFIO interposer's leak reports */
+    guint vfioLeaks; /* reports received */
+    char *vfioLeak; /* the last one, described */
 };
 
 static void cocoQmpSessionUnref(CocoQmpSession *s);
@@ -144,6 +153,7 @@ cocoQmpSessionUnref(CocoQmpSession *s)
     g_hash_table_unref(s->fds);
     g_free(s->pendingUri);
     g_free(s->pendingPeer);
+    g_free(s->pendingHostdev);
     g_free(s);
 }
 
@@ -311,6 +321,8 @@ cocoQmpRelayJobData(CocoQmpSession *s)
     if (s->relay->maxBandwidth >= 0)
         json_object_set_int_member(data, "max-bandwidth",
                                    s->relay->maxBandwidth);
+    if (s->relay->vfioLeak)
+        json_object_set_string_member(data, "vfio-leak", s->relay->vfioLeak);
     return data;
 }
 
@@ -957,6 +969,9 @@ cocoQmpSessionOnVerdict(gboolean release, const char *reason, gpointer opaque)
             msg = g_strdup_printf(
                 _("qemu-coco: the host agent refused the switchover: %1$s"),
                 reason);
+        } else if (gate == COCO_QMP_GATE_HOSTDEV) {
+            msg = cocoQmpHostdevRefusal(s->pendingHostdev, &s->relay->viommu,
+                                        reason);
         } else
             msg = g_strdup_printf(
                 _("qemu-coco: the host agent refused to resume the guest: %1$s"),
@@ -991,6 +1006,7 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
 {
     CocoQmpRelay *relay = s->relay;
     g_autoptr(CocoQmpMessage) msg = NULL;
+    g_autofree char *device = NULL;
     const char *name;
 
     msg = cocoQmpMessageParse(line->data, line->len, NULL);
@@ -1081,6 +1097,26 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
         g_printerr("%s\n", cocoQmpModesPostcopyRefusal());
         cocoQmpSessionSendClient(s, text);
         cocoQmpLineFree(line);
+        return;
+    }
+    if (cocoQmpHostdevIsVfioAdd(msg, &device) &&
+        cocoQmpViommuIsWide(&relay->viommu)) {
+        /* docs/hook.rst, "Hot-plug": the agent knows the host's kernel and
+         * the domain's policy; without one the device is refused. */
+        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
+        g_free(s->pendingHostdev);
+        s->pendingHostdev = g_steal_pointer(&device);
+        if (relay->agent) {
+            cocoQmpSessionGate(s, line, g_steal_pointer(&msg),
+                               COCO_QMP_GATE_HOSTDEV);
+        } else {
+            g_autofree char *text = cocoQmpHostdevRefusal(
+                s->pendingHostdev, &relay->viommu,
+                _("no host agent is configured (agent_socket) to check this host kernel's range-safe VFIO unmap fix and the domain's policy"));
+
+            cocoQmpSessionHold(s, line, g_steal_pointer(&msg));
+            cocoQmpSessionRefuse(s, text);
+        }
         return;
     }
     if (STREQ(name, "migrate-set-parameters") ||
@@ -1496,8 +1532,44 @@ cocoQmpRelayFree(CocoQmpRelay *relay)
     g_free(relay->ownError);
     g_free(relay->qemuPath);
     g_free(relay->holdPaused);
+    cocoQmpVfioReaderFree(relay->vfioReader);
+    g_free(relay->vfioLeak);
+    cocoQmpViommuClear(&relay->viommu);
     g_main_context_unref(relay->ctx);
     g_free(relay);
+}
+
+/* A leak the VFIO interposer reported: the agent hears of it at once and
+ * again with every migration it is asked to start (docs/vfio.rst). */
+static void
+cocoQmpRelayOnVfioLeak(JsonObject *data, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+
+    relay->vfioLeaks++;
+    g_free(relay->vfioLeak);
+    relay->vfioLeak = cocoQmpVfioReportDescribe(data);
+    if (!relay->agent)
+        return;
+    json_object_set_string_member(data, "reason", relay->vfioLeak);
+    cocoQmpAgentNotify(relay->agent, "vfio-leak", data);
+}
+
+void
+cocoQmpRelaySetViommu(CocoQmpRelay *relay, const char *model,
+                      unsigned int awBits)
+{
+    cocoQmpViommuClear(&relay->viommu);
+    relay->viommu.model = g_strdup(model);
+    relay->viommu.awBits = awBits;
+}
+
+void
+cocoQmpRelaySetVfioReport(CocoQmpRelay *relay, int fd)
+{
+    cocoQmpVfioReaderFree(relay->vfioReader);
+    relay->vfioReader =
+        cocoQmpVfioReaderNew(fd, relay->ctx, cocoQmpRelayOnVfioLeak, relay);
 }
 
 void
@@ -1548,6 +1620,7 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "downtime-limit", relay->downtimeLimit);
     json_object_set_int_member(o, "max-bandwidth", relay->maxBandwidth);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
+    json_object_set_int_member(o, "vfio-leaks", relay->vfioLeaks);
     {
         JsonObject *pc = json_object_new();
 

@@ -22,6 +22,16 @@ CocoQmpRelay *cocoQmpRelayNew(GMainContext *ctx, CocoQmpAgent *agent);
 void cocoQmpRelayFree(CocoQmpRelay *relay);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoQmpRelay, cocoQmpRelayFree);
 
+/* QEMU's vIOMMU (libvirt's @model name, NULL: none; @awBits 0: not set):
+ * a VFIO device hot-plugged behind a wide one is checked (the agent's
+ * gate 'hostdev'; docs/hook.rst, "Hot-plug"). */
+void cocoQmpRelaySetViommu(CocoQmpRelay *relay, const char *model,
+                           unsigned int awBits);
+
+/* Read the VFIO interposer's leak reports from the datagram socket @fd
+ * (consumed) and forward each to the agent as the event 'vfio-leak'. */
+void cocoQmpRelaySetVfioReport(CocoQmpRelay *relay, int fd);
+
 /* Log every line passed or injected to @fd (consumed). */
 void cocoQmpRelaySetTrace(CocoQmpRelay *relay, int fd);
 

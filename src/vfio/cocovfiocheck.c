@@ -6,6 +6,7 @@
 
 #include "vfio/cocovfiocheck.h"
 #include "vfio/cocovfiocaps.h"
+#include "vfio/cocovfiocontainer.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
 
@@ -68,6 +69,9 @@ cocoVfioReleaseHasFix(const char *release)
 static void
 cocoVfioReportVerdict(CocoVfioHostReport *r)
 {
+    const char *why = NULLSTR(r->probe_error);
+    bool unknown = r->fix == COCO_VFIO_FIX_UNKNOWN;
+
     g_free(r->verdict);
     switch (r->risk) {
     case COCO_VFIO_RISK_NONE:
@@ -75,12 +79,22 @@ cocoVfioReportVerdict(CocoVfioHostReport *r)
             "safe: the kernel removes DMA mappings up to the end of the 64-bit IOVA space"));
         break;
     case COCO_VFIO_RISK_LOW:
-        r->verdict = g_strdup(_(
-            "low risk: the kernel lacks the range-safe unmap fix, but no IOVA range of this IOMMU reaches 2^64-1"));
+        if (unknown)
+            r->verdict = g_strdup_printf(
+                _("low risk: whether the kernel has the range-safe unmap fix is unknown (%1$s), but no IOVA range of this IOMMU reaches 2^64-1"),
+                why);
+        else
+            r->verdict = g_strdup(_(
+                "low risk: the kernel lacks the range-safe unmap fix, but no IOVA range of this IOMMU reaches 2^64-1"));
         break;
     case COCO_VFIO_RISK_HIGH:
-        r->verdict = g_strdup(_(
-            "unsafe: the kernel lacks the range-safe unmap fix and an IOVA range reaches 2^64-1, so a 64-bit vIOMMU guest can leave DMA mappings and pinned pages behind; use kernel 6.18 or later or limit the vIOMMU address width"));
+        if (unknown)
+            r->verdict = g_strdup_printf(
+                _("unsafe: whether the kernel has the range-safe unmap fix is unknown (%1$s), so it is treated as missing, and an IOVA range reaches 2^64-1, so a 64-bit vIOMMU guest can leave DMA mappings and pinned pages behind; use kernel 6.18 or later or limit the vIOMMU address width"),
+                why);
+        else
+            r->verdict = g_strdup(_(
+                "unsafe: the kernel lacks the range-safe unmap fix and an IOVA range reaches 2^64-1, so a 64-bit vIOMMU guest can leave DMA mappings and pinned pages behind; use kernel 6.18 or later or limit the vIOMMU address width"));
         break;
     case COCO_VFIO_RISK_UNKNOWN:
     case COCO_VFIO_RISK_LAST:
@@ -88,9 +102,13 @@ cocoVfioReportVerdict(CocoVfioHostReport *r)
         if (!r->vfio_present)
             r->verdict = g_strdup(_(
                 "no VFIO devices on this host (/dev/vfio/vfio is missing): nothing to check"));
+        else if (r->probe_error)
+            r->verdict = g_strdup_printf(
+                _("unknown: the kernel's range-safe unmap fix could not be probed because %1$s; name a free group with --group or --device"),
+                why);
         else
             r->verdict = g_strdup(_(
-                "unknown: no VFIO group could be opened to probe the kernel; name one with --group or --device"));
+                "unknown: no VFIO group to probe the kernel with; name one with --group or --device"));
         break;
     }
 }
@@ -109,6 +127,14 @@ cocoVfioHostReportFromContainer(CocoVfioHostReport *report,
     cocoVfioIommuInfoFree(report->info);
     report->info = cocoVfioIommuInfoCopy(cocoVfioContainerGetInfo(container));
     report->risk = cocoVfioRiskFromInfo(report->fix, report->info);
+    g_clear_pointer(&report->probe_error, g_free);
+    if (report->fix == COCO_VFIO_FIX_UNKNOWN) {
+        int answer = cocoVfioContainerGetFixProbeAnswer(container);
+
+        report->probe_error = g_strdup_printf(
+            _("the probe (an unmap request whose end wraps past 2^64) was answered with '%1$s', neither EOVERFLOW (fixed) nor EINVAL (not fixed)"),
+            answer < 0 ? g_strerror(-answer) : "0");
+    }
     cocoVfioReportVerdict(report);
 }
 
@@ -125,9 +151,54 @@ cocoVfioGroupCompare(gconstpointer a, gconstpointer b)
     return strcmp(x, y);
 }
 
+static CocoVfioContainer *
+cocoVfioOpenGroupReal(unsigned int group, void *opaque G_GNUC_UNUSED,
+                      GError **error)
+{
+    return cocoVfioContainerOpenGroup(group, 0, error);
+}
+
+/* Every group in turn until one opens: a group QEMU holds is busy. */
+static CocoVfioContainer *
+cocoVfioProbeAnyGroup(CocoVfioHostReport *r, CocoVfioGroupOpenFunc open,
+                      void *opaque, char **target)
+{
+    g_autoptr(GString) why = g_string_new(NULL);
+    guint i;
+
+    for (i = 0; i < r->groups->len; i++) {
+        const char *name = g_ptr_array_index(r->groups, i);
+        g_autoptr(GError) err = NULL;
+        uint64_t n;
+        CocoVfioContainer *c;
+
+        if (cocoStrToU64(name, 10, &n) < 0 || n > G_MAXUINT)
+            continue;
+        if ((c = open((unsigned int)n, opaque, &err))) {
+            *target = g_strdup_printf("group %s", name);
+            return c;
+        }
+        g_string_append_printf(why, "%sgroup %s: %s", why->len ? "; " : "",
+                               name, err ? err->message : "?");
+    }
+    r->probe_error =
+        g_strdup_printf(_("no VFIO group could be opened (%1$s)"), why->str);
+    return NULL;
+}
+
 CocoVfioHostReport *
 cocoVfioCheckHost(const char *devroot, int group, const char *bdf,
                   GError **error)
+{
+    /* A scratch device root (the tests') has no groups to open. */
+    return cocoVfioCheckHostWith(
+        devroot, group, bdf,
+        STREQ(devroot, "/dev") ? cocoVfioOpenGroupReal : NULL, NULL, error);
+}
+
+CocoVfioHostReport *
+cocoVfioCheckHostWith(const char *devroot, int group, const char *bdf,
+                      CocoVfioGroupOpenFunc open, void *opaque, GError **error)
 {
     g_autoptr(CocoVfioHostReport) r = g_new0(CocoVfioHostReport, 1);
     g_autofree char *vfiodir = g_build_filename(devroot, "vfio", NULL);
@@ -167,16 +238,8 @@ cocoVfioCheckHost(const char *devroot, int group, const char *bdf,
         if (!(c = cocoVfioContainerOpenGroup((unsigned int)group, 0, error)))
             return NULL;
         target = g_strdup_printf("group %d", group);
-    } else if (r->vfio_present && r->groups->len > 0 &&
-               STREQ(devroot, "/dev")) {
-        const char *first = g_ptr_array_index(r->groups, 0);
-        g_autoptr(GError) err = NULL;
-
-        c = cocoVfioContainerOpenGroup(
-            (unsigned int)g_ascii_strtoull(first, NULL, 10), 0, &err);
-        if (!c)
-            r->probe_error = g_strdup(err->message);
-        target = g_strdup_printf("group %s", first);
+    } else if (r->vfio_present && r->groups->len > 0 && open) {
+        c = cocoVfioProbeAnyGroup(r, open, opaque, &target);
     }
 
     if (c)

@@ -25,7 +25,7 @@ typedef struct {
     bool vfio_present; /* <devroot>/vfio/vfio exists */
     GPtrArray *groups; /* char *: the group numbers in <devroot>/vfio */
     char *target; /* what was probed ("group 12", "0000:03:00.0"), or NULL */
-    char *probe_error; /* why the automatic probe failed, or NULL */
+    char *probe_error; /* why the fix status is unknown, or NULL */
     bool probed;
     CocoVfioBackend backend;
     CocoVfioFixStatus fix;
@@ -61,3 +61,22 @@ void cocoVfioHostReportFromContainer(CocoVfioHostReport *report,
  */
 CocoVfioHostReport *cocoVfioCheckHost(const char *devroot, int group,
                                       const char *bdf, GError **error);
+
+/* Opens VFIO group @group for the automatic probe (tests pass a model). */
+typedef CocoVfioContainer *(*CocoVfioGroupOpenFunc)(unsigned int group,
+                                                    void *opaque,
+                                                    GError **error);
+
+/*
+ * cocoVfioCheckHostWith:
+ * cocoVfioCheckHost() with the automatic probe's groups opened by @open,
+ * whatever @devroot is. The automatic probe tries every group in
+ * <devroot>/vfio in turn until one can be opened (a group QEMU holds is
+ * busy); when none can, probe_error names each one's reason. A container
+ * whose fix probe answers neither EOVERFLOW nor EINVAL leaves the status
+ * unknown too, with the answer in probe_error.
+ */
+CocoVfioHostReport *cocoVfioCheckHostWith(const char *devroot, int group,
+                                          const char *bdf,
+                                          CocoVfioGroupOpenFunc open,
+                                          void *opaque, GError **error);

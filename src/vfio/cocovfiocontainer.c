@@ -52,13 +52,20 @@ struct _CocoVfioContainer {
     CocoVfioShadow *shadow;
     GArray *leaks; /* CocoVfioRange */
     uint64_t nioctls;
+    int last_errno; /* of the last ioctl the kernel refused */
+    int fix_probe_rc; /* the fix probe's answer: 0 or -errno */
 };
 
 static int
 cocoVfioIoctl(CocoVfioContainer *c, unsigned long request, void *arg)
 {
+    int rc;
+
     c->nioctls++;
-    return c->ops.ioctl(c->ops.opaque, c->fd, request, arg);
+    rc = c->ops.ioctl(c->ops.opaque, c->fd, request, arg);
+    if (rc < 0)
+        c->last_errno = -rc;
+    return rc;
 }
 
 static bool
@@ -501,6 +508,14 @@ cocoVfioContainerTrackMapping(CocoVfioContainer *c, void *vaddr, uint64_t first,
 CocoVfioFixStatus
 cocoVfioProbeFix(const CocoVfioOps *ops, int fd, uint64_t pgsize)
 {
+    int rc;
+
+    return cocoVfioProbeFixRc(ops, fd, pgsize, &rc);
+}
+
+CocoVfioFixStatus
+cocoVfioProbeFixRc(const CocoVfioOps *ops, int fd, uint64_t pgsize, int *answer)
+{
     struct vfio_iommu_type1_dma_unmap u = {
         .argsz = sizeof(u),
         .flags = 0,
@@ -513,6 +528,7 @@ cocoVfioProbeFix(const CocoVfioOps *ops, int fd, uint64_t pgsize)
      * validation, so nothing is unmapped. 6012379ede6a (a prerequisite of
      * the range fix ef270ec44637) changed the answer to EOVERFLOW. */
     rc = ops->ioctl(ops->opaque, fd, VFIO_IOMMU_UNMAP_DMA, &u);
+    *answer = rc;
     if (rc == -EOVERFLOW)
         return COCO_VFIO_FIX_PRESENT;
     if (rc == -EINVAL)
@@ -637,7 +653,8 @@ cocoVfioContainerNewFromFd(const CocoVfioOps *ops, CocoVfioBackend backend,
                            (void *)(uintptr_t)VFIO_UNMAP_ALL);
         c->unmap_all = rc > 0;
         c->nioctls++; /* the probe below */
-        c->fix = cocoVfioProbeFix(&c->ops, c->fd, c->pgsize);
+        c->fix =
+            cocoVfioProbeFixRc(&c->ops, c->fd, c->pgsize, &c->fix_probe_rc);
         break;
     case COCO_VFIO_BACKEND_IOMMUFD:
         if (cocoVfioReadIommufdInfo(c, error) < 0)
@@ -753,6 +770,58 @@ uint64_t
 cocoVfioContainerGetIoctlCount(CocoVfioContainer *c)
 {
     return c->nioctls;
+}
+
+int
+cocoVfioContainerGetLastErrno(CocoVfioContainer *c)
+{
+    return c->last_errno;
+}
+
+int
+cocoVfioContainerGetFixProbeAnswer(CocoVfioContainer *c)
+{
+    return c->fix_probe_rc;
+}
+
+uint64_t
+cocoVfioContainerGetMappedBytes(CocoVfioContainer *c)
+{
+    uint64_t bytes = 0;
+
+    if (!cocoVfioShadowBytesIn(c->shadow, 0, G_MAXUINT64, &bytes))
+        return G_MAXUINT64;
+    return bytes;
+}
+
+void
+cocoVfioContainerGetMappings(CocoVfioContainer *c, CocoVfioRange **ranges,
+                             size_t *nranges)
+{
+    g_autoptr(GArray) list = cocoVfioShadowListIn(c->shadow, 0, G_MAXUINT64);
+    size_t i;
+
+    *nranges = list->len;
+    *ranges = g_new0(CocoVfioRange, MAX(list->len, 1));
+    for (i = 0; i < list->len; i++) {
+        const CocoVfioMapping *m = &g_array_index(list, CocoVfioMapping, i);
+
+        (*ranges)[i].first = m->first;
+        (*ranges)[i].last = m->last;
+    }
+}
+
+bool
+cocoVfioContainerOverlaps(CocoVfioContainer *c, uint64_t first, uint64_t last)
+{
+    return cocoVfioShadowFindOverlap(c->shadow, first, last) != NULL;
+}
+
+void
+cocoVfioContainerForget(CocoVfioContainer *c)
+{
+    cocoVfioShadowRemoveIn(c->shadow, 0, G_MAXUINT64);
+    g_array_set_size(c->leaks, 0);
 }
 
 void

@@ -96,9 +96,56 @@ cocoVfioHostdevName(xmlXPathContext *ctx, xmlNode *dev)
     return name;
 }
 
+bool
+cocoVfioPolicyIommuIsWide(const char *model, unsigned int aw_bits)
+{
+    if (!model)
+        return false;
+    if (STREQ(model, "intel") || STREQ(model, "smmuv3"))
+        return aw_bits == 64; /* at most 48/57 bits */
+    /* amd, virtio, and any model we do not know */
+    return !(aw_bits > 0 && aw_bits < 64);
+}
+
+static bool
+cocoVfioPolicyFixed(CocoVfioFixStatus fix)
+{
+    return fix == COCO_VFIO_FIX_PRESENT || fix == COCO_VFIO_FIX_NOT_NEEDED;
+}
+
+static bool
+cocoVfioPolicyOverride(const CocoMigrationDef *def)
+{
+    return def && def->has_allow_unsafe_iommu && def->allow_unsafe_iommu;
+}
+
+int
+cocoVfioPolicyCheckHost(const CocoMigrationDef *def, CocoVfioFixStatus host_fix,
+                        const char *fix_detail, bool *overridden,
+                        GError **error)
+{
+    if (overridden)
+        *overridden = false;
+    if (cocoVfioPolicyFixed(host_fix))
+        return 0;
+    if (cocoVfioPolicyOverride(def)) {
+        if (overridden)
+            *overridden = true;
+        return 0;
+    }
+    if (host_fix == COCO_VFIO_FIX_UNKNOWN)
+        return cocoErrorSet(
+            error, COCO_ERROR_VFIO_UNSAFE,
+            _("whether this host kernel has the range-safe VFIO unmap fix is unknown (%1$s), so it is treated as missing: DMA mappings can stay live and pages pinned until reboot; use a host kernel 6.18 or later, limit the vIOMMU with <driver aw_bits='48'/>, or accept the risk with <coco:hostdev allowUnsafeIommu='yes'/>"),
+            fix_detail ? fix_detail : _("the probe gave no answer"));
+    return cocoErrorSet(
+        error, COCO_ERROR_VFIO_UNSAFE,
+        _("this host kernel lacks the range-safe VFIO unmap fix (its probe answered EINVAL), so DMA mappings can stay live and pages pinned until reboot; use a host kernel 6.18 or later, limit the vIOMMU with <driver aw_bits='48'/>, or accept the risk with <coco:hostdev allowUnsafeIommu='yes'/>"));
+}
+
 int
 cocoVfioPolicyCheckDomain(const char *domain_xml, const CocoMigrationDef *def,
-                          CocoVfioFixStatus host_fix,
+                          CocoVfioFixStatus host_fix, const char *fix_detail,
                           CocoVfioPolicyResult *result, GError **error)
 {
     CocoVfioPolicyResult local = {0};
@@ -109,8 +156,7 @@ cocoVfioPolicyCheckDomain(const char *domain_xml, const CocoMigrationDef *def,
     g_autofree char *name = NULL;
     g_autofree char *aw = NULL;
     xmlNode *root;
-    bool fixed = host_fix == COCO_VFIO_FIX_PRESENT ||
-                 host_fix == COCO_VFIO_FIX_NOT_NEEDED;
+    bool fixed = cocoVfioPolicyFixed(host_fix);
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
@@ -158,26 +204,19 @@ cocoVfioPolicyCheckDomain(const char *domain_xml, const CocoMigrationDef *def,
         }
         res->aw_bits = (unsigned int)bits;
     }
-    if (res->iommu_model) {
-        bool narrow = res->aw_bits > 0 && res->aw_bits < 64;
-
-        if (STREQ(res->iommu_model, "intel") ||
-            STREQ(res->iommu_model, "smmuv3"))
-            res->wide_iova = res->aw_bits == 64; /* at most 48/57 bits */
-        else /* amd, virtio, and any model we do not know */
-            res->wide_iova = !narrow;
-    }
+    res->wide_iova = cocoVfioPolicyIommuIsWide(res->iommu_model, res->aw_bits);
 
     res->unsafe = res->nhostdevs > 0 && res->wide_iova && !fixed;
     if (res->unsafe) {
-        if (def && def->has_allow_unsafe_iommu && def->allow_unsafe_iommu) {
-            res->overridden = true;
-        } else {
+        g_autoptr(GError) host = NULL;
+
+        if (cocoVfioPolicyCheckHost(def, host_fix, fix_detail, &res->overridden,
+                                    &host) < 0) {
             cocoErrorSet(
                 error, COCO_ERROR_VFIO_UNSAFE,
-                _("domain '%1$s': host device '%2$s' sits behind the vIOMMU model '%3$s', which lets the guest use IOVAs up to 2^64-1, and this host kernel lacks the range-safe VFIO unmap fix (status '%4$s'), so DMA mappings can stay live and pages pinned until reboot; use a host kernel 6.18 or later, limit the vIOMMU with <driver aw_bits='48'/>, or accept the risk with <coco:hostdev allowUnsafeIommu='yes'/>"),
+                _("domain '%1$s': host device '%2$s' sits behind the vIOMMU model '%3$s', which lets the guest use IOVAs up to 2^64-1, and %4$s"),
                 NULLSTR(name), NULLSTR(res->first_hostdev), res->iommu_model,
-                cocoVfioFixStatusTypeToString(host_fix));
+                host->message);
             goto cleanup;
         }
     }

@@ -25,12 +25,30 @@ typedef struct {
 
 void cocoVfioPolicyResultClear(CocoVfioPolicyResult *result);
 
+/* Whether a vIOMMU of libvirt's @model ("intel", "amd", "virtio",
+ * "smmuv3", or any other) with <driver aw_bits=@aw_bits> (0: not set) lets
+ * the guest use IOVAs up to 2^64-1. NULL: no vIOMMU. */
+bool cocoVfioPolicyIommuIsWide(const char *model, unsigned int aw_bits);
+
+/*
+ * cocoVfioPolicyCheckHost:
+ * The host's half of the policy, for a VFIO host device behind a wide
+ * vIOMMU: allowed on a kernel with the fix, or by allowUnsafeIommu='yes'
+ * in @def (then *@overridden); otherwise COCO_ERROR_VFIO_UNSAFE saying
+ * whether the kernel lacks the fix or the probe failed (@fix_detail: why
+ * the status is unknown), with the remedies.
+ */
+int cocoVfioPolicyCheckHost(const CocoMigrationDef *def,
+                            CocoVfioFixStatus host_fix, const char *fix_detail,
+                            bool *overridden, GError **error);
+
 /*
  * cocoVfioPolicyCheckDomain:
  * @domain_xml: a libvirt domain XML document
  * @def: the domain's parsed <coco:migration>, or NULL
  * @host_fix: the host kernel's fix status (cocoVfioContainerGetFixStatus(),
  *            or COCO_VFIO_FIX_UNKNOWN when it could not be probed)
+ * @fix_detail: (nullable): why @host_fix is unknown
  * @result: (optional): what was found
  * Refuses (COCO_ERROR_VFIO_UNSAFE) a domain with VFIO host devices behind a
  * vIOMMU exposing 64-bit IOVAs (model 'amd', or 'virtio' without an
@@ -40,4 +58,5 @@ void cocoVfioPolicyResultClear(CocoVfioPolicyResult *result);
 int cocoVfioPolicyCheckDomain(const char *domain_xml,
                               const CocoMigrationDef *def,
                               CocoVfioFixStatus host_fix,
+                              const char *fix_detail,
                               CocoVfioPolicyResult *result, GError **error);

@@ -39,11 +39,28 @@ struct vfio_device_attach_iommufd_pt {
 # define VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
 #endif
 
+#ifndef VFIO_DEVICE_DETACH_IOMMUFD_PT
+struct vfio_device_detach_iommufd_pt {
+    __u32 argsz;
+    __u32 flags;
+};
+# define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
+#endif
+
 #define COCO_IOMMUFD_TYPE ';'
+#define COCO_IOMMUFD_CMD_DESTROY 0x80
 #define COCO_IOMMUFD_CMD_IOAS_ALLOC 0x81
+#define COCO_IOMMUFD_CMD_IOAS_COPY 0x83
 #define COCO_IOMMUFD_CMD_IOAS_IOVA_RANGES 0x84
 #define COCO_IOMMUFD_CMD_IOAS_MAP 0x85
 #define COCO_IOMMUFD_CMD_IOAS_UNMAP 0x86
+#define COCO_IOMMUFD_CMD_IOAS_MAP_FILE 0x8f
+
+typedef struct {
+    uint32_t size;
+    uint32_t id;
+} CocoIommuDestroy;
+#define COCO_IOMMU_DESTROY _IO(COCO_IOMMUFD_TYPE, COCO_IOMMUFD_CMD_DESTROY)
 
 typedef struct {
     uint32_t size;
@@ -93,8 +110,34 @@ typedef struct {
 #define COCO_IOMMU_IOAS_UNMAP                                                  \
  _IO(COCO_IOMMUFD_TYPE, COCO_IOMMUFD_CMD_IOAS_UNMAP)
 
+typedef struct {
+    uint32_t size;
+    uint32_t flags;
+    uint32_t dst_ioas_id;
+    uint32_t src_ioas_id;
+    uint64_t length;
+    uint64_t dst_iova;
+    uint64_t src_iova;
+} CocoIommuIoasCopy;
+#define COCO_IOMMU_IOAS_COPY _IO(COCO_IOMMUFD_TYPE, COCO_IOMMUFD_CMD_IOAS_COPY)
+
+typedef struct {
+    uint32_t size;
+    uint32_t flags;
+    uint32_t ioas_id;
+    int32_t fd;
+    uint64_t start;
+    uint64_t length;
+    uint64_t iova;
+} CocoIommuIoasMapFile;
+#define COCO_IOMMU_IOAS_MAP_FILE                                               \
+ _IO(COCO_IOMMUFD_TYPE, COCO_IOMMUFD_CMD_IOAS_MAP_FILE)
+
 G_STATIC_ASSERT(sizeof(CocoIommuIoasAlloc) == 12);
 G_STATIC_ASSERT(sizeof(CocoIommuIoasIovaRanges) == 32);
 G_STATIC_ASSERT(sizeof(CocoIommuIoasMap) == 40);
 G_STATIC_ASSERT(sizeof(CocoIommuIoasUnmap) == 24);
+G_STATIC_ASSERT(sizeof(CocoIommuDestroy) == 8);
+G_STATIC_ASSERT(sizeof(CocoIommuIoasCopy) == 40);
+G_STATIC_ASSERT(sizeof(CocoIommuIoasMapFile) == 40);
 G_STATIC_ASSERT(sizeof(struct vfio_iommu_type1_info) == COCO_VFIO_INFO_CAPSZ);

@@ -33,6 +33,11 @@ command -v python3 >/dev/null || lab_skip "python3 missing (the lab reads the ag
 # The qemu.d hook (docs/hook.rst), built next to virtcocod unless named.
 COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/libvirt-coco-hook}
 [ -x "$COCO_HOOK" ] || lab_die "set COCO_HOOK to the built libvirt-coco-hook"
+# The VFIO interposer qemu-coco preloads into QEMU (docs/vfio.rst): the
+# build's own, next to qemu-coco's build directory unless named.
+COCO_VFIO_INTERPOSER=${COCO_VFIO_INTERPOSER:-$(dirname "$QEMU_COCO")/../src/preload/vfio-interposer.so}
+[ -r "$COCO_VFIO_INTERPOSER" ] || lab_die "set COCO_VFIO_INTERPOSER to the built vfio-interposer.so"
+COCO_VFIO_INTERPOSER=$(readlink -f "$COCO_VFIO_INTERPOSER")
 # Where qemu-coco reads its configuration; each host binds its own copy.
 # The installed layout (COCO_LAB_LAYOUT=installed, staged by
 # stage-install.sh) has the shipped one at /etc/libvirt-coco instead.
@@ -134,6 +139,7 @@ qemu = /usr/bin/qemu-system-x86_64
 agent_socket = /run/libvirt/coco-agent.sock
 qmp_log_dir = /var/log/libvirt/qemu
 gate_timeout = 60
+vfio_interposer_path = $COCO_VFIO_INTERPOSER
 CONF
     printf '127.0.0.1 localhost\n%s hostA\n%s hostB\n' \
         "$(host_ip A)" "$(host_ip B)" > "$R/hosts"
