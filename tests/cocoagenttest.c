@@ -1867,6 +1867,19 @@ testRecordsRestart(void)
                     "switchover");
     g_assert_nonnull(strstr(json_object_get_string_member(rec, "failure"),
                             "host agent stopped"));
+    /* Interrupted after its start token left: only the destination can
+     * say whether the guest may run here; once recovered, it may. */
+    g_assert_true(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_set_string_member(rec, "recovered", "the destination aborted");
+    g_assert_false(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_remove_member(rec, "recovered");
+    json_object_set_string_member(rec, "interrupted_in", "precopy");
+    g_assert_false(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_set_string_member(rec, "interrupted_in", "await-token");
+    json_object_set_string_member(rec, "role", "destination");
+    g_assert_false(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_set_string_member(rec, "role", "source");
+    g_assert_true(cocoAgentRecordAwaitsRecovery(rec));
     list = cocoAgentRecordsList(again);
     g_assert_cmpuint(json_array_get_length(list), ==, 3);
     /* A record that cannot be written says so, loudly and in itself. */
