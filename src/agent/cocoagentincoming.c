@@ -506,7 +506,14 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
     if (!cocoAgentRelayServerTakeIncoming(cocoAgentRelayServerOf(inc->agent),
                                           pd->hello->uuid, &info, &relay))
         return; /* wait for the relay's migrate-incoming */
-    g_hash_table_steal(inc->pending, &session);
+    {
+        gpointer key = NULL;
+
+        /* The pending entry is taken: its key is freed here, the entry
+         * below. */
+        if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
+            g_free(key);
+    }
     if (pd->timeout) {
         g_source_destroy(pd->timeout);
         g_clear_pointer(&pd->timeout, g_source_unref);

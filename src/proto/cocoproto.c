@@ -65,19 +65,39 @@ cocoProtoCheckText(const char *text, size_t len, size_t max_bytes,
     return 0;
 }
 
-/* json-glib's message may quote the offending input, control characters
- * included: an error stays one line, so they become spaces. */
-static char *
-cocoProtoOneLine(const char *msg)
-{
-    char *line = g_strdup(msg);
-    char *p;
+#define COCO_PROTO_QUOTE_MAX 64
 
-    for (p = line; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = ' ';
+static char *
+cocoProtoPrintableMax(const char *s, size_t max)
+{
+    g_autoptr(GString) out = NULL;
+    const char *p;
+
+    if (!s)
+        return g_strdup("");
+    if (!g_utf8_validate(s, -1, NULL))
+        return g_strdup("?");
+    out = g_string_new(NULL);
+    for (p = s; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+
+        if (out->len + 6 > max) {
+            g_string_append(out, "...");
+            break;
+        }
+        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == 0x2028 ||
+            c == 0x2029)
+            g_string_append_c(out, ' ');
+        else
+            g_string_append_unichar(out, c);
     }
-    return line;
+    return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+char *
+cocoProtoPrintable(const char *s)
+{
+    return cocoProtoPrintableMax(s, COCO_PROTO_QUOTE_MAX);
 }
 
 JsonObject *
@@ -92,7 +112,7 @@ cocoProtoParseJson(const char *text, size_t len, size_t max_bytes,
         return NULL;
     parser = json_parser_new();
     if (!json_parser_load_from_data(parser, text, (gssize)len, &err)) {
-        g_autofree char *why = cocoProtoOneLine(err->message);
+        g_autofree char *why = cocoProtoPrintableMax(err->message, 256);
 
         cocoErrorSet(error, COCO_ERROR_AGENT_PROTOCOL,
                      _("the %1$s is not valid JSON: %2$s"), what, why);
@@ -227,10 +247,14 @@ cocoProtoParseField(const CocoProtoStruct *def, const CocoProtoField *f,
                 return 0;
             }
         }
-        return cocoErrorSet(
-            error, COCO_ERROR_AGENT_PROTOCOL,
-            _("message '%1$s': member '%2$s' has an unknown value '%3$.64s'"),
-            def->name, f->name, g_utf8_validate(s, -1, NULL) ? s : "?");
+        {
+            g_autofree char *shown = cocoProtoPrintable(s);
+
+            return cocoErrorSet(
+                error, COCO_ERROR_AGENT_PROTOCOL,
+                _("message '%1$s': member '%2$s' has an unknown value '%3$s'"),
+                def->name, f->name, shown);
+        }
     }
     case COCO_PROTO_HEX64: {
         guint64 v = 0;
@@ -525,6 +549,7 @@ cocoProtoParseMessage(const CocoProtoSchema *schema, const char *text,
 {
     g_autoptr(JsonObject) obj = NULL;
     g_autofree char *what = g_strdup_printf(_("'%1$s' message"), schema->name);
+    g_autofree char *shown = NULL;
     JsonNode *type;
     const char *name;
     size_t i;
@@ -550,10 +575,10 @@ cocoProtoParseMessage(const CocoProtoSchema *schema, const char *text,
         *id = m->id;
         return 0;
     }
+    shown = cocoProtoPrintable(name);
     return cocoErrorSet(error, COCO_ERROR_AGENT_PROTOCOL,
-                        _("unknown '%1$s' message type '%2$.64s'"),
-                        schema->name,
-                        g_utf8_validate(name, -1, NULL) ? name : "?");
+                        _("unknown '%1$s' message type '%2$s'"), schema->name,
+                        shown);
 }
 
 void

@@ -122,6 +122,12 @@ typedef struct {
  * @max_bytes, no NUL, nesting of objects and arrays at most
  * COCO_PROTO_MAX_DEPTH. @what names the text in the error.
  */
+/*
+ * @s as an error message may quote it: valid UTF-8 (else "?"), control
+ * characters as spaces, at most 64 bytes (then "..."). Free with g_free().
+ */
+char *cocoProtoPrintable(const char *s);
+
 int cocoProtoCheckText(const char *text, size_t len, size_t max_bytes,
                        const char *what, GError **error);
 

@@ -166,6 +166,7 @@ cocoPeerHelloFree(CocoPeerHello *hello)
 int
 cocoPeerParseHost(const char *peer, char **host, GError **error)
 {
+    g_autofree char *shown = cocoProtoPrintable(peer);
     const char *colon;
 
     if (!peer || !*peer)
@@ -176,14 +177,14 @@ cocoPeerParseHost(const char *peer, char **host, GError **error)
 
         if (!end || end == peer + 1)
             return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                                _("malformed peer address '%1$s'"), peer);
+                                _("malformed peer address '%1$s'"), shown);
         *host = g_strndup(peer + 1, end - peer - 1);
         return 0;
     }
     colon = strrchr(peer, ':');
     if (colon == peer)
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                            _("malformed peer address '%1$s'"), peer);
+                            _("malformed peer address '%1$s'"), shown);
     *host = colon ? g_strndup(peer, colon - peer) : g_strdup(peer);
     return 0;
 }

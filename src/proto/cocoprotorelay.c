@@ -310,8 +310,10 @@ cocoRelayBuildEvent(const char *event, JsonObject *data, GError **error)
     int kind = cocoRelayEventKindTypeFromString(event);
 
     if (kind < 0) {
+        g_autofree char *shown = cocoProtoPrintable(event);
+
         cocoErrorSet(error, COCO_ERROR_AGENT_PROTOCOL,
-                     _("'%1$s' is not an event of the relay protocol"), event);
+                     _("'%1$s' is not an event of the relay protocol"), shown);
         return NULL;
     }
     ev.event = kind;

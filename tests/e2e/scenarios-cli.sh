@@ -97,7 +97,7 @@ s_cli_preflight_refused() {
     echo "  refused after $took s (exit $rc): $(cat "$LAB/cli.err")"
     [ $rc = 1 ] || fail "exit $rc, not 1" || return 1
     [ "$(wc -l < "$LAB/cli.err")" = 1 ] || fail "the error is not one line" || return 1
-    grep -q "^error: the destination host's agent at '$(host_ip B)' port '49300' is not reachable" "$LAB/cli.err" ||
+    grep -q "^error: the destination host's agent on '$(host_ip B)' is not reachable: cannot connect to the peer agent at '$(host_ip B)' port '49300'" "$LAB/cli.err" ||
         fail "the error does not name B's agent" || return 1
     python3 -c '
 import json, sys

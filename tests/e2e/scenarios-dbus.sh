@@ -102,11 +102,16 @@ print("  phases: %s; progress: %s" % (" ".join(phases), progress))
 print("  result: %s" % res)
 assert kinds[0] == "job" and kinds[-1] == "result", kinds
 assert res["state"] == "completed" and res["error"] is None, res
-# every phase of the source agent's timeline, in order
+# every phase of the source agent's timeline, in order (the record starts
+# in 'idle' before the agents met)
+if phases and phases[0] == "idle":
+    phases = phases[1:]
 assert phases[:3] == ["preparing", "setup", "precopy"], phases
 assert "switchover" in phases and phases[-1] == "finished", phases
 assert progress and max(progress) >= 90, progress
-assert res["data_processed"] >= 192 << 20 and res["downtime_ms"] > 0, res
+# the pages the guest uses (never-touched pages are not sent): at least
+# the checksum workload's 16 MiB
+assert res["data_processed"] >= 16 << 20 and res["downtime_ms"] > 0, res
 assert res["migration_id"], res
 PY
     grep -q "job '/org/libvirtcoco/Agent1/Job/1': completed" "$(host_dir A)/virtcocod.log" ||

@@ -28,8 +28,10 @@ static void
 checkRefusal(const GError *err)
 {
     if (!err || err->domain != COCO_ERROR ||
-        err->code != COCO_ERROR_AGENT_PROTOCOL || strchr(err->message, '\n'))
+        err->code != COCO_ERROR_AGENT_PROTOCOL || strchr(err->message, '\n')) {
+        g_printerr("bad refusal: %s\n", err ? err->message : "(none)");
         abort();
+    }
 }
 
 static void
