@@ -344,7 +344,10 @@ s_lv_kill_dst_switchover() {
     *)
         lv_records_agree "frozen/interrupted" || return 1
         [ "$(record_field A source 'r.get("may_run")')" = False ] || fail "A's frozen record says the source may run" || return 1
-        res=$(virsh_h A resume guest 2>&1) && fail "the frozen source resumed" && return 1
+        if res=$(virsh_h A resume guest 2>&1); then
+            fail "the frozen source resumed"
+            return 1
+        fi
         echo "  virsh resume: $res"
         echo "$res" | grep -q "recover" || fail "virsh resume does not say what the operator can do" || return 1
         virsh_h A destroy guest >/dev/null || fail "destroy on A failed" || return 1
