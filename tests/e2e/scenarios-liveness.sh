@@ -191,7 +191,7 @@ s_lv_cut_long() {
     esac
     lv_wait_link || return 1
     lv_records_agree "aborted/aborted" || return 1
-    lv_log_since A "$alog" | grep -q "the peer host '$(host_ip B)' was lost in state '\(switchover\|handover\)'" ||
+    lv_log_since A "$alog" | grep -Eq "the peer host '$(host_ip B)' (was lost in state '(switchover|handover)'|did not confirm the switchover)" ||
         fail "A's agent does not name the lost peer host and the state" || return 1
     lv_log_since A "$alog" | grep -q "reconnected to the peer host '$(host_ip B)'" ||
         fail "A's agent did not reconnect to learn the start token's fate" || return 1
@@ -241,9 +241,10 @@ lv_hang() { # trigger-option trigger timeline-regex
     lv_wait_cont || return 1
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent hung" || return 1
     grep -q "ACTION ${1#--}: ${2%:[0-9]*}" "$LAB/wire.log" || fail "the proxy did not stop B's agent" || return 1
-    # The agent's words, naming the peer host and the cause.
-    why="the peer host '$(host_ip B)' stopped answering: nothing received for '$LV_PEER' seconds"
-    lv_log_since A "$alog" | grep -q "$why" ||
+    # The agent's words, naming the peer host and the cause: its
+    # heartbeats stopped (or a write to it did not complete in time).
+    why="the peer host '$(host_ip B)' (stopped answering: nothing received for '$LV_PEER' seconds|stopped reading)"
+    lv_log_since A "$alog" | grep -Eq "$why" ||
         fail "A's agent does not say \"$why\"" || return 1
     # A decided at peer_deadline; virsh returns after libvirt's cancel
     # (and, after the start token, after the held resume's hold_timeout).
@@ -251,12 +252,14 @@ lv_hang() { # trigger-option trigger timeline-regex
     awk "BEGIN{exit !($WALL < $lim)}" || fail "virsh migrate ended after $WALL s, not within $lim s" || return 1
     lv_records_agree "aborted/aborted" || return 1
     echo "$tl" | grep -Eq "$3" || fail "A's timeline does not show '$3'" || return 1
+    record_field A source 'r.get("failure")' | grep -q "'$(host_ip B)'" ||
+        fail "A's record does not name the peer host" || return 1
     lv_a_alone "$soff" || return 1
     lv_proxy_stop
     lv_proxy || return 1
     lv_next
 }
-s_lv_hang_precopy() { lv_hang --exec cctr:memory:50 "peer-lost:precopy->aborted"; }
+s_lv_hang_precopy() { lv_hang --exec cctr:memory:50 "(peer-lost|local-failure):precopy->aborted"; }
 # Stopped before the start token reaches it: A cannot know whether it was
 # imported, keeps the guest paused, and resumes with B's abort token once
 # B is back.
