@@ -422,7 +422,16 @@ lv_recover_a() {
     done
     id=$(record_field A source 'r.get("id")')
     echo "  host A: $s; recover $id"
-    ans=$(agent_request A "{\"type\": \"recover\", \"id\": \"$id\"}")
+    # The relay may not have found the restarted agent yet (it retries
+    # every second): until then there is no running QEMU to recover.
+    i=0
+    while :; do
+        ans=$(agent_request A "{\"type\": \"recover\", \"id\": \"$id\"}")
+        case "$ans" in *'"type":"recover"'* | *'"type": "recover"'*) break ;; esac
+        i=$((i + 1))
+        [ $i -lt 10 ] || break
+        sleep 1
+    done
     echo "  recover: $ans"
     i=0
     while :; do
