@@ -1788,6 +1788,7 @@ tlsRefused(const char *certA, const char *certB, const char *why)
     g_assert_cmpstr(state, ==, "failed");
     if (!strstr(failure, why))
         g_error("%s/%s: %s", certA, certB, failure);
+    g_clear_pointer(&reason, g_free);
     g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
     relayClose(&ra);
     relayClose(&rb);
