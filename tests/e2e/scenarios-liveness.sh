@@ -178,10 +178,10 @@ agent_log_size() { stat -c %s "$(host_dir "$1")/virtcocod.log"; }
 s_lv_cut_long() {
     soff=$(console_size A)
     alog=$(agent_log_size A)
-    lv_proxy --exec-before cpm:peer-switchover-done "$(lv_cut_cmd 12)" || return 1
+    lv_proxy --exec-before cctr:start-token "$(lv_cut_cmd 12)" || return 1
     lv_migrate
     [ "$RC" != 0 ] || { lv_link_up; fail "the migration succeeded although the link was cut for 12 s"; return 1; }
-    grep -q "ACTION exec-before: cpm:peer-switchover-done" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
+    grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
     # While the link is down: A keeps the guest paused, B holds nothing.
     s=$(virsh_h A domstate --reason guest 2>&1)
     echo "  host A during the cut: $s, agent: $(lv_rec A source)"
@@ -212,9 +212,9 @@ s_lv_cut_long() {
 s_lv_cut_short() {
     soff=$(console_size A)
     doff=$(console_size B)
-    lv_proxy --exec-before cpm:peer-switchover-done "$(lv_cut_cmd 1)" || return 1
+    lv_proxy --exec-before cctr:start-token "$(lv_cut_cmd 1)" || return 1
     lv_migrate
-    grep -q "ACTION exec-before: cpm:peer-switchover-done" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
+    grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
     lv_wait_link || return 1
     if [ "$RC" = 0 ]; then
         assert_no_domain A || return 1
@@ -333,7 +333,7 @@ s_lv_kill_dst_switchover() {
     out=$(virsh_h A restore "$LAB/lv.save" 2>&1) || fail "virsh restore failed: $out" || return 1
     soff=$(console_size A)
     wait_lines A "$soff" "HB" 2 20 || return 1
-    lv_proxy --exec-before cpm:peer-switchover-done "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
+    lv_proxy --exec cctr:start-token "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent was killed" || return 1
     lv_restart_killed B || return 1
@@ -373,7 +373,7 @@ s_lv_kill_dst_switchover() {
 # agent told it so at the switchover).
 s_lv_kill_src_switchover() {
     soff=$(console_size A)
-    lv_proxy --exec-before cpm:peer-switchover-done "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
+    lv_proxy --exec-before cctr:start-token "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although A's agent was killed" || return 1
     s=$(virsh_h A domstate --reason guest 2>&1)
