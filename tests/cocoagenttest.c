@@ -229,14 +229,14 @@ killQemu(pid_t *pid)
     *pid = 0;
 }
 
+static void hostStartAgent(Host *h, const char *name, bool source);
+
 static void
 hostInit(Lab *lab, Host *h, const char *name, bool source)
 {
-    g_autoptr(GError) err = NULL;
     g_autofree char *run = NULL;
     g_autofree char *pidfile = NULL;
     g_autofree char *pidtext = NULL;
-    CocoAgentConfig cfg;
     int fd;
 
     h->dir = g_build_filename(lab->tmp, name, NULL);
@@ -262,6 +262,16 @@ hostInit(Lab *lab, Host *h, const char *name, bool source)
     pidfile = g_build_filename(run, GUEST ".pid", NULL);
     pidtext = g_strdup_printf("%d\n", (int)h->qemu);
     g_assert_true(g_file_set_contents(pidfile, pidtext, -1, NULL));
+    hostStartAgent(h, name, source);
+}
+
+/* The agent of @h (again, after hostStop(): a restart). */
+static void
+hostStartAgent(Host *h, const char *name, bool source)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *run = g_build_filename(h->dir, "run", NULL);
+    CocoAgentConfig cfg;
 
     cocoAgentConfigInit(&cfg);
     g_free(cfg.socket_path);
@@ -2189,6 +2199,96 @@ testEarlierNotFinal(void)
     labClear(&lab);
 }
 
+/* A source's agent stops after the start token left (killed: its
+ * sessions end with it) and starts again: the record is "interrupted",
+ * the domain's cont is refused until 'recover' asks the destination;
+ * while the destination is still in its migration nothing changes, once
+ * it aborted the guest may run here again. */
+static void
+testInterruptedRecover(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *line = NULL;
+    g_autoptr(JsonObject) rec = NULL;
+    JsonObject *o;
+
+    labInit(&lab);
+    startMigration(&lab, &ra, &rb);
+    relaySend(&ra, "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
+                   "\"role\":\"source\"}");
+    o = relayReadType(&ra, "verdict");
+    g_assert_nonnull(o);
+    g_assert_true(json_object_get_boolean_member(o, "release"));
+    json_object_unref(o);
+    waitState(&lab.b, "destination", "handover");
+    relayClose(&ra);
+    hostStop(&lab.a);
+    hostStartAgent(&lab.a, "A", true);
+    cocoAgentSetPeerPort(lab.a.agent, cocoAgentGetPort(lab.b.agent));
+    rec = hostRecord(&lab.a, "source");
+    g_assert_cmpstr(json_object_get_string_member(rec, "state"), ==,
+                    "interrupted");
+    g_assert_cmpstr(json_object_get_string_member(rec, "interrupted_in"), ==,
+                    "handover");
+    relayWelcome(&ra, &lab.a);
+    /* Before, the restarted agent released it: it knew no migration. */
+    g_assert_false(relayGate(&ra, "cont", "source", 2, &reason));
+    g_assert_nonnull(strstr(reason, "virt-coco recover"));
+    line = g_strdup_printf("{\"type\":\"recover\",\"id\":\"%s\"}",
+                           json_object_get_string_member(rec, "id"));
+    /* The destination still holds the session (its QEMU runs). */
+    relaySend(&ra, line);
+    o = relayReadType(&ra, "recover");
+    g_assert_nonnull(o);
+    g_assert_cmpstr(json_object_get_string_member(o, "state"), ==,
+                    "interrupted");
+    g_assert_nonnull(
+        strstr(json_object_get_string_member(o, "message"), "try again"));
+    json_object_unref(o);
+    g_clear_pointer(&reason, g_free);
+    g_assert_false(relayGate(&ra, "cont", "source", 3, &reason));
+    /* It aborts (libvirt destroyed its QEMU): the guest may run here. */
+    killQemu(&lab.b.qemu);
+    waitState(&lab.b, "destination", "aborted");
+    relaySend(&ra, line);
+    {
+        bool resumed = false;
+        bool answered = false;
+
+        /* The relay is told to let it run, and the client gets the answer
+         * (in either order). */
+        while (!resumed || !answered) {
+            const char *type;
+
+            o = relayRead(&ra);
+            g_assert_nonnull(o);
+            type = json_object_get_string_member(o, "type");
+            if (STREQ(type, "resume")) {
+                resumed = true;
+            } else if (STREQ(type, "recover")) {
+                answered = true;
+                g_assert_cmpstr(json_object_get_string_member(o, "state"), ==,
+                                "aborted");
+                g_assert_nonnull(
+                    strstr(json_object_get_string_member(o, "message"),
+                           "runs on this host again"));
+            }
+            json_object_unref(o);
+        }
+    }
+    g_assert_true(relayGate(&ra, "cont", "source", 4, NULL));
+    g_clear_pointer(&rec, json_object_unref);
+    rec = hostRecord(&lab.a, "source");
+    g_assert_true(json_object_get_boolean_member(rec, "may_run"));
+    g_assert_nonnull(json_object_get_string_member(rec, "recovered"));
+    relayClose(&ra);
+    relayClose(&rb);
+    labClear(&lab);
+}
+
 /* Records: written atomically, kept within the limits, read back at a
  * restart, where one that was not final becomes "interrupted". */
 static void
@@ -2228,6 +2328,19 @@ testRecordsRestart(void)
                     "switchover");
     g_assert_nonnull(strstr(json_object_get_string_member(rec, "failure"),
                             "host agent stopped"));
+    /* Interrupted after its start token left: only the destination can
+     * say whether the guest may run here; once recovered, it may. */
+    g_assert_true(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_set_string_member(rec, "recovered", "the destination aborted");
+    g_assert_false(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_remove_member(rec, "recovered");
+    json_object_set_string_member(rec, "interrupted_in", "precopy");
+    g_assert_false(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_set_string_member(rec, "interrupted_in", "await-token");
+    json_object_set_string_member(rec, "role", "destination");
+    g_assert_false(cocoAgentRecordAwaitsRecovery(rec));
+    json_object_set_string_member(rec, "role", "source");
+    g_assert_true(cocoAgentRecordAwaitsRecovery(rec));
     list = cocoAgentRecordsList(again);
     g_assert_cmpuint(json_array_get_length(list), ==, 3);
     /* A record that cannot be written says so, loudly and in itself. */
@@ -2355,6 +2468,7 @@ main(int argc, char **argv)
     g_test_add_func("/agent/tls/wrong-host", testTlsWrongHost);
     g_test_add_func("/agent/tls/other-ca", testTlsOtherCa);
     g_test_add_func("/agent/records/restart", testRecordsRestart);
+    g_test_add_func("/agent/interrupted-recover", testInterruptedRecover);
     g_test_add_func("/agent/records/unwritable", testRecordsUnwritable);
     ret = g_test_run();
     pkiClear();

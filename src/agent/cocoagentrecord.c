@@ -68,6 +68,18 @@ cocoAgentRecordIsFinal(JsonObject *rec)
         cocoPhaseStateParse(cocoJsonString(rec, "state")));
 }
 
+bool
+cocoAgentRecordAwaitsRecovery(JsonObject *rec)
+{
+    return cocoAgentRecordRole(rec) == COCO_FIRMWARE_ROLE_SOURCE &&
+           cocoPhaseStateParse(cocoJsonString(rec, "state")) ==
+               COCO_PHASE_STATE_INTERRUPTED &&
+           cocoPhaseStateAfterStartToken(
+               COCO_FIRMWARE_ROLE_SOURCE,
+               cocoPhaseStateParse(cocoJsonString(rec, "interrupted_in"))) &&
+           !json_object_has_member(rec, "recovered");
+}
+
 /* A record id is a file name: no separators, no dots first. */
 static bool
 cocoAgentRecordIdValid(const char *id)

@@ -79,3 +79,11 @@ guint cocoAgentRecordsCount(CocoAgentRecords *r);
 /* Whether a record's "state" and "role" make it final
  * (cocoPhaseStateIsFinal(); an unknown state is not final). */
 bool cocoAgentRecordIsFinal(JsonObject *rec);
+
+/*
+ * Whether @rec is a source's record interrupted (the agent stopped) after
+ * its start token left, not recovered since: only the destination can
+ * tell whether the guest may run here again, so the source's 'cont' is
+ * refused until a 'recover' learns it ("recovered" set).
+ */
+bool cocoAgentRecordAwaitsRecovery(JsonObject *rec);

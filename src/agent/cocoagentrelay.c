@@ -748,7 +748,20 @@ cocoAgentRelayOnGate(CocoAgentRelay *relay, void *data)
         return;
     }
     if (!dom->mig) {
-        if (ev == COCO_PHASE_EVENT_CONT && !dom->incoming) {
+        g_autoptr(JsonObject) rec =
+            ev == COCO_PHASE_EVENT_CONT && !dom->incoming && dom->info.uuid
+                ? cocoAgentRecordsFindNew(cocoAgentRecords(relay->srv->agent),
+                                          dom->info.uuid, "source", NULL)
+                : NULL;
+
+        if (rec && cocoAgentRecordAwaitsRecovery(rec)) {
+            g_autofree char *reason = g_strdup_printf(
+                _("the host agent stopped during migration '%1$s' after the start token left (state '%2$s'); the guest stays paused until the destination tells its fate: run 'virt-coco recover %1$s'"),
+                cocoJsonStringDefault(rec, "id", "?"),
+                cocoJsonStringDefault(rec, "interrupted_in", "?"));
+
+            cocoAgentRelayVerdict(relay, msg->id, false, reason);
+        } else if (ev == COCO_PHASE_EVENT_CONT && !dom->incoming) {
             cocoAgentRelayVerdict(relay, msg->id, true, NULL);
         } else {
             g_autofree char *reason = g_strdup_printf(
@@ -820,9 +833,10 @@ cocoAgentRelayOnDomain(CocoAgentRelay *relay, void *data)
 typedef struct {
     CocoAgentRelayServer *srv;
     guint64 relay;
-    int type; /* COCO_RELAY_REPLY_PEER_PROBE or _PEER_STATUS */
+    int type; /* COCO_RELAY_REPLY_PEER_PROBE, _PEER_STATUS or _RECOVER */
     char *host;
     CocoPeerHello hello;
+    char *recover; /* _RECOVER: the interrupted source record's id */
 } CocoAgentRelayPeerCall;
 
 static void
@@ -832,6 +846,7 @@ cocoAgentRelayPeerCallFree(gpointer p)
 
     g_free(c->host);
     g_free(c->hello.id);
+    g_free(c->recover);
     g_free(c);
 }
 
@@ -863,6 +878,113 @@ cocoAgentRelayPeerThread(GTask *task, gpointer source, gpointer data,
         g_task_return_error(task, err);
 }
 
+/* A new top-level object with @rec's members (the records' own object is
+ * shared with their readers: never changed in place). */
+static JsonObject *
+cocoAgentRelayRecordCopy(JsonObject *rec)
+{
+    JsonObject *copy = json_object_new();
+    g_autoptr(GList) names = json_object_get_members(rec);
+    GList *l;
+
+    for (l = names; l; l = l->next)
+        json_object_set_member(copy, l->data,
+                               json_object_dup_member(rec, l->data));
+    return copy;
+}
+
+/* The relay of the running domain of UUID @uuid on this host, or 0. */
+static guint64
+cocoAgentRelayOfUuid(CocoAgentRelayServer *srv, const char *uuid)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, srv->domains);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        CocoAgentDomain *dom = v;
+
+        if (dom->relay && dom->info.uuid && uuid &&
+            g_ascii_strcasecmp(dom->info.uuid, uuid) == 0)
+            return dom->relay;
+    }
+    return 0;
+}
+
+/*
+ * The destination's answer about a source record interrupted after its
+ * start token. The destination's record decides: committed (or finished)
+ * means it owns the guest; aborted, failed, interrupted before its commit,
+ * or no record at all mean it can never run it, so the guest may run here
+ * again: the relay lets it run, the record says so. Anything else (a
+ * destination still in its migration) changes nothing yet.
+ */
+static void
+cocoAgentRelayRecoverDone(CocoAgentRelayPeerCall *c, CocoAgentRelay *relay,
+                          JsonObject *answer, const GError *err)
+{
+    CocoAgent *agent = c->srv->agent;
+    g_autoptr(JsonObject) rec =
+        cocoAgentRecordsGet(cocoAgentRecords(agent), c->recover);
+    JsonObject *peer = answer ? cocoJsonObject(answer, "record") : NULL;
+    CocoPhaseState pst = COCO_PHASE_STATE_LAST;
+    CocoRelayRecoverReply r = {0};
+    g_autofree char *msg = NULL;
+    const char *state = "interrupted";
+    guint64 to = 0;
+
+    if (!rec)
+        return;
+    if (peer) {
+        pst = cocoPhaseStateParse(cocoJsonString(peer, "state"));
+        if (pst == COCO_PHASE_STATE_INTERRUPTED)
+            pst = cocoPhaseStateParse(cocoJsonString(peer, "interrupted_in"));
+    }
+    if (!answer) {
+        msg = g_strdup_printf(
+            _("the peer host '%1$s' is still out of reach; the source stays paused: %2$s"),
+            c->host, err ? err->message : "");
+    } else if (pst == COCO_PHASE_STATE_COMMITTED ||
+               pst == COCO_PHASE_STATE_FINISHED) {
+        state = "committed";
+        msg = g_strdup(_(
+            "the destination committed the migration and owns the guest: destroy the source"));
+    } else if (!peer ||
+               cocoPhaseStateIsFinal(COCO_FIRMWARE_ROLE_DESTINATION, pst)) {
+        g_autoptr(GError) werr = NULL;
+        JsonObject *copy = cocoAgentRelayRecordCopy(rec);
+
+        state = "aborted";
+        msg = g_strdup_printf(
+            _("the destination host '%1$s' did not commit the migration (its record: '%2$s'): the guest runs on this host again"),
+            c->host,
+            peer ? cocoJsonStringDefault(peer, "state", "?") : _("none"));
+        json_object_set_string_member(copy, "recovered", msg);
+        json_object_set_boolean_member(copy, "may_run", true);
+        if (cocoAgentRecordsPut(cocoAgentRecords(agent), c->recover, copy,
+                                &werr) < 0)
+            cocoAgentLog(agent, NULL, G_LOG_LEVEL_CRITICAL, "%s",
+                         werr->message);
+        if ((to = cocoAgentRelayOfUuid(c->srv, cocoJsonString(rec, "uuid")))) {
+            CocoRelayReason why = {msg};
+
+            cocoAgentRelayPost(agent, to, COCO_RELAY_REPLY_RESUME, &why);
+        }
+    } else {
+        msg = g_strdup_printf(
+            _("the destination host '%1$s' is still in state '%2$s' of this migration; the source stays paused: try again"),
+            c->host, cocoPhaseStateTypeToString(pst));
+    }
+    cocoAgentLog(agent, NULL, G_LOG_LEVEL_MESSAGE, "recover %s: %s", c->recover,
+                 msg);
+    if (!relay)
+        return;
+    r.id = c->recover;
+    r.state = (char *)state;
+    r.message = msg;
+    cocoAgentRelaySend(relay, COCO_RELAY_REPLY_RECOVER, &r);
+}
+
 static void
 cocoAgentRelayPeerDone(GObject *obj, GAsyncResult *res, gpointer opaque)
 {
@@ -871,6 +993,10 @@ cocoAgentRelayPeerDone(GObject *obj, GAsyncResult *res, gpointer opaque)
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonObject) answer = g_task_propagate_pointer(G_TASK(res), &err);
 
+    if (c->type == COCO_RELAY_REPLY_RECOVER) {
+        cocoAgentRelayRecoverDone(c, relay, answer, err);
+        return;
+    }
     if (!relay)
         return;
     if (!answer) {
@@ -940,6 +1066,49 @@ cocoAgentRelayOnPeerStatus(CocoAgentRelay *relay, void *data)
     cocoAgentRelayPeerCall(relay, c);
 }
 
+/* Recover a source record interrupted after its start token: ask the
+ * destination's agent for its record of the session. */
+static void
+cocoAgentRelayRecoverInterrupted(CocoAgentRelay *relay, const char *id)
+{
+    CocoAgent *agent = relay->srv->agent;
+    g_autoptr(JsonObject) rec =
+        cocoAgentRecordsGet(cocoAgentRecords(agent), id);
+    g_autoptr(GError) err = NULL;
+    CocoAgentRelayPeerCall *c;
+    g_autofree char *host = NULL;
+    const char *session = rec ? cocoJsonString(rec, "session") : NULL;
+    char *end = NULL;
+    guint64 sid = session ? g_ascii_strtoull(session, &end, 16) : 0;
+
+    if (!rec || !cocoAgentRecordAwaitsRecovery(rec) ||
+        !cocoAgentRelayOfUuid(relay->srv, cocoJsonString(rec, "uuid"))) {
+        g_autofree char *reason = g_strdup_printf(
+            _("no migration '%1$s' with a running QEMU on this host to recover"),
+            id);
+
+        cocoAgentRelayError(relay, reason);
+        return;
+    }
+    if (!end || *end || strlen(session) != 16 ||
+        cocoPeerParseHost(cocoJsonString(rec, "peer"), &host, &err) < 0) {
+        g_autofree char *reason = g_strdup_printf(
+            _("the record of migration '%1$s' names no peer host or session to ask"),
+            id);
+
+        cocoAgentRelayError(relay, reason);
+        return;
+    }
+    c = g_new0(CocoAgentRelayPeerCall, 1);
+    c->type = COCO_RELAY_REPLY_RECOVER;
+    c->host = g_steal_pointer(&host);
+    c->recover = g_strdup(id);
+    c->hello.kind = COCO_PEER_KIND_STATUS;
+    c->hello.session = sid;
+    c->hello.has_session = true;
+    cocoAgentRelayPeerCall(relay, c);
+}
+
 static void
 cocoAgentRelayOnRecover(CocoAgentRelay *relay, void *data)
 {
@@ -965,11 +1134,7 @@ cocoAgentRelayOnRecover(CocoAgentRelay *relay, void *data)
             m = dom->mig;
     }
     if (!m) {
-        g_autofree char *reason = g_strdup_printf(
-            _("no migration '%1$s' with a running QEMU on this host to recover"),
-            msg->id);
-
-        cocoAgentRelayError(relay, reason);
+        cocoAgentRelayRecoverInterrupted(relay, msg->id);
         return;
     }
     cocoAgentMigrationPostRecover(m, relay->id);

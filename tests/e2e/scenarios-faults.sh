@@ -25,9 +25,42 @@ kill_qemu_b_cmd() {
 }
 
 
+# wire.py reaches B's agent from B's own address, and B checks that a
+# source's client certificate names the address it connects from
+# (docs/virtcocod.rst, "Trust between agents"). While the proxy sits
+# between them, A therefore presents a certificate of the lab's CA that
+# names host A and the proxy's address (what a source behind a NAT would
+# need); wire_cert_off puts A's own back.
+wire_cert() {
+    wc_d=$LAB/pki/hostA-wire
+    wc_conf=$(host_dir A)/virtcocod.conf
+    if [ ! -f "$wc_d/clientcert.pem" ]; then
+        mkdir -p "$wc_d/private"
+        certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --no-text \
+            --outfile "$wc_d/private/clientkey.pem" 2>/dev/null &&
+            printf 'organization = libvirt-coco lab\ncn = hostA\ndns_name = hostA\nip_address = %s\nip_address = %s\ntls_www_client\nencryption_key\nsigning_key\nexpiration_days = 2\n' \
+                "$(host_ip A)" "$(host_ip B)" > "$wc_d/client.info" &&
+            certtool --generate-certificate --no-text --load-privkey "$wc_d/private/clientkey.pem" \
+                --load-ca-certificate "$LAB/pki/ca/cacert.pem" --load-ca-privkey "$LAB/pki/ca/cakey.pem" \
+                --template "$wc_d/client.info" --outfile "$wc_d/clientcert.pem" 2>/dev/null ||
+            fail "cannot make host A's certificate for the proxy" || return 1
+        chmod 600 "$wc_d/private/clientkey.pem"
+    fi
+    sed -i -e "s|^tls_client_cert = .*|tls_client_cert = $wc_d/clientcert.pem|" \
+        -e "s|^tls_client_key = .*|tls_client_key = $wc_d/private/clientkey.pem|" "$wc_conf"
+    grep -q "^tls_client_cert = $wc_d/clientcert.pem\$" "$wc_conf" ||
+        fail "cannot give host A's agent the proxy's certificate" || return 1
+}
+wire_cert_off() {
+    sed -i -e "s|^tls_client_cert = .*|tls_client_cert = $LAB/pki/hostA/clientcert.pem|" \
+        -e "s|^tls_client_key = .*|tls_client_key = $LAB/pki/hostA/private/clientkey.pem|" \
+        "$(host_dir A)/virtcocod.conf"
+}
+
 # Start the proxy with fault options $@; A's agent talks to it.
 wire_start() {
     : > "$LAB/wire.log"
+    wire_cert || return 1
     agent_restart A --peer-port "$WIRE_PORT" || return 1
     ip netns exec "${NETNS_PREFIX}B" python3 "$E2E_DIR/wire.py" \
         --listen "$(host_ip B):$WIRE_PORT" --to "$(host_ip B):49300" --log "$LAB/wire.log" "$@" \
@@ -49,6 +82,7 @@ wire_stop() {
         rm -f "$LAB/wire.pid"
         cat "$LAB/wire.log" >> "$LAB/wire-all.log"
     fi
+    wire_cert_off
     agent_restart A
 }
 

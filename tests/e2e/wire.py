@@ -48,7 +48,8 @@ import time
 PHASE_EVENTS = [
     "incoming", "migrate", "precopy-round", "query", "pre-switchover",
     "cont", "qemu-gone", "cancel", "migration-failed", "peer-lost",
-    "local-failure", "peer-agent", "peer-prepared", "peer-setup",
+    "local-failure", "deadline", "peer-reconnected", "give-up",
+    "hold-expired", "peer-agent", "peer-prepared", "peer-setup",
     "peer-memory", "peer-token", "peer-vcpu", "peer-start-token",
     "peer-setup-done", "peer-round-done", "peer-switchover-done",
     "peer-committed", "peer-abort-request", "peer-abort-token",
