@@ -300,16 +300,16 @@ scenario "fault: B lost after the start token: source frozen, refuses resume" s_
 scenario "fault: tampered bundle: import fails, both abort, source runs" s_fault_tamper &&
 scenario "fault: replayed bundle: import fails, both abort, source runs" s_fault_replay &&
 scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_drop &&
-scenario "liveness: the agents with heartbeats every ${LV_HB} s, peer_deadline ${LV_PEER} s, switchover_timeout ${LV_SWITCH} s" s_lv_setup &&
-scenario "liveness: network cut 12 s at the switchover (B imported the start token): A paused, reconciles, runs" s_lv_cut_long &&
-scenario "liveness: network cut 1 s at the switchover: the migration completes" s_lv_cut_short &&
-scenario "liveness: B's agent hung (SIGSTOP) in precopy: A aborts after peer_deadline, runs" s_lv_hang_precopy &&
-scenario "liveness: B's agent hung (SIGSTOP) at the switchover: A paused, B's abort token resumes it" s_lv_hang_switchover &&
-scenario "liveness: A's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_src_precopy &&
-scenario "liveness: B's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_dst_precopy &&
-scenario "liveness: A's agent killed (SIGKILL) at the switchover: interrupted record, recover, source runs" s_lv_kill_src_switchover &&
-scenario "liveness: B's agent killed (SIGKILL) at the switchover: source frozen, documented recovery" s_lv_kill_dst_switchover &&
-scenario "liveness: the agents' default deadlines again" s_lv_teardown &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: the agents with heartbeats every ${LV_HB} s, peer_deadline ${LV_PEER} s, switchover_timeout ${LV_SWITCH} s" s_lv_setup; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: network cut 12 s at the switchover (B imported the start token): A paused, reconciles, runs" s_lv_cut_long; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: network cut 1 s at the switchover: the migration completes" s_lv_cut_short; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent hung (SIGSTOP) in precopy: A aborts after peer_deadline, runs" s_lv_hang_precopy; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent hung (SIGSTOP) at the switchover: A paused, B's abort token resumes it" s_lv_hang_switchover; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: A's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_src_precopy; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_dst_precopy; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: A's agent killed (SIGKILL) at the switchover: interrupted record, recover, source runs" s_lv_kill_src_switchover; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent killed (SIGKILL) at the switchover: source frozen, documented recovery" s_lv_kill_dst_switchover; } &&
+{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: the agents' default deadlines again" s_lv_teardown; } &&
 scenario "relay: domjobabort in the switchover window: one host runs the guest, records agree" s_relay_abort_switchover &&
 scenario "no agent: qemu-coco refuses the migration with the reason, save/restore still work" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy

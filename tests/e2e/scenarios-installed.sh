@@ -20,20 +20,22 @@ in_host() {
 }
 
 # What each host runs is what the install put there, unmodified: the
-# configuration files byte for byte as data/ ships them (kvm.conf as the
-# install's build generated it), the hook's symlink in qemu.d pointing to
+# configuration files byte for byte as data/ ships them (kvm.conf and
+# qemu-coco.conf as the install's build generated them), the hook's symlink in qemu.d pointing to
 # the installed binary, the agent /usr/sbin/virtcocod without a
 # configuration option, in the host's mount namespace, serving
 # /run/libvirt-coco/agent.sock, its platform identity created in
 # /var/lib/libvirt-coco; and the machine itself has none of it.
 s_inst_layout() {
     for H in $HOSTS; do
-        for f in virtcocod.conf qemu-coco.conf; do
-            in_host "$H" cmp "/etc/libvirt-coco/$f" "$INST_SRC/data/$f" ||
-                fail "host $H: /etc/libvirt-coco/$f is not the shipped data/$f" || return 1
+        in_host "$H" cmp /etc/libvirt-coco/virtcocod.conf "$INST_SRC/data/virtcocod.conf" ||
+            fail "host $H: /etc/libvirt-coco/virtcocod.conf is not the shipped data/virtcocod.conf" || return 1
+        # qemu-coco.conf and kvm.conf name this build's paths: as the
+        # install's build generated them.
+        for f in qemu-coco.conf kvm.conf; do
+            in_host "$H" cmp "/etc/libvirt-coco/$f" "$INST_BUILD/data/$f" ||
+                fail "host $H: /etc/libvirt-coco/$f is not the one the build generated" || return 1
         done
-        in_host "$H" cmp /etc/libvirt-coco/kvm.conf "$INST_BUILD/data/kvm.conf" ||
-            fail "host $H: /etc/libvirt-coco/kvm.conf is not the one the build generated" || return 1
         il_link=$(in_host "$H" readlink /etc/libvirt/hooks/qemu.d/50-libvirt-coco)
         [ "$il_link" = ../../../../usr/libexec/libvirt-coco-hook ] ||
             fail "host $H: the hook's symlink points to '$il_link'" || return 1
