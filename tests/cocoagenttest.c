@@ -317,6 +317,9 @@ hostStartAgent(Host *h, const char *name, bool source)
     }
     cfg.tls.handshake_timeout = 5;
 
+    /* A restarted agent gets a new context: the stopped one's go. */
+    g_clear_pointer(&h->loop, g_main_loop_unref);
+    g_clear_pointer(&h->ctx, g_main_context_unref);
     h->ctx = g_main_context_new();
     h->agent = cocoAgentNew(&cfg, h->ctx, &err);
     g_assert_no_error(err);
