@@ -213,8 +213,19 @@ s_peer_down() {
 # No agent where qemu-coco's configuration points: a confidential domain
 # fails closed. The relay refuses libvirt's migrate with the reason (its
 # memory would leave the host unsealed in QEMU's stream), the source keeps
-# running; save and restore, whose image holds the RAM, still work.
+# running; save and restore, whose image holds the RAM, still work in
+# qemu-coco (the hooks are off here: with them, the restore and the
+# incoming migration are refused first, since the hook also finds no
+# agent: scenarios-hook.sh).
 s_no_agent() {
+    for H in $HOSTS; do hook_off "$H"; done
+    s_no_agent_hooks_off
+    na_rc=$?
+    for H in $HOSTS; do hook_on "$H"; done
+    return $na_rc
+}
+
+s_no_agent_hooks_off() {
     for H in $HOSTS; do
         sed -i 's|^agent_socket = .*|agent_socket = /run/libvirt/no-agent.sock|' \
             "$(host_dir "$H")/sysconf/libvirt-coco/qemu-coco.conf"
