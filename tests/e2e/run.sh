@@ -258,11 +258,15 @@ relay_dirs() {
 }
 
 s_destroy() {
-    qpid=$(cat "$(host_dir B)/run/qemu/guest.pid")
-    dirs=$(relay_dirs B)
-    [ -n "$dirs" ] || fail "no relay socket directory in host B's namespace" || return 1
-    echo "  relay socket directory: $dirs"
-    virsh_h B destroy guest >/dev/null || fail "destroy failed" || return 1
+    # The host the guest runs on now (B after the proxy's scenarios, A
+    # without them).
+    dh=B
+    virsh_h B domstate guest >/dev/null 2>&1 || dh=A
+    qpid=$(cat "$(host_dir "$dh")/run/qemu/guest.pid")
+    dirs=$(relay_dirs "$dh")
+    [ -n "$dirs" ] || fail "no relay socket directory in host $dh's namespace" || return 1
+    echo "  relay socket directory on $dh: $dirs"
+    virsh_h "$dh" destroy guest >/dev/null || fail "destroy failed" || return 1
     i=0
     while pgrep -f "^$QEMU_COCO" >/dev/null; do
         i=$((i + 1)); [ $i -lt 50 ] || fail "a qemu-coco relay outlived its QEMU ($qpid)" || return 1; sleep 0.1
