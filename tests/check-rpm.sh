@@ -153,7 +153,8 @@ expected() {
     libvirt-coco-tools)
         printf '%s\n' "$bindir/virt-coco" "$mandir/man1/virt-coco.1" \
             "$(ev '%{?bash_completions_dir}%{!?bash_completions_dir:%{_datadir}/bash-completion/completions}')/virt-coco" \
-            "$d" "$d/virt-coco.rst" "$d/formatcoco.rst" "$l" "$l/COPYING" ;;
+            "$d" "$d/virt-coco.rst" "$d/formatcoco.rst" "$l" "$l/COPYING" \
+            "$datadir/libvirt-coco/schemas/virt-coco-json.schema.json" ;;
     esac
 }
 
