@@ -1955,7 +1955,7 @@ static double
 statusMs(Host *h)
 {
     gint64 t0 = g_get_monotonic_time();
-    g_autofree char *state = hostState(h, "source", NULL);
+    g_autofree char *state G_GNUC_UNUSED = hostState(h, "source", NULL);
 
     return (double)(g_get_monotonic_time() - t0) / 1000.0;
 }

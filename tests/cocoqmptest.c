@@ -2336,7 +2336,7 @@ testSocketAgentWaitReady(void)
     g_assert_cmpint(cfd, >=, 0);
     testPeerInit(&peer, cfd);
     {
-        g_autoptr(CocoQmpMessage) hello = testPeerReadMsg(&peer);
+        g_autoptr(CocoQmpMessage) hello G_GNUC_UNUSED = testPeerReadMsg(&peer);
     }
     testPeerSend(&peer, "{\"type\":\"refused\",\"reason\":\"not a QEMU\"}\n",
                  -1);

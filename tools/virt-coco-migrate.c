@@ -195,7 +195,12 @@ cocoMigrateGiven(const CocoMigrateOpts *o, size_t offset)
         return o->persistent_xml != NULL;
     if (offset == offsetof(CocoMigrateOpts, tls_destination))
         return o->tls_destination != NULL;
-    return *(const gboolean *)((const char *)o + offset);
+    {
+        gboolean v;
+
+        memcpy(&v, (const char *)o + offset, sizeof(v));
+        return v;
+    }
 }
 
 typedef struct {
@@ -326,13 +331,15 @@ cocoMigrateAddParam(CocoClientMigrate *m, CocoMigrateOpts *o, size_t i,
     case COCO_MIGRATE_PARAM_STRING:
     case COCO_MIGRATE_PARAM_FILE:
     case COCO_MIGRATE_PARAM_LIST:
-        if (!(text = *(char *const *)base))
+        memcpy(&text, base, sizeof(text));
+        if (!text)
             return 0;
         break;
     case COCO_MIGRATE_PARAM_INT:
     case COCO_MIGRATE_PARAM_ULLONG:
     default:
-        if ((n = *(const gint64 *)base) == COCO_MIGRATE_UNSET)
+        memcpy(&n, base, sizeof(n));
+        if (n == COCO_MIGRATE_UNSET)
             return 0;
         if (n < 0 || (cocoMigrateParamOpts[i].kind == COCO_MIGRATE_PARAM_INT &&
                       n > G_MAXINT))
@@ -384,8 +391,11 @@ cocoMigrateBuild(CocoCtl *ctl, CocoMigrateOpts *o, GError **error)
     if (!(m = cocoClientMigrateNew(ctl->uri, o->domain, o->desturi, error)))
         return NULL;
     for (i = 0; i < G_N_ELEMENTS(cocoMigrateFlagOpts); i++) {
-        if (*(const gboolean *)((const char *)o +
-                                cocoMigrateFlagOpts[i].offset))
+        gboolean on;
+
+        memcpy(&on, (const char *)o + cocoMigrateFlagOpts[i].offset,
+               sizeof(on));
+        if (on)
             flags |= cocoMigrateFlagOpts[i].flag;
     }
     if (cocoClientMigrateSetFlags(m, flags, error) < 0)

@@ -623,7 +623,7 @@ cocoAgentIncomingStream(CocoAgentIncoming *inc, CocoAgentIncomingConn *c,
                         CocoPeerHello *hello)
 {
     const CocoAgentConfig *cfg = cocoAgentConfig(inc->agent);
-    g_autoptr(CocoPeerHello) owned = hello;
+    g_autoptr(CocoPeerHello) owned G_GNUC_UNUSED = hello;
     g_autoptr(GError) err = NULL;
     CocoAgentPending *pd = g_hash_table_lookup(inc->pending, &hello->session);
     GIOStream *stream;

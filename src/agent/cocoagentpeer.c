@@ -410,7 +410,7 @@ cleanup:
 static void
 cocoAgentPeerConnEnd(CocoAgentPeerConn *conn, GError *err)
 {
-    g_autoptr(GError) owned = err;
+    g_autoptr(GError) owned G_GNUC_UNUSED = err;
 
     if (conn->closed)
         return;

@@ -169,7 +169,7 @@ int
 cocoAgentRecordsPut(CocoAgentRecords *r, const char *id, JsonObject *rec,
                     GError **error)
 {
-    g_autoptr(JsonObject) owned = rec;
+    g_autoptr(JsonObject) owned G_GNUC_UNUSED = rec;
     JsonObject *old;
     int ret = 0;
 

@@ -397,7 +397,7 @@ gnutlsStream(size_t size, double *cpu)
     g_autofree guint8 *buf = g_malloc(65536);
     gnutls_certificate_credentials_t cc = gnutlsCreds("hostA", "client");
     gnutls_certificate_credentials_t sc = gnutlsCreds("hostB", "server");
-    gnutls_session_t cs, ss;
+    gnutls_session_t cs = NULL, ss = NULL;
     Hs hc, hsrv;
     GThread *t1, *t2, *th;
     Pump p;
