@@ -217,43 +217,116 @@ cocoAgentDBusJobFree(CocoAgentDBusJob *dj)
     g_free(dj);
 }
 
+typedef GVariant *(*CocoAgentDBusJobGetter)(CocoAgentDBusJob *dj);
+
+static GVariant *
+cocoAgentDBusJobGetDomain(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_string(cocoAgentJobGetDomain(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetDestUri(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_string(cocoAgentJobGetDestUri(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetOwner(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_string(dj->owner);
+}
+
+static GVariant *
+cocoAgentDBusJobGetState(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_string(
+        cocoAgentJobStateTypeToString(cocoAgentJobGetState(dj->job)));
+}
+
+static GVariant *
+cocoAgentDBusJobGetPhase(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_string(cocoAgentJobGetPhase(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetProgress(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_uint32(cocoAgentJobGetProgress(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetDataTotal(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_uint64(cocoAgentJobGetDataTotal(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetDataProcessed(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_uint64(cocoAgentJobGetDataProcessed(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetEpoch(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_uint32(cocoAgentJobGetEpoch(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetDowntime(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_uint64(cocoAgentJobGetDowntime(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetMigrationId(CocoAgentDBusJob *dj)
+{
+    return g_variant_new_string(cocoAgentJobGetMigrationId(dj->job));
+}
+
+static GVariant *
+cocoAgentDBusJobGetLastError(CocoAgentDBusJob *dj)
+{
+    const GError *err = cocoAgentJobGetError(dj->job);
+    g_autofree char *name = NULL;
+
+    if (!err)
+        return g_variant_new("(ss)", "", "");
+    name = cocoAgentDBusErrorName(
+        err->domain == COCO_ERROR ? err->code : COCO_ERROR_INTERNAL);
+    return g_variant_new("(ss)", name, err->message);
+}
+
+/* org.libvirtcoco.Agent1.Job's properties (data/org.libvirtcoco.Agent1.xml):
+ * one row per property. */
+static const struct {
+    const char *name;
+    CocoAgentDBusJobGetter get;
+} cocoAgentDBusJobProps[] = {
+    {"Domain", cocoAgentDBusJobGetDomain},
+    {"DestinationUri", cocoAgentDBusJobGetDestUri},
+    {"Owner", cocoAgentDBusJobGetOwner},
+    {"State", cocoAgentDBusJobGetState},
+    {"Phase", cocoAgentDBusJobGetPhase},
+    {"Progress", cocoAgentDBusJobGetProgress},
+    {"DataTotal", cocoAgentDBusJobGetDataTotal},
+    {"DataProcessed", cocoAgentDBusJobGetDataProcessed},
+    {"Epoch", cocoAgentDBusJobGetEpoch},
+    {"Downtime", cocoAgentDBusJobGetDowntime},
+    {"MigrationId", cocoAgentDBusJobGetMigrationId},
+    {"LastError", cocoAgentDBusJobGetLastError},
+};
+
 static GVariant *
 cocoAgentDBusJobProperty(CocoAgentDBusJob *dj, const char *prop)
 {
-    CocoAgentJob *job = dj->job;
+    size_t i;
 
-    if (STREQ(prop, "Domain"))
-        return g_variant_new_string(cocoAgentJobGetDomain(job));
-    if (STREQ(prop, "DestinationUri"))
-        return g_variant_new_string(cocoAgentJobGetDestUri(job));
-    if (STREQ(prop, "Owner"))
-        return g_variant_new_string(dj->owner);
-    if (STREQ(prop, "State"))
-        return g_variant_new_string(
-            cocoAgentJobStateTypeToString(cocoAgentJobGetState(job)));
-    if (STREQ(prop, "Phase"))
-        return g_variant_new_string(cocoAgentJobGetPhase(job));
-    if (STREQ(prop, "Progress"))
-        return g_variant_new_uint32(cocoAgentJobGetProgress(job));
-    if (STREQ(prop, "DataTotal"))
-        return g_variant_new_uint64(cocoAgentJobGetDataTotal(job));
-    if (STREQ(prop, "DataProcessed"))
-        return g_variant_new_uint64(cocoAgentJobGetDataProcessed(job));
-    if (STREQ(prop, "Epoch"))
-        return g_variant_new_uint32(cocoAgentJobGetEpoch(job));
-    if (STREQ(prop, "Downtime"))
-        return g_variant_new_uint64(cocoAgentJobGetDowntime(job));
-    if (STREQ(prop, "MigrationId"))
-        return g_variant_new_string(cocoAgentJobGetMigrationId(job));
-    if (STREQ(prop, "LastError")) {
-        const GError *err = cocoAgentJobGetError(job);
-        g_autofree char *name = NULL;
-
-        if (!err)
-            return g_variant_new("(ss)", "", "");
-        name = cocoAgentDBusErrorName(
-            err->domain == COCO_ERROR ? err->code : COCO_ERROR_INTERNAL);
-        return g_variant_new("(ss)", name, err->message);
+    for (i = 0; i < G_N_ELEMENTS(cocoAgentDBusJobProps); i++) {
+        if (STREQ(cocoAgentDBusJobProps[i].name, prop))
+            return cocoAgentDBusJobProps[i].get(dj);
     }
     return NULL;
 }
@@ -511,6 +584,38 @@ cocoAgentDBusJobOnAbort(GObject *source G_GNUC_UNUSED, GAsyncResult *res,
         g_dbus_method_invocation_return_value(inv, NULL);
 }
 
+static void
+cocoAgentDBusJobAbortCall(CocoAgentDBusJob *dj, GDBusMethodInvocation *inv)
+{
+    g_message("virtcocod: job '%s': abort asked by '%s'", dj->path,
+              NULLSTR(g_dbus_method_invocation_get_sender(inv)));
+    cocoAgentJobAbort(dj->job, cocoAgentDBusJobOnAbort, g_object_ref(inv));
+}
+
+static void
+cocoAgentDBusJobGetRecordCall(CocoAgentDBusJob *dj, GDBusMethodInvocation *inv)
+{
+    g_autoptr(JsonObject) rec = cocoAgentJobGetRecord(dj->job);
+    g_autoptr(JsonNode) node = json_node_new(JSON_NODE_NULL);
+    g_autofree char *text = NULL;
+
+    if (rec)
+        json_node_init_object(node, rec);
+    text = json_to_string(node, FALSE);
+    g_dbus_method_invocation_return_value(inv, g_variant_new("(s)", text));
+}
+
+/* org.libvirtcoco.Agent1.Job's methods: one row per method, its polkit
+ * action beside it. */
+static const struct {
+    const char *name;
+    const char *action;
+    void (*handler)(CocoAgentDBusJob *dj, GDBusMethodInvocation *inv);
+} cocoAgentDBusJobMethods[] = {
+    {"Abort", COCO_AGENT_DBUS_ACTION_MIGRATE, cocoAgentDBusJobAbortCall},
+    {"GetRecord", COCO_AGENT_DBUS_ACTION_READ, cocoAgentDBusJobGetRecordCall},
+};
+
 /* Run an authorised call on a job object and answer it. */
 static void
 cocoAgentDBusJobDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
@@ -519,6 +624,7 @@ cocoAgentDBusJobDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
     const char *path = g_dbus_method_invocation_get_object_path(inv);
     CocoAgentDBusJob *dj = g_hash_table_lookup(dbus->jobs, path);
     g_autoptr(GError) err = NULL;
+    size_t i;
 
     if (!dj || !dj->object_id) {
         cocoErrorSet(&err, COCO_ERROR_INVALID_ARG,
@@ -526,22 +632,11 @@ cocoAgentDBusJobDispatch(CocoAgentDBus *dbus, GDBusMethodInvocation *inv)
         cocoAgentDBusReturnError(inv, err);
         return;
     }
-    if (STREQ(method, "Abort")) {
-        g_message("virtcocod: job '%s': abort asked by '%s'", path,
-                  NULLSTR(g_dbus_method_invocation_get_sender(inv)));
-        cocoAgentJobAbort(dj->job, cocoAgentDBusJobOnAbort, g_object_ref(inv));
-        return;
-    }
-    if (STREQ(method, "GetRecord")) {
-        g_autoptr(JsonObject) rec = cocoAgentJobGetRecord(dj->job);
-        g_autoptr(JsonNode) node = json_node_new(JSON_NODE_NULL);
-        g_autofree char *text = NULL;
-
-        if (rec)
-            json_node_init_object(node, rec);
-        text = json_to_string(node, FALSE);
-        g_dbus_method_invocation_return_value(inv, g_variant_new("(s)", text));
-        return;
+    for (i = 0; i < G_N_ELEMENTS(cocoAgentDBusJobMethods); i++) {
+        if (STREQ(cocoAgentDBusJobMethods[i].name, method)) {
+            cocoAgentDBusJobMethods[i].handler(dj, inv);
+            return;
+        }
     }
     cocoErrorSet(&err, COCO_ERROR_INVALID_ARG, _("unknown method '%1$s'"),
                  method);
@@ -750,12 +845,16 @@ static const char *
 cocoAgentDBusAction(const char *method)
 {
     const CocoAgentDBusMethod *m = cocoAgentDBusMethodLookup(method);
+    size_t i;
 
     if (m)
         return m->action;
-    if (STREQ(method, "Abort"))
-        return COCO_AGENT_DBUS_ACTION_MIGRATE;
-    return COCO_AGENT_DBUS_ACTION_READ;
+    for (i = 0; i < G_N_ELEMENTS(cocoAgentDBusJobMethods); i++) {
+        if (STREQ(cocoAgentDBusJobMethods[i].name, method))
+            return cocoAgentDBusJobMethods[i].action;
+    }
+    /* Unknown: the strictest action; the dispatch refuses it anyway. */
+    return COCO_AGENT_DBUS_ACTION_MIGRATE;
 }
 
 static void
