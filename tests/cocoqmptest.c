@@ -1802,6 +1802,82 @@ testRelayPostcopyKept(Fixture *f, gconstpointer data)
     fixtureOwnedMigrate(f);
 }
 
+/* The HMP forms of the gated commands would pass the gates ('virsh
+ * qemu-monitor-command --hmp c' resuming a frozen source): refused, naming
+ * the QMP command; any other HMP line reaches QEMU. */
+static void
+testRelayHmpGated(Fixture *f, gconstpointer data)
+{
+    static const struct {
+        const char *line;
+        const char *hmp;
+        const char *qmp;
+    } gated[] = {
+        {"c", "c", "cont"},
+        {"  cont", "cont", "cont"},
+        {"migrate -d tcp:10.0.0.2:4444", "migrate", "migrate"},
+        {"migrate_continue pre-switchover", "migrate_continue",
+         "migrate-continue"},
+        {"migrate_start_postcopy", "migrate_start_postcopy",
+         "migrate-start-postcopy"},
+        {"migrate_set_capability x-ignore-shared off", "migrate_set_capability",
+         "migrate-set-capabilities"},
+        {"migrate_incoming\ttcp:0:4444", "migrate_incoming",
+         "migrate-incoming"},
+    };
+    size_t i;
+
+    fixtureHandshake(f);
+    for (i = 0; i < G_N_ELEMENTS(gated); i++) {
+        g_autoptr(CocoQmpMessage) refused = NULL;
+        g_autofree char *cmd = NULL;
+        g_autofree char *want = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonGenerator) gen = json_generator_new();
+        g_autoptr(JsonNode) root = NULL;
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "execute");
+        json_builder_add_string_value(b, "human-monitor-command");
+        json_builder_set_member_name(b, "arguments");
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "command-line");
+        json_builder_add_string_value(b, gated[i].line);
+        json_builder_end_object(b);
+        json_builder_set_member_name(b, "id");
+        json_builder_add_string_value(b, "hmp");
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        json_generator_set_root(gen, root);
+        cmd = g_strdup_printf("%s\r\n", json_generator_to_data(gen, NULL));
+        testPeerSend(&f->libvirt, cmd, -1);
+        refused = testPeerReadMsg(&f->libvirt);
+        g_assert_true(cocoQmpMessageIsError(refused));
+        g_assert_cmpstr(json_node_get_string(refused->id), ==, "hmp");
+        want = g_strdup_printf(
+            "qemu-coco: the HMP command '%s' is refused: the relay gates it "
+            "for the confidential migration, use the QMP command '%s'",
+            gated[i].hmp, gated[i].qmp);
+        g_assert_cmpstr(cocoQmpMessageErrorDesc(refused), ==, want);
+        testPeerExpectNothing(&f->qemu);
+    }
+    /* Not gated: a longer name that starts like one, and 'info status'. */
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"human-monitor-command\",\"arguments\":{"
+                 "\"command-line\":\"info status\"},\"id\":\"i\"}\r\n",
+                 -1);
+    testPeerExpectLine(&f->qemu,
+                       "{\"execute\":\"human-monitor-command\",\"arguments\":{"
+                       "\"command-line\":\"info status\"},\"id\":\"i\"}\r\n");
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"human-monitor-command\",\"arguments\":{"
+                 "\"command-line\":\"continue_x\"},\"id\":\"j\"}\r\n",
+                 -1);
+    testPeerExpectLine(&f->qemu,
+                       "{\"execute\":\"human-monitor-command\",\"arguments\":{"
+                       "\"command-line\":\"continue_x\"},\"id\":\"j\"}\r\n");
+}
+
 /* Tunnelled: libvirt hands QEMU a pipe; refused at 'migrate'. */
 static void
 testRelayTunnelledRefused(Fixture *f, gconstpointer data)
@@ -2610,6 +2686,8 @@ main(int argc, char **argv)
                testRelaySourceCompletedCont, fixtureTearDown);
     g_test_add("/qmp/relay/postcopy-kept", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayPostcopyKept, fixtureTearDown);
+    g_test_add("/qmp/relay/hmp-gated", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayHmpGated, fixtureTearDown);
     g_test_add("/qmp/relay/tunnelled-refused", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayTunnelledRefused, fixtureTearDown);
     g_test_add("/qmp/relay/multifd-refused", Fixture, GINT_TO_POINTER(TRUE),

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "qmp/cocoqmprelay.h"
 #include "qmp/cocoqmpchannel.h"
+#include "qmp/cocoqmphmp.h"
 #include "qmp/cocoqmphostdev.h"
 #include "qmp/cocoqmpmessage.h"
 #include "qmp/cocoqmpmigration.h"
@@ -1000,14 +1001,263 @@ cocoQmpSessionQueryRelay(CocoQmpSession *s, CocoQmpMessage *msg)
     cocoQmpSessionSendClient(s, text);
 }
 
+/*
+ * The commands the relay acts on, one handler each. A handler returns TRUE
+ * when it took the line (answered, held or forwarded it) and FALSE when the
+ * line goes on to QEMU unchanged. @line and @msg are the caller's: a handler
+ * that keeps or frees one steals it.
+ */
+typedef gboolean (*CocoQmpCommandHandler)(CocoQmpSession *s, CocoQmpLine **line,
+                                          CocoQmpMessage **msg);
+
+static gboolean
+cocoQmpCmdQueryRelay(CocoQmpSession *s, CocoQmpLine **line,
+                     CocoQmpMessage **msg)
+{
+    cocoQmpRelayTrace(s->relay, s->serial, "L>R", (*line)->data, (*line)->len);
+    cocoQmpSessionQueryRelay(s, *msg);
+    cocoQmpLineFree(g_steal_pointer(line));
+    return TRUE;
+}
+
+/* Does the relay answer for the migration of @s (QEMU has not seen it)? */
+static gboolean
+cocoQmpSessionOwnsUnforwarded(CocoQmpSession *s)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    return relay->ownSession == s && relay->own != COCO_QMP_OWN_NONE &&
+           relay->own != COCO_QMP_OWN_FORWARDED;
+}
+
+static gboolean
+cocoQmpCmdQueryMigrate(CocoQmpSession *s, CocoQmpLine **line,
+                       CocoQmpMessage **msg)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    if (cocoQmpSessionOwnsUnforwarded(s)) {
+        cocoQmpRelayTrace(relay, s->serial, "L>R", (*line)->data, (*line)->len);
+        cocoQmpSessionQueryMigrate(s, *msg);
+        cocoQmpLineFree(g_steal_pointer(line));
+        return TRUE;
+    }
+    if (relay->ownSession == s && relay->own == COCO_QMP_OWN_FORWARDED) {
+        g_autofree char *key = cocoQmpMessageIdKey(*msg);
+
+        /* QEMU answers; the private memory is added to its reply. */
+        if (key)
+            g_hash_table_add(s->augment, g_steal_pointer(&key));
+    }
+    return FALSE;
+}
+
+static gboolean
+cocoQmpCmdMigrateCancel(CocoQmpSession *s, CocoQmpLine **line,
+                        CocoQmpMessage **msg)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    if (!cocoQmpSessionOwnsUnforwarded(s) ||
+        (relay->own != COCO_QMP_OWN_PRECOPY &&
+         relay->own != COCO_QMP_OWN_CANCELLING))
+        return FALSE;
+    cocoQmpRelayTrace(relay, s->serial, "L>R", (*line)->data, (*line)->len);
+    cocoQmpSessionCancelPrecopy(s, *msg);
+    cocoQmpLineFree(g_steal_pointer(line));
+    return TRUE;
+}
+
+static gboolean
+cocoQmpCmdMigrateAs(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg,
+                    CocoQmpRole role)
+{
+    cocoQmpRelayTrace(s->relay, s->serial, "L>R", (*line)->data, (*line)->len);
+    cocoQmpSessionOnMigrate(s, g_steal_pointer(line), g_steal_pointer(msg),
+                            role);
+    return TRUE;
+}
+
+static gboolean
+cocoQmpCmdMigrate(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg)
+{
+    return cocoQmpCmdMigrateAs(s, line, msg, COCO_QMP_ROLE_SOURCE);
+}
+
+static gboolean
+cocoQmpCmdMigrateIncoming(CocoQmpSession *s, CocoQmpLine **line,
+                          CocoQmpMessage **msg)
+{
+    return cocoQmpCmdMigrateAs(s, line, msg, COCO_QMP_ROLE_DESTINATION);
+}
+
+static gboolean
+cocoQmpCmdGateAs(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg,
+                 CocoQmpGate gate)
+{
+    cocoQmpRelayTrace(s->relay, s->serial, "L>R", (*line)->data, (*line)->len);
+    cocoQmpSessionGate(s, g_steal_pointer(line), g_steal_pointer(msg), gate);
+    return TRUE;
+}
+
+static gboolean
+cocoQmpCmdMigrateContinue(CocoQmpSession *s, CocoQmpLine **line,
+                          CocoQmpMessage **msg)
+{
+    if (!s->relay->agent ||
+        !STREQ_NULLABLE(cocoQmpMessageGetArgString(*msg, "state"),
+                        "pre-switchover"))
+        return FALSE;
+    return cocoQmpCmdGateAs(s, line, msg, COCO_QMP_GATE_SWITCHOVER);
+}
+
+static gboolean
+cocoQmpCmdCont(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg)
+{
+    if (!s->relay->agent || s->relay->role == COCO_QMP_ROLE_NONE)
+        return FALSE;
+    return cocoQmpCmdGateAs(s, line, msg, COCO_QMP_GATE_CONT);
+}
+
+/* Answer @line with the error @text; QEMU never sees it. */
+static gboolean
+cocoQmpSessionAnswerError(CocoQmpSession *s, CocoQmpLine **line,
+                          CocoQmpMessage *msg, const char *text)
+{
+    g_autofree char *reply = cocoQmpBuildError("GenericError", text, msg->id);
+
+    cocoQmpRelayTrace(s->relay, s->serial, "L>R", (*line)->data, (*line)->len);
+    g_printerr("%s\n", text);
+    cocoQmpSessionSendClient(s, reply);
+    cocoQmpLineFree(g_steal_pointer(line));
+    return TRUE;
+}
+
+static gboolean
+cocoQmpCmdStartPostcopy(CocoQmpSession *s, CocoQmpLine **line,
+                        CocoQmpMessage **msg)
+{
+    /* Post-copy needs the agents' post-copy import: there is none. */
+    if (!s->relay->agent)
+        return FALSE;
+    return cocoQmpSessionAnswerError(s, line, *msg,
+                                     cocoQmpModesPostcopyRefusal());
+}
+
+static gboolean
+cocoQmpCmdParameters(CocoQmpSession *s, CocoQmpLine **line G_GNUC_UNUSED,
+                     CocoQmpMessage **msg)
+{
+    cocoQmpSessionOnParameters(s, *msg);
+    return FALSE;
+}
+
+static gboolean
+cocoQmpCmdGetfd(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg)
+{
+    cocoQmpSessionOnGetfd(s, *line, *msg);
+    return FALSE;
+}
+
+static gboolean
+cocoQmpCmdSetCaps(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg)
+{
+    cocoQmpSessionOnSetCaps(s, *msg);
+    if (!s->relay->agent || !cocoQmpSessionFilterCaps(s, *line, *msg))
+        return FALSE;
+    /* The filter took the line. */
+    *line = NULL;
+    return TRUE;
+}
+
+/* A VFIO device_add (QMP, or HMP through human-monitor-command). */
+static gboolean
+cocoQmpCmdHostdev(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg)
+{
+    CocoQmpRelay *relay = s->relay;
+    g_autofree char *device = NULL;
+
+    if (!cocoQmpHostdevIsVfioAdd(*msg, &device) ||
+        !cocoQmpViommuIsWide(&relay->viommu))
+        return FALSE;
+    /* docs/hook.rst, "Hot-plug": the agent knows the host's kernel and
+     * the domain's policy; without one the device is refused. */
+    cocoQmpRelayTrace(relay, s->serial, "L>R", (*line)->data, (*line)->len);
+    g_free(s->pendingHostdev);
+    s->pendingHostdev = g_steal_pointer(&device);
+    if (relay->agent) {
+        cocoQmpSessionGate(s, g_steal_pointer(line), g_steal_pointer(msg),
+                           COCO_QMP_GATE_HOSTDEV);
+    } else {
+        g_autofree char *text = cocoQmpHostdevRefusal(
+            s->pendingHostdev, &relay->viommu,
+            _("no host agent is configured (agent_socket) to check this host kernel's range-safe VFIO unmap fix and the domain's policy"));
+
+        cocoQmpSessionHold(s, g_steal_pointer(line), g_steal_pointer(msg));
+        cocoQmpSessionRefuse(s, text);
+    }
+    return TRUE;
+}
+
+/* An HMP command line: a VFIO device_add is gated like QMP's; the HMP forms
+ * of the commands the relay gates are refused (they would pass the gates). */
+static gboolean
+cocoQmpCmdHmp(CocoQmpSession *s, CocoQmpLine **line, CocoQmpMessage **msg)
+{
+    g_autofree char *text = NULL;
+    const char *hmp;
+    const char *qmp;
+
+    if (cocoQmpCmdHostdev(s, line, msg))
+        return TRUE;
+    if (!cocoQmpHmpGated(*msg, &hmp, &qmp))
+        return FALSE;
+    text = g_strdup_printf(
+        _("qemu-coco: the HMP command '%1$s' is refused: the relay gates it for the confidential migration, use the QMP command '%2$s'"),
+        hmp, qmp);
+    return cocoQmpSessionAnswerError(s, line, *msg, text);
+}
+
+static const struct {
+    const char *name;
+    CocoQmpCommandHandler handle;
+} cocoQmpCommands[] = {
+    {"x-coco-query-relay", cocoQmpCmdQueryRelay},
+    {"query-migrate", cocoQmpCmdQueryMigrate},
+    {"migrate_cancel", cocoQmpCmdMigrateCancel},
+    {"migrate", cocoQmpCmdMigrate},
+    {"migrate-incoming", cocoQmpCmdMigrateIncoming},
+    {"migrate-continue", cocoQmpCmdMigrateContinue},
+    {"cont", cocoQmpCmdCont},
+    {"migrate-start-postcopy", cocoQmpCmdStartPostcopy},
+    {"device_add", cocoQmpCmdHostdev},
+    {"human-monitor-command", cocoQmpCmdHmp},
+    {"migrate-set-parameters", cocoQmpCmdParameters},
+    {"migrate_set_downtime", cocoQmpCmdParameters},
+    {"migrate_set_speed", cocoQmpCmdParameters},
+    {"getfd", cocoQmpCmdGetfd},
+    {"migrate-set-capabilities", cocoQmpCmdSetCaps},
+};
+
+static CocoQmpCommandHandler
+cocoQmpCommandLookup(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cocoQmpCommands); i++) {
+        if (STREQ(cocoQmpCommands[i].name, name))
+            return cocoQmpCommands[i].handle;
+    }
+    return NULL;
+}
+
 /* One libvirt line, when no other command is held. */
 static void
 cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
 {
     CocoQmpRelay *relay = s->relay;
     g_autoptr(CocoQmpMessage) msg = NULL;
-    g_autofree char *device = NULL;
-    const char *name;
+    CocoQmpCommandHandler handle;
 
     msg = cocoQmpMessageParse(line->data, line->len, NULL);
     if (!msg) {
@@ -1027,108 +1277,9 @@ cocoQmpSessionProcess(CocoQmpSession *s, CocoQmpLine *line)
         cocoQmpLineFree(line);
         return;
     }
-    if (msg->kind != COCO_QMP_KIND_COMMAND || !msg->name) {
-        cocoQmpRelayTrace(relay, s->serial, "L>Q", line->data, line->len);
-        cocoQmpSessionForward(s, s->qemu, line);
+    if (msg->kind == COCO_QMP_KIND_COMMAND && msg->name &&
+        (handle = cocoQmpCommandLookup(msg->name)) && handle(s, &line, &msg))
         return;
-    }
-    name = msg->name;
-    if (STREQ(name, "x-coco-query-relay")) {
-        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-        cocoQmpSessionQueryRelay(s, msg);
-        cocoQmpLineFree(line);
-        return;
-    }
-    if (relay->ownSession == s && relay->own != COCO_QMP_OWN_NONE &&
-        relay->own != COCO_QMP_OWN_FORWARDED) {
-        /* QEMU has not seen this migration: the relay answers for it. */
-        if (STREQ(name, "query-migrate")) {
-            cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-            cocoQmpSessionQueryMigrate(s, msg);
-            cocoQmpLineFree(line);
-            return;
-        }
-        if (STREQ(name, "migrate_cancel") &&
-            (relay->own == COCO_QMP_OWN_PRECOPY ||
-             relay->own == COCO_QMP_OWN_CANCELLING)) {
-            cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-            cocoQmpSessionCancelPrecopy(s, msg);
-            cocoQmpLineFree(line);
-            return;
-        }
-    }
-    if (relay->ownSession == s && relay->own == COCO_QMP_OWN_FORWARDED &&
-        STREQ(name, "query-migrate")) {
-        g_autofree char *key = cocoQmpMessageIdKey(msg);
-
-        /* QEMU answers; the private memory is added to its reply. */
-        if (key)
-            g_hash_table_add(s->augment, g_steal_pointer(&key));
-    }
-    if (STREQ(name, "migrate") || STREQ(name, "migrate-incoming")) {
-        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-        cocoQmpSessionOnMigrate(s, line, g_steal_pointer(&msg),
-                                STREQ(name, "migrate")
-                                    ? COCO_QMP_ROLE_SOURCE
-                                    : COCO_QMP_ROLE_DESTINATION);
-        return;
-    }
-    if (relay->agent && STREQ(name, "migrate-continue") &&
-        STREQ_NULLABLE(cocoQmpMessageGetArgString(msg, "state"),
-                       "pre-switchover")) {
-        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-        cocoQmpSessionGate(s, line, g_steal_pointer(&msg),
-                           COCO_QMP_GATE_SWITCHOVER);
-        return;
-    }
-    if (relay->agent && STREQ(name, "cont") &&
-        relay->role != COCO_QMP_ROLE_NONE) {
-        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-        cocoQmpSessionGate(s, line, g_steal_pointer(&msg), COCO_QMP_GATE_CONT);
-        return;
-    }
-    if (relay->agent && STREQ(name, "migrate-start-postcopy")) {
-        g_autofree char *text = NULL;
-
-        /* Post-copy needs the agents' post-copy import: there is none. */
-        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-        text = cocoQmpBuildError("GenericError", cocoQmpModesPostcopyRefusal(),
-                                 msg->id);
-        g_printerr("%s\n", cocoQmpModesPostcopyRefusal());
-        cocoQmpSessionSendClient(s, text);
-        cocoQmpLineFree(line);
-        return;
-    }
-    if (cocoQmpHostdevIsVfioAdd(msg, &device) &&
-        cocoQmpViommuIsWide(&relay->viommu)) {
-        /* docs/hook.rst, "Hot-plug": the agent knows the host's kernel and
-         * the domain's policy; without one the device is refused. */
-        cocoQmpRelayTrace(relay, s->serial, "L>R", line->data, line->len);
-        g_free(s->pendingHostdev);
-        s->pendingHostdev = g_steal_pointer(&device);
-        if (relay->agent) {
-            cocoQmpSessionGate(s, line, g_steal_pointer(&msg),
-                               COCO_QMP_GATE_HOSTDEV);
-        } else {
-            g_autofree char *text = cocoQmpHostdevRefusal(
-                s->pendingHostdev, &relay->viommu,
-                _("no host agent is configured (agent_socket) to check this host kernel's range-safe VFIO unmap fix and the domain's policy"));
-
-            cocoQmpSessionHold(s, line, g_steal_pointer(&msg));
-            cocoQmpSessionRefuse(s, text);
-        }
-        return;
-    }
-    if (STREQ(name, "migrate-set-parameters") ||
-        STREQ(name, "migrate_set_downtime") || STREQ(name, "migrate_set_speed"))
-        cocoQmpSessionOnParameters(s, msg);
-    if (STREQ(name, "getfd")) {
-        cocoQmpSessionOnGetfd(s, line, msg);
-    } else if (STREQ(name, "migrate-set-capabilities")) {
-        cocoQmpSessionOnSetCaps(s, msg);
-        if (relay->agent && cocoQmpSessionFilterCaps(s, line, msg))
-            return;
-    }
     cocoQmpRelayTrace(relay, s->serial, "L>Q", line->data, line->len);
     cocoQmpSessionForward(s, s->qemu, line);
 }
