@@ -1297,38 +1297,73 @@ cocoQmpSessionOnClientLine(CocoQmpChannel *ch, CocoQmpLine *line,
     cocoQmpSessionProcess(s, line);
 }
 
+/* QEMU's run state changed (@running): a guest paused during the agents'
+ * precopy (virsh suspend, Nova's force-complete) switches over at once. */
 static void
-cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
+cocoQmpSessionOnRunState(CocoQmpSession *s, gboolean running)
 {
     CocoQmpRelay *relay = s->relay;
 
-    if ((STREQ(msg->name, "STOP") || STREQ(msg->name, "RESUME")) &&
-        relay->agent && relay->own == COCO_QMP_OWN_PRECOPY) {
+    if (relay->agent && relay->own == COCO_QMP_OWN_PRECOPY) {
         g_autoptr(JsonObject) data = json_object_new();
 
-        /* A guest paused during the agents' precopy (virsh suspend,
-         * Nova's force-complete) switches over at once. */
-        json_object_set_boolean_member(data, "running",
-                                       STREQ(msg->name, "RESUME"));
+        json_object_set_boolean_member(data, "running", running);
         cocoQmpAgentNotify(relay->agent, "run-state", data);
     }
-    if (STREQ(msg->name, "STOP")) {
-        relay->paused = TRUE;
-    } else if (STREQ(msg->name, "RESUME")) {
-        relay->paused = FALSE;
-        if (relay->holdPaused) {
-            /* QEMU resumed a frozen source by itself (a failed migration):
-             * stop it again; only the agent's verdict on 'cont' may run it. */
-            cocoQmpRelayStop(relay);
-        } else if (relay->role == COCO_QMP_ROLE_SOURCE &&
-                   relay->migrationFailed) {
-            /* QEMU resumed a source whose migration failed: nothing to
-             * gate. */
-            relay->role = COCO_QMP_ROLE_NONE;
+}
+
+static void
+cocoQmpEventStop(CocoQmpSession *s, CocoQmpMessage *msg G_GNUC_UNUSED)
+{
+    cocoQmpSessionOnRunState(s, FALSE);
+    s->relay->paused = TRUE;
+}
+
+static void
+cocoQmpEventResume(CocoQmpSession *s, CocoQmpMessage *msg G_GNUC_UNUSED)
+{
+    CocoQmpRelay *relay = s->relay;
+
+    cocoQmpSessionOnRunState(s, TRUE);
+    relay->paused = FALSE;
+    if (relay->holdPaused) {
+        /* QEMU resumed a frozen source by itself (a failed migration):
+         * stop it again; only the agent's verdict on 'cont' may run it. */
+        cocoQmpRelayStop(relay);
+    } else if (relay->role == COCO_QMP_ROLE_SOURCE && relay->migrationFailed) {
+        /* QEMU resumed a source whose migration failed: nothing to
+         * gate. */
+        relay->role = COCO_QMP_ROLE_NONE;
+    }
+}
+
+static void
+cocoQmpEventMigration(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    cocoQmpRelayOnMigrationStatus(s->relay,
+                                  cocoQmpMessageGetArgString(msg, "status"));
+}
+
+/* The QEMU events the relay acts on; every event reaches libvirt too. */
+static const struct {
+    const char *name;
+    void (*handle)(CocoQmpSession *s, CocoQmpMessage *msg);
+} cocoQmpEvents[] = {
+    {"STOP", cocoQmpEventStop},
+    {"RESUME", cocoQmpEventResume},
+    {"MIGRATION", cocoQmpEventMigration},
+};
+
+static void
+cocoQmpSessionOnEvent(CocoQmpSession *s, CocoQmpMessage *msg)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cocoQmpEvents); i++) {
+        if (STREQ(cocoQmpEvents[i].name, msg->name)) {
+            cocoQmpEvents[i].handle(s, msg);
+            return;
         }
-    } else if (STREQ(msg->name, "MIGRATION")) {
-        cocoQmpRelayOnMigrationStatus(
-            relay, cocoQmpMessageGetArgString(msg, "status"));
     }
 }
 
