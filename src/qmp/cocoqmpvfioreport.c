@@ -192,9 +192,8 @@ cocoQmpVfioReportDescribe(JsonObject *data)
         g_string_append_printf(list, ", +%" G_GINT64_FORMAT "",
                                count - (gint64)json_array_get_length(ranges));
     return g_strdup_printf(
-        _("%1$" G_GINT64_FORMAT
-          " DMA mapping(s) of %2$s bytes could not be unmapped on the %3$s backend (fix %4$s) and stay pinned until the host reboots: %5$s"),
-        count, json_object_get_string_member(data, "bytes"),
+        _("%1$lld DMA mapping(s) of %2$s bytes could not be unmapped on the %3$s backend (fix %4$s) and stay pinned until the host reboots: %5$s"),
+        (long long)count, json_object_get_string_member(data, "bytes"),
         json_object_get_string_member(data, "backend"),
         json_object_get_string_member(data, "fix"), list->str);
 }
