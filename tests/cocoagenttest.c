@@ -21,6 +21,7 @@
 #include "firmware/cocoemuplatform.h"
 #include "util/cocohex.h"
 #include "util/cocoerror.h"
+#include "cocotestagent.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -139,13 +140,16 @@ logClear(void)
     g_mutex_unlock(&logLock);
 }
 
-/* The test PKI (tests/cocotlsgen.sh), made once per run. */
-static char *pkiDir;
-/* Which of its identities host A and host B present ("local": 127.0.0.1);
- * each trusts the CA that issued its own. */
+/* Which of the test PKI's identities (cocoTestPki()) host A and host B
+ * present ("local": 127.0.0.1); each trusts the CA that issued its own. */
 static const char *tlsCertA = "local";
 static const char *tlsCertB = "local";
 static unsigned int reconnectWindow = 3;
+/* The limits of the agents: small, fast deadlines. */
+#define HOST_LIMITS                                                            \
+ "streams=2\npages_per_bundle=16\nvcpus=2\npeer_timeout=10\n"                  \
+ "heartbeat_interval=1\npeer_deadline=3\nswitchover_timeout=5\n"               \
+ "hold_timeout=1\nhandshake_timeout=5\n"
 
 typedef struct {
     char *dir;
@@ -176,67 +180,12 @@ hostThread(gpointer opaque)
     return NULL;
 }
 
-/* A process the agent accepts as the domain's QEMU: its executable is a
- * configured "QEMU binary" (here the shell), its command line names the
- * domain and it holds the RAM file open, as QEMU does. */
-static pid_t
-spawnQemu(const char *ram, const char *name)
-{
-    g_autofree char *guest = g_strdup_printf("guest=%s,debug-threads=on", name);
-    g_autofree char *fd3 = NULL;
-    const char *argv[] = {"/bin/sh", "-c",    "exec 3<>\"$0\"; sleep 300; true",
-                          ram,       "-name", guest,
-                          "-uuid",   UUID,    NULL};
-    GPid pid;
-    int i;
-
-    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
-                                G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
-                                NULL));
-    fd3 = g_strdup_printf("/proc/%d/fd/3", pid);
-    for (i = 0; i < 5000; i++) {
-        g_autofree char *link = g_file_read_link(fd3, NULL);
-
-        if (link && g_str_has_suffix(link, ram))
-            break;
-        g_usleep(1000);
-    }
-    return pid;
-}
-
-static void
-killQemu(pid_t *pid)
-{
-    g_autofree char *children = NULL;
-    g_autofree char *path = NULL;
-    int status;
-
-    if (*pid <= 0)
-        return;
-    /* The shell's sleep first, then the shell. */
-    path = g_strdup_printf("/proc/%d/task/%d/children", *pid, *pid);
-    if (g_file_get_contents(path, &children, NULL, NULL)) {
-        g_auto(GStrv) list = g_strsplit(g_strstrip(children), " ", -1);
-        size_t i;
-
-        for (i = 0; list[i]; i++) {
-            if (*list[i])
-                kill((pid_t)atoi(list[i]), SIGKILL);
-        }
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &status, 0);
-    *pid = 0;
-}
-
 static void hostStartAgent(Host *h, const char *name, bool source);
 
 static void
 hostInit(Lab *lab, Host *h, const char *name, bool source)
 {
     g_autofree char *run = NULL;
-    g_autofree char *pidfile = NULL;
-    g_autofree char *pidtext = NULL;
     int fd;
 
     h->dir = g_build_filename(lab->tmp, name, NULL);
@@ -255,13 +204,9 @@ hostInit(Lab *lab, Host *h, const char *name, bool source)
         g_assert_cmpint(pwrite(fd, buf, RAMSIZE, 0), ==, RAMSIZE);
     }
     close(fd);
-    h->qemu = spawnQemu(h->ram, GUEST);
-
     run = g_build_filename(h->dir, "run", NULL);
     g_assert_cmpint(g_mkdir_with_parents(run, 0700), ==, 0);
-    pidfile = g_build_filename(run, GUEST ".pid", NULL);
-    pidtext = g_strdup_printf("%d\n", (int)h->qemu);
-    g_assert_true(g_file_set_contents(pidfile, pidtext, -1, NULL));
+    h->qemu = cocoTestQemuStart(GUEST, UUID, h->ram, run);
     hostStartAgent(h, name, source);
 }
 
@@ -270,52 +215,19 @@ static void
 hostStartAgent(Host *h, const char *name, bool source)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *run = g_build_filename(h->dir, "run", NULL);
+    g_autofree char *extra =
+        g_strdup_printf(HOST_LIMITS "precopy_rounds=%u\nreconnect_window=%u\n",
+                        precopyRounds, reconnectWindow);
+    g_autofree char *conf = cocoTestAgentWriteConf(
+        h->dir, h->sock, source ? tlsCertA : tlsCertB, extra);
     CocoAgentConfig cfg;
 
     cocoAgentConfigInit(&cfg);
-    g_free(cfg.socket_path);
-    cfg.socket_path = g_strdup(h->sock);
-    g_free(cfg.listen_address);
-    cfg.listen_address = g_strdup("127.0.0.1");
-    cfg.port = 0;
-    g_free(cfg.platform_file);
-    cfg.platform_file = g_build_filename(h->dir, "platform.conf", NULL);
-    g_free(cfg.state_dir);
-    cfg.state_dir = g_build_filename(h->dir, "migrations", NULL);
-    g_free(cfg.pid_dir);
-    cfg.pid_dir = g_strdup(run);
-    g_strfreev(cfg.qemu_binaries);
-    cfg.qemu_binaries = g_new0(char *, 2);
-    cfg.qemu_binaries[0] = g_strdup("/bin/sh");
-    cfg.streams = 2;
-    cfg.pages_per_bundle = 16;
-    cfg.vcpus = 2;
-    cfg.peer_timeout = 10;
-    cfg.precopy_rounds = precopyRounds;
+    g_assert_cmpint(cocoAgentConfigLoad(&cfg, conf, true, &err), ==, 0);
+    g_assert_no_error(err);
     g_free(cfg.status_group);
     cfg.status_group = g_strdup(statusGroup);
     cfg.quiet = false; /* the log writer keeps the lines */
-    cfg.heartbeat_interval = 1;
-    cfg.peer_deadline = 3;
-    cfg.switchover_timeout = 5;
-    cfg.hold_timeout = 1;
-    cfg.reconnect_window = reconnectWindow;
-    cocoAgentTlsConfigClear(&cfg.tls);
-    {
-        const char *id = source ? tlsCertA : tlsCertB;
-
-        cfg.tls.ca_cert = g_build_filename(pkiDir, id, "cacert.pem", NULL);
-        cfg.tls.server_cert =
-            g_build_filename(pkiDir, id, "servercert.pem", NULL);
-        cfg.tls.server_key =
-            g_build_filename(pkiDir, id, "private", "serverkey.pem", NULL);
-        cfg.tls.client_cert =
-            g_build_filename(pkiDir, id, "clientcert.pem", NULL);
-        cfg.tls.client_key =
-            g_build_filename(pkiDir, id, "private", "clientkey.pem", NULL);
-    }
-    cfg.tls.handshake_timeout = 5;
 
     /* A restarted agent gets a new context: the stopped one's go. */
     g_clear_pointer(&h->loop, g_main_loop_unref);
@@ -352,7 +264,7 @@ static void
 hostClear(Host *h)
 {
     hostStop(h);
-    killQemu(&h->qemu);
+    cocoTestQemuStop(&h->qemu);
     g_clear_pointer(&h->loop, g_main_loop_unref);
     g_clear_pointer(&h->ctx, g_main_context_unref);
     g_free(h->dir);
@@ -387,46 +299,7 @@ labClear(Lab *lab)
 
 /* ---- the fake relay ---------------------------------------------------- */
 
-typedef struct {
-    int fd;
-    GString *in;
-} Relay;
-
-static void
-relayConnect(Relay *r, const char *path)
-{
-    struct sockaddr_un addr = {0};
-    struct timeval tv = {.tv_sec = WAIT_S, .tv_usec = 0};
-
-    r->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(r->fd, >=, 0);
-    addr.sun_family = AF_UNIX;
-    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
-    g_assert_cmpint(connect(r->fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
-                    0);
-    setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    r->in = g_string_new(NULL);
-}
-
-static void
-relayClose(Relay *r)
-{
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
-    if (r->in)
-        g_string_free(r->in, TRUE);
-    r->in = NULL;
-}
-
-static void
-relaySend(Relay *r, const char *line)
-{
-    g_autofree char *text = g_strdup_printf("%s\n", line);
-    size_t len = strlen(text);
-
-    g_assert_cmpint(write(r->fd, text, len), ==, (ssize_t)len);
-}
+typedef CocoTestRelay Relay;
 
 /* The next line as a JSON object; NULL at the end of the connection. */
 static JsonObject *
@@ -480,8 +353,8 @@ relayHello(Relay *r, Host *h, pid_t pid, const char *name)
         "\"path\":\"%s\",\"size\":%d,\"share\":true}]}",
         (int)pid, name, h->ram, RAMSIZE);
 
-    relayConnect(r, h->sock);
-    relaySend(r, hello);
+    cocoTestRelayConnect(r, h->sock);
+    cocoTestRelaySend(r, hello);
 }
 
 static void
@@ -506,7 +379,7 @@ relayGate(Relay *r, const char *gate, const char *role, int id, char **reason)
     JsonObject *o;
     bool release;
 
-    relaySend(r, line);
+    cocoTestRelaySend(r, line);
     for (;;) {
         o = relayReadType(r, "verdict");
         g_assert_nonnull(o);
@@ -532,8 +405,8 @@ hostState(Host *h, const char *role, char **failure)
     char *state = NULL;
     guint i;
 
-    relayConnect(&r, h->sock);
-    relaySend(&r, "{\"type\":\"status\"}");
+    cocoTestRelayConnect(&r, h->sock);
+    cocoTestRelaySend(&r, "{\"type\":\"status\"}");
     o = relayReadType(&r, "status");
     g_assert_nonnull(o);
     arr = json_object_get_array_member(o, "migrations");
@@ -551,7 +424,7 @@ hostState(Host *h, const char *role, char **failure)
         }
     }
     json_object_unref(o);
-    relayClose(&r);
+    cocoTestRelayClose(&r);
     return state;
 }
 
@@ -565,8 +438,8 @@ hostRecord(Host *h, const char *role)
     JsonArray *arr;
     guint i;
 
-    relayConnect(&r, h->sock);
-    relaySend(&r, "{\"type\":\"status\"}");
+    cocoTestRelayConnect(&r, h->sock);
+    cocoTestRelaySend(&r, "{\"type\":\"status\"}");
     o = relayReadType(&r, "status");
     g_assert_nonnull(o);
     arr = json_object_get_array_member(o, "migrations");
@@ -579,7 +452,7 @@ hostRecord(Host *h, const char *role)
         }
     }
     json_object_unref(o);
-    relayClose(&r);
+    cocoTestRelayClose(&r);
     g_assert_nonnull(found);
     return found;
 }
@@ -605,14 +478,15 @@ static void
 startMigration(Lab *lab, Relay *ra, Relay *rb)
 {
     relayWelcome(rb, &lab->b);
-    relaySend(rb, "{\"type\":\"event\",\"event\":\"migrate-incoming\",\"data\":"
-                  "{\"role\":\"destination\",\"job\":\"migration\","
-                  "\"uri\":\"tcp:127.0.0.1:49152\",\"x-ignore-shared\":true}}");
+    cocoTestRelaySend(
+        rb, "{\"type\":\"event\",\"event\":\"migrate-incoming\",\"data\":"
+            "{\"role\":\"destination\",\"job\":\"migration\","
+            "\"uri\":\"tcp:127.0.0.1:49152\",\"x-ignore-shared\":true}}");
     relayWelcome(ra, &lab->a);
-    relaySend(ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
-                  "{\"role\":\"source\",\"job\":\"migration\",\"uri\":"
-                  "\"fd:migrate\",\"peer\":\"127.0.0.1:49152\","
-                  "\"x-ignore-shared\":true}}");
+    cocoTestRelaySend(ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                          "{\"role\":\"source\",\"job\":\"migration\",\"uri\":"
+                          "\"fd:migrate\",\"peer\":\"127.0.0.1:49152\","
+                          "\"x-ignore-shared\":true}}");
 }
 
 static void
@@ -713,7 +587,7 @@ testMigrate(void)
     waitState(&lab.b, "destination", "committed");
     waitState(&lab.a, "source", "committed");
     /* Confirm: libvirt kills the source QEMU */
-    killQemu(&lab.a.qemu);
+    cocoTestQemuStop(&lab.a.qemu);
     waitState(&lab.a, "source", "finished");
     g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
     g_assert_cmpuint(hostCountActive(&lab.b), ==, 0);
@@ -791,8 +665,8 @@ testMigrate(void)
     }
     g_assert_cmpuint(nrec, ==, 1);
     g_assert_cmpuint(i, <, 10 * WAIT_S);
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -935,25 +809,10 @@ testReloadWaitsForMigration(void)
         g_usleep(1000);
     hostStop(&lab.a);
     unlink(lab.a.sock);
-    conf = g_build_filename(lab.a.dir, "virtcocod.conf", NULL);
     /* what hostInit() gives the in-process agents */
-    text = g_strdup_printf(
-        "[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\npeer_port=%u\n"
-        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
-        "pid_dir=%s/run\nqemu_binaries=/bin/sh;\nstreams=2\n"
-        "pages_per_bundle=16\nvcpus=2\npeer_timeout=10\n"
-        "heartbeat_interval=1\npeer_deadline=3\nswitchover_timeout=5\n"
-        "hold_timeout=1\nreconnect_window=%u\n"
-        "tls_ca_cert=%s/%s/cacert.pem\n"
-        "tls_server_cert=%s/%s/servercert.pem\n"
-        "tls_server_key=%s/%s/private/serverkey.pem\n"
-        "tls_client_cert=%s/%s/clientcert.pem\n"
-        "tls_client_key=%s/%s/private/clientkey.pem\n"
-        "handshake_timeout=5\n",
-        lab.a.sock, cocoAgentGetPort(lab.b.agent), lab.a.dir, lab.a.dir,
-        lab.a.dir, reconnectWindow, pkiDir, tlsCertA, pkiDir, tlsCertA, pkiDir,
-        tlsCertA, pkiDir, tlsCertA, pkiDir, tlsCertA);
-    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    text = g_strdup_printf(HOST_LIMITS "peer_port=%u\nreconnect_window=%u\n",
+                           cocoAgentGetPort(lab.b.agent), reconnectWindow);
+    conf = cocoTestAgentWriteConf(lab.a.dir, lab.a.sock, tlsCertA, text);
     argv[3] = conf;
     g_assert_true(
         g_spawn_async(NULL, (char **)argv, NULL,
@@ -989,8 +848,8 @@ testReloadWaitsForMigration(void)
         g_usleep(100000);
     g_assert_true(WIFEXITED(status));
     g_assert_cmpint(WEXITSTATUS(status), ==, 75);
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1017,8 +876,8 @@ testMigratePrecopy(void)
     assertSameRam(&lab);
     g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
     waitState(&lab.a, "source", "committed");
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1040,8 +899,8 @@ testMigrateProgress(void)
     labInit(&lab);
     precopyRounds = 0;
     startMigration(&lab, &ra, &rb);
-    relaySend(&ra, "{\"type\":\"gate\",\"id\":7,\"gate\":\"migrate\","
-                   "\"role\":\"source\"}");
+    cocoTestRelaySend(&ra, "{\"type\":\"gate\",\"id\":7,\"gate\":\"migrate\","
+                           "\"role\":\"source\"}");
     while (!released) {
         g_autoptr(JsonObject) o = relayRead(&ra);
         const char *type;
@@ -1090,8 +949,8 @@ testMigrateProgress(void)
     }
     g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
     waitState(&lab.a, "source", "committed");
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1113,10 +972,10 @@ testMigrateCancelRequest(void)
     labInit(&lab);
     precopyRounds = 0;
     startMigration(&lab, &ra, &rb);
-    relaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
-                   "\"role\":\"source\"}");
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate-cancel\","
-                   "\"data\":{\"role\":\"source\"}}");
+    cocoTestRelaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
+                           "\"role\":\"source\"}");
+    cocoTestRelaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate-cancel\","
+                           "\"data\":{\"role\":\"source\"}}");
     o = relayReadType(&ra, "verdict");
     g_assert_nonnull(o);
     g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 3);
@@ -1135,8 +994,8 @@ testMigrateCancelRequest(void)
     }
     /* The destination may not run. */
     g_assert_false(relayGate(&rb, "cont", "destination", 1, &reason));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1157,13 +1016,14 @@ testMigrateForceComplete(void)
     labInit(&lab);
     precopyRounds = 0;
     startMigration(&lab, &ra, &rb);
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate-parameters\","
-                   "\"data\":{\"downtime-limit\":50,"
-                   "\"max-bandwidth\":1099511627776}}");
-    relaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
-                   "\"role\":\"source\"}");
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"run-state\","
-                   "\"data\":{\"running\":false}}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"event\",\"event\":\"migrate-parameters\","
+                      "\"data\":{\"downtime-limit\":50,"
+                      "\"max-bandwidth\":1099511627776}}");
+    cocoTestRelaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
+                           "\"role\":\"source\"}");
+    cocoTestRelaySend(&ra, "{\"type\":\"event\",\"event\":\"run-state\","
+                           "\"data\":{\"running\":false}}");
     o = relayReadType(&ra, "verdict");
     g_assert_nonnull(o);
     g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 3);
@@ -1180,8 +1040,8 @@ testMigrateForceComplete(void)
     assertSameRam(&lab);
     g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
     waitState(&lab.a, "source", "committed");
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1198,11 +1058,11 @@ testAbortToken(void)
     labInit(&lab);
     startMigration(&lab, &ra, &rb);
     g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
-    killQemu(&lab.b.qemu);
+    cocoTestQemuStop(&lab.b.qemu);
     waitState(&lab.a, "source", "aborted");
     g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1224,11 +1084,12 @@ testVfioLeakDuringMigration(void)
     labInit(&lab);
     precopyRounds = 0;
     startMigration(&lab, &ra, &rb);
-    relaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
-                   "\"role\":\"source\"}");
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
-                   "{\"count\":1,\"reason\":\"1 DMA mapping(s) stay pinned: "
-                   "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    cocoTestRelaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
+                           "\"role\":\"source\"}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
+                      "{\"count\":1,\"reason\":\"1 DMA mapping(s) stay pinned: "
+                      "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
     /* The migrate gate may have been released before the leak came: the
      * migration's end is what counts. */
     o = relayReadType(&ra, "verdict");
@@ -1250,8 +1111,8 @@ testVfioLeakDuringMigration(void)
     }
     /* The destination may not run. */
     g_assert_false(relayGate(&rb, "cont", "destination", 1, &reason));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1271,19 +1132,20 @@ testVfioLeak(gconstpointer data)
     labInit(&lab);
     relayWelcome(&ra, &lab.a);
     if (event)
-        relaySend(&ra,
-                  "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
-                  "{\"backend\":\"type1v2\",\"fix\":\"absent\",\"count\":1,"
-                  "\"reason\":\"1 DMA mapping(s) stay pinned: "
-                  "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
-    relaySend(&ra, event ? "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
-                           "{\"role\":\"source\",\"job\":\"migration\","
-                           "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true}}"
-                         : "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
-                           "{\"role\":\"source\",\"job\":\"migration\","
-                           "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true,"
-                           "\"vfio-leak\":\"1 DMA mapping(s) stay pinned: "
-                           "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+        cocoTestRelaySend(
+            &ra, "{\"type\":\"event\",\"event\":\"vfio-leak\",\"data\":"
+                 "{\"backend\":\"type1v2\",\"fix\":\"absent\",\"count\":1,"
+                 "\"reason\":\"1 DMA mapping(s) stay pinned: "
+                 "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
+    cocoTestRelaySend(
+        &ra, event ? "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                     "{\"role\":\"source\",\"job\":\"migration\","
+                     "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true}}"
+                   : "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                     "{\"role\":\"source\",\"job\":\"migration\","
+                     "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true,"
+                     "\"vfio-leak\":\"1 DMA mapping(s) stay pinned: "
+                     "[0xfffffffffffff000, 0xffffffffffffffff]\"}}");
     g_assert_false(relayGate(&ra, "migrate", "source", 3, &reason));
     g_assert_nonnull(
         strstr(reason, "leaked DMA mappings of a VFIO host device"));
@@ -1292,7 +1154,7 @@ testVfioLeak(gconstpointer data)
     state = hostState(&lab.a, "source", &failure);
     g_assert_nonnull(failure);
     g_assert_nonnull(strstr(failure, "leaked DMA mappings"));
-    relayClose(&ra);
+    cocoTestRelayClose(&ra);
     labClear(&lab);
 }
 
@@ -1331,7 +1193,7 @@ testHostdevGate(void)
     if (!relayGate(&ra, "hostdev", "none", 6, &reason))
         g_error("the override did not release the gate: %s", reason);
     g_unsetenv("LIBVIRT_COCO_AGENT_DEVROOT");
-    relayClose(&ra);
+    cocoTestRelayClose(&ra);
     labClear(&lab);
 }
 
@@ -1371,8 +1233,8 @@ testPolicyRefused(void)
     state = hostState(&lab.a, "source", &failure);
     g_assert_cmpstr(state, ==, "aborted");
     g_assert_nonnull(strstr(failure, "allowed destinations"));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1388,8 +1250,9 @@ testCancel(void)
 
     labInit(&lab);
     startMigration(&lab, &ra, &rb);
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"MIGRATION\",\"data\":"
-                   "{\"status\":\"cancelled\",\"role\":\"source\"}}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"event\",\"event\":\"MIGRATION\",\"data\":"
+                      "{\"status\":\"cancelled\",\"role\":\"source\"}}");
     waitState(&lab.a, "source", "aborted");
     g_assert_false(relayGate(&ra, "pre-switchover", "source", 1, &reason));
     g_assert_nonnull(reason);
@@ -1398,8 +1261,8 @@ testCancel(void)
     waitState(&lab.b, "destination", "aborted");
     g_assert_false(relayGate(&rb, "cont", "destination", 1, &reason));
     g_assert_nonnull(strstr(reason, "destroyed"));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1420,8 +1283,9 @@ testDestinationLost(void)
     /* From the switchover on, the source stays paused whatever QEMU does
      * by itself, until the migration's outcome is known: the pause comes
      * before the verdict. */
-    relaySend(&ra, "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
-                   "\"role\":\"source\"}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
+                      "\"role\":\"source\"}");
     {
         JsonObject *o = relayReadType(&ra, "pause");
 
@@ -1434,7 +1298,7 @@ testDestinationLost(void)
         g_assert_true(json_object_get_boolean_member(o, "release"));
         json_object_unref(o);
     }
-    relayClose(&rb);
+    cocoTestRelayClose(&rb);
     hostStop(&lab.b);
     /* It tries to learn the start token's fate, then gives up: frozen,
      * with what the operator can do. */
@@ -1448,7 +1312,7 @@ testDestinationLost(void)
     state = hostState(&lab.a, "source", &failure);
     g_assert_cmpstr(state, ==, "frozen");
     g_assert_nonnull(strstr(failure, "did not come back"));
-    relayClose(&ra);
+    cocoTestRelayClose(&ra);
     labClear(&lab);
 }
 
@@ -1465,7 +1329,7 @@ assertRefused(Host *h, pid_t pid, const char *name, const char *what)
     g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"), what));
     json_object_unref(o);
     g_assert_null(relayRead(&r));
-    relayClose(&r);
+    cocoTestRelayClose(&r);
 }
 
 /* A relay must not speak for a QEMU it is not. */
@@ -1482,13 +1346,13 @@ testAuthRefused(void)
     /* a QEMU-looking process that libvirt did not record for the domain */
     other_ram = g_build_filename(lab.tmp, "other.ram", NULL);
     g_assert_true(g_file_set_contents(other_ram, "", 0, NULL));
-    other = spawnQemu(other_ram, GUEST);
+    other = cocoTestQemuStart(GUEST, UUID, other_ram, NULL);
     assertRefused(&lab.a, other, GUEST, "PID file");
     /* the right pid, but another domain's name */
     assertRefused(&lab.a, lab.a.qemu, "vm2", "does not name domain");
     /* no such process */
     assertRefused(&lab.a, 0x3ffffff0, GUEST, "not a process of its user");
-    killQemu(&other);
+    cocoTestQemuStop(&other);
     labClear(&lab);
 }
 
@@ -1520,10 +1384,10 @@ testGarbage(void)
         g_assert_cmpint(read(fd, &c, 1), <=, 0);
     }
     close(fd);
-    relayConnect(&junk, lab.b.sock);
-    relaySend(&junk, "{\"type\":");
-    relaySend(&junk, "[1,2,3]");
-    relaySend(&junk, "{\"type\":\"gate\",\"id\":5,\"gate\":\"cont\"}");
+    cocoTestRelayConnect(&junk, lab.b.sock);
+    cocoTestRelaySend(&junk, "{\"type\":");
+    cocoTestRelaySend(&junk, "[1,2,3]");
+    cocoTestRelaySend(&junk, "{\"type\":\"gate\",\"id\":5,\"gate\":\"cont\"}");
     {
         JsonObject *o = relayReadType(&junk, "verdict");
 
@@ -1531,13 +1395,13 @@ testGarbage(void)
         g_assert_false(json_object_get_boolean_member(o, "release"));
         json_object_unref(o);
     }
-    relayClose(&junk);
+    cocoTestRelayClose(&junk);
 
     startMigration(&lab, &ra, &rb);
     g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
     assertSameRam(&lab);
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -1595,21 +1459,21 @@ testProbe(void)
     aport = cocoAgentGetPort(lab.a.agent);
     bport = cocoAgentGetPort(lab.b.agent);
 
-    relayConnect(&r, lab.a.sock);
-    relaySend(&r, "{\"type\":\"probe\"}");
+    cocoTestRelayConnect(&r, lab.a.sock);
+    cocoTestRelaySend(&r, "{\"type\":\"probe\"}");
     o = relayReadType(&r, "probe");
     checkProbe(o, &lab.a, aport, bport);
     json_object_unref(o);
     /* The connection stays usable. */
-    relaySend(&r, "{\"type\":\"probe\"}");
+    cocoTestRelaySend(&r, "{\"type\":\"probe\"}");
     o = relayReadType(&r, "probe");
     g_assert_nonnull(o);
     json_object_unref(o);
-    relayClose(&r);
+    cocoTestRelayClose(&r);
 
     /* The peer's probe, through the local agent (mutual TLS). */
-    relayConnect(&r, lab.a.sock);
-    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    cocoTestRelayConnect(&r, lab.a.sock);
+    cocoTestRelaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
     o = relayReadType(&r, "peer-probe");
     g_assert_nonnull(o);
     checkProbe(json_object_get_object_member(o, "probe"), &lab.b, bport, bport);
@@ -1617,11 +1481,11 @@ testProbe(void)
         json_object_get_object_member(o, "probe"), "tls"));
     json_object_unref(o);
     /* A probe leaves no trace: a second one works too. */
-    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    cocoTestRelaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
     o = relayReadType(&r, "peer-probe");
     g_assert_nonnull(o);
     json_object_unref(o);
-    relayClose(&r);
+    cocoTestRelayClose(&r);
 
     /* Nothing listens on a port we just closed: a clear error. */
     fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1631,14 +1495,14 @@ testProbe(void)
     g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &slen), ==, 0);
     close(fd);
     cocoAgentSetPeerPort(lab.a.agent, ntohs(sin.sin_port));
-    relayConnect(&r, lab.a.sock);
-    relaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
+    cocoTestRelayConnect(&r, lab.a.sock);
+    cocoTestRelaySend(&r, "{\"type\":\"peer-probe\",\"host\":\"127.0.0.1\"}");
     o = relayReadType(&r, "error");
     g_assert_nonnull(o);
     g_assert_nonnull(strstr(json_object_get_string_member(o, "reason"),
                             "cannot connect to the peer agent"));
     json_object_unref(o);
-    relayClose(&r);
+    cocoTestRelayClose(&r);
     labClear(&lab);
 }
 
@@ -1972,8 +1836,8 @@ migrateOnce(Lab *lab)
     assertSameRam(lab);
     g_assert_true(relayGate(&rb, "cont", "destination", 1, &reason));
     waitState(&lab->a, "source", "committed");
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
 }
 
 /* Hellos whose members have the wrong type, size or shape, before any
@@ -2050,11 +1914,11 @@ testAttackRelayLines(void)
     size_t i;
 
     labInit(&lab);
-    relayConnect(&r, lab.b.sock);
+    cocoTestRelayConnect(&r, lab.b.sock);
     for (i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_autoptr(JsonObject) o = NULL;
 
-        relaySend(&r, bad[i]);
+        cocoTestRelaySend(&r, bad[i]);
         o = relayReadType(&r, "error");
         g_assert_nonnull(o);
         if (!strstr(json_object_get_string_member(o, "reason"), why[i]))
@@ -2064,7 +1928,7 @@ testAttackRelayLines(void)
     /* A line longer than the limit before a hello closes the connection. */
     g_assert_cmpint(write(r.fd, big, strlen(big)), ==, (ssize_t)strlen(big));
     g_assert_null(relayRead(&r));
-    relayClose(&r);
+    cocoTestRelayClose(&r);
     migrateOnce(&lab);
     labClear(&lab);
 }
@@ -2153,8 +2017,8 @@ tlsRefused(const char *certA, const char *certB, const char *why)
         g_error("%s/%s: %s", certA, certB, failure);
     g_clear_pointer(&reason, g_free);
     g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -2185,20 +2049,21 @@ testEarlierNotFinal(void)
 
     labInit(&lab);
     startMigration(&lab, &ra, &rb);
-    relaySend(&ra, "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
-                   "\"role\":\"source\"}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
+                      "\"role\":\"source\"}");
     g_assert_nonnull(relayReadType(&ra, "verdict"));
-    relayClose(&rb);
+    cocoTestRelayClose(&rb);
     hostStop(&lab.b);
     waitState(&lab.a, "source", "await-token");
     /* libvirt tries again meanwhile */
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
-                   "{\"role\":\"source\",\"job\":\"migration\",\"uri\":"
-                   "\"fd:migrate\",\"peer\":\"127.0.0.1:49152\","
-                   "\"x-ignore-shared\":true}}");
+    cocoTestRelaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                           "{\"role\":\"source\",\"job\":\"migration\",\"uri\":"
+                           "\"fd:migrate\",\"peer\":\"127.0.0.1:49152\","
+                           "\"x-ignore-shared\":true}}");
     g_assert_false(relayGate(&ra, "migrate", "source", 5, &reason));
     g_assert_nonnull(strstr(reason, "is not resolved"));
-    relayClose(&ra);
+    cocoTestRelayClose(&ra);
     labClear(&lab);
 }
 
@@ -2220,14 +2085,15 @@ testInterruptedRecover(void)
 
     labInit(&lab);
     startMigration(&lab, &ra, &rb);
-    relaySend(&ra, "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
-                   "\"role\":\"source\"}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"gate\",\"id\":1,\"gate\":\"pre-switchover\","
+                      "\"role\":\"source\"}");
     o = relayReadType(&ra, "verdict");
     g_assert_nonnull(o);
     g_assert_true(json_object_get_boolean_member(o, "release"));
     json_object_unref(o);
     waitState(&lab.b, "destination", "handover");
-    relayClose(&ra);
+    cocoTestRelayClose(&ra);
     hostStop(&lab.a);
     hostStartAgent(&lab.a, "A", true);
     cocoAgentSetPeerPort(lab.a.agent, cocoAgentGetPort(lab.b.agent));
@@ -2243,7 +2109,7 @@ testInterruptedRecover(void)
     line = g_strdup_printf("{\"type\":\"recover\",\"id\":\"%s\"}",
                            json_object_get_string_member(rec, "id"));
     /* The destination still holds the session (its QEMU runs). */
-    relaySend(&ra, line);
+    cocoTestRelaySend(&ra, line);
     o = relayReadType(&ra, "recover");
     g_assert_nonnull(o);
     g_assert_cmpstr(json_object_get_string_member(o, "state"), ==,
@@ -2254,9 +2120,9 @@ testInterruptedRecover(void)
     g_clear_pointer(&reason, g_free);
     g_assert_false(relayGate(&ra, "cont", "source", 3, &reason));
     /* It aborts (libvirt destroyed its QEMU): the guest may run here. */
-    killQemu(&lab.b.qemu);
+    cocoTestQemuStop(&lab.b.qemu);
     waitState(&lab.b, "destination", "aborted");
-    relaySend(&ra, line);
+    cocoTestRelaySend(&ra, line);
     {
         bool resumed = false;
         bool answered = false;
@@ -2287,8 +2153,8 @@ testInterruptedRecover(void)
     rec = hostRecord(&lab.a, "source");
     g_assert_true(json_object_get_boolean_member(rec, "may_run"));
     g_assert_nonnull(json_object_get_string_member(rec, "recovered"));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     labClear(&lab);
 }
 
@@ -2399,46 +2265,16 @@ testRecordsUnwritable(void)
     rmdir(dir);
 }
 
-/* The throw-away PKI of tests/cocotlsgen.sh (certtool). */
-static void
-pkiMake(void)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *script =
-        g_build_filename(g_getenv("abs_srcdir") ? g_getenv("abs_srcdir") : ".",
-                         "cocotlsgen.sh", NULL);
-    g_autofree char *cmd = NULL;
-    int status = 0;
-
-    pkiDir = g_dir_make_tmp("cocoagentpki-XXXXXX", &err);
-    g_assert_no_error(err);
-    cmd = g_strdup_printf("sh '%s' '%s'", script, pkiDir);
-    g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, &status, &err));
-    g_assert_no_error(err);
-    g_assert_true(g_spawn_check_wait_status(status, NULL));
-}
-
-static void
-pkiClear(void)
-{
-    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", pkiDir);
-
-    g_assert_cmpint(system(cmd), ==, 0);
-    g_free(pkiDir);
-}
-
 int
 main(int argc, char **argv)
 {
-    int ret;
-
     g_test_init(&argc, &argv, NULL);
     /* Attacks write to connections the agent closes. */
     signal(SIGPIPE, SIG_IGN);
     logText = g_string_new(NULL);
     g_log_set_writer_func(logWriter, NULL, NULL);
     g_assert_cmpint(cocoAgentTlsInit(NULL), ==, 0);
-    pkiMake();
+    cocoTestPki();
     g_test_add_func("/agent/config", testConfig);
     g_test_add_func("/agent/status-group", testStatusGroup);
     g_test_add_func("/agent/status-access", testStatusAccess);
@@ -2473,7 +2309,5 @@ main(int argc, char **argv)
     g_test_add_func("/agent/records/restart", testRecordsRestart);
     g_test_add_func("/agent/interrupted-recover", testInterruptedRecover);
     g_test_add_func("/agent/records/unwritable", testRecordsUnwritable);
-    ret = g_test_run();
-    pkiClear();
-    return ret;
+    return g_test_run();
 }

@@ -7,23 +7,23 @@
 # every refusal before libvirt is called, then a job that passes the
 # preflight and fails in libvirt (the test driver cannot migrate), watched
 # by the Python example docs/examples/coco-dbus-migrate.py as Nova or VDSM
-# would. The domain's relay is played by this script: a stand-in QEMU
-# process whose command line names the domain, and a hello on the agent's
-# socket (the agent authenticates it as it does qemu-coco's relay); without
-# it the job is refused before libvirt is called. The lab (tests/e2e) runs
+# would. The domain's relay is played by tests/cocodbusrelay.py: a stand-in
+# QEMU process whose command line names the domain, and a hello on the
+# agent's socket (the agent authenticates it as it does qemu-coco's relay);
+# without it the job is refused before libvirt is called. The lab (tests/e2e) runs
 # the same example for a real migration.
 # Usage: cocodbusjobtest.py VIRTCOCOD   (TAP; needs python3-gi)
 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from cocodbusbus import agent_tls, Tap, cleanup, start_bus
+from cocodbusrelay import UUID, start_relay, stop_relay
 
 try:
     import gi
@@ -42,7 +42,6 @@ NAME = "org.libvirtcoco.Agent1"
 PATH = "/org/libvirtcoco/Agent1"
 JOB = "org.libvirtcoco.Job1"
 LIVE, P2P, TUNNELLED = 1, 2, 4
-UUID = "5f2e3d4c-5b6a-4789-8a9b-0c1d2e3f4a5b"  # "coco" in testnode.xml
 
 _tap = Tap()
 ok = _tap.ok
@@ -68,39 +67,6 @@ def refused(bus, what, domain, params, flags, name, text):
     ok(path is None and err and err[0] == "org.libvirtcoco.Error." + name and
        text in err[1], "Migrate %s: org.libvirtcoco.Error.%s" % (what, name),
        "job %s, error %s" % (path, err))
-
-
-def start_relay(tmp, sock_path):
-    """A stand-in QEMU for "coco" and its relay's hello; returns both."""
-    qemu = subprocess.Popen(["/bin/sh", "-c", "sleep 600", "sh", "-name",
-                             "guest=coco", "-uuid", UUID],
-                            stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    # The agent reads its command line: wait for the exec.
-    for _ in range(500):
-        try:
-            with open("/proc/%d/cmdline" % qemu.pid, "rb") as f:
-                if b"guest=coco" in f.read():
-                    break
-        except OSError:
-            pass
-        time.sleep(0.01)
-    with open(os.path.join(tmp, "pids", "coco.pid"), "w") as f:
-        f.write("%d\n" % qemu.pid)
-    relay = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    relay.settimeout(10)
-    relay.connect(sock_path)
-    hello = {"type": "hello", "version": 1, "pid": qemu.pid, "name": "coco",
-             "uuid": UUID, "vcpus": 1}
-    relay.sendall((json.dumps(hello) + "\n").encode())
-    answer = b""
-    while b"\n" not in answer:
-        chunk = relay.recv(4096)
-        if not chunk:
-            break
-        answer += chunk
-    return qemu, relay, answer.decode(errors="replace")
 
 
 def main():
@@ -169,8 +135,8 @@ def main():
                 {"migrate_uri": GLib.Variant("s", "tcp:127.0.0.1")}, P2P,
                 "QmpAgent", "relay of domain 'coco' (%s) is not connected"
                 % repr(UUID))
-        qemu, relay, welcome = start_relay(tmp, os.path.join(tmp,
-                                                             "agent.sock"))
+        qemu, relay, welcome = start_relay(os.path.join(tmp, "pids"),
+                                           os.path.join(tmp, "agent.sock"))
         ok('"welcome"' in welcome,
            "the agent authenticates the stand-in relay of 'coco'", welcome)
         refused(bus, "to a host without an agent", "coco",
@@ -245,11 +211,7 @@ def main():
            "job '%s': failed" % path in text,
            "the agent logs the job's start and end", text)
     finally:
-        if relay:
-            relay.close()
-        if qemu:
-            os.killpg(qemu.pid, 9)
-            qemu.wait()
+        stop_relay(qemu, relay)
         cleanup(tmp, agent, daemon)
     return _tap.done()
 

@@ -34,8 +34,8 @@ cocoTestAgentPkiRemove(void)
         g_printerr("cannot remove '%s'\n", cocoTestPkiDir);
 }
 
-static const char *
-cocoTestAgentPki(void)
+const char *
+cocoTestPki(void)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *script = NULL;
@@ -72,15 +72,35 @@ cocoTestAgentAccepts(const char *sock)
     return ok;
 }
 
+char *
+cocoTestAgentWriteConf(const char *dir, const char *sock, const char *tls,
+                       const char *extra)
+{
+    g_autofree char *id = g_build_filename(cocoTestPki(), tls, NULL);
+    g_autofree char *text = NULL;
+    char *conf = g_build_filename(dir, "virtcocod.conf", NULL);
+
+    text = g_strdup_printf(
+        "[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
+        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
+        "pid_dir=%s/run\nqemu_binaries=/bin/sh;\n"
+        "tls_ca_cert=%s/cacert.pem\n"
+        "tls_server_cert=%s/servercert.pem\n"
+        "tls_server_key=%s/private/serverkey.pem\n"
+        "tls_client_cert=%s/clientcert.pem\n"
+        "tls_client_key=%s/private/clientkey.pem\n%s",
+        sock, dir, dir, dir, id, id, id, id, id, extra ? extra : "");
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    return conf;
+}
+
 void
 cocoTestAgentStartConf(CocoTestAgent *a, const char *prefix, const char *extra)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *tmpl = g_strdup_printf("%s-XXXXXX", prefix);
     g_autofree char *conf = NULL;
-    g_autofree char *text = NULL;
     const char *argv[] = {g_getenv("VIRTCOCOD"), "-f", "-c", NULL, NULL};
-    const char *pki = cocoTestAgentPki();
     int i;
 
     g_assert_nonnull(argv[0]);
@@ -89,19 +109,7 @@ cocoTestAgentStartConf(CocoTestAgent *a, const char *prefix, const char *extra)
     a->sock = g_build_filename(a->dir, "agent.sock", NULL);
     a->piddir = g_build_filename(a->dir, "run", NULL);
     g_assert_cmpint(g_mkdir_with_parents(a->piddir, 0700), ==, 0);
-    conf = g_build_filename(a->dir, "virtcocod.conf", NULL);
-    text =
-        g_strdup_printf("[virtcocod]\nsocket=%s\nlisten=127.0.0.1\nport=0\n"
-                        "platform=%s/platform.conf\nstate_dir=%s/migrations\n"
-                        "tls_ca_cert=%s/local/cacert.pem\n"
-                        "tls_server_cert=%s/local/servercert.pem\n"
-                        "tls_server_key=%s/local/private/serverkey.pem\n"
-                        "tls_client_cert=%s/local/clientcert.pem\n"
-                        "tls_client_key=%s/local/private/clientkey.pem\n"
-                        "pid_dir=%s\nqemu_binaries=/bin/sh;\n%s",
-                        a->sock, a->dir, a->dir, pki, pki, pki, pki, pki,
-                        a->piddir, extra ? extra : "");
-    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    conf = cocoTestAgentWriteConf(a->dir, a->sock, "local", extra);
     argv[3] = conf;
     g_assert_true(
         g_spawn_async(NULL, (char **)argv, NULL,
@@ -140,8 +148,6 @@ cocoTestQemuStart(const char *name, const char *uuid, const char *ram,
                   const char *piddir)
 {
     g_autofree char *guest = g_strdup_printf("guest=%s,debug-threads=on", name);
-    g_autofree char *pidfile = g_strdup_printf("%s/%s.pid", piddir, name);
-    g_autofree char *pidtext = NULL;
     const char *script =
         ram ? "exec 3<>\"$0\"; sleep 300; true" : "sleep 300; true";
     const char *argv[] = {"/bin/sh",        "-c",    script,
@@ -170,8 +176,12 @@ cocoTestQemuStart(const char *name, const char *uuid, const char *ram,
             break;
         g_usleep(1000);
     }
-    pidtext = g_strdup_printf("%d\n", (int)pid);
-    g_assert_true(g_file_set_contents(pidfile, pidtext, -1, NULL));
+    if (piddir) {
+        g_autofree char *pidfile = g_strdup_printf("%s/%s.pid", piddir, name);
+        g_autofree char *pidtext = g_strdup_printf("%d\n", (int)pid);
+
+        g_assert_true(g_file_set_contents(pidfile, pidtext, -1, NULL));
+    }
     return pid;
 }
 

@@ -21,6 +21,20 @@ typedef struct {
     GPid pid;
 } CocoTestAgent;
 
+/* The test PKI of this process (tests/cocotlsgen.sh, certtool), made at
+ * the first call and removed at exit: a directory with one subdirectory of
+ * TLS files per identity ("local": localhost and 127.0.0.1). */
+const char *cocoTestPki(void);
+
+/* Write @dir/virtcocod.conf, the configuration of a test agent, and return
+ * its path: the socket @sock, peers on 127.0.0.1 on a port of the kernel's
+ * choice, the platform file, records (@dir/migrations) and libvirt's PID
+ * files (@dir/run) in @dir, /bin/sh as a QEMU binary, the TLS files of
+ * identity @tls of cocoTestPki(), then the lines @extra ("key=value\n"...,
+ * may be NULL). */
+char *cocoTestAgentWriteConf(const char *dir, const char *sock, const char *tls,
+                             const char *extra);
+
 /* Start it (directory named after @prefix) and wait for its socket. */
 void cocoTestAgentStart(CocoTestAgent *a, const char *prefix);
 
@@ -35,7 +49,8 @@ void cocoTestAgentStop(CocoTestAgent *a);
 
 /* A process the agent accepts as the QEMU of domain @name (@uuid): the
  * shell, whose command line names the domain, holding the guest RAM file
- * @ram open (NULL: none) as QEMU does; its PID file goes to @piddir. */
+ * @ram open (NULL: none) as QEMU does; its PID file goes to @piddir (NULL:
+ * none, a QEMU that libvirt did not record). */
 pid_t cocoTestQemuStart(const char *name, const char *uuid, const char *ram,
                         const char *piddir);
 /* Kill it (and its sleep) and reap it; *@pid becomes 0. */

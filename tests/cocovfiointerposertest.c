@@ -30,20 +30,7 @@
 #define DEVICE_FD 3000
 #define IOAS_ID 7
 
-typedef struct {
-    const char *name;
-    CocoVfioModelConfig cfg;
-} Variant;
-
-static const Variant variants[] = {
-    {"type1-buggy-v1", {COCO_VFIO_MODEL_TYPE1, false, false, false, false}},
-    {"type1-buggy-v2", {COCO_VFIO_MODEL_TYPE1, false, true, false, false}},
-    {"type1-buggy-v2-all", {COCO_VFIO_MODEL_TYPE1, false, true, true, false}},
-    {"type1-fixed-v2", {COCO_VFIO_MODEL_TYPE1, true, true, false, false}},
-    {"type1-fixed-v2-all", {COCO_VFIO_MODEL_TYPE1, true, true, true, false}},
-    {"compat-old", {COCO_VFIO_MODEL_COMPAT, false, true, true, true}},
-    {"compat-new", {COCO_VFIO_MODEL_COMPAT, false, true, true, false}},
-};
+typedef CocoVfioModelVariant Variant;
 
 /* The VFIO system around the model, as QEMU sees it. */
 typedef struct {
@@ -379,7 +366,7 @@ testDeviceLast(void)
 {
     Sys s;
 
-    sysInit(&s, &variants[1], true);
+    sysInit(&s, cocoVfioModelVariantGet("type1-buggy-v2"), true);
     qemuPlug(&s);
     g_assert_cmpint(qemuMap(&s, 0x100000, 0x10000), ==, 0);
     qemuClose(&s, GROUP_FD);
@@ -414,7 +401,7 @@ testLeakReport(void)
     CocoVfioInterposerStats st;
     Sys s;
 
-    sysInit(&s, &variants[1], true);
+    sysInit(&s, cocoVfioModelVariantGet("type1-buggy-v2"), true);
     qemuPlug(&s);
     g_assert_cmpint(qemuMap(&s, 0x100000, 0x2000), ==, 0);
     g_assert_cmpint(qemuMap(&s, 0x200000, 0x1000), ==, 0);
@@ -452,7 +439,7 @@ testUnmapLeak(void)
     uint64_t out = 1;
     Sys s;
 
-    sysInit(&s, &variants[1], true);
+    sysInit(&s, cocoVfioModelVariantGet("type1-buggy-v2"), true);
     qemuPlug(&s);
     g_assert_cmpint(qemuMap(&s, 0x100000, 0x1000), ==, 0);
     cocoVfioModelSetFault(s.model, COCO_VFIO_MODEL_FAULT_SILENT_ALL);
@@ -509,7 +496,7 @@ testPassThrough(void)
     g_assert_true(cocoVfioInterposerWants(VFIO_IOMMU_MAP_DMA));
     g_assert_true(cocoVfioInterposerWants(COCO_IOMMU_IOAS_MAP));
 
-    sysInit(&s, &variants[1], true);
+    sysInit(&s, cocoVfioModelVariantGet("type1-buggy-v2"), true);
     qemuPlug(&s);
     cocoVfioInterposerGetStats(s.ip, &st);
     g_assert_cmpint(qemuIoctl(&s, DEVICE_FD, VFIO_DEVICE_GET_INFO, NULL), ==,
@@ -554,7 +541,7 @@ testForkChild(void)
 {
     Sys s;
 
-    sysInit(&s, &variants[1], true);
+    sysInit(&s, cocoVfioModelVariantGet("type1-buggy-v2"), true);
     qemuPlug(&s);
     g_assert_cmpint(qemuMap(&s, 0x100000, 0x1000), ==, 0);
     cocoVfioModelResetStats(s.model);
@@ -565,7 +552,7 @@ testForkChild(void)
     sysClear(&s);
 
     /* a child of a process that followed nothing starts afresh */
-    sysInit(&s, &variants[1], true);
+    sysInit(&s, cocoVfioModelVariantGet("type1-buggy-v2"), true);
     cocoVfioInterposerForkChild(s.ip);
     qemuPlug(&s);
     g_assert_cmpint(qemuMap(&s, TOP, PG), ==, -EPERM);
@@ -579,9 +566,6 @@ testForkChild(void)
 static void
 testIommufd(void)
 {
-    CocoVfioModelConfig cfg = {COCO_VFIO_MODEL_IOMMUFD, false, true, true,
-                               false};
-    Variant v = {"iommufd", cfg};
     CocoIommuIoasAlloc a = {.size = sizeof(a)};
     CocoIommuIoasMap m = {
         .size = sizeof(m),
@@ -596,7 +580,7 @@ testIommufd(void)
     CocoIommuDestroy d = {.size = sizeof(d), .id = IOAS_ID};
     Sys s;
 
-    sysInit(&s, &v, true);
+    sysInit(&s, cocoVfioModelVariantGet("iommufd"), true);
     g_assert_cmpint(qemuIoctl(&s, s.cfd, COCO_IOMMU_IOAS_ALLOC, &a), ==, 0);
     bind.iommufd = s.cfd;
     g_assert_cmpint(qemuIoctl(&s, DEVICE_FD, VFIO_DEVICE_BIND_IOMMUFD, &bind),
@@ -703,25 +687,28 @@ main(int argc, char **argv)
     size_t i;
 
     g_test_init(&argc, &argv, NULL);
-    for (i = 0; i < G_N_ELEMENTS(variants); i++) {
+    for (i = 0; i < cocoVfioModelNVariants; i++) {
+        const Variant *v = &cocoVfioModelVariants[i];
         g_autofree char *unplug =
-            g_strdup_printf("/vfio/interposer/unplug/%s", variants[i].name);
-        g_autofree char *without = g_strdup_printf(
-            "/vfio/interposer/unplug-without/%s", variants[i].name);
-        g_autofree char *teardown = g_strdup_printf(
-            "/vfio/interposer/group-close/%s", variants[i].name);
+            g_strdup_printf("/vfio/interposer/unplug/%s", v->name);
+        g_autofree char *without =
+            g_strdup_printf("/vfio/interposer/unplug-without/%s", v->name);
+        g_autofree char *teardown =
+            g_strdup_printf("/vfio/interposer/group-close/%s", v->name);
         g_autofree char *all =
-            g_strdup_printf("/vfio/interposer/unmap-all/%s", variants[i].name);
+            g_strdup_printf("/vfio/interposer/unmap-all/%s", v->name);
         g_autofree char *random =
-            g_strdup_printf("/vfio/interposer/random/%s", variants[i].name);
+            g_strdup_printf("/vfio/interposer/random/%s", v->name);
 
-        g_test_add_data_func(unplug, &variants[i], testUnplug);
-        g_test_add_data_func(without, &variants[i], testUnplugWithout);
-        g_test_add_data_func(teardown, &variants[i], testGroupCloseTearsDown);
-        if (variants[i].cfg.unmap_all ||
-            variants[i].cfg.kind == COCO_VFIO_MODEL_COMPAT)
-            g_test_add_data_func(all, &variants[i], testUnmapAllFlag);
-        g_test_add_data_func(random, &variants[i], testRandom);
+        /* Native iommufd has no container: testIommufd() below. */
+        if (v->cfg.kind == COCO_VFIO_MODEL_IOMMUFD)
+            continue;
+        g_test_add_data_func(unplug, v, testUnplug);
+        g_test_add_data_func(without, v, testUnplugWithout);
+        g_test_add_data_func(teardown, v, testGroupCloseTearsDown);
+        if (v->cfg.unmap_all || v->cfg.kind == COCO_VFIO_MODEL_COMPAT)
+            g_test_add_data_func(all, v, testUnmapAllFlag);
+        g_test_add_data_func(random, v, testRandom);
     }
     g_test_add_func("/vfio/interposer/device-last", testDeviceLast);
     g_test_add_func("/vfio/interposer/leak-report", testLeakReport);

@@ -56,6 +56,35 @@ struct _CocoVfioModel {
     CocoVfioModelStats stats;
 };
 
+const CocoVfioModelVariant cocoVfioModelVariants[] = {
+    {"type1-buggy-v1", {COCO_VFIO_MODEL_TYPE1, false, false, false, false}},
+    {"type1-buggy-v1-all", {COCO_VFIO_MODEL_TYPE1, false, false, true, false}},
+    {"type1-buggy-v2", {COCO_VFIO_MODEL_TYPE1, false, true, false, false}},
+    {"type1-buggy-v2-all", {COCO_VFIO_MODEL_TYPE1, false, true, true, false}},
+    {"type1-fixed-v1", {COCO_VFIO_MODEL_TYPE1, true, false, false, false}},
+    {"type1-fixed-v1-all", {COCO_VFIO_MODEL_TYPE1, true, false, true, false}},
+    {"type1-fixed-v2", {COCO_VFIO_MODEL_TYPE1, true, true, false, false}},
+    {"type1-fixed-v2-all", {COCO_VFIO_MODEL_TYPE1, true, true, true, false}},
+    {"compat-old", {COCO_VFIO_MODEL_COMPAT, false, true, true, true}},
+    {"compat-new", {COCO_VFIO_MODEL_COMPAT, false, true, true, false}},
+    {"iommufd", {COCO_VFIO_MODEL_IOMMUFD, false, true, true, false}},
+};
+
+const size_t cocoVfioModelNVariants = G_N_ELEMENTS(cocoVfioModelVariants);
+
+const CocoVfioModelVariant *
+cocoVfioModelVariantGet(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cocoVfioModelNVariants; i++) {
+        if (STREQ(cocoVfioModelVariants[i].name, name))
+            return &cocoVfioModelVariants[i];
+    }
+    g_error("no VFIO model variant '%s'", name);
+    return NULL;
+}
+
 static const CocoVfioRange modelDefaultRanges[] = {
     {0, 0xfedfffffULL},
     {0xfef00000ULL, G_MAXUINT64},

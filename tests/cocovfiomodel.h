@@ -43,6 +43,23 @@ typedef enum {
     COCO_VFIO_MODEL_FAULT_SILENT_ALL,
 } CocoVfioModelFault;
 
+/* A kernel variant the tests run against, by name (docs/vfio.rst,
+ * "Kernel-behaviour model"). */
+typedef struct {
+    const char *name;
+    CocoVfioModelConfig cfg;
+} CocoVfioModelVariant;
+
+/* Every variant, one list for the VFIO tests and benchmarks: buggy and
+ * fixed type1 with v1 and v2 semantics, with and without VFIO_UNMAP_ALL,
+ * iommufd's type1 compatibility before and after afb47765f923, and native
+ * iommufd. */
+extern const CocoVfioModelVariant cocoVfioModelVariants[];
+extern const size_t cocoVfioModelNVariants;
+
+/* The variant called @name; aborts the test when there is none. */
+const CocoVfioModelVariant *cocoVfioModelVariantGet(const char *name);
+
 typedef struct _CocoVfioModel CocoVfioModel;
 
 CocoVfioModel *cocoVfioModelNew(const CocoVfioModelConfig *cfg);

@@ -23,24 +23,7 @@
 #define TOP (G_MAXUINT64 - PG + 1) /* the top page: [TOP, 2^64-1] */
 #define LASTR_FIRST 0xfef00000ULL /* the model's last range */
 
-typedef struct {
-    const char *name;
-    CocoVfioModelConfig cfg;
-} Variant;
-
-static const Variant variants[] = {
-    {"type1-buggy-v1", {COCO_VFIO_MODEL_TYPE1, false, false, false, false}},
-    {"type1-buggy-v1-all", {COCO_VFIO_MODEL_TYPE1, false, false, true, false}},
-    {"type1-buggy-v2", {COCO_VFIO_MODEL_TYPE1, false, true, false, false}},
-    {"type1-buggy-v2-all", {COCO_VFIO_MODEL_TYPE1, false, true, true, false}},
-    {"type1-fixed-v1", {COCO_VFIO_MODEL_TYPE1, true, false, false, false}},
-    {"type1-fixed-v1-all", {COCO_VFIO_MODEL_TYPE1, true, false, true, false}},
-    {"type1-fixed-v2", {COCO_VFIO_MODEL_TYPE1, true, true, false, false}},
-    {"type1-fixed-v2-all", {COCO_VFIO_MODEL_TYPE1, true, true, true, false}},
-    {"compat-old", {COCO_VFIO_MODEL_COMPAT, false, true, true, true}},
-    {"compat-new", {COCO_VFIO_MODEL_COMPAT, false, true, true, false}},
-    {"iommufd", {COCO_VFIO_MODEL_IOMMUFD, false, true, true, false}},
-};
+typedef CocoVfioModelVariant Variant;
 
 typedef struct {
     const Variant *v;
@@ -158,7 +141,7 @@ assertNeverUnsafeRequests(Env *env)
     }
 }
 
-#define FOREACH_VARIANT(i) for (i = 0; i < G_N_ELEMENTS(variants); i++)
+#define FOREACH_VARIANT(i) for (i = 0; i < cocoVfioModelNVariants; i++)
 
 /* Row 1: empty, [0, 2^64-1]. */
 static void
@@ -172,12 +155,12 @@ testRow1Empty(void)
         g_autoptr(GError) err = NULL;
         uint64_t out = 1;
 
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         g_assert_cmpint(
             cocoVfioContainerUnmap(env.c, 0, G_MAXUINT64, &out, &err), ==, 0);
         g_assert_no_error(err);
         g_assert_cmpuint(out, ==, 0);
-        if (variants[i].cfg.kind == COCO_VFIO_MODEL_IOMMUFD)
+        if (cocoVfioModelVariants[i].cfg.kind == COCO_VFIO_MODEL_IOMMUFD)
             g_assert_cmpuint(cocoVfioModelGetStats(env.model)->unmap_all, ==,
                              1);
         assertNeverUnsafeRequests(&env);
@@ -197,7 +180,7 @@ testRow2Low(void)
         g_autoptr(GError) err = NULL;
         uint64_t out = 0;
 
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         envMap(&env, 0x1000, 0x1fff);
         g_assert_cmpuint(cocoVfioModelLiveBytes(env.model), ==, PG);
         g_assert_cmpint(
@@ -227,7 +210,7 @@ testRow3Row4(void)
             uint64_t out = 0;
             uint64_t before;
 
-            envInit(&env, &variants[i]);
+            envInit(&env, &cocoVfioModelVariants[i]);
             envMap(&env, pages[p], pages[p] + PG - 1);
             before = cocoVfioContainerGetIoctlCount(env.c);
             g_assert_cmpint(cocoVfioContainerUnmap(env.c, LASTR_FIRST,
@@ -262,7 +245,7 @@ testRow5Row6Top(void)
             uint64_t out = 0;
             int rc;
 
-            envInit(&env, &variants[i]);
+            envInit(&env, &cocoVfioModelVariants[i]);
             if (kind == 4)
                 envMap(&env, 0x100000000ULL, 0x100000000ULL + PG - 1);
             envMapTop(&env, first);
@@ -275,7 +258,7 @@ testRow5Row6Top(void)
                 rc = cocoVfioContainerUnmap(env.c, LASTR_FIRST, G_MAXUINT64,
                                             &out, &err);
             assertNeverUnsafeRequests(&env);
-            if (variantBuggy(&variants[i])) {
+            if (variantBuggy(&cocoVfioModelVariants[i])) {
                 g_assert_cmpint(rc, ==, -1);
                 g_assert_error(err, COCO_ERROR, COCO_ERROR_VFIO_LEAK);
                 g_assert_nonnull(strstr(err->message, "0xffffffffffffffff]"));
@@ -313,10 +296,10 @@ testRow7MapTop(void)
         g_autoptr(GError) err = NULL;
         int rc;
 
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         rc = cocoVfioContainerMap(env.c, NULL, TOP, G_MAXUINT64,
                                   COCO_VFIO_MAP_READ, &err);
-        if (variantBuggy(&variants[i])) {
+        if (variantBuggy(&cocoVfioModelVariants[i])) {
             g_assert_cmpint(rc, ==, -1);
             g_assert_error(err, COCO_ERROR, COCO_ERROR_VFIO_UNSAFE);
             g_assert_cmpuint(cocoVfioModelGetStats(env.model)->ioctls, ==, 0);
@@ -345,12 +328,12 @@ testRow8Wrap(void)
         CocoVfioRange r = {0, 0};
         int expect;
 
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         g_assert_cmpint(cocoVfioRangeFromSize(TOP, 2 * PG, &r, &err), ==, -1);
         g_assert_error(err, COCO_ERROR, COCO_ERROR_VFIO_RANGE);
         g_assert_cmpuint(cocoVfioModelGetStats(env.model)->ioctls, ==, 0);
         /* What the kernel itself answers. */
-        expect = variantBuggy(&variants[i]) ? -EINVAL : -EOVERFLOW;
+        expect = variantBuggy(&cocoVfioModelVariants[i]) ? -EINVAL : -EOVERFLOW;
         g_assert_cmpint(cocoVfioModelMap(env.model, TOP, 2 * PG), ==, expect);
         g_clear_error(&err);
         g_assert_cmpint(cocoVfioRangeFromSize(TOP, PG, &r, &err), ==, 0);
@@ -376,7 +359,7 @@ testRow9Malformed(void)
         g_autoptr(GError) e5 = NULL;
         g_autoptr(GError) e6 = NULL;
 
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         g_assert_cmpint(cocoVfioRangeFromSize(0x1000, 0, &r, &e1), ==, -1);
         g_assert_error(e1, COCO_ERROR, COCO_ERROR_VFIO_RANGE);
         g_assert_cmpint(
@@ -416,7 +399,7 @@ testRow10Shortfall(void)
         uint64_t out = 0;
 
         /* Silent multi-mapping requests: the per-mapping fallback works. */
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         envMap(&env, 0x10000, 0x10fff);
         envMap(&env, 0x20000, 0x21fff);
         envMap(&env, 0x30000, 0x30fff);
@@ -430,7 +413,7 @@ testRow10Shortfall(void)
         envClear(&env);
 
         /* Every request silent: each mapping is reported, then closed. */
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         envMap(&env, 0x10000, 0x10fff);
         envMap(&env, 0x20000, 0x21fff);
         envMap(&env, 0x100000000ULL, 0x100000fffULL);
@@ -457,21 +440,22 @@ testRow11Probe(void)
         Env env;
         CocoVfioFixStatus expect;
 
-        envInit(&env, &variants[i]);
-        if (variants[i].cfg.kind == COCO_VFIO_MODEL_IOMMUFD)
+        envInit(&env, &cocoVfioModelVariants[i]);
+        if (cocoVfioModelVariants[i].cfg.kind == COCO_VFIO_MODEL_IOMMUFD)
             expect = COCO_VFIO_FIX_NOT_NEEDED;
-        else if (variantBuggy(&variants[i]))
+        else if (variantBuggy(&cocoVfioModelVariants[i]))
             expect = COCO_VFIO_FIX_ABSENT;
         else
             expect = COCO_VFIO_FIX_PRESENT;
         g_assert_cmpint(cocoVfioContainerGetFixStatus(env.c), ==, expect);
-        if (variants[i].cfg.kind != COCO_VFIO_MODEL_IOMMUFD) {
+        if (cocoVfioModelVariants[i].cfg.kind != COCO_VFIO_MODEL_IOMMUFD) {
             g_assert_cmpint(cocoVfioProbeFix(cocoVfioModelOps(env.model),
                                              cocoVfioModelFd(env.model), PG),
                             ==, expect);
             g_assert_cmpint(cocoVfioContainerHasUnmapAll(env.c), ==,
-                            variants[i].cfg.kind == COCO_VFIO_MODEL_COMPAT ||
-                                variants[i].cfg.unmap_all);
+                            cocoVfioModelVariants[i].cfg.kind ==
+                                    COCO_VFIO_MODEL_COMPAT ||
+                                cocoVfioModelVariants[i].cfg.unmap_all);
         }
         /* The probe has no side effect. */
         g_assert_cmpuint(cocoVfioModelTrackedCount(env.model), ==, 0);
@@ -492,7 +476,7 @@ testRow12Many(void)
         uint64_t j;
         int rc;
 
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         for (j = 0; j < 500; j++) {
             envMap(&env, j * 2 * PG, j * 2 * PG + PG - 1);
             envMap(&env, 0x100000000ULL + j * 4 * PG,
@@ -501,7 +485,7 @@ testRow12Many(void)
         envMapTop(&env, TOP);
         rc = cocoVfioContainerTeardown(env.c, &err);
         assertNeverUnsafeRequests(&env);
-        if (variantBuggy(&variants[i])) {
+        if (variantBuggy(&cocoVfioModelVariants[i])) {
             g_autofree CocoVfioRange *leaks = NULL;
             size_t nleaks;
 
@@ -721,7 +705,7 @@ testProperty(void)
     FOREACH_VARIANT(i)
     {
         for (it = 0; it < iters; it++) {
-            if (!propertyRun(&variants[i], seed, it))
+            if (!propertyRun(&cocoVfioModelVariants[i], seed, it))
                 return;
         }
     }
@@ -790,19 +774,22 @@ testUsableAndReport(void)
         g_autoptr(CocoVfioHostReport) rep = g_new0(CocoVfioHostReport, 1);
         size_t n;
 
-        envInit(&env, &variants[i]);
+        envInit(&env, &cocoVfioModelVariants[i]);
         cocoVfioContainerGetUsableRanges(env.c, &r, &n);
         g_assert_cmpuint(n, ==, 2);
         g_assert_cmpuint(r[1].last, ==,
-                         variantBuggy(&variants[i]) ? G_MAXUINT64 - PG
-                                                    : G_MAXUINT64);
+                         variantBuggy(&cocoVfioModelVariants[i])
+                             ? G_MAXUINT64 - PG
+                             : G_MAXUINT64);
         cocoVfioHostReportFromContainer(rep, env.c, "model");
         g_assert_cmpint(rep->risk, ==,
-                        variantBuggy(&variants[i]) ? COCO_VFIO_RISK_HIGH
-                                                   : COCO_VFIO_RISK_NONE);
+                        variantBuggy(&cocoVfioModelVariants[i])
+                            ? COCO_VFIO_RISK_HIGH
+                            : COCO_VFIO_RISK_NONE);
         g_assert_cmpuint(rep->info->nranges, ==, 2);
         g_assert_true(rep->info->has_dma_avail ||
-                      variants[i].cfg.kind == COCO_VFIO_MODEL_IOMMUFD);
+                      cocoVfioModelVariants[i].cfg.kind ==
+                          COCO_VFIO_MODEL_IOMMUFD);
         envClear(&env);
     }
 }
@@ -936,7 +923,7 @@ testProbeEveryGroup(void)
 
         g_assert_true(g_file_set_contents(f, "", 0, NULL));
     }
-    h.model = cocoVfioModelNew(&variants[2].cfg); /* type1-buggy-v2 */
+    h.model = cocoVfioModelNew(&cocoVfioModelVariantGet("type1-buggy-v2")->cfg);
     h.tried = g_ptr_array_new_with_free_func(g_free);
 
     /* 7 and 12 busy (QEMU holds them): 13 is probed, "not fixed". */
@@ -983,7 +970,7 @@ testProbeEveryGroup(void)
     }
     /* A fixed kernel. */
     cocoVfioModelFree(h.model);
-    h.model = cocoVfioModelNew(&variants[6].cfg); /* type1-fixed-v2 */
+    h.model = cocoVfioModelNew(&cocoVfioModelVariantGet("type1-fixed-v2")->cfg);
     h.probeAnswer = 0;
     {
         g_autoptr(CocoVfioHostReport) rep = probeHostRun(&h, dir);
