@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "client/cococlientmigrate.h"
 #include "client/cococlientagent.h"
+#include "client/cococlienthostdev.h"
 #include "client/cococlientjson.h"
 #include "client/cococlientpreflight.h"
 #include "client/cococlientvalidate.h"
@@ -218,6 +219,9 @@ typedef struct {
     char uuid[VIR_UUID_STRING_BUFLEN];
     char *name; /* the domain's name */
     guint64 guest_memory;
+    /* <coco:hostdev action='detach'> with host devices: the plan */
+    CocoClientHostdevPlan *hostdevs;
+    CocoClientHostdevLibvirt *hostdev_lv;
 } CocoClientRun;
 
 static void
@@ -227,6 +231,8 @@ cocoClientRunClear(CocoClientRun *run)
         virConnectClose(run->dconn);
     if (run->conn)
         virConnectClose(run->conn);
+    g_clear_pointer(&run->hostdev_lv, cocoClientHostdevLibvirtFree);
+    g_clear_pointer(&run->hostdevs, cocoClientHostdevPlanFree);
     cocoClientAgentFree(run->agent);
     g_clear_pointer(&run->known, g_hash_table_unref);
     g_free(run->name);
@@ -785,6 +791,16 @@ cocoClientMigratePreflight(CocoClientMigrate *m, CocoClientRun *run,
         !(host = cocoClientMigrateDestHost(m, run, error)) ||
         cocoClientPreflightHosts(run->agent, probe, host, def, error) < 0)
         return -1;
+    if (def->has_hostdev && def->hostdev_action == COCO_HOSTDEV_ACTION_DETACH) {
+        if (!(run->hostdevs =
+                  cocoClientHostdevPlanNew(run->name, xml, m->destxml, error)))
+            return -1;
+        run->hostdev_lv = cocoClientHostdevLibvirtNew(
+            dom, run->dconn, m->desturi, m->dname ? m->dname : run->name,
+            run->agent, run->uuid);
+        cocoClientHostdevPlanSetOps(run->hostdevs, &cocoClientHostdevLibvirtOps,
+                                    run->hostdev_lv);
+    }
     return cocoClientMigrateKnownRecords(run, error);
 }
 
@@ -1183,9 +1199,11 @@ cocoClientMigrateSettle(CocoClientMigrate *m, bool failed)
 }
 
 static void
-cocoClientMigrateBuildParams(CocoClientMigrate *m, virTypedParameterPtr *params,
-                             int *nparams)
+cocoClientMigrateBuildParams(CocoClientMigrate *m, CocoClientRun *run,
+                             virTypedParameterPtr *params, int *nparams)
 {
+    const char *destxml =
+        run->hostdevs ? cocoClientHostdevPlanDestXml(run->hostdevs) : NULL;
     int max = 0;
     int i;
 
@@ -1196,8 +1214,13 @@ cocoClientMigrateBuildParams(CocoClientMigrate *m, virTypedParameterPtr *params,
 
         switch ((virTypedParameterType)p->type) {
         case VIR_TYPED_PARAM_STRING:
-            virTypedParamsAddString(params, nparams, &max, p->field,
-                                    p->value.s);
+            /* The destination XML without the host devices the driver
+             * attaches after the migration. */
+            virTypedParamsAddString(
+                params, nparams, &max, p->field,
+                destxml && STREQ(p->field, VIR_MIGRATE_PARAM_DEST_XML)
+                    ? destxml
+                    : p->value.s);
             break;
         case VIR_TYPED_PARAM_INT:
             virTypedParamsAddInt(params, nparams, &max, p->field, p->value.i);
@@ -1230,7 +1253,7 @@ cocoClientMigrateCall(CocoClientMigrate *m, CocoClientRun *run,
     int nparams = 0;
     int rc;
 
-    cocoClientMigrateBuildParams(m, &params, &nparams);
+    cocoClientMigrateBuildParams(m, run, &params, &nparams);
     if (m->flags & VIR_MIGRATE_PEER2PEER) {
         rc = virDomainMigrateToURI3(dom, m->desturi, params,
                                     (unsigned int)nparams, m->flags);
@@ -1246,6 +1269,25 @@ cocoClientMigrateCall(CocoClientMigrate *m, CocoClientRun *run,
         cocoVirSetError(error, _("the migration failed"));
     virTypedParamsFree(params, nparams);
     return rc;
+}
+
+/* The source gets its detached host devices back; a failure is added to
+ * *@err's message. */
+static void
+cocoClientMigrateHostdevsBack(CocoClientRun *run, GError **err)
+{
+    g_autoptr(GError) rerr = NULL;
+    char *msg;
+
+    if (cocoClientHostdevRollback(run->hostdevs, &rerr) == 0)
+        return;
+    if (!*err) {
+        *err = g_steal_pointer(&rerr);
+        return;
+    }
+    msg = g_strdup_printf("%s; %s", (*err)->message, rerr->message);
+    g_free((*err)->message);
+    (*err)->message = msg;
 }
 
 static gpointer
@@ -1266,8 +1308,12 @@ cocoClientMigrateWorker(gpointer opaque)
     int rc;
 
     if (cocoClientMigratePreflight(m, &run, &err) == 0) {
+        /* <coco:hostdev action='detach'>: libvirt refuses a detach during
+         * its migration job, so before it (a failure rolls back). */
+        if (run.hostdevs && cocoClientHostdevPlanCount(run.hostdevs) > 0)
+            cocoClientHostdevDetach(run.hostdevs, &err);
         g_mutex_lock(&m->lock);
-        if (m->cancel)
+        if (!err && m->cancel)
             cocoErrorSet(
                 &err, COCO_ERROR_MIGRATION_ABORTED,
                 _("the migration of domain '%1$s' was aborted on request before libvirt was called"),
@@ -1275,6 +1321,8 @@ cocoClientMigrateWorker(gpointer opaque)
         m->libvirt_called = !err;
         dom = m->dom;
         g_mutex_unlock(&m->lock);
+        if (err && run.hostdevs)
+            cocoClientMigrateHostdevsBack(&run, &err);
     }
     {
         CocoClientEvent *ev = cocoClientEventNew(COCO_CLIENT_EVENT_STARTED);
@@ -1308,6 +1356,16 @@ cocoClientMigrateWorker(gpointer opaque)
                           cocoClientEventNew(COCO_CLIENT_EVENT_LIBVIRT_DONE));
     if (rc < 0 && cancelled)
         cocoErrorPrefix(&err, _("the migration was aborted on request: "));
+    if (run.hostdevs && cocoClientHostdevPlanCount(run.hostdevs) > 0) {
+        res.hostdevs_detached = cocoClientHostdevPlanDetached(run.hostdevs);
+        /* The guest runs on the destination: its devices are attached
+         * there; else it runs on the source, which gets them back. */
+        if (rc == 0)
+            cocoClientHostdevAttachDest(run.hostdevs, &err);
+        else
+            cocoClientMigrateHostdevsBack(&run, &err);
+        res.hostdevs_attached = cocoClientHostdevPlanAttached(run.hostdevs);
+    }
 
     latest = cocoClientMigrateSettle(m, rc < 0);
     g_thread_join(records);
