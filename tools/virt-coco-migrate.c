@@ -461,6 +461,11 @@ cocoMigrateResultJson(CocoCtl *ctl, const GError *error,
                          res->memory_processed);
     cocoMigrateSetOptInt(obj, "libvirt_data_processed", res->have_libvirt,
                          res->data_processed);
+    /* <coco:hostdev action='detach'> (docs/formatcoco.rst). */
+    json_object_set_int_member(obj, "hostdevs_detached",
+                               res->hostdevs_detached);
+    json_object_set_int_member(obj, "hostdevs_attached",
+                               res->hostdevs_attached);
     cocoCtlPrintObject(ctl, obj);
 }
 
