@@ -1271,23 +1271,31 @@ cocoClientMigrateCall(CocoClientMigrate *m, CocoClientRun *run,
     return rc;
 }
 
+/* @more (consumed) becomes *@err, or is added to its message. */
+static void
+cocoClientMigrateMergeError(GError **err, GError *more)
+{
+    char *msg;
+
+    if (!*err) {
+        *err = more;
+        return;
+    }
+    msg = g_strdup_printf("%s; %s", (*err)->message, more->message);
+    g_free((*err)->message);
+    (*err)->message = msg;
+    g_error_free(more);
+}
+
 /* The source gets its detached host devices back; a failure is added to
  * *@err's message. */
 static void
 cocoClientMigrateHostdevsBack(CocoClientRun *run, GError **err)
 {
-    g_autoptr(GError) rerr = NULL;
-    char *msg;
+    GError *rerr = NULL;
 
-    if (cocoClientHostdevRollback(run->hostdevs, &rerr) == 0)
-        return;
-    if (!*err) {
-        *err = g_steal_pointer(&rerr);
-        return;
-    }
-    msg = g_strdup_printf("%s; %s", (*err)->message, rerr->message);
-    g_free((*err)->message);
-    (*err)->message = msg;
+    if (cocoClientHostdevRollback(run->hostdevs, &rerr) < 0)
+        cocoClientMigrateMergeError(err, rerr);
 }
 
 static gpointer
@@ -1302,6 +1310,7 @@ cocoClientMigrateWorker(gpointer opaque)
     GThread *records = NULL;
     GThread *stats = NULL;
     GError *err = NULL;
+    GError *hostdev_err = NULL;
     virDomainPtr dom = NULL;
     gint64 t0;
     bool cancelled;
@@ -1361,7 +1370,7 @@ cocoClientMigrateWorker(gpointer opaque)
         /* The guest runs on the destination: its devices are attached
          * there; else it runs on the source, which gets them back. */
         if (rc == 0)
-            cocoClientHostdevAttachDest(run.hostdevs, &err);
+            cocoClientHostdevAttachDest(run.hostdevs, &hostdev_err);
         else
             cocoClientMigrateHostdevsBack(&run, &err);
         res.hostdevs_attached = cocoClientHostdevPlanAttached(run.hostdevs);
@@ -1391,6 +1400,8 @@ cocoClientMigrateWorker(gpointer opaque)
         cocoClientMigrateCompletedStats(m, &run, &res);
     if (rc == 0)
         cocoClientMigrateCheckResult(run.name, rec, &res, &err);
+    if (hostdev_err)
+        cocoClientMigrateMergeError(&err, g_steal_pointer(&hostdev_err));
     cocoClientMigrateFinish(m, err, rec, &res);
     cocoClientRunClear(&run);
     return NULL;
