@@ -10,12 +10,16 @@
  * libvirt side of the steps is a scripted host here: a live XML that
  * loses a device some polls after its detach (QEMU's DEVICE_DELETED),
  * failures injected per call, and the relay's VFIO state as the agent
- * answers it. The real libvirt calls run in docs/lab.rst's setting.
+ * answers it. The real ops (cocoClientHostdevLibvirtOps) run against the
+ * test driver for what it has: a running domain with a <hostdev>, its live
+ * XML, and its refusal of the detach and the attach, which must come back
+ * named by device and step with nothing changed.
  */
 
 #include "internal.h"
 #include "client/cococlienthostdev.h"
 #include "util/cocoerror.h"
+#include "virt/cocovirt.h"
 
 #include <string.h>
 
@@ -543,6 +547,56 @@ testAttachDestFails(void)
     hostClear(&h);
 }
 
+/* The real ops on libvirt's test driver. */
+static void
+testLibvirtOps(void)
+{
+    static const char xml[] =
+        "<domain type='test'><name>hd</name><memory>65536</memory>"
+        "<vcpu>1</vcpu><os><type>hvm</type></os><devices>" HOSTDEV(
+            "0x03", "0x0") "</devices></domain>";
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(CocoClientHostdevLibvirt) lv = NULL;
+    g_autoptr(CocoClientHostdevPlan) plan = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *live = NULL;
+    g_autoptr(GPtrArray) devs = NULL;
+    const CocoClientHostdev *dev;
+    char *text;
+
+    cocoVirInitialize();
+    conn = virConnectOpen("test:///default");
+    g_assert_nonnull(conn);
+    dom = virDomainCreateXML(conn, xml, 0);
+    g_assert_nonnull(dom);
+    text = virDomainGetXMLDesc(dom, 0);
+    live = g_strdup(text);
+    free(text);
+    plan = cocoClientHostdevPlanNew("hd", live, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(cocoClientHostdevPlanCount(plan), ==, 1);
+    lv = cocoClientHostdevLibvirtNew(dom, conn, "test:///default", "hd", NULL,
+                                     "00000000-0000-0000-0000-000000000000");
+    cocoClientHostdevPlanSetOps(plan, &cocoClientHostdevLibvirtOps, lv);
+    g_assert_cmpint(cocoClientHostdevDetach(plan, &err), ==, -1);
+    g_assert_true(g_str_has_prefix(
+        err->message,
+        "host device '0000:03:00.0' of domain 'hd', step 'detach': "));
+    g_assert_nonnull(strstr(err->message, "virDomainDetachDeviceFlags"));
+    g_assert_cmpuint(cocoClientHostdevPlanDetached(plan), ==, 0);
+    devs = cocoClientHostdevParse(live, NULL, NULL);
+    dev = g_ptr_array_index(devs, 0);
+    g_assert_cmpint(cocoClientHostdevLibvirtOps.present(lv, dev, NULL), ==, 1);
+    g_clear_error(&err);
+    g_assert_cmpint(cocoClientHostdevAttachDest(plan, &err), ==, -1);
+    g_assert_true(g_str_has_prefix(
+        err->message,
+        "domain 'hd' runs on the destination without host devices, step 'attach on the destination': '0000:03:00.0': "));
+    g_assert_nonnull(strstr(err->message, "virDomainAttachDeviceFlags"));
+    virDomainDestroy(dom);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -562,5 +616,6 @@ main(int argc, char **argv)
     g_test_add_func("/client/hostdev/rollback-fails", testRollbackFails);
     g_test_add_func("/client/hostdev/migration-failed", testMigrationFailed);
     g_test_add_func("/client/hostdev/attach-dest-fails", testAttachDestFails);
+    g_test_add_func("/client/hostdev/libvirt-test-driver", testLibvirtOps);
     return g_test_run();
 }
