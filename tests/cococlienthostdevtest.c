@@ -286,6 +286,17 @@ static const CocoClientHostdevOps hostOps = {
     .now = hostNow,
 };
 
+/* Each step a device passed, as the driver's hostdev() callback gets it. */
+static void
+hostNotify(const char *device, CocoClientHostdevStep step, gpointer opaque)
+{
+    Host *h = opaque;
+
+    g_ptr_array_add(h->calls,
+                    g_strdup_printf("passed %s %s", device,
+                                    cocoClientHostdevStepTypeToString(step)));
+}
+
 static CocoClientHostdevPlan *
 planNew(Host *h, const char *destxml)
 {
@@ -295,6 +306,7 @@ planNew(Host *h, const char *destxml)
 
     g_assert_no_error(err);
     cocoClientHostdevPlanSetOps(plan, &hostOps, h);
+    cocoClientHostdevPlanSetNotify(plan, hostNotify, h);
     return plan;
 }
 
@@ -316,11 +328,23 @@ testDetachAttach(void)
 {
     static const char *const want[] = {
         "detach " DEV_A,
+        "passed " DEV_A " detach",
+        "passed " DEV_A " removed",
         "detach " DEV_B,
+        "passed " DEV_B " detach",
+        "passed " DEV_B " removed",
         "detach " MDEV,
+        "passed " MDEV " detach",
+        "passed " MDEV " removed",
+        "passed " DEV_A " unmapped",
+        "passed " DEV_B " unmapped",
+        "passed " MDEV " unmapped",
         "attach dest " DEV_A,
+        "passed " DEV_A " attach on the destination",
         "attach dest " DEV_B,
+        "passed " DEV_B " attach on the destination",
         "attach dest " MDEV,
+        "passed " MDEV " attach on the destination",
         NULL,
     };
     g_autoptr(CocoClientHostdevPlan) plan = NULL;
@@ -355,9 +379,19 @@ testDestXml(void)
             "0x2") "<disk type='file' device='disk'/></devices></domain>";
     static const char *const want[] = {
         "detach " DEV_A,
+        "passed " DEV_A " detach",
+        "passed " DEV_A " removed",
         "detach " DEV_B,
+        "passed " DEV_B " detach",
+        "passed " DEV_B " removed",
         "detach " MDEV,
+        "passed " MDEV " detach",
+        "passed " MDEV " removed",
+        "passed " DEV_A " unmapped",
+        "passed " DEV_B " unmapped",
+        "passed " MDEV " unmapped",
         "attach dest 0000:81:00.2",
+        "passed 0000:81:00.2 attach on the destination",
         NULL,
     };
     g_autoptr(CocoClientHostdevPlan) plan = NULL;
@@ -454,6 +488,7 @@ testFail(gconstpointer data)
     g_autoptr(GError) err = NULL;
     g_autofree char *head = NULL;
     guint attach_source = 0;
+    guint passed_source = 0;
     guint i;
     Host h;
 
@@ -474,10 +509,15 @@ testFail(gconstpointer data)
      * guest did not release it), is not attached twice. */
     g_assert_cmpuint(g_hash_table_size(h.live), ==, 3);
     g_assert_cmpuint(cocoClientHostdevPlanDetached(plan), ==, 0);
-    for (i = 0; i < h.calls->len; i++)
-        attach_source +=
-            g_str_has_prefix(g_ptr_array_index(h.calls, i), "attach source ");
+    for (i = 0; i < h.calls->len; i++) {
+        const char *call = g_ptr_array_index(h.calls, i);
+
+        attach_source += g_str_has_prefix(call, "attach source ");
+        passed_source += g_str_has_suffix(call, " attach on the source");
+        g_assert_false(g_str_has_suffix(call, " unmapped"));
+    }
     g_assert_cmpuint(attach_source, ==, c->attached_back);
+    g_assert_cmpuint(passed_source, ==, c->attached_back);
     g_assert_cmpuint(g_hash_table_size(h.dest), ==, 0);
     hostClear(&h);
 }

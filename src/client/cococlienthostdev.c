@@ -223,6 +223,8 @@ struct _CocoClientHostdevPlan {
     guint attached;
     const CocoClientHostdevOps *ops;
     gpointer opaque;
+    CocoClientHostdevNotify notify;
+    gpointer notify_opaque;
 };
 
 CocoClientHostdevPlan *
@@ -268,6 +270,22 @@ cocoClientHostdevPlanSetOps(CocoClientHostdevPlan *plan,
 {
     plan->ops = ops;
     plan->opaque = opaque;
+}
+
+void
+cocoClientHostdevPlanSetNotify(CocoClientHostdevPlan *plan,
+                               CocoClientHostdevNotify notify, gpointer opaque)
+{
+    plan->notify = notify;
+    plan->notify_opaque = opaque;
+}
+
+static void
+cocoClientHostdevPassed(CocoClientHostdevPlan *plan, const char *device,
+                        CocoClientHostdevStep step)
+{
+    if (plan->notify)
+        plan->notify(device, step, plan->notify_opaque);
 }
 
 guint
@@ -437,6 +455,8 @@ cocoClientHostdevRollback(CocoClientHostdevPlan *plan, GError **error)
             continue;
         }
         plan->detached[i] = false;
+        cocoClientHostdevPassed(plan, dev->name,
+                                COCO_CLIENT_HOSTDEV_STEP_ATTACH_SOURCE);
     }
     if (failed->len)
         return cocoErrorSet(
@@ -478,11 +498,15 @@ cocoClientHostdevDetach(CocoClientHostdevPlan *plan, GError **error)
         }
         /* From here on it may be gone: a rollback attaches it. */
         plan->detached[i] = true;
+        cocoClientHostdevPassed(plan, dev->name,
+                                COCO_CLIENT_HOSTDEV_STEP_DETACH);
         if (cocoClientHostdevWaitRemoved(plan, dev, &err) < 0) {
             cocoClientHostdevFail(plan, dev->name,
                                   COCO_CLIENT_HOSTDEV_STEP_REMOVED, err, error);
             return cocoClientHostdevFailRollback(plan, error);
         }
+        cocoClientHostdevPassed(plan, dev->name,
+                                COCO_CLIENT_HOSTDEV_STEP_REMOVED);
     }
     if (plan->devs->len > 0) {
         g_autoptr(GError) err = NULL;
@@ -491,6 +515,12 @@ cocoClientHostdevDetach(CocoClientHostdevPlan *plan, GError **error)
             cocoClientHostdevFail(
                 plan, device, COCO_CLIENT_HOSTDEV_STEP_UNMAPPED, err, error);
             return cocoClientHostdevFailRollback(plan, error);
+        }
+        for (i = 0; i < plan->devs->len; i++) {
+            const CocoClientHostdev *dev = g_ptr_array_index(plan->devs, i);
+
+            cocoClientHostdevPassed(plan, dev->name,
+                                    COCO_CLIENT_HOSTDEV_STEP_UNMAPPED);
         }
     }
     return 0;
@@ -513,6 +543,8 @@ cocoClientHostdevAttachDest(CocoClientHostdevPlan *plan, GError **error)
             continue;
         }
         plan->attached++;
+        cocoClientHostdevPassed(plan, dev->name,
+                                COCO_CLIENT_HOSTDEV_STEP_ATTACH_DEST);
     }
     /* The source's devices are the destination's business now. */
     memset(plan->detached, 0, sizeof(bool) * plan->devs->len);

@@ -121,6 +121,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CocoClientHostdevPlan, cocoClientHostdevPlanFree)
 void cocoClientHostdevPlanSetOps(CocoClientHostdevPlan *plan,
                                  const CocoClientHostdevOps *ops,
                                  gpointer opaque);
+
+/* Told of each step a device passed (failures come as the error). */
+typedef void (*CocoClientHostdevNotify)(const char *device,
+                                        CocoClientHostdevStep step,
+                                        gpointer opaque);
+void cocoClientHostdevPlanSetNotify(CocoClientHostdevPlan *plan,
+                                    CocoClientHostdevNotify notify,
+                                    gpointer opaque);
 guint cocoClientHostdevPlanCount(CocoClientHostdevPlan *plan);
 /* The destination XML without its host devices (NULL: none was given). */
 const char *cocoClientHostdevPlanDestXml(CocoClientHostdevPlan *plan);

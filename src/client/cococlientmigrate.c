@@ -144,6 +144,7 @@ typedef enum {
     COCO_CLIENT_EVENT_RECORD,
     COCO_CLIENT_EVENT_LIBVIRT_DONE,
     COCO_CLIENT_EVENT_WARNING,
+    COCO_CLIENT_EVENT_HOSTDEV,
     COCO_CLIENT_EVENT_FINISHED,
 } CocoClientEventType;
 
@@ -153,7 +154,8 @@ typedef struct {
     bool cancelled;
     CocoClientMigrateProgress progress;
     CocoClientRecord *record;
-    char *message;
+    char *message; /* WARNING; HOSTDEV: the device */
+    int step; /* HOSTDEV: CocoClientHostdevStep */
     CocoClientMigrateResult result;
 } CocoClientEvent;
 
@@ -568,6 +570,19 @@ cocoClientMigratePostWarning(CocoClientMigrate *m, const char *message)
     cocoClientMigratePost(m, ev);
 }
 
+/* A host device passed a step (worker thread): for hostdev(). */
+static void
+cocoClientMigrateOnHostdev(const char *device, CocoClientHostdevStep step,
+                           gpointer opaque)
+{
+    CocoClientMigrate *m = opaque;
+    CocoClientEvent *ev = cocoClientEventNew(COCO_CLIENT_EVENT_HOSTDEV);
+
+    ev->message = g_strdup(device);
+    ev->step = step;
+    cocoClientMigratePost(m, ev);
+}
+
 /* A new copy of the record: announce the entries not announced yet. */
 static void
 cocoClientMigrateTakeRecord(CocoClientMigrate *m, CocoClientRecord *rec)
@@ -612,6 +627,10 @@ cocoClientMigrateHandle(CocoClientMigrate *m, CocoClientEvent *ev)
     case COCO_CLIENT_EVENT_WARNING:
         if (cb && cb->warning)
             cb->warning(m, ev->message, m->opaque);
+        break;
+    case COCO_CLIENT_EVENT_HOSTDEV:
+        if (cb && cb->hostdev)
+            cb->hostdev(m, ev->message, ev->step, m->opaque);
         break;
     case COCO_CLIENT_EVENT_FINISHED:
         if (ev->record)
@@ -800,6 +819,8 @@ cocoClientMigratePreflight(CocoClientMigrate *m, CocoClientRun *run,
             run->agent, run->uuid);
         cocoClientHostdevPlanSetOps(run->hostdevs, &cocoClientHostdevLibvirtOps,
                                     run->hostdev_lv);
+        cocoClientHostdevPlanSetNotify(run->hostdevs,
+                                       cocoClientMigrateOnHostdev, m);
     }
     return cocoClientMigrateKnownRecords(run, error);
 }

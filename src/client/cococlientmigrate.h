@@ -107,6 +107,10 @@ typedef struct {
     /* Something the user should know that does not end the migration
      * (a timeout's action that failed, lost access to the record). */
     void (*warning)(CocoClientMigrate *m, const char *message, gpointer opaque);
+    /* <coco:hostdev action='detach'>: host device @device passed @step
+     * (CocoClientHostdevStep, cococlienthostdev.h). */
+    void (*hostdev)(CocoClientMigrate *m, const char *device, int step,
+                    gpointer opaque);
     /* The migration is over (completed, failed or cancelled). */
     void (*finished)(CocoClientMigrate *m, gpointer opaque);
 } CocoClientMigrateCallbacks;
