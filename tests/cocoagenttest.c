@@ -1158,6 +1158,125 @@ testVfioLeak(gconstpointer data)
     labClear(&lab);
 }
 
+/* The relay's VFIO state (docs/vfio.rst, "The state report") is what a
+ * "domain" request answers, typed; a malformed state is refused. */
+static void
+testVfioState(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay q = {.fd = -1};
+    JsonObject *o;
+    JsonObject *vfio;
+    JsonArray *devices;
+
+    labInit(&lab);
+    relayWelcome(&ra, &lab.a);
+    relayConnect(&q, lab.a.sock);
+    relaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
+    o = relayReadType(&q, "domain");
+    g_assert_nonnull(o);
+    g_assert_false(json_object_has_member(o, "vfio"));
+    json_object_unref(o);
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"vfio-state\",\"data\":"
+                   "{\"vfio\":{\"devices\":[{\"name\":\"0000:03:00.0\"}],"
+                   "\"open\":1,\"spaces\":1,\"mappings\":2,"
+                   "\"mapped-bytes\":12288}}}");
+    /* Refused: more names than the protocol allows a state. */
+    {
+        g_autoptr(GString) line = g_string_new(
+            "{\"type\":\"event\",\"event\":\"vfio-state\",\"data\":"
+            "{\"vfio\":{\"devices\":[");
+        int i;
+
+        for (i = 0; i <= COCO_RELAY_VFIO_DEVICES_MAX; i++)
+            g_string_append_printf(line, "%s{\"name\":\"d%d\"}", i ? "," : "",
+                                   i);
+        g_string_append(line, "],\"open\":33,\"spaces\":0,\"mappings\":0,"
+                              "\"mapped-bytes\":0}}}");
+        relaySend(&ra, line->str);
+        o = relayReadType(&ra, "error");
+        g_assert_nonnull(o);
+        json_object_unref(o);
+    }
+    relaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
+    o = relayReadType(&q, "domain");
+    g_assert_nonnull(o);
+    vfio = json_object_get_object_member(o, "vfio");
+    g_assert_nonnull(vfio);
+    devices = json_object_get_array_member(vfio, "devices");
+    g_assert_cmpuint(json_array_get_length(devices), ==, 1);
+    g_assert_cmpstr(json_object_get_string_member(
+                        json_array_get_object_element(devices, 0), "name"),
+                    ==, "0000:03:00.0");
+    g_assert_cmpint(json_object_get_int_member(vfio, "open"), ==, 1);
+    g_assert_cmpint(json_object_get_int_member(vfio, "mapped-bytes"), ==,
+                    12288);
+    json_object_unref(o);
+    /* The device was detached: nothing open, nothing mapped. */
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"vfio-state\",\"data\":"
+                   "{\"vfio\":{\"devices\":[],\"open\":0,\"spaces\":0,"
+                   "\"mappings\":0,\"mapped-bytes\":0}}}");
+    relaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
+    o = relayReadType(&q, "domain");
+    g_assert_nonnull(o);
+    vfio = json_object_get_object_member(o, "vfio");
+    g_assert_cmpuint(
+        json_array_get_length(json_object_get_array_member(vfio, "devices")),
+        ==, 0);
+    g_assert_cmpint(json_object_get_int_member(vfio, "open"), ==, 0);
+    json_object_unref(o);
+    relayClose(&q);
+    relayClose(&ra);
+    labClear(&lab);
+}
+
+/* <coco:hostdev action='detach'> with the device still attached (a client
+ * that did not detach it, e.g. plain migrateToURI3): the source's migrate
+ * gate refuses, naming the device and what the management layer must do;
+ * action='refuse' names its own reason. */
+static void
+testHostdevStillAttached(gconstpointer data)
+{
+    const char *action = data;
+    Lab lab;
+    Relay ra = {.fd = -1};
+    g_autofree char *reason = NULL;
+    g_autofree char *status = NULL;
+    g_autofree char *xml = g_strdup_printf(
+        "<domstatus state='running' pid='1'><domain type='qemu'>"
+        "<name>" GUEST "</name><vcpu placement='static'>2</vcpu><metadata>"
+        "<coco:migration xmlns:coco='https://libvirt-coco.org/xmlns/"
+        "migration/1.0' technology='tdx'><coco:agent hash='"
+        "000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000'/>"
+        "<coco:destinations><coco:minTcb component='module' svn='0'/>"
+        "</coco:destinations>"
+        "<coco:hostdev action='%s'/>"
+        "</coco:migration></metadata><devices>"
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+        "<address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/>"
+        "</source></hostdev></devices></domain></domstatus>",
+        action);
+
+    labInit(&lab);
+    status = g_build_filename(lab.a.dir, "run", GUEST ".xml", NULL);
+    g_assert_true(g_file_set_contents(status, xml, -1, NULL));
+    relayWelcome(&ra, &lab.a);
+    relaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                   "{\"role\":\"source\",\"job\":\"migration\","
+                   "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true}}");
+    g_assert_false(relayGate(&ra, "migrate", "source", 3, &reason));
+    g_assert_nonnull(strstr(reason, "0000:03:00.0"));
+    if (g_str_equal(action, "detach"))
+        g_assert_nonnull(strstr(
+            reason, "the management layer must detach its host devices"));
+    else
+        g_assert_nonnull(strstr(reason, "action='refuse'"));
+    relayClose(&ra);
+    labClear(&lab);
+}
+
 /* The relay's gate 'hostdev' (a VFIO device hot-plugged behind a wide
  * vIOMMU): refused while this host's fix is unknown (no VFIO under the
  * test's device root), released by the domain's allowUnsafeIommu='yes'. */
@@ -2292,6 +2411,11 @@ main(int argc, char **argv)
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/policy-refused", testPolicyRefused);
     g_test_add_func("/agent/hostdev-gate", testHostdevGate);
+    g_test_add_func("/agent/vfio-state", testVfioState);
+    g_test_add_data_func("/agent/hostdev/still-attached/detach", "detach",
+                         testHostdevStillAttached);
+    g_test_add_data_func("/agent/hostdev/still-attached/refuse", "refuse",
+                         testHostdevStillAttached);
     g_test_add_data_func("/agent/vfio-leak/event", GINT_TO_POINTER(1),
                          testVfioLeak);
     g_test_add_data_func("/agent/vfio-leak/with-migrate", GINT_TO_POINTER(0),

@@ -225,9 +225,11 @@ testVfio(void)
     testAssertPassed(&nodev);
 }
 
-/* migrate begin (Prepare on the destination): a domain with a host device
- * is refused before anything moves, naming the device; action="detach"
- * is not implemented and says so. No agent is asked. */
+/* migrate begin (Prepare on the destination): a domain that still has a
+ * host device is refused before anything moves, naming the device; with
+ * action="detach" the client did not detach it (virt-coco migrate does),
+ * and the message says what the management layer must do. No agent is
+ * asked. */
 static void
 testHostdevMigration(void)
 {
@@ -238,7 +240,10 @@ testHostdevMigration(void)
     testHook(&detach, "hostdev", "migrate", "begin", NULL);
     testAssertRefused(&detach, "cannot receive the confidential domain");
     g_assert_nonnull(strstr(detach.err, "'0000:03:00.0'"));
-    g_assert_nonnull(strstr(detach.err, "action='detach'> is not supported"));
+    g_assert_nonnull(strstr(detach.err, "still has the host device"));
+    g_assert_nonnull(strstr(
+        detach.err, "the management layer must detach its host devices"));
+    g_assert_nonnull(strstr(detach.err, "'virt-coco migrate'"));
 
     testHook(&refuse, "hostdev-refuse", "migrate", "begin", NULL);
     testAssertRefused(&refuse, "cannot receive the confidential domain");

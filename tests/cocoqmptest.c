@@ -1241,8 +1241,12 @@ testVfioReportParse(void)
     g_autofree char *huge = g_strnfill(COCO_QMP_VFIO_REPORT_MAX + 1, ' ');
     size_t i;
 
-    data = cocoQmpVfioReportParse(TEST_VFIO_LEAK, strlen(TEST_VFIO_LEAK), NULL);
+    CocoQmpVfioReportKind kind = COCO_QMP_VFIO_REPORT_STATE;
+
+    data = cocoQmpVfioReportParse(TEST_VFIO_LEAK, strlen(TEST_VFIO_LEAK), &kind,
+                                  NULL);
     g_assert_nonnull(data);
+    g_assert_cmpint(kind, ==, COCO_QMP_VFIO_REPORT_LEAK);
     g_assert_false(json_object_has_member(data, "event"));
     g_assert_cmpint(json_object_get_int_member(data, "count"), ==, 2);
     text = cocoQmpVfioReportDescribe(data);
@@ -1252,12 +1256,121 @@ testVfioReportParse(void)
     for (i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_autoptr(GError) err = NULL;
         g_autoptr(JsonObject) no =
-            cocoQmpVfioReportParse(bad[i], strlen(bad[i]), &err);
+            cocoQmpVfioReportParse(bad[i], strlen(bad[i]), &kind, &err);
 
         g_assert_null(no);
         g_assert_error(err, COCO_ERROR, COCO_ERROR_QMP_PROTOCOL);
     }
-    g_assert_null(cocoQmpVfioReportParse(huge, strlen(huge), NULL));
+    g_assert_null(cocoQmpVfioReportParse(huge, strlen(huge), &kind, NULL));
+}
+
+#define TEST_VFIO_STATE                                                        \
+ "{\"event\":\"vfio-state\",\"devices\":[\"0000:00:04.0\"],\"count\":1,"       \
+ "\"spaces\":1,\"mappings\":2,\"bytes\":\"0x3000\"}"
+
+/* The interposer's state report: what QEMU holds after a device came or
+ * went; every member typed, names as sysfs spells them. */
+static void
+testVfioStateParse(void)
+{
+    static const char *const bad[] = {
+        "{\"event\":\"vfio-state\",\"devices\":[],\"count\":0,"
+        "\"spaces\":0,\"mappings\":0}",
+        "{\"event\":\"vfio-state\",\"devices\":[],\"count\":-1,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        /* more names than open devices */
+        "{\"event\":\"vfio-state\",\"devices\":[\"a\"],\"count\":0,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        /* a name with a quote, a slash, an empty one, a number */
+        "{\"event\":\"vfio-state\",\"devices\":[\"a\\\"b\"],\"count\":1,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        "{\"event\":\"vfio-state\",\"devices\":[\"../x\"],\"count\":1,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        "{\"event\":\"vfio-state\",\"devices\":[\"\"],\"count\":1,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        "{\"event\":\"vfio-state\",\"devices\":[4],\"count\":1,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        /* mappings without bytes, bytes without mappings */
+        "{\"event\":\"vfio-state\",\"devices\":[],\"count\":0,"
+        "\"spaces\":1,\"mappings\":1,\"bytes\":\"0x0\"}",
+        "{\"event\":\"vfio-state\",\"devices\":[],\"count\":0,"
+        "\"spaces\":1,\"mappings\":0,\"bytes\":\"0x1000\"}",
+        "{\"event\":\"vfio-state\",\"devices\":{},\"count\":0,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        "{\"event\":\"vfio-gone\"}",
+    };
+    CocoQmpVfioReportKind kind = COCO_QMP_VFIO_REPORT_LEAK;
+    g_autoptr(JsonObject) data = NULL;
+    g_autofree char *name65 = g_strnfill(65, 'a');
+    g_autofree char *long_name = g_strdup_printf(
+        "{\"event\":\"vfio-state\",\"devices\":[\"%s\"],\"count\":1,"
+        "\"spaces\":0,\"mappings\":0,\"bytes\":\"0x0\"}",
+        name65);
+    size_t i;
+
+    data = cocoQmpVfioReportParse(TEST_VFIO_STATE, strlen(TEST_VFIO_STATE),
+                                  &kind, NULL);
+    g_assert_nonnull(data);
+    g_assert_cmpint(kind, ==, COCO_QMP_VFIO_REPORT_STATE);
+    g_assert_cmpstr(json_array_get_string_element(
+                        json_object_get_array_member(data, "devices"), 0),
+                    ==, "0000:00:04.0");
+    g_assert_cmpint(json_object_get_int_member(data, "mappings"), ==, 2);
+    g_assert_cmpint(json_object_get_int_member(data, "bytes"), ==, 0x3000);
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonObject) no =
+            cocoQmpVfioReportParse(bad[i], strlen(bad[i]), &kind, &err);
+
+        if (no)
+            g_error("accepted: %s", bad[i]);
+        g_assert_error(err, COCO_ERROR, COCO_ERROR_QMP_PROTOCOL);
+    }
+    g_assert_null(
+        cocoQmpVfioReportParse(long_name, strlen(long_name), &kind, NULL));
+}
+
+/* The state goes to the agent as the typed event 'vfio-state' (the relay
+ * protocol's own definition accepts it) and shows in x-coco-query-relay. */
+static void
+testRelayVfioState(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) ret = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *line = NULL;
+    const char *ev;
+    JsonObject *st;
+    int sp[2];
+    int i;
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp), ==,
+                    0);
+    cocoQmpRelaySetVfioReport(f->relay, sp[0]);
+    fixtureHandshake(f);
+    g_assert_cmpint(send(sp[1], TEST_VFIO_STATE, strlen(TEST_VFIO_STATE), 0),
+                    ==, (ssize_t)strlen(TEST_VFIO_STATE));
+    for (i = 0; i < 1000 && f->agent.events->len == 0; i++)
+        g_main_context_iteration(NULL, FALSE);
+    g_assert_cmpuint(f->agent.events->len, ==, 1);
+    ev = g_ptr_array_index(f->agent.events, 0);
+    g_assert_true(g_str_has_prefix(ev, "vfio-state {"));
+    g_assert_true(json_parser_load_from_data(parser, ev + strlen("vfio-state "),
+                                             -1, NULL));
+    line = cocoRelayBuildEvent(
+        "vfio-state", json_node_get_object(json_parser_get_root(parser)), &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(strstr(line, "\"devices\":[{\"name\":\"0000:00:04.0\"}]"));
+    g_assert_nonnull(strstr(line, "\"mapped-bytes\":12288"));
+    testPeerSend(
+        &f->libvirt,
+        "{\"execute\":\"x-coco-query-relay\",\"id\":\"libvirt-70\"}\r\n", -1);
+    ret = testPeerReadMsg(&f->libvirt);
+    st = json_object_get_object_member(
+        json_object_get_object_member(ret->obj, "return"), "vfio-state");
+    g_assert_nonnull(st);
+    g_assert_cmpint(json_object_get_int_member(st, "count"), ==, 1);
+    close(sp[1]);
 }
 
 /* A report from QEMU's end of the socket reaches the agent as the event
@@ -2628,6 +2741,7 @@ main(int argc, char **argv)
     g_test_add_func("/qmp/linebuf/fds", testLineBufFds);
     g_test_add_func("/qmp/linebuf/too-long", testLineBufTooLong);
     g_test_add_func("/qmp/vfio-report/parse", testVfioReportParse);
+    g_test_add_func("/qmp/vfio-report/state", testVfioStateParse);
     g_test_add_func("/qmp/hostdev/viommu", testViommuFromArgv);
     g_test_add_func("/qmp/hostdev/is-vfio-add", testHostdevIsVfioAdd);
     g_test_add("/qmp/relay/hotplug-narrow", Fixture, GINT_TO_POINTER(TRUE),
@@ -2638,6 +2752,8 @@ main(int argc, char **argv)
                fixtureSetUp, testRelayHotplugNoAgent, fixtureTearDown);
     g_test_add("/qmp/relay/vfio-leak", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayVfioLeak, fixtureTearDown);
+    g_test_add("/qmp/relay/vfio-state", Fixture, GINT_TO_POINTER(TRUE),
+               fixtureSetUp, testRelayVfioState, fixtureTearDown);
     g_test_add("/qmp/relay/pass-through", Fixture, GINT_TO_POINTER(FALSE),
                fixtureSetUp, testRelayPassThrough, fixtureTearDown);
     g_test_add("/qmp/relay/two-on-one-line", Fixture, GINT_TO_POINTER(TRUE),

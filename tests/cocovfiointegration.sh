@@ -9,7 +9,9 @@
 # qemu-coco, maps the top of the IOVA space for a guest behind its
 # virtio-iommu and hot-unplugs the device (device_del), once without and
 # once with the VFIO interposer; QEMU's pinned memory must return to its
-# baseline with it, and stays 4 kB above without it.
+# baseline with it, and stays 4 kB above without it; with it, the relay's
+# copy of the interposer's VFIO state names the device while it is mapped
+# and holds nothing of it after DEVICE_DELETED (what a detach confirms).
 #
 # Runs only with COCO_VFIO_INTEGRATION=1 (meson test -C build --setup vfio);
 # skipped (exit 77) otherwise or when qemu-system-x86_64, a static busybox,
@@ -160,6 +162,17 @@ leak_yes=$(( $(result yes pinned-after-unplug) - $(result yes baseline) ))
 echo "QEMU's pinned memory after device_del, above its baseline: without the interposer ${leak_no} kB, with it ${leak_yes} kB"
 [ "$leak_no" -eq 4 ] || { echo "FAIL: without the interposer the top page's 4 kB should stay pinned"; exit 1; }
 [ "$leak_yes" -eq 0 ] || { echo "FAIL: with the interposer QEMU's pinned memory must return to its baseline"; exit 1; }
+# The detach's confirmation (docs/formatcoco.rst, <coco:hostdev
+# action='detach'>): the relay's copy of the interposer's state named the
+# device while it was mapped and holds nothing of it after DEVICE_DELETED.
+state() { sed -n "s/^RESULT interposer=$1 .* $2=\(-\?[0-9]*\).*/\1/p" "$LOG"; }
+echo "relay's VFIO state with the interposer: named before $(state yes named-before) ($(state yes mappings-before) mappings), after DEVICE_DELETED named $(state yes named-after), $(state yes open-after) open, $(state yes mappings-after) mappings; without it: $(state no named-before)"
+[ "$(state yes named-before)" = 1 ] && [ "$(state yes mappings-before)" -gt 0 ] ||
+    { echo "FAIL: the relay's VFIO state did not name the mapped device"; exit 1; }
+[ "$(state yes named-after)" = 0 ] && [ "$(state yes open-after)" = 0 ] && [ "$(state yes mappings-after)" = 0 ] ||
+    { echo "FAIL: after DEVICE_DELETED the relay's VFIO state still holds something of the device"; exit 1; }
+[ "$(state no named-before)" = -1 ] ||
+    { echo "FAIL: without the interposer the relay should have no VFIO state"; exit 1; }
 grep -q 'libvirt-coco-vfio: .*refusing to map \[0xfffffffffffff000, 0xffffffffffffffff\]' "$LOG" ||
     { echo "FAIL: the interposer did not refuse the top page"; exit 1; }
 grep -q 'libvirt-coco-vfio: .*released: .* of which [1-9][0-9]* ended at 2^64 and were split for this kernel, 1 map(s) refused, 0 mapping(s) left' "$LOG" ||

@@ -49,6 +49,7 @@ typedef struct {
     guint releases;
     GPtrArray *logs;
     GPtrArray *reports;
+    GPtrArray *states; /* the "vfio-state" reports */
 } Sys;
 
 static bool
@@ -136,7 +137,10 @@ sysReport(const char *json, void *opaque)
 {
     Sys *s = opaque;
 
-    g_ptr_array_add(s->reports, g_strdup(json));
+    if (strstr(json, "\"event\":\"vfio-state\""))
+        g_ptr_array_add(s->states, g_strdup(json));
+    else
+        g_ptr_array_add(s->reports, g_strdup(json));
 }
 
 static void
@@ -152,6 +156,7 @@ sysInit(Sys *s, const Variant *v, bool interpose)
     s->ops.opaque = s;
     s->logs = g_ptr_array_new_with_free_func(g_free);
     s->reports = g_ptr_array_new_with_free_func(g_free);
+    s->states = g_ptr_array_new_with_free_func(g_free);
     if (interpose)
         s->ip = cocoVfioInterposerNew(&s->ops, sysLog, sysReport, s);
 }
@@ -163,6 +168,7 @@ sysClear(Sys *s)
     cocoVfioModelFree(s->model);
     g_ptr_array_unref(s->logs);
     g_ptr_array_unref(s->reports);
+    g_ptr_array_unref(s->states);
 }
 
 /* QEMU's ioctl() and close(), with or without the interposer. */
@@ -428,6 +434,83 @@ testLeakReport(void)
     cocoVfioInterposerGetStats(s.ip, &st);
     g_assert_cmpuint(st.leaks, ==, 2);
     g_assert_cmpuint(st.reports, ==, 1);
+    sysClear(&s);
+}
+
+/* The state report after each step of QEMU 7.2's plug and unplug: the
+ * device named while open, the mappings its container keeps, and after
+ * the unplug nothing (what a detach confirms, docs/vfio.rst). */
+static void
+checkState(Sys *s, guint index, const char *device, gint64 count,
+           gint64 mappings, const char *bytes)
+{
+    g_autoptr(JsonObject) r = NULL;
+    JsonArray *devices;
+
+    g_assert_cmpuint(s->states->len, >, index);
+    r = parseReport(g_ptr_array_index(s->states, index));
+    g_assert_cmpstr(json_object_get_string_member(r, "event"), ==,
+                    "vfio-state");
+    devices = json_object_get_array_member(r, "devices");
+    g_assert_cmpuint(json_array_get_length(devices), ==, device ? 1 : 0);
+    if (device)
+        g_assert_cmpstr(json_array_get_string_element(devices, 0), ==, device);
+    g_assert_cmpint(json_object_get_int_member(r, "count"), ==, count);
+    g_assert_cmpint(json_object_get_int_member(r, "mappings"), ==, mappings);
+    g_assert_cmpstr(json_object_get_string_member(r, "bytes"), ==, bytes);
+}
+
+static void
+testStateReport(gconstpointer data)
+{
+    const Variant *v = data;
+    CocoVfioInterposerStats st;
+    Sys s;
+
+    sysInit(&s, v, true);
+    qemuPlug(&s);
+    checkState(&s, 0, "0000:00:04.0", 1, 0, "0x0");
+    g_assert_cmpint(qemuMap(&s, 0x100000, 0x2000), ==, 0);
+    g_assert_cmpint(qemuMap(&s, 0x200000, 0x1000), ==, 0);
+    qemuUnplug(&s);
+    /* The device closed: its container still maps the guest's pages. */
+    checkState(&s, 1, NULL, 0, 2, "0x3000");
+    /* QEMU unmapped and the group left: nothing is held. */
+    g_assert_cmpuint(s.states->len, ==, 3);
+    checkState(&s, 2, NULL, 0, 0, "0x0");
+    g_assert_cmpuint(s.reports->len, ==, 0);
+    cocoVfioInterposerGetStats(s.ip, &st);
+    g_assert_cmpuint(st.states, ==, 3);
+    sysClear(&s);
+}
+
+/* A device name that is not one (QEMU's argument is a C string of any
+ * bytes) is counted but not repeated. */
+static void
+testStateOddName(void)
+{
+    char name[] = "0000:00:04.0\"}";
+    g_autoptr(JsonObject) r = NULL;
+    int cfd;
+    Sys s;
+
+    sysInit(&s, &variants[1], true);
+    cfd = s.cfd;
+    s.group_open = true;
+    g_assert_cmpint(qemuIoctl(&s, GROUP_FD, VFIO_GROUP_SET_CONTAINER, &cfd), ==,
+                    0);
+    g_assert_cmpint(qemuIoctl(&s, s.cfd, VFIO_SET_IOMMU,
+                              (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU),
+                    ==, 0);
+    g_assert_cmpint(qemuIoctl(&s, GROUP_FD, VFIO_GROUP_GET_DEVICE_FD, name), ==,
+                    DEVICE_FD);
+    g_assert_cmpuint(s.states->len, ==, 1);
+    r = parseReport(g_ptr_array_index(s.states, 0));
+    g_assert_cmpuint(
+        json_array_get_length(json_object_get_array_member(r, "devices")), ==,
+        0);
+    g_assert_cmpint(json_object_get_int_member(r, "count"), ==, 1);
+    qemuUnplug(&s);
     sysClear(&s);
 }
 
@@ -712,6 +795,9 @@ main(int argc, char **argv)
     }
     g_test_add_func("/vfio/interposer/device-last", testDeviceLast);
     g_test_add_func("/vfio/interposer/leak-report", testLeakReport);
+    g_test_add_data_func("/vfio/interposer/state-report", &variants[1],
+                         testStateReport);
+    g_test_add_func("/vfio/interposer/state-odd-name", testStateOddName);
     g_test_add_func("/vfio/interposer/unmap-leak", testUnmapLeak);
     g_test_add_func("/vfio/interposer/pass-through", testPassThrough);
     g_test_add_func("/vfio/interposer/fork-child", testForkChild);

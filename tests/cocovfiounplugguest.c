@@ -27,7 +27,12 @@
  *
  * It prints the locked memory of QEMU (VmLck: type1's pinned pages) before
  * the maps, after them and after the unplug, QEMU's log, and a last line
- * "RESULT ..." with "pinned-after-unplug=KB baseline=KB".
+ * "RESULT ..." with "pinned-after-unplug=KB baseline=KB". With the
+ * interposer it also reads the relay's copy of the interposer's VFIO state
+ * (x-coco-query-relay, docs/vfio.rst "The state report") while the device
+ * is mapped and after DEVICE_DELETED, as virt-coco migrate's detach
+ * confirms it: "named-before=1 open-after=0 mappings-after=0" when the
+ * state named the device and then held nothing (-1: no state).
  */
 
 #include "internal.h"
@@ -414,6 +419,31 @@ vmlck(pid_t pid)
     return strtol(p + 6, NULL, 10);
 }
 
+/* The relay's copy of the interposer's state: whether it names @bdf, how
+ * many devices are open and mappings kept (all -1 without a state). */
+static void
+relayState(Qmp *q, const char *bdf, int *named, gint64 *open, gint64 *mappings)
+{
+    g_autoptr(JsonNode) ret = qmpCommand(q, "x-coco-query-relay", NULL);
+    JsonObject *st = NULL;
+    JsonArray *devices;
+    guint i;
+
+    *named = -1;
+    *open = *mappings = -1;
+    if (ret && JSON_NODE_HOLDS_OBJECT(ret))
+        st = json_object_get_object_member(json_node_get_object(ret),
+                                           "vfio-state");
+    if (!st)
+        return;
+    devices = json_object_get_array_member(st, "devices");
+    *named = 0;
+    for (i = 0; devices && i < json_array_get_length(devices); i++)
+        *named |= STREQ(json_array_get_string_element(devices, i), bdf);
+    *open = json_object_get_int_member(st, "count");
+    *mappings = json_object_get_int_member(st, "mappings");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -434,6 +464,12 @@ main(int argc, char **argv)
     long before;
     long mapped;
     long after;
+    int named = -1;
+    int named_after = -1;
+    gint64 nopen = -1;
+    gint64 maps = -1;
+    gint64 open_after = -1;
+    gint64 maps_after = -1;
     int lfd;
     int ramfd;
     int logfd;
@@ -537,6 +573,10 @@ main(int argc, char **argv)
     vioMap(&v, 1, TOP, G_MAXUINT64, PAGE_TOP);
     mapped = vmlck(pid);
     printf("pinned after MAP low, below-top and top pages: %ld kB\n", mapped);
+    relayState(&q, bdf, &named, &nopen, &maps);
+    printf("relay's VFIO state while mapped: names %s %s, %" G_GINT64_FORMAT
+           " device(s) open, %" G_GINT64_FORMAT " mapping(s)\n",
+           bdf, named == 1 ? "yes" : "no", nopen, maps);
 
     args = json_object_new();
     json_object_set_string_member(args, "id", "hostdev0");
@@ -558,13 +598,29 @@ main(int argc, char **argv)
         die("no DEVICE_DELETED after device_del and the ACPI eject");
     after = vmlck(pid);
     printf("pinned after device_del: %ld kB\n", after);
+    /* The detach's confirmation: the state holds nothing of the device
+     * (the reports may trail DEVICE_DELETED by a few ms). */
+    for (i = 0; i < 50; i++) {
+        relayState(&q, bdf, &named_after, &open_after, &maps_after);
+        if (named_after != 1 && open_after <= 0 && maps_after <= 0)
+            break;
+        g_usleep(100000);
+    }
+    printf(
+        "relay's VFIO state after DEVICE_DELETED: names %s %s, %" G_GINT64_FORMAT
+        " device(s) open, %" G_GINT64_FORMAT " mapping(s)\n",
+        bdf, named_after == 1 ? "yes" : "no", open_after, maps_after);
 
     json_node_unref(qmpCommand(&q, "quit", NULL));
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     printLog(use);
-    printf("RESULT interposer=%s baseline=%ld mapped=%ld "
-           "pinned-after-unplug=%ld\n",
-           use, before, mapped, after);
+    printf(
+        "RESULT interposer=%s baseline=%ld mapped=%ld "
+        "pinned-after-unplug=%ld named-before=%d mappings-before=%" G_GINT64_FORMAT
+        " named-after=%d open-after=%" G_GINT64_FORMAT
+        " mappings-after=%" G_GINT64_FORMAT "\n",
+        use, before, mapped, after, named, maps, named_after, open_after,
+        maps_after);
     return 0;
 }

@@ -13,6 +13,7 @@
  */
 
 #include "virt-coco.h"
+#include "client/cococlienthostdev.h"
 #include "client/cococlientmigrate.h"
 #include "virt/cocovirt.h"
 
@@ -461,6 +462,11 @@ cocoMigrateResultJson(CocoCtl *ctl, const GError *error,
                          res->memory_processed);
     cocoMigrateSetOptInt(obj, "libvirt_data_processed", res->have_libvirt,
                          res->data_processed);
+    /* <coco:hostdev action='detach'> (docs/formatcoco.rst). */
+    json_object_set_int_member(obj, "hostdevs_detached",
+                               res->hostdevs_detached);
+    json_object_set_int_member(obj, "hostdevs_attached",
+                               res->hostdevs_attached);
     cocoCtlPrintObject(ctl, obj);
 }
 
@@ -566,6 +572,32 @@ cocoMigrateOnWarning(CocoClientMigrate *m G_GNUC_UNUSED, const char *message,
     fprintf(stderr, _("warning: %1$s\n"), message);
 }
 
+/* <coco:hostdev action='detach'>: a step a host device passed, on stderr
+ * with --verbose and as the JSON event "hostdev". */
+static void
+cocoMigrateOnHostdev(CocoClientMigrate *m G_GNUC_UNUSED, const char *device,
+                     int step, gpointer opaque)
+{
+    CocoMigrateRun *run = opaque;
+    const char *name = cocoClientHostdevStepTypeToString(step);
+
+    if (run->o->verbose) {
+        if (run->printed) {
+            fputc('\n', stderr);
+            run->printed = false;
+        }
+        fprintf(stderr, _("host device '%1$s': %2$s\n"), device, name);
+    }
+    if (run->ctl->json) {
+        g_autoptr(JsonObject) obj = json_object_new();
+
+        json_object_set_string_member(obj, "event", "hostdev");
+        json_object_set_string_member(obj, "device", device);
+        json_object_set_string_member(obj, "step", name);
+        cocoCtlPrintObject(run->ctl, obj);
+    }
+}
+
 static void
 cocoMigrateOnFinished(CocoClientMigrate *m G_GNUC_UNUSED, gpointer opaque)
 {
@@ -578,6 +610,7 @@ static const CocoClientMigrateCallbacks cocoMigrateCallbacks = {
     .progress = cocoMigrateOnProgress,
     .entry = cocoMigrateOnEntry,
     .warning = cocoMigrateOnWarning,
+    .hostdev = cocoMigrateOnHostdev,
     .finished = cocoMigrateOnFinished,
 };
 

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "agent/cocoagentdomain.h"
 #include "conf/cocoxml.h"
+#include "migration/cocohostdevpolicy.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
 
@@ -49,31 +50,45 @@ cocoAgentDomainVcpus(xmlNode *dom)
     return 0;
 }
 
+/* The <domain> of a status or domain document, as text. */
+static char *
+cocoAgentDomainText(const char *xml, unsigned int *vcpus, GError **error)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlBuffer) buf = NULL;
+    xmlNode *dom;
+
+    if (!(doc = cocoXMLParseString(xml, error)))
+        return NULL;
+    if (!(dom = cocoAgentDomainFind(xmlDocGetRootElement(doc)))) {
+        cocoErrorSet(error, COCO_ERROR_XML_NAMESPACE, "%s",
+                     _("the status file holds no libvirt 'domain' element"));
+        return NULL;
+    }
+    if (vcpus)
+        *vcpus = cocoAgentDomainVcpus(dom);
+    buf = xmlBufferCreate();
+    if (xmlNodeDump(buf, doc, dom, 0, 0) < 0) {
+        cocoErrorSet(error, COCO_ERROR_INTERNAL, "%s",
+                     _("cannot serialise the domain element"));
+        return NULL;
+    }
+    return g_strdup((const char *)xmlBufferContent(buf));
+}
+
 int
 cocoAgentDomainParse(const char *xml, CocoMigrationDef **def,
                      unsigned int *vcpus, GError **error)
 {
-    g_autoptr(xmlDoc) doc = NULL;
-    g_autoptr(xmlBuffer) buf = NULL;
     g_autoptr(GError) err = NULL;
+    g_autofree char *text = NULL;
     CocoMigrationDef *parsed;
-    xmlNode *dom;
 
     *def = NULL;
     *vcpus = 0;
-    if (!(doc = cocoXMLParseString(xml, error)))
+    if (!(text = cocoAgentDomainText(xml, vcpus, error)))
         return -1;
-    if (!(dom = cocoAgentDomainFind(xmlDocGetRootElement(doc))))
-        return cocoErrorSet(
-            error, COCO_ERROR_XML_NAMESPACE, "%s",
-            _("the status file holds no libvirt 'domain' element"));
-    *vcpus = cocoAgentDomainVcpus(dom);
-    buf = xmlBufferCreate();
-    if (xmlNodeDump(buf, doc, dom, 0, 0) < 0)
-        return cocoErrorSet(error, COCO_ERROR_INTERNAL, "%s",
-                            _("cannot serialise the domain element"));
-    parsed = cocoMigrationDefParseDomain((const char *)xmlBufferContent(buf), 0,
-                                         &err);
+    parsed = cocoMigrationDefParseDomain(text, 0, &err);
     if (!parsed) {
         if (g_error_matches(err, COCO_ERROR, COCO_ERROR_NOT_CONFIGURED))
             return 0;
@@ -107,4 +122,32 @@ cocoAgentDomainLoad(const char *pid_dir, const char *name,
         return -1;
     }
     return 0;
+}
+
+int
+cocoAgentDomainCheckHostdevs(const char *xml, const CocoMigrationDef *def,
+                             const char *name, GError **error)
+{
+    g_autofree char *text = NULL;
+
+    if (!def)
+        return 0;
+    if (!(text = cocoAgentDomainText(xml, NULL, error)))
+        return -1;
+    return cocoHostdevMigrationCheck(text, def, name, error);
+}
+
+int
+cocoAgentDomainLoadHostdevs(const char *pid_dir, const char *name,
+                            const CocoMigrationDef *def, GError **error)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *xml = NULL;
+
+    if (!pid_dir || !def)
+        return 0;
+    path = g_strdup_printf("%s/%s.xml", pid_dir, name);
+    if (!g_file_get_contents(path, &xml, NULL, NULL))
+        return 0;
+    return cocoAgentDomainCheckHostdevs(xml, def, name, error);
 }

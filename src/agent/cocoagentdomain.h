@@ -30,3 +30,20 @@ int cocoAgentDomainLoad(const char *pid_dir, const char *name,
 /* The same from a status or domain document in memory. */
 int cocoAgentDomainParse(const char *xml, CocoMigrationDef **def,
                          unsigned int *vcpus, GError **error);
+
+/*
+ * cocoAgentDomainCheckHostdevs:
+ * The source's migrate gate for a client that did not detach the
+ * domain's host devices (docs/formatcoco.rst, <coco:hostdev>): the live
+ * document @xml of the confidential domain @name (policy @def) must hold
+ * no VFIO host device, else COCO_ERROR_NOT_SUPPORTED naming the device
+ * and what the management layer must do (cocoHostdevMigrationVerdict()).
+ * A domain without the element (@def NULL) is not checked.
+ */
+int cocoAgentDomainCheckHostdevs(const char *xml, const CocoMigrationDef *def,
+                                 const char *name, GError **error);
+
+/* The same from libvirt's status file PID_DIR/NAME.xml (nothing is
+ * checked when it cannot be read: the destination's hook checks too). */
+int cocoAgentDomainLoadHostdevs(const char *pid_dir, const char *name,
+                                const CocoMigrationDef *def, GError **error);

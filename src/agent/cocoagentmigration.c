@@ -1450,6 +1450,11 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
             m->dom.name, m->dom.vfio_leak);
     if (cocoAgentMigrationLoadDomain(m, &vcpus, error) < 0)
         return -1;
+    /* A client that did not detach the host devices (docs/formatcoco.rst,
+     * <coco:hostdev>): refused before anything moves. */
+    if (cocoAgentDomainLoadHostdevs(cfg->pid_dir, m->dom.name, m->def, error) <
+        0)
+        return -1;
     m->streams = cfg->streams;
     m->pages_per_bundle = cfg->pages_per_bundle;
     if (m->def && m->def->has_streams && m->def->forward_streams)

@@ -73,6 +73,14 @@ struct _CocoAgentDomain {
     bool incoming; /* the relay announced an incoming migration */
     CocoAgentMigration *mig; /* the current or last migration */
     char *refused; /* why the current job's migration was not started */
+    /* The relay's last VFIO state (docs/vfio.rst, "The state report"),
+     * answered to "domain" requests: a detach is confirmed from it. */
+    bool has_vfio;
+    GPtrArray *vfio_devices; /* char *, the open devices QEMU named */
+    gint64 vfio_open;
+    gint64 vfio_spaces;
+    gint64 vfio_mappings;
+    gint64 vfio_mapped_bytes;
 };
 
 struct _CocoAgentRelayServer {
@@ -252,6 +260,7 @@ cocoAgentDomainFree(gpointer p)
         cocoAgentMigrationPostDomainGone(dom->mig);
         cocoAgentMigrationUnref(dom->mig);
     }
+    g_clear_pointer(&dom->vfio_devices, g_ptr_array_unref);
     if (dom->pid_src) {
         g_source_destroy(dom->pid_src);
         g_source_unref(dom->pid_src);
@@ -525,6 +534,33 @@ cocoAgentRelayOnVfioLeak(CocoAgentRelay *relay, const char *reason)
         cocoAgentMigrationPostVfioLeak(dom->mig, dom->info.vfio_leak);
 }
 
+/* The VFIO interposer's state of the domain's QEMU after a device came
+ * or went: kept for "domain" requests. */
+static void
+cocoAgentRelayOnVfioState(CocoAgentRelay *relay, const CocoRelayVfioState *st)
+{
+    CocoAgentDomain *dom = relay->dom;
+    guint i;
+
+    g_clear_pointer(&dom->vfio_devices, g_ptr_array_unref);
+    dom->vfio_devices = g_ptr_array_new_with_free_func(g_free);
+    for (i = 0; st->devices && i < st->devices->len; i++) {
+        const CocoRelayVfioDevice *d = g_ptr_array_index(st->devices, i);
+
+        g_ptr_array_add(dom->vfio_devices, g_strdup(d->name));
+    }
+    dom->has_vfio = true;
+    dom->vfio_open = st->open;
+    dom->vfio_spaces = st->spaces;
+    dom->vfio_mappings = st->mappings;
+    dom->vfio_mapped_bytes = st->mapped_bytes;
+    cocoAgentLog(relay->srv->agent, NULL, G_LOG_LEVEL_INFO,
+                 "domain=%s VFIO state: %" G_GINT64_FORMAT
+                 " device(s) open, %" G_GINT64_FORMAT
+                 " address space(s), %" G_GINT64_FORMAT " DMA mapping(s)",
+                 dom->info.name, st->open, st->spaces, st->mappings);
+}
+
 static void
 cocoAgentRelayOnEvent(CocoAgentRelay *relay, void *data)
 {
@@ -560,6 +596,10 @@ cocoAgentRelayOnEvent(CocoAgentRelay *relay, void *data)
         return;
     case COCO_RELAY_EVENT_VFIO_LEAK:
         cocoAgentRelayOnVfioLeak(relay, d->reason);
+        return;
+    case COCO_RELAY_EVENT_VFIO_STATE:
+        if (d->vfio)
+            cocoAgentRelayOnVfioState(relay, d->vfio);
         return;
     case COCO_RELAY_EVENT_MIGRATE_CANCEL:
         if (dom->mig &&
@@ -809,6 +849,9 @@ cocoAgentRelayOnDomain(CocoAgentRelay *relay, void *data)
     CocoRelayDomainReq *msg = data;
     CocoAgentDomain *dom;
     CocoRelayDomainReply r = {0};
+    CocoRelayVfioState vfio = {0};
+    g_autoptr(GPtrArray) devices = NULL;
+    g_autofree CocoRelayVfioDevice *names = NULL;
 
     if (!cocoAgentRelayMayRead(relay))
         return;
@@ -824,6 +867,23 @@ cocoAgentRelayOnDomain(CocoAgentRelay *relay, void *data)
             r.state = (char *)cocoPhaseStateTypeToString(
                 cocoAgentMigrationGetState(dom->mig));
         }
+        r.vfio_leak = dom->info.vfio_leak;
+    }
+    if (dom && dom->has_vfio) {
+        guint i;
+
+        devices = g_ptr_array_new();
+        names = g_new0(CocoRelayVfioDevice, dom->vfio_devices->len + 1);
+        for (i = 0; i < dom->vfio_devices->len; i++) {
+            names[i].name = g_ptr_array_index(dom->vfio_devices, i);
+            g_ptr_array_add(devices, &names[i]);
+        }
+        vfio.devices = devices;
+        vfio.open = dom->vfio_open;
+        vfio.spaces = dom->vfio_spaces;
+        vfio.mappings = dom->vfio_mappings;
+        vfio.mapped_bytes = dom->vfio_mapped_bytes;
+        r.vfio = &vfio;
     }
     cocoAgentRelaySend(relay, COCO_RELAY_REPLY_DOMAIN, &r);
 }

@@ -33,8 +33,12 @@ void
 cocoClientDomainInfoClear(CocoClientDomainInfo *info)
 {
     g_clear_pointer(&info->name, g_free);
+    g_clear_pointer(&info->vfio_devices, g_strfreev);
+    g_clear_pointer(&info->vfio_leak, g_free);
     info->relay = false;
     info->qemu_pid = 0;
+    info->has_vfio = false;
+    info->vfio_open = info->vfio_mappings = info->vfio_mapped_bytes = 0;
 }
 
 void
@@ -346,6 +350,7 @@ cocoClientAgentDomain(CocoClientAgent *agent, const char *uuid,
     g_autoptr(JsonObject) ans = NULL;
     const char *auuid;
     const char *name;
+    JsonObject *vfio;
     bool relay = false;
     gint64 pid = 0;
 
@@ -369,6 +374,28 @@ cocoClientAgentDomain(CocoClientAgent *agent, const char *uuid,
         info->name = g_strdup(name);
     info->relay = relay;
     info->qemu_pid = pid;
+    if ((name = cocoJsonString(ans, "vfio-leak")))
+        info->vfio_leak = g_strdup(name);
+    /* "vfio" was checked against cocoRelayVfioStateDef: every member is
+     * there with its type and bounds. */
+    if ((vfio = cocoJsonObject(ans, "vfio"))) {
+        JsonArray *devices = cocoJsonArray(vfio, "devices");
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+        guint i;
+
+        for (i = 0; devices && i < json_array_get_length(devices); i++) {
+            const char *dev =
+                cocoJsonString(cocoJsonArrayObject(devices, i), "name");
+
+            if (dev)
+                g_strv_builder_add(b, dev);
+        }
+        info->vfio_devices = g_strv_builder_end(b);
+        info->vfio_open = cocoJsonIntDefault(vfio, "open", 0);
+        info->vfio_mappings = cocoJsonIntDefault(vfio, "mappings", 0);
+        info->vfio_mapped_bytes = cocoJsonIntDefault(vfio, "mapped-bytes", 0);
+        info->has_vfio = true;
+    }
     return 0;
 }
 

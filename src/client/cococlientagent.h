@@ -51,6 +51,15 @@ typedef struct {
     char *name; /* as the relay's hello named it, or NULL */
     bool relay; /* a relay of the domain is connected and authenticated */
     gint64 qemu_pid; /* its QEMU, 0 when none */
+    /* The relay's last VFIO state (docs/vfio.rst, "The state report"),
+     * when it sent one: the devices QEMU has open (named), how many are
+     * open, and the DMA mappings its address spaces keep. */
+    bool has_vfio;
+    GStrv vfio_devices;
+    gint64 vfio_open;
+    gint64 vfio_mappings;
+    gint64 vfio_mapped_bytes;
+    char *vfio_leak; /* the domain's recorded VFIO leak, or NULL */
 } CocoClientDomainInfo;
 
 void cocoClientDomainInfoClear(CocoClientDomainInfo *info);

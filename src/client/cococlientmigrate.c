@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "client/cococlientmigrate.h"
 #include "client/cococlientagent.h"
+#include "client/cococlienthostdev.h"
 #include "client/cococlientjson.h"
 #include "client/cococlientpreflight.h"
 #include "client/cococlientvalidate.h"
@@ -143,6 +144,7 @@ typedef enum {
     COCO_CLIENT_EVENT_RECORD,
     COCO_CLIENT_EVENT_LIBVIRT_DONE,
     COCO_CLIENT_EVENT_WARNING,
+    COCO_CLIENT_EVENT_HOSTDEV,
     COCO_CLIENT_EVENT_FINISHED,
 } CocoClientEventType;
 
@@ -152,7 +154,8 @@ typedef struct {
     bool cancelled;
     CocoClientMigrateProgress progress;
     CocoClientRecord *record;
-    char *message;
+    char *message; /* WARNING; HOSTDEV: the device */
+    int step; /* HOSTDEV: CocoClientHostdevStep */
     CocoClientMigrateResult result;
 } CocoClientEvent;
 
@@ -218,6 +221,9 @@ typedef struct {
     char uuid[VIR_UUID_STRING_BUFLEN];
     char *name; /* the domain's name */
     guint64 guest_memory;
+    /* <coco:hostdev action='detach'> with host devices: the plan */
+    CocoClientHostdevPlan *hostdevs;
+    CocoClientHostdevLibvirt *hostdev_lv;
 } CocoClientRun;
 
 static void
@@ -227,6 +233,8 @@ cocoClientRunClear(CocoClientRun *run)
         virConnectClose(run->dconn);
     if (run->conn)
         virConnectClose(run->conn);
+    g_clear_pointer(&run->hostdev_lv, cocoClientHostdevLibvirtFree);
+    g_clear_pointer(&run->hostdevs, cocoClientHostdevPlanFree);
     cocoClientAgentFree(run->agent);
     g_clear_pointer(&run->known, g_hash_table_unref);
     g_free(run->name);
@@ -562,6 +570,19 @@ cocoClientMigratePostWarning(CocoClientMigrate *m, const char *message)
     cocoClientMigratePost(m, ev);
 }
 
+/* A host device passed a step (worker thread): for hostdev(). */
+static void
+cocoClientMigrateOnHostdev(const char *device, CocoClientHostdevStep step,
+                           gpointer opaque)
+{
+    CocoClientMigrate *m = opaque;
+    CocoClientEvent *ev = cocoClientEventNew(COCO_CLIENT_EVENT_HOSTDEV);
+
+    ev->message = g_strdup(device);
+    ev->step = step;
+    cocoClientMigratePost(m, ev);
+}
+
 /* A new copy of the record: announce the entries not announced yet. */
 static void
 cocoClientMigrateTakeRecord(CocoClientMigrate *m, CocoClientRecord *rec)
@@ -606,6 +627,10 @@ cocoClientMigrateHandle(CocoClientMigrate *m, CocoClientEvent *ev)
     case COCO_CLIENT_EVENT_WARNING:
         if (cb && cb->warning)
             cb->warning(m, ev->message, m->opaque);
+        break;
+    case COCO_CLIENT_EVENT_HOSTDEV:
+        if (cb && cb->hostdev)
+            cb->hostdev(m, ev->message, ev->step, m->opaque);
         break;
     case COCO_CLIENT_EVENT_FINISHED:
         if (ev->record)
@@ -785,6 +810,18 @@ cocoClientMigratePreflight(CocoClientMigrate *m, CocoClientRun *run,
         !(host = cocoClientMigrateDestHost(m, run, error)) ||
         cocoClientPreflightHosts(run->agent, probe, host, def, error) < 0)
         return -1;
+    if (def->has_hostdev && def->hostdev_action == COCO_HOSTDEV_ACTION_DETACH) {
+        if (!(run->hostdevs =
+                  cocoClientHostdevPlanNew(run->name, xml, m->destxml, error)))
+            return -1;
+        run->hostdev_lv = cocoClientHostdevLibvirtNew(
+            dom, run->dconn, m->desturi, m->dname ? m->dname : run->name,
+            run->agent, run->uuid);
+        cocoClientHostdevPlanSetOps(run->hostdevs, &cocoClientHostdevLibvirtOps,
+                                    run->hostdev_lv);
+        cocoClientHostdevPlanSetNotify(run->hostdevs,
+                                       cocoClientMigrateOnHostdev, m);
+    }
     return cocoClientMigrateKnownRecords(run, error);
 }
 
@@ -1183,9 +1220,11 @@ cocoClientMigrateSettle(CocoClientMigrate *m, bool failed)
 }
 
 static void
-cocoClientMigrateBuildParams(CocoClientMigrate *m, virTypedParameterPtr *params,
-                             int *nparams)
+cocoClientMigrateBuildParams(CocoClientMigrate *m, CocoClientRun *run,
+                             virTypedParameterPtr *params, int *nparams)
 {
+    const char *destxml =
+        run->hostdevs ? cocoClientHostdevPlanDestXml(run->hostdevs) : NULL;
     int max = 0;
     int i;
 
@@ -1196,8 +1235,13 @@ cocoClientMigrateBuildParams(CocoClientMigrate *m, virTypedParameterPtr *params,
 
         switch ((virTypedParameterType)p->type) {
         case VIR_TYPED_PARAM_STRING:
-            virTypedParamsAddString(params, nparams, &max, p->field,
-                                    p->value.s);
+            /* The destination XML without the host devices the driver
+             * attaches after the migration. */
+            virTypedParamsAddString(
+                params, nparams, &max, p->field,
+                destxml && STREQ(p->field, VIR_MIGRATE_PARAM_DEST_XML)
+                    ? destxml
+                    : p->value.s);
             break;
         case VIR_TYPED_PARAM_INT:
             virTypedParamsAddInt(params, nparams, &max, p->field, p->value.i);
@@ -1230,7 +1274,7 @@ cocoClientMigrateCall(CocoClientMigrate *m, CocoClientRun *run,
     int nparams = 0;
     int rc;
 
-    cocoClientMigrateBuildParams(m, &params, &nparams);
+    cocoClientMigrateBuildParams(m, run, &params, &nparams);
     if (m->flags & VIR_MIGRATE_PEER2PEER) {
         rc = virDomainMigrateToURI3(dom, m->desturi, params,
                                     (unsigned int)nparams, m->flags);
@@ -1248,6 +1292,33 @@ cocoClientMigrateCall(CocoClientMigrate *m, CocoClientRun *run,
     return rc;
 }
 
+/* @more (consumed) becomes *@err, or is added to its message. */
+static void
+cocoClientMigrateMergeError(GError **err, GError *more)
+{
+    char *msg;
+
+    if (!*err) {
+        *err = more;
+        return;
+    }
+    msg = g_strdup_printf("%s; %s", (*err)->message, more->message);
+    g_free((*err)->message);
+    (*err)->message = msg;
+    g_error_free(more);
+}
+
+/* The source gets its detached host devices back; a failure is added to
+ * *@err's message. */
+static void
+cocoClientMigrateHostdevsBack(CocoClientRun *run, GError **err)
+{
+    GError *rerr = NULL;
+
+    if (cocoClientHostdevRollback(run->hostdevs, &rerr) < 0)
+        cocoClientMigrateMergeError(err, rerr);
+}
+
 static gpointer
 cocoClientMigrateWorker(gpointer opaque)
 {
@@ -1260,14 +1331,19 @@ cocoClientMigrateWorker(gpointer opaque)
     GThread *records = NULL;
     GThread *stats = NULL;
     GError *err = NULL;
+    GError *hostdev_err = NULL;
     virDomainPtr dom = NULL;
     gint64 t0;
     bool cancelled;
     int rc;
 
     if (cocoClientMigratePreflight(m, &run, &err) == 0) {
+        /* <coco:hostdev action='detach'>: libvirt refuses a detach during
+         * its migration job, so before it (a failure rolls back). */
+        if (run.hostdevs && cocoClientHostdevPlanCount(run.hostdevs) > 0)
+            cocoClientHostdevDetach(run.hostdevs, &err);
         g_mutex_lock(&m->lock);
-        if (m->cancel)
+        if (!err && m->cancel)
             cocoErrorSet(
                 &err, COCO_ERROR_MIGRATION_ABORTED,
                 _("the migration of domain '%1$s' was aborted on request before libvirt was called"),
@@ -1275,6 +1351,8 @@ cocoClientMigrateWorker(gpointer opaque)
         m->libvirt_called = !err;
         dom = m->dom;
         g_mutex_unlock(&m->lock);
+        if (err && run.hostdevs)
+            cocoClientMigrateHostdevsBack(&run, &err);
     }
     {
         CocoClientEvent *ev = cocoClientEventNew(COCO_CLIENT_EVENT_STARTED);
@@ -1308,6 +1386,16 @@ cocoClientMigrateWorker(gpointer opaque)
                           cocoClientEventNew(COCO_CLIENT_EVENT_LIBVIRT_DONE));
     if (rc < 0 && cancelled)
         cocoErrorPrefix(&err, _("the migration was aborted on request: "));
+    if (run.hostdevs && cocoClientHostdevPlanCount(run.hostdevs) > 0) {
+        res.hostdevs_detached = cocoClientHostdevPlanDetached(run.hostdevs);
+        /* The guest runs on the destination: its devices are attached
+         * there; else it runs on the source, which gets them back. */
+        if (rc == 0)
+            cocoClientHostdevAttachDest(run.hostdevs, &hostdev_err);
+        else
+            cocoClientMigrateHostdevsBack(&run, &err);
+        res.hostdevs_attached = cocoClientHostdevPlanAttached(run.hostdevs);
+    }
 
     latest = cocoClientMigrateSettle(m, rc < 0);
     g_thread_join(records);
@@ -1333,6 +1421,8 @@ cocoClientMigrateWorker(gpointer opaque)
         cocoClientMigrateCompletedStats(m, &run, &res);
     if (rc == 0)
         cocoClientMigrateCheckResult(run.name, rec, &res, &err);
+    if (hostdev_err)
+        cocoClientMigrateMergeError(&err, g_steal_pointer(&hostdev_err));
     cocoClientMigrateFinish(m, err, rec, &res);
     cocoClientRunClear(&run);
     return NULL;

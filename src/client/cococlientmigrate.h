@@ -16,12 +16,16 @@
  *     (connected and authenticated to this host's agent), the destination
  *     agent (probed by this host's agent), its firmware and the domain's
  *     policy;
- *  2. the libvirt call, virDomainMigrate3() or, with
+ *  2. with <coco:hostdev action='detach'>, the domain's VFIO host devices
+ *     detached and their teardown confirmed (cococlienthostdev.h);
+ *  3. the libvirt call, virDomainMigrate3() or, with
  *     VIR_MIGRATE_PEER2PEER, virDomainMigrateToURI3(); meanwhile libvirt's
  *     job statistics (progress, the timeout's action, post-copy after
  *     the first pass) and the source agent's record of the migration
  *     (phase events) are read by threads of their own;
- *  3. the check of the result: the source agent's record must have
+ *  4. the host devices attached on the destination (or, when libvirt
+ *     failed, on the source again);
+ *  5. the check of the result: the source agent's record must have
  *     succeeded and the agents must have sealed the guest's memory;
  *     otherwise the migration fails with COCO_ERROR_MIGRATION_UNSEALED,
  *     naming the numbers (the agents' and libvirt's completed job's).
@@ -79,6 +83,10 @@ typedef struct {
     guint64 agent_downtime_ms;
     bool have_total;
     guint64 total_ms; /* wall time of the libvirt call */
+    /* <coco:hostdev action='detach'> (cococlienthostdev.h): host devices
+     * detached from the source, attached on the destination */
+    guint hostdevs_detached;
+    guint hostdevs_attached;
 } CocoClientMigrateResult;
 
 typedef struct _CocoClientMigrate CocoClientMigrate;
@@ -99,6 +107,10 @@ typedef struct {
     /* Something the user should know that does not end the migration
      * (a timeout's action that failed, lost access to the record). */
     void (*warning)(CocoClientMigrate *m, const char *message, gpointer opaque);
+    /* <coco:hostdev action='detach'>: host device @device passed @step
+     * (CocoClientHostdevStep, cococlienthostdev.h). */
+    void (*hostdev)(CocoClientMigrate *m, const char *device, int step,
+                    gpointer opaque);
     /* The migration is over (completed, failed or cancelled). */
     void (*finished)(CocoClientMigrate *m, gpointer opaque);
 } CocoClientMigrateCallbacks;

@@ -20,7 +20,7 @@ cocoHostdevMigrationVerdict(const CocoMigrationDef *def, const char *domname,
         def->hostdev_action == COCO_HOSTDEV_ACTION_DETACH)
         return cocoErrorSet(
             error, COCO_ERROR_NOT_SUPPORTED,
-            _("domain '%1$s' has the host device '%2$s' ('%3$zu' in all): <coco:hostdev action='detach'> is not supported, libvirt-coco does not detach and re-attach host devices around a confidential migration yet; detach them before the migration (virsh detach-device) and attach them on the destination"),
+            _("domain '%1$s' still has the host device '%2$s' ('%3$zu' in all) attached; with <coco:hostdev action='detach'> the management layer must detach its host devices before the migration (virDomainDetachDeviceFlags) and attach them on the destination afterwards, or migrate with 'virt-coco migrate', which does both"),
             NULLSTR(domname), NULLSTR(first), nhostdevs);
     return cocoErrorSet(
         error, COCO_ERROR_NOT_SUPPORTED,

@@ -5,11 +5,15 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * A host device's state cannot follow the guest's sealed memory, so a
- * confidential migration of a domain that has one is refused, naming the
- * device: with action="refuse" (the default without the element) because
- * the domain says so, with action="detach" because libvirt-coco does not
- * implement the detach and re-attach yet. The libvirt hook applies it
- * when a migration arrives (docs/hook.rst), before anything moves.
+ * confidential migration of a domain that still has one is refused,
+ * naming the device: with action="refuse" (the default without the
+ * element) because the domain says so; with action="detach" because the
+ * client did not detach it first: "virt-coco migrate" (the client driver,
+ * cococlienthostdev.h) detaches the devices before libvirt is called and
+ * attaches them on the destination after Finish; another management
+ * layer must do the same. The libvirt hook applies it when a migration
+ * arrives and the source agent at the migrate gate (docs/hook.rst,
+ * docs/formatcoco.rst), before anything moves.
  */
 
 #pragma once

@@ -29,6 +29,10 @@
 #define COCO_VFIO_IP_REFUSALS_LOGGED 8
 /* Ranges named in one leak report; "count" has the total. */
 #define COCO_VFIO_IP_REPORT_RANGES 32
+/* Devices named in one state report; "count" has the total. */
+#define COCO_VFIO_IP_REPORT_DEVICES 32
+/* The longest device name the interposer repeats. */
+#define COCO_VFIO_IP_DEVICE_NAME_MAX 64
 
 typedef struct {
     guint id;
@@ -60,6 +64,7 @@ struct _CocoVfioIpFd {
      * DEVICE (cdev): the IOAS it is attached to. */
     CocoVfioIpSpace *space;
     CocoVfioIpFd *group; /* DEVICE from a group */
+    char *name; /* DEVICE from a group: its name ("0000:03:00.0"), if sane */
     guint ndevices; /* GROUP: its open device descriptors */
     bool closed; /* GROUP: QEMU closed it, devices of it are still open */
     GHashTable *ioas; /* IOMMUFD: ioas id -> CocoVfioIpSpace */
@@ -213,6 +218,94 @@ cocoVfioIpReportLeaks(CocoVfioInterposer *ip, CocoVfioIpSpace *s,
         ip->stats.reports++;
         ip->report(json->str, ip->opaque);
     }
+}
+
+/* A device name as the kernel's sysfs spells it ("0000:03:00.0", an mdev
+ * UUID): repeated in reports only when it is one. */
+static char *
+cocoVfioIpDeviceName(const char *arg)
+{
+    size_t i;
+
+    for (i = 0; i <= COCO_VFIO_IP_DEVICE_NAME_MAX && arg[i]; i++) {
+        if (!g_ascii_isalnum(arg[i]) && !strchr(":._-", arg[i]))
+            return NULL;
+    }
+    if (i == 0 || i > COCO_VFIO_IP_DEVICE_NAME_MAX)
+        return NULL;
+    return g_strndup(arg, i);
+}
+
+static void
+cocoVfioIpAddSpace(GPtrArray *spaces, CocoVfioIpSpace *s)
+{
+    if (s && s->c && !g_ptr_array_find(spaces, s, NULL))
+        g_ptr_array_add(spaces, s);
+}
+
+/*
+ * What QEMU holds now, for the relay (docs/vfio.rst, "The state
+ * report"): the devices it has open and the DMA mappings its address
+ * spaces keep. Sent whenever a device is opened or closed and when a
+ * group leaves, so the last report tells whether a detached device left
+ * anything mapped.
+ */
+static void
+cocoVfioIpReportState(CocoVfioInterposer *ip)
+{
+    g_autoptr(GString) json =
+        g_string_new("{\"event\":\"vfio-state\",\"devices\":[");
+    g_autoptr(GPtrArray) spaces = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+    guint ndevices = 0;
+    guint named = 0;
+    uint64_t mappings = 0;
+    uint64_t bytes = 0;
+    guint i;
+
+    if (!ip->report)
+        return;
+    g_hash_table_iter_init(&it, ip->fds);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        CocoVfioIpFd *e = v;
+        GHashTableIter ii;
+        gpointer sv;
+
+        switch (e->kind) {
+        case COCO_VFIO_IP_FD_DEVICE:
+            ndevices++;
+            if (e->name && named < COCO_VFIO_IP_REPORT_DEVICES)
+                g_string_append_printf(json, "%s\"%s\"", named++ ? "," : "",
+                                       e->name);
+            cocoVfioIpAddSpace(spaces, e->space);
+            break;
+        case COCO_VFIO_IP_FD_CONTAINER:
+        case COCO_VFIO_IP_FD_GROUP:
+            cocoVfioIpAddSpace(spaces, e->space);
+            break;
+        case COCO_VFIO_IP_FD_IOMMUFD:
+            g_hash_table_iter_init(&ii, e->ioas);
+            while (g_hash_table_iter_next(&ii, NULL, &sv))
+                cocoVfioIpAddSpace(spaces, sv);
+            break;
+        default:
+            break;
+        }
+    }
+    for (i = 0; i < spaces->len; i++) {
+        CocoVfioIpSpace *s = g_ptr_array_index(spaces, i);
+        uint64_t b = cocoVfioContainerGetMappedBytes(s->c);
+
+        mappings += cocoVfioContainerGetMappingCount(s->c);
+        bytes = bytes > G_MAXUINT64 - b ? G_MAXUINT64 : bytes + b;
+    }
+    g_string_append_printf(json,
+                           "],\"count\":%u,\"spaces\":%u,\"mappings\":%" PRIu64
+                           ",\"bytes\":\"0x%" PRIx64 "\"}",
+                           ndevices, spaces->len, mappings, bytes);
+    ip->stats.states++;
+    ip->report(json->str, ip->opaque);
 }
 
 /* The module's error for the leaks it just named: log and report them. */
@@ -439,8 +532,10 @@ cocoVfioIpGroupUnsetContainer(CocoVfioInterposer *ip, int fd,
     if (g && g->ndevices == 0)
         cocoVfioIpGroupBeforeLeave(ip, g);
     rc = cocoVfioIpKernel(ip, fd, request, arg);
-    if (rc == 0 && g)
+    if (rc == 0 && g) {
         cocoVfioIpGroupLeave(ip, g);
+        cocoVfioIpReportState(ip);
+    }
     return rc;
 }
 
@@ -456,7 +551,9 @@ cocoVfioIpGroupGetDeviceFd(CocoVfioInterposer *ip, int fd,
         return rc;
     d = cocoVfioIpAdd(ip, rc, COCO_VFIO_IP_FD_DEVICE);
     d->group = g;
+    d->name = arg ? cocoVfioIpDeviceName(arg) : NULL;
     g->ndevices++;
+    cocoVfioIpReportState(ip);
     return rc;
 }
 
@@ -888,6 +985,7 @@ cocoVfioIpFdFree(CocoVfioIpFd *e)
 {
     if (e->ioas)
         g_hash_table_unref(e->ioas);
+    g_free(e->name);
     g_free(e);
 }
 
@@ -927,7 +1025,12 @@ cocoVfioInterposerClose(CocoVfioInterposer *ip, int fd)
             e->closed = true; /* released with its last device */
             break;
         }
-        cocoVfioIpGroupGone(ip, e);
+        if (e->space) {
+            cocoVfioIpGroupGone(ip, e);
+            cocoVfioIpReportState(ip);
+        } else {
+            cocoVfioIpGroupGone(ip, e);
+        }
         break;
     case COCO_VFIO_IP_FD_DEVICE:
         cocoVfioIpDeviceDetach(ip, e);
@@ -940,6 +1043,7 @@ cocoVfioInterposerClose(CocoVfioInterposer *ip, int fd)
                 cocoVfioIpGroupGone(ip, g);
         }
         cocoVfioIpFdFree(e);
+        cocoVfioIpReportState(ip);
         break;
     case COCO_VFIO_IP_FD_IOMMUFD:
         /* Every IOAS goes with the iommufd; devices bound to it are

@@ -31,8 +31,9 @@ typedef struct _CocoVfioInterposer CocoVfioInterposer;
 /* One line for QEMU's standard error (the domain log), no newline. */
 typedef void (*CocoVfioInterposerLogFunc)(const char *line, void *opaque);
 
-/* One leak report, a JSON object on one line (docs/vfio.rst): for the
- * relay, which forwards it to the host agent. */
+/* One report, a JSON object on one line (docs/vfio.rst): a leak
+ * ("vfio-leak") or what QEMU holds after a device came or went
+ * ("vfio-state"); for the relay, which forwards it to the host agent. */
 typedef void (*CocoVfioInterposerReportFunc)(const char *json, void *opaque);
 
 /*
@@ -87,6 +88,7 @@ typedef struct {
     uint64_t releases; /* containers and IO address spaces released */
     uint64_t leaks; /* mappings reported as leaked */
     uint64_t reports; /* leak reports sent */
+    uint64_t states; /* state reports sent */
 } CocoVfioInterposerStats;
 
 void cocoVfioInterposerGetStats(CocoVfioInterposer *ip,

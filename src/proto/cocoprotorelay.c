@@ -18,7 +18,7 @@ COCO_ENUM_IMPL(cocoRelayGate, COCO_RELAY_GATE_LAST, "pre-switchover", "cont",
                "migrate", "hostdev");
 COCO_ENUM_IMPL(cocoRelayEventKind, COCO_RELAY_EVENT_LAST, "migrate",
                "migrate-incoming", "MIGRATION", "migrate-cancel",
-               "migrate-parameters", "run-state", "vfio-leak");
+               "migrate-parameters", "run-state", "vfio-leak", "vfio-state");
 COCO_ENUM_IMPL(cocoRelayReply, COCO_RELAY_REPLY_LAST, "welcome", "refused",
                "verdict", "progress", "cancel", "pause", "resume", "status",
                "probe", "domain", "peer-probe", "peer-status", "recover",
@@ -50,6 +50,29 @@ static const CocoProtoField cocoRelayHelloFields[] = {
 COCO_PROTO_STRUCT(cocoRelayHelloDef, "hello", CocoRelayHello,
                   cocoRelayHelloFields);
 
+static const CocoProtoField cocoRelayVfioDeviceFields[] = {
+    COCO_PROTO_F(CocoRelayVfioDevice, name, "name", COCO_PROTO_STRING, true, 1,
+                 COCO_RELAY_VFIO_NAME_MAX),
+};
+COCO_PROTO_STRUCT(cocoRelayVfioDeviceDef, "vfio.devices", CocoRelayVfioDevice,
+                  cocoRelayVfioDeviceFields);
+
+static const CocoProtoField cocoRelayVfioStateFields[] = {
+    COCO_PROTO_F_SUB(CocoRelayVfioState, devices, "devices", COCO_PROTO_ARRAY,
+                     true, COCO_RELAY_VFIO_DEVICES_MAX,
+                     &cocoRelayVfioDeviceDef),
+    COCO_PROTO_F(CocoRelayVfioState, open, "open", COCO_PROTO_INT, true, 0,
+                 G_MAXINT32),
+    COCO_PROTO_F(CocoRelayVfioState, spaces, "spaces", COCO_PROTO_INT, true, 0,
+                 G_MAXINT32),
+    COCO_PROTO_F(CocoRelayVfioState, mappings, "mappings", COCO_PROTO_INT, true,
+                 0, G_MAXINT64),
+    COCO_PROTO_F(CocoRelayVfioState, mapped_bytes, "mapped-bytes",
+                 COCO_PROTO_INT, true, 0, G_MAXINT64),
+};
+COCO_PROTO_STRUCT(cocoRelayVfioStateDef, "vfio", CocoRelayVfioState,
+                  cocoRelayVfioStateFields);
+
 static const CocoProtoField cocoRelayEventDataFields[] = {
     COCO_PROTO_F_ENUM_HAS(CocoRelayEventData, role, has_role, "role",
                           NAMES(cocoRelayRole)),
@@ -75,6 +98,8 @@ static const CocoProtoField cocoRelayEventDataFields[] = {
                  false, 1, COCO_RELAY_REASON_MAX),
     COCO_PROTO_F_HAS(CocoRelayEventData, count, has_count, "count",
                      COCO_PROTO_INT, 1, G_MAXINT32),
+    COCO_PROTO_F_SUB(CocoRelayEventData, vfio, "vfio", COCO_PROTO_OBJECT, false,
+                     0, &cocoRelayVfioStateDef),
 };
 COCO_PROTO_STRUCT(cocoRelayEventDataDef, "event.data", CocoRelayEventData,
                   cocoRelayEventDataFields);
@@ -263,6 +288,10 @@ static const CocoProtoField cocoRelayDomainReplyFields[] = {
                  COCO_PROTO_STRING, false, 0, COCO_RELAY_NAME_MAX),
     COCO_PROTO_F(CocoRelayDomainReply, state, "state", COCO_PROTO_STRING, false,
                  0, 64),
+    COCO_PROTO_F_SUB(CocoRelayDomainReply, vfio, "vfio", COCO_PROTO_OBJECT,
+                     false, 0, &cocoRelayVfioStateDef),
+    COCO_PROTO_F(CocoRelayDomainReply, vfio_leak, "vfio-leak",
+                 COCO_PROTO_STRING, false, 1, COCO_RELAY_REASON_MAX),
 };
 COCO_PROTO_STRUCT(cocoRelayDomainReplyDef, "domain", CocoRelayDomainReply,
                   cocoRelayDomainReplyFields);

@@ -84,6 +84,7 @@ typedef enum {
     COCO_RELAY_EVENT_PARAMETERS, /* libvirt's downtime limit or bandwidth */
     COCO_RELAY_EVENT_RUN_STATE, /* the guest stopped or runs (STOP/RESUME) */
     COCO_RELAY_EVENT_VFIO_LEAK, /* QEMU's VFIO interposer reported a leak */
+    COCO_RELAY_EVENT_VFIO_STATE, /* what QEMU's VFIO devices hold now */
     COCO_RELAY_EVENT_LAST
 } CocoRelayEventKind;
 COCO_ENUM_DECL(cocoRelayEventKind);
@@ -91,6 +92,25 @@ COCO_ENUM_DECL(cocoRelayEventKind);
 typedef struct {
     char *path;
 } CocoRelayRam;
+
+/* The most VFIO devices a state names. */
+#define COCO_RELAY_VFIO_DEVICES_MAX 32
+#define COCO_RELAY_VFIO_NAME_MAX 64
+
+typedef struct {
+    char *name; /* "0000:03:00.0" */
+} CocoRelayVfioDevice;
+
+/* What the VFIO interposer in QEMU says it holds (docs/vfio.rst, "The
+ * state report"): the devices QEMU has open (named ones in @devices,
+ * all of them in @open) and the DMA mappings its address spaces keep. */
+typedef struct {
+    GPtrArray *devices; /* CocoRelayVfioDevice */
+    gint64 open;
+    gint64 spaces;
+    gint64 mappings;
+    gint64 mapped_bytes;
+} CocoRelayVfioState;
 
 typedef struct {
     gint64 version; /* COCO_RELAY_PROTOCOL_VERSION of the relay */
@@ -125,6 +145,7 @@ typedef struct {
     char *vfio_leak;
     gint64 count; /* vfio-leak: mappings that stay pinned */
     bool has_count;
+    CocoRelayVfioState *vfio; /* vfio-state */
 } CocoRelayEventData;
 
 typedef struct {
@@ -239,6 +260,8 @@ typedef struct {
     bool has_qemu_pid;
     char *migration; /* the current or last migration's id */
     char *state;
+    CocoRelayVfioState *vfio; /* the relay's last VFIO state, if any */
+    char *vfio_leak; /* the domain's recorded VFIO leak, if any */
 } CocoRelayDomainReply;
 
 typedef struct {

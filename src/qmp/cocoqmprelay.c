@@ -114,6 +114,7 @@ struct _CocoQmpRelay {
     CocoQmpVfioReader *vfioReader; /* the VFIO interposer's leak reports */
     guint vfioLeaks; /* reports received */
     char *vfioLeak; /* the last one, described */
+    JsonObject *vfioState; /* the interposer's last state report */
 };
 
 static void cocoQmpSessionUnref(CocoQmpSession *s);
@@ -1720,6 +1721,7 @@ cocoQmpRelayFree(CocoQmpRelay *relay)
     g_free(relay->holdPaused);
     cocoQmpVfioReaderFree(relay->vfioReader);
     g_free(relay->vfioLeak);
+    g_clear_pointer(&relay->vfioState, json_object_unref);
     cocoQmpViommuClear(&relay->viommu);
     g_main_context_unref(relay->ctx);
     g_free(relay);
@@ -1741,6 +1743,54 @@ cocoQmpRelayOnVfioLeak(JsonObject *data, gpointer opaque)
     cocoQmpAgentNotify(relay->agent, "vfio-leak", data);
 }
 
+/* What QEMU holds after a VFIO device came or went: the agent answers a
+ * detach's confirmation from it (docs/vfio.rst, "The state report"). */
+static void
+cocoQmpRelayOnVfioState(JsonObject *data, gpointer opaque)
+{
+    CocoQmpRelay *relay = opaque;
+    g_autoptr(JsonObject) ev = json_object_new();
+    JsonObject *vfio;
+    JsonArray *names = json_object_get_array_member(data, "devices");
+    JsonArray *devices;
+    guint i;
+
+    g_clear_pointer(&relay->vfioState, json_object_unref);
+    relay->vfioState = json_object_ref(data);
+    if (!relay->agent)
+        return;
+    vfio = json_object_new();
+    devices = json_array_new();
+    for (i = 0; i < json_array_get_length(names); i++) {
+        JsonObject *d = json_object_new();
+
+        json_object_set_string_member(d, "name",
+                                      json_array_get_string_element(names, i));
+        json_array_add_object_element(devices, d);
+    }
+    json_object_set_array_member(vfio, "devices", devices);
+    json_object_set_int_member(vfio, "open",
+                               json_object_get_int_member(data, "count"));
+    json_object_set_int_member(vfio, "spaces",
+                               json_object_get_int_member(data, "spaces"));
+    json_object_set_int_member(vfio, "mappings",
+                               json_object_get_int_member(data, "mappings"));
+    json_object_set_int_member(vfio, "mapped-bytes",
+                               json_object_get_int_member(data, "bytes"));
+    json_object_set_object_member(ev, "vfio", vfio);
+    cocoQmpAgentNotify(relay->agent, "vfio-state", ev);
+}
+
+static void
+cocoQmpRelayOnVfioReport(CocoQmpVfioReportKind kind, JsonObject *data,
+                         gpointer opaque)
+{
+    if (kind == COCO_QMP_VFIO_REPORT_STATE)
+        cocoQmpRelayOnVfioState(data, opaque);
+    else
+        cocoQmpRelayOnVfioLeak(data, opaque);
+}
+
 void
 cocoQmpRelaySetViommu(CocoQmpRelay *relay, const char *model,
                       unsigned int awBits)
@@ -1755,7 +1805,7 @@ cocoQmpRelaySetVfioReport(CocoQmpRelay *relay, int fd)
 {
     cocoQmpVfioReaderFree(relay->vfioReader);
     relay->vfioReader =
-        cocoQmpVfioReaderNew(fd, relay->ctx, cocoQmpRelayOnVfioLeak, relay);
+        cocoQmpVfioReaderNew(fd, relay->ctx, cocoQmpRelayOnVfioReport, relay);
 }
 
 void
@@ -1807,6 +1857,9 @@ cocoQmpRelayQueryState(CocoQmpRelay *relay)
     json_object_set_int_member(o, "max-bandwidth", relay->maxBandwidth);
     json_object_set_int_member(o, "sessions", g_list_length(relay->sessions));
     json_object_set_int_member(o, "vfio-leaks", relay->vfioLeaks);
+    if (relay->vfioState)
+        json_object_set_object_member(o, "vfio-state",
+                                      json_object_ref(relay->vfioState));
     {
         JsonObject *pc = json_object_new();
 

@@ -59,16 +59,126 @@ cocoQmpVfioHexString(uint64_t v)
     return g_strdup_printf("0x%" PRIx64 "", v);
 }
 
-JsonObject *
-cocoQmpVfioReportParse(const char *buf, size_t len, GError **error)
+COCO_ENUM_IMPL(cocoQmpVfioReportKind, COCO_QMP_VFIO_REPORT_LAST, "vfio-leak",
+               "vfio-state");
+
+/* A device name as sysfs spells it: letters, digits, ":._-". */
+static bool
+cocoQmpVfioDeviceNameValid(const char *s)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
+    size_t n = strlen(s);
+    size_t i;
+
+    if (n == 0 || n > COCO_QMP_VFIO_DEVICE_NAME_MAX)
+        return false;
+    for (i = 0; i < n; i++) {
+        if (!g_ascii_isalnum(s[i]) && !strchr(":._-", s[i]))
+            return false;
+    }
+    return true;
+}
+
+static JsonObject *
+cocoQmpVfioStateParse(JsonObject *o, GError **error)
+{
     g_autoptr(JsonObject) data = json_object_new();
     JsonArray *out = json_array_new();
+    JsonArray *devices;
+    JsonNode *dn;
+    gint64 count;
+    gint64 spaces;
+    gint64 mappings;
+    uint64_t bytes;
+    guint i;
+
+    json_object_set_array_member(data, "devices", out);
+    if (!cocoQmpVfioInt(o, "count", 0, G_MAXINT32, &count) ||
+        !cocoQmpVfioInt(o, "spaces", 0, G_MAXINT32, &spaces) ||
+        !cocoQmpVfioInt(o, "mappings", 0, G_MAXINT64, &mappings) ||
+        !cocoQmpVfioHex(o, "bytes", &bytes) || bytes > G_MAXINT64 ||
+        (mappings == 0) != (bytes == 0)) {
+        cocoErrorSet(
+            error, COCO_ERROR_QMP_PROTOCOL, "%s",
+            _("a VFIO state report lacks a valid 'count', 'spaces', 'mappings' or 'bytes'"));
+        return NULL;
+    }
+    dn = json_object_get_member(o, "devices");
+    if (!dn || !JSON_NODE_HOLDS_ARRAY(dn) ||
+        json_array_get_length(devices = json_node_get_array(dn)) >
+            COCO_QMP_VFIO_REPORT_DEVICES ||
+        json_array_get_length(devices) > (guint)count) {
+        cocoErrorSet(
+            error, COCO_ERROR_QMP_PROTOCOL,
+            _("a VFIO state report's 'devices' must be an array of at most %1$d names and no more than its count"),
+            COCO_QMP_VFIO_REPORT_DEVICES);
+        return NULL;
+    }
+    for (i = 0; i < json_array_get_length(devices); i++) {
+        JsonNode *e = json_array_get_element(devices, i);
+
+        if (!JSON_NODE_HOLDS_VALUE(e) ||
+            json_node_get_value_type(e) != G_TYPE_STRING ||
+            !cocoQmpVfioDeviceNameValid(json_node_get_string(e))) {
+            cocoErrorSet(
+                error, COCO_ERROR_QMP_PROTOCOL,
+                _("device %1$u of a VFIO state report is not a device name (letters, digits, ':', '.', '_', '-', at most %2$d)"),
+                i, COCO_QMP_VFIO_DEVICE_NAME_MAX);
+            return NULL;
+        }
+        json_array_add_string_element(out, json_node_get_string(e));
+    }
+    json_object_set_int_member(data, "count", count);
+    json_object_set_int_member(data, "spaces", spaces);
+    json_object_set_int_member(data, "mappings", mappings);
+    json_object_set_int_member(data, "bytes", (gint64)bytes);
+    return g_steal_pointer(&data);
+}
+
+static JsonObject *cocoQmpVfioLeakParse(JsonObject *o, GError **error);
+
+JsonObject *
+cocoQmpVfioReportParse(const char *buf, size_t len, CocoQmpVfioReportKind *kind,
+                       GError **error)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
     JsonNode *root;
+    JsonObject *o;
+    int k;
+
+    if (len == 0 || len > COCO_QMP_VFIO_REPORT_MAX) {
+        cocoErrorSet(error, COCO_ERROR_QMP_PROTOCOL,
+                     _("a VFIO report of %1$zu bytes is refused (1 to %2$d)"),
+                     len, COCO_QMP_VFIO_REPORT_MAX);
+        return NULL;
+    }
+    if (!json_parser_load_from_data(parser, buf, (gssize)len, NULL) ||
+        !(root = json_parser_get_root(parser)) ||
+        !JSON_NODE_HOLDS_OBJECT(root)) {
+        cocoErrorSet(error, COCO_ERROR_QMP_PROTOCOL, "%s",
+                     _("a VFIO report is not a JSON object"));
+        return NULL;
+    }
+    o = json_node_get_object(root);
+    if ((k = cocoQmpVfioReportKindTypeFromString(
+             NULLSTR(cocoQmpVfioString(o, "event")))) < 0) {
+        cocoErrorSet(
+            error, COCO_ERROR_QMP_PROTOCOL, "%s",
+            _("a VFIO report names neither the event 'vfio-leak' nor 'vfio-state'"));
+        return NULL;
+    }
+    *kind = k;
+    if (k == COCO_QMP_VFIO_REPORT_STATE)
+        return cocoQmpVfioStateParse(o, error);
+    return cocoQmpVfioLeakParse(o, error);
+}
+
+static JsonObject *
+cocoQmpVfioLeakParse(JsonObject *o, GError **error)
+{
+    g_autoptr(JsonObject) data = json_object_new();
+    JsonArray *out = json_array_new();
     JsonNode *rn;
     JsonArray *ranges;
-    JsonObject *o;
     const char *s;
     gint64 space;
     gint64 count;
@@ -76,27 +186,6 @@ cocoQmpVfioReportParse(const char *buf, size_t len, GError **error)
     guint i;
 
     json_object_set_array_member(data, "ranges", out);
-    if (len == 0 || len > COCO_QMP_VFIO_REPORT_MAX) {
-        cocoErrorSet(
-            error, COCO_ERROR_QMP_PROTOCOL,
-            _("a VFIO leak report of %1$zu bytes is refused (1 to %2$d)"), len,
-            COCO_QMP_VFIO_REPORT_MAX);
-        return NULL;
-    }
-    if (!json_parser_load_from_data(parser, buf, (gssize)len, NULL) ||
-        !(root = json_parser_get_root(parser)) ||
-        !JSON_NODE_HOLDS_OBJECT(root)) {
-        cocoErrorSet(error, COCO_ERROR_QMP_PROTOCOL, "%s",
-                     _("a VFIO leak report is not a JSON object"));
-        return NULL;
-    }
-    o = json_node_get_object(root);
-    if (STRNEQ(NULLSTR(cocoQmpVfioString(o, "event")), "vfio-leak")) {
-        cocoErrorSet(
-            error, COCO_ERROR_QMP_PROTOCOL, "%s",
-            _("a VFIO leak report does not name the event 'vfio-leak'"));
-        return NULL;
-    }
     if (!(s = cocoQmpVfioString(o, "backend")) ||
         cocoVfioBackendTypeFromString(s) < 0) {
         cocoErrorSet(error, COCO_ERROR_QMP_PROTOCOL, "%s",
@@ -216,6 +305,7 @@ cocoQmpVfioReaderOnReadable(gint fd, GIOCondition cond, gpointer opaque)
         g_autoptr(GError) err = NULL;
         g_autoptr(JsonObject) data = NULL;
         ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+        CocoQmpVfioReportKind kind = COCO_QMP_VFIO_REPORT_LEAK;
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -228,11 +318,11 @@ cocoQmpVfioReaderOnReadable(gint fd, GIOCondition cond, gpointer opaque)
             g_clear_pointer(&reader->source, g_source_unref);
             return G_SOURCE_REMOVE;
         }
-        if (!(data = cocoQmpVfioReportParse(buf, (size_t)n, &err))) {
+        if (!(data = cocoQmpVfioReportParse(buf, (size_t)n, &kind, &err))) {
             g_printerr("qemu-coco: %s\n", err->message);
             continue;
         }
-        reader->cb(data, reader->opaque);
+        reader->cb(kind, data, reader->opaque);
     }
     return G_SOURCE_CONTINUE;
 }

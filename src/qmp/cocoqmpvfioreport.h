@@ -13,6 +13,7 @@
 #pragma once
 
 #include "internal.h"
+#include "util/cocoenum.h"
 
 #include <json-glib/json-glib.h>
 
@@ -21,21 +22,37 @@
 /* The most ranges a report may name. */
 #define COCO_QMP_VFIO_REPORT_RANGES 32
 
+/* The most device names a state report may carry. */
+#define COCO_QMP_VFIO_REPORT_DEVICES 32
+/* The longest device name. */
+#define COCO_QMP_VFIO_DEVICE_NAME_MAX 64
+
+typedef enum {
+    COCO_QMP_VFIO_REPORT_LEAK = 0, /* "vfio-leak" */
+    COCO_QMP_VFIO_REPORT_STATE, /* "vfio-state" */
+    COCO_QMP_VFIO_REPORT_LAST
+} CocoQmpVfioReportKind;
+COCO_ENUM_DECL(cocoQmpVfioReportKind);
+
 /*
  * cocoQmpVfioReportParse:
- * One datagram of @len bytes: {"event": "vfio-leak", "space": N,
- * "backend": "type1|type1v2|iommufd", "fix": "...", "when":
+ * One datagram of @len bytes, either a leak: {"event": "vfio-leak",
+ * "space": N, "backend": "type1|type1v2|iommufd", "fix": "...", "when":
  * "unmap|release", "count": N, "bytes": "0x...", "ranges": [{"first":
- * "0x...", "last": "0x..."}, ...]}. Returns the checked data the agent
- * gets (the same members but "event"), or NULL with @error set.
+ * "0x...", "last": "0x..."}, ...]}, or what QEMU holds: {"event":
+ * "vfio-state", "devices": ["0000:03:00.0", ...], "count": N, "spaces": N,
+ * "mappings": N, "bytes": "0x..."}. Returns the checked data (the same
+ * members but "event") with its kind in @kind, or NULL with @error set.
  */
-JsonObject *cocoQmpVfioReportParse(const char *buf, size_t len, GError **error);
+JsonObject *cocoQmpVfioReportParse(const char *buf, size_t len,
+                                   CocoQmpVfioReportKind *kind, GError **error);
 
 /* One line for the log and for the agent's reason: "N DMA mapping(s),
  * B bytes, still pinned after QEMU's unmap: [first, last], ...". */
 char *cocoQmpVfioReportDescribe(JsonObject *data);
 
-typedef void (*CocoQmpVfioReportFunc)(JsonObject *data, gpointer opaque);
+typedef void (*CocoQmpVfioReportFunc)(CocoQmpVfioReportKind kind,
+                                      JsonObject *data, gpointer opaque);
 
 typedef struct _CocoQmpVfioReader CocoQmpVfioReader;
 
