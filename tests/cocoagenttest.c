@@ -1172,16 +1172,17 @@ testVfioState(void)
 
     labInit(&lab);
     relayWelcome(&ra, &lab.a);
-    relayConnect(&q, lab.a.sock);
-    relaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
+    cocoTestRelayConnect(&q, lab.a.sock);
+    cocoTestRelaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
     o = relayReadType(&q, "domain");
     g_assert_nonnull(o);
     g_assert_false(json_object_has_member(o, "vfio"));
     json_object_unref(o);
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"vfio-state\",\"data\":"
-                   "{\"vfio\":{\"devices\":[{\"name\":\"0000:03:00.0\"}],"
-                   "\"open\":1,\"spaces\":1,\"mappings\":2,"
-                   "\"mapped-bytes\":12288}}}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"event\",\"event\":\"vfio-state\",\"data\":"
+                      "{\"vfio\":{\"devices\":[{\"name\":\"0000:03:00.0\"}],"
+                      "\"open\":1,\"spaces\":1,\"mappings\":2,"
+                      "\"mapped-bytes\":12288}}}");
     /* Refused: more names than the protocol allows a state. */
     {
         g_autoptr(GString) line = g_string_new(
@@ -1194,12 +1195,12 @@ testVfioState(void)
                                    i);
         g_string_append(line, "],\"open\":33,\"spaces\":0,\"mappings\":0,"
                               "\"mapped-bytes\":0}}}");
-        relaySend(&ra, line->str);
+        cocoTestRelaySend(&ra, line->str);
         o = relayReadType(&ra, "error");
         g_assert_nonnull(o);
         json_object_unref(o);
     }
-    relaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
+    cocoTestRelaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
     o = relayReadType(&q, "domain");
     g_assert_nonnull(o);
     vfio = json_object_get_object_member(o, "vfio");
@@ -1214,10 +1215,11 @@ testVfioState(void)
                     12288);
     json_object_unref(o);
     /* The device was detached: nothing open, nothing mapped. */
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"vfio-state\",\"data\":"
-                   "{\"vfio\":{\"devices\":[],\"open\":0,\"spaces\":0,"
-                   "\"mappings\":0,\"mapped-bytes\":0}}}");
-    relaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
+    cocoTestRelaySend(&ra,
+                      "{\"type\":\"event\",\"event\":\"vfio-state\",\"data\":"
+                      "{\"vfio\":{\"devices\":[],\"open\":0,\"spaces\":0,"
+                      "\"mappings\":0,\"mapped-bytes\":0}}}");
+    cocoTestRelaySend(&q, "{\"type\":\"domain\",\"uuid\":\"" UUID "\"}");
     o = relayReadType(&q, "domain");
     g_assert_nonnull(o);
     vfio = json_object_get_object_member(o, "vfio");
@@ -1226,8 +1228,8 @@ testVfioState(void)
         ==, 0);
     g_assert_cmpint(json_object_get_int_member(vfio, "open"), ==, 0);
     json_object_unref(o);
-    relayClose(&q);
-    relayClose(&ra);
+    cocoTestRelayClose(&q);
+    cocoTestRelayClose(&ra);
     labClear(&lab);
 }
 
@@ -1263,9 +1265,9 @@ testHostdevStillAttached(gconstpointer data)
     status = g_build_filename(lab.a.dir, "run", GUEST ".xml", NULL);
     g_assert_true(g_file_set_contents(status, xml, -1, NULL));
     relayWelcome(&ra, &lab.a);
-    relaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
-                   "{\"role\":\"source\",\"job\":\"migration\","
-                   "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true}}");
+    cocoTestRelaySend(&ra, "{\"type\":\"event\",\"event\":\"migrate\",\"data\":"
+                           "{\"role\":\"source\",\"job\":\"migration\","
+                           "\"uri\":\"fd:migrate\",\"x-ignore-shared\":true}}");
     g_assert_false(relayGate(&ra, "migrate", "source", 3, &reason));
     g_assert_nonnull(strstr(reason, "0000:03:00.0"));
     if (g_str_equal(action, "detach"))
@@ -1273,7 +1275,7 @@ testHostdevStillAttached(gconstpointer data)
             reason, "the management layer must detach its host devices"));
     else
         g_assert_nonnull(strstr(reason, "action='refuse'"));
-    relayClose(&ra);
+    cocoTestRelayClose(&ra);
     labClear(&lab);
 }
 

@@ -494,7 +494,7 @@ testStateOddName(void)
     int cfd;
     Sys s;
 
-    sysInit(&s, &variants[1], true);
+    sysInit(&s, cocoVfioModelVariantGet("type1-buggy-v2"), true);
     cfd = s.cfd;
     s.group_open = true;
     g_assert_cmpint(qemuIoctl(&s, GROUP_FD, VFIO_GROUP_SET_CONTAINER, &cfd), ==,
@@ -795,7 +795,8 @@ main(int argc, char **argv)
     }
     g_test_add_func("/vfio/interposer/device-last", testDeviceLast);
     g_test_add_func("/vfio/interposer/leak-report", testLeakReport);
-    g_test_add_data_func("/vfio/interposer/state-report", &variants[1],
+    g_test_add_data_func("/vfio/interposer/state-report",
+                         cocoVfioModelVariantGet("type1-buggy-v2"),
                          testStateReport);
     g_test_add_func("/vfio/interposer/state-odd-name", testStateOddName);
     g_test_add_func("/vfio/interposer/unmap-leak", testUnmapLeak);
