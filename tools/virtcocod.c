@@ -212,6 +212,14 @@ main(int argc, char **argv)
                            _("cannot detach from the terminal"));
         goto error;
     }
+    /* The handlers first: a reload (SIGHUP) while the agent opens its
+     * sockets must not kill it with the signal's default action; they run
+     * once the loop does. */
+    loop = g_main_loop_new(NULL, FALSE);
+    d.loop = loop;
+    sigterm = g_unix_signal_add(SIGTERM, cocoDaemonOnSignal, &d);
+    sigint = g_unix_signal_add(SIGINT, cocoDaemonOnSignal, &d);
+    sighup = g_unix_signal_add(SIGHUP, cocoDaemonOnHangup, &d);
     if (!(agent = cocoAgentNew(&cfg, NULL, &err)))
         goto error;
     if (STRNEQ(cfg.dbus, "none") &&
@@ -219,12 +227,7 @@ main(int argc, char **argv)
         goto error;
     cocoAgentConfigClear(&cfg);
 
-    loop = g_main_loop_new(NULL, FALSE);
-    d.loop = loop;
     d.agent = agent;
-    sigterm = g_unix_signal_add(SIGTERM, cocoDaemonOnSignal, &d);
-    sigint = g_unix_signal_add(SIGINT, cocoDaemonOnSignal, &d);
-    sighup = g_unix_signal_add(SIGHUP, cocoDaemonOnHangup, &d);
     g_main_loop_run(loop);
     g_source_remove(sigterm);
     g_source_remove(sigint);
