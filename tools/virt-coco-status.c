@@ -156,9 +156,32 @@ cocoCmdList(CocoCtl *ctl, int argc, char **argv)
         return cocoCtlReportError(ctl, err);
 
     if (!ctl->json && !ctl->quiet) {
-        printf(" %-44s %-12s %-11s %-11s %8s  %-22s %s\n", _("Id"), _("Domain"),
-               _("Role"), _("State"), _("Progress"), _("Peer"),
-               _("Peer state"));
+        const struct {
+            const char *label;
+            glong width;
+        } cols[] = {
+            {_("Id"), 44},        {_("Domain"), 12}, {_("Role"), 11},
+            {_("State"), 11},     {NULL, 8},         {_("Peer"), 22},
+            {_("Peer state"), 0},
+        };
+        g_autoptr(GString) pad = NULL;
+        size_t c;
+
+        for (c = 0; c < G_N_ELEMENTS(cols); c++) {
+            if (!cols[c].label) {
+                /* Right-aligned over the "NN %" column, then two blanks. */
+                const char *p = _("Progress");
+                glong n = g_utf8_strlen(p, -1);
+
+                putchar(' ');
+                for (; n < cols[c].width; n++)
+                    putchar(' ');
+                printf("%s ", p);
+                continue;
+            }
+            printf(" %s", cocoCtlPad(&pad, cols[c].label, cols[c].width));
+        }
+        putchar('\n');
         printf("%s\n",
                "-----------------------------------------------------"
                "--------------------------------------------------------"
@@ -206,19 +229,23 @@ cocoCmdList(CocoCtl *ctl, int argc, char **argv)
 static void
 cocoStatusPrintRecord(const CocoClientRecord *rec)
 {
+    g_autoptr(GString) pad = NULL;
     guint i;
 
-    printf("%-13s %s\n", _("Migration:"), rec->id);
-    printf("%-13s %s (%s)\n", _("Domain:"), rec->domain ? rec->domain : "-",
-           rec->uuid ? rec->uuid : "-");
-    printf("%-13s %s\n", _("Role:"), rec->role);
+    printf("%s %s\n", cocoCtlPad(&pad, _("Migration:"), 13), rec->id);
+    printf("%s %s (%s)\n", cocoCtlPad(&pad, _("Domain:"), 13),
+           rec->domain ? rec->domain : "-", rec->uuid ? rec->uuid : "-");
+    printf("%s %s\n", cocoCtlPad(&pad, _("Role:"), 13), rec->role);
     if (cocoClientRecordIsOver(rec))
-        printf("%-13s %s\n", _("State:"), rec->state);
+        printf("%s %s\n", cocoCtlPad(&pad, _("State:"), 13), rec->state);
     else
         printf(_("%1$-13s %2$s (in flight)\n"), _("State:"), rec->state);
-    printf("%-13s %s\n", _("Started:"), rec->started ? rec->started : "-");
-    printf("%-13s %s\n", _("Peer:"), rec->peer ? rec->peer : "-");
-    printf("%-13s %s\n", _("Session:"), rec->session ? rec->session : "-");
+    printf("%s %s\n", cocoCtlPad(&pad, _("Started:"), 13),
+           rec->started ? rec->started : "-");
+    printf("%s %s\n", cocoCtlPad(&pad, _("Peer:"), 13),
+           rec->peer ? rec->peer : "-");
+    printf("%s %s\n", cocoCtlPad(&pad, _("Session:"), 13),
+           rec->session ? rec->session : "-");
     printf(
         _("%1$-13s %2$u %% (%3$llu of %4$llu pages, %5$llu bytes sealed, epoch %6$llu, %7$llu rounds)\n"),
         _("Progress:"), cocoClientRecordProgress(rec),
@@ -229,7 +256,7 @@ cocoStatusPrintRecord(const CocoClientRecord *rec)
         printf(_("%1$-13s %2$.3f ms\n"), _("Downtime:"),
                (double)rec->downtime_us / 1000.0);
     if (rec->failure)
-        printf("%-13s %s\n", _("Failure:"), rec->failure);
+        printf("%s %s\n", cocoCtlPad(&pad, _("Failure:"), 13), rec->failure);
     printf("%s\n", _("Timeline:"));
     for (i = 0; i < rec->timeline->len; i++) {
         const CocoClientRecordEntry *e = g_ptr_array_index(rec->timeline, i);

@@ -146,6 +146,7 @@ cocoCtlOptionValueName(const GOptionEntry *e)
 static void
 cocoCtlPrintCommandHelp(const CocoCmdDef *cmd, const GOptionEntry *const *sets)
 {
+    g_autoptr(GString) pad = NULL;
     size_t s;
 
     printf("%s\n\n", _(cmd->summary));
@@ -164,7 +165,7 @@ cocoCtlPrintCommandHelp(const CocoCmdDef *cmd, const GOptionEntry *const *sets)
                 e->short_name ? (char[]){e->short_name, ',', ' ', '\0'} : "",
                 e->long_name, cocoCtlOptionTakesValue(e) ? " " : "",
                 cocoCtlOptionTakesValue(e) ? cocoCtlOptionValueName(e) : "");
-            printf("  %-34s %s\n", left,
+            printf("  %s %s\n", cocoCtlPad(&pad, left, 34),
                    e->description ? _(e->description) : "");
         }
     }
@@ -449,6 +450,20 @@ cocoCtlJsonAppend(GString *out, JsonNode *node)
         g_string_append(out, "null");
         return;
     }
+}
+
+const char *
+cocoCtlPad(GString **buf, const char *text, glong width)
+{
+    glong n = g_utf8_validate(text, -1, NULL) ? g_utf8_strlen(text, -1)
+                                              : (glong)strlen(text);
+
+    if (!*buf)
+        *buf = g_string_new(NULL);
+    g_string_assign(*buf, text);
+    for (; n < width; n++)
+        g_string_append_c(*buf, ' ');
+    return (*buf)->str;
 }
 
 char *

@@ -106,6 +106,10 @@ void cocoCtlPrintObject(CocoCtl *ctl, JsonObject *obj);
 /* @node as compact JSON text, doubles with three decimals. */
 char *cocoCtlJsonToString(JsonNode *node);
 
+/* @text left-aligned in @width characters (not bytes: a translated label
+ * with umlauts keeps its column), as printf's "%-Ns" would for ASCII. */
+const char *cocoCtlPad(GString **buf, const char *text, glong width);
+
 /* The largest file a command reads (a domain XML or an element). */
 #define COCO_CTL_FILE_MAX (16 * 1024 * 1024)
 
