@@ -1943,6 +1943,7 @@ testRelayHmpGated(Fixture *f, gconstpointer data)
     fixtureHandshake(f);
     for (i = 0; i < G_N_ELEMENTS(gated); i++) {
         g_autoptr(CocoQmpMessage) refused = NULL;
+        g_autofree char *json = NULL;
         g_autofree char *cmd = NULL;
         g_autofree char *want = NULL;
         g_autoptr(JsonBuilder) b = json_builder_new();
@@ -1962,7 +1963,8 @@ testRelayHmpGated(Fixture *f, gconstpointer data)
         json_builder_end_object(b);
         root = json_builder_get_root(b);
         json_generator_set_root(gen, root);
-        cmd = g_strdup_printf("%s\r\n", json_generator_to_data(gen, NULL));
+        json = json_generator_to_data(gen, NULL);
+        cmd = g_strdup_printf("%s\r\n", json);
         testPeerSend(&f->libvirt, cmd, -1);
         refused = testPeerReadMsg(&f->libvirt);
         g_assert_true(cocoQmpMessageIsError(refused));
