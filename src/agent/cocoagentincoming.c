@@ -95,6 +95,7 @@ typedef struct {
     char *identity;
     CocoPhaseEvent answer;
     GBytes *payload;
+    uint32_t arg; /* the answer's argument (an abort token's length) */
     gint64 expires;
 } CocoAgentTombstone;
 
@@ -317,7 +318,7 @@ cocoAgentIncomingStatus(CocoAgentIncoming *inc, GIOStream *tls,
 void
 cocoAgentIncomingRemember(CocoAgentIncoming *inc, guint64 session,
                           const char *peer_identity, CocoPhaseEvent answer,
-                          GBytes *payload)
+                          GBytes *payload, uint32_t arg)
 {
     CocoAgentTombstone *t = g_new0(CocoAgentTombstone, 1);
     guint64 *key = g_new(guint64, 1);
@@ -326,6 +327,7 @@ cocoAgentIncomingRemember(CocoAgentIncoming *inc, guint64 session,
     t->identity = g_strdup(peer_identity);
     t->answer = answer;
     t->payload = payload ? g_bytes_ref(payload) : NULL;
+    t->arg = arg;
     t->expires =
         g_get_monotonic_time() + (gint64)cfg->reconnect_window * G_USEC_PER_SEC;
     *key = session;
@@ -392,6 +394,7 @@ cocoAgentIncomingResume(CocoAgentIncoming *inc, CocoAgentIncomingConn *c,
     if (t && t->expires > g_get_monotonic_time() &&
         STREQ_NULLABLE(t->identity, c->identity)) {
         msg.type = t->answer;
+        msg.arg = t->arg;
         if (t->payload)
             msg.data = g_bytes_get_data(t->payload, &msg.len);
     } else {

@@ -114,6 +114,8 @@ struct _CocoAgentMigration {
     char *start_error;
     const char *start_cause; /* cocoAgentMetricsCause() of start_error */
     GBytes *abort_token; /* destination: the last abort token it sent */
+    uint32_t abort_token_arg; /* its message's argument: the token's length
+                                 when a reason follows it */
     GArray *recover_clients; /* guint64 */
     gint64 session_t0; /* monotonic µs when the session was created */
     gint64 session_wall_us; /* the same moment, µs since the epoch */
@@ -671,6 +673,7 @@ cocoAgentMigrationSend(void *opaque, const CocoPhaseMessage *msg,
         if (m->abort_token)
             g_bytes_unref(m->abort_token);
         m->abort_token = g_bytes_new(msg->data, msg->len);
+        m->abort_token_arg = msg->arg;
     }
     if (!m->ctl)
         return cocoErrorSet(
@@ -1095,6 +1098,7 @@ typedef struct {
     char *identity;
     CocoPhaseEvent answer;
     GBytes *payload;
+    uint32_t arg;
 } CocoAgentMigrationDone;
 
 static void
@@ -1117,7 +1121,7 @@ cocoAgentMigrationOnDone(gpointer opaque)
 
     if (d->answer != COCO_PHASE_EVENT_LAST)
         cocoAgentIncomingRemember(cocoAgentIncomingOf(d->agent), d->session,
-                                  d->identity, d->answer, d->payload);
+                                  d->identity, d->answer, d->payload, d->arg);
     cocoAgentRemoveMigration(d->agent, d->m);
     return G_SOURCE_REMOVE;
 }
@@ -1146,6 +1150,7 @@ cocoAgentMigrationFinish(CocoAgentMigration *m)
         } else if (m->abort_token) {
             d->answer = COCO_PHASE_EVENT_PEER_ABORT_TOKEN;
             d->payload = g_bytes_ref(m->abort_token);
+            d->arg = m->abort_token_arg;
         }
     }
     cocoAgentPostMain(m->agent, cocoAgentMigrationOnDone, d,

@@ -152,4 +152,4 @@ unsigned int cocoAgentIncomingGetPort(CocoAgentIncoming *inc);
  * (a reconnect after a cut): what it answers. Main thread. */
 void cocoAgentIncomingRemember(CocoAgentIncoming *inc, guint64 session,
                                const char *peer_identity, CocoPhaseEvent answer,
-                               GBytes *payload);
+                               GBytes *payload, uint32_t arg);
