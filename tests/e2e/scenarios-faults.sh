@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Sourced by run.sh: fault injection (issue #5). Each scenario migrates
-# the guest A->B through wire.py, a man-in-the-middle proxy between the
-# two agents (in B's network namespace, port 49301 -> 49300; A's agent is
-# restarted with --peer-port 49301 for the scenario), which tampers with,
-# replays or drops a memory bundle, resets connections, or kills B's
-# QEMU or agent when a given message passes. Every scenario then asserts
-# on both hosts: domain state and reason, heartbeat and checksum, the
-# agents' records, no agent connection left, nothing left on B, and
-# virsh's error naming the reason. Never both running, never neither.
+# Sourced by run.sh: fault injection (issue #5). For the block A's agent
+# talks to B's through wire.py, a man-in-the-middle proxy between the two
+# agents (in B's network namespace, port 49301 -> 49300; s_fault_setup
+# restarts A's agent with --peer-port 49301, s_fault_teardown puts it
+# back). Each scenario starts the proxy with one fault and migrates the
+# guest A->B through it: the proxy tampers with, replays or drops a
+# memory bundle, resets connections, or kills B's QEMU or agent when a
+# given record passes. Every scenario then asserts on both hosts: domain
+# state and reason, heartbeat, checksum and whole-memory rounds, the
+# agents' records (both final, the same story), no agent connection left,
+# nothing left on B, virsh's error naming the reason; and that the next
+# migration A->B (through an idle proxy) and back B->A passes in full,
+# without restarting anything. Never both running, never neither.
 
 WIRE_PORT=49301
 
@@ -57,11 +61,24 @@ wire_cert_off() {
         "$(host_dir A)/virtcocod.conf"
 }
 
-# Start the proxy with fault options $@; A's agent talks to it.
-wire_start() {
+# The block's setup: A's agent talks to the proxy's port, with the
+# certificate the proxy's address needs.
+s_fault_setup() {
     : > "$LAB/wire.log"
     wire_cert || return 1
-    agent_restart A --peer-port "$WIRE_PORT" || return 1
+    agent_restart A --peer-port "$WIRE_PORT"
+}
+s_fault_teardown() {
+    wire_stop
+    wire_cert_off
+    agent_restart A
+}
+
+# Start the proxy with fault options $@ (A's agent already talks to its
+# port), in place of the one running.
+wire_start() {
+    wire_stop
+    : > "$LAB/wire.log"
     ip netns exec "${NETNS_PREFIX}B" python3 "$E2E_DIR/wire.py" \
         --listen "$(host_ip B):$WIRE_PORT" --to "$(host_ip B):49300" --log "$LAB/wire.log" "$@" \
         > "$LAB/wire.out" 2>&1 < /dev/null &
@@ -72,18 +89,27 @@ wire_start() {
     done
 }
 
-# Stop the proxy (it logs a summary) and put A's agent back on port 49300.
+# Stop the proxy (it logs a summary).
 wire_stop() {
-    if [ -f "$LAB/wire.pid" ]; then
-        p=$(cat "$LAB/wire.pid")
-        kill -TERM "$p" 2>/dev/null
-        i=0
-        while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
-        rm -f "$LAB/wire.pid"
-        cat "$LAB/wire.log" >> "$LAB/wire-all.log"
-    fi
-    wire_cert_off
-    agent_restart A
+    [ -f "$LAB/wire.pid" ] || return 0
+    p=$(cat "$LAB/wire.pid")
+    kill -TERM "$p" 2>/dev/null
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
+    rm -f "$LAB/wire.pid"
+    cat "$LAB/wire.log" >> "$LAB/wire-all.log"
+}
+
+# The next migration after a fault, without restarting anything: A->B
+# through the proxy (which injects nothing) and back B->A, both checked
+# in full.
+wire_next() {
+    wire_start || return 1
+    migrate_and_check A B
+    wn_rc=$?
+    wire_stop
+    [ $wn_rc = 0 ] || return 1
+    migrate_and_check B A
 }
 
 # A fault scenario's migration: the proxy started with fault options $@,
@@ -186,6 +212,10 @@ assert_both_aborted() {
     df=$(record_field B destination 'r.get("failure")')
     echo "  agent A (source): aborted: $sf"
     echo "  agent B (destination): aborted: $df"
+    ss=$(record_field A source 'r.get("session")')
+    ds=$(record_field B destination 'r.get("session")')
+    [ -n "$ss" ] && [ "$ss" = "$ds" ] ||
+        fail "the records are of different sessions: A '$ss', B '$ds'" || return 1
     echo "$OUT" | grep -Eq "$1" || fail "virsh's error does not match '$1'" || return 1
     echo "$df" | grep -Eq "$2" || fail "B's record does not name the reason '$2'" || return 1
     [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run"
@@ -201,22 +231,27 @@ s_fault_kill_dest_qemu() {
     ! grep -q "S->D: cctr:memory" "$LAB/wire.log" || fail "memory moved although B's QEMU was dead" || return 1
     assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" "QEMU on the destination ended" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 2. After SOURCE_BLACKOUT, before the start token: once the destination
-# acknowledged the last precopy round, the proxy resets the source's side
-# of every stream (the destination's side stays open and silent). Nothing
-# fails until the source writes the final epoch after SOURCE_BLACKOUT: it
-# aborts without a token, libvirt cancels and the source resumes.
+# acknowledged the last precopy round (the lab's agents run two: the
+# first record back on the TLS control connection after the second epoch
+# token passed on stream 0 is B's "round done"), the proxy resets the
+# source's side of every stream (the destination's side stays open and
+# silent). The streams are idle then: nothing fails until the source
+# writes the final epoch after SOURCE_BLACKOUT; it aborts without a token,
+# libvirt cancels and the source resumes.
 # B learns of the failure twice and records whichever comes first: A's
 # abort message (through the proxy) or its own QEMU failing once A's
 # libvirt cancelled the device-state stream. Both are the true cause
 # seen from B; which wins is a race between two processes.
 s_fault_blackout() {
     soff=$(console_size A)
-    wire_fault --reset-streams cctr:vcpu || return 1
-    grep -q "ACTION reset-streams" "$LAB/wire.log" || fail "the proxy did not reset the streams" || return 1
+    wire_fault --reset-streams tls:back@cctr:epoch-token:2 || return 1
+    grep -q "ACTION reset-streams: tls:back #[0-9]* (D->S len 33) " "$LAB/wire.log" ||
+        fail "the proxy did not reset the streams after B's last round acknowledgement" || return 1
     tl=$(record_field A source '" ".join(e["event"] + ":" + e["from"] + "->" + e["to"] for e in r["timeline"])')
     echo "  A's timeline: $tl"
     # SOURCE_BLACKOUT ran (precopy->blackout), the final step failed
@@ -228,7 +263,8 @@ s_fault_blackout() {
     assert_both_aborted "refused the switchover: confidential migration aborted: cannot write to stream .*; the source keeps running" \
         "the peer host aborted|QEMU on the destination reported that the migration failed" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 3. A network partition during precopy: the proxy resets every
@@ -241,7 +277,8 @@ s_fault_cut() {
     assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" \
         "peer host's agent can no longer be reached|peer host aborted|cannot read from stream .*Connection reset by peer" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 4. After the start token, the destination alive: B's QEMU is killed once
@@ -265,7 +302,8 @@ s_fault_abort_token() {
     assert_both_aborted "job 'migration out' unexpectedly failed|qemu unexpectedly closed the monitor|refused the switchover: confidential migration aborted: .*; the source keeps running" \
         "QEMU on the destination ended|the peer host aborted the migration" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 5. The destination host lost after the start token: B's agent and QEMU
@@ -320,7 +358,8 @@ s_fault_frozen() {
     out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore after the freeze failed: $out" || return 1
     rm -f "$LAB/frozen.save"
     soff=$(console_size A)
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 6.-8. A tampered, a replayed and a dropped memory bundle: B's import fails,
@@ -336,7 +375,8 @@ fault_bundle() { # option bundle expected-B-failure-regex
     assert_both_aborted "confidential migration aborted: .*; the source keeps running" "$3" || return 1
     grep -Eq "import failed: .*$3" "$(host_dir B)/virtcocod.log" || fail "B's agent log does not name the import failure" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 s_fault_tamper() { fault_bundle --tamper 400 "does not verify \(tampered\)"; }
 s_fault_replay() { fault_bundle --replay 100 "already received \(replay\)"; }

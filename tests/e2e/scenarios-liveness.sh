@@ -44,7 +44,7 @@ s_lv_setup() {
 }
 
 s_lv_teardown() {
-    lv_proxy_stop
+    wire_stop
     lv_link_up
     for H in $HOSTS; do
         f="$(host_dir "$H")/virtcocod.conf"
@@ -52,28 +52,6 @@ s_lv_teardown() {
     done
     agent_restart B || return 1
     agent_restart A
-}
-
-# The proxy alone (A's agent already talks to its port), fault options $@.
-lv_proxy() {
-    : > "$LAB/wire.log"
-    ip netns exec "${NETNS_PREFIX}B" python3 "$E2E_DIR/wire.py" \
-        --listen "$(host_ip B):$WIRE_PORT" --to "$(host_ip B):49300" --log "$LAB/wire.log" "$@" \
-        > "$LAB/wire.out" 2>&1 < /dev/null &
-    echo $! > "$LAB/wire.pid"
-    i=0
-    until grep -qs ready "$LAB/wire.out"; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "wire.py did not start: $(cat "$LAB/wire.out")" || return 1; sleep 0.1
-    done
-}
-lv_proxy_stop() {
-    [ -f "$LAB/wire.pid" ] || return 0
-    p=$(cat "$LAB/wire.pid")
-    kill -TERM "$p" 2>/dev/null
-    i=0
-    while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
-    rm -f "$LAB/wire.pid"
-    cat "$LAB/wire.log" >> "$LAB/wire-all.log"
 }
 
 LV_DEV=${NETNS_PREFIX}A0
@@ -178,7 +156,7 @@ agent_log_size() { stat -c %s "$(host_dir "$1")/virtcocod.log"; }
 s_lv_cut_long() {
     soff=$(console_size A)
     alog=$(agent_log_size A)
-    lv_proxy --exec-before cctr:start-token "$(lv_cut_cmd 12)" || return 1
+    wire_start --exec-before cctr:start-token "$(lv_cut_cmd 12)" || return 1
     lv_migrate
     [ "$RC" != 0 ] || { lv_link_up; fail "the migration succeeded although the link was cut for 12 s"; return 1; }
     grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
@@ -201,8 +179,8 @@ s_lv_cut_long() {
         fail "A did not resume with B's abort token" || return 1
     [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
@@ -212,7 +190,7 @@ s_lv_cut_long() {
 s_lv_cut_short() {
     soff=$(console_size A)
     doff=$(console_size B)
-    lv_proxy --exec-before cctr:start-token "$(lv_cut_cmd 1)" || return 1
+    wire_start --exec-before cctr:start-token "$(lv_cut_cmd 1)" || return 1
     lv_migrate
     grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
     lv_wait_link || return 1
@@ -236,7 +214,7 @@ s_lv_cut_short() {
 lv_hang() { # trigger-option trigger timeline-regex
     soff=$(console_size A)
     alog=$(agent_log_size A)
-    lv_proxy "$1" "$2" "$(lv_stop_cmd B 8)" || return 1
+    wire_start "$1" "$2" "$(lv_stop_cmd B 8)" || return 1
     lv_migrate
     lv_wait_cont || return 1
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent hung" || return 1
@@ -255,8 +233,8 @@ lv_hang() { # trigger-option trigger timeline-regex
     record_field A source 'r.get("failure")' | grep -q "'$(host_ip B)'" ||
         fail "A's record does not name the peer host" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 s_lv_hang_precopy() { lv_hang --exec cctr:memory:50 "(peer-lost|local-failure):precopy->aborted"; }
@@ -293,7 +271,7 @@ lv_restart_killed() { # host [options]
 
 s_lv_kill_src_precopy() {
     soff=$(console_size A)
-    lv_proxy --exec cctr:memory:50 "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
+    wire_start --exec cctr:memory:50 "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although A's agent was killed" || return 1
     echo "$OUT" | grep -q "qemu-coco: .*host agent" || fail "virsh's error does not name the host agent" || return 1
@@ -301,22 +279,22 @@ s_lv_kill_src_precopy() {
     lv_assert_interrupted A source || return 1
     lv_records_agree "interrupted/aborted" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
 s_lv_kill_dst_precopy() {
     soff=$(console_size A)
-    lv_proxy --exec cctr:memory:50 "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
+    wire_start --exec cctr:memory:50 "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent was killed" || return 1
     lv_restart_killed B || return 1
     lv_assert_interrupted B destination || return 1
     lv_records_agree "aborted/interrupted" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
@@ -333,7 +311,7 @@ s_lv_kill_dst_switchover() {
     out=$(virsh_h A restore "$LAB/lv.save" 2>&1) || fail "virsh restore failed: $out" || return 1
     soff=$(console_size A)
     wait_lines A "$soff" "HB" 2 20 || return 1
-    lv_proxy --exec cctr:start-token "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
+    wire_start --exec cctr:start-token "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent was killed" || return 1
     lv_restart_killed B || return 1
@@ -362,8 +340,8 @@ s_lv_kill_dst_switchover() {
     esac
     rm -f "$LAB/lv.save"
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
@@ -373,7 +351,7 @@ s_lv_kill_dst_switchover() {
 # agent told it so at the switchover).
 s_lv_kill_src_switchover() {
     soff=$(console_size A)
-    lv_proxy --exec-before cctr:start-token "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
+    wire_start --exec-before cctr:start-token "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although A's agent was killed" || return 1
     s=$(virsh_h A domstate --reason guest 2>&1)
@@ -383,8 +361,8 @@ s_lv_kill_src_switchover() {
     lv_recover_a || return 1
     lv_records_agree "(interrupted|aborted)/aborted" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
