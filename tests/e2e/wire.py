@@ -23,7 +23,11 @@
 #     on tls:back is a phase message, not the periodic heartbeat.
 #     Handshake records are "tls:handshake". The first "tls:back" after
 #     the start token passed is the destination's "switchover done" (a
-#     message without payload: 33 bytes sealed).
+#     message without payload: 33 bytes sealed). The server's encrypted
+#     records before the client's first one are its handshake; those
+#     after it (a session ticket, the server's confirmation) count as
+#     tls:back: a trigger armed while a connection is being opened can
+#     fire on them.
 # and can, once each:
 #   --tamper N          flip one byte in the payload of the Nth memory bundle
 #                       (source to destination, all streams, 1-based, in the
@@ -146,6 +150,9 @@ class Conn:
         self.index = None
         self.known = threading.Event()
         self.dead = False
+        # TLS: the client sent its first encrypted record (its Finished):
+        # the server's encrypted records before it are its handshake.
+        self.client_done = False
 
     def label(self):
         if self.kind == "stream":
@@ -317,7 +324,9 @@ def pump(conn, src, dst, forward):
                 log("%s %s: bad TLS record header %r" % (conn.label(), way, bytes(hdr)))
                 raise Closed()
             payload = readn(src, ln)
-            if typ == TLS_APPDATA:
+            if typ == TLS_APPDATA and forward:
+                conn.client_done = True
+            if typ == TLS_APPDATA and (forward or conn.client_done):
                 name = "tls:" + ("hb-" if ln == TLS_HEARTBEAT else "") + ("fwd" if forward else "back")
             elif typ == TLS_ALERT:
                 name = "tls:alert"
