@@ -146,7 +146,8 @@ lv_log_since() { tail -c +"$(($2 + 1))" "$(host_dir "$1")/virtcocod.log"; }
 agent_log_size() { stat -c %s "$(host_dir "$1")/virtcocod.log"; }
 
 # 1. A real network cut at the switchover, after B imported the start
-# token (B's "switchover done" is on its way: the cut starts when it
+# token (B's "switchover done", the first phase message back on the TLS
+# control connection after the start token passed: the cut starts when it
 # reaches the proxy, before it is forwarded), longer than peer_deadline and
 # the switchover deadline. A loses B after peer_deadline and, not knowing
 # whether B imported the start token, keeps the guest paused
@@ -156,10 +157,10 @@ agent_log_size() { stat -c %s "$(host_dir "$1")/virtcocod.log"; }
 s_lv_cut_long() {
     soff=$(console_size A)
     alog=$(agent_log_size A)
-    wire_start --exec-before cctr:start-token "$(lv_cut_cmd 12)" || return 1
+    wire_start --exec-before tls:back@cctr:start-token "$(lv_cut_cmd 12)" || return 1
     lv_migrate
     [ "$RC" != 0 ] || { lv_link_up; fail "the migration succeeded although the link was cut for 12 s"; return 1; }
-    grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
+    grep -q "ACTION exec-before: tls:back #[0-9]* (D->S len 33) " "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link at B's switchover acknowledgement"; return 1; }
     # While the link is down: A keeps the guest paused, B holds nothing.
     s=$(virsh_h A domstate --reason guest 2>&1)
     echo "  host A during the cut: $s, agent: $(lv_rec A source)"
@@ -190,9 +191,9 @@ s_lv_cut_long() {
 s_lv_cut_short() {
     soff=$(console_size A)
     doff=$(console_size B)
-    wire_start --exec-before cctr:start-token "$(lv_cut_cmd 1)" || return 1
+    wire_start --exec-before tls:back@cctr:start-token "$(lv_cut_cmd 1)" || return 1
     lv_migrate
-    grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
+    grep -q "ACTION exec-before: tls:back #[0-9]* (D->S len 33) " "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link at B's switchover acknowledgement"; return 1; }
     lv_wait_link || return 1
     if [ "$RC" = 0 ]; then
         assert_no_domain A || return 1
