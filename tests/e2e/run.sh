@@ -328,7 +328,7 @@ scenario "fault: kill B's QEMU after Prepare: both abort, source runs" s_fault_k
 scenario "fault: streams reset, fails after SOURCE_BLACKOUT: both abort, source resumes" s_fault_blackout &&
 scenario "fault: connections cut during precopy: both abort, source runs" s_fault_cut &&
 scenario "fault: kill B's QEMU after the start token: abort token, source resumes" s_fault_abort_token &&
-scenario "fault: B lost after the start token: source frozen, refuses resume" s_fault_frozen &&
+scenario "fault: B lost after the start token: source paused, frozen once B is back, refuses resume" s_fault_frozen &&
 scenario "fault: tampered bundle: import fails, both abort, source runs" s_fault_tamper &&
 scenario "fault: replayed bundle: import fails, both abort, source runs" s_fault_replay &&
 scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_drop &&

@@ -307,9 +307,14 @@ s_fault_abort_token() {
 }
 
 # 5. The destination host lost after the start token: B's agent and QEMU
-# are killed (SIGKILL) once the start token passed. The source stays
-# paused, refuses to resume with the reason, its record is frozen. Then
-# the lab is recovered: the guest was saved before and is restored on A.
+# are killed (SIGKILL) once the start token passed (a host crash). The
+# source cannot know whether B imported the token: it stays paused and
+# waits for the token's fate (await-token), refuses to resume with the
+# reason, and tries to reconnect (B's address answers through the proxy,
+# B's agent does not). When B's agent is back it knows the session only
+# as interrupted and has no abort token to give: A's record becomes
+# frozen. The documented recovery then: the guest was saved before, the
+# source is destroyed and the guest restored on A.
 s_fault_frozen() {
     out=$(virsh_h A save guest "$LAB/frozen.save" 2>&1) || fail "virsh save failed: $out" || return 1
     out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore failed: $out" || return 1
@@ -323,9 +328,37 @@ s_fault_frozen() {
     [ $rc = 0 ] || { wire_stop; return 1; }
     wire_actions
     grep -q "ACTION exec: cctr:start-token" "$LAB/wire.log" || fail "the proxy did not kill B" || return 1
+    ! kill -0 "$(cat "$R/virtcocod.pid")" 2>/dev/null || fail "B's agent was not killed" || return 1
+    wait_record A source await-token || return 1
+    echo "  agent A (source): await-token: $(record_field A source 'r.get("failure")')"
+    frozen_paused "the source stays paused until the destination's abort token is back" || return 1
+    # B's host back: its agent lists the session interrupted; A reconnects
+    # and learns that no abort token will come.
+    agent_start B || return 1
     wait_record A source frozen || return 1
-    sf=$(record_field A source 'r.get("failure")')
-    echo "  agent A (source): frozen: $sf"
+    echo "  agent A (source): frozen: $(record_field A source 'r.get("failure")')"
+    echo "  agent B (destination): $(record_field B destination '"%s: %s" % (r.get("state"), r.get("failure"))')"
+    [ "$(record_field A source 'r.get("session")')" = "$(record_field B destination 'r.get("session")')" ] ||
+        fail "B's newest record is not of the frozen session" || return 1
+    [ "$(record_field B destination 'r.get("state")')" = interrupted ] ||
+        fail "B's restarted agent does not list the session as interrupted" || return 1
+    frozen_paused "destroy it or recover the destination" || return 1
+    # Recovery: destroy the source, restore the guest on A.
+    virsh_h A destroy guest >/dev/null || fail "destroy on A failed" || return 1
+    wait_record A source finished || return 1
+    wire_stop
+    assert_b_clean || return 1
+    out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore after the freeze failed: $out" || return 1
+    rm -f "$LAB/frozen.save"
+    soff=$(console_size A)
+    assert_a_runs "$soff" || return 1
+    wire_next
+}
+
+# The source is paused and stays so: 'virsh resume' is refused with a
+# message containing $1, no heartbeat for 2 s, the record says it may not
+# run, the relay holds it paused.
+frozen_paused() {
     s=$(virsh_h A domstate --reason guest 2>&1)
     echo "  host A: $s"
     case "$s" in
@@ -336,30 +369,17 @@ s_fault_frozen() {
     res=$(virsh_h A resume guest 2>&1)
     rrc=$?
     echo "  virsh resume: exit $rrc: $res"
-    [ $rrc != 0 ] || fail "the frozen source resumed" || return 1
-    echo "$res" | grep -q "destroy it or recover the destination" ||
-        fail "virsh resume does not say what the operator can do" || return 1
+    [ $rrc != 0 ] || fail "the paused source resumed" || return 1
+    echo "$res" | grep -q "$1" || fail "virsh resume does not say '$1'" || return 1
     sleep 2
-    [ "$(count_since A "$hoff" HB)" = 0 ] || fail "the frozen source printed heartbeats" || return 1
+    [ "$(count_since A "$hoff" HB)" = 0 ] || fail "the paused source printed heartbeats" || return 1
     [ "$(virsh_h A domstate guest)" = paused ] || fail "the source left paused" || return 1
     [ "$(record_field A source 'r.get("may_run")')" = False ] || fail "A's record says the source may run" || return 1
     # QEMU resumed the source by itself when its migration failed; the
     # relay stopped it again on the agent's word and holds it.
     st=$(relay_state A)
     echo "  relay A: $(echo "$st" | grep -o '"stops":[0-9]*'), $(echo "$st" | grep -o '"hold-paused":[a-z]*')"
-    assert_relay A hold-paused true || return 1
-    # Recovery: destroy the source, bring B's agent back, restore on A.
-    virsh_h A destroy guest >/dev/null || fail "destroy on A failed" || return 1
-    wait_record A source finished || return 1
-    wire_stop || return 1
-    ! kill -0 "$(cat "$R/virtcocod.pid")" 2>/dev/null || fail "B's agent was not killed" || return 1
-    agent_start B || return 1
-    assert_b_clean || return 1
-    out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore after the freeze failed: $out" || return 1
-    rm -f "$LAB/frozen.save"
-    soff=$(console_size A)
-    assert_a_runs "$soff" || return 1
-    wire_next
+    assert_relay A hold-paused true
 }
 
 # 6.-8. A tampered, a replayed and a dropped memory bundle: B's import fails,
