@@ -221,15 +221,36 @@ assert_both_aborted() {
     [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run"
 }
 
-# 1. Kill B's QEMU when B's agent confirms its keys (peer-prepared, the end
-# of PREPARE's key exchange), before that message reaches A: after
-# libvirt's Prepare and the agents' PREPARE, before SETUP and any memory.
+# 1. Kill B's QEMU when A opens its first data stream (the proxy holds
+# that stream's hello until B's agent logged QEMU's end): after libvirt's
+# Prepare and the agents' control connection, before B's session starts
+# and before any record. B's agent refuses the incoming migration that
+# waited for its streams and tells the source why (peer-aborted); A
+# aborts without a token and runs on. B never started a migration: no
+# new record there.
 s_fault_kill_dest_qemu() {
     soff=$(console_size A)
+    nb=$(records B)
+    blog=$(agent_log_size B)
     wire_fault --exec-before hello:stream "$(kill_qemu_b_cmd)" || return 1
     grep -q "ACTION exec-before: hello:stream #1" "$LAB/wire.log" || fail "the proxy did not kill B's QEMU" || return 1
-    ! grep -q "S->D: cctr:memory" "$LAB/wire.log" || fail "memory moved although B's QEMU was dead" || return 1
-    assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" "QEMU on the destination ended" || return 1
+    grep -q "summary: .* 0 memory bundles" "$LAB/wire.log" || fail "memory moved although B's QEMU was dead" || return 1
+    wait_record A source aborted || return 1
+    sf=$(record_field A source 'r.get("failure")')
+    echo "  agent A (source): aborted: $sf"
+    why="QEMU on the destination ended before the migration started"
+    echo "$sf" | grep -q "the peer host aborted the migration: $why" ||
+        fail "A's record does not give B's reason" || return 1
+    [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run" || return 1
+    # libvirt reports whichever it saw first: B's QEMU gone, or A's relay
+    # refusing 'migrate' with the agents' verdict.
+    echo "$OUT" | grep -Eq "qemu unexpectedly closed the monitor|refused to start the migration: confidential migration aborted: .*$why" ||
+        fail "virsh's error names neither B's QEMU nor the agents' verdict" || return 1
+    # A learnt it from B at once, not at its peer deadline (15 s).
+    awk "BEGIN{exit !($WALL < 10)}" || fail "virsh migrate ended after $WALL s" || return 1
+    [ "$(records B)" = "$nb" ] || fail "B's agent recorded a migration it never started" || return 1
+    lv_log_since B "$blog" | grep -q "incoming session .* refused: $why" ||
+        fail "B's agent log does not name the refusal" || return 1
     assert_b_clean || return 1
     assert_a_runs "$soff" || return 1
     wire_next
