@@ -318,9 +318,10 @@ s_fault_abort_token() {
     # for the abort token (A's QEMU saw the device-state stream break).
     # virsh reports whichever failure libvirt saw first: the source's
     # device-state stream dying with B's QEMU ("unexpectedly failed"), B's
-    # QEMU gone in Finish ("qemu unexpectedly closed the monitor"), or the
-    # relay refusing migrate-continue with the agents' verdict.
-    assert_both_aborted "job 'migration out' unexpectedly failed|qemu unexpectedly closed the monitor|refused the switchover: confidential migration aborted: .*; the source keeps running" \
+    # QEMU gone in Finish ("qemu unexpectedly closed the monitor", or the
+    # domain already gone on B: "Domain not found"), or the relay refusing
+    # migrate-continue with the agents' verdict.
+    assert_both_aborted "job 'migration out' unexpectedly failed|qemu unexpectedly closed the monitor|Domain not found: no domain with matching uuid|refused the switchover: confidential migration aborted: .*; the source keeps running" \
         "QEMU on the destination ended|the peer host aborted the migration" || return 1
     assert_b_clean || return 1
     assert_a_runs "$soff" || return 1
