@@ -1437,6 +1437,157 @@ testDestinationLost(void)
     labClear(&lab);
 }
 
+static int peerConnectRaw(unsigned int port);
+
+/* A proxy between the agents that forwards every connection except the
+ * data streams (a plain hello): it holds those, open and unforwarded, so
+ * that the destination's incoming migration waits for its streams. */
+typedef struct {
+    int lfd;
+    unsigned int port;
+    unsigned int to;
+    GThread *thread;
+    GPtrArray *fds; /* every socket, closed at the stop */
+    GPtrArray *pumps; /* GThread */
+    GMutex lock;
+} HoldProxy;
+
+typedef struct {
+    int from;
+    int to;
+} HoldPump;
+
+static gpointer
+holdPumpThread(gpointer opaque)
+{
+    HoldPump *p = opaque;
+    char buf[16384];
+    ssize_t n;
+
+    while ((n = read(p->from, buf, sizeof(buf))) > 0) {
+        if (write(p->to, buf, (size_t)n) != n)
+            break;
+    }
+    shutdown(p->to, SHUT_WR);
+    g_free(p);
+    return NULL;
+}
+
+static void
+holdProxyPump(HoldProxy *px, int from, int to)
+{
+    HoldPump *p = g_new0(HoldPump, 1);
+
+    p->from = from;
+    p->to = to;
+    g_ptr_array_add(px->pumps, g_thread_new("hold-pump", holdPumpThread, p));
+}
+
+static gpointer
+holdProxyThread(gpointer opaque)
+{
+    HoldProxy *px = opaque;
+    int c;
+
+    while ((c = accept4(px->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+        char head[4];
+        int s;
+
+        g_mutex_lock(&px->lock);
+        g_ptr_array_add(px->fds, GINT_TO_POINTER(c));
+        if (recv(c, head, sizeof(head), MSG_PEEK | MSG_WAITALL) == 4 &&
+            memcmp(head, COCO_PEER_MAGIC, 4) != 0) {
+            s = peerConnectRaw(px->to);
+            g_ptr_array_add(px->fds, GINT_TO_POINTER(s));
+            holdProxyPump(px, c, s);
+            holdProxyPump(px, s, c);
+        }
+        g_mutex_unlock(&px->lock);
+    }
+    return NULL;
+}
+
+static void
+holdProxyStart(HoldProxy *px, unsigned int to)
+{
+    struct sockaddr_in sin = {0};
+    socklen_t len = sizeof(sin);
+
+    memset(px, 0, sizeof(*px));
+    g_mutex_init(&px->lock);
+    px->to = to;
+    px->fds = g_ptr_array_new();
+    px->pumps = g_ptr_array_new();
+    px->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(px->lfd, >=, 0);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(px->lfd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+    g_assert_cmpint(listen(px->lfd, 16), ==, 0);
+    g_assert_cmpint(getsockname(px->lfd, (struct sockaddr *)&sin, &len), ==, 0);
+    px->port = ntohs(sin.sin_port);
+    px->thread = g_thread_new("hold-proxy", holdProxyThread, px);
+}
+
+static void
+holdProxyStop(HoldProxy *px)
+{
+    guint i;
+
+    shutdown(px->lfd, SHUT_RDWR);
+    g_thread_join(px->thread);
+    close(px->lfd);
+    for (i = 0; i < px->fds->len; i++)
+        shutdown(GPOINTER_TO_INT(g_ptr_array_index(px->fds, i)), SHUT_RDWR);
+    for (i = 0; i < px->pumps->len; i++)
+        g_thread_join(g_ptr_array_index(px->pumps, i));
+    for (i = 0; i < px->fds->len; i++)
+        close(GPOINTER_TO_INT(g_ptr_array_index(px->fds, i)));
+    g_ptr_array_free(px->pumps, TRUE);
+    g_ptr_array_free(px->fds, TRUE);
+    g_mutex_clear(&px->lock);
+}
+
+/* The destination's QEMU ends while its incoming migration waits for the
+ * data streams (the lab's first fault): the destination refuses it at
+ * once and tells the source why, which aborts well before its peer
+ * deadline and may run on. */
+static void
+testDestinationQemuEndsBeforeStart(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    HoldProxy px;
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+    gint64 t0;
+
+    labInit(&lab);
+    holdProxyStart(&px, cocoAgentGetPort(lab.b.agent));
+    cocoAgentSetPeerPort(lab.a.agent, px.port);
+    logClear();
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(logWait("incoming session", WAIT_S));
+    t0 = g_get_monotonic_time();
+    killQemu(&lab.b.qemu);
+    waitState(&lab.a, "source", "aborted");
+    /* Within the source's peer deadline (3 s): B told it. */
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 3 * G_USEC_PER_SEC);
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_nonnull(failure);
+    if (!strstr(failure, "the peer host aborted the migration: QEMU on the "
+                         "destination ended before the migration started"))
+        g_error("the source's failure: %s", failure);
+    g_assert_true(logWait("refused: QEMU on the destination ended", WAIT_S));
+    g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
+    relayClose(&ra);
+    relayClose(&rb);
+    holdProxyStop(&px);
+    labClear(&lab);
+}
+
 static void
 assertRefused(Host *h, pid_t pid, const char *name, const char *what)
 {
@@ -2426,6 +2577,8 @@ main(int argc, char **argv)
                     testVfioLeakDuringMigration);
     g_test_add_func("/agent/garbage", testGarbage);
     g_test_add_func("/agent/destination-lost", testDestinationLost);
+    g_test_add_func("/agent/destination-qemu-ends-before-start",
+                    testDestinationQemuEndsBeforeStart);
     g_test_add_func("/agent/earlier-not-final", testEarlierNotFinal);
     g_test_add_func("/agent/attack/peer-hello", testAttackPeerHello);
     g_test_add_func("/agent/attack/relay-lines", testAttackRelayLines);

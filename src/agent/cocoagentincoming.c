@@ -546,6 +546,39 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
 }
 
 void
+cocoAgentIncomingDomainGone(CocoAgentIncoming *inc, const char *uuid)
+{
+    g_autoptr(GList) pds = g_hash_table_get_values(inc->pending);
+    const char *reason =
+        _("QEMU on the destination ended before the migration started");
+    CocoPhaseMessage msg = {0};
+    GList *l;
+
+    msg.type = COCO_PHASE_EVENT_PEER_ABORTED;
+    msg.data = reason;
+    msg.len = strlen(reason);
+    for (l = pds; l; l = l->next) {
+        CocoAgentPending *pd = l->data;
+        guint64 session = pd->hello->session;
+        g_autoptr(GError) err = NULL;
+
+        if (!STREQ(pd->hello->uuid, uuid))
+            continue;
+        cocoAgentLog(inc->agent, NULL, G_LOG_LEVEL_WARNING,
+                     "incoming session %016" G_GINT64_MODIFIER
+                     "x for domain '%s' (%s) from '%s' refused: %s",
+                     session, pd->hello->name, pd->hello->uuid, pd->host,
+                     reason);
+        /* The source learns the cause now, not at its peer deadline. */
+        if (cocoAgentPeerConnSendMessage(pd->ctl, &msg, &err) < 0)
+            cocoAgentLog(inc->agent, NULL, G_LOG_LEVEL_MESSAGE,
+                         "cannot tell the source '%s': %s", pd->host,
+                         err->message);
+        g_hash_table_remove(inc->pending, &session);
+    }
+}
+
+void
 cocoAgentIncomingAnnounced(CocoAgentIncoming *inc, const char *uuid)
 {
     g_autoptr(GList) pds = g_hash_table_get_values(inc->pending);

@@ -141,6 +141,9 @@ void cocoAgentRelayServerAttach(CocoAgentRelayServer *srv, pid_t pid,
                                 CocoAgentMigration *m);
 /* Retry the incoming assemblies that waited for @uuid's announcement. */
 void cocoAgentIncomingAnnounced(CocoAgentIncoming *inc, const char *uuid);
+/* The QEMU that announced an incoming migration of @uuid ended: refuse the
+ * incoming assemblies of that domain at once, telling their sources why. */
+void cocoAgentIncomingDomainGone(CocoAgentIncoming *inc, const char *uuid);
 
 /* ---- the peers (cocoagentincoming.c) ----------------------------------- */
 

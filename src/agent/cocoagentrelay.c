@@ -283,6 +283,10 @@ cocoAgentDomainOnQemuGone(gint fd, GIOCondition cond, gpointer opaque)
                  "domain=%s pid=%d: QEMU ended", dom->info.name,
                  (int)dom->info.pid);
     g_clear_pointer(&dom->pid_src, g_source_unref);
+    /* An announced incoming migration that has not started yet. */
+    if (dom->incoming && dom->info.uuid)
+        cocoAgentIncomingDomainGone(cocoAgentIncomingOf(srv->agent),
+                                    dom->info.uuid);
     g_hash_table_remove(srv->domains, GINT_TO_POINTER(dom->info.pid));
     return G_SOURCE_REMOVE;
 }

@@ -52,10 +52,19 @@ struct _CocoTransferDest {
     void *progress_opaque;
 };
 
+/* The first failure is kept, except that the firmware's refusal of a VM
+ * that failed for good (COCO_ERROR_FW_FATAL: another stream's next import)
+ * gives way to the import failure that caused it (a tampered, replayed or
+ * missing bundle), which may reach here second. */
 static void
 cocoDestFail(CocoTransferDest *dst, GError *err)
 {
     g_mutex_lock(&dst->lock);
+    if (dst->error && err &&
+        g_error_matches(dst->error, COCO_ERROR, COCO_ERROR_FW_FATAL) &&
+        (g_error_matches(err, COCO_ERROR, COCO_ERROR_FW_INTEGRITY) ||
+         g_error_matches(err, COCO_ERROR, COCO_ERROR_FW_SEQUENCE)))
+        g_clear_error(&dst->error);
     if (!dst->error)
         dst->error = g_steal_pointer(&err);
     __atomic_store_n(&dst->failed, 1, __ATOMIC_RELEASE);

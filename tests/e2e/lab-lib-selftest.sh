@@ -141,7 +141,7 @@ record() {
     REC_SEQ=$((REC_SEQ + 1))
     rd_f="$(host_dir "$1")/migrations/m$REC_SEQ.json"
     cat > "$rd_f" <<JSON
-{"id": "m$REC_SEQ", "role": "$2", "state": "$3", "may_run": ${6:-true},
+{"id": "m$REC_SEQ", "role": "$2", "state": "$3", "may_run": ${6:-true}, "session": ${9:-7},
  "failure": "${7:-}", "streams": ${5:-4},
  "transfer": {"bytes": ${8:-$((${4:-49152} * 4096))}, "pages": ${4:-49152}, "bundles": 768, "elapsed_ms": 400},
  "counters": {"downtime_us": 50000, "blackout_us": 25000}}
@@ -359,6 +359,8 @@ expect_pass "assert_both_aborted: as expected" t_aborted "error: confidential mi
 expect_fail "assert_both_aborted: virsh says something else" t_aborted "error: operation failed" "migration aborted" "QEMU on the destination"
 expect_fail "assert_both_aborted: B's record names another cause" t_aborted "error: confidential migration aborted" "migration aborted" "tampered"
 expect_fail "assert_both_aborted: the source may not run" t_aborted "error: confidential migration aborted" "aborted" "QEMU" false
+t_aborted_other() { aborted_records; record B destination aborted 100 4 true "QEMU on the destination ended" "" 8; OUT=$1; assert_both_aborted "$2" "$3"; }
+expect_fail "assert_both_aborted: records of different sessions" t_aborted_other "error: confidential migration aborted" "migration aborted" "QEMU on the destination"
 t_b_clean() { eval "$1"; assert_b_clean; }
 expect_pass "assert_b_clean: nothing on B" t_b_clean ":"
 expect_fail "assert_b_clean: a domain on B" t_b_clean 'stub STATE_B "paused (migrated)"'

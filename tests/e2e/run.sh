@@ -15,6 +15,8 @@
 # COCO_LAB_LAYOUT=installed (meson's e2e-installed): the hosts run what the
 # RPM installs, with the shipped configuration, and the scenarios of
 # scenarios-installed.sh (docs/lab.rst "The installed layout").
+# COCO_LAB_PART=liveness (meson's e2e-liveness): boot, the deadlines and
+# liveness block (scenarios-liveness.sh), destroy.
 set -u
 . "$(dirname "$0")/lab-env.sh"
 
@@ -284,6 +286,20 @@ if [ "$LAB_LAYOUT" = installed ]; then
     scenario "installed layout: virsh migrate --live B->A, sealed" s_inst_migrate_back &&
     scenario "installed layout: A's agent stopped: the relay refuses, source keeps running" s_inst_source_agent_down &&
     scenario "installed layout: B's agent stopped: B's hook refuses, source keeps running" s_inst_dest_agent_down
+elif [ "${COCO_LAB_PART:-}" = liveness ]; then
+# meson's e2e-liveness: deadlines and liveness (scenarios-liveness.sh).
+scenario "boot on A through qemu-coco" s_boot &&
+scenario "liveness: the agents with heartbeats every ${LV_HB} s, peer_deadline ${LV_PEER} s, switchover_timeout ${LV_SWITCH} s" s_lv_setup &&
+scenario "liveness: network cut 12 s at the switchover (B imported the start token): A paused, reconciles, runs" s_lv_cut_long &&
+scenario "liveness: network cut 1 s at the switchover: the migration completes" s_lv_cut_short &&
+scenario "liveness: B's agent hung (SIGSTOP) in precopy: A aborts after peer_deadline, runs" s_lv_hang_precopy &&
+scenario "liveness: B's agent hung (SIGSTOP) at the switchover: A paused, B's abort token resumes it" s_lv_hang_switchover &&
+scenario "liveness: A's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_src_precopy &&
+scenario "liveness: B's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_dst_precopy &&
+scenario "liveness: A's agent killed (SIGKILL) at the switchover: interrupted record, recover, source runs" s_lv_kill_src_switchover &&
+scenario "liveness: B's agent killed (SIGKILL) at the switchover: source frozen, documented recovery" s_lv_kill_dst_switchover &&
+scenario "liveness: the agents' default deadlines again" s_lv_teardown &&
+scenario "destroy: relay exits with QEMU" s_destroy
 else
 scenario "boot on A through qemu-coco" s_boot &&
 scenario "virsh migrate --live A->B" s_migrate &&
@@ -307,25 +323,17 @@ scenario "D-Bus: the Python example migrates A->B through Migrate(), watching th
 scenario "D-Bus: the client dies after Migrate(): the agent keeps the job, B->A completes" s_dbus_vanish &&
 scenario "D-Bus: Abort() during the precopy: job cancelled, source keeps running" s_dbus_abort &&
 scenario "D-Bus on a system bus with the real polkitd: 'sys' refused, 'nobody' (a rule) migrates A->B" s_dbus_polkit &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: kill B's QEMU after Prepare: both abort, source runs" s_fault_kill_dest_qemu; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: streams reset, fails after SOURCE_BLACKOUT: both abort, source resumes" s_fault_blackout; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: connections cut during precopy: both abort, source runs" s_fault_cut; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: kill B's QEMU after the start token: abort token, source resumes" s_fault_abort_token; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: B lost after the start token: source frozen, refuses resume" s_fault_frozen; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: tampered bundle: import fails, both abort, source runs" s_fault_tamper; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: replayed bundle: import fails, both abort, source runs" s_fault_replay; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_drop; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: the agents with heartbeats every ${LV_HB} s, peer_deadline ${LV_PEER} s, switchover_timeout ${LV_SWITCH} s" s_lv_setup; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: network cut 12 s at the switchover (B imported the start token): A paused, reconciles, runs" s_lv_cut_long; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: network cut 1 s at the switchover: the migration completes" s_lv_cut_short; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent hung (SIGSTOP) in precopy: A aborts after peer_deadline, runs" s_lv_hang_precopy; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent hung (SIGSTOP) at the switchover: A paused, B's abort token resumes it" s_lv_hang_switchover; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: A's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_src_precopy; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent killed (SIGKILL) in precopy: interrupted record, source runs" s_lv_kill_dst_precopy; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: A's agent killed (SIGKILL) at the switchover: interrupted record, recover, source runs" s_lv_kill_src_switchover; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: B's agent killed (SIGKILL) at the switchover: source frozen, documented recovery" s_lv_kill_dst_switchover; } &&
-{ [ -z "${COCO_LAB_LIVENESS:-}" ] || scenario "liveness: the agents' default deadlines again" s_lv_teardown; } &&
-{ [ -z "${COCO_LAB_FAULTS:-}" ] || scenario "relay: domjobabort in the switchover window: one host runs the guest, records agree" s_relay_abort_switchover; } &&
+scenario "fault: A's agent talks to B's through wire.py" s_fault_setup &&
+scenario "fault: kill B's QEMU after Prepare: both abort, source runs" s_fault_kill_dest_qemu &&
+scenario "fault: streams reset, fails after SOURCE_BLACKOUT: both abort, source resumes" s_fault_blackout &&
+scenario "fault: connections cut during precopy: both abort, source runs" s_fault_cut &&
+scenario "fault: kill B's QEMU after the start token: abort token, source resumes" s_fault_abort_token &&
+scenario "fault: B lost after the start token: source paused, frozen once B is back, refuses resume" s_fault_frozen &&
+scenario "fault: tampered bundle: import fails, both abort, source runs" s_fault_tamper &&
+scenario "fault: replayed bundle: import fails, both abort, source runs" s_fault_replay &&
+scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_drop &&
+scenario "relay: domjobabort in the switchover window: one host runs the guest, records agree" s_relay_abort_switchover &&
+scenario "fault: A's agent back on B's own port" s_fault_teardown &&
 scenario "no agent: qemu-coco refuses the migration with the reason, save/restore still work" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 fi

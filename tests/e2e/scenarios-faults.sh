@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Sourced by run.sh: fault injection (issue #5). Each scenario migrates
-# the guest A->B through wire.py, a man-in-the-middle proxy between the
-# two agents (in B's network namespace, port 49301 -> 49300; A's agent is
-# restarted with --peer-port 49301 for the scenario), which tampers with,
-# replays or drops a memory bundle, resets connections, or kills B's
-# QEMU or agent when a given message passes. Every scenario then asserts
-# on both hosts: domain state and reason, heartbeat and checksum, the
-# agents' records, no agent connection left, nothing left on B, and
-# virsh's error naming the reason. Never both running, never neither.
+# Sourced by run.sh: fault injection (issue #5). For the block A's agent
+# talks to B's through wire.py, a man-in-the-middle proxy between the two
+# agents (in B's network namespace, port 49301 -> 49300; s_fault_setup
+# restarts A's agent with --peer-port 49301, s_fault_teardown puts it
+# back). Each scenario starts the proxy with one fault and migrates the
+# guest A->B through it: the proxy tampers with, replays or drops a
+# memory bundle, resets connections, or kills B's QEMU or agent when a
+# given record passes. Every scenario then asserts on both hosts: domain
+# state and reason, heartbeat, checksum and whole-memory rounds, the
+# agents' records (both final, the same story), no agent connection left,
+# nothing left on B, virsh's error naming the reason; and that the next
+# migration A->B (through an idle proxy) and back B->A passes in full,
+# without restarting anything. Never both running, never neither.
 
 WIRE_PORT=49301
 
@@ -57,11 +61,24 @@ wire_cert_off() {
         "$(host_dir A)/virtcocod.conf"
 }
 
-# Start the proxy with fault options $@; A's agent talks to it.
-wire_start() {
+# The block's setup: A's agent talks to the proxy's port, with the
+# certificate the proxy's address needs.
+s_fault_setup() {
     : > "$LAB/wire.log"
     wire_cert || return 1
-    agent_restart A --peer-port "$WIRE_PORT" || return 1
+    agent_restart A --peer-port "$WIRE_PORT"
+}
+s_fault_teardown() {
+    wire_stop
+    wire_cert_off
+    agent_restart A
+}
+
+# Start the proxy with fault options $@ (A's agent already talks to its
+# port), in place of the one running.
+wire_start() {
+    wire_stop
+    : > "$LAB/wire.log"
     ip netns exec "${NETNS_PREFIX}B" python3 "$E2E_DIR/wire.py" \
         --listen "$(host_ip B):$WIRE_PORT" --to "$(host_ip B):49300" --log "$LAB/wire.log" "$@" \
         > "$LAB/wire.out" 2>&1 < /dev/null &
@@ -72,18 +89,27 @@ wire_start() {
     done
 }
 
-# Stop the proxy (it logs a summary) and put A's agent back on port 49300.
+# Stop the proxy (it logs a summary).
 wire_stop() {
-    if [ -f "$LAB/wire.pid" ]; then
-        p=$(cat "$LAB/wire.pid")
-        kill -TERM "$p" 2>/dev/null
-        i=0
-        while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
-        rm -f "$LAB/wire.pid"
-        cat "$LAB/wire.log" >> "$LAB/wire-all.log"
-    fi
-    wire_cert_off
-    agent_restart A
+    [ -f "$LAB/wire.pid" ] || return 0
+    p=$(cat "$LAB/wire.pid")
+    kill -TERM "$p" 2>/dev/null
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
+    rm -f "$LAB/wire.pid"
+    cat "$LAB/wire.log" >> "$LAB/wire-all.log"
+}
+
+# The next migration after a fault, without restarting anything: A->B
+# through the proxy (which injects nothing) and back B->A, both checked
+# in full.
+wire_next() {
+    wire_start || return 1
+    migrate_and_check A B
+    wn_rc=$?
+    wire_stop
+    [ $wn_rc = 0 ] || return 1
+    migrate_and_check B A
 }
 
 # A fault scenario's migration: the proxy started with fault options $@,
@@ -186,37 +212,67 @@ assert_both_aborted() {
     df=$(record_field B destination 'r.get("failure")')
     echo "  agent A (source): aborted: $sf"
     echo "  agent B (destination): aborted: $df"
+    ss=$(record_field A source 'r.get("session")')
+    ds=$(record_field B destination 'r.get("session")')
+    [ -n "$ss" ] && [ "$ss" = "$ds" ] ||
+        fail "the records are of different sessions: A '$ss', B '$ds'" || return 1
     echo "$OUT" | grep -Eq "$1" || fail "virsh's error does not match '$1'" || return 1
     echo "$df" | grep -Eq "$2" || fail "B's record does not name the reason '$2'" || return 1
     [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run"
 }
 
-# 1. Kill B's QEMU when B's agent confirms its keys (peer-prepared, the end
-# of PREPARE's key exchange), before that message reaches A: after
-# libvirt's Prepare and the agents' PREPARE, before SETUP and any memory.
+# 1. Kill B's QEMU when A opens its first data stream (the proxy holds
+# that stream's hello until B's agent logged QEMU's end): after libvirt's
+# Prepare and the agents' control connection, before B's session starts
+# and before any record. B's agent refuses the incoming migration that
+# waited for its streams and tells the source why (peer-aborted); A
+# aborts without a token and runs on. B never started a migration: no
+# new record there.
 s_fault_kill_dest_qemu() {
     soff=$(console_size A)
+    nb=$(records B)
+    blog=$(agent_log_size B)
     wire_fault --exec-before hello:stream "$(kill_qemu_b_cmd)" || return 1
     grep -q "ACTION exec-before: hello:stream #1" "$LAB/wire.log" || fail "the proxy did not kill B's QEMU" || return 1
-    ! grep -q "S->D: cctr:memory" "$LAB/wire.log" || fail "memory moved although B's QEMU was dead" || return 1
-    assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" "QEMU on the destination ended" || return 1
+    grep -q "summary: .* 0 memory bundles" "$LAB/wire.log" || fail "memory moved although B's QEMU was dead" || return 1
+    wait_record A source aborted || return 1
+    sf=$(record_field A source 'r.get("failure")')
+    echo "  agent A (source): aborted: $sf"
+    why="QEMU on the destination ended before the migration started"
+    echo "$sf" | grep -q "the peer host aborted the migration: $why" ||
+        fail "A's record does not give B's reason" || return 1
+    [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run" || return 1
+    # libvirt reports whichever it saw first: B's QEMU gone, or A's relay
+    # refusing 'migrate' with the agents' verdict.
+    echo "$OUT" | grep -Eq "qemu unexpectedly closed the monitor|refused to start the migration: confidential migration aborted: .*$why" ||
+        fail "virsh's error names neither B's QEMU nor the agents' verdict" || return 1
+    # A learnt it from B at once, not at its peer deadline (15 s).
+    awk "BEGIN{exit !($WALL < 10)}" || fail "virsh migrate ended after $WALL s" || return 1
+    [ "$(records B)" = "$nb" ] || fail "B's agent recorded a migration it never started" || return 1
+    lv_log_since B "$blog" | grep -q "incoming session .* refused: $why" ||
+        fail "B's agent log does not name the refusal" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 2. After SOURCE_BLACKOUT, before the start token: once the destination
-# acknowledged the last precopy round, the proxy resets the source's side
-# of every stream (the destination's side stays open and silent). Nothing
-# fails until the source writes the final epoch after SOURCE_BLACKOUT: it
-# aborts without a token, libvirt cancels and the source resumes.
+# acknowledged the last precopy round (the lab's agents run two: the
+# first record back on the TLS control connection after the second epoch
+# token passed on stream 0 is B's "round done"), the proxy resets the
+# source's side of every stream (the destination's side stays open and
+# silent). The streams are idle then: nothing fails until the source
+# writes the final epoch after SOURCE_BLACKOUT; it aborts without a token,
+# libvirt cancels and the source resumes.
 # B learns of the failure twice and records whichever comes first: A's
 # abort message (through the proxy) or its own QEMU failing once A's
 # libvirt cancelled the device-state stream. Both are the true cause
 # seen from B; which wins is a race between two processes.
 s_fault_blackout() {
     soff=$(console_size A)
-    wire_fault --reset-streams cctr:vcpu || return 1
-    grep -q "ACTION reset-streams" "$LAB/wire.log" || fail "the proxy did not reset the streams" || return 1
+    wire_fault --reset-streams tls:back@cctr:epoch-token:2 || return 1
+    grep -q "ACTION reset-streams: tls:back #[0-9]* (D->S len 33) " "$LAB/wire.log" ||
+        fail "the proxy did not reset the streams after B's last round acknowledgement" || return 1
     tl=$(record_field A source '" ".join(e["event"] + ":" + e["from"] + "->" + e["to"] for e in r["timeline"])')
     echo "  A's timeline: $tl"
     # SOURCE_BLACKOUT ran (precopy->blackout), the final step failed
@@ -228,7 +284,8 @@ s_fault_blackout() {
     assert_both_aborted "refused the switchover: confidential migration aborted: cannot write to stream .*; the source keeps running" \
         "the peer host aborted|QEMU on the destination reported that the migration failed" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 3. A network partition during precopy: the proxy resets every
@@ -239,9 +296,10 @@ s_fault_cut() {
     wire_fault --cut cctr:memory:50 || return 1
     grep -q "ACTION cut: cctr:memory #50" "$LAB/wire.log" || fail "the proxy did not cut the connections" || return 1
     assert_both_aborted "refused to start the migration: confidential migration aborted: .*; the source keeps running" \
-        "peer host's agent can no longer be reached|peer host aborted|cannot read from stream .*Connection reset by peer" || return 1
+        "the peer host '[0-9.]*' was lost in state 'precopy'|peer host aborted|cannot read from stream .*Connection reset by peer" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 4. After the start token, the destination alive: B's QEMU is killed once
@@ -260,18 +318,25 @@ s_fault_abort_token() {
     # for the abort token (A's QEMU saw the device-state stream break).
     # virsh reports whichever failure libvirt saw first: the source's
     # device-state stream dying with B's QEMU ("unexpectedly failed"), B's
-    # QEMU gone in Finish ("qemu unexpectedly closed the monitor"), or the
-    # relay refusing migrate-continue with the agents' verdict.
-    assert_both_aborted "job 'migration out' unexpectedly failed|qemu unexpectedly closed the monitor|refused the switchover: confidential migration aborted: .*; the source keeps running" \
+    # QEMU gone in Finish ("qemu unexpectedly closed the monitor", or the
+    # domain already gone on B: "Domain not found"), or the relay refusing
+    # migrate-continue with the agents' verdict.
+    assert_both_aborted "job 'migration out' unexpectedly failed|qemu unexpectedly closed the monitor|Domain not found: no domain with matching uuid|refused the switchover: confidential migration aborted: .*; the source keeps running" \
         "QEMU on the destination ended|the peer host aborted the migration" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 
 # 5. The destination host lost after the start token: B's agent and QEMU
-# are killed (SIGKILL) once the start token passed. The source stays
-# paused, refuses to resume with the reason, its record is frozen. Then
-# the lab is recovered: the guest was saved before and is restored on A.
+# are killed (SIGKILL) once the start token passed (a host crash). The
+# source cannot know whether B imported the token: it stays paused and
+# waits for the token's fate (await-token), refuses to resume with the
+# reason, and tries to reconnect (B's address answers through the proxy,
+# B's agent does not). When B's agent is back it knows the session only
+# as interrupted and has no abort token to give: A's record becomes
+# frozen. The documented recovery then: the guest was saved before, the
+# source is destroyed and the guest restored on A.
 s_fault_frozen() {
     out=$(virsh_h A save guest "$LAB/frozen.save" 2>&1) || fail "virsh save failed: $out" || return 1
     out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore failed: $out" || return 1
@@ -285,9 +350,37 @@ s_fault_frozen() {
     [ $rc = 0 ] || { wire_stop; return 1; }
     wire_actions
     grep -q "ACTION exec: cctr:start-token" "$LAB/wire.log" || fail "the proxy did not kill B" || return 1
+    ! kill -0 "$(cat "$R/virtcocod.pid")" 2>/dev/null || fail "B's agent was not killed" || return 1
+    wait_record A source await-token || return 1
+    echo "  agent A (source): await-token: $(record_field A source 'r.get("failure")')"
+    frozen_paused "the source stays paused until the destination's abort token is back" || return 1
+    # B's host back: its agent lists the session interrupted; A reconnects
+    # and learns that no abort token will come.
+    agent_start B || return 1
     wait_record A source frozen || return 1
-    sf=$(record_field A source 'r.get("failure")')
-    echo "  agent A (source): frozen: $sf"
+    echo "  agent A (source): frozen: $(record_field A source 'r.get("failure")')"
+    echo "  agent B (destination): $(record_field B destination '"%s: %s" % (r.get("state"), r.get("failure"))')"
+    [ "$(record_field A source 'r.get("session")')" = "$(record_field B destination 'r.get("session")')" ] ||
+        fail "B's newest record is not of the frozen session" || return 1
+    [ "$(record_field B destination 'r.get("state")')" = interrupted ] ||
+        fail "B's restarted agent does not list the session as interrupted" || return 1
+    frozen_paused "destroy it or recover the destination" || return 1
+    # Recovery: destroy the source, restore the guest on A.
+    virsh_h A destroy guest >/dev/null || fail "destroy on A failed" || return 1
+    wait_record A source finished || return 1
+    wire_stop
+    assert_b_clean || return 1
+    out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore after the freeze failed: $out" || return 1
+    rm -f "$LAB/frozen.save"
+    soff=$(console_size A)
+    assert_a_runs "$soff" || return 1
+    wire_next
+}
+
+# The source is paused and stays so: 'virsh resume' is refused with a
+# message containing $1, no heartbeat for 2 s, the record says it may not
+# run, the relay holds it paused.
+frozen_paused() {
     s=$(virsh_h A domstate --reason guest 2>&1)
     echo "  host A: $s"
     case "$s" in
@@ -298,29 +391,17 @@ s_fault_frozen() {
     res=$(virsh_h A resume guest 2>&1)
     rrc=$?
     echo "  virsh resume: exit $rrc: $res"
-    [ $rrc != 0 ] || fail "the frozen source resumed" || return 1
-    echo "$res" | grep -q "destroy it or recover the destination" ||
-        fail "virsh resume does not say what the operator can do" || return 1
+    [ $rrc != 0 ] || fail "the paused source resumed" || return 1
+    echo "$res" | grep -q "$1" || fail "virsh resume does not say '$1'" || return 1
     sleep 2
-    [ "$(count_since A "$hoff" HB)" = 0 ] || fail "the frozen source printed heartbeats" || return 1
+    [ "$(count_since A "$hoff" HB)" = 0 ] || fail "the paused source printed heartbeats" || return 1
     [ "$(virsh_h A domstate guest)" = paused ] || fail "the source left paused" || return 1
     [ "$(record_field A source 'r.get("may_run")')" = False ] || fail "A's record says the source may run" || return 1
     # QEMU resumed the source by itself when its migration failed; the
     # relay stopped it again on the agent's word and holds it.
     st=$(relay_state A)
     echo "  relay A: $(echo "$st" | grep -o '"stops":[0-9]*'), $(echo "$st" | grep -o '"hold-paused":[a-z]*')"
-    assert_relay A hold-paused true || return 1
-    # Recovery: destroy the source, bring B's agent back, restore on A.
-    virsh_h A destroy guest >/dev/null || fail "destroy on A failed" || return 1
-    wait_record A source finished || return 1
-    wire_stop || return 1
-    ! kill -0 "$(cat "$R/virtcocod.pid")" 2>/dev/null || fail "B's agent was not killed" || return 1
-    agent_start B || return 1
-    assert_b_clean || return 1
-    out=$(virsh_h A restore "$LAB/frozen.save" 2>&1) || fail "virsh restore after the freeze failed: $out" || return 1
-    rm -f "$LAB/frozen.save"
-    soff=$(console_size A)
-    assert_a_runs "$soff"
+    assert_relay A hold-paused true
 }
 
 # 6.-8. A tampered, a replayed and a dropped memory bundle: B's import fails,
@@ -336,7 +417,8 @@ fault_bundle() { # option bundle expected-B-failure-regex
     assert_both_aborted "confidential migration aborted: .*; the source keeps running" "$3" || return 1
     grep -Eq "import failed: .*$3" "$(host_dir B)/virtcocod.log" || fail "B's agent log does not name the import failure" || return 1
     assert_b_clean || return 1
-    assert_a_runs "$soff"
+    assert_a_runs "$soff" || return 1
+    wire_next
 }
 s_fault_tamper() { fault_bundle --tamper 400 "does not verify \(tampered\)"; }
 s_fault_replay() { fault_bundle --replay 100 "already received \(replay\)"; }

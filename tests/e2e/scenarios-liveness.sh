@@ -44,7 +44,7 @@ s_lv_setup() {
 }
 
 s_lv_teardown() {
-    lv_proxy_stop
+    wire_stop
     lv_link_up
     for H in $HOSTS; do
         f="$(host_dir "$H")/virtcocod.conf"
@@ -52,28 +52,6 @@ s_lv_teardown() {
     done
     agent_restart B || return 1
     agent_restart A
-}
-
-# The proxy alone (A's agent already talks to its port), fault options $@.
-lv_proxy() {
-    : > "$LAB/wire.log"
-    ip netns exec "${NETNS_PREFIX}B" python3 "$E2E_DIR/wire.py" \
-        --listen "$(host_ip B):$WIRE_PORT" --to "$(host_ip B):49300" --log "$LAB/wire.log" "$@" \
-        > "$LAB/wire.out" 2>&1 < /dev/null &
-    echo $! > "$LAB/wire.pid"
-    i=0
-    until grep -qs ready "$LAB/wire.out"; do
-        i=$((i + 1)); [ $i -lt 50 ] || fail "wire.py did not start: $(cat "$LAB/wire.out")" || return 1; sleep 0.1
-    done
-}
-lv_proxy_stop() {
-    [ -f "$LAB/wire.pid" ] || return 0
-    p=$(cat "$LAB/wire.pid")
-    kill -TERM "$p" 2>/dev/null
-    i=0
-    while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
-    rm -f "$LAB/wire.pid"
-    cat "$LAB/wire.log" >> "$LAB/wire-all.log"
 }
 
 LV_DEV=${NETNS_PREFIX}A0
@@ -90,8 +68,10 @@ lv_wait_link() {
     until grep -q '^up ' "$LAB/cut.log" 2>/dev/null; do
         i=$((i + 1)); [ $i -lt "$(polls 40)" ] || { lv_link_up; fail "the cut did not end"; return 1; }; sleep 0.1
     done
+    # B's agent port answers from A again (no ping in the lab's packages).
     i=0
-    until ip netns exec "${NETNS_PREFIX}A" ping -c1 -W1 "$(host_ip B)" >/dev/null 2>&1; do
+    until ip netns exec "${NETNS_PREFIX}A" python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], 49300), 1).close()' \
+        "$(host_ip B)" >/dev/null 2>&1; do
         i=$((i + 1)); [ $i -lt 20 ] || fail "host B unreachable after the cut" || return 1; sleep 0.2
     done
     set -- $(sed -n 's/^down //p' "$LAB/cut.log") $(sed -n 's/^up //p' "$LAB/cut.log")
@@ -168,7 +148,8 @@ lv_log_since() { tail -c +"$(($2 + 1))" "$(host_dir "$1")/virtcocod.log"; }
 agent_log_size() { stat -c %s "$(host_dir "$1")/virtcocod.log"; }
 
 # 1. A real network cut at the switchover, after B imported the start
-# token (B's "switchover done" is on its way: the cut starts when it
+# token (B's "switchover done", the first phase message back on the TLS
+# control connection after the start token passed: the cut starts when it
 # reaches the proxy, before it is forwarded), longer than peer_deadline and
 # the switchover deadline. A loses B after peer_deadline and, not knowing
 # whether B imported the start token, keeps the guest paused
@@ -178,10 +159,10 @@ agent_log_size() { stat -c %s "$(host_dir "$1")/virtcocod.log"; }
 s_lv_cut_long() {
     soff=$(console_size A)
     alog=$(agent_log_size A)
-    lv_proxy --exec-before cctr:start-token "$(lv_cut_cmd 12)" || return 1
+    wire_start --exec-before tls:back@cctr:start-token "$(lv_cut_cmd 12)" || return 1
     lv_migrate
     [ "$RC" != 0 ] || { lv_link_up; fail "the migration succeeded although the link was cut for 12 s"; return 1; }
-    grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
+    grep -q "ACTION exec-before: tls:back #[0-9]* (D->S len 33) " "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link at B's switchover acknowledgement"; return 1; }
     # While the link is down: A keeps the guest paused, B holds nothing.
     s=$(virsh_h A domstate --reason guest 2>&1)
     echo "  host A during the cut: $s, agent: $(lv_rec A source)"
@@ -201,8 +182,8 @@ s_lv_cut_long() {
         fail "A did not resume with B's abort token" || return 1
     [ "$(record_field A source 'r.get("may_run")')" = True ] || fail "A's record says the source may not run" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
@@ -212,9 +193,9 @@ s_lv_cut_long() {
 s_lv_cut_short() {
     soff=$(console_size A)
     doff=$(console_size B)
-    lv_proxy --exec-before cctr:start-token "$(lv_cut_cmd 1)" || return 1
+    wire_start --exec-before tls:back@cctr:start-token "$(lv_cut_cmd 1)" || return 1
     lv_migrate
-    grep -q "ACTION exec-before: cctr:start-token" "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link"; return 1; }
+    grep -q "ACTION exec-before: tls:back #[0-9]* (D->S len 33) " "$LAB/wire.log" || { lv_link_up; fail "the proxy did not cut the link at B's switchover acknowledgement"; return 1; }
     lv_wait_link || return 1
     if [ "$RC" = 0 ]; then
         assert_no_domain A || return 1
@@ -236,7 +217,7 @@ s_lv_cut_short() {
 lv_hang() { # trigger-option trigger timeline-regex
     soff=$(console_size A)
     alog=$(agent_log_size A)
-    lv_proxy "$1" "$2" "$(lv_stop_cmd B 8)" || return 1
+    wire_start "$1" "$2" "$(lv_stop_cmd B 8)" || return 1
     lv_migrate
     lv_wait_cont || return 1
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent hung" || return 1
@@ -255,8 +236,8 @@ lv_hang() { # trigger-option trigger timeline-regex
     record_field A source 'r.get("failure")' | grep -q "'$(host_ip B)'" ||
         fail "A's record does not name the peer host" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 s_lv_hang_precopy() { lv_hang --exec cctr:memory:50 "(peer-lost|local-failure):precopy->aborted"; }
@@ -293,7 +274,7 @@ lv_restart_killed() { # host [options]
 
 s_lv_kill_src_precopy() {
     soff=$(console_size A)
-    lv_proxy --exec cctr:memory:50 "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
+    wire_start --exec cctr:memory:50 "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although A's agent was killed" || return 1
     echo "$OUT" | grep -q "qemu-coco: .*host agent" || fail "virsh's error does not name the host agent" || return 1
@@ -301,22 +282,22 @@ s_lv_kill_src_precopy() {
     lv_assert_interrupted A source || return 1
     lv_records_agree "interrupted/aborted" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
 s_lv_kill_dst_precopy() {
     soff=$(console_size A)
-    lv_proxy --exec cctr:memory:50 "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
+    wire_start --exec cctr:memory:50 "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent was killed" || return 1
     lv_restart_killed B || return 1
     lv_assert_interrupted B destination || return 1
     lv_records_agree "aborted/interrupted" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
@@ -333,7 +314,7 @@ s_lv_kill_dst_switchover() {
     out=$(virsh_h A restore "$LAB/lv.save" 2>&1) || fail "virsh restore failed: $out" || return 1
     soff=$(console_size A)
     wait_lines A "$soff" "HB" 2 20 || return 1
-    lv_proxy --exec cctr:start-token "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
+    wire_start --exec cctr:start-token "$(kill_cmd "$(host_dir B)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although B's agent was killed" || return 1
     lv_restart_killed B || return 1
@@ -362,8 +343,8 @@ s_lv_kill_dst_switchover() {
     esac
     rm -f "$LAB/lv.save"
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 
@@ -373,7 +354,7 @@ s_lv_kill_dst_switchover() {
 # agent told it so at the switchover).
 s_lv_kill_src_switchover() {
     soff=$(console_size A)
-    lv_proxy --exec-before cctr:start-token "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
+    wire_start --exec-before cctr:start-token "$(kill_cmd "$(host_dir A)/virtcocod.pid")" || return 1
     lv_migrate
     [ "$RC" != 0 ] || fail "the migration succeeded although A's agent was killed" || return 1
     s=$(virsh_h A domstate --reason guest 2>&1)
@@ -383,8 +364,8 @@ s_lv_kill_src_switchover() {
     lv_recover_a || return 1
     lv_records_agree "(interrupted|aborted)/aborted" || return 1
     lv_a_alone "$soff" || return 1
-    lv_proxy_stop
-    lv_proxy || return 1
+    wire_stop
+    wire_start || return 1
     lv_next
 }
 

@@ -116,9 +116,12 @@ relay domjobabort during precopy: domjobabort ${abort_s} s, virsh migrate failed
 
 # domjobabort in the switchover window: the source agent ran
 # SOURCE_BLACKOUT and the final step, the relay holds libvirt's
-# migrate-continue until the destination acknowledges (the proxy holds
-# that acknowledgement, cpm:peer-switchover-done, for 1 s while virsh
-# domjobabort runs on A). libvirt sends migrate_cancel only after
+# migrate-continue until the destination acknowledges. The proxy holds
+# that acknowledgement for 1 s while virsh domjobabort runs on A: on the
+# TLS control connection it is the first record back from B after the
+# start token passed on stream 0 (tls:back@cctr:start-token; heartbeats
+# are told apart by their size), a phase message without payload (33
+# bytes sealed: B's "switchover done"). libvirt sends migrate_cancel only after
 # migrate-continue's answer, so the abort waits for the agents' verdict.
 # Whichever way it ends, exactly one host runs the guest, its memory
 # intact, and both records agree.
@@ -129,7 +132,7 @@ s_relay_abort_switchover() {
     rm -f "$ab"
     cmd="(t0=\$(date +%s%N); virsh -q -c '$(host_uri A)' domjobabort guest > $ab.msg 2>&1; rc=\$?; \
 echo \"rc=\$rc ms=\$(( (\$(date +%s%N) - t0) / 1000000 ))\" > $ab) & sleep 1"
-    wire_start --exec-before cpm:peer-switchover-done "$cmd" || return 1
+    wire_start --exec-before tls:back@cctr:start-token "$cmd" || return 1
     m0=$(now)
     OUT=$(virsh_h A migrate --live guest "$(host_uri B)" 2>&1)
     rc=$?
@@ -140,7 +143,7 @@ echo \"rc=\$rc ms=\$(( (\$(date +%s%N) - t0) / 1000000 ))\" > $ab) & sleep 1"
     done
     wire_stop || return 1
     wire_actions
-    grep -q "ACTION exec-before: cpm:peer-switchover-done" "$LAB/wire.log" ||
+    grep -q "ACTION exec-before: tls:back #[0-9]* (D->S len 33) " "$LAB/wire.log" ||
         fail "the proxy did not hold the switchover acknowledgement" || return 1
     echo "  virsh migrate: exit $rc after $wall s: $OUT"
     echo "  domjobabort: $(cat "$ab"): $(cat "$ab.msg")"

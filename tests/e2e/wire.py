@@ -3,37 +3,54 @@
 #
 # wire.py: a man-in-the-middle TCP proxy between two hosts' virtcocod
 # agents, for the lab's fault-injection scenarios (docs/lab.rst,
-# tests/e2e/scenarios-faults.sh). Standard library only.
+# tests/e2e/scenarios-faults.sh, scenarios-liveness.sh). Standard library
+# only.
 #
 # It listens on --listen and forwards every connection to --to. It parses
 # what it forwards (docs/virtcocod.rst, docs/transfer.rst):
-#   - the "CAG1" hello of every connection (u32 LE length, JSON): "control"
-#     or "stream" (with its index);
-#   - on a control connection, both ways: "CPM1" phase messages (16-byte
-#     header: magic, u16 type, u16 0, u32 arg, u32 length), named by the
-#     phase engine's event names (cpm:peer-round-done, ...);
-#   - on a stream connection, both ways: transfer records ("CCTR", 24-byte
-#     header; type at offset 5, length at 8, arg0 at 12), named
-#     cctr:memory, cctr:start-token, ...
-# and can, once:
+#   - a data stream starts with its plain hello ("CAG2", or "CAG1" of
+#     protocol 1; u32 LE length, JSON): "hello:stream" (with its index);
+#     then, both ways, transfer records ("CCTR", 24-byte header; type at
+#     offset 5, length at 8, arg0 at 12, arg1 at 16), named cctr:memory,
+#     cctr:start-token, ...;
+#   - every other agent connection (the control connection of a
+#     migration, a probe, a status request or a reconnect) is mutual TLS
+#     1.3: its content is sealed, only its records are seen (5-byte
+#     header: type, version, u16 BE length). Application-data records are
+#     named by direction: "tls:fwd" (source to destination) and
+#     "tls:back"; a record of a heartbeat's size (a 24-byte frame sealed:
+#     41 bytes) is "tls:hb-fwd" / "tls:hb-back" instead, so that a trigger
+#     on tls:back is a phase message, not the periodic heartbeat.
+#     Handshake records are "tls:handshake". The first "tls:back" after
+#     the start token passed is the destination's "switchover done" (a
+#     message without payload: 33 bytes sealed). The server's encrypted
+#     records before the client's first one are its handshake; those
+#     after it (a session ticket, the server's confirmation) count as
+#     tls:back: a trigger armed while a connection is being opened can
+#     fire on them.
+# and can, once each:
 #   --tamper N          flip one byte in the payload of the Nth memory bundle
 #                       (source to destination, all streams, 1-based, in the
 #                       order they reach the proxy)
 #   --replay N          forward the Nth memory bundle twice
 #   --drop N            do not forward the Nth memory bundle
-#   --cut MSG[:K]       after the Kth MSG passed, reset every connection on
-#                       both sides
-#   --reset-streams MSG[:K]
-#                       after the Kth MSG passed, reset the source's side of
-#                       every stream connection and stop forwarding them (the
+#   --cut TRIG          once TRIG passed, reset every connection on both
+#                       sides
+#   --reset-streams TRIG
+#                       once TRIG passed, reset the source's side of every
+#                       stream connection and stop forwarding them (the
 #                       destination's side stays open and silent)
-#   --exec MSG[:K] CMD  after the Kth MSG passed, run CMD (sh -c) before
-#                       forwarding anything more in that direction
-#   --exec-before MSG[:K] CMD
-#                       run CMD when the Kth MSG arrived, then forward it
-# MSG is a message name as above, e.g. cctr:start-token, cpm:peer-agent,
-# hello:control. Every action and a summary are logged to --log; "ACTION"
-# lines name what was done.
+#   --exec TRIG CMD     once TRIG passed, run CMD (sh -c) before forwarding
+#                       anything more in that direction
+#   --exec-before TRIG CMD
+#                       run CMD when TRIG arrived, then forward it (the
+#                       direction stalls while CMD runs)
+# TRIG is MSG[:K][@ARM[:J]]: the Kth message MSG (1 if not given), counted
+# from the start, or with @ARM from the moment the Jth message ARM passed;
+# MSG and ARM are names as above, e.g. cctr:start-token, hello:stream:2,
+# tls:back@cctr:start-token. Every message is logged to --log (a memory
+# bundle only when it is acted on) with the time in milliseconds; "ACTION"
+# lines name what was done, and SIGTERM writes a summary of the counts.
 import argparse
 import json
 import os
@@ -45,23 +62,19 @@ import sys
 import threading
 import time
 
-PHASE_EVENTS = [
-    "incoming", "migrate", "precopy-round", "query", "pre-switchover",
-    "cont", "qemu-gone", "cancel", "migration-failed", "peer-lost",
-    "local-failure", "deadline", "peer-reconnected", "give-up",
-    "hold-expired", "peer-agent", "peer-prepared", "peer-setup",
-    "peer-memory", "peer-token", "peer-vcpu", "peer-start-token",
-    "peer-setup-done", "peer-round-done", "peer-switchover-done",
-    "peer-committed", "peer-abort-request", "peer-abort-token",
-    "peer-aborted", "data-setup", "data-round", "data-start",
-]
 RECORDS = [
     "hello", "immutable", "memory", "epoch-end", "epoch-token", "vcpu",
     "start-token", "abort-token", "end", "page-map",
 ]
-CTL_MAGIC = b"CAG1"
-CPM_MAGIC = b"CPM1"
+HELLO_MAGICS = (b"CAG2", b"CAG1")
 CCTR_MAGIC = b"CCTR"
+# TLS record types (RFC 8446 5.1).
+TLS_CCS, TLS_ALERT, TLS_HANDSHAKE, TLS_APPDATA = 20, 21, 22, 23
+TLS_RECORD_MAX = (1 << 14) + 256
+# A heartbeat (cocophasemessage.h: a 16-byte header and an 8-byte
+# sequence number) sealed in one TLS 1.3 record: the content type byte and
+# a 16-byte AEAD tag added, no padding.
+TLS_HEARTBEAT = 16 + 8 + 1 + 16
 
 lock = threading.Lock()
 conns = []  # every Conn
@@ -69,23 +82,59 @@ counts = {}  # message name -> times seen
 bundles = 0  # memory bundles seen, source to destination
 logf = None
 opts = None
-fired = set()  # actions already done
+triggers = []  # every Trigger
+
+
+def stamp():
+    t = time.time()
+    return "%s.%03d" % (time.strftime("%H:%M:%S", time.localtime(t)), int(t * 1000) % 1000)
 
 
 def log(msg):
     with lock:
-        logf.write("%s %s\n" % (time.strftime("%H:%M:%S"), msg))
+        logf.write("%s %s\n" % (stamp(), msg))
         logf.flush()
 
 
-def spec(s):
-    name, _, k = s.partition(":")
-    if name in ("cpm", "cctr", "hello"):
-        # "cctr:memory" or "cctr:memory:3"
-        rest = k
-        sub, _, k = rest.partition(":")
-        name = name + ":" + sub
-    return name, int(k) if k else 1
+def msgspec(s):
+    """'cctr:memory:3' -> ('cctr:memory', 3); 'hello:stream' -> (.., 1)."""
+    kind, _, rest = s.partition(":")
+    sub, _, k = rest.partition(":")
+    if kind not in ("cctr", "hello", "tls") or not sub:
+        raise argparse.ArgumentTypeError("'%s' is not a message name" % s)
+    try:
+        n = int(k) if k else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError("'%s': '%s' is not a count" % (s, k))
+    if n < 1:
+        raise argparse.ArgumentTypeError("'%s': counts start at 1" % s)
+    return kind + ":" + sub, n
+
+
+class Trigger:
+    """MSG[:K][@ARM[:J]]: the Kth MSG, counted from the start or from the
+    moment the Jth ARM passed."""
+
+    def __init__(self, text):
+        self.text = text
+        msg, _, arm = text.partition("@")
+        self.name, self.k = msgspec(msg)
+        self.arm = msgspec(arm) if arm else None
+        # Count of name when the trigger was armed (None: not yet).
+        self.base = None if self.arm else 0
+        self.done = set()  # actions of this trigger already done
+        with lock:
+            triggers.append(self)
+
+    def matches(self, name, n):
+        return self.base is not None and name == self.name and n - self.base == self.k
+
+    def __str__(self):
+        return self.text
+
+
+def trigger(text):
+    return Trigger(text)
 
 
 class Closed(Exception):
@@ -97,10 +146,13 @@ class Conn:
         self.num = num
         self.client = client
         self.server = None
-        self.kind = None  # "control" / "stream"
+        self.kind = None  # "stream" / "tls" / "raw"
         self.index = None
         self.known = threading.Event()
         self.dead = False
+        # TLS: the client sent its first encrypted record (its Finished):
+        # the server's encrypted records before it are its handshake.
+        self.client_done = False
 
     def label(self):
         if self.kind == "stream":
@@ -136,52 +188,120 @@ def readn(sock, n):
     return buf
 
 
-def sendall(sock, data):
-    sock.sendall(data)
-
-
 def count(name):
+    """Count one more @name; arm the triggers waiting for it. Returns the
+    count."""
     with lock:
         counts[name] = counts.get(name, 0) + 1
         return counts[name]
 
 
-def run_exec(conn, name, n, entries, when):
+def arm(name, n):
+    """@name's nth passed: arm the triggers waiting for it."""
+    with lock:
+        for t in triggers:
+            if t.base is None and t.arm == (name, n):
+                t.base = counts.get(t.name, 0)
+                logf.write("%s armed %s (%s #%d passed; %d seen before)\n"
+                           % (stamp(), t, name, n, t.base))
+                logf.flush()
+
+
+def due(trig, act, name, n):
+    """Whether @act of @trig is due for the nth @name (at most once)."""
+    if trig is None:
+        return False
+    with lock:
+        if act in trig.done or not trig.matches(name, n):
+            return False
+        trig.done.add(act)
+        return True
+
+
+def run_exec(conn, name, n, what, entries, when):
     for trig, cmd in entries or []:
-        if spec(trig) == (name, n) and (when, trig) not in fired:
-            fired.add((when, trig))
+        if due(trig, when, name, n):
             t0 = time.monotonic()
             rc = subprocess.call(["sh", "-c", cmd])
-            log("ACTION %s: %s #%d on %s; ran '%s': exit %d in %.0f ms"
-                % (when, name, n, conn.label(), cmd, rc, (time.monotonic() - t0) * 1000))
+            log("ACTION %s: %s #%d (%s) on %s (%s); ran '%s': exit %d in %.0f ms"
+                % (when, name, n, what, conn.label(), trig, cmd, rc,
+                   (time.monotonic() - t0) * 1000))
 
 
-def act_before(conn, name, n):
-    """Actions keyed on the Kth message @name, before it is forwarded."""
-    run_exec(conn, name, n, opts.exec_before, "exec-before")
+def act_before(conn, name, n, what):
+    """Actions keyed on the Kth message @name (@what: its direction and
+    length), before it is forwarded."""
+    run_exec(conn, name, n, what, opts.exec_before, "exec-before")
 
 
-def act_after(conn, name, n):
+def act_after(conn, name, n, what):
     """Actions keyed on the Kth message @name that just passed."""
-    for act, arg in (("cut", opts.cut), ("reset-streams", opts.reset_streams)):
-        if arg and arg == (name, n) and act not in fired:
-            fired.add(act)
-            if act == "cut":
-                log("ACTION cut: %s #%d passed on %s; resetting all %d connections"
-                    % (name, n, conn.label(), len(conns)))
-                for c in list(conns):
-                    c.dead = True
-                    c.reset(c.client)
-                    if c.server:
-                        c.reset(c.server)
-            else:
-                streams = [c for c in conns if c.kind == "stream"]
-                log("ACTION reset-streams: %s #%d passed on %s; resetting the source side of %d stream connections"
-                    % (name, n, conn.label(), len(streams)))
-                for c in streams:
-                    c.dead = True
-                    c.reset(c.client)
-    run_exec(conn, name, n, opts.exec, "exec")
+    if due(opts.cut, "cut", name, n):
+        log("ACTION cut: %s #%d (%s) passed on %s (%s); resetting all %d connections"
+            % (name, n, what, conn.label(), opts.cut, len(conns)))
+        for c in list(conns):
+            c.dead = True
+            c.reset(c.client)
+            if c.server:
+                c.reset(c.server)
+    if due(opts.reset_streams, "reset-streams", name, n):
+        streams = [c for c in conns if c.kind == "stream"]
+        log("ACTION reset-streams: %s #%d (%s) passed on %s (%s); resetting the source side of %d stream connections"
+            % (name, n, what, conn.label(), opts.reset_streams, len(streams)))
+        for c in streams:
+            c.dead = True
+            c.reset(c.client)
+    run_exec(conn, name, n, what, opts.exec, "exec")
+    arm(name, n)
+
+
+def forward_msg(conn, dst, name, out, what, quiet=False):
+    """Count message @name, log it (@what: direction, arguments, length;
+    not when @quiet), act on it and forward the byte strings of @out."""
+    n = count(name)
+    if not quiet:
+        log("%s: %s %s (#%d)" % (conn.label(), name, what, n))
+    act_before(conn, name, n, what)
+    for o in out:
+        dst.sendall(o)
+    act_after(conn, name, n, what)
+
+
+def start(conn, src, dst):
+    """The first bytes of a connection (source side): a stream's plain
+    hello, or a TLS record header."""
+    head = readn(src, 4)
+    if bytes(head) in HELLO_MAGICS:
+        head += readn(src, 4)
+        (ln,) = struct.unpack("<I", head[4:8])
+        if ln > 4096:
+            log("%s: hello of %d bytes; passing bytes through" % (conn.label(), ln))
+            conn.kind = "raw"
+            conn.known.set()
+            return head
+        body = readn(src, ln)
+        try:
+            hello = json.loads(bytes(body))
+        except ValueError:
+            hello = {}
+        conn.kind = hello.get("kind", "raw") if isinstance(hello, dict) else "raw"
+        conn.index = hello.get("index") if isinstance(hello, dict) else None
+        conn.known.set()
+        name = "hello:" + str(conn.kind)
+        n = count(name)
+        log("%s: hello %s (#%d)" % (conn.label(), bytes(body).decode(errors="replace"), n))
+        act_before(conn, name, n, "S->D")
+        dst.sendall(head + body)
+        act_after(conn, name, n, "S->D")
+        return b""
+    if head[0] == TLS_HANDSHAKE and head[1] == 3:
+        conn.kind = "tls"
+        log("%s: TLS" % conn.label())
+    else:
+        log("%s: neither a hello nor TLS (%r); passing bytes through" % (conn.label(), bytes(head)))
+        conn.kind = "raw"
+    conn.known.set()
+    return head
 
 
 def pump(conn, src, dst, forward):
@@ -189,44 +309,31 @@ def pump(conn, src, dst, forward):
     direction source agent -> destination agent."""
     global bundles
     way = "S->D" if forward else "D->S"
+    pending = b""
     if forward:
-        head = readn(src, 8)
-        if bytes(head[:4]) != CTL_MAGIC:
-            log("%s: no CAG1 hello (%r); passing bytes through" % (conn.label(), bytes(head)))
-            conn.kind = "raw"
-            conn.known.set()
-            sendall(dst, head)
-        else:
-            (ln,) = struct.unpack("<I", head[4:8])
-            body = readn(src, ln)
-            try:
-                hello = json.loads(bytes(body))
-            except ValueError:
-                hello = {}
-            conn.kind = hello.get("kind", "raw")
-            conn.index = hello.get("index")
-            conn.known.set()
-            n = count("hello:" + conn.kind)
-            log("%s: hello %s" % (conn.label(), bytes(body).decode(errors="replace")))
-            act_before(conn, "hello:" + conn.kind, n)
-            sendall(dst, head + body)
-            act_after(conn, "hello:" + conn.kind, n)
+        pending = start(conn, src, dst)
     else:
         conn.known.wait()
     while True:
-        if conn.kind == "control":
-            hdr = readn(src, 16)
-            if bytes(hdr[:4]) != CPM_MAGIC:
-                log("%s %s: bad CPM1 header %r" % (conn.label(), way, bytes(hdr)))
+        if conn.kind == "tls":
+            hdr = pending + readn(src, 5 - len(pending))
+            pending = b""
+            typ, ver, ln = struct.unpack(">BHH", hdr[:5])
+            if typ not in (TLS_CCS, TLS_ALERT, TLS_HANDSHAKE, TLS_APPDATA) or \
+                    ver >> 8 != 3 or ln > TLS_RECORD_MAX:
+                log("%s %s: bad TLS record header %r" % (conn.label(), way, bytes(hdr)))
                 raise Closed()
-            typ, _, arg, ln = struct.unpack("<HHII", hdr[4:16])
             payload = readn(src, ln)
-            name = "cpm:" + (PHASE_EVENTS[typ] if typ < len(PHASE_EVENTS) else str(typ))
-            n = count(name)
-            log("%s %s: %s arg %d len %d (#%d)" % (conn.label(), way, name, arg, ln, n))
-            act_before(conn, name, n)
-            sendall(dst, hdr + payload)
-            act_after(conn, name, n)
+            if typ == TLS_APPDATA and forward:
+                conn.client_done = True
+            if typ == TLS_APPDATA and (forward or conn.client_done):
+                name = "tls:" + ("hb-" if ln == TLS_HEARTBEAT else "") + ("fwd" if forward else "back")
+            elif typ == TLS_ALERT:
+                name = "tls:alert"
+            else:
+                name = "tls:handshake"
+            forward_msg(conn, dst, name, [hdr + payload], "%s len %d" % (way, ln),
+                        quiet=name.startswith("tls:hb-"))
         elif conn.kind == "stream":
             hdr = readn(src, 24)
             if bytes(hdr[:4]) != CCTR_MAGIC:
@@ -236,8 +343,8 @@ def pump(conn, src, dst, forward):
             ln, arg0, arg1 = struct.unpack("<III", hdr[8:20])
             payload = readn(src, ln)
             name = "cctr:" + (RECORDS[typ] if typ < len(RECORDS) else str(typ))
-            n = count(name)
             out = [hdr + payload]
+            what = "%s arg0 %d arg1 %d len %d" % (way, arg0, arg1, ln)
             if forward and name == "cctr:memory":
                 with lock:
                     bundles += 1
@@ -256,18 +363,13 @@ def pump(conn, src, dst, forward):
                     out = []
                     log("ACTION drop: memory bundle %d (epoch %d, %s, %d bytes) not forwarded"
                         % (b, arg0, conn.label(), ln))
-            elif name != "cctr:memory":
-                log("%s %s: %s arg0 %d arg1 %d len %d (#%d)"
-                    % (conn.label(), way, name, arg0, arg1, ln, n))
-            act_before(conn, name, n)
-            for o in out:
-                sendall(dst, o)
-            act_after(conn, name, n)
+            forward_msg(conn, dst, name, out, what, quiet=name == "cctr:memory")
         else:
-            data = src.recv(65536)
+            data = pending or src.recv(65536)
+            pending = b""
             if not data:
                 raise Closed()
-            sendall(dst, data)
+            dst.sendall(data)
 
 
 def direction(conn, src, dst, forward):
@@ -285,7 +387,7 @@ def direction(conn, src, dst, forward):
                 dst.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
-        if not forward:
+        if forward:
             conn.known.set()
 
 
@@ -311,7 +413,7 @@ def serve(conn):
 def summary(*_):
     with lock:
         logf.write("%s summary: %d connections, %d memory bundles, %s\n"
-                   % (time.strftime("%H:%M:%S"), len(conns), bundles,
+                   % (stamp(), len(conns), bundles,
                       ", ".join("%s=%d" % kv for kv in sorted(counts.items()))))
         logf.flush()
     os._exit(0)
@@ -319,18 +421,23 @@ def summary(*_):
 
 def main():
     global opts, logf
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description="a fault-injecting proxy between two virtcocod agents")
     p.add_argument("--listen", required=True, help="ADDR:PORT")
     p.add_argument("--to", required=True, help="ADDR:PORT")
     p.add_argument("--log", required=True)
     p.add_argument("--tamper", type=int, default=0)
     p.add_argument("--replay", type=int, default=0)
     p.add_argument("--drop", type=int, default=0)
-    p.add_argument("--cut", type=spec)
-    p.add_argument("--reset-streams", type=spec)
-    p.add_argument("--exec", nargs=2, action="append", metavar=("MSG", "CMD"))
-    p.add_argument("--exec-before", nargs=2, action="append", metavar=("MSG", "CMD"))
+    p.add_argument("--cut", type=trigger)
+    p.add_argument("--reset-streams", type=trigger)
+    p.add_argument("--exec", nargs=2, action="append", metavar=("TRIG", "CMD"))
+    p.add_argument("--exec-before", nargs=2, action="append", metavar=("TRIG", "CMD"))
     opts = p.parse_args()
+    try:
+        opts.exec = [(Trigger(t), c) for t, c in opts.exec or []]
+        opts.exec_before = [(Trigger(t), c) for t, c in opts.exec_before or []]
+    except argparse.ArgumentTypeError as e:
+        p.error(str(e))
     host, _, port = opts.to.rpartition(":")
     opts.to_addr = (host, int(port))
     host, _, port = opts.listen.rpartition(":")
@@ -341,7 +448,8 @@ def main():
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((host, int(port)))
     ls.listen(64)
-    log("listening on %s, forwarding to %s" % (opts.listen, opts.to))
+    log("listening on %s, forwarding to %s; triggers: %s"
+        % (opts.listen, opts.to, ", ".join(str(t) for t in triggers) or "none"))
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     num = 0
