@@ -1571,7 +1571,7 @@ testDestinationQemuEndsBeforeStart(void)
     startMigration(&lab, &ra, &rb);
     g_assert_true(logWait("incoming session", WAIT_S));
     t0 = g_get_monotonic_time();
-    killQemu(&lab.b.qemu);
+    cocoTestQemuStop(&lab.b.qemu);
     waitState(&lab.a, "source", "aborted");
     /* Within the source's peer deadline (3 s): B told it. */
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 3 * G_USEC_PER_SEC);
@@ -1582,8 +1582,8 @@ testDestinationQemuEndsBeforeStart(void)
         g_error("the source's failure: %s", failure);
     g_assert_true(logWait("refused: QEMU on the destination ended", WAIT_S));
     g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
-    relayClose(&ra);
-    relayClose(&rb);
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
     holdProxyStop(&px);
     labClear(&lab);
 }
