@@ -467,7 +467,14 @@ cocoAgentPeerConnOnIn(GObject *stream, gpointer opaque)
     if (n <= 0) {
         GError *why = NULL;
 
-        if (n < 0)
+        if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+            /* The socket's own deadline (the same peer_deadline) fired
+             * before the liveness check: the same cause, the same words. */
+            cocoErrorSet(
+                &why, COCO_ERROR_PEER_TIMEOUT,
+                _("the peer host '%1$s' stopped answering: nothing received for '%2$u' seconds"),
+                conn->host, conn->deadline_s);
+        else if (n < 0)
             cocoErrorSet(&why, COCO_ERROR_TRANSFER_IO,
                          _("cannot read from the peer host '%1$s': %2$s"),
                          conn->address, err->message);
