@@ -59,6 +59,9 @@ class Migration:
         self.done = threading.Event()
         self.t0 = None
         self.paused_by_us = False
+        # Read before the migration: the source's domain is gone after it.
+        self.mem_gib = self.dom.maxMemory() * 1024 / GIB
+        self.steps = self.downtime_steps()
 
     def flags(self):
         a = self.args
@@ -86,7 +89,7 @@ class Migration:
     def data_gb(self):
         # Nova counts the flavor's RAM in GiB, at least 2 (and no disks
         # here: no block migration).
-        return max(2, self.dom.maxMemory() * 1024 / GIB)
+        return max(2, self.mem_gib)
 
     def downtime_steps(self):
         a = self.args
@@ -136,7 +139,7 @@ class Migration:
 
     def monitor(self):
         a = self.args
-        steps = self.downtime_steps()
+        steps = self.steps
         completion = int(a.completion_timeout * self.data_gb())
         cur = None
         forced = aborted = False
@@ -186,7 +189,7 @@ class Migration:
             "client": "nova",
             "flags": self.flags(),
             "bandwidth": self.args.bandwidth,
-            "downtime_steps": self.downtime_steps(),
+            "downtime_steps": self.steps,
             "ok": self.error is None,
             "error": self.error,
             "wall_s": wall,

@@ -94,6 +94,8 @@ class Migration:
         self.error = None
         self.done = threading.Event()
         self.t0 = None
+        # Read before the migration: the source's domain is gone after it.
+        self.mem_gib = self.dom.maxMemory() * 1024 / GIB
 
     def flags(self):
         f = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
@@ -163,7 +165,7 @@ class Migration:
         first_iter = last_iter = None
         lowmark = None
         lowmark_at = time.monotonic()
-        max_time = a.max_time_per_gib * max(1.0, self.dom.maxMemory() * 1024 / GIB)
+        max_time = a.max_time_per_gib * max(1.0, self.mem_gib)
         started = cancelled = ended = False
         while not self.done.wait(a.interval):
             s = self.sample()
