@@ -4,8 +4,8 @@
 results (nova-client.py, vdsm-client.py) and the agents' records.
 
   get RESULT EXPR          print EXPR (Python, r: the result) of RESULT
-  stats RESULT             the job statistics the client read are possible:
-                           iterations and processed never fall, remaining
+  stats RESULT             the job statistics the client read while the job
+                           had memory statistics are possible: iterations and processed never fall, remaining
                            within total and never 0 while a later sample
                            shows data remaining, total at least 192 MiB,
                            expected downtime within 0..60000 ms; prints a
@@ -40,9 +40,11 @@ def cmd_get(path, expr):
 
 def cmd_stats(path):
     r = load(path)
-    s = [x for x in r.get("samples", []) if x.get("type") == ACTIVE]
+    # libvirt's job has no memory statistics before QEMU's (or the relay's)
+    # first answer to query-migrate: those samples say nothing.
+    s = [x for x in r.get("samples", []) if x.get("type") == ACTIVE and x.get("memory_total", 0) > 0]
     if not s:
-        print("no active job sample")
+        print("no active job sample with memory statistics")
         return 1
     prob = []
     for a, b in zip(s, s[1:]):

@@ -124,9 +124,9 @@ s_mg_nova() {
 # as pre-copy; Nova's force-complete then switches to post-copy
 # (virDomainMigrateStartPostCopy), which is refused with the reason; the
 # migration completes. The bandwidth cap (64 MiB/s) keeps the job running
-# when the force-complete comes (1.5 s).
+# when the force-complete comes (2.5 s).
 s_mg_nova_postcopy() {
-    MIGRATE_CMD=mg_nova MG_OPTS="--permit-post-copy --bandwidth 64 --force-complete-after 1.5" \
+    MIGRATE_CMD=mg_nova MG_OPTS="--permit-post-copy --bandwidth 64 --force-complete-after 2.5" \
         migrate_and_check B A || return 1
     act=$(mg_get '[a for a in r["actions"] if a["action"].startswith("force-complete")]')
     echo "  force-complete: $act"
