@@ -146,13 +146,13 @@ s_mg_nova_bandwidth() {
 }
 
 # Nova's force-complete (the guest suspended during pre-copy): on a
-# migration that cannot converge by itself (<coco:precopy maxBlackout="1"
+# migration that cannot converge by itself (<coco:precopy maxEpochs="100000" maxBlackout="1"
 # maxTime="20" onNonConvergence="abort">, the rounds capped at 64 MiB/s
 # while the guest dirties 16 MiB/s), the suspend at 4 s switches over at
 # once; libvirt runs the guest on the destination (it was running when
 # the migration started), as Nova expects.
 s_mg_nova_force() {
-    mg_policy B 'maxBlackout="1" maxTime="20" onNonConvergence="abort"' || return 1
+    mg_policy B 'maxEpochs="100000" maxTime="20" maxBlackout="1" onNonConvergence="abort"' || return 1
     lb=$(mg_log_off B)
     MIGRATE_CMD=mg_nova MG_OPTS="--bandwidth 64 --force-complete-after 4" migrate_and_check B A
     rc=$?
