@@ -13,10 +13,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # gcc and libc6-dev (libc.a): the guest's static whole-memory check
-# (guest-memcheck.c, build-guest.sh).
+# (guest-memcheck.c, build-guest.sh). python3-libvirt: the management
+# clients (nova-client.py, vdsm-client.py, scenarios-mgmt.sh).
 PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 qemu-system-x86 busybox-static cpio iproute2 util-linux gzip
-libjson-glib-dev gcc libc6-dev"
+libjson-glib-dev gcc libc6-dev python3-libvirt"
 
 export DEBIAN_FRONTEND=noninteractive
 missing=""

@@ -394,6 +394,31 @@ t_hook_rec() {
 }
 expect_fail "hook_assert_refused: a new record on A" t_hook_rec
 
+# scenarios-mgmt.sh: the management clients' job statistics and the
+# sealed rate of a capped migration.
+MG_S1='{"type": 2, "at_s": 0.5, "memory_total": 201326592, "memory_processed": 1048576, "memory_remaining": 104857600, "memory_iteration": 1, "downtime": 300}'
+MG_S2='{"type": 2, "at_s": 1.0, "memory_total": 201326592, "memory_processed": 2097152, "memory_remaining": 1048576, "memory_iteration": 3, "downtime": 20}'
+t_mg_stats() {
+    echo "{\"samples\": [$1]}" > "$MG_RESULT"
+    mg_stats
+}
+expect_pass "mg_stats: possible numbers" t_mg_stats "$MG_S1, $MG_S2"
+expect_fail "mg_stats: iterations fall" t_mg_stats "$MG_S2, $(echo "$MG_S1" | sed 's/"at_s": 0.5/"at_s": 1.5/; s/"memory_processed": 1048576/"memory_processed": 3145728/')"
+expect_fail "mg_stats: 0 remaining while data remains" t_mg_stats "$(echo "$MG_S1" | sed 's/"memory_remaining": 104857600/"memory_remaining": 0/'), $MG_S2"
+expect_fail "mg_stats: an expected downtime of 2097610 ms" t_mg_stats "$MG_S1, $(echo "$MG_S2" | sed 's/"downtime": 20/"downtime": 2097610/')"
+expect_fail "mg_stats: remaining above total" t_mg_stats "$(echo "$MG_S1" | sed 's/"memory_remaining": 104857600/"memory_remaining": 301326592/'), $MG_S2"
+expect_fail "mg_stats: no active sample" t_mg_stats ""
+t_mg_rate() { # limit, then samples [at_ms, bytes, pages, epoch]
+    echo "{\"role\": \"source\", \"samples\": $2}" > "$(host_dir A)/migrations/mg.json"
+    mg_rate A "$1" "selftest"
+}
+MG_32='[[100, 0, 0, 1], [1100, 33554432, 8192, 1], [2100, 67108864, 16384, 1], [2200, 167108864, 40000, 2]]'
+expect_pass "mg_rate: 32 MiB/s at a 32 MiB/s cap" t_mg_rate 32 "$MG_32"
+expect_pass "mg_rate: 32 MiB/s at a 35 MiB/s cap" t_mg_rate 35 "$MG_32"
+expect_fail "mg_rate: 32 MiB/s at a 20 MiB/s cap" t_mg_rate 20 "$MG_32"
+expect_fail "mg_rate: 32 MiB/s at a 40 MiB/s cap" t_mg_rate 40 "$MG_32"
+expect_fail "mg_rate: a first epoch shorter than 1 s" t_mg_rate 32 '[[100, 0, 0, 1], [600, 16777216, 4096, 1]]'
+
 # scenario: a failing scenario is counted and returns non-zero.
 PASSED=0 FAILED=0 RESULTS=""
 t_scenario() { ! scenario "one that fails" false && [ "$FAILED" = 1 ] && scenario "one that passes" true && [ "$PASSED" = 1 ]; }

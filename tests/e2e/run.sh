@@ -334,6 +334,19 @@ scenario "fault: replayed bundle: import fails, both abort, source runs" s_fault
 scenario "fault: dropped bundle: import fails, both abort, source runs" s_fault_drop &&
 scenario "relay: domjobabort in the switchover window: one host runs the guest, records agree" s_relay_abort_switchover &&
 scenario "fault: A's agent back on B's own port" s_fault_teardown &&
+scenario "mgmt: a guest that dirties memory (10 %, 16 MiB/s) boots on A" s_mg_setup &&
+scenario "mgmt: Nova's defaults A->B: sealed, its downtime step is the agent's target, persistent on B" s_mg_nova &&
+scenario "mgmt: Nova permit_post_copy B->A: runs as pre-copy, its switch to post-copy refused with the reason" s_mg_nova_postcopy &&
+scenario "mgmt: Nova live_migration_bandwidth 32 MiB/s A->B: the sealed rate within 10 %" s_mg_nova_bandwidth &&
+scenario "mgmt: Nova force-complete B->A (suspend) on a migration that cannot converge: switches over at once" s_mg_nova_force &&
+scenario "mgmt: Nova live_migration_tunnelled A->B: refused at the start naming the mode, source runs" s_mg_tunnelled &&
+scenario "mgmt: VDSM parallel connections A->B: refused at the start naming the mode, source runs" s_mg_parallel &&
+scenario "mgmt: <coco:precopy onNonConvergence=abort> A->B does not converge: aborted naming limit and rates, source runs" s_mg_abort &&
+scenario "mgmt: <coco:precopy onNonConvergence=pause> A->B does not converge: the guest pauses for the rest, completes" s_mg_pause &&
+scenario "mgmt: <coco:precopy maxBlackout=2000> B->A converges: switchover on the prediction" s_mg_converge &&
+scenario "mgmt: VDSM 'Minimal downtime' A->B: completes, schedule and job stats sane, 52 MiB/s cap" s_mg_vdsm_minimal &&
+scenario "mgmt: VDSM 'Suspend workload if needed' B->A: completes, schedule and job stats sane" s_mg_vdsm_suspend &&
+scenario "mgmt: VDSM 'Post-copy migration' A->B: completes as pre-copy, then B->A" s_mg_vdsm_postcopy &&
 scenario "no agent: qemu-coco refuses the migration with the reason, save/restore still work" s_no_agent &&
 scenario "destroy: relay exits with QEMU" s_destroy
 fi
