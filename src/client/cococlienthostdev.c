@@ -419,9 +419,9 @@ cocoClientHostdevWaitUnmapped(CocoClientHostdevPlan *plan, const char **device,
             else
                 cocoErrorSet(
                     error, COCO_ERROR_VFIO_LEAK,
-                    _("no VFIO device is open, but QEMU's address spaces still map '%1$" G_GINT64_FORMAT
-                      "' DMA mapping(s) of '%2$" G_GINT64_FORMAT "' bytes"),
-                    info.vfio_mappings, info.vfio_mapped_bytes);
+                    _("no VFIO device is open, but QEMU's address spaces still map '%1$lld' DMA mapping(s) of '%2$lld' bytes"),
+                    (long long)info.vfio_mappings,
+                    (long long)info.vfio_mapped_bytes);
             cocoClientDomainInfoClear(&info);
             return -1;
         }
