@@ -1003,25 +1003,40 @@ testMigrateCancelRequest(void)
  * suspend, Nova's force-complete; the relay's run-state event). The
  * source releases `migrate` at the next round boundary, whatever its
  * least number of rounds (1000 here). */
+/* A guest paused during the precopy (force-complete) switches over at the
+ * next round boundary; with libvirt's bandwidth cap (@capped: 32 KiB/s, the
+ * first round of the 1 MiB guest would take about 30 s) the rest of the
+ * round moves uncapped, so the switchover still comes at once. */
 static void
-testMigrateForceComplete(void)
+testMigrateForceComplete(gconstpointer capped)
 {
     Lab lab;
     Relay ra = {.fd = -1};
     Relay rb = {.fd = -1};
     g_autofree char *reason = NULL;
     JsonObject *o;
+    gint64 t0;
 
     precopyRounds = 1000;
     labInit(&lab);
     precopyRounds = 0;
+    logClear();
     startMigration(&lab, &ra, &rb);
-    cocoTestRelaySend(&ra,
-                      "{\"type\":\"event\",\"event\":\"migrate-parameters\","
-                      "\"data\":{\"downtime-limit\":50,"
-                      "\"max-bandwidth\":1099511627776}}");
+    cocoTestRelaySend(&ra, capped
+                               ? "{\"type\":\"event\",\"event\":\"migrate-"
+                                 "parameters\",\"data\":{\"downtime-limit\":50,"
+                                 "\"max-bandwidth\":32768}}"
+                               : "{\"type\":\"event\",\"event\":\"migrate-"
+                                 "parameters\",\"data\":{\"downtime-limit\":50,"
+                                 "\"max-bandwidth\":1099511627776}}");
     cocoTestRelaySend(&ra, "{\"type\":\"gate\",\"id\":3,\"gate\":\"migrate\","
                            "\"role\":\"source\"}");
+    if (capped) {
+        /* The first round under way at the cap. */
+        g_assert_true(logWait("precopy epochs=0", WAIT_S));
+        g_usleep(500 * 1000);
+    }
+    t0 = g_get_monotonic_time();
     cocoTestRelaySend(&ra, "{\"type\":\"event\",\"event\":\"run-state\","
                            "\"data\":{\"running\":false}}");
     o = relayReadType(&ra, "verdict");
@@ -1029,6 +1044,11 @@ testMigrateForceComplete(void)
     g_assert_cmpint(json_object_get_int_member(o, "id"), ==, 3);
     g_assert_true(json_object_get_boolean_member(o, "release"));
     json_object_unref(o);
+    if (capped) {
+        g_assert_cmpint(g_get_monotonic_time() - t0, <, 5 * G_USEC_PER_SEC);
+        g_assert_true(
+            logWait("guest paused: the rest of the round moves uncapped", 1));
+    }
     {
         JsonObject *rec = hostRecord(&lab.a, "source");
         JsonObject *cnt = json_object_get_object_member(rec, "counters");
@@ -2559,7 +2579,10 @@ main(int argc, char **argv)
     g_test_add_func("/agent/migrate-precopy", testMigratePrecopy);
     g_test_add_func("/agent/migrate-progress", testMigrateProgress);
     g_test_add_func("/agent/migrate-cancel-request", testMigrateCancelRequest);
-    g_test_add_func("/agent/migrate-force-complete", testMigrateForceComplete);
+    g_test_add_data_func("/agent/migrate-force-complete", NULL,
+                         testMigrateForceComplete);
+    g_test_add_data_func("/agent/migrate-force-complete/capped",
+                         GINT_TO_POINTER(1), testMigrateForceComplete);
     g_test_add_func("/agent/abort-token", testAbortToken);
     g_test_add_func("/agent/cancel", testCancel);
     g_test_add_func("/agent/policy-refused", testPolicyRefused);

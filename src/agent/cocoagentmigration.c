@@ -1430,6 +1430,19 @@ cocoAgentMigrationLoadDomain(CocoAgentMigration *m, unsigned int *vcpus,
                                &m->def, vcpus, error);
 }
 
+/* libvirt's max-bandwidth on the sealed pipeline, except while the guest
+ * is paused during the precopy (force-complete): it cannot dirty any
+ * more, so the rest of the round is part of its downtime and moves
+ * uncapped, as QEMU's own downtime phase does. */
+static void
+cocoAgentMigrationApplyBandwidth(CocoAgentMigration *m)
+{
+    if (!m->xsrc)
+        return;
+    cocoTransferSourceSetMaxBandwidth(
+        m->xsrc, m->guest_paused ? 0 : (uint64_t)m->max_bandwidth);
+}
+
 /* Source (worker): connect to the peer agent, authenticate it, open the
  * data streams and start the session. Blocks this worker only. */
 static int
@@ -1543,7 +1556,7 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     if (cocoAgentMigrationNewSession(m, data, error) < 0)
         goto cleanup;
     m->xsrc = xsrc;
-    cocoTransferSourceSetMaxBandwidth(xsrc, (uint64_t)m->max_bandwidth);
+    cocoAgentMigrationApplyBandwidth(m);
     m->ctl = NULL;
     cocoAgentMigrationSetControl(m, ctl);
     ret = 0;
@@ -1893,9 +1906,7 @@ cocoAgentMigrationOnParameters(gpointer opaque)
         m->downtime_limit = in->downtime;
     if (in->bandwidth >= 0) {
         m->max_bandwidth = in->bandwidth;
-        if (m->xsrc)
-            cocoTransferSourceSetMaxBandwidth(m->xsrc,
-                                              (uint64_t)m->max_bandwidth);
+        cocoAgentMigrationApplyBandwidth(m);
     }
     cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
                  "libvirt's downtime_limit_ms=%" G_GINT64_FORMAT
@@ -1954,8 +1965,13 @@ cocoAgentMigrationOnRunState(gpointer opaque)
     CocoAgentMigration *m = in->m;
 
     m->guest_paused = !in->running;
-    cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE, "guest %s",
-                 in->running ? "runs" : "paused");
+    cocoAgentMigrationApplyBandwidth(m);
+    cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE, "guest %s%s",
+                 in->running ? "runs" : "paused",
+                 m->xsrc && m->max_bandwidth > 0
+                     ? (in->running ? ": the bandwidth cap applies again"
+                                    : ": the rest of the round moves uncapped")
+                     : "");
     return G_SOURCE_REMOVE;
 }
 
