@@ -18,6 +18,7 @@
 #include "proto/cocoprotopeer.h"
 #include "agent/cocoagentrecord.h"
 #include "agent/cocoagentpeer.h"
+#include "agent/cocoagentpeerslots.h"
 #include "firmware/cocoemuplatform.h"
 #include "util/cocohex.h"
 #include "util/cocoerror.h"
@@ -1608,6 +1609,97 @@ testDestinationQemuEndsBeforeStart(void)
     labClear(&lab);
 }
 
+/* The data streams never reach the destination (refused by a limit on
+ * the way, here held by a proxy): the destination refuses the session at
+ * its streams deadline (handshake_timeout, 5 s here) and tells the source
+ * why, although the source's own liveness deadline (3 s) is shorter: the
+ * pending session sends heartbeats meanwhile. */
+static void
+testStreamsMissing(void)
+{
+    Lab lab;
+    Relay ra = {.fd = -1};
+    Relay rb = {.fd = -1};
+    HoldProxy px;
+    g_autofree char *reason = NULL;
+    g_autofree char *failure = NULL;
+    g_autofree char *state = NULL;
+    gint64 t0;
+
+    labInit(&lab);
+    holdProxyStart(&px, cocoAgentGetPort(lab.b.agent));
+    cocoAgentSetPeerPort(lab.a.agent, px.port);
+    logClear();
+    startMigration(&lab, &ra, &rb);
+    g_assert_true(logWait("incoming session", WAIT_S));
+    t0 = g_get_monotonic_time();
+    waitState(&lab.a, "source", "aborted");
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 8 * G_USEC_PER_SEC);
+    state = hostState(&lab.a, "source", &failure);
+    g_assert_nonnull(failure);
+    if (!strstr(failure, "the peer host aborted the migration: only '0' of "
+                         "the '2' data streams of the migration of domain") ||
+        strstr(failure, "stopped answering"))
+        g_error("the source's failure: %s", failure);
+    g_assert_true(logWait("data streams of the migration of domain", WAIT_S));
+    g_assert_true(relayGate(&ra, "cont", "source", 2, &reason));
+    cocoTestRelayClose(&ra);
+    cocoTestRelayClose(&rb);
+    holdProxyStop(&px);
+    labClear(&lab);
+}
+
+/* Each peer host's set-up slot: a second taker waits for the first and
+ * gets it when it is given back; a taker that waits too long is refused
+ * naming the host; another host's slot is free meanwhile. */
+typedef struct {
+    CocoAgentPeerSlots *slots;
+    gint64 took_us;
+} SlotTaker;
+
+static gpointer
+slotTakerThread(gpointer opaque)
+{
+    SlotTaker *t = opaque;
+    g_autoptr(GError) err = NULL;
+
+    g_assert_cmpint(cocoAgentPeerSlotsAcquire(t->slots, "10.0.0.2", 10, &err),
+                    ==, 0);
+    t->took_us = g_get_monotonic_time();
+    cocoAgentPeerSlotsRelease(t->slots, "10.0.0.2");
+    return NULL;
+}
+
+static void
+testPeerSlots(void)
+{
+    CocoAgentPeerSlots *slots = cocoAgentPeerSlotsNew();
+    g_autoptr(GError) err = NULL;
+    SlotTaker t = {slots, 0};
+    GThread *th;
+    gint64 released;
+
+    g_assert_cmpint(cocoAgentPeerSlotsAcquire(slots, "10.0.0.2", 1, &err), ==,
+                    0);
+    g_assert_cmpint(cocoAgentPeerSlotsAcquire(slots, "10.0.0.3", 1, &err), ==,
+                    0);
+    g_assert_cmpint(cocoAgentPeerSlotsAcquire(slots, "10.0.0.2", 1, &err), ==,
+                    -1);
+    g_assert_nonnull(strstr(err->message, "another migration to the peer "
+                                          "host '10.0.0.2' was still setting "
+                                          "up its connections after '1' "
+                                          "seconds"));
+    th = g_thread_new("slot-taker", slotTakerThread, &t);
+    g_usleep(200 * 1000);
+    g_assert_cmpint(t.took_us, ==, 0);
+    released = g_get_monotonic_time();
+    cocoAgentPeerSlotsRelease(slots, "10.0.0.2");
+    g_thread_join(th);
+    g_assert_cmpint(t.took_us, >=, released);
+    cocoAgentPeerSlotsRelease(slots, "10.0.0.3");
+    cocoAgentPeerSlotsFree(slots);
+}
+
 static void
 assertRefused(Host *h, pid_t pid, const char *name, const char *what)
 {
@@ -1816,7 +1908,8 @@ testConfig(void)
         path,
         "[virtcocod]\nsocket=/run/x/agent.sock\nport=49301\nstreams=8\n"
         "state_dir=/var/lib/x\nqemu_binaries=/usr/bin/qemu-a;/usr/bin/qemu-b;\n"
-        "records_max_age=12h\nreconnect_window=90\n",
+        "records_max_age=12h\nreconnect_window=90\n"
+        "max_unauthenticated_per_address=9\n",
         -1, NULL));
     g_assert_cmpint(cocoAgentConfigLoad(&cfg, path, true, &err), ==, 0);
     g_assert_cmpstr(cfg.socket_path, ==, "/run/x/agent.sock");
@@ -1826,6 +1919,14 @@ testConfig(void)
     g_assert_cmpuint(cfg.reconnect_window, ==, 90);
     g_assert_cmpstr(cfg.qemu_binaries[1], ==, "/usr/bin/qemu-b");
     g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, 0);
+    /* 8 streams need more than 8 unauthenticated connections per address. */
+    cfg.max_unauthenticated_per_address = 8;
+    g_assert_cmpint(cocoAgentConfigValidate(&cfg, &err), ==, -1);
+    g_assert_nonnull(strstr(err->message, "'max_unauthenticated_per_address' "
+                                          "('8') must be larger than "
+                                          "'streams' ('8')"));
+    g_clear_error(&err);
+    cfg.max_unauthenticated_per_address = 9;
     g_assert_cmpstr(cfg.status_group, ==, COCO_AGENT_DEFAULT_STATUS_GROUP);
     g_assert_true(g_file_set_contents(
         path, "[virtcocod]\nstatus_group = kvm \n", -1, NULL));
@@ -2603,6 +2704,8 @@ main(int argc, char **argv)
     g_test_add_func("/agent/destination-qemu-ends-before-start",
                     testDestinationQemuEndsBeforeStart);
     g_test_add_func("/agent/earlier-not-final", testEarlierNotFinal);
+    g_test_add_func("/agent/streams-missing", testStreamsMissing);
+    g_test_add_func("/agent/peer-slots", testPeerSlots);
     g_test_add_func("/agent/attack/peer-hello", testAttackPeerHello);
     g_test_add_func("/agent/attack/relay-lines", testAttackRelayLines);
     g_test_add_func("/agent/attack/slow-and-many", testAttackSlowAndMany);

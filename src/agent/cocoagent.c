@@ -9,6 +9,7 @@
 #include "agent/cocoagentincoming.h"
 #include "agent/cocoagentmetrics.h"
 #include "agent/cocoagentmetricshttp.h"
+#include "agent/cocoagentpeerslots.h"
 #include "agent/cocoagentmigration.h"
 #include "agent/cocoagentpriv.h"
 #include "agent/cocoagentrecord.h"
@@ -46,6 +47,7 @@ struct _CocoAgent {
     CocoAgentMailbox *mailbox;
     CocoAgentMetrics *metrics;
     CocoAgentMetricsHttp *metrics_http; /* NULL: no endpoint */
+    CocoAgentPeerSlots *peer_slots;
 };
 
 /* ---- shared with the agent's other files ----------------------------------- */
@@ -96,6 +98,12 @@ CocoAgentMetrics *
 cocoAgentMetricsOf(CocoAgent *agent)
 {
     return agent->metrics;
+}
+
+CocoAgentPeerSlots *
+cocoAgentPeerSlotsOf(CocoAgent *agent)
+{
+    return agent->peer_slots;
 }
 
 static void
@@ -387,6 +395,7 @@ cocoAgentNew(const CocoAgentConfig *cfg, GMainContext *ctx, GError **error)
     agent->retiring = g_hash_table_new_full(
         NULL, NULL, (GDestroyNotify)cocoAgentMigrationUnref, NULL);
     agent->metrics = cocoAgentMetricsNew();
+    agent->peer_slots = cocoAgentPeerSlotsNew();
     if (cocoAgentConfigValidate(&agent->cfg, error) < 0)
         return NULL;
     if (!(agent->pf =
@@ -465,6 +474,7 @@ cocoAgentFree(CocoAgent *agent)
     if (agent->pf)
         cocoEmuPlatformUnref(agent->pf);
     cocoAgentMetricsFree(agent->metrics);
+    cocoAgentPeerSlotsFree(agent->peer_slots);
     g_main_context_unref(agent->ctx);
     cocoAgentConfigClear(&agent->cfg);
     g_free(agent);

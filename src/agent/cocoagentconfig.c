@@ -494,6 +494,13 @@ cocoAgentConfigValidate(const CocoAgentConfig *cfg, GError **error)
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                             _("'%1$u' streams is out of range 1..512"),
                             cfg->streams);
+    /* A migration's control connection and its streams arrive together,
+     * each unauthenticated until its hello was read. */
+    if (cfg->max_unauthenticated_per_address <= cfg->streams)
+        return cocoErrorSet(
+            error, COCO_ERROR_INVALID_ARG,
+            _("'max_unauthenticated_per_address' ('%1$u') must be larger than 'streams' ('%2$u'): a migration's control connection and its data streams arrive together"),
+            cfg->max_unauthenticated_per_address, cfg->streams);
     if (!cfg->qemu_binaries || !cfg->qemu_binaries[0])
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG, "%s",
                             _("the list of QEMU binaries must not be empty"));

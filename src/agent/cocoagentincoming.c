@@ -80,6 +80,8 @@ typedef struct {
     GIOStream **streams;
     guint got;
     GSource *timeout;
+    GSource *streams_timeout; /* until every stream arrived */
+    GSource *heartbeat; /* the source's liveness check waits meanwhile */
 } CocoAgentPending;
 
 typedef struct {
@@ -206,15 +208,23 @@ cocoAgentIncomingRefuse(CocoAgentIncomingConn *c, const GError *err)
 }
 
 static void
+cocoAgentPendingStopTimer(GSource **src)
+{
+    if (*src) {
+        g_source_destroy(*src);
+        g_clear_pointer(src, g_source_unref);
+    }
+}
+
+static void
 cocoAgentPendingFree(gpointer p)
 {
     CocoAgentPending *pd = p;
     gint64 i;
 
-    if (pd->timeout) {
-        g_source_destroy(pd->timeout);
-        g_source_unref(pd->timeout);
-    }
+    cocoAgentPendingStopTimer(&pd->timeout);
+    cocoAgentPendingStopTimer(&pd->streams_timeout);
+    cocoAgentPendingStopTimer(&pd->heartbeat);
     cocoAgentPeerConnFree(pd->ctl);
     for (i = 0; pd->streams && i < pd->hello->streams; i++) {
         if (pd->streams[i]) {
@@ -420,23 +430,73 @@ cocoAgentIncomingResume(CocoAgentIncoming *inc, CocoAgentIncomingConn *c,
 
 /* ---- assembling an incoming migration ------------------------------------ */
 
+/* A pending session answers for itself: the source hears from it while
+ * it waits for its streams or its domain, and so learns the cause from
+ * this host's deadlines below, not from its own liveness check. */
+static gboolean
+cocoAgentPendingOnHeartbeat(gpointer opaque)
+{
+    CocoAgentPending *pd = opaque;
+
+    cocoAgentPeerConnHeartbeat(pd->ctl);
+    return G_SOURCE_CONTINUE;
+}
+
+/* Refuse the pending session @pd and tell its source why at once (not at
+ * its peer deadline); @pd is freed. */
+static void
+cocoAgentPendingAbort(CocoAgentIncoming *inc, CocoAgentPending *pd,
+                      const char *reason)
+{
+    g_autoptr(GError) err = NULL;
+    CocoPhaseMessage msg = {0};
+    guint64 session = pd->hello->session;
+
+    cocoAgentLog(inc->agent, NULL, G_LOG_LEVEL_WARNING,
+                 "incoming session %016" G_GINT64_MODIFIER
+                 "x for domain '%s' (%s) from '%s' refused: %s",
+                 session, pd->hello->name, pd->hello->uuid, pd->host, reason);
+    msg.type = COCO_PHASE_EVENT_PEER_ABORTED;
+    msg.data = reason;
+    msg.len = strlen(reason);
+    if (cocoAgentPeerConnSendMessage(pd->ctl, &msg, &err) < 0)
+        cocoAgentLog(inc->agent, NULL, G_LOG_LEVEL_MESSAGE,
+                     "cannot tell the source '%s': %s", pd->host, err->message);
+    g_hash_table_remove(inc->pending, &session);
+}
+
+/* The source sends its streams right after its control connection: one
+ * that has not arrived within handshake_timeout was refused on the way
+ * (a limit of this host, max_unauthenticated*) or lost. */
+static gboolean
+cocoAgentPendingOnStreamsTimeout(gpointer opaque)
+{
+    CocoAgentPending *pd = opaque;
+    CocoAgentIncoming *inc = pd->inc;
+    g_autofree char *reason = NULL;
+
+    g_clear_pointer(&pd->streams_timeout, g_source_unref);
+    reason = g_strdup_printf(
+        _("only '%1$u' of the '%2$lld' data streams of the migration of domain '%3$s' reached the destination host within '%4$u' seconds: the others were refused by its limits on unauthenticated connections (max_unauthenticated, max_unauthenticated_per_address) or lost on the way"),
+        pd->got, (long long)pd->hello->streams, pd->hello->name,
+        cocoAgentConfig(inc->agent)->tls.handshake_timeout);
+    cocoAgentPendingAbort(inc, pd, reason);
+    return G_SOURCE_REMOVE;
+}
+
 static gboolean
 cocoAgentPendingOnTimeout(gpointer opaque)
 {
     CocoAgentPending *pd = opaque;
     CocoAgentIncoming *inc = pd->inc;
-    guint64 session = pd->hello->session;
+    g_autofree char *reason = NULL;
 
-    cocoAgentLog(
-        inc->agent, NULL, G_LOG_LEVEL_WARNING,
-        "incoming session %016" G_GINT64_MODIFIER
-        "x for domain '%s' (%s) from '%s' refused: %s",
-        session, pd->hello->name, pd->hello->uuid, pd->host,
-        pd->got < pd->hello->streams
-            ? "its data streams did not all arrive in time"
-            : "no relay announced an incoming migration of that domain UUID");
     g_clear_pointer(&pd->timeout, g_source_unref);
-    g_hash_table_remove(inc->pending, &session);
+    reason = g_strdup_printf(
+        _("no QEMU of domain '%1$s' (%2$s) announced an incoming migration on the destination host within '%3$u' seconds"),
+        pd->hello->name, pd->hello->uuid,
+        cocoAgentConfig(inc->agent)->peer_timeout);
+    cocoAgentPendingAbort(inc, pd, reason);
     return G_SOURCE_REMOVE;
 }
 
@@ -515,6 +575,7 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
 
     if (pd->got < pd->hello->streams)
         return;
+    cocoAgentPendingStopTimer(&pd->streams_timeout);
     if (!cocoAgentRelayServerTakeIncoming(cocoAgentRelayServerOf(inc->agent),
                                           pd->hello->uuid, &info, &relay))
         return; /* wait for the relay's migrate-incoming */
@@ -526,10 +587,7 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
         if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
             g_free(key);
     }
-    if (pd->timeout) {
-        g_source_destroy(pd->timeout);
-        g_clear_pointer(&pd->timeout, g_source_unref);
-    }
+    cocoAgentPendingStopTimer(&pd->timeout);
     m = cocoAgentMigrationNewDestination(
         inc->agent, &info, relay, g_steal_pointer(&pd->hello),
         g_steal_pointer(&pd->ctl), g_steal_pointer(&pd->streams), &err);
@@ -551,30 +609,13 @@ cocoAgentIncomingDomainGone(CocoAgentIncoming *inc, const char *uuid)
     g_autoptr(GList) pds = g_hash_table_get_values(inc->pending);
     const char *reason =
         _("QEMU on the destination ended before the migration started");
-    CocoPhaseMessage msg = {0};
     GList *l;
 
-    msg.type = COCO_PHASE_EVENT_PEER_ABORTED;
-    msg.data = reason;
-    msg.len = strlen(reason);
     for (l = pds; l; l = l->next) {
         CocoAgentPending *pd = l->data;
-        guint64 session = pd->hello->session;
-        g_autoptr(GError) err = NULL;
 
-        if (!STREQ(pd->hello->uuid, uuid))
-            continue;
-        cocoAgentLog(inc->agent, NULL, G_LOG_LEVEL_WARNING,
-                     "incoming session %016" G_GINT64_MODIFIER
-                     "x for domain '%s' (%s) from '%s' refused: %s",
-                     session, pd->hello->name, pd->hello->uuid, pd->host,
-                     reason);
-        /* The source learns the cause now, not at its peer deadline. */
-        if (cocoAgentPeerConnSendMessage(pd->ctl, &msg, &err) < 0)
-            cocoAgentLog(inc->agent, NULL, G_LOG_LEVEL_MESSAGE,
-                         "cannot tell the source '%s': %s", pd->host,
-                         err->message);
-        g_hash_table_remove(inc->pending, &session);
+        if (STREQ(pd->hello->uuid, uuid))
+            cocoAgentPendingAbort(inc, pd, reason);
     }
 }
 
@@ -640,6 +681,17 @@ cocoAgentIncomingControl(CocoAgentIncoming *inc, CocoAgentIncomingConn *c,
     pd->timeout = g_timeout_source_new_seconds(cfg->peer_timeout);
     g_source_set_callback(pd->timeout, cocoAgentPendingOnTimeout, pd, NULL);
     g_source_attach(pd->timeout, cocoAgentContext(inc->agent));
+    pd->streams_timeout =
+        g_timeout_source_new_seconds(cfg->tls.handshake_timeout);
+    g_source_set_callback(pd->streams_timeout, cocoAgentPendingOnStreamsTimeout,
+                          pd, NULL);
+    g_source_attach(pd->streams_timeout, cocoAgentContext(inc->agent));
+    if (cfg->heartbeat_interval > 0) {
+        pd->heartbeat = g_timeout_source_new_seconds(cfg->heartbeat_interval);
+        g_source_set_callback(pd->heartbeat, cocoAgentPendingOnHeartbeat, pd,
+                              NULL);
+        g_source_attach(pd->heartbeat, cocoAgentContext(inc->agent));
+    }
     key = g_new(guint64, 1);
     *key = pd->hello->session;
     g_hash_table_insert(inc->pending, key, pd);

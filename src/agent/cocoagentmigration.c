@@ -10,6 +10,7 @@
 #include "agent/cocoagentincoming.h"
 #include "agent/cocoagentmetrics.h"
 #include "agent/cocoagentmigration.h"
+#include "agent/cocoagentpeerslots.h"
 #include "agent/cocoagenttls.h"
 #include "conf/cocomigrationdef.h"
 #include "firmware/cocoemu.h"
@@ -111,6 +112,8 @@ struct _CocoAgentMigration {
     int64_t phase_since_us; /* when the session entered its state */
     uint64_t metered_bytes; /* the transfer's counters the metrics have */
     uint64_t metered_pages;
+    char *setup_slot; /* source: the peer host whose set-up slot it holds
+                         (cocoagentpeerslots.h), until PREPARED */
     char *start_error;
     const char *start_cause; /* cocoAgentMetricsCause() of start_error */
     GBytes *abort_token; /* destination: the last abort token it sent */
@@ -162,6 +165,7 @@ cocoAgentMigrationFree(CocoAgentMigration *m)
     g_free(m->peer);
     g_free(m->peer_host);
     g_free(m->start_error);
+    g_free(m->setup_slot);
     if (m->samples)
         g_array_unref(m->samples);
     if (m->abort_token)
@@ -859,6 +863,17 @@ cocoAgentMigrationDeadlines(CocoAgentMigration *m)
 
 /* ---- after every event --------------------------------------------------- */
 
+/* The source's set-up slot goes back once the peer said its session is
+ * complete (the session left PREPARING) or the migration ended. */
+static void
+cocoAgentMigrationReleaseSlot(CocoAgentMigration *m)
+{
+    if (!m->setup_slot)
+        return;
+    cocoAgentPeerSlotsRelease(cocoAgentPeerSlotsOf(m->agent), m->setup_slot);
+    g_clear_pointer(&m->setup_slot, g_free);
+}
+
 static void cocoAgentMigrationAnswerRecover(CocoAgentMigration *m,
                                             bool timeout);
 static void cocoAgentMigrationFinish(CocoAgentMigration *m);
@@ -867,6 +882,9 @@ static void
 cocoAgentMigrationAfter(CocoAgentMigration *m)
 {
     cocoAgentMigrationLogTimeline(m);
+    if (m->setup_slot && cocoAgentMigrationState(m) != COCO_PHASE_STATE_IDLE &&
+        cocoAgentMigrationState(m) != COCO_PHASE_STATE_PREPARING)
+        cocoAgentMigrationReleaseSlot(m);
     if (m->pending_switchover && m->session) {
         CocoPhaseState st = cocoMigrationSessionGetState(m->session);
 
@@ -1498,6 +1516,12 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     /* The firmware's own dirty log: one mapping of the RAM file (the
      * firmware's); pages the guest never used are never read or sent. */
     m->dirty = cocoDirtyFirmwareNew(m->fw, m->npages);
+    /* One migration at a time connects to this peer host (the peer's
+     * limit on unauthenticated connections per address). */
+    if (cocoAgentPeerSlotsAcquire(cocoAgentPeerSlotsOf(m->agent), m->peer_host,
+                                  cfg->peer_timeout, error) < 0)
+        return -1;
+    m->setup_slot = g_strdup(m->peer_host);
 
     hello.kind = COCO_PEER_KIND_CONTROL;
     hello.protocol = COCO_PEER_PROTOCOL_VERSION;
@@ -1625,6 +1649,7 @@ cocoAgentMigrationOnStart(gpointer opaque)
         m->start_cause = cocoAgentMetricsCause(err);
         cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING, "cannot start: %s",
                      err->message);
+        cocoAgentMigrationReleaseSlot(m);
         if (m->ctl) {
             cocoAgentPeerConnFree(m->ctl);
             m->ctl = NULL;
@@ -1673,6 +1698,7 @@ cocoAgentMigrationTeardown(CocoAgentMigration *m)
 
     for (g = 0; g < G_N_ELEMENTS(timers); g++)
         cocoAgentMigrationStopSource(timers[g]);
+    cocoAgentMigrationReleaseSlot(m);
     for (g = 0; g < COCO_PHASE_GATE_LAST; g++)
         cocoAgentMigrationVerdict(
             m, &m->held[g], false,

@@ -498,18 +498,23 @@ cocoAgentPeerConnOnIn(GObject *stream, gpointer opaque)
     return conn->closed ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
 
-static gboolean
-cocoAgentPeerConnOnHeartbeat(gpointer opaque)
+void
+cocoAgentPeerConnHeartbeat(CocoAgentPeerConn *conn)
 {
-    CocoAgentPeerConn *conn = opaque;
     g_autoptr(GBytes) hb = NULL;
     g_autoptr(GError) err = NULL;
 
     if (conn->closed)
-        return G_SOURCE_CONTINUE;
+        return;
     hb = cocoPhaseMessageEncodeHeartbeat(++conn->seq);
     /* A failed write is reported by the reader or the liveness check. */
     cocoAgentPeerConnSendBytes(conn, hb, &err);
+}
+
+static gboolean
+cocoAgentPeerConnOnHeartbeat(gpointer opaque)
+{
+    cocoAgentPeerConnHeartbeat(opaque);
     return G_SOURCE_CONTINUE;
 }
 

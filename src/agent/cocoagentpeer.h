@@ -87,6 +87,9 @@ CocoAgentPeerConn *cocoAgentPeerConnNew(GIOStream *stream, const char *address,
 void cocoAgentPeerConnStart(CocoAgentPeerConn *conn, GMainContext *ctx,
                             unsigned int heartbeat_s, unsigned int deadline_s,
                             CocoAgentPeerMessageFunc func, gpointer opaque);
+/* Send one heartbeat now (an accepted connection whose owner has not
+ * started it yet: the peer's liveness check waits for it meanwhile). */
+void cocoAgentPeerConnHeartbeat(CocoAgentPeerConn *conn);
 /* Send one message (blocks until written, at most the deadline). */
 int cocoAgentPeerConnSendMessage(CocoAgentPeerConn *conn,
                                  const CocoPhaseMessage *msg, GError **error);

@@ -58,6 +58,7 @@ typedef struct _CocoAgentIncoming CocoAgentIncoming;
 typedef struct _CocoAgentMigration CocoAgentMigration;
 typedef struct _CocoAgentTlsCreds CocoAgentTlsCreds;
 typedef struct _CocoAgentMetrics CocoAgentMetrics;
+typedef struct _CocoAgentPeerSlots CocoAgentPeerSlots;
 
 /* What an authenticated relay told about its QEMU (a copy: a migration
  * keeps its own). */
@@ -87,6 +88,8 @@ CocoAgentRelayServer *cocoAgentRelayServerOf(CocoAgent *agent);
 CocoAgentIncoming *cocoAgentIncomingOf(CocoAgent *agent);
 /* The counters of cocoagentmetrics.h (thread-safe). */
 CocoAgentMetrics *cocoAgentMetricsOf(CocoAgent *agent);
+/* Each peer host's set-up slot (cocoagentpeerslots.h; thread-safe). */
+CocoAgentPeerSlots *cocoAgentPeerSlotsOf(CocoAgent *agent);
 
 /* Run @func(@data) on the main thread (from any thread). */
 void cocoAgentPostMain(CocoAgent *agent, GSourceFunc func, gpointer data,
