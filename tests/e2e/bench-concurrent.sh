@@ -23,13 +23,17 @@
 # and the load average. benchconc.py prints medians and ranges per case and
 # the verdict: each guest's median downtime (and pause) at most 1.2 x its
 # own single-migration median divided by its CPU share (N migrations on C
-# cores: each gets min(1, C/N) of the machine).
+# cores: each gets min(1, C/N) of the machine). The same events with four
+# plain guests (p1..p4: anonymous RAM, /usr/bin/qemu-system-x86_64, no
+# relay or agent) in the same run measure what concurrency costs QEMU and
+# libvirt themselves, the reference for the confidential ratios.
 #
 # Environment (besides the lab's, docs/lab.rst):
-#   COCO_BENCH_REPS   repetitions (default 3; each is 4 single and 16
-#                     concurrent migrations in 10 events)
+#   COCO_BENCH_REPS   repetitions (default 3; each is, per kind, 4 single
+#                     and 16 concurrent migrations in 10 events)
 #   COCO_BENCH_MIB    each guest's memory in MiB (default 192)
 #   COCO_BENCH_TICK   the guests' tick period in seconds (0.02)
+#   COCO_BENCH_PLAIN  0: no plain reference guests (default 1)
 #   COCO_BENCH_OUT    the per-migration rows (default
 #                     COCO_LAB_CACHE/bench-concurrent.txt; kept, and the
 #                     agents' logs and records in OUT.agents/)
@@ -51,7 +55,11 @@ MIB=${COCO_BENCH_MIB:-192}
 TICK=${COCO_BENCH_TICK:-0.02}
 OUT=${COCO_BENCH_OUT:-$CACHE/bench-concurrent.txt}
 BOOT_TIMEOUT=${COCO_LAB_BOOT_TIMEOUT:-240}
-GUESTS="c1 c2 c3 c4"
+CONF_GUESTS="c1 c2 c3 c4"
+PLAIN_GUESTS=""
+[ "${COCO_BENCH_PLAIN:-1}" = 0 ] || PLAIN_GUESTS="p1 p2 p3 p4"
+GUESTS="$CONF_GUESTS${PLAIN_GUESTS:+ $PLAIN_GUESTS}"
+PLAIN_QEMU=/usr/bin/qemu-system-x86_64
 CORES=$(nproc)
 
 T_START=$(now)
@@ -79,6 +87,8 @@ dom_wait() { # host domain offset prefix count timeout
         sleep 0.1
     done
 }
+# A guest's kind: the plain reference guests are p1..p4.
+kind_of() { case "$1" in p*) echo plain ;; *) echo confidential ;; esac; }
 # Where each guest runs: LOC_<guest>.
 loc() { eval "echo \$LOC_$1"; }
 # Per-guest variables of the current event: $1 variable, $2 guest.
@@ -103,6 +113,7 @@ EV=0
 bench_event() {
     case=$1
     shift
+    kind=$(kind_of "$1")
     EV=$((EV + 1))
     n=$#
     # Only the guests that move run (each with its migration gets its share
@@ -180,10 +191,12 @@ bench_event() {
         job=$(awk -F': *' '$1=="time_elapsed"{print $2; f=1} END{if(!f) print -1}' "$LAB/jobinfo")
         down=$(awk -F': *' '$1=="downtime"{print $2; f=1} END{if(!f) print -1}' "$LAB/jobinfo")
         i=0
-        until rec=$(python3 "$E2E_DIR/benchconc.py" record "$(host_dir "$s")/migrations" "$g" "$m0"); do
-            i=$((i + 1)); [ $i -lt 100 ] || fail "$case: $g's source record did not finish" || return 1
-            sleep 0.1
-        done
+        rec="-1 -1 -1 -1" # a plain migration has no agent record
+        [ "$(kind_of "$g")" = plain ] ||
+            until rec=$(python3 "$E2E_DIR/benchconc.py" record "$(host_dir "$s")/migrations" "$g" "$m0"); do
+                i=$((i + 1)); [ $i -lt 100 ] || fail "$case: $g's source record did not finish" || return 1
+                sleep 0.1
+            done
         # rec: "switchover_ms final_ms transfer_ms switchover_at"
         # shellcheck disable=SC2046
         set -- $(python3 "$E2E_DIR/tickgap.py" gap "$LAB/ticks.$g" "$m0" "$m1")
@@ -198,7 +211,7 @@ bench_event() {
         bad=$(dom_since "$d" "$g" "$(gv DOFF "$g")" | grep -c '^CK .*BAD' || true)
         [ "$bad" = 0 ] || fail "$case $g $s->$d: checksum BAD on $d" || return 1
         wall=$(awk "BEGIN{printf \"%.0f\", ($m1 - $m0) * 1000}")
-        echo "mig $case $n $EV $g $s$d $wall $job $down $gap $base $swgap $rec $load" >> "$OUT.tmp"
+        echo "mig $(kind_of "$g") $case $n $EV $g $s$d $wall $job $down $gap $base $swgap $rec $load" >> "$OUT.tmp"
         printf '  %-8s %s %s->%s  wall %5s ms  job %5s ms  downtime %4s ms  pause across the switch %6s ms (longest %6s, idle %5s)  agent switchover/last/transfer %s\n' \
             "$case" "$g" "$s" "$d" "$wall" "$job" "$down" "$swgap" "$gap" "$base" "${rec% *}"
     done
@@ -211,14 +224,24 @@ EOF
     ms=$(awk "BEGIN{printf \"%.0f\", ($t1 - $t0) * 1000}")
     # Clock ticks to ms (USER_HZ), and the machine's busy share of all cores.
     hz=$(getconf CLK_TCK)
-    echo "cpu $case $n $EV $ms $(((a1 - a0) * 1000 / hz)) $(((b1 - b0) * 1000 / (z1 - z0 > 0 ? z1 - z0 : 1))) $load" >> "$OUT.tmp"
-    lab_log "bench: $case: $n migration(s) in $ms ms, agents' CPU $(((a1 - a0) * 1000 / hz)) ms, machine busy $(((b1 - b0) * 100 / (z1 - z0 > 0 ? z1 - z0 : 1))) %, load $load"
+    echo "cpu $kind $case $n $EV $ms $(((a1 - a0) * 1000 / hz)) $(((b1 - b0) * 1000 / (z1 - z0 > 0 ? z1 - z0 : 1))) $load" >> "$OUT.tmp"
+    lab_log "bench: $kind $case: $n migration(s) in $ms ms, agents' CPU $(((a1 - a0) * 1000 / hz)) ms, machine busy $(((b1 - b0) * 100 / (z1 - z0 > 0 ? z1 - z0 : 1))) %, load $load"
 }
 
 # Each guest on A, booted, ticking.
 bench_boot() {
+    if [ -n "$PLAIN_GUESTS" ]; then
+        # The plain guests' QEMU: probe its capabilities once and give them to B.
+        virsh_h A domcapabilities --emulatorbin "$PLAIN_QEMU" --virttype qemu --arch x86_64 >/dev/null ||
+            { fail "host A cannot probe $PLAIN_QEMU"; return 1; }
+        cp -f "$(host_dir A)"/cache/qemu/capabilities/*.xml "$(host_dir B)/cache/qemu/capabilities/"
+    fi
     for g in $GUESTS; do
-        guest_xml "$g" "$MIB" "$QEMU_COCO" confidential "cocotick=$TICK" > "$LAB/$g.xml"
+        if [ "$(kind_of "$g")" = plain ]; then
+            guest_xml "$g" "$MIB" "$PLAIN_QEMU" plain "cocotick=$TICK"
+        else
+            guest_xml "$g" "$MIB" "$QEMU_COCO" confidential "cocotick=$TICK"
+        fi > "$LAB/$g.xml"
         eval "BOFF_$g=$(dom_size A "$g")"
         virsh_h A create "$LAB/$g.xml" >/dev/null || { fail "cannot create $g"; return 1; }
         eval "LOC_$g=A"
@@ -230,15 +253,21 @@ bench_boot() {
     done
 }
 
-# One repetition: the guests start on one host and end on the other; the
-# single migrations also put them where the crossing cases need them.
+# One repetition of one kind's four guests $1..$4: they start on one host
+# and end on the other; the single migrations also put them where the
+# crossing cases need them.
+bench_rep_kind() {
+    bench_event same-4 "$1" "$2" "$3" "$4" && # all on Y
+        bench_event single "$1" && bench_event single "$3" && # 1 3 on X
+        bench_event cross-4 "$1" "$2" "$3" "$4" && # 2 4 on X
+        bench_event cross-2 "$1" "$2" && bench_event cross-2 "$3" "$4" && # 1 3 on X
+        bench_event single "$2" && bench_event single "$4" && # all on X
+        bench_event same-2 "$1" "$2" && bench_event same-2 "$3" "$4" # all on Y
+}
+# shellcheck disable=SC2086
 bench_rep() {
-    bench_event same-4 c1 c2 c3 c4 && # all on Y
-        bench_event single c1 && bench_event single c3 && # c1 c3 on X
-        bench_event cross-4 c1 c2 c3 c4 && # c2 c4 on X
-        bench_event cross-2 c1 c2 && bench_event cross-2 c3 c4 && # c1 c3 on X
-        bench_event single c2 && bench_event single c4 && # all on X
-        bench_event same-2 c1 c2 && bench_event same-2 c3 c4 # all on Y
+    bench_rep_kind $CONF_GUESTS || return 1
+    [ -z "$PLAIN_GUESTS" ] || bench_rep_kind $PLAIN_GUESTS
 }
 failed=0
 t0=$(now)

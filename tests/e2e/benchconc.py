@@ -25,21 +25,25 @@ source agent's switchover step (QEMU, libvirt, the relay and the agents'
 main threads): what grows there when migrations wait for each other.
 
 ROWS (bench-concurrent.sh writes them), one line per migration:
-  mig CASE N EVENT GUEST DIR wall job downtime pause idle_pause
+  mig KIND CASE N EVENT GUEST DIR wall job downtime pause idle_pause
       switch_pause switchover_ms final_ms transfer_ms switchover_at load
+(KIND: confidential, or plain for the reference guests, whose agent
+figures are -1)
 ("pause" is the longest interval between two ticks during the migration,
 wherever it fell: on a loaded machine the precopy's CPU work starves the
 guest's vCPU too; "switch_pause" is the one across the switch, the
 guest-side downtime.)
 and one per event:
-  cpu CASE N EVENT wall_ms agents_cpu_ms machine_busy_permille load
+  cpu KIND CASE N EVENT wall_ms agents_cpu_ms machine_busy_permille load
 
 The goal (issue 11): each guest's downtime in a case of N concurrent
 migrations at most 1.2 x its own single-migration downtime (median of its
 "single" migrations in the same run) divided by its CPU share, where N
 migrations on CORES cores each get min(1, CORES / N) of the machine; checked
 on medians, for libvirt's downtime and for the guest's pause across the
-switch.
+switch. The plain guests' ratios, from the same events in the same run,
+are what concurrency costs QEMU and libvirt without the agents; the last
+lines set each case's confidential ratio against plain's.
 """
 import datetime
 import glob
@@ -49,10 +53,10 @@ import re
 import statistics
 import sys
 
-MIG = ["kind", "case", "n", "event", "guest", "dir", "wall", "job", "downtime",
+MIG = ["line", "kind", "case", "n", "event", "guest", "dir", "wall", "job", "downtime",
        "pause", "idle", "switch", "switchover", "final", "transfer", "sw_at",
        "load"]
-CPU = ["kind", "case", "n", "event", "wall", "agents", "busy", "load"]
+CPU = ["line", "kind", "case", "n", "event", "wall", "agents", "busy", "load"]
 CASES = ["single", "same-2", "cross-2", "same-4", "cross-4"]
 
 
@@ -118,7 +122,8 @@ def split(logs, rows):
     for line in open(rows):
         w = line.split()
         if w and w[0] == "mig":
-            cases.append((w[4], float(w[15]), w[1], float(w[8])))
+            if w[1] == "confidential":
+                cases.append((w[5], float(w[16]), w[2], float(w[9])))
     if not cases:
         return 1
     t0 = max(c[1] for c in cases)
@@ -203,24 +208,55 @@ def summary(path, cores):
             continue
         if w[0] == "mig":
             r = dict(zip(MIG, w))
-            for k in MIG[6:]:
+            for k in MIG[7:]:
                 r[k] = float(r[k])
             r["n"] = int(r["n"])
             mig.append(r)
         elif w[0] == "cpu":
             r = dict(zip(CPU, w))
-            for k in CPU[4:]:
+            for k in CPU[5:]:
                 r[k] = float(r[k])
             r["n"] = int(r["n"])
             cpu.append(r)
+    worst = {}
+    for kind in ("confidential", "plain"):
+        km = [r for r in mig if r["kind"] == kind]
+        if km:
+            worst[kind] = kind_table(kind, km, [c for c in cpu if c["kind"] == kind], cores)
+            print()
+    if len(worst) == 2:
+        print("Confidential against plain, the same events in the same run: median downtime and "
+              "switch pause (ms), and the worst guest's ratio to its own single migrations:")
+        for case in CASES:
+            c, p = worst["confidential"].get(case), worst["plain"].get(case)
+            if not c or not p:
+                continue
+            print("  %-8s downtime %4.0f / %4.0f (ratio %s / %s); switch pause %4.0f / %4.0f (ratio %s / %s)" % (
+                case, c["downtime_med"], p["downtime_med"], fmt_ratio(c["downtime"]),
+                fmt_ratio(p["downtime"]), c["switch_med"], p["switch_med"],
+                fmt_ratio(c["switch"]), fmt_ratio(p["switch"])))
+    return 0
+
+
+def fmt_ratio(w):
+    return "%.2f" % w[0] if w else "n/a"
+
+
+def kind_table(kind, mig, cpu, cores):
+    """Print one kind's table; return per case its medians and worst ratios."""
     guests = sorted({r["guest"] for r in mig})
     ref = {}
     for g in guests:
         s = [r for r in mig if r["case"] == "single" and r["guest"] == g]
         ref[g] = {c: med([r[c] for r in s if r[c] >= 0]) for c in ("downtime", "switch", "switchover")}
+    agents = kind == "confidential"
 
-    print("Concurrent confidential migrations: %d cores; a migration's CPU share with N at once is "
-          "min(1, %d/N); goal: each guest's median <= 1.2 x its single median / share" % (cores, cores))
+    if agents:
+        print("Concurrent confidential migrations: %d cores; a migration's CPU share with N at once is "
+              "min(1, %d/N); goal: each guest's median <= 1.2 x its single median / share" % (cores, cores))
+    else:
+        print("Concurrent plain migrations (the reference: QEMU and libvirt without the agents), "
+              "the same events and bound")
     print()
     hdr = ("case", "N", "migr.", "downtime ms", "switch pause ms", "longest pause ms", "job ms",
            "agent switchover ms",
@@ -228,6 +264,7 @@ def summary(path, cores):
            "agents CPU ms/migr.", "agents cores", "machine busy %", "load",
            "worst downtime ratio", "worst switch pause ratio", "bound", "verdict")
     table = []
+    out = {}
     for case in CASES:
         rows = [r for r in mig if r["case"] == case]
         if not rows:
@@ -252,12 +289,17 @@ def summary(path, cores):
             worst[c] = max(ratios) if ratios else None
             if case != "single" and (worst[c] is None or worst[c][0] > bound):
                 ok = False
+        out[case] = {"downtime": worst["downtime"], "switch": worst["switch"],
+                     "downtime_med": med([r["downtime"] for r in rows if r["downtime"] >= 0]) or 0,
+                     "switch_med": med([r["switch"] for r in rows if r["switch"] >= 0]) or 0}
+        na = "-"
         table.append((
             case, str(n), str(len(rows)), rng([r["downtime"] for r in rows]),
             rng([r["switch"] for r in rows]), rng([r["pause"] for r in rows]),
             rng([r["job"] for r in rows]),
-            rng([r["switchover"] for r in rows]),
-            rng([r["downtime"] - r["switchover"] for r in rows if r["downtime"] >= 0]), rng(cpu_per), rng(cores_used, "%.2f"),
+            rng([r["switchover"] for r in rows]) if agents else na,
+            rng([r["downtime"] - r["switchover"] for r in rows if r["downtime"] >= 0]) if agents else na,
+            rng(cpu_per) if agents else na, rng(cores_used, "%.2f") if agents else na,
             rng(busy), rng(load, "%.1f"),
             "%.2f (%s)" % worst["downtime"] if worst["downtime"] else "n/a",
             "%.2f (%s)" % worst["switch"] if worst["switch"] else "n/a",
@@ -282,7 +324,7 @@ def summary(path, cores):
                     case, d, p, d / ref[g]["downtime"] if d and ref[g]["downtime"] else 0,
                     p / ref[g]["switch"] if p and ref[g]["switch"] else 0))
         print("  %s: %s" % (g, "; ".join(cells)))
-    return 0
+    return out
 
 
 if __name__ == "__main__":
