@@ -284,6 +284,39 @@ print(t.get("bytes", 0), t.get("elapsed_ms", 0), round(c.get("downtime_us", 0) /
 PY
 }
 
+# The plain reference is QEMU's own migration. QEMU 7.2's TCG migration
+# has crashed a plain guest on its destination (a kernel oops in the timer
+# interrupt right after the switch; twice in about 40 plain migrations on
+# a quiet machine, never a confidential one): such a guest is recreated
+# and its pair of migrations run again, once per size, and the crash is
+# reported with the table. Any other failure ends the benchmark.
+PLAIN_CRASHES=""
+# The first kernel oops or panic on host $1's console of domain $2 after
+# byte offset $3, or nothing.
+console_oops() {
+    tail -c +"$(($3 + 1))" "$(dom_console "$1" "$2")" 2>/dev/null | tr -d '\r' |
+        grep -a -m1 -E 'Kernel panic|BUG: |Oops' || true
+}
+bench_pair() { # kind domain
+    bp_a=$(dom_size A "$2") bp_b=$(dom_size B "$2")
+    bench_migrate "$1" "$2" A B && bench_migrate "$1" "$2" B A && return 0
+    [ "$1" = plain ] || return 1
+    bp_why=$(console_oops A "$2" "$bp_a")
+    [ -n "$bp_why" ] || bp_why=$(console_oops B "$2" "$bp_b")
+    [ -n "$bp_why" ] || return 1
+    case "$PLAIN_CRASHES" in *"${MIB} MiB/${DIRTY} %"*) return 1 ;; esac
+    PLAIN_CRASHES="$PLAIN_CRASHES ${MIB} MiB/${DIRTY} %: $bp_why;"
+    lab_log "bench: the plain guest crashed after QEMU's migration ($bp_why): recreated, its pair runs again"
+    [ -z "$WATCH" ] || kill "$WATCH" 2>/dev/null
+    [ -z "$ANONW" ] || kill "$ANONW" 2>/dev/null
+    WATCH="" ANONW=""
+    for H in $HOSTS; do virsh_h "$H" destroy "$2" >/dev/null 2>&1; done
+    bp_off=$(dom_size A "$2")
+    virsh_h A create "$LAB/plain.xml" >/dev/null && booted "$2" "$bp_off" ||
+        { fail "the plain guest did not come back"; return 1; }
+    bench_migrate "$1" "$2" A B && bench_migrate "$1" "$2" B A
+}
+
 # One size and workload: create both domains on A, the rounds, destroy.
 bench_size() {
     MIB=$1 DIRTY=$2
@@ -322,7 +355,7 @@ bench_size() {
             esac
             virsh_h A suspend "$other" >/dev/null 2>&1
             virsh_h A resume "$dom" >/dev/null 2>&1
-            bench_migrate $kind $dom A B && bench_migrate $kind $dom B A || return 1
+            bench_pair "$kind" "$dom" || return 1
         done
     done
     for d in guest plain; do
@@ -341,5 +374,6 @@ mv "$OUT.tmp" "$OUT"
 
 # Medians, ranges, ratios and the verdict.
 python3 "$E2E_DIR/benchsummary.py" "$OUT" "$MIBS" "$ROUNDS" "$PRECOPY" "$CONF_CMD"
+[ -z "$PLAIN_CRASHES" ] || echo "Plain guests that crashed after QEMU's own migration (recreated, the pair run again):$PLAIN_CRASHES"
 lab_log "bench: rows in $OUT; total $(since "$T_START") s"
 [ $failed = 0 ]
