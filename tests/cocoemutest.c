@@ -774,6 +774,22 @@ testThreadsTamper(void)
     else
         CHECK_OK(ij[0].ret, err);
     g_assert_cmpint(cocoEmuGetOpState(p.dst), ==, COCO_EMU_OP_FAILED_IMPORT);
+    /* Any later import is refused naming the failure that caused it, so
+     * that whichever stream's error reaches the session first says why. */
+    {
+        GByteArray *b0 = g_ptr_array_index(jobs[0].bundles, 0);
+        int r2;
+
+        memset(&st, 0, sizeof(st));
+        r2 = impmem(p.dst, 0, b0, &st, &err);
+        g_assert_nonnull(err);
+        g_assert_nonnull(strstr(err->message,
+                                "'import-memory' refused: the destination VM "
+                                "failed for good and can only be torn down: "));
+        g_assert_nonnull(strstr(err->message, "(tampered)"));
+        CHECK_FAIL(r2, err, st, EIO, COCO_ERROR_FW_FATAL,
+                   COCO_EMU_ST_IMPORT_FAILED);
+    }
 
     /* Bundles of 4 pages: what was imported is exact; pages of bundles
      * never tried are untouched (those of the damaged bundle are undefined:

@@ -141,6 +141,7 @@ typedef struct {
     size_t nmin_tcbs;
 
     CocoEmuOpState op;
+    char *failed_why; /* FAILED_IMPORT: the import failure that caused it */
     CocoFirmwareRole role;
     unsigned int nvcpus;
     unsigned int nstreams; /* forward streams */
@@ -266,6 +267,8 @@ cocoEmuFailV(CocoEmu *emu, CocoFirmwareStatus *status, CocoEmuFailMode mode,
                      msg);
     } else if (mode == COCO_EMU_FAIL_IMPORT) {
         emu->op = COCO_EMU_OP_FAILED_IMPORT;
+        g_free(emu->failed_why);
+        emu->failed_why = g_strdup(msg);
         fw_status |= COCO_EMU_STATUS_FATAL;
         cocoErrorSet(
             error, code,
@@ -321,6 +324,13 @@ static int
 cocoEmuStateFail(CocoEmu *emu, CocoFirmwareStatus *status, const char *what,
                  GError **error)
 {
+    /* Another stream's next call after an import failure: it names that
+     * failure too, whichever of the two reaches the session first. */
+    if (emu->op == COCO_EMU_OP_FAILED_IMPORT && emu->failed_why)
+        return cocoEmuFail(
+            emu, status, -EIO, COCO_EMU_ST_IMPORT_FAILED, error,
+            _("'%1$s' refused: the destination VM failed for good and can only be torn down: %2$s"),
+            what, emu->failed_why);
     if (emu->op == COCO_EMU_OP_FAILED_IMPORT)
         return cocoEmuFail(
             emu, status, -EIO, COCO_EMU_ST_IMPORT_FAILED, error,
@@ -2932,6 +2942,7 @@ cocoEmuFree(CocoFirmware *fw)
         g_free(emu->streams[i].bounce);
     }
     g_free(emu->streams);
+    g_free(emu->failed_why);
     g_free(emu->allowed);
     g_free(emu->min_tcbs);
     cocoCryptoKeyClear(&emu->mig_enc);
