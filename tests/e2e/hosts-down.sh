@@ -65,8 +65,11 @@ for p in /proc/[0-9]*; do
     esac
 done
 
-# Keep the logs of this run for inspection (replaced by the next run).
-LOGS=${COCO_LAB_LOGS:-$CACHE/logs}
+# Keep the logs of this run for inspection (replaced by the next run of
+# the same part: logs/, logs-liveness/, logs-installed/).
+LOGS_PART=${COCO_LAB_PART:-}
+[ "$LAB_LAYOUT" != installed ] || LOGS_PART=installed
+LOGS=${COCO_LAB_LOGS:-$CACHE/logs${LOGS_PART:+-$LOGS_PART}}
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
 for H in $HOSTS; do

@@ -240,6 +240,11 @@ PASS $(since "$t0") s  $name"
         FAILED=$((FAILED + 1))
         RESULTS="$RESULTS
 FAIL $(since "$t0") s  $name"
+        # The agents' last words, for a failure seen only in CI's output.
+        for sc_h in $HOSTS; do
+            echo "  --- host $sc_h: the last lines of its agent's log" >&2
+            tail -n 25 "$(host_dir "$sc_h")/virtcocod.log" 2>/dev/null | cut -c1-400 >&2
+        done
         return 1
     fi
 }
