@@ -216,6 +216,17 @@ cocoAgentPendingStopTimer(GSource **src)
     }
 }
 
+/* A timer of @pd on the agent's main context, every @seconds. */
+static GSource *
+cocoAgentPendingTimer(CocoAgentPending *pd, guint seconds, GSourceFunc func)
+{
+    GSource *src = g_timeout_source_new_seconds(seconds);
+
+    g_source_set_callback(src, func, pd, NULL);
+    g_source_attach(src, cocoAgentContext(pd->inc->agent));
+    return src;
+}
+
 static void
 cocoAgentPendingFree(gpointer p)
 {
@@ -465,22 +476,37 @@ cocoAgentPendingAbort(CocoAgentIncoming *inc, CocoAgentPending *pd,
     g_hash_table_remove(inc->pending, &session);
 }
 
-/* The source sends its streams right after its control connection: one
- * that has not arrived within handshake_timeout was refused on the way
- * (a limit of this host, max_unauthenticated*) or lost. */
+/* A deadline of the pending session @pd ran out: its streams (the source
+ * sends them right after its control connection, so one missing after
+ * handshake_timeout was refused on the way by a limit of this host, or
+ * lost) or its domain's QEMU (peer_timeout). The message says which of
+ * the two it still waits for, whichever deadline fired. */
+static void
+cocoAgentPendingExpire(CocoAgentPending *pd)
+{
+    CocoAgentIncoming *inc = pd->inc;
+    const CocoAgentConfig *cfg = cocoAgentConfig(inc->agent);
+    g_autofree char *reason = NULL;
+
+    if (pd->got < pd->hello->streams)
+        reason = g_strdup_printf(
+            _("only '%1$u' of the '%2$lld' data streams of the migration of domain '%3$s' reached the destination host within '%4$u' seconds: the others were refused by its limits on unauthenticated connections (max_unauthenticated, max_unauthenticated_per_address) or lost on the way"),
+            pd->got, (long long)pd->hello->streams, pd->hello->name,
+            cfg->tls.handshake_timeout);
+    else
+        reason = g_strdup_printf(
+            _("no QEMU of domain '%1$s' (%2$s) announced an incoming migration on the destination host within '%3$u' seconds"),
+            pd->hello->name, pd->hello->uuid, cfg->peer_timeout);
+    cocoAgentPendingAbort(inc, pd, reason);
+}
+
 static gboolean
 cocoAgentPendingOnStreamsTimeout(gpointer opaque)
 {
     CocoAgentPending *pd = opaque;
-    CocoAgentIncoming *inc = pd->inc;
-    g_autofree char *reason = NULL;
 
     g_clear_pointer(&pd->streams_timeout, g_source_unref);
-    reason = g_strdup_printf(
-        _("only '%1$u' of the '%2$lld' data streams of the migration of domain '%3$s' reached the destination host within '%4$u' seconds: the others were refused by its limits on unauthenticated connections (max_unauthenticated, max_unauthenticated_per_address) or lost on the way"),
-        pd->got, (long long)pd->hello->streams, pd->hello->name,
-        cocoAgentConfig(inc->agent)->tls.handshake_timeout);
-    cocoAgentPendingAbort(inc, pd, reason);
+    cocoAgentPendingExpire(pd);
     return G_SOURCE_REMOVE;
 }
 
@@ -488,15 +514,9 @@ static gboolean
 cocoAgentPendingOnTimeout(gpointer opaque)
 {
     CocoAgentPending *pd = opaque;
-    CocoAgentIncoming *inc = pd->inc;
-    g_autofree char *reason = NULL;
 
     g_clear_pointer(&pd->timeout, g_source_unref);
-    reason = g_strdup_printf(
-        _("no QEMU of domain '%1$s' (%2$s) announced an incoming migration on the destination host within '%3$u' seconds"),
-        pd->hello->name, pd->hello->uuid,
-        cocoAgentConfig(inc->agent)->peer_timeout);
-    cocoAgentPendingAbort(inc, pd, reason);
+    cocoAgentPendingExpire(pd);
     return G_SOURCE_REMOVE;
 }
 
@@ -678,20 +698,13 @@ cocoAgentIncomingControl(CocoAgentIncoming *inc, CocoAgentIncomingConn *c,
     pd->ctl = cocoAgentPeerConnNew(g_steal_pointer(&c->tls), c->address,
                                    c->identity, binding);
     pd->streams = g_new0(GIOStream *, pd->hello->streams);
-    pd->timeout = g_timeout_source_new_seconds(cfg->peer_timeout);
-    g_source_set_callback(pd->timeout, cocoAgentPendingOnTimeout, pd, NULL);
-    g_source_attach(pd->timeout, cocoAgentContext(inc->agent));
-    pd->streams_timeout =
-        g_timeout_source_new_seconds(cfg->tls.handshake_timeout);
-    g_source_set_callback(pd->streams_timeout, cocoAgentPendingOnStreamsTimeout,
-                          pd, NULL);
-    g_source_attach(pd->streams_timeout, cocoAgentContext(inc->agent));
-    if (cfg->heartbeat_interval > 0) {
-        pd->heartbeat = g_timeout_source_new_seconds(cfg->heartbeat_interval);
-        g_source_set_callback(pd->heartbeat, cocoAgentPendingOnHeartbeat, pd,
-                              NULL);
-        g_source_attach(pd->heartbeat, cocoAgentContext(inc->agent));
-    }
+    pd->timeout =
+        cocoAgentPendingTimer(pd, cfg->peer_timeout, cocoAgentPendingOnTimeout);
+    pd->streams_timeout = cocoAgentPendingTimer(
+        pd, cfg->tls.handshake_timeout, cocoAgentPendingOnStreamsTimeout);
+    if (cfg->heartbeat_interval > 0)
+        pd->heartbeat = cocoAgentPendingTimer(pd, cfg->heartbeat_interval,
+                                              cocoAgentPendingOnHeartbeat);
     key = g_new(guint64, 1);
     *key = pd->hello->session;
     g_hash_table_insert(inc->pending, key, pd);

@@ -885,9 +885,12 @@ static void
 cocoAgentMigrationAfter(CocoAgentMigration *m)
 {
     cocoAgentMigrationLogTimeline(m);
-    if (m->setup_slot && cocoAgentMigrationState(m) != COCO_PHASE_STATE_IDLE &&
-        cocoAgentMigrationState(m) != COCO_PHASE_STATE_PREPARING)
-        cocoAgentMigrationReleaseSlot(m);
+    if (m->setup_slot) {
+        CocoPhaseState st = cocoAgentMigrationState(m);
+
+        if (st != COCO_PHASE_STATE_IDLE && st != COCO_PHASE_STATE_PREPARING)
+            cocoAgentMigrationReleaseSlot(m);
+    }
     if (m->pending_switchover && m->session) {
         CocoPhaseState st = cocoMigrationSessionGetState(m->session);
 
