@@ -1790,6 +1790,82 @@ testRelayAgentPause(Fixture *f, gconstpointer data)
     g_assert_false(json_object_get_boolean_member(o, "hold-paused"));
 }
 
+/*
+ * The agent's 'resume' (the abort token came back) on a source QEMU had
+ * resumed by itself and the relay stopped again (it kept it paused for
+ * the agent): libvirt saw the guest resume and sends no 'cont' of its
+ * own, so the relay runs it. Also when QEMU has not yet answered the
+ * relay's 'stop' (case 1): the 'cont' goes after it, and the guest must
+ * not stay paused. Case 2: the relay never stopped it (QEMU paused it
+ * for the switchover): libvirt's own 'cont' decides, none is sent.
+ */
+static void
+testRelayAgentResumeCase(Fixture *f, guint variant)
+{
+    g_autoptr(CocoQmpMessage) stop = NULL;
+    g_autoptr(CocoQmpMessage) cont = NULL;
+    g_autofree char *reply = NULL;
+
+    fixtureStartSource(f);
+    testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+    fixtureSyncEvents(f, 1);
+    cocoQmpAgentEmitPause(f->agentObj, "the switchover");
+    if (variant == 2) {
+        cocoQmpAgentEmitResume(f->agentObj, "the abort token came back");
+        testPeerExpectNothing(&f->qemu);
+        return;
+    }
+    testPeerSend(&f->qemu,
+                 "{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+                 "\"failed\"}}\r\n",
+                 -1);
+    testPeerSend(&f->qemu, "{\"event\": \"RESUME\"}\r\n", -1);
+    fixtureSyncEvents(f, 2);
+    stop = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(stop->name, ==, "stop");
+    reply = g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(stop->id));
+    if (variant == 0) {
+        testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+        testPeerSend(&f->qemu, reply, -1);
+        fixtureSyncEvents(f, 1);
+    }
+    cocoQmpAgentEmitResume(f->agentObj, "the abort token came back");
+    cont = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(cont->name, ==, "cont");
+    if (variant == 1) {
+        g_autofree char *contReply =
+            g_strdup_printf("{\"return\": {}, \"id\": \"%s\"}\r\n",
+                            json_node_get_string(cont->id));
+
+        testPeerSend(&f->qemu, "{\"event\": \"STOP\"}\r\n", -1);
+        testPeerSend(&f->qemu, reply, -1);
+        testPeerSend(&f->qemu, "{\"event\": \"RESUME\"}\r\n", -1);
+        testPeerSend(&f->qemu, contReply, -1);
+        fixtureSyncEvents(f, 2);
+    }
+    /* Resumed for good: QEMU's next RESUME is not stopped again. */
+    testPeerExpectNothing(&f->qemu);
+}
+
+static void
+testRelayAgentResumeStopped(Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+    testRelayAgentResumeCase(f, 0);
+}
+
+static void
+testRelayAgentResumeStopUnanswered(Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+    testRelayAgentResumeCase(f, 1);
+}
+
+static void
+testRelayAgentResumeNotStopped(Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+    testRelayAgentResumeCase(f, 2);
+}
+
 static void
 testRelaySourceCompletedCont(Fixture *f, gconstpointer data)
 {
@@ -2799,6 +2875,15 @@ main(int argc, char **argv)
                fixtureSetUp, testRelaySourceCancelled, fixtureTearDown);
     g_test_add("/qmp/relay/agent-pause", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayAgentPause, fixtureTearDown);
+    g_test_add("/qmp/relay/agent-resume/stopped", Fixture,
+               GINT_TO_POINTER(TRUE), fixtureSetUp, testRelayAgentResumeStopped,
+               fixtureTearDown);
+    g_test_add("/qmp/relay/agent-resume/stop-unanswered", Fixture,
+               GINT_TO_POINTER(TRUE), fixtureSetUp,
+               testRelayAgentResumeStopUnanswered, fixtureTearDown);
+    g_test_add("/qmp/relay/agent-resume/not-stopped", Fixture,
+               GINT_TO_POINTER(TRUE), fixtureSetUp,
+               testRelayAgentResumeNotStopped, fixtureTearDown);
     g_test_add("/qmp/relay/source-completed-cont", Fixture,
                GINT_TO_POINTER(TRUE), fixtureSetUp,
                testRelaySourceCompletedCont, fixtureTearDown);

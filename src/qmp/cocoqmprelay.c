@@ -109,6 +109,7 @@ struct _CocoQmpRelay {
     guint stops; /* 'stop' sent for the agent */
     char *holdPaused; /* the agent's reason to keep the vCPUs stopped */
     gboolean stoppedByRelay; /* the relay stopped them (QEMU had resumed) */
+    guint stopsUnanswered; /* 'stop' sent, QEMU's answer not yet read */
 
     CocoQmpViommu viommu; /* QEMU's vIOMMU, for hot-plugged VFIO devices */
     CocoQmpVfioReader *vfioReader; /* the VFIO interposer's leak reports */
@@ -1499,6 +1500,8 @@ cocoQmpRelayOnAgentCancel(const char *reason, gpointer opaque)
 static void
 cocoQmpSessionOnStopReply(CocoQmpSession *s, CocoQmpMessage *reply)
 {
+    if (s->relay->stopsUnanswered > 0)
+        s->relay->stopsUnanswered--;
     if (cocoQmpMessageIsError(reply))
         g_printerr("qemu-coco: 'stop' failed: %s\n",
                    NULLSTR(cocoQmpMessageErrorDesc(reply)));
@@ -1516,6 +1519,7 @@ cocoQmpRelayStop(CocoQmpRelay *relay)
         if (s->closed)
             continue;
         relay->stops++;
+        relay->stopsUnanswered++;
         relay->stoppedByRelay = TRUE;
         cocoQmpSessionInject(s, "stop", NULL, cocoQmpSessionOnStopReply);
         return;
@@ -1563,10 +1567,13 @@ cocoQmpRelayOnAgentResume(const char *reason, gpointer opaque)
     g_printerr("qemu-coco: the host agent lets the source run: %s\n", reason);
     g_clear_pointer(&relay->holdPaused, g_free);
     relay->role = COCO_QMP_ROLE_NONE;
-    if (!relay->stoppedByRelay || !relay->paused)
+    /* QEMU had resumed it by itself and the relay stopped it: undo that,
+     * also when the 'stop' is still on its way (QEMU runs the 'cont' after
+     * it; libvirt, which saw the guest resume, sends none). Otherwise
+     * libvirt's own 'cont' decides. */
+    if (!relay->stoppedByRelay ||
+        (!relay->paused && relay->stopsUnanswered == 0))
         return;
-    /* QEMU had resumed it by itself and the relay stopped it: undo that.
-     * Otherwise libvirt's own 'cont' decides. */
     relay->stoppedByRelay = FALSE;
     for (l = relay->sessions; l; l = l->next) {
         CocoQmpSession *s = l->data;
