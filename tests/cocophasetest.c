@@ -81,6 +81,10 @@ struct _Harness {
     /* guest writes the dirty callback reports */
     GArray *dirty;
     unsigned int rounds_seen;
+
+    /* the switching callback, per role: "+STATE" or "-STATE" (the
+     * session's state at the call), comma-separated */
+    GString *switching[COCO_FIRMWARE_ROLE_LAST];
 };
 
 /* ---- the faulty firmware wrapper --------------------------------------- */
@@ -275,6 +279,21 @@ static DecideCtx srcCtx;
 static DecideCtx dstCtx;
 
 static void
+switching(void *opaque, bool on)
+{
+    DecideCtx *c = opaque;
+    GString *log = c->h->switching[c->role];
+    CocoMigrationSession *sess = c->role == SRC ? c->h->src : c->h->dst;
+
+    if (log->len)
+        g_string_append_c(log, ',');
+    g_string_append_printf(
+        log, "%c%s", on ? '+' : '-',
+        sess ? cocoPhaseStateTypeToString(cocoMigrationSessionGetState(sess))
+             : "freed");
+}
+
+static void
 decide(void *opaque, const CocoPhaseDecision *d)
 {
     DecideCtx *c = opaque;
@@ -415,6 +434,8 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
     h->decisions = g_array_new(FALSE, TRUE, sizeof(Decision));
     g_array_set_clear_func(h->decisions, decisionClear);
     h->dirty = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    h->switching[SRC] = g_string_new(NULL);
+    h->switching[DST] = g_string_new(NULL);
 
     srcCtx.h = h;
     srcCtx.role = SRC;
@@ -433,6 +454,8 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
     sc.send_opaque = h;
     sc.decide = decide;
     sc.decide_opaque = &srcCtx;
+    sc.switching = switching;
+    sc.switching_opaque = &srcCtx;
     h->src = cocoMigrationSessionNew(&sc, &err);
     g_assert_no_error(err);
     dc.role = DST;
@@ -442,6 +465,8 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
     dc.send_opaque = h;
     dc.decide = decide;
     dc.decide_opaque = &dstCtx;
+    dc.switching = switching;
+    dc.switching_opaque = &dstCtx;
     h->dst = cocoMigrationSessionNew(&dc, &err);
     g_assert_no_error(err);
 }
@@ -449,8 +474,18 @@ harnessInit(Harness *h, unsigned int rounds, FaultKind fault, unsigned int k)
 static void
 harnessClear(Harness *h)
 {
+    size_t r;
+
     cocoMigrationSessionFree(h->src);
     cocoMigrationSessionFree(h->dst);
+    /* Every start of a switchover ended, by the end at the latest. */
+    for (r = 0; r < G_N_ELEMENTS(h->switching); r++) {
+        const char *last = strrchr(h->switching[r]->str, ',');
+
+        last = last ? last + 1 : h->switching[r]->str;
+        g_assert_true(*last == '\0' || *last == '-');
+        g_string_free(h->switching[r], TRUE);
+    }
     cocoFirmwareFree(h->swrap);
     cocoFirmwareFree(h->dwrap);
     cocoFirmwareFree(h->sfw);
@@ -960,6 +995,10 @@ checkSuccess(unsigned int rounds)
     g_assert_cmpint(lastDecision(&h, DST, COCO_PHASE_GATE_CONT, 0)->verdict, ==,
                     COCO_PHASE_VERDICT_RELEASE);
     g_assert_cmpuint(h.decisions->len, ==, 4);
+    /* The guest's downtime on each side: from before the source's final
+     * transfer (its precopy state) until the commit. */
+    g_assert_cmpstr(h.switching[SRC]->str, ==, "+precopy,-committed");
+    g_assert_cmpstr(h.switching[DST]->str, ==, "+precopy,-committed");
 
     c = cocoMigrationSessionGetCounters(h.src);
     g_assert_cmpuint(c->rounds, ==, rounds);

@@ -909,6 +909,129 @@ testTick(void)
     g_cond_clear(&t.cond);
 }
 
+/*
+ * The host's switchovers first: while another migration sharing the
+ * source's priority is in its downtime, the source's bulk work (a
+ * pre-copy round) waits, at most the bounded time per piece, and counts
+ * it; a source whose own guest is down (urgent) and the final epoch wait
+ * for nothing.
+ */
+static void
+testYield(void)
+{
+    Case c = {FW_MOCK, 1, 256, DIRTY_BITMAP, 1};
+    g_autoptr(CocoTransferPriority) prio =
+        cocoTransferPriorityNew(60 * G_USEC_PER_SEC);
+    g_autoptr(GError) err = NULL;
+    CocoTransferStats st;
+    uint64_t yielded;
+    guint64 id;
+    Pair p;
+
+    pairInit(&p, &c);
+    pairStart(&p);
+    cocoTransferSourceSetPriority(p.src, prio);
+    g_assert_cmpint(cocoTransferSourceStart(p.src, &err), ==, 0);
+    /* No downtime: nothing waits. */
+    g_assert_cmpint(cocoTransferSourceRound(p.src, NULL, &err), ==, 0);
+    cocoTransferSourceGetStats(p.src, &st);
+    g_assert_cmpuint(st.yielded_ms, ==, 0);
+
+    /* Another migration's guest is down and stays down: each piece of
+     * the round waits its bound (half a second), then goes anyway. */
+    id = cocoTransferPriorityEnter(prio);
+    g_assert_cmpuint(cocoTransferPriorityDowntimes(prio), ==, 1);
+    p.smem[5 * PAGE] ^= 1;
+    cocoDirtyBitmapSet(p.dirty, 5);
+    g_assert_cmpint(cocoTransferSourceRound(p.src, NULL, &err), ==, 0);
+    g_assert_no_error(err);
+    cocoTransferSourceGetStats(p.src, &st);
+    g_assert_cmpuint(st.yielded_ms, >=, 400);
+    yielded = st.yielded_ms;
+
+    /* This source's own guest is down: it waits for nobody. */
+    cocoTransferSourceSetUrgent(p.src, true);
+    p.smem[6 * PAGE] ^= 1;
+    cocoDirtyBitmapSet(p.dirty, 6);
+    g_assert_cmpint(cocoTransferSourceRound(p.src, NULL, &err), ==, 0);
+    cocoTransferSourceGetStats(p.src, &st);
+    g_assert_cmpuint(st.yielded_ms, ==, yielded);
+    cocoTransferSourceSetUrgent(p.src, false);
+
+    /* The final epoch is downtime itself: no wait either. */
+    p.smem[7 * PAGE] ^= 1;
+    cocoDirtyBitmapSet(p.dirty, 7);
+    g_assert_cmpint(cocoTransferSourceFinish(p.src, NVCPUS, &err), ==, 0);
+    g_assert_no_error(err);
+    cocoTransferSourceGetStats(p.src, &st);
+    g_assert_cmpuint(st.yielded_ms, ==, yielded);
+    g_assert_cmpint(cocoTransferDestWait(p.dst, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(memcmp(p.smem, p.dmem, p.npages * PAGE), ==, 0);
+    cocoTransferPriorityLeave(prio, id);
+    g_assert_cmpuint(cocoTransferPriorityDowntimes(prio), ==, 0);
+    pairClear(&p);
+}
+
+/* A yield ends as soon as the last downtime does, when the downtime is
+ * older than the priority's age bound, and at a cancel. */
+typedef struct {
+    CocoTransferPriority *prio;
+    guint64 id;
+} YieldLeave;
+
+static gpointer
+yieldLeaveLater(gpointer opaque)
+{
+    YieldLeave *l = opaque;
+
+    g_usleep(50000);
+    cocoTransferPriorityLeave(l->prio, l->id);
+    return NULL;
+}
+
+static void
+testYieldEnds(void)
+{
+    g_autoptr(CocoTransferPriority) prio =
+        cocoTransferPriorityNew(60 * G_USEC_PER_SEC);
+    g_autoptr(CocoTransferPriority) young = cocoTransferPriorityNew(100 * 1000);
+    g_autoptr(GCancellable) cancel = g_cancellable_new();
+    YieldLeave l = {prio, 0};
+    guint64 a;
+    guint64 id;
+    GThread *t;
+
+    g_assert_cmpint(cocoTransferPriorityYield(prio, 10 * G_USEC_PER_SEC, NULL),
+                    ==, 0);
+    a = cocoTransferPriorityEnter(prio);
+    l.id = cocoTransferPriorityEnter(prio);
+    g_assert_cmpuint(a, !=, l.id);
+    cocoTransferPriorityLeave(prio, a);
+    t = g_thread_new("leave", yieldLeaveLater, &l);
+    /* Returns at the Leave, long before its 10 s bound. */
+    g_assert_cmpint(cocoTransferPriorityYield(prio, 10 * G_USEC_PER_SEC, NULL),
+                    <, 5 * G_USEC_PER_SEC);
+    g_thread_join(t);
+    g_assert_cmpuint(cocoTransferPriorityDowntimes(prio), ==, 0);
+
+    /* A downtime past the age bound (0.1 s) holds nothing back. */
+    id = cocoTransferPriorityEnter(young);
+    g_assert_cmpint(cocoTransferPriorityYield(young, 10 * G_USEC_PER_SEC, NULL),
+                    <, 5 * G_USEC_PER_SEC);
+    g_assert_cmpint(cocoTransferPriorityYield(young, 10 * G_USEC_PER_SEC, NULL),
+                    ==, 0);
+    g_assert_cmpuint(cocoTransferPriorityDowntimes(young), ==, 1);
+    cocoTransferPriorityLeave(young, id);
+
+    id = cocoTransferPriorityEnter(prio);
+    g_cancellable_cancel(cancel);
+    g_assert_cmpint(
+        cocoTransferPriorityYield(prio, 10 * G_USEC_PER_SEC, cancel), <,
+        5 * G_USEC_PER_SEC);
+    cocoTransferPriorityLeave(prio, id);
+}
+
 /* Source and destination must agree on the configuration. */
 static void
 testMismatch(void)
@@ -1127,6 +1250,8 @@ main(int argc, char **argv)
     g_test_add_func("/transfer/mock/cancel-running", testCancelRunning);
     g_test_add_func("/transfer/mock/mismatch", testMismatch);
     g_test_add_func("/transfer/mock/tick", testTick);
+    g_test_add_func("/transfer/mock/yield", testYield);
+    g_test_add_func("/transfer/priority/yield-ends", testYieldEnds);
     g_test_add_func("/transfer/emu/firmware-dirty", testFirmwareDirty);
 
     return g_test_run();

@@ -48,6 +48,7 @@ struct _CocoAgent {
     CocoAgentMetrics *metrics;
     CocoAgentMetricsHttp *metrics_http; /* NULL: no endpoint */
     CocoAgentPeerSlots *peer_slots;
+    CocoTransferPriority *priority;
 };
 
 /* ---- shared with the agent's other files ----------------------------------- */
@@ -104,6 +105,12 @@ CocoAgentPeerSlots *
 cocoAgentPeerSlotsOf(CocoAgent *agent)
 {
     return agent->peer_slots;
+}
+
+CocoTransferPriority *
+cocoAgentPriorityOf(CocoAgent *agent)
+{
+    return agent->priority;
 }
 
 static void
@@ -396,6 +403,10 @@ cocoAgentNew(const CocoAgentConfig *cfg, GMainContext *ctx, GError **error)
         NULL, NULL, (GDestroyNotify)cocoAgentMigrationUnref, NULL);
     agent->metrics = cocoAgentMetricsNew();
     agent->peer_slots = cocoAgentPeerSlotsNew();
+    /* A healthy switchover's downtime is tens to hundreds of
+     * milliseconds; one that lasts longer (a lost peer) stops holding the
+     * others back after a second. */
+    agent->priority = cocoTransferPriorityNew(G_USEC_PER_SEC);
     if (cocoAgentConfigValidate(&agent->cfg, error) < 0)
         return NULL;
     if (!(agent->pf =
@@ -475,6 +486,7 @@ cocoAgentFree(CocoAgent *agent)
         cocoEmuPlatformUnref(agent->pf);
     cocoAgentMetricsFree(agent->metrics);
     cocoAgentPeerSlotsFree(agent->peer_slots);
+    g_clear_pointer(&agent->priority, cocoTransferPriorityUnref);
     g_main_context_unref(agent->ctx);
     cocoAgentConfigClear(&agent->cfg);
     g_free(agent);

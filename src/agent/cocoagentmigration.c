@@ -115,6 +115,8 @@ struct _CocoAgentMigration {
     int64_t phase_since_us; /* when the session entered its state */
     uint64_t metered_bytes; /* the transfer's counters the metrics have */
     uint64_t metered_pages;
+    guint64 switching; /* the session is in its switchover's downtime: its
+                          id in the host's transfer priority; 0 if not */
     char *setup_slot; /* source: the peer host whose set-up slot it holds
                          (cocoagentpeerslots.h), until PREPARED */
     char *start_error;
@@ -1293,14 +1295,14 @@ cocoAgentMigrationNextRound(void *opaque, unsigned int rounds, GError **error)
     cocoPrecopyDecide(&m->policy, &st, &d);
     m->predicted = d.predicted_ms != G_MAXUINT64;
     m->expected_downtime = m->predicted ? d.predicted_ms : 0;
-    cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
-                 "precopy epochs=%u elapsed_ms=%" PRIu64 " dirty_rate=%" PRIu64
-                 " seal_rate=%" PRIu64 " predicted_ms=%" PRId64
-                 " target_ms=%" PRIu64 " paused=%d action=%s",
-                 rounds, st.elapsed_ms, st.dirty_rate, st.seal_rate,
-                 m->predicted ? (int64_t)d.predicted_ms : (int64_t)-1,
-                 d.target_ms, (int)st.paused,
-                 cocoPrecopyActionTypeToString(d.action));
+    cocoAgentLog(
+        m->agent, m, G_LOG_LEVEL_MESSAGE,
+        "precopy epochs=%u elapsed_ms=%" PRIu64 " dirty_rate=%" PRIu64
+        " seal_rate=%" PRIu64 " yielded_ms=%" PRIu64 " predicted_ms=%" PRId64
+        " target_ms=%" PRIu64 " paused=%d action=%s",
+        rounds, st.elapsed_ms, st.dirty_rate, st.seal_rate, ts.yielded_ms,
+        m->predicted ? (int64_t)d.predicted_ms : (int64_t)-1, d.target_ms,
+        (int)st.paused, cocoPrecopyActionTypeToString(d.action));
     predicted = m->predicted ? g_strdup_printf("%" PRIu64, d.predicted_ms)
                              : g_strdup(_("unknown (no dirty rate measured)"));
     switch (d.action) {
@@ -1347,6 +1349,8 @@ cocoAgentMigrationInitPolicy(CocoAgentMigration *m)
         def->on_non_convergence == COCO_NON_CONVERGENCE_ABORT;
 }
 
+static void cocoAgentMigrationOnSwitching(void *opaque, bool on);
+
 static int
 cocoAgentMigrationNewSession(CocoAgentMigration *m, CocoPhaseData *data,
                              GError **error)
@@ -1367,6 +1371,8 @@ cocoAgentMigrationNewSession(CocoAgentMigration *m, CocoPhaseData *data,
     sc.send_opaque = m;
     sc.decide = cocoAgentMigrationDecide;
     sc.decide_opaque = m;
+    sc.switching = cocoAgentMigrationOnSwitching;
+    sc.switching_opaque = m;
     if (!(m->session = cocoMigrationSessionNew(&sc, error))) {
         cocoPhaseDataFree(data);
         return -1;
@@ -1465,6 +1471,26 @@ cocoAgentMigrationApplyBandwidth(CocoAgentMigration *m)
         return;
     cocoTransferSourceSetMaxBandwidth(
         m->xsrc, m->guest_paused ? 0 : (uint64_t)m->max_bandwidth);
+    /* Its guest is down: its own work waits for no other switchover. */
+    cocoTransferSourceSetUrgent(m->xsrc, m->guest_paused || m->switching != 0);
+}
+
+/* The session entered (left) its switchover's downtime: the host's other
+ * migrations hold their bulk pre-copy work meanwhile
+ * (transfer/cocotransferpriority.h). Worker thread. */
+static void
+cocoAgentMigrationOnSwitching(void *opaque, bool on)
+{
+    CocoAgentMigration *m = opaque;
+    CocoTransferPriority *p = cocoAgentPriorityOf(m->agent);
+
+    if (on && !m->switching) {
+        m->switching = cocoTransferPriorityEnter(p);
+    } else if (!on && m->switching) {
+        cocoTransferPriorityLeave(p, m->switching);
+        m->switching = 0;
+    }
+    cocoAgentMigrationApplyBandwidth(m);
 }
 
 /* Source (worker): connect to the peer agent, authenticate it, open the
@@ -1577,6 +1603,7 @@ cocoAgentMigrationStartSource(CocoAgentMigration *m, GError **error)
     cocoAgentMigrationTransferConfig(m, &tc);
     if (!(xsrc = cocoTransferSourceNew(m->fw, m->dirty, &tc, streams, error)))
         goto cleanup;
+    cocoTransferSourceSetPriority(xsrc, cocoAgentPriorityOf(m->agent));
     cocoTransferSourceSetDirtyHook(xsrc, cocoAgentEmuDirty, m->fw);
     cocoTransferSourceSetFirmwareDirty(xsrc, cocoAgentEmuGetDirty, m->fw);
     data = cocoPhaseDataNewTransferSource(xsrc);

@@ -48,6 +48,7 @@
 #include "agent/cocoagentrecord.h"
 #include "migration/cocophase.h"
 #include "proto/cocoprotorelay.h"
+#include "transfer/cocotransferpriority.h"
 
 #include <json-glib/json-glib.h>
 #include <stdbool.h>
@@ -90,6 +91,9 @@ CocoAgentIncoming *cocoAgentIncomingOf(CocoAgent *agent);
 CocoAgentMetrics *cocoAgentMetricsOf(CocoAgent *agent);
 /* Each peer host's set-up slot (cocoagentpeerslots.h; thread-safe). */
 CocoAgentPeerSlots *cocoAgentPeerSlotsOf(CocoAgent *agent);
+/* The host's precedence of switchovers over bulk pre-copy
+ * (transfer/cocotransferpriority.h; thread-safe). */
+CocoTransferPriority *cocoAgentPriorityOf(CocoAgent *agent);
 
 /* Run @func(@data) on the main thread (from any thread). */
 void cocoAgentPostMain(CocoAgent *agent, GSourceFunc func, gpointer data,

@@ -32,6 +32,7 @@ struct _CocoMigrationSession {
     bool continue_released;
     bool cancel_sent;
     bool paused; /* PAUSE decided and not undone */
+    bool switching; /* cfg.switching told true last */
     bool data_stopped;
     bool held[COCO_PHASE_GATE_LAST];
     unsigned int rounds_started;
@@ -189,11 +190,22 @@ cocoMigrationSessionNew(const CocoMigrationSessionConfig *cfg, GError **error)
     return s;
 }
 
+static void
+cocoSessionSetSwitching(CocoMigrationSession *s, bool on)
+{
+    if (s->switching == on)
+        return;
+    s->switching = on;
+    if (s->cfg.switching)
+        s->cfg.switching(s->cfg.switching_opaque, on);
+}
+
 void
 cocoMigrationSessionFree(CocoMigrationSession *s)
 {
     if (!s)
         return;
+    cocoSessionSetSwitching(s, false);
     cocoPhaseDataFree(s->cfg.data);
     g_clear_error(&s->failure);
     g_queue_clear(&s->pending);
@@ -881,6 +893,9 @@ cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
         s->setup_attempted = s->setup_ok = true;
     s->cause = event;
     s->msg = msg;
+    if (rule->next != COCO_PHASE_STATE_LAST &&
+        cocoPhaseStateSwitching(s->cfg.role, rule->next))
+        cocoSessionSetSwitching(s, true);
 
     for (i = 0; i < COCO_PHASE_RULE_MAX_STEPS &&
                 rule->steps[i] != COCO_PHASE_STEP_LAST;
@@ -901,6 +916,8 @@ cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
                          cocoPhaseStepTypeToString(rule->steps[i]));
         if (!s->failure)
             s->failure = g_error_copy(err);
+        cocoSessionSetSwitching(s,
+                                cocoPhaseStateSwitching(s->cfg.role, s->state));
         cocoSessionRecord(s, event, rule, from, start, err->code);
         cocoSessionMaybeStop(s);
         g_queue_push_tail(&s->pending,
@@ -914,6 +931,7 @@ cocoSessionDispatchOne(CocoMigrationSession *s, CocoPhaseEvent event,
     } else if (rule->next != COCO_PHASE_STATE_LAST) {
         s->state = rule->next;
     }
+    cocoSessionSetSwitching(s, cocoPhaseStateSwitching(s->cfg.role, s->state));
     cocoSessionRecord(s, event, rule, from, start, 0);
     cocoSessionMaybeStop(s);
     return 0;

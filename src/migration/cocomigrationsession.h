@@ -53,6 +53,14 @@ typedef void (*CocoPhaseDecisionFunc)(void *opaque,
 typedef int (*CocoPhaseNextRoundFunc)(void *opaque, unsigned int rounds,
                                       GError **error);
 
+/*
+ * The session's guest starts (@on true) or ends its switchover's downtime
+ * (cocoPhaseStateSwitching()): true before the steps of a rule that leads
+ * into such a state run (the final transfer is part of it), false once the
+ * session is in a state that is not. Calls alternate, starting with true.
+ */
+typedef void (*CocoPhaseSwitchingFunc)(void *opaque, bool on);
+
 typedef struct {
     CocoFirmwareRole role;
     CocoFirmware *fw; /* borrowed; must outlive the session */
@@ -68,6 +76,8 @@ typedef struct {
     void *send_opaque;
     CocoPhaseDecisionFunc decide;
     void *decide_opaque;
+    CocoPhaseSwitchingFunc switching; /* optional */
+    void *switching_opaque;
 } CocoMigrationSessionConfig;
 
 typedef struct {

@@ -49,25 +49,28 @@ typedef struct {
     bool may_run[COCO_FIRMWARE_ROLE_LAST];
     bool data_done;
     bool after_token; /* source */
+    /* The guest is paused for a switchover that is under way (not a
+     * failure's wait): the guest's downtime on that host. */
+    bool switching[COCO_FIRMWARE_ROLE_LAST];
 } CocoPhaseStateProps;
 
 /* clang-format off */
 static const CocoPhaseStateProps cocoPhaseStateTable[] = {
-    /*                       final          may_run        data   token */
-    [COCO_PHASE_STATE_IDLE] =        {{false, false}, {true, false},  false, false},
-    [COCO_PHASE_STATE_PREPARING] =   {{false, false}, {true, false},  false, false},
-    [COCO_PHASE_STATE_SETUP] =       {{false, false}, {true, false},  false, false},
-    [COCO_PHASE_STATE_PRECOPY] =     {{false, false}, {true, false},  false, false},
-    [COCO_PHASE_STATE_BLACKOUT] =    {{false, false}, {false, false}, false, false},
-    [COCO_PHASE_STATE_SWITCHOVER] =  {{false, false}, {false, false}, false, true},
-    [COCO_PHASE_STATE_HANDOVER] =    {{false, false}, {false, false}, false, true},
-    [COCO_PHASE_STATE_AWAIT_TOKEN] = {{false, false}, {false, false}, false, true},
-    [COCO_PHASE_STATE_COMMITTED] =   {{true, true},   {false, true},  true,  true},
-    [COCO_PHASE_STATE_FINISHED] =    {{true, true},   {false, false}, true,  true},
-    [COCO_PHASE_STATE_ABORTED] =     {{true, true},   {true, false},  true,  false},
-    [COCO_PHASE_STATE_FROZEN] =      {{false, false}, {false, false}, true,  true},
-    [COCO_PHASE_STATE_FAILED] =      {{true, true},   {true, false},  true,  false},
-    [COCO_PHASE_STATE_INTERRUPTED] = {{true, true},   {false, false}, true,  false},
+    /*                       final          may_run        data   token  switching */
+    [COCO_PHASE_STATE_IDLE] =        {{false, false}, {true, false},  false, false, {false, false}},
+    [COCO_PHASE_STATE_PREPARING] =   {{false, false}, {true, false},  false, false, {false, false}},
+    [COCO_PHASE_STATE_SETUP] =       {{false, false}, {true, false},  false, false, {false, false}},
+    [COCO_PHASE_STATE_PRECOPY] =     {{false, false}, {true, false},  false, false, {false, false}},
+    [COCO_PHASE_STATE_BLACKOUT] =    {{false, false}, {false, false}, false, false, {true, false}},
+    [COCO_PHASE_STATE_SWITCHOVER] =  {{false, false}, {false, false}, false, true,  {true, false}},
+    [COCO_PHASE_STATE_HANDOVER] =    {{false, false}, {false, false}, false, true,  {true, true}},
+    [COCO_PHASE_STATE_AWAIT_TOKEN] = {{false, false}, {false, false}, false, true,  {false, false}},
+    [COCO_PHASE_STATE_COMMITTED] =   {{true, true},   {false, true},  true,  true,  {false, false}},
+    [COCO_PHASE_STATE_FINISHED] =    {{true, true},   {false, false}, true,  true,  {false, false}},
+    [COCO_PHASE_STATE_ABORTED] =     {{true, true},   {true, false},  true,  false, {false, false}},
+    [COCO_PHASE_STATE_FROZEN] =      {{false, false}, {false, false}, true,  true,  {false, false}},
+    [COCO_PHASE_STATE_FAILED] =      {{true, true},   {true, false},  true,  false, {false, false}},
+    [COCO_PHASE_STATE_INTERRUPTED] = {{true, true},   {false, false}, true,  false, {false, false}},
 };
 /* clang-format on */
 G_STATIC_ASSERT(G_N_ELEMENTS(cocoPhaseStateTable) == COCO_PHASE_STATE_LAST);
@@ -105,6 +108,14 @@ cocoPhaseStateMayRun(CocoFirmwareRole role, CocoPhaseState state)
     const CocoPhaseStateProps *p = cocoPhaseStateProps(role, state);
 
     return p && p->may_run[role];
+}
+
+bool
+cocoPhaseStateSwitching(CocoFirmwareRole role, CocoPhaseState state)
+{
+    const CocoPhaseStateProps *p = cocoPhaseStateProps(role, state);
+
+    return p && p->switching[role];
 }
 
 bool

@@ -124,6 +124,9 @@ bool cocoPhaseStateIsFinal(CocoFirmwareRole role, CocoPhaseState state);
 bool cocoPhaseStateIsSettled(CocoFirmwareRole role, CocoPhaseState state);
 /* This side's guest may run now. */
 bool cocoPhaseStateMayRun(CocoFirmwareRole role, CocoPhaseState state);
+/* This side's guest is paused for a switchover under way (its downtime;
+ * not a failure's wait): other migrations' bulk pre-copy yields. */
+bool cocoPhaseStateSwitching(CocoFirmwareRole role, CocoPhaseState state);
 /* The data path has nothing more to move. */
 bool cocoPhaseStateDataDone(CocoPhaseState state);
 /* The source has emitted its start token (its fate depends on the

@@ -110,6 +110,7 @@ cocoTransferCountersRead(CocoTransferCounters *c, CocoTransferStats *stats)
         stats->since_scan_ms =
             scan > 0 && now > scan ? (uint64_t)(now - scan) / 1000 : 0;
     }
+    stats->yielded_ms = (uint64_t)COCO_COUNTER_GET(c->yielded_us) / 1000;
     stats->elapsed_ms = us / 1000;
     if (us)
         stats->rate = (uint64_t)((double)stats->bytes * 1e6 / (double)us);

@@ -94,6 +94,8 @@ typedef struct {
                             between the last two dirty scans */
     bool dirty_measured; /* dirty_rate is a measurement (two scans) */
     uint64_t since_scan_ms; /* source: since the last dirty scan began */
+    uint64_t yielded_ms; /* source: bulk work waited for other migrations'
+                            downtime (all streams together) */
 } CocoTransferStats;
 
 /* Called after each epoch and phase change: on the source from the thread
@@ -116,6 +118,7 @@ typedef struct {
     int dirty_measured;
     int64_t scan_us; /* monotonic time the last dirty scan began */
     int64_t start_us;
+    int64_t yielded_us;
 } CocoTransferCounters;
 
 void cocoTransferCountersStart(CocoTransferCounters *c);

@@ -19,6 +19,7 @@
 #include "transfer/cocotransfersource.h"
 #include "transfer/cocoratelimit.h"
 #include "transfer/cocotransferframe.h"
+#include "transfer/cocotransferpriority.h"
 
 #include <errno.h>
 
@@ -27,6 +28,10 @@ COCO_ENUM_IMPL(cocoTransferPrecopyEnd, COCO_TRANSFER_PRECOPY_LAST, "converged",
 
 /* Bitmap words one claim takes: 512 pages. */
 #define COCO_SOURCE_CLAIM_WORDS 8
+/* The longest a piece of bulk work waits for another migration's
+ * downtime: pre-copy always progresses. */
+#define COCO_SOURCE_YIELD_MAX_US 500000
+
 /* Passes over pages the firmware refused, in the final epoch. */
 #define COCO_SOURCE_FINAL_PASSES 4
 
@@ -84,6 +89,8 @@ struct _CocoTransferSource {
     CocoTransferCounters counters;
     CocoRateLimit *ratelimit; /* libvirt's max-bandwidth, all streams */
     int unthrottled; /* atomic: the final epoch (guest paused) */
+    CocoTransferPriority *priority; /* the host's switchovers first */
+    int urgent; /* atomic: this guest is down, its work yields to none */
     CocoTransferProgressFunc progress;
     void *progress_opaque;
     CocoTransferProgressFunc tick;
@@ -177,12 +184,30 @@ cocoSourceMarkRetry(CocoTransferSource *src, uint64_t gfn)
  * next pass of the final epoch). A failure without any per-page status is
  * fatal.
  */
+/* Bulk work (the guest runs: not the final epoch, not paused) waits while
+ * another migration of the host is in its downtime. */
+static void
+cocoSourceYield(CocoTransferSource *src)
+{
+    int64_t waited;
+
+    if (!src->priority ||
+        __atomic_load_n(&src->unthrottled, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&src->urgent, __ATOMIC_RELAXED))
+        return;
+    waited = cocoTransferPriorityYield(src->priority, COCO_SOURCE_YIELD_MAX_US,
+                                       src->cancel);
+    if (waited > 0)
+        COCO_COUNTER_ADD(src->counters.yielded_us, waited);
+}
+
 static int
 cocoSourceExportBundle(CocoSourceStream *s, uint32_t n, GError **error)
 {
     CocoTransferSource *src = s->src;
     uint32_t total = n;
 
+    cocoSourceYield(src);
     while (n > 0) {
         g_autoptr(GError) err = NULL;
         size_t len = src->bundle_max;
@@ -333,6 +358,7 @@ cocoSourceJobScan(CocoSourceStream *s, GError **error)
 
         if (first >= src->nwords || cocoSourceFailed(src))
             break;
+        cocoSourceYield(src);
         if (cocoSourceScanRange(s, first, error) < 0) {
             ret = -1;
             break;
@@ -1041,6 +1067,21 @@ cocoTransferSourceSetMaxBandwidth(CocoTransferSource *src, uint64_t rate)
 }
 
 void
+cocoTransferSourceSetPriority(CocoTransferSource *src,
+                              CocoTransferPriority *priority)
+{
+    g_clear_pointer(&src->priority, cocoTransferPriorityUnref);
+    if (priority)
+        src->priority = cocoTransferPriorityRef(priority);
+}
+
+void
+cocoTransferSourceSetUrgent(CocoTransferSource *src, bool urgent)
+{
+    __atomic_store_n(&src->urgent, urgent ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+void
 cocoTransferSourceGetStats(CocoTransferSource *src, CocoTransferStats *stats)
 {
     cocoTransferCountersRead(&src->counters, stats);
@@ -1072,6 +1113,7 @@ cocoTransferSourceFree(CocoTransferSource *src)
     }
     g_clear_object(&src->cancel);
     cocoRateLimitFree(src->ratelimit);
+    g_clear_pointer(&src->priority, cocoTransferPriorityUnref);
     g_clear_error(&src->error);
     g_free(src->pending);
     g_free(src->retry);

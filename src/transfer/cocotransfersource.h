@@ -38,6 +38,7 @@
 #include "firmware/cocofirmware.h"
 #include "transfer/cocodirtysource.h"
 #include "transfer/cocotransfer.h"
+#include "transfer/cocotransferpriority.h"
 
 #include <gio/gio.h>
 
@@ -130,6 +131,14 @@ void cocoTransferSourceCancel(CocoTransferSource *src);
  * until the final epoch (0 or >= COCO_RATE_LIMIT_UNLIMITED: no cap). Any
  * thread, any time; takes effect with the next record. */
 void cocoTransferSourceSetMaxBandwidth(CocoTransferSource *src, uint64_t rate);
+/* The host's precedence of switchovers (NULL: none): the bulk work of the
+ * epochs before the final one waits while another migration sharing
+ * @priority is in its downtime. Before cocoTransferSourceStart(). */
+void cocoTransferSourceSetPriority(CocoTransferSource *src,
+                                   CocoTransferPriority *priority);
+/* This source's guest is down (its switchover, or paused during the
+ * precopy): its own work never waits for other downtimes. Any thread. */
+void cocoTransferSourceSetUrgent(CocoTransferSource *src, bool urgent);
 void cocoTransferSourceGetStats(CocoTransferSource *src,
                                 CocoTransferStats *stats);
 void cocoTransferSourceFree(CocoTransferSource *src);
