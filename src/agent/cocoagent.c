@@ -113,6 +113,15 @@ cocoAgentPriorityOf(CocoAgent *agent)
     return agent->priority;
 }
 
+void
+cocoAgentClearSource(GSource **src)
+{
+    if (!*src)
+        return;
+    g_source_destroy(*src);
+    g_clear_pointer(src, g_source_unref);
+}
+
 static void
 cocoAgentMailboxUnref(CocoAgentMailbox *mb)
 {

@@ -166,14 +166,8 @@ cocoAgentIncomingConnFree(CocoAgentIncomingConn *c)
     inc->conns = g_list_remove(inc->conns, c);
     if (c->op)
         c->op->c = NULL; /* its callback frees it */
-    if (c->watch) {
-        g_source_destroy(c->watch);
-        g_source_unref(c->watch);
-    }
-    if (c->deadline) {
-        g_source_destroy(c->deadline);
-        g_source_unref(c->deadline);
-    }
+    cocoAgentClearSource(&c->watch);
+    cocoAgentClearSource(&c->deadline);
     if (c->cancel) {
         g_cancellable_cancel(c->cancel);
         g_object_unref(c->cancel);
@@ -207,15 +201,6 @@ cocoAgentIncomingRefuse(CocoAgentIncomingConn *c, const GError *err)
     cocoAgentIncomingConnFree(c);
 }
 
-static void
-cocoAgentPendingStopTimer(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        g_clear_pointer(src, g_source_unref);
-    }
-}
-
 /* A timer of @pd on the agent's main context, every @seconds. */
 static GSource *
 cocoAgentPendingTimer(CocoAgentPending *pd, guint seconds, GSourceFunc func)
@@ -233,9 +218,9 @@ cocoAgentPendingFree(gpointer p)
     CocoAgentPending *pd = p;
     gint64 i;
 
-    cocoAgentPendingStopTimer(&pd->timeout);
-    cocoAgentPendingStopTimer(&pd->streams_timeout);
-    cocoAgentPendingStopTimer(&pd->heartbeat);
+    cocoAgentClearSource(&pd->timeout);
+    cocoAgentClearSource(&pd->streams_timeout);
+    cocoAgentClearSource(&pd->heartbeat);
     cocoAgentPeerConnFree(pd->ctl);
     for (i = 0; pd->streams && i < pd->hello->streams; i++) {
         if (pd->streams[i]) {
@@ -595,7 +580,7 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
 
     if (pd->got < pd->hello->streams)
         return;
-    cocoAgentPendingStopTimer(&pd->streams_timeout);
+    cocoAgentClearSource(&pd->streams_timeout);
     if (!cocoAgentRelayServerTakeIncoming(cocoAgentRelayServerOf(inc->agent),
                                           pd->hello->uuid, &info, &relay))
         return; /* wait for the relay's migrate-incoming */
@@ -607,7 +592,7 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
         if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
             g_free(key);
     }
-    cocoAgentPendingStopTimer(&pd->timeout);
+    cocoAgentClearSource(&pd->timeout);
     m = cocoAgentMigrationNewDestination(
         inc->agent, &info, relay, g_steal_pointer(&pd->hello),
         g_steal_pointer(&pd->ctl), g_steal_pointer(&pd->streams), &err);
@@ -772,10 +757,7 @@ cocoAgentIncomingDispatch(CocoAgentIncomingConn *c, CocoPeerHello *hello)
 {
     CocoAgentIncoming *inc = c->inc;
 
-    if (c->deadline) {
-        g_source_destroy(c->deadline);
-        g_clear_pointer(&c->deadline, g_source_unref);
-    }
+    cocoAgentClearSource(&c->deadline);
     switch ((CocoPeerKind)hello->kind) {
     case COCO_PEER_KIND_PROBE:
         cocoPeerHelloFree(hello);
@@ -1176,10 +1158,7 @@ cocoAgentIncomingFree(CocoAgentIncoming *inc)
 {
     if (!inc)
         return;
-    if (inc->src) {
-        g_source_destroy(inc->src);
-        g_source_unref(inc->src);
-    }
+    cocoAgentClearSource(&inc->src);
     if (inc->fd >= 0)
         close(inc->fd);
     while (inc->conns)

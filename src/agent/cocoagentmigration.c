@@ -624,15 +624,6 @@ cocoAgentMigrationReportEpoch(CocoAgentMigration *m)
         cocoAgentMigrationProgress(m);
 }
 
-static void
-cocoAgentMigrationStopSource(GSource **src)
-{
-    if (!*src)
-        return;
-    g_source_destroy(*src);
-    g_clear_pointer(src, g_source_unref);
-}
-
 static GSource *
 cocoAgentMigrationTimer(CocoAgentMigration *m, guint ms, GSourceFunc func)
 {
@@ -839,7 +830,7 @@ cocoAgentMigrationDeadlines(CocoAgentMigration *m)
                 cocoAgentMigrationTimer(m, cfg->switchover_timeout * 1000U,
                                         cocoAgentMigrationOnSwitchoverDeadline);
     } else {
-        cocoAgentMigrationStopSource(&m->switchover_src);
+        cocoAgentClearSource(&m->switchover_src);
     }
     /* A cont held while the token's fate is unknown: libvirt's monitor
      * must not wait for minutes; the source resumes by itself later. */
@@ -849,7 +840,7 @@ cocoAgentMigrationDeadlines(CocoAgentMigration *m)
             m->hold_src = cocoAgentMigrationTimer(
                 m, cfg->hold_timeout * 1000U, cocoAgentMigrationOnHoldExpired);
     } else {
-        cocoAgentMigrationStopSource(&m->hold_src);
+        cocoAgentClearSource(&m->hold_src);
     }
     if (st == COCO_PHASE_STATE_AWAIT_TOKEN) {
         if (!m->giveup_src)
@@ -860,9 +851,9 @@ cocoAgentMigrationDeadlines(CocoAgentMigration *m)
                 cocoAgentMigrationTimer(m, COCO_MIGRATION_RECONNECT_S * 1000U,
                                         cocoAgentMigrationOnReconnectTimer);
     } else {
-        cocoAgentMigrationStopSource(&m->giveup_src);
+        cocoAgentClearSource(&m->giveup_src);
         if (st != COCO_PHASE_STATE_FROZEN)
-            cocoAgentMigrationStopSource(&m->reconnect_src);
+            cocoAgentClearSource(&m->reconnect_src);
     }
 }
 
@@ -905,8 +896,8 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
     }
     cocoAgentMigrationReportEpoch(m);
     if (cocoAgentMigrationOver(m)) {
-        cocoAgentMigrationStopSource(&m->progress_src);
-        cocoAgentMigrationStopSource(&m->poll_src);
+        cocoAgentClearSource(&m->progress_src);
+        cocoAgentClearSource(&m->poll_src);
     }
     cocoAgentMigrationDeadlines(m);
     cocoAgentMigrationSave(m);
@@ -1102,7 +1093,7 @@ cocoAgentMigrationAnswerRecover(CocoAgentMigration *m, bool timeout)
                            g_array_index(m->recover_clients, guint64, i),
                            COCO_RELAY_REPLY_RECOVER, &r);
     g_array_set_size(m->recover_clients, 0);
-    cocoAgentMigrationStopSource(&m->recover_src);
+    cocoAgentClearSource(&m->recover_src);
 }
 
 static gboolean
@@ -1730,7 +1721,7 @@ cocoAgentMigrationTeardown(CocoAgentMigration *m)
                           &m->recover_src};
 
     for (g = 0; g < G_N_ELEMENTS(timers); g++)
-        cocoAgentMigrationStopSource(timers[g]);
+        cocoAgentClearSource(timers[g]);
     cocoAgentMigrationReleaseSlot(m);
     for (g = 0; g < COCO_PHASE_GATE_LAST; g++)
         cocoAgentMigrationVerdict(
@@ -2151,7 +2142,7 @@ cocoAgentMigrationOnRelay(gpointer opaque)
     }
     if (m->progress.relay && m->progress.relay != in->relay) {
         m->progress.relay = 0;
-        cocoAgentMigrationStopSource(&m->progress_src);
+        cocoAgentClearSource(&m->progress_src);
     }
     if (in->relay)
         m->relay = in->relay;
