@@ -581,6 +581,17 @@ testMigrate(void)
     g_assert_true(relayGate(&ra, "pre-switchover", "source", 1, &reason));
     /* the destination's RAM equals the source's once the gate opens */
     assertSameRam(&lab);
+    /* Both in their switchover's downtime: A's source, and on B the
+     * destination's handover and the source's switching notice (B's own
+     * outgoing migrations would wait for both). */
+    g_assert_cmpuint(
+        cocoTransferPriorityDowntimes(cocoAgentPriorityOf(lab.a.agent)), ==, 1);
+    for (i = 0; i < 500 && cocoTransferPriorityDowntimes(
+                               cocoAgentPriorityOf(lab.b.agent)) < 2;
+         i++)
+        g_usleep(10000);
+    g_assert_cmpuint(
+        cocoTransferPriorityDowntimes(cocoAgentPriorityOf(lab.b.agent)), ==, 2);
     /* in flight on both hosts: virtcocod's SIGHUP waits for it */
     g_assert_cmpuint(hostCountActive(&lab.a), ==, 1);
     g_assert_cmpuint(hostCountActive(&lab.b), ==, 1);
@@ -592,6 +603,11 @@ testMigrate(void)
     waitState(&lab.a, "source", "finished");
     g_assert_cmpuint(hostCountActive(&lab.a), ==, 0);
     g_assert_cmpuint(hostCountActive(&lab.b), ==, 0);
+    /* No host holds anything back any more. */
+    g_assert_cmpuint(
+        cocoTransferPriorityDowntimes(cocoAgentPriorityOf(lab.a.agent)), ==, 0);
+    g_assert_cmpuint(
+        cocoTransferPriorityDowntimes(cocoAgentPriorityOf(lab.b.agent)), ==, 0);
     /* journald fields on every line of the migration (docs/virtcocod.rst,
      * "Records and logs") */
     g_mutex_lock(&logLock);
@@ -2226,11 +2242,11 @@ testAttackPeerHello(void)
 {
     static const char *const bad[] = {
         "{\"kind\":5,\"session\":7}",
-        "{\"kind\":\"stream\",\"protocol\":2,\"session\":[\"x\"],"
+        "{\"kind\":\"stream\",\"protocol\":3,\"session\":[\"x\"],"
         "\"streams\":1,\"index\":0,\"token\":\"x\"}",
-        "{\"kind\":\"stream\",\"protocol\":2,\"session\":\"0123456789abcdef\","
+        "{\"kind\":\"stream\",\"protocol\":3,\"session\":\"0123456789abcdef\","
         "\"streams\":1e99,\"index\":0}",
-        "{\"kind\":\"control\",\"protocol\":2,\"session\":\"0123456789abcdef\","
+        "{\"kind\":\"control\",\"protocol\":3,\"session\":\"0123456789abcdef\","
         "\"streams\":1,\"name\":\"vm1\",\"uuid\":\"" UUID "\",\"vcpus\":1,"
         "\"pages\":1,\"bundle\":1}",
         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",

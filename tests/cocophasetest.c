@@ -967,6 +967,57 @@ testMessage(void)
     g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
 }
 
+/* The transport's own frames: heartbeats both ways, switching notices
+ * only to a destination, with an argument of 0 or 1 and no payload. */
+static void
+testMessageTransport(void)
+{
+    g_autoptr(GBytes) hb = cocoPhaseMessageEncodeHeartbeat(42);
+    g_autoptr(GError) err = NULL;
+    CocoPhaseMessage out;
+    uint8_t frame[COCO_PHASE_MESSAGE_HEADER + 8];
+    gsize len;
+    unsigned int on;
+
+    memcpy(frame, g_bytes_get_data(hb, &len), sizeof(frame));
+    g_assert_cmpuint(len, ==, sizeof(frame));
+    g_assert_cmpint(cocoPhaseMessageDecode(frame, len, &out, &err), ==, 0);
+    g_assert_cmpuint(out.type, ==, COCO_PHASE_MESSAGE_HEARTBEAT);
+    g_assert_true(
+        cocoPhaseMessageAllowed(COCO_PHASE_MESSAGE_HEARTBEAT,
+                                COCO_FIRMWARE_ROLE_SOURCE));
+
+    for (on = 0; on < 2; on++) {
+        g_autoptr(GBytes) b = cocoPhaseMessageEncodeSwitching(on);
+
+        memcpy(frame, g_bytes_get_data(b, &len), COCO_PHASE_MESSAGE_HEADER);
+        g_assert_cmpuint(len, ==, COCO_PHASE_MESSAGE_HEADER);
+        g_assert_cmpint(cocoPhaseMessageDecode(frame, len, &out, &err), ==, 0);
+        g_assert_no_error(err);
+        g_assert_cmpuint(out.type, ==, COCO_PHASE_MESSAGE_SWITCHING);
+        g_assert_cmpuint(out.arg, ==, on);
+        g_assert_cmpuint(out.len, ==, 0);
+    }
+    g_assert_true(cocoPhaseMessageAllowed(COCO_PHASE_MESSAGE_SWITCHING,
+                                          COCO_FIRMWARE_ROLE_DESTINATION));
+    g_assert_false(cocoPhaseMessageAllowed(COCO_PHASE_MESSAGE_SWITCHING,
+                                           COCO_FIRMWARE_ROLE_SOURCE));
+    g_assert_true(cocoPhaseMessageIsTransport(COCO_PHASE_MESSAGE_SWITCHING));
+    g_assert_true(cocoPhaseMessageIsTransport(COCO_PHASE_MESSAGE_HEARTBEAT));
+    g_assert_false(cocoPhaseMessageIsTransport(COCO_PHASE_EVENT_PEER_MEMORY));
+    /* An argument other than 0 or 1, and any payload, are refused. */
+    frame[8] = 2;
+    g_assert_cmpint(cocoPhaseMessagePeekLength(frame, len, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_TRANSFER_PROTOCOL);
+    g_assert_nonnull(strstr(err->message, "switching notice"));
+    g_clear_error(&err);
+    frame[8] = 1;
+    frame[12] = 1;
+    g_assert_cmpint(cocoPhaseMessagePeekLength(frame, len, &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_TRANSFER_PROTOCOL);
+    g_assert_nonnull(strstr(err->message, "'switching'"));
+}
+
 static void
 checkSuccess(unsigned int rounds)
 {
@@ -1682,6 +1733,7 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/phase/table", testTable);
     g_test_add_func("/phase/message", testMessage);
+    g_test_add_func("/phase/message/transport", testMessageTransport);
     g_test_add_func("/phase/docs", testDocs);
     g_test_add_func("/phase/qmp", testQmp);
     g_test_add_func("/phase/success", testSuccess);

@@ -117,6 +117,9 @@ struct _CocoAgentMigration {
     uint64_t metered_pages;
     guint64 switching; /* the session is in its switchover's downtime: its
                           id in the host's transfer priority; 0 if not */
+    guint64 peer_switching; /* destination: the source said its guest is in
+                               its downtime (a switching notice): the id of
+                               this host's hold; 0 if not */
     char *setup_slot; /* source: the peer host whose set-up slot it holds
                          (cocoagentpeerslots.h), until PREPARED */
     char *start_error;
@@ -909,6 +912,29 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
 
 /* ---- the peer ------------------------------------------------------------ */
 
+/* Destination (worker): the source's guest entered (left) its switchover's
+ * downtime. This host's own migrations hold their bulk pre-copy work
+ * meanwhile, as they do for this host's own switchovers: with migrations
+ * crossing, the source's final transfer and this host's import and QEMU
+ * get the cores. The hold ends with the notice, the connection, the
+ * session, or the priority's own age bound. */
+static void
+cocoAgentMigrationPeerSwitching(CocoAgentMigration *m, bool on)
+{
+    CocoTransferPriority *p = cocoAgentPriorityOf(m->agent);
+
+    if (on && !m->peer_switching) {
+        m->peer_switching = cocoTransferPriorityEnter(p);
+    } else if (!on && m->peer_switching) {
+        cocoTransferPriorityLeave(p, m->peer_switching);
+        m->peer_switching = 0;
+    } else {
+        return;
+    }
+    cocoAgentLog(m->agent, m, G_LOG_LEVEL_INFO, "peer switching=%s",
+                 on ? "on" : "off");
+}
+
 static void
 cocoAgentMigrationOnMessage(CocoAgentPeerConn *conn,
                             const CocoPhaseMessage *msg, const GError *error,
@@ -932,11 +958,17 @@ cocoAgentMigrationOnMessage(CocoAgentPeerConn *conn,
          * loss: the connection object stays, closed. */
         cocoAgentPeerConnClose(conn);
         cocoAgentPeerConnFree(g_steal_pointer(&m->ctl));
+        cocoAgentMigrationPeerSwitching(m, false);
         cocoAgentMigrationEventWhy(m, COCO_PHASE_EVENT_PEER_LOST, why);
         return;
     }
     if (!m->session)
         return;
+    if ((unsigned int)msg->type == COCO_PHASE_MESSAGE_SWITCHING &&
+        m->role == COCO_FIRMWARE_ROLE_DESTINATION) {
+        cocoAgentMigrationPeerSwitching(m, msg->arg != 0);
+        return;
+    }
     if (!cocoPhaseMessageAllowed((unsigned int)msg->type, m->role)) {
         cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING,
                      "message '%s' may not reach a %s: ignored",
@@ -1480,8 +1512,21 @@ cocoAgentMigrationOnSwitching(void *opaque, bool on)
     } else if (!on && m->switching) {
         cocoTransferPriorityLeave(p, m->switching);
         m->switching = 0;
+    } else {
+        return;
     }
     cocoAgentMigrationApplyBandwidth(m);
+    /* A source tells its destination, whose host holds its own bulk work
+     * too (cocoAgentMigrationPeerSwitching()); best effort: a lost peer
+     * is the session's business, not this notice's. */
+    if (m->role == COCO_FIRMWARE_ROLE_SOURCE && m->ctl) {
+        g_autoptr(GBytes) notice = cocoPhaseMessageEncodeSwitching(on);
+        g_autoptr(GError) err = NULL;
+
+        if (cocoAgentPeerConnSendBytes(m->ctl, notice, &err) < 0)
+            cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
+                         "switching notice not sent: %s", err->message);
+    }
 }
 
 /* Source (worker): connect to the peer agent, authenticate it, open the
@@ -1733,6 +1778,7 @@ cocoAgentMigrationTeardown(CocoAgentMigration *m)
         cocoAgentPeerConnFree(m->ctl);
         m->ctl = NULL;
     }
+    cocoAgentMigrationPeerSwitching(m, false);
     m->xsrc = NULL;
     m->xdst = NULL;
     /* Joins the transfer engine's threads. */

@@ -22,6 +22,7 @@ typedef struct {
     unsigned int type;
     unsigned int to; /* CocoPhaseDir: the roles that may receive it */
     size_t max; /* payload bytes */
+    const char *name; /* the transport's own frames (not phase events) */
 } CocoPhaseMessageDef;
 
 #define KIB 1024U
@@ -43,7 +44,8 @@ static const CocoPhaseMessageDef cocoPhaseMessageDefs[] = {
     {COCO_PHASE_EVENT_PEER_ABORT_TOKEN, COCO_PHASE_DIR_D2S, 4 * KIB + 512},
     {COCO_PHASE_EVENT_PEER_ABORTED, COCO_PHASE_DIR_BOTH, 512},
     {COCO_PHASE_MESSAGE_HEARTBEAT, COCO_PHASE_DIR_BOTH,
-     COCO_PHASE_MESSAGE_HEARTBEAT_LEN},
+     COCO_PHASE_MESSAGE_HEARTBEAT_LEN, "heartbeat"},
+    {COCO_PHASE_MESSAGE_SWITCHING, COCO_PHASE_DIR_S2D, 0, "switching"},
 };
 
 static const CocoPhaseMessageDef *
@@ -58,12 +60,31 @@ cocoPhaseMessageDefLookup(unsigned int type)
     return NULL;
 }
 
+/* A phase event's name, or the transport frame's own. */
+static const char *
+cocoPhaseMessageTypeName(unsigned int type)
+{
+    const CocoPhaseMessageDef *d = cocoPhaseMessageDefLookup(type);
+
+    if (d && d->name)
+        return d->name;
+    return NULLSTR(cocoPhaseEventTypeToString((int)type));
+}
+
 size_t
 cocoPhaseMessageLimit(unsigned int type)
 {
     const CocoPhaseMessageDef *d = cocoPhaseMessageDefLookup(type);
 
     return d ? d->max : 0;
+}
+
+bool
+cocoPhaseMessageIsTransport(unsigned int type)
+{
+    const CocoPhaseMessageDef *d = cocoPhaseMessageDefLookup(type);
+
+    return d && d->name;
 }
 
 bool
@@ -161,9 +182,7 @@ cocoPhaseMessagePeekLength(const void *buf, size_t len, GError **error)
         cocoErrorSet(
             error, COCO_ERROR_TRANSFER_PROTOCOL,
             _("phase message '%1$s' carries '%2$u' bytes, more than its limit of '%3$zu'"),
-            type == COCO_PHASE_MESSAGE_HEARTBEAT
-                ? "heartbeat"
-                : NULLSTR(cocoPhaseEventTypeToString((int)type)),
+            cocoPhaseMessageTypeName(type),
             plen, cocoPhaseMessageLimit(type));
         return -1;
     }
@@ -171,6 +190,12 @@ cocoPhaseMessagePeekLength(const void *buf, size_t len, GError **error)
         plen != COCO_PHASE_MESSAGE_HEARTBEAT_LEN) {
         cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL, "%s",
                      _("a heartbeat of the wrong size"));
+        return -1;
+    }
+    if (type == COCO_PHASE_MESSAGE_SWITCHING && cocoPhaseGetU32(p + 8) > 1) {
+        cocoErrorSet(error, COCO_ERROR_TRANSFER_PROTOCOL,
+                     _("a switching notice with the argument '%1$u' (0 or 1)"),
+                     cocoPhaseGetU32(p + 8));
         return -1;
     }
     return COCO_PHASE_MESSAGE_HEADER + (gssize)plen;
@@ -211,4 +236,17 @@ cocoPhaseMessageEncodeHeartbeat(uint64_t seq)
     cocoPhasePutU32(out + 20, (uint32_t)(seq >> 32));
     return g_bytes_new_take(out, COCO_PHASE_MESSAGE_HEADER +
                                      COCO_PHASE_MESSAGE_HEARTBEAT_LEN);
+}
+
+GBytes *
+cocoPhaseMessageEncodeSwitching(bool on)
+{
+    uint8_t *out = g_malloc(COCO_PHASE_MESSAGE_HEADER);
+
+    memcpy(out, COCO_PHASE_MESSAGE_MAGIC, 4);
+    cocoPhasePutU16(out + 4, COCO_PHASE_MESSAGE_SWITCHING);
+    cocoPhasePutU16(out + 6, 0);
+    cocoPhasePutU32(out + 8, on ? 1 : 0);
+    cocoPhasePutU32(out + 12, 0);
+    return g_bytes_new_take(out, COCO_PHASE_MESSAGE_HEADER);
 }

@@ -31,6 +31,11 @@
  * (8 bytes: a sequence number). */
 #define COCO_PHASE_MESSAGE_HEARTBEAT 0x100
 #define COCO_PHASE_MESSAGE_HEARTBEAT_LEN 8
+/* A frame of the transport, source to destination: the source's guest
+ * entered (arg 1) or left (arg 0) its switchover's downtime, so the
+ * destination's host holds its own bulk pre-copy work meanwhile
+ * (transfer/cocotransferpriority.h). No payload. */
+#define COCO_PHASE_MESSAGE_SWITCHING 0x101
 
 typedef struct {
     CocoPhaseEvent type; /* a peer event */
@@ -53,7 +58,8 @@ GBytes *cocoPhaseMessageEncode(const CocoPhaseMessage *msg, GError **error);
 gssize cocoPhaseMessagePeekLength(const void *buf, size_t len, GError **error);
 
 /* Decode one whole message; @msg->data points into @buf. A heartbeat
- * decodes with @msg->type COCO_PHASE_MESSAGE_HEARTBEAT. */
+ * decodes with @msg->type COCO_PHASE_MESSAGE_HEARTBEAT, a switching notice
+ * with COCO_PHASE_MESSAGE_SWITCHING (@msg->arg 0 or 1). */
 int cocoPhaseMessageDecode(const void *buf, size_t len, CocoPhaseMessage *msg,
                            GError **error);
 
@@ -61,9 +67,17 @@ int cocoPhaseMessageDecode(const void *buf, size_t len, CocoPhaseMessage *msg,
  * type and for the types that carry none). */
 size_t cocoPhaseMessageLimit(unsigned int type);
 
+/* Whether @type is a frame of the transport (a heartbeat, a switching
+ * notice): the agents handle it, never the phase engine. */
+bool cocoPhaseMessageIsTransport(unsigned int type);
+
 /* Whether a side of @role may receive a message of @type (the engine would
  * refuse it anyway; this refuses it before it reaches the engine). */
 bool cocoPhaseMessageAllowed(unsigned int type, CocoFirmwareRole role);
 
 /* A heartbeat frame with sequence number @seq. */
 GBytes *cocoPhaseMessageEncodeHeartbeat(uint64_t seq);
+
+/* A switching notice: the source's guest entered (@on) or left its
+ * switchover's downtime. */
+GBytes *cocoPhaseMessageEncodeSwitching(bool on);

@@ -30,8 +30,9 @@
 #define COCO_PEER_HELLO_MAX 4096
 /* The answer to a status request carries one record. */
 #define COCO_PEER_ANSWER_MAX (4U * 1024U * 1024U)
-/* Version 2: TLS, stream tokens, UUID matching, heartbeats. */
-#define COCO_PEER_PROTOCOL_VERSION 2
+/* Version 2: TLS, stream tokens, UUID matching, heartbeats; 3: switching
+ * notices (cocophasemessage.h). */
+#define COCO_PEER_PROTOCOL_VERSION 3
 #define COCO_PEER_TOKEN_LEN 32
 
 typedef enum {

@@ -108,7 +108,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (cocoPhaseMessageDecode(copy + off, (size_t)whole, &msg, &err) < 0)
             abort(); /* the header said it is whole */
         off += (size_t)whole;
-        if ((unsigned int)msg.type == COCO_PHASE_MESSAGE_HEARTBEAT)
+        if (cocoPhaseMessageIsTransport((unsigned int)msg.type))
             continue;
         if (cocoPhaseMessageAllowed((unsigned int)msg.type,
                                     COCO_FIRMWARE_ROLE_DESTINATION))
