@@ -983,9 +983,8 @@ testMessageTransport(void)
     g_assert_cmpuint(len, ==, sizeof(frame));
     g_assert_cmpint(cocoPhaseMessageDecode(frame, len, &out, &err), ==, 0);
     g_assert_cmpuint(out.type, ==, COCO_PHASE_MESSAGE_HEARTBEAT);
-    g_assert_true(
-        cocoPhaseMessageAllowed(COCO_PHASE_MESSAGE_HEARTBEAT,
-                                COCO_FIRMWARE_ROLE_SOURCE));
+    g_assert_true(cocoPhaseMessageAllowed(COCO_PHASE_MESSAGE_HEARTBEAT,
+                                          COCO_FIRMWARE_ROLE_SOURCE));
 
     for (on = 0; on < 2; on++) {
         g_autoptr(GBytes) b = cocoPhaseMessageEncodeSwitching(on);

@@ -182,8 +182,7 @@ cocoPhaseMessagePeekLength(const void *buf, size_t len, GError **error)
         cocoErrorSet(
             error, COCO_ERROR_TRANSFER_PROTOCOL,
             _("phase message '%1$s' carries '%2$u' bytes, more than its limit of '%3$zu'"),
-            cocoPhaseMessageTypeName(type),
-            plen, cocoPhaseMessageLimit(type));
+            cocoPhaseMessageTypeName(type), plen, cocoPhaseMessageLimit(type));
         return -1;
     }
     if (type == COCO_PHASE_MESSAGE_HEARTBEAT &&
