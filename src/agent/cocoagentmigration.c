@@ -120,6 +120,8 @@ struct _CocoAgentMigration {
     guint64 peer_switching; /* destination: the source said its guest is in
                                its downtime (a switching notice): the id of
                                this host's hold; 0 if not */
+    bool peer_switched; /* destination: that notice came (once a session:
+                           a source has one downtime) */
     char *setup_slot; /* source: the peer host whose set-up slot it holds
                          (cocoagentpeerslots.h), until PREPARED */
     char *start_error;
@@ -924,6 +926,14 @@ cocoAgentMigrationPeerSwitching(CocoAgentMigration *m, bool on)
     CocoTransferPriority *p = cocoAgentPriorityOf(m->agent);
 
     if (on && !m->peer_switching) {
+        /* A source has one downtime a session: a peer that says so again
+         * could hold this host's other migrations back for ever. */
+        if (m->peer_switched) {
+            cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING,
+                         "peer switching=on again: ignored");
+            return;
+        }
+        m->peer_switched = true;
         m->peer_switching = cocoTransferPriorityEnter(p);
     } else if (!on && m->peer_switching) {
         cocoTransferPriorityLeave(p, m->peer_switching);
