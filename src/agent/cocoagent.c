@@ -21,6 +21,7 @@
 #include "proto/cocoprotorelay.h"
 #include "util/cocoerror.h"
 #include "util/cocohex.h"
+#include "util/cocosource.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -111,15 +112,6 @@ CocoTransferPriority *
 cocoAgentPriorityOf(CocoAgent *agent)
 {
     return agent->priority;
-}
-
-void
-cocoAgentClearSource(GSource **src)
-{
-    if (!*src)
-        return;
-    g_source_destroy(*src);
-    g_clear_pointer(src, g_source_unref);
 }
 
 static void

@@ -28,6 +28,7 @@
 #include "proto/cocoprotopeer.h"
 #include "util/cocoerror.h"
 #include "util/cocohex.h"
+#include "util/cocosource.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -166,8 +167,8 @@ cocoAgentIncomingConnFree(CocoAgentIncomingConn *c)
     inc->conns = g_list_remove(inc->conns, c);
     if (c->op)
         c->op->c = NULL; /* its callback frees it */
-    cocoAgentClearSource(&c->watch);
-    cocoAgentClearSource(&c->deadline);
+    cocoSourceClear(&c->watch);
+    cocoSourceClear(&c->deadline);
     if (c->cancel) {
         g_cancellable_cancel(c->cancel);
         g_object_unref(c->cancel);
@@ -218,9 +219,9 @@ cocoAgentPendingFree(gpointer p)
     CocoAgentPending *pd = p;
     gint64 i;
 
-    cocoAgentClearSource(&pd->timeout);
-    cocoAgentClearSource(&pd->streams_timeout);
-    cocoAgentClearSource(&pd->heartbeat);
+    cocoSourceClear(&pd->timeout);
+    cocoSourceClear(&pd->streams_timeout);
+    cocoSourceClear(&pd->heartbeat);
     cocoAgentPeerConnFree(pd->ctl);
     for (i = 0; pd->streams && i < pd->hello->streams; i++) {
         if (pd->streams[i]) {
@@ -580,7 +581,7 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
 
     if (pd->got < pd->hello->streams)
         return;
-    cocoAgentClearSource(&pd->streams_timeout);
+    cocoSourceClear(&pd->streams_timeout);
     if (!cocoAgentRelayServerTakeIncoming(cocoAgentRelayServerOf(inc->agent),
                                           pd->hello->uuid, &info, &relay))
         return; /* wait for the relay's migrate-incoming */
@@ -592,7 +593,7 @@ cocoAgentIncomingTry(CocoAgentIncoming *inc, CocoAgentPending *pd)
         if (g_hash_table_steal_extended(inc->pending, &session, &key, NULL))
             g_free(key);
     }
-    cocoAgentClearSource(&pd->timeout);
+    cocoSourceClear(&pd->timeout);
     m = cocoAgentMigrationNewDestination(
         inc->agent, &info, relay, g_steal_pointer(&pd->hello),
         g_steal_pointer(&pd->ctl), g_steal_pointer(&pd->streams), &err);
@@ -757,7 +758,7 @@ cocoAgentIncomingDispatch(CocoAgentIncomingConn *c, CocoPeerHello *hello)
 {
     CocoAgentIncoming *inc = c->inc;
 
-    cocoAgentClearSource(&c->deadline);
+    cocoSourceClear(&c->deadline);
     switch ((CocoPeerKind)hello->kind) {
     case COCO_PEER_KIND_PROBE:
         cocoPeerHelloFree(hello);
@@ -1158,7 +1159,7 @@ cocoAgentIncomingFree(CocoAgentIncoming *inc)
 {
     if (!inc)
         return;
-    cocoAgentClearSource(&inc->src);
+    cocoSourceClear(&inc->src);
     if (inc->fd >= 0)
         close(inc->fd);
     while (inc->conns)

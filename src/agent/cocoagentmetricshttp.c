@@ -8,6 +8,7 @@
 #include "agent/cocoagentmetrics.h"
 #include "agent/cocoagentmetricshttp.h"
 #include "util/cocoerror.h"
+#include "util/cocosource.h"
 
 #include <libsoup/soup.h>
 #include <stdbool.h>
@@ -39,10 +40,7 @@ cocoAgentMetricsConnFree(CocoAgentMetricsConn *c)
 
     h->conns = g_list_remove(h->conns, c);
     h->nconns--;
-    if (c->deadline) {
-        g_source_destroy(c->deadline);
-        g_source_unref(c->deadline);
-    }
+    cocoSourceClear(&c->deadline);
     g_free(c);
 }
 

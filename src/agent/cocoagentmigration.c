@@ -20,6 +20,7 @@
 #include "migration/cocoprecopypolicy.h"
 #include "transfer/cocodirtyfirmware.h"
 #include "util/cocoerror.h"
+#include "util/cocosource.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -835,7 +836,7 @@ cocoAgentMigrationDeadlines(CocoAgentMigration *m)
                 cocoAgentMigrationTimer(m, cfg->switchover_timeout * 1000U,
                                         cocoAgentMigrationOnSwitchoverDeadline);
     } else {
-        cocoAgentClearSource(&m->switchover_src);
+        cocoSourceClear(&m->switchover_src);
     }
     /* A cont held while the token's fate is unknown: libvirt's monitor
      * must not wait for minutes; the source resumes by itself later. */
@@ -845,7 +846,7 @@ cocoAgentMigrationDeadlines(CocoAgentMigration *m)
             m->hold_src = cocoAgentMigrationTimer(
                 m, cfg->hold_timeout * 1000U, cocoAgentMigrationOnHoldExpired);
     } else {
-        cocoAgentClearSource(&m->hold_src);
+        cocoSourceClear(&m->hold_src);
     }
     if (st == COCO_PHASE_STATE_AWAIT_TOKEN) {
         if (!m->giveup_src)
@@ -856,9 +857,9 @@ cocoAgentMigrationDeadlines(CocoAgentMigration *m)
                 cocoAgentMigrationTimer(m, COCO_MIGRATION_RECONNECT_S * 1000U,
                                         cocoAgentMigrationOnReconnectTimer);
     } else {
-        cocoAgentClearSource(&m->giveup_src);
+        cocoSourceClear(&m->giveup_src);
         if (st != COCO_PHASE_STATE_FROZEN)
-            cocoAgentClearSource(&m->reconnect_src);
+            cocoSourceClear(&m->reconnect_src);
     }
 }
 
@@ -901,8 +902,8 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
     }
     cocoAgentMigrationReportEpoch(m);
     if (cocoAgentMigrationOver(m)) {
-        cocoAgentClearSource(&m->progress_src);
-        cocoAgentClearSource(&m->poll_src);
+        cocoSourceClear(&m->progress_src);
+        cocoSourceClear(&m->poll_src);
     }
     cocoAgentMigrationDeadlines(m);
     cocoAgentMigrationSave(m);
@@ -1135,7 +1136,7 @@ cocoAgentMigrationAnswerRecover(CocoAgentMigration *m, bool timeout)
                            g_array_index(m->recover_clients, guint64, i),
                            COCO_RELAY_REPLY_RECOVER, &r);
     g_array_set_size(m->recover_clients, 0);
-    cocoAgentClearSource(&m->recover_src);
+    cocoSourceClear(&m->recover_src);
 }
 
 static gboolean
@@ -1776,7 +1777,7 @@ cocoAgentMigrationTeardown(CocoAgentMigration *m)
                           &m->recover_src};
 
     for (g = 0; g < G_N_ELEMENTS(timers); g++)
-        cocoAgentClearSource(timers[g]);
+        cocoSourceClear(timers[g]);
     cocoAgentMigrationReleaseSlot(m);
     for (g = 0; g < COCO_PHASE_GATE_LAST; g++)
         cocoAgentMigrationVerdict(
@@ -2198,7 +2199,7 @@ cocoAgentMigrationOnRelay(gpointer opaque)
     }
     if (m->progress.relay && m->progress.relay != in->relay) {
         m->progress.relay = 0;
-        cocoAgentClearSource(&m->progress_src);
+        cocoSourceClear(&m->progress_src);
     }
     if (in->relay)
         m->relay = in->relay;

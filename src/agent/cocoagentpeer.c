@@ -10,6 +10,7 @@
 #include "util/cocoerror.h"
 #include "util/cocofd.h"
 #include "util/cocohex.h"
+#include "util/cocosource.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -635,12 +636,8 @@ cocoAgentPeerConnStopSources(CocoAgentPeerConn *conn)
     GSource **srcs[] = {&conn->src, &conn->heartbeat, &conn->liveness};
     size_t i;
 
-    for (i = 0; i < G_N_ELEMENTS(srcs); i++) {
-        if (*srcs[i]) {
-            g_source_destroy(*srcs[i]);
-            g_clear_pointer(srcs[i], g_source_unref);
-        }
-    }
+    for (i = 0; i < G_N_ELEMENTS(srcs); i++)
+        cocoSourceClear(srcs[i]);
 }
 
 void

@@ -95,10 +95,6 @@ CocoAgentPeerSlots *cocoAgentPeerSlotsOf(CocoAgent *agent);
  * (transfer/cocotransferpriority.h; thread-safe). */
 CocoTransferPriority *cocoAgentPriorityOf(CocoAgent *agent);
 
-/* Destroy and release the source *@src, if any (a timer or watch the
- * caller attached and owns); *@src is NULL after it. */
-void cocoAgentClearSource(GSource **src);
-
 /* Run @func(@data) on the main thread (from any thread). */
 void cocoAgentPostMain(CocoAgent *agent, GSourceFunc func, gpointer data,
                        GDestroyNotify destroy);

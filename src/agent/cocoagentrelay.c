@@ -32,6 +32,7 @@
 #include "proto/cocoprotopeer.h"
 #include "qmp/cocoqmpchannel.h"
 #include "util/cocoerror.h"
+#include "util/cocosource.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -261,10 +262,7 @@ cocoAgentDomainFree(gpointer p)
         cocoAgentMigrationUnref(dom->mig);
     }
     g_clear_pointer(&dom->vfio_devices, g_ptr_array_unref);
-    if (dom->pid_src) {
-        g_source_destroy(dom->pid_src);
-        g_source_unref(dom->pid_src);
-    }
+    cocoSourceClear(&dom->pid_src);
     if (dom->pidfd >= 0)
         close(dom->pidfd);
     cocoAgentDomainInfoClear(&dom->info);
@@ -459,10 +457,7 @@ cocoAgentRelayOnHello(CocoAgentRelay *relay, void *data)
     relay->dom = dom;
     cocoAgentRelayUncount(relay);
     /* A relay, not a client: no idle deadline, longer lines. */
-    if (relay->idle) {
-        g_source_destroy(relay->idle);
-        g_clear_pointer(&relay->idle, g_source_unref);
-    }
+    cocoSourceClear(&relay->idle);
     cocoQmpChannelSetMaxLine(relay->ch, COCO_RELAY_LINE_MAX_AUTH);
     if (dom->mig)
         cocoAgentMigrationPostRelay(dom->mig, relay->id);
@@ -687,10 +682,7 @@ cocoAgentRelayHostdevAnswer(CocoAgentRelayHostdevCall *c, bool ok,
     if (c->answered)
         return;
     c->answered = true;
-    if (c->deadline) {
-        g_source_destroy(c->deadline);
-        g_clear_pointer(&c->deadline, g_source_unref);
-    }
+    cocoSourceClear(&c->deadline);
     cocoAgentLog(c->srv->agent, NULL, G_LOG_LEVEL_MESSAGE,
                  "domain=%s gate=hostdev: %s", c->name,
                  ok ? "released" : reason);
@@ -1239,10 +1231,7 @@ cocoAgentRelayOnIdle(gpointer opaque)
 static void
 cocoAgentRelayArmIdle(CocoAgentRelay *relay, guint seconds)
 {
-    if (relay->idle) {
-        g_source_destroy(relay->idle);
-        g_source_unref(relay->idle);
-    }
+    cocoSourceClear(&relay->idle);
     relay->idle = g_timeout_source_new_seconds(seconds);
     g_source_set_callback(relay->idle, cocoAgentRelayOnIdle, relay, NULL);
     g_source_attach(relay->idle, cocoAgentContext(relay->srv->agent));
@@ -1288,10 +1277,7 @@ cocoAgentRelayOnLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
 static void
 cocoAgentRelayFree(CocoAgentRelay *relay)
 {
-    if (relay->idle) {
-        g_source_destroy(relay->idle);
-        g_source_unref(relay->idle);
-    }
+    cocoSourceClear(&relay->idle);
     g_clear_pointer(&relay->ch, cocoQmpChannelUnref);
     g_free(relay);
 }
@@ -1505,10 +1491,7 @@ cocoAgentRelayServerFree(CocoAgentRelayServer *srv)
 
     if (!srv)
         return;
-    if (srv->src) {
-        g_source_destroy(srv->src);
-        g_source_unref(srv->src);
-    }
+    cocoSourceClear(&srv->src);
     if (srv->fd >= 0) {
         close(srv->fd);
         unlink(cocoAgentConfig(srv->agent)->socket_path);
@@ -1521,10 +1504,7 @@ cocoAgentRelayServerFree(CocoAgentRelayServer *srv)
         cocoAgentRelayDrop(relay);
     }
     g_hash_table_unref(srv->domains);
-    if (srv->reap) {
-        g_source_destroy(srv->reap);
-        g_source_unref(srv->reap);
-    }
+    cocoSourceClear(&srv->reap);
     g_list_free_full(g_steal_pointer(&srv->dead),
                      (GDestroyNotify)cocoAgentRelayFree);
     g_hash_table_unref(srv->relays);

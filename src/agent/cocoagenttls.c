@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "agent/cocoagenttls.h"
 #include "util/cocoerror.h"
+#include "util/cocosource.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -774,10 +775,7 @@ cocoAgentTlsHandshakeFree(gpointer opaque)
     if (hs->caller_id)
         g_cancellable_disconnect(hs->caller, hs->caller_id);
     g_clear_object(&hs->caller);
-    if (hs->timer) {
-        g_source_destroy(hs->timer);
-        g_source_unref(hs->timer);
-    }
+    cocoSourceClear(&hs->timer);
     if (hs->tls)
         g_signal_handlers_disconnect_by_data(hs->tls, hs);
     g_clear_object(&hs->tls);
@@ -1021,10 +1019,7 @@ cocoAgentTlsSucceed(GTask *task, CocoAgentTlsHandshake *hs)
 {
     hs->peer_identity = cocoAgentTlsGioCertNames(
         g_tls_connection_get_peer_certificate(hs->tls));
-    if (hs->timer) {
-        g_source_destroy(hs->timer);
-        g_clear_pointer(&hs->timer, g_source_unref);
-    }
+    cocoSourceClear(&hs->timer);
     g_task_return_pointer(task, g_object_ref(hs->tls), g_object_unref);
 }
 

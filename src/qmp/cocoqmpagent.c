@@ -10,6 +10,7 @@
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmpmessage.h"
 #include "util/cocoerror.h"
+#include "util/cocosource.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -232,10 +233,7 @@ static int cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error);
 static void
 cocoQmpAgentRequestFree(CocoQmpAgentRequest *req)
 {
-    if (req->timeout) {
-        g_source_destroy(req->timeout);
-        g_source_unref(req->timeout);
-    }
+    cocoSourceClear(&req->timeout);
     g_free(req->failure);
     g_free(req);
 }
@@ -287,10 +285,7 @@ cocoQmpAgentRefresh(CocoQmpSocketAgent *sa, guint64 id)
 static void
 cocoQmpAgentWaiterFree(CocoQmpAgentWaiter *w)
 {
-    if (w->timeout) {
-        g_source_destroy(w->timeout);
-        g_source_unref(w->timeout);
-    }
+    cocoSourceClear(&w->timeout);
     g_free(w);
 }
 
@@ -496,10 +491,7 @@ cocoQmpAgentConnect(CocoQmpSocketAgent *sa, GError **error)
         return cocoErrorSetSystem(
             error, err, _("cannot reach the host agent at '%1$s'"), sa->path);
     }
-    if (sa->reconnect) {
-        g_source_destroy(sa->reconnect);
-        g_clear_pointer(&sa->reconnect, g_source_unref);
-    }
+    cocoSourceClear(&sa->reconnect);
     sa->ch = cocoQmpChannelNew(fd, sa->ctx, sa->path, cocoQmpAgentOnLine,
                                cocoQmpAgentOnClosed, sa);
     if (!json_object_has_member(sa->hello, "version"))
@@ -675,10 +667,7 @@ cocoQmpAgentSocketDispose(CocoQmpAgent *agent)
         cb(FALSE, reason, wo);
     }
 
-    if (sa->reconnect) {
-        g_source_destroy(sa->reconnect);
-        g_source_unref(sa->reconnect);
-    }
+    cocoSourceClear(&sa->reconnect);
     g_free(sa->notReady);
     g_clear_pointer(&sa->ch, cocoQmpChannelUnref);
     cocoQmpAgentFailAll(sa, _("the relay is shutting down"));

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "qmp/cocoqmpchannel.h"
 #include "util/cocoerror.h"
+#include "util/cocosource.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,16 +58,8 @@ cocoQmpOutBufFree(CocoQmpOutBuf *b)
 static void
 cocoQmpChannelStopSources(CocoQmpChannel *ch)
 {
-    if (ch->inSource) {
-        g_source_destroy(ch->inSource);
-        g_source_unref(ch->inSource);
-        ch->inSource = NULL;
-    }
-    if (ch->outSource) {
-        g_source_destroy(ch->outSource);
-        g_source_unref(ch->outSource);
-        ch->outSource = NULL;
-    }
+    cocoSourceClear(&ch->inSource);
+    cocoSourceClear(&ch->outSource);
 }
 
 void
@@ -161,11 +154,7 @@ cocoQmpChannelFlush(CocoQmpChannel *ch)
         if (b->off == b->len)
             cocoQmpOutBufFree(g_queue_pop_head(&ch->out));
     }
-    if (ch->outSource) {
-        g_source_destroy(ch->outSource);
-        g_source_unref(ch->outSource);
-        ch->outSource = NULL;
-    }
+    cocoSourceClear(&ch->outSource);
 }
 
 static gboolean

@@ -15,6 +15,7 @@
 #include "qmp/cocoqmpprecopy.h"
 #include "qmp/cocoqmpvfioreport.h"
 #include "util/cocoerror.h"
+#include "util/cocosource.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1712,10 +1713,7 @@ cocoQmpRelayFree(CocoQmpRelay *relay)
 {
     if (!relay)
         return;
-    if (relay->listenSource) {
-        g_source_destroy(relay->listenSource);
-        g_source_unref(relay->listenSource);
-    }
+    cocoSourceClear(&relay->listenSource);
     COCO_FORCE_CLOSE(relay->listenFd);
     while (relay->sessions)
         cocoQmpSessionClose(relay->sessions->data);

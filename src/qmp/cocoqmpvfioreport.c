@@ -9,6 +9,7 @@
 #include "libvirt-coco/coco-vfio.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
+#include "util/cocosource.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -349,10 +350,7 @@ cocoQmpVfioReaderFree(CocoQmpVfioReader *reader)
 {
     if (!reader)
         return;
-    if (reader->source) {
-        g_source_destroy(reader->source);
-        g_source_unref(reader->source);
-    }
+    cocoSourceClear(&reader->source);
     COCO_FORCE_CLOSE(reader->fd);
     g_free(reader);
 }
