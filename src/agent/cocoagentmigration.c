@@ -915,6 +915,24 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
 
 /* ---- the peer ------------------------------------------------------------ */
 
+/* Enter (@on) or leave a downtime in the host's transfer priority under
+ * the id in *@id (0: none); whether anything changed. */
+static bool
+cocoAgentMigrationHold(CocoAgentMigration *m, guint64 *id, bool on)
+{
+    CocoTransferPriority *p = cocoAgentPriorityOf(m->agent);
+
+    if (on == (*id != 0))
+        return false;
+    if (on) {
+        *id = cocoTransferPriorityEnter(p);
+    } else {
+        cocoTransferPriorityLeave(p, *id);
+        *id = 0;
+    }
+    return true;
+}
+
 /* Destination (worker): the source's guest entered (left) its switchover's
  * downtime. This host's own migrations hold their bulk pre-copy work
  * meanwhile, as they do for this host's own switchovers: with migrations
@@ -924,24 +942,17 @@ cocoAgentMigrationAfter(CocoAgentMigration *m)
 static void
 cocoAgentMigrationPeerSwitching(CocoAgentMigration *m, bool on)
 {
-    CocoTransferPriority *p = cocoAgentPriorityOf(m->agent);
-
-    if (on && !m->peer_switching) {
-        /* A source has one downtime a session: a peer that says so again
-         * could hold this host's other migrations back for ever. */
-        if (m->peer_switched) {
-            cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING,
-                         "peer switching=on again: ignored");
-            return;
-        }
-        m->peer_switched = true;
-        m->peer_switching = cocoTransferPriorityEnter(p);
-    } else if (!on && m->peer_switching) {
-        cocoTransferPriorityLeave(p, m->peer_switching);
-        m->peer_switching = 0;
-    } else {
+    /* A source has one downtime a session: a peer that says so again
+     * could hold this host's other migrations back for ever. */
+    if (on && !m->peer_switching && m->peer_switched) {
+        cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING,
+                     "peer switching=on again: ignored");
         return;
     }
+    if (!cocoAgentMigrationHold(m, &m->peer_switching, on))
+        return;
+    if (on)
+        m->peer_switched = true;
     cocoAgentLog(m->agent, m, G_LOG_LEVEL_INFO, "peer switching=%s",
                  on ? "on" : "off");
 }
@@ -1516,16 +1527,9 @@ static void
 cocoAgentMigrationOnSwitching(void *opaque, bool on)
 {
     CocoAgentMigration *m = opaque;
-    CocoTransferPriority *p = cocoAgentPriorityOf(m->agent);
 
-    if (on && !m->switching) {
-        m->switching = cocoTransferPriorityEnter(p);
-    } else if (!on && m->switching) {
-        cocoTransferPriorityLeave(p, m->switching);
-        m->switching = 0;
-    } else {
+    if (!cocoAgentMigrationHold(m, &m->switching, on))
         return;
-    }
     cocoAgentMigrationApplyBandwidth(m);
     /* A source tells its destination, whose host holds its own bulk work
      * too (cocoAgentMigrationPeerSwitching()); best effort: a lost peer
