@@ -1004,6 +1004,12 @@ testMessageTransport(void)
     g_assert_true(cocoPhaseMessageIsTransport(COCO_PHASE_MESSAGE_SWITCHING));
     g_assert_true(cocoPhaseMessageIsTransport(COCO_PHASE_MESSAGE_HEARTBEAT));
     g_assert_false(cocoPhaseMessageIsTransport(COCO_PHASE_EVENT_PEER_MEMORY));
+    g_assert_cmpstr(cocoPhaseMessageTypeName(COCO_PHASE_MESSAGE_SWITCHING), ==,
+                    "switching");
+    g_assert_cmpstr(cocoPhaseMessageTypeName(COCO_PHASE_MESSAGE_HEARTBEAT), ==,
+                    "heartbeat");
+    g_assert_cmpstr(cocoPhaseMessageTypeName(COCO_PHASE_EVENT_PEER_MEMORY), ==,
+                    cocoPhaseEventTypeToString(COCO_PHASE_EVENT_PEER_MEMORY));
     /* An argument other than 0 or 1, and any payload, are refused. */
     frame[8] = 2;
     g_assert_cmpint(cocoPhaseMessagePeekLength(frame, len, &err), ==, -1);

@@ -994,7 +994,7 @@ cocoAgentMigrationOnMessage(CocoAgentPeerConn *conn,
     if (!cocoPhaseMessageAllowed((unsigned int)msg->type, m->role)) {
         cocoAgentLog(m->agent, m, G_LOG_LEVEL_WARNING,
                      "message '%s' may not reach a %s: ignored",
-                     NULLSTR(cocoPhaseEventTypeToString(msg->type)),
+                     cocoPhaseMessageTypeName((unsigned int)msg->type),
                      cocoFirmwareRoleTypeToString(m->role));
         return;
     }

@@ -60,8 +60,7 @@ cocoPhaseMessageDefLookup(unsigned int type)
     return NULL;
 }
 
-/* A phase event's name, or the transport frame's own. */
-static const char *
+const char *
 cocoPhaseMessageTypeName(unsigned int type)
 {
     const CocoPhaseMessageDef *d = cocoPhaseMessageDefLookup(type);

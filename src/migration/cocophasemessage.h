@@ -67,6 +67,10 @@ int cocoPhaseMessageDecode(const void *buf, size_t len, CocoPhaseMessage *msg,
  * type and for the types that carry none). */
 size_t cocoPhaseMessageLimit(unsigned int type);
 
+/* A phase event's name, or the transport frame's own ("heartbeat",
+ * "switching"); "<null>" for an unknown type. */
+const char *cocoPhaseMessageTypeName(unsigned int type);
+
 /* Whether @type is a frame of the transport (a heartbeat, a switching
  * notice): the agents handle it, never the phase engine. */
 bool cocoPhaseMessageIsTransport(unsigned int type);
