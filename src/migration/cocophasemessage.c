@@ -124,11 +124,26 @@ cocoPhasePutU32(uint8_t *p, uint32_t v)
     p[3] = v >> 24;
 }
 
+/* A whole frame: the 16-byte header, then @len bytes of @payload. */
+static GBytes *
+cocoPhaseMessageFrame(uint16_t type, uint32_t arg, const void *payload,
+                      size_t len)
+{
+    uint8_t *out = g_malloc(COCO_PHASE_MESSAGE_HEADER + len);
+
+    memcpy(out, COCO_PHASE_MESSAGE_MAGIC, 4);
+    cocoPhasePutU16(out + 4, type);
+    cocoPhasePutU16(out + 6, 0);
+    cocoPhasePutU32(out + 8, arg);
+    cocoPhasePutU32(out + 12, (uint32_t)len);
+    if (len)
+        memcpy(out + COCO_PHASE_MESSAGE_HEADER, payload, len);
+    return g_bytes_new_take(out, COCO_PHASE_MESSAGE_HEADER + len);
+}
+
 GBytes *
 cocoPhaseMessageEncode(const CocoPhaseMessage *msg, GError **error)
 {
-    uint8_t *out;
-
     if (!cocoPhaseEventIsPeer(msg->type)) {
         cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                      _("event '%1$s' is not a message between agents"),
@@ -142,15 +157,8 @@ cocoPhaseMessageEncode(const CocoPhaseMessage *msg, GError **error)
                      cocoPhaseEventTypeToString(msg->type), msg->len);
         return NULL;
     }
-    out = g_malloc(COCO_PHASE_MESSAGE_HEADER + msg->len);
-    memcpy(out, COCO_PHASE_MESSAGE_MAGIC, 4);
-    cocoPhasePutU16(out + 4, (uint16_t)msg->type);
-    cocoPhasePutU16(out + 6, 0);
-    cocoPhasePutU32(out + 8, msg->arg);
-    cocoPhasePutU32(out + 12, (uint32_t)msg->len);
-    if (msg->len)
-        memcpy(out + COCO_PHASE_MESSAGE_HEADER, msg->data, msg->len);
-    return g_bytes_new_take(out, COCO_PHASE_MESSAGE_HEADER + msg->len);
+    return cocoPhaseMessageFrame((uint16_t)msg->type, msg->arg, msg->data,
+                                 msg->len);
 }
 
 gssize
@@ -222,29 +230,17 @@ cocoPhaseMessageDecode(const void *buf, size_t len, CocoPhaseMessage *msg,
 GBytes *
 cocoPhaseMessageEncodeHeartbeat(uint64_t seq)
 {
-    uint8_t *out =
-        g_malloc(COCO_PHASE_MESSAGE_HEADER + COCO_PHASE_MESSAGE_HEARTBEAT_LEN);
+    uint8_t payload[COCO_PHASE_MESSAGE_HEARTBEAT_LEN];
 
-    memcpy(out, COCO_PHASE_MESSAGE_MAGIC, 4);
-    cocoPhasePutU16(out + 4, COCO_PHASE_MESSAGE_HEARTBEAT);
-    cocoPhasePutU16(out + 6, 0);
-    cocoPhasePutU32(out + 8, 0);
-    cocoPhasePutU32(out + 12, COCO_PHASE_MESSAGE_HEARTBEAT_LEN);
-    cocoPhasePutU32(out + 16, (uint32_t)(seq & 0xffffffffU));
-    cocoPhasePutU32(out + 20, (uint32_t)(seq >> 32));
-    return g_bytes_new_take(out, COCO_PHASE_MESSAGE_HEADER +
-                                     COCO_PHASE_MESSAGE_HEARTBEAT_LEN);
+    cocoPhasePutU32(payload, (uint32_t)(seq & 0xffffffffU));
+    cocoPhasePutU32(payload + 4, (uint32_t)(seq >> 32));
+    return cocoPhaseMessageFrame(COCO_PHASE_MESSAGE_HEARTBEAT, 0, payload,
+                                 sizeof(payload));
 }
 
 GBytes *
 cocoPhaseMessageEncodeSwitching(bool on)
 {
-    uint8_t *out = g_malloc(COCO_PHASE_MESSAGE_HEADER);
-
-    memcpy(out, COCO_PHASE_MESSAGE_MAGIC, 4);
-    cocoPhasePutU16(out + 4, COCO_PHASE_MESSAGE_SWITCHING);
-    cocoPhasePutU16(out + 6, 0);
-    cocoPhasePutU32(out + 8, on ? 1 : 0);
-    cocoPhasePutU32(out + 12, 0);
-    return g_bytes_new_take(out, COCO_PHASE_MESSAGE_HEADER);
+    return cocoPhaseMessageFrame(COCO_PHASE_MESSAGE_SWITCHING, on ? 1 : 0, NULL,
+                                 0);
 }
