@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "firmware/cocoemu.h"
+#include "util/cocowritelog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1499,6 +1500,121 @@ allocated(int fd)
 }
 
 /* The destination reserves the ranges it is told before any import. */
+/*
+ * The emulation's write blocking read from the VMM's write log
+ * (cocoEmuLogWrites()): this process is the VMM (its userfaultfd, its
+ * mapping of the RAM). The dirty log lists what the VMM wrote, by a store
+ * or by the kernel (read(2)), even the same bytes again, as TDX's write
+ * blocking would, without hashing. After the blackout, the pages the log
+ * saw unchanged pass the start token unhashed; once the VMM maps the RAM
+ * anew, the token hashes them again and refuses a page written through
+ * the new mapping.
+ */
+static void
+testWriteLog(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    uint8_t *sm;
+    uint8_t *m2;
+    int sfd;
+    int dfd;
+    int zero;
+    int ufd = cocoWriteLogPrepareSelf();
+    uint64_t bits[1] = {0};
+    uint64_t want = 0xFULL | (0xFULL << 20);
+    uint64_t g12[] = {1, 2};
+    g_autoptr(GByteArray) a = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    g_autoptr(GByteArray) t = NULL;
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
+    uint64_t gfns[8];
+    uint64_t i;
+    uint32_t n = 0;
+    int ret;
+
+    if (ufd < 0) {
+        g_test_skip(
+            "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
+        return;
+    }
+    sfd = sparseRam(&sm);
+    dfd = memfd_create("coco-dst", 0);
+    g_assert_cmpint(dfd, >=, 0);
+    g_assert_cmpint(ftruncate(dfd, MEMSIZE), ==, 0);
+    pairInit(&p, &defaultOpts);
+    CHECK_OK(cocoEmuAttachMemoryFd(p.src, sfd, 0, MEMSIZE, &err), err);
+    CHECK_OK(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), err);
+    g_assert_cmpint(cocoEmuLogWrites(p.dst, getpid(), &err), ==, -1);
+    g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
+    g_clear_error(&err);
+    CHECK_OK(cocoEmuLogWrites(p.src, getpid(), &err), err);
+    setup(&p);
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, want);
+    for (i = 0; i < NPAGES; i++) {
+        if (want & (1ULL << i))
+            gfns[n++] = i;
+    }
+    b = expmem(p.src, 0, gfns, 4, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    a = expmem(p.src, 1, gfns + 4, 4, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    impOk(p.dst, 1, a);
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, 0);
+
+    /* Page 1: the same byte stored again; page 2: read(2) into it. */
+    ((volatile uint8_t *)sm)[COCO_EMU_PAGE_SIZE] = sm[COCO_EMU_PAGE_SIZE];
+    zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    g_assert_cmpint(zero, >=, 0);
+    g_assert_cmpint(read(zero, sm + 2 * COCO_EMU_PAGE_SIZE, 16), ==, 16);
+    close(zero);
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, (1ULL << 1) | (1ULL << 2));
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, (1ULL << 1) | (1ULL << 2)); /* still dirty */
+
+    blackoutOk(p.src);
+    g_byte_array_unref(b);
+    b = expmem(p.src, 0, g12, 2, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, 0);
+    g_assert_null(cocoEmuWriteLogLost(p.src));
+
+    /* A mapping the log does not cover: its write is not in the log, and
+     * the token, seeing the mappings changed, hashes and refuses. */
+    m2 = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+    g_assert_true(m2 != MAP_FAILED);
+    m2[3 * COCO_EMU_PAGE_SIZE] ^= 0xFF;
+    g_byte_array_unref(t);
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    vcpusOk(&p);
+    ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
+              &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
+    g_assert_nonnull(cocoEmuWriteLogLost(p.src));
+    g_assert_nonnull(strstr(cocoEmuWriteLogLost(p.src),
+                            "mapped the guest RAM file differently"));
+    munmap(m2, MEMSIZE);
+    munmap(sm, MEMSIZE);
+    pairClear(&p);
+    close(sfd);
+    close(dfd);
+    close(ufd);
+}
+
 static void
 testReserve(void)
 {
@@ -2689,6 +2805,7 @@ main(int argc, char **argv)
     g_test_add_func("/emu/dirty-log", testDirtyLog);
     g_test_add_func("/emu/dirty-log-seam", testDirtyLogSeam);
     g_test_add_func("/emu/absent-pages", testAbsentPages);
+    g_test_add_func("/emu/write-log", testWriteLog);
     g_test_add_func("/emu/reserve", testReserve);
     g_test_add_data_func("/emu/import-through-file/pwrite", GINT_TO_POINTER(0),
                          testImportThroughFile);

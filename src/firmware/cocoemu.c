@@ -15,6 +15,7 @@
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
 #include "util/cocopagehash.h"
+#include "util/cocowritelog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +52,7 @@ enum {
 /* Per-page flags (pflags), beside the state. */
 #define COCO_EMU_FLAG_VERIFIED 0x01 /* source: checked since the blackout */
 #define COCO_EMU_FLAG_RESERVED 0x02 /* destination: backing reserved */
+#define COCO_EMU_FLAG_LOGGED 0x04 /* source: VERIFIED by the write log */
 
 /* Pages one dirty-log step handles between two takes of the VM lock. */
 #define COCO_EMU_SCAN_CHUNK 512
@@ -169,6 +171,13 @@ typedef struct {
     uint64_t *phash;
     uint64_t hash_key;
     uint64_t dirty_count;
+    /* Source: the VMM's writes to the RAM file (cocowritelog.h), the
+     * emulation's TDX write blocking: the dirty log reads it instead of
+     * hashing every exported page. wlog_lost (set once, under the lock):
+     * why it was dropped; the dirty log then hashes, which is sound at any
+     * point since the hashes are those of the exported copies. */
+    CocoWriteLog *wlog;
+    char *wlog_lost;
 
     /* private state */
     uint8_t **vcpu_state;
@@ -1108,6 +1117,52 @@ cocoEmuPagesPresence(CocoEmu *emu, GError **error)
                               error);
 }
 
+/* Stop using the write log (it stays attached until the memory is
+ * dropped: a concurrent dirty log may still be reading it). */
+static void
+cocoEmuWriteLogDrop(CocoEmu *emu, const char *why)
+{
+    g_mutex_lock(&emu->lock);
+    if (!emu->wlog_lost)
+        __atomic_store_n(&emu->wlog_lost, g_strdup(why), __ATOMIC_RELEASE);
+    g_mutex_unlock(&emu->lock);
+}
+
+/* Unlocked: the pages of [@g0, @g0 + @n) (n <= COCO_EMU_SCAN_CHUNK) the
+ * VMM wrote since the previous read, into @bits; false without a write
+ * log (none, or dropped now or before): the caller hashes. */
+static bool
+cocoEmuWriteLogRead(CocoEmu *emu, uint64_t g0, uint64_t n, uint64_t *bits)
+{
+    g_autoptr(GError) err = NULL;
+
+    memset(bits, 0, COCO_EMU_SCAN_CHUNK / 8);
+    if (!emu->wlog || __atomic_load_n(&emu->wlog_lost, __ATOMIC_ACQUIRE))
+        return false;
+    if (cocoWriteLogCollect(emu->wlog, g0, n, bits, &err) < 0) {
+        cocoEmuWriteLogDrop(emu, err->message);
+        return false;
+    }
+    return true;
+}
+
+/* Whether the pages the write log VERIFIED can stay so (the start
+ * token): the VMM still maps the RAM as when the log was attached. */
+static bool
+cocoEmuWriteLogTrusted(CocoEmu *emu)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!emu->wlog || emu->wlog_lost)
+        return false;
+    if (cocoWriteLogCheck(emu->wlog, &err) < 0) {
+        __atomic_store_n(&emu->wlog_lost, g_strdup(err->message),
+                         __ATOMIC_RELEASE);
+        return false;
+    }
+    return true;
+}
+
 /* Every exported, clean page must still hold what was exported. A page
  * that changed without being reported dirty is marked dirty now (as
  * UNBLOCKW would have done) and the call is refused. Pages checked since
@@ -1119,11 +1174,15 @@ cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
 {
     uint64_t changed = 0;
     uint64_t first = 0;
+    bool log_trusted = cocoEmuWriteLogTrusted(emu);
     uint64_t gfn;
 
     for (gfn = 0; gfn < emu->npages; gfn++) {
+        uint8_t f = emu->pflags[gfn];
+
         if (emu->pstate[gfn] != COCO_EMU_PAGE_EXPORTED ||
-            emu->pflags[gfn] & COCO_EMU_FLAG_VERIFIED)
+            (f & COCO_EMU_FLAG_VERIFIED &&
+             (!(f & COCO_EMU_FLAG_LOGGED) || log_trusted)))
             continue;
         if (cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE, emu->hash_key) ==
             emu->phash[gfn])
@@ -1213,6 +1272,8 @@ cocoEmuMemoryDrop(CocoEmu *emu)
         close(emu->fd);
     emu->fd = -1;
     g_clear_pointer(&emu->path, g_free);
+    g_clear_pointer(&emu->wlog, cocoWriteLogFree);
+    g_clear_pointer(&emu->wlog_lost, g_free);
     emu->mem = NULL;
     emu->mem_mapped = false;
     g_clear_pointer(&emu->pstate, g_free);
@@ -1266,6 +1327,7 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
     uint64_t seen[COCO_EMU_SCAN_CHUNK];
     uint8_t what[COCO_EMU_SCAN_CHUNK];
     uint64_t present[COCO_EMU_SCAN_CHUNK / 64];
+    uint64_t written[COCO_EMU_SCAN_CHUNK / 64];
     uint64_t off;
     bool paused;
     int ret = 0;
@@ -1299,6 +1361,8 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
         uint64_t n = MIN(COCO_EMU_SCAN_CHUNK, npages - off);
         CocoEmuRunBits rb = {g0, present};
         bool absent = false;
+        /* Read before the states: a write after it is in the next read. */
+        bool logged = cocoEmuWriteLogRead(emu, g0, n, written);
         uint64_t i;
 
         for (i = 0; i < n; i++) {
@@ -1309,10 +1373,16 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
             if (st == COCO_EMU_PAGE_EXPORTED) {
                 seen[i] =
                     __atomic_load_n(&emu->phash[g0 + i], __ATOMIC_RELAXED);
-                what[i] = cocoPageHash(emu->mem + (g0 + i) * COCO_EMU_PAGE_SIZE,
-                                       emu->hash_key) == seen[i]
-                              ? COCO_EMU_SEEN_SAME
-                              : COCO_EMU_SEEN_CHANGED;
+                if (logged)
+                    what[i] = written[i / 64] & (1ULL << (i % 64))
+                                  ? COCO_EMU_SEEN_CHANGED
+                                  : COCO_EMU_SEEN_SAME;
+                else
+                    what[i] =
+                        cocoPageHash(emu->mem + (g0 + i) * COCO_EMU_PAGE_SIZE,
+                                     emu->hash_key) == seen[i]
+                            ? COCO_EMU_SEEN_SAME
+                            : COCO_EMU_SEEN_CHANGED;
             } else if (st == COCO_EMU_PAGE_ABSENT) {
                 absent = true;
             }
@@ -1327,16 +1397,30 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
         g_mutex_lock(&emu->lock);
         for (i = 0; i < n; i++) {
             uint64_t g = g0 + i;
-            uint8_t st = emu->pstate[g];
+            uint8_t st;
 
-            if (what[i] == COCO_EMU_SEEN_CHANGED &&
+            /* A logged write is consumed by its read: whatever the page's
+             * state, the write must not be lost. A page being exported
+             * (MARK) may have been copied before it: wait for that export
+             * and mark the copy dirty (what UNBLOCKW does). */
+            if (logged && written[i / 64] & (1ULL << (i % 64))) {
+                while (emu->pstate[g] & COCO_EMU_PAGE_MARK)
+                    g_cond_wait(&emu->cond, &emu->lock);
+                if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED) {
+                    emu->pstate[g] = COCO_EMU_PAGE_EXPORTED_DIRTY;
+                    emu->dirty_count++;
+                }
+            }
+            st = emu->pstate[g];
+            if (!logged && what[i] == COCO_EMU_SEEN_CHANGED &&
                 st == COCO_EMU_PAGE_EXPORTED && emu->phash[g] == seen[i]) {
                 st = COCO_EMU_PAGE_EXPORTED_DIRTY;
                 emu->dirty_count++;
             } else if (what[i] == COCO_EMU_SEEN_SAME && paused &&
                        st == COCO_EMU_PAGE_EXPORTED &&
                        emu->phash[g] == seen[i]) {
-                emu->pflags[g] |= COCO_EMU_FLAG_VERIFIED;
+                emu->pflags[g] |= COCO_EMU_FLAG_VERIFIED |
+                                  (logged ? COCO_EMU_FLAG_LOGGED : 0);
             } else if (st == COCO_EMU_PAGE_ABSENT &&
                        present[i / 64] & (1ULL << (i % 64))) {
                 st = COCO_EMU_PAGE_MAPPED;
@@ -1581,6 +1665,41 @@ cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset, size_t size,
     if (!(emu->path = g_file_read_link(fdlink, NULL)))
         emu->path = g_strdup_printf("fd %d", fd);
     return 0;
+}
+
+int
+cocoEmuLogWrites(CocoFirmware *fw, pid_t pid, GError **error)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker =
+        g_mutex_locker_new(&emu->lock);
+
+    cocoEmuQuiesce(emu);
+    if (emu->role != COCO_FIRMWARE_ROLE_SOURCE || emu->fd < 0)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE, "%s",
+            _("only a source's guest memory in a file can have its writes logged"));
+    /* Before the first export: every write after an export's copy must be
+     * in the log. */
+    if (emu->op != COCO_EMU_OP_RUNNABLE)
+        return cocoErrorSet(
+            error, COCO_ERROR_FW_STATE,
+            _("writes can only be logged outside a migration session, not in state '%1$s'"),
+            cocoEmuOpStateTypeToString(emu->op));
+    g_clear_pointer(&emu->wlog, cocoWriteLogFree);
+    g_clear_pointer(&emu->wlog_lost, g_free);
+    if (!(emu->wlog = cocoWriteLogAttach(pid, emu->fd, emu->fd_offset,
+                                         emu->memsize, error)))
+        return -1;
+    return 0;
+}
+
+const char *
+cocoEmuWriteLogLost(CocoFirmware *fw)
+{
+    CocoEmu *emu = cocoEmuGet(fw);
+
+    return __atomic_load_n(&emu->wlog_lost, __ATOMIC_ACQUIRE);
 }
 
 /* ---- vCPUs and running -------------------------------------------------- */

@@ -27,6 +27,17 @@
  *       Guest private memory: caller's region, or a MAP_SHARED mapping of
  *       @fd (unmapped on free). @size must be the VM's vm->memory. Only
  *       outside a migration session (RUNNABLE or UNINIT).
+ *   int cocoEmuLogWrites(CocoFirmware *fw, pid_t pid, GError **error);
+ *       Source, file-backed memory, outside a session: the emulation's
+ *       write blocking. Process @pid (the VMM, which made its userfaultfd
+ *       with cocoWriteLogPrepareSelf()) has its writes to the RAM file
+ *       logged (cocowritelog.h); the dirty log reads that log instead of
+ *       hashing every exported page, and the start token trusts it while
+ *       @pid maps the file as it did here. Without it, or once it fails,
+ *       the dirty log hashes.
+ *   const char *cocoEmuWriteLogLost(CocoFirmware *fw);
+ *       Why the write log was dropped (the dirty log hashes since), or
+ *       NULL.
  *   int cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error);
  *       The host reports a guest write (TDH.EXPORT.UNBLOCKW).
  *   int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns,
@@ -103,6 +114,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Per-VM operation states (TDCS OP_STATE, coco.md §2.1), plus TEARDOWN: a
  * source whose session ended with FINISH (it can only be destroyed). */
@@ -259,6 +271,8 @@ int cocoEmuAttachMemory(CocoFirmware *fw, void *mem, size_t size,
                         GError **error);
 int cocoEmuAttachMemoryFd(CocoFirmware *fw, int fd, uint64_t offset,
                           size_t size, GError **error);
+int cocoEmuLogWrites(CocoFirmware *fw, pid_t pid, GError **error);
+const char *cocoEmuWriteLogLost(CocoFirmware *fw);
 int cocoEmuMarkDirty(CocoFirmware *fw, uint64_t gfn, GError **error);
 int cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
                     GError **error);
