@@ -33,6 +33,14 @@ def interposer_state():
     """Whether the interposer is mapped, what the environment still says,
     and the datagram socket qemu-coco passed (the report channel)."""
     maps = open("/proc/self/maps").read()
+    # before the socket probe below, which leaves duplicates behind
+    uffd = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink("/proc/self/fd/" + name) == "anon_inode:[userfaultfd]":
+                uffd.append(name)
+        except OSError:
+            pass  # the directory listing's own descriptor
     dgram = None
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
@@ -46,6 +54,7 @@ def interposer_state():
             dgram = fd
         s.close()
     return {"mapped": "vfio-interposer.so" in maps,
+            "write-log": len(uffd),
             "env-preload": os.environ.get("LD_PRELOAD", ""),
             "env-fd": os.environ.get("LIBVIRT_COCO_VFIO_REPORT_FD"),
             "report-fd": dgram}
@@ -137,6 +146,7 @@ def start_guest(qemu_coco, env, tmp):
 def main():
     qemu_coco = sys.argv[1]
     interposer = sys.argv[2]
+    write_log = sys.argv[3]
     tap = Tap()
     tmp = tempfile.mkdtemp(prefix="cocoqemucocotest-")
     fake = os.path.join(tmp, "fake-qemu")
@@ -151,8 +161,9 @@ def main():
     with open(conf, "w") as f:
         # An agent socket nobody serves: the relay must say it has none.
         f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n"
-                "vfio_interposer_path = %s\n" %
-                (fake, os.path.join(tmp, "no-agent.sock"), interposer))
+                "vfio_interposer_path = %s\nwrite_log_path = %s\n" %
+                (fake, os.path.join(tmp, "no-agent.sock"), interposer,
+                 write_log))
     report = os.path.join(tmp, "report.json")
     env = dict(os.environ, QEMU_COCO_CONFIG=conf, FAKE_REPORT=report,
                TMPDIR=tmp)
@@ -191,6 +202,8 @@ def main():
     tap.ok(ip["env-preload"] == "" and ip["env-fd"] is None,
            "interposer: gone from the environment QEMU's children inherit")
     tap.ok(ip["report-fd"] is not None, "interposer: QEMU holds the report socket")
+    tap.ok(ip["write-log"] == 1,
+           "write log: QEMU holds one userfaultfd for the agent to take")
     tap.ok(r and r["return"].get("vfio-leaks") == 1,
            "interposer: the relay counts the leak report, drops the malformed one")
     # Fail closed: a migration without an agent that accepted the relay is
@@ -234,7 +247,8 @@ def main():
 
     # vfio_interposer = no: QEMU runs without it.
     with open(conf, "w") as f:
-        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = no\n" % fake)
+        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = no\n"
+                "write_log = no\n" % fake)
     os.unlink(report)
     proc, conn, _, _ = start_guest(qemu_coco, env, tmp)
     readline(conn)
@@ -246,6 +260,9 @@ def main():
     tap.ok(not rep["interposer"]["mapped"] and rep["interposer"]["report-fd"] is None
            and "VFIO interposer off" in err,
            "vfio_interposer = no: QEMU runs without the interposer")
+    tap.ok(rep["interposer"]["write-log"] == 0 and
+           rep["interposer"]["env-preload"] == "",
+           "write_log = no: QEMU runs without the write-log preload")
 
     # The interposer on (the default) but missing: the start fails, saying
     # how to turn it off; a switch that is not yes or no is refused.
@@ -259,6 +276,15 @@ def main():
     tap.ok(proc.returncode != 0 and "vfio_interposer = no" in err,
            "a missing interposer fails the start with the remedy")
     with open(conf, "w") as f:
+        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = no\n"
+                "write_log_path = %s\n" % (fake, os.path.join(tmp, "none.so")))
+    proc, conn, _, _ = start_guest(qemu_coco, env, tmp)
+    proc.wait(timeout=TIMEOUT)
+    conn.close()
+    err = proc.stderr.read()
+    tap.ok(proc.returncode != 0 and "write_log = no" in err,
+           "a missing write-log preload fails the start with the remedy")
+    with open(conf, "w") as f:
         f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = maybe\n" % fake)
     p = subprocess.run([qemu_coco] + probe, env=env, timeout=TIMEOUT,
                        capture_output=True, text=True)
@@ -268,7 +294,8 @@ def main():
     agent_path = os.path.join(tmp, "agent.sock")
     with open(conf, "w") as f:
         f.write("[qemu-coco]\nqemu = %s\nagent_socket = %s\n"
-                "vfio_interposer_path = %s\n" % (fake, agent_path, interposer))
+                "vfio_interposer_path = %s\nwrite_log_path = %s\n"
+                % (fake, agent_path, interposer, write_log))
     asock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     asock.bind(agent_path)
     asock.listen(4)

@@ -42,6 +42,8 @@ typedef struct {
     char *qmpLogDir;
     gboolean vfioInterposer;
     char *vfioInterposerPath;
+    gboolean writeLog;
+    char *writeLogPath;
 } QemuCocoConfig;
 
 static void
@@ -51,6 +53,7 @@ qemuCocoConfigClear(QemuCocoConfig *cfg)
     g_free(cfg->agentSocket);
     g_free(cfg->qmpLogDir);
     g_free(cfg->vfioInterposerPath);
+    g_free(cfg->writeLogPath);
 }
 
 static const struct {
@@ -75,7 +78,7 @@ qemuCocoConfigString(GKeyFile *kf, const char *key)
 static const char *const qemuCocoConfigKeys[] = {
     "qemu",        "agent_socket",    "gate_timeout",
     "qmp_log_dir", "vfio_interposer", "vfio_interposer_path",
-    NULL,
+    "write_log",   "write_log_path",  NULL,
 };
 
 static int
@@ -103,13 +106,53 @@ qemuCocoConfigCheckKeys(GKeyFile *kf, const char *path, GError **error)
     return 0;
 }
 
+/* A yes/no key; @value keeps its default when the key is absent. */
+static int
+qemuCocoConfigBool(GKeyFile *kf, const char *key, const char *path,
+                   gboolean *value, GError **error)
+{
+    g_autofree char *word = qemuCocoConfigString(kf, key);
+    size_t i;
+
+    if (!word)
+        return 0;
+    for (i = 0; i < G_N_ELEMENTS(qemuCocoBooleans); i++) {
+        if (STREQ(word, qemuCocoBooleans[i].word)) {
+            *value = qemuCocoBooleans[i].value;
+            return 0;
+        }
+    }
+    return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                        _("'%1$s' in '%2$s' must be 'yes' or 'no', not '%3$s'"),
+                        key, path, word);
+}
+
+/* An absolute path key; @value keeps its default when the key is
+ * absent. */
+static int
+qemuCocoConfigPath(GKeyFile *kf, const char *key, const char *path,
+                   char **value, GError **error)
+{
+    g_autofree char *v = NULL;
+
+    if (!g_key_file_has_key(kf, QEMU_COCO_GROUP, key, NULL))
+        return 0;
+    v = qemuCocoConfigString(kf, key);
+    if (!v || !g_path_is_absolute(v))
+        return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
+                            _("'%1$s' in '%2$s' must be an absolute path"), key,
+                            path);
+    g_free(*value);
+    *value = g_steal_pointer(&v);
+    return 0;
+}
+
 static int
 qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) err = NULL;
     g_autofree char *timeout = NULL;
-    g_autofree char *interposer = NULL;
 
     cfg->qemu = g_strdup(QEMU_COCO_DEFAULT_QEMU);
     cfg->gateTimeout = QEMU_COCO_DEFAULT_GATE_TIMEOUT;
@@ -118,6 +161,8 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
     cfg->agentSocket = g_strdup(COCO_RELAY_DEFAULT_SOCKET);
     cfg->vfioInterposer = TRUE;
     cfg->vfioInterposerPath = g_strdup(COCO_VFIO_INTERPOSER);
+    cfg->writeLog = TRUE;
+    cfg->writeLogPath = g_strdup(COCO_WRITE_LOG_PRELOAD);
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
         if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
             return 0;
@@ -156,32 +201,14 @@ qemuCocoConfigLoad(const char *path, QemuCocoConfig *cfg, GError **error)
                 path, timeout);
         cfg->gateTimeout = (guint)v;
     }
-    interposer = qemuCocoConfigString(kf, "vfio_interposer");
-    if (interposer) {
-        size_t i;
-
-        for (i = 0; i < G_N_ELEMENTS(qemuCocoBooleans); i++) {
-            if (STREQ(interposer, qemuCocoBooleans[i].word))
-                break;
-        }
-        if (i == G_N_ELEMENTS(qemuCocoBooleans))
-            return cocoErrorSet(
-                error, COCO_ERROR_INVALID_ARG,
-                _("'vfio_interposer' in '%1$s' must be 'yes' or 'no', not '%2$s'"),
-                path, interposer);
-        cfg->vfioInterposer = qemuCocoBooleans[i].value;
-    }
-    if (g_key_file_has_key(kf, QEMU_COCO_GROUP, "vfio_interposer_path", NULL)) {
-        g_free(cfg->vfioInterposerPath);
-        cfg->vfioInterposerPath =
-            qemuCocoConfigString(kf, "vfio_interposer_path");
-        if (!cfg->vfioInterposerPath ||
-            !g_path_is_absolute(cfg->vfioInterposerPath))
-            return cocoErrorSet(
-                error, COCO_ERROR_INVALID_ARG,
-                _("'vfio_interposer_path' in '%1$s' must be an absolute path"),
-                path);
-    }
+    if (qemuCocoConfigBool(kf, "vfio_interposer", path, &cfg->vfioInterposer,
+                           error) < 0 ||
+        qemuCocoConfigPath(kf, "vfio_interposer_path", path,
+                           &cfg->vfioInterposerPath, error) < 0 ||
+        qemuCocoConfigBool(kf, "write_log", path, &cfg->writeLog, error) < 0 ||
+        qemuCocoConfigPath(kf, "write_log_path", path, &cfg->writeLogPath,
+                           error) < 0)
+        return -1;
     return 0;
 }
 
@@ -284,6 +311,26 @@ qemuCocoRelayMain(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info,
     return 0;
 }
 
+/* Put @lib first in QEMU's LD_PRELOAD; a missing library fails the start
+ * (@key = no in qemu-coco.conf is the explicit way to run without it). */
+static int
+qemuCocoPreload(const char *lib, const char *what, const char *key)
+{
+    const char *preload = g_getenv("LD_PRELOAD");
+    g_autofree char *value = NULL;
+
+    if (access(lib, R_OK) < 0) {
+        g_printerr(
+            "qemu-coco: cannot use the %s '%s': %s (set %s = no in qemu-coco.conf to run QEMU without it)\n",
+            what, lib, g_strerror(errno), key);
+        return -1;
+    }
+    value = preload && *preload ? g_strdup_printf("%s:%s", lib, preload)
+                                : g_strdup(lib);
+    g_setenv("LD_PRELOAD", value, TRUE);
+    return 0;
+}
+
 /*
  * QEMU's environment for the VFIO interposer (docs/vfio.rst): the library
  * first in LD_PRELOAD and the descriptor of its report socket. A missing
@@ -292,25 +339,16 @@ qemuCocoRelayMain(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info,
 static int
 qemuCocoPrepareInterposer(const QemuCocoConfig *cfg, int *reportFds)
 {
-    const char *preload = g_getenv("LD_PRELOAD");
-    g_autofree char *value = NULL;
     g_autofree char *fd = NULL;
 
-    if (access(cfg->vfioInterposerPath, R_OK) < 0) {
-        g_printerr(
-            "qemu-coco: cannot use the VFIO interposer '%s': %s (set vfio_interposer = no in qemu-coco.conf to run QEMU without it)\n",
-            cfg->vfioInterposerPath, g_strerror(errno));
+    if (qemuCocoPreload(cfg->vfioInterposerPath, "VFIO interposer",
+                        "vfio_interposer") < 0)
         return -1;
-    }
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, reportFds) < 0) {
         g_printerr("qemu-coco: socketpair: %s\n", g_strerror(errno));
         return -1;
     }
-    value = preload && *preload
-                ? g_strdup_printf("%s:%s", cfg->vfioInterposerPath, preload)
-                : g_strdup(cfg->vfioInterposerPath);
     fd = g_strdup_printf("%d", reportFds[1]);
-    g_setenv("LD_PRELOAD", value, TRUE);
     g_setenv(QEMU_COCO_VFIO_REPORT_FD_ENV, fd, TRUE);
     return 0;
 }
@@ -370,6 +408,11 @@ qemuCocoRunGuest(const QemuCocoConfig *cfg, CocoQmpGuestInfo *info, int argc,
     }
 
     if (cfg->vfioInterposer && qemuCocoPrepareInterposer(cfg, reportFds) < 0)
+        return 1;
+    /* The userfaultfd through which the agent logs QEMU's writes to guest
+     * RAM (src/preload/cocowritelogpreload.c). */
+    if (cfg->writeLog && qemuCocoPreload(cfg->writeLogPath, "write-log preload",
+                                         "write_log") < 0)
         return 1;
     cocoQmpViommuFromArgv(argc, argv, &viommu);
 
@@ -447,10 +490,12 @@ main(int argc, char **argv)
     if (argc == 2 && STREQ(argv[1], "--coco-check-config")) {
         /* The packages' and the tests' check of a configuration file. */
         printf("%s: qemu=%s agent_socket=%s gate_timeout=%u "
-               "vfio_interposer=%s vfio_interposer_path=%s\n",
+               "vfio_interposer=%s vfio_interposer_path=%s "
+               "write_log=%s write_log_path=%s\n",
                path, cfg.qemu, cfg.agentSocket ? cfg.agentSocket : "none",
                cfg.gateTimeout, cfg.vfioInterposer ? "yes" : "no",
-               cfg.vfioInterposerPath);
+               cfg.vfioInterposerPath, cfg.writeLog ? "yes" : "no",
+               cfg.writeLogPath);
         qemuCocoConfigClear(&cfg);
         return 0;
     }

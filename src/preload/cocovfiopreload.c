@@ -19,6 +19,7 @@
  */
 
 #include "internal.h"
+#include "preload/cocopreloadenv.h"
 #include "preload/cocovfiointerposer.h"
 
 #include <dlfcn.h>
@@ -142,28 +143,8 @@ cocoPreloadTakeReportFd(void)
 static void
 cocoPreloadScrubEnv(void)
 {
-    const char *preload = getenv("LD_PRELOAD");
-    g_autoptr(GString) rest = g_string_new(NULL);
-    g_auto(GStrv) parts = NULL;
-    Dl_info info;
-    size_t i;
-
     unsetenv(COCO_VFIO_REPORT_FD_ENV);
-    if (!preload || !dladdr((void *)(uintptr_t)cocoPreloadScrubEnv, &info) ||
-        !info.dli_fname)
-        return;
-    parts = g_strsplit_set(preload, ": ", -1);
-    for (i = 0; parts[i]; i++) {
-        if (!*parts[i] || STREQ(parts[i], info.dli_fname))
-            continue;
-        if (rest->len)
-            g_string_append_c(rest, ':');
-        g_string_append(rest, parts[i]);
-    }
-    if (rest->len)
-        setenv("LD_PRELOAD", rest->str, 1);
-    else
-        unsetenv("LD_PRELOAD");
+    cocoPreloadEnvDropSelf((const void *)(uintptr_t)cocoPreloadScrubEnv);
 }
 
 static void

@@ -38,6 +38,10 @@ COCO_HOOK=${COCO_HOOK:-$(dirname "$VIRTCOCOD")/libvirt-coco-hook}
 COCO_VFIO_INTERPOSER=${COCO_VFIO_INTERPOSER:-$(dirname "$QEMU_COCO")/../src/preload/vfio-interposer.so}
 [ -r "$COCO_VFIO_INTERPOSER" ] || lab_die "set COCO_VFIO_INTERPOSER to the built vfio-interposer.so"
 COCO_VFIO_INTERPOSER=$(readlink -f "$COCO_VFIO_INTERPOSER")
+# The write-log preload (src/preload/cocowritelogpreload.c), beside it.
+COCO_WRITE_LOG=${COCO_WRITE_LOG:-$(dirname "$COCO_VFIO_INTERPOSER")/write-log.so}
+[ -r "$COCO_WRITE_LOG" ] || lab_die "set COCO_WRITE_LOG to the built write-log.so"
+COCO_WRITE_LOG=$(readlink -f "$COCO_WRITE_LOG")
 # Where qemu-coco reads its configuration; each host binds its own copy.
 # The installed layout (COCO_LAB_LAYOUT=installed, staged by
 # stage-install.sh) has the shipped one at /etc/libvirt-coco instead.
@@ -140,6 +144,7 @@ agent_socket = /run/libvirt/coco-agent.sock
 qmp_log_dir = /var/log/libvirt/qemu
 gate_timeout = 60
 vfio_interposer_path = $COCO_VFIO_INTERPOSER
+write_log_path = $COCO_WRITE_LOG
 CONF
     printf '127.0.0.1 localhost\n%s hostA\n%s hostB\n' \
         "$(host_ip A)" "$(host_ip B)" > "$R/hosts"
