@@ -1261,6 +1261,26 @@ cocoAgentMigrationOpenRam(CocoAgentMigration *m, GError **error)
     return 0;
 }
 
+/* The source's dirty log reads QEMU's writes (the emulation's TDX write
+ * blocking, cocoEmuLogWrites()) when QEMU made its userfaultfd (qemu-coco's
+ * write-log preload); otherwise it hashes every exported page, which is
+ * slower but as safe: said once per migration, not an error. */
+static void
+cocoAgentMigrationLogWrites(CocoAgentMigration *m)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (m->dom.pid > 0 && cocoEmuLogWrites(m->fw, m->dom.pid, &err) == 0) {
+        cocoAgentLog(m->agent, m, G_LOG_LEVEL_INFO,
+                     "dirty tracking: QEMU pid=%d's writes are logged",
+                     (int)m->dom.pid);
+        return;
+    }
+    cocoAgentLog(m->agent, m, G_LOG_LEVEL_MESSAGE,
+                 "dirty tracking: hashing exported pages (%s)",
+                 err ? err->message : "QEMU's pid is unknown");
+}
+
 /* @own_vcpus: this host's own count for its domain (its relay's, else its
  * status file's; 0: unknown, then the session's). */
 static int
@@ -1284,9 +1304,12 @@ cocoAgentMigrationNewFirmware(CocoAgentMigration *m, unsigned int own_vcpus,
     m->def->forward_streams = m->streams;
     m->def->pages_per_bundle = m->pages_per_bundle;
     if (!(m->fw = cocoEmuNew(m->role, cocoAgentPlatform(m->agent), m->def, &vm,
-                             error)))
+                             error)) ||
+        cocoEmuAttachMemoryFd(m->fw, m->ram_fd, 0, m->size, error) < 0)
         return -1;
-    return cocoEmuAttachMemoryFd(m->fw, m->ram_fd, 0, m->size, error);
+    if (m->role == COCO_FIRMWARE_ROLE_SOURCE)
+        cocoAgentMigrationLogWrites(m);
+    return 0;
 }
 
 static int
@@ -1799,6 +1822,11 @@ cocoAgentMigrationTeardown(CocoAgentMigration *m)
     /* Joins the transfer engine's threads. */
     g_clear_pointer(&m->session, cocoMigrationSessionFree);
     g_clear_pointer(&m->dirty, cocoDirtySourceFree);
+    if (m->fw && cocoEmuWriteLogLost(m->fw))
+        cocoAgentLog(
+            m->agent, m, G_LOG_LEVEL_MESSAGE,
+            "dirty tracking: the write log was dropped, the firmware hashed since: %s",
+            cocoEmuWriteLogLost(m->fw));
     g_clear_pointer(&m->fw, cocoFirmwareFree);
     g_clear_pointer(&m->def, cocoMigrationDefFree);
     if (m->ram_fd >= 0)
