@@ -1128,22 +1128,23 @@ cocoEmuWriteLogDrop(CocoEmu *emu, const char *why)
     g_mutex_unlock(&emu->lock);
 }
 
-/* Unlocked: the pages of [@g0, @g0 + @n) (n <= COCO_EMU_SCAN_CHUNK) the
- * VMM wrote since the previous read, into @bits; false without a write
- * log (none, or dropped now or before): the caller hashes. */
-static bool
-cocoEmuWriteLogRead(CocoEmu *emu, uint64_t g0, uint64_t n, uint64_t *bits)
+/* Unlocked: the pages of [@first, @first + @npages) the VMM wrote since
+ * the previous read (bit p - @first), in one page-table walk; NULL without
+ * a write log (none, or dropped now or before): the caller hashes. */
+static uint64_t *
+cocoEmuWriteLogRead(CocoEmu *emu, uint64_t first, uint64_t npages)
 {
     g_autoptr(GError) err = NULL;
+    g_autofree uint64_t *bits = NULL;
 
-    memset(bits, 0, COCO_EMU_SCAN_CHUNK / 8);
     if (!emu->wlog || __atomic_load_n(&emu->wlog_lost, __ATOMIC_ACQUIRE))
-        return false;
-    if (cocoWriteLogCollect(emu->wlog, g0, n, bits, &err) < 0) {
+        return NULL;
+    bits = g_new0(uint64_t, (npages + 63) / 64);
+    if (cocoWriteLogCollect(emu->wlog, first, npages, bits, &err) < 0) {
         cocoEmuWriteLogDrop(emu, err->message);
-        return false;
+        return NULL;
     }
-    return true;
+    return g_steal_pointer(&bits);
 }
 
 /* Whether the pages the write log VERIFIED can stay so (the start
@@ -1327,7 +1328,7 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
     uint64_t seen[COCO_EMU_SCAN_CHUNK];
     uint8_t what[COCO_EMU_SCAN_CHUNK];
     uint64_t present[COCO_EMU_SCAN_CHUNK / 64];
-    uint64_t written[COCO_EMU_SCAN_CHUNK / 64];
+    g_autofree uint64_t *written = NULL;
     uint64_t off;
     bool paused;
     int ret = 0;
@@ -1356,35 +1357,36 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
     emu->inflight++;
     g_mutex_unlock(&emu->lock);
 
+    /* The write log, read before the states: a write after it is in the
+     * next read. With it, nothing is hashed or compared. */
+    written = cocoEmuWriteLogRead(emu, first, npages);
+
     for (off = 0; off < npages && ret == 0; off += COCO_EMU_SCAN_CHUNK) {
         uint64_t g0 = first + off;
         uint64_t n = MIN(COCO_EMU_SCAN_CHUNK, npages - off);
         CocoEmuRunBits rb = {g0, present};
         bool absent = false;
-        /* Read before the states: a write after it is in the next read. */
-        bool logged = cocoEmuWriteLogRead(emu, g0, n, written);
         uint64_t i;
 
-        for (i = 0; i < n; i++) {
-            uint8_t st =
-                __atomic_load_n(&emu->pstate[g0 + i], __ATOMIC_RELAXED);
+        if (written) {
+            absent = memchr(emu->pstate + g0, COCO_EMU_PAGE_ABSENT, n) != NULL;
+        } else {
+            for (i = 0; i < n; i++) {
+                uint8_t st =
+                    __atomic_load_n(&emu->pstate[g0 + i], __ATOMIC_RELAXED);
 
-            what[i] = COCO_EMU_SEEN_NOTHING;
-            if (st == COCO_EMU_PAGE_EXPORTED) {
-                seen[i] =
-                    __atomic_load_n(&emu->phash[g0 + i], __ATOMIC_RELAXED);
-                if (logged)
-                    what[i] = written[i / 64] & (1ULL << (i % 64))
-                                  ? COCO_EMU_SEEN_CHANGED
-                                  : COCO_EMU_SEEN_SAME;
-                else
+                what[i] = COCO_EMU_SEEN_NOTHING;
+                if (st == COCO_EMU_PAGE_EXPORTED) {
+                    seen[i] =
+                        __atomic_load_n(&emu->phash[g0 + i], __ATOMIC_RELAXED);
                     what[i] =
                         cocoPageHash(emu->mem + (g0 + i) * COCO_EMU_PAGE_SIZE,
                                      emu->hash_key) == seen[i]
                             ? COCO_EMU_SEEN_SAME
                             : COCO_EMU_SEEN_CHANGED;
-            } else if (st == COCO_EMU_PAGE_ABSENT) {
-                absent = true;
+                } else if (st == COCO_EMU_PAGE_ABSENT) {
+                    absent = true;
+                }
             }
         }
         memset(present, 0, sizeof(present));
@@ -1397,13 +1399,15 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
         g_mutex_lock(&emu->lock);
         for (i = 0; i < n; i++) {
             uint64_t g = g0 + i;
+            bool wrote =
+                written && written[(off + i) / 64] & (1ULL << ((off + i) % 64));
             uint8_t st;
 
             /* A logged write is consumed by its read: whatever the page's
              * state, the write must not be lost. A page being exported
              * (MARK) may have been copied before it: wait for that export
              * and mark the copy dirty (what UNBLOCKW does). */
-            if (logged && written[i / 64] & (1ULL << (i % 64))) {
+            if (wrote) {
                 while (emu->pstate[g] & COCO_EMU_PAGE_MARK)
                     g_cond_wait(&emu->cond, &emu->lock);
                 if (emu->pstate[g] == COCO_EMU_PAGE_EXPORTED) {
@@ -1412,19 +1416,25 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
                 }
             }
             st = emu->pstate[g];
-            if (!logged && what[i] == COCO_EMU_SEEN_CHANGED &&
-                st == COCO_EMU_PAGE_EXPORTED && emu->phash[g] == seen[i]) {
+            if (written) {
+                /* Paused, an exported page the VMM did not write since
+                 * the previous read is final: the VM cannot run. */
+                if (!wrote && paused && st == COCO_EMU_PAGE_EXPORTED)
+                    emu->pflags[g] |=
+                        COCO_EMU_FLAG_VERIFIED | COCO_EMU_FLAG_LOGGED;
+            } else if (what[i] == COCO_EMU_SEEN_CHANGED &&
+                       st == COCO_EMU_PAGE_EXPORTED &&
+                       emu->phash[g] == seen[i]) {
                 st = COCO_EMU_PAGE_EXPORTED_DIRTY;
                 emu->dirty_count++;
             } else if (what[i] == COCO_EMU_SEEN_SAME && paused &&
                        st == COCO_EMU_PAGE_EXPORTED &&
                        emu->phash[g] == seen[i]) {
-                emu->pflags[g] |= COCO_EMU_FLAG_VERIFIED |
-                                  (logged ? COCO_EMU_FLAG_LOGGED : 0);
-            } else if (st == COCO_EMU_PAGE_ABSENT &&
-                       present[i / 64] & (1ULL << (i % 64))) {
-                st = COCO_EMU_PAGE_MAPPED;
+                emu->pflags[g] |= COCO_EMU_FLAG_VERIFIED;
             }
+            if (st == COCO_EMU_PAGE_ABSENT &&
+                present[i / 64] & (1ULL << (i % 64)))
+                st = COCO_EMU_PAGE_MAPPED;
             emu->pstate[g] = st;
             if (st == COCO_EMU_PAGE_MAPPED ||
                 st == COCO_EMU_PAGE_EXPORTED_DIRTY)
