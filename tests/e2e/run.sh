@@ -43,7 +43,21 @@ for f in "$E2E_DIR"/scenarios-*.sh; do
     [ -e "$f" ] && . "$f"
 done
 
-s_migrate() { migrate_and_check A B; }
+# A live migration A->B, checked on both hosts; the source logged QEMU's
+# writes (the write-log preload, docs/firmware-emulated.rst, "The VMM's
+# write log") instead of hashing.
+s_migrate() {
+    local log n0 h0
+    log="$(host_dir A)/virtcocod.log"
+    n0=$(grep -c "dirty tracking: QEMU pid=[0-9]*'s writes are logged" "$log" || true)
+    h0=$(grep -c "dirty tracking: hashing\|the write log was dropped" "$log" || true)
+    migrate_and_check A B || return 1
+    [ "$(grep -c "dirty tracking: QEMU pid=[0-9]*'s writes are logged" "$log")" -eq $((n0 + 1)) ] ||
+        fail "A's agent did not log QEMU's writes: $(grep "dirty tracking" "$log" | tail -n 1)" || return 1
+    [ "$(grep -c "dirty tracking: hashing\|the write log was dropped" "$log")" -eq "$h0" ] ||
+        fail "A's agent hashed: $(grep "dirty tracking" "$log" | tail -n 1)" || return 1
+    echo "  A's agent logged QEMU's writes"
+}
 s_migrate_p2p() { migrate_and_check B A --p2p; }
 # The whole memory, byte for byte: the guest paused, migrated, compared
 # with the source's RAM before it runs on (migrate_paused); there and back.
@@ -302,7 +316,7 @@ scenario "liveness: the agents' default deadlines again" s_lv_teardown &&
 scenario "destroy: relay exits with QEMU" s_destroy
 else
 scenario "boot on A through qemu-coco" s_boot &&
-scenario "virsh migrate --live A->B" s_migrate &&
+scenario "virsh migrate --live A->B, QEMU's writes logged" s_migrate &&
 scenario "virsh migrate --live --p2p B->A" s_migrate_p2p &&
 scenario "paused guest: virsh migrate A->B, --p2p B->A; RAM identical before resume" s_migrate_paused &&
 scenario "metrics: A's endpoint scraped during migrate A->B, both count it; back --p2p" s_metrics &&
