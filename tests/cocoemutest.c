@@ -1301,6 +1301,36 @@ presentPages(int fd)
     return bits;
 }
 
+/* Epoch 0 of a pair over sparseRam(): the pages in @want (eight of
+ * them), four per bundle on streams 0 and 1, imported; then token 0. */
+static void
+sparseEpochZero(Pair *p, uint64_t want)
+{
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) a = NULL;
+    g_autoptr(GByteArray) b = NULL;
+    g_autoptr(GByteArray) t = NULL;
+    uint64_t gfns[8];
+    uint64_t i;
+    uint32_t n = 0;
+    int ret;
+
+    for (i = 0; i < NPAGES; i++) {
+        if (want & (1ULL << i))
+            gfns[n++] = i;
+    }
+    g_assert_cmpuint(n, ==, 8);
+    b = expmem(p->src, 0, gfns, 4, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    a = expmem(p->src, 1, gfns + 4, 4, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p->dst, 0, b);
+    impOk(p->dst, 1, a);
+    t = token(p->src, 0);
+    tokenOk(p->dst, t, 0);
+}
+
 /*
  * Pages the guest never touched are ABSENT (not in the secure EPT): the
  * dirty log never lists them and they are never read; an export of one is
@@ -1321,13 +1351,10 @@ testAbsentPages(void)
     uint64_t want = 0xFULL | (0xFULL << 20);
     uint64_t absent[] = {2, 9};
     uint64_t touched[] = {9};
+    uint64_t rewritten[] = {21};
     uint8_t gst[2];
-    g_autoptr(GByteArray) a = NULL;
     g_autoptr(GByteArray) b = NULL;
     g_autoptr(GByteArray) t = NULL;
-    g_autofree uint64_t *gfns = NULL;
-    uint64_t i;
-    uint32_t n = 0;
     int ret;
 
     g_assert_cmpint(dfd, >=, 0);
@@ -1349,20 +1376,7 @@ testAbsentPages(void)
     g_assert_cmphex(presentPages(sfd), ==, want);
 
     /* Epoch 0: the pages in use, in one bundle on each stream. */
-    gfns = g_new(uint64_t, 8);
-    for (i = 0; i < NPAGES; i++) {
-        if (want & (1ULL << i))
-            gfns[n++] = i;
-    }
-    g_byte_array_unref(b);
-    b = expmem(p.src, 0, gfns, 4, NULL, &st, &err, &ret);
-    CHECK_OK(ret, err);
-    a = expmem(p.src, 1, gfns + 4, 4, NULL, &st, &err, &ret);
-    CHECK_OK(ret, err);
-    impOk(p.dst, 0, b);
-    impOk(p.dst, 1, a);
-    t = token(p.src, 0);
-    tokenOk(p.dst, t, 0);
+    sparseEpochZero(&p, want);
 
     /* The guest touches page 9 and rewrites page 21. */
     sm[9 * COCO_EMU_PAGE_SIZE + 5] = 0x99;
@@ -1376,15 +1390,13 @@ testAbsentPages(void)
     CHECK_OK(ret, err);
     impOk(p.dst, 0, b);
     g_byte_array_unref(b);
-    gfns[0] = 21;
-    b = expmem(p.src, 1, gfns, 1, NULL, &st, &err, &ret);
+    b = expmem(p.src, 1, rewritten, 1, NULL, &st, &err, &ret);
     CHECK_OK(ret, err);
     impOk(p.dst, 1, b);
     bits[0] = 0;
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
     g_assert_cmphex(bits[0], ==, 0);
     vcpusOk(&p);
-    g_byte_array_unref(t);
     t = token(p.src, COCO_MIGRATE_TOKEN_START);
     tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
     CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
@@ -1525,13 +1537,9 @@ testWriteLog(void)
     uint64_t bits[1] = {0};
     uint64_t want = 0xFULL | (0xFULL << 20);
     uint64_t g12[] = {1, 2};
-    g_autoptr(GByteArray) a = NULL;
     g_autoptr(GByteArray) b = NULL;
     g_autoptr(GByteArray) t = NULL;
     g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
-    uint64_t gfns[8];
-    uint64_t i;
-    uint32_t n = 0;
     int ret;
 
     if (ufd < 0) {
@@ -1553,18 +1561,7 @@ testWriteLog(void)
     setup(&p);
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
     g_assert_cmphex(bits[0], ==, want);
-    for (i = 0; i < NPAGES; i++) {
-        if (want & (1ULL << i))
-            gfns[n++] = i;
-    }
-    b = expmem(p.src, 0, gfns, 4, NULL, &st, &err, &ret);
-    CHECK_OK(ret, err);
-    a = expmem(p.src, 1, gfns + 4, 4, NULL, &st, &err, &ret);
-    CHECK_OK(ret, err);
-    impOk(p.dst, 0, b);
-    impOk(p.dst, 1, a);
-    t = token(p.src, 0);
-    tokenOk(p.dst, t, 0);
+    sparseEpochZero(&p, want);
     bits[0] = 0;
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
     g_assert_cmphex(bits[0], ==, 0);
@@ -1582,7 +1579,6 @@ testWriteLog(void)
     g_assert_cmphex(bits[0], ==, (1ULL << 1) | (1ULL << 2)); /* still dirty */
 
     blackoutOk(p.src);
-    g_byte_array_unref(b);
     b = expmem(p.src, 0, g12, 2, NULL, &st, &err, &ret);
     CHECK_OK(ret, err);
     impOk(p.dst, 0, b);
@@ -1596,7 +1592,6 @@ testWriteLog(void)
     m2 = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
     g_assert_true(m2 != MAP_FAILED);
     m2[3 * COCO_EMU_PAGE_SIZE] ^= 0xFF;
-    g_byte_array_unref(t);
     t = token(p.src, 0);
     tokenOk(p.dst, t, 0);
     vcpusOk(&p);

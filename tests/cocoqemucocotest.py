@@ -264,26 +264,23 @@ def main():
            rep["interposer"]["env-preload"] == "",
            "write_log = no: QEMU runs without the write-log preload")
 
-    # The interposer on (the default) but missing: the start fails, saying
-    # how to turn it off; a switch that is not yes or no is refused.
-    with open(conf, "w") as f:
-        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer_path = %s\n"
-                % (fake, os.path.join(tmp, "missing.so")))
-    proc, conn, _, _ = start_guest(qemu_coco, env, tmp)
-    proc.wait(timeout=TIMEOUT)
-    conn.close()
-    err = proc.stderr.read()
-    tap.ok(proc.returncode != 0 and "vfio_interposer = no" in err,
-           "a missing interposer fails the start with the remedy")
-    with open(conf, "w") as f:
-        f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = no\n"
-                "write_log_path = %s\n" % (fake, os.path.join(tmp, "none.so")))
-    proc, conn, _, _ = start_guest(qemu_coco, env, tmp)
-    proc.wait(timeout=TIMEOUT)
-    conn.close()
-    err = proc.stderr.read()
-    tap.ok(proc.returncode != 0 and "write_log = no" in err,
-           "a missing write-log preload fails the start with the remedy")
+    # A preload on (the default) but missing: the start fails, saying how
+    # to turn it off; a switch that is not yes or no is refused.
+    def missing_fails(keys, remedy, what):
+        with open(conf, "w") as f:
+            f.write("[qemu-coco]\nqemu = %s\n%s" % (fake, keys))
+        proc, conn, _, _ = start_guest(qemu_coco, env, tmp)
+        proc.wait(timeout=TIMEOUT)
+        conn.close()
+        err = proc.stderr.read()
+        tap.ok(proc.returncode != 0 and remedy in err,
+               "a missing %s fails the start with the remedy" % what)
+
+    missing_fails("vfio_interposer_path = %s\n" % os.path.join(tmp, "missing.so"),
+                  "vfio_interposer = no", "interposer")
+    missing_fails("vfio_interposer = no\nwrite_log_path = %s\n"
+                  % os.path.join(tmp, "none.so"), "write_log = no",
+                  "write-log preload")
     with open(conf, "w") as f:
         f.write("[qemu-coco]\nqemu = %s\nvfio_interposer = maybe\n" % fake)
     p = subprocess.run([qemu_coco] + probe, env=env, timeout=TIMEOUT,
