@@ -132,6 +132,7 @@ expected() {
     libvirt-coco-daemon)
         printf '%s\n' "$sbindir/virtcocod" "$libexecdir/qemu-coco" \
             "$libdir/libvirt-coco" "$libdir/libvirt-coco/vfio-interposer.so" \
+            "$libdir/libvirt-coco/write-log.so" \
             "$mandir/man8/virtcocod.8" "$mandir/man8/qemu-coco.8" \
             "$sysconfdir/libvirt-coco/virtcocod.conf" \
             "$sysconfdir/libvirt-coco/qemu-coco.conf" \

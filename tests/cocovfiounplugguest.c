@@ -486,8 +486,10 @@ main(int argc, char **argv)
     use = argv[5];
 
     conf = g_strdup_printf("/tmp/qemu-coco-%s.conf", use);
+    /* The VFIO teardown alone: no write-log preload (it only serves a
+     * confidential migration's dirty tracking). */
     confText = g_strdup_printf(
-        "[qemu-coco]\nqemu = %s\nvfio_interposer = %s\nvfio_interposer_path = %s\n",
+        "[qemu-coco]\nqemu = %s\nvfio_interposer = %s\nvfio_interposer_path = %s\nwrite_log = no\n",
         qemu, use, interposer);
     if (!g_file_set_contents(conf, confText, -1, NULL))
         die("cannot write '%s'", conf);
