@@ -1152,6 +1152,25 @@ testPageRules(void)
     pairClear(&p);
 }
 
+/* Token 0 and the vCPUs go; the start token is refused: an exported
+ * page changed without being reported dirty. */
+static void
+startRefusedUnreported(Pair *p)
+{
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = token(p->src, 0);
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
+    int ret;
+
+    tokenOk(p->dst, t, 0);
+    vcpusOk(p);
+    ret = cmd(p->src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
+              &err);
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
+}
+
 /* Writes the host never reported are caught by the content hashes: the
  * blackout only stops the VM, the start token refuses while a page differs
  * from its exported copy (and marks it dirty); exported again, it goes. */
@@ -1163,7 +1182,6 @@ testUnreportedWrites(void)
     CocoFirmwareStatus st;
     uint64_t g56[] = {5, 6};
     g_autoptr(GByteArray) t = NULL;
-    g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
     g_autoptr(GByteArray) b = NULL;
     g_autofree uint64_t *gfns = NULL;
     size_t n = 0;
@@ -1177,19 +1195,12 @@ testUnreportedWrites(void)
     guestWrite(&p, 5, 0x77, false);
     blackoutOk(p.src);
     guestWrite(&p, 6, 0x78, false);
-    t = token(p.src, 0);
-    tokenOk(p.dst, t, 0);
-    vcpusOk(&p);
-    ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
-              &err);
-    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
-               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
+    startRefusedUnreported(&p);
     g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
     g_assert_cmpuint(n, ==, 2);
     b = expmem(p.src, 0, g56, 2, NULL, &st, &err, &ret);
     CHECK_OK(ret, err);
     impOk(p.dst, 0, b);
-    g_byte_array_unref(t);
     t = token(p.src, COCO_MIGRATE_TOKEN_START);
     tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
     CHECK_OK(cmd(p.dst, COCO_MIGRATE_CMD_FINISH, 0, NULL, &st, &err), err);
@@ -1539,7 +1550,6 @@ testWriteLog(void)
     uint64_t g12[] = {1, 2};
     g_autoptr(GByteArray) b = NULL;
     g_autoptr(GByteArray) t = NULL;
-    g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
     int ret;
 
     if (ufd < 0) {
@@ -1592,13 +1602,7 @@ testWriteLog(void)
     m2 = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
     g_assert_true(m2 != MAP_FAILED);
     m2[3 * COCO_EMU_PAGE_SIZE] ^= 0xFF;
-    t = token(p.src, 0);
-    tokenOk(p.dst, t, 0);
-    vcpusOk(&p);
-    ret = cmd(p.src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
-              &err);
-    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
-               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
+    startRefusedUnreported(&p);
     g_assert_nonnull(cocoEmuWriteLogLost(p.src));
     g_assert_nonnull(strstr(cocoEmuWriteLogLost(p.src),
                             "mapped the guest RAM file differently"));
