@@ -1117,15 +1117,14 @@ cocoEmuPagesPresence(CocoEmu *emu, GError **error)
                               error);
 }
 
-/* Stop using the write log (it stays attached until the memory is
- * dropped: a concurrent dirty log may still be reading it). */
+/* Under the VM lock: stop using the write log, saying @why (the first
+ * reason stays). It stays attached until the memory is dropped: a
+ * concurrent dirty log may still be reading it. */
 static void
-cocoEmuWriteLogDrop(CocoEmu *emu, const char *why)
+cocoEmuWriteLogLose(CocoEmu *emu, const char *why)
 {
-    g_mutex_lock(&emu->lock);
     if (!emu->wlog_lost)
         __atomic_store_n(&emu->wlog_lost, g_strdup(why), __ATOMIC_RELEASE);
-    g_mutex_unlock(&emu->lock);
 }
 
 /* Unlocked: the pages of [@first, @first + @npages) the VMM wrote since
@@ -1141,14 +1140,17 @@ cocoEmuWriteLogRead(CocoEmu *emu, uint64_t first, uint64_t npages)
         return NULL;
     bits = g_new0(uint64_t, (npages + 63) / 64);
     if (cocoWriteLogCollect(emu->wlog, first, npages, bits, &err) < 0) {
-        cocoEmuWriteLogDrop(emu, err->message);
+        g_mutex_lock(&emu->lock);
+        cocoEmuWriteLogLose(emu, err->message);
+        g_mutex_unlock(&emu->lock);
         return NULL;
     }
     return g_steal_pointer(&bits);
 }
 
-/* Whether the pages the write log VERIFIED can stay so (the start
- * token): the VMM still maps the RAM as when the log was attached. */
+/* Under the VM lock: whether the pages the write log VERIFIED can stay
+ * so (the start token): the VMM still maps the RAM as when the log was
+ * attached. */
 static bool
 cocoEmuWriteLogTrusted(CocoEmu *emu)
 {
@@ -1157,8 +1159,7 @@ cocoEmuWriteLogTrusted(CocoEmu *emu)
     if (!emu->wlog || emu->wlog_lost)
         return false;
     if (cocoWriteLogCheck(emu->wlog, &err) < 0) {
-        __atomic_store_n(&emu->wlog_lost, g_strdup(err->message),
-                         __ATOMIC_RELEASE);
+        cocoEmuWriteLogLose(emu, err->message);
         return false;
     }
     return true;

@@ -198,28 +198,13 @@ cocoWriteLogFindUffd(CocoWriteLog *log, GError **error)
         (int)log->pid);
 }
 
-static int
-cocoWriteLogProtect(CocoWriteLog *log, const CocoWriteLogMap *m, GError **error)
-{
-    struct uffdio_writeprotect wp = {
-        .range = {.start = m->start, .len = m->end - m->start},
-        .mode = UFFDIO_WRITEPROTECT_MODE_WP,
-    };
-
-    if (ioctl(log->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
-        return cocoErrorSetSystem(
-            error, errno,
-            _("cannot write-protect the guest RAM of process %1$d"),
-            (int)log->pid);
-    return 0;
-}
-
 CocoWriteLog *
 cocoWriteLogAttach(pid_t pid, int fd, uint64_t offset, uint64_t size,
                    GError **error)
 {
     g_autoptr(CocoWriteLog) log = g_new0(CocoWriteLog, 1);
     g_autoptr(GArray) maps = NULL;
+    g_autofree char *pagemap = g_strdup_printf("/proc/%d/pagemap", (int)pid);
     struct stat st;
     int target;
     guint i;
@@ -260,12 +245,20 @@ cocoWriteLogAttach(pid_t pid, int fd, uint64_t offset, uint64_t size,
                    error, errno,
                    _("cannot take the userfaultfd of process %1$d"), (int)pid),
                NULL;
+    if ((log->pagemap = open(pagemap, O_RDONLY | O_CLOEXEC)) < 0)
+        return cocoErrorSetSystem(error, errno, _("cannot open '%1$s'"),
+                                  pagemap),
+               NULL;
+    log->maps =
+        g_array_sized_new(false, false, sizeof(CocoWriteLogMap), maps->len);
     for (i = 0; i < maps->len; i++) {
         const CocoWriteLogMap *m = &g_array_index(maps, CocoWriteLogMap, i);
-        struct uffdio_register reg = {
-            .range = {.start = m->start, .len = m->end - m->start},
-            .mode = UFFDIO_REGISTER_MODE_WP,
-        };
+        struct uffdio_range range = {.start = m->start,
+                                     .len = m->end - m->start};
+        struct uffdio_register reg = {.range = range,
+                                      .mode = UFFDIO_REGISTER_MODE_WP};
+        struct uffdio_writeprotect wp = {.range = range,
+                                         .mode = UFFDIO_WRITEPROTECT_MODE_WP};
 
         if (ioctl(log->uffd, UFFDIO_REGISTER, &reg) < 0)
             return cocoErrorSetSystem(
@@ -273,23 +266,15 @@ cocoWriteLogAttach(pid_t pid, int fd, uint64_t offset, uint64_t size,
                        _("cannot register the guest RAM of process %1$d for write protection"),
                        (int)pid),
                    NULL;
-        /* From here on, free() unregisters what is registered. */
-        if (!log->maps)
-            log->maps = g_array_new(false, false, sizeof(CocoWriteLogMap));
+        /* From here on, free() unregisters it. */
         g_array_append_val(log->maps, *m);
-    }
-    {
-        g_autofree char *path = g_strdup_printf("/proc/%d/pagemap", (int)pid);
-
-        if ((log->pagemap = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-            return cocoErrorSetSystem(error, errno, _("cannot open '%1$s'"),
-                                      path),
+        if (ioctl(log->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+            return cocoErrorSetSystem(
+                       error, errno,
+                       _("cannot write-protect the guest RAM of process %1$d"),
+                       (int)pid),
                    NULL;
     }
-    for (i = 0; i < log->maps->len; i++)
-        if (cocoWriteLogProtect(
-                log, &g_array_index(log->maps, CocoWriteLogMap, i), error) < 0)
-            return NULL;
     return g_steal_pointer(&log);
 }
 
@@ -314,7 +299,6 @@ cocoWriteLogCollect(CocoWriteLog *log, uint64_t first, uint64_t npages,
         uint64_t mlo = MAX(lo, m->offset);
         uint64_t mhi = MIN(hi, m->offset + (m->end - m->start));
         CocoPageRegion vec[COCO_WRITE_LOG_VEC];
-        CocoPmScanArg arg = {0};
         uint64_t va, vend;
 
         if (mlo >= mhi)
@@ -322,10 +306,7 @@ cocoWriteLogCollect(CocoWriteLog *log, uint64_t first, uint64_t npages,
         va = m->start + (mlo - m->offset);
         vend = m->start + (mhi - m->offset);
         while (va < vend) {
-            long n;
-            long k;
-
-            arg = (CocoPmScanArg){
+            CocoPmScanArg arg = {
                 .size = sizeof(arg),
                 .flags = COCO_PM_SCAN_WP_MATCHING | COCO_PM_SCAN_CHECK_WPASYNC,
                 .start = va,
@@ -335,6 +316,9 @@ cocoWriteLogCollect(CocoWriteLog *log, uint64_t first, uint64_t npages,
                 .category_mask = COCO_PAGE_IS_WRITTEN,
                 .return_mask = COCO_PAGE_IS_WRITTEN,
             };
+            long n;
+            long k;
+
             if ((n = ioctl(log->pagemap, COCO_PAGEMAP_SCAN, &arg)) < 0)
                 return cocoErrorSetSystem(
                     error, errno,
