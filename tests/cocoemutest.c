@@ -1549,7 +1549,6 @@ testWriteLog(void)
     uint64_t want = 0xFULL | (0xFULL << 20);
     uint64_t g12[] = {1, 2};
     g_autoptr(GByteArray) b = NULL;
-    g_autoptr(GByteArray) t = NULL;
     int ret;
 
     if (ufd < 0) {
