@@ -26,8 +26,12 @@
 COCO_ENUM_IMPL(cocoTransferPrecopyEnd, COCO_TRANSFER_PRECOPY_LAST, "converged",
                "max-epochs", "max-time");
 
-/* Bitmap words one claim takes: 512 pages. */
+/* Bitmap words one export claim takes: 512 pages. */
 #define COCO_SOURCE_CLAIM_WORDS 8
+/* A scan claim: about COCO_SOURCE_SCAN_SHARE claims per stream thread,
+ * between 512 pages and COCO_SOURCE_SCAN_CLAIM_MAX_WORDS words. */
+#define COCO_SOURCE_SCAN_SHARE 4
+#define COCO_SOURCE_SCAN_CLAIM_MAX_WORDS 256
 /* The longest a piece of bulk work waits for another migration's
  * downtime: pre-copy always progresses. */
 #define COCO_SOURCE_YIELD_MAX_US 500000
@@ -60,6 +64,7 @@ struct _CocoTransferSource {
     size_t bundle_max;
     uint64_t npages;
     size_t nwords;
+    size_t scan_words; /* bitmap words one scan claim takes */
     uint64_t *pending; /* pages of the next epoch */
     uint64_t *retry; /* pages the firmware refused (atomic) */
     bool scanned; /* pending holds a fresh scan */
@@ -315,23 +320,35 @@ cocoSourceJobExport(CocoSourceStream *s, GError **error)
     return 0;
 }
 
-/* Collect the words [first, first + n) into pending and report the pages
- * new there to the firmware. */
+uint64_t
+cocoTransferSourceScanClaim(uint64_t npages, unsigned int nthreads)
+{
+    uint64_t words = (npages + 63) / 64;
+
+    words /= (uint64_t)MAX(nthreads, 1U) * COCO_SOURCE_SCAN_SHARE;
+    return CLAMP(words, (uint64_t)COCO_SOURCE_CLAIM_WORDS,
+                 (uint64_t)COCO_SOURCE_SCAN_CLAIM_MAX_WORDS) *
+           64;
+}
+
+/* Collect the words [first, first + scan_words) into pending and report
+ * the pages new there to the firmware. */
 static int
 cocoSourceScanRange(CocoSourceStream *s, size_t first, GError **error)
 {
     CocoTransferSource *src = s->src;
-    size_t end = MIN(src->nwords, first + COCO_SOURCE_CLAIM_WORDS);
-    uint64_t before[COCO_SOURCE_CLAIM_WORDS];
+    size_t end = MIN(src->nwords, first + src->scan_words);
+    uint64_t before[COCO_SOURCE_SCAN_CLAIM_MAX_WORDS];
     size_t w;
 
+    /* The firmware's own log needs no report of what it listed. */
+    if (!src->dirty_hook || src->fwlog)
+        return cocoDirtySourceCollectChecked(src->dirty, src->pending, first,
+                                             end - first, error);
     memcpy(before, src->pending + first, (end - first) * sizeof(uint64_t));
     if (cocoDirtySourceCollectChecked(src->dirty, src->pending, first,
                                       end - first, error) < 0)
         return -1;
-    /* The firmware's own log needs no report of what it listed. */
-    if (!src->dirty_hook || src->fwlog)
-        return 0;
     for (w = first; w < end; w++) {
         uint64_t bits = src->pending[w] & ~before[w - first];
 
@@ -353,8 +370,8 @@ cocoSourceJobScan(CocoSourceStream *s, GError **error)
     int ret = 0;
 
     for (;;) {
-        size_t first = __atomic_fetch_add(&src->cursor, COCO_SOURCE_CLAIM_WORDS,
-                                          __ATOMIC_RELAXED);
+        size_t first =
+            __atomic_fetch_add(&src->cursor, src->scan_words, __ATOMIC_RELAXED);
 
         if (first >= src->nwords || cocoSourceFailed(src))
             break;
@@ -502,6 +519,8 @@ cocoTransferSourceNew(CocoFirmware *fw, CocoDirtySource *dirty,
     src->npages = cocoDirtySourceGetPages(dirty);
     src->fwlog = cocoDirtySourceIsFirmware(dirty);
     src->nwords = cocoDirtyWords(src->npages);
+    src->scan_words =
+        cocoTransferSourceScanClaim(src->npages, cfg->streams) / 64;
     src->pending = g_new0(uint64_t, src->nwords + 1);
     src->retry = g_new0(uint64_t, src->nwords + 1);
     src->state = g_malloc(COCO_TRANSFER_STATE_MAX);

@@ -70,6 +70,12 @@ CocoTransferSource *cocoTransferSourceNew(CocoFirmware *fw,
                                           CocoDirtySource *dirty,
                                           const CocoTransferConfig *cfg,
                                           GIOStream **streams, GError **error);
+/* Pages one dirty-log call of a scan covers for a guest of @npages pages
+ * scanned by @nthreads stream threads: a few claims per thread, each at
+ * least 512 pages and at most 16384 (64 MiB). The firmware's write log
+ * costs one page-table walk a call, so calls of 512 pages would cost a
+ * large guest thousands of walks while it is stopped. */
+uint64_t cocoTransferSourceScanClaim(uint64_t npages, unsigned int nthreads);
 void cocoTransferSourceSetProgress(CocoTransferSource *src,
                                    CocoTransferProgressFunc func, void *opaque);
 /*
