@@ -1439,10 +1439,49 @@ cocoEmuRunSetBits(CocoEmu *emu G_GNUC_UNUSED, uint64_t gfn, uint64_t n,
         rb->bits[g / 64] |= 1ULL << (g % 64);
 }
 
+/* Set the bits of @rb for the pages of [@first, @first + @n) that are
+ * absent and that the guest touched since: a search of the RAM file's data
+ * from each run of absent pages, which ends at once where the run ends in
+ * a page in use (SEEK_HOLE over the pages in use would walk each of them).
+ * Unlocked: a page leaves ABSENT only in the dirty log. */
+static int
+cocoEmuAbsentTouched(CocoEmu *emu, uint64_t first, uint64_t n,
+                     CocoEmuRunBits *rb, GError **error)
+{
+    uint64_t end = first + n;
+    uint64_t g = first;
+
+    while (g < end) {
+        const uint8_t *a =
+            memchr(emu->pstate + g, COCO_EMU_PAGE_ABSENT, end - g);
+        uint64_t run;
+
+        if (!a)
+            break;
+        g = (uint64_t)(a - emu->pstate);
+        for (run = g; run < end; run++) {
+            if (run % 8 == 0 && run + 8 <= end &&
+                cocoEmuLoad8(emu->pstate + run) ==
+                    COCO_EMU_BYTES8(COCO_EMU_PAGE_ABSENT)) {
+                run += 7;
+                continue;
+            }
+            if (__atomic_load_n(&emu->pstate[run], __ATOMIC_RELAXED) !=
+                COCO_EMU_PAGE_ABSENT)
+                break;
+        }
+        if (cocoEmuPresentRuns(emu, g, run - g, cocoEmuRunSetBits, rb, error) <
+            0)
+            return -1;
+        g = run;
+    }
+    return 0;
+}
+
 /*
  * KVM_GET_DIRTY_LOG of the emulation (the driver's dirtyLog). Unlocked,
  * read the VMM's write log if there is one, and look up which absent pages
- * the guest touched since (one SEEK_DATA search for the call). Then in
+ * the guest touched since (SEEK_DATA from each run of them). Then in
  * chunks: without the log, unlocked, hash every exported clean page of the
  * chunk and compare it with the hash of the copy its export sealed; then,
  * under the lock, record what changed (exported pages become exported-dirty, as TDX's write
@@ -1495,14 +1534,11 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
      * next read. With it, nothing is hashed or compared. */
     written = cocoEmuWriteLogRead(emu, first, npages);
 
-    /* Which absent pages the guest touched since: one search of the RAM
-     * file's data for the whole call, only if some page is absent. */
+    /* Which absent pages the guest touched since. */
     present = g_new0(uint64_t, (npages + 63) / 64);
     rb.first = first;
     rb.bits = present;
-    if (memchr(emu->pstate + first, COCO_EMU_PAGE_ABSENT, npages) &&
-        cocoEmuPresentRuns(emu, first, npages, cocoEmuRunSetBits, &rb, error) <
-            0)
+    if (cocoEmuAbsentTouched(emu, first, npages, &rb, error) < 0)
         ret = -EIO;
 
     for (off = 0; off < npages && ret == 0; off += COCO_EMU_SCAN_CHUNK) {
