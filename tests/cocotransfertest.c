@@ -1193,6 +1193,19 @@ testHoles(void)
     close(dfd);
 }
 
+/* A scan's dirty-log calls: a few per stream thread, 512 to 16384 pages. */
+static void
+testScanClaim(void)
+{
+    g_assert_cmpuint(cocoTransferSourceScanClaim(64, 4), ==, 512);
+    g_assert_cmpuint(cocoTransferSourceScanClaim(49152, 4), ==, 3072);
+    g_assert_cmpuint(cocoTransferSourceScanClaim(262144, 4), ==, 16384);
+    g_assert_cmpuint(cocoTransferSourceScanClaim(2097152, 4), ==, 16384);
+    g_assert_cmpuint(cocoTransferSourceScanClaim(262144, 1), ==, 16384);
+    g_assert_cmpuint(cocoTransferSourceScanClaim(262144, 512), ==, 512);
+    g_assert_cmpuint(cocoTransferSourceScanClaim(262144, 0), ==, 16384);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1214,6 +1227,10 @@ main(int argc, char **argv)
     addCase("/transfer/emu/migrate", testMigrate, FW_EMU, 2, 512, DIRTY_FWLOG,
             16);
     g_test_add_func("/transfer/emu/holes", testHoles);
+    /* The firmware's own log in scan calls of 4096 pages. */
+    addCase("/transfer/emu/migrate-128m", testMigrate, FW_EMU, 2, 64,
+            DIRTY_FWLOG, 128);
+    g_test_add_func("/transfer/scan-claim", testScanClaim);
     /* 1 GiB over 4 streams through the emulated firmware with the guest
      * writing during precopy (about 3 s here, 5 s under ASan). */
     addCase("/transfer/emu/migrate-1g", testMigrate, FW_EMU, 4, 512,
