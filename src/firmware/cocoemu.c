@@ -1030,7 +1030,6 @@ cocoEmuPrepare(CocoEmu *emu, const uint8_t *in, size_t inlen, uint8_t *out,
 
 /* ---- pages ------------------------------------------------------------ */
 
-/* Called for each run of @n present pages from @gfn. */
 /* Eight page states or flags at once, and a byte repeated in each. */
 #define COCO_EMU_BYTES8(b) (0x0101010101010101ULL * (uint8_t)(b))
 
@@ -1052,6 +1051,7 @@ cocoEmuHasByte8(uint64_t v, uint8_t b)
     return ((x - COCO_EMU_BYTES8(0x01)) & ~x & COCO_EMU_BYTES8(0x80)) != 0;
 }
 
+/* Called for each run of @n present pages from @gfn. */
 typedef void (*CocoEmuRunFunc)(CocoEmu *emu, uint64_t gfn, uint64_t n,
                                void *opaque);
 
@@ -1484,9 +1484,9 @@ cocoEmuAbsentTouched(CocoEmu *emu, uint64_t first, uint64_t n,
  * the guest touched since (SEEK_DATA from each run of them). Then in
  * chunks: without the log, unlocked, hash every exported clean page of the
  * chunk and compare it with the hash of the copy its export sealed; then,
- * under the lock, record what changed (exported pages become exported-dirty, as TDX's write
- * blocking and UNBLOCKW would have made them; touched pages become
- * mapped) and list the pages to export. A page whose state or hash changed
+ * under the lock, record what changed (exported pages become
+ * exported-dirty, as TDX's write blocking and UNBLOCKW would have made
+ * them; touched pages become mapped) and list the pages to export. A page whose state or hash changed
  * meanwhile is left alone: its new state is the newer truth. In
  * paused-export the pages found unchanged are known final (the VM does not
  * run), so the start token need not check them again. Counts as an
