@@ -8,43 +8,10 @@
  * the time the blackout's hash check of every exported page takes.
  */
 
-#include "internal.h"
-#include "firmware/cocoemu.h"
+#include "cocobenchemu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-static void
-die(const char *what, GError *err)
-{
-    fprintf(stderr, "%s: %s\n", what, err ? err->message : "failed");
-    exit(1);
-}
-
-static void
-prepare(CocoFirmware *src, CocoFirmware *dst)
-{
-    uint8_t m[COCO_EMU_PREPARE_MSG_MAX];
-    uint8_t e[COCO_EMU_PREPARE_MSG_MAX];
-    size_t len = 0;
-    size_t elen = 0;
-    GError *err = NULL;
-
-    cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                           &err);
-    g_clear_error(&err);
-    cocoFirmwareMigrateCmd(dst, COCO_MIGRATE_CMD_PREPARE, 0, e, &elen, NULL,
-                           &err);
-    g_clear_error(&err);
-    cocoFirmwareMigrateCmd(dst, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                           &err);
-    g_clear_error(&err);
-    if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                               &err) < 0 ||
-        cocoFirmwareMigrateCmd(dst, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                               &err) < 0)
-        die("prepare", err);
-}
 
 int
 main(void)
@@ -74,27 +41,28 @@ main(void)
     uint64_t i;
 
     if (mib == 0 || npages % COCO_EMU_MAX_GFNS)
-        die("COCO_EMU_BENCH_MIB must be a positive multiple of 2", NULL);
+        cocoBenchDie("COCO_EMU_BENCH_MIB must be a positive multiple of 2",
+                     NULL);
     if (!(spf = cocoEmuPlatformNew(&err)) || !(dpf = cocoEmuPlatformNew(&err)))
-        die("platform", err);
+        cocoBenchDie("platform", err);
     if (!(src = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, spf, &def, &vm, &err)) ||
         !(dst =
               cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, dpf, &def, &vm, &err)))
-        die("new", err);
+        cocoBenchDie("new", err);
     smem = g_malloc(size);
     dmem = g_malloc0(size);
     for (i = 0; i < size; i += 8)
         memcpy(smem + i, &i, 8);
     if (cocoEmuAttachMemory(src, smem, size, &err) < 0 ||
         cocoEmuAttachMemory(dst, dmem, size, &err) < 0)
-        die("attach", err);
-    prepare(src, dst);
+        cocoBenchDie("attach", err);
+    cocoBenchEmuPrepare(src, dst);
     len = sizeof(setup);
     if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_SETUP, 0, setup, &len,
                                NULL, &err) < 0 ||
         cocoFirmwareMigrateCmd(dst, COCO_MIGRATE_CMD_SETUP, 0, setup, &len,
                                NULL, &err) < 0)
-        die("setup", err);
+        cocoBenchDie("setup", err);
 
     buf = g_malloc(cocoEmuMemoryBundleSize(COCO_EMU_MAX_GFNS));
     for (g = 0; g < npages; g += COCO_EMU_MAX_GFNS) {
@@ -104,20 +72,20 @@ main(void)
         t0 = g_get_monotonic_time();
         if (cocoFirmwareExportMemory(src, 0, gfns, COCO_EMU_MAX_GFNS, NULL, buf,
                                      &len, NULL, &err) < 0)
-            die("export", err);
+            cocoBenchDie("export", err);
         texp += g_get_monotonic_time() - t0;
         t0 = g_get_monotonic_time();
         if (cocoFirmwareImportMemory(dst, 0, buf, len, NULL, &err) < 0)
-            die("import", err);
+            cocoBenchDie("import", err);
         timp += g_get_monotonic_time() - t0;
     }
     t0 = g_get_monotonic_time();
     if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL,
                                NULL, NULL, &err) < 0)
-        die("blackout", err);
+        cocoBenchDie("blackout", err);
     tblack = g_get_monotonic_time() - t0;
     if (memcmp(smem, dmem, size) != 0)
-        die("memory differs", NULL);
+        cocoBenchDie("memory differs", NULL);
 
     printf("emulated firmware, %" G_GUINT64_FORMAT " MiB, 512-page bundles\n",
            mib);

@@ -18,8 +18,7 @@
  * COCO_STOPPED_BENCH_ROUNDS (default 5).
  */
 
-#include "internal.h"
-#include "firmware/cocoemu.h"
+#include "cocobenchemu.h"
 #include "transfer/cocotransfersource.h"
 #include "util/cocowritelog.h"
 
@@ -32,38 +31,6 @@
 #define WRITTEN_MIB 32
 #define BLOCK (2 << 20) /* the guest uses 2 MiB blocks spread evenly */
 
-static void
-die(const char *what, GError *err)
-{
-    fprintf(stderr, "%s: %s\n", what, err ? err->message : "failed");
-    exit(1);
-}
-
-static void
-prepare(CocoFirmware *src, CocoFirmware *dst)
-{
-    uint8_t m[COCO_EMU_PREPARE_MSG_MAX];
-    uint8_t e[COCO_EMU_PREPARE_MSG_MAX];
-    size_t len = 0;
-    size_t elen = 0;
-    GError *err = NULL;
-
-    cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                           &err);
-    g_clear_error(&err);
-    cocoFirmwareMigrateCmd(dst, COCO_MIGRATE_CMD_PREPARE, 0, e, &elen, NULL,
-                           &err);
-    g_clear_error(&err);
-    cocoFirmwareMigrateCmd(dst, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                           &err);
-    g_clear_error(&err);
-    if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                               &err) < 0 ||
-        cocoFirmwareMigrateCmd(dst, COCO_MIGRATE_CMD_PREPARE, 0, m, &len, NULL,
-                               &err) < 0)
-        die("prepare", err);
-}
-
 /* The dirty log of the whole guest in calls of @slice pages. */
 static void
 dirtyLog(CocoFirmware *fw, uint64_t npages, uint64_t slice, uint64_t *bits)
@@ -75,7 +42,7 @@ dirtyLog(CocoFirmware *fw, uint64_t npages, uint64_t slice, uint64_t *bits)
     for (g = 0; g < npages; g += slice) {
         if (cocoFirmwareDirtyLog(fw, g, MIN(slice, npages - g), bits + g / 64,
                                  &err) < 0)
-            die("dirty log", err);
+            cocoBenchDie("dirty log", err);
     }
 }
 
@@ -102,7 +69,7 @@ exportListed(CocoFirmware *fw, const uint64_t *bits, uint64_t npages,
         }
         if (cocoFirmwareExportMemory(fw, 0, gfns, n, NULL, buf, &len, NULL,
                                      &err) < 0)
-            die("export", err);
+            cocoBenchDie("export", err);
         total += n;
         n = 0;
     }
@@ -143,28 +110,28 @@ runOnce(uint64_t gib, uint64_t slice, bool wlog)
 
     fd = memfd_create("coco-bench-ram", MFD_CLOEXEC);
     if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
-        die("memfd", NULL);
+        cocoBenchDie("memfd", NULL);
     mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mem == MAP_FAILED)
-        die("mmap", NULL);
+        cocoBenchDie("mmap", NULL);
     for (off = 0; off < size; off += stride)
         memset(mem + off, (int)(off >> 21) | 1, BLOCK);
 
     if (!(spf = cocoEmuPlatformNew(&err)) || !(dpf = cocoEmuPlatformNew(&err)))
-        die("platform", err);
+        cocoBenchDie("platform", err);
     if (!(src = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, spf, &def, &vm, &err)) ||
         !(dst =
               cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, dpf, &def, &vm, &err)))
-        die("new", err);
+        cocoBenchDie("new", err);
     if (cocoEmuAttachMemoryFd(src, fd, 0, size, &err) < 0)
-        die("attach", err);
+        cocoBenchDie("attach", err);
     if (wlog && cocoEmuLogWrites(src, getpid(), &err) < 0)
-        die("write log", err);
-    prepare(src, dst);
+        cocoBenchDie("write log", err);
+    cocoBenchEmuPrepare(src, dst);
     len = sizeof(setup);
     if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_SETUP, 0, setup, &len,
                                NULL, &err) < 0)
-        die("setup", err);
+        cocoBenchDie("setup", err);
 
     /* Live: everything used goes in epoch 0, then a clean pass, then the
      * guest writes 32 MiB of it. */
@@ -173,7 +140,7 @@ runOnce(uint64_t gib, uint64_t slice, bool wlog)
     len = sizeof(tok);
     if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_TOKEN, 0, tok, &len, NULL,
                                &err) < 0)
-        die("epoch token", err);
+        cocoBenchDie("epoch token", err);
     dirtyLog(src, npages, slice, bits);
     for (off = 0; off < (WRITTEN_MIB << 20); off += COCO_EMU_PAGE_SIZE) {
         uint64_t b = off / BLOCK;
@@ -185,22 +152,23 @@ runOnce(uint64_t gib, uint64_t slice, bool wlog)
     t0 = g_get_monotonic_time();
     if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_SOURCE_BLACKOUT, 0, NULL,
                                NULL, NULL, &err) < 0)
-        die("blackout", err);
+        cocoBenchDie("blackout", err);
     dirtyLog(src, npages, slice, bits);
     t1 = g_get_monotonic_time();
     if (exportListed(src, bits, npages, buf) !=
         (WRITTEN_MIB << 20) / COCO_EMU_PAGE_SIZE)
-        die("the paused dirty log listed other pages than were written", NULL);
+        cocoBenchDie(
+            "the paused dirty log listed other pages than were written", NULL);
     len = sizeof(vcpu);
     if (cocoFirmwareExportVcpu(src, 0, vcpu, &len, NULL, &err) < 0)
-        die("vcpu", err);
+        cocoBenchDie("vcpu", err);
     len = sizeof(tok);
     if (cocoFirmwareMigrateCmd(src, COCO_MIGRATE_CMD_TOKEN,
                                COCO_MIGRATE_TOKEN_START, tok, &len, NULL,
                                &err) < 0)
-        die("start token", err);
+        cocoBenchDie("start token", err);
     if (wlog && cocoEmuWriteLogLost(src))
-        die(cocoEmuWriteLogLost(src), NULL);
+        cocoBenchDie(cocoEmuWriteLogLost(src), NULL);
     r.stopped = (g_get_monotonic_time() - t0) / 1e3;
     r.dirty = (t1 - t0) / 1e3;
 
@@ -251,7 +219,7 @@ main(void)
     size_t i;
 
     if (rounds == 0)
-        die("COCO_STOPPED_BENCH_ROUNDS must be positive", NULL);
+        cocoBenchDie("COCO_STOPPED_BENCH_ROUNDS must be positive", NULL);
     if (ufd < 0)
         printf(
             "(no asynchronous userfaultfd write protection: hashing only)\n");
