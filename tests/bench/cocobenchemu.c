@@ -40,3 +40,20 @@ cocoBenchEmuPrepare(CocoFirmware *src, CocoFirmware *dst)
                                &err) < 0)
         cocoBenchDie("prepare", err);
 }
+
+void
+cocoBenchEmuPair(size_t size, CocoFirmware **src, CocoFirmware **dst)
+{
+    g_autoptr(CocoEmuPlatform) spf = NULL;
+    g_autoptr(CocoEmuPlatform) dpf = NULL;
+    CocoMigrationDef def = {0};
+    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
+    GError *err = NULL;
+
+    if (!(spf = cocoEmuPlatformNew(&err)) || !(dpf = cocoEmuPlatformNew(&err)))
+        cocoBenchDie("platform", err);
+    if (!(*src = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, spf, &def, &vm, &err)) ||
+        !(*dst =
+              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, dpf, &def, &vm, &err)))
+        cocoBenchDie("new", err);
+}

@@ -14,3 +14,8 @@ G_NORETURN void cocoBenchDie(const char *what, GError *err);
 
 /* PREPARE between @src and @dst (the key exchange), or die. */
 void cocoBenchEmuPrepare(CocoFirmware *src, CocoFirmware *dst);
+
+/* A source and a destination of a one-vCPU guest of @size bytes, each on
+ * a platform of its own (the platforms are referenced by the firmware),
+ * or die. */
+void cocoBenchEmuPair(size_t size, CocoFirmware **src, CocoFirmware **dst);

@@ -20,8 +20,6 @@ main(void)
     uint64_t mib = env ? g_ascii_strtoull(env, NULL, 10) : 256;
     size_t size = mib << 20;
     uint64_t npages = size / COCO_EMU_PAGE_SIZE;
-    g_autoptr(CocoEmuPlatform) spf = NULL;
-    g_autoptr(CocoEmuPlatform) dpf = NULL;
     g_autoptr(CocoFirmware) src = NULL;
     g_autoptr(CocoFirmware) dst = NULL;
     g_autofree uint8_t *smem = NULL;
@@ -29,8 +27,6 @@ main(void)
     g_autofree uint8_t *buf = NULL;
     uint8_t setup[COCO_EMU_SETUP_BUNDLE_SIZE];
     uint64_t gfns[COCO_EMU_MAX_GFNS];
-    CocoMigrationDef def = {0};
-    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
     GError *err = NULL;
     size_t len;
     gint64 t0;
@@ -43,12 +39,7 @@ main(void)
     if (mib == 0 || npages % COCO_EMU_MAX_GFNS)
         cocoBenchDie("COCO_EMU_BENCH_MIB must be a positive multiple of 2",
                      NULL);
-    if (!(spf = cocoEmuPlatformNew(&err)) || !(dpf = cocoEmuPlatformNew(&err)))
-        cocoBenchDie("platform", err);
-    if (!(src = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, spf, &def, &vm, &err)) ||
-        !(dst =
-              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, dpf, &def, &vm, &err)))
-        cocoBenchDie("new", err);
+    cocoBenchEmuPair(size, &src, &dst);
     smem = g_malloc(size);
     dmem = g_malloc0(size);
     for (i = 0; i < size; i += 8)

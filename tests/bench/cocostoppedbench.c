@@ -87,8 +87,6 @@ runOnce(uint64_t gib, uint64_t slice, bool wlog)
     size_t size = gib << 30;
     uint64_t npages = size / COCO_EMU_PAGE_SIZE;
     uint64_t stride = size / (USED_MIB << 20) * BLOCK;
-    g_autoptr(CocoEmuPlatform) spf = NULL;
-    g_autoptr(CocoEmuPlatform) dpf = NULL;
     g_autoptr(CocoFirmware) src = NULL;
     g_autoptr(CocoFirmware) dst = NULL;
     g_autofree uint64_t *bits = g_new0(uint64_t, (npages + 63) / 64);
@@ -97,8 +95,6 @@ runOnce(uint64_t gib, uint64_t slice, bool wlog)
     uint8_t setup[COCO_EMU_SETUP_BUNDLE_SIZE];
     uint8_t vcpu[COCO_EMU_VCPU_BUNDLE_MAX];
     uint8_t tok[COCO_EMU_TOKEN_SIZE];
-    CocoMigrationDef def = {0};
-    CocoFirmwareVm vm = {.uuid = {0x42}, .nvcpus = 1, .memory = size};
     GError *err = NULL;
     Result r;
     uint8_t *mem;
@@ -117,12 +113,7 @@ runOnce(uint64_t gib, uint64_t slice, bool wlog)
     for (off = 0; off < size; off += stride)
         memset(mem + off, (int)(off >> 21) | 1, BLOCK);
 
-    if (!(spf = cocoEmuPlatformNew(&err)) || !(dpf = cocoEmuPlatformNew(&err)))
-        cocoBenchDie("platform", err);
-    if (!(src = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, spf, &def, &vm, &err)) ||
-        !(dst =
-              cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, dpf, &def, &vm, &err)))
-        cocoBenchDie("new", err);
+    cocoBenchEmuPair(size, &src, &dst);
     if (cocoEmuAttachMemoryFd(src, fd, 0, size, &err) < 0)
         cocoBenchDie("attach", err);
     if (wlog && cocoEmuLogWrites(src, getpid(), &err) < 0)
