@@ -1151,24 +1151,31 @@ cocoEmuWriteLogLose(CocoEmu *emu, const char *why)
         __atomic_store_n(&emu->wlog_lost, g_strdup(why), __ATOMIC_RELEASE);
 }
 
-/* Whether the @n pages from @g are all absent. Unlocked: a page leaves
- * ABSENT only in the dirty log. */
+/* The first page from @g on (before @end) that is not absent, or @end;
+ * eight pages at a time where it can. Unlocked: a page leaves ABSENT only
+ * in the dirty log. */
+static uint64_t
+cocoEmuAbsentEnd(CocoEmu *emu, uint64_t g, uint64_t end)
+{
+    for (; g < end; g++) {
+        if (g % 8 == 0 && g + 8 <= end &&
+            cocoEmuLoad8(emu->pstate + g) ==
+                COCO_EMU_BYTES8(COCO_EMU_PAGE_ABSENT)) {
+            g += 7;
+            continue;
+        }
+        if (__atomic_load_n(&emu->pstate[g], __ATOMIC_RELAXED) !=
+            COCO_EMU_PAGE_ABSENT)
+            break;
+    }
+    return g;
+}
+
+/* Whether the @n pages from @g are all absent. */
 static bool
 cocoEmuAllAbsent(CocoEmu *emu, uint64_t g, uint64_t n)
 {
-    uint64_t i;
-
-    for (i = 0; i + 8 <= n; i += 8) {
-        if (cocoEmuLoad8(emu->pstate + g + i) !=
-            COCO_EMU_BYTES8(COCO_EMU_PAGE_ABSENT))
-            return false;
-    }
-    for (; i < n; i++) {
-        if (__atomic_load_n(&emu->pstate[g + i], __ATOMIC_RELAXED) !=
-            COCO_EMU_PAGE_ABSENT)
-            return false;
-    }
-    return true;
+    return cocoEmuAbsentEnd(emu, g, g + n) == g + n;
 }
 
 /* The end of the run of 64-page groups from @g (whose first group is not
@@ -1459,17 +1466,7 @@ cocoEmuAbsentTouched(CocoEmu *emu, uint64_t first, uint64_t n,
         if (!a)
             break;
         g = (uint64_t)(a - emu->pstate);
-        for (run = g; run < end; run++) {
-            if (run % 8 == 0 && run + 8 <= end &&
-                cocoEmuLoad8(emu->pstate + run) ==
-                    COCO_EMU_BYTES8(COCO_EMU_PAGE_ABSENT)) {
-                run += 7;
-                continue;
-            }
-            if (__atomic_load_n(&emu->pstate[run], __ATOMIC_RELAXED) !=
-                COCO_EMU_PAGE_ABSENT)
-                break;
-        }
+        run = cocoEmuAbsentEnd(emu, g, end);
         if (cocoEmuPresentRuns(emu, g, run - g, cocoEmuRunSetBits, rb, error) <
             0)
             return -1;
@@ -1486,11 +1483,12 @@ cocoEmuAbsentTouched(CocoEmu *emu, uint64_t first, uint64_t n,
  * chunk and compare it with the hash of the copy its export sealed; then,
  * under the lock, record what changed (exported pages become
  * exported-dirty, as TDX's write blocking and UNBLOCKW would have made
- * them; touched pages become mapped) and list the pages to export. A page whose state or hash changed
- * meanwhile is left alone: its new state is the newer truth. In
- * paused-export the pages found unchanged are known final (the VM does not
- * run), so the start token need not check them again. Counts as an
- * in-flight call, so nothing that changes the session runs meanwhile.
+ * them; touched pages become mapped) and list the pages to export. A page
+ * whose state or hash changed meanwhile is left alone: its new state is
+ * the newer truth. In paused-export the pages found unchanged are known
+ * final (the VM does not run), so the start token need not check them
+ * again. Counts as an in-flight call, so nothing that changes the session
+ * runs meanwhile.
  */
 static int
 cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
