@@ -1173,6 +1173,27 @@ startRefusedUnreported(Pair *p)
                COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
 }
 
+/* Token 0 and the vCPUs go; the start token is refused: the write log is
+ * found lost, so pages exported from guest memory unhashed are dirty. */
+static void
+startRefusedLogLost(Pair *p)
+{
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    g_autoptr(GByteArray) t = token(p->src, 0);
+    g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
+    int ret;
+
+    tokenOk(p->dst, t, 0);
+    vcpusOk(p);
+    ret = cmd(p->src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
+              &err);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "the write log was lost"));
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
+               COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN);
+}
+
 /* Writes the host never reported are caught by the content hashes: the
  * blackout only stops the VM, the start token refuses while a page differs
  * from its exported copy (and marks it dirty); exported again, it goes. */
@@ -1550,6 +1571,10 @@ testWriteLog(void)
     uint64_t bits[1] = {0};
     uint64_t want = 0xFULL | (0xFULL << 20);
     uint64_t g12[] = {1, 2};
+    const uint64_t lost[] = {0, 3, 20, 21, 22, 23};
+    g_autofree uint64_t *gfns = NULL;
+    size_t n = 0;
+    uint8_t *dm;
     g_autoptr(GByteArray) b = NULL;
     int ret;
 
@@ -1598,15 +1623,34 @@ testWriteLog(void)
     g_assert_cmphex(bits[0], ==, 0);
     g_assert_null(cocoEmuWriteLogLost(p.src));
 
-    /* A mapping the log does not cover: its write is not in the log, and
-     * the token, seeing the mappings changed, hashes and refuses. */
+    /* A mapping the log does not cover: its write is not in the log. The
+     * token sees the mappings changed: every page exported unhashed while
+     * the VM ran is dirty now (pages 0, 3 and 20-23; 1 and 2 went with the
+     * VM stopped) and it refuses, naming the lost log. */
     m2 = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
     g_assert_true(m2 != MAP_FAILED);
     m2[3 * COCO_EMU_PAGE_SIZE] ^= 0xFF;
-    startRefusedUnreported(&p);
+    startRefusedLogLost(&p);
     g_assert_nonnull(cocoEmuWriteLogLost(p.src));
     g_assert_nonnull(strstr(cocoEmuWriteLogLost(p.src),
                             "mapped the guest RAM file differently"));
+    g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
+    g_assert_cmpuint(n, ==, G_N_ELEMENTS(lost));
+    g_assert_cmpmem(gfns, n * sizeof(*gfns), lost, sizeof(lost));
+
+    /* Exported again (hashed: the log is gone), the token goes and the
+     * destination holds page 3 as written through the new mapping. */
+    g_clear_pointer(&b, g_byte_array_unref);
+    b = expmem(p.src, 0, lost, G_N_ELEMENTS(lost), NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, b);
+    g_clear_pointer(&b, g_byte_array_unref);
+    b = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, b, COCO_MIGRATE_TOKEN_START);
+    dm = mmap(NULL, MEMSIZE, PROT_READ, MAP_SHARED, dfd, 0);
+    g_assert_true(dm != MAP_FAILED);
+    g_assert_cmpmem(dm, MEMSIZE, sm, MEMSIZE);
+    munmap(dm, MEMSIZE);
     munmap(m2, MEMSIZE);
     munmap(sm, MEMSIZE);
     pairClear(&p);

@@ -53,6 +53,11 @@ enum {
 #define COCO_EMU_FLAG_VERIFIED 0x01 /* source: checked since the blackout */
 #define COCO_EMU_FLAG_RESERVED 0x02 /* destination: backing reserved */
 #define COCO_EMU_FLAG_LOGGED 0x04 /* source: VERIFIED by the write log */
+/* source: exported straight from guest memory while the write log held,
+ * without a hash: only the log can tell whether it changed since */
+#define COCO_EMU_FLAG_UNHASHED 0x08
+/* cocoEmuGroupUnwritten() sets flags eight at a time by multiplying. */
+G_STATIC_ASSERT(COCO_EMU_FLAG_VERIFIED == 0x01);
 
 /* Pages one dirty-log step handles between two takes of the VM lock. */
 #define COCO_EMU_SCAN_CHUNK 512
@@ -176,9 +181,11 @@ typedef struct {
     uint64_t dirty_count;
     /* Source: the VMM's writes to the RAM file (cocowritelog.h), the
      * emulation's TDX write blocking: the dirty log reads it instead of
-     * hashing every exported page. wlog_lost (set once, under the lock):
-     * why it was dropped; the dirty log then hashes, which is sound at any
-     * point since the hashes are those of the exported copies. */
+     * hashing every exported page, and exports seal straight from guest
+     * memory without a hash (COCO_EMU_FLAG_UNHASHED). wlog_lost (set once,
+     * under the lock): why it was dropped; such pages then become dirty
+     * and the dirty log hashes, which is sound at any point since the
+     * other hashes are those of the exported copies. */
     CocoWriteLog *wlog;
     char *wlog_lost;
 
@@ -1143,12 +1150,48 @@ cocoEmuPagesPresence(CocoEmu *emu, GError **error)
 
 /* Under the VM lock: stop using the write log, saying @why (the first
  * reason stays). It stays attached until the memory is dropped: a
- * concurrent dirty log may still be reading it. */
+ * concurrent dirty log may still be reading it. Every page exported
+ * without a hash that may have changed since (not exported with the VM
+ * stopped) becomes dirty: nothing can tell any more whether it did. An
+ * export in flight makes its pages dirty at its commit. */
 static void
 cocoEmuWriteLogLose(CocoEmu *emu, const char *why)
 {
-    if (!emu->wlog_lost)
-        __atomic_store_n(&emu->wlog_lost, g_strdup(why), __ATOMIC_RELEASE);
+    uint64_t g;
+
+    if (emu->wlog_lost)
+        return;
+    __atomic_store_n(&emu->wlog_lost, g_strdup(why), __ATOMIC_RELEASE);
+    for (g = 0; g < emu->npages; g++) {
+        uint8_t f = emu->pflags[g];
+
+        if (g % 8 == 0 && g + 8 <= emu->npages &&
+            !(cocoEmuLoad8(emu->pflags + g) &
+              COCO_EMU_BYTES8(COCO_EMU_FLAG_UNHASHED))) {
+            g += 7;
+            continue;
+        }
+        if (!(f & COCO_EMU_FLAG_UNHASHED))
+            continue;
+        emu->pflags[g] = f & ~COCO_EMU_FLAG_UNHASHED;
+        if (emu->pstate[g] != COCO_EMU_PAGE_EXPORTED ||
+            (f & COCO_EMU_FLAG_VERIFIED && !(f & COCO_EMU_FLAG_LOGGED)))
+            continue;
+        emu->pstate[g] = COCO_EMU_PAGE_EXPORTED_DIRTY;
+        emu->dirty_count++;
+    }
+}
+
+/* Whether exported page @gfn still holds what was exported, by its hash
+ * (@hash, read from phash); a page exported without a hash cannot tell
+ * and counts as changed. */
+static bool
+cocoEmuPageSame(CocoEmu *emu, uint64_t gfn, uint64_t hash)
+{
+    return !(__atomic_load_n(&emu->pflags[gfn], __ATOMIC_RELAXED) &
+             COCO_EMU_FLAG_UNHASHED) &&
+           cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE, emu->hash_key) ==
+               hash;
 }
 
 /* The first page from @g on (before @end) that is not absent, or @end;
@@ -1303,8 +1346,7 @@ cocoEmuVerifyExported(CocoEmu *emu, CocoFirmwareStatus *status,
             (f & COCO_EMU_FLAG_VERIFIED &&
              (!(f & COCO_EMU_FLAG_LOGGED) || log_trusted)))
             continue;
-        if (cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE, emu->hash_key) ==
-            emu->phash[gfn])
+        if (cocoEmuPageSame(emu, gfn, emu->phash[gfn]))
             continue;
         if (changed++ == 0)
             first = gfn;
@@ -1366,8 +1408,7 @@ cocoEmuGetDirty(CocoFirmware *fw, bool scan, uint64_t **gfns, size_t *ngfns,
                             "dirty log", cocoEmuOpStateTypeToString(emu->op));
     for (gfn = 0; gfn < emu->npages; gfn++) {
         if (scan && emu->pstate[gfn] == COCO_EMU_PAGE_EXPORTED) {
-            if (cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE,
-                             emu->hash_key) != emu->phash[gfn]) {
+            if (!cocoEmuPageSame(emu, gfn, emu->phash[gfn])) {
                 emu->pstate[gfn] = COCO_EMU_PAGE_EXPORTED_DIRTY;
                 emu->dirty_count++;
             }
@@ -1416,8 +1457,12 @@ cocoEmuGroupUnwritten(CocoEmu *emu, uint64_t gfn, bool paused)
     if (st != COCO_EMU_BYTES8(COCO_EMU_PAGE_EXPORTED))
         return false;
     if (paused) {
-        f = cocoEmuLoad8(emu->pflags + gfn) |
-            COCO_EMU_BYTES8(COCO_EMU_FLAG_VERIFIED | COCO_EMU_FLAG_LOGGED);
+        /* VERIFIED | LOGGED where not VERIFIED yet (by a stopped export,
+         * which needs no log): a 0 or 1 per byte times the two flags. */
+        f = cocoEmuLoad8(emu->pflags + gfn);
+        f |= ((f & COCO_EMU_BYTES8(COCO_EMU_FLAG_VERIFIED)) ^
+              COCO_EMU_BYTES8(COCO_EMU_FLAG_VERIFIED)) *
+             (COCO_EMU_FLAG_VERIFIED | COCO_EMU_FLAG_LOGGED);
         memcpy(emu->pflags + gfn, &f, sizeof(f));
     }
     return true;
@@ -1553,11 +1598,9 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
                 if (st == COCO_EMU_PAGE_EXPORTED) {
                     seen[i] =
                         __atomic_load_n(&emu->phash[g0 + i], __ATOMIC_RELAXED);
-                    what[i] =
-                        cocoPageHash(emu->mem + (g0 + i) * COCO_EMU_PAGE_SIZE,
-                                     emu->hash_key) == seen[i]
-                            ? COCO_EMU_SEEN_SAME
-                            : COCO_EMU_SEEN_CHANGED;
+                    what[i] = cocoEmuPageSame(emu, g0 + i, seen[i])
+                                  ? COCO_EMU_SEEN_SAME
+                                  : COCO_EMU_SEEN_CHANGED;
                 }
             }
         }
@@ -1594,8 +1637,10 @@ cocoEmuDirtyLog(CocoFirmware *fw, uint64_t first, uint64_t npages,
             st = emu->pstate[g];
             if (written) {
                 /* Paused, an exported page the VMM did not write since
-                 * the previous read is final: the VM cannot run. */
-                if (!wrote && paused && st == COCO_EMU_PAGE_EXPORTED)
+                 * the previous read is final: the VM cannot run. One
+                 * exported stopped is so without the log. */
+                if (!wrote && paused && st == COCO_EMU_PAGE_EXPORTED &&
+                    !(emu->pflags[g] & COCO_EMU_FLAG_VERIFIED))
                     emu->pflags[g] |=
                         COCO_EMU_FLAG_VERIFIED | COCO_EMU_FLAG_LOGGED;
             } else if (what[i] == COCO_EMU_SEEN_CHANGED &&
@@ -2357,6 +2402,7 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     uint32_t bad = 0;
     uint32_t failed = ngfns;
     bool hdrfail = false;
+    bool direct;
     int err = 0;
     int ret = 0;
     CocoEmuStatusClass cls = COCO_EMU_ST_SUCCESS;
@@ -2488,6 +2534,9 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     h.epoch = emu->epoch;
     h.iv_counter = emu->iv[stream];
     h.specific = ngfns;
+    /* While the write log holds, a write during the seal is in its next
+     * read: the pages are sealed straight from guest memory, unhashed. */
+    direct = emu->wlog && !emu->wlog_lost;
     s = &emu->streams[stream];
     s->busy = true;
     emu->inflight++;
@@ -2500,21 +2549,26 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     for (i = 0; i < ngfns; i++) {
         uint64_t le = GUINT64_TO_LE(gfns[i]);
         uint8_t iv[COCO_CRYPTO_IV_LEN];
+        uint8_t *page = emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE;
+        size_t room = (size_t)(ngfns - i) * COCO_EMU_PAGE_SIZE;
+        uint8_t *in = s->page;
 
         memcpy(gl + (size_t)i * COCO_EMU_GFN_ENTRY, &le, sizeof(le));
-        /* One private snapshot of the page (the guest may write it
-         * meanwhile), hashed and encrypted alike; the host's buffer only
-         * ever sees ciphertext. */
-        s->hashes[i] = cocoPageHashCopy(
-            s->page, emu->mem + gfns[i] * COCO_EMU_PAGE_SIZE, emu->hash_key);
+        /* Without the log, one private snapshot of the page (the guest may
+         * write it meanwhile), hashed and encrypted alike. The last page
+         * is sealed in place (no room for its tag), so never the guest's
+         * own. The host's buffer only ever sees ciphertext. */
+        if (!direct)
+            s->hashes[i] = cocoPageHashCopy(s->page, page, emu->hash_key);
+        else if (room < COCO_EMU_PAGE_SIZE + COCO_CRYPTO_TAG_LEN)
+            memcpy(s->page, page, COCO_EMU_PAGE_SIZE);
+        else
+            in = page;
         cocoEmuIv(h.iv_counter, stream, (uint16_t)(i + 1), iv);
         /* Straight into the bundle; the tag lands at the start of the next
-         * page's slot before that page overwrites it (the last page goes
-         * through the snapshot). */
-        if (cocoCryptoSealTo(key, iv, &le, sizeof(le), s->page,
-                             COCO_EMU_PAGE_SIZE,
-                             pages + (size_t)i * COCO_EMU_PAGE_SIZE,
-                             (size_t)(ngfns - i) * COCO_EMU_PAGE_SIZE,
+         * page's slot before that page overwrites it. */
+        if (cocoCryptoSealTo(key, iv, &le, sizeof(le), in, COCO_EMU_PAGE_SIZE,
+                             pages + (size_t)i * COCO_EMU_PAGE_SIZE, room,
                              macs + (size_t)i * COCO_EMU_MAC_ENTRY) < 0) {
             failed = i;
             break;
@@ -2543,17 +2597,28 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     }
     for (i = 0; i < ngfns; i++) {
         uint64_t g = gfns[i];
+        bool live = emu->op == COCO_EMU_OP_LIVE_EXPORT;
 
         if ((emu->pstate[g] & ~COCO_EMU_PAGE_MARK) ==
             COCO_EMU_PAGE_EXPORTED_DIRTY)
             emu->dirty_count--;
-        __atomic_store_n(&emu->phash[g], s->hashes[i], __ATOMIC_RELAXED);
+        emu->pepoch[g] = emu->epoch;
+        /* Sealed unhashed, the log lost since: the seal may have missed a
+         * write nothing recorded. The page goes again. */
+        if (direct && live && emu->wlog_lost) {
+            emu->pflags[g] = 0;
+            __atomic_store_n(&emu->pstate[g], COCO_EMU_PAGE_EXPORTED_DIRTY,
+                             __ATOMIC_RELAXED);
+            emu->dirty_count++;
+            continue;
+        }
+        if (!direct)
+            __atomic_store_n(&emu->phash[g], s->hashes[i], __ATOMIC_RELAXED);
         __atomic_store_n(&emu->pstate[g], COCO_EMU_PAGE_EXPORTED,
                          __ATOMIC_RELAXED);
         /* Exported while the VM is stopped: the copy is the last one. */
-        emu->pflags[g] =
-            emu->op == COCO_EMU_OP_LIVE_EXPORT ? 0 : COCO_EMU_FLAG_VERIFIED;
-        emu->pepoch[g] = emu->epoch;
+        emu->pflags[g] = (live ? 0 : COCO_EMU_FLAG_VERIFIED) |
+                         (direct ? COCO_EMU_FLAG_UNHASHED : 0);
     }
     emu->iv[stream]++;
     if (!post)
@@ -2825,15 +2890,23 @@ cocoEmuTokenExport(CocoEmu *emu, uint32_t flags, uint8_t *buf, size_t *buflen,
                 emu, status, -EPERM, COCO_EMU_ST_SOME_VCPUS_NOT_MIGRATED, error,
                 _("start token refused: %1$u of %2$u vCPUs exported"),
                 emu->nvcpus_done, emu->nvcpus);
+        /* The check of the exported pages first: it makes pages dirty when
+         * the write log is found lost. */
+        if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
+            0)
+            return ret;
+        if (emu->dirty_count && emu->wlog_lost)
+            return cocoEmuFail(
+                emu, status, -EPERM, COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN,
+                error,
+                _("start token refused: %1$llu dirty pages must be exported first (the write log was lost: %2$s)"),
+                (unsigned long long)emu->dirty_count, emu->wlog_lost);
         if (emu->dirty_count)
             return cocoEmuFail(
                 emu, status, -EPERM, COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN,
                 error,
                 _("start token refused: %1$llu dirty pages must be exported first"),
                 (unsigned long long)emu->dirty_count);
-        if ((ret = cocoEmuVerifyExported(emu, status, "start token", error)) <
-            0)
-            return ret;
     } else if (emu->epoch >= COCO_EMU_EPOCH_MAX) {
         return cocoEmuFail(emu, status, -EPERM, COCO_EMU_ST_EPOCH_OVERFLOW,
                            error, _("epoch counter exhausted at %1$u"),
@@ -3086,6 +3159,8 @@ cocoEmuImportVcpu(CocoFirmware *fw, unsigned int vcpu, const void *vbuf,
 static int
 cocoEmuBlackout(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
 {
+    uint64_t g;
+
     if (emu->op != COCO_EMU_OP_LIVE_EXPORT)
         return cocoEmuStateFail(emu, status, "source-blackout", error);
     if (emu->nvcpus_in)
@@ -3094,8 +3169,10 @@ cocoEmuBlackout(CocoEmu *emu, CocoFirmwareStatus *status, GError **error)
                            emu->nvcpus_in);
     /* The VM stops here: no page is known unchanged since. The writes made
      * before are found by the dirty log (or at the start token), as TDX's
-     * write blocking and UNBLOCKW would have recorded them. */
-    memset(emu->pflags, 0, emu->npages);
+     * write blocking and UNBLOCKW would have recorded them. Which pages
+     * were exported without a hash stays known. */
+    for (g = 0; g < emu->npages; g++)
+        emu->pflags[g] &= COCO_EMU_FLAG_UNHASHED;
     emu->op = COCO_EMU_OP_PAUSED_EXPORT;
     return 0;
 }
