@@ -19,6 +19,7 @@
 #include "transfer/cocotransferdest.h"
 #include "transfer/cocotransfersource.h"
 #include "util/cocopagehash.h"
+#include "util/cocowritelog.h"
 
 #include "transfer/cocodirtyfirmware.h"
 
@@ -71,11 +72,114 @@ static double capMeasured;
 /* CPU seconds the last benchPipeline()/benchFirmware() call used. */
 static double lastCpu;
 
+/* The source's guest memory is this file (a memfd), mapped at the region
+ * the benchmarks read; -1 before main() makes it. */
+static int srcFd = -1;
+/* A stand-in for QEMU (startVmm()): it maps the RAM file and has made its
+ * write log's userfaultfd; -1 where this kernel has no asynchronous
+ * write protection. vmmCtl: closing it ends the process. */
+static pid_t vmmPid = -1;
+static int vmmCtl = -1;
+
+/* How the source firmware reaches the guest memory. */
+typedef enum {
+    SRC_REGION, /* the benchmark's own mapping, every page mapped */
+    SRC_FILE, /* the RAM file, mapped anew, as the agent maps QEMU's */
+    SRC_LOG, /* the RAM file, with the VMM's writes logged */
+} SrcMode;
+
+static const char *const srcModeName[] = {
+    "the source's memory a mapped region",
+    "the source's memory a file, hashed",
+    "the source's memory a file, write log (unhashed)",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(srcModeName) == SRC_LOG + 1);
+
 static void
 die(const char *what, GError *err)
 {
     fprintf(stderr, "%s: %s\n", what, err ? err->message : "failed");
     exit(1);
+}
+
+/* Attach the source's guest memory @mem to @sfw as @mode says. With
+ * SRC_LOG, as the agent does under qemu-coco, the stand-in VMM's writes
+ * are logged: exports seal straight from guest memory, unhashed; else
+ * each export hashes a private copy of each page. */
+static void
+attachSource(CocoFirmware *sfw, uint8_t *mem, size_t size, SrcMode mode)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (mode == SRC_REGION
+            ? cocoEmuAttachMemory(sfw, mem, size, &err) < 0
+            : cocoEmuAttachMemoryFd(sfw, srcFd, 0, size, &err) < 0 ||
+                  (mode == SRC_LOG && cocoEmuLogWrites(sfw, vmmPid, &err) < 0))
+        die("source memory", err);
+}
+
+/* Fork the stand-in VMM: it makes its write log's userfaultfd (what
+ * qemu-coco's preload does in QEMU), maps the RAM file and reads every
+ * page in, then waits for vmmCtl to close. The log is of its writes, as
+ * the agent's is of QEMU's: the benchmark's own mappings, like the
+ * agent's, are not logged. */
+static void
+startVmm(size_t size)
+{
+    int ready[2];
+    int ctl[2];
+    char c = 0;
+    pid_t pid;
+
+    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
+        die("pipe", NULL);
+    fflush(stdout);
+    if ((pid = fork()) < 0)
+        die("fork", NULL);
+    if (pid == 0) {
+        int ufd = cocoWriteLogPrepareSelf();
+        volatile uint8_t *m =
+            mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, srcFd, 0);
+        size_t off;
+
+        close(ready[0]);
+        close(ctl[1]);
+        if (m == MAP_FAILED)
+            _exit(1);
+        for (off = 0; off < size; off += PAGE)
+            (void)m[off];
+        c = ufd >= 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1)
+            _exit(1);
+        while (read(ctl[0], &c, 1) > 0)
+            ;
+        _exit(0);
+    }
+    close(ready[1]);
+    close(ctl[0]);
+    if (read(ready[0], &c, 1) != 1)
+        die("the stand-in VMM", NULL);
+    close(ready[0]);
+    vmmCtl = ctl[1];
+    if (c == 'y')
+        vmmPid = pid;
+    else
+        printf("(no asynchronous userfaultfd write protection: no write "
+               "log)\n");
+    if (c != 'y') {
+        close(vmmCtl);
+        waitpid(pid, NULL, 0);
+        vmmCtl = -1;
+    }
+}
+
+static void
+stopVmm(void)
+{
+    if (vmmCtl < 0)
+        return;
+    close(vmmCtl);
+    waitpid(vmmPid, NULL, 0);
 }
 
 /* Raw AES-256-GCM over the region, one 4 KiB page per operation with its
@@ -384,7 +488,8 @@ sideImport(gpointer opaque)
 
 static void
 benchSides(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int threads,
-           double *exp, double *expcpu, double *imp, double *impcpu)
+           SrcMode mode, double *exp, double *expcpu, double *imp,
+           double *impcpu)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(CocoEmuPlatform) pf = cocoEmuPlatformNew(&err);
@@ -409,9 +514,9 @@ benchSides(uint8_t *mem, uint8_t *dmem, size_t size, unsigned int threads,
         !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, &vm, &err)) ||
         !(dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, &vm,
                            &err)) ||
-        cocoEmuAttachMemory(sfw, mem, size, &err) < 0 ||
         cocoEmuAttachMemory(dfw, dmem, size, &err) < 0)
         die("emulated firmware", err);
+    attachSource(sfw, mem, size, mode);
     keyExchange(sfw, dfw);
     if (cocoFirmwareMigrateCmd(sfw, COCO_MIGRATE_CMD_SETUP, 0, setup, &len,
                                NULL, &err) < 0 ||
@@ -693,12 +798,13 @@ childWait(pid_t pid, int rfd)
  * destination in a child process, @streams loopback TCP connections, from
  * cocoTransferSourceStart() to the destination's start token. With
  * @dstFile the destination's guest memory is a file (a memfd), as the
- * agent's is, rather than anonymous memory. Returns the wall seconds;
+ * agent's is, rather than anonymous memory; @mode: the source's
+ * (attachSource()). Returns the wall seconds;
  * *@cpu the CPU seconds of both processes.
  */
 static double
 benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
-         bool dstFile, double *cpu)
+         bool dstFile, SrcMode mode, double *cpu)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(CocoEmuPlatform) pf = cocoEmuPlatformNew(&err);
@@ -738,10 +844,10 @@ benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
         !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, &vm, &err)) ||
         !(dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, &vm,
                            &err)) ||
-        cocoEmuAttachMemory(sfw, mem, size, &err) < 0 ||
         (dstFile ? cocoEmuAttachMemoryFd(dfw, mfd, 0, size, &err)
                  : cocoEmuAttachMemory(dfw, dmem, size, &err)) < 0)
         die("emulated firmware", err);
+    attachSource(sfw, mem, size, mode);
     keyExchange(sfw, dfw);
     cocoTransferConfigInit(&cfg, NULL);
     cfg.streams = streams;
@@ -929,11 +1035,14 @@ main(int argc, char **argv)
         unsigned int streams;
         unsigned int ppb;
         bool file;
-    } tcpRuns[] = {{1, 64, false},
-                   {1, 512, false},
-                   {4, 64, false},
-                   {4, 512, false},
-                   {4, 64, true}};
+        SrcMode src;
+    } tcpRuns[] = {
+        {1, 64, false, SRC_REGION}, {1, 512, false, SRC_REGION},
+        {4, 64, false, SRC_REGION}, {4, 512, false, SRC_REGION},
+        {4, 64, true, SRC_REGION},  {1, 512, false, SRC_FILE},
+        {1, 512, false, SRC_LOG},   {4, 512, false, SRC_LOG},
+        {4, 512, true, SRC_LOG},
+    };
     static const unsigned int bareBatch[] = {1, 64, 512};
     double bare[G_N_ELEMENTS(bareBatch)];
     double barewall[G_N_ELEMENTS(bareBatch)];
@@ -950,10 +1059,16 @@ main(int argc, char **argv)
     mb = (double)mib;
     if (g_getenv("COCO_BENCH_SOCKBUF"))
         sockbuf = atoi(g_getenv("COCO_BENCH_SOCKBUF"));
-    mem = g_aligned_alloc(size, 1, PAGE);
+    /* The source's guest memory is a RAM file, as QEMU's is. */
+    if ((srcFd = memfd_create("source-ram", MFD_CLOEXEC)) < 0 ||
+        ftruncate(srcFd, (off_t)size) < 0 ||
+        (mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, srcFd,
+                    0)) == MAP_FAILED)
+        die("source memory", NULL);
     dmem = g_aligned_alloc0(size, 1, PAGE);
     for (i = 0; i < size / 8; i++)
         ((uint64_t *)(void *)mem)[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+    startVmm(size);
 
     printf("# libvirt-coco transfer benchmark, %zu MiB region, best of %d; "
            "wall = MiB per elapsed second, cpu = MiB per CPU second of all "
@@ -979,13 +1094,18 @@ main(int argc, char **argv)
 
         for (i = 0; i < G_N_ELEMENTS(sides); i++) {
             double exp = 1e9, expcpu = 1e9, imp = 1e9, impcpu = 1e9;
+            double sexp[SRC_LOG + 1], sexpcpu[SRC_LOG + 1];
             double g = 1e9;
+            SrcMode m;
+
+            for (m = SRC_FILE; m <= SRC_LOG; m++)
+                sexp[m] = sexpcpu[m] = 1e9;
             /* The raw reference again, between the runs it is compared
              * with: the machine's speed drifts within a run. */
             double renc = 1e9, rdec = 1e9, renccpu = 1e9, rdeccpu = 1e9;
 
             for (r = 0; r < RUNS; r++) {
-                double e, ec, m, mc, re, rd, rg, rec, rdc;
+                double e, ec, im, mc, re, rd, rg, rec, rdc;
 
                 benchGcm(mem, size, &re, &rd, &rg, &rec, &rdc);
                 renc = MIN(renc, re);
@@ -993,11 +1113,20 @@ main(int argc, char **argv)
                 renccpu = MIN(renccpu, rec);
                 rdeccpu = MIN(rdeccpu, rdc);
                 memset(dmem, 0, size);
-                benchSides(mem, dmem, size, sides[i], &e, &ec, &m, &mc);
+                benchSides(mem, dmem, size, sides[i], SRC_REGION, &e, &ec, &im,
+                           &mc);
                 exp = MIN(exp, e);
                 expcpu = MIN(expcpu, ec);
-                imp = MIN(imp, m);
+                imp = MIN(imp, im);
                 impcpu = MIN(impcpu, mc);
+                for (m = SRC_FILE; m <= SRC_LOG; m++) {
+                    if (m == SRC_LOG && vmmPid < 0)
+                        continue;
+                    memset(dmem, 0, size);
+                    benchSides(mem, dmem, size, sides[i], m, &e, &ec, &im, &mc);
+                    sexp[m] = MIN(sexp[m], e);
+                    sexpcpu[m] = MIN(sexpcpu[m], ec);
+                }
                 g = MIN(g, benchGcmThreads(mem, size, sides[i]));
             }
             if (i == 0) {
@@ -1008,11 +1137,21 @@ main(int argc, char **argv)
             printf("raw AES-256-GCM encrypt on %u thread(s): wall %.0f MiB/s; "
                    "scaling vs 1 thread %.2f\n",
                    sides[i], mb / g, gcm1 / g);
-            printf("export side %u stream(s) on %u thread(s): wall %.0f cpu "
-                   "%.0f MiB/s; vs raw encrypt cpu %.2f (goal >= 0.9) wall "
-                   "%.2f; scaling vs 1 stream %.2f\n",
-                   sides[i], sides[i], mb / exp, mb / expcpu, renccpu / expcpu,
-                   renc / exp, exp1 / exp);
+            printf("export side %u stream(s) on %u thread(s), %s: wall %.0f "
+                   "cpu %.0f MiB/s; vs raw encrypt cpu %.2f wall %.2f; "
+                   "scaling vs 1 stream %.2f\n",
+                   sides[i], sides[i], srcModeName[SRC_REGION], mb / exp,
+                   mb / expcpu, renccpu / expcpu, renc / exp, exp1 / exp);
+            for (m = SRC_FILE; m <= SRC_LOG; m++) {
+                if (sexp[m] < 1e9)
+                    printf("export side %u stream(s) on %u thread(s), %s: "
+                           "wall %.0f cpu %.0f MiB/s; vs raw encrypt cpu %.2f "
+                           "%swall %.2f\n",
+                           sides[i], sides[i], srcModeName[m], mb / sexp[m],
+                           mb / sexpcpu[m], renccpu / sexpcpu[m],
+                           m == SRC_LOG ? "(goal >= 0.9) " : "",
+                           renc / sexp[m]);
+            }
             printf("import side %u stream(s) on %u thread(s): wall %.0f cpu "
                    "%.0f MiB/s; vs raw decrypt cpu %.2f (goal >= 0.9) wall "
                    "%.2f; scaling vs 1 stream %.2f\n",
@@ -1038,20 +1177,25 @@ main(int argc, char **argv)
     for (i = 0; i < G_N_ELEMENTS(tcpRuns); i++) {
         size_t b = tcpRuns[i].ppb >= 512 ? 2 : 1;
 
+        if (tcpRuns[i].src == SRC_LOG && vmmPid < 0)
+            continue;
         wall = cpu = 1e9;
         for (r = 0; r < RUNS; r++) {
             double c;
 
-            wall = MIN(wall, benchTcp(mem, size, tcpRuns[i].streams,
-                                      tcpRuns[i].ppb, tcpRuns[i].file, &c));
+            wall = MIN(wall,
+                       benchTcp(mem, size, tcpRuns[i].streams, tcpRuns[i].ppb,
+                                tcpRuns[i].file, tcpRuns[i].src, &c));
             cpu = MIN(cpu, c);
         }
         printf("pipeline, two processes, loopback TCP, %u stream(s) x %u "
-               "pages/bundle%s: wall %.0f cpu %.0f MiB/s; vs bare with the "
+               "pages/bundle%s%s%s: wall %.0f cpu %.0f MiB/s; vs bare with the "
                "same pages per write cpu %.2f (goal >= 1.0) wall %.2f; vs "
                "bare 1 page per write cpu %.2f\n",
                tcpRuns[i].streams, tcpRuns[i].ppb,
                tcpRuns[i].file ? ", the destination's memory a file" : "",
+               tcpRuns[i].src != SRC_REGION ? ", " : "",
+               tcpRuns[i].src != SRC_REGION ? srcModeName[tcpRuns[i].src] : "",
                mb / wall, mb / cpu, bare[b] / cpu, barewall[b] / wall,
                bare[0] / cpu);
     }
@@ -1106,7 +1250,9 @@ main(int argc, char **argv)
            "memcpy %.0f MiB/s; scan/memcmp %.2f, scan/memcpy %.2f\n",
            mb / hash, mb / cmp, mb / cpy, cmp / hash, cpy / hash);
 
-    g_aligned_free(mem);
+    stopVmm();
+    munmap(mem, size);
+    close(srcFd);
     g_aligned_free(dmem);
     return 0;
 }
