@@ -76,12 +76,20 @@ metrics_get() { # host file
         get http://127.0.0.1:9464/metrics > "$2" ||
         fail "host $1: cannot scrape its metrics endpoint" || return 1
 }
+# A source's successful migrations: its outcome is the first final state it
+# reached, committed (the destination's word came first) or finished (its
+# QEMU ended first, after libvirt's Confirm).
+source_done() {
+    c=$(metric "virtcocod_migrations_total{cause=\"none\",outcome=\"committed\",role=\"source\"}" "$1")
+    f=$(metric "virtcocod_migrations_total{cause=\"none\",outcome=\"finished\",role=\"source\"}" "$1")
+    echo $((${c:-0} + ${f:-0}))
+}
 s_metrics() {
     md=$LAB/metrics
     rm -rf "$md" && mkdir -p "$md/during" || return 1
     metrics_get A "$md/a0" && metrics_get B "$md/b0" || return 1
     ok='{cause="none",outcome="committed",role='
-    a0=$(metric "virtcocod_migrations_total${ok}\"source\"}" "$md/a0")
+    a0=$(source_done "$md/a0")
     b0=$(metric "virtcocod_migrations_total${ok}\"destination\"}" "$md/b0")
     nsenter --net="/run/netns/${NETNS_PREFIX}A" /usr/bin/python3 "$E2E_DIR/metrics.py" \
         scrape http://127.0.0.1:9464/metrics "$md/during" 2> "$md/scrape.err" &
@@ -98,7 +106,7 @@ s_metrics() {
     [ "$1" -ge 5 ] && [ "$2" -ge 1 ] ||
         fail "A's endpoint was not scraped while the migration ran ($1 scrapes, $2 in flight)" || return 1
     metrics_get A "$md/a1" && metrics_get B "$md/b1" || return 1
-    [ "$(metric "virtcocod_migrations_total${ok}\"source\"}" "$md/a1")" = $((${a0:-0} + 1)) ] ||
+    [ "$(source_done "$md/a1")" = $((a0 + 1)) ] ||
         fail "A's metrics do not count the committed migration: $(grep migrations_total "$md/a1")" || return 1
     [ "$(metric "virtcocod_migrations_total${ok}\"destination\"}" "$md/b1")" = $((${b0:-0} + 1)) ] ||
         fail "B's metrics do not count the committed migration: $(grep migrations_total "$md/b1")" || return 1
