@@ -1154,29 +1154,10 @@ testPageRules(void)
     pairClear(&p);
 }
 
-/* Token 0 and the vCPUs go; the start token is refused: an exported
- * page changed without being reported dirty. */
+/* Token 0 and the vCPUs go; the start token is refused with status class
+ * @cls and a message that names @why. */
 static void
-startRefusedUnreported(Pair *p)
-{
-    GError *err = NULL;
-    CocoFirmwareStatus st;
-    g_autoptr(GByteArray) t = token(p->src, 0);
-    g_autoptr(GByteArray) s = outbuf(COCO_EMU_TOKEN_SIZE);
-    int ret;
-
-    tokenOk(p->dst, t, 0);
-    vcpusOk(p);
-    ret = cmd(p->src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
-              &err);
-    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
-               COCO_EMU_ST_EXPORTED_PAGES_CHANGED);
-}
-
-/* Token 0 and the vCPUs go; the start token is refused: the write log is
- * found lost, so pages exported from guest memory unhashed are dirty. */
-static void
-startRefusedLogLost(Pair *p)
+startRefused(Pair *p, uint32_t cls, const char *why)
 {
     GError *err = NULL;
     CocoFirmwareStatus st;
@@ -1189,9 +1170,8 @@ startRefusedLogLost(Pair *p)
     ret = cmd(p->src, COCO_MIGRATE_CMD_TOKEN, COCO_MIGRATE_TOKEN_START, s, &st,
               &err);
     g_assert_nonnull(err);
-    g_assert_nonnull(strstr(err->message, "the write log was lost"));
-    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE,
-               COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN);
+    g_assert_nonnull(strstr(err->message, why));
+    CHECK_FAIL(ret, err, st, EPERM, COCO_ERROR_FW_STATE, cls);
 }
 
 /* Writes the host never reported are caught by the content hashes: the
@@ -1218,7 +1198,9 @@ testUnreportedWrites(void)
     guestWrite(&p, 5, 0x77, false);
     blackoutOk(p.src);
     guestWrite(&p, 6, 0x78, false);
-    startRefusedUnreported(&p);
+    /* An exported page changed without being reported dirty. */
+    startRefused(&p, COCO_EMU_ST_EXPORTED_PAGES_CHANGED,
+                 "changed without being reported dirty");
     g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
     g_assert_cmpuint(n, ==, 2);
     b = expmem(p.src, 0, g56, 2, NULL, &st, &err, &ret);
@@ -1630,7 +1612,8 @@ testWriteLog(void)
     m2 = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
     g_assert_true(m2 != MAP_FAILED);
     m2[3 * COCO_EMU_PAGE_SIZE] ^= 0xFF;
-    startRefusedLogLost(&p);
+    startRefused(&p, COCO_EMU_ST_EXPORTED_DIRTY_PAGES_REMAIN,
+                 "the write log was lost");
     g_assert_nonnull(cocoEmuWriteLogLost(p.src));
     g_assert_nonnull(strstr(cocoEmuWriteLogLost(p.src),
                             "mapped the guest RAM file differently"));
