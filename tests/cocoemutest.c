@@ -1620,6 +1620,11 @@ testWriteLog(void)
     g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
     g_assert_cmpuint(n, ==, G_N_ELEMENTS(lost));
     g_assert_cmpmem(gfns, n * sizeof(*gfns), lost, sizeof(lost));
+    /* The dirty log, hashing now, lists them and no page exported with
+     * the VM stopped (its copy is final, though it has no hash). */
+    bits[0] = 0;
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_cmphex(bits[0], ==, 0x9ULL | (0xFULL << 20));
 
     /* Exported again (hashed: the log is gone), the token goes and the
      * destination holds page 3 as written through the new mapping. */

@@ -1182,14 +1182,19 @@ cocoEmuWriteLogLose(CocoEmu *emu, const char *why)
     }
 }
 
-/* Whether exported page @gfn still holds what was exported, by its hash
- * (@hash, read from phash); a page exported without a hash cannot tell
- * and counts as changed. */
+/* Whether exported page @gfn still holds what was exported: known when it
+ * was verified since the blackout without the log (exported, or hashed,
+ * with the VM stopped: final), else by its hash (@hash, read from phash);
+ * a page exported without a hash cannot tell and counts as changed. */
 static bool
 cocoEmuPageSame(CocoEmu *emu, uint64_t gfn, uint64_t hash)
 {
-    return !(__atomic_load_n(&emu->pflags[gfn], __ATOMIC_RELAXED) &
-             COCO_EMU_FLAG_UNHASHED) &&
+    uint8_t f = __atomic_load_n(&emu->pflags[gfn], __ATOMIC_RELAXED);
+
+    if ((f & (COCO_EMU_FLAG_VERIFIED | COCO_EMU_FLAG_LOGGED)) ==
+        COCO_EMU_FLAG_VERIFIED)
+        return true;
+    return !(f & COCO_EMU_FLAG_UNHASHED) &&
            cocoPageHash(emu->mem + gfn * COCO_EMU_PAGE_SIZE, emu->hash_key) ==
                hash;
 }
