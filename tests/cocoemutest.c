@@ -1528,6 +1528,22 @@ allocated(int fd)
 }
 
 /* The destination reserves the ranges it is told before any import. */
+/* A pair whose source is sparseRam() (mapped at *@sm, file *@sfd) and
+ * whose destination an empty RAM file (*@dfd), both attached. */
+static void
+logPair(Pair *p, uint8_t **sm, int *sfd, int *dfd)
+{
+    GError *err = NULL;
+
+    *sfd = sparseRam(sm);
+    *dfd = memfd_create("coco-dst", 0);
+    g_assert_cmpint(*dfd, >=, 0);
+    g_assert_cmpint(ftruncate(*dfd, MEMSIZE), ==, 0);
+    pairInit(p, &defaultOpts);
+    CHECK_OK(cocoEmuAttachMemoryFd(p->src, *sfd, 0, MEMSIZE, &err), err);
+    CHECK_OK(cocoEmuAttachMemoryFd(p->dst, *dfd, 0, MEMSIZE, &err), err);
+}
+
 /*
  * The emulation's write blocking read from the VMM's write log
  * (cocoEmuLogWrites()): this process is the VMM (its userfaultfd, its
@@ -1565,13 +1581,7 @@ testWriteLog(void)
             "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
         return;
     }
-    sfd = sparseRam(&sm);
-    dfd = memfd_create("coco-dst", 0);
-    g_assert_cmpint(dfd, >=, 0);
-    g_assert_cmpint(ftruncate(dfd, MEMSIZE), ==, 0);
-    pairInit(&p, &defaultOpts);
-    CHECK_OK(cocoEmuAttachMemoryFd(p.src, sfd, 0, MEMSIZE, &err), err);
-    CHECK_OK(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), err);
+    logPair(&p, &sm, &sfd, &dfd);
     g_assert_cmpint(cocoEmuLogWrites(p.dst, getpid(), &err), ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
     g_clear_error(&err);
@@ -1710,13 +1720,7 @@ testWriteLogUnhashed(void)
             "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
         return;
     }
-    sfd = sparseRam(&sm);
-    dfd = memfd_create("coco-dst", 0);
-    g_assert_cmpint(dfd, >=, 0);
-    g_assert_cmpint(ftruncate(dfd, MEMSIZE), ==, 0);
-    pairInit(&p, &defaultOpts);
-    CHECK_OK(cocoEmuAttachMemoryFd(p.src, sfd, 0, MEMSIZE, &err), err);
-    CHECK_OK(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), err);
+    logPair(&p, &sm, &sfd, &dfd);
     CHECK_OK(cocoEmuLogWrites(p.src, getpid(), &err), err);
     setup(&p);
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
