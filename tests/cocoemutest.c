@@ -1296,6 +1296,33 @@ sparseRam(uint8_t **map)
     return fd;
 }
 
+/* A pair whose source is sparseRam() (mapped at *@sm, file *@sfd) and
+ * whose destination an empty RAM file (*@dfd), both attached. */
+static void
+sparsePair(Pair *p, uint8_t **sm, int *sfd, int *dfd)
+{
+    GError *err = NULL;
+
+    *sfd = sparseRam(sm);
+    *dfd = memfd_create("coco-dst", 0);
+    g_assert_cmpint(*dfd, >=, 0);
+    g_assert_cmpint(ftruncate(*dfd, MEMSIZE), ==, 0);
+    pairInit(p, &defaultOpts);
+    CHECK_OK(cocoEmuAttachMemoryFd(p->src, *sfd, 0, MEMSIZE, &err), err);
+    CHECK_OK(cocoEmuAttachMemoryFd(p->dst, *dfd, 0, MEMSIZE, &err), err);
+}
+
+/* The RAM file @fd holds exactly the @size bytes at @want. */
+static void
+ramFileIs(int fd, const uint8_t *want, size_t size)
+{
+    uint8_t *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+
+    g_assert_true(m != MAP_FAILED);
+    g_assert_cmpmem(m, size, want, size);
+    munmap(m, size);
+}
+
 /* Pages present in @fd as a bitmap (SEEK_DATA / SEEK_HOLE). */
 static uint64_t
 presentPages(int fd)
@@ -1360,9 +1387,8 @@ testAbsentPages(void)
     GError *err = NULL;
     CocoFirmwareStatus st;
     uint8_t *sm;
-    uint8_t *dm;
-    int sfd = sparseRam(&sm);
-    int dfd = memfd_create("coco-dst", 0);
+    int sfd;
+    int dfd;
     uint64_t bits[1] = {0};
     uint64_t want = 0xFULL | (0xFULL << 20);
     uint64_t absent[] = {2, 9};
@@ -1373,11 +1399,7 @@ testAbsentPages(void)
     g_autoptr(GByteArray) t = NULL;
     int ret;
 
-    g_assert_cmpint(dfd, >=, 0);
-    g_assert_cmpint(ftruncate(dfd, MEMSIZE), ==, 0);
-    pairInit(&p, &defaultOpts);
-    CHECK_OK(cocoEmuAttachMemoryFd(p.src, sfd, 0, MEMSIZE, &err), err);
-    CHECK_OK(cocoEmuAttachMemoryFd(p.dst, dfd, 0, MEMSIZE, &err), err);
+    sparsePair(&p, &sm, &sfd, &dfd);
     setup(&p);
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
     g_assert_cmphex(bits[0], ==, want);
@@ -1421,10 +1443,7 @@ testAbsentPages(void)
     want |= 1ULL << 9;
     g_assert_cmphex(presentPages(sfd), ==, want);
     g_assert_cmphex(presentPages(dfd), ==, want);
-    dm = mmap(NULL, MEMSIZE, PROT_READ, MAP_SHARED, dfd, 0);
-    g_assert_true(dm != MAP_FAILED);
-    g_assert_cmpmem(dm, MEMSIZE, sm, MEMSIZE);
-    munmap(dm, MEMSIZE);
+    ramFileIs(dfd, sm, MEMSIZE);
     munmap(sm, MEMSIZE);
     close(sfd);
     close(dfd);
@@ -1528,22 +1547,6 @@ allocated(int fd)
 }
 
 /* The destination reserves the ranges it is told before any import. */
-/* A pair whose source is sparseRam() (mapped at *@sm, file *@sfd) and
- * whose destination an empty RAM file (*@dfd), both attached. */
-static void
-logPair(Pair *p, uint8_t **sm, int *sfd, int *dfd)
-{
-    GError *err = NULL;
-
-    *sfd = sparseRam(sm);
-    *dfd = memfd_create("coco-dst", 0);
-    g_assert_cmpint(*dfd, >=, 0);
-    g_assert_cmpint(ftruncate(*dfd, MEMSIZE), ==, 0);
-    pairInit(p, &defaultOpts);
-    CHECK_OK(cocoEmuAttachMemoryFd(p->src, *sfd, 0, MEMSIZE, &err), err);
-    CHECK_OK(cocoEmuAttachMemoryFd(p->dst, *dfd, 0, MEMSIZE, &err), err);
-}
-
 /*
  * The emulation's write blocking read from the VMM's write log
  * (cocoEmuLogWrites()): this process is the VMM (its userfaultfd, its
@@ -1572,7 +1575,6 @@ testWriteLog(void)
     const uint64_t lost[] = {0, 3, 20, 21, 22, 23};
     g_autofree uint64_t *gfns = NULL;
     size_t n = 0;
-    uint8_t *dm;
     g_autoptr(GByteArray) b = NULL;
     int ret;
 
@@ -1581,7 +1583,7 @@ testWriteLog(void)
             "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
         return;
     }
-    logPair(&p, &sm, &sfd, &dfd);
+    sparsePair(&p, &sm, &sfd, &dfd);
     g_assert_cmpint(cocoEmuLogWrites(p.dst, getpid(), &err), ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
     g_clear_error(&err);
@@ -1645,10 +1647,7 @@ testWriteLog(void)
     g_clear_pointer(&b, g_byte_array_unref);
     b = token(p.src, COCO_MIGRATE_TOKEN_START);
     tokenOk(p.dst, b, COCO_MIGRATE_TOKEN_START);
-    dm = mmap(NULL, MEMSIZE, PROT_READ, MAP_SHARED, dfd, 0);
-    g_assert_true(dm != MAP_FAILED);
-    g_assert_cmpmem(dm, MEMSIZE, sm, MEMSIZE);
-    munmap(dm, MEMSIZE);
+    ramFileIs(dfd, sm, MEMSIZE);
     munmap(m2, MEMSIZE);
     munmap(sm, MEMSIZE);
     pairClear(&p);
@@ -1720,7 +1719,7 @@ testWriteLogUnhashed(void)
             "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
         return;
     }
-    logPair(&p, &sm, &sfd, &dfd);
+    sparsePair(&p, &sm, &sfd, &dfd);
     CHECK_OK(cocoEmuLogWrites(p.src, getpid(), &err), err);
     setup(&p);
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
@@ -1760,7 +1759,6 @@ testWriteLogGap(void)
     uint64_t only2000[] = {2000};
     g_autoptr(GByteArray) t = NULL;
     uint8_t *sm;
-    uint8_t *dm;
     int ufd = cocoWriteLogPrepareSelf();
     int sfd;
     int dfd;
@@ -1810,10 +1808,7 @@ testWriteLogGap(void)
     tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
     g_assert_null(cocoEmuWriteLogLost(p.src));
     /* The destination's RAM is the source's, byte for byte. */
-    dm = mmap(NULL, size, PROT_READ, MAP_SHARED, dfd, 0);
-    g_assert_true(dm != MAP_FAILED);
-    g_assert_true(memcmp(sm, dm, size) == 0);
-    munmap(dm, size);
+    ramFileIs(dfd, sm, size);
     munmap(sm, size);
     pairClear(&p);
     close(sfd);
