@@ -2408,6 +2408,7 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
     uint32_t failed = ngfns;
     bool hdrfail = false;
     bool direct;
+    bool live;
     int err = 0;
     int ret = 0;
     CocoEmuStatusClass cls = COCO_EMU_ST_SUCCESS;
@@ -2600,9 +2601,9 @@ cocoEmuExportMemory(CocoFirmware *fw, uint32_t stream, const uint64_t *gfns,
                               (unsigned long long)gfns[failed]);
         goto unlock;
     }
+    live = emu->op == COCO_EMU_OP_LIVE_EXPORT;
     for (i = 0; i < ngfns; i++) {
         uint64_t g = gfns[i];
-        bool live = emu->op == COCO_EMU_OP_LIVE_EXPORT;
 
         if ((emu->pstate[g] & ~COCO_EMU_PAGE_MARK) ==
             COCO_EMU_PAGE_EXPORTED_DIRTY)
