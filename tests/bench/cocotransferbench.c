@@ -162,17 +162,14 @@ startVmm(size_t size)
     if (read(ready[0], &c, 1) != 1)
         die("the stand-in VMM", NULL);
     close(ready[0]);
-    vmmCtl = ctl[1];
-    if (c == 'y')
+    if (c == 'y') {
         vmmPid = pid;
-    else
-        printf("(no asynchronous userfaultfd write protection: no write "
-               "log)\n");
-    if (c != 'y') {
-        close(vmmCtl);
-        waitpid(pid, NULL, 0);
-        vmmCtl = -1;
+        vmmCtl = ctl[1];
+        return;
     }
+    printf("(no asynchronous userfaultfd write protection: no write log)\n");
+    close(ctl[1]);
+    waitpid(pid, NULL, 0);
 }
 
 static void
@@ -1102,12 +1099,12 @@ main(int argc, char **argv)
             double sexp[SRC_LOG + 1], sexpcpu[SRC_LOG + 1];
             double g = 1e9;
             SrcMode m;
-
-            for (m = SRC_FILE; m <= SRC_LOG; m++)
-                sexp[m] = sexpcpu[m] = 1e9;
             /* The raw reference again, between the runs it is compared
              * with: the machine's speed drifts within a run. */
             double renc = 1e9, rdec = 1e9, renccpu = 1e9, rdeccpu = 1e9;
+
+            for (m = SRC_FILE; m <= SRC_LOG; m++)
+                sexp[m] = sexpcpu[m] = 1e9;
 
             for (r = 0; r < RUNS; r++) {
                 double e, ec, im, mc, re, rd, rg, rec, rdc;
