@@ -135,11 +135,15 @@ def start_guest(qemu_coco, env, tmp):
             "00000000-0000-4000-8000-000000000001",
             "-chardev", "socket,id=charmonitor,fd=%d,server=on,wait=off" % mfd,
             "-mon", "chardev=charmonitor,id=monitor,mode=control"]
+    # Connect before the start, into the listening socket's backlog: a
+    # start that fails at once (a missing preload) closes the socket
+    # before a later connect could reach it.  QEMU accepts a connection
+    # that is already pending as it would a later one.
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(lpath)
     proc = subprocess.Popen([qemu_coco] + args, env=env, pass_fds=[mfd],
                             stderr=subprocess.PIPE, text=True)
     lsock.close()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(lpath)
     return proc, conn, args, mfd
 
 
