@@ -10,9 +10,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include <gnutls/crypto.h>
@@ -1738,6 +1742,137 @@ testWriteLogUnhashed(void)
     close(ufd);
 }
 
+/* An export on stream 0 run by a thread (testWriteLogLostInFlight()). */
+typedef struct {
+    CocoFirmware *fw;
+    const uint64_t *gfns;
+    uint32_t n;
+    uint8_t *buf;
+    size_t len;
+    int ret;
+    GError *err;
+} HeldExport;
+
+static gpointer
+heldExport(gpointer opaque)
+{
+    HeldExport *h = opaque;
+    CocoFirmwareStatus st;
+
+    h->ret = cocoFirmwareExportMemory(h->fw, 0, h->gfns, h->n, NULL, h->buf,
+                                      &h->len, &st, &h->err);
+    return NULL;
+}
+
+/*
+ * The write log lost while an export seals pages unhashed: nothing can
+ * tell whether a write slipped past its copy, so it commits them dirty and
+ * they go again, hashed. The export is held in its unlocked step by its
+ * own output buffer, whose first write waits on a userfaultfd; meanwhile
+ * the VMM maps its RAM differently and a dirty log finds the log lost.
+ */
+static void
+testWriteLogLostInFlight(void)
+{
+    Pair p;
+    GError *err = NULL;
+    CocoFirmwareStatus st;
+    HeldExport h = {.gfns = (const uint64_t[]){0, 1}, .n = 2};
+    const uint64_t rest[] = {2, 3, 20, 21, 22, 23};
+    struct uffdio_api api = {.api = UFFD_API};
+    struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
+    struct uffd_msg msg;
+    struct pollfd pfd = {.events = POLLIN};
+    g_autoptr(GByteArray) held = NULL;
+    g_autoptr(GByteArray) again = NULL;
+    g_autoptr(GByteArray) others = NULL;
+    g_autoptr(GByteArray) t = NULL;
+    g_autofree uint64_t *gfns = NULL;
+    uint64_t bits[1] = {0};
+    size_t maplen;
+    size_t n = 0;
+    GThread *th;
+    uint8_t *sm;
+    uint8_t *ram;
+    int ufd = cocoWriteLogPrepareSelf();
+    int sfd;
+    int dfd;
+    int ret;
+
+    if (ufd < 0) {
+        g_test_skip(
+            "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
+        return;
+    }
+    sparsePair(&p, &sm, &sfd, &dfd);
+    CHECK_OK(cocoEmuLogWrites(p.src, getpid(), &err), err);
+    setup(&p);
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+
+    pfd.fd = (int)syscall(SYS_userfaultfd,
+                          O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    g_assert_cmpint(pfd.fd, >=, 0);
+    g_assert_cmpint(ioctl(pfd.fd, UFFDIO_API, &api), ==, 0);
+    h.len = cocoEmuMemoryBundleSize(h.n);
+    maplen =
+        (h.len + COCO_EMU_PAGE_SIZE - 1) & ~(size_t)(COCO_EMU_PAGE_SIZE - 1);
+    h.buf = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    g_assert_true(h.buf != MAP_FAILED);
+    reg.range.start = (uintptr_t)h.buf;
+    reg.range.len = maplen;
+    g_assert_cmpint(ioctl(pfd.fd, UFFDIO_REGISTER, &reg), ==, 0);
+    h.fw = p.src;
+    th = g_thread_new("held-export", heldExport, &h);
+    g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
+    g_assert_cmpint(read(pfd.fd, &msg, sizeof(msg)), ==, sizeof(msg));
+    g_assert_cmpuint(msg.event, ==, UFFD_EVENT_PAGEFAULT);
+
+    /* The source's mapping replaced by one the log does not cover. */
+    g_assert_true(mmap(sm, MEMSIZE, PROT_READ,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == sm);
+    CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
+    g_assert_nonnull(cocoEmuWriteLogLost(p.src));
+    g_assert_nonnull(
+        strstr(cocoEmuWriteLogLost(p.src), "cannot read which guest pages"));
+    /* Unregistering wakes the held write. */
+    g_assert_cmpint(ioctl(pfd.fd, UFFDIO_UNREGISTER, &reg.range), ==, 0);
+    g_thread_join(th);
+    close(pfd.fd);
+    CHECK_OK(h.ret, h.err);
+    g_assert_cmpint(cocoEmuGetDirty(p.src, false, &gfns, &n, &err), ==, 0);
+    g_assert_cmpmem(gfns, n * sizeof(*gfns), h.gfns, h.n * sizeof(*h.gfns));
+
+    /* The held bundle is sound; its pages go again, hashed, and the
+     * destination ends with the source's RAM. */
+    held = g_byte_array_new();
+    g_byte_array_append(held, h.buf, (guint)h.len);
+    munmap(h.buf, maplen);
+    impOk(p.dst, 0, held);
+    others = expmem(p.src, 1, rest, G_N_ELEMENTS(rest), NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 1, others);
+    t = token(p.src, 0);
+    tokenOk(p.dst, t, 0);
+    g_clear_pointer(&t, g_byte_array_unref);
+    again = expmem(p.src, 0, h.gfns, h.n, NULL, &st, &err, &ret);
+    CHECK_OK(ret, err);
+    impOk(p.dst, 0, again);
+    blackoutOk(p.src);
+    vcpusOk(&p);
+    t = token(p.src, COCO_MIGRATE_TOKEN_START);
+    tokenOk(p.dst, t, COCO_MIGRATE_TOKEN_START);
+    ram = mmap(NULL, MEMSIZE, PROT_READ, MAP_SHARED, sfd, 0);
+    g_assert_true(ram != MAP_FAILED);
+    ramFileIs(dfd, ram, MEMSIZE);
+    munmap(ram, MEMSIZE);
+    munmap(sm, MEMSIZE);
+    pairClear(&p);
+    close(sfd);
+    close(dfd);
+    close(ufd);
+}
+
 /*
  * The write log's walk skips long runs of absent pages. A guest using two
  * runs of 16 pages 3000 pages apart: a write beyond the gap is listed, a
@@ -3009,6 +3144,7 @@ main(int argc, char **argv)
     g_test_add_func("/emu/write-log", testWriteLog);
     g_test_add_func("/emu/write-log-gap", testWriteLogGap);
     g_test_add_func("/emu/write-log-unhashed", testWriteLogUnhashed);
+    g_test_add_func("/emu/write-log-lost-in-flight", testWriteLogLostInFlight);
     g_test_add_func("/emu/reserve", testReserve);
     g_test_add_data_func("/emu/import-through-file/pwrite", GINT_TO_POINTER(0),
                          testImportThroughFile);
