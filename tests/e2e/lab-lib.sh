@@ -244,6 +244,10 @@ FAIL $(since "$t0") s  $name"
         for sc_h in $HOSTS; do
             echo "  --- host $sc_h: the last lines of its agent's log" >&2
             tail -n 25 "$(host_dir "$sc_h")/virtcocod.log" 2>/dev/null | cut -c1-400 >&2
+            # libvirt's domain jobs: which API waited for which, and when.
+            echo "  --- host $sc_h: libvirt's last domain jobs" >&2
+            grep -a -E 'virDomainObjBeginJobInternal|virDomainObjEndJob|Waiting for job|Cannot start job' \
+                "$(host_dir "$sc_h")/log/libvirtd.log" 2>/dev/null | tail -n 12 | cut -c1-300 >&2
         done
         return 1
     fi
