@@ -1316,6 +1316,25 @@ sparsePair(Pair *p, uint8_t **sm, int *sfd, int *dfd)
     CHECK_OK(cocoEmuAttachMemoryFd(p->dst, *dfd, 0, MEMSIZE, &err), err);
 }
 
+/* sparsePair() with the source's writes logged (this process is the
+ * VMM, *@ufd its write log's userfaultfd) and SETUP done; false, the test
+ * skipped, on a kernel without asynchronous write protection. */
+static bool
+loggedPair(Pair *p, uint8_t **sm, int *sfd, int *dfd, int *ufd)
+{
+    GError *err = NULL;
+
+    if ((*ufd = cocoWriteLogPrepareSelf()) < 0) {
+        g_test_skip(
+            "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
+        return false;
+    }
+    sparsePair(p, sm, sfd, dfd);
+    CHECK_OK(cocoEmuLogWrites(p->src, getpid(), &err), err);
+    setup(p);
+    return true;
+}
+
 /* The RAM file @fd holds exactly the @size bytes at @want. */
 static void
 ramFileIs(int fd, const uint8_t *want, size_t size)
@@ -1572,7 +1591,7 @@ testWriteLog(void)
     int sfd;
     int dfd;
     int zero;
-    int ufd = cocoWriteLogPrepareSelf();
+    int ufd;
     uint64_t bits[1] = {0};
     uint64_t want = 0xFULL | (0xFULL << 20);
     uint64_t g12[] = {1, 2};
@@ -1582,17 +1601,11 @@ testWriteLog(void)
     g_autoptr(GByteArray) b = NULL;
     int ret;
 
-    if (ufd < 0) {
-        g_test_skip(
-            "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
+    if (!loggedPair(&p, &sm, &sfd, &dfd, &ufd))
         return;
-    }
-    sparsePair(&p, &sm, &sfd, &dfd);
     g_assert_cmpint(cocoEmuLogWrites(p.dst, getpid(), &err), ==, -1);
     g_assert_error(err, COCO_ERROR, COCO_ERROR_FW_STATE);
     g_clear_error(&err);
-    CHECK_OK(cocoEmuLogWrites(p.src, getpid(), &err), err);
-    setup(&p);
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
     g_assert_cmphex(bits[0], ==, want);
     sparseEpochZero(&p, want);
@@ -1711,21 +1724,15 @@ testWriteLogUnhashed(void)
     uint8_t *sm;
     int sfd;
     int dfd;
-    int ufd = cocoWriteLogPrepareSelf();
+    int ufd;
     uint64_t bits[1] = {0};
     uint64_t want = 0xFULL | (0xFULL << 20);
     const uint64_t all[] = {0, 1, 2, 3, 20, 21, 22, 23};
     g_autofree uint64_t *gfns = NULL;
     size_t n = 0;
 
-    if (ufd < 0) {
-        g_test_skip(
-            "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
+    if (!loggedPair(&p, &sm, &sfd, &dfd, &ufd))
         return;
-    }
-    sparsePair(&p, &sm, &sfd, &dfd);
-    CHECK_OK(cocoEmuLogWrites(p.src, getpid(), &err), err);
-    setup(&p);
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
     g_assert_cmphex(bits[0], ==, want);
     sparseEpochZero(&p, want);
@@ -1794,19 +1801,13 @@ testWriteLogLostInFlight(void)
     GThread *th;
     uint8_t *sm;
     uint8_t *ram;
-    int ufd = cocoWriteLogPrepareSelf();
+    int ufd;
     int sfd;
     int dfd;
     int ret;
 
-    if (ufd < 0) {
-        g_test_skip(
-            "this kernel has no asynchronous userfaultfd write protection (Linux 6.7)");
+    if (!loggedPair(&p, &sm, &sfd, &dfd, &ufd))
         return;
-    }
-    sparsePair(&p, &sm, &sfd, &dfd);
-    CHECK_OK(cocoEmuLogWrites(p.src, getpid(), &err), err);
-    setup(&p);
     CHECK_OK(cocoFirmwareDirtyLog(p.src, 0, NPAGES, bits, &err), err);
 
     pfd.fd = (int)syscall(SYS_userfaultfd,
