@@ -794,6 +794,36 @@ childWait(pid_t pid, int rfd)
     return cr;
 }
 
+/* The destination's guest memory, untouched: anonymous memory, or with
+ * @file an empty RAM file (a memfd, *@fd; else -1) mapped shared with
+ * @prot. The destination faults in or writes its pages. */
+static uint8_t *
+destMemory(size_t size, bool file, int prot, int *fd)
+{
+    void *m;
+
+    *fd = -1;
+    if (file && ((*fd = memfd_create("dest-ram", MFD_CLOEXEC)) < 0 ||
+                 ftruncate(*fd, (off_t)size) < 0))
+        die("memfd", NULL);
+    if (file)
+        m = mmap(NULL, size, prot, MAP_SHARED, *fd, 0);
+    else
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        die("destination memory", NULL);
+    return m;
+}
+
+static void
+destMemoryFree(uint8_t *m, size_t size, int fd)
+{
+    munmap(m, size);
+    if (fd >= 0)
+        close(fd);
+}
+
 /*
  * The whole engine as between two hosts: the source here, the
  * destination in a child process, @streams loopback TCP connections, from
@@ -822,7 +852,7 @@ benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
     unsigned int port;
     unsigned int i;
     int lfd;
-    int mfd = -1;
+    int mfd;
     int pfd[2];
     pid_t pid;
     double t0, c0, t;
@@ -830,18 +860,9 @@ benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
     memset(&def, 0, sizeof(def));
     def.has_streams = true;
     def.forward_streams = streams;
-    /* Untouched anonymous memory, or an empty file: the destination
-     * faults in or writes its pages. */
-    if (dstFile) {
-        if ((mfd = memfd_create("dest-ram", MFD_CLOEXEC)) < 0 ||
-            ftruncate(mfd, (off_t)size) < 0)
-            die("memfd", NULL);
-        dmem = mmap(NULL, size, PROT_READ, MAP_SHARED, mfd, 0);
-    } else {
-        dmem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    }
-    if (dmem == MAP_FAILED || !pf ||
+    /* The firmware writes the file through its own mapping. */
+    dmem = destMemory(size, dstFile, PROT_READ, &mfd);
+    if (!pf ||
         !(sfw = cocoEmuNew(COCO_FIRMWARE_ROLE_SOURCE, pf, &def, &vm, &err)) ||
         !(dfw = cocoEmuNew(COCO_FIRMWARE_ROLE_DESTINATION, pf, &def, &vm,
                            &err)) ||
@@ -897,9 +918,7 @@ benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
         die("destination memory differs", NULL);
     for (i = 0; i < streams; i++)
         g_object_unref(sio[i]);
-    munmap(dmem, size);
-    if (mfd >= 0)
-        close(mfd);
+    destMemoryFree(dmem, size, mfd);
     return t;
 }
 
@@ -928,24 +947,15 @@ benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch, bool srcFile,
     ChildResult cr;
     unsigned int port;
     size_t off;
-    int dfd = -1;
+    int dfd;
     int lfd, fd;
     int pfd[2];
     pid_t pid;
     double t0, c0, t;
 
     memset(keybuf, 7, sizeof(keybuf));
-    if (dstFile) {
-        if ((dfd = memfd_create("bare-dest-ram", MFD_CLOEXEC)) < 0 ||
-            ftruncate(dfd, (off_t)size) < 0)
-            die("memfd", NULL);
-        dmem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, dfd, 0);
-    } else {
-        dmem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    }
-    if (dmem == MAP_FAILED ||
-        gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &key) < 0)
+    dmem = destMemory(size, dstFile, PROT_READ | PROT_WRITE, &dfd);
+    if (gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &key) < 0)
         die("bare pipeline", NULL);
     lfd = tcpListen(&port);
     if (pipe(pfd) < 0)
@@ -1010,9 +1020,7 @@ benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch, bool srcFile,
         die("bare pipeline: destination memory differs", NULL);
     if (src != mem)
         munmap((void *)src, size);
-    munmap(dmem, size);
-    if (dfd >= 0)
-        close(dfd);
+    destMemoryFree(dmem, size, dfd);
     return t;
 }
 
