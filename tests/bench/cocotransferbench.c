@@ -831,11 +831,11 @@ destMemoryFree(uint8_t *m, size_t size, int fd)
  * @dstFile the destination's guest memory is a file (a memfd), as the
  * agent's is, rather than anonymous memory; @mode: the source's
  * (attachSource()). Returns the wall seconds;
- * *@cpu the CPU seconds of both processes.
+ * *@cpu the CPU seconds of both processes, *@recv the destination's.
  */
 static double
 benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
-         bool dstFile, SrcMode mode, double *cpu)
+         bool dstFile, SrcMode mode, double *cpu, double *recv)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(CocoEmuPlatform) pf = cocoEmuPlatformNew(&err);
@@ -914,6 +914,7 @@ benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
     cr = childWait(pid, pfd[0]);
     t = now() - t0;
     *cpu = cpuNow() - c0 + cr.cpu;
+    *recv = cr.cpu;
     if (cr.sum != memSum(mem, size))
         die("destination memory differs", NULL);
     for (i = 0; i < streams; i++)
@@ -922,41 +923,146 @@ benchTcp(uint8_t *mem, size_t size, unsigned int streams, unsigned int ppb,
     return t;
 }
 
+/* One stream of the bare pipeline: every @streams-th run of @batch pages
+ * from @stream on, sent or received on @fd with its own cipher handle. */
+typedef struct {
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t size;
+    unsigned int batch;
+    unsigned int stream;
+    unsigned int streams;
+    int fd;
+} BareStream;
+
+static gnutls_aead_cipher_hd_t
+bareCipher(void)
+{
+    uint8_t keybuf[32];
+    gnutls_datum_t key = {keybuf, sizeof(keybuf)};
+    gnutls_aead_cipher_hd_t h;
+
+    memset(keybuf, 7, sizeof(keybuf));
+    if (gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &key) < 0)
+        die("bare pipeline", NULL);
+    return h;
+}
+
+static gpointer
+bareSend(gpointer opaque)
+{
+    BareStream *b = opaque;
+    size_t rec = PAGE + 16;
+    size_t step = (size_t)b->batch * PAGE * b->streams;
+    g_autofree uint8_t *buf = g_malloc((size_t)b->batch * rec);
+    gnutls_aead_cipher_hd_t h = bareCipher();
+    uint8_t iv[12] = {0};
+    size_t first;
+
+    for (first = (size_t)b->stream * b->batch * PAGE; first < b->size;
+         first += step) {
+        size_t n = MIN((size_t)b->batch, (b->size - first) / PAGE);
+        size_t k;
+
+        for (k = 0; k < n; k++) {
+            size_t off = first + k * PAGE;
+            size_t ctlen = rec;
+
+            memcpy(iv, &off, sizeof(off));
+            if (gnutls_aead_cipher_encrypt(h, iv, sizeof(iv), NULL, 0, 16,
+                                           b->src + off, PAGE, buf + k * rec,
+                                           &ctlen) < 0)
+                die("encrypt", NULL);
+        }
+        fullIo(b->fd, buf, n * rec, true);
+    }
+    gnutls_aead_cipher_deinit(h);
+    return NULL;
+}
+
+static gpointer
+bareRecv(gpointer opaque)
+{
+    BareStream *b = opaque;
+    size_t rec = PAGE + 16;
+    size_t step = (size_t)b->batch * PAGE * b->streams;
+    g_autofree uint8_t *buf = g_malloc((size_t)b->batch * rec);
+    gnutls_aead_cipher_hd_t h = bareCipher();
+    uint8_t iv[12] = {0};
+    size_t first;
+
+    for (first = (size_t)b->stream * b->batch * PAGE; first < b->size;
+         first += step) {
+        size_t n = MIN((size_t)b->batch, (b->size - first) / PAGE);
+        size_t k;
+
+        fullIo(b->fd, buf, n * rec, false);
+        for (k = 0; k < n; k++) {
+            size_t off = first + k * PAGE;
+            size_t ptlen = PAGE;
+
+            memcpy(iv, &off, sizeof(off));
+            if (gnutls_aead_cipher_decrypt(h, iv, sizeof(iv), NULL, 0, 16,
+                                           buf + k * rec, rec, b->dst + off,
+                                           &ptlen) < 0)
+                die("decrypt", NULL);
+        }
+    }
+    gnutls_aead_cipher_deinit(h);
+    return NULL;
+}
+
+/* Run @fn on @streams threads, one BareStream each; wait for them all. */
+static void
+bareRun(GThreadFunc fn, BareStream *b, unsigned int streams)
+{
+    GThread *th[8];
+    unsigned int i;
+
+    for (i = 0; i < streams; i++)
+        th[i] = g_thread_new("bare", fn, &b[i]);
+    for (i = 0; i < streams; i++)
+        g_thread_join(th[i]);
+}
+
 /*
  * The bare reference of the same path: GnuTLS AES-256-GCM per 4 KiB page
- * (fresh IV), @batch pages' ciphertexts and tags sent in one write on one
- * loopback TCP connection, received in one read and decrypted page by page
+ * (fresh IV), @batch pages' ciphertexts and tags sent in one write on
+ * each of @streams loopback TCP connections (a thread each, every
+ * @streams-th batch), received in one read and decrypted page by page
  * into fresh memory in a child process. Nothing else: no hashes, no
  * framing, no order or replay checks. With @srcFile the sender reads the
  * source's RAM file through a mapping of its own, made in the measured
  * time, as any process but QEMU must (the agent's firmware does); with
  * @dstFile the receiver decrypts into a fresh RAM file (a memfd) through
- * a shared mapping. Wall seconds; *@cpu both processes'.
+ * a shared mapping. Wall seconds; *@cpu both processes', *@recv the
+ * receiving process's.
  */
 static double
-benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch, bool srcFile,
-             bool dstFile, double *cpu)
+benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch,
+             unsigned int streams, bool srcFile, bool dstFile, double *cpu,
+             double *recv)
 {
-    size_t rec = PAGE + 16;
-    g_autofree uint8_t *buf = g_malloc((size_t)batch * rec);
-    gnutls_aead_cipher_hd_t h;
-    uint8_t keybuf[32], iv[12] = {0};
-    gnutls_datum_t key = {keybuf, sizeof(keybuf)};
+    BareStream b[8];
     const uint8_t *src = mem;
     uint8_t *dmem;
     ChildResult cr;
     unsigned int port;
-    size_t off;
+    unsigned int i;
     int dfd;
-    int lfd, fd;
+    int lfd;
     int pfd[2];
     pid_t pid;
     double t0, c0, t;
 
-    memset(keybuf, 7, sizeof(keybuf));
+    g_assert(streams >= 1 && streams <= G_N_ELEMENTS(b));
     dmem = destMemory(size, dstFile, PROT_READ | PROT_WRITE, &dfd);
-    if (gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &key) < 0)
-        die("bare pipeline", NULL);
+    for (i = 0; i < streams; i++)
+        b[i] = (BareStream){.dst = dmem,
+                            .size = size,
+                            .batch = batch,
+                            .stream = i,
+                            .streams = streams};
     lfd = tcpListen(&port);
     if (pipe(pfd) < 0)
         die("pipe", NULL);
@@ -967,22 +1073,10 @@ benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch, bool srcFile,
         double d0 = cpuNow();
 
         close(pfd[0]);
-        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        for (off = 0; off < size;) {
-            size_t n = MIN((size_t)batch, (size - off) / PAGE);
-            size_t k;
-
-            fullIo(fd, buf, n * rec, false);
-            for (k = 0; k < n; k++, off += PAGE) {
-                size_t ptlen = PAGE;
-
-                memcpy(iv, &off, sizeof(off));
-                if (gnutls_aead_cipher_decrypt(h, iv, sizeof(iv), NULL, 0, 16,
-                                               buf + k * rec, rec, dmem + off,
-                                               &ptlen) < 0)
-                    die("decrypt", NULL);
-            }
-        }
+        /* The sender connects in stream order. */
+        for (i = 0; i < streams; i++)
+            b[i].fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        bareRun(bareRecv, b, streams);
         cr.cpu = cpuNow() - d0;
         cr.sum = memSum(dmem, size);
         fullIo(pfd[1], &cr, sizeof(cr), true);
@@ -990,38 +1084,52 @@ benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch, bool srcFile,
     }
     close(pfd[1]);
     close(lfd);
-    fd = tcpConnect(port);
+    for (i = 0; i < streams; i++)
+        b[i].fd = tcpConnect(port);
     c0 = cpuNow();
     t0 = now();
     if (srcFile &&
         (src = mmap(NULL, size, PROT_READ, MAP_SHARED, srcFd, 0)) == MAP_FAILED)
         die("bare pipeline: source RAM file", NULL);
-    for (off = 0; off < size;) {
-        size_t n = MIN((size_t)batch, (size - off) / PAGE);
-        size_t k;
-
-        for (k = 0; k < n; k++, off += PAGE) {
-            size_t ctlen = rec;
-
-            memcpy(iv, &off, sizeof(off));
-            if (gnutls_aead_cipher_encrypt(h, iv, sizeof(iv), NULL, 0, 16,
-                                           src + off, PAGE, buf + k * rec,
-                                           &ctlen) < 0)
-                die("encrypt", NULL);
-        }
-        fullIo(fd, buf, n * rec, true);
-    }
+    for (i = 0; i < streams; i++)
+        b[i].src = src;
+    bareRun(bareSend, b, streams);
     cr = childWait(pid, pfd[0]);
     t = now() - t0;
     *cpu = cpuNow() - c0 + cr.cpu;
-    close(fd);
-    gnutls_aead_cipher_deinit(h);
+    *recv = cr.cpu;
+    for (i = 0; i < streams; i++)
+        close(b[i].fd);
     if (cr.sum != memSum(mem, size))
         die("bare pipeline: destination memory differs", NULL);
     if (src != mem)
         munmap((void *)src, size);
     destMemoryFree(dmem, size, dfd);
     return t;
+}
+
+/* The best of a two-process configuration's runs: its best wall
+ * seconds; the CPU seconds of its least costly run and, of that run, the
+ * receiving process's. */
+typedef struct {
+    double wall;
+    double cpu;
+    double recv;
+} TcpBest;
+
+#define TCP_BEST_INIT                                                          \
+ {                                                                             \
+  1e9, 1e9, 0                                                                  \
+ }
+
+static void
+tcpBestAdd(TcpBest *b, double wall, double cpu, double recv)
+{
+    b->wall = MIN(b->wall, wall);
+    if (cpu < b->cpu) {
+        b->cpu = cpu;
+        b->recv = recv;
+    }
 }
 
 /* Run @fn RUNS times; best wall and best CPU seconds. */
@@ -1079,7 +1187,6 @@ main(int argc, char **argv)
     uint8_t *mem, *dmem;
     double enc, dec, gcmcpu, enccpu, deccpu, gcm, fw, fwcpu, wall, cpu;
     double hash, cmp, cpy;
-    double refwall, refcpu;
     double mb;
     size_t i;
     int r;
@@ -1194,10 +1301,11 @@ main(int argc, char **argv)
     for (i = 0; i < G_N_ELEMENTS(bareBatch); i++) {
         bare[i] = barewall[i] = 1e9;
         for (r = 0; r < RUNS; r++) {
-            double c;
+            double c, rc;
 
-            barewall[i] = MIN(barewall[i], benchBareTcp(mem, size, bareBatch[i],
-                                                        false, false, &c));
+            barewall[i] =
+                MIN(barewall[i], benchBareTcp(mem, size, bareBatch[i], 1, false,
+                                              false, &c, &rc));
             bare[i] = MIN(bare[i], c);
         }
         printf("bare GnuTLS encrypt->send->recv->decrypt, two processes, "
@@ -1207,47 +1315,53 @@ main(int argc, char **argv)
     }
     for (i = 0; i < G_N_ELEMENTS(tcpRuns); i++) {
         size_t b = tcpRuns[i].ppb >= 512 ? 2 : 1;
+        unsigned int streams = tcpRuns[i].streams;
         bool sfile = tcpRuns[i].src != SRC_REGION;
         bool files = sfile || tcpRuns[i].file;
-        double fwall = 1e9, fcpu = 1e9;
+        /* The reference of the same shape: as many streams, the same
+         * memories (the lab's shape where they are files). */
+        bool shaped = files || streams > 1;
+        TcpBest eng = TCP_BEST_INIT, ref = TCP_BEST_INIT;
+        TcpBest shape = TCP_BEST_INIT;
         g_autofree char *same = NULL;
 
         if (tcpRuns[i].src == SRC_LOG && vmmPid < 0)
             continue;
-        /* The bare reference again, run by run between the engine's
-         * runs: two processes on loopback drift more than one loop. Where
-         * the engine's memories are files, the bare pipeline also runs on
-         * files reached as the engine reaches them. */
-        wall = cpu = refwall = refcpu = 1e9;
+        /* The bare references again, run by run between the engine's
+         * runs: two processes on loopback drift more than one loop. */
         for (r = 0; r < TCP_RUNS; r++) {
-            double c;
+            double w, c, rc;
 
-            refwall = MIN(refwall, benchBareTcp(mem, size, bareBatch[b], false,
-                                                false, &c));
-            refcpu = MIN(refcpu, c);
-            if (files) {
-                fwall = MIN(fwall, benchBareTcp(mem, size, bareBatch[b], sfile,
-                                                tcpRuns[i].file, &c));
-                fcpu = MIN(fcpu, c);
+            w = benchBareTcp(mem, size, bareBatch[b], 1, false, false, &c, &rc);
+            tcpBestAdd(&ref, w, c, rc);
+            if (shaped) {
+                w = benchBareTcp(mem, size, bareBatch[b], streams, sfile,
+                                 tcpRuns[i].file, &c, &rc);
+                tcpBestAdd(&shape, w, c, rc);
             }
-            wall = MIN(wall,
-                       benchTcp(mem, size, tcpRuns[i].streams, tcpRuns[i].ppb,
-                                tcpRuns[i].file, tcpRuns[i].src, &c));
-            cpu = MIN(cpu, c);
+            w = benchTcp(mem, size, streams, tcpRuns[i].ppb, tcpRuns[i].file,
+                         tcpRuns[i].src, &c, &rc);
+            tcpBestAdd(&eng, w, c, rc);
         }
-        if (files)
-            same = g_strdup_printf("; vs bare on the same files cpu %.2f "
-                                   "wall %.2f",
-                                   fcpu / cpu, fwall / wall);
+        if (!shaped)
+            shape = ref;
+        else
+            same = g_strdup_printf("; vs bare of the same shape (%u "
+                                   "stream(s)%s) cpu %.2f wall %.2f",
+                                   streams, files ? ", the same files" : "",
+                                   shape.cpu / eng.cpu, shape.wall / eng.wall);
         printf("pipeline, two processes, loopback TCP, %u stream(s) x %u "
                "pages/bundle%s%s%s: wall %.0f cpu %.0f MiB/s; vs bare with the "
                "same pages per write cpu %.2f (goal >= 1.0) wall %.2f%s; vs "
-               "bare 1 page per write cpu %.2f\n",
-               tcpRuns[i].streams, tcpRuns[i].ppb,
+               "bare 1 page per write cpu %.2f; CPU ms sending / receiving: "
+               "engine %.0f / %.0f, bare of the same shape %.0f / %.0f\n",
+               streams, tcpRuns[i].ppb,
                tcpRuns[i].file ? ", the destination's memory a file" : "",
                sfile ? ", " : "", sfile ? srcModeName[tcpRuns[i].src] : "",
-               mb / wall, mb / cpu, refcpu / cpu, refwall / wall,
-               same ? same : "", bare[0] / cpu);
+               mb / eng.wall, mb / eng.cpu, ref.cpu / eng.cpu,
+               ref.wall / eng.wall, same ? same : "", bare[0] / eng.cpu,
+               (eng.cpu - eng.recv) * 1e3, eng.recv * 1e3,
+               (shape.cpu - shape.recv) * 1e3, shape.recv * 1e3);
     }
 
     for (i = 0; i < G_N_ELEMENTS(runs); i++) {
