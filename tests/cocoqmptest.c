@@ -432,6 +432,37 @@ static const CocoQmpAgentOps testAgentOps = {
     .dispose = testAgentDispose,
 };
 
+static void
+testAgentReadyAnswer(gboolean release, const char *reason, gpointer opaque)
+{
+    gboolean *answered = opaque;
+
+    g_assert_true(release);
+    g_assert_null(reason);
+    *answered = TRUE;
+}
+
+/* An agent without a waitReady op answers from the caller's main context
+ * (a relay on a context of its own), never from GLib's global one. */
+static void
+testAgentWaitReadyContext(void)
+{
+    g_autoptr(GMainContext) ctx = g_main_context_new();
+    TestAgent ta = {0};
+    g_autoptr(CocoQmpAgent) agent = NULL;
+    gboolean answered = FALSE;
+    guint i;
+
+    g_main_context_push_thread_default(ctx);
+    agent = cocoQmpAgentNew(&testAgentOps, &ta);
+    cocoQmpAgentWaitReady(agent, 1000, testAgentReadyAnswer, &answered);
+    g_assert_false(answered); /* never from inside */
+    for (i = 0; i < 10 && !answered; i++)
+        g_main_context_iteration(ctx, FALSE);
+    g_assert_true(answered);
+    g_main_context_pop_thread_default(ctx);
+}
+
 /* ---- relay fixture ---- */
 
 typedef struct {
@@ -2816,6 +2847,7 @@ main(int argc, char **argv)
     g_test_add_func("/qmp/message/invalid", testMessageInvalid);
     g_test_add_func("/qmp/message/id-and-build", testMessageIdAndBuild);
     g_test_add_func("/qmp/linebuf/split", testLineBufSplit);
+    g_test_add_func("/qmp/agent/wait-ready-context", testAgentWaitReadyContext);
     g_test_add_func("/qmp/linebuf/fds", testLineBufFds);
     g_test_add_func("/qmp/linebuf/too-long", testLineBufTooLong);
     g_test_add_func("/qmp/vfio-report/parse", testVfioReportParse);

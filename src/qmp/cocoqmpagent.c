@@ -137,6 +137,7 @@ cocoQmpAgentWaitReady(CocoQmpAgent *agent, guint timeoutMs,
                       CocoQmpAgentVerdictFunc cb, gpointer opaque)
 {
     CocoQmpAgentReadyAnswer *a;
+    g_autoptr(GSource) idle = NULL;
 
     if (agent->ops->waitReady) {
         agent->ops->waitReady(agent, timeoutMs, cb, opaque);
@@ -146,7 +147,12 @@ cocoQmpAgentWaitReady(CocoQmpAgent *agent, guint timeoutMs,
     a->cb = cb;
     a->opaque = opaque;
     a->ready = cocoQmpAgentIsReady(agent, &a->reason);
-    g_idle_add(cocoQmpAgentOnReadyAnswer, a);
+    /* Answered from the caller's main context (the relay's), not from
+     * GLib's global one, which a relay on a context of its own never
+     * iterates. */
+    idle = g_idle_source_new();
+    g_source_set_callback(idle, cocoQmpAgentOnReadyAnswer, a, NULL);
+    g_source_attach(idle, g_main_context_get_thread_default());
 }
 
 void
