@@ -5,6 +5,7 @@
  */
 
 #include "internal.h"
+#include "proto/cocoproto.h"
 #include "qmp/cocoqmpguest.h"
 #include "util/cocoerror.h"
 #include "util/cocomath.h"
@@ -95,22 +96,18 @@ cocoQmpGuestParseObject(CocoQmpGuestInfo *info, const char *arg, GError **error)
             return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                                 _("cannot parse the QEMU object '%1$s'"), arg);
         obj = json_node_get_object(json_parser_get_root(parser));
-        if (STRNEQ(
-                json_object_get_string_member_with_default(obj, "qom-type", ""),
-                "memory-backend-file"))
+        if (STRNEQ(cocoJsonStringDefault(obj, "qom-type", ""),
+                   "memory-backend-file"))
             return 0;
         ram = g_new0(CocoQmpRamBackend, 1);
-        ram->id =
-            g_strdup(json_object_get_string_member_with_default(obj, "id", ""));
-        ram->path = g_strdup(
-            json_object_get_string_member_with_default(obj, "mem-path", ""));
+        ram->id = g_strdup(cocoJsonStringDefault(obj, "id", ""));
+        ram->path = g_strdup(cocoJsonStringDefault(obj, "mem-path", ""));
         n = json_object_get_member(obj, "size");
         if (n && JSON_NODE_HOLDS_VALUE(n) &&
             json_node_get_value_type(n) == G_TYPE_INT64 &&
             json_node_get_int(n) >= 0)
             ram->size = (guint64)json_node_get_int(n);
-        ram->share =
-            json_object_get_boolean_member_with_default(obj, "share", FALSE);
+        ram->share = cocoJsonBoolDefault(obj, "share", FALSE);
     } else {
         g_autoptr(GHashTable) opts = cocoQmpGuestSplitOpts(arg);
         const char *type = g_hash_table_lookup(opts, "");

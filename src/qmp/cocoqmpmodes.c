@@ -6,6 +6,7 @@
  */
 
 #include "internal.h"
+#include "proto/cocoproto.h"
 #include "qmp/cocoqmpmodes.h"
 
 /* The capabilities QEMU never sees from a confidential session. */
@@ -31,10 +32,8 @@ cocoQmpModesFilterCapabilities(JsonArray *caps, CocoQmpModes *modes)
             i++;
             continue;
         }
-        name = json_object_get_string_member_with_default(
-            json_node_get_object(e), "capability", "");
-        state = json_object_get_boolean_member_with_default(
-            json_node_get_object(e), "state", FALSE);
+        name = cocoJsonStringDefault(json_node_get_object(e), "capability", "");
+        state = cocoJsonBoolDefault(json_node_get_object(e), "state", FALSE);
         if (STREQ(name, "multifd"))
             modes->multifd = state;
         else if (STREQ(name, "postcopy-ram"))

@@ -6,6 +6,7 @@
  */
 
 #include "internal.h"
+#include "proto/cocoproto.h"
 #include "qmp/cocoqmpprecopy.h"
 
 #define COCO_QMP_PAGE_SIZE 4096
@@ -92,8 +93,7 @@ cocoQmpProgressParse(JsonObject *msg, CocoQmpProgress *p)
     p->dirtyRate = cocoQmpJsonU64(msg, "dirty_rate");
     p->hasExpectedDowntime = json_object_has_member(msg, "expected_downtime");
     p->expectedDowntime = cocoQmpJsonU64(msg, "expected_downtime");
-    p->done = STREQ(
-        json_object_get_string_member_with_default(msg, "phase", ""), "done");
+    p->done = STREQ(cocoJsonStringDefault(msg, "phase", ""), "done");
     return TRUE;
 }
 
@@ -229,8 +229,7 @@ void
 cocoQmpPrecopyAugment(JsonObject *ret, const CocoQmpProgress *p, guint64 passes)
 {
     JsonNode *n = json_object_get_member(ret, "ram");
-    const char *status =
-        json_object_get_string_member_with_default(ret, "status", "");
+    const char *status = cocoJsonStringDefault(ret, "status", "");
     JsonObject *ram;
 
     if (STREQ(status, "setup"))

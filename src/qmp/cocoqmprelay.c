@@ -5,6 +5,7 @@
  */
 
 #include "internal.h"
+#include "proto/cocoproto.h"
 #include "qmp/cocoqmprelay.h"
 #include "qmp/cocoqmpchannel.h"
 #include "qmp/cocoqmphmp.h"
@@ -704,8 +705,8 @@ cocoQmpSessionOnSetCaps(CocoQmpSession *s, CocoQmpMessage *msg)
         if (!JSON_NODE_HOLDS_OBJECT(e))
             continue;
         c = json_node_get_object(e);
-        name = json_object_get_string_member_with_default(c, "capability", "");
-        state = json_object_get_boolean_member_with_default(c, "state", FALSE);
+        name = cocoJsonStringDefault(c, "capability", "");
+        state = cocoJsonBoolDefault(c, "state", FALSE);
         if (STREQ(name, "pause-before-switchover"))
             s->capPauseBeforeSwitchover = state;
         else if (STREQ(name, "late-block-activate"))
@@ -1411,10 +1412,10 @@ cocoQmpSessionOnQemuLine(CocoQmpChannel *ch, CocoQmpLine *line, gpointer opaque)
             relay->own == COCO_QMP_OWN_FORWARDED &&
             STREQ(msg->name, "MIGRATION_PASS")) {
             JsonObject *data = cocoQmpMessageGetArguments(msg);
+            gint64 pass;
 
-            if (data && json_object_has_member(data, "pass")) {
+            if (cocoJsonInt(data, "pass", &pass)) {
                 g_autofree char *text = NULL;
-                gint64 pass = json_object_get_int_member(data, "pass");
 
                 /* QEMU counts its passes from 1: they follow the
                  * agents' epochs libvirt saw already. */
@@ -1756,7 +1757,7 @@ cocoQmpRelayOnVfioState(JsonObject *data, gpointer opaque)
     CocoQmpRelay *relay = opaque;
     g_autoptr(JsonObject) ev = json_object_new();
     JsonObject *vfio;
-    JsonArray *names = json_object_get_array_member(data, "devices");
+    JsonArray *names = cocoJsonArray(data, "devices");
     JsonArray *devices;
     guint i;
 
@@ -1766,7 +1767,8 @@ cocoQmpRelayOnVfioState(JsonObject *data, gpointer opaque)
         return;
     vfio = json_object_new();
     devices = json_array_new();
-    for (i = 0; i < json_array_get_length(names); i++) {
+    /* The report's parser checked each name (cocoqmpvfioreport.c). */
+    for (i = 0; names && i < json_array_get_length(names); i++) {
         JsonObject *d = json_object_new();
 
         json_object_set_string_member(d, "name",
@@ -1775,13 +1777,13 @@ cocoQmpRelayOnVfioState(JsonObject *data, gpointer opaque)
     }
     json_object_set_array_member(vfio, "devices", devices);
     json_object_set_int_member(vfio, "open",
-                               json_object_get_int_member(data, "count"));
+                               cocoJsonIntDefault(data, "count", 0));
     json_object_set_int_member(vfio, "spaces",
-                               json_object_get_int_member(data, "spaces"));
+                               cocoJsonIntDefault(data, "spaces", 0));
     json_object_set_int_member(vfio, "mappings",
-                               json_object_get_int_member(data, "mappings"));
+                               cocoJsonIntDefault(data, "mappings", 0));
     json_object_set_int_member(vfio, "mapped-bytes",
-                               json_object_get_int_member(data, "bytes"));
+                               cocoJsonIntDefault(data, "bytes", 0));
     json_object_set_object_member(ev, "vfio", vfio);
     cocoQmpAgentNotify(relay->agent, "vfio-state", ev);
 }
