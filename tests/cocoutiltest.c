@@ -7,9 +7,12 @@
 #include "internal.h"
 #include "util/cocoenum.h"
 #include "util/cocoerror.h"
+#include "util/cocokeyfile.h"
 #include "util/cocomath.h"
 
 #include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum {
     TEST_COLOR_RED,
@@ -138,11 +141,61 @@ testErrorSystem(void)
     g_assert_cmpint(cocoErrorSet(NULL, COCO_ERROR_INTERNAL, "x"), ==, -1);
 }
 
+/* Configuration files: a regular file of at most COCO_KEY_FILE_MAX
+ * bytes; a FIFO is refused at once (no writer would ever come), a larger
+ * file before it is read, a missing one is G_FILE_ERROR_NOENT. */
+static void
+testKeyFileLoad(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("coco-keyfile-XXXXXX", NULL);
+    g_autofree char *good = g_build_filename(dir, "good.conf", NULL);
+    g_autofree char *big = g_build_filename(dir, "big.conf", NULL);
+    g_autofree char *fifo = g_build_filename(dir, "fifo.conf", NULL);
+    g_autofree char *none = g_build_filename(dir, "none.conf", NULL);
+    g_autofree char *large = g_strnfill(COCO_KEY_FILE_MAX + 1, '#');
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *v = NULL;
+
+    g_assert_nonnull(dir);
+    g_assert_true(g_file_set_contents(good, "[g]\nk = v\n", -1, NULL));
+    g_assert_true(cocoKeyFileLoad(kf, good, &err));
+    g_assert_no_error(err);
+    v = g_key_file_get_string(kf, "g", "k", NULL);
+    g_assert_cmpstr(v, ==, "v");
+
+    g_assert_true(g_file_set_contents(big, large, -1, NULL));
+    g_assert_false(cocoKeyFileLoad(kf, big, &err));
+    g_assert_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED);
+    g_clear_error(&err);
+    /* At the limit it is read (and parsed: all comment). */
+    g_assert_true(g_file_set_contents(big, large, COCO_KEY_FILE_MAX, NULL));
+    g_assert_true(cocoKeyFileLoad(kf, big, &err));
+    g_assert_no_error(err);
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    g_assert_false(cocoKeyFileLoad(kf, fifo, &err));
+    g_assert_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL);
+    g_clear_error(&err);
+    g_assert_false(cocoKeyFileLoad(kf, dir, &err));
+    g_assert_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL);
+    g_clear_error(&err);
+
+    g_assert_false(cocoKeyFileLoad(kf, none, &err));
+    g_assert_error(err, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+
+    unlink(good);
+    unlink(big);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/util/enum", testEnum);
+    g_test_add_func("/util/keyfile/load", testKeyFileLoad);
     g_test_add_func("/util/math/checked", testMath);
     g_test_add_func("/util/math/strtou64", testStrToU64);
     g_test_add_func("/util/error/nicks", testErrorNicks);

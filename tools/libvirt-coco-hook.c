@@ -24,6 +24,7 @@
 #include "conf/cocomigrationdef.h"
 #include "migration/cocohostdevpolicy.h"
 #include "util/cocoerror.h"
+#include "util/cocokeyfile.h"
 #include "vfio/cocovfiocheck.h"
 #include "vfio/cocovfiopolicy.h"
 
@@ -87,7 +88,7 @@ cocoHookSocketPath(void)
         return g_strdup(env);
     if (!qcfg)
         qcfg = COCO_HOOK_QEMU_COCO_CONFIG;
-    if (g_key_file_load_from_file(kf, qcfg, G_KEY_FILE_NONE, NULL) &&
+    if (cocoKeyFileLoad(kf, qcfg, NULL) &&
         (path = g_key_file_get_string(kf, "qemu-coco", "agent_socket", NULL))) {
         g_strstrip(path);
         if (*path)
@@ -96,7 +97,7 @@ cocoHookSocketPath(void)
     }
     if (!acfg)
         acfg = COCO_AGENT_DEFAULT_CONFIG;
-    if (g_key_file_load_from_file(kf, acfg, G_KEY_FILE_NONE, NULL) &&
+    if (cocoKeyFileLoad(kf, acfg, NULL) &&
         (path = g_key_file_get_string(kf, "virtcocod", "socket", NULL))) {
         g_strstrip(path);
         if (*path)

@@ -9,6 +9,7 @@
 #include "agent/cocoagentmetrics.h"
 #include "transfer/cocotransfer.h"
 #include "util/cocoerror.h"
+#include "util/cocokeyfile.h"
 #include "util/cocomath.h"
 
 #include <errno.h>
@@ -355,7 +356,7 @@ cocoAgentConfigLoad(CocoAgentConfig *cfg, const char *path, bool required,
     g_auto(GStrv) qemu = NULL;
     size_t i;
 
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
+    if (!cocoKeyFileLoad(kf, path, &err)) {
         if (!required && g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
             return 0;
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,

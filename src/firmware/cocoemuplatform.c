@@ -7,6 +7,7 @@
 #include "firmware/cocoemuplatform.h"
 #include "firmware/cococrypto.h"
 #include "util/cocoerror.h"
+#include "util/cocokeyfile.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -127,7 +128,7 @@ cocoEmuPlatformLoad(const char *path, bool create, GError **error)
     gsize seedlen = 0;
     size_t i;
 
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
+    if (!cocoKeyFileLoad(kf, path, &err)) {
         if (create && g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
             g_autofree char *dir = g_path_get_dirname(path);
 

@@ -7,6 +7,7 @@
 #include "firmware/cocokvmconfig.h"
 #include "firmware/cocokvmuapi.h"
 #include "util/cocoerror.h"
+#include "util/cocokeyfile.h"
 #include "util/cocomath.h"
 
 #include <errno.h>
@@ -186,7 +187,7 @@ cocoKvmConfigLoadFile(CocoKvmConfig *cfg, const char *path, GError **error)
     CocoKvmConfig tmp = *cfg;
     size_t i;
 
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err))
+    if (!cocoKeyFileLoad(kf, path, &err))
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                             _("cannot read the KVM configuration '%1$s': %2$s"),
                             path, err->message);
