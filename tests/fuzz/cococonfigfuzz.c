@@ -93,8 +93,8 @@ fuzzPlatform(const char *path)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static void (*const fuzzers[])(const char *) = {
-        fuzzAgent, fuzzQemuCoco, fuzzKvm, fuzzPlatform};
+    static void (*const fuzzers[])(const char *) = {fuzzAgent, fuzzQemuCoco,
+                                                    fuzzKvm, fuzzPlatform};
     g_autofree char *path = NULL;
     size_t off = 1;
     int fd;
