@@ -765,6 +765,27 @@ testRelaySaveTurnsOff(Fixture *f, gconstpointer data)
     close(r);
 }
 
+/* libvirt's capabilities whose members have the wrong types: the relay
+ * reads none of them as a name or a state and passes the line on (it
+ * crashed on a capability that was a number). */
+static void
+testRelayCapabilitiesMistyped(Fixture *f, gconstpointer data)
+{
+    g_autoptr(CocoQmpMessage) fwd = NULL;
+
+    fixtureHandshake(f);
+    testPeerSend(&f->libvirt,
+                 "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+                 "\"capabilities\":[{\"capability\":5,\"state\":\"yes\"},"
+                 "{\"capability\":null},{\"capability\":[]},{},7,"
+                 "{\"capability\":\"pause-before-switchover\",\"state\":1}]},"
+                 "\"id\":\"libvirt-2\"}\r\n",
+                 -1);
+    fwd = testPeerReadMsg(&f->qemu);
+    g_assert_cmpstr(fwd->name, ==, "migrate-set-capabilities");
+    testPeerExpectNothing(&f->libvirt);
+}
+
 static void fixtureStartSource(Fixture *f);
 static void fixtureSyncEvents(Fixture *f, guint n);
 
@@ -2874,6 +2895,9 @@ main(int argc, char **argv)
                fixtureSetUp, testRelayMigrateInjects, fixtureTearDown);
     g_test_add("/qmp/relay/save-turns-off", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelaySaveTurnsOff, fixtureTearDown);
+    g_test_add("/qmp/relay/capabilities-mistyped", Fixture,
+               GINT_TO_POINTER(TRUE), fixtureSetUp,
+               testRelayCapabilitiesMistyped, fixtureTearDown);
     g_test_add("/qmp/relay/inject-failure", Fixture, GINT_TO_POINTER(TRUE),
                fixtureSetUp, testRelayInjectFailure, fixtureTearDown);
     g_test_add("/qmp/relay/migrate-precopy", Fixture, GINT_TO_POINTER(TRUE),
