@@ -933,6 +933,7 @@ typedef struct {
     unsigned int stream;
     unsigned int streams;
     int fd;
+    bool send;
 } BareStream;
 
 static gnutls_aead_cipher_hd_t
@@ -948,8 +949,10 @@ bareCipher(void)
     return h;
 }
 
+/* One stream's batches: encrypt each page and send the batch, or receive
+ * the batch and decrypt each page into the destination (@b->send). */
 static gpointer
-bareSend(gpointer opaque)
+bareStream(gpointer opaque)
 {
     BareStream *b = opaque;
     size_t rec = PAGE + 16;
@@ -964,63 +967,40 @@ bareSend(gpointer opaque)
         size_t n = MIN((size_t)b->batch, (b->size - first) / PAGE);
         size_t k;
 
+        if (!b->send)
+            fullIo(b->fd, buf, n * rec, false);
         for (k = 0; k < n; k++) {
             size_t off = first + k * PAGE;
-            size_t ctlen = rec;
+            size_t len = b->send ? rec : PAGE;
 
             memcpy(iv, &off, sizeof(off));
-            if (gnutls_aead_cipher_encrypt(h, iv, sizeof(iv), NULL, 0, 16,
-                                           b->src + off, PAGE, buf + k * rec,
-                                           &ctlen) < 0)
-                die("encrypt", NULL);
+            if ((b->send ? gnutls_aead_cipher_encrypt(h, iv, sizeof(iv), NULL,
+                                                      0, 16, b->src + off, PAGE,
+                                                      buf + k * rec, &len)
+                         : gnutls_aead_cipher_decrypt(h, iv, sizeof(iv), NULL,
+                                                      0, 16, buf + k * rec, rec,
+                                                      b->dst + off, &len)) < 0)
+                die(b->send ? "encrypt" : "decrypt", NULL);
         }
-        fullIo(b->fd, buf, n * rec, true);
+        if (b->send)
+            fullIo(b->fd, buf, n * rec, true);
     }
     gnutls_aead_cipher_deinit(h);
     return NULL;
 }
 
-static gpointer
-bareRecv(gpointer opaque)
-{
-    BareStream *b = opaque;
-    size_t rec = PAGE + 16;
-    size_t step = (size_t)b->batch * PAGE * b->streams;
-    g_autofree uint8_t *buf = g_malloc((size_t)b->batch * rec);
-    gnutls_aead_cipher_hd_t h = bareCipher();
-    uint8_t iv[12] = {0};
-    size_t first;
-
-    for (first = (size_t)b->stream * b->batch * PAGE; first < b->size;
-         first += step) {
-        size_t n = MIN((size_t)b->batch, (b->size - first) / PAGE);
-        size_t k;
-
-        fullIo(b->fd, buf, n * rec, false);
-        for (k = 0; k < n; k++) {
-            size_t off = first + k * PAGE;
-            size_t ptlen = PAGE;
-
-            memcpy(iv, &off, sizeof(off));
-            if (gnutls_aead_cipher_decrypt(h, iv, sizeof(iv), NULL, 0, 16,
-                                           buf + k * rec, rec, b->dst + off,
-                                           &ptlen) < 0)
-                die("decrypt", NULL);
-        }
-    }
-    gnutls_aead_cipher_deinit(h);
-    return NULL;
-}
-
-/* Run @fn on @streams threads, one BareStream each; wait for them all. */
+/* Run @streams threads, one BareStream each, sending (@send) or
+ * receiving; wait for them all. */
 static void
-bareRun(GThreadFunc fn, BareStream *b, unsigned int streams)
+bareRun(BareStream *b, unsigned int streams, bool send)
 {
     GThread *th[8];
     unsigned int i;
 
-    for (i = 0; i < streams; i++)
-        th[i] = g_thread_new("bare", fn, &b[i]);
+    for (i = 0; i < streams; i++) {
+        b[i].send = send;
+        th[i] = g_thread_new("bare", bareStream, &b[i]);
+    }
     for (i = 0; i < streams; i++)
         g_thread_join(th[i]);
 }
@@ -1076,7 +1056,7 @@ benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch,
         /* The sender connects in stream order. */
         for (i = 0; i < streams; i++)
             b[i].fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        bareRun(bareRecv, b, streams);
+        bareRun(b, streams, false);
         cr.cpu = cpuNow() - d0;
         cr.sum = memSum(dmem, size);
         fullIo(pfd[1], &cr, sizeof(cr), true);
@@ -1093,7 +1073,7 @@ benchBareTcp(const uint8_t *mem, size_t size, unsigned int batch,
         die("bare pipeline: source RAM file", NULL);
     for (i = 0; i < streams; i++)
         b[i].src = src;
-    bareRun(bareSend, b, streams);
+    bareRun(b, streams, true);
     cr = childWait(pid, pfd[0]);
     t = now() - t0;
     *cpu = cpuNow() - c0 + cr.cpu;
