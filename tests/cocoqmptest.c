@@ -2858,6 +2858,34 @@ testGuestArgv(void)
     g_assert_cmpint(pinfo->monitorFd, ==, -1);
 }
 
+/* A value qemu-coco refuses is quoted on one line, whatever libvirt put in
+ * it (the domain's XML is a libvirt user's). */
+static void
+testGuestInfoRefusalOneLine(void)
+{
+    char *badObject[] = {(char *)"qemu-coco", (char *)"-object",
+                         (char *)"{\"qom-type\":\n\"memory-backend-file\"",
+                         NULL};
+    char *noPath[] = {(char *)"qemu-coco", (char *)"-object",
+                      (char *)"{\"qom-type\":\"memory-backend-file\","
+                              "\"id\":\"pc\\nram\"}",
+                      NULL};
+    char *badFd[] = {(char *)"qemu-coco", (char *)"-chardev",
+                     (char *)"socket,id=charmonitor,fd=2\n1", NULL};
+    char **cases[] = {badObject, noPath, badFd};
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(CocoQmpGuestInfo) info =
+            cocoQmpGuestInfoParse(3, cases[i], &err);
+
+        g_assert_null(info);
+        g_assert_error(err, COCO_ERROR, COCO_ERROR_INVALID_ARG);
+        g_assert_null(strchr(err->message, '\n'));
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2868,6 +2896,7 @@ main(int argc, char **argv)
     g_test_add_func("/qmp/message/invalid", testMessageInvalid);
     g_test_add_func("/qmp/message/id-and-build", testMessageIdAndBuild);
     g_test_add_func("/qmp/linebuf/split", testLineBufSplit);
+    g_test_add_func("/qmp/guest/refusal-one-line", testGuestInfoRefusalOneLine);
     g_test_add_func("/qmp/agent/wait-ready-context", testAgentWaitReadyContext);
     g_test_add_func("/qmp/linebuf/fds", testLineBufFds);
     g_test_add_func("/qmp/linebuf/too-long", testLineBufTooLong);

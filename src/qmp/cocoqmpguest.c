@@ -92,9 +92,13 @@ cocoQmpGuestParseObject(CocoQmpGuestInfo *info, const char *arg, GError **error)
         JsonNode *n;
 
         if (!json_parser_load_from_data(parser, arg, -1, NULL) ||
-            !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)))
+            !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+            g_autofree char *quoted = cocoProtoPrintable(arg);
+
             return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                                _("cannot parse the QEMU object '%1$s'"), arg);
+                                _("cannot parse the QEMU object '%1$s'"),
+                                quoted);
+        }
         obj = json_node_get_object(json_parser_get_root(parser));
         if (STRNEQ(cocoJsonStringDefault(obj, "qom-type", ""),
                    "memory-backend-file"))
@@ -125,10 +129,12 @@ cocoQmpGuestParseObject(CocoQmpGuestInfo *info, const char *arg, GError **error)
             ram->size = 0;
         ram->share = cocoQmpGuestBool(g_hash_table_lookup(opts, "share"));
     }
-    if (!ram->path || !ram->path[0])
+    if (!ram->path || !ram->path[0]) {
+        g_autofree char *quoted = cocoProtoPrintable(ram->id);
+
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
-                            _("memory backend '%1$s' has no mem-path"),
-                            NULLSTR(ram->id));
+                            _("memory backend '%1$s' has no mem-path"), quoted);
+    }
     g_ptr_array_add(info->ram, g_steal_pointer(&ram));
     return 0;
 }
@@ -146,10 +152,13 @@ cocoQmpGuestParseChardev(CocoQmpGuestInfo *info, const char *arg, int idx,
     fd = g_hash_table_lookup(opts, "fd");
     if (!fd)
         return 0;
-    if (cocoStrToU64(fd, 10, &v) < 0 || v > G_MAXINT)
+    if (cocoStrToU64(fd, 10, &v) < 0 || v > G_MAXINT) {
+        g_autofree char *quoted = cocoProtoPrintable(fd);
+
         return cocoErrorSet(error, COCO_ERROR_INVALID_ARG,
                             _("the monitor descriptor '%1$s' is not a number"),
-                            fd);
+                            quoted);
+    }
     info->monitorFd = (int)v;
     info->monitorArg = idx;
     return 0;

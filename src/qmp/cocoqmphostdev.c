@@ -6,6 +6,7 @@
  */
 
 #include "internal.h"
+#include "proto/cocoproto.h"
 #include "qmp/cocoqmphostdev.h"
 #include "util/cocomath.h"
 #include "vfio/cocovfiopolicy.h"
@@ -231,7 +232,10 @@ char *
 cocoQmpHostdevRefusal(const char *device, const CocoQmpViommu *viommu,
                       const char *reason)
 {
+    g_autofree char *quoted = cocoProtoPrintable(device);
+    g_autofree char *model = cocoProtoPrintable(viommu->model);
+
     return g_strdup_printf(
         _("qemu-coco: refusing to hot-plug the VFIO host device '%1$s' behind the vIOMMU '%2$s', which lets the guest use IOVAs up to 2^64-1: %3$s"),
-        NULLSTR(device), NULLSTR(viommu->model), reason);
+        quoted, model, reason);
 }
