@@ -32,7 +32,7 @@ NOT_SHIPPED = {}
 # reads the integer keys of cocoAgentConfigUIntKeys).
 TABLES = {
     "virtcocod": ("src/agent/cocoagentconfig.c", "cocoAgentConfigKeys"),
-    "qemu-coco": ("tools/qemu-coco.c", "qemuCocoConfigKeys"),
+    "qemu-coco": ("tools/qemu-coco-config.c", "qemuCocoConfigKeys"),
     "kvm": ("src/firmware/cocokvmconfig.c", "known"),
 }
 
