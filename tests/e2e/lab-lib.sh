@@ -248,6 +248,12 @@ FAIL $(since "$t0") s  $name"
             echo "  --- host $sc_h: libvirt's last domain jobs" >&2
             grep -a -E 'virDomainObjBeginJobInternal|virDomainObjEndJob|Waiting for job|Cannot start job' \
                 "$(host_dir "$sc_h")/log/libvirtd.log" 2>/dev/null | tail -n 12 | cut -c1-300 >&2
+            # The calls libvirtd took from its clients (proc: the remote
+            # protocol's procedure number), to tell a call that waited
+            # for a job from one that never reached the driver.
+            echo "  --- host $sc_h: libvirt's last dispatched calls" >&2
+            grep -a 'virNetServerProgramDispatch' "$(host_dir "$sc_h")/log/libvirtd.log" 2>/dev/null |
+                tail -n 12 | cut -c1-200 >&2
         done
         return 1
     fi
