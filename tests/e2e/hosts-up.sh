@@ -123,7 +123,7 @@ for H in $HOSTS; do
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 host_uuid = "${U}${U}${U}${U}${U}${U}${U}${U}-0000-4000-8000-00000000000${U}"
-log_filters = "1:qemu.qemu_migration 1:conf.virdomainjob 1:rpc.virnetserverprogram 3:qemu 3:util 3:rpc 3:conf 3:remote"
+log_filters = "1:qemu.qemu_migration 1:conf.virdomainjob 1:rpc.netserverprogram 3:qemu 3:util 3:rpc 3:conf 3:remote"
 log_outputs = "1:file:/var/log/libvirt/libvirtd.log"
 CONF
     cat > "$R/etc/qemu.conf" <<CONF
