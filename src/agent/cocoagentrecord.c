@@ -10,6 +10,7 @@
 #include "migration/cocophase.h"
 #include "proto/cocoproto.h"
 #include "util/cocoerror.h"
+#include "util/cocofile.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -334,23 +335,19 @@ cocoAgentRecordRead(CocoAgentRecords *r, const char *id, GError **error)
     g_autofree char *text = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonObject) rec = NULL;
-    struct stat st;
-    gsize len = 0;
+    size_t len = 0;
 
-    if (g_stat(path, &st) < 0) {
-        cocoErrorSetSystem(error, errno, _("cannot stat '%1$s'"), path);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > COCO_AGENT_RECORD_FILE_MAX) {
-        cocoErrorSet(
-            error, COCO_ERROR_INVALID_ARG,
-            _("the record '%1$s' is not a regular file of at most '%2$u' bytes"),
-            path, COCO_AGENT_RECORD_FILE_MAX);
-        return NULL;
-    }
-    if (!g_file_get_contents(path, &text, &len, &err)) {
-        cocoErrorSet(error, COCO_ERROR_SYSTEM, _("cannot read '%1$s': %2$s"),
-                     path, err->message);
+    if (!(text = cocoFileReadRegular(path, COCO_AGENT_RECORD_FILE_MAX, &len,
+                                     &err))) {
+        if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_INVAL) ||
+            g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_FAILED))
+            cocoErrorSet(
+                error, COCO_ERROR_INVALID_ARG,
+                _("the record '%1$s' is not a regular file of at most '%2$u' bytes"),
+                path, COCO_AGENT_RECORD_FILE_MAX);
+        else
+            cocoErrorSet(error, COCO_ERROR_SYSTEM,
+                         _("cannot read '%1$s': %2$s"), path, err->message);
         return NULL;
     }
     if (!(rec = cocoProtoParseJson(text, len, COCO_AGENT_RECORD_FILE_MAX,

@@ -14,12 +14,9 @@
 
 /*
  * Load the key file at @path into @kf, as g_key_file_load_from_file()
- * does, but only a regular file (a FIFO or a device would block the
- * reader or never end; opening does not wait) of at most
- * COCO_KEY_FILE_MAX bytes, checked before it is read. Errors are GLib's:
- * G_FILE_ERROR (G_FILE_ERROR_NOENT for a missing file, _INVAL for one
- * that is not a regular file, _FAILED for one too large) or
- * G_KEY_FILE_ERROR, each a message without the path, for the caller to
- * place in its own.
+ * does, but only a regular file of at most COCO_KEY_FILE_MAX bytes
+ * (cocoFileReadRegular()). Errors are GLib's: that function's
+ * G_FILE_ERROR or G_KEY_FILE_ERROR, each a message without the path, for
+ * the caller to place in its own.
  */
 gboolean cocoKeyFileLoad(GKeyFile *kf, const char *path, GError **error);
